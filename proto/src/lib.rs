@@ -1,0 +1,29 @@
+//! The Outboard plugin protocol, shared by the host and the plugin SDKs.
+//!
+//! # Layout
+//!
+//! - [`v1`]: the generated gRPC types and service stubs for `outboard.v1`
+//!   (from `proto/outboard/v1/*.proto`, checked in; `tests/codegen.rs` fails
+//!   when they drift).
+//! - [`handshake`]: the environment variables, the handshake line a plugin
+//!   prints, the token metadata and protocol version negotiation.
+//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
+//!
+//! This crate does no I/O: it is types and pure functions only, so that both
+//! sides of the protocol can share it without sharing behaviour.
+
+pub mod handshake;
+
+/// Generated types for the `outboard.v1` package.
+#[allow(clippy::all, missing_debug_implementations, missing_docs)]
+pub mod v1 {
+    include!("generated/outboard.v1.rs");
+}
+
+/// The encoded `FileDescriptorSet` of `outboard.v1` and its imports, for
+/// `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("generated/outboard_v1_descriptor.bin");
+
+/// The fully qualified name of the plugin service, as health checks and
+/// reflection name it.
+pub const SERVICE_NAME: &str = "outboard.v1.PluginService";
