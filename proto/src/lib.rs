@@ -5,6 +5,9 @@
 //! - [`v1`]: the generated gRPC types and service stubs for `outboard.v1`
 //!   (from `proto/outboard/v1/*.proto`, checked in; `tests/codegen.rs` fails
 //!   when they drift).
+//! - [`json`]: `google.protobuf.Struct` / `Value` to and from `serde_json`.
+//! - [`patch`]: JSON Pointer set / remove patches, their wire form and how
+//!   they apply.
 //! - [`handshake`]: the environment variables, the handshake line a plugin
 //!   prints, the token metadata and protocol version negotiation.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
@@ -13,6 +16,8 @@
 //! sides of the protocol can share it without sharing behaviour.
 
 pub mod handshake;
+pub mod json;
+pub mod patch;
 
 /// Generated types for the `outboard.v1` package.
 #[allow(clippy::all, missing_debug_implementations, missing_docs)]
