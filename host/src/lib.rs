@@ -1,1 +1,30 @@
+//! Outboard's plugin host.
+//!
+//! # Layout
+//!
+//! - [`registry`]: `outboard.toml` and plugin directories → plugin specs.
+//! - [`manifest`]: validating what a plugin says about itself in `Describe`,
+//!   and its config against the schema it declares.
+//! - [`process`]: spawning a plugin in its own process group with a
+//!   parent-death signal, a scrubbed environment and a private runtime
+//!   directory; signalling and reaping the whole group.
+//! - [`handshake`]: reading the handshake line off the plugin's stdout,
+//!   bounded by a timeout and by the plugin's exit.
+//! - [`logs`]: the plugin's stdout (after the handshake) and stderr as
+//!   tracing events carrying its name.
+//! - [`client`]: the gRPC channel over the Unix socket, with the token.
+//! - [`plugin`]: one running plugin: start → ready, invoke, stop.
+//! - [`dispatch`]: invoking a phase on its subscribers in priority order.
+//! - [`error`]: the errors, each naming the plugin and what went wrong.
+//! - [`cli`]: the `outboard` command line.
 
+pub mod cli;
+pub mod client;
+pub mod dispatch;
+pub mod error;
+pub mod handshake;
+pub mod logs;
+pub mod manifest;
+pub mod plugin;
+pub mod process;
+pub mod registry;
