@@ -1,1 +1,497 @@
-//! cli (being written).
+//! The `outboard` command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Map, Value, json};
+use tokio::task::JoinSet;
+
+use crate::dispatch::{self, Outcome, Report, Verdict};
+use crate::plugin::Plugin;
+use crate::registry::{self, PluginSpec};
+
+/// Exit status when the host itself failed: bad config, a plugin that would
+/// not start.
+pub const EXIT_HOST_ERROR: u8 = 1;
+/// Exit status of `invoke` when a plugin vetoed the phase.
+pub const EXIT_VETOED: u8 = 3;
+/// Exit status of `invoke` when a plugin failed during the phase.
+pub const EXIT_FAILED: u8 = 4;
+/// Exit status after SIGINT (128 + 2, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+const AFTER_HELP: &str = "\
+Plugins come from a config file (--config outboard.toml: [[plugin]] tables with a name, a command, \
+args, env and a config table) or from plugin directories (--plugin-dir DIR, or OUTBOARD_PLUGIN_DIR: \
+every subfolder with a plugin.toml). Without either, ./outboard.toml is used if it exists.
+
+Examples:
+  outboard describe -- ./target/debug/env-injector
+  outboard ls --config examples/outboard.toml
+  outboard invoke pre_container --config examples/outboard.toml --context '{\"env\": {}}'
+
+Exit status: 0 success; 1 host error (bad config, a plugin failed to start); 2 bad usage; \
+3 a plugin vetoed the phase; 4 a plugin failed during the phase; 130 interrupted.
+
+Logs go to stderr: plugins' own output at info, the host's at warn. -v shows the host's info, \
+-vv its debug; RUST_LOG overrides both.";
+
+/// Outboard runs plugins out of process: it spawns each plugin executable,
+/// speaks the outboard.v1 gRPC protocol with it over a private Unix socket,
+/// checks its health and fans lifecycle phases out to the plugins
+/// subscribed to them. Plugins can be written in any language.
+#[derive(Debug, Parser)]
+#[command(name = "outboard", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// More host logging on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start one plugin, print its manifest as JSON, and stop it.
+    ///
+    /// The quickest check that an executable is a working Outboard plugin:
+    /// it must handshake, describe itself with a valid manifest, accept an
+    /// empty config and report healthy.
+    Describe {
+        /// How long the plugin may take to print its handshake line.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        handshake_timeout: Duration,
+        /// The plugin's command and arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Start every configured plugin, list them, and stop them.
+    ///
+    /// Shows each plugin's name, version, subscribed phases (with
+    /// priorities), pid, state and the milliseconds from spawn to ready. A
+    /// plugin that fails to start is listed with its error, and the exit
+    /// status is 1.
+    Ls {
+        #[command(flatten)]
+        source: Source,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invoke one phase on every plugin subscribed to it.
+    ///
+    /// Plugins run one after another, lowest priority first (ties by
+    /// name), each seeing the context as patched by those before it. A veto
+    /// or a failure stops the chain. Prints each plugin's outcome and patch,
+    /// and the final context.
+    Invoke {
+        /// The phase, e.g. pre_container.
+        phase: String,
+        /// The phase context: a JSON object, or @FILE to read one.
+        #[arg(long, default_value = "{}")]
+        context: String,
+        #[command(flatten)]
+        source: Source,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the plugins come from.
+#[derive(Debug, Clone, Args)]
+struct Source {
+    /// A config file with [[plugin]] tables.
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "plugin_dir")]
+    config: Option<PathBuf>,
+    /// A directory whose subfolders each hold a plugin.toml (repeatable;
+    /// OUTBOARD_PLUGIN_DIR takes a colon-separated list).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OUTBOARD_PLUGIN_DIR",
+        value_delimiter = ':'
+    )]
+    plugin_dir: Vec<PathBuf>,
+}
+
+impl Source {
+    fn specs(&self) -> anyhow::Result<Vec<PluginSpec>> {
+        if let Some(file) = &self.config {
+            return Ok(registry::load(file)?.plugins);
+        }
+        if !self.plugin_dir.is_empty() {
+            return Ok(registry::discover(&self.plugin_dir)?);
+        }
+        let default = PathBuf::from("outboard.toml");
+        if default.exists() {
+            return Ok(registry::load(&default)?.plugins);
+        }
+        bail!(
+            "no plugins to run: give --config FILE or --plugin-dir DIR \
+             (or set OUTBOARD_PLUGIN_DIR), or create ./outboard.toml"
+        )
+    }
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("outboard: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_HOST_ERROR);
+        }
+    };
+    runtime.block_on(async {
+        tokio::select! {
+            result = run(cli.command) => match result {
+                Ok(code) => ExitCode::from(code),
+                Err(err) => {
+                    eprintln!("outboard: {err:#}");
+                    ExitCode::from(EXIT_HOST_ERROR)
+                }
+            },
+            // Dropping the command's future drops its plugins, which kills
+            // their process groups and removes their runtime directories.
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("outboard: interrupted; plugins stopped");
+                ExitCode::from(EXIT_INTERRUPTED)
+            }
+        }
+    })
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let default = match verbose {
+        0 => "outboard::plugin=info,warn",
+        1 => "info",
+        _ => "debug,h2=info,tower=info,hyper_util=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.compact().init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Describe {
+            handshake_timeout,
+            command,
+        } => describe(command, handshake_timeout).await,
+        Command::Ls { source, json } => ls(source.specs()?, json).await,
+        Command::Invoke {
+            phase,
+            context,
+            source,
+            json,
+        } => invoke(&phase, &context, source.specs()?, json).await,
+    }
+}
+
+async fn describe(command: Vec<String>, handshake_timeout: Duration) -> anyhow::Result<u8> {
+    let mut spec = registry::spec_for_command(&command)?;
+    spec.handshake_timeout = handshake_timeout;
+    let plugin = Plugin::start(&spec).await?;
+    let manifest = serde_json::to_string_pretty(plugin.manifest())?;
+    plugin.stop().await;
+    println!("{manifest}");
+    Ok(0)
+}
+
+async fn ls(specs: Vec<PluginSpec>, as_json: bool) -> anyhow::Result<u8> {
+    let (plugins, failures) = start_all(specs).await;
+    let mut rows: Vec<Value> = plugins
+        .iter()
+        .map(|p| {
+            let phases: Vec<Value> = p
+                .manifest()
+                .subscriptions
+                .iter()
+                .map(|s| json!({"phase": s.phase, "priority": s.priority}))
+                .collect();
+            json!({
+                "name": p.name(),
+                "version": p.manifest().version.to_string(),
+                "phases": phases,
+                "pid": p.pid(),
+                "state": "ready",
+                "ready_ms": round_ms(p.ready_after()),
+            })
+        })
+        .collect();
+    rows.extend(
+        failures
+            .iter()
+            .map(|(name, err)| json!({"name": name, "state": "failed", "error": err.to_string()})),
+    );
+    rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    stop_all(plugins).await;
+
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+    } else {
+        print_table(&mut out, &rows)?;
+    }
+    Ok(if failures.is_empty() {
+        0
+    } else {
+        EXIT_HOST_ERROR
+    })
+}
+
+async fn invoke(
+    phase: &str,
+    context: &str,
+    specs: Vec<PluginSpec>,
+    as_json: bool,
+) -> anyhow::Result<u8> {
+    let context = parse_context(context)?;
+    let (plugins, failures) = start_all(specs).await;
+    if !failures.is_empty() {
+        stop_all(plugins).await;
+        let messages: Vec<String> = failures.iter().map(|(_, e)| e.to_string()).collect();
+        bail!("{}", messages.join("\n"));
+    }
+    let report = dispatch::run(&plugins, phase, context).await;
+    stop_all(plugins).await;
+
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        print_report(&mut out, &report)?;
+    }
+    Ok(match report.verdict {
+        Verdict::Passed => 0,
+        Verdict::Vetoed { .. } => EXIT_VETOED,
+        Verdict::Failed { .. } => EXIT_FAILED,
+    })
+}
+
+/// Reads `--context`: inline JSON, or `@FILE`.
+fn parse_context(arg: &str) -> anyhow::Result<Map<String, Value>> {
+    let (text, origin) = match arg.strip_prefix('@') {
+        Some(file) => (
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read --context file {file}"))?,
+            file.to_owned(),
+        ),
+        None => (arg.to_owned(), "--context".to_owned()),
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => bail!("{origin}: the context must be a JSON object, not {other}"),
+        Err(err) => bail!("{origin}: not valid JSON: {err}"),
+    }
+}
+
+/// Starts every plugin at once; returns the ready ones (sorted by name) and
+/// the failures.
+pub async fn start_all(
+    specs: Vec<PluginSpec>,
+) -> (Vec<Plugin>, Vec<(String, crate::error::Error)>) {
+    let mut starting = JoinSet::new();
+    for spec in specs {
+        starting.spawn(async move { (spec.name.clone(), Plugin::start(&spec).await) });
+    }
+    let mut plugins = Vec::new();
+    let mut failures = Vec::new();
+    while let Some(joined) = starting.join_next().await {
+        match joined {
+            Ok((_, Ok(plugin))) => plugins.push(plugin),
+            Ok((name, Err(err))) => failures.push((name, err)),
+            Err(err) => failures.push((
+                "?".to_owned(),
+                crate::error::Error::new("?", crate::error::ErrorKind::Unhealthy(err.to_string())),
+            )),
+        }
+    }
+    plugins.sort_by(|a, b| a.name().cmp(b.name()));
+    failures.sort_by(|a, b| a.0.cmp(&b.0));
+    (plugins, failures)
+}
+
+/// Stops every plugin at once.
+pub async fn stop_all(plugins: Vec<Plugin>) {
+    let mut stopping = JoinSet::new();
+    for plugin in plugins {
+        stopping.spawn(plugin.stop());
+    }
+    while stopping.join_next().await.is_some() {}
+}
+
+fn round_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}
+
+fn print_table(out: &mut impl Write, rows: &[Value]) -> std::io::Result<()> {
+    let header = ["NAME", "VERSION", "PHASES", "PID", "STATE", "READY MS"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            let phases = r["phases"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|s| {
+                            format!("{}({})", s["phase"].as_str().unwrap_or("?"), s["priority"])
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            let or_dash = |v: &Value| if v.is_null() { "-".to_owned() } else { text(v) };
+            [
+                text(&r["name"]),
+                or_dash(&r["version"]),
+                if phases.is_empty() {
+                    "-".to_owned()
+                } else {
+                    phases
+                },
+                or_dash(&r["pid"]),
+                text(&r["state"]),
+                or_dash(&r["ready_ms"]),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, row: &[&str]| -> std::io::Result<()> {
+        let padded: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", padded.join("  ").trim_end())
+    };
+    line(out, &header)?;
+    for row in &cells {
+        line(out, &row.each_ref().map(String::as_str))?;
+    }
+    for r in rows {
+        if let Some(err) = r["error"].as_str() {
+            writeln!(out, "\n{err}")?;
+        }
+    }
+    Ok(())
+}
+
+fn print_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    let verdict = match &report.verdict {
+        Verdict::Passed => "passed".to_owned(),
+        Verdict::Vetoed { plugin, message } => format!("vetoed by {plugin}: {message}"),
+        Verdict::Failed { plugin, error } => format!("failed at {plugin}: {error}"),
+    };
+    writeln!(
+        out,
+        "phase {}: {verdict} ({} plugin{}, {:.1} ms)",
+        report.phase,
+        report.entries.len(),
+        if report.entries.len() == 1 { "" } else { "s" },
+        report.duration.as_secs_f64() * 1000.0
+    )?;
+    let width = report
+        .entries
+        .iter()
+        .map(|e| e.plugin.len())
+        .max()
+        .unwrap_or(0);
+    for e in &report.entries {
+        let outcome = match e.outcome {
+            Outcome::Ok => "ok",
+            Outcome::Vetoed => "vetoed",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        };
+        writeln!(
+            out,
+            "  {:>4}  {:<width$}  {outcome:<7}  {:>7.1} ms  {}",
+            e.priority,
+            e.plugin,
+            e.duration.as_secs_f64() * 1000.0,
+            e.message
+        )?;
+        for op in dispatch::patch_to_json(&e.patch)
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            match op["op"].as_str() {
+                Some("set") => writeln!(
+                    out,
+                    "          set    {} = {}",
+                    op["path"].as_str().unwrap_or(""),
+                    op["value"]
+                )?,
+                _ => writeln!(
+                    out,
+                    "          remove {}",
+                    op["path"].as_str().unwrap_or("")
+                )?,
+            }
+        }
+    }
+    writeln!(
+        out,
+        "context:\n{}",
+        serde_json::to_string_pretty(&report.context).unwrap_or_default()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_must_be_an_object() {
+        assert!(parse_context(r#"{"env": {}}"#).is_ok());
+        let err = parse_context("[1]").expect_err("array");
+        assert_eq!(
+            err.to_string(),
+            "--context: the context must be a JSON object, not [1]"
+        );
+        let err = parse_context("{oops").expect_err("bad json");
+        assert!(
+            err.to_string().starts_with("--context: not valid JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,1 +1,101 @@
-//! client (being written).
+//! The gRPC channel to a plugin: HTTP/2 over its Unix socket, one connection
+//! made at start and reused for every call, with the launch token attached
+//! to each request.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use outboard_proto::handshake::{TOKEN_METADATA_KEY, bearer};
+use outboard_proto::v1::plugin_service_client::PluginServiceClient;
+use tonic::metadata::{AsciiMetadataValue, MetadataKey};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic_health::pb::health_client::HealthClient;
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Debug, Clone)]
+pub struct TokenInterceptor {
+    value: AsciiMetadataValue,
+}
+
+impl TokenInterceptor {
+    /// An interceptor sending `token`, which must be printable ASCII.
+    pub fn new(token: &str) -> Result<TokenInterceptor, String> {
+        let value = bearer(token)
+            .parse()
+            .map_err(|_| "the token is not printable ASCII".to_owned())?;
+        Ok(TokenInterceptor { value })
+    }
+}
+
+impl tonic::service::Interceptor for TokenInterceptor {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert(
+            MetadataKey::from_static(TOKEN_METADATA_KEY),
+            self.value.clone(),
+        );
+        Ok(request)
+    }
+}
+
+/// The channel with the token attached.
+pub type AuthChannel = InterceptedService<Channel, TokenInterceptor>;
+
+/// Clients for the services a plugin serves, sharing one connection.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// `outboard.v1.PluginService`.
+    pub plugin: PluginServiceClient<AuthChannel>,
+    /// `grpc.health.v1.Health`.
+    pub health: HealthClient<AuthChannel>,
+}
+
+/// Connects to the socket at `socket`, failing if nothing listens there
+/// within `timeout`.
+pub async fn connect(socket: &Path, token: &str, timeout: Duration) -> Result<Clients, String> {
+    let interceptor = TokenInterceptor::new(token)?;
+    let path: PathBuf = socket.to_owned();
+    // The URI is required by the API but unused: the connector below always
+    // dials the socket.
+    let endpoint = Endpoint::from_static("http://outboard.plugin")
+        .connect_timeout(timeout)
+        .tcp_nodelay(true);
+    let connector = tower::service_fn(move |_: Uri| {
+        let path = path.clone();
+        async move {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }
+    });
+    let channel = tokio::time::timeout(timeout, endpoint.connect_with_connector(connector))
+        .await
+        .map_err(|_| {
+            format!(
+                "no connection within {}",
+                humantime::format_duration(timeout)
+            )
+        })?
+        .map_err(|err| error_chain(&err))?;
+    let channel = InterceptedService::new(channel, interceptor);
+    Ok(Clients {
+        plugin: PluginServiceClient::new(channel.clone()),
+        health: HealthClient::new(channel),
+    })
+}
+
+/// An error and its sources on one line: transport errors hide the useful
+/// part ("No such file or directory") in their source chain.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

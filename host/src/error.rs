@@ -1,1 +1,164 @@
-//! error (being written).
+//! Errors. Each one concerning a plugin names it and says exactly what went
+//! wrong, in words an operator can act on.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::manifest::{ConfigSchemaError, ManifestError};
+
+/// Something went wrong with a plugin.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin {plugin}: {kind}")]
+pub struct Error {
+    /// The plugin's name as the host knows it.
+    pub plugin: String,
+    /// What went wrong.
+    pub kind: ErrorKind,
+}
+
+impl Error {
+    /// An error about `plugin`.
+    pub fn new(plugin: impl Into<String>, kind: impl Into<ErrorKind>) -> Error {
+        Error {
+            plugin: plugin.into(),
+            kind: kind.into(),
+        }
+    }
+}
+
+/// What went wrong with a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    #[error("cannot create its runtime directory: {0}")]
+    RuntimeDir(std::io::Error),
+    #[error("cannot start {}: {source}", command.display())]
+    Spawn {
+        command: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("exited with {status} before the handshake{}", StderrTail(stderr))]
+    ExitedBeforeHandshake { status: String, stderr: Vec<String> },
+    #[error(
+        "closed its stdout without printing a handshake line{}",
+        StderrTail(stderr)
+    )]
+    ClosedStdout { stderr: Vec<String> },
+    #[error(
+        "printed no handshake line within {} (expected `outboard|1|unix|<socket>|grpc` on stdout){}",
+        humantime::format_duration(*timeout),
+        StderrTail(stderr)
+    )]
+    HandshakeTimeout {
+        timeout: Duration,
+        stderr: Vec<String>,
+    },
+    #[error("printed a malformed handshake line {line:?}: {reason}")]
+    MalformedHandshake { line: String, reason: String },
+    #[error(
+        "chose protocol version {plugin} in its handshake, but the host speaks only {}",
+        list(host)
+    )]
+    UnsupportedVersion { plugin: u32, host: Vec<u32> },
+    #[error("announced socket {announced} in its handshake, but was told to bind {expected}")]
+    WrongSocket { announced: String, expected: String },
+    #[error("cannot connect to its socket {}: {reason}", socket.display())]
+    Connect { socket: PathBuf, reason: String },
+    #[error("Describe failed: {0}")]
+    Describe(CallError),
+    #[error("invalid manifest: {0}")]
+    InvalidManifest(#[from] ManifestError),
+    #[error("its config does not match the schema it declares: {0}")]
+    ConfigSchema(#[from] ConfigSchemaError),
+    #[error("rejected its config: {0}")]
+    ConfigRejected(String),
+    #[error("Configure failed: {0}")]
+    Configure(CallError),
+    #[error("is not healthy after Configure: {0}")]
+    Unhealthy(String),
+    #[error("{0}")]
+    Call(#[from] CallError),
+}
+
+/// Why one call to a plugin failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("crashed: exited with {status} during the call{}", StderrTail(stderr))]
+    Crashed { status: String, stderr: Vec<String> },
+    #[error("connection lost: {0}")]
+    Unavailable(String),
+    #[error("refused the host's token: {0}")]
+    Unauthenticated(String),
+    #[error("returned {code:?}: {message}")]
+    Status { code: tonic::Code, message: String },
+    #[error("returned an invalid response: {0}")]
+    InvalidResponse(String),
+}
+
+impl CallError {
+    /// Classifies a gRPC status from a call.
+    pub fn from_status(status: &tonic::Status) -> CallError {
+        let message = status.message().to_owned();
+        match status.code() {
+            tonic::Code::Unavailable => CallError::Unavailable(message),
+            tonic::Code::Unauthenticated => CallError::Unauthenticated(message),
+            code => CallError::Status { code, message },
+        }
+    }
+}
+
+/// Renders a stderr tail after an error message, or nothing.
+struct StderrTail<'a>(&'a [String]);
+
+impl fmt::Display for StderrTail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, " (it wrote nothing to stderr)");
+        }
+        write!(f, "; last stderr lines:")?;
+        for line in self.0 {
+            write!(f, "\n    | {line}")?;
+        }
+        Ok(())
+    }
+}
+
+fn list(versions: &[u32]) -> String {
+    let parts: Vec<String> = versions.iter().map(u32::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_plugin_and_the_cause() {
+        let err = Error::new(
+            "env-injector",
+            ErrorKind::ExitedBeforeHandshake {
+                status: "status 3".into(),
+                stderr: vec!["fatal: no config".into()],
+            },
+        );
+        assert_eq!(
+            err.to_string(),
+            "plugin env-injector: exited with status 3 before the handshake; last stderr lines:\n    | fatal: no config"
+        );
+        let err = Error::new(
+            "p",
+            ErrorKind::UnsupportedVersion {
+                plugin: 99,
+                host: vec![1],
+            },
+        );
+        assert_eq!(
+            err.to_string(),
+            "plugin p: chose protocol version 99 in its handshake, but the host speaks only [1]"
+        );
+        let err = Error::new("p", CallError::Timeout(Duration::from_millis(250)));
+        assert_eq!(err.to_string(), "plugin p: timed out after 250ms");
+    }
+}

@@ -1,1 +1,593 @@
-//! process (being written).
+//! Plugin processes: a private runtime directory, spawning in a process group
+//! of its own with a parent-death signal and a scrubbed environment, and
+//! signalling and reaping the whole group.
+//!
+//! Spawning happens on one long-lived thread. Linux's `PR_SET_PDEATHSIG`
+//! fires when the *thread* that forked the child exits, not the process, and
+//! tokio's blocking-pool threads exit when idle: a plugin forked from one
+//! would be killed a few seconds later for no reason.
+//!
+//! The host is a child subreaper (`PR_SET_CHILD_SUBREAPER`): processes a
+//! plugin started and left behind are re-parented to the host rather than to
+//! init, which in a container may never reap them. The same thread reaps
+//! such orphans, but only those in a plugin's process group and never a
+//! plugin itself (tokio waits on those), so no other waiter in the host
+//! loses an exit status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::Duration;
+
+use tokio::process::{Child, ChildStderr, ChildStdout};
+use tokio::sync::{oneshot, watch};
+
+/// The longest socket path `bind(2)` accepts: `sun_path` is 108 bytes,
+/// including the terminating NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// The environment variable naming where runtime directories are created.
+pub const ENV_RUNTIME_DIR: &str = "OUTBOARD_RUNTIME_DIR";
+
+/// The socket's file name inside a runtime directory.
+const SOCKET_NAME: &str = "plugin.sock";
+
+/// Host variables a plugin inherits; everything else is scrubbed. `LC_*`
+/// is matched as a prefix.
+const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+];
+
+/// A private directory (mode 0700) for one plugin launch, holding its
+/// socket. Removed, with everything in it, when dropped.
+#[derive(Debug)]
+pub struct RuntimeDir {
+    dir: tempfile::TempDir,
+}
+
+impl RuntimeDir {
+    /// Creates a fresh directory under `$OUTBOARD_RUNTIME_DIR`, or `/tmp`.
+    pub fn create() -> io::Result<RuntimeDir> {
+        let base = std::env::var_os(ENV_RUNTIME_DIR)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        RuntimeDir::create_in(&base)
+    }
+
+    /// Creates a fresh directory under `base`; refuses a base so long that
+    /// the socket path would not fit in `sun_path`.
+    pub fn create_in(base: &Path) -> io::Result<RuntimeDir> {
+        // "ob-" plus tempfile's six random characters, then "/plugin.sock".
+        let socket_len = base.as_os_str().len() + "/ob-XXXXXX/".len() + SOCKET_NAME.len();
+        if socket_len > MAX_SOCKET_PATH {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "runtime directory base {} is too long: the socket path would be {socket_len} bytes, \
+                     the limit is {MAX_SOCKET_PATH}; set {ENV_RUNTIME_DIR} to a shorter directory",
+                    base.display()
+                ),
+            ));
+        }
+        // Created 0700 from the start: no moment where others can look in.
+        let dir = tempfile::Builder::new()
+            .prefix("ob-")
+            .rand_bytes(6)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(base)?;
+        Ok(RuntimeDir { dir })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where the plugin must bind its socket.
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.path().join(SOCKET_NAME)
+    }
+}
+
+/// What to run and with which variables, before the host adds its own.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The executable.
+    pub command: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Variables from the plugin's configuration, over the inherited ones.
+    pub env: BTreeMap<String, String>,
+    /// The handshake variables, set last so configuration cannot override
+    /// them.
+    pub handshake_env: Vec<(String, String)>,
+    /// The working directory; the host's when `None`.
+    pub working_dir: Option<PathBuf>,
+}
+
+impl Launch {
+    /// The environment the plugin starts with, given the host's own.
+    pub fn environment(
+        &self,
+        host: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Vec<(OsString, OsString)> {
+        let mut env: BTreeMap<OsString, OsString> = host
+            .into_iter()
+            .filter(|(k, _)| {
+                let k = k.to_string_lossy();
+                INHERITED_ENV.contains(&k.as_ref()) || k.starts_with("LC_")
+            })
+            .collect();
+        for (k, v) in &self.env {
+            env.insert(k.into(), v.into());
+        }
+        for (k, v) in &self.handshake_env {
+            env.insert(k.into(), v.into());
+        }
+        env.into_iter().collect()
+    }
+}
+
+/// A spawned plugin process, leader of its own process group.
+#[derive(Debug)]
+pub struct PluginProcess {
+    pid: u32,
+    exit: watch::Receiver<Option<ExitStatus>>,
+}
+
+/// The pipes of a freshly spawned process, taken once by the caller.
+#[derive(Debug)]
+pub struct Pipes {
+    /// The plugin's stdout: the handshake line, then log lines.
+    pub stdout: ChildStdout,
+    /// The plugin's stderr: log lines.
+    pub stderr: ChildStderr,
+}
+
+impl PluginProcess {
+    /// Spawns `launch` with stdin closed and stdout / stderr piped.
+    ///
+    /// The child gets `PR_SET_PDEATHSIG(SIGKILL)` so it dies with the host,
+    /// is the leader of a new process group so that stop can signal
+    /// everything it started, and is reaped by a task that publishes its
+    /// exit status the moment it exits.
+    pub async fn spawn(launch: &Launch) -> io::Result<(PluginProcess, Pipes)> {
+        let mut cmd = std::process::Command::new(&launch.command);
+        cmd.args(&launch.args)
+            .env_clear()
+            .envs(launch.environment(std::env::vars_os()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(dir) = &launch.working_dir {
+            cmd.current_dir(dir);
+        }
+        let host_pid = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs in the forked child before exec and calls
+        // only async-signal-safe functions (prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The host may have died between fork and prctl; then the
+                // signal will never come, so refuse to run orphaned.
+                if libc::getppid() != host_pid {
+                    return Err(io::Error::other("the host exited during spawn"));
+                }
+                Ok(())
+            });
+        }
+
+        let mut child = spawn_on_long_lived_thread(cmd).await?;
+        let pid = child
+            .id()
+            .ok_or_else(|| io::Error::other("the child exited before its pid was read"))?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(io::Error::other("the child's pipes were not created"));
+        };
+        let (tx, exit) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => status,
+                // wait(2) failing means the child is gone but its status is
+                // lost; report it as killed rather than hang the host.
+                Err(_) => ExitStatus::from_raw(libc::SIGKILL),
+            };
+            let _ = tx.send(Some(status));
+        });
+        Ok((PluginProcess { pid, exit }, Pipes { stdout, stderr }))
+    }
+
+    /// The plugin's pid, which is also its process group id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The exit status, if the process has exited (and been reaped).
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exit.borrow()
+    }
+
+    /// A receiver that changes once, when the process exits.
+    pub fn exit_watch(&self) -> watch::Receiver<Option<ExitStatus>> {
+        self.exit.clone()
+    }
+
+    /// Waits until the process has exited and been reaped.
+    pub async fn exited(&self) -> ExitStatus {
+        let mut exit = self.exit.clone();
+        // The reaper task is gone only if the runtime is shutting down.
+        let status = exit.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+        status.unwrap_or_else(|| ExitStatus::from_raw(libc::SIGKILL))
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub async fn exited_within(&self, timeout: Duration) -> Option<ExitStatus> {
+        tokio::time::timeout(timeout, self.exited()).await.ok()
+    }
+
+    /// Sends `signal` to every process in the plugin's group. A group that
+    /// no longer exists is not an error.
+    pub fn signal_group(&self, signal: libc::c_int) -> io::Result<()> {
+        signal_group(self.pid, signal)
+    }
+
+    /// True while any process of the plugin's group (including zombies not
+    /// yet reaped by their parent) exists.
+    pub fn group_alive(&self) -> bool {
+        group_alive(self.pid)
+    }
+
+    /// Waits up to `timeout` until no process of the plugin's group is left,
+    /// reaping orphans of the group on the way. Call it after the leader
+    /// has exited and the group was sent SIGKILL. False if some remain.
+    pub async fn group_gone_within(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            reap_orphans();
+            if !self.group_alive() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for PluginProcess {
+    /// A plugin must never outlive its handle: whatever path dropped it, the
+    /// whole group is killed. The reaper task collects the leader.
+    fn drop(&mut self) {
+        let _ = self.signal_group(libc::SIGKILL);
+    }
+}
+
+/// Sends `signal` to process group `pgid`; ESRCH (no such group) is fine.
+pub fn signal_group(pgid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pgid = pgid as libc::pid_t;
+    if pgid <= 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal process group {pgid}"),
+        ));
+    }
+    // SAFETY: killpg has no memory-safety preconditions.
+    if unsafe { libc::killpg(pgid, signal) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// True while process group `pgid` has any member.
+pub fn group_alive(pgid: u32) -> bool {
+    // SAFETY: signal 0 checks for existence and permission only.
+    unsafe { libc::killpg(pgid as libc::pid_t, 0) == 0 }
+}
+
+/// Describes an exit status the way an operator reads it: "status 3",
+/// "signal 9 (SIGKILL)".
+pub fn describe_exit(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("status {code}");
+    }
+    match status.signal() {
+        Some(sig) => format!("signal {sig} ({})", signal_name(sig)),
+        None => "an unknown status".to_owned(),
+    }
+}
+
+fn signal_name(sig: libc::c_int) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => "unnamed signal",
+    }
+}
+
+/// Process groups of plugins spawned by this host whose members may still
+/// need reaping.
+static PLUGIN_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// How often the spawner thread looks for orphans to reap when idle.
+const REAP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reaps zombie children of the host that belong to a plugin's process group
+/// but are not a plugin (group leader) itself; forgets groups that are empty.
+/// Returns how many it reaped.
+pub fn reap_orphans() -> usize {
+    let Ok(mut groups) = PLUGIN_GROUPS.lock() else {
+        return 0;
+    };
+    if groups.is_empty() {
+        return 0;
+    }
+    let me = std::process::id();
+    let mut reaped = 0;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Some(stat) = ProcStat::read(pid) else {
+                continue;
+            };
+            if stat.zombie && stat.ppid == me && stat.pgrp != pid && groups.contains(&stat.pgrp) {
+                let mut status = 0;
+                // SAFETY: waitpid on a specific zombie child of ours.
+                if unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) } > 0 {
+                    reaped += 1;
+                }
+            }
+        }
+    }
+    groups.retain(|&pgid| group_alive(pgid));
+    reaped
+}
+
+/// The fields of `/proc/<pid>/stat` the reaper needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStat {
+    /// The parent's pid.
+    pub ppid: u32,
+    /// The process group id.
+    pub pgrp: u32,
+    /// True if the process has exited and awaits reaping.
+    pub zombie: bool,
+}
+
+impl ProcStat {
+    /// Reads `/proc/<pid>/stat`; `None` if the process is gone.
+    pub fn read(pid: u32) -> Option<ProcStat> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may itself contain spaces
+        // and parentheses, so parse from the last ')'.
+        let rest = &text[text.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?;
+        let ppid = fields.next()?.parse().ok()?;
+        let pgrp = fields.next()?.parse().ok()?;
+        Some(ProcStat {
+            ppid,
+            pgrp,
+            zombie: state == "Z",
+        })
+    }
+}
+
+/// The pids of every process, zombies included, in process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| ProcStat::read(pid).is_some_and(|s| s.pgrp == pgid))
+        .collect()
+}
+
+/// A request to the spawner thread.
+struct SpawnRequest {
+    cmd: std::process::Command,
+    runtime: tokio::runtime::Handle,
+    reply: oneshot::Sender<io::Result<Child>>,
+}
+
+/// The spawner thread's inbox; the thread lives as long as the process.
+static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+
+/// Spawns on the spawner thread, registering the new process group while
+/// holding the group lock, so that the reaper never sees a child of this
+/// host that is not yet known.
+fn spawn_registered(req: SpawnRequest) {
+    let mut groups = PLUGIN_GROUPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // tokio's Command registers the child with the runtime's SIGCHLD
+    // handling, so spawn inside that runtime.
+    let _enter = req.runtime.enter();
+    let child = tokio::process::Command::from(req.cmd).spawn();
+    if let Some(pid) = child.as_ref().ok().and_then(Child::id) {
+        groups.insert(pid);
+    }
+    drop(groups);
+    let _ = req.reply.send(child);
+}
+
+async fn spawn_on_long_lived_thread(cmd: std::process::Command) -> io::Result<Child> {
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        let spawned = std::thread::Builder::new()
+            .name("outboard-spawner".into())
+            .spawn(move || {
+                // SAFETY: prctl with an integer argument has no memory-safety
+                // preconditions.
+                if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
+                    tracing::warn!(
+                        "cannot become a child subreaper ({}); processes plugins leave behind \
+                         are re-parented to init",
+                        io::Error::last_os_error()
+                    );
+                }
+                loop {
+                    match rx.recv_timeout(REAP_INTERVAL) {
+                        Ok(req) => spawn_registered(req),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            reap_orphans();
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!("cannot start the spawner thread: {err}");
+        }
+        Mutex::new(tx)
+    });
+    let (reply, response) = oneshot::channel();
+    let request = SpawnRequest {
+        cmd,
+        runtime: tokio::runtime::Handle::current(),
+        reply,
+    };
+    spawner
+        .lock()
+        .map_err(|_| io::Error::other("the spawner is poisoned"))?
+        .send(request)
+        .map_err(|_| io::Error::other("the spawner thread is not running"))?;
+    response
+        .await
+        .map_err(|_| io::Error::other("the spawner thread dropped the request"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_is_scrubbed_then_configured_then_handshake() {
+        let launch = Launch {
+            command: "x".into(),
+            args: vec![],
+            env: BTreeMap::from([
+                ("LANG".to_owned(), "C".to_owned()),
+                ("OUTBOARD_TOKEN".to_owned(), "forged".to_owned()),
+            ]),
+            handshake_env: vec![("OUTBOARD_TOKEN".into(), "real".into())],
+            working_dir: None,
+        };
+        let host = [
+            ("PATH", "/bin"),
+            ("LANG", "en_US.UTF-8"),
+            ("LC_ALL", "C.UTF-8"),
+            ("AWS_SECRET_ACCESS_KEY", "hunter2"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let env: BTreeMap<_, _> = launch.environment(host).into_iter().collect();
+        let get = |k: &str| {
+            env.get(&OsString::from(k))
+                .map(|v| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(get("PATH").as_deref(), Some("/bin"));
+        assert_eq!(get("LC_ALL").as_deref(), Some("C.UTF-8"));
+        assert_eq!(get("LANG").as_deref(), Some("C"), "configured env wins");
+        assert_eq!(
+            get("OUTBOARD_TOKEN").as_deref(),
+            Some("real"),
+            "handshake wins"
+        );
+        assert_eq!(get("AWS_SECRET_ACCESS_KEY"), None, "secrets are scrubbed");
+    }
+
+    #[test]
+    fn runtime_dir_is_private_and_removed() {
+        let dir = RuntimeDir::create().expect("create");
+        let path = dir.path().to_owned();
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(dir.socket_path().as_os_str().len() <= MAX_SOCKET_PATH);
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn runtime_dir_refuses_a_base_too_long_for_a_socket() {
+        let base = PathBuf::from(format!("/tmp/{}", "x".repeat(100)));
+        let err = RuntimeDir::create_in(&base).expect_err("too long");
+        assert!(err.to_string().contains("the limit is 107"), "{err}");
+    }
+
+    #[test]
+    fn exits_are_described_for_people() {
+        assert_eq!(describe_exit(ExitStatus::from_raw(3 << 8)), "status 3");
+        assert_eq!(
+            describe_exit(ExitStatus::from_raw(libc::SIGKILL)),
+            "signal 9 (SIGKILL)"
+        );
+    }
+
+    #[tokio::test]
+    async fn spawned_child_leads_its_own_group_and_dies_with_it() {
+        let launch = Launch {
+            command: "/bin/sh".into(),
+            args: vec!["-c".into(), "sleep 30 & sleep 30".into()],
+            env: BTreeMap::new(),
+            handshake_env: vec![],
+            working_dir: None,
+        };
+        let (process, _pipes) = PluginProcess::spawn(&launch).await.expect("spawn");
+        let pid = process.pid() as libc::pid_t;
+        // SAFETY: getpgid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::getpgid(pid) }, pid);
+        assert!(process.group_alive());
+        process.signal_group(libc::SIGKILL).expect("signal");
+        let status = process
+            .exited_within(Duration::from_secs(5))
+            .await
+            .expect("exits");
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        // The backgrounded sleep was in the group too; it is re-parented to
+        // the host (a subreaper) and must be reaped, not left a zombie.
+        assert!(
+            process.group_gone_within(Duration::from_secs(5)).await,
+            "left in the group: {:?}",
+            group_members(process.pid())
+        );
+    }
+}
