@@ -94,18 +94,6 @@ pub struct ManifestError {
     pub errors: Vec<FieldError>,
 }
 
-impl ManifestError {
-    /// The error for a `Describe` response that carries no manifest at all.
-    pub fn missing() -> ManifestError {
-        ManifestError {
-            errors: vec![FieldError {
-                field: "manifest".into(),
-                why: "the Describe response carries no manifest".into(),
-            }],
-        }
-    }
-}
-
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         join(f, &self.errors)
@@ -288,23 +276,6 @@ impl Manifest {
                 validator,
             }),
             _ => Err(ManifestError { errors }),
-        }
-    }
-
-    /// An empty manifest (name `""`, version 0.0.0, no subscriptions), for a
-    /// plugin that has not described itself yet.
-    pub fn placeholder() -> Manifest {
-        Manifest {
-            name: String::new(),
-            version: semver::Version::new(0, 0, 0),
-            protocol_version: 0,
-            description: String::new(),
-            features: Vec::new(),
-            subscriptions: Vec::new(),
-            permissions: Vec::new(),
-            dependencies: Vec::new(),
-            config_schema: None,
-            validator: None,
         }
     }
 

@@ -392,15 +392,26 @@ impl Guard<'_> {
         timeout: Duration,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, CallError> {
+        let started = Instant::now();
         let result = tokio::select! {
             result = tokio::time::timeout(timeout, call) => result,
             _ = self.process.exited() => return Err(self.crashed().await),
         };
         match result {
             Err(_) => Err(CallError::Timeout(timeout)),
+            // The plugin's server saw the same deadline (grpc-timeout) and
+            // may have fired first; it is still this call's timeout.
+            Ok(Err(status))
+                if status.code() == tonic::Code::DeadlineExceeded
+                    || (status.code() == tonic::Code::Cancelled
+                        && started.elapsed() >= timeout) =>
+            {
+                Err(CallError::Timeout(timeout))
+            }
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
-                // A broken connection usually means the plugin died; the
+            Ok(Err(status)) => {
+                // A broken connection surfaces as UNAVAILABLE or UNKNOWN
+                // ("transport error") and usually means the plugin died; the
                 // reaper needs a moment to notice.
                 if self.process.exited_within(CRASH_SETTLE).await.is_some() {
                     Err(self.crashed().await)
@@ -408,7 +419,6 @@ impl Guard<'_> {
                     Err(CallError::from_status(&status))
                 }
             }
-            Ok(Err(status)) => Err(CallError::from_status(&status)),
         }
     }
 

@@ -87,6 +87,10 @@ pub struct PluginSpec {
     pub working_dir: Option<PathBuf>,
     /// The file the plugin was declared in.
     pub source: PathBuf,
+    /// Where to create the plugin's private runtime directory; `None` means
+    /// `$OUTBOARD_RUNTIME_DIR`, else `/tmp`. Not read from config files: it
+    /// is for code that embeds the host, and for tests.
+    pub runtime_base: Option<PathBuf>,
 }
 
 impl PluginSpec {
@@ -105,6 +109,7 @@ impl PluginSpec {
             stop_grace: defaults.stop_grace,
             working_dir: None,
             source: PathBuf::new(),
+            runtime_base: None,
         }
     }
 }
@@ -282,7 +287,15 @@ pub fn discover_with(
     defaults: &Defaults,
 ) -> Result<Vec<PluginSpec>, RegistryError> {
     let mut found: Vec<PluginSpec> = Vec::new();
+    let mut seen_dirs = Vec::new();
     for dir in dirs {
+        // The same directory named twice (say by --plugin-dir and by
+        // OUTBOARD_PLUGIN_DIR) is one directory, not a set of duplicates.
+        let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        if seen_dirs.contains(&canonical) {
+            continue;
+        }
+        seen_dirs.push(canonical);
         let read_dir_error = |error| RegistryError::ReadDir {
             path: dir.clone(),
             error,
@@ -692,6 +705,7 @@ impl PluginToml {
             stop_grace,
             working_dir,
             source: src.path.to_owned(),
+            runtime_base: None,
         }))
     }
 }
@@ -1226,7 +1240,9 @@ stop_grace = "1s 500ms"
             handshake_timeout: Duration::from_secs(1),
             ..Defaults::default()
         };
-        let specs = discover_with(&[root.path().to_owned()], &defaults).expect("discovers");
+        let twice = [root.path().to_owned(), root.path().join("one/..")];
+        let specs = discover_with(&twice, &defaults).expect("one directory, named twice");
+        assert_eq!(specs.len(), 2);
         assert_eq!(specs[0].handshake_timeout, Duration::from_secs(1));
     }
 

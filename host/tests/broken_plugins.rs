@@ -1,0 +1,291 @@
+//! Real subprocess plugins, each broken in one way, each giving its own clear
+//! error while the host stays sound: nothing left running, no runtime
+//! directory or socket left behind.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Sandbox;
+use outboard_host::error::{CallError, ErrorKind};
+use outboard_host::plugin::{Plugin, Reply, StopMethod};
+use outboard_host::process::{ProcStat, group_members};
+
+async fn start_err(sandbox: &Sandbox, mode: &str) -> outboard_host::error::Error {
+    match Plugin::start(&sandbox.broken(mode)).await {
+        Ok(p) => {
+            p.stop().await;
+            panic!("{mode}: started, but should have failed");
+        }
+        Err(err) => err,
+    }
+}
+
+#[tokio::test]
+async fn a_correct_plugin_starts_answers_and_stops_cleanly() {
+    let sandbox = Sandbox::new();
+    let plugin = Plugin::start(&sandbox.broken("ok")).await.expect("starts");
+    assert_eq!(plugin.manifest().name, "broken-ok");
+    assert_eq!(plugin.manifest().subscriptions[0].phase, "test");
+    let socket = plugin.runtime_dir().join("plugin.sock");
+    assert!(socket.exists());
+    let reply = plugin
+        .invoke(
+            "test",
+            "inv-1",
+            1,
+            Default::default(),
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("invoke");
+    assert!(matches!(reply, Reply::Continue { .. }), "{reply:?}");
+    let pid = plugin.pid();
+    let stopped = plugin.stop().await;
+    assert_eq!(stopped.method, StopMethod::Shutdown);
+    assert_eq!(stopped.exit, "status 0");
+    assert!(group_members(pid).is_empty());
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn exit_before_handshake_reports_status_and_last_stderr_lines() {
+    let sandbox = Sandbox::new();
+    let err = start_err(&sandbox, "exit-early").await;
+    assert_eq!(err.plugin, "broken-exit-early");
+    let ErrorKind::ExitedBeforeHandshake { status, stderr } = &err.kind else {
+        panic!("wrong error: {err}");
+    };
+    assert_eq!(status, "status 3");
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("fatal: cannot open /nonexistent/broken.toml")),
+        "{stderr:?}"
+    );
+    let text = err.to_string();
+    assert!(text.starts_with("plugin broken-exit-early: exited with status 3 before the handshake; last stderr lines:"), "{text}");
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn no_handshake_times_out_and_the_plugin_is_killed() {
+    let sandbox = Sandbox::new();
+    let mut spec = sandbox.broken("silent");
+    spec.handshake_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = Plugin::start(&spec).await.expect_err("times out");
+    assert!(
+        matches!(err.kind, ErrorKind::HandshakeTimeout { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("printed no handshake line within 300ms"),
+        "{err}"
+    );
+    // Bounded by the timeout, not by the plugin: well under the 5 s default.
+    assert!(started.elapsed() < Duration::from_secs(4));
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn junk_lines_before_a_valid_handshake_are_tolerated() {
+    let sandbox = Sandbox::new();
+    let plugin = Plugin::start(&sandbox.broken("junk-then-ok"))
+        .await
+        .expect("starts despite junk");
+    assert_eq!(plugin.manifest().name, "broken-junk-then-ok");
+    plugin.stop().await;
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn wrong_protocol_version_names_both_versions() {
+    let sandbox = Sandbox::new();
+    let err = start_err(&sandbox, "wrong-version").await;
+    assert!(
+        matches!(&err.kind, ErrorKind::UnsupportedVersion { plugin: 99, host } if host == &[1]),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "plugin broken-wrong-version: chose protocol version 99 in its handshake, but the host speaks only [1]"
+    );
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn malformed_handshake_is_quoted() {
+    let sandbox = Sandbox::new();
+    let err = start_err(&sandbox, "malformed").await;
+    let ErrorKind::MalformedHandshake { line, .. } = &err.kind else {
+        panic!("wrong error: {err}");
+    };
+    assert_eq!(line, "outboard|1|unix");
+    assert!(err.to_string().contains("\"outboard|1|unix\""), "{err}");
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn invalid_manifest_names_each_bad_field() {
+    let sandbox = Sandbox::new();
+    let err = start_err(&sandbox, "bad-manifest").await;
+    assert!(matches!(err.kind, ErrorKind::InvalidManifest(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("plugin broken-bad-manifest: invalid manifest:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("version") && text.contains("\"not-a-version\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("subscriptions[0].phase") && text.contains("\"Pre Container!\""),
+        "{text}"
+    );
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn calls_without_or_with_a_wrong_token_are_rejected() {
+    use hyper_util::rt::TokioIo;
+    use outboard_proto::v1::DescribeRequest;
+    use outboard_proto::v1::plugin_service_client::PluginServiceClient;
+    use tonic::transport::Endpoint;
+
+    let sandbox = Sandbox::new();
+    let plugin = Plugin::start(&sandbox.broken("ok")).await.expect("starts");
+    let socket = plugin.runtime_dir().join("plugin.sock");
+    let channel = Endpoint::from_static("http://plugin")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .expect("connect");
+    let mut client = PluginServiceClient::new(channel);
+
+    let status = client
+        .describe(DescribeRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    let mut forged = tonic::Request::new(DescribeRequest::default());
+    forged
+        .metadata_mut()
+        .insert("authorization", "Bearer 0000".parse().expect("ascii"));
+    let status = client.describe(forged).await.expect_err("wrong token");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    plugin.stop().await;
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn a_forked_grandchild_goes_with_the_plugin() {
+    let sandbox = Sandbox::new();
+    let plugin = Plugin::start(&sandbox.broken("forks-grandchild"))
+        .await
+        .expect("starts");
+    let pgid = plugin.pid();
+    let members = group_members(pgid);
+    assert!(
+        members.len() >= 2,
+        "plugin and grandchild expected in group {pgid}: {members:?}"
+    );
+    let grandchild = members
+        .into_iter()
+        .find(|&p| p != pgid)
+        .expect("a grandchild");
+    plugin.stop().await;
+    assert!(
+        group_members(pgid).is_empty(),
+        "left in the group: {:?}",
+        group_members(pgid)
+    );
+    assert!(
+        ProcStat::read(grandchild).is_none(),
+        "grandchild {grandchild} still exists (zombie or alive)"
+    );
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn a_plugin_that_ignores_shutdown_and_sigterm_is_killed() {
+    let sandbox = Sandbox::new();
+    let mut spec = sandbox.broken("ignores-sigterm");
+    spec.stop_grace = Duration::from_millis(200);
+    let plugin = Plugin::start(&spec).await.expect("starts");
+    let pid = plugin.pid();
+    let stopped = plugin.stop().await;
+    assert_eq!(stopped.method, StopMethod::Killed);
+    assert_eq!(stopped.exit, "signal 9 (SIGKILL)");
+    assert!(group_members(pid).is_empty());
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn a_crash_during_a_call_is_reported_at_once() {
+    let sandbox = Sandbox::new();
+    let plugin = Plugin::start(&sandbox.broken("crash-on-invoke"))
+        .await
+        .expect("starts");
+    let started = Instant::now();
+    let err = plugin
+        .invoke(
+            "test",
+            "inv-1",
+            1,
+            Default::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect_err("crashes");
+    // Reported when the process died, not when the 30 s timeout ran out.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let CallError::Crashed { status, stderr } = &err else {
+        panic!("wrong error: {err}");
+    };
+    assert_eq!(status, "status 101");
+    assert!(
+        stderr.iter().any(|l| l.contains("crashing on purpose")),
+        "{stderr:?}"
+    );
+    let stopped = plugin.stop().await;
+    assert_eq!(stopped.method, StopMethod::AlreadyExited);
+    sandbox.assert_empty();
+}
+
+#[tokio::test]
+async fn a_hanging_call_is_cut_off_at_its_deadline() {
+    let sandbox = Sandbox::new();
+    let plugin = Plugin::start(&sandbox.broken("hang-invoke"))
+        .await
+        .expect("starts");
+    let err = plugin
+        .invoke(
+            "test",
+            "inv-1",
+            1,
+            Default::default(),
+            Duration::from_millis(200),
+        )
+        .await
+        .expect_err("times out");
+    assert_eq!(err, CallError::Timeout(Duration::from_millis(200)));
+    plugin.stop().await;
+    sandbox.assert_empty();
+}

@@ -1,0 +1,183 @@
+//! The `outboard` binary end to end, on the bundled example plugins.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn outboard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(args)
+        .env("OUTBOARD_RUNTIME_DIR", "/tmp")
+        .env_remove("OUTBOARD_PLUGIN_DIR")
+        .output()
+        .expect("run outboard")
+}
+
+fn examples_config() -> String {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The examples' commands point into target/debug.
+    common::bin("env-injector");
+    root.join("examples/outboard.toml").display().to_string()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn ls_starts_every_example_and_reports_it_ready() {
+    let out = outboard(&["ls", "--config", &examples_config(), "--json"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let names: Vec<&str> = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["env-injector", "job-timer", "resource-limiter"]);
+    for row in rows.as_array().expect("array") {
+        assert_eq!(row["state"], "ready", "{row}");
+        assert!(row["pid"].as_u64().is_some_and(|p| p > 1), "{row}");
+        assert!(row["ready_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{row}");
+        assert!(
+            row["version"]
+                .as_str()
+                .is_some_and(|v| semver::Version::parse(v).is_ok()),
+            "{row}"
+        );
+    }
+}
+
+#[test]
+fn ls_prints_a_table() {
+    let out = outboard(&["ls", "--config", &examples_config()]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    assert!(
+        lines.next().is_some_and(|h| h.starts_with("NAME")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pre_container(10)"), "{stdout}");
+    assert_eq!(stdout.matches(" ready ").count(), 3, "{stdout}");
+}
+
+#[test]
+fn invoke_runs_subscribers_in_priority_order_and_prints_the_context() {
+    let context = r#"{"command": ["make"], "env": {"CI": "true"}, "metadata": {}}"#;
+    let out = outboard(&[
+        "invoke",
+        "pre_container",
+        "--config",
+        &examples_config(),
+        "--context",
+        context,
+        "--json",
+    ]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["verdict"]["result"], "passed", "{report}");
+    let entries = report["entries"].as_array().expect("entries");
+    let order: Vec<&str> = entries
+        .iter()
+        .map(|e| e["plugin"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["env-injector", "resource-limiter"], "{report}");
+    assert!(entries.iter().all(|e| e["outcome"] == "ok"), "{report}");
+    let ctx = &report["context"];
+    assert_eq!(ctx["env"]["CI"], "true");
+    assert!(
+        ctx["env"]["BUILD_ID"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ci-")),
+        "{ctx}"
+    );
+    assert!(ctx["env"]["BUILD_TIMESTAMP"].is_string(), "{ctx}");
+    assert_eq!(
+        ctx["metadata"]["resource_limits"]["memory_bytes"],
+        536_870_912u64
+    );
+    assert_eq!(ctx["metadata"]["resource_limits"]["cpus"], 1.5);
+}
+
+#[test]
+fn describe_prints_the_manifest() {
+    let plugin = common::bin("resource-limiter");
+    let out = outboard(&["describe", "--", plugin.to_str().unwrap()]);
+    // resource-limiter needs a config (memory, cpus); describe starts it
+    // with none, so it either accepts that or says why not.
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    if out.status.success() {
+        let manifest: Value = serde_json::from_str(&stdout).expect("JSON");
+        assert_eq!(manifest["name"], "resource-limiter");
+    } else {
+        assert!(stderr.contains("plugin resource-limiter"), "{stderr}");
+    }
+
+    let plugin = common::bin("env-injector");
+    let out = outboard(&["describe", "--", plugin.to_str().unwrap()]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let manifest: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(manifest["name"], "env-injector");
+    assert_eq!(manifest["protocol_version"], 1);
+    assert_eq!(manifest["subscriptions"][0]["phase"], "pre_container");
+}
+
+#[test]
+fn describe_of_a_broken_plugin_explains_and_fails() {
+    let plugin = common::bin("broken-plugin");
+    let out = outboard(&["describe", "--", plugin.to_str().unwrap(), "exit-early"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("plugin broken-plugin: exited with status 3 before the handshake"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("fatal: cannot open /nonexistent/broken.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_the_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("outboard.toml");
+    std::fs::write(&file, "[[plugin]]\nname = \"x\"\ncomand = \"/bin/true\"\n").expect("write");
+    let out = outboard(&["ls", "--config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("outboard.toml"), "{stderr}");
+    assert!(stderr.contains("comand"), "{stderr}");
+}
+
+#[test]
+fn invoke_rejects_a_context_that_is_not_an_object() {
+    let out = outboard(&[
+        "invoke",
+        "x",
+        "--config",
+        &examples_config(),
+        "--context",
+        "[1]",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("the context must be a JSON object"));
+}
+
+#[test]
+fn help_teaches() {
+    let out = outboard(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for word in ["describe", "ls", "invoke", "--config", "Exit status"] {
+        assert!(help.contains(word), "help lacks {word}: {help}");
+    }
+}

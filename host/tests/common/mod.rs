@@ -1,0 +1,68 @@
+//! Shared helpers for the host's integration tests: finding the plugin
+//! binaries the workspace builds, specs with short timeouts, and a private
+//! runtime directory per test so each test can prove it left nothing behind.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use outboard_host::registry::PluginSpec;
+
+/// A binary built by this workspace (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A runtime directory base for one test, removed when dropped.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("obt-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A spec for the broken-plugin fixture in `mode`, with short timeouts
+    /// and its runtime directory inside this sandbox.
+    pub fn broken(&self, mode: &str) -> PluginSpec {
+        let mut spec = PluginSpec::new(format!("broken-{mode}"), bin("broken-plugin"));
+        spec.args = vec![mode.to_owned()];
+        spec.handshake_timeout = Duration::from_secs(5);
+        spec.call_timeout = Duration::from_secs(2);
+        spec.stop_grace = Duration::from_secs(1);
+        spec.runtime_base = Some(self.path().to_owned());
+        spec
+    }
+
+    /// Asserts that no runtime directory (and so no socket) is left.
+    pub fn assert_empty(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.path())
+            .expect("read sandbox")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
