@@ -162,22 +162,42 @@ pub fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        tokio::select! {
-            result = run(cli.command) => match result {
-                Ok(code) => ExitCode::from(code),
-                Err(err) => {
-                    eprintln!("outboard: {err:#}");
-                    ExitCode::from(EXIT_HOST_ERROR)
-                }
-            },
-            // Dropping the command's future drops its plugins, which kills
-            // their process groups and removes their runtime directories.
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("outboard: interrupted; plugins stopped");
-                ExitCode::from(EXIT_INTERRUPTED)
+        match run(cli.command).await {
+            Ok(code) => ExitCode::from(code),
+            Err(err) => {
+                eprintln!("outboard: {err:#}");
+                ExitCode::from(EXIT_HOST_ERROR)
             }
         }
     })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs `work` unless SIGINT or SIGTERM comes first. On a signal, `work` is
+/// dropped: plugins it was still starting are killed with their groups.
+async fn unless_interrupted<T>(work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        done = work => Some(done),
+        () = shutdown_signal() => {
+            eprintln!("outboard: interrupted");
+            None
+        }
+    }
 }
 
 fn init_logging(verbose: u8, format: LogFormat) {
@@ -216,7 +236,10 @@ async fn run(command: Command) -> anyhow::Result<u8> {
 async fn describe(command: Vec<String>, handshake_timeout: Duration) -> anyhow::Result<u8> {
     let mut spec = registry::spec_for_command(&command)?;
     spec.handshake_timeout = handshake_timeout;
-    let plugin = Plugin::start(&spec).await?;
+    let Some(plugin) = unless_interrupted(Plugin::start(&spec)).await else {
+        return Ok(EXIT_INTERRUPTED);
+    };
+    let plugin = plugin?;
     let manifest = serde_json::to_string_pretty(plugin.manifest())?;
     plugin.stop().await;
     println!("{manifest}");
@@ -224,7 +247,9 @@ async fn describe(command: Vec<String>, handshake_timeout: Duration) -> anyhow::
 }
 
 async fn ls(specs: Vec<PluginSpec>, as_json: bool) -> anyhow::Result<u8> {
-    let (plugins, failures) = start_all(specs).await;
+    let Some((plugins, failures)) = unless_interrupted(start_all(specs)).await else {
+        return Ok(EXIT_INTERRUPTED);
+    };
     let mut rows: Vec<Value> = plugins
         .iter()
         .map(|p| {
@@ -272,13 +297,19 @@ async fn invoke(
     as_json: bool,
 ) -> anyhow::Result<u8> {
     let context = parse_context(context)?;
-    let (plugins, failures) = start_all(specs).await;
+    let Some((plugins, failures)) = unless_interrupted(start_all(specs)).await else {
+        return Ok(EXIT_INTERRUPTED);
+    };
     if !failures.is_empty() {
         stop_all(plugins).await;
         let messages: Vec<String> = failures.iter().map(|(_, e)| e.to_string()).collect();
         bail!("{}", messages.join("\n"));
     }
-    let report = dispatch::run(&plugins, phase, context).await;
+    let Some(report) = unless_interrupted(dispatch::run(&plugins, phase, context)).await else {
+        // Ready plugins get the whole stop sequence, not a SIGKILL.
+        stop_all(plugins).await;
+        return Ok(EXIT_INTERRUPTED);
+    };
     stop_all(plugins).await;
 
     let mut out = std::io::stdout().lock();

@@ -100,7 +100,11 @@ impl Plugin {
         let name: Arc<str> = spec.name.as_str().into();
         let fail = |kind: ErrorKind| Error::new(&*name, kind);
 
-        let runtime_dir = RuntimeDir::create().map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
+        let runtime_dir = match &spec.runtime_base {
+            Some(base) => RuntimeDir::create_in(base),
+            None => RuntimeDir::create(),
+        }
+        .map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
         let socket = runtime_dir.socket_path();
         let token = new_token();
         let launch = Launch {
@@ -183,7 +187,7 @@ impl Plugin {
             .map_err(|e| fail(e.into()))?;
         let configure = v1::ConfigureRequest {
             config: Some(json_to_struct(&spec.config)),
-            granted_permissions: Vec::new(),
+            granted_permissions: granted(&name, &manifest, &spec.grant),
             protocol_version: line.protocol_version,
             instance_name: spec.name.clone(),
         };
@@ -344,14 +348,17 @@ impl Plugin {
         if self.process.exit_status().is_some() {
             return StopMethod::AlreadyExited;
         }
+        // One grace period covers both the Shutdown call and the exit after
+        // it: a plugin that never answers must not get twice as long.
         let grace = self.spec.stop_grace;
+        let deadline = tokio::time::Instant::now() + grace;
         let request = v1::ShutdownRequest {
             grace: prost_types::Duration::try_from(grace).ok(),
             reason: "host stopping".to_owned(),
         };
         let mut client = self.clients.plugin.clone();
         let asked =
-            tokio::time::timeout(grace, client.shutdown(with_timeout(request, grace))).await;
+            tokio::time::timeout_at(deadline, client.shutdown(with_timeout(request, grace))).await;
         if let Ok(Err(status)) = &asked {
             tracing::debug!(
                 plugin = &*self.name,
@@ -359,7 +366,8 @@ impl Plugin {
                 status.message()
             );
         }
-        if self.process.exited_within(grace).await.is_some() {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if self.process.exited_within(remaining).await.is_some() {
             return StopMethod::Shutdown;
         }
         tracing::warn!(
@@ -455,6 +463,25 @@ impl Guard<'_> {
     }
 }
 
+/// The permissions `manifest` asks for that `grant` allows (`"*"`: all);
+/// those withheld are logged, since the plugin may then work with less.
+fn granted(plugin: &str, manifest: &Manifest, grant: &[String]) -> Vec<String> {
+    let all = grant.iter().any(|g| g == "*");
+    let (given, withheld): (Vec<_>, Vec<_>) = manifest
+        .permissions
+        .iter()
+        .map(|p| p.name.clone())
+        .partition(|name| all || grant.contains(name));
+    if !withheld.is_empty() {
+        tracing::warn!(
+            plugin,
+            "asks for permissions not granted by its config: {} (add them to its `grant` list)",
+            withheld.join(", ")
+        );
+    }
+    given
+}
+
 /// A request carrying `timeout` as its gRPC deadline.
 fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -466,4 +493,33 @@ fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 fn new_token() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_granted_permissions_are_passed_on() {
+        let asked = v1::Manifest {
+            name: "p".into(),
+            version: "1.0.0".into(),
+            protocol_version: 1,
+            permissions: ["env:write", "network:loopback"]
+                .map(|n| v1::Permission {
+                    name: n.into(),
+                    reason: "test".into(),
+                })
+                .to_vec(),
+            ..Default::default()
+        };
+        let manifest = Manifest::from_proto(asked, 1).expect("valid");
+        let grant = |list: &[&str]| -> Vec<String> {
+            let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+            granted("p", &manifest, &list)
+        };
+        assert_eq!(grant(&[]), Vec::<String>::new());
+        assert_eq!(grant(&["env:write", "fs:root"]), ["env:write"]);
+        assert_eq!(grant(&["*"]), ["env:write", "network:loopback"]);
+    }
 }

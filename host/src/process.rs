@@ -83,6 +83,21 @@ impl RuntimeDir {
                 ),
             ));
         }
+        // The socket path travels in the `|`-separated handshake line.
+        if base
+            .as_os_str()
+            .to_string_lossy()
+            .contains(['|', '\n', '\r'])
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "runtime directory base {:?} contains '|' or a line break, which the handshake line \
+                     cannot carry; set {ENV_RUNTIME_DIR} to another directory",
+                    base.display()
+                ),
+            ));
+        }
         // Created 0700 from the start: no moment where others can look in.
         let dir = tempfile::Builder::new()
             .prefix("ob-")
@@ -551,6 +566,12 @@ mod tests {
         let base = PathBuf::from(format!("/tmp/{}", "x".repeat(100)));
         let err = RuntimeDir::create_in(&base).expect_err("too long");
         assert!(err.to_string().contains("the limit is 107"), "{err}");
+    }
+
+    #[test]
+    fn runtime_dir_refuses_a_base_the_handshake_cannot_carry() {
+        let err = RuntimeDir::create_in(Path::new("/tmp/a|b")).expect_err("pipe");
+        assert!(err.to_string().contains("contains '|'"), "{err}");
     }
 
     #[test]

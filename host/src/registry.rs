@@ -17,6 +17,7 @@
 //! config = { prefix = "CI_" }      # any table; sent in Configure
 //! call_timeout = "500ms"           # overrides [defaults]
 //! working_dir = "."
+//! grant = ["env:write"]            # permissions granted, of those it asks for; "*" = all
 //! enabled = true
 //! ```
 //!
@@ -91,6 +92,9 @@ pub struct PluginSpec {
     /// `$OUTBOARD_RUNTIME_DIR`, else `/tmp`. Not read from config files: it
     /// is for code that embeds the host, and for tests.
     pub runtime_base: Option<PathBuf>,
+    /// The permissions the operator grants, of those the plugin asks for in
+    /// its manifest; `"*"` grants all it asks for.
+    pub grant: Vec<String>,
 }
 
 impl PluginSpec {
@@ -110,6 +114,7 @@ impl PluginSpec {
             working_dir: None,
             source: PathBuf::new(),
             runtime_base: None,
+            grant: Vec::new(),
         }
     }
 }
@@ -487,6 +492,8 @@ struct PluginToml {
     call_timeout: Option<Spanned<DurationText>>,
     stop_grace: Option<Spanned<DurationText>>,
     working_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    grant: Vec<String>,
     enabled: Option<bool>,
 }
 
@@ -704,6 +711,7 @@ impl PluginToml {
             call_timeout,
             stop_grace,
             working_dir,
+            grant: self.grant,
             source: src.path.to_owned(),
             runtime_base: None,
         }))

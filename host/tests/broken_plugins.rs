@@ -29,6 +29,10 @@ async fn a_correct_plugin_starts_answers_and_stops_cleanly() {
     let plugin = Plugin::start(&sandbox.broken("ok")).await.expect("starts");
     assert_eq!(plugin.manifest().name, "broken-ok");
     assert_eq!(plugin.manifest().subscriptions[0].phase, "test");
+    assert!(
+        plugin.runtime_dir().starts_with(sandbox.path()),
+        "the runtime directory must be in the test's sandbox"
+    );
     let socket = plugin.runtime_dir().join("plugin.sock");
     assert!(socket.exists());
     let reply = plugin

@@ -181,3 +181,48 @@ fn help_teaches() {
         assert!(help.contains(word), "help lacks {word}: {help}");
     }
 }
+
+#[test]
+fn sigterm_during_a_phase_stops_plugins_and_leaves_nothing_behind() {
+    let sandbox = common::Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"hangs\"\ncommand = {:?}\nargs = [\"hang-invoke\"]\ncall_timeout = \"60s\"\nstop_grace = \"1s\"\n",
+            common::bin("broken-plugin")
+        ),
+    )
+    .expect("write config");
+    let runtime = sandbox.path().join("run");
+    std::fs::create_dir(&runtime).expect("runtime base");
+    let child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["invoke", "test", "--config", config.to_str().unwrap()])
+        .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn outboard");
+    // Wait until the plugin is up (its runtime directory exists), then a
+    // moment more so the hanging Invoke is in flight.
+    let up = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        std::fs::read_dir(&runtime).is_ok_and(|mut d| d.next().is_some())
+    });
+    assert!(up, "the plugin never started");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(&runtime)
+        .expect("read")
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
