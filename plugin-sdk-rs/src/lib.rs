@@ -1,1 +1,130 @@
+//! Write an [Outboard](https://github.com/outboard-rs/outboard) plugin in
+//! Rust: implement [`Plugin`], call [`run`] from `main`, and the SDK does the
+//! rest of the protocol — the environment check, the Unix socket, the
+//! handshake line, the token check, gRPC with health and reflection,
+//! deadlines, and a graceful stop.
+//!
+//! # Layout
+//!
+//! - [`plugin`]: the [`Plugin`] trait, the one thing an author implements.
+//! - [`manifest`], [`config`], [`invocation`], [`reply`]: the friendly types
+//!   the trait speaks — [`Manifest`] (what `Describe` answers), [`Config`]
+//!   (what `Configure` brings), [`Invocation`] (one phase), [`Reply`] (go on
+//!   with a patch, or abort).
+//! - [`error`]: [`PluginError`] (mapped to gRPC status codes) and
+//!   [`ServeError`].
+//! - [`settings`]: the `OUTBOARD_*` environment, read by
+//!   [`Settings::from_env`].
+//! - `server`, `service`, `auth`, `deadline` (private): [`serve_with`], the
+//!   `PluginService` implementation, the token interceptor and the call
+//!   deadlines.
+//! - [`logging`]: JSON log lines on stderr, as the host parses them.
+//! - [`testing`]: [`testing::Harness`], to unit-test a plugin without a
+//!   host.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//!
+//! use outboard_plugin::{Invocation, Manifest, Plugin, PluginError, Reply};
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn manifest(&self) -> Manifest {
+//!         Manifest::new("hello", "0.1.0")
+//!             .description("Greets the job")
+//!             .subscribe("pre_container", 50)
+//!     }
+//!
+//!     async fn invoke(&self, invocation: Invocation) -> Result<Reply, PluginError> {
+//!         let user = invocation.env("USER").unwrap_or("world");
+//!         Ok(Reply::ok().set("/env/GREETING", format!("hello, {user}")))
+//!     }
+//! }
+//!
+//! fn main() -> ExitCode {
+//!     outboard_plugin::run(Hello)
+//! }
+//! ```
 
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod invocation;
+pub mod logging;
+pub mod manifest;
+pub mod plugin;
+pub mod reply;
+pub mod settings;
+pub mod testing;
+
+mod auth;
+mod deadline;
+mod server;
+mod service;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub use config::Config;
+pub use error::{PluginError, ServeError};
+pub use invocation::Invocation;
+pub use manifest::{Dependency, Manifest, ManifestError, Permission, Subscription};
+pub use plugin::Plugin;
+pub use reply::{Outcome, Reply};
+pub use server::{SIGNAL_GRACE, serve_with};
+pub use settings::{Settings, SettingsError};
+/// The gRPC status codes, as [`PluginError::code`] returns them.
+pub use tonic::Code;
+
+/// How long [`run`] waits for leftover background work after serving ends.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(500);
+
+/// Serves `plugin` for the host that started this process: reads the
+/// `OUTBOARD_*` environment ([`Settings::from_env`]) and calls
+/// [`serve_with`]. Run by hand, it fails with
+/// [`ServeError::Settings`] saying so.
+pub async fn serve<P: Plugin>(plugin: P) -> Result<(), ServeError> {
+    let settings = Settings::from_env().map_err(|source| ServeError::Settings {
+        plugin: plugin.manifest().name().to_owned(),
+        source,
+    })?;
+    serve_with(plugin, settings).await
+}
+
+/// The whole `main` of a plugin: installs the JSON log subscriber (unless
+/// one is already installed, see [`logging::init`]), builds a tokio runtime,
+/// [`serve`]s, and turns the result into the exit code — 0 after a graceful
+/// stop, 1 with one line on stderr otherwise.
+pub fn run<P: Plugin>(plugin: P) -> ExitCode {
+    logging::init();
+    let name = plugin.manifest().name().to_owned();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(source) => {
+            eprintln!(
+                "{}",
+                ServeError::Runtime {
+                    plugin: name,
+                    source
+                }
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(serve(plugin));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

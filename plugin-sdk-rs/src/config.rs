@@ -1,0 +1,110 @@
+//! What `Configure` hands a plugin.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::PluginError;
+
+/// The plugin's configuration and what the host granted it.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The config object from the host's config file, already checked
+    /// against the manifest's schema.
+    pub values: Map<String, Value>,
+    /// The permissions the host granted, a subset of those asked for.
+    pub granted_permissions: Vec<String>,
+    /// The name the host knows this instance by (may differ from the
+    /// manifest name when one plugin runs twice).
+    pub instance_name: String,
+    /// The protocol version in use.
+    pub protocol_version: u32,
+}
+
+impl Config {
+    /// A config holding `values` (a JSON object; anything else counts as
+    /// empty) and nothing granted.
+    pub fn new(values: Value) -> Config {
+        Config {
+            values: match values {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
+            ..Config::default()
+        }
+    }
+
+    /// Sets the granted permissions.
+    pub fn with_permissions<I, S>(mut self, permissions: I) -> Config
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.granted_permissions = permissions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the instance name.
+    pub fn with_instance_name(mut self, name: impl Into<String>) -> Config {
+        self.instance_name = name.into();
+        self
+    }
+
+    /// The value at top-level key `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.values.get(key)
+    }
+
+    /// `true` if the host granted `permission`.
+    pub fn is_granted(&self, permission: &str) -> bool {
+        self.granted_permissions.iter().any(|p| p == permission)
+    }
+
+    /// The config as a serde type; a mismatch is an
+    /// [`PluginError::InvalidConfig`] quoting serde's reason, so returning
+    /// it from `configure` gives the host a clear `INVALID_ARGUMENT`.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
+        serde_json::from_value(Value::Object(self.values.clone()))
+            .map_err(|e| PluginError::invalid_config(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Wanted {
+        prefix: String,
+        #[serde(default)]
+        overwrite: bool,
+    }
+
+    #[test]
+    fn deserializes_into_a_serde_type() {
+        let c = Config::new(json!({"prefix": "ci"}))
+            .with_permissions(["env:write"])
+            .with_instance_name("envy");
+        assert_eq!(
+            c.deserialize::<Wanted>(),
+            Ok(Wanted {
+                prefix: "ci".into(),
+                overwrite: false
+            })
+        );
+        assert!(c.is_granted("env:write") && !c.is_granted("net"));
+        assert_eq!(c.get("prefix"), Some(&json!("ci")));
+        assert_eq!(c.instance_name, "envy");
+    }
+
+    #[test]
+    fn mismatch_is_invalid_config_with_serdes_reason() {
+        let err = Config::new(json!({"prefix": "ci", "extra": 1}))
+            .deserialize::<Wanted>()
+            .expect_err("unknown field");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("unknown field `extra`"), "{err}");
+    }
+}

@@ -1,0 +1,212 @@
+//! The errors a plugin returns ([`PluginError`]) and the errors that stop
+//! [`serve`](crate::serve) ([`ServeError`]).
+
+use std::path::PathBuf;
+
+use crate::settings::SettingsError;
+
+/// Why a plugin refused or failed a call. Each kind maps to one gRPC status
+/// code, and the message travels to the host, which shows it with the
+/// plugin's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// The configuration cannot be used (`INVALID_ARGUMENT`).
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// The phase context lacks something the plugin needs or holds
+    /// something it cannot read (`INVALID_ARGUMENT`).
+    #[error("invalid context: {0}")]
+    InvalidContext(String),
+    /// The plugin tried and failed (`INTERNAL`).
+    #[error("{0}")]
+    Failed(String),
+    /// Something the plugin relies on is down; a retry may work
+    /// (`UNAVAILABLE`).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl PluginError {
+    /// A config the plugin cannot use; say which field and why.
+    pub fn invalid_config(message: impl Into<String>) -> PluginError {
+        PluginError::InvalidConfig(message.into())
+    }
+
+    /// A phase context the plugin cannot work with; say which path and why.
+    pub fn invalid_context(message: impl Into<String>) -> PluginError {
+        PluginError::InvalidContext(message.into())
+    }
+
+    /// The plugin failed while doing its job.
+    pub fn failed(message: impl Into<String>) -> PluginError {
+        PluginError::Failed(message.into())
+    }
+
+    /// A bug or broken invariant inside the plugin; the same status as
+    /// [`PluginError::failed`].
+    pub fn internal(message: impl Into<String>) -> PluginError {
+        PluginError::Failed(message.into())
+    }
+
+    /// A dependency of the plugin is unavailable; the call may be retried.
+    pub fn unavailable(message: impl Into<String>) -> PluginError {
+        PluginError::Unavailable(message.into())
+    }
+
+    /// The gRPC status code the host receives.
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            PluginError::InvalidConfig(_) | PluginError::InvalidContext(_) => {
+                tonic::Code::InvalidArgument
+            }
+            PluginError::Failed(_) => tonic::Code::Internal,
+            PluginError::Unavailable(_) => tonic::Code::Unavailable,
+        }
+    }
+
+    /// The message as the plugin gave it, without the kind prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            PluginError::InvalidConfig(m)
+            | PluginError::InvalidContext(m)
+            | PluginError::Failed(m)
+            | PluginError::Unavailable(m) => m,
+        }
+    }
+}
+
+impl From<PluginError> for tonic::Status {
+    fn from(err: PluginError) -> tonic::Status {
+        // The Display form keeps "invalid config:" in front, which is what an
+        // operator reading the host's report needs to see.
+        tonic::Status::new(err.code(), err.to_string())
+    }
+}
+
+/// Why [`serve`](crate::serve) could not start or stopped with an error.
+/// Every variant names the plugin (its manifest name).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The environment is not a host's: see [`SettingsError`].
+    #[error("{}", settings_message(plugin, source))]
+    Settings {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// What is wrong with the environment.
+        source: SettingsError,
+    },
+    /// The plugin's own manifest is invalid, so no host would accept it.
+    #[error("{plugin}: the plugin's manifest is invalid: {source}")]
+    Manifest {
+        /// The plugin's manifest name, as given (it may be the invalid part).
+        plugin: String,
+        /// Every problem found.
+        source: crate::manifest::ManifestError,
+    },
+    /// The socket could not be bound or secured.
+    #[error("{plugin}: cannot {action} socket {}: {source}", path.display())]
+    Socket {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// What was attempted ("bind", "set permissions on").
+        action: &'static str,
+        /// The socket path from `OUTBOARD_SOCKET`.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("{plugin}: cannot listen for SIGTERM/SIGINT: {source}")]
+    Signals {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The handshake line could not be written to stdout.
+    #[error("{plugin}: cannot write the handshake line to stdout: {source}")]
+    Handshake {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("{plugin}: the gRPC server failed: {source}")]
+    Server {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
+    /// The tokio runtime could not be built (only from [`run`](crate::run)).
+    #[error("{plugin}: cannot start the async runtime: {source}")]
+    Runtime {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+fn settings_message(plugin: &str, err: &SettingsError) -> String {
+    match err {
+        // The one sentence a person who ran the binary by hand reads.
+        SettingsError::NotStartedByHost => format!(
+            "{plugin} is an Outboard plugin: start it from an Outboard host \
+             (for example `outboard describe -- <this command>`), not directly."
+        ),
+        other => format!("{plugin}: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_status_codes_and_keep_the_message() {
+        let cases = [
+            (
+                PluginError::invalid_config("memory: \"lots\" is not a size"),
+                tonic::Code::InvalidArgument,
+                "invalid config: memory: \"lots\" is not a size",
+            ),
+            (
+                PluginError::invalid_context("no /env"),
+                tonic::Code::InvalidArgument,
+                "invalid context: no /env",
+            ),
+            (
+                PluginError::failed("disk full"),
+                tonic::Code::Internal,
+                "disk full",
+            ),
+            (PluginError::internal("bug"), tonic::Code::Internal, "bug"),
+            (
+                PluginError::unavailable("vault down"),
+                tonic::Code::Unavailable,
+                "unavailable: vault down",
+            ),
+        ];
+        for (err, code, message) in cases {
+            let status = tonic::Status::from(err.clone());
+            assert_eq!(status.code(), code, "{err:?}");
+            assert_eq!(status.message(), message);
+        }
+        assert_eq!(PluginError::failed("x").message(), "x");
+    }
+
+    #[test]
+    fn not_started_by_host_is_one_sentence_naming_the_plugin() {
+        let err = ServeError::Settings {
+            plugin: "env-injector".into(),
+            source: SettingsError::NotStartedByHost,
+        };
+        assert_eq!(
+            err.to_string(),
+            "env-injector is an Outboard plugin: start it from an Outboard host \
+             (for example `outboard describe -- <this command>`), not directly."
+        );
+    }
+}

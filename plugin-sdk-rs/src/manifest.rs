@@ -1,0 +1,438 @@
+//! The plugin's manifest: what `Describe` answers, built with a small
+//! builder and checked against the same rules the host applies.
+
+use std::fmt;
+
+use outboard_proto::{json, v1};
+use serde_json::Value;
+
+/// The longest plugin or phase name, in characters.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// What a plugin is and what it wants: its name, version, the phases it
+/// subscribes to, the permissions it asks for, and its config schema.
+///
+/// ```
+/// use outboard_plugin::Manifest;
+/// use serde_json::json;
+///
+/// let manifest = Manifest::new("env-injector", "1.0.0")
+///     .description("Sets BUILD_ID in the job's environment")
+///     .subscribe("pre_container", 10)
+///     .permission("env:write", "to set BUILD_ID")
+///     .config_schema(json!({"type": "object"}));
+/// assert_eq!(manifest.subscriptions()[0].phase, "pre_container");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    name: String,
+    version: String,
+    description: String,
+    features: Vec<String>,
+    subscriptions: Vec<Subscription>,
+    permissions: Vec<Permission>,
+    dependencies: Vec<Dependency>,
+    config_schema: Option<Value>,
+}
+
+/// A plugin's interest in one phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The phase name, e.g. `pre_container`.
+    pub phase: String,
+    /// Lower runs first in sequential phases; ties are broken by plugin name.
+    pub priority: i32,
+    /// `true` if invoking the plugin twice for one invocation is harmless.
+    pub idempotent: bool,
+}
+
+/// A permission the plugin asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    /// The permission, e.g. `env:write`.
+    pub name: String,
+    /// Why the plugin needs it, shown to the operator.
+    pub reason: String,
+}
+
+/// Another plugin this one needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The other plugin's manifest name.
+    pub name: String,
+    /// A semver requirement on its version, e.g. `>=1.2, <2`; empty for any.
+    pub version_req: String,
+    /// `true` if the plugin works without it.
+    pub optional: bool,
+}
+
+/// Everything wrong with a manifest, one entry per problem, each naming the
+/// field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ManifestError {
+    /// One line per problem, e.g. `name: "Env" is not a valid plugin name (...)`.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problems.join("; "))
+    }
+}
+
+impl Manifest {
+    /// A manifest with a name (`[a-z0-9_-]`, 1 to 64 characters) and a
+    /// semver version, and nothing else yet.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Manifest {
+        Manifest {
+            name: name.into(),
+            version: version.into(),
+            description: String::new(),
+            features: Vec::new(),
+            subscriptions: Vec::new(),
+            permissions: Vec::new(),
+            dependencies: Vec::new(),
+            config_schema: None,
+        }
+    }
+
+    /// Sets the one-line description shown to humans.
+    pub fn description(mut self, description: impl Into<String>) -> Manifest {
+        self.description = description.into();
+        self
+    }
+
+    /// Subscribes to `phase`; lower `priority` runs first.
+    pub fn subscribe(self, phase: impl Into<String>, priority: i32) -> Manifest {
+        self.subscription(phase.into(), priority, false)
+    }
+
+    /// Subscribes to `phase` and tells the host a retry is harmless.
+    pub fn subscribe_idempotent(self, phase: impl Into<String>, priority: i32) -> Manifest {
+        self.subscription(phase.into(), priority, true)
+    }
+
+    fn subscription(mut self, phase: String, priority: i32, idempotent: bool) -> Manifest {
+        self.subscriptions.push(Subscription {
+            phase,
+            priority,
+            idempotent,
+        });
+        self
+    }
+
+    /// Declares an optional capability by name (e.g. `concurrent-invoke`).
+    pub fn feature(mut self, feature: impl Into<String>) -> Manifest {
+        self.features.push(feature.into());
+        self
+    }
+
+    /// Asks for a permission, saying why.
+    pub fn permission(mut self, name: impl Into<String>, reason: impl Into<String>) -> Manifest {
+        self.permissions.push(Permission {
+            name: name.into(),
+            reason: reason.into(),
+        });
+        self
+    }
+
+    /// Requires another plugin, at versions matching `version_req` (empty
+    /// for any).
+    pub fn depends_on(self, name: impl Into<String>, version_req: impl Into<String>) -> Manifest {
+        self.dependency(name.into(), version_req.into(), false)
+    }
+
+    /// Like [`Manifest::depends_on`], but the plugin also works without it.
+    pub fn depends_on_optional(
+        self,
+        name: impl Into<String>,
+        version_req: impl Into<String>,
+    ) -> Manifest {
+        self.dependency(name.into(), version_req.into(), true)
+    }
+
+    fn dependency(mut self, name: String, version_req: String, optional: bool) -> Manifest {
+        self.dependencies.push(Dependency {
+            name,
+            version_req,
+            optional,
+        });
+        self
+    }
+
+    /// Sets the JSON Schema (draft 2020-12) the host checks the config
+    /// against before `Configure`. It must be a JSON object.
+    pub fn config_schema(mut self, schema: Value) -> Manifest {
+        self.config_schema = Some(schema);
+        self
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugin's version, as given.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The one-line description.
+    pub fn get_description(&self) -> &str {
+        &self.description
+    }
+
+    /// The declared features.
+    pub fn features(&self) -> &[String] {
+        &self.features
+    }
+
+    /// The phases subscribed to, in declaration order.
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
+    }
+
+    /// The subscription for `phase`, if any.
+    pub fn subscription_for(&self, phase: &str) -> Option<&Subscription> {
+        self.subscriptions.iter().find(|s| s.phase == phase)
+    }
+
+    /// The permissions asked for.
+    pub fn permissions(&self) -> &[Permission] {
+        &self.permissions
+    }
+
+    /// The plugins this one depends on.
+    pub fn dependencies(&self) -> &[Dependency] {
+        &self.dependencies
+    }
+
+    /// The config schema, if one was declared.
+    pub fn get_config_schema(&self) -> Option<&Value> {
+        self.config_schema.as_ref()
+    }
+
+    /// Checks the manifest against the rules of `plugin.proto` (the host
+    /// applies the same ones) and reports every problem at once.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let mut problems = Vec::new();
+        if !valid_name(&self.name, |c| c == '_' || c == '-') || !starts_alnum(&self.name) {
+            problems.push(format!(
+                "name: {:?} is not a valid plugin name (1 to {MAX_NAME_LEN} characters of \
+                 a-z, 0-9, '_', '-', starting with a letter or digit)",
+                self.name
+            ));
+        }
+        if let Err(e) = semver::Version::parse(&self.version) {
+            problems.push(format!(
+                "version: {:?} is not a semver version: {e}",
+                self.version
+            ));
+        }
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            if !valid_name(&s.phase, |c| matches!(c, '_' | '.' | '-')) {
+                problems.push(format!(
+                    "subscriptions[{i}].phase: {:?} is not a valid phase name (1 to \
+                     {MAX_NAME_LEN} characters of a-z, 0-9, '_', '.', '-')",
+                    s.phase
+                ));
+            }
+            if let Some(first) = self.subscriptions[..i]
+                .iter()
+                .position(|o| o.phase == s.phase)
+            {
+                problems.push(format!(
+                    "subscriptions[{i}].phase: {:?} is subscribed to twice (also \
+                     subscriptions[{first}])",
+                    s.phase
+                ));
+            }
+        }
+        for (i, p) in self.permissions.iter().enumerate() {
+            if p.name.trim().is_empty() {
+                problems.push(format!("permissions[{i}].name: is empty"));
+            }
+        }
+        for (i, d) in self.dependencies.iter().enumerate() {
+            if !valid_name(&d.name, |c| c == '_' || c == '-') || !starts_alnum(&d.name) {
+                problems.push(format!(
+                    "dependencies[{i}].name: {:?} is not a valid plugin name",
+                    d.name
+                ));
+            }
+            if !d.version_req.is_empty()
+                && let Err(e) = semver::VersionReq::parse(&d.version_req)
+            {
+                problems.push(format!(
+                    "dependencies[{i}].version_req: {:?} is not a semver requirement: {e}",
+                    d.version_req
+                ));
+            }
+        }
+        if let Some(schema) = &self.config_schema
+            && !schema.is_object()
+        {
+            problems.push(format!(
+                "config_schema: a JSON Schema here must be an object, got {schema}"
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ManifestError { problems })
+        }
+    }
+
+    /// The manifest's wire form, speaking `protocol_version`.
+    pub fn to_proto(&self, protocol_version: u32) -> v1::Manifest {
+        v1::Manifest {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            protocol_version,
+            description: self.description.clone(),
+            features: self.features.clone(),
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(|s| v1::Subscription {
+                    phase: s.phase.clone(),
+                    priority: s.priority,
+                    idempotent: s.idempotent,
+                })
+                .collect(),
+            permissions: self
+                .permissions
+                .iter()
+                .map(|p| v1::Permission {
+                    name: p.name.clone(),
+                    reason: p.reason.clone(),
+                })
+                .collect(),
+            dependencies: self
+                .dependencies
+                .iter()
+                .map(|d| v1::Dependency {
+                    name: d.name.clone(),
+                    version_req: d.version_req.clone(),
+                    optional: d.optional,
+                })
+                .collect(),
+            // validate() refuses a non-object schema; were one to get here it
+            // is sent as absent (accept anything) rather than mangled.
+            config_schema: match &self.config_schema {
+                Some(Value::Object(map)) => Some(json::json_to_struct(map)),
+                _ => None,
+            },
+        }
+    }
+}
+
+fn valid_name(s: &str, extra: impl Fn(char) -> bool) -> bool {
+    let len = s.chars().count();
+    (1..=MAX_NAME_LEN).contains(&len)
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra(c))
+}
+
+fn starts_alnum(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn full() -> Manifest {
+        Manifest::new("env-injector", "1.2.3")
+            .description("sets things")
+            .subscribe("pre_container", 10)
+            .subscribe_idempotent("post_container", -5)
+            .feature("concurrent-invoke")
+            .permission("env:write", "to set BUILD_ID")
+            .depends_on("vault", ">=1.2, <2")
+            .depends_on_optional("cache", "")
+            .config_schema(json!({"type": "object", "additionalProperties": false}))
+    }
+
+    #[test]
+    fn builder_fills_every_wire_field() {
+        let m = full();
+        assert_eq!(m.validate(), Ok(()));
+        let wire = m.to_proto(1);
+        assert_eq!(wire.name, "env-injector");
+        assert_eq!(wire.version, "1.2.3");
+        assert_eq!(wire.protocol_version, 1);
+        assert_eq!(wire.description, "sets things");
+        assert_eq!(wire.features, ["concurrent-invoke"]);
+        assert_eq!(
+            wire.subscriptions,
+            [
+                v1::Subscription {
+                    phase: "pre_container".into(),
+                    priority: 10,
+                    idempotent: false
+                },
+                v1::Subscription {
+                    phase: "post_container".into(),
+                    priority: -5,
+                    idempotent: true
+                },
+            ]
+        );
+        assert_eq!(wire.permissions[0].reason, "to set BUILD_ID");
+        assert_eq!(wire.dependencies[0].version_req, ">=1.2, <2");
+        assert!(wire.dependencies[1].optional);
+        let schema = json::struct_to_json(&wire.config_schema.expect("schema"));
+        assert_eq!(
+            Value::Object(schema),
+            json!({"type": "object", "additionalProperties": false})
+        );
+    }
+
+    #[test]
+    fn validation_reports_every_problem_with_its_field() {
+        let m = Manifest::new("Env Injector", "1.0")
+            .subscribe("pre container", 1)
+            .subscribe("x", 1)
+            .subscribe("x", 2)
+            .permission(" ", "why")
+            .depends_on("vault", "not a req")
+            .config_schema(json!(true));
+        let err = m.validate().expect_err("invalid");
+        let fields: Vec<&str> = err
+            .problems
+            .iter()
+            .map(|p| p.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "version",
+                "subscriptions[0].phase",
+                "subscriptions[2].phase",
+                "permissions[0].name",
+                "dependencies[0].version_req",
+                "config_schema",
+            ]
+        );
+        assert!(err.problems[0].contains("\"Env Injector\""), "{err}");
+        assert!(err.problems[3].contains("also subscriptions[1]"), "{err}");
+    }
+
+    #[test]
+    fn names_are_bounded_and_start_with_alnum() {
+        assert!(Manifest::new("-x", "1.0.0").validate().is_err());
+        assert!(Manifest::new("", "1.0.0").validate().is_err());
+        assert!(Manifest::new("a".repeat(65), "1.0.0").validate().is_err());
+        assert!(Manifest::new("a".repeat(64), "1.0.0").validate().is_ok());
+        assert!(
+            Manifest::new("9_lives-2", "0.1.0-rc.1+b7")
+                .validate()
+                .is_ok()
+        );
+    }
+}

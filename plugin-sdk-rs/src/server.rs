@@ -1,0 +1,265 @@
+//! Serving a plugin: bind the socket, print the handshake, serve gRPC until
+//! asked to stop, then stop gracefully.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use outboard_proto::handshake::HandshakeLine;
+use outboard_proto::v1::plugin_service_server::PluginServiceServer;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::auth::TokenCheck;
+use crate::deadline::StampDeadlineLayer;
+use crate::service::{PluginServer, StopRequest};
+use crate::{Plugin, ServeError, Settings};
+
+/// The grace after SIGTERM or SIGINT. The host sends SIGKILL 2 s after
+/// SIGTERM; this leaves time to clean up before it.
+pub const SIGNAL_GRACE: Duration = Duration::from_millis(1500);
+
+/// The most of the grace kept back for cancelling calls still running,
+/// letting them send their answers and closing connections, so that the
+/// process exits within the grace as the protocol asks.
+const CLOSE_RESERVE: Duration = Duration::from_millis(500);
+
+/// Serves `plugin` as `settings` say: binds the socket (mode 0600), prints
+/// the handshake line, serves until a `Shutdown` call, SIGTERM or SIGINT
+/// (when `Settings::handle_signals` is on), then stops gracefully and
+/// returns `Ok(())`.
+///
+/// A graceful stop answers the `Shutdown` call, stops accepting
+/// connections, reports `NOT_SERVING` on health, lets calls in flight run
+/// for up to 3/4 of the grace (the `Shutdown` call's, default 5 s, or
+/// [`SIGNAL_GRACE`]), cancels those still running with `UNAVAILABLE`, calls
+/// [`Plugin::shutdown`] and removes the socket file.
+pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), ServeError> {
+    let manifest = plugin.manifest();
+    let name = manifest.name().to_owned();
+    manifest.validate().map_err(|source| ServeError::Manifest {
+        plugin: name.clone(),
+        source,
+    })?;
+    let plugin = Arc::new(plugin);
+    let path = settings.socket_path.clone();
+    let socket_error = |action, source| ServeError::Socket {
+        plugin: name.clone(),
+        action,
+        path: path.clone(),
+        source,
+    };
+
+    let listener = UnixListener::bind(&path).map_err(|e| socket_error("bind", e))?;
+    let socket = SocketFile(path.clone());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| socket_error("set permissions on", e))?;
+
+    // Listen for signals before the handshake, so that a SIGTERM right
+    // after it is not lost (nor kills the process without cleanup).
+    let mut signals = if settings.handle_signals {
+        Some(Signals::new().map_err(|source| ServeError::Signals {
+            plugin: name.clone(),
+            source,
+        })?)
+    } else {
+        None
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(None::<StopRequest>);
+    let stop_tx = Arc::new(stop_tx);
+    let (abandon_tx, abandon_rx) = watch::channel(false);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(outboard_proto::SERVICE_NAME, ServingStatus::Serving)
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(outboard_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .expect("the embedded descriptor sets decode (checked by outboard-proto's tests)");
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .expect("the embedded descriptor sets decode (checked by outboard-proto's tests)");
+    let service = PluginServer::new(
+        plugin.clone(),
+        &manifest,
+        settings.protocol_version,
+        stop_tx.clone(),
+        abandon_rx,
+    );
+    let plugin_service =
+        PluginServiceServer::with_interceptor(service, TokenCheck::new(&settings.token));
+
+    let line = HandshakeLine {
+        protocol_version: settings.protocol_version,
+        socket_path: path.to_string_lossy().into_owned(),
+    };
+    print_handshake(&line).map_err(|source| ServeError::Handshake {
+        plugin: name.clone(),
+        source,
+    })?;
+    // No `plugin` field: the host tags every line with the instance name.
+    tracing::info!(
+        socket = %path.display(),
+        protocol_version = settings.protocol_version,
+        "serving"
+    );
+
+    let mut server_stop = stop_rx.clone();
+    let server = Server::builder()
+        .layer(StampDeadlineLayer)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(plugin_service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+            let _ = server_stop.wait_for(Option::is_some).await;
+        });
+    let mut server = pin!(server);
+
+    let stop = {
+        let mut stop_rx = stop_rx.clone();
+        let stop_tx = stop_tx.clone();
+        let signals = signals.as_mut();
+        async move {
+            let from_signal = async {
+                match signals {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                requested = stop_rx.wait_for(Option::is_some) => {
+                    requested.ok().and_then(|r| r.clone())
+                }
+                which = from_signal => {
+                    let request = StopRequest { grace: SIGNAL_GRACE, reason: which.to_owned() };
+                    stop_tx.send_replace(Some(request.clone()));
+                    Some(request)
+                }
+            }
+        }
+    };
+
+    let request = tokio::select! {
+        ended = &mut server => {
+            // The listener never ends by itself, so this is an error.
+            ended.map_err(|source| ServeError::Server { plugin: name.clone(), source })?;
+            None
+        }
+        request = stop => request,
+    };
+
+    if let Some(StopRequest { grace, reason }) = request {
+        tracing::info!(
+            reason,
+            grace_ms = grace.as_millis() as u64,
+            "stopping: no new connections, waiting for calls in flight"
+        );
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health
+            .set_service_status(outboard_proto::SERVICE_NAME, ServingStatus::NotServing)
+            .await;
+        let reserve = CLOSE_RESERVE.min(grace / 4);
+        let drained = tokio::time::timeout(grace - reserve, &mut server).await;
+        let result = match drained {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    "calls still running at the end of the grace period; cancelling them"
+                );
+                abandon_tx.send_replace(true);
+                // Past this, connections still open are dropped with the
+                // server; the process is about to exit anyway.
+                tokio::time::timeout(reserve, &mut server)
+                    .await
+                    .unwrap_or(Ok(()))
+            }
+        };
+        result.map_err(|source| ServeError::Server {
+            plugin: name.clone(),
+            source,
+        })?;
+    }
+
+    plugin.shutdown().await;
+    socket.remove();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_handshake(line: &HandshakeLine) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// The bound socket's file, removed when the server stops or fails.
+#[derive(Debug)]
+struct SocketFile(PathBuf);
+
+impl SocketFile {
+    fn remove(self) {
+        // Drop does the work; this names the moment.
+        drop(self);
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        match std::fs::remove_file(self.path()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                socket = %self.path().display(),
+                error = %e,
+                "cannot remove the socket file"
+            ),
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, the two ways to ask a process to stop.
+#[derive(Debug)]
+struct Signals {
+    /// SIGTERM, from the host's stop escalation or a process manager.
+    term: Signal,
+    /// SIGINT, from Ctrl-C when the plugin runs in a terminal's foreground.
+    int: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for either signal and names it.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}

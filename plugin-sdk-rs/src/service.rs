@@ -1,0 +1,228 @@
+//! `outboard.v1.PluginService` on top of a [`Plugin`]: wire types in,
+//! friendly types to the plugin, wire types out.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use outboard_proto::json::struct_to_json;
+use outboard_proto::v1::{self, plugin_service_server::PluginService};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use crate::{Config, Invocation, Plugin, deadline};
+
+/// How long in-flight calls get when the host's `Shutdown` names no grace.
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// A request to stop: from the `Shutdown` call or a signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StopRequest {
+    /// How long in-flight calls may still run.
+    pub(crate) grace: Duration,
+    /// Why, for the log.
+    pub(crate) reason: String,
+}
+
+/// The state every call shares.
+pub(crate) struct PluginServer<P> {
+    /// The plugin itself.
+    plugin: Arc<P>,
+    /// The manifest name, for messages.
+    name: Arc<str>,
+    /// The manifest as `Describe` answers it.
+    manifest: v1::Manifest,
+    /// The protocol version agreed in the handshake.
+    protocol_version: u32,
+    /// Set once, by the first stop request.
+    stop: Arc<watch::Sender<Option<StopRequest>>>,
+    /// Becomes `true` when the grace is over: calls still running give up.
+    abandon: watch::Receiver<bool>,
+}
+
+impl<P> std::fmt::Debug for PluginServer<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginServer")
+            .field("name", &self.name)
+            .field("protocol_version", &self.protocol_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Plugin> PluginServer<P> {
+    /// Serves `plugin`, whose validated manifest is `manifest`.
+    pub(crate) fn new(
+        plugin: Arc<P>,
+        manifest: &crate::Manifest,
+        protocol_version: u32,
+        stop: Arc<watch::Sender<Option<StopRequest>>>,
+        abandon: watch::Receiver<bool>,
+    ) -> PluginServer<P> {
+        PluginServer {
+            plugin,
+            name: Arc::from(manifest.name()),
+            manifest: manifest.to_proto(protocol_version),
+            protocol_version,
+            stop,
+            abandon,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<P: Plugin> PluginService for PluginServer<P> {
+    async fn describe(
+        &self,
+        request: Request<v1::DescribeRequest>,
+    ) -> Result<Response<v1::DescribeResponse>, Status> {
+        let request = request.into_inner();
+        tracing::debug!(
+            host_version = %request.host_version,
+            host_protocol_versions = ?request.host_protocol_versions,
+            "describe"
+        );
+        Ok(Response::new(v1::DescribeResponse {
+            manifest: Some(self.manifest.clone()),
+        }))
+    }
+
+    async fn configure(
+        &self,
+        request: Request<v1::ConfigureRequest>,
+    ) -> Result<Response<v1::ConfigureResponse>, Status> {
+        let request = request.into_inner();
+        let config = Config {
+            values: request
+                .config
+                .as_ref()
+                .map(struct_to_json)
+                .unwrap_or_default(),
+            granted_permissions: request.granted_permissions,
+            instance_name: request.instance_name,
+            protocol_version: if request.protocol_version == 0 {
+                self.protocol_version
+            } else {
+                request.protocol_version
+            },
+        };
+        match self.plugin.configure(config).await {
+            Ok(()) => Ok(Response::new(v1::ConfigureResponse {})),
+            Err(e) => {
+                tracing::warn!(error = %e, "configure refused");
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn invoke(
+        &self,
+        request: Request<v1::InvokeRequest>,
+    ) -> Result<Response<v1::InvokeResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        let message_deadline = match request.deadline.map(SystemTime::try_from).transpose() {
+            Ok(d) => d,
+            Err(e) => {
+                return Err(Status::invalid_argument(format!(
+                    "InvokeRequest.deadline is not a valid time: {e}"
+                )));
+            }
+        };
+        let invocation = Invocation {
+            phase: request.phase,
+            invocation_id: request.invocation_id,
+            attempt: request.attempt,
+            deadline: message_deadline,
+            trace_context: request.trace_context,
+            context: request
+                .context
+                .as_ref()
+                .map(struct_to_json)
+                .unwrap_or_default(),
+        };
+        let phase = invocation.phase.clone();
+        let id = invocation.invocation_id.clone();
+        let deadline = deadline::effective(&extensions, message_deadline);
+        let started = tokio::time::Instant::now();
+
+        let work = self.plugin.invoke(invocation);
+        let timed = async {
+            match deadline {
+                Some(at) => tokio::time::timeout_at(at.into(), work).await.ok(),
+                None => Some(work.await),
+            }
+        };
+        let mut abandon = self.abandon.clone();
+        // Dropping `timed` drops the plugin's future: that is how a call past
+        // its deadline or past the shutdown grace is cancelled.
+        let outcome = tokio::select! {
+            outcome = timed => outcome,
+            _ = abandon.wait_for(|gone| *gone) => {
+                tracing::warn!(phase, invocation_id = id, "invoke cancelled: shutdown grace is over");
+                return Err(Status::unavailable(format!(
+                    "{} is shutting down and cancelled the call for phase {phase:?} when the \
+                     grace period ran out",
+                    self.name
+                )));
+            }
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let reply = match outcome {
+            None => {
+                tracing::warn!(
+                    phase,
+                    invocation_id = id,
+                    elapsed_ms,
+                    "invoke cut off at its deadline"
+                );
+                return Err(Status::deadline_exceeded(format!(
+                    "{} did not finish phase {phase:?} before the deadline (cancelled after \
+                     {elapsed_ms} ms)",
+                    self.name
+                )));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(phase, invocation_id = id, elapsed_ms, error = %e, "invoke failed");
+                return Err(e.into());
+            }
+            Some(Ok(reply)) => reply,
+        };
+        let response = reply.to_proto().map_err(|e| {
+            tracing::error!(phase, invocation_id = id, error = %e, "invalid reply");
+            Status::from(e)
+        })?;
+        tracing::debug!(
+            phase,
+            invocation_id = id,
+            elapsed_ms,
+            ops = response.patch.len(),
+            "invoked"
+        );
+        Ok(Response::new(response))
+    }
+
+    async fn shutdown(
+        &self,
+        request: Request<v1::ShutdownRequest>,
+    ) -> Result<Response<v1::ShutdownResponse>, Status> {
+        let request = request.into_inner();
+        // A negative grace means "none"; no grace at all means the default.
+        let grace = match request.grace.map(Duration::try_from) {
+            None => DEFAULT_GRACE,
+            Some(Ok(g)) => g,
+            Some(Err(_)) => Duration::ZERO,
+        };
+        let reason = if request.reason.is_empty() {
+            "Shutdown call".to_owned()
+        } else {
+            request.reason
+        };
+        // The first request wins; a second Shutdown is answered all the same.
+        self.stop.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(StopRequest { grace, reason });
+            true
+        });
+        Ok(Response::new(v1::ShutdownResponse {}))
+    }
+}

@@ -1,0 +1,231 @@
+//! What the host tells a plugin through its environment, read and checked
+//! before anything is bound or printed.
+
+use std::path::PathBuf;
+
+use outboard_proto::handshake::{
+    self, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS, ENV_SOCKET, ENV_TOKEN,
+    MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS,
+};
+
+/// How [`serve_with`](crate::serve_with) runs one plugin launch.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The Unix socket path to bind (`OUTBOARD_SOCKET`).
+    pub socket_path: PathBuf,
+    /// The token every `PluginService` call must carry (`OUTBOARD_TOKEN`).
+    pub token: String,
+    /// The protocol version agreed with the host.
+    pub protocol_version: u32,
+    /// The name the host knows this instance by (`OUTBOARD_PLUGIN_NAME`),
+    /// if it said.
+    pub instance_name: Option<String>,
+    /// `true` to stop gracefully on SIGTERM and SIGINT.
+    pub handle_signals: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a credential: never let it reach a log line.
+        f.debug_struct("Settings")
+            .field("socket_path", &self.socket_path)
+            .field("token", &"<redacted>")
+            .field("protocol_version", &self.protocol_version)
+            .field("instance_name", &self.instance_name)
+            .field("handle_signals", &self.handle_signals)
+            .finish()
+    }
+}
+
+/// Why the environment is not one a host set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// `OUTBOARD_MAGIC_COOKIE` is missing or wrong: someone ran the plugin
+    /// by hand.
+    #[error("this program is an Outboard plugin and was not started by an Outboard host")]
+    NotStartedByHost,
+    /// A variable the host always sets is missing or empty.
+    #[error("{0} is not set, but an Outboard host always sets it")]
+    Missing(&'static str),
+    /// A variable holds something unusable.
+    #[error("{var} is {value:?}: {why}")]
+    Invalid {
+        /// The variable's name.
+        var: &'static str,
+        /// Its value, quoted.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The host and the plugin share no protocol version.
+    #[error(
+        "no protocol version in common: the host speaks {} and this plugin speaks {}",
+        handshake::format_versions(host),
+        handshake::format_versions(plugin)
+    )]
+    NoCommonVersion {
+        /// The versions in `OUTBOARD_PROTOCOL_VERSIONS`.
+        host: Vec<u32>,
+        /// The versions this SDK speaks.
+        plugin: Vec<u32>,
+    },
+}
+
+impl Settings {
+    /// Settings for serving on `socket_path` with `token`, at the newest
+    /// protocol version, stopping on SIGTERM/SIGINT. Mostly for tests; a
+    /// plugin launched by a host uses [`Settings::from_env`].
+    pub fn new(socket_path: impl Into<PathBuf>, token: impl Into<String>) -> Settings {
+        Settings {
+            socket_path: socket_path.into(),
+            token: token.into(),
+            protocol_version: handshake::PROTOCOL_VERSION,
+            instance_name: None,
+            handle_signals: true,
+        }
+    }
+
+    /// Sets whether SIGTERM and SIGINT stop the server (default `true`).
+    /// In-process tests turn it off so that the test binary keeps its own
+    /// Ctrl-C behaviour.
+    pub fn handle_signals(mut self, on: bool) -> Settings {
+        self.handle_signals = on;
+        self
+    }
+
+    /// Reads the `OUTBOARD_*` variables of this process.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Settings::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Reads the `OUTBOARD_*` variables through `lookup`, so that the rules
+    /// can be tested without touching the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        // The cookie comes first: without it nothing else is worth reporting.
+        if lookup(ENV_MAGIC_COOKIE).as_deref() != Some(MAGIC_COOKIE_VALUE) {
+            return Err(SettingsError::NotStartedByHost);
+        }
+        let required = |var: &'static str| {
+            lookup(var)
+                .filter(|v| !v.is_empty())
+                .ok_or(SettingsError::Missing(var))
+        };
+
+        let versions = required(ENV_PROTOCOL_VERSIONS)?;
+        let host = handshake::parse_versions(&versions).map_err(|why| SettingsError::Invalid {
+            var: ENV_PROTOCOL_VERSIONS,
+            value: versions.clone(),
+            why,
+        })?;
+        let protocol_version = handshake::negotiate(&host, SUPPORTED_PROTOCOL_VERSIONS)
+            .ok_or_else(|| SettingsError::NoCommonVersion {
+                host: host.clone(),
+                plugin: SUPPORTED_PROTOCOL_VERSIONS.to_vec(),
+            })?;
+
+        let socket = required(ENV_SOCKET)?;
+        if !socket.starts_with('/') {
+            return Err(SettingsError::Invalid {
+                var: ENV_SOCKET,
+                value: socket,
+                why: "the socket path must be absolute".into(),
+            });
+        }
+        let token = required(ENV_TOKEN)?;
+        let instance_name = lookup(ENV_PLUGIN_NAME).filter(|n| !n.is_empty());
+
+        Ok(Settings {
+            socket_path: PathBuf::from(socket),
+            token,
+            protocol_version,
+            instance_name,
+            handle_signals: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn host_env() -> Vec<(&'static str, &'static str)> {
+        vec![
+            (ENV_MAGIC_COOKIE, MAGIC_COOKIE_VALUE),
+            (ENV_PROTOCOL_VERSIONS, "1"),
+            (ENV_SOCKET, "/tmp/ob-abc/plugin.sock"),
+            (ENV_TOKEN, "s3cret"),
+            (ENV_PLUGIN_NAME, "envy"),
+        ]
+    }
+
+    #[test]
+    fn reads_a_hosts_environment() {
+        let s = Settings::from_lookup(lookup(&host_env())).expect("valid");
+        assert_eq!(s.socket_path, PathBuf::from("/tmp/ob-abc/plugin.sock"));
+        assert_eq!(s.token, "s3cret");
+        assert_eq!(s.protocol_version, 1);
+        assert_eq!(s.instance_name.as_deref(), Some("envy"));
+        assert!(s.handle_signals);
+        assert!(!format!("{s:?}").contains("s3cret"), "token leaked: {s:?}");
+    }
+
+    #[test]
+    fn missing_or_wrong_cookie_means_run_by_hand() {
+        assert_eq!(
+            Settings::from_lookup(lookup(&[])).err(),
+            Some(SettingsError::NotStartedByHost)
+        );
+        let mut env = host_env();
+        env[0].1 = "nope";
+        assert_eq!(
+            Settings::from_lookup(lookup(&env)).err(),
+            Some(SettingsError::NotStartedByHost)
+        );
+    }
+
+    #[test]
+    fn no_common_version_names_both_lists() {
+        let mut env = host_env();
+        env[1].1 = "2,3";
+        let err = Settings::from_lookup(lookup(&env)).expect_err("no overlap");
+        assert_eq!(
+            err.to_string(),
+            "no protocol version in common: the host speaks 2,3 and this plugin speaks 1"
+        );
+    }
+
+    #[test]
+    fn bad_and_missing_variables_are_named() {
+        let mut env = host_env();
+        env[1].1 = "1,x";
+        let err = Settings::from_lookup(lookup(&env)).expect_err("bad list");
+        assert_eq!(
+            err.to_string(),
+            r#"OUTBOARD_PROTOCOL_VERSIONS is "1,x": "x" is not a positive integer"#
+        );
+
+        let env: Vec<_> = host_env()
+            .into_iter()
+            .filter(|(k, _)| *k != ENV_TOKEN)
+            .collect();
+        assert_eq!(
+            Settings::from_lookup(lookup(&env)).err(),
+            Some(SettingsError::Missing(ENV_TOKEN))
+        );
+
+        let mut env = host_env();
+        env[2].1 = "plugin.sock";
+        let err = Settings::from_lookup(lookup(&env)).expect_err("relative");
+        assert!(err.to_string().contains("must be absolute"), "{err}");
+    }
+}
