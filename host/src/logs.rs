@@ -173,6 +173,8 @@ fn parse(line: &str) -> Record {
         Some(other) => other.to_string(),
         None => String::new(),
     };
+    // The host stamps every record itself.
+    map.remove("timestamp");
     // Structured loggers nest their fields; flatten one level for reading.
     if let Some(serde_json::Value::Object(inner)) = map.remove("fields") {
         for (k, v) in inner {
@@ -241,7 +243,9 @@ mod tests {
 
     #[test]
     fn json_lines_become_fields() {
-        let r = parse(r#"{"level":"WARN","msg":"slow","elapsed_ms":12,"fields":{"phase":"x"}}"#);
+        let r = parse(
+            r#"{"level":"WARN","msg":"slow","timestamp":"t","elapsed_ms":12,"fields":{"phase":"x"}}"#,
+        );
         assert_eq!(r.level, Level::Warn);
         assert_eq!(r.message, "slow");
         assert_eq!(r.fields, Some(json!({"elapsed_ms": 12, "phase": "x"})));

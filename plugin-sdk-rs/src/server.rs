@@ -111,7 +111,7 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
         source,
     })?;
     // No `plugin` field: the host tags every line with the instance name.
-    tracing::info!(
+    tracing::debug!(
         socket = %path.display(),
         protocol_version = settings.protocol_version,
         "serving"
@@ -163,7 +163,7 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
     };
 
     if let Some(StopRequest { grace, reason }) = request {
-        tracing::info!(
+        tracing::debug!(
             reason,
             grace_ms = grace.as_millis() as u64,
             "stopping: no new connections, waiting for calls in flight"
@@ -199,7 +199,7 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
 
     plugin.shutdown().await;
     socket.remove();
-    tracing::info!("stopped");
+    tracing::debug!("stopped");
     Ok(())
 }
 
