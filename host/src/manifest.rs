@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use outboard_proto::names::{
+    invalid_phase_name, invalid_plugin_name, is_valid_phase_name, is_valid_plugin_name,
+};
 use outboard_proto::v1;
 use serde::Serialize;
 use serde_json::Value;
-
-/// The longest plugin or phase name, in characters.
-pub const MAX_NAME_LEN: usize = 64;
 
 /// What a plugin is and what it wants, validated.
 #[derive(Debug, Clone, Serialize)]
@@ -161,13 +161,7 @@ impl Manifest {
         for (i, s) in m.subscriptions.iter().enumerate() {
             let field = format!("subscriptions[{i}].phase");
             if !is_valid_phase_name(&s.phase) {
-                bad(
-                    field,
-                    format!(
-                        "{:?} is not a valid phase name (1 to {MAX_NAME_LEN} characters of a-z, 0-9, '_', '.', '-')",
-                        s.phase
-                    ),
-                );
+                bad(field, invalid_phase_name(&s.phase));
             } else if let Some(first) = seen_phases.insert(&s.phase, i) {
                 // Keep the first index, so a third occurrence names it too.
                 seen_phases.insert(&s.phase, first);
@@ -317,35 +311,6 @@ impl Manifest {
             Err(ConfigSchemaError { violations })
         }
     }
-}
-
-/// `true` if `name` is a valid plugin name: 1 to 64 characters of
-/// `[a-z0-9_-]`, starting with a letter or digit. The host's config uses the
-/// same rule for the names it gives plugins.
-pub fn is_valid_plugin_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    let Some(first) = bytes.next() else {
-        return false;
-    };
-    name.len() <= MAX_NAME_LEN
-        && (first.is_ascii_lowercase() || first.is_ascii_digit())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// `true` if `phase` is a valid phase name: 1 to 64 characters of
-/// `[a-z0-9_.-]`.
-pub fn is_valid_phase_name(phase: &str) -> bool {
-    (1..=MAX_NAME_LEN).contains(&phase.len())
-        && phase.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-        })
-}
-
-/// Why `name` is not a plugin name, quoting it.
-pub fn invalid_plugin_name(name: &str) -> String {
-    format!(
-        "{name:?} is not a valid plugin name (1 to {MAX_NAME_LEN} characters of a-z, 0-9, '_', '-', starting with a letter or digit)"
-    )
 }
 
 /// Refuses every external `$ref`: a plugin's schema must be self-contained,

@@ -49,7 +49,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use crate::manifest::{invalid_plugin_name, is_valid_plugin_name};
+use outboard_proto::names::{MAX_NAME_LEN, invalid_plugin_name, is_valid_plugin_name};
 
 /// How long a plugin has from spawn to its handshake line, by default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -270,7 +270,7 @@ fn name_from(file_name: &str) -> String {
             }
         })
         .skip_while(|c| !c.is_ascii_alphanumeric())
-        .take(crate::manifest::MAX_NAME_LEN)
+        .take(MAX_NAME_LEN)
         .collect();
     if name.is_empty() {
         "plugin".into()

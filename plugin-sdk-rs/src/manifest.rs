@@ -3,11 +3,13 @@
 
 use std::fmt;
 
+use outboard_proto::names::{
+    invalid_phase_name, invalid_plugin_name, is_valid_phase_name, is_valid_plugin_name,
+};
 use outboard_proto::{json, v1};
 use serde_json::Value;
 
-/// The longest plugin or phase name, in characters.
-pub const MAX_NAME_LEN: usize = 64;
+pub use outboard_proto::names::MAX_NAME_LEN;
 
 /// What a plugin is and what it wants: its name, version, the phases it
 /// subscribes to, the permissions it asks for, and its config schema.
@@ -216,12 +218,8 @@ impl Manifest {
     /// applies the same ones) and reports every problem at once.
     pub fn validate(&self) -> Result<(), ManifestError> {
         let mut problems = Vec::new();
-        if !valid_name(&self.name, |c| c == '_' || c == '-') || !starts_alnum(&self.name) {
-            problems.push(format!(
-                "name: {:?} is not a valid plugin name (1 to {MAX_NAME_LEN} characters of \
-                 a-z, 0-9, '_', '-', starting with a letter or digit)",
-                self.name
-            ));
+        if !is_valid_plugin_name(&self.name) {
+            problems.push(format!("name: {}", invalid_plugin_name(&self.name)));
         }
         if let Err(e) = semver::Version::parse(&self.version) {
             problems.push(format!(
@@ -230,11 +228,10 @@ impl Manifest {
             ));
         }
         for (i, s) in self.subscriptions.iter().enumerate() {
-            if !valid_name(&s.phase, |c| matches!(c, '_' | '.' | '-')) {
+            if !is_valid_phase_name(&s.phase) {
                 problems.push(format!(
-                    "subscriptions[{i}].phase: {:?} is not a valid phase name (1 to \
-                     {MAX_NAME_LEN} characters of a-z, 0-9, '_', '.', '-')",
-                    s.phase
+                    "subscriptions[{i}].phase: {}",
+                    invalid_phase_name(&s.phase)
                 ));
             }
             if let Some(first) = self.subscriptions[..i]
@@ -254,10 +251,10 @@ impl Manifest {
             }
         }
         for (i, d) in self.dependencies.iter().enumerate() {
-            if !valid_name(&d.name, |c| c == '_' || c == '-') || !starts_alnum(&d.name) {
+            if !is_valid_plugin_name(&d.name) {
                 problems.push(format!(
-                    "dependencies[{i}].name: {:?} is not a valid plugin name",
-                    d.name
+                    "dependencies[{i}].name: {}",
+                    invalid_plugin_name(&d.name)
                 ));
             }
             if !d.version_req.is_empty()
@@ -325,19 +322,6 @@ impl Manifest {
             },
         }
     }
-}
-
-fn valid_name(s: &str, extra: impl Fn(char) -> bool) -> bool {
-    let len = s.chars().count();
-    (1..=MAX_NAME_LEN).contains(&len)
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra(c))
-}
-
-fn starts_alnum(s: &str) -> bool {
-    s.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 #[cfg(test)]

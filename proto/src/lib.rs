@@ -6,6 +6,7 @@
 //!   (from `proto/outboard/v1/*.proto`, checked in; `tests/codegen.rs` fails
 //!   when they drift).
 //! - [`json`]: `google.protobuf.Struct` / `Value` to and from `serde_json`.
+//! - [`names`]: the rules for plugin and phase names.
 //! - [`patch`]: JSON Pointer set / remove patches, their wire form and how
 //!   they apply.
 //! - [`handshake`]: the environment variables, the handshake line a plugin
@@ -17,6 +18,7 @@
 
 pub mod handshake;
 pub mod json;
+pub mod names;
 pub mod patch;
 
 /// Generated types for the `outboard.v1` package.
