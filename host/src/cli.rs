@@ -466,14 +466,14 @@ fn print_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
         };
-        writeln!(
-            out,
+        let line = format!(
             "  {:>4}  {:<width$}  {outcome:<7}  {:>7.1} ms  {}",
             e.priority,
             e.plugin,
             e.duration.as_secs_f64() * 1000.0,
             e.message
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
         for op in dispatch::patch_to_json(&e.patch)
             .as_array()
             .into_iter()
