@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
-use tokio::task::JoinSet;
 
-use crate::dispatch::{self, Outcome, Report, Verdict};
+use crate::dispatch::{self, Entry, FailureKind, Outcome, Report, Verdict};
+use crate::host::{Host, start_all, stop_all};
+use crate::phase::FailurePolicy;
 use crate::plugin::Plugin;
-use crate::registry::{self, PluginSpec};
+use crate::registry::{self, HostConfig};
 
 /// Exit status when the host itself failed: bad config, a plugin that would
 /// not start.
@@ -129,16 +130,19 @@ struct Source {
 }
 
 impl Source {
-    fn specs(&self) -> anyhow::Result<Vec<PluginSpec>> {
+    /// The host config the flags point to.
+    fn config(&self) -> anyhow::Result<HostConfig> {
         if let Some(file) = &self.config {
-            return Ok(registry::load(file)?.plugins);
+            return Ok(registry::load(file)?);
         }
         if !self.plugin_dir.is_empty() {
-            return Ok(registry::discover(&self.plugin_dir)?);
+            let mut config = HostConfig::default();
+            config.add_plugins(registry::discover(&self.plugin_dir)?)?;
+            return Ok(config);
         }
-        let default = PathBuf::from("outboard.toml");
+        let default = PathBuf::from(registry::CONFIG_FILE_NAME);
         if default.exists() {
-            return Ok(registry::load(&default)?.plugins);
+            return Ok(registry::load(&default)?);
         }
         bail!(
             "no plugins to run: give --config FILE or --plugin-dir DIR \
@@ -223,13 +227,13 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             handshake_timeout,
             command,
         } => describe(command, handshake_timeout).await,
-        Command::Ls { source, json } => ls(source.specs()?, json).await,
+        Command::Ls { source, json } => ls(source.config()?, json).await,
         Command::Invoke {
             phase,
             context,
             source,
             json,
-        } => invoke(&phase, &context, source.specs()?, json).await,
+        } => invoke(&phase, &context, &source.config()?, json).await,
     }
 }
 
@@ -246,8 +250,8 @@ async fn describe(command: Vec<String>, handshake_timeout: Duration) -> anyhow::
     Ok(0)
 }
 
-async fn ls(specs: Vec<PluginSpec>, as_json: bool) -> anyhow::Result<u8> {
-    let Some((plugins, failures)) = unless_interrupted(start_all(specs)).await else {
+async fn ls(config: HostConfig, as_json: bool) -> anyhow::Result<u8> {
+    let Some((plugins, failures)) = unless_interrupted(start_all(config.plugins)).await else {
         return Ok(EXIT_INTERRUPTED);
     };
     let mut rows: Vec<Value> = plugins
@@ -293,24 +297,20 @@ async fn ls(specs: Vec<PluginSpec>, as_json: bool) -> anyhow::Result<u8> {
 async fn invoke(
     phase: &str,
     context: &str,
-    specs: Vec<PluginSpec>,
+    config: &HostConfig,
     as_json: bool,
 ) -> anyhow::Result<u8> {
     let context = parse_context(context)?;
-    let Some((plugins, failures)) = unless_interrupted(start_all(specs)).await else {
+    let Some(host) = unless_interrupted(Host::start(config)).await else {
         return Ok(EXIT_INTERRUPTED);
     };
-    if !failures.is_empty() {
-        stop_all(plugins).await;
-        let messages: Vec<String> = failures.iter().map(|(_, e)| e.to_string()).collect();
-        bail!("{}", messages.join("\n"));
-    }
-    let Some(report) = unless_interrupted(dispatch::run(&plugins, phase, context)).await else {
+    let host = host?;
+    let Some(report) = unless_interrupted(host.dispatch(phase, context)).await else {
         // Ready plugins get the whole stop sequence, not a SIGKILL.
-        stop_all(plugins).await;
+        host.stop().await;
         return Ok(EXIT_INTERRUPTED);
     };
-    stop_all(plugins).await;
+    host.stop().await;
 
     let mut out = std::io::stdout().lock();
     if as_json {
@@ -340,41 +340,6 @@ fn parse_context(arg: &str) -> anyhow::Result<Map<String, Value>> {
         Ok(other) => bail!("{origin}: the context must be a JSON object, not {other}"),
         Err(err) => bail!("{origin}: not valid JSON: {err}"),
     }
-}
-
-/// Starts every plugin at once; returns the ready ones (sorted by name) and
-/// the failures.
-pub async fn start_all(
-    specs: Vec<PluginSpec>,
-) -> (Vec<Plugin>, Vec<(String, crate::error::Error)>) {
-    let mut starting = JoinSet::new();
-    for spec in specs {
-        starting.spawn(async move { (spec.name.clone(), Plugin::start(&spec).await) });
-    }
-    let mut plugins = Vec::new();
-    let mut failures = Vec::new();
-    while let Some(joined) = starting.join_next().await {
-        match joined {
-            Ok((_, Ok(plugin))) => plugins.push(plugin),
-            Ok((name, Err(err))) => failures.push((name, err)),
-            Err(err) => failures.push((
-                "?".to_owned(),
-                crate::error::Error::new("?", crate::error::ErrorKind::Unhealthy(err.to_string())),
-            )),
-        }
-    }
-    plugins.sort_by(|a, b| a.name().cmp(b.name()));
-    failures.sort_by(|a, b| a.0.cmp(&b.0));
-    (plugins, failures)
-}
-
-/// Stops every plugin at once.
-pub async fn stop_all(plugins: Vec<Plugin>) {
-    let mut stopping = JoinSet::new();
-    for plugin in plugins {
-        stopping.spawn(plugin.stop());
-    }
-    while stopping.join_next().await.is_some() {}
 }
 
 fn round_ms(d: Duration) -> f64 {
@@ -439,11 +404,35 @@ fn print_table(out: &mut impl Write, rows: &[Value]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// "ok", "vetoed", "skipped", or the failure: "timeout", "crashed",
+/// "conflict"..., with "(ignored)" under fail_open.
+fn outcome_word(e: &Entry) -> String {
+    match (e.outcome, e.failure) {
+        (Outcome::Ok, _) => "ok".to_owned(),
+        (Outcome::Vetoed, _) => "vetoed".to_owned(),
+        (Outcome::Skipped, _) => "skipped".to_owned(),
+        (Outcome::Failed, kind) => {
+            let kind = match kind {
+                Some(FailureKind::Timeout) => "timeout",
+                Some(FailureKind::Crashed) => "crashed",
+                Some(FailureKind::Conflict) => "conflict",
+                Some(FailureKind::InvalidPatch) => "bad patch",
+                Some(FailureKind::Error) | None => "failed",
+            };
+            if e.policy == FailurePolicy::FailOpen {
+                format!("{kind} (ignored)")
+            } else {
+                kind.to_owned()
+            }
+        }
+    }
+}
+
 fn print_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     let verdict = match &report.verdict {
         Verdict::Passed => "passed".to_owned(),
         Verdict::Vetoed { plugin, message } => format!("vetoed by {plugin}: {message}"),
-        Verdict::Failed { plugin, error } => format!("failed at {plugin}: {error}"),
+        Verdict::Failed { plugins, error } => format!("failed at {}: {error}", plugins.join(", ")),
     };
     writeln!(
         out,
@@ -460,14 +449,9 @@ fn print_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         .max()
         .unwrap_or(0);
     for e in &report.entries {
-        let outcome = match e.outcome {
-            Outcome::Ok => "ok",
-            Outcome::Vetoed => "vetoed",
-            Outcome::Failed => "failed",
-            Outcome::Skipped => "skipped",
-        };
+        let outcome = outcome_word(e);
         let line = format!(
-            "  {:>4}  {:<width$}  {outcome:<7}  {:>7.1} ms  {}",
+            "  {:>4}  {:<width$}  {outcome:<16}  {:>7.1} ms  {}",
             e.priority,
             e.plugin,
             e.duration.as_secs_f64() * 1000.0,

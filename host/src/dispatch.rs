@@ -1,10 +1,21 @@
-//! Invoking a phase on the plugins subscribed to it.
+//! One phase fanned out to the plugins subscribed to it.
 //!
-//! Subscribers run one after another, lowest priority number first, ties by
-//! name; each sees the context as patched by those before it. An `ABORT`
-//! (a veto) or a failure stops the chain, and the plugins after it are
-//! reported as skipped. The [`Report`] always lists every subscriber.
+//! - **Sequential**: lowest priority first, ties by name; each plugin sees
+//!   the context as patched by those before it. A veto (`ABORT`) stops the
+//!   chain; so does a failure under `fail_closed`. The plugins after the stop
+//!   are reported as skipped. Patches applied before the stop stay applied.
+//! - **Parallel**: every subscriber gets the same context at once. Their
+//!   patches are merged; two plugins writing the same path, or one writing
+//!   inside a path another writes or removes, is a conflict that fails the
+//!   phase with both names and both paths. The merged patch is applied only
+//!   if the phase passes: a failed parallel phase leaves the context as it
+//!   was.
+//!
+//! Under `fail_open` a failing plugin is recorded and the phase goes on as
+//! if it had not been there. Every call carries its deadline; a plugin that
+//! dies mid-call fails at once. A [`Report`] lists every subscriber, always.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outboard_proto::json::json_to_struct;
@@ -12,51 +23,99 @@ use outboard_proto::patch::{self, PatchOp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::error::CallError;
+use crate::phase::{FailurePolicy, Mode, PhaseSpec};
 use crate::plugin::{Plugin, Reply};
+
+/// A phase with its subscribers resolved: who runs, in which order, with
+/// which timeout and policy. Built once when the host starts, so a dispatch
+/// does no sorting or lookups.
+#[derive(Debug)]
+pub struct Route {
+    /// The phase's name.
+    pub phase: Arc<str>,
+    /// How the phase runs.
+    pub spec: PhaseSpec,
+    /// Its subscribers, in priority order (then by name).
+    pub subscribers: Vec<Subscriber>,
+}
+
+/// One plugin's subscription to a phase, as the host resolved it.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// The plugin.
+    pub plugin: Arc<Plugin>,
+    /// Its name, shared with the reports.
+    pub name: Arc<str>,
+    /// Its priority: the manifest's, or the host's override.
+    pub priority: i32,
+    /// The per-call timeout.
+    pub timeout: Duration,
+    /// What its failure does to the phase.
+    pub policy: FailurePolicy,
+}
 
 /// What one dispatch of a phase did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The phase.
-    pub phase: String,
+    pub phase: Arc<str>,
+    /// How it ran.
+    pub mode: Mode,
     /// The id sent to every plugin with this dispatch.
     pub invocation_id: String,
     /// The phase's result.
     pub verdict: Verdict,
-    /// Every subscribed plugin, in the order they ran (or would have).
+    /// Every subscribed plugin, in priority order.
     pub entries: Vec<Entry>,
-    /// The context after every applied patch.
+    /// The context after the applied patches.
     pub context: Value,
     /// Wall time of the whole dispatch.
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
 }
 
+impl Report {
+    /// True if the phase passed (fail-open failures do not count).
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Passed
+    }
+}
+
 /// The phase's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Verdict {
-    /// Every subscriber continued.
+    /// Every subscriber continued, or failed under `fail_open`.
     Passed,
     /// A plugin vetoed the phase.
-    Vetoed { plugin: String, message: String },
-    /// A plugin failed.
-    Failed { plugin: String, error: String },
+    Vetoed { plugin: Arc<str>, message: String },
+    /// A plugin failed under `fail_closed`, or two plugins' patches
+    /// conflicted (then both are named).
+    Failed {
+        plugins: Vec<Arc<str>>,
+        error: String,
+    },
 }
 
 /// One plugin's part in a dispatch.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     /// The plugin's name.
-    pub plugin: String,
+    pub plugin: Arc<str>,
     /// Its priority for this phase.
     pub priority: i32,
+    /// Its failure policy for this phase.
+    pub policy: FailurePolicy,
     /// What happened.
     pub outcome: Outcome,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
     /// How long its call took (zero if skipped).
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
-    /// The patch it returned, as applied.
+    /// The patch it returned.
     #[serde(serialize_with = "patch_json")]
     pub patch: Vec<PatchOp>,
     /// Its message, or the error.
@@ -67,105 +126,252 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// It continued; its patch was applied.
+    /// It continued; its patch was applied (or, in a parallel phase that
+    /// failed, would have been).
     Ok,
     /// It vetoed the phase.
     Vetoed,
-    /// Its call failed, or its patch did not apply.
+    /// It failed; see [`FailureKind`] and the policy.
     Failed,
     /// It was not called because the phase had already stopped.
     Skipped,
 }
 
-/// Runs `phase` on every plugin in `plugins` that subscribes to it.
-pub async fn run(plugins: &[Plugin], phase: &str, context: Map<String, Value>) -> Report {
+/// Why a plugin failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// It did not answer within its timeout and was cut off.
+    Timeout,
+    /// Its process exited during the call (or before it).
+    Crashed,
+    /// It answered with an error status, or an answer the host cannot use.
+    Error,
+    /// Its patch overlaps another plugin's in a parallel phase.
+    Conflict,
+    /// Its patch does not apply to the context.
+    InvalidPatch,
+}
+
+impl FailureKind {
+    fn of(err: &CallError) -> FailureKind {
+        match err {
+            CallError::Timeout(_) => FailureKind::Timeout,
+            CallError::Crashed { .. } => FailureKind::Crashed,
+            _ => FailureKind::Error,
+        }
+    }
+}
+
+/// Runs `route` on `context`.
+pub async fn run(route: &Route, context: Map<String, Value>) -> Report {
     let started = Instant::now();
     let invocation_id = uuid::Uuid::new_v4().to_string();
-    let mut subscribers: Vec<(i32, &Plugin)> = plugins
+    let mut entries: Vec<Entry> = route
+        .subscribers
         .iter()
-        .filter_map(|p| {
-            p.manifest()
-                .subscriptions
-                .iter()
-                .find(|s| s.phase == phase)
-                .map(|s| (s.priority, p))
-        })
-        .collect();
-    subscribers.sort_by(|(pa, a), (pb, b)| pa.cmp(pb).then_with(|| a.name().cmp(b.name())));
-
-    let mut context = Value::Object(context);
-    let mut verdict = Verdict::Passed;
-    let mut entries = Vec::with_capacity(subscribers.len());
-    for (priority, plugin) in subscribers {
-        let mut entry = Entry {
-            plugin: plugin.name().to_owned(),
-            priority,
+        .map(|s| Entry {
+            plugin: s.name.clone(),
+            priority: s.priority,
+            policy: s.policy,
             outcome: Outcome::Skipped,
+            failure: None,
             duration: Duration::ZERO,
             patch: Vec::new(),
             message: String::new(),
-        };
-        if verdict != Verdict::Passed {
-            entries.push(entry);
-            continue;
-        }
-        let call_started = Instant::now();
-        let as_struct = match &context {
-            Value::Object(map) => json_to_struct(map),
-            _ => Default::default(),
-        };
-        let reply = plugin
-            .invoke(
-                phase,
-                &invocation_id,
-                1,
-                as_struct,
-                plugin.spec().call_timeout,
-            )
-            .await;
-        entry.duration = call_started.elapsed();
-        match reply {
-            Ok(Reply::Continue { patch, message }) => match patch::apply(&mut context, &patch) {
-                Ok(()) => {
-                    entry.outcome = Outcome::Ok;
-                    entry.patch = patch;
-                    entry.message = message;
-                }
-                Err(err) => {
-                    entry.outcome = Outcome::Failed;
-                    entry.message = format!("its patch does not apply: {err}");
-                    entry.patch = patch;
-                }
-            },
-            Ok(Reply::Abort { message }) => {
-                entry.outcome = Outcome::Vetoed;
-                entry.message = message;
-            }
-            Err(err) => {
-                entry.outcome = Outcome::Failed;
-                entry.message = err.to_string();
-            }
-        }
-        verdict = match entry.outcome {
-            Outcome::Vetoed => Verdict::Vetoed {
-                plugin: entry.plugin.clone(),
-                message: entry.message.clone(),
-            },
-            Outcome::Failed => Verdict::Failed {
-                plugin: entry.plugin.clone(),
-                error: entry.message.clone(),
-            },
-            Outcome::Ok | Outcome::Skipped => Verdict::Passed,
-        };
-        entries.push(entry);
-    }
+        })
+        .collect();
+    let mut context = Value::Object(context);
+    let verdict = match route.spec.mode {
+        Mode::Sequential => sequential(route, &invocation_id, &mut context, &mut entries).await,
+        Mode::Parallel => parallel(route, &invocation_id, &mut context, &mut entries).await,
+    };
     Report {
-        phase: phase.to_owned(),
+        phase: route.phase.clone(),
+        mode: route.spec.mode,
         invocation_id,
         verdict,
         entries,
         context,
         duration: started.elapsed(),
+    }
+}
+
+async fn sequential(
+    route: &Route,
+    invocation_id: &str,
+    context: &mut Value,
+    entries: &mut [Entry],
+) -> Verdict {
+    for (sub, entry) in route.subscribers.iter().zip(entries.iter_mut()) {
+        let request = match &*context {
+            Value::Object(map) => json_to_struct(map),
+            _ => Default::default(),
+        };
+        let call_started = Instant::now();
+        let reply = sub
+            .plugin
+            .invoke(&route.phase, invocation_id, 1, request, sub.timeout)
+            .await;
+        entry.duration = call_started.elapsed();
+        record(entry, reply);
+        if entry.outcome == Outcome::Ok
+            && let Err(err) = patch::apply(context, &entry.patch)
+        {
+            fail(
+                entry,
+                FailureKind::InvalidPatch,
+                format!("its patch does not apply: {err}"),
+            );
+        }
+        if let Some(verdict) = stops_phase(entry) {
+            return verdict;
+        }
+    }
+    Verdict::Passed
+}
+
+async fn parallel(
+    route: &Route,
+    invocation_id: &str,
+    context: &mut Value,
+    entries: &mut [Entry],
+) -> Verdict {
+    // One conversion for everyone; each call needs its own copy to send.
+    let request = match &*context {
+        Value::Object(map) => json_to_struct(map),
+        _ => Default::default(),
+    };
+    let calls = route.subscribers.iter().map(|sub| {
+        let request = request.clone();
+        async move {
+            let call_started = Instant::now();
+            let reply = sub
+                .plugin
+                .invoke(&route.phase, invocation_id, 1, request, sub.timeout)
+                .await;
+            (call_started.elapsed(), reply)
+        }
+    });
+    let replies = futures_util::future::join_all(calls).await;
+    for (entry, (duration, reply)) in entries.iter_mut().zip(replies) {
+        entry.duration = duration;
+        record(entry, reply);
+    }
+
+    // A veto or a fail-closed failure fails the phase; the first one in
+    // priority order is the verdict, all are in the entries.
+    if let Some(verdict) = entries.iter().find_map(stops_phase) {
+        return verdict;
+    }
+
+    // Merge what the plugins that continued want to write.
+    let mut writers: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.outcome == Outcome::Ok && !e.patch.is_empty())
+        .map(|(i, _)| i)
+        .collect();
+    let conflict = patch::merge(&patches_of(entries, &writers)).err();
+    if let Some(conflict) = conflict {
+        let (a, b) = (writers[conflict.first], writers[conflict.second]);
+        let (name_a, name_b) = (entries[a].plugin.clone(), entries[b].plugin.clone());
+        let error = format!(
+            "plugins {name_a} and {name_b} both write {}: {name_a} writes {}, {name_b} writes {}",
+            shorter(&conflict.first_path, &conflict.second_path),
+            conflict.first_path,
+            conflict.second_path
+        );
+        for i in [a, b] {
+            entries[i].outcome = Outcome::Failed;
+            entries[i].failure = Some(FailureKind::Conflict);
+            entries[i].message = error.clone();
+        }
+        return Verdict::Failed {
+            plugins: vec![name_a, name_b],
+            error,
+        };
+    }
+    // The patches touch disjoint paths, so applying them one writer after
+    // another is the merge, and a failure belongs to exactly one writer. A
+    // fail-open writer whose patch does not apply is dropped and the rest
+    // applied.
+    loop {
+        let applied = patch::apply_all(context, &patches_of(entries, &writers));
+        let Err((writer, err)) = applied else {
+            break;
+        };
+        let entry = &mut entries[writers[writer]];
+        fail(
+            entry,
+            FailureKind::InvalidPatch,
+            format!("its patch does not apply: {err}"),
+        );
+        if let Some(verdict) = stops_phase(entry) {
+            return verdict;
+        }
+        writers.remove(writer);
+    }
+    Verdict::Passed
+}
+
+/// The patches of the entries at `writers`.
+fn patches_of<'e>(entries: &'e [Entry], writers: &[usize]) -> Vec<&'e [PatchOp]> {
+    writers
+        .iter()
+        .map(|&i| entries[i].patch.as_slice())
+        .collect()
+}
+
+/// Records a plugin's reply in its entry.
+fn record(entry: &mut Entry, reply: Result<Reply, CallError>) {
+    match reply {
+        Ok(Reply::Continue { patch, message }) => {
+            entry.outcome = Outcome::Ok;
+            entry.patch = patch;
+            entry.message = message;
+        }
+        Ok(Reply::Abort { message }) => {
+            entry.outcome = Outcome::Vetoed;
+            entry.message = message;
+        }
+        Err(err) => fail(entry, FailureKind::of(&err), err.to_string()),
+    }
+}
+
+fn fail(entry: &mut Entry, kind: FailureKind, message: String) {
+    entry.outcome = Outcome::Failed;
+    entry.failure = Some(kind);
+    entry.message = message;
+    if entry.policy == FailurePolicy::FailOpen {
+        tracing::warn!(
+            plugin = &*entry.plugin,
+            "failed, ignored (fail_open): {}",
+            entry.message
+        );
+    }
+}
+
+/// The verdict if `entry` stops the phase: a veto, or a fail-closed failure.
+fn stops_phase(entry: &Entry) -> Option<Verdict> {
+    match (entry.outcome, entry.policy) {
+        (Outcome::Vetoed, _) => Some(Verdict::Vetoed {
+            plugin: entry.plugin.clone(),
+            message: entry.message.clone(),
+        }),
+        (Outcome::Failed, FailurePolicy::FailClosed) => Some(Verdict::Failed {
+            plugins: vec![entry.plugin.clone()],
+            error: entry.message.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn shorter<'a>(a: &'a patch::Pointer, b: &'a patch::Pointer) -> &'a patch::Pointer {
+    if a.tokens().len() <= b.tokens().len() {
+        a
+    } else {
+        b
     }
 }
 

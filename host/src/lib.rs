@@ -14,7 +14,12 @@
 //!   tracing events carrying its name.
 //! - [`client`]: the gRPC channel over the Unix socket, with the token.
 //! - [`plugin`]: one running plugin: start → ready, invoke, stop.
-//! - [`dispatch`]: invoking a phase on its subscribers in priority order.
+//! - [`phase`]: phases as the host declares them (mode, timeout, failure
+//!   policy) and the job profile's defaults.
+//! - [`dispatch`]: one phase fanned out to its subscribers, sequentially or
+//!   in parallel, with patches, merge conflicts, timeouts and policies.
+//! - [`host`]: [`Host`]: the running plugins and their phases, for
+//!   programs that embed Outboard.
 //! - [`error`]: the errors, each naming the plugin and what went wrong.
 //! - [`cli`]: the `outboard` command line.
 
@@ -23,8 +28,12 @@ pub mod client;
 pub mod dispatch;
 pub mod error;
 pub mod handshake;
+pub mod host;
 pub mod logs;
 pub mod manifest;
+pub mod phase;
 pub mod plugin;
 pub mod process;
 pub mod registry;
+
+pub use host::Host;

@@ -19,6 +19,17 @@
 //! working_dir = "."
 //! grant = ["env:write"]            # permissions granted, of those it asks for; "*" = all
 //! enabled = true
+//!
+//! [plugin.subscriptions.post_container]   # the host's say over one subscription
+//! priority = 5                     # replaces the manifest's
+//! timeout = "1s"                   # replaces the phase's and call_timeout
+//! failure_policy = "fail_open"     # replaces the phase's
+//! enabled = false                  # do not invoke it for this phase
+//!
+//! [phases.post_container]          # optional; the job profile has defaults
+//! mode = "parallel"                # or "sequential" (the default)
+//! timeout = "2s"                   # per call; default: each plugin's call_timeout
+//! failure_policy = "fail_open"     # or "fail_closed" (the default)
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory
@@ -49,7 +60,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use outboard_proto::names::{MAX_NAME_LEN, invalid_plugin_name, is_valid_plugin_name};
+use outboard_proto::names::{
+    MAX_NAME_LEN, invalid_phase_name, invalid_plugin_name, is_valid_phase_name,
+    is_valid_plugin_name,
+};
+
+use crate::phase::{FailurePolicy, Mode, PhaseSpec, SubscriptionOverride};
 
 /// How long a plugin has from spawn to its handshake line, by default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,6 +111,8 @@ pub struct PluginSpec {
     /// The permissions the operator grants, of those the plugin asks for in
     /// its manifest; `"*"` grants all it asks for.
     pub grant: Vec<String>,
+    /// The host's overrides of the plugin's subscriptions, by phase.
+    pub subscriptions: BTreeMap<String, SubscriptionOverride>,
 }
 
 impl PluginSpec {
@@ -115,6 +133,7 @@ impl PluginSpec {
             source: PathBuf::new(),
             runtime_base: None,
             grant: Vec::new(),
+            subscriptions: BTreeMap::new(),
         }
     }
 }
@@ -148,6 +167,9 @@ pub struct HostConfig {
     pub plugins: Vec<PluginSpec>,
     /// The `[defaults]` section, with built-in values where it is silent.
     pub defaults: Defaults,
+    /// The `[phases.NAME]` sections, as declared (the job profile's
+    /// defaults are applied by the host, not here).
+    pub phases: BTreeMap<String, PhaseSpec>,
 }
 
 impl HostConfig {
@@ -160,6 +182,11 @@ impl HostConfig {
         })?;
         let src = Source::new(path, text, path.parent().unwrap_or(Path::new("")));
         let defaults = file.defaults.resolve(&src)?;
+        let mut phases = BTreeMap::new();
+        for (name, phase) in file.phases {
+            let spec = phase.resolve(&name, &src)?;
+            phases.insert(name.into_inner(), spec);
+        }
         let mut plugins = Vec::new();
         let mut seen: BTreeMap<String, Location> = BTreeMap::new();
         for (i, table) in file.plugin.into_iter().enumerate() {
@@ -190,7 +217,11 @@ impl HostConfig {
             plugins.push(spec);
         }
         plugins.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(HostConfig { plugins, defaults })
+        Ok(HostConfig {
+            plugins,
+            defaults,
+            phases,
+        })
     }
 
     /// Adds plugins found elsewhere (plugin directories); a name already
@@ -457,14 +488,15 @@ fn io_reason(e: &io::Error) -> String {
 }
 
 // --- The file format. These types mirror the TOML; `resolve` turns them
-// into specs. A later `[phases.NAME]` section becomes a `phases` map on
-// `FileToml`, per-plugin subscription overrides a field on `PluginToml`.
+// into specs.
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileToml {
     #[serde(default)]
     defaults: DefaultsToml,
+    #[serde(default)]
+    phases: BTreeMap<Spanned<String>, PhaseToml>,
     #[serde(default)]
     plugin: Vec<Spanned<PluginToml>>,
 }
@@ -494,6 +526,55 @@ struct PluginToml {
     working_dir: Option<Spanned<String>>,
     #[serde(default)]
     grant: Vec<String>,
+    #[serde(default)]
+    subscriptions: BTreeMap<Spanned<String>, SubscriptionToml>,
+    enabled: Option<bool>,
+}
+
+/// A `[phases.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhaseToml {
+    #[serde(default)]
+    mode: Mode,
+    timeout: Option<Spanned<DurationText>>,
+    #[serde(default)]
+    failure_policy: FailurePolicy,
+}
+
+impl PhaseToml {
+    fn resolve(self, name: &Spanned<String>, src: &Source<'_>) -> Result<PhaseSpec, RegistryError> {
+        let subject = format!("phase {:?}", name.get_ref());
+        if !is_valid_phase_name(name.get_ref()) {
+            return Err(RegistryError::Invalid {
+                at: src.location(name.span()),
+                subject,
+                field: "name".into(),
+                why: invalid_phase_name(name.get_ref()),
+            });
+        }
+        let timeout =
+            optional_duration(&self.timeout).map_err(|(span, why)| RegistryError::Invalid {
+                at: src.location(span),
+                subject,
+                field: "timeout".into(),
+                why,
+            })?;
+        Ok(PhaseSpec {
+            mode: self.mode,
+            timeout,
+            failure_policy: self.failure_policy,
+        })
+    }
+}
+
+/// A `[plugin.subscriptions.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionToml {
+    priority: Option<i32>,
+    timeout: Option<Spanned<DurationText>>,
+    failure_policy: Option<FailurePolicy>,
     enabled: Option<bool>,
 }
 
@@ -701,6 +782,29 @@ impl PluginToml {
             None => folder.map(|_| base.clone()),
         };
 
+        let mut subscriptions = BTreeMap::new();
+        for (phase, sub) in self.subscriptions {
+            let field = format!("subscriptions.{}", phase.get_ref());
+            if !is_valid_phase_name(phase.get_ref()) {
+                return Err(invalid(
+                    Some(phase.span()),
+                    &field,
+                    invalid_phase_name(phase.get_ref()),
+                ));
+            }
+            let timeout = optional_duration(&sub.timeout)
+                .map_err(|(span, why)| invalid(Some(span), &format!("{field}.timeout"), why))?;
+            subscriptions.insert(
+                phase.into_inner(),
+                SubscriptionOverride {
+                    priority: sub.priority,
+                    timeout,
+                    failure_policy: sub.failure_policy,
+                    enabled: sub.enabled.unwrap_or(true),
+                },
+            );
+        }
+
         Ok(Some(PluginSpec {
             name,
             command: command_path,
@@ -712,6 +816,7 @@ impl PluginToml {
             stop_grace,
             working_dir,
             grant: self.grant,
+            subscriptions,
             source: src.path.to_owned(),
             runtime_base: None,
         }))
@@ -738,6 +843,16 @@ fn duration(
             value.span(),
             format!("{text:?} is not a duration like \"10s\" or \"500ms\": {e}"),
         )),
+    }
+}
+
+/// Parses an optional, non-zero humantime duration that has no fallback.
+fn optional_duration(
+    value: &Option<Spanned<DurationText>>,
+) -> Result<Option<Duration>, (Range<usize>, String)> {
+    match value {
+        None => Ok(None),
+        Some(_) => duration(value, Duration::ZERO, false).map(Some),
     }
 }
 
@@ -918,6 +1033,81 @@ command = "./bin/../bin/plug"
         assert!(alpha.config.is_empty() && alpha.args.is_empty() && alpha.env.is_empty());
         assert_eq!(alpha.working_dir, None);
         assert_eq!(alpha.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+    }
+
+    #[test]
+    fn phases_and_subscription_overrides() {
+        let dir = fixture();
+        let path = write_config(
+            dir.path(),
+            r#"
+[phases.post_container]
+mode = "parallel"
+timeout = "750ms"
+failure_policy = "fail_open"
+
+[phases.submit]
+
+[[plugin]]
+name = "p"
+command = "bin/plug"
+
+[plugin.subscriptions.post_container]
+priority = -5
+failure_policy = "fail_closed"
+
+[plugin.subscriptions.pre_container]
+enabled = false
+timeout = "1s"
+"#,
+        );
+        let cfg = load(&path).expect("valid config");
+        assert_eq!(
+            cfg.phases["post_container"],
+            PhaseSpec {
+                mode: Mode::Parallel,
+                timeout: Some(Duration::from_millis(750)),
+                failure_policy: FailurePolicy::FailOpen,
+            }
+        );
+        assert_eq!(cfg.phases["submit"], PhaseSpec::default());
+        let subs = &cfg.plugin("p").expect("p").subscriptions;
+        assert_eq!(
+            subs["post_container"],
+            SubscriptionOverride {
+                priority: Some(-5),
+                timeout: None,
+                failure_policy: Some(FailurePolicy::FailClosed),
+                enabled: true,
+            }
+        );
+        assert!(!subs["pre_container"].enabled);
+        assert_eq!(subs["pre_container"].timeout, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn bad_phases_are_named() {
+        let dir = fixture();
+        let err = load_err(dir.path(), "[phases.post_container]\nmode = \"paralel\"\n");
+        assert!(err.contains("paralel") && err.contains("parallel"), "{err}");
+        let err = load_err(dir.path(), "[phases.\"Pre Container\"]\n");
+        assert!(
+            err.contains("phase \"Pre Container\"") && err.contains("not a valid phase name"),
+            "{err}"
+        );
+        let err = load_err(
+            dir.path(),
+            "[[plugin]]\nname = \"p\"\ncommand = \"bin/plug\"\n[plugin.subscriptions.x]\ntimeout = \"0s\"\n",
+        );
+        assert!(
+            err.contains("subscriptions.x.timeout") && err.contains("longer than zero"),
+            "{err}"
+        );
+        let err = load_err(
+            dir.path(),
+            "[[plugin]]\nname = \"p\"\ncommand = \"bin/plug\"\n[plugin.subscriptions.x]\npriorty = 1\n",
+        );
+        assert!(err.contains("priorty"), "{err}");
     }
 
     #[test]

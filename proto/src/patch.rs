@@ -176,6 +176,65 @@ pub enum PatchError {
     },
 }
 
+/// Two writers whose patches touch the same place: the same path, or one
+/// path inside another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// Index of the first writer (in the order given to [`merge`]).
+    pub first: usize,
+    /// The path the first writer writes.
+    pub first_path: Pointer,
+    /// Index of the second writer.
+    pub second: usize,
+    /// The path the second writer writes.
+    pub second_path: Pointer,
+}
+
+/// Merges the patches of independent writers (plugins that ran in parallel
+/// on the same context) into one, in the order given. Operations of one
+/// writer never conflict with each other; two writers conflict when any of
+/// their paths overlap: the same path, or one inside the other (a set of
+/// `/env` and a set of `/env/A`, or a remove of `/env` and a set inside
+/// it). A conflict is an error, never last-write-wins.
+///
+/// Cost: one sort of all the paths, then a single pass.
+pub fn merge<'p>(patches: &[&'p [PatchOp]]) -> Result<Vec<&'p PatchOp>, Conflict> {
+    let mut writes: Vec<(&Pointer, usize)> = patches
+        .iter()
+        .enumerate()
+        .flat_map(|(writer, ops)| ops.iter().map(move |op| (op.path(), writer)))
+        .collect();
+    // Sorted by tokens, a path comes right before the paths inside it, so
+    // the writers whose paths contain the current one form a stack.
+    writes.sort_unstable();
+    let mut open: Vec<(&Pointer, usize)> = Vec::new();
+    for &(path, writer) in &writes {
+        while open.last().is_some_and(|(p, _)| !is_prefix(p, path)) {
+            open.pop();
+        }
+        if let Some(&(other_path, other)) = open.iter().find(|(_, w)| *w != writer) {
+            let (first, first_path, second, second_path) = if other < writer {
+                (other, other_path, writer, path)
+            } else {
+                (writer, path, other, other_path)
+            };
+            return Err(Conflict {
+                first,
+                first_path: first_path.clone(),
+                second,
+                second_path: second_path.clone(),
+            });
+        }
+        open.push((path, writer));
+    }
+    Ok(patches.iter().flat_map(|ops| ops.iter()).collect())
+}
+
+/// True if `prefix` is `path` or contains it.
+fn is_prefix(prefix: &Pointer, path: &Pointer) -> bool {
+    path.tokens.starts_with(&prefix.tokens)
+}
+
 /// Applies `ops` in order to `target`, all or nothing.
 pub fn apply(target: &mut Value, ops: &[PatchOp]) -> Result<(), PatchError> {
     // Apply to a copy: a patch failing at its third operation must not leave
@@ -183,6 +242,19 @@ pub fn apply(target: &mut Value, ops: &[PatchOp]) -> Result<(), PatchError> {
     let mut scratch = target.clone();
     for op in ops {
         apply_one(&mut scratch, op)?;
+    }
+    *target = scratch;
+    Ok(())
+}
+
+/// Applies several writers' patches in order, all or nothing, copying the
+/// target once. On error, says which writer's patch failed.
+pub fn apply_all(target: &mut Value, patches: &[&[PatchOp]]) -> Result<(), (usize, PatchError)> {
+    let mut scratch = target.clone();
+    for (writer, ops) in patches.iter().enumerate() {
+        for op in *ops {
+            apply_one(&mut scratch, op).map_err(|e| (writer, e))?;
+        }
     }
     *target = scratch;
     Ok(())
@@ -393,6 +465,19 @@ mod tests {
     }
 
     #[test]
+    fn apply_all_names_the_failing_writer_and_changes_nothing() {
+        let mut ctx = json!({"env": "flat"});
+        let a = ops(&[("/a", Some(json!(1)))]);
+        let b = ops(&[("/env/X", Some(json!(1)))]);
+        let (writer, err) = apply_all(&mut ctx, &[&a, &b]).expect_err("b fails");
+        assert_eq!(writer, 1);
+        assert!(matches!(err, PatchError::NotAContainer { .. }));
+        assert_eq!(ctx, json!({"env": "flat"}));
+        apply_all(&mut ctx, &[&a]).expect("a applies");
+        assert_eq!(ctx, json!({"env": "flat", "a": 1}));
+    }
+
+    #[test]
     fn pointers_escape_and_overlap() {
         let p = Pointer::parse("/a~1b/c~0d").expect("valid");
         assert_eq!(p.tokens(), ["a/b", "c~d"]);
@@ -405,6 +490,69 @@ mod tests {
         assert!(Pointer::parse("").is_err());
         assert!(Pointer::parse("env").is_err());
         assert!(Pointer::parse("/a~2").is_err());
+    }
+
+    #[test]
+    fn disjoint_parallel_patches_merge_in_writer_order() {
+        let a = ops(&[
+            ("/metadata/a", Some(json!(1))),
+            ("/env/A", Some(json!("x"))),
+        ]);
+        let b = ops(&[("/metadata/b", Some(json!(2))), ("/envx", None)]);
+        let c = ops(&[("/metadata/a0", Some(json!(3)))]);
+        let merged = merge(&[&a, &b, &c]).expect("no overlap");
+        let paths: Vec<String> = merged.iter().map(|op| op.path().to_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/metadata/a",
+                "/env/A",
+                "/metadata/b",
+                "/envx",
+                "/metadata/a0"
+            ]
+        );
+    }
+
+    #[test]
+    fn one_writer_may_touch_its_own_paths_twice() {
+        let a = ops(&[
+            ("/env", Some(json!({}))),
+            ("/env/A", Some(json!("x"))),
+            ("/env/A", None),
+        ]);
+        assert_eq!(merge(&[&a]).expect("same writer").len(), 3);
+    }
+
+    #[test]
+    fn overlapping_writes_of_two_writers_conflict() {
+        let cases = [
+            // same path
+            (
+                ("/env/A", Some(json!(1))),
+                ("/env/A", Some(json!(1))),
+                "/env/A",
+                "/env/A",
+            ),
+            // a set inside a path the other removes
+            (("/env", None), ("/env/A", Some(json!(1))), "/env", "/env/A"),
+            // the other way round, and deeper
+            (
+                ("/m/x/y/z", Some(json!(1))),
+                ("/m/x", Some(json!({}))),
+                "/m/x/y/z",
+                "/m/x",
+            ),
+        ];
+        for (first, second, first_path, second_path) in cases {
+            let a = ops(&[("/unrelated", Some(json!(0))), first]);
+            let b = ops(&[second]);
+            let c = ops(&[("/other", Some(json!(0)))]);
+            let conflict = merge(&[&c, &a, &b]).expect_err("overlap");
+            assert_eq!((conflict.first, conflict.second), (1, 2));
+            assert_eq!(conflict.first_path.to_string(), first_path);
+            assert_eq!(conflict.second_path.to_string(), second_path);
+        }
     }
 
     #[test]

@@ -8,12 +8,22 @@
 //!   how long it took once the container is done.
 //! - `src/bin/resource-limiter.rs`: checks memory and CPU limits in its
 //!   config and hands them to the container phase.
+//! - `src/bin/policy-gate.rs`: vetoes a job whose command matches a deny
+//!   pattern, before the container starts.
+//! - `src/bin/audit-log.rs`: appends one JSON line per job to a file.
+//! - `src/bin/notifier.rs`: sends a signed `job.finished` event to a file
+//!   or to a webhook on this machine.
+//! - `src/bin/payload-transformer.rs`: normalizes a submitted job
+//!   description (image, argv, labels, resource caps).
 //! - this file: the small helpers they share (time formats, reading the
-//!   job context's `env`).
+//!   job context's `env`, `command`, `job_id` and `exit_code`, appending a
+//!   line to a file).
 //!
 //! Each plugin reads the clock through a [`Clock`] so that its unit tests,
 //! written with `outboard_plugin::testing::Harness`, are deterministic.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use outboard_plugin::{Invocation, PluginError};
@@ -51,6 +61,101 @@ pub fn env_object(invocation: &Invocation) -> Result<Option<&Map<String, Value>>
     }
 }
 
+/// The job's argv (`/command`): an array of strings, else an
+/// `INVALID_ARGUMENT` error naming what is wrong.
+pub fn command_argv(invocation: &Invocation) -> Result<Vec<String>, PluginError> {
+    let items = match invocation.context.get("command") {
+        None => {
+            return Err(PluginError::invalid_context(
+                "/command is missing, expected the job's argv (an array of strings)",
+            ));
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(PluginError::invalid_context(format!(
+                "/command is {other}, expected the job's argv (an array of strings)"
+            )));
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.as_str().map(str::to_owned).ok_or_else(|| {
+                PluginError::invalid_context(format!("/command/{i} is {item}, expected a string"))
+            })
+        })
+        .collect()
+}
+
+/// The job's id (`/job_id`), the same in every phase of one job.
+pub fn job_id(invocation: &Invocation) -> Result<&str, PluginError> {
+    match invocation.context.get("job_id") {
+        Some(Value::String(id)) if !id.is_empty() => Ok(id),
+        None => Err(PluginError::invalid_context(
+            "/job_id is missing, expected the job's id (a string)",
+        )),
+        Some(other) => Err(PluginError::invalid_context(format!(
+            "/job_id is {other}, expected the job's id (a non-empty string)"
+        ))),
+    }
+}
+
+/// The command's exit status (`/exit_code`): `None` if the command did not
+/// run (the key is absent or `null`), an `INVALID_ARGUMENT` error if it is
+/// not an integer.
+pub fn exit_code(invocation: &Invocation) -> Result<Option<i64>, PluginError> {
+    match invocation.context.get("exit_code") {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => as_integer(value).map(Some).ok_or_else(|| {
+            PluginError::invalid_context(format!("/exit_code is {value}, expected an integer"))
+        }),
+    }
+}
+
+/// An integral JSON number. Context numbers travel as doubles; an integral
+/// one comes back as an integer, but accept an integral float too.
+pub fn as_integer(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+            .map(|f| f as i64)
+    })
+}
+
+/// Appends `line` and a newline to the file at `path`, creating it if need
+/// be, with a single write on a file opened in append mode: the kernel
+/// places each such write at the end of the file, so lines written at the
+/// same time by concurrent jobs (or processes) do not interleave. Failing to
+/// open or write is `UNAVAILABLE`, naming the path and the OS error. The
+/// blocking I/O runs off the async threads.
+pub async fn append_line(path: &Path, line: &str) -> Result<(), PluginError> {
+    let path: PathBuf = path.to_owned();
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    tokio::task::spawn_blocking(move || append_bytes(&path, &bytes))
+        .await
+        .map_err(|e| PluginError::internal(format!("the file writer task failed: {e}")))?
+}
+
+/// The blocking part of [`append_line`].
+fn append_bytes(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| {
+            PluginError::unavailable(format!("cannot open {} for appending: {e}", path.display()))
+        })?;
+    // One buffer, one call: write_all only loops on a short write, which a
+    // regular file gives only when the disk is full (an error next time).
+    file.write_all(bytes)
+        .and_then(|()| file.flush())
+        .map_err(|e| PluginError::unavailable(format!("cannot write to {}: {e}", path.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +183,74 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid context: /env is [\"A=1\"], expected an object of strings"
+        );
+    }
+
+    #[test]
+    fn command_must_be_an_argv() {
+        let argv = |ctx| command_argv(&Invocation::new("p", ctx));
+        assert_eq!(
+            argv(json!({"command": ["make", "test"]})),
+            Ok(vec!["make".to_owned(), "test".to_owned()])
+        );
+        let cases = [
+            (
+                json!({}),
+                "/command is missing, expected the job's argv (an array of strings)",
+            ),
+            (
+                json!({"command": "make test"}),
+                "/command is \"make test\", expected the job's argv (an array of strings)",
+            ),
+            (
+                json!({"command": ["make", 3]}),
+                "/command/1 is 3, expected a string",
+            ),
+        ];
+        for (ctx, want) in cases {
+            let err = argv(ctx).expect_err("invalid");
+            assert_eq!(err.code(), outboard_plugin::Code::InvalidArgument);
+            assert_eq!(err.message(), want);
+        }
+    }
+
+    #[test]
+    fn job_id_and_exit_code() {
+        let inv = Invocation::new("p", json!({"job_id": "j-1", "exit_code": 3}));
+        assert_eq!(job_id(&inv), Ok("j-1"));
+        assert_eq!(exit_code(&inv), Ok(Some(3)));
+        let inv = Invocation::new("p", json!({"job_id": "", "exit_code": null}));
+        assert!(job_id(&inv).is_err());
+        assert_eq!(exit_code(&inv), Ok(None));
+        assert_eq!(exit_code(&Invocation::new("p", json!({}))), Ok(None));
+        let inv = Invocation::new("p", json!({"exit_code": 1.0}));
+        assert_eq!(exit_code(&inv), Ok(Some(1)));
+        let err = exit_code(&Invocation::new("p", json!({"exit_code": 1.5}))).expect_err("1.5");
+        assert_eq!(err.message(), "/exit_code is 1.5, expected an integer");
+        let err = job_id(&Invocation::new("p", json!({}))).expect_err("missing");
+        assert_eq!(
+            err.message(),
+            "/job_id is missing, expected the job's id (a string)"
+        );
+    }
+
+    #[tokio::test]
+    async fn append_line_appends_and_reports_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log.jsonl");
+        append_line(&path, "one").await.expect("first");
+        append_line(&path, "two").await.expect("second");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "one\ntwo\n");
+
+        let missing = dir.path().join("no-such-dir").join("log.jsonl");
+        let err = append_line(&missing, "x").await.expect_err("no dir");
+        assert_eq!(err.code(), outboard_plugin::Code::Unavailable);
+        assert!(
+            err.message().starts_with(&format!(
+                "cannot open {} for appending: No such file or directory",
+                missing.display()
+            )),
+            "{err}"
         );
     }
 }
