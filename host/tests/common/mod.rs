@@ -66,3 +66,22 @@ impl Sandbox {
         assert!(left.is_empty(), "left behind: {left:?}");
     }
 }
+
+impl Sandbox {
+    /// A spec for the scripted fixture: named `name`, subscribed to
+    /// `subscribe` (`phase:priority,...`), answering as `script` says.
+    pub fn scripted(&self, name: &str, subscribe: &str, script: serde_json::Value) -> PluginSpec {
+        let mut spec = PluginSpec::new(name, bin("scripted-plugin"));
+        spec.env
+            .insert("SCRIPTED_SUBSCRIBE".into(), subscribe.into());
+        spec.config = match script {
+            serde_json::Value::Object(map) => map,
+            _ => panic!("a script is an object"),
+        };
+        spec.handshake_timeout = Duration::from_secs(5);
+        spec.call_timeout = Duration::from_secs(5);
+        spec.stop_grace = Duration::from_secs(1);
+        spec.runtime_base = Some(self.path().to_owned());
+        spec
+    }
+}

@@ -1,0 +1,144 @@
+//! A plugin whose answers are scripted, for the host's fan-out tests.
+//!
+//! Its name is the instance name the host gives it (`OUTBOARD_PLUGIN_NAME`).
+//! It subscribes to the phases in `SCRIPTED_SUBSCRIBE`, a comma list of
+//! `phase:priority`. Its config says, per phase, what to do when invoked,
+//! in this order:
+//!
+//! ```json
+//! {"pre_container": {
+//!     "sleep_ms": 100,                  // wait first
+//!     "crash": true,                    // exit(101) mid-call
+//!     "error": "message",               // fail with INTERNAL
+//!     "abort": "message",               // veto
+//!     "copy": {"/to": "/from"},         // set /to to the context's /from (null if absent)
+//!     "set": {"/path": "value"},        // set
+//!     "append": {"/list": "value"},     // set /list/- (append)
+//!     "remove": ["/path"]               // remove
+//! }}
+//! ```
+//!
+//! A phase without a script answers CONTINUE with no patch.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use outboard_plugin::{Config, Invocation, Manifest, Plugin, PluginError, Reply};
+use serde_json::{Map, Value};
+
+struct Scripted {
+    name: String,
+    subscriptions: Vec<(String, i32)>,
+    scripts: Mutex<BTreeMap<String, Map<String, Value>>>,
+}
+
+impl Plugin for Scripted {
+    fn manifest(&self) -> Manifest {
+        let mut manifest =
+            Manifest::new(&self.name, "0.1.0").description("Answers as its config scripts");
+        for (phase, priority) in &self.subscriptions {
+            manifest = manifest.subscribe(phase, *priority);
+        }
+        manifest
+    }
+
+    async fn configure(&self, config: Config) -> Result<(), PluginError> {
+        let mut scripts = BTreeMap::new();
+        for (phase, script) in config.values {
+            let Value::Object(script) = script else {
+                return Err(PluginError::invalid_config(format!(
+                    "the script for {phase} is not an object"
+                )));
+            };
+            scripts.insert(phase, script);
+        }
+        *self
+            .scripts
+            .lock()
+            .map_err(|_| PluginError::internal("poisoned"))? = scripts;
+        Ok(())
+    }
+
+    async fn invoke(&self, invocation: Invocation) -> Result<Reply, PluginError> {
+        let script = self
+            .scripts
+            .lock()
+            .map_err(|_| PluginError::internal("poisoned"))?
+            .get(&invocation.phase)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(ms) = script.get("sleep_ms").and_then(Value::as_u64) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if script.get("crash").and_then(Value::as_bool) == Some(true) {
+            eprintln!("{}: crashing on purpose in {}", self.name, invocation.phase);
+            std::process::exit(101);
+        }
+        if let Some(message) = script.get("error").and_then(Value::as_str) {
+            return Err(PluginError::internal(message));
+        }
+        if let Some(message) = script.get("abort").and_then(Value::as_str) {
+            return Ok(Reply::abort(message));
+        }
+        let mut reply = Reply::ok();
+        for (to, from) in script
+            .get("copy")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let seen = from
+                .as_str()
+                .and_then(|from| invocation.get(from))
+                .cloned()
+                .unwrap_or(Value::Null);
+            reply = reply.set(to, seen);
+        }
+        for (path, value) in script
+            .get("set")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            reply = reply.set(path, value.clone());
+        }
+        for (path, value) in script
+            .get("append")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            reply = reply.set(&format!("{path}/-"), value.clone());
+        }
+        for path in script
+            .get("remove")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(path) = path.as_str() {
+                reply = reply.remove(path);
+            }
+        }
+        Ok(reply)
+    }
+}
+
+fn main() -> ExitCode {
+    let name = std::env::var("OUTBOARD_PLUGIN_NAME").unwrap_or_else(|_| "scripted".to_owned());
+    let subscriptions = std::env::var("SCRIPTED_SUBSCRIBE")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|entry| {
+            let (phase, priority) = entry.split_once(':')?;
+            Some((phase.trim().to_owned(), priority.trim().parse().ok()?))
+        })
+        .collect();
+    outboard_plugin::run(Scripted {
+        name,
+        subscriptions,
+        scripts: Mutex::new(BTreeMap::new()),
+    })
+}
