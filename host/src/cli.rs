@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::dispatch::{self, Entry, FailureKind, Outcome, Report, Verdict};
 use crate::host::{Host, start_all, stop_all};
+use crate::job;
 use crate::phase::FailurePolicy;
 use crate::plugin::Plugin;
 use crate::registry::{self, HostConfig};
@@ -31,12 +32,14 @@ args, env and a config table) or from plugin directories (--plugin-dir DIR, or O
 every subfolder with a plugin.toml). Without either, ./outboard.toml is used if it exists.
 
 Examples:
+  outboard run --config examples/outboard.toml -- make test
   outboard describe -- ./target/debug/env-injector
   outboard ls --config examples/outboard.toml
   outboard invoke pre_container --config examples/outboard.toml --context '{\"env\": {}}'
 
-Exit status: 0 success; 1 host error (bad config, a plugin failed to start); 2 bad usage; \
-3 a plugin vetoed the phase; 4 a plugin failed during the phase; 130 interrupted.
+Exit status of describe, ls and invoke: 0 success; 1 host error (bad config, a plugin failed to \
+start); 2 bad usage; 3 a plugin vetoed the phase; 4 a plugin failed during the phase; 130 interrupted. \
+`outboard run` exits with the command's status, or one of its own (see `outboard run --help`).
 
 Logs go to stderr: plugins' own output at info, the host's at warn. -v shows the host's info, \
 -vv its debug; RUST_LOG overrides both.";
@@ -66,6 +69,32 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a command as a job, with the job profile's phases around it.
+    ///
+    /// Phases in order: pre_validation, post_validation, pre_source_prep,
+    /// post_source_prep, pre_container; then CMD runs with the environment
+    /// and argv as the plugins patched them; post_container gets its
+    /// exit_code; on_error runs if anything failed; cleanup always runs
+    /// last. A compact summary goes to stderr; --json prints the full report
+    /// on stdout.
+    ///
+    /// Exit status: CMD's own; or 121 a plugin vetoed the job, 122 a plugin
+    /// failed it, 125 the host failed (config, a plugin that would not
+    /// start), 126 CMD could not be executed, 127 CMD was not found, 130
+    /// interrupted.
+    Run {
+        #[command(flatten)]
+        source: Source,
+        /// Run the phases but not the command.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the full job report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// Start one plugin, print its manifest as JSON, and stop it.
     ///
     /// The quickest check that an executable is a working Outboard plugin:
@@ -223,6 +252,12 @@ fn init_logging(verbose: u8, format: LogFormat) {
 
 async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
+        Command::Run {
+            source,
+            dry_run,
+            json,
+            command,
+        } => Ok(run_job(&source, command, dry_run, json).await),
         Command::Describe {
             handshake_timeout,
             command,
@@ -323,6 +358,153 @@ async fn invoke(
         Verdict::Vetoed { .. } => EXIT_VETOED,
         Verdict::Failed { .. } => EXIT_FAILED,
     })
+}
+
+/// `outboard run`: host errors become exit status 125 here, since the
+/// command's own statuses 1 to 120 must stay distinguishable.
+async fn run_job(source: &Source, command: Vec<String>, dry_run: bool, as_json: bool) -> u8 {
+    let config = match source.config() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("outboard: {err:#}");
+            return job::EXIT_HOST_ERROR;
+        }
+    };
+    let Some(host) = unless_interrupted(Host::start(&config)).await else {
+        return job::EXIT_INTERRUPTED;
+    };
+    let host = match host {
+        Ok(host) => host,
+        Err(err) => {
+            eprintln!("outboard: {err}");
+            return job::EXIT_HOST_ERROR;
+        }
+    };
+    let env = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                Value::String(v.to_string_lossy().into_owned()),
+            )
+        })
+        .collect();
+    let spec = job::Job {
+        command,
+        env,
+        dry_run,
+    };
+
+    // The first signal stops the job the orderly way (on_error and cleanup
+    // still run); a second one cuts it short.
+    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
+    let second_signal = async move {
+        shutdown_signal().await;
+        eprintln!(
+            "outboard: stopping the job; on_error and cleanup still run (signal again to cut them short)"
+        );
+        let _ = interrupt.send(true);
+        shutdown_signal().await;
+    };
+    let report = tokio::select! {
+        report = job::run(&host, spec, interrupted) => report,
+        () = second_signal => {
+            eprintln!("outboard: interrupted twice; stopping plugins now");
+            host.stop().await;
+            return job::EXIT_INTERRUPTED;
+        }
+    };
+    host.stop().await;
+
+    let mut err = std::io::stderr().lock();
+    let _ = print_job_summary(&mut err, &report);
+    if as_json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("outboard: cannot print the report: {e}"),
+        }
+    }
+    report.exit_code
+}
+
+/// phase → plugin → outcome → ms, and the command in its place.
+fn print_job_summary(out: &mut impl Write, report: &job::JobReport) -> std::io::Result<()> {
+    let status = match report.status {
+        job::Status::Succeeded => "succeeded",
+        job::Status::Failed => "failed",
+    };
+    writeln!(
+        out,
+        "outboard: job {} {status} (exit {}) in {:.1} ms{}",
+        report.job_id,
+        report.exit_code,
+        report.duration.as_secs_f64() * 1000.0,
+        if report.dry_run {
+            ", dry run: command not run"
+        } else {
+            ""
+        }
+    )?;
+    if let Some(failure) = &report.failure {
+        writeln!(out, "  {} failed: {}", failure.phase, failure.message)?;
+    }
+    let phase_width = job::BEFORE
+        .iter()
+        .chain(["post_container", "on_error", "cleanup", "command"].iter())
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(0);
+    let plugin_width = report
+        .phases
+        .iter()
+        .flat_map(|r| r.entries.iter().map(|e| e.plugin.len()))
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let row = |out: &mut dyn Write, phase: &str, who: &str, outcome: &str, ms: f64, note: &str| {
+        let line = format!(
+            "  {phase:<phase_width$}  {who:<plugin_width$}  {outcome:<16}  {ms:>8.1} ms  {note}"
+        );
+        writeln!(out, "{}", line.trim_end())
+    };
+    let mut command_shown = false;
+    for phase in &report.phases {
+        if &*phase.phase == "post_container" {
+            show_command(out, report, &row)?;
+            command_shown = true;
+        }
+        for (i, e) in phase.entries.iter().enumerate() {
+            let name = if i == 0 { &*phase.phase } else { "" };
+            let note: String = e.message.chars().take(100).collect();
+            row(
+                out,
+                name,
+                &e.plugin,
+                &outcome_word(e),
+                e.duration.as_secs_f64() * 1000.0,
+                &note,
+            )?;
+        }
+    }
+    if !command_shown {
+        show_command(out, report, &row)?;
+    }
+    Ok(())
+}
+
+type Row<'a> = dyn Fn(&mut dyn Write, &str, &str, &str, f64, &str) -> std::io::Result<()> + 'a;
+
+fn show_command(
+    out: &mut dyn Write,
+    report: &job::JobReport,
+    row: &Row<'_>,
+) -> std::io::Result<()> {
+    let Some(code) = report.command_exit_code else {
+        return Ok(());
+    };
+    let ms = report.command_duration.unwrap_or_default().as_secs_f64() * 1000.0;
+    let argv = report.command.join(" ");
+    let shown: String = argv.chars().take(40).collect();
+    row(out, "command", "(cmd)", &format!("exit {code}"), ms, &shown)
 }
 
 /// Reads `--context`: inline JSON, or `@FILE`.

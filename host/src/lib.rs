@@ -20,6 +20,8 @@
 //!   in parallel, with patches, merge conflicts, timeouts and policies.
 //! - [`host`]: [`Host`]: the running plugins and their phases, for
 //!   programs that embed Outboard.
+//! - [`job`]: `outboard run -- CMD`: the job profile's phases around a
+//!   command.
 //! - [`error`]: the errors, each naming the plugin and what went wrong.
 //! - [`cli`]: the `outboard` command line.
 
@@ -29,6 +31,7 @@ pub mod dispatch;
 pub mod error;
 pub mod handshake;
 pub mod host;
+pub mod job;
 pub mod logs;
 pub mod manifest;
 pub mod phase;

@@ -192,24 +192,9 @@ impl PluginProcess {
         if let Some(dir) = &launch.working_dir {
             cmd.current_dir(dir);
         }
-        let host_pid = std::process::id() as libc::pid_t;
-        // SAFETY: the closure runs in the forked child before exec and calls
-        // only async-signal-safe functions (prctl, getppid).
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The host may have died between fork and prctl; then the
-                // signal will never come, so refuse to run orphaned.
-                if libc::getppid() != host_pid {
-                    return Err(io::Error::other("the host exited during spawn"));
-                }
-                Ok(())
-            });
-        }
+        die_with_host(&mut cmd);
 
-        let mut child = spawn_on_long_lived_thread(cmd).await?;
+        let mut child = spawn_on_long_lived_thread(cmd, true).await?;
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other("the child exited before its pid was read"))?;
@@ -292,6 +277,36 @@ impl Drop for PluginProcess {
     /// whole group is killed. The reaper task collects the leader.
     fn drop(&mut self) {
         let _ = self.signal_group(libc::SIGKILL);
+    }
+}
+
+/// Spawns a job's command: in the host's process group (so a terminal's
+/// Ctrl-C reaches it as it reaches the host), with the host's stdin, stdout
+/// and stderr, and a parent-death signal so it does not outlive the host.
+/// The caller sets the program, arguments and environment.
+pub async fn spawn_job(mut cmd: std::process::Command) -> io::Result<Child> {
+    die_with_host(&mut cmd);
+    spawn_on_long_lived_thread(cmd, false).await
+}
+
+/// Makes the child get SIGKILL when the host dies, and refuse to start if
+/// the host already died between fork and exec.
+fn die_with_host(cmd: &mut std::process::Command) {
+    let host_pid = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only async-signal-safe functions (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The host may have died between fork and prctl; then the
+            // signal will never come, so refuse to run orphaned.
+            if libc::getppid() != host_pid {
+                return Err(io::Error::other("the host exited during spawn"));
+            }
+            Ok(())
+        });
     }
 }
 
@@ -440,6 +455,9 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
 /// A request to the spawner thread.
 struct SpawnRequest {
     cmd: std::process::Command,
+    /// True for a plugin, which leads a process group whose orphans the
+    /// host reaps.
+    plugin_group: bool,
     runtime: tokio::runtime::Handle,
     reply: oneshot::Sender<io::Result<Child>>,
 }
@@ -458,14 +476,19 @@ fn spawn_registered(req: SpawnRequest) {
     // handling, so spawn inside that runtime.
     let _enter = req.runtime.enter();
     let child = tokio::process::Command::from(req.cmd).spawn();
-    if let Some(pid) = child.as_ref().ok().and_then(Child::id) {
+    if req.plugin_group
+        && let Some(pid) = child.as_ref().ok().and_then(Child::id)
+    {
         groups.insert(pid);
     }
     drop(groups);
     let _ = req.reply.send(child);
 }
 
-async fn spawn_on_long_lived_thread(cmd: std::process::Command) -> io::Result<Child> {
+async fn spawn_on_long_lived_thread(
+    cmd: std::process::Command,
+    plugin_group: bool,
+) -> io::Result<Child> {
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
         let spawned = std::thread::Builder::new()
@@ -498,6 +521,7 @@ async fn spawn_on_long_lived_thread(cmd: std::process::Command) -> io::Result<Ch
     let (reply, response) = oneshot::channel();
     let request = SpawnRequest {
         cmd,
+        plugin_group,
         runtime: tokio::runtime::Handle::current(),
         reply,
     };

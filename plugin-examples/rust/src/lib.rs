@@ -126,8 +126,9 @@ pub fn as_integer(value: &Value) -> Option<i64> {
 
 /// Appends `line` and a newline to the file at `path`, creating it if need
 /// be, with a single write on a file opened in append mode: the kernel
-/// places each such write at the end of the file, so lines written at the
-/// same time by concurrent jobs (or processes) do not interleave. Failing to
+/// places each such write at the end of the file, so on a local file system
+/// lines written at the same time by concurrent jobs (or processes) do not
+/// interleave. Failing to
 /// open or write is `UNAVAILABLE`, naming the path and the OS error. The
 /// blocking I/O runs off the async threads.
 pub async fn append_line(path: &Path, line: &str) -> Result<(), PluginError> {

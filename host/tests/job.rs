@@ -1,0 +1,347 @@
+//! `outboard run` end to end: the job profile's phases around a real
+//! command, with scripted plugins as real processes.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Sandbox, bin};
+use serde_json::{Value, json};
+
+/// A config of scripted plugins: `(name, "phase:prio,...", script)`, plus
+/// extra top-level tables (e.g. phases).
+fn write_config(sandbox: &Sandbox, plugins: &[(&str, &str, Value)], extra: Value) -> String {
+    let plugins: Vec<Value> = plugins
+        .iter()
+        .map(|(name, subscribe, script)| {
+            json!({
+                "name": name,
+                "command": bin("scripted-plugin").display().to_string(),
+                "env": {"SCRIPTED_SUBSCRIBE": subscribe},
+                "stop_grace": "1s",
+                "config": script,
+            })
+        })
+        .collect();
+    let mut doc = json!({"plugin": plugins});
+    if let (Value::Object(doc), Value::Object(extra)) = (&mut doc, extra) {
+        doc.extend(extra);
+    }
+    let text = toml::to_string(&toml::Value::try_from(&doc).unwrap()).unwrap();
+    let path = sandbox.path().join("outboard.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn run(sandbox: &Sandbox, config: &str, args: &[&str]) -> (Output, Value) {
+    let runtime = sandbox.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["run", "--json", "--config", config])
+        .args(args)
+        .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The command's own output comes first; the report is the last JSON
+    // document on stdout.
+    let report = stdout
+        .find("\n{\n")
+        .map(|i| &stdout[i + 1..])
+        .or_else(|| stdout.strip_prefix('{').map(|_| &*stdout))
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or(Value::Null);
+    assert!(
+        std::fs::read_dir(&runtime).unwrap().next().is_none(),
+        "runtime directories left behind"
+    );
+    (out, report)
+}
+
+fn phase<'r>(report: &'r Value, name: &str) -> Option<&'r Value> {
+    report["phases"]
+        .as_array()?
+        .iter()
+        .find(|p| p["phase"] == name)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// An observer of on_error, post_container and cleanup: copies what it sees
+/// into its own metadata.
+fn observer() -> (&'static str, &'static str, Value) {
+    (
+        "observer",
+        "post_container:0,on_error:0,cleanup:0",
+        json!({
+            "post_container": {"copy": {"/metadata/observer/exit_code": "/exit_code"}},
+            "on_error": {"copy": {"/metadata/observer/error": "/error"}},
+            "cleanup": {"copy": {"/metadata/observer/status": "/status"}},
+        }),
+    )
+}
+
+#[test]
+fn the_command_runs_with_the_patched_environment_and_its_exit_status_propagates() {
+    let sb = Sandbox::new();
+    let config = write_config(
+        &sb,
+        &[
+            (
+                "injector",
+                "pre_container:0",
+                json!({"pre_container": {"set": {"/env/GREETING": "hello"}}}),
+            ),
+            observer(),
+        ],
+        json!({}),
+    );
+    let marker = sb.path().join("seen");
+    let script = format!("printf %s \"$GREETING\" > {}; exit 7", marker.display());
+    let (out, report) = run(&sb, &config, &["--", "sh", "-c", &script]);
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "hello");
+    assert_eq!(report["command_exit_code"], 7);
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["failure"]["kind"], "exit_code");
+    let post = phase(&report, "post_container").expect("post_container ran");
+    assert_eq!(post["context"]["metadata"]["observer"]["exit_code"], 7);
+    let on_error = phase(&report, "on_error").expect("a failing command triggers on_error");
+    assert_eq!(
+        on_error["context"]["metadata"]["observer"]["error"]["kind"],
+        "exit_code"
+    );
+    let cleanup = phase(&report, "cleanup").expect("cleanup always runs");
+    assert_eq!(
+        cleanup["context"]["metadata"]["observer"]["status"],
+        "failed"
+    );
+    assert_eq!(
+        report["phases"].as_array().unwrap().last().unwrap()["phase"],
+        "cleanup"
+    );
+}
+
+#[test]
+fn a_veto_stops_the_job_before_the_command_and_triggers_on_error_and_cleanup() {
+    let sb = Sandbox::new();
+    let config = write_config(
+        &sb,
+        &[
+            (
+                "gate",
+                "pre_container:0",
+                json!({"pre_container": {"abort": "no deploys on Friday"}}),
+            ),
+            ("later", "pre_container:10", json!({})),
+            observer(),
+        ],
+        json!({}),
+    );
+    let marker = sb.path().join("ran");
+    let (out, report) = run(&sb, &config, &["--", "touch", marker.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(121), "stderr: {}", stderr(&out));
+    assert!(!marker.exists(), "the command must not run after a veto");
+    assert_eq!(report["failure"]["kind"], "vetoed");
+    assert_eq!(report["failure"]["plugins"], json!(["gate"]));
+    assert_eq!(report["command_exit_code"], Value::Null);
+    let pre = phase(&report, "pre_container").unwrap();
+    let outcomes: Vec<&str> = pre["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["vetoed", "skipped"]);
+    assert!(
+        phase(&report, "post_container").is_none(),
+        "no command, no post_container"
+    );
+    let error = &phase(&report, "on_error").unwrap()["context"]["metadata"]["observer"]["error"];
+    assert_eq!(error["phase"], "pre_container");
+    assert_eq!(error["plugin"], "gate");
+    assert_eq!(error["message"], "vetoed by gate: no deploys on Friday");
+    assert_eq!(
+        phase(&report, "cleanup").unwrap()["context"]["metadata"]["observer"]["status"],
+        "failed"
+    );
+    assert!(
+        stderr(&out).contains("vetoed by gate: no deploys on Friday"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_fail_closed_plugin_failure_fails_the_job_with_its_own_status() {
+    let sb = Sandbox::new();
+    let config = write_config(
+        &sb,
+        &[
+            (
+                "checker",
+                "pre_validation:0",
+                json!({"pre_validation": {"error": "schema missing"}}),
+            ),
+            observer(),
+        ],
+        json!({}),
+    );
+    let (out, report) = run(&sb, &config, &["--", "true"]);
+    assert_eq!(out.status.code(), Some(122), "stderr: {}", stderr(&out));
+    assert_eq!(report["failure"]["phase"], "pre_validation");
+    assert_eq!(
+        report["failure"]["message"],
+        "returned Internal: schema missing"
+    );
+    // Nothing between the failure and on_error ran.
+    let ran: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["pre_validation", "on_error", "cleanup"]);
+}
+
+#[test]
+fn a_failing_observer_is_reported_but_does_not_fail_the_job() {
+    let sb = Sandbox::new();
+    let config = write_config(
+        &sb,
+        &[(
+            "flaky",
+            "post_container:0,cleanup:0",
+            json!({"post_container": {"error": "webhook down"}, "cleanup": {"crash": true}}),
+        )],
+        json!({}),
+    );
+    let (out, report) = run(&sb, &config, &["--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(report["status"], "succeeded");
+    let post = &phase(&report, "post_container").unwrap()["entries"][0];
+    assert_eq!(
+        (post["outcome"].as_str(), post["policy"].as_str()),
+        (Some("failed"), Some("fail_open"))
+    );
+    let cleanup = &phase(&report, "cleanup").unwrap()["entries"][0];
+    assert_eq!(cleanup["failure"], "crashed");
+    assert!(
+        stderr(&out).contains("crashed (ignored)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn dry_run_runs_the_phases_but_not_the_command() {
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let marker = sb.path().join("ran");
+    let (out, report) = run(
+        &sb,
+        &config,
+        &["--dry-run", "--", "touch", marker.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(!marker.exists(), "--dry-run must not run the command");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["command_exit_code"], Value::Null);
+    let post = phase(&report, "post_container").expect("post_container runs in a dry run");
+    assert_eq!(post["context"]["dry_run"], true);
+    assert_eq!(
+        post["context"]["metadata"]["observer"]["exit_code"],
+        Value::Null
+    );
+    assert!(stderr(&out).contains("dry run: command not run"));
+}
+
+#[test]
+fn a_command_that_does_not_exist_exits_127_after_on_error_and_cleanup() {
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let (out, report) = run(&sb, &config, &["--", "/nonexistent/tool", "--flag"]);
+    assert_eq!(out.status.code(), Some(127), "stderr: {}", stderr(&out));
+    assert_eq!(report["failure"]["kind"], "not_found");
+    assert!(
+        report["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/tool")
+    );
+    assert!(phase(&report, "on_error").is_some());
+    assert!(phase(&report, "cleanup").is_some());
+}
+
+#[test]
+fn phases_can_be_declared_parallel_and_a_conflict_fails_the_job() {
+    let sb = Sandbox::new();
+    let config = write_config(
+        &sb,
+        &[
+            (
+                "left",
+                "pre_container:0",
+                json!({"pre_container": {"set": {"/env/MODE": "a"}}}),
+            ),
+            (
+                "right",
+                "pre_container:0",
+                json!({"pre_container": {"set": {"/env/MODE": "b"}}}),
+            ),
+        ],
+        json!({"phases": {"pre_container": {"mode": "parallel"}}}),
+    );
+    let (out, report) = run(&sb, &config, &["--", "true"]);
+    assert_eq!(out.status.code(), Some(122), "stderr: {}", stderr(&out));
+    assert_eq!(report["failure"]["plugins"], json!(["left", "right"]));
+    assert_eq!(
+        report["failure"]["message"],
+        "plugins left and right both write /env/MODE: left writes /env/MODE, right writes /env/MODE"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_command_and_still_runs_cleanup() {
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let runtime = sb.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let started = sb.path().join("started");
+    // exec: the forwarded SIGTERM goes to the process that waits (a shell
+    // would defer it until its child exits).
+    let script = format!("touch {}; exec sleep 30", started.display());
+    let child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args([
+            "run", "--json", "--config", &config, "--", "sh", "-c", &script,
+        ])
+        .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let up = (0..400).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        Path::new(&started).exists()
+    });
+    assert!(up, "the command never started");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "stderr: {}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["failure"]["kind"], "interrupted");
+    // sh was stopped by the forwarded SIGTERM: 128 + 15.
+    assert_eq!(report["command_exit_code"], 143);
+    assert_eq!(
+        phase(&report, "cleanup").unwrap()["context"]["metadata"]["observer"]["status"],
+        "failed"
+    );
+    assert!(std::fs::read_dir(&runtime).unwrap().next().is_none());
+}
