@@ -269,18 +269,16 @@ async fn run_command(context: &Map<String, Value>, interrupted: &mut watch::Rece
             );
         }
     };
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            _ = interrupted.wait_for(|&i| i) => {
-                // Pass the stop on; a terminal's Ctrl-C has reached the
-                // command already. Then wait for it to finish.
-                if let Some(pid) = child.id() {
-                    // SAFETY: kill has no memory-safety preconditions.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-                }
-                break child.wait().await;
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = interrupted.wait_for(|&i| i) => {
+            // Pass the stop on; a terminal's Ctrl-C has reached the command
+            // already. Then wait for it to finish.
+            if let Some(pid) = child.id() {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
             }
+            child.wait().await
         }
     };
     let duration = Some(started.elapsed());
