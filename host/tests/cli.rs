@@ -40,7 +40,18 @@ fn ls_starts_every_example_and_reports_it_ready() {
         .iter()
         .map(|r| r["name"].as_str().expect("name"))
         .collect();
-    assert_eq!(names, ["env-injector", "job-timer", "resource-limiter"]);
+    assert_eq!(
+        names,
+        [
+            "audit-log",
+            "env-injector",
+            "job-timer",
+            "notifier",
+            "payload-transformer",
+            "policy-gate",
+            "resource-limiter"
+        ]
+    );
     for row in rows.as_array().expect("array") {
         assert_eq!(row["state"], "ready", "{row}");
         assert!(row["pid"].as_u64().is_some_and(|p| p > 1), "{row}");
@@ -65,7 +76,7 @@ fn ls_prints_a_table() {
         "{stdout}"
     );
     assert!(stdout.contains("pre_container(10)"), "{stdout}");
-    assert_eq!(stdout.matches(" ready ").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches(" ready ").count(), 7, "{stdout}");
 }
 
 #[test]
@@ -88,7 +99,11 @@ fn invoke_runs_subscribers_in_priority_order_and_prints_the_context() {
         .iter()
         .map(|e| e["plugin"].as_str().unwrap())
         .collect();
-    assert_eq!(order, ["env-injector", "resource-limiter"], "{report}");
+    assert_eq!(
+        order,
+        ["policy-gate", "env-injector", "resource-limiter"],
+        "{report}"
+    );
     assert!(entries.iter().all(|e| e["outcome"] == "ok"), "{report}");
     let ctx = &report["context"];
     assert_eq!(ctx["env"]["CI"], "true");
@@ -223,4 +238,54 @@ fn sigterm_during_a_phase_stops_plugins_and_leaves_nothing_behind() {
         .flatten()
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn the_readme_main_job_runs_a_command_through_every_example() {
+    let out = outboard(&[
+        "run",
+        "--config",
+        &examples_config(),
+        "--",
+        "sh",
+        "-c",
+        "echo \"building $BUILD_ID\"",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(
+        text(&out.stdout).starts_with("building ci-"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(stderr.contains("succeeded (exit 0)"), "{stderr}");
+    for plugin in [
+        "policy-gate",
+        "env-injector",
+        "resource-limiter",
+        "job-timer",
+        "audit-log",
+        "notifier",
+    ] {
+        assert!(
+            stderr.contains(plugin),
+            "{plugin} missing from the summary: {stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("failed") && !stderr.contains("ignored"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_example_policy_gate_vetoes_and_the_job_exits_121() {
+    let out = outboard(&["run", "--config", &examples_config(), "--", "sudo", "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(121),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("vetoed by policy-gate"));
 }
