@@ -597,6 +597,7 @@ fn outcome_word(e: &Entry) -> String {
             let kind = match kind {
                 Some(FailureKind::Timeout) => "timeout",
                 Some(FailureKind::Crashed) => "crashed",
+                Some(FailureKind::Unavailable) => "unavailable",
                 Some(FailureKind::Conflict) => "conflict",
                 Some(FailureKind::InvalidPatch) => "bad patch",
                 Some(FailureKind::Error) | None => "failed",

@@ -24,8 +24,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::CallError;
-use crate::phase::{FailurePolicy, Mode, PhaseSpec};
-use crate::plugin::{Plugin, Reply};
+use crate::phase::{FailurePolicy, Mode, PhaseSpec, Retry};
+use crate::plugin::Reply;
+use crate::supervisor::Supervisor;
 
 /// A phase with its subscribers resolved: who runs, in which order, with
 /// which timeout and policy. Built once when the host starts, so a dispatch
@@ -43,8 +44,8 @@ pub struct Route {
 /// One plugin's subscription to a phase, as the host resolved it.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
-    /// The plugin.
-    pub plugin: Arc<Plugin>,
+    /// The plugin, under supervision.
+    pub plugin: Arc<Supervisor>,
     /// Its name, shared with the reports.
     pub name: Arc<str>,
     /// Its priority: the manifest's, or the host's override.
@@ -53,6 +54,67 @@ pub struct Subscriber {
     pub timeout: Duration,
     /// What its failure does to the phase.
     pub policy: FailurePolicy,
+    /// Retries, for an idempotent subscription that opted in.
+    pub retry: Option<Retry>,
+}
+
+impl Subscriber {
+    /// Calls the plugin: waits for it to be ready (if it is restarting) and
+    /// for its answer, together within the timeout; retries as configured.
+    async fn call(
+        &self,
+        phase: &str,
+        invocation_id: &str,
+        request: prost_types::Struct,
+    ) -> (Result<Reply, CallError>, u32) {
+        let attempts = self.retry.map_or(1, |r| r.attempts.max(1));
+        let mut attempt = 1;
+        loop {
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            let result = match self.plugin.ready(deadline).await {
+                Ok(plugin) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    plugin
+                        .invoke(
+                            phase,
+                            invocation_id,
+                            attempt,
+                            request.clone(),
+                            left.max(Duration::from_millis(1)),
+                        )
+                        .await
+                        // The time left after waiting for readiness is an
+                        // implementation detail; the timeout is the
+                        // subscriber's.
+                        .map_err(|err| match err {
+                            CallError::Timeout(_) => CallError::Timeout(self.timeout),
+                            other => other,
+                        })
+                }
+                Err(err) => Err(err),
+            };
+            let retryable = matches!(
+                result,
+                Err(CallError::Crashed { .. }
+                    | CallError::NotReady(_)
+                    | CallError::Timeout(_)
+                    | CallError::Unavailable(_))
+            );
+            match (result, self.retry) {
+                (Err(err), Some(retry)) if retryable && attempt < attempts => {
+                    let wait = retry.backoff.saturating_mul(1 << (attempt - 1).min(16));
+                    tracing::debug!(
+                        plugin = &*self.name,
+                        attempt,
+                        "retrying in {wait:?} after: {err}"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (result, _) => return (result, attempt),
+            }
+        }
+    }
 }
 
 /// What one dispatch of a phase did.
@@ -112,9 +174,11 @@ pub struct Entry {
     /// Why it failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureKind>,
-    /// How long its call took (zero if skipped).
+    /// How long its call took, retries included (zero if skipped).
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
+    /// Attempts made (more than 1 after retries; 0 if skipped).
+    pub attempts: u32,
     /// The patch it returned.
     #[serde(serialize_with = "patch_json")]
     pub patch: Vec<PatchOp>,
@@ -145,6 +209,8 @@ pub enum FailureKind {
     Timeout,
     /// Its process exited during the call (or before it).
     Crashed,
+    /// It was restarting, or quarantined, and not ready by the deadline.
+    Unavailable,
     /// It answered with an error status, or an answer the host cannot use.
     Error,
     /// Its patch overlaps another plugin's in a parallel phase.
@@ -158,6 +224,7 @@ impl FailureKind {
         match err {
             CallError::Timeout(_) => FailureKind::Timeout,
             CallError::Crashed { .. } => FailureKind::Crashed,
+            CallError::NotReady(_) => FailureKind::Unavailable,
             _ => FailureKind::Error,
         }
     }
@@ -177,6 +244,7 @@ pub async fn run(route: &Route, context: Map<String, Value>) -> Report {
             outcome: Outcome::Skipped,
             failure: None,
             duration: Duration::ZERO,
+            attempts: 0,
             patch: Vec::new(),
             message: String::new(),
         })
@@ -197,6 +265,22 @@ pub async fn run(route: &Route, context: Map<String, Value>) -> Report {
     }
 }
 
+/// The report of a dispatch the host refused before calling anyone.
+pub fn refused(phase: &str, context: Map<String, Value>, why: &str) -> Report {
+    Report {
+        phase: phase.into(),
+        mode: Mode::Sequential,
+        invocation_id: String::new(),
+        verdict: Verdict::Failed {
+            plugins: Vec::new(),
+            error: why.to_owned(),
+        },
+        entries: Vec::new(),
+        context: Value::Object(context),
+        duration: Duration::ZERO,
+    }
+}
+
 async fn sequential(
     route: &Route,
     invocation_id: &str,
@@ -209,11 +293,9 @@ async fn sequential(
             _ => Default::default(),
         };
         let call_started = Instant::now();
-        let reply = sub
-            .plugin
-            .invoke(&route.phase, invocation_id, 1, request, sub.timeout)
-            .await;
+        let (reply, attempts) = sub.call(&route.phase, invocation_id, request).await;
         entry.duration = call_started.elapsed();
+        entry.attempts = attempts;
         record(entry, reply);
         if entry.outcome == Outcome::Ok
             && let Err(err) = patch::apply(context, &entry.patch)
@@ -246,16 +328,14 @@ async fn parallel(
         let request = request.clone();
         async move {
             let call_started = Instant::now();
-            let reply = sub
-                .plugin
-                .invoke(&route.phase, invocation_id, 1, request, sub.timeout)
-                .await;
-            (call_started.elapsed(), reply)
+            let (reply, attempts) = sub.call(&route.phase, invocation_id, request).await;
+            (call_started.elapsed(), attempts, reply)
         }
     });
     let replies = futures_util::future::join_all(calls).await;
-    for (entry, (duration, reply)) in entries.iter_mut().zip(replies) {
+    for (entry, (duration, attempts, reply)) in entries.iter_mut().zip(replies) {
         entry.duration = duration;
+        entry.attempts = attempts;
         record(entry, reply);
     }
 

@@ -95,6 +95,8 @@ pub enum CallError {
     Status { code: tonic::Code, message: String },
     #[error("returned an invalid response: {0}")]
     InvalidResponse(String),
+    #[error("is not ready: {0}")]
+    NotReady(String),
 }
 
 impl CallError {

@@ -18,8 +18,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::{Map, Value};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::dispatch::{self, Report, Route, Subscriber};
@@ -27,13 +29,54 @@ use crate::error::Error;
 use crate::phase::{self, PhaseSpec};
 use crate::plugin::Plugin;
 use crate::registry::{HostConfig, PluginSpec};
+use crate::supervisor::Supervisor;
 
-/// Running plugins and the phases they serve.
+/// Running plugins, each under supervision, and the phases they serve.
 #[derive(Debug)]
 pub struct Host {
-    plugins: Vec<Arc<Plugin>>,
+    plugins: Vec<Arc<Supervisor>>,
     phases: BTreeMap<String, PhaseSpec>,
     routes: HashMap<String, Route>,
+    /// Dispatches under way, and whether new ones are refused.
+    gate: Gate,
+}
+
+/// Counts dispatches in flight so that shutdown can wait for them.
+#[derive(Debug, Default)]
+struct Gate {
+    closed: AtomicBool,
+    in_flight: AtomicUsize,
+    drained: Notify,
+}
+
+/// Marks one dispatch in flight while it lives.
+struct Pass<'g>(&'g Gate);
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
+impl Gate {
+    fn enter(&self) -> Option<Pass<'_>> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let pass = Pass(self);
+        (!self.closed.load(Ordering::Acquire)).then_some(pass)
+    }
+
+    async fn close_and_drain(&self) {
+        self.closed.store(true, Ordering::Release);
+        loop {
+            let drained = self.drained.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            drained.await;
+        }
+    }
 }
 
 /// Plugins that failed to start; the others were stopped again.
@@ -73,7 +116,7 @@ impl Host {
     pub fn new(plugins: Vec<Plugin>, phases: &BTreeMap<String, PhaseSpec>) -> Host {
         let mut all_phases = phase::job_profile();
         all_phases.extend(phases.iter().map(|(k, v)| (k.clone(), *v)));
-        let plugins: Vec<Arc<Plugin>> = plugins.into_iter().map(Arc::new).collect();
+        let plugins: Vec<Arc<Supervisor>> = plugins.into_iter().map(Supervisor::adopt).collect();
         let mut routes = HashMap::new();
         let subscribed = plugins
             .iter()
@@ -100,12 +143,16 @@ impl Host {
             plugins,
             phases: all_phases,
             routes,
+            gate: Gate::default(),
         }
     }
 
     /// Runs `phase` on its subscribers. A phase nobody subscribes to passes
     /// with an empty report.
     pub async fn dispatch(&self, phase: &str, context: Map<String, Value>) -> Report {
+        let Some(_pass) = self.gate.enter() else {
+            return dispatch::refused(phase, context, "the host is shutting down");
+        };
         match self.routes.get(phase) {
             Some(route) => dispatch::run(route, context).await,
             None => {
@@ -115,9 +162,20 @@ impl Host {
         }
     }
 
-    /// The running plugins, by name.
-    pub fn plugins(&self) -> &[Arc<Plugin>] {
+    /// The supervised plugins, by name.
+    pub fn plugins(&self) -> &[Arc<Supervisor>] {
         &self.plugins
+    }
+
+    /// The supervised plugin called `name`.
+    pub fn plugin(&self, name: &str) -> Option<&Arc<Supervisor>> {
+        self.plugins.iter().find(|p| p.name() == name)
+    }
+
+    /// Restarts the plugin called `name`: at once if it runs, afresh if it
+    /// is quarantined. False if there is no such plugin.
+    pub fn restart(&self, name: &str) -> bool {
+        self.plugin(name).map(|p| p.restart()).is_some()
     }
 
     /// The phase's declaration (the default: sequential, fail closed).
@@ -130,32 +188,54 @@ impl Host {
         self.routes.get(phase).map_or(&[], |r| &r.subscribers)
     }
 
-    /// Stops every plugin at once, each with its full stop sequence.
+    /// Shuts the host down gracefully: new dispatches are refused, those in
+    /// flight finish (each is bounded by its calls' deadlines), then every
+    /// plugin is stopped, dependents before what they depend on.
+    pub async fn shutdown(&self) {
+        self.gate.close_and_drain().await;
+        for layer in stop_order(&self.plugins) {
+            let stops = layer.iter().map(|p| p.stop());
+            futures_util::future::join_all(stops).await;
+        }
+    }
+
+    /// [`Host::shutdown`], for an owned host.
     pub async fn stop(self) {
-        // The routes hold the other references to the plugins.
-        drop(self.routes);
-        let plugins = self
-            .plugins
-            .into_iter()
-            .filter_map(|p| match Arc::try_unwrap(p) {
-                Ok(plugin) => Some(plugin),
-                // Still referenced elsewhere: the last holder's drop kills
-                // its process group and removes its directory.
-                Err(shared) => {
-                    tracing::warn!(
-                        plugin = shared.name(),
-                        "still in use at stop; killed when released"
-                    );
-                    None
-                }
-            })
-            .collect();
-        stop_all(plugins).await;
+        self.shutdown().await;
     }
 }
 
+/// Layers of plugins to stop one after another: first those no other plugin
+/// depends on, last those everything depends on. A dependency cycle (or a
+/// dependency on a plugin that is not running) does not block: what is left
+/// goes in a last layer.
+fn stop_order(plugins: &[Arc<Supervisor>]) -> Vec<Vec<Arc<Supervisor>>> {
+    let mut left: Vec<Arc<Supervisor>> = plugins.to_vec();
+    let mut layers = Vec::new();
+    while !left.is_empty() {
+        let depended_on = |p: &Arc<Supervisor>| {
+            left.iter().any(|other| {
+                other.name() != p.name()
+                    && other
+                        .manifest()
+                        .dependencies
+                        .iter()
+                        .any(|d| d.name == p.manifest().name)
+            })
+        };
+        let (layer, rest): (Vec<_>, Vec<_>) = left.iter().cloned().partition(|p| !depended_on(p));
+        if layer.is_empty() {
+            layers.push(rest);
+            break;
+        }
+        layers.push(layer);
+        left = rest;
+    }
+    layers
+}
+
 /// Resolves who runs `phase`, in which order, with which timeout and policy.
-fn route(phase: &str, spec: PhaseSpec, plugins: &[Arc<Plugin>]) -> Route {
+fn route(phase: &str, spec: PhaseSpec, plugins: &[Arc<Supervisor>]) -> Route {
     let mut subscribers: Vec<Subscriber> = plugins
         .iter()
         .filter_map(|plugin| {
@@ -178,6 +258,18 @@ fn route(phase: &str, spec: PhaseSpec, plugins: &[Arc<Plugin>]) -> Route {
                     .or(spec.timeout)
                     .unwrap_or(plugin.spec().call_timeout),
                 policy: config.failure_policy.unwrap_or(spec.failure_policy),
+                retry: match config.retry {
+                    Some(retry) if wanted.idempotent => Some(retry),
+                    Some(_) => {
+                        tracing::warn!(
+                            plugin = plugin.name(),
+                            "retries configured for phase {phase}, but its manifest does not mark \
+                             that subscription idempotent; not retried"
+                        );
+                        None
+                    }
+                    None => None,
+                },
             })
         })
         .collect();

@@ -14,6 +14,8 @@
 //!   tracing events carrying its name.
 //! - [`client`]: the gRPC channel over the Unix socket, with the token.
 //! - [`plugin`]: one running plugin: start → ready, invoke, stop.
+//! - [`supervisor`]: a plugin kept ready: restarts with backoff, health
+//!   checks, crash-loop quarantine.
 //! - [`phase`]: phases as the host declares them (mode, timeout, failure
 //!   policy) and the job profile's defaults.
 //! - [`dispatch`]: one phase fanned out to its subscribers, sequentially or
@@ -38,5 +40,6 @@ pub mod phase;
 pub mod plugin;
 pub mod process;
 pub mod registry;
+pub mod supervisor;
 
 pub use host::Host;

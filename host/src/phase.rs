@@ -56,6 +56,18 @@ pub struct SubscriptionOverride {
     pub failure_policy: Option<FailurePolicy>,
     /// `false` drops the subscription: the plugin is not invoked for it.
     pub enabled: bool,
+    /// Retries after a crash, a timeout or a plugin that is not ready; only
+    /// for subscriptions the manifest marks idempotent.
+    pub retry: Option<Retry>,
+}
+
+/// Opt-in retries of an idempotent subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Retry {
+    /// Attempts in all, the first included (at least 1).
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles for each one after.
+    pub backoff: Duration,
 }
 
 impl Default for SubscriptionOverride {
@@ -65,6 +77,7 @@ impl Default for SubscriptionOverride {
             timeout: None,
             failure_policy: None,
             enabled: true,
+            retry: None,
         }
     }
 }

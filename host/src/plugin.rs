@@ -325,6 +325,15 @@ impl Plugin {
     /// then SIGKILL; whatever is left of its process group is killed and its
     /// runtime directory removed.
     pub async fn stop(self) -> Stopped {
+        let stopped = self.terminate().await;
+        drop(self);
+        stopped
+    }
+
+    /// [`Plugin::stop`] through a shared reference, for a plugin that calls
+    /// in flight may still hold: the process group is gone when this
+    /// returns; the runtime directory goes with the last reference.
+    pub async fn terminate(&self) -> Stopped {
         let method = self.shut_down().await;
         // Processes the plugin started and left behind in its group go too;
         // stop returns only when none is left, zombies included.
@@ -342,6 +351,33 @@ impl Plugin {
             .map_or_else(|| "an unknown status".to_owned(), describe_exit);
         tracing::debug!(plugin = &*self.name, ?method, exit, "stopped");
         Stopped { method, exit }
+    }
+
+    /// Kills the plugin's whole process group at once, without `Shutdown`:
+    /// for a plugin that is unhealthy or being restarted.
+    pub async fn kill(&self) -> Stopped {
+        let _ = self.process.signal_group(libc::SIGKILL);
+        let _ = self.process.exited_within(TERM_GRACE).await;
+        let _ = self.process.group_gone_within(TERM_GRACE).await;
+        Stopped {
+            method: StopMethod::Killed,
+            exit: self
+                .process
+                .exit_status()
+                .map_or_else(|| "an unknown status".to_owned(), describe_exit),
+        }
+    }
+
+    /// Waits until the plugin's process exits; returns its exit, described,
+    /// and whether it was a success (status 0).
+    pub async fn wait_exit(&self) -> (String, bool) {
+        let status = self.process.exited().await;
+        (describe_exit(status), status.success())
+    }
+
+    /// The last lines the plugin wrote to stderr.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr.lines()
     }
 
     async fn shut_down(&self) -> StopMethod {

@@ -19,12 +19,22 @@
 //! working_dir = "."
 //! grant = ["env:write"]            # permissions granted, of those it asks for; "*" = all
 //! enabled = true
+//! restart = "always"               # or "on-failure", "never": after the plugin exits on its own
+//! health_interval = "5s"           # health checks; health_misses in a row → restart
+//! health_misses = 3
+//! backoff_initial = "100ms"        # restarts: the first at once, then this doubling...
+//! backoff_max = "30s"              # ...up to this, with jitter
+//! backoff_reset_after = "60s"      # uptime after which the backoff starts afresh
+//! crash_loop_starts = 5            # this many starts within crash_loop_window and
+//! crash_loop_window = "60s"        # the next failure quarantines the plugin
 //!
 //! [plugin.subscriptions.post_container]   # the host's say over one subscription
 //! priority = 5                     # replaces the manifest's
 //! timeout = "1s"                   # replaces the phase's and call_timeout
 //! failure_policy = "fail_open"     # replaces the phase's
 //! enabled = false                  # do not invoke it for this phase
+//! retry_attempts = 3               # idempotent subscriptions only: attempts in all after a
+//! retry_backoff = "50ms"           # crash, timeout or restart; the wait doubles each time
 //!
 //! [phases.post_container]          # optional; the job profile has defaults
 //! mode = "parallel"                # or "sequential" (the default)
@@ -65,7 +75,8 @@ use outboard_proto::names::{
     is_valid_plugin_name,
 };
 
-use crate::phase::{FailurePolicy, Mode, PhaseSpec, SubscriptionOverride};
+use crate::phase::{FailurePolicy, Mode, PhaseSpec, Retry, SubscriptionOverride};
+use crate::supervisor::{RestartPolicy, Supervision};
 
 /// How long a plugin has from spawn to its handshake line, by default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,6 +124,8 @@ pub struct PluginSpec {
     pub grant: Vec<String>,
     /// The host's overrides of the plugin's subscriptions, by phase.
     pub subscriptions: BTreeMap<String, SubscriptionOverride>,
+    /// How it is supervised: restarts, health checks, crash loops.
+    pub supervision: Supervision,
 }
 
 impl PluginSpec {
@@ -134,6 +147,7 @@ impl PluginSpec {
             runtime_base: None,
             grant: Vec::new(),
             subscriptions: BTreeMap::new(),
+            supervision: Supervision::default(),
         }
     }
 }
@@ -529,6 +543,14 @@ struct PluginToml {
     #[serde(default)]
     subscriptions: BTreeMap<Spanned<String>, SubscriptionToml>,
     enabled: Option<bool>,
+    restart: Option<RestartPolicy>,
+    health_interval: Option<Spanned<DurationText>>,
+    health_misses: Option<Spanned<u32>>,
+    backoff_initial: Option<Spanned<DurationText>>,
+    backoff_max: Option<Spanned<DurationText>>,
+    backoff_reset_after: Option<Spanned<DurationText>>,
+    crash_loop_starts: Option<Spanned<u32>>,
+    crash_loop_window: Option<Spanned<DurationText>>,
 }
 
 /// A `[phases.NAME]` table.
@@ -576,6 +598,8 @@ struct SubscriptionToml {
     timeout: Option<Spanned<DurationText>>,
     failure_policy: Option<FailurePolicy>,
     enabled: Option<bool>,
+    retry_attempts: Option<Spanned<u32>>,
+    retry_backoff: Option<Spanned<DurationText>>,
 }
 
 /// A duration as written, parsed with humantime once its span is known.
@@ -782,6 +806,52 @@ impl PluginToml {
             None => folder.map(|_| base.clone()),
         };
 
+        let builtin = Supervision::default();
+        let span_of = |d: &Option<Spanned<DurationText>>, name: &str, fallback| {
+            duration(d, fallback, false).map_err(|(span, why)| invalid(Some(span), name, why))
+        };
+        let at_least_one = |n: &Option<Spanned<u32>>, name: &str, fallback: u32| match n {
+            Some(n) if *n.get_ref() == 0 => {
+                Err(invalid(Some(n.span()), name, "must be at least 1".into()))
+            }
+            Some(n) => Ok(*n.get_ref()),
+            None => Ok(fallback),
+        };
+        let supervision = Supervision {
+            restart: self.restart.unwrap_or(builtin.restart),
+            health_interval: span_of(
+                &self.health_interval,
+                "health_interval",
+                builtin.health_interval,
+            )?,
+            health_misses: at_least_one(
+                &self.health_misses,
+                "health_misses",
+                builtin.health_misses,
+            )?,
+            backoff_initial: span_of(
+                &self.backoff_initial,
+                "backoff_initial",
+                builtin.backoff_initial,
+            )?,
+            backoff_max: span_of(&self.backoff_max, "backoff_max", builtin.backoff_max)?,
+            backoff_reset_after: span_of(
+                &self.backoff_reset_after,
+                "backoff_reset_after",
+                builtin.backoff_reset_after,
+            )?,
+            crash_loop_starts: at_least_one(
+                &self.crash_loop_starts,
+                "crash_loop_starts",
+                builtin.crash_loop_starts,
+            )?,
+            crash_loop_window: span_of(
+                &self.crash_loop_window,
+                "crash_loop_window",
+                builtin.crash_loop_window,
+            )?,
+        };
+
         let mut subscriptions = BTreeMap::new();
         for (phase, sub) in self.subscriptions {
             let field = format!("subscriptions.{}", phase.get_ref());
@@ -794,6 +864,23 @@ impl PluginToml {
             }
             let timeout = optional_duration(&sub.timeout)
                 .map_err(|(span, why)| invalid(Some(span), &format!("{field}.timeout"), why))?;
+            let retry = match &sub.retry_attempts {
+                None => None,
+                Some(n) if *n.get_ref() == 0 => {
+                    return Err(invalid(
+                        Some(n.span()),
+                        &format!("{field}.retry_attempts"),
+                        "must be at least 1 (attempts in all, the first included)".into(),
+                    ));
+                }
+                Some(n) => Some(Retry {
+                    attempts: *n.get_ref(),
+                    backoff: duration(&sub.retry_backoff, Duration::from_millis(50), true)
+                        .map_err(|(span, why)| {
+                            invalid(Some(span), &format!("{field}.retry_backoff"), why)
+                        })?,
+                }),
+            };
             subscriptions.insert(
                 phase.into_inner(),
                 SubscriptionOverride {
@@ -801,6 +888,7 @@ impl PluginToml {
                     timeout,
                     failure_policy: sub.failure_policy,
                     enabled: sub.enabled.unwrap_or(true),
+                    retry,
                 },
             );
         }
@@ -817,6 +905,7 @@ impl PluginToml {
             working_dir,
             grant: self.grant,
             subscriptions,
+            supervision,
             source: src.path.to_owned(),
             runtime_base: None,
         }))
@@ -1079,6 +1168,7 @@ timeout = "1s"
                 timeout: None,
                 failure_policy: Some(FailurePolicy::FailClosed),
                 enabled: true,
+                retry: None,
             }
         );
         assert!(!subs["pre_container"].enabled);
