@@ -476,21 +476,15 @@ impl Run {
 
     /// Waits for a restart request; `None` on stop.
     async fn wait_for_command(&mut self) -> Option<()> {
-        loop {
-            match self.inbox.recv().await {
-                Some(Command::Restart) => return Some(()),
-                Some(Command::Stop(done)) => {
-                    self.set(
-                        State::Stopped,
-                        None,
-                        self.status.borrow().reason.clone(),
-                        Vec::new(),
-                    );
-                    let _ = done.send(());
-                    return None;
-                }
-                None => return None,
+        match self.inbox.recv().await {
+            Some(Command::Restart) => Some(()),
+            Some(Command::Stop(done)) => {
+                let reason = self.status.borrow().reason.clone();
+                self.set(State::Stopped, None, reason, Vec::new());
+                let _ = done.send(());
+                None
             }
+            None => None,
         }
     }
 
