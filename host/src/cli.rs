@@ -123,10 +123,13 @@ enum Command {
     },
     /// Invoke one phase on every plugin subscribed to it.
     ///
-    /// Plugins run one after another, lowest priority first (ties by
-    /// name), each seeing the context as patched by those before it. A veto
-    /// or a failure stops the chain. Prints each plugin's outcome and patch,
-    /// and the final context.
+    /// The phase runs as declared ([phases.NAME] in the config; the job
+    /// profile's defaults for its phases; else sequential): sequential
+    /// phases run lowest priority first (ties by name), each plugin seeing
+    /// the context as patched by those before it, a veto or a fail-closed
+    /// failure stopping the chain; parallel phases run every plugin on the
+    /// same context and merge their patches. Prints each plugin's outcome
+    /// and patch, and the final context.
     Invoke {
         /// The phase, e.g. pre_container.
         phase: String,
@@ -144,39 +147,39 @@ enum Command {
 /// Where the plugins come from.
 #[derive(Debug, Clone, Args)]
 struct Source {
-    /// A config file with [[plugin]] tables.
-    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "plugin_dir")]
+    /// A config file with [[plugin]] tables (and [phases.NAME]).
+    #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// A directory whose subfolders each hold a plugin.toml (repeatable;
-    /// OUTBOARD_PLUGIN_DIR takes a colon-separated list).
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "OUTBOARD_PLUGIN_DIR",
-        value_delimiter = ':'
-    )]
+    /// adds to --config; default: OUTBOARD_PLUGIN_DIR, colon-separated).
+    #[arg(long, value_name = "DIR")]
     plugin_dir: Vec<PathBuf>,
 }
 
 impl Source {
     /// The host config the flags point to.
     fn config(&self) -> anyhow::Result<HostConfig> {
-        if let Some(file) = &self.config {
-            return Ok(registry::load(file)?);
-        }
-        if !self.plugin_dir.is_empty() {
-            let mut config = HostConfig::default();
-            config.add_plugins(registry::discover(&self.plugin_dir)?)?;
-            return Ok(config);
-        }
-        let default = PathBuf::from(registry::CONFIG_FILE_NAME);
-        if default.exists() {
-            return Ok(registry::load(&default)?);
-        }
-        bail!(
-            "no plugins to run: give --config FILE or --plugin-dir DIR \
-             (or set OUTBOARD_PLUGIN_DIR), or create ./outboard.toml"
-        )
+        let dirs = if self.plugin_dir.is_empty() && self.config.is_none() {
+            registry::dirs_from_env()
+        } else {
+            self.plugin_dir.clone()
+        };
+        let mut config = match &self.config {
+            Some(file) => registry::load(file)?,
+            None if dirs.is_empty() => {
+                let default = PathBuf::from(registry::CONFIG_FILE_NAME);
+                if !default.exists() {
+                    bail!(
+                        "no plugins to run: give --config FILE or --plugin-dir DIR \
+                         (or set OUTBOARD_PLUGIN_DIR), or create ./outboard.toml"
+                    );
+                }
+                registry::load(&default)?
+            }
+            None => HostConfig::default(),
+        };
+        config.add_plugins(registry::discover(&dirs)?)?;
+        Ok(config)
     }
 }
 
@@ -602,7 +605,8 @@ fn outcome_word(e: &Entry) -> String {
                 Some(FailureKind::InvalidPatch) => "bad patch",
                 Some(FailureKind::Error) | None => "failed",
             };
-            if e.policy == FailurePolicy::FailOpen {
+            // A conflict fails the phase whatever the policy.
+            if e.policy == FailurePolicy::FailOpen && kind != "conflict" {
                 format!("{kind} (ignored)")
             } else {
                 kind.to_owned()

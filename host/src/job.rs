@@ -161,6 +161,12 @@ pub async fn run(host: &Host, job: Job, mut interrupted: watch::Receiver<bool>) 
         phases.push(report);
     }
 
+    // A signal that came after the command (during post_container) still
+    // stops the job the orderly way.
+    if failure.is_none() && *interrupted.borrow() {
+        failure = Some(interrupted_in("post_container"));
+    }
+
     if let Some(failure) = &failure {
         let mut error =
             json!({"phase": failure.phase, "kind": failure.kind, "message": failure.message});
@@ -369,6 +375,8 @@ fn exit_code(failure: Option<&Failure>, command: Option<i32>) -> u8 {
         "plugin_failed" => EXIT_PLUGIN_FAILED,
         "not_found" => EXIT_NOT_FOUND,
         "not_executable" => EXIT_NOT_EXECUTABLE,
+        // The plugins left context.command or context.env unusable.
+        "invalid_context" => EXIT_PLUGIN_FAILED,
         _ => EXIT_HOST_ERROR,
     }
 }

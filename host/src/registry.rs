@@ -557,11 +557,9 @@ struct PluginToml {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PhaseToml {
-    #[serde(default)]
-    mode: Mode,
+    mode: Option<Mode>,
     timeout: Option<Spanned<DurationText>>,
-    #[serde(default)]
-    failure_policy: FailurePolicy,
+    failure_policy: Option<FailurePolicy>,
 }
 
 impl PhaseToml {
@@ -582,10 +580,16 @@ impl PhaseToml {
                 field: "timeout".into(),
                 why,
             })?;
+        // A key left out keeps the phase's default: the job profile's for its
+        // phases, sequential and fail-closed for others.
+        let base = crate::phase::job_profile()
+            .get(name.get_ref())
+            .copied()
+            .unwrap_or_default();
         Ok(PhaseSpec {
-            mode: self.mode,
-            timeout,
-            failure_policy: self.failure_policy,
+            mode: self.mode.unwrap_or(base.mode),
+            timeout: timeout.or(base.timeout),
+            failure_policy: self.failure_policy.unwrap_or(base.failure_policy),
         })
     }
 }
@@ -1160,6 +1164,17 @@ timeout = "1s"
             }
         );
         assert_eq!(cfg.phases["submit"], PhaseSpec::default());
+        // A partial table keeps the job profile's defaults for what it omits.
+        let path = write_config(dir.path(), "[phases.cleanup]\ntimeout = \"1s\"\n");
+        let cleanup = load(&path).expect("valid").phases["cleanup"];
+        assert_eq!(
+            (cleanup.mode, cleanup.failure_policy, cleanup.timeout),
+            (
+                Mode::Parallel,
+                FailurePolicy::FailOpen,
+                Some(Duration::from_secs(1))
+            )
+        );
         let subs = &cfg.plugin("p").expect("p").subscriptions;
         assert_eq!(
             subs["post_container"],
