@@ -97,19 +97,31 @@ pub enum State {
     Stopped,
 }
 
-/// A supervised plugin's current status.
-#[derive(Debug, Clone)]
+/// A supervised plugin's status, as callers see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
     /// Its state.
     pub state: State,
-    /// The running plugin, when ready.
-    pub plugin: Option<Arc<Plugin>>,
+    /// The running process, when ready.
+    pub pid: Option<u32>,
     /// Starts so far, the first included.
     pub starts: u32,
     /// Why it last failed, or why it is quarantined.
     pub reason: Option<String>,
     /// Its last stderr lines when it last failed.
     pub stderr: Vec<String>,
+}
+
+/// What the supervisor publishes: the status and the running instance.
+/// Only the supervisor and [`Supervisor::ready`] hold the instance, so
+/// nothing outside keeps a stopped plugin's directory alive.
+#[derive(Debug, Clone)]
+struct Current {
+    state: State,
+    plugin: Option<Arc<Plugin>>,
+    starts: u32,
+    reason: Option<String>,
+    stderr: Vec<String>,
 }
 
 /// What a caller can ask of a supervisor.
@@ -127,7 +139,7 @@ pub struct Supervisor {
     name: Arc<str>,
     manifest: Manifest,
     spec: PluginSpec,
-    status: watch::Receiver<Status>,
+    status: watch::Receiver<Current>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -138,7 +150,7 @@ impl Supervisor {
         let manifest = plugin.manifest().clone();
         let spec = plugin.spec().clone();
         let plugin = Arc::new(plugin);
-        let (status_tx, status) = watch::channel(Status {
+        let (status_tx, status) = watch::channel(Current {
             state: State::Ready,
             plugin: Some(plugin.clone()),
             starts: 1,
@@ -181,7 +193,14 @@ impl Supervisor {
 
     /// Its current status.
     pub fn status(&self) -> Status {
-        self.status.borrow().clone()
+        let current = self.status.borrow();
+        Status {
+            state: current.state,
+            pid: current.plugin.as_ref().map(|p| p.pid()),
+            starts: current.starts,
+            reason: current.reason.clone(),
+            stderr: current.stderr.clone(),
+        }
     }
 
     /// Its current state.
@@ -192,10 +211,14 @@ impl Supervisor {
     /// The ready plugin, waiting while it starts or restarts, up to
     /// `deadline`.
     pub async fn ready(&self, deadline: Instant) -> Result<Arc<Plugin>, CallError> {
-        // Fast path: no waiting, one read of the status.
+        // Fast path: no waiting, one read of the status. An instance whose
+        // process has exited is not ready, even before the supervisor has
+        // caught up with it.
         {
             let status = self.status.borrow();
-            if let Some(plugin) = &status.plugin {
+            if let Some(plugin) = &status.plugin
+                && plugin.exited().is_none()
+            {
                 return Ok(plugin.clone());
             }
         }
@@ -279,7 +302,7 @@ enum Lost {
 struct Run {
     name: Arc<str>,
     spec: PluginSpec,
-    status: watch::Sender<Status>,
+    status: watch::Sender<Current>,
     inbox: mpsc::UnboundedReceiver<Command>,
     /// Start times within the crash-loop window.
     starts: VecDeque<Instant>,

@@ -3,10 +3,10 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::PluginError;
+use crate::{Health, PluginError};
 
 /// The plugin's configuration and what the host granted it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Config {
     /// The config object from the host's config file, already checked
@@ -19,11 +19,26 @@ pub struct Config {
     pub instance_name: String,
     /// The protocol version in use.
     pub protocol_version: u32,
+    /// The plugin's health service: keep a clone to report `NOT_SERVING`
+    /// later (see [`Health`]). [`Config::new`] makes a detached one.
+    pub health: Health,
+}
+
+/// Compares the values, permissions, instance name and protocol version;
+/// the [`Health`] handle is a capability, not part of the value.
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        self.values == other.values
+            && self.granted_permissions == other.granted_permissions
+            && self.instance_name == other.instance_name
+            && self.protocol_version == other.protocol_version
+    }
 }
 
 impl Config {
     /// A config holding `values` (a JSON object; anything else counts as
-    /// empty) and nothing granted.
+    /// empty), nothing granted and a [`Health`] handle attached to no
+    /// server.
     pub fn new(values: Value) -> Config {
         Config {
             values: match values {
@@ -97,6 +112,15 @@ mod tests {
         assert!(c.is_granted("env:write") && !c.is_granted("net"));
         assert_eq!(c.get("prefix"), Some(&json!("ci")));
         assert_eq!(c.instance_name, "envy");
+    }
+
+    #[test]
+    fn equality_ignores_the_health_handle() {
+        let a = Config::new(json!({"prefix": "ci"}));
+        let b = Config::new(json!({"prefix": "ci"}));
+        b.health.set_serving(false);
+        assert_eq!(a, b);
+        assert_ne!(a, b.with_instance_name("other"));
     }
 
     #[test]

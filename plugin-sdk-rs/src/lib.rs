@@ -11,6 +11,8 @@
 //!   the trait speaks — [`Manifest`] (what `Describe` answers), [`Config`]
 //!   (what `Configure` brings), [`Invocation`] (one phase), [`Reply`] (go on
 //!   with a patch, or abort).
+//! - [`health`]: [`Health`], the handle a plugin gets in [`Config`] to
+//!   report `NOT_SERVING` on its health service.
 //! - [`error`]: [`PluginError`] (mapped to gRPC status codes) and
 //!   [`ServeError`].
 //! - [`settings`]: the `OUTBOARD_*` environment, read by
@@ -53,6 +55,7 @@
 
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod invocation;
 pub mod logging;
 pub mod manifest;
@@ -71,6 +74,7 @@ use std::time::Duration;
 
 pub use config::Config;
 pub use error::{PluginError, ServeError};
+pub use health::Health;
 pub use invocation::Invocation;
 pub use manifest::{Dependency, Manifest, ManifestError, Permission, Subscription};
 pub use plugin::Plugin;

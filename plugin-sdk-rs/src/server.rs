@@ -15,12 +15,11 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
-use tonic_health::ServingStatus;
 
 use crate::auth::TokenCheck;
 use crate::deadline::StampDeadlineLayer;
 use crate::service::{PluginServer, StopRequest};
-use crate::{Plugin, ServeError, Settings};
+use crate::{Health, Plugin, ServeError, Settings};
 
 /// The grace after SIGTERM or SIGINT. The host sends SIGKILL 2 s after
 /// SIGTERM; this leaves time to clean up before it.
@@ -77,10 +76,9 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
     let stop_tx = Arc::new(stop_tx);
     let (abandon_tx, abandon_rx) = watch::channel(false);
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status(outboard_proto::SERVICE_NAME, ServingStatus::Serving)
-        .await;
+    // SERVING from the start; the plugin gets a handle in `Configure`.
+    let health = Health::new();
+    let health_service = health.server();
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(outboard_proto::FILE_DESCRIPTOR_SET)
@@ -98,6 +96,7 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
         settings.protocol_version,
         stop_tx.clone(),
         abandon_rx,
+        health.clone(),
     );
     let plugin_service =
         PluginServiceServer::with_interceptor(service, TokenCheck::new(&settings.token));
@@ -168,12 +167,7 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
             grace_ms = grace.as_millis() as u64,
             "stopping: no new connections, waiting for calls in flight"
         );
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        health
-            .set_service_status(outboard_proto::SERVICE_NAME, ServingStatus::NotServing)
-            .await;
+        health.set_serving(false);
         let reserve = CLOSE_RESERVE.min(grace / 4);
         let drained = tokio::time::timeout(grace - reserve, &mut server).await;
         let result = match drained {

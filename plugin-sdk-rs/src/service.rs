@@ -9,7 +9,7 @@ use outboard_proto::v1::{self, plugin_service_server::PluginService};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use crate::{Config, Invocation, Plugin, deadline};
+use crate::{Config, Health, Invocation, Plugin, deadline};
 
 /// How long in-flight calls get when the host's `Shutdown` names no grace.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -37,6 +37,8 @@ pub(crate) struct PluginServer<P> {
     stop: Arc<watch::Sender<Option<StopRequest>>>,
     /// Becomes `true` when the grace is over: calls still running give up.
     abandon: watch::Receiver<bool>,
+    /// The server's health service, handed to the plugin in `Configure`.
+    health: Health,
 }
 
 impl<P> std::fmt::Debug for PluginServer<P> {
@@ -56,6 +58,7 @@ impl<P: Plugin> PluginServer<P> {
         protocol_version: u32,
         stop: Arc<watch::Sender<Option<StopRequest>>>,
         abandon: watch::Receiver<bool>,
+        health: Health,
     ) -> PluginServer<P> {
         PluginServer {
             plugin,
@@ -64,6 +67,7 @@ impl<P: Plugin> PluginServer<P> {
             protocol_version,
             stop,
             abandon,
+            health,
         }
     }
 }
@@ -103,6 +107,7 @@ impl<P: Plugin> PluginService for PluginServer<P> {
             } else {
                 request.protocol_version
             },
+            health: self.health.clone(),
         };
         match self.plugin.configure(config).await {
             Ok(()) => Ok(Response::new(v1::ConfigureResponse {})),

@@ -36,7 +36,9 @@ use outboard_proto::json::{json_to_struct, struct_to_json};
 use outboard_proto::patch;
 use serde_json::{Map, Value};
 
-use crate::{Config, Invocation, Manifest, ManifestError, Outcome, Plugin, PluginError, Reply};
+use crate::{
+    Config, Health, Invocation, Manifest, ManifestError, Outcome, Plugin, PluginError, Reply,
+};
 
 /// Drives one plugin in-process, as the host would over gRPC.
 pub struct Harness<P> {
@@ -46,6 +48,8 @@ pub struct Harness<P> {
     manifest: Manifest,
     /// The number of the next invocation, for its id.
     next: AtomicU64,
+    /// The health handle every `configure` passes on.
+    health: Health,
 }
 
 impl<P> std::fmt::Debug for Harness<P> {
@@ -109,6 +113,7 @@ impl<P: Plugin> Harness<P> {
             plugin,
             manifest,
             next: AtomicU64::new(1),
+            health: Health::new(),
         })
     }
 
@@ -122,6 +127,12 @@ impl<P: Plugin> Harness<P> {
         &self.plugin
     }
 
+    /// The health handle the plugin receives in every `configure`: what the
+    /// plugin's health service would answer over gRPC.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     /// Configures the plugin with `values` (a JSON object), granting every
     /// permission the manifest asks for. The JSON Schema is not checked here
     /// (the host does that); the plugin's own checks are.
@@ -132,9 +143,11 @@ impl<P: Plugin> Harness<P> {
         self.configure_with(config).await
     }
 
-    /// Configures the plugin with a config built by the test.
+    /// Configures the plugin with a config built by the test. Its health
+    /// handle is replaced by the harness's ([`Harness::health`]).
     pub async fn configure_with(&self, mut config: Config) -> Result<(), PluginError> {
         config.values = wire_round_trip(config.values);
+        config.health = self.health.clone();
         if config.protocol_version == 0 {
             config.protocol_version = outboard_proto::handshake::PROTOCOL_VERSION;
         }
@@ -294,6 +307,34 @@ mod tests {
     #[should_panic(expected = "echo does not subscribe to phase \"post_container\"")]
     async fn unsubscribed_phase_is_a_test_bug() {
         let _ = Harness::new(Echo).invoke("post_container", json!({})).await;
+    }
+
+    #[tokio::test]
+    async fn configure_hands_the_plugin_the_harness_health_handle() {
+        struct Sick;
+        impl Plugin for Sick {
+            fn manifest(&self) -> Manifest {
+                Manifest::new("sick", "1.0.0").subscribe("pre_container", 0)
+            }
+            async fn configure(&self, config: Config) -> Result<(), PluginError> {
+                config
+                    .health
+                    .set_serving(config.get("healthy") == Some(&json!(true)));
+                Ok(())
+            }
+            async fn invoke(&self, _: Invocation) -> Result<Reply, PluginError> {
+                Ok(Reply::ok())
+            }
+        }
+        let h = Harness::new(Sick);
+        assert!(h.health().is_serving(), "SERVING before Configure");
+        h.configure(json!({})).await.unwrap();
+        assert!(!h.health().is_serving());
+        // Even a config built by the test gets the harness's handle.
+        h.configure_with(Config::new(json!({"healthy": true})))
+            .await
+            .unwrap();
+        assert!(h.health().is_serving());
     }
 
     #[test]

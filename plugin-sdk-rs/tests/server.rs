@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use outboard_plugin::{
-    Config, Invocation, Manifest, Plugin, PluginError, Reply, ServeError, Settings, serve_with,
+    Config, Health, Invocation, Manifest, Plugin, PluginError, Reply, ServeError, Settings,
+    serve_with,
 };
 use outboard_proto::handshake::{TOKEN_METADATA_KEY, bearer};
 use outboard_proto::json::{json_to_struct, struct_to_json};
@@ -37,6 +38,8 @@ struct Probe {
     shut_down: AtomicBool,
     /// Receives the phase of every invoke future dropped before finishing.
     dropped: std::sync::Mutex<Option<mpsc::UnboundedSender<String>>>,
+    /// The health handle from the last successful Configure.
+    health: std::sync::Mutex<Option<Health>>,
 }
 
 /// Sends its phase to the probe when dropped unfinished.
@@ -76,6 +79,7 @@ impl Plugin for Fixture {
                 "mode: {mode:?} is not one of quiet"
             )));
         }
+        *self.0.health.lock().unwrap() = Some(config.health.clone());
         *self.0.config.lock().await = Some(config.values);
         Ok(())
     }
@@ -333,6 +337,78 @@ async fn health_is_serving_without_a_token() {
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn the_plugin_controls_its_health_from_configure_on() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let mut s = serve().await;
+    s.client
+        .configure(authed(v1::ConfigureRequest {
+            protocol_version: 1,
+            instance_name: "fixture".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let handle = s.probe.health.lock().unwrap().clone().unwrap();
+    let mut health = HealthClient::new(s.channel.clone());
+    let check = |service: &str| {
+        let mut request = Request::new(HealthCheckRequest {
+            service: service.into(),
+        });
+        request.set_timeout(Duration::from_millis(300));
+        request
+    };
+    let mut updates = health.watch(check("")).await.unwrap().into_inner();
+    assert_eq!(
+        updates.message().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+
+    handle.set_serving(false);
+    for service in ["", "outboard.v1.PluginService"] {
+        let status = health.check(check(service)).await.unwrap().into_inner();
+        assert_eq!(
+            status.status,
+            ServingStatus::NotServing as i32,
+            "{service:?}"
+        );
+    }
+    assert_eq!(
+        updates.message().await.unwrap().unwrap().status,
+        ServingStatus::NotServing as i32
+    );
+    // NOT_SERVING asks for a restart; calls are still served meanwhile.
+    s.client
+        .invoke(authed(invoke_request("pre_container", json!({}))))
+        .await
+        .unwrap();
+
+    handle.set_serving(true);
+    let status = health.check(check("")).await.unwrap().into_inner().status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    // Stalled: the check gets no answer before its deadline, and is answered
+    // again once released.
+    handle.set_stalled(true);
+    let started = Instant::now();
+    let status = health.check(check("")).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    handle.set_stalled(false);
+    let status = health.check(check("")).await.unwrap().into_inner().status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    // Stopping reports NOT_SERVING through the same handle.
+    shutdown(&mut s, Duration::from_secs(2)).await;
+    stopped(s.task, Duration::from_secs(5)).await;
+    assert!(!handle.is_serving());
 }
 
 #[tokio::test]

@@ -9,9 +9,11 @@
 //!   context, it does not replace it.
 //! - Applying is all-or-nothing: on error the target is left unchanged.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::mem;
+use std::sync::OnceLock;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::json::{json_to_value, value_to_json};
 use crate::v1;
@@ -35,10 +37,11 @@ impl Pointer {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(bad("a JSON Pointer starts with '/'"));
         };
-        let tokens = rest
-            .split('/')
-            .map(|raw| unescape(raw).ok_or_else(|| bad("'~' must be followed by '0' or '1'")))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Sized up front: `split` cannot tell how many tokens it will give.
+        let mut tokens = Vec::with_capacity(rest.bytes().filter(|&b| b == b'/').count() + 1);
+        for raw in rest.split('/') {
+            tokens.push(unescape(raw).ok_or_else(|| bad("'~' must be followed by '0' or '1'"))?);
+        }
         Ok(Pointer { tokens })
     }
 
@@ -57,14 +60,25 @@ impl Pointer {
 
 impl fmt::Display for Pointer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Writes the unescaped runs as they are, with no copy of the token.
         for t in &self.tokens {
-            write!(f, "/{}", t.replace('~', "~0").replace('/', "~1"))?;
+            f.write_char('/')?;
+            let mut run = 0;
+            for (i, c) in t.match_indices(['~', '/']) {
+                f.write_str(&t[run..i])?;
+                f.write_str(if c == "~" { "~0" } else { "~1" })?;
+                run = i + 1;
+            }
+            f.write_str(&t[run..])?;
         }
         Ok(())
     }
 }
 
 fn unescape(raw: &str) -> Option<String> {
+    if !raw.contains('~') {
+        return Some(raw.to_owned());
+    }
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {
@@ -197,13 +211,32 @@ pub struct Conflict {
 /// `/env` and a set of `/env/A`, or a remove of `/env` and a set inside
 /// it). A conflict is an error, never last-write-wins.
 ///
-/// Cost: one sort of all the paths, then a single pass.
+/// Cost: one sort of all the paths, then a single pass; nothing to sort
+/// when only one writer has operations.
 pub fn merge<'p>(patches: &[&'p [PatchOp]]) -> Result<Vec<&'p PatchOp>, Conflict> {
-    let mut writes: Vec<(&Pointer, usize)> = patches
+    let total = patches.iter().map(|ops| ops.len()).sum();
+    // A single writer cannot conflict with itself.
+    if patches
         .iter()
-        .enumerate()
-        .flat_map(|(writer, ops)| ops.iter().map(move |op| (op.path(), writer)))
-        .collect();
+        .filter(|ops| !ops.is_empty())
+        .nth(1)
+        .is_some()
+    {
+        check_disjoint(patches, total)?;
+    }
+    let mut merged = Vec::with_capacity(total);
+    for ops in patches {
+        merged.extend(ops.iter());
+    }
+    Ok(merged)
+}
+
+/// The first conflict among `patches` (`total` operations), in path order.
+fn check_disjoint(patches: &[&[PatchOp]], total: usize) -> Result<(), Conflict> {
+    let mut writes: Vec<(&Pointer, usize)> = Vec::with_capacity(total);
+    for (writer, ops) in patches.iter().enumerate() {
+        writes.extend(ops.iter().map(|op| (op.path(), writer)));
+    }
     // Sorted by tokens, a path comes right before the paths inside it, so
     // the writers whose paths contain the current one form a stack.
     writes.sort_unstable();
@@ -227,7 +260,7 @@ pub fn merge<'p>(patches: &[&'p [PatchOp]]) -> Result<Vec<&'p PatchOp>, Conflict
         }
         open.push((path, writer));
     }
-    Ok(patches.iter().flat_map(|ops| ops.iter()).collect())
+    Ok(())
 }
 
 /// True if `prefix` is `path` or contains it.
@@ -237,30 +270,162 @@ fn is_prefix(prefix: &Pointer, path: &Pointer) -> bool {
 
 /// Applies `ops` in order to `target`, all or nothing.
 pub fn apply(target: &mut Value, ops: &[PatchOp]) -> Result<(), PatchError> {
-    // Apply to a copy: a patch failing at its third operation must not leave
-    // the first two behind.
-    let mut scratch = target.clone();
-    for op in ops {
-        apply_one(&mut scratch, op)?;
+    apply_all(target, &[ops]).map_err(|(_, err)| err)
+}
+
+/// Applies several writers' patches in order, all or nothing. On error,
+/// says which writer's patch failed.
+///
+/// The operations are applied in place: a patch failing at its third
+/// operation must not leave the first two behind, so each operation before
+/// the last `set` (the only kind that can fail) records how to take itself
+/// back, and a failure takes them back in reverse order. A failing
+/// operation has changed nothing: it fails at a value that was already
+/// there, before creating anything. The cost is that of the operations,
+/// not of the size of the target.
+pub fn apply_all(target: &mut Value, patches: &[&[PatchOp]]) -> Result<(), (usize, PatchError)> {
+    let ops = || {
+        patches
+            .iter()
+            .enumerate()
+            .flat_map(|(writer, ops)| ops.iter().map(move |op| (writer, op)))
+    };
+    // Operations after the last set cannot fail: no undo needed for them,
+    // nor for the last set, since a failing operation changes nothing.
+    let Some(last_set) = ops()
+        .enumerate()
+        .filter(|(_, (_, op))| matches!(op, PatchOp::Set { .. }))
+        .map(|(i, _)| i)
+        .last()
+    else {
+        for (_, op) in ops() {
+            apply_one(target, op, None).expect("a remove never fails");
+        }
+        return Ok(());
+    };
+    // Taking back a remove re-inserts the key; where maps keep insertion
+    // order that would move it to the end, so copy the target instead.
+    let removes_key_before_last_set = ops()
+        .take(last_set)
+        .any(|(_, op)| matches!(op, PatchOp::Remove { .. }));
+    if removes_key_before_last_set && maps_keep_insertion_order() {
+        return apply_all_to_copy(target, patches);
     }
-    *target = scratch;
+    let mut undo = Vec::new();
+    for (i, (writer, op)) in ops().enumerate() {
+        let log = (i < last_set).then_some(&mut undo);
+        if let Err(err) = apply_one(target, op, log) {
+            roll_back(target, undo);
+            return Err((writer, err));
+        }
+    }
     Ok(())
 }
 
-/// Applies several writers' patches in order, all or nothing, copying the
-/// target once. On error, says which writer's patch failed.
-pub fn apply_all(target: &mut Value, patches: &[&[PatchOp]]) -> Result<(), (usize, PatchError)> {
+/// [`apply_all`] on a copy of the target, replacing it only on success.
+fn apply_all_to_copy(
+    target: &mut Value,
+    patches: &[&[PatchOp]],
+) -> Result<(), (usize, PatchError)> {
     let mut scratch = target.clone();
     for (writer, ops) in patches.iter().enumerate() {
         for op in *ops {
-            apply_one(&mut scratch, op).map_err(|e| (writer, e))?;
+            apply_one(&mut scratch, op, None).map_err(|e| (writer, e))?;
         }
     }
     *target = scratch;
     Ok(())
 }
 
-fn apply_one(target: &mut Value, op: &PatchOp) -> Result<(), PatchError> {
+/// True if `serde_json` was built with `preserve_order` (by any crate in
+/// the build), so that a map iterates in insertion order.
+fn maps_keep_insertion_order() -> bool {
+    static ORDERED: OnceLock<bool> = OnceLock::new();
+    *ORDERED.get_or_init(|| {
+        let mut map = Map::new();
+        map.insert("b".to_owned(), Value::Null);
+        map.insert("a".to_owned(), Value::Null);
+        map.keys().next().is_some_and(|k| k == "b")
+    })
+}
+
+/// How to take back one change an operation made. `at` is the container
+/// the change was made in; when it is taken back (last change first), the
+/// target is as the change left it, so `at` leads to the same container.
+#[derive(Debug)]
+enum Undo<'p> {
+    /// Remove `key`, which the operation added to the object.
+    Added { at: &'p [String], key: &'p str },
+    /// Put back the value `key` had in the object.
+    Replaced {
+        at: &'p [String],
+        key: &'p str,
+        old: Value,
+    },
+    /// Put back the entry removed from the object.
+    RemovedKey {
+        at: &'p [String],
+        key: String,
+        old: Value,
+    },
+    /// Put back item `index` of the array.
+    ReplacedItem {
+        at: &'p [String],
+        index: usize,
+        old: Value,
+    },
+    /// Re-insert item `index`, removed from the array.
+    RemovedItem {
+        at: &'p [String],
+        index: usize,
+        old: Value,
+    },
+    /// Drop the item appended to the array.
+    Appended { at: &'p [String] },
+}
+
+/// Takes back the changes in `log`, last first.
+fn roll_back(target: &mut Value, log: Vec<Undo<'_>>) {
+    for undo in log.into_iter().rev() {
+        let at = match &undo {
+            Undo::Added { at, .. }
+            | Undo::Replaced { at, .. }
+            | Undo::RemovedKey { at, .. }
+            | Undo::ReplacedItem { at, .. }
+            | Undo::RemovedItem { at, .. }
+            | Undo::Appended { at } => *at,
+        };
+        let container = walk_existing(target, at);
+        let undone = match (undo, container) {
+            (Undo::Added { key, .. }, Some(Value::Object(map))) => map.remove(key).is_some(),
+            (Undo::Replaced { key, old, .. }, Some(Value::Object(map))) => {
+                map.get_mut(key).map(|slot| *slot = old).is_some()
+            }
+            (Undo::RemovedKey { key, old, .. }, Some(Value::Object(map))) => {
+                map.insert(key, old).is_none()
+            }
+            (Undo::ReplacedItem { index, old, .. }, Some(Value::Array(items))) => {
+                items.get_mut(index).map(|slot| *slot = old).is_some()
+            }
+            (Undo::RemovedItem { index, old, .. }, Some(Value::Array(items)))
+                if index <= items.len() =>
+            {
+                items.insert(index, old);
+                true
+            }
+            (Undo::Appended { .. }, Some(Value::Array(items))) => items.pop().is_some(),
+            _ => false,
+        };
+        debug_assert!(undone, "the undo log matches the target");
+    }
+}
+
+/// Applies one operation; with `log`, records how to take it back.
+fn apply_one<'p>(
+    target: &mut Value,
+    op: &'p PatchOp,
+    log: Option<&mut Vec<Undo<'p>>>,
+) -> Result<(), PatchError> {
     let path = op.path();
     let (last, parents) = path
         .tokens
@@ -268,58 +433,112 @@ fn apply_one(target: &mut Value, op: &PatchOp) -> Result<(), PatchError> {
         .expect("a parsed pointer has at least one token");
     match op {
         PatchOp::Set { value, .. } => {
-            let parent = walk_creating(target, path, parents)?;
-            set_in(parent, path, parents, last, value.clone())
+            let undo = match descend(target, parents) {
+                Ok(parent) => set_in(parent, path, parents, last, value.clone())?,
+                Err((depth, Stop::Missing)) => create(target, parents, depth, last, value.clone()),
+                Err((depth, Stop::NotAContainer(kind))) => {
+                    return Err(PatchError::NotAContainer {
+                        path: path.to_string(),
+                        at: prefix(parents, depth),
+                        kind,
+                    });
+                }
+                Err((depth, Stop::BadIndex(len))) => {
+                    return Err(PatchError::BadIndex {
+                        path: path.to_string(),
+                        at: prefix(parents, depth),
+                        token: parents[depth].clone(),
+                        len,
+                    });
+                }
+            };
+            if let Some(log) = log {
+                log.push(undo);
+            }
+            Ok(())
         }
         PatchOp::Remove { .. } => {
-            if let Some(parent) = walk_existing(target, parents) {
-                match parent {
-                    Value::Object(map) => {
-                        map.remove(last);
-                    }
-                    Value::Array(items) => {
-                        if let Some(i) = array_index(last, items.len()) {
-                            items.remove(i);
-                        }
-                    }
-                    _ => {}
+            let undo = match walk_existing(target, parents) {
+                Some(Value::Object(map)) => {
+                    map.remove_entry(last.as_str())
+                        .map(|(key, old)| Undo::RemovedKey {
+                            at: parents,
+                            key,
+                            old,
+                        })
                 }
+                Some(Value::Array(items)) => {
+                    array_index(last, items.len()).map(|index| Undo::RemovedItem {
+                        at: parents,
+                        index,
+                        old: items.remove(index),
+                    })
+                }
+                _ => None,
+            };
+            if let (Some(log), Some(undo)) = (log, undo) {
+                log.push(undo);
             }
             Ok(())
         }
     }
 }
 
-fn walk_creating<'v>(
-    mut at: &'v mut Value,
-    path: &Pointer,
-    parents: &[String],
-) -> Result<&'v mut Value, PatchError> {
+/// Why [`descend`] stopped.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// The object has no such key.
+    Missing,
+    /// The value (of this kind) is neither an object nor an array.
+    NotAContainer(&'static str),
+    /// The token is not an index into the array (of this length).
+    BadIndex(usize),
+}
+
+/// Walks down `parents`, one lookup per token; on failure, says at which
+/// depth and why.
+fn descend<'v>(mut at: &'v mut Value, parents: &[String]) -> Result<&'v mut Value, (usize, Stop)> {
     for (depth, token) in parents.iter().enumerate() {
         at = match at {
-            Value::Object(map) => map
-                .entry(token.clone())
-                .or_insert_with(|| Value::Object(Default::default())),
+            Value::Object(map) => map.get_mut(token).ok_or((depth, Stop::Missing))?,
             Value::Array(items) => {
                 let len = items.len();
-                let i = array_index(token, len).ok_or_else(|| PatchError::BadIndex {
-                    path: path.to_string(),
-                    at: prefix(parents, depth),
-                    token: token.clone(),
-                    len,
-                })?;
+                let i = array_index(token, len).ok_or((depth, Stop::BadIndex(len)))?;
                 &mut items[i]
             }
-            other => {
-                return Err(PatchError::NotAContainer {
-                    path: path.to_string(),
-                    at: prefix(parents, depth),
-                    kind: kind_name(other),
-                });
-            }
+            other => return Err((depth, Stop::NotAContainer(kind_name(other)))),
         };
     }
     Ok(at)
+}
+
+/// Sets `value` at `parents` + `last`, where the object at
+/// `parents[..depth]` has no `parents[depth]`: builds the missing objects
+/// around the value and inserts them there at once. Cannot fail.
+fn create<'p>(
+    target: &mut Value,
+    parents: &'p [String],
+    depth: usize,
+    last: &str,
+    value: Value,
+) -> Undo<'p> {
+    let mut nested = single(last, value);
+    for token in parents[depth + 1..].iter().rev() {
+        nested = single(token, nested);
+    }
+    let (at, key) = (&parents[..depth], &parents[depth]);
+    let Some(Value::Object(map)) = walk_existing(target, at) else {
+        unreachable!("descend stopped at a missing key of an object here");
+    };
+    map.insert(key.clone(), nested);
+    Undo::Added { at, key }
+}
+
+/// `{key: value}`.
+fn single(key: &str, value: Value) -> Value {
+    let mut map = Map::new();
+    map.insert(key.to_owned(), value);
+    Value::Object(map)
 }
 
 fn walk_existing<'v>(mut at: &'v mut Value, parents: &[String]) -> Option<&'v mut Value> {
@@ -336,32 +555,42 @@ fn walk_existing<'v>(mut at: &'v mut Value, parents: &[String]) -> Option<&'v mu
     Some(at)
 }
 
-fn set_in(
+/// Sets `last` in `parent` (at `parents`); returns how to take it back.
+fn set_in<'p>(
     parent: &mut Value,
     path: &Pointer,
-    parents: &[String],
-    last: &str,
+    parents: &'p [String],
+    last: &'p str,
     value: Value,
-) -> Result<(), PatchError> {
+) -> Result<Undo<'p>, PatchError> {
     match parent {
-        Value::Object(map) => {
-            map.insert(last.to_owned(), value);
-            Ok(())
-        }
+        // Inserting with a copy of the key costs one lookup; looking the
+        // key up first to spare the copy would cost two for a new key.
+        Value::Object(map) => Ok(match map.insert(last.to_owned(), value) {
+            Some(old) => Undo::Replaced {
+                at: parents,
+                key: last,
+                old,
+            },
+            None => Undo::Added { at: parents, key: last },
+        }),
         Value::Array(items) if last == "-" => {
             items.push(value);
-            Ok(())
+            Ok(Undo::Appended { at: parents })
         }
         Value::Array(items) => {
             let len = items.len();
-            let i = array_index(last, len).ok_or_else(|| PatchError::BadIndex {
+            let index = array_index(last, len).ok_or_else(|| PatchError::BadIndex {
                 path: path.to_string(),
                 at: prefix(parents, parents.len()),
                 token: last.to_owned(),
                 len,
             })?;
-            items[i] = value;
-            Ok(())
+            Ok(Undo::ReplacedItem {
+                at: parents,
+                index,
+                old: mem::replace(&mut items[index], value),
+            })
         }
         other => Err(PatchError::NotAContainer {
             path: path.to_string(),
@@ -572,5 +801,424 @@ mod tests {
                 op: 9
             })
         );
+    }
+
+    /// Serialized, so that key order counts too.
+    fn text(v: &Value) -> String {
+        serde_json::to_string(v).expect("serializes")
+    }
+
+    #[test]
+    fn a_failure_takes_back_every_kind_of_change() {
+        let ctx = json!({
+            "env": {"A": "1", "B": "2"},
+            "args": ["a", "b", "c"],
+            "m": {"x": {"y": 1}},
+            "flat": true
+        });
+        let patch = ops(&[
+            ("/env/A", Some(json!("replaced"))),
+            ("/env/B", None),
+            ("/env/NEW", Some(json!("added"))),
+            ("/new/deep/er", Some(json!(1))),
+            ("/m/x/z/w", Some(json!(2))),
+            ("/args/1", Some(json!("B"))),
+            ("/args/0", None),
+            ("/args/-", Some(json!("d"))),
+            ("/args/5", None),
+            ("/m/x", Some(json!("scalar now"))),
+            ("/nothing/here", None),
+            ("/flat/x", Some(json!(1))),
+            ("/never/applied", Some(json!(1))),
+        ]);
+        let mut target = ctx.clone();
+        let err = apply(&mut target, &patch).expect_err("flat is a boolean");
+        assert_eq!(
+            err.to_string(),
+            "cannot set /flat/x: /flat is a boolean, not an object or array"
+        );
+        assert_eq!(text(&target), text(&ctx));
+    }
+
+    #[test]
+    fn a_failing_index_after_array_changes_leaves_the_array() {
+        let ctx = json!({"args": ["a", "b"]});
+        let mut target = ctx.clone();
+        let err = apply(
+            &mut target,
+            &ops(&[("/args/0", None), ("/args/1", Some(json!("x")))]),
+        )
+        .expect_err("one item left");
+        assert!(err.to_string().contains("(length 1)"), "{err}");
+        assert_eq!(target, ctx);
+    }
+
+    #[test]
+    fn removes_after_the_last_set_and_remove_only_patches_apply() {
+        let mut ctx = json!({"a": 1, "b": [1, 2], "c": {"d": 1}});
+        apply(
+            &mut ctx,
+            &ops(&[("/c/e", Some(json!(2))), ("/a", None), ("/b/0", None)]),
+        )
+        .expect("applies");
+        assert_eq!(ctx, json!({"b": [2], "c": {"d": 1, "e": 2}}));
+        apply(
+            &mut ctx,
+            &ops(&[("/c/d", None), ("/x/y", None), ("/b/9", None)]),
+        )
+        .expect("removes never fail");
+        assert_eq!(ctx, json!({"b": [2], "c": {"e": 2}}));
+        apply(&mut ctx, &[]).expect("nothing to do");
+        assert_eq!(ctx, json!({"b": [2], "c": {"e": 2}}));
+    }
+
+    #[test]
+    fn apply_all_takes_back_earlier_writers() {
+        let ctx = json!({"env": {"A": "1"}, "args": ["a"]});
+        let a = ops(&[("/env/A", None), ("/args/-", Some(json!("b")))]);
+        let b = ops(&[
+            ("/metadata/b/x", Some(json!(1))),
+            ("/args/1/x", Some(json!(1))),
+        ]);
+        let mut target = ctx.clone();
+        let (writer, err) = apply_all(&mut target, &[&a, &b]).expect_err("args/1 is a string");
+        assert_eq!(writer, 1);
+        assert_eq!(
+            err.to_string(),
+            "cannot set /args/1/x: /args/1 is a string, not an object or array"
+        );
+        assert_eq!(text(&target), text(&ctx));
+    }
+
+    /// A small deterministic generator for the differential test.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 33) % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn in_place_apply_matches_applying_to_a_copy() {
+        let ctx = json!({
+            "env": {"A": "1", "B": "2", "C": "3"},
+            "args": ["a", "b", "c"],
+            "m": {"x": {"y": [1, {"z": 2}]}, "n": null},
+            "s": "str"
+        });
+        let paths = [
+            "/env",
+            "/env/A",
+            "/env/B",
+            "/env/D",
+            "/args",
+            "/args/0",
+            "/args/1",
+            "/args/2",
+            "/args/3",
+            "/args/-",
+            "/args/01",
+            "/m",
+            "/m/x",
+            "/m/x/y",
+            "/m/x/y/0",
+            "/m/x/y/1",
+            "/m/x/y/1/z",
+            "/m/x/y/-",
+            "/m/n",
+            "/m/n/k",
+            "/s",
+            "/s/k",
+            "/new",
+            "/new/a/b",
+        ];
+        let values = [
+            json!(1),
+            json!("v"),
+            json!({}),
+            json!([]),
+            json!({"k": [1]}),
+        ];
+        let mut rng = Lcg(7);
+        let (mut failed, mut applied) = (0, 0);
+        for _ in 0..3000 {
+            let writers: Vec<Vec<PatchOp>> = (0..1 + rng.below(3))
+                .map(|_| {
+                    (0..rng.below(6))
+                        .map(|_| {
+                            let path = paths[rng.below(paths.len())];
+                            if rng.below(3) == 0 {
+                                PatchOp::remove(path).expect("valid")
+                            } else {
+                                let value = values[rng.below(values.len())].clone();
+                                PatchOp::set(path, value).expect("valid")
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let refs: Vec<&[PatchOp]> = writers.iter().map(Vec::as_slice).collect();
+            let mut in_place = ctx.clone();
+            let mut copied = ctx.clone();
+            let got = apply_all(&mut in_place, &refs);
+            let want = apply_all_to_copy(&mut copied, &refs);
+            assert_eq!(got, want, "{writers:?}");
+            assert_eq!(text(&in_place), text(&copied), "{writers:?}");
+            if got.is_err() {
+                assert_eq!(text(&in_place), text(&ctx), "{writers:?}");
+                failed += 1;
+            } else {
+                applied += 1;
+            }
+        }
+        // Both outcomes are exercised often.
+        assert!(
+            failed > 300 && applied > 300,
+            "{failed} failed, {applied} applied"
+        );
+    }
+
+    #[test]
+    fn pointers_print_escapes_between_plain_runs() {
+        for path in ["/a", "/~0", "/~1", "/a~0b~1c/~1~0/", "/x/", "/é~1ü/~0~0"] {
+            let p = Pointer::parse(path).expect("valid");
+            assert_eq!(p.to_string(), path);
+        }
+        let p = Pointer::parse("/a~0b~1c/~1~0/").expect("valid");
+        assert_eq!(p.tokens(), ["a~b/c", "/~", ""]);
+        assert!(Pointer::parse("/ok/~").is_err());
+    }
+
+    #[test]
+    fn one_writer_with_operations_never_conflicts() {
+        let a = ops(&[("/env", Some(json!({}))), ("/env/A", Some(json!("x")))]);
+        let empty = ops(&[]);
+        let merged = merge(&[&empty, &a, &empty]).expect("one writer");
+        assert_eq!(merged, a.iter().collect::<Vec<_>>());
+        assert!(merge(&[]).expect("nobody").is_empty());
+        let b = ops(&[("/env/A", None)]);
+        let conflict = merge(&[&empty, &a, &b]).expect_err("two writers");
+        assert_eq!((conflict.first, conflict.second), (1, 2));
+    }
+}
+
+#[cfg(test)]
+mod orig {
+    #![allow(dead_code)]
+    use super::{PatchError, PatchOp, Pointer, Value};
+/// Applies `ops` in order to `target`, all or nothing.
+pub fn apply_orig(target: &mut Value, ops: &[PatchOp]) -> Result<(), PatchError> {
+    // Apply to a copy: a patch failing at its third operation must not leave
+    // the first two behind.
+    let mut scratch = target.clone();
+    for op in ops {
+        apply_one(&mut scratch, op)?;
+    }
+    *target = scratch;
+    Ok(())
+}
+
+/// Applies several writers' patches in order, all or nothing, copying the
+/// target once. On error, says which writer's patch failed.
+pub fn apply_all_orig(target: &mut Value, patches: &[&[PatchOp]]) -> Result<(), (usize, PatchError)> {
+    let mut scratch = target.clone();
+    for (writer, ops) in patches.iter().enumerate() {
+        for op in *ops {
+            apply_one(&mut scratch, op).map_err(|e| (writer, e))?;
+        }
+    }
+    *target = scratch;
+    Ok(())
+}
+
+fn apply_one(target: &mut Value, op: &PatchOp) -> Result<(), PatchError> {
+    let path = op.path();
+    let (last, parents) = path
+        .tokens
+        .split_last()
+        .expect("a parsed pointer has at least one token");
+    match op {
+        PatchOp::Set { value, .. } => {
+            let parent = walk_creating(target, path, parents)?;
+            set_in(parent, path, parents, last, value.clone())
+        }
+        PatchOp::Remove { .. } => {
+            if let Some(parent) = walk_existing(target, parents) {
+                match parent {
+                    Value::Object(map) => {
+                        map.remove(last);
+                    }
+                    Value::Array(items) => {
+                        if let Some(i) = array_index(last, items.len()) {
+                            items.remove(i);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn walk_creating<'v>(
+    mut at: &'v mut Value,
+    path: &Pointer,
+    parents: &[String],
+) -> Result<&'v mut Value, PatchError> {
+    for (depth, token) in parents.iter().enumerate() {
+        at = match at {
+            Value::Object(map) => map
+                .entry(token.clone())
+                .or_insert_with(|| Value::Object(Default::default())),
+            Value::Array(items) => {
+                let len = items.len();
+                let i = array_index(token, len).ok_or_else(|| PatchError::BadIndex {
+                    path: path.to_string(),
+                    at: prefix(parents, depth),
+                    token: token.clone(),
+                    len,
+                })?;
+                &mut items[i]
+            }
+            other => {
+                return Err(PatchError::NotAContainer {
+                    path: path.to_string(),
+                    at: prefix(parents, depth),
+                    kind: kind_name(other),
+                });
+            }
+        };
+    }
+    Ok(at)
+}
+
+fn walk_existing<'v>(mut at: &'v mut Value, parents: &[String]) -> Option<&'v mut Value> {
+    for token in parents {
+        at = match at {
+            Value::Object(map) => map.get_mut(token)?,
+            Value::Array(items) => {
+                let i = array_index(token, items.len())?;
+                &mut items[i]
+            }
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+fn set_in(
+    parent: &mut Value,
+    path: &Pointer,
+    parents: &[String],
+    last: &str,
+    value: Value,
+) -> Result<(), PatchError> {
+    match parent {
+        Value::Object(map) => {
+            map.insert(last.to_owned(), value);
+            Ok(())
+        }
+        Value::Array(items) if last == "-" => {
+            items.push(value);
+            Ok(())
+        }
+        Value::Array(items) => {
+            let len = items.len();
+            let i = array_index(last, len).ok_or_else(|| PatchError::BadIndex {
+                path: path.to_string(),
+                at: prefix(parents, parents.len()),
+                token: last.to_owned(),
+                len,
+            })?;
+            items[i] = value;
+            Ok(())
+        }
+        other => Err(PatchError::NotAContainer {
+            path: path.to_string(),
+            at: prefix(parents, parents.len()),
+            kind: kind_name(other),
+        }),
+    }
+}
+
+/// An RFC 6901 array index: digits, no leading zero, in bounds.
+fn array_index(token: &str, len: usize) -> Option<usize> {
+    let canonical = token == "0" || (!token.starts_with('0') && !token.is_empty());
+    if !canonical || !token.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    token.parse::<usize>().ok().filter(|&i| i < len)
+}
+
+fn prefix(tokens: &[String], depth: usize) -> String {
+    if depth == 0 {
+        return "the context root".to_owned();
+    }
+    Pointer {
+        tokens: tokens[..depth].to_vec(),
+    }
+    .to_string()
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+
+}
+#[cfg(test)]
+mod vs_orig {
+    use super::*;
+    use serde_json::json;
+    struct Lcg(u64);
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 33) % n as u64) as usize
+        }
+    }
+    #[test]
+    fn same_as_original() {
+        let ctx = json!({"env": {"A": "1", "B": "2", "C": "3"}, "args": ["a", "b", "c"],
+            "m": {"x": {"y": [1, {"z": 2}]}, "n": null}, "s": "str"});
+        let paths = ["/env", "/env/A", "/env/B", "/env/D", "/env/D/E/F", "/args", "/args/0", "/args/1", "/args/2",
+            "/args/3", "/args/-", "/args/-/x", "/args/01", "/m", "/m/x", "/m/x/y", "/m/x/y/0", "/m/x/y/1",
+            "/m/x/y/1/z", "/m/x/y/1/z/q", "/m/x/y/-", "/m/n", "/m/n/k", "/s", "/s/k", "/new", "/new/a/b", "/new/-/c", "/m/x/y/5/a"];
+        let values = [json!(1), json!("v"), json!({}), json!([]), json!({"k": [1]})];
+        let mut rng = Lcg(11);
+        let (mut f, mut a) = (0, 0);
+        for _ in 0..20000 {
+            let writers: Vec<Vec<PatchOp>> = (0..1 + rng.below(3)).map(|_| (0..rng.below(7)).map(|_| {
+                let path = paths[rng.below(paths.len())];
+                if rng.below(3) == 0 { PatchOp::remove(path).expect("v") } else {
+                    PatchOp::set(path, values[rng.below(values.len())].clone()).expect("v") }
+            }).collect()).collect();
+            let refs: Vec<&[PatchOp]> = writers.iter().map(Vec::as_slice).collect();
+            let (mut x, mut y) = (ctx.clone(), ctx.clone());
+            let got = apply_all(&mut x, &refs);
+            let want = orig::apply_all_orig(&mut y, &refs);
+            assert_eq!(got, want, "{writers:?}");
+            assert_eq!(serde_json::to_string(&x).expect("s"), serde_json::to_string(&y).expect("s"), "{writers:?}");
+            for ops in &refs {
+                let (mut x, mut y) = (ctx.clone(), ctx.clone());
+                assert_eq!(apply(&mut x, ops), orig::apply_orig(&mut y, ops));
+                assert_eq!(x, y);
+            }
+            if got.is_err() { f += 1 } else { a += 1 }
+        }
+        eprintln!("{f} failed {a} applied");
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! Its name is the instance name the host gives it (`OUTBOARD_PLUGIN_NAME`).
 //! It subscribes to the phases in `SCRIPTED_SUBSCRIBE`, a comma list of
-//! `phase:priority`. Its config says, per phase, what to do when invoked,
+//! `phase:priority` or `phase:priority:idempotent`. Its config says, per phase, what to do when invoked,
 //! in this order:
 //!
 //! ```json
 //! {"pre_container": {
 //!     "sleep_ms": 100,                  // wait first
 //!     "crash": true,                    // exit(101) mid-call
+//!     "crash_once_marker": "/tmp/m",    // crash if /tmp/m is absent, creating it
 //!     "error": "message",               // fail with INTERNAL
 //!     "abort": "message",               // veto
 //!     "copy": {"/to": "/from"},         // set /to to the context's /from (null if absent)
@@ -19,6 +20,9 @@
 //! ```
 //!
 //! A phase without a script answers CONTINUE with no patch.
+//!
+//! `SCRIPTED_START_DELAY_MS` delays the start (before the handshake), for
+//! tests that need a plugin to take a while to come back.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -30,7 +34,7 @@ use serde_json::{Map, Value};
 
 struct Scripted {
     name: String,
-    subscriptions: Vec<(String, i32)>,
+    subscriptions: Vec<(String, i32, bool)>,
     scripts: Mutex<BTreeMap<String, Map<String, Value>>>,
 }
 
@@ -38,8 +42,12 @@ impl Plugin for Scripted {
     fn manifest(&self) -> Manifest {
         let mut manifest =
             Manifest::new(&self.name, "0.1.0").description("Answers as its config scripts");
-        for (phase, priority) in &self.subscriptions {
-            manifest = manifest.subscribe(phase, *priority);
+        for (phase, priority, idempotent) in &self.subscriptions {
+            manifest = if *idempotent {
+                manifest.subscribe_idempotent(phase, *priority)
+            } else {
+                manifest.subscribe(phase, *priority)
+            };
         }
         manifest
     }
@@ -71,6 +79,19 @@ impl Plugin for Scripted {
             .unwrap_or_default();
         if let Some(ms) = script.get("sleep_ms").and_then(Value::as_u64) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if let Some(marker) = script.get("crash_once_marker").and_then(Value::as_str)
+            && std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(marker)
+                .is_ok()
+        {
+            eprintln!(
+                "{}: crashing once on purpose in {}",
+                self.name, invocation.phase
+            );
+            std::process::exit(101);
         }
         if script.get("crash").and_then(Value::as_bool) == Some(true) {
             eprintln!("{}: crashing on purpose in {}", self.name, invocation.phase);
@@ -127,13 +148,22 @@ impl Plugin for Scripted {
 }
 
 fn main() -> ExitCode {
+    if let Some(ms) = std::env::var("SCRIPTED_START_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
     let name = std::env::var("OUTBOARD_PLUGIN_NAME").unwrap_or_else(|_| "scripted".to_owned());
     let subscriptions = std::env::var("SCRIPTED_SUBSCRIBE")
         .unwrap_or_default()
         .split(',')
         .filter_map(|entry| {
-            let (phase, priority) = entry.split_once(':')?;
-            Some((phase.trim().to_owned(), priority.trim().parse().ok()?))
+            let mut parts = entry.split(':');
+            let phase = parts.next()?.trim().to_owned();
+            let priority = parts.next()?.trim().parse().ok()?;
+            let idempotent = parts.next().is_some_and(|flag| flag.trim() == "idempotent");
+            Some((phase, priority, idempotent))
         })
         .collect();
     outboard_plugin::run(Scripted {
