@@ -264,3 +264,63 @@ async fn shutdown_refuses_new_dispatches_and_stops_every_plugin() {
     drop(host);
     sb.assert_empty();
 }
+
+#[tokio::test]
+async fn a_plugin_reporting_not_serving_is_restarted_after_its_misses() {
+    let sb = Sandbox::new();
+    let mut spec = fast(sb.stress("sickly", "x:0", json!({"health": "not_serving_after:1"})));
+    spec.supervision.health_interval = Duration::from_millis(100);
+    spec.supervision.health_misses = 2;
+    let host = Host::start(&host_config(vec![spec])).await.unwrap();
+    let first = pid_of(&host, "sickly");
+    // The first call turns it NOT_SERVING; two misses later it is restarted.
+    let report = host.dispatch("x", serde_json::Map::new()).await;
+    assert_eq!(report.verdict, Verdict::Passed);
+    let sup = host.plugin("sickly").unwrap();
+    let restarted = async {
+        loop {
+            let status = sup.status();
+            if status.starts >= 2 && status.state == State::Ready {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let status = tokio::time::timeout(Duration::from_secs(10), restarted)
+        .await
+        .expect("restarted within 10 s");
+    assert_ne!(status.pid, Some(first));
+    assert!(
+        ProcStat::read(first).is_none(),
+        "the unhealthy process was killed and reaped"
+    );
+    // The new instance counts from 1 again.
+    let report = host.dispatch("x", serde_json::Map::new()).await;
+    assert_eq!(report.context["metadata"]["stress"]["sickly"]["count"], 1);
+    host.stop().await;
+    sb.assert_empty();
+}
+
+#[tokio::test]
+async fn a_plugin_whose_health_check_hangs_is_restarted() {
+    let sb = Sandbox::new();
+    let mut spec = fast(sb.stress("stuck", "x:0", json!({"health": "stop_answering_after:1"})));
+    spec.supervision.health_interval = Duration::from_millis(100);
+    spec.supervision.health_misses = 2;
+    spec.call_timeout = Duration::from_millis(200);
+    let host = Host::start(&host_config(vec![spec])).await.unwrap();
+    let first = pid_of(&host, "stuck");
+    host.dispatch("x", serde_json::Map::new()).await;
+    let sup = host.plugin("stuck").unwrap();
+    let restarted = async {
+        while sup.status().starts < 2 || sup.state() != State::Ready {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), restarted)
+        .await
+        .expect("restarted within 10 s");
+    assert_ne!(pid_of(&host, "stuck"), first);
+    host.stop().await;
+    sb.assert_empty();
+}

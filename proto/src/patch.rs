@@ -303,12 +303,13 @@ pub fn apply_all(target: &mut Value, patches: &[&[PatchOp]]) -> Result<(), (usiz
         }
         return Ok(());
     };
-    // Taking back a remove re-inserts the key; where maps keep insertion
-    // order that would move it to the end, so copy the target instead.
-    let removes_key_before_last_set = ops()
+    // Taking back the remove of a key re-inserts it; where maps keep
+    // insertion order that would move it to the end, so copy the target
+    // instead (removes from arrays are counted too: cheaper than telling).
+    let removes_before_last_set = ops()
         .take(last_set)
         .any(|(_, op)| matches!(op, PatchOp::Remove { .. }));
-    if removes_key_before_last_set && maps_keep_insertion_order() {
+    if removes_before_last_set && maps_keep_insertion_order() {
         return apply_all_to_copy(target, patches);
     }
     let mut undo = Vec::new();
@@ -572,7 +573,10 @@ fn set_in<'p>(
                 key: last,
                 old,
             },
-            None => Undo::Added { at: parents, key: last },
+            None => Undo::Added {
+                at: parents,
+                key: last,
+            },
         }),
         Value::Array(items) if last == "-" => {
             items.push(value);
@@ -1004,221 +1008,5 @@ mod tests {
         let b = ops(&[("/env/A", None)]);
         let conflict = merge(&[&empty, &a, &b]).expect_err("two writers");
         assert_eq!((conflict.first, conflict.second), (1, 2));
-    }
-}
-
-#[cfg(test)]
-mod orig {
-    #![allow(dead_code)]
-    use super::{PatchError, PatchOp, Pointer, Value};
-/// Applies `ops` in order to `target`, all or nothing.
-pub fn apply_orig(target: &mut Value, ops: &[PatchOp]) -> Result<(), PatchError> {
-    // Apply to a copy: a patch failing at its third operation must not leave
-    // the first two behind.
-    let mut scratch = target.clone();
-    for op in ops {
-        apply_one(&mut scratch, op)?;
-    }
-    *target = scratch;
-    Ok(())
-}
-
-/// Applies several writers' patches in order, all or nothing, copying the
-/// target once. On error, says which writer's patch failed.
-pub fn apply_all_orig(target: &mut Value, patches: &[&[PatchOp]]) -> Result<(), (usize, PatchError)> {
-    let mut scratch = target.clone();
-    for (writer, ops) in patches.iter().enumerate() {
-        for op in *ops {
-            apply_one(&mut scratch, op).map_err(|e| (writer, e))?;
-        }
-    }
-    *target = scratch;
-    Ok(())
-}
-
-fn apply_one(target: &mut Value, op: &PatchOp) -> Result<(), PatchError> {
-    let path = op.path();
-    let (last, parents) = path
-        .tokens
-        .split_last()
-        .expect("a parsed pointer has at least one token");
-    match op {
-        PatchOp::Set { value, .. } => {
-            let parent = walk_creating(target, path, parents)?;
-            set_in(parent, path, parents, last, value.clone())
-        }
-        PatchOp::Remove { .. } => {
-            if let Some(parent) = walk_existing(target, parents) {
-                match parent {
-                    Value::Object(map) => {
-                        map.remove(last);
-                    }
-                    Value::Array(items) => {
-                        if let Some(i) = array_index(last, items.len()) {
-                            items.remove(i);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-fn walk_creating<'v>(
-    mut at: &'v mut Value,
-    path: &Pointer,
-    parents: &[String],
-) -> Result<&'v mut Value, PatchError> {
-    for (depth, token) in parents.iter().enumerate() {
-        at = match at {
-            Value::Object(map) => map
-                .entry(token.clone())
-                .or_insert_with(|| Value::Object(Default::default())),
-            Value::Array(items) => {
-                let len = items.len();
-                let i = array_index(token, len).ok_or_else(|| PatchError::BadIndex {
-                    path: path.to_string(),
-                    at: prefix(parents, depth),
-                    token: token.clone(),
-                    len,
-                })?;
-                &mut items[i]
-            }
-            other => {
-                return Err(PatchError::NotAContainer {
-                    path: path.to_string(),
-                    at: prefix(parents, depth),
-                    kind: kind_name(other),
-                });
-            }
-        };
-    }
-    Ok(at)
-}
-
-fn walk_existing<'v>(mut at: &'v mut Value, parents: &[String]) -> Option<&'v mut Value> {
-    for token in parents {
-        at = match at {
-            Value::Object(map) => map.get_mut(token)?,
-            Value::Array(items) => {
-                let i = array_index(token, items.len())?;
-                &mut items[i]
-            }
-            _ => return None,
-        };
-    }
-    Some(at)
-}
-
-fn set_in(
-    parent: &mut Value,
-    path: &Pointer,
-    parents: &[String],
-    last: &str,
-    value: Value,
-) -> Result<(), PatchError> {
-    match parent {
-        Value::Object(map) => {
-            map.insert(last.to_owned(), value);
-            Ok(())
-        }
-        Value::Array(items) if last == "-" => {
-            items.push(value);
-            Ok(())
-        }
-        Value::Array(items) => {
-            let len = items.len();
-            let i = array_index(last, len).ok_or_else(|| PatchError::BadIndex {
-                path: path.to_string(),
-                at: prefix(parents, parents.len()),
-                token: last.to_owned(),
-                len,
-            })?;
-            items[i] = value;
-            Ok(())
-        }
-        other => Err(PatchError::NotAContainer {
-            path: path.to_string(),
-            at: prefix(parents, parents.len()),
-            kind: kind_name(other),
-        }),
-    }
-}
-
-/// An RFC 6901 array index: digits, no leading zero, in bounds.
-fn array_index(token: &str, len: usize) -> Option<usize> {
-    let canonical = token == "0" || (!token.starts_with('0') && !token.is_empty());
-    if !canonical || !token.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    token.parse::<usize>().ok().filter(|&i| i < len)
-}
-
-fn prefix(tokens: &[String], depth: usize) -> String {
-    if depth == 0 {
-        return "the context root".to_owned();
-    }
-    Pointer {
-        tokens: tokens[..depth].to_vec(),
-    }
-    .to_string()
-}
-
-fn kind_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-
-}
-#[cfg(test)]
-mod vs_orig {
-    use super::*;
-    use serde_json::json;
-    struct Lcg(u64);
-    impl Lcg {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            ((self.0 >> 33) % n as u64) as usize
-        }
-    }
-    #[test]
-    fn same_as_original() {
-        let ctx = json!({"env": {"A": "1", "B": "2", "C": "3"}, "args": ["a", "b", "c"],
-            "m": {"x": {"y": [1, {"z": 2}]}, "n": null}, "s": "str"});
-        let paths = ["/env", "/env/A", "/env/B", "/env/D", "/env/D/E/F", "/args", "/args/0", "/args/1", "/args/2",
-            "/args/3", "/args/-", "/args/-/x", "/args/01", "/m", "/m/x", "/m/x/y", "/m/x/y/0", "/m/x/y/1",
-            "/m/x/y/1/z", "/m/x/y/1/z/q", "/m/x/y/-", "/m/n", "/m/n/k", "/s", "/s/k", "/new", "/new/a/b", "/new/-/c", "/m/x/y/5/a"];
-        let values = [json!(1), json!("v"), json!({}), json!([]), json!({"k": [1]})];
-        let mut rng = Lcg(11);
-        let (mut f, mut a) = (0, 0);
-        for _ in 0..20000 {
-            let writers: Vec<Vec<PatchOp>> = (0..1 + rng.below(3)).map(|_| (0..rng.below(7)).map(|_| {
-                let path = paths[rng.below(paths.len())];
-                if rng.below(3) == 0 { PatchOp::remove(path).expect("v") } else {
-                    PatchOp::set(path, values[rng.below(values.len())].clone()).expect("v") }
-            }).collect()).collect();
-            let refs: Vec<&[PatchOp]> = writers.iter().map(Vec::as_slice).collect();
-            let (mut x, mut y) = (ctx.clone(), ctx.clone());
-            let got = apply_all(&mut x, &refs);
-            let want = orig::apply_all_orig(&mut y, &refs);
-            assert_eq!(got, want, "{writers:?}");
-            assert_eq!(serde_json::to_string(&x).expect("s"), serde_json::to_string(&y).expect("s"), "{writers:?}");
-            for ops in &refs {
-                let (mut x, mut y) = (ctx.clone(), ctx.clone());
-                assert_eq!(apply(&mut x, ops), orig::apply_orig(&mut y, ops));
-                assert_eq!(x, y);
-            }
-            if got.is_err() { f += 1 } else { a += 1 }
-        }
-        eprintln!("{f} failed {a} applied");
     }
 }

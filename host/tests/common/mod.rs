@@ -85,3 +85,15 @@ impl Sandbox {
         spec
     }
 }
+
+impl Sandbox {
+    /// A spec for the stress plugin: named `name`, subscribed to `phases`
+    /// (`phase:priority,...`), misbehaving as `config` says.
+    pub fn stress(&self, name: &str, phases: &str, config: serde_json::Value) -> PluginSpec {
+        let mut spec = self.scripted(name, phases, config);
+        spec.command = bin("stress");
+        spec.env.clear();
+        spec.env.insert("STRESS_PHASES".into(), phases.into());
+        spec
+    }
+}
