@@ -93,7 +93,11 @@ impl Subscriber {
                 }
                 Err(err) => Err(err),
             };
-            let retryable = matches!(
+            // A quarantined plugin will not come back by itself: no point
+            // waiting to try again.
+            let quarantined = self.plugin.state() == crate::supervisor::State::Failed;
+            let retryable = !quarantined
+                && matches!(
                 result,
                 Err(CallError::Crashed { .. }
                     | CallError::NotReady(_)

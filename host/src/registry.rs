@@ -869,6 +869,13 @@ impl PluginToml {
             let timeout = optional_duration(&sub.timeout)
                 .map_err(|(span, why)| invalid(Some(span), &format!("{field}.timeout"), why))?;
             let retry = match &sub.retry_attempts {
+                None if sub.retry_backoff.is_some() => {
+                    return Err(invalid(
+                        sub.retry_backoff.as_ref().map(Spanned::span),
+                        &format!("{field}.retry_backoff"),
+                        "has no effect without retry_attempts".into(),
+                    ));
+                }
                 None => None,
                 Some(n) if *n.get_ref() == 0 => {
                     return Err(invalid(

@@ -48,7 +48,20 @@ pub enum RestartPolicy {
     Never,
 }
 
-/// How a plugin is supervised; defaults from design.md's table.
+impl RestartPolicy {
+    /// The policy as the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Always => "always",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Never => "never",
+        }
+    }
+}
+
+/// How a plugin is supervised. The defaults are the project's agreed ones
+/// (docs/DECISIONS.md): restart always, health every 5 s with 3 misses,
+/// backoff 100 ms doubling to 30 s reset after 60 s up, 5 starts in 60 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Supervision {
     /// When to restart after an exit.
@@ -232,7 +245,8 @@ impl Supervisor {
         )
         .await;
         let current = self.status.borrow().clone();
-        match (waited, current.plugin) {
+        let live = current.plugin.filter(|p| p.exited().is_none());
+        match (waited, live) {
             (_, Some(plugin)) => Ok(plugin),
             (Err(_), None) => Err(CallError::NotReady(format!(
                 "still {} at the call's deadline{}",
@@ -337,7 +351,10 @@ impl Run {
                         stderr,
                     );
                     plugin.terminate().await;
+                    // Asked for, not a failure: it does not count towards a
+                    // crash loop.
                     self.failures_in_row = 0;
+                    self.starts.clear();
                     "restart requested".to_owned()
                 }
                 Lost::Unhealthy(reason) => {
