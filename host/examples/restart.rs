@@ -32,7 +32,9 @@ fn kill(pid: u32) {
 
 fn summary(label: &str, samples: &mut [Duration]) {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
+    let at = |q: f64| {
+        samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
+    };
     println!(
         "{label:<34} n={:<4} min {:>7.2}  p50 {:>7.2}  p90 {:>7.2}  p99 {:>7.2}  max {:>7.2} ms",
         samples.len(),
@@ -117,14 +119,20 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&marker, "")?;
         let killed = Instant::now();
         kill(sup.status().pid.context("ready")?);
-        if !sup.wait_for_state(State::Failed, Duration::from_secs(60)).await {
+        if !sup
+            .wait_for_state(State::Failed, Duration::from_secs(60))
+            .await
+        {
             bail!("not quarantined within 60 s: {:?}", sup.status());
         }
         samples.push(killed.elapsed());
         reason = sup.status().reason.unwrap_or_default();
         std::fs::remove_file(&marker)?;
         sup.restart();
-        if !sup.wait_for_state(State::Ready, Duration::from_secs(10)).await {
+        if !sup
+            .wait_for_state(State::Ready, Duration::from_secs(10))
+            .await
+        {
             bail!("not ready after restart: {:?}", sup.status());
         }
     }

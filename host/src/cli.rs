@@ -33,6 +33,7 @@ every subfolder with a plugin.toml). Without either, ./outboard.toml is used if 
 
 Examples:
   outboard run --config examples/outboard.toml -- make test
+  outboard up --config examples/outboard.toml
   outboard describe -- ./target/debug/env-injector
   outboard ls --config examples/outboard.toml
   outboard invoke pre_container --config examples/outboard.toml --context '{\"env\": {}}'
@@ -94,6 +95,22 @@ enum Command {
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
+    },
+    /// Start every plugin and keep it running under supervision until
+    /// SIGINT or SIGTERM.
+    ///
+    /// Plugins that die are restarted with backoff; plugins that miss their
+    /// health checks are restarted; a plugin in a crash loop is quarantined.
+    /// Every state change is printed on stdout, one line each (JSON with
+    /// --json). On SIGINT or SIGTERM the host stops every plugin the
+    /// graceful way (dependents first) and exits 0; a second signal stops
+    /// them at once. As PID 1 in a container, it also reaps orphans.
+    Up {
+        #[command(flatten)]
+        source: Source,
+        /// Print state changes as JSON lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Start one plugin, print its manifest as JSON, and stop it.
     ///
@@ -266,6 +283,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             command,
         } => describe(command, handshake_timeout).await,
         Command::Ls { source, json } => ls(source.config()?, json).await,
+        Command::Up { source, json } => up(&source.config()?, json).await,
         Command::Invoke {
             phase,
             context,
@@ -361,6 +379,56 @@ async fn invoke(
         Verdict::Vetoed { .. } => EXIT_VETOED,
         Verdict::Failed { .. } => EXIT_FAILED,
     })
+}
+
+/// `outboard up`: plugins under supervision until a signal.
+async fn up(config: &HostConfig, as_json: bool) -> anyhow::Result<u8> {
+    let Some(host) = unless_interrupted(Host::start(config)).await else {
+        return Ok(EXIT_INTERRUPTED);
+    };
+    let host = host?;
+    let report = |name: &str, status: &crate::supervisor::Status| {
+        if as_json {
+            let line = json!({"plugin": name, "status": status});
+            println!("{line}");
+        } else {
+            let pid = status.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
+            let reason = status.reason.as_deref().unwrap_or("");
+            println!(
+                "{name}: {:?} (pid {pid}, starts {}) {reason}",
+                status.state, status.starts
+            );
+        }
+    };
+    for plugin in host.plugins() {
+        report(plugin.name(), &plugin.status());
+    }
+    // Follow every plugin's state until a signal comes.
+    let watch_all = async {
+        let mut last: Vec<_> = host.plugins().iter().map(|p| p.status()).collect();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            for (plugin, seen) in host.plugins().iter().zip(last.iter_mut()) {
+                let now = plugin.status();
+                if (now.state, now.pid) != (seen.state, seen.pid) {
+                    report(plugin.name(), &now);
+                    *seen = now;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = watch_all => {}
+        () = shutdown_signal() => {}
+    }
+    eprintln!("outboard: stopping every plugin (signal again to stop them at once)");
+    tokio::select! {
+        () = host.shutdown() => Ok(0),
+        () = shutdown_signal() => {
+            eprintln!("outboard: interrupted twice; killing plugins");
+            Ok(EXIT_INTERRUPTED)
+        }
+    }
 }
 
 /// `outboard run`: host errors become exit status 125 here, since the

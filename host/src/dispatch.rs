@@ -98,12 +98,12 @@ impl Subscriber {
             let quarantined = self.plugin.state() == crate::supervisor::State::Failed;
             let retryable = !quarantined
                 && matches!(
-                result,
-                Err(CallError::Crashed { .. }
-                    | CallError::NotReady(_)
-                    | CallError::Timeout(_)
-                    | CallError::Unavailable(_))
-            );
+                    result,
+                    Err(CallError::Crashed { .. }
+                        | CallError::NotReady(_)
+                        | CallError::Timeout(_)
+                        | CallError::Unavailable(_))
+                );
             match (result, self.retry) {
                 (Err(err), Some(retry)) if retryable && attempt < attempts => {
                     let wait = retry.backoff.saturating_mul(1 << (attempt - 1).min(16));

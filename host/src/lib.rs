@@ -26,6 +26,7 @@
 //!   command.
 //! - [`error`]: the errors, each naming the plugin and what went wrong.
 //! - [`cli`]: the `outboard` command line.
+//! - [`init`]: as PID 1, a tiny init that forks the host and reaps orphans.
 
 pub mod cli;
 pub mod client;
@@ -33,6 +34,7 @@ pub mod dispatch;
 pub mod error;
 pub mod handshake;
 pub mod host;
+pub mod init;
 pub mod job;
 pub mod logs;
 pub mod manifest;

@@ -1,5 +1,10 @@
 //! `outboard`: the command line of the Outboard plugin host.
 
 fn main() -> std::process::ExitCode {
+    // First, while the process has a single thread: as PID 1, fork the
+    // host and stay behind as its init.
+    if let Some(status) = outboard_host::init::become_init_if_pid1() {
+        return status;
+    }
     outboard_host::cli::main()
 }

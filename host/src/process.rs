@@ -494,9 +494,15 @@ async fn spawn_on_long_lived_thread(
         let spawned = std::thread::Builder::new()
             .name("outboard-spawner".into())
             .spawn(move || {
+                // Under outboard's own init (PID 1 in a container) every
+                // orphan reaches the init, which reaps them all; becoming a
+                // subreaper here would keep the job command's orphans as
+                // zombies of the host instead.
                 // SAFETY: prctl with an integer argument has no memory-safety
                 // preconditions.
-                if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
+                if !crate::init::under_init()
+                    && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0
+                {
                     tracing::warn!(
                         "cannot become a child subreaper ({}); processes plugins leave behind \
                          are re-parented to init",

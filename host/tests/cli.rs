@@ -289,3 +289,63 @@ fn the_example_policy_gate_vetoes_and_the_job_exits_121() {
     );
     assert!(text(&out.stderr).contains("vetoed by policy-gate"));
 }
+
+#[test]
+fn up_supervises_until_sigterm_then_stops_everything_and_exits_0() {
+    use std::io::{BufRead, BufReader};
+
+    let sandbox = common::Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    let mut text = String::new();
+    for name in ["a", "b"] {
+        text.push_str(&format!(
+            "[[plugin]]\nname = \"{name}\"\ncommand = {:?}\nstop_grace = \"1s\"\n\n",
+            common::bin("stress")
+        ));
+    }
+    std::fs::write(&config, text).expect("write config");
+    let runtime = sandbox.path().join("run");
+    std::fs::create_dir(&runtime).expect("runtime base");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["up", "--json", "--config", config.to_str().unwrap()])
+        .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn outboard");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = || -> Value {
+        let line = lines.next().expect("a line").expect("utf-8");
+        serde_json::from_str(&line).expect("JSON")
+    };
+    // Both ready, then kill one: a restart shows up as new state lines.
+    let first: Vec<Value> = vec![next(), next()];
+    assert!(
+        first.iter().all(|l| l["status"]["state"] == "ready"),
+        "{first:?}"
+    );
+    let victim = first[0]["status"]["pid"].as_u64().expect("pid") as libc::pid_t;
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let mut back = None;
+    for _ in 0..10 {
+        let line = next();
+        if line["plugin"] == first[0]["plugin"] && line["status"]["state"] == "ready" {
+            back = Some(line);
+            break;
+        }
+    }
+    let back = back.expect("the killed plugin is ready again");
+    assert_ne!(back["status"]["pid"].as_u64(), Some(victim as u64));
+    assert_eq!(back["status"]["starts"], 2);
+
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let left: Vec<_> = std::fs::read_dir(&runtime)
+        .expect("read")
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
