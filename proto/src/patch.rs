@@ -18,6 +18,12 @@ use serde_json::{Map, Value};
 use crate::json::{json_to_value, value_to_json};
 use crate::v1;
 
+/// The deepest a patch may write. Each JSON level is about three protobuf
+/// message levels in a `google.protobuf.Struct`, and protobuf decoders stop
+/// at 100, so a much deeper context could not reach the next plugin; the
+/// cap also bounds the recursion of everything that walks the context.
+pub const MAX_DEPTH: usize = 32;
+
 /// A parsed RFC 6901 JSON Pointer with at least one reference token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pointer {
@@ -37,8 +43,15 @@ impl Pointer {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(bad("a JSON Pointer starts with '/'"));
         };
+        let depth = rest.bytes().filter(|&b| b == b'/').count() + 1;
+        if depth > MAX_DEPTH {
+            return Err(bad(&format!(
+                "it is {depth} levels deep; a patch may reach at most {MAX_DEPTH} levels \
+                 (deeper contexts cannot travel as protobuf messages)"
+            )));
+        }
         // Sized up front: `split` cannot tell how many tokens it will give.
-        let mut tokens = Vec::with_capacity(rest.bytes().filter(|&b| b == b'/').count() + 1);
+        let mut tokens = Vec::with_capacity(depth);
         for raw in rest.split('/') {
             tokens.push(unescape(raw).ok_or_else(|| bad("'~' must be followed by '0' or '1'"))?);
         }
@@ -708,6 +721,14 @@ mod tests {
         assert_eq!(ctx, json!({"env": "flat"}));
         apply_all(&mut ctx, &[&a]).expect("a applies");
         assert_eq!(ctx, json!({"env": "flat", "a": 1}));
+    }
+
+    #[test]
+    fn pointers_deeper_than_the_cap_are_refused() {
+        let ok = "/a".repeat(MAX_DEPTH);
+        assert_eq!(Pointer::parse(&ok).expect("at the cap").tokens().len(), MAX_DEPTH);
+        let err = Pointer::parse(&"/a".repeat(MAX_DEPTH + 1)).expect_err("too deep");
+        assert!(err.to_string().contains("33 levels deep"), "{err}");
     }
 
     #[test]
