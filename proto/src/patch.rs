@@ -726,7 +726,10 @@ mod tests {
     #[test]
     fn pointers_deeper_than_the_cap_are_refused() {
         let ok = "/a".repeat(MAX_DEPTH);
-        assert_eq!(Pointer::parse(&ok).expect("at the cap").tokens().len(), MAX_DEPTH);
+        assert_eq!(
+            Pointer::parse(&ok).expect("at the cap").tokens().len(),
+            MAX_DEPTH
+        );
         let err = Pointer::parse(&"/a".repeat(MAX_DEPTH + 1)).expect_err("too deep");
         assert!(err.to_string().contains("33 levels deep"), "{err}");
     }

@@ -4,20 +4,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use outboard_proto::handshake::{self, HandshakeLine, TOKEN_METADATA_KEY};
+use outboard_proto::handshake::{self, HandshakeLine};
 use outboard_proto::json::json_to_struct;
 use outboard_proto::patch;
 use outboard_proto::v1::{self, plugin_service_client::PluginServiceClient};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::net::UnixStream;
 use tonic::Request;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_env-injector");
 const TOKEN: &str = "subprocess-token-42";
@@ -104,7 +104,7 @@ async fn launch() -> Launched {
             socket_path: socket.to_str().unwrap().to_owned(),
         }
     );
-    let client = PluginServiceClient::new(connect(&socket).await);
+    let client = PluginServiceClient::new(common::connect(&socket).await);
     Launched {
         child,
         socket,
@@ -114,24 +114,9 @@ async fn launch() -> Launched {
     }
 }
 
-async fn connect(socket: &Path) -> Channel {
-    let path = socket.to_owned();
-    Endpoint::from_static("http://plugin.invalid")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
-        }))
-        .await
-        .unwrap()
-}
-
+/// `message` as a request carrying this test's token.
 fn authed<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        TOKEN_METADATA_KEY,
-        handshake::bearer(TOKEN).parse().unwrap(),
-    );
-    request
+    common::authed(message, TOKEN)
 }
 
 /// Describe, Configure and Invoke, as a host would after the handshake.

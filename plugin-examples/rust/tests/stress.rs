@@ -5,20 +5,20 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
-use outboard_proto::handshake::{self, HandshakeLine, TOKEN_METADATA_KEY};
+use outboard_proto::handshake::{self, HandshakeLine};
 use outboard_proto::json::json_to_struct;
 use outboard_proto::patch;
 use outboard_proto::v1::{self, plugin_service_client::PluginServiceClient};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -98,7 +98,7 @@ async fn launch(env: &[(&str, &str)]) -> Launched {
         .parse()
         .unwrap_or_else(|e| panic!("not a handshake line ({e}): {line:?}"));
     assert_eq!(handshake.socket_path, socket.to_str().unwrap());
-    let channel = connect(&socket).await;
+    let channel = common::connect(&socket).await;
     Launched {
         child,
         _dir: dir,
@@ -109,24 +109,9 @@ async fn launch(env: &[(&str, &str)]) -> Launched {
     }
 }
 
-async fn connect(socket: &Path) -> Channel {
-    let path = socket.to_owned();
-    Endpoint::from_static("http://plugin.invalid")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
-        }))
-        .await
-        .unwrap()
-}
-
+/// `message` as a request carrying this test's token.
 fn authed<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        TOKEN_METADATA_KEY,
-        handshake::bearer(TOKEN).parse().unwrap(),
-    );
-    request
+    common::authed(message, TOKEN)
 }
 
 impl Launched {
