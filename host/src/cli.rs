@@ -195,7 +195,9 @@ impl Source {
             }
             None => HostConfig::default(),
         };
-        config.add_plugins(registry::discover(&dirs)?)?;
+        // Plugins found in directories get the file's [defaults] too.
+        let found = registry::discover_with(&dirs, &config.defaults)?;
+        config.add_plugins(found)?;
         Ok(config)
     }
 }
