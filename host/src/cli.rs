@@ -125,6 +125,42 @@ enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Run a battery of conformance checks against a plugin executable.
+    ///
+    /// Checks, in order: run-by-hand (without OUTBOARD_* variables it exits
+    /// 1 within 5 s, silent on stdout, a message on stderr); handshake (a
+    /// valid line within the timeout, for an offered version, naming
+    /// OUTBOARD_SOCKET); socket permissions (a socket, mode 0600 or
+    /// stricter); token required (Describe without or with a wrong token is
+    /// UNAUTHENTICATED); describe (a valid manifest); configure valid ({} or
+    /// --config, every asked permission granted); configure invalid (a
+    /// config its schema rejects gets INVALID_ARGUMENT); health (SERVING for
+    /// ""); invoke (each subscribed phase, a small job context, 2 s
+    /// deadline: a known outcome and a patch that applies); unknown fields
+    /// tolerated (an Invoke carrying protobuf field 999); deadline honoured
+    /// (a 50 ms Invoke is answered within 1 s of its deadline, and the next
+    /// Invoke still works); shutdown (answered, exit 0 within 2.5 s);
+    /// sigterm (a fresh instance exits within 2 s of SIGTERM). A check that
+    /// could not run because an earlier one failed is reported as failed
+    /// ("skipped: ..."); one that does not apply passes ("skipped: ...").
+    /// Nothing is left running afterwards.
+    ///
+    /// Exit status: 0 every check passed; 1 some check failed.
+    Conformance {
+        /// Print the results as a JSON array of {name, passed, detail}.
+        #[arg(long)]
+        json: bool,
+        /// How long the plugin may take to print its handshake line.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        handshake_timeout: Duration,
+        /// A valid config (a JSON object), for a plugin whose schema does
+        /// not accept {}.
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+        /// The plugin's command and arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// Start every configured plugin, list them, and stop them.
     ///
     /// Shows each plugin's name, version, subscribed phases (with
@@ -284,6 +320,12 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             handshake_timeout,
             command,
         } => describe(command, handshake_timeout).await,
+        Command::Conformance {
+            json,
+            handshake_timeout,
+            config,
+            command,
+        } => crate::conformance::main(command, handshake_timeout, config.as_deref(), json).await,
         Command::Ls { source, json } => ls(source.config()?, json).await,
         Command::Up { source, json } => up(&source.config()?, json).await,
         Command::Invoke {

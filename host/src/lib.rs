@@ -26,10 +26,13 @@
 //!   command.
 //! - [`error`]: the errors, each naming the plugin and what went wrong.
 //! - [`cli`]: the `outboard` command line.
+//! - [`conformance`]: `outboard conformance -- CMD`: checks a plugin
+//!   executable against the protocol, one named result per check.
 //! - [`init`]: as PID 1, a tiny init that forks the host and reaps orphans.
 
 pub mod cli;
 pub mod client;
+pub mod conformance;
 pub mod dispatch;
 pub mod error;
 pub mod handshake;
