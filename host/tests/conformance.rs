@@ -133,3 +133,56 @@ fn a_plugin_ignoring_shutdown_and_sigterm_fails_and_is_killed() {
     sandbox.assert_empty();
     assert_eq!(processes_using(sandbox.path()), Vec::<u32>::new());
 }
+
+/// Every bundled Rust example plugin is certified, each with a config its
+/// schema accepts (those that require keys get them).
+#[test]
+fn every_rust_example_plugin_passes_every_check() {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let audit = scratch.path().join("audit.jsonl");
+    let events = scratch.path().join("events.jsonl");
+    let examples = [
+        ("env-injector", None),
+        (
+            "resource-limiter",
+            Some(serde_json::json!({"memory": "256Mi", "cpus": 1})),
+        ),
+        ("job-timer", None),
+        (
+            "policy-gate",
+            Some(serde_json::json!({"deny": ["^sudo\\b"]})),
+        ),
+        ("audit-log", Some(serde_json::json!({"path": audit}))),
+        (
+            "notifier",
+            Some(serde_json::json!({"secret": "s3cret", "file": events})),
+        ),
+        ("payload-transformer", None),
+        ("stress", None),
+    ];
+    for (name, config) in examples {
+        let sandbox = Sandbox::new();
+        let mut args = vec!["conformance".to_owned(), "--json".to_owned()];
+        if let Some(config) = &config {
+            args.push("--config".to_owned());
+            args.push(config.to_string());
+        }
+        args.push("--".to_owned());
+        args.push(bin(name).display().to_string());
+        let output = Command::new(env!("CARGO_BIN_EXE_outboard"))
+            .args(&args)
+            .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
+            .output()
+            .expect("run outboard conformance");
+        let checks: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        let failures: Vec<&Value> = checks
+            .as_array()
+            .expect("an array")
+            .iter()
+            .filter(|c| c["passed"] != true)
+            .collect();
+        assert!(failures.is_empty(), "{name} failed: {failures:#?}");
+        assert_eq!(output.status.code(), Some(0), "{name}");
+        sandbox.assert_empty();
+    }
+}
