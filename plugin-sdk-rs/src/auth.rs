@@ -32,6 +32,17 @@ impl TokenCheck {
 
 impl Interceptor for TokenCheck {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        if request
+            .metadata()
+            .get_all(TOKEN_METADATA_KEY)
+            .iter()
+            .count()
+            > 1
+        {
+            return Err(Status::unauthenticated(format!(
+                "`{TOKEN_METADATA_KEY}` metadata given more than once: exactly one is accepted"
+            )));
+        }
         let Some(value) = request.metadata().get(TOKEN_METADATA_KEY) else {
             return Err(Status::unauthenticated(format!(
                 "missing `{TOKEN_METADATA_KEY}` metadata: every PluginService call must carry \
@@ -99,6 +110,25 @@ mod tests {
             assert_eq!(status.code(), tonic::Code::Unauthenticated, "{value:?}");
             assert!(status.message().starts_with(says), "{value:?}: {status:?}");
         }
+    }
+
+    #[test]
+    fn a_repeated_token_is_refused_even_if_one_is_right() {
+        let mut request = Request::new(());
+        for value in ["Bearer s3cret", "Bearer other"] {
+            request
+                .metadata_mut()
+                .append(TOKEN_METADATA_KEY, value.parse().expect("ascii"));
+        }
+        let status = TokenCheck::new("s3cret")
+            .call(request)
+            .expect_err("repeated");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert!(
+            status.message().contains("more than once"),
+            "{}",
+            status.message()
+        );
     }
 
     #[test]
