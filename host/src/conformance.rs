@@ -19,8 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outboard_proto::handshake::{
-    self as wire, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS, ENV_SOCKET, ENV_TOKEN,
-    HandshakeLine, MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS, TOKEN_METADATA_KEY,
+    self as wire, HandshakeLine, SUPPORTED_PROTOCOL_VERSIONS, TOKEN_METADATA_KEY,
 };
 use outboard_proto::json::json_to_struct;
 use outboard_proto::patch;
@@ -28,7 +27,6 @@ use outboard_proto::v1;
 use outboard_proto::v1::plugin_service_client::PluginServiceClient;
 use prost::Message as _;
 use prost::bytes::{Buf as _, BufMut as _};
-use rand::Rng;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, BufReader};
@@ -150,29 +148,11 @@ impl Launched {
 
 async fn launch(options: &Options) -> Result<Launched, String> {
     let name: Arc<str> = options.spec.name.as_str().into();
-    let runtime_dir = match &options.spec.runtime_base {
-        Some(base) => RuntimeDir::create_in(base),
-        None => RuntimeDir::create(),
-    }
-    .map_err(|e| format!("cannot create a runtime directory: {e}"))?;
+    let runtime_dir = crate::plugin::runtime_dir_for(&options.spec)
+        .map_err(|e| format!("cannot create a runtime directory: {e}"))?;
     let socket = runtime_dir.socket_path();
-    let token = new_token();
-    let launch = Launch {
-        command: options.spec.command.clone(),
-        args: options.spec.args.clone(),
-        env: options.spec.env.clone(),
-        handshake_env: vec![
-            (ENV_MAGIC_COOKIE.into(), MAGIC_COOKIE_VALUE.into()),
-            (
-                ENV_PROTOCOL_VERSIONS.into(),
-                wire::format_versions(SUPPORTED_PROTOCOL_VERSIONS),
-            ),
-            (ENV_SOCKET.into(), socket.display().to_string()),
-            (ENV_TOKEN.into(), token.clone()),
-            (ENV_PLUGIN_NAME.into(), options.spec.name.clone()),
-        ],
-        working_dir: options.spec.working_dir.clone(),
-    };
+    let token = crate::plugin::new_token();
+    let launch = crate::plugin::launch_for(&options.spec, &socket, &token);
     let started = Instant::now();
     let (process, pipes) = PluginProcess::spawn(&launch)
         .await
@@ -1016,12 +996,6 @@ async fn sigterm(options: &Options) -> Check {
     };
     plugin.kill().await;
     Check::of(NAME, result)
-}
-
-/// A fresh random token: 32 bytes as hex.
-fn new_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Sends the request as bytes already encoded; decodes an `InvokeResponse`.

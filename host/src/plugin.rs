@@ -100,29 +100,10 @@ impl Plugin {
         let name: Arc<str> = spec.name.as_str().into();
         let fail = |kind: ErrorKind| Error::new(&*name, kind);
 
-        let runtime_dir = match &spec.runtime_base {
-            Some(base) => RuntimeDir::create_in(base),
-            None => RuntimeDir::create(),
-        }
-        .map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
+        let runtime_dir = runtime_dir_for(spec).map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
         let socket = runtime_dir.socket_path();
         let token = new_token();
-        let launch = Launch {
-            command: spec.command.clone(),
-            args: spec.args.clone(),
-            env: spec.env.clone(),
-            handshake_env: vec![
-                (ENV_MAGIC_COOKIE.into(), MAGIC_COOKIE_VALUE.into()),
-                (
-                    ENV_PROTOCOL_VERSIONS.into(),
-                    wire::format_versions(SUPPORTED_PROTOCOL_VERSIONS),
-                ),
-                (ENV_SOCKET.into(), socket.display().to_string()),
-                (ENV_TOKEN.into(), token.clone()),
-                (ENV_PLUGIN_NAME.into(), spec.name.clone()),
-            ],
-            working_dir: spec.working_dir.clone(),
-        };
+        let launch = launch_for(spec, &socket, &token);
         let (process, pipes) = PluginProcess::spawn(&launch).await.map_err(|source| {
             fail(ErrorKind::Spawn {
                 command: spec.command.clone(),
@@ -526,9 +507,39 @@ fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 }
 
 /// A fresh random token: 32 bytes as hex.
-fn new_token() -> String {
+pub fn new_token() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh runtime directory for `spec`: under its `runtime_base`, else
+/// under `$OUTBOARD_RUNTIME_DIR` or `/tmp`.
+pub fn runtime_dir_for(spec: &PluginSpec) -> std::io::Result<RuntimeDir> {
+    match &spec.runtime_base {
+        Some(base) => RuntimeDir::create_in(base),
+        None => RuntimeDir::create(),
+    }
+}
+
+/// What to spawn for `spec`, with the handshake variables for a launch on
+/// `socket` with `token` (set last, so configuration cannot override them).
+pub fn launch_for(spec: &PluginSpec, socket: &std::path::Path, token: &str) -> Launch {
+    Launch {
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        env: spec.env.clone(),
+        handshake_env: vec![
+            (ENV_MAGIC_COOKIE.into(), MAGIC_COOKIE_VALUE.into()),
+            (
+                ENV_PROTOCOL_VERSIONS.into(),
+                wire::format_versions(SUPPORTED_PROTOCOL_VERSIONS),
+            ),
+            (ENV_SOCKET.into(), socket.display().to_string()),
+            (ENV_TOKEN.into(), token.to_owned()),
+            (ENV_PLUGIN_NAME.into(), spec.name.clone()),
+        ],
+        working_dir: spec.working_dir.clone(),
+    }
 }
 
 #[cfg(test)]
