@@ -13,6 +13,17 @@ use serde_json::Value;
 
 /// Runs `outboard conformance --json -- CMD...` with its runtime
 /// directories in `sandbox`; returns the exit code and the checks.
+/// The checks time plugins (handshake, deadline, shutdown, SIGTERM); run one
+/// battery at a time so that five in parallel on two cores do not make the
+/// timings lie.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn conformance(sandbox: &Sandbox, command: &[&str]) -> (i32, Vec<Value>) {
     let output = Command::new(env!("CARGO_BIN_EXE_outboard"))
         .args(["conformance", "--json", "--handshake-timeout", "5s", "--"])
@@ -66,6 +77,7 @@ fn processes_using(dir: &Path) -> Vec<u32> {
 
 #[test]
 fn env_injector_passes_every_check() {
+    let _serial = one_at_a_time();
     let sandbox = Sandbox::new();
     let exe = bin("env-injector");
     let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap()]);
@@ -84,6 +96,7 @@ fn env_injector_passes_every_check() {
 
 #[test]
 fn resource_limiter_passes_every_check() {
+    let _serial = one_at_a_time();
     let sandbox = Sandbox::new();
     let exe = bin("resource-limiter");
     let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap()]);
@@ -94,6 +107,7 @@ fn resource_limiter_passes_every_check() {
 
 #[test]
 fn a_bad_manifest_fails_describe_naming_the_field() {
+    let _serial = one_at_a_time();
     let sandbox = Sandbox::new();
     let exe = bin("broken-plugin");
     let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap(), "bad-manifest"]);
@@ -114,6 +128,7 @@ fn a_bad_manifest_fails_describe_naming_the_field() {
 
 #[test]
 fn a_plugin_ignoring_shutdown_and_sigterm_fails_and_is_killed() {
+    let _serial = one_at_a_time();
     let sandbox = Sandbox::new();
     let exe = bin("broken-plugin");
     let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap(), "ignores-sigterm"]);
@@ -138,6 +153,7 @@ fn a_plugin_ignoring_shutdown_and_sigterm_fails_and_is_killed() {
 /// schema accepts (those that require keys get them).
 #[test]
 fn every_rust_example_plugin_passes_every_check() {
+    let _serial = one_at_a_time();
     let scratch = tempfile::tempdir().expect("scratch dir");
     let audit = scratch.path().join("audit.jsonl");
     let events = scratch.path().join("events.jsonl");
