@@ -29,7 +29,7 @@ use prost::Message as _;
 use prost::bytes::{Buf as _, BufMut as _};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{AsciiMetadataValue, MetadataKey};
@@ -39,7 +39,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::client::{self, Clients};
 use crate::handshake;
-use crate::logs::{self, Stream, Tail};
+use crate::logs::{self, Stream};
 use crate::manifest::Manifest;
 use crate::process::{Launch, PluginProcess, RuntimeDir, describe_exit};
 use crate::registry::PluginSpec;
@@ -154,17 +154,9 @@ async fn launch(options: &Options) -> Result<Launched, String> {
     let token = crate::plugin::new_token();
     let launch = crate::plugin::launch_for(&options.spec, &socket, &token);
     let started = Instant::now();
-    let (process, pipes) = PluginProcess::spawn(&launch)
+    let (process, mut stdout, stderr) = crate::plugin::spawn_logged(&name, &launch)
         .await
         .map_err(|e| format!("cannot start {}: {e}", options.spec.command.display()))?;
-    let stderr = Tail::default();
-    tokio::spawn(logs::forward(
-        name.clone(),
-        Stream::Stderr,
-        BufReader::new(pipes.stderr),
-        Some(stderr.clone()),
-    ));
-    let mut stdout = BufReader::new(pipes.stdout);
     let expect = handshake::Expect {
         plugin: &name,
         socket: &socket,

@@ -104,24 +104,16 @@ impl Plugin {
         let socket = runtime_dir.socket_path();
         let token = new_token();
         let launch = launch_for(spec, &socket, &token);
-        let (process, pipes) = PluginProcess::spawn(&launch).await.map_err(|source| {
-            fail(ErrorKind::Spawn {
-                command: spec.command.clone(),
-                source,
-            })
-        })?;
+        let (process, mut stdout, stderr) =
+            spawn_logged(&name, &launch).await.map_err(|source| {
+                fail(ErrorKind::Spawn {
+                    command: spec.command.clone(),
+                    source,
+                })
+            })?;
         // From here on, dropping `process` kills the plugin's group and
         // dropping `runtime_dir` removes the directory: an early return
         // cleans up by itself.
-        let stderr = Tail::default();
-        tokio::spawn(logs::forward(
-            name.clone(),
-            Stream::Stderr,
-            BufReader::new(pipes.stderr),
-            Some(stderr.clone()),
-        ));
-
-        let mut stdout = BufReader::new(pipes.stdout);
         let expect = handshake::Expect {
             plugin: &name,
             socket: &socket,
@@ -504,6 +496,24 @@ fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(timeout);
     request
+}
+
+/// Spawns `launch` and starts logging its stderr under `name`, remembering
+/// the last lines; returns the process, its stdout (where the handshake
+/// comes next) and the stderr tail.
+pub async fn spawn_logged(
+    name: &Arc<str>,
+    launch: &Launch,
+) -> std::io::Result<(PluginProcess, BufReader<tokio::process::ChildStdout>, Tail)> {
+    let (process, pipes) = PluginProcess::spawn(launch).await?;
+    let stderr = Tail::default();
+    tokio::spawn(logs::forward(
+        name.clone(),
+        Stream::Stderr,
+        BufReader::new(pipes.stderr),
+        Some(stderr.clone()),
+    ));
+    Ok((process, BufReader::new(pipes.stdout), stderr))
 }
 
 /// A fresh random token: 32 bytes as hex.

@@ -104,8 +104,20 @@ pub async fn serve<P: Plugin>(plugin: P) -> Result<(), ServeError> {
 /// [`serve`]s, and turns the result into the exit code — 0 after a graceful
 /// stop, 1 with one line on stderr otherwise.
 pub fn run<P: Plugin>(plugin: P) -> ExitCode {
-    logging::init();
     let name = plugin.manifest().name().to_owned();
+    run_with(&name, || serve(plugin))
+}
+
+/// [`run`] for a `main` that serves its own way (its own [`Settings`],
+/// extra signal handling): installs the JSON log subscriber, builds the
+/// runtime, runs the future `serving` returns inside it, and turns the
+/// result into the exit code. `name` names the plugin in a runtime error.
+pub fn run_with<F, Fut>(name: &str, serving: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ServeError>>,
+{
+    logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -115,14 +127,14 @@ pub fn run<P: Plugin>(plugin: P) -> ExitCode {
             eprintln!(
                 "{}",
                 ServeError::Runtime {
-                    plugin: name,
+                    plugin: name.to_owned(),
                     source
                 }
             );
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(serve(plugin));
+    let result = runtime.block_on(serving());
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -114,8 +114,6 @@ const ENV_IGNORE_SIGTERM: &str = "STRESS_IGNORE_SIGTERM";
 const EXIT_AT_START: u8 = 3;
 /// The exit status of `crash_after`.
 const EXIT_CRASH: i32 = 101;
-/// How long the runtime waits for leftover tasks, as `outboard_plugin::run`.
-const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(500);
 
 /// Bounds on the config's numbers, so a typo cannot fork-bomb the machine
 /// or ask for a 1 TB line.
@@ -926,24 +924,7 @@ fn main() -> ExitCode {
 /// SDK's signal handling is turned off and this process listens for SIGTERM
 /// itself (before the handshake, so that no SIGTERM can kill it).
 fn serve_ignoring_sigterm(plugin: Stress) -> ExitCode {
-    outboard_plugin::logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(source) => {
-            eprintln!(
-                "{}",
-                ServeError::Runtime {
-                    plugin: NAME.into(),
-                    source
-                }
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    outboard_plugin::run_with(NAME, || async {
         let settings = Settings::from_env().map_err(|source| ServeError::Settings {
             plugin: NAME.into(),
             source,
@@ -959,15 +940,7 @@ fn serve_ignoring_sigterm(plugin: Stress) -> ExitCode {
             }
         });
         outboard_plugin::serve_with(plugin, settings.handle_signals(false)).await
-    });
-    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 #[cfg(test)]
