@@ -361,7 +361,15 @@ async fn ls(config: HostConfig, as_json: bool) -> anyhow::Result<u8> {
                 .manifest()
                 .subscriptions
                 .iter()
-                .map(|s| json!({"phase": s.phase, "priority": s.priority}))
+                .map(|s| {
+                    // What dispatch will use: the config's override wins.
+                    let over = p.spec().subscriptions.get(&s.phase);
+                    json!({
+                        "phase": s.phase,
+                        "priority": over.and_then(|o| o.priority).unwrap_or(s.priority),
+                        "enabled": over.is_none_or(|o| o.enabled),
+                    })
+                })
                 .collect();
             json!({
                 "name": p.name(),
@@ -653,7 +661,12 @@ fn print_table(out: &mut impl Write, rows: &[Value]) -> std::io::Result<()> {
                 .map(|list| {
                     list.iter()
                         .map(|s| {
-                            format!("{}({})", s["phase"].as_str().unwrap_or("?"), s["priority"])
+                            let phase = s["phase"].as_str().unwrap_or("?");
+                            if s["enabled"] == Value::Bool(false) {
+                                format!("{phase}(off)")
+                            } else {
+                                format!("{phase}({})", s["priority"])
+                            }
                         })
                         .collect::<Vec<_>>()
                         .join(" ")

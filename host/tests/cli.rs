@@ -80,6 +80,27 @@ fn ls_prints_a_table() {
 }
 
 #[test]
+fn ls_shows_the_priorities_dispatch_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"timer\"\ncommand = {:?}\n\
+             [plugin.subscriptions.pre_validation]\npriority = -7\n\
+             [plugin.subscriptions.post_container]\nenabled = false\n",
+            common::bin("job-timer").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = outboard(&["ls", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("pre_validation(-7)"), "{stdout}");
+    assert!(stdout.contains("post_container(off)"), "{stdout}");
+}
+
+#[test]
 fn invoke_runs_subscribers_in_priority_order_and_prints_the_context() {
     let context = r#"{"command": ["make"], "env": {"CI": "true"}, "metadata": {}}"#;
     let out = outboard(&[
