@@ -1,7 +1,7 @@
 //! The `outboard` command line.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -89,9 +89,14 @@ enum Command {
         /// Run the phases but not the command.
         #[arg(long)]
         dry_run: bool,
-        /// Print the full job report as JSON on stdout.
+        /// Print the full job report as JSON on stdout, after the command's
+        /// own output.
         #[arg(long)]
         json: bool,
+        /// Write the full job report as JSON to FILE (replaced whole, so a
+        /// reader never sees half a report); stdout stays the command's.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
@@ -314,8 +319,9 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             source,
             dry_run,
             json,
+            report,
             command,
-        } => Ok(run_job(&source, command, dry_run, json).await),
+        } => Ok(run_job(&source, command, dry_run, json, report.as_deref()).await),
         Command::Describe {
             handshake_timeout,
             command,
@@ -485,7 +491,13 @@ async fn up(config: &HostConfig, as_json: bool) -> anyhow::Result<u8> {
 
 /// `outboard run`: host errors become exit status 125 here, since the
 /// command's own statuses 1 to 120 must stay distinguishable.
-async fn run_job(source: &Source, command: Vec<String>, dry_run: bool, as_json: bool) -> u8 {
+async fn run_job(
+    source: &Source,
+    command: Vec<String>,
+    dry_run: bool,
+    as_json: bool,
+    report_file: Option<&Path>,
+) -> u8 {
     let config = match source.config() {
         Ok(config) => config,
         Err(err) => {
@@ -546,7 +558,34 @@ async fn run_job(source: &Source, command: Vec<String>, dry_run: bool, as_json: 
             Err(e) => eprintln!("outboard: cannot print the report: {e}"),
         }
     }
+    if let Some(path) = report_file {
+        if let Err(err) = write_report(path, &report) {
+            eprintln!(
+                "outboard: cannot write the report to {}: {err:#}",
+                path.display()
+            );
+            // Whoever asked for the file relies on it: a job that succeeded
+            // without its report is a host error.
+            if report.exit_code == 0 {
+                return job::EXIT_HOST_ERROR;
+            }
+        }
+    }
     report.exit_code
+}
+
+/// Writes `report` to a temporary file beside `path`, then renames it over
+/// `path`.
+fn write_report(path: &Path, report: &job::JobReport) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer_pretty(&mut file, report)?;
+    file.write_all(b"\n")?;
+    file.persist(path)?;
+    Ok(())
 }
 
 /// phase → plugin → outcome → ms, and the command in its place.

@@ -39,20 +39,21 @@ fn write_config(sandbox: &Sandbox, plugins: &[(&str, &str, Value)], extra: Value
 fn run(sandbox: &Sandbox, config: &str, args: &[&str]) -> (Output, Value) {
     let runtime = sandbox.path().join("run");
     std::fs::create_dir_all(&runtime).unwrap();
+    let report_file = sandbox.path().join("report.json");
+    let _ = std::fs::remove_file(&report_file);
     let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
-        .args(["run", "--json", "--config", config])
+        .args(["run", "--report"])
+        .arg(&report_file)
+        .args(["--config", config])
         .args(args)
         .env("OUTBOARD_RUNTIME_DIR", &runtime)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // The command's own output comes first; the report is the last JSON
-    // document on stdout.
-    let report = stdout
-        .find("\n{\n")
-        .map(|i| &stdout[i + 1..])
-        .or_else(|| stdout.strip_prefix('{').map(|_| &*stdout))
-        .and_then(|json| serde_json::from_str(json).ok())
+    // No report when the job was cut short before one existed (e.g. an
+    // interrupted start).
+    let report = std::fs::read(&report_file)
+        .ok()
+        .map(|bytes| serde_json::from_slice(&bytes).expect("the report file is JSON"))
         .unwrap_or(Value::Null);
     assert!(
         std::fs::read_dir(&runtime).unwrap().next().is_none(),
@@ -344,4 +345,35 @@ fn sigterm_stops_the_command_and_still_runs_cleanup() {
         "failed"
     );
     assert!(std::fs::read_dir(&runtime).unwrap().next().is_none());
+}
+
+#[test]
+fn with_report_stdout_is_the_commands_own_and_the_report_is_a_file() {
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let (out, report) = run(&sb, &config, &["--", "echo", "only this"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "only this\n");
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["command_exit_code"], 0);
+}
+
+#[test]
+fn a_report_that_cannot_be_written_fails_a_job_that_succeeded() {
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let missing = sb.path().join("no-such-dir/report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["run", "--report"])
+        .arg(&missing)
+        .args(["--config", &config, "--", "true"])
+        .env("OUTBOARD_RUNTIME_DIR", sb.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot write the report to") && err.contains("no-such-dir/report.json"),
+        "{err}"
+    );
 }
