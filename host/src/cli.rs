@@ -558,17 +558,17 @@ async fn run_job(
             Err(e) => eprintln!("outboard: cannot print the report: {e}"),
         }
     }
-    if let Some(path) = report_file {
-        if let Err(err) = write_report(path, &report) {
-            eprintln!(
-                "outboard: cannot write the report to {}: {err:#}",
-                path.display()
-            );
-            // Whoever asked for the file relies on it: a job that succeeded
-            // without its report is a host error.
-            if report.exit_code == 0 {
-                return job::EXIT_HOST_ERROR;
-            }
+    if let Some(path) = report_file
+        && let Err(err) = write_report(path, &report)
+    {
+        eprintln!(
+            "outboard: cannot write the report to {}: {err:#}",
+            path.display()
+        );
+        // Whoever asked for the file relies on it: a job that succeeded
+        // without its report is a host error.
+        if report.exit_code == 0 {
+            return job::EXIT_HOST_ERROR;
         }
     }
     report.exit_code
