@@ -44,6 +44,7 @@ fn ls_starts_every_example_and_reports_it_ready() {
         names,
         [
             "audit-log",
+            "env-guard",
             "env-injector",
             "job-timer",
             "notifier",
@@ -76,7 +77,7 @@ fn ls_prints_a_table() {
         "{stdout}"
     );
     assert!(stdout.contains("pre_container(10)"), "{stdout}");
-    assert_eq!(stdout.matches(" ready ").count(), 7, "{stdout}");
+    assert_eq!(stdout.matches(" ready ").count(), 8, "{stdout}");
 }
 
 #[test]

@@ -43,7 +43,9 @@ const (
 // The protocol versions this plugin speaks.
 var myVersions = []uint64{1}
 
-var logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+// Debug records too: the host decides what to show (it shows plugins'
+// info and above unless run with -v).
+var logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 func main() { os.Exit(run()) }
 
@@ -111,7 +113,7 @@ func run() int {
 	// §6: announce, then flush (os.Stdout is unbuffered in Go).
 	fmt.Fprintf(os.Stdout, "outboard|%d|unix|%s|grpc\n", version, socketPath)
 	_ = os.Stdout.Sync()
-	logger.Info("ready", "protocol_version", version)
+	logger.Debug("ready", "protocol_version", version)
 
 	var grace time.Duration
 	select {
@@ -136,7 +138,7 @@ func run() int {
 		server.Stop()
 	}
 	_ = os.Remove(socketPath)
-	logger.Info("stopped")
+	logger.Debug("stopped")
 	return 0
 }
 
@@ -220,7 +222,7 @@ func (s *service) Describe(ctx context.Context, req *pb.DescribeRequest) (*pb.De
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "cannot build the config schema: %v", err)
 	}
-	logger.Info("describe", "host_version", req.GetHostVersion())
+	logger.Debug("describe", "host_version", req.GetHostVersion())
 	return &pb.DescribeResponse{Manifest: &pb.Manifest{
 		Name:            pluginName,
 		Version:         pluginVersion,
@@ -239,7 +241,7 @@ func (s *service) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.
 	s.mu.Lock()
 	s.config = cfg
 	s.mu.Unlock()
-	logger.Info("configured", "required", len(cfg.Required), "forbidden", len(cfg.Forbidden))
+	logger.Debug("configured", "required", len(cfg.Required), "forbidden", len(cfg.Forbidden))
 	return &pb.ConfigureResponse{}, nil
 }
 
@@ -265,7 +267,7 @@ func (s *service) Invoke(ctx context.Context, req *pb.InvokeRequest) (*pb.Invoke
 
 func (s *service) Shutdown(ctx context.Context, req *pb.ShutdownRequest) (*pb.ShutdownResponse, error) {
 	grace := req.GetGrace().AsDuration()
-	logger.Info("shutdown", "reason", req.GetReason(), "grace_ms", grace.Milliseconds())
+	logger.Debug("shutdown", "reason", req.GetReason(), "grace_ms", grace.Milliseconds())
 	select { // answer first; a second Shutdown is answered like the first
 	case s.stop <- grace:
 	default:
