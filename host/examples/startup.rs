@@ -11,6 +11,9 @@
 //!
 //! A plugin that needs a config gets it with `name=JSON` after its path,
 //! e.g. `target/release/resource-limiter='{"memory":"512Mi","cpus":1}'`.
+//! Every plugin is granted every permission it asks for (`grant = ["*"]`),
+//! as `outboard conformance` does: a plugin that refuses to start without
+//! one (`FAILED_PRECONDITION`, PROTOCOL.md §8.3) is measured all the same.
 
 use std::time::Duration;
 
@@ -45,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let mut spec = spec_for_command(&[path])?;
         spec.config = config;
+        spec.grant = vec!["*".to_owned()];
         let mut samples: Vec<Duration> = Vec::with_capacity(runs);
         for _ in 0..runs {
             let started = Plugin::start(&spec).await?;

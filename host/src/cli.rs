@@ -260,11 +260,27 @@ pub fn main() -> ExitCode {
     runtime.block_on(async {
         match run(cli.command).await {
             Ok(code) => ExitCode::from(code),
+            Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_BROKEN_PIPE),
             Err(err) => {
                 eprintln!("outboard: {err:#}");
                 ExitCode::from(EXIT_HOST_ERROR)
             }
         }
+    })
+}
+
+/// What a shell reports for a process killed by SIGPIPE (128 + 13). Rust
+/// ignores SIGPIPE (the host writes to plugin sockets that may close), so a
+/// reader that went away (`outboard ls | head -1`) shows up as an error.
+const EXIT_BROKEN_PIPE: u8 = 141;
+
+/// True if `err` comes from writing to a pipe whose reader has gone: not
+/// worth a message, the reader chose to stop.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -346,13 +362,16 @@ async fn run(command: Command) -> anyhow::Result<u8> {
 async fn describe(command: Vec<String>, handshake_timeout: Duration) -> anyhow::Result<u8> {
     let mut spec = registry::spec_for_command(&command)?;
     spec.handshake_timeout = handshake_timeout;
+    // Describing is not running a job: a plugin that refuses to start
+    // without a permission (FAILED_PRECONDITION) can still be described.
+    spec.grant = vec!["*".to_owned()];
     let Some(plugin) = unless_interrupted(Plugin::start(&spec)).await else {
         return Ok(EXIT_INTERRUPTED);
     };
     let plugin = plugin?;
     let manifest = serde_json::to_string_pretty(plugin.manifest())?;
     plugin.stop().await;
-    println!("{manifest}");
+    writeln!(std::io::stdout().lock(), "{manifest}")?;
     Ok(0)
 }
 
@@ -448,13 +467,16 @@ async fn up(config: &HostConfig, as_json: bool) -> anyhow::Result<u8> {
     let report = |name: &str, status: &crate::supervisor::Status| {
         if as_json {
             let line = json!({"plugin": name, "status": status});
-            println!("{line}");
+            // Supervision goes on if nobody reads stdout any more.
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
         } else {
             let pid = status.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
             let reason = status.reason.as_deref().unwrap_or("");
-            println!(
+            let _ = writeln!(
+                std::io::stdout().lock(),
                 "{name}: {:?} (pid {pid}, starts {}) {reason}",
-                status.state, status.starts
+                status.state,
+                status.starts
             );
         }
     };
@@ -554,7 +576,11 @@ async fn run_job(
     let _ = print_job_summary(&mut err, &report);
     if as_json {
         match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => {
+                if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
+                    eprintln!("outboard: cannot print the report: {e}");
+                }
+            }
             Err(e) => eprintln!("outboard: cannot print the report: {e}"),
         }
     }

@@ -4,29 +4,18 @@
 
 mod common;
 
+use common::{outboard, text};
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
-
-fn outboard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_outboard"))
-        .args(args)
-        .env("OUTBOARD_RUNTIME_DIR", "/tmp")
-        .env_remove("OUTBOARD_PLUGIN_DIR")
-        .output()
-        .expect("run outboard")
-}
 
 fn examples_config() -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     // The examples' commands point into target/debug.
     common::bin("env-injector");
     root.join("examples/outboard.toml").display().to_string()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
@@ -44,13 +33,15 @@ fn ls_starts_every_example_and_reports_it_ready() {
         names,
         [
             "audit-log",
+            "chat-notifier",
             "env-guard",
             "env-injector",
             "job-timer",
             "notifier",
             "payload-transformer",
             "policy-gate",
-            "resource-limiter"
+            "resource-limiter",
+            "secret-scrubber"
         ]
     );
     for row in rows.as_array().expect("array") {
@@ -77,7 +68,7 @@ fn ls_prints_a_table() {
         "{stdout}"
     );
     assert!(stdout.contains("pre_container(10)"), "{stdout}");
-    assert_eq!(stdout.matches(" ready ").count(), 8, "{stdout}");
+    assert_eq!(stdout.matches(" ready ").count(), 10, "{stdout}");
 }
 
 #[test]
@@ -103,7 +94,8 @@ fn ls_shows_the_priorities_dispatch_uses() {
 
 #[test]
 fn invoke_runs_subscribers_in_priority_order_and_prints_the_context() {
-    let context = r#"{"command": ["make"], "env": {"CI": "true"}, "metadata": {}}"#;
+    let context =
+        r#"{"command": ["make"], "env": {"CI": "true", "DEPLOY_TOKEN": "s3cret"}, "metadata": {}}"#;
     let out = outboard(&[
         "invoke",
         "pre_container",
@@ -123,12 +115,19 @@ fn invoke_runs_subscribers_in_priority_order_and_prints_the_context() {
         .collect();
     assert_eq!(
         order,
-        ["policy-gate", "env-injector", "resource-limiter"],
+        [
+            "policy-gate",
+            "env-injector",
+            "secret-scrubber",
+            "resource-limiter"
+        ],
         "{report}"
     );
     assert!(entries.iter().all(|e| e["outcome"] == "ok"), "{report}");
     let ctx = &report["context"];
     assert_eq!(ctx["env"]["CI"], "true");
+    // Python's secret-scrubber ran after Rust's env-injector.
+    assert_eq!(ctx["env"]["DEPLOY_TOKEN"], "[redacted]", "{report}");
     assert!(
         ctx["env"]["BUILD_ID"]
             .as_str()
@@ -370,4 +369,22 @@ fn up_supervises_until_sigterm_then_stops_everything_and_exits_0() {
         .flatten()
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_crash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["describe", "--"])
+        .arg(common::bin("env-injector"))
+        .env("OUTBOARD_RUNTIME_DIR", "/tmp")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the only read end before the manifest is printed.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

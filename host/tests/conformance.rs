@@ -25,8 +25,23 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn conformance(sandbox: &Sandbox, command: &[&str]) -> (i32, Vec<Value>) {
-    let output = Command::new(env!("CARGO_BIN_EXE_outboard"))
-        .args(["conformance", "--json", "--handshake-timeout", "5s", "--"])
+    conformance_with(sandbox, None, command)
+}
+
+/// As [`conformance`], with `--config CONFIG` for a plugin whose schema
+/// requires keys.
+fn conformance_with(
+    sandbox: &Sandbox,
+    config: Option<&Value>,
+    command: &[&str],
+) -> (i32, Vec<Value>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outboard"));
+    cmd.args(["conformance", "--json", "--handshake-timeout", "5s"]);
+    if let Some(config) = config {
+        cmd.args(["--config", &config.to_string()]);
+    }
+    let output = cmd
+        .arg("--")
         .args(command)
         .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
         .output()
@@ -149,6 +164,22 @@ fn a_plugin_ignoring_shutdown_and_sigterm_fails_and_is_killed() {
     assert_eq!(processes_using(sandbox.path()), Vec::<u32>::new());
 }
 
+/// Certifies `plugin` (with `config`, if its schema requires keys): every
+/// check passes, the exit status is 0, nothing is left behind.
+fn passes_every_check(plugin: &Path, config: Option<Value>) {
+    let sandbox = Sandbox::new();
+    let (code, checks) = conformance_with(&sandbox, config.as_ref(), &[plugin.to_str().unwrap()]);
+    let name = plugin.display();
+    assert!(
+        failed(&checks).is_empty(),
+        "{name} failed: {:#?}",
+        failed(&checks)
+    );
+    assert!(checks.len() >= 13, "{name}: {checks:#?}");
+    assert_eq!(code, 0, "{name}");
+    sandbox.assert_empty();
+}
+
 /// Every bundled Rust example plugin is certified, each with a config its
 /// schema accepts (those that require keys get them).
 #[test]
@@ -177,28 +208,30 @@ fn every_rust_example_plugin_passes_every_check() {
         ("stress", None),
     ];
     for (name, config) in examples {
-        let sandbox = Sandbox::new();
-        let mut args = vec!["conformance".to_owned(), "--json".to_owned()];
-        if let Some(config) = &config {
-            args.push("--config".to_owned());
-            args.push(config.to_string());
-        }
-        args.push("--".to_owned());
-        args.push(bin(name).display().to_string());
-        let output = Command::new(env!("CARGO_BIN_EXE_outboard"))
-            .args(&args)
-            .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
-            .output()
-            .expect("run outboard conformance");
-        let checks: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-        let failures: Vec<&Value> = checks
-            .as_array()
-            .expect("an array")
-            .iter()
-            .filter(|c| c["passed"] != true)
-            .collect();
-        assert!(failures.is_empty(), "{name} failed: {failures:#?}");
-        assert_eq!(output.status.code(), Some(0), "{name}");
-        sandbox.assert_empty();
+        passes_every_check(&bin(name), config);
     }
+}
+
+/// The Go example plugin, written from PROTOCOL.md without an SDK.
+#[test]
+fn the_go_example_plugin_passes_every_check() {
+    let _serial = one_at_a_time();
+    passes_every_check(
+        &common::go_plugin(),
+        Some(serde_json::json!({"required": ["PATH"], "forbidden": ["LD_PRELOAD"]})),
+    );
+}
+
+/// The Python example plugins, written with the Python SDK. A Python
+/// interpreter's start-up is heavy on two cores; the battery's timing
+/// bounds hold all the same.
+#[test]
+fn the_python_example_plugins_pass_every_check() {
+    let _serial = one_at_a_time();
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    passes_every_check(&common::python_plugin("secret-scrubber"), None);
+    passes_every_check(
+        &common::python_plugin("chat-notifier"),
+        Some(serde_json::json!({"file": scratch.path().join("chat.jsonl")})),
+    );
 }

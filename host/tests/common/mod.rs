@@ -97,3 +97,46 @@ impl Sandbox {
         spec
     }
 }
+
+/// Runs the `outboard` binary with `args`, runtime directories under /tmp.
+pub fn outboard(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(args)
+        .env("OUTBOARD_RUNTIME_DIR", "/tmp")
+        .env_remove("OUTBOARD_PLUGIN_DIR")
+        .output()
+        .expect("run outboard")
+}
+
+/// Lossy UTF-8, for output in assertions.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The Go example plugin, `target/go/env-guard`; fails (does not skip) if
+/// it is not built.
+pub fn go_plugin() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/go/env-guard");
+    assert!(
+        path.is_file(),
+        "{} is not built: run scripts/build (it builds the Go plugin with \
+         `cd plugin-examples/go && go build -o ../../target/go/env-guard .`)",
+        path.display()
+    );
+    path
+}
+
+/// A Python example plugin, `.tools/venv/bin/<name>`; fails (does not skip)
+/// if it is not installed.
+pub fn python_plugin(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../.tools/venv/bin")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/tools (it installs the Python SDK and the example \
+         plugins into .tools/venv with `pip install -e plugin-sdk-py -e plugin-examples/python`)",
+        path.display()
+    );
+    path
+}

@@ -1,0 +1,237 @@
+"""Serving a plugin (PROTOCOL.md §5, §6, §8.6, §12): bind the socket, print
+the handshake line, serve gRPC until asked to stop, then stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import grpc.aio
+
+from ._proto import plugin_pb2_grpc
+from .auth import TokenCheck
+from .errors import NotStartedByHost, ServeError, SettingsError
+from .health import Health
+from .manifest import ManifestError
+from .plugin import Plugin
+from .reflection import LazyReflection
+from .service import PluginServicer, busy
+from .settings import Settings
+
+log = logging.getLogger("outboard_plugin")
+
+#: The grace after SIGTERM or SIGINT (seconds). The host sends SIGKILL 2 s
+#: after SIGTERM; this leaves time to clean up before it.
+SIGNAL_GRACE = 1.5
+#: The most of the grace kept back for cancelling calls still running and
+#: closing connections, so that the process exits within the grace.
+CLOSE_RESERVE = 0.5
+#: The prefix of the worker threads that run plain ``def`` plugin methods.
+WORKER_PREFIX = "outboard-plugin-worker"
+
+_PLUGIN_SERVICE = "outboard.v1.PluginService"
+
+
+async def serve_with(plugin: Plugin, settings: Settings) -> None:
+    """Serves ``plugin`` as ``settings`` say: binds the socket (mode 0600),
+    prints the handshake line, serves until a ``Shutdown`` call, SIGTERM or
+    SIGINT (when ``settings.handle_signals``), then stops gracefully and
+    returns.
+
+    A graceful stop answers the ``Shutdown`` call, stops accepting calls,
+    reports ``NOT_SERVING``, lets calls in flight run for most of the grace
+    (the ``Shutdown`` call's, default 5 s, or :data:`SIGNAL_GRACE`), cancels
+    those still running with ``UNAVAILABLE``, calls ``plugin.shutdown()`` and
+    removes the socket file. Raises :class:`ServeError` naming the plugin if
+    it cannot serve.
+    """
+    manifest = plugin.manifest()
+    name = manifest.name
+    try:
+        manifest.validate()
+    except ManifestError as e:
+        raise ServeError(f"{name}: the plugin's manifest is invalid: {e}") from None
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    abandoned = asyncio.Event()
+    request: list[tuple[float, str]] = []
+
+    def stop(grace: float, reason: str) -> None:
+        # The first request wins.
+        if not request:
+            request.append((grace, reason))
+            stopping.set()
+
+    # Imported here, not at the top: only the server needs them.
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_health.v1._async import HealthServicer
+
+    executor = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
+    health = Health()
+    health_servicer = HealthServicer()
+    # SERVING from the start (§10); the plugin gets a handle in Configure.
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health._attach(health_servicer, loop)
+
+    server = grpc.aio.server(
+        interceptors=[TokenCheck(settings.token)],
+        options=[("grpc.so_reuseport", 0)],
+    )
+    servicer = PluginServicer(plugin, manifest, settings.protocol_version, health, executor, stop, abandoned)
+    plugin_pb2_grpc.add_PluginServiceServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    server.add_generic_rpc_handlers([LazyReflection([_PLUGIN_SERVICE, "grpc.health.v1.Health"])])
+
+    path = settings.socket_path
+    bound = False
+    try:
+        try:
+            # gRPC's C core binds (and listens) here. The runtime directory
+            # is 0700, which covers the moment between bind and chmod; the
+            # umask is left alone because gRPC's own threads are already
+            # running (§5).
+            server.add_insecure_port(f"unix:{path}")
+            bound = True
+        except RuntimeError as e:
+            raise ServeError(f"{name}: cannot bind socket {path}: {_bind_problem(path) or e}") from None
+        try:
+            os.chmod(path, 0o600)
+        except OSError as e:
+            raise ServeError(f"{name}: cannot set permissions on socket {path}: {e.strerror}") from None
+        await server.start()
+        # Listen for signals before the handshake, so that a SIGTERM right
+        # after it is not lost (nor kills the process without cleanup).
+        if settings.handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop, SIGNAL_GRACE, signal.Signals(signum).name)
+        try:
+            sys.stdout.write(f"outboard|{settings.protocol_version}|unix|{path}|grpc\n")
+            sys.stdout.flush()
+        except OSError as e:
+            raise ServeError(f"{name}: cannot write the handshake line to stdout: {e}") from None
+        log.debug("serving", extra={"socket": path, "protocol_version": settings.protocol_version})
+
+        await stopping.wait()
+        grace, reason = request[0]
+        log.debug(
+            "stopping: no new calls, waiting for calls in flight",
+            extra={"reason": reason, "grace_ms": round(grace * 1000)},
+        )
+        health.set_serving(False)
+        reserve = min(CLOSE_RESERVE, grace / 4)
+        # The server stops taking calls now and cancels those still running
+        # when `grace - reserve` is over.
+        drain = asyncio.ensure_future(server.stop(grace - reserve))
+        done, _ = await asyncio.wait({drain}, timeout=grace - reserve)
+        if not done or busy.count:
+            log.warning(
+                "calls still running at the end of the grace period; cancelling them",
+                extra={"grace_ms": round(grace * 1000)},
+            )
+        abandoned.set()
+        await asyncio.wait({drain}, timeout=reserve)
+        await _call_shutdown(plugin, executor)
+    finally:
+        if settings.handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        await server.stop(0)
+        # Idle workers exit at once; a call still blocked in one is left
+        # behind (run() then exits without waiting for it).
+        executor.shutdown(wait=busy.count == 0, cancel_futures=True)
+        if bound:
+            _remove_socket(path)
+    log.debug("stopped")
+
+
+async def _call_shutdown(plugin: Plugin, executor: ThreadPoolExecutor) -> None:
+    from .service import call_plugin
+
+    try:
+        await asyncio.wait_for(call_plugin(executor, plugin.shutdown), CLOSE_RESERVE)
+    except TimeoutError:
+        log.warning("plugin.shutdown() did not return in time; exiting anyway")
+    except Exception:
+        log.exception("plugin.shutdown() raised")
+
+
+def _bind_problem(path: str) -> str | None:
+    """What the C core's bind error does not say: the likely reason."""
+    directory = os.path.dirname(path) or "/"
+    if not os.path.isdir(directory):
+        return f"the directory {directory} does not exist"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"the directory {directory} is not writable"
+    if os.path.lexists(path):
+        return "something already exists at that path"
+    return None
+
+
+def _remove_socket(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        log.warning("cannot remove the socket file", extra={"socket": path, "error": e.strerror})
+
+
+async def serve(plugin: Plugin) -> None:
+    """Serves ``plugin`` for the host that started this process: reads the
+    ``OUTBOARD_*`` environment (:meth:`Settings.from_env`) and calls
+    :func:`serve_with`. Raises :class:`ServeError` if this process was not
+    started by a host (run by hand) or cannot serve."""
+    name = plugin.manifest().name
+    try:
+        settings = Settings.from_env()
+    except NotStartedByHost:
+        raise ServeError(by_hand_message(name)) from None
+    except SettingsError as e:
+        raise ServeError(f"{name}: {e}") from None
+    await serve_with(plugin, settings)
+
+
+def by_hand_message(name: str) -> str:
+    """The one sentence a person who ran the plugin by hand reads (§3)."""
+    # The command as it was typed, so that the suggestion can be pasted.
+    command = sys.argv[0] if sys.argv and sys.argv[0] else "<this command>"
+    return (
+        f"{name} is an Outboard plugin: start it from an Outboard host "
+        f"(for example `outboard describe -- {command}`), not directly."
+    )
+
+
+def run(plugin: Plugin) -> int:
+    """The whole ``main`` of a plugin: logs JSON lines to stderr
+    (:func:`outboard_plugin.log.init`), :func:`serve`\\ s, and returns the
+    exit status: 0 after a graceful stop, 1 with one line on stderr
+    otherwise (run by hand included). Use it as
+    ``raise SystemExit(run(MyPlugin()))``."""
+    from . import log as _log
+
+    _log.init()
+    # Lines printed after the handshake become log lines at once.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    try:
+        asyncio.run(serve(plugin))
+        status = 0
+    except ServeError as e:
+        sys.stderr.write(f"{e}\n")
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A plain-`def` invoke still blocked after the grace would keep the
+    # interpreter from exiting (its worker thread is joined at exit); the
+    # host is waiting for the exit, so leave without it.
+    if busy.count > 0:
+        log.warning("a plugin call is still running after the grace period; exiting without waiting for it")
+        sys.stderr.flush()
+        os._exit(status)
+    return status

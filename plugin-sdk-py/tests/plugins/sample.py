@@ -1,0 +1,68 @@
+"""A plugin for the SDK's own tests, started as a real process.
+
+It subscribes to ``pre_container`` and answers from its context:
+
+- ``metadata.sample.sleep``: seconds to sleep first, blocking its worker
+  thread (for deadline and shutdown tests);
+- ``metadata.sample.unhealthy``: report ``NOT_SERVING`` (ask for a restart);
+- ``metadata.sample.abort``: a message to abort with;
+- ``metadata.sample.fail``: a message to fail with (``INVALID_ARGUMENT``);
+- otherwise it sets ``/env/GREETING`` to ``hello, <USER>``.
+
+Its config schema accepts ``greeting`` (a string) and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from outboard_plugin import Config, Health, Invocation, Manifest, Plugin, PluginError, Reply, run
+
+
+class Sample(Plugin):
+    def __init__(self) -> None:
+        self.greeting = "hello"
+        self.health: Health | None = None
+
+    def manifest(self) -> Manifest:
+        return (
+            Manifest("sample", "0.1.0")
+            .describe("The SDK's test plugin")
+            .subscribe_idempotent("pre_container", 5)
+            .permission("env:write", "to set GREETING")
+            .config_schema(
+                {
+                    "type": "object",
+                    "properties": {"greeting": {"type": "string"}},
+                    "additionalProperties": False,
+                }
+            )
+        )
+
+    def configure(self, config: Config) -> None:
+        config.check_keys({"greeting"})
+        greeting = config.get("greeting", "hello")
+        if not isinstance(greeting, str):
+            raise PluginError.invalid_config(f"greeting: expected a string, got {greeting!r}")
+        self.greeting = greeting
+        self.health = config.health
+
+    def invoke(self, invocation: Invocation) -> Reply:
+        sample: Any = invocation.get("/metadata/sample", {})
+        if not isinstance(sample, dict):
+            sample = {}
+        if "sleep" in sample:
+            time.sleep(float(sample["sleep"]))
+        if "unhealthy" in sample and self.health is not None:
+            self.health.set_serving(False)
+        if "abort" in sample:
+            return Reply.abort(str(sample["abort"]))
+        if "fail" in sample:
+            raise PluginError.invalid_context(str(sample["fail"]))
+        user = invocation.env("USER") or "world"
+        return Reply.ok().set("/env/GREETING", f"{self.greeting}, {user}").with_message("greeted")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(Sample()))
