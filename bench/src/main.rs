@@ -1,0 +1,482 @@
+//! `outboard-bench`: Outboard against the transport floor and against
+//! HashiCorp go-plugin, measured in one run.
+//!
+//! ```sh
+//! cargo run --release -p outboard-bench -- --markdown target/bench.md
+//! cargo run -p outboard-bench -- --quick      # smoke run: every item, few samples
+//! cargo run --release -p outboard-bench -- --soak invoke   # one workload, for perf
+//! ```
+//!
+//! It builds what it runs (its sibling binaries with the same cargo
+//! profile, the Go example plugin and the go-plugin module), then measures:
+//! (a) a raw Unix-socket 64-byte ping-pong; (b) a bare tonic `Invoke` over a
+//! Unix socket; (c) Outboard's `Host::dispatch` to one Rust no-op plugin;
+//! (d) the same to the Go and Python example plugins; (e) fan-out to 1, 4,
+//! 16 and 64 no-op plugins, parallel and sequential; (f) throughput at
+//! concurrency 1, 16 and 64; (g) cold start of one plugin and of 100 at
+//! once; (h) SIGKILL to ready again; (i) host RSS with 0 and 100 plugins and
+//! one plugin's RSS; (j) go-plugin: call latency, throughput, cold start
+//! of one and of 100 plugins, host and plugin RSS. The contenders that are
+//! compared take their samples in turns, so that load from outside the run
+//! falls on all of them alike. It prints the figures, their ratios to (a),
+//! (b) and (j), and the targets, as markdown. See BENCHMARKS.md.
+//!
+//! # Layout
+//!
+//! - `stats`: percentiles and throughput loops.
+//! - `procs`: building and running child programs, RSS, scratch dirs.
+//! - `floor`: (a) and (b).
+//! - `outboard`: (c) to (i), through the host library.
+//! - `goplugin`: (j), running the Go module in `bench/go-plugin`.
+//! - `report`: the tables.
+
+mod floor;
+mod goplugin;
+mod outboard;
+mod procs;
+mod report;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use serde_json::json;
+
+use crate::procs::Paths;
+use crate::report::Results;
+use crate::stats::Latency;
+
+/// Outboard's benchmarks, with their baselines, in one run.
+#[derive(Debug, Parser)]
+struct Args {
+    /// A smoke run: every item, with few samples (for CI).
+    #[arg(long)]
+    quick: bool,
+    /// Also write the report (machine, tables) to this markdown file.
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<PathBuf>,
+    /// Do not build the sibling binaries and the Go programs first.
+    #[arg(long)]
+    no_build: bool,
+    /// For profiling: only keep one workload busy for `--soak-for`
+    /// (`tonic`: the bare tonic floor; `invoke`: Outboard with one no-op
+    /// plugin, each with `--soak-callers` callers; `fan-out`: parallel fan-out
+    /// to 16 no-op plugins, one dispatch at a time), print the rate, exit.
+    #[arg(long, value_name = "WORKLOAD")]
+    soak: Option<String>,
+    /// Concurrent callers for `--soak tonic` and `--soak invoke`.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    soak_callers: usize,
+    /// How long `--soak` runs.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    soak_for: f64,
+}
+
+/// How many samples each item takes.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Rounds that (a), (b), (c) and (j) take their latency samples in,
+    /// in turn, and (b), (f) and (j) their throughput, and (g) and (j)
+    /// their cold starts: load from outside the run then falls on all of
+    /// them alike.
+    rounds: usize,
+    /// Timed calls per contender, over all rounds.
+    invoke_calls: usize,
+    /// Timed dispatches to each example plugin (d).
+    example_calls: usize,
+    /// Dispatches per fan-out size is `fan_budget / N`, at least `fan_min`.
+    fan_budget: usize,
+    /// See `fan_budget`.
+    fan_min: usize,
+    /// How long each contender's throughput is measured, per concurrency.
+    throughput_for: Duration,
+    /// Cold starts of one plugin, per contender.
+    cold_starts: usize,
+    /// Starts of 100 plugins at once, per contender.
+    many_runs: usize,
+    /// SIGKILLs in (h).
+    kills: usize,
+    /// How long after ready the memory is read.
+    settle: Duration,
+}
+
+const FULL: Plan = Plan {
+    rounds: 10,
+    invoke_calls: 20_000,
+    example_calls: 2_000,
+    fan_budget: 4_000,
+    fan_min: 200,
+    throughput_for: Duration::from_secs(4),
+    cold_starts: 60,
+    many_runs: 5,
+    kills: 100,
+    settle: Duration::from_secs(1),
+};
+
+const QUICK: Plan = Plan {
+    rounds: 2,
+    invoke_calls: 400,
+    example_calls: 30,
+    fan_budget: 40,
+    fan_min: 5,
+    throughput_for: Duration::from_millis(300),
+    cold_starts: 4,
+    many_runs: 1,
+    kills: 3,
+    settle: Duration::from_millis(100),
+};
+
+/// The throughput concurrencies.
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+/// Servers in the bare tonic fan-out, the floor of (e) at N = 16.
+const FLOOR_FAN_OUT: usize = 16;
+
+/// Plugins in the "many" cold start and memory items.
+const MANY: usize = 100;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let code = runtime.block_on(run(args))?;
+    std::process::exit(code)
+}
+
+fn paths() -> anyhow::Result<Paths> {
+    let exe = std::env::current_exe().context("locating the harness")?;
+    let bin_dir = exe.parent().context("the harness's directory")?.to_owned();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the workspace root")?
+        .to_owned();
+    Ok(Paths { root, bin_dir })
+}
+
+fn step(what: &str) {
+    eprintln!("outboard-bench: {what}");
+}
+
+async fn run(args: Args) -> anyhow::Result<i32> {
+    let plan = if args.quick { QUICK } else { FULL };
+    let paths = paths()?;
+    let began = Instant::now();
+    let load_before = load_average();
+
+    let go_env_guard = paths.go_bin("env-guard");
+    let mut go_example_build = Ok(());
+    if !args.no_build {
+        step("building the bench binaries");
+        procs::cargo_build(&paths)?;
+        step("building the Go example plugin");
+        go_example_build = procs::go_build(&paths.root.join("plugin-examples/go"), &go_env_guard);
+    }
+
+    let scratch = procs::scratch()?;
+    let dir = scratch.path().to_owned();
+
+    if let Some(workload) = &args.soak {
+        let duration = Duration::from_secs_f64(args.soak_for);
+        soak(&paths, &dir, workload, args.soak_callers, duration).await?;
+        return Ok(0);
+    }
+
+    step(
+        "starting (a) raw echo, (b) tonic echo, (c) Outboard with one no-op plugin, (j) go-plugin",
+    );
+    let mut raw = floor::RawFloor::start(&paths, &dir)?;
+    let tonic = floor::TonicFloor::start(&paths, &dir, "tonic").await?;
+    let single = outboard::Single::start(&paths, &dir).await?;
+    let mut goplugin = {
+        let paths = paths.clone();
+        let build = !args.no_build;
+        tokio::task::spawn_blocking(move || goplugin::GoPluginHost::start(&paths, build))
+            .await?
+            .map_err(|e| format!("{e:#}"))
+    };
+
+    step("(a, b, c, j) latency, in turns");
+    let per_round = (plan.invoke_calls / plan.rounds).max(1);
+    let mut samples: [Vec<Duration>; 4] = Default::default();
+    // Round 0 is a warm-up, not counted.
+    for round in 0..=plan.rounds {
+        for k in 0..4 {
+            let who = (round + k) % 4;
+            let calls = if round == 0 {
+                per_round / 4 + 1
+            } else {
+                per_round
+            };
+            let taken = match who {
+                0 => tokio::task::block_in_place(|| raw.samples(calls))?,
+                1 => tonic.samples(calls).await?,
+                2 => single.samples(calls).await?,
+                _ => match &mut goplugin {
+                    Ok(go) => tokio::task::block_in_place(|| go.latency(calls))?,
+                    Err(_) => Vec::new(),
+                },
+            };
+            if round > 0 {
+                samples[who].extend(taken);
+            }
+        }
+    }
+    let [raw_samples, tonic_samples, invoke_samples, go_samples] = samples;
+    drop(raw);
+
+    step("(b, f, j) throughput at concurrency 1, 16, 64, in turns");
+    let slice = plan.throughput_for / plan.rounds.min(4) as u32;
+    let mut tonic_throughput = Vec::new();
+    let mut outboard_throughput = Vec::new();
+    let mut go_throughput = Vec::new();
+    for c in CONCURRENCY {
+        let mut rates = [0.0f64; 3];
+        let turns = plan.rounds.min(4);
+        for round in 0..turns {
+            for k in 0..3 {
+                let who = (round + k) % 3;
+                rates[who] += match who {
+                    0 => tonic.throughput(c, slice).await?,
+                    1 => single.throughput(c, slice).await?,
+                    _ => match &mut goplugin {
+                        Ok(go) => tokio::task::block_in_place(|| go.throughput(c, slice))?,
+                        Err(_) => 0.0,
+                    },
+                } / turns as f64;
+            }
+        }
+        tonic_throughput.push((c, rates[0]));
+        outboard_throughput.push((c, rates[1]));
+        go_throughput.push((c, rates[2]));
+    }
+    drop(tonic);
+    let plugin_rss_kib = single.plugin_rss_kib()?;
+    single.stop().await;
+
+    step("(d) Outboard: the Go and Python example plugins");
+    let go_example = match go_example_build {
+        Err(why) => Err(format!("not built: {why}")),
+        Ok(()) if !go_env_guard.exists() => Err(
+            "not built (cd plugin-examples/go && go build -o ../../target/go/env-guard .)".into(),
+        ),
+        Ok(()) => outboard::example(
+            &dir,
+            "env-guard",
+            &go_env_guard,
+            json!({"required": ["CI"], "forbidden": ["AWS_SECRET_ACCESS_KEY"]}),
+            "pre_validation",
+            plan.example_calls,
+        )
+        .await
+        .map_err(|e| format!("failed: {e:#}")),
+    };
+    let scrubber = paths.root.join(".tools/venv/bin/secret-scrubber");
+    let python_example = if scrubber.exists() {
+        outboard::example(
+            &dir,
+            "secret-scrubber",
+            &scrubber,
+            json!({}),
+            "pre_container",
+            plan.example_calls,
+        )
+        .await
+        .map_err(|e| format!("failed: {e:#}"))
+    } else {
+        Err("not built (run scripts/tools)".into())
+    };
+
+    step("(e) fan-out to 1, 4, 16, 64 no-op plugins");
+    let fan_out =
+        outboard::fan_out(&paths, &dir, |n| (plan.fan_budget / n).max(plan.fan_min)).await?;
+
+    step("(b) bare tonic, parallel fan-out to 16 servers");
+    let tonic_fan_out = floor::fan_out(
+        &paths,
+        &dir,
+        FLOOR_FAN_OUT,
+        (plan.fan_budget / FLOOR_FAN_OUT).max(plan.fan_min),
+    )
+    .await?;
+
+    step("(g, j) cold start: one plugin, then 100 at once, in turns");
+    let mut cold = Vec::new();
+    let mut go_cold = Vec::new();
+    let per_round = (plan.cold_starts / plan.rounds).max(1);
+    for round in 0..plan.rounds {
+        for k in 0..2 {
+            if (round + k) % 2 == 0 {
+                cold.extend(outboard::cold_starts(&paths, &dir, per_round).await?);
+            } else if let Ok(go) = &mut goplugin {
+                go_cold.extend(tokio::task::block_in_place(|| go.cold_starts(per_round))?);
+            }
+        }
+    }
+    let cold_one = Latency::of(cold);
+    let mut many = Vec::new();
+    let mut go_many = Vec::new();
+    let mut go_host_rss_many = 0;
+    for round in 0..plan.many_runs {
+        for k in 0..2 {
+            if (round + k) % 2 == 0 {
+                many.extend(outboard::cold_start_many(&paths, &dir, MANY, 1).await?);
+            } else if let Ok(go) = &mut goplugin {
+                let run = tokio::task::block_in_place(|| go.many(MANY, plan.settle))?;
+                go_many.push(Duration::from_nanos(run.ready_ns));
+                go_host_rss_many = run.host_rss_kib;
+            }
+        }
+    }
+    let cold_many = Latency::of(many);
+
+    step("(h) restart: SIGKILL to ready again");
+    let restart = outboard::restart(&paths, &dir, plan.kills).await?;
+
+    step("(i) host RSS with 0 and 100 plugins");
+    let (host_rss_none, host_rss_many) = {
+        let paths = paths.clone();
+        tokio::task::spawn_blocking(move || {
+            anyhow::Ok((
+                outboard::host_rss(&paths, 0, plan.settle)?,
+                outboard::host_rss(&paths, MANY, plan.settle)?,
+            ))
+        })
+        .await??
+    };
+
+    let goplugin = match goplugin {
+        Ok(mut go) => {
+            let rss = tokio::task::block_in_place(|| go.plugin_rss_kib())?;
+            Ok(goplugin::GoPlugin {
+                latency: Latency::of(go_samples),
+                throughput: go_throughput,
+                cold: Latency::of(go_cold),
+                plugin_rss_kib: rss,
+                many: Latency::of(go_many),
+                host_rss_many_kib: go_host_rss_many,
+                info: go.info.clone(),
+            })
+        }
+        Err(e) => Err(e),
+    };
+    drop(scratch);
+    for (what, result) in [
+        ("(d) Go example", go_example.as_ref().err()),
+        ("(d) Python example", python_example.as_ref().err()),
+        ("(j) go-plugin", goplugin.as_ref().err()),
+    ] {
+        if let Some(why) = result {
+            step(&format!("{what}: {why}"));
+        }
+    }
+
+    let results = Results {
+        raw: Latency::of(raw_samples),
+        tonic: Latency::of(tonic_samples),
+        tonic_throughput,
+        invoke: Latency::of(invoke_samples),
+        outboard_throughput,
+        plugin_rss_kib,
+        go_example,
+        python_example,
+        fan_out,
+        tonic_fan_out: (FLOOR_FAN_OUT, tonic_fan_out),
+        cold_one,
+        cold_many,
+        many_count: MANY,
+        restart,
+        host_rss_none,
+        host_rss_many,
+        goplugin,
+    };
+    let report = format!(
+        "{}\n{}",
+        machine(&args, &results, load_before, began.elapsed()),
+        results.markdown()
+    );
+    println!("{report}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
+        step(&format!("wrote {}", path.display()));
+    }
+    Ok(0)
+}
+
+/// `--soak`: one workload, for a profiler to watch.
+async fn soak(
+    paths: &Paths,
+    dir: &std::path::Path,
+    workload: &str,
+    callers: usize,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    let rate = match workload {
+        "tonic" => {
+            let tonic = floor::TonicFloor::start(paths, dir, "tonic").await?;
+            tonic.throughput(callers, duration).await?
+        }
+        "tonic-direct" => floor::soak_direct(paths, dir, callers, duration).await?,
+        "invoke" => {
+            let single = outboard::Single::start(paths, dir).await?;
+            let rate = single.throughput(callers, duration).await;
+            single.stop().await;
+            rate?
+        }
+        "fan-out" => outboard::soak_fan_out(paths, dir, 16, duration).await?,
+        other => anyhow::bail!("unknown workload {other:?}: tonic, invoke or fan-out"),
+    };
+    println!("{workload}: {rate:.0}/s");
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// The machine and the run, in a few lines.
+fn machine(args: &Args, results: &Results, load_before: String, took: Duration) -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU".to_owned(), |m| m.trim().to_owned());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "?".to_owned(), |k| k.trim().to_owned());
+    let go = results.goplugin.as_ref().map_or_else(
+        |_| String::new(),
+        |g| {
+            format!(
+                ", {} with go-plugin {}",
+                g.info.go_version, g.info.go_plugin_version
+            )
+        },
+    );
+    format!(
+        "Machine: {model}, {cpus} CPUs, {mem_gib:.0} GiB, Linux {kernel}{go}.\n\
+         Run: {} build, {} mode, {:.0} s; load average {load_before} before, {} after.\n",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        if args.quick { "quick (smoke)" } else { "full" },
+        took.as_secs_f64(),
+        load_average(),
+    )
+}

@@ -1,0 +1,325 @@
+//! Outboard itself, through the host library as an embedding program uses
+//! it: [`Host::start`], [`Host::dispatch`], [`Host::shutdown`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use outboard_host::Host;
+use outboard_host::phase::{Mode, PhaseSpec};
+use outboard_host::plugin::Plugin;
+use outboard_host::registry::{HostConfig, PluginSpec};
+use outboard_host::supervisor::State;
+use serde_json::{Map, Value, json};
+
+use crate::procs::{self, Paths};
+use crate::stats::{self, Latency};
+
+/// The phase the single no-op plugin subscribes to.
+const PHASE: &str = "bench";
+
+/// The fan-out sizes.
+pub const FAN_OUT: [usize; 4] = [1, 4, 16, 64];
+
+/// The small context every dispatch carries: a job id and two environment
+/// variables.
+pub fn small_context() -> Map<String, Value> {
+    match json!({"job_id": "bench-0001", "env": {"CI": "true", "USER": "bench"}}) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// A spec for an instance of the no-op plugin, subscribed to `phases`,
+/// with its runtime directory in `dir`.
+fn noop(paths: &Paths, dir: &Path, name: &str, phases: &[String]) -> PluginSpec {
+    let mut spec = PluginSpec::new(name, paths.bin("bench-noop"));
+    spec.args = phases.to_vec();
+    spec.runtime_base = Some(dir.to_owned());
+    spec
+}
+
+fn config(plugins: Vec<PluginSpec>, phases: BTreeMap<String, PhaseSpec>) -> HostConfig {
+    let mut plugins = plugins;
+    plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    HostConfig {
+        plugins,
+        phases,
+        ..HostConfig::default()
+    }
+}
+
+async fn start(config: &HostConfig) -> anyhow::Result<Host> {
+    Host::start(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Dispatches `phase` and fails unless it passed with every plugin ok.
+async fn dispatch_ok(host: &Host, phase: &str, context: Map<String, Value>) -> anyhow::Result<()> {
+    let report = host.dispatch(phase, context).await;
+    if !report.passed() {
+        bail!("phase {phase} did not pass: {:?}", report.verdict);
+    }
+    Ok(())
+}
+
+/// (c), (f) and the no-op plugin's RSS for (i): a host with one no-op
+/// plugin.
+#[derive(Debug)]
+pub struct Single {
+    host: Arc<Host>,
+    context: Map<String, Value>,
+}
+
+impl Single {
+    /// Starts the host and its plugin.
+    pub async fn start(paths: &Paths, dir: &Path) -> anyhow::Result<Single> {
+        let spec = noop(paths, dir, "noop", &[PHASE.to_owned()]);
+        let host = Arc::new(start(&config(vec![spec], BTreeMap::new())).await?);
+        Ok(Single {
+            host,
+            context: small_context(),
+        })
+    }
+
+    /// `calls` dispatches, one at a time, each timed.
+    pub async fn samples(&self, calls: usize) -> anyhow::Result<Vec<Duration>> {
+        Latency::samples(calls, || {
+            dispatch_ok(&self.host, PHASE, self.context.clone())
+        })
+        .await
+    }
+
+    /// Dispatches per second with `concurrency` callers.
+    pub async fn throughput(&self, concurrency: usize, duration: Duration) -> anyhow::Result<f64> {
+        let (host, context) = (self.host.clone(), self.context.clone());
+        stats::throughput(concurrency, duration, move || {
+            let (host, context) = (host.clone(), context.clone());
+            async move { dispatch_ok(&host, PHASE, context).await }
+        })
+        .await
+    }
+
+    /// The plugin's RSS, in KiB.
+    pub fn plugin_rss_kib(&self) -> anyhow::Result<u64> {
+        let pid = self.host.plugin("noop").and_then(|p| p.status().pid);
+        procs::rss_kib(pid.context("the no-op plugin is not running")?)
+    }
+
+    /// Stops the plugin.
+    pub async fn stop(self) {
+        self.host.shutdown().await;
+    }
+}
+
+/// (d): `calls` dispatches of `phase` to the plugin at `command`.
+pub async fn example(
+    dir: &Path,
+    name: &str,
+    command: &Path,
+    plugin_config: Value,
+    phase: &str,
+    calls: usize,
+) -> anyhow::Result<Latency> {
+    let mut spec = PluginSpec::new(name, command);
+    spec.runtime_base = Some(dir.to_owned());
+    // As an operator who installed it would: everything it asks for.
+    spec.grant = vec!["*".to_owned()];
+    if let Value::Object(map) = plugin_config {
+        spec.config = map;
+    }
+    let host = start(&config(vec![spec], BTreeMap::new())).await?;
+    let context = small_context();
+    let latency = Latency::measure(calls, || dispatch_ok(&host, phase, context.clone())).await;
+    host.shutdown().await;
+    latency
+}
+
+/// (e): one host with 64 no-op plugins; instance `i` subscribes to the
+/// phases `par_N` (parallel) and `seq_N` (sequential) for every N above
+/// `i`, so each phase has exactly N subscribers. Returns, for each mode and
+/// N, the latency of `calls(N)` dispatches.
+pub async fn fan_out(
+    paths: &Paths,
+    dir: &Path,
+    calls: impl Fn(usize) -> usize,
+) -> anyhow::Result<Vec<(Mode, usize, Latency)>> {
+    let most = FAN_OUT.iter().copied().max().unwrap_or(1);
+    let phase = |mode: Mode, n: usize| match mode {
+        Mode::Parallel => format!("par_{n}"),
+        Mode::Sequential => format!("seq_{n}"),
+    };
+    let modes = [Mode::Parallel, Mode::Sequential];
+    let plugins = (0..most)
+        .map(|i| {
+            let phases: Vec<String> = FAN_OUT
+                .iter()
+                .filter(|&&n| i < n)
+                .flat_map(|&n| modes.map(|m| phase(m, n)))
+                .collect();
+            noop(paths, dir, &format!("noop-{i:02}"), &phases)
+        })
+        .collect();
+    let phases = FAN_OUT
+        .iter()
+        .flat_map(|&n| modes.map(|m| (phase(m, n), m)))
+        .map(|(name, mode)| {
+            let spec = PhaseSpec {
+                mode,
+                ..PhaseSpec::default()
+            };
+            (name, spec)
+        })
+        .collect();
+    let host = start(&config(plugins, phases)).await?;
+    let context = small_context();
+    let mut results = Vec::new();
+    let mut failed = None;
+    'all: for mode in modes {
+        for n in FAN_OUT {
+            let name = phase(mode, n);
+            if host.subscribers(&name).len() != n {
+                failed = Some(anyhow::anyhow!("phase {name} has the wrong subscribers"));
+                break 'all;
+            }
+            match Latency::measure(calls(n), || dispatch_ok(&host, &name, context.clone())).await {
+                Ok(latency) => results.push((mode, n, latency)),
+                Err(e) => {
+                    failed = Some(e);
+                    break 'all;
+                }
+            }
+        }
+    }
+    host.shutdown().await;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(results),
+    }
+}
+
+/// `--soak fan-out`: dispatches per second of a parallel phase with
+/// `count` no-op subscribers, one dispatch at a time.
+pub async fn soak_fan_out(
+    paths: &Paths,
+    dir: &Path,
+    count: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    let plugins = (0..count)
+        .map(|i| noop(paths, dir, &format!("noop-{i:02}"), &["soak".to_owned()]))
+        .collect();
+    let phase = PhaseSpec {
+        mode: Mode::Parallel,
+        ..PhaseSpec::default()
+    };
+    let host = Arc::new(start(&config(plugins, [("soak".to_owned(), phase)].into())).await?);
+    let context = small_context();
+    let rate = {
+        let host = host.clone();
+        stats::throughput(1, duration, move || {
+            let (host, context) = (host.clone(), context.clone());
+            async move { dispatch_ok(&host, "soak", context).await }
+        })
+        .await
+    };
+    host.shutdown().await;
+    rate
+}
+
+/// (g), one plugin: `runs` starts of the no-op plugin to ready, one at a
+/// time, each stopped before the next. Timed around [`Plugin::start`]:
+/// runtime directory, spawn, handshake, connect, `Describe`, `Configure`,
+/// health check.
+pub async fn cold_starts(paths: &Paths, dir: &Path, runs: usize) -> anyhow::Result<Vec<Duration>> {
+    let spec = noop(paths, dir, "noop", &[PHASE.to_owned()]);
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let plugin = Plugin::start(&spec).await?;
+        samples.push(started.elapsed());
+        plugin.stop().await;
+    }
+    Ok(samples)
+}
+
+/// (g), many plugins: `runs` times, `count` no-op plugins started at once
+/// with [`Host::start`], timed until every one is ready.
+pub async fn cold_start_many(
+    paths: &Paths,
+    dir: &Path,
+    count: usize,
+    runs: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let plugins: Vec<PluginSpec> = (0..count)
+        .map(|i| noop(paths, dir, &format!("noop-{i:03}"), &[PHASE.to_owned()]))
+        .collect();
+    let config = config(plugins, BTreeMap::new());
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let host = start(&config).await?;
+        samples.push(started.elapsed());
+        host.stop().await;
+    }
+    Ok(samples)
+}
+
+/// (h): `kills` SIGKILLs of a supervised no-op plugin, each timed until the
+/// supervisor reports a new instance ready. Each is a first restart (the
+/// backoff resets after 1 ms up), which is immediate by design.
+pub async fn restart(paths: &Paths, dir: &Path, kills: usize) -> anyhow::Result<Latency> {
+    let mut spec = noop(paths, dir, "victim", &[PHASE.to_owned()]);
+    spec.supervision.backoff_reset_after = Duration::from_millis(1);
+    spec.supervision.crash_loop_starts = u32::MAX;
+    let host = start(&config(vec![spec], BTreeMap::new())).await?;
+    let result = async {
+        let sup = host.plugin("victim").context("the plugin")?.clone();
+        let mut samples = Vec::with_capacity(kills);
+        for _ in 0..kills {
+            let old = sup.status().pid.context("not ready")?;
+            let killed = Instant::now();
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(old as libc::pid_t, libc::SIGKILL) };
+            loop {
+                let status = sup.status();
+                if status.state == State::Ready && status.pid.is_some_and(|p| p != old) {
+                    break;
+                }
+                if killed.elapsed() > Duration::from_secs(10) {
+                    bail!("not ready again 10 s after SIGKILL: {status:?}");
+                }
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            samples.push(killed.elapsed());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(Latency::of(samples))
+    }
+    .await;
+    host.shutdown().await;
+    result
+}
+
+/// (i): the RSS of `bench-host` (a program embedding the host) once
+/// `count` no-op plugins are ready, after `settle`, in KiB.
+pub fn host_rss(paths: &Paths, count: usize, settle: Duration) -> anyhow::Result<u64> {
+    let count_arg = count.to_string();
+    let noop_arg = paths.bin("bench-noop");
+    let peer = procs::Peer::start(
+        &paths.bin("bench-host"),
+        &[&count_arg, &noop_arg.to_string_lossy()],
+    )?;
+    if !peer.ready_line.starts_with("ready") {
+        bail!("bench-host said {:?}", peer.ready_line);
+    }
+    let plugins = peer.ready_line.split_whitespace().skip(1).count();
+    if plugins != count {
+        bail!("bench-host has {plugins} plugins ready, not {count}");
+    }
+    std::thread::sleep(settle);
+    procs::rss_kib(peer.pid())
+}

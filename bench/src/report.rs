@@ -1,0 +1,486 @@
+//! The results as one markdown table of figures (with their ratios to the
+//! floors and to go-plugin) and one of targets, PASS or MISS.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use outboard_host::phase::Mode;
+
+use crate::goplugin::GoPlugin;
+use crate::stats::Latency;
+
+/// Everything one run measured.
+#[derive(Debug)]
+pub struct Results {
+    /// (a) raw 64-byte ping-pong.
+    pub raw: Latency,
+    /// (b) bare tonic `Invoke`.
+    pub tonic: Latency,
+    /// (b) its throughput by concurrency.
+    pub tonic_throughput: Vec<(usize, f64)>,
+    /// (c) one dispatch to one no-op plugin.
+    pub invoke: Latency,
+    /// (f) Outboard's throughput by concurrency.
+    pub outboard_throughput: Vec<(usize, f64)>,
+    /// (i) the no-op plugin's RSS, KiB.
+    pub plugin_rss_kib: u64,
+    /// (d) the Go example plugin, or why not.
+    pub go_example: Result<Latency, String>,
+    /// (d) the Python example plugin, or why not.
+    pub python_example: Result<Latency, String>,
+    /// (e) by mode and N.
+    pub fan_out: Vec<(Mode, usize, Latency)>,
+    /// (b) parallel fan-out to N bare tonic servers: N and the latency.
+    pub tonic_fan_out: (usize, Latency),
+    /// (g) one plugin.
+    pub cold_one: Latency,
+    /// (g) `many_count` plugins at once.
+    pub cold_many: Latency,
+    /// How many plugins in `cold_many` and `host_rss_many`.
+    pub many_count: usize,
+    /// (h).
+    pub restart: Latency,
+    /// (i) host RSS with no plugins, KiB.
+    pub host_rss_none: u64,
+    /// (i) host RSS with `many_count` plugins, KiB.
+    pub host_rss_many: u64,
+    /// (j), or why not.
+    pub goplugin: Result<GoPlugin, String>,
+}
+
+/// The most of an error a table cell shows.
+const MISSING_WIDTH: usize = 48;
+
+/// A value in a cell.
+fn time(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else if us < 1e6 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+fn rate(r: f64) -> String {
+    format!("{:.0}/s", r)
+}
+
+fn mem(kib: u64) -> String {
+    format!("{:.1} MB", kib as f64 * 1024.0 / 1e6)
+}
+
+fn ratio(x: Option<f64>) -> String {
+    match x {
+        Some(r) if r.is_finite() => format!("{r:.2}×"),
+        _ => "—".to_owned(),
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// One row of the figures table.
+struct Row {
+    item: &'static str,
+    what: String,
+    n: String,
+    p50: String,
+    p99: String,
+    ratios: [Option<f64>; 3],
+}
+
+/// A target and whether it was met.
+struct Target {
+    what: &'static str,
+    measured: String,
+    pass: Option<bool>,
+}
+
+impl Results {
+    fn go(&self) -> Option<&GoPlugin> {
+        self.goplugin.as_ref().ok()
+    }
+
+    fn go_p50(&self) -> Option<f64> {
+        self.go().map(|g| secs(g.latency.p50))
+    }
+
+    fn latency_row(&self, item: &'static str, what: String, l: &Latency) -> Row {
+        let p50 = secs(l.p50);
+        Row {
+            item,
+            what,
+            n: l.n.to_string(),
+            p50: time(l.p50),
+            p99: time(l.p99),
+            ratios: [
+                Some(p50 / secs(self.raw.p50)),
+                Some(p50 / secs(self.tonic.p50)),
+                self.go_p50().map(|g| p50 / g),
+            ],
+        }
+    }
+
+    fn missing_row(item: &'static str, what: String, why: &str) -> Row {
+        // The table keeps the first line, cut short; the run's stderr has
+        // the whole error.
+        let first = why.lines().next().unwrap_or_default();
+        let short: String = first.chars().take(MISSING_WIDTH).collect();
+        let ellipsis = if short.len() < why.len() { "…" } else { "" };
+        Row {
+            item,
+            what,
+            n: "—".into(),
+            p50: format!("{short}{ellipsis}"),
+            p99: "—".into(),
+            ratios: [None; 3],
+        }
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        rows.push(self.latency_row("a", "raw Unix socket, 64 B ping-pong".into(), &self.raw));
+        rows.push(self.latency_row(
+            "b",
+            "bare tonic `Invoke` over a Unix socket".into(),
+            &self.tonic,
+        ));
+        rows.push(self.latency_row(
+            "c",
+            "Outboard `Host::dispatch`, 1 Rust no-op plugin".into(),
+            &self.invoke,
+        ));
+        for (what, result) in [
+            ("Go `env-guard` (pre_validation)", &self.go_example),
+            (
+                "Python `secret-scrubber` (pre_container)",
+                &self.python_example,
+            ),
+        ] {
+            let what = format!("Outboard `Host::dispatch`, {what}");
+            rows.push(match result {
+                Ok(l) => self.latency_row("d", what, l),
+                Err(why) => Self::missing_row("d", what, why),
+            });
+        }
+        for (mode, n, l) in &self.fan_out {
+            let mode = match mode {
+                Mode::Parallel => "parallel",
+                Mode::Sequential => "sequential",
+            };
+            rows.push(self.latency_row("e", format!("fan-out, {mode}, N = {n}"), l));
+        }
+        let (n, l) = &self.tonic_fan_out;
+        rows.push(self.latency_row(
+            "b",
+            format!("fan-out, parallel, bare tonic to {n} servers"),
+            l,
+        ));
+        for (who, series) in [
+            ("bare tonic", &self.tonic_throughput),
+            ("Outboard", &self.outboard_throughput),
+        ] {
+            for &(c, r) in series {
+                let tonic = self
+                    .tonic_throughput
+                    .iter()
+                    .find(|(tc, _)| *tc == c)
+                    .map(|(_, t)| *t);
+                rows.push(Row {
+                    item: if who == "Outboard" { "f" } else { "b" },
+                    what: format!("throughput, {who}, concurrency {c}"),
+                    n: "—".into(),
+                    p50: rate(r),
+                    p99: "—".into(),
+                    ratios: [
+                        None,
+                        tonic.map(|t| r / t),
+                        self.go().and_then(|g| g.throughput(c)).map(|g| r / g),
+                    ],
+                });
+            }
+        }
+        let go_cold = self.go().map(|g| secs(g.cold.p50));
+        rows.push(Row {
+            ratios: [None, None, go_cold.map(|g| secs(self.cold_one.p50) / g)],
+            ..self.latency_row(
+                "g",
+                "cold start to ready, 1 Rust plugin".into(),
+                &self.cold_one,
+            )
+        });
+        let go_many = self.go().map(|g| secs(g.many.p50));
+        rows.push(Row {
+            ratios: [None, None, go_many.map(|g| secs(self.cold_many.p50) / g)],
+            ..self.latency_row(
+                "g",
+                format!("cold start to ready, {} plugins at once", self.many_count),
+                &self.cold_many,
+            )
+        });
+        rows.push(Row {
+            ratios: [None; 3],
+            ..self.latency_row("h", "restart, SIGKILL → ready again".into(), &self.restart)
+        });
+        let go_rss = self.go().map(|g| g.plugin_rss_kib as f64);
+        for (what, kib, vs_go) in [
+            (
+                "host RSS, 0 plugins".to_owned(),
+                self.host_rss_none,
+                Some(self.go().map(|g| g.info.host_rss_idle_kib as f64)),
+            ),
+            (
+                format!("host RSS, {} plugins", self.many_count),
+                self.host_rss_many,
+                Some(self.go().map(|g| g.host_rss_many_kib as f64)),
+            ),
+            (
+                "RSS of one Rust no-op plugin".to_owned(),
+                self.plugin_rss_kib,
+                Some(go_rss),
+            ),
+        ] {
+            rows.push(Row {
+                item: "i",
+                what,
+                n: "1".into(),
+                p50: mem(kib),
+                p99: "—".into(),
+                ratios: [None, None, vs_go.flatten().map(|g| kib as f64 / g)],
+            });
+        }
+        match self.go() {
+            Some(g) => {
+                rows.push(self.latency_row(
+                    "j",
+                    format!("go-plugin {} (gRPC), no-op call", g.info.go_plugin_version),
+                    &g.latency,
+                ));
+                for &(c, r) in &g.throughput {
+                    let tonic = self
+                        .tonic_throughput
+                        .iter()
+                        .find(|(tc, _)| *tc == c)
+                        .map(|(_, t)| *t);
+                    rows.push(Row {
+                        item: "j",
+                        what: format!("throughput, go-plugin, concurrency {c}"),
+                        n: "—".into(),
+                        p50: rate(r),
+                        p99: "—".into(),
+                        ratios: [None, tonic.map(|t| r / t), Some(1.0)],
+                    });
+                }
+                rows.push(Row {
+                    item: "j",
+                    what: "go-plugin cold start to first call answered".into(),
+                    n: g.cold.n.to_string(),
+                    p50: time(g.cold.p50),
+                    p99: time(g.cold.p99),
+                    ratios: [None, None, Some(1.0)],
+                });
+                rows.push(Row {
+                    ratios: [None, None, Some(1.0)],
+                    ..self.latency_row(
+                        "j",
+                        format!(
+                            "go-plugin: {} plugins at once to first call answered",
+                            self.many_count
+                        ),
+                        &g.many,
+                    )
+                });
+                for (what, kib) in [
+                    (
+                        "go-plugin host RSS, 0 plugins".to_owned(),
+                        g.info.host_rss_idle_kib,
+                    ),
+                    (
+                        format!("go-plugin host RSS, {} plugins", self.many_count),
+                        g.host_rss_many_kib,
+                    ),
+                ] {
+                    rows.push(Row {
+                        item: "j",
+                        what,
+                        n: "1".into(),
+                        p50: mem(kib),
+                        p99: "—".into(),
+                        ratios: [None, None, Some(1.0)],
+                    });
+                }
+                rows.push(Row {
+                    item: "j",
+                    what: "RSS of the go-plugin plugin".into(),
+                    n: "1".into(),
+                    p50: mem(g.plugin_rss_kib),
+                    p99: "—".into(),
+                    ratios: [None, None, Some(1.0)],
+                });
+            }
+            None => rows.push(Self::missing_row(
+                "j",
+                "go-plugin".into(),
+                self.goplugin.as_ref().err().map_or("", String::as_str),
+            )),
+        }
+        rows
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let c = secs(self.invoke.p50);
+        let mut targets = Vec::new();
+        let r = c / secs(self.tonic.p50);
+        targets.push(Target {
+            what: "invoke p50 ≤ 1.3× bare tonic (c / b)",
+            measured: format!("{r:.2}×"),
+            pass: Some(r <= 1.3),
+        });
+        let go = self.go_p50().map(|g| c / g);
+        targets.push(Target {
+            what: "invoke p50 ≤ 0.8× go-plugin (c / j)",
+            measured: ratio(go),
+            pass: go.map(|r| r <= 0.8),
+        });
+        let par16 = self
+            .fan_out
+            .iter()
+            .find(|(m, n, _)| *m == Mode::Parallel && *n == 16)
+            .map(|(_, _, l)| secs(l.p50) / c);
+        let floor16 = (self.tonic_fan_out.0 == 16)
+            .then(|| secs(self.tonic_fan_out.1.p50) / secs(self.tonic.p50));
+        targets.push(Target {
+            what: "parallel fan-out to 16 p50 ≤ 4× one invoke (e / c)",
+            measured: format!("{} (bare tonic: {})", ratio(par16), ratio(floor16)),
+            pass: par16.map(|r| r <= 4.0),
+        });
+        let at = |series: &[(usize, f64)]| series.iter().find(|(n, _)| *n == 64).map(|(_, r)| *r);
+        let tp = at(&self.outboard_throughput)
+            .zip(at(&self.tonic_throughput))
+            .map(|(o, t)| o / t);
+        targets.push(Target {
+            what: "throughput at concurrency 64 ≥ 0.8× bare tonic (f / b)",
+            measured: ratio(tp),
+            pass: tp.map(|r| r >= 0.8),
+        });
+        targets.push(Target {
+            what: "cold start of a Rust plugin p50 ≤ 10 ms",
+            measured: time(self.cold_one.p50),
+            pass: Some(self.cold_one.p50 <= Duration::from_millis(10)),
+        });
+        targets.push(Target {
+            what: "100 plugins ready ≤ 2 s (slowest run)",
+            measured: if self.many_count == 100 {
+                time(self.cold_many.p99)
+            } else {
+                format!("only {} plugins measured", self.many_count)
+            },
+            pass: Some(self.many_count == 100 && self.cold_many.p99 <= Duration::from_secs(2)),
+        });
+        targets.push(Target {
+            what: "SIGKILL → ready p50 ≤ 50 ms",
+            measured: time(self.restart.p50),
+            pass: Some(self.restart.p50 <= Duration::from_millis(50)),
+        });
+        targets.push(Target {
+            what: "host RSS ≤ 20 MB with 100 plugins",
+            measured: mem(self.host_rss_many),
+            pass: Some(self.host_rss_many as f64 * 1024.0 <= 20e6),
+        });
+        targets
+    }
+
+    /// The two tables, as markdown.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let mut figures = vec![vec![
+            "".to_owned(),
+            "measurement".to_owned(),
+            "n".to_owned(),
+            "p50 / value".to_owned(),
+            "p99".to_owned(),
+            "× (a) raw".to_owned(),
+            "× (b) tonic".to_owned(),
+            "× (j) go-plugin".to_owned(),
+        ]];
+        for row in self.rows() {
+            figures.push(vec![
+                format!("({})", row.item),
+                row.what,
+                row.n,
+                row.p50,
+                row.p99,
+                ratio(row.ratios[0]),
+                ratio(row.ratios[1]),
+                ratio(row.ratios[2]),
+            ]);
+        }
+        table(
+            &mut out,
+            &figures,
+            &[false, false, true, true, true, true, true, true],
+        );
+        out.push('\n');
+        let mut targets = vec![vec![
+            "target".to_owned(),
+            "measured".to_owned(),
+            "result".to_owned(),
+        ]];
+        for t in self.targets() {
+            targets.push(vec![
+                t.what.to_owned(),
+                t.measured,
+                match t.pass {
+                    Some(true) => "PASS".to_owned(),
+                    Some(false) => "MISS".to_owned(),
+                    None => "n/a".to_owned(),
+                },
+            ]);
+        }
+        table(&mut out, &targets, &[false, true, false]);
+        out
+    }
+}
+
+/// A markdown table with padded columns (readable as plain text too).
+fn table(out: &mut String, rows: &[Vec<String>], right: &[bool]) {
+    let columns = rows.first().map_or(0, Vec::len);
+    let width: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(3)
+        })
+        .collect();
+    let line = |out: &mut String, cells: &[String]| {
+        out.push('|');
+        for (c, cell) in cells.iter().enumerate() {
+            let pad = width[c] - cell.chars().count();
+            if right[c] {
+                let _ = write!(out, " {}{} |", " ".repeat(pad), cell);
+            } else {
+                let _ = write!(out, " {}{} |", cell, " ".repeat(pad));
+            }
+        }
+        out.push('\n');
+    };
+    line(out, &rows[0]);
+    out.push('|');
+    for c in 0..columns {
+        let dashes = "-".repeat(width[c]);
+        if right[c] {
+            let _ = write!(out, " {}: |", &dashes[1..]);
+        } else {
+            let _ = write!(out, " {dashes} |");
+        }
+    }
+    out.push('\n');
+    for row in &rows[1..] {
+        line(out, row);
+    }
+}

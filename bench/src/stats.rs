@@ -1,0 +1,110 @@
+//! Percentiles over sorted samples, and throughput over a fixed time.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The percentiles of a set of timings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    /// How many samples.
+    pub n: usize,
+    /// The median.
+    pub p50: Duration,
+    /// The 99th percentile (nearest rank).
+    pub p99: Duration,
+}
+
+impl Latency {
+    /// The percentiles of `samples`, which must not be empty.
+    pub fn of(mut samples: Vec<Duration>) -> Latency {
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+        Latency {
+            n: samples.len(),
+            p50: at(0.50),
+            p99: at(0.99),
+        }
+    }
+
+    /// Times `calls` runs of `call`, one after another.
+    pub async fn samples<F, Fut>(calls: usize, mut call: F) -> anyhow::Result<Vec<Duration>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        let mut samples = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let started = Instant::now();
+            call().await?;
+            samples.push(started.elapsed());
+        }
+        Ok(samples)
+    }
+
+    /// Times `calls` runs of `call`, one after another, after `calls / 10`
+    /// untimed warm-up runs.
+    pub async fn measure<F, Fut>(calls: usize, mut call: F) -> anyhow::Result<Latency>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        Latency::samples(calls / 10, &mut call).await?;
+        Ok(Latency::of(Latency::samples(calls, call).await?))
+    }
+}
+
+/// Completed calls per second with `concurrency` tasks calling `call` in a
+/// loop: after a warm-up of a tenth of `duration` (at most 200 ms), the
+/// calls that start and finish within the next `duration` are counted.
+pub async fn throughput<F, Fut>(
+    concurrency: usize,
+    duration: Duration,
+    call: F,
+) -> anyhow::Result<f64>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let warm_up = (duration / 10).min(Duration::from_millis(200));
+    let done = Arc::new(AtomicU64::new(0));
+    let begin = Instant::now() + warm_up;
+    let end = begin + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let call = call.clone();
+        let done = done.clone();
+        tasks.spawn(async move {
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    return anyhow::Ok(());
+                }
+                call().await?;
+                if Instant::now() < end && now >= begin {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples = (1..=100).map(Duration::from_micros).collect();
+        let l = Latency::of(samples);
+        assert_eq!(l.n, 100);
+        assert_eq!(l.p50, Duration::from_micros(51));
+        assert_eq!(l.p99, Duration::from_micros(99));
+    }
+}
