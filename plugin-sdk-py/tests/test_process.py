@@ -271,3 +271,38 @@ def test_running_plugin_helpers_drive_the_whole_lifecycle(sample: RunningPlugin)
     vetoed = sample.invoke("pre_container", {**JOB, "metadata": {"sample": {"abort": "no"}}})
     assert vetoed.context == {**JOB, "metadata": {"sample": {"abort": "no"}}}
     assert sample.shutdown(grace=1) == 0
+
+
+SAMPLE_ASYNC = SAMPLE.with_name("sample_async.py")
+
+
+def test_an_async_invoke_answers_and_is_cancelled_at_the_deadline_and_at_the_end_of_the_grace() -> None:
+    import json
+
+    with RunningPlugin([sys.executable, str(SAMPLE_ASYNC)]) as plugin:
+        plugin.configure({})
+        assert plugin.invoke("pre_container", JOB).context["env"]["GREETING"] == "hello, ada"
+        # Cut off at the deadline in the message, and the coroutine cancelled.
+        slow = invoke_request({**JOB, "metadata": {"sample": {"sleep": 5}}}, deadline_in=0.2)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as raised:
+            plugin.stub.Invoke(slow, metadata=plugin.metadata, timeout=5)
+        assert time.monotonic() - started < 2
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+        # Cancelled by the host (its own deadline, shorter than the message's).
+        with pytest.raises(grpc.RpcError) as raised:
+            plugin.stub.Invoke(invoke_request({**JOB, "metadata": {"sample": {"sleep": 5}}}, deadline_in=10), metadata=plugin.metadata, timeout=0.2)
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+        # Quick ones still answer, and a short sleep finishes.
+        quick = invoke_request({**JOB, "metadata": {"sample": {"sleep": 0.01}}})
+        assert plugin.stub.Invoke(quick, metadata=plugin.metadata, timeout=5).message == "slept"
+        # Still running when the grace is over: cancelled, UNAVAILABLE.
+        stuck = invoke_request({**JOB, "metadata": {"sample": {"sleep": 30}}}, deadline_in=60)
+        future = plugin.stub.Invoke.future(stuck, metadata=plugin.metadata, timeout=60)
+        time.sleep(0.2)
+        request = plugin_pb2.ShutdownRequest(grace=duration_pb2.Duration(seconds=1))
+        plugin.stub.Shutdown(request, metadata=plugin.metadata, timeout=5)
+        assert plugin.process.wait(timeout=3) == 0
+        assert future.exception().code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[union-attr]
+        records = [json.loads(line) for line in plugin.stderr().splitlines() if line.strip()]
+        assert [r["message"] for r in records].count("invoke cancelled") == 3, records

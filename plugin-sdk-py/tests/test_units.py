@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import sys
+import time
 from typing import Any
 
 import grpc
@@ -28,7 +29,7 @@ from outboard_plugin import (
 )
 from outboard_plugin._proto import plugin_pb2
 from outboard_plugin.auth import token_problem
-from outboard_plugin.jsonvalue import dict_to_struct, python_to_value, struct_to_dict
+from outboard_plugin.jsonvalue import check_json, dict_to_struct, fill_value, python_to_value, struct_to_dict
 from outboard_plugin.log import JsonFormatter
 from outboard_plugin.patch import PatchError, PatchOp, apply, parse
 from outboard_plugin.testing import Harness
@@ -308,6 +309,34 @@ def test_non_json_values_name_their_place() -> None:
         dict_to_struct({"a": [1, object()]})
 
 
+class _Frozen(dict[str, Any]):
+    """A dict subclass: not the fast path of check_json and fill_value."""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None, True, 0, -7, 1.5, math.nan, "x", "é", [], {}, (1, "a"), [1, [2, {"k": None}]],
+        {"a": {"b": [True, 2**60, "z"]}}, _Frozen(a=[1]), {"a": [1, object()]}, {1: "x"},
+        {"k": {2.5: 1}}, {"s": {1, 2}}, b"bytes", "\ud800", {"\ud800": 1}, [10**400], {"a": (1, {"b": 3j})},
+    ],
+)
+def test_check_json_raises_what_the_conversion_raises(value: Any) -> None:
+    def outcome(f: Any) -> Any:
+        try:
+            f()
+        except Exception as e:
+            return type(e), str(e)
+        return None
+
+    converted = outcome(lambda: python_to_value(value))
+    assert outcome(lambda: check_json(value)) == converted
+    if converted is None:
+        filled = plugin_pb2.PatchOperation()
+        fill_value(filled.value, value)
+        assert filled.value == python_to_value(value)
+
+
 # --- errors and logs ----------------------------------------------------------
 
 
@@ -431,3 +460,73 @@ def test_harness_supports_async_plugins() -> None:
             return Reply.ok().set("/metadata/async", True)
 
     assert Harness(Async()).invoke("pre_container", {}).context == {"metadata": {"async": True}}
+
+
+# --- worker threads -------------------------------------------------------------
+
+
+def test_worker_pool_runs_calls_in_named_threads_and_grows_when_busy() -> None:
+    import threading
+
+    from outboard_plugin.workers import WorkerPool
+
+    pool = WorkerPool(max_workers=2, thread_name_prefix="w")
+
+    def blocker(started: threading.Event, release: threading.Event) -> str:
+        started.set()
+        release.wait(5)
+        return threading.current_thread().name
+
+    try:
+        assert pool.submit(lambda: threading.current_thread().name).result(timeout=5) == "w_0"
+        with pytest.raises(ZeroDivisionError):
+            pool.submit(lambda: 1 / 0).result(timeout=5)
+        # One call blocked: the next one runs all the same, in another thread.
+        started, release = threading.Event(), threading.Event()
+        blocked = pool.submit(blocker, started, release)
+        assert started.wait(5)
+        other = pool.submit(lambda: threading.current_thread().name).result(timeout=5)
+        assert other.startswith("w_")
+        # Both threads blocked, at the maximum: a third call waits for one.
+        started2, release2 = threading.Event(), threading.Event()
+        blocked2 = pool.submit(blocker, started2, release2)
+        assert started2.wait(5)
+        waiting = pool.submit(lambda: "ran")
+        time.sleep(0.05)
+        assert not waiting.done()
+        release.set()
+        assert waiting.result(timeout=5) == "ran"
+        release2.set()
+        assert blocked.result(timeout=5) != blocked2.result(timeout=5)
+        # call(): fire and forget, the function reports its own outcome.
+        done = threading.Event()
+        pool.call(done.set)
+        assert done.wait(5)
+    finally:
+        release.set()
+        release2.set()
+        pool.shutdown(wait=True)
+    assert not any(t.name.startswith("w_") for t in threading.enumerate())
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(lambda: None)
+
+
+def test_worker_pool_shutdown_cancels_calls_not_started() -> None:
+    import threading
+
+    from outboard_plugin.workers import WorkerPool
+
+    pool = WorkerPool(max_workers=1)
+    started, release = threading.Event(), threading.Event()
+
+    def blocker() -> bool:
+        started.set()
+        return release.wait(5)
+
+    running = pool.submit(blocker)
+    assert started.wait(5)
+    queued = pool.submit(lambda: "never")
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert queued.cancelled()
+    release.set()
+    assert running.result(timeout=5) is True

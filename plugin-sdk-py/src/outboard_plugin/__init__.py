@@ -15,10 +15,10 @@ Layout:
   codes), :class:`ServeError`, :class:`SettingsError`.
 - :mod:`.health`: :class:`Health`, to report ``NOT_SERVING``.
 - :mod:`.settings`: the ``OUTBOARD_*`` environment.
-- :mod:`.server`, :mod:`.service`, :mod:`.auth`, :mod:`.reflection`:
-  :func:`run`, :func:`serve`, :func:`serve_with`, the ``PluginService``
-  implementation, the token interceptor and server reflection (loaded on
-  first use).
+- :mod:`.server`, :mod:`.service`, :mod:`.auth`, :mod:`.reflection`,
+  :mod:`.workers`: :func:`run`, :func:`serve`, :func:`serve_with`, the
+  ``PluginService`` implementation, the token check, server reflection
+  (loaded on first use) and the worker threads for plain ``def`` methods.
 - :mod:`.patch`, :mod:`.jsonvalue`: JSON Pointers and patches;
   ``google.protobuf.Struct`` <-> ``dict``.
 - :mod:`.log`: JSON log lines on stderr.

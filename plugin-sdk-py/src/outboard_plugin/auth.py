@@ -5,7 +5,7 @@ other local processes cannot drive the plugin."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -40,28 +40,36 @@ def token_problem(metadata: Sequence[tuple[str, str | bytes]] | None, token: str
     return None
 
 
-class TokenCheck(grpc.aio.ServerInterceptor):
-    """Refuses ``PluginService`` calls without the launch token with
-    ``UNAUTHENTICATED``, before the handler runs."""
+class TokenGate(grpc.GenericRpcHandler):
+    """Serves ``PluginService``'s methods (``handlers``, by full method name)
+    to calls carrying the launch token, and refuses the others with
+    ``UNAUTHENTICATED`` before the handler runs (the request is not read).
 
-    def __init__(self, token: str) -> None:
+    A generic handler rather than a ``grpc.aio`` server interceptor: the
+    server calls it synchronously while it looks the method up, where an
+    interceptor is a coroutine awaited on every call, health checks
+    included. Register it before any other generic handler, and do not
+    register the same methods with ``add_registered_method_handlers``
+    (registered methods are looked up first and would skip the check).
+    """
+
+    def __init__(self, token: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]) -> None:
         self._token = token
+        self._handlers = dict(handlers)
 
     def __repr__(self) -> str:
-        return "TokenCheck(<redacted>)"
+        return f"TokenGate(<redacted>, {sorted(self._handlers)})"
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         method: str = handler_call_details.method
-        if method.startswith(PLUGIN_SERVICE_PREFIX):
-            metadata: Any = handler_call_details.invocation_metadata
-            problem = token_problem(metadata, self._token)
-            if problem is not None:
-                return _refuse(problem)
-        return await continuation(handler_call_details)
+        if not method.startswith(PLUGIN_SERVICE_PREFIX):
+            return None
+        metadata: Any = handler_call_details.invocation_metadata
+        problem = token_problem(metadata, self._token)
+        if problem is not None:
+            return _refuse(problem)
+        # None for a method the service does not have: UNIMPLEMENTED.
+        return self._handlers.get(method)
 
 
 def _refuse(message: str) -> grpc.RpcMethodHandler[Any, Any]:

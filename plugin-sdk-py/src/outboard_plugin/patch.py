@@ -16,6 +16,8 @@ from typing import Any
 MAX_DEPTH = 32
 
 _INDEX = re.compile(r"0|[1-9][0-9]*")
+#: A ``~`` not followed by ``0`` or ``1``.
+_BAD_ESCAPE = re.compile(r"~(?![01])")
 
 
 class PatchError(ValueError):
@@ -55,7 +57,7 @@ def parse(path: str) -> list[str]:
         )
     tokens = []
     for token in raw:
-        if re.search(r"~(?![01])", token):
+        if "~" in token and _BAD_ESCAPE.search(token):
             raise bad("'~' must be followed by '0' or '1'")
         tokens.append(token.replace("~1", "/").replace("~0", "~"))
     return tokens

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._proto import plugin_pb2
 from .errors import PluginError
-from .jsonvalue import python_to_value
+from .jsonvalue import check_json, fill_value
 from .patch import PatchError, PatchOp, parse
 
 
@@ -70,7 +70,7 @@ class Reply:
         try:
             parse(op.path)
             if op.op == "set":
-                python_to_value(op.value)
+                check_json(op.value)
         except (PatchError, TypeError) as e:
             if self._invalid is None:
                 self._invalid = str(e) if isinstance(e, PatchError) else f"the value for {op.path}: {e}"
@@ -107,12 +107,10 @@ class Reply:
             outcome = plugin_pb2.OUTCOME_CONTINUE
         response = plugin_pb2.InvokeResponse(outcome=outcome, message=self._message)
         for op in ops:
-            wire = response.patch.add(path=op.path)
             if op.op == "set":
-                wire.op = plugin_pb2.PATCH_OP_SET
-                wire.value.CopyFrom(python_to_value(op.value))
+                fill_value(response.patch.add(path=op.path, op=plugin_pb2.PATCH_OP_SET).value, op.value)
             else:
-                wire.op = plugin_pb2.PATCH_OP_REMOVE
+                response.patch.add(path=op.path, op=plugin_pb2.PATCH_OP_REMOVE)
         return response
 
     def __repr__(self) -> str:

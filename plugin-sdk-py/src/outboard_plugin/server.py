@@ -8,20 +8,19 @@ import logging
 import os
 import signal
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import grpc.aio
 
-from ._proto import plugin_pb2_grpc
-from .auth import TokenCheck
+from .auth import TokenGate
 from .errors import NotStartedByHost, ServeError, SettingsError
 from .health import Health
 from .manifest import ManifestError
 from .plugin import Plugin
 from .reflection import LazyReflection
-from .service import PluginServicer, busy
+from .service import PluginServicer, busy, plugin_service_handlers
 from .settings import Settings
+from .workers import WorkerPool
 
 log = logging.getLogger("outboard_plugin")
 
@@ -59,7 +58,6 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    abandoned = asyncio.Event()
     request: list[tuple[float, str]] = []
 
     def stop(grace: float, reason: str) -> None:
@@ -72,19 +70,21 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_health.v1._async import HealthServicer
 
-    executor = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
+    executor = WorkerPool(thread_name_prefix=WORKER_PREFIX)
     health = Health()
     health_servicer = HealthServicer()
     # SERVING from the start (§10); the plugin gets a handle in Configure.
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health._attach(health_servicer, loop)
 
+    servicer = PluginServicer(plugin, manifest, settings.protocol_version, health, executor, stop)
+    # The token check is the generic handler serving PluginService (not an
+    # interceptor, which costs a coroutine on every call), so PluginService
+    # is not registered with the generated add_PluginServiceServicer_to_server.
     server = grpc.aio.server(
-        interceptors=[TokenCheck(settings.token)],
+        handlers=[TokenGate(settings.token, plugin_service_handlers(servicer))],
         options=[("grpc.so_reuseport", 0)],
     )
-    servicer = PluginServicer(plugin, manifest, settings.protocol_version, health, executor, stop, abandoned)
-    plugin_pb2_grpc.add_PluginServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     server.add_generic_rpc_handlers([LazyReflection([_PLUGIN_SERVICE, "grpc.health.v1.Health"])])
 
@@ -134,7 +134,7 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
                 "calls still running at the end of the grace period; cancelling them",
                 extra={"grace_ms": round(grace * 1000)},
             )
-        abandoned.set()
+        servicer.abandon()
         await asyncio.wait({drain}, timeout=reserve)
         await _call_shutdown(plugin, executor)
     finally:
@@ -150,7 +150,7 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
     log.debug("stopped")
 
 
-async def _call_shutdown(plugin: Plugin, executor: ThreadPoolExecutor) -> None:
+async def _call_shutdown(plugin: Plugin, executor: WorkerPool) -> None:
     from .service import call_plugin
 
     try:

@@ -16,6 +16,7 @@ import grpc
 import grpc.aio
 
 from ._proto import plugin_pb2
+from .auth import PLUGIN_SERVICE_PREFIX
 from .config import Config
 from .errors import PluginError
 from .health import Health
@@ -24,6 +25,7 @@ from .jsonvalue import struct_to_dict
 from .manifest import Manifest
 from .plugin import Plugin
 from .reply import Reply
+from .workers import WorkerPool
 
 log = logging.getLogger("outboard_plugin")
 
@@ -82,7 +84,6 @@ class PluginServicer:
         health: Health,
         executor: Executor | None,
         stop: Callable[[float, str], None],
-        abandoned: asyncio.Event,
     ) -> None:
         self._plugin = plugin
         self._name = manifest.name
@@ -91,8 +92,10 @@ class PluginServicer:
         self._health = health
         self._executor = executor
         self._stop = stop
-        #: Set when the shutdown grace is over: calls still running give up.
-        self._abandoned = abandoned
+        #: The ``Invoke`` calls waiting for the plugin now.
+        self._calls: set[_Call] = set()
+        #: True once the shutdown grace is over: calls still running give up.
+        self._abandoned = False
 
     async def Describe(self, request: plugin_pb2.DescribeRequest, context: Context) -> plugin_pb2.DescribeResponse:
         log.debug(
@@ -140,35 +143,26 @@ class PluginServicer:
             trace_context=dict(request.trace_context),
         )
         started = time.monotonic()
-        work = asyncio.ensure_future(self._run("invoke", self._plugin.invoke, invocation))
-        abandoned = asyncio.ensure_future(self._abandoned.wait())
-        try:
-            timeout = None if deadline is None else max(0.0, deadline - time.time())
-            done, _ = await asyncio.wait({work, abandoned}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            abandoned.cancel()
-            # Past the deadline, at the end of the grace, or when the host
-            # cancels the call: an `async def` is cancelled here; a plain
-            # `def` keeps its thread until it returns.
-            if not work.done():
-                work.cancel()
+        timeout = None if deadline is None else max(0.0, deadline - time.time())
+        outcome = await self._invoke(invocation, timeout)
         elapsed_ms = round((time.monotonic() - started) * 1000)
         fields = {"phase": phase, "invocation_id": request.invocation_id, "elapsed_ms": elapsed_ms}
-        if work not in done:
-            if abandoned in done:
-                log.warning("invoke cancelled: the shutdown grace is over", extra=fields)
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"{self._name} is shutting down and cancelled the call for phase {phase!r} "
-                    "when the grace period ran out",
-                )
+        if outcome is _ABANDONED:
+            log.warning("invoke cancelled: the shutdown grace is over", extra=fields)
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{self._name} is shutting down and cancelled the call for phase {phase!r} "
+                "when the grace period ran out",
+            )
+        if outcome is _DEADLINE:
             log.warning("invoke cut off at its deadline", extra=fields)
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"{self._name} did not finish phase {phase!r} before the deadline "
                 f"(cancelled after {elapsed_ms} ms)",
             )
-        reply, failure = work.result()
+        assert isinstance(outcome, tuple)
+        reply, failure = outcome
         if failure is not None:
             code, message = failure
             log.warning("invoke failed", extra={**fields, "error": message})
@@ -185,7 +179,8 @@ class PluginServicer:
         except PluginError as e:
             log.error("invalid reply", extra={**fields, "error": e.status_message})
             await context.abort(e.code, e.status_message)
-        log.debug("invoked", extra={**fields, "ops": len(response.patch)})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("invoked", extra={**fields, "ops": len(response.patch)})
         return response
 
     async def Shutdown(self, request: plugin_pb2.ShutdownRequest, context: Context) -> plugin_pb2.ShutdownResponse:
@@ -194,6 +189,83 @@ class PluginServicer:
         # Answer first; the server stops afterwards. A second Shutdown is answered all the same.
         self._stop(grace, request.reason or "Shutdown call")
         return plugin_pb2.ShutdownResponse()
+
+    def abandon(self) -> None:
+        """The shutdown grace is over: ``Invoke`` calls still waiting for the
+        plugin answer ``UNAVAILABLE`` now (an ``async def`` is cancelled), as
+        will any that starts from now on."""
+        self._abandoned = True
+        for call in list(self._calls):
+            call.settle(_ABANDONED)
+
+    async def _invoke(self, invocation: Invocation, timeout: float | None) -> Any:
+        """Runs ``plugin.invoke`` for at most ``timeout`` seconds: what
+        :meth:`_run` would return, or :data:`_DEADLINE` or :data:`_ABANDONED`.
+
+        Per call this costs one future and, with a deadline, one timer: a
+        plain ``def`` hands its result from its worker thread straight to
+        the future, and the deadline and the end of the grace settle the
+        same future. (``asyncio.wait`` over a task running the method and a
+        task waiting for the end of the grace, with its timeout, cost about
+        100 µs a call: DECISIONS.md, "Python SDK".)
+        """
+        if self._abandoned:
+            return _ABANDONED
+        loop = asyncio.get_running_loop()
+        call = _Call(loop)
+        timer = None if timeout is None else loop.call_later(timeout, call.settle, _DEADLINE)
+        self._calls.add(call)
+        try:
+            # The work starts last: a worker thread woken now gets the GIL
+            # as soon as the loop goes back to waiting.
+            method = self._plugin.invoke
+            try:
+                if inspect.iscoroutinefunction(method):
+                    call.follow(loop.create_task(self._run("invoke", method, invocation)))
+                elif isinstance(self._executor, WorkerPool):
+                    self._executor.call(_in_thread, loop, call, self._from_thread, method, invocation)
+                else:
+                    loop.run_in_executor(self._executor, _in_thread, loop, call, self._from_thread, method, invocation)
+            except Exception as e:  # the executor is shut down
+                call.settle((None, self._internal("invoke", e)))
+            return await call.waiter
+        finally:
+            self._calls.discard(call)
+            if timer is not None:
+                timer.cancel()
+            # Past the deadline, at the end of the grace, or when the host
+            # cancels the call: an `async def` is cancelled here; a plain
+            # `def` keeps its thread until it returns.
+            call.cancel()
+
+    def _from_thread(self, call: _Call, result: Any, error: BaseException | None) -> None:
+        """On the loop: what a plain ``def`` plugin method returned or raised
+        in its worker thread, turned into what :meth:`_run` returns. Nothing
+        once the call is over (cut off, cancelled), as before."""
+        if call.waiter.done():
+            return
+        if error is None:
+            # A Reply is the common answer, and never awaitable (the
+            # Awaitable check alone costs more than the rest of this).
+            if type(result) is not Reply and inspect.isawaitable(result):
+                call.follow(asyncio.ensure_future(self._run("invoke", _awaiting, result)))
+                return
+            call.settle((result, None))
+        elif isinstance(error, PluginError):
+            call.settle((None, (error.code, error.status_message)))
+        elif isinstance(error, Exception):
+            call.settle((None, self._internal("invoke", error)))
+        elif isinstance(error, asyncio.CancelledError):
+            call.waiter.cancel()
+        else:
+            # SystemExit, KeyboardInterrupt: raised in the handler, as
+            # awaiting the thread's result did before.
+            call.waiter.set_exception(error)
+
+    def _internal(self, what: str, e: Exception) -> tuple[grpc.StatusCode, str]:
+        # The traceback goes into one log record; the host gets the gist.
+        log.error(f"{what} raised {type(e).__name__}", exc_info=e)
+        return grpc.StatusCode.INTERNAL, f"{self._name}: {what} raised {type(e).__name__}: {e}"
 
     async def _run(
         self, what: str, method: Callable[..., Any], arg: Any
@@ -207,6 +279,100 @@ class PluginServicer:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            # The traceback goes into one log record; the host gets the gist.
-            log.exception(f"{what} raised {type(e).__name__}")
-            return None, (grpc.StatusCode.INTERNAL, f"{self._name}: {what} raised {type(e).__name__}: {e}")
+            return None, self._internal(what, e)
+
+
+#: What :meth:`PluginServicer._invoke` returns when the deadline came first.
+_DEADLINE = object()
+#: What :meth:`PluginServicer._invoke` returns when the shutdown grace ran out first.
+_ABANDONED = object()
+
+
+class _Call:
+    """One ``Invoke`` waiting for the plugin: the future its handler awaits,
+    settled by whichever comes first (the plugin's answer, the deadline, the
+    end of the grace), and the task running an ``async def``, if any."""
+
+    __slots__ = ("waiter", "task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.waiter: asyncio.Future[Any] = loop.create_future()
+        self.task: asyncio.Future[Any] | None = None
+
+    def settle(self, outcome: Any) -> None:
+        if not self.waiter.done():
+            self.waiter.set_result(outcome)
+
+    def follow(self, task: asyncio.Future[Any]) -> None:
+        """Settles the call with what ``task`` returns (or raises)."""
+        self.task = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        if self.waiter.done():
+            return
+        if task.cancelled():
+            self.waiter.cancel()
+        elif (error := task.exception()) is not None:
+            self.waiter.set_exception(error)
+        else:
+            self.waiter.set_result(task.result())
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+def _in_thread(
+    loop: asyncio.AbstractEventLoop,
+    call: _Call,
+    done: Callable[[_Call, Any, BaseException | None], None],
+    method: Callable[[Any], Any],
+    arg: Any,
+) -> None:
+    """Runs a plain ``def`` plugin method in a worker thread and hands what
+    it returned or raised to ``done`` on the loop."""
+    result: Any = None
+    error: BaseException | None = None
+    try:
+        result = busy.run(method, arg)
+    except BaseException as e:  # handed to the loop, which decides
+        error = e
+    try:
+        loop.call_soon_threadsafe(done, call, result, error)
+    except RuntimeError:
+        # The loop is closed: the process is exiting, nobody waits for it.
+        pass
+
+
+async def _awaiting(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def plugin_service_handlers(servicer: PluginServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """``PluginService``'s method handlers by full method name, for
+    :class:`~outboard_plugin.auth.TokenGate` (what the generated
+    ``add_PluginServiceServicer_to_server`` registers, without registering)."""
+    prefix = PLUGIN_SERVICE_PREFIX
+    return {
+        prefix + "Describe": grpc.unary_unary_rpc_method_handler(
+            servicer.Describe,
+            request_deserializer=plugin_pb2.DescribeRequest.FromString,
+            response_serializer=plugin_pb2.DescribeResponse.SerializeToString,
+        ),
+        prefix + "Configure": grpc.unary_unary_rpc_method_handler(
+            servicer.Configure,
+            request_deserializer=plugin_pb2.ConfigureRequest.FromString,
+            response_serializer=plugin_pb2.ConfigureResponse.SerializeToString,
+        ),
+        prefix + "Invoke": grpc.unary_unary_rpc_method_handler(
+            servicer.Invoke,
+            request_deserializer=plugin_pb2.InvokeRequest.FromString,
+            response_serializer=plugin_pb2.InvokeResponse.SerializeToString,
+        ),
+        prefix + "Shutdown": grpc.unary_unary_rpc_method_handler(
+            servicer.Shutdown,
+            request_deserializer=plugin_pb2.ShutdownRequest.FromString,
+            response_serializer=plugin_pb2.ShutdownResponse.SerializeToString,
+        ),
+    }

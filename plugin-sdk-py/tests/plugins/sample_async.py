@@ -1,0 +1,35 @@
+"""The sample plugin with an ``async def invoke`` (run on the event loop, not
+in a worker thread): ``metadata.sample.sleep`` awaits ``asyncio.sleep``, and
+a cancelled call logs ``invoke cancelled`` before it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from sample import Sample  # noqa: E402
+
+from outboard_plugin import Invocation, Reply, run  # noqa: E402
+
+log = logging.getLogger("sample_async")
+
+
+class AsyncSample(Sample):
+    async def invoke(self, invocation: Invocation) -> Reply:  # type: ignore[override]
+        sample = invocation.get("/metadata/sample", {})
+        if isinstance(sample, dict) and "sleep" in sample:
+            try:
+                await asyncio.sleep(float(sample["sleep"]))
+            except asyncio.CancelledError:
+                log.warning("invoke cancelled")
+                raise
+            return Reply.ok().with_message("slept")
+        return Sample.invoke(self, invocation)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(AsyncSample()))
