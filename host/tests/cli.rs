@@ -388,3 +388,44 @@ fn a_reader_that_goes_away_is_not_a_crash() {
     assert_eq!(out.status.code(), Some(141), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The README's main job, as written there: ten plugins in three languages.
+#[test]
+fn the_readme_main_job_runs_through_every_example_plugin() {
+    common::go_plugin();
+    common::python_plugin("secret-scrubber");
+    let out = outboard(&[
+        "run",
+        "--config",
+        &examples_config(),
+        "--",
+        "sh",
+        "-c",
+        "echo \"building $BUILD_ID\"",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        text(&out.stdout).starts_with("building ci-"),
+        "stdout: {}",
+        text(&out.stdout)
+    );
+    for plugin in [
+        "job-timer",
+        "env-guard",
+        "policy-gate",
+        "env-injector",
+        "secret-scrubber",
+        "resource-limiter",
+        "audit-log",
+        "notifier",
+        "chat-notifier",
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!(" {plugin} ")) && l.contains(" ok ")),
+            "{plugin} did not run ok: {stderr}"
+        );
+    }
+}
