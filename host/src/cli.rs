@@ -107,7 +107,8 @@ enum Command {
     /// Plugins that die are restarted with backoff; plugins that miss their
     /// health checks are restarted; a plugin in a crash loop is quarantined.
     /// Every state change is printed on stdout, one line each (JSON with
-    /// --json). On SIGINT or SIGTERM the host stops every plugin the
+    /// --json). Once every plugin has started, `outboard: ready: N plugins
+    /// under supervision (pid P)` goes to stderr. On SIGINT or SIGTERM the host stops every plugin the
     /// graceful way (dependents first) and exits 0; a second signal stops
     /// them at once. As PID 1 in a container, it also reaps orphans.
     Up {
@@ -483,6 +484,14 @@ async fn up(config: &HostConfig, as_json: bool) -> anyhow::Result<u8> {
     for plugin in host.plugins() {
         report(plugin.name(), &plugin.status());
     }
+    // The moment a wrapper, a probe or a benchmark can rely on: every
+    // plugin has started (Host::start returns only then).
+    let count = host.plugins().len();
+    eprintln!(
+        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops them",
+        if count == 1 { "" } else { "s" },
+        std::process::id()
+    );
     // Follow every plugin's state until a signal comes.
     let watch_all = async {
         let mut last: Vec<_> = host.plugins().iter().map(|p| p.status()).collect();

@@ -429,3 +429,30 @@ fn the_readme_main_job_runs_through_every_example_plugin() {
         );
     }
 }
+
+#[test]
+fn up_says_when_it_is_ready_even_with_no_plugins() {
+    use std::io::{BufRead, BufReader};
+
+    let sandbox = common::Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    std::fs::write(&config, "[defaults]\ncall_timeout = \"1s\"\n").expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["up", "--config", config.to_str().unwrap()])
+        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn outboard");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("outboard: ready:"))
+        .expect("a ready line");
+    assert!(ready.contains("0 plugins under supervision"), "{ready}");
+    assert!(ready.contains(&format!("pid {}", child.id())), "{ready}");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+}
