@@ -306,7 +306,9 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
     // in-flight calls may take.
     let (stop_tx, stop_rx) = watch::channel(None::<Duration>);
     let stop_tx = Arc::new(stop_tx);
-    tokio::spawn(on_sigterm(mode, stop_tx.clone()));
+    let term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    tokio::spawn(on_sigterm(mode, term, stop_tx.clone()));
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -366,14 +368,14 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
 }
 
 /// Stops on SIGTERM (or, in `ignores-sigterm`, logs and carries on).
-async fn on_sigterm(mode: Mode, stop: Arc<watch::Sender<Option<Duration>>>) {
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            eprintln!("cannot handle SIGTERM: {e}");
-            return;
-        }
-    };
+/// `term` is registered by the caller before the handshake: a SIGTERM that
+/// comes right after it must find the handler in place, not the default
+/// action.
+async fn on_sigterm(
+    mode: Mode,
+    mut term: tokio::signal::unix::Signal,
+    stop: Arc<watch::Sender<Option<Duration>>>,
+) {
     while term.recv().await.is_some() {
         if mode == Mode::IgnoresSigterm {
             eprintln!("got SIGTERM, ignoring it");
