@@ -301,6 +301,30 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGINT or SIGTERM, listened for from the moment this is called rather
+/// than from the first poll (an `async fn` registers nothing until then): a
+/// signal sent right after `outboard up` says it is ready must not meet the
+/// default action, which would kill the host without stopping its plugins.
+fn listen_for_shutdown() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let recv = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = recv(term) => {}
+            () = recv(int) => {}
+        }
+    }
+}
+
 /// Runs `work` unless SIGINT or SIGTERM comes first. On a signal, `work` is
 /// dropped: plugins it was still starting are killed with their groups.
 async fn unless_interrupted<T>(work: impl std::future::Future<Output = T>) -> Option<T> {
@@ -461,10 +485,15 @@ async fn invoke(
 
 /// `outboard up`: plugins under supervision until a signal.
 async fn up(config: &HostConfig, as_json: bool) -> anyhow::Result<u8> {
-    let Some(host) = unless_interrupted(Host::start(config)).await else {
-        return Ok(EXIT_INTERRUPTED);
+    // One listener from before the start to the stop: no moment without one.
+    let mut stop = std::pin::pin!(listen_for_shutdown());
+    let host = tokio::select! {
+        host = Host::start(config) => host?,
+        () = &mut stop => {
+            eprintln!("outboard: interrupted");
+            return Ok(EXIT_INTERRUPTED);
+        }
     };
-    let host = host?;
     let report = |name: &str, status: &crate::supervisor::Status| {
         if as_json {
             let line = json!({"plugin": name, "status": status});
@@ -508,7 +537,7 @@ async fn up(config: &HostConfig, as_json: bool) -> anyhow::Result<u8> {
     };
     tokio::select! {
         () = watch_all => {}
-        () = shutdown_signal() => {}
+        () = &mut stop => {}
     }
     eprintln!("outboard: stopping every plugin (signal again to stop them at once)");
     tokio::select! {
