@@ -565,8 +565,14 @@ async fn run_job(
             return job::EXIT_HOST_ERROR;
         }
     };
-    let Some(host) = unless_interrupted(Host::start(&config)).await else {
-        return job::EXIT_INTERRUPTED;
+    // One listener from before the start: no moment without one.
+    let mut first_signal = Box::pin(listen_for_shutdown());
+    let host = tokio::select! {
+        host = Host::start(&config) => host,
+        () = &mut first_signal => {
+            eprintln!("outboard: interrupted");
+            return job::EXIT_INTERRUPTED;
+        }
     };
     let host = match host {
         Ok(host) => host,
@@ -593,12 +599,13 @@ async fn run_job(
     // still run); a second one cuts it short.
     let (interrupt, interrupted) = tokio::sync::watch::channel(false);
     let second_signal = async move {
-        shutdown_signal().await;
+        first_signal.await;
+        let second = listen_for_shutdown();
         eprintln!(
             "outboard: stopping the job; on_error and cleanup still run (signal again to cut them short)"
         );
         let _ = interrupt.send(true);
-        shutdown_signal().await;
+        second.await;
     };
     let report = tokio::select! {
         report = job::run(&host, spec, interrupted) => report,
