@@ -14,23 +14,26 @@ mod common;
 use common::{go_plugin, outboard, python_plugin, text};
 use serde_json::Value;
 
+/// `toml` as an `outboard.toml` in a fresh directory under /tmp (short
+/// socket paths); the directory lives as long as the returned guard.
+fn config_of(toml: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::Builder::new()
+        .prefix("obt-lang-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let path = dir.path().join("outboard.toml");
+    std::fs::write(&path, toml).expect("write config");
+    (dir, path.display().to_string())
+}
+
 #[test]
 fn the_go_plugin_vetoes_a_job_without_a_required_variable() {
     let plugin = go_plugin();
-    let dir = tempfile::Builder::new()
-        .prefix("obt-go-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    let config = dir.path().join("outboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[plugin]]\nname = \"env-guard\"\ncommand = {:?}\n\n[plugin.config]\nrequired = [\"HOME\"]\n",
-            plugin.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let config = config.to_str().unwrap();
+    let (_dir, config) = config_of(&format!(
+        "[[plugin]]\nname = \"env-guard\"\ncommand = {:?}\n\n[plugin.config]\nrequired = [\"HOME\"]\n",
+        plugin.to_str().unwrap()
+    ));
+    let config = config.as_str();
 
     let out = outboard(&[
         "invoke",
@@ -73,21 +76,12 @@ fn the_go_plugin_vetoes_a_job_without_a_required_variable() {
 #[test]
 fn secret_scrubber_redacts_secret_values_through_the_host() {
     let plugin = python_plugin("secret-scrubber");
-    let dir = tempfile::Builder::new()
-        .prefix("obt-py-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    let config = dir.path().join("outboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[plugin]]\nname = \"secret-scrubber\"\ncommand = {:?}\ngrant = [\"env:write\"]\n\n\
-             [plugin.config]\nkeep = [\"PUBLIC_KEY\"]\n",
-            plugin.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let config = config.to_str().unwrap();
+    let (_dir, config) = config_of(&format!(
+        "[[plugin]]\nname = \"secret-scrubber\"\ncommand = {:?}\ngrant = [\"env:write\"]\n\n\
+         [plugin.config]\nkeep = [\"PUBLIC_KEY\"]\n",
+        plugin.to_str().unwrap()
+    ));
+    let config = config.as_str();
 
     let out = outboard(&[
         "invoke",
