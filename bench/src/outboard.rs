@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use outboard_host::Host;
-use outboard_host::phase::{Mode, PhaseSpec};
-use outboard_host::plugin::Plugin;
-use outboard_host::registry::{HostConfig, PluginSpec};
-use outboard_host::supervisor::State;
+use outboard_host::Plugin;
+use outboard_host::State;
+use outboard_host::{HostConfig, PluginSpec};
+use outboard_host::{Mode, PhaseSpec};
 use serde_json::{Map, Value, json};
 
 use crate::procs::{self, Paths};

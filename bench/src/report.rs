@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use outboard_host::phase::Mode;
+use outboard_host::Mode;
 
 use crate::goplugin::GoPlugin;
 use crate::stats::Latency;

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use outboard_host::Host;
-use outboard_host::registry::{HostConfig, spec_for_command};
-use outboard_host::supervisor::State;
+use outboard_host::HostConfig;
+use outboard_host::State;
+use outboard_host::config::spec_for_command;
 
 fn kill(pid: u32) {
     // SAFETY: kill has no memory-safety preconditions.

@@ -18,8 +18,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use outboard_host::plugin::Plugin;
-use outboard_host::registry::spec_for_command;
+use outboard_host::Plugin;
+use outboard_host::config::spec_for_command;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -24,11 +24,11 @@ use serde_json::{Map, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use crate::config::{self, PhaseSpec};
+use crate::config::{HostConfig, PluginSpec};
 use crate::dispatch::{self, Report, Route, Subscriber};
 use crate::error::Error;
-use crate::phase::{self, PhaseSpec};
-use crate::plugin::Plugin;
-use crate::registry::{HostConfig, PluginSpec};
+use crate::instance::Plugin;
 use crate::supervisor::Supervisor;
 
 /// Running plugins, each under supervision, and the phases they serve.
@@ -114,7 +114,7 @@ impl Host {
     /// A host over plugins already started. `phases` are the declared
     /// phases; the job profile's defaults fill in its phases not declared.
     pub fn new(plugins: Vec<Plugin>, phases: &BTreeMap<String, PhaseSpec>) -> Host {
-        let mut all_phases = phase::job_profile();
+        let mut all_phases = config::job_profile();
         all_phases.extend(phases.iter().map(|(k, v)| (k.clone(), *v)));
         let plugins: Vec<Arc<Supervisor>> = plugins.into_iter().map(Supervisor::adopt).collect();
         let mut routes = HashMap::new();

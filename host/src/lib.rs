@@ -1,50 +1,52 @@
-//! Outboard's plugin host.
+//! Outboard's plugin host, the library a program embeds.
 //!
 //! # Layout
 //!
-//! - [`registry`]: `outboard.toml` and plugin directories → plugin specs.
-//! - [`manifest`]: validating what a plugin says about itself in `Describe`,
-//!   and its config against the schema it declares.
-//! - [`process`]: spawning a plugin in its own process group with a
-//!   parent-death signal, a scrubbed environment and a private runtime
-//!   directory; signalling and reaping the whole group.
-//! - [`handshake`]: reading the handshake line off the plugin's stdout,
-//!   bounded by a timeout and by the plugin's exit.
-//! - [`logs`]: the plugin's stdout (after the handshake) and stderr as
-//!   tracing events carrying its name.
-//! - [`client`]: the gRPC channel over the Unix socket, with the token.
-//! - [`plugin`]: one running plugin: start → ready, invoke, stop.
-//! - [`supervisor`]: a plugin kept ready: restarts with backoff, health
+//! - [`config`]: which plugins to run and how: plain spec types, the
+//!   `outboard.toml` schema, plugin directories, command resolution.
+//! - [`launch`]: one plugin process: its private runtime directory, its
+//!   scrubbed environment, the spawner thread, its process group, the
+//!   handshake and the authenticated gRPC channel.
+//! - `output`: a plugin's stdout and stderr as log records carrying its
+//!   name: bounded lines, the stderr tail, JSON records, crash reports.
+//! - `manifest`: what a plugin says about itself in `Describe`, validated,
+//!   and its config checked against the schema it declares.
+//! - `instance`: one running plugin: start → ready, call, stop.
+//! - `supervisor`: a plugin kept ready: restarts with backoff, health
 //!   checks, crash-loop quarantine.
-//! - [`phase`]: phases as the host declares them (mode, timeout, failure
-//!   policy) and the job profile's defaults.
-//! - [`dispatch`]: one phase fanned out to its subscribers, sequentially or
-//!   in parallel, with patches, merge conflicts, timeouts and policies.
-//! - [`host`]: [`Host`]: the running plugins and their phases, for
-//!   programs that embed Outboard.
-//! - [`job`]: `outboard run -- CMD`: the job profile's phases around a
-//!   command.
-//! - [`error`]: the errors, each naming the plugin and what went wrong.
-//! - [`cli`]: the `outboard` command line.
-//! - [`conformance`]: `outboard conformance -- CMD`: checks a plugin
-//!   executable against the protocol, one named result per check.
-//! - [`init`]: as PID 1, a tiny init that forks the host and reaps orphans.
+//! - `dispatch`: one phase fanned out to its subscribers, sequentially or in
+//!   parallel, with patches, merge conflicts, timeouts and policies.
+//! - `host`: [`Host`], the running plugins and their phases.
+//! - [`job`]: the job profile's phases around a command.
+//! - `error`: the errors, each naming the plugin and what went wrong.
+//!
+//! The library never prints and never exits: the `outboard` command line
+//! (crate `outboard-cli`) decides what a person sees.
 
-pub mod cli;
-pub mod client;
-pub mod conformance;
-pub mod dispatch;
-pub mod error;
-pub mod handshake;
-pub mod host;
-pub mod init;
+pub mod config;
+mod dispatch;
+mod error;
+mod host;
+mod instance;
 pub mod job;
-pub mod logs;
-pub mod manifest;
-pub mod phase;
-pub mod plugin;
-pub mod process;
-pub mod registry;
-pub mod supervisor;
+pub mod launch;
+mod manifest;
+mod output;
+mod supervisor;
 
-pub use host::Host;
+pub use config::{
+    Defaults, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy, Retry,
+    SubscriptionOverride, Supervision,
+};
+pub use dispatch::{
+    Entry, FailureKind, Outcome, Report, Route, Subscriber, Verdict, patch_to_json,
+};
+pub use error::{CallError, Error, ErrorKind};
+pub use host::{Host, StartFailures, start_all, stop_all};
+pub use instance::{Plugin, Reply, StopMethod, Stopped};
+pub use manifest::{
+    ConfigSchemaError, ConfigViolation, Dependency, FieldError, Manifest, ManifestError,
+    Permission, Subscription,
+};
+pub use output::Stream;
+pub use supervisor::{State, Status, Supervisor};

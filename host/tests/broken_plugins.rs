@@ -9,11 +9,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Sandbox;
-use outboard_host::error::{CallError, ErrorKind};
-use outboard_host::plugin::{Plugin, Reply, StopMethod};
-use outboard_host::process::{ProcStat, group_members};
+use outboard_host::launch::{ProcStat, group_members};
+use outboard_host::{CallError, ErrorKind};
+use outboard_host::{Plugin, Reply, StopMethod};
 
-async fn start_err(sandbox: &Sandbox, mode: &str) -> outboard_host::error::Error {
+async fn start_err(sandbox: &Sandbox, mode: &str) -> outboard_host::Error {
     match Plugin::start(&sandbox.broken(mode)).await {
         Ok(p) => {
             p.stop().await;

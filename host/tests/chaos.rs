@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use common::Sandbox;
 use outboard_host::Host;
-use outboard_host::dispatch::{FailureKind, Outcome};
-use outboard_host::phase::{FailurePolicy, Mode, PhaseSpec};
-use outboard_host::process::ProcStat;
-use outboard_host::registry::HostConfig;
-use outboard_host::supervisor::State;
+use outboard_host::HostConfig;
+use outboard_host::State;
+use outboard_host::launch::ProcStat;
+use outboard_host::{FailureKind, Outcome};
+use outboard_host::{FailurePolicy, Mode, PhaseSpec};
 use rand::Rng;
 use serde_json::json;
 

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use common::Sandbox;
 use outboard_host::Host;
-use outboard_host::dispatch::{FailureKind, Outcome, Report, Verdict};
-use outboard_host::phase::{FailurePolicy, Mode, PhaseSpec, SubscriptionOverride};
-use outboard_host::registry::{HostConfig, PluginSpec};
+use outboard_host::{FailureKind, Outcome, Report, Verdict};
+use outboard_host::{FailurePolicy, Mode, PhaseSpec, SubscriptionOverride};
+use outboard_host::{HostConfig, PluginSpec};
 use serde_json::{Value, json};
 
 fn config(plugins: Vec<PluginSpec>, phases: &[(&str, Mode, FailurePolicy)]) -> HostConfig {

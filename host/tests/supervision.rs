@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use common::{Sandbox, bin};
 use outboard_host::Host;
-use outboard_host::dispatch::{FailureKind, Outcome, Verdict};
-use outboard_host::phase::{Retry, SubscriptionOverride};
-use outboard_host::process::ProcStat;
-use outboard_host::registry::{HostConfig, PluginSpec};
-use outboard_host::supervisor::{RestartPolicy, State};
+use outboard_host::launch::ProcStat;
+use outboard_host::{FailureKind, Outcome, Verdict};
+use outboard_host::{HostConfig, PluginSpec};
+use outboard_host::{RestartPolicy, State};
+use outboard_host::{Retry, SubscriptionOverride};
 use serde_json::json;
 
 fn host_config(plugins: Vec<PluginSpec>) -> HostConfig {
@@ -209,8 +209,8 @@ async fn an_idempotent_subscription_is_retried_after_a_crash_and_others_are_not(
     let host = Host::start(&HostConfig {
         phases: [(
             "x".to_owned(),
-            outboard_host::phase::PhaseSpec {
-                failure_policy: outboard_host::phase::FailurePolicy::FailOpen,
+            outboard_host::PhaseSpec {
+                failure_policy: outboard_host::FailurePolicy::FailOpen,
                 ..Default::default()
             },
         )]

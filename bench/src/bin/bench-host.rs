@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 
 use anyhow::{Context, bail};
 use outboard_host::Host;
-use outboard_host::registry::{HostConfig, PluginSpec};
+use outboard_host::{HostConfig, PluginSpec};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

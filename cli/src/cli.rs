@@ -9,12 +9,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use crate::dispatch::{self, Entry, FailureKind, Outcome, Report, Verdict};
-use crate::host::{Host, start_all, stop_all};
-use crate::job;
-use crate::phase::FailurePolicy;
-use crate::plugin::Plugin;
-use crate::registry::{self, HostConfig};
+use outboard_host::config::{self as registry, HostConfig};
+use outboard_host::job;
+use outboard_host::{
+    Entry, FailureKind, FailurePolicy, Host, Outcome, Plugin, Report, Verdict, start_all, stop_all,
+};
 
 /// Exit status when the host itself failed: bad config, a plugin that would
 /// not start.
@@ -494,7 +493,7 @@ async fn up(config: &HostConfig, as_json: bool) -> anyhow::Result<u8> {
             return Ok(EXIT_INTERRUPTED);
         }
     };
-    let report = |name: &str, status: &crate::supervisor::Status| {
+    let report = |name: &str, status: &outboard_host::Status| {
         if as_json {
             let line = json!({"plugin": name, "status": status});
             // Supervision goes on if nobody reads stdout any more.
@@ -880,7 +879,7 @@ fn print_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             e.message
         );
         writeln!(out, "{}", line.trim_end())?;
-        for op in dispatch::patch_to_json(&e.patch)
+        for op in outboard_host::patch_to_json(&e.patch)
             .as_array()
             .into_iter()
             .flatten()

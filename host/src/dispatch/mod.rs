@@ -23,9 +23,9 @@ use outboard_proto::patch::{self, PatchOp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::config::{FailurePolicy, Mode, PhaseSpec, Retry};
 use crate::error::CallError;
-use crate::phase::{FailurePolicy, Mode, PhaseSpec, Retry};
-use crate::plugin::Reply;
+use crate::instance::Reply;
 use crate::supervisor::Supervisor;
 
 /// A phase with its subscribers resolved: who runs, in which order, with

@@ -75,8 +75,13 @@ use outboard_proto::names::{
     is_valid_plugin_name,
 };
 
-use crate::phase::{FailurePolicy, Mode, PhaseSpec, Retry, SubscriptionOverride};
-use crate::supervisor::{RestartPolicy, Supervision};
+mod phase;
+mod supervision;
+
+pub use phase::{
+    FailurePolicy, JOB_PHASES, Mode, PhaseSpec, Retry, SubscriptionOverride, job_profile,
+};
+pub use supervision::{RestartPolicy, Supervision};
 
 /// How long a plugin has from spawn to its handshake line, by default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -582,7 +587,7 @@ impl PhaseToml {
             })?;
         // A key left out keeps the phase's default: the job profile's for its
         // phases, sequential and fail-closed for others.
-        let base = crate::phase::job_profile()
+        let base = crate::config::job_profile()
             .get(name.get_ref())
             .copied()
             .unwrap_or_default();

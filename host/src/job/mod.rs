@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::dispatch::{Report, Verdict};
 use crate::host::Host;
-use crate::process::spawn_job;
+use crate::launch::process::spawn_job;
 
 /// Exit status when a plugin vetoed the job.
 pub const EXIT_VETOED: u8 = 121;

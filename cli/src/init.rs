@@ -34,7 +34,6 @@
 use std::ffi::OsStr;
 use std::io;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The variable that forces the init on (`1`) or off (`0`); otherwise it is
@@ -57,15 +56,6 @@ const DRAIN: Duration = Duration::from_secs(1);
 
 /// How long the init sleeps at most between two reaping rounds.
 const TICK: Duration = Duration::from_secs(1);
-
-/// Set in the host when it runs under the init.
-static UNDER_INIT: AtomicBool = AtomicBool::new(false);
-
-/// True in a host that [`become_init_if_pid1`] forked: an init reaps every
-/// orphan that reaches it.
-pub fn under_init() -> bool {
-    UNDER_INIT.load(Ordering::Relaxed)
-}
 
 /// When `outboard` is PID 1 (or [`ENV_INIT`] is `1`), forks: returns `None`
 /// in the child, which goes on as the host, and `Some(status)` in the
@@ -181,7 +171,7 @@ fn become_init() -> io::Result<Option<ExitCode>> {
         0 => {
             become_host(init_pid, owns_terminal);
             restore(&old_mask, &old_chld);
-            UNDER_INIT.store(true, Ordering::Relaxed);
+            outboard_host::launch::process::set_under_init();
             Ok(None)
         }
         host => Ok(Some(serve(host, init_pid != 1, &waited))),

@@ -37,12 +37,13 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::client::{self, Clients};
-use crate::handshake;
-use crate::logs::{self, Stream};
-use crate::manifest::Manifest;
-use crate::process::{Launch, PluginProcess, RuntimeDir, describe_exit};
-use crate::registry::PluginSpec;
+use outboard_host::Manifest;
+use outboard_host::PluginSpec;
+use outboard_host::Stream;
+use outboard_host::launch::channel::{self as client, Clients};
+use outboard_host::launch::forward_output;
+use outboard_host::launch::handshake;
+use outboard_host::launch::{Launch, PluginProcess, RuntimeDir, describe_exit};
 
 /// How long a plugin started by hand has to exit.
 const BY_HAND_LIMIT: Duration = Duration::from_secs(5);
@@ -86,7 +87,8 @@ pub struct Check {
 }
 
 impl Check {
-    fn pass(name: &str, detail: impl Into<String>) -> Check {
+    /// A passed check.
+    pub fn pass(name: &str, detail: impl Into<String>) -> Check {
         Check {
             name: name.to_owned(),
             passed: true,
@@ -94,7 +96,8 @@ impl Check {
         }
     }
 
-    fn fail(name: &str, detail: impl Into<String>) -> Check {
+    /// A failed check.
+    pub fn fail(name: &str, detail: impl Into<String>) -> Check {
         Check {
             name: name.to_owned(),
             passed: false,
@@ -148,15 +151,16 @@ impl Launched {
 
 async fn launch(options: &Options) -> Result<Launched, String> {
     let name: Arc<str> = options.spec.name.as_str().into();
-    let runtime_dir = crate::plugin::runtime_dir_for(&options.spec)
+    let runtime_dir = outboard_host::launch::runtime_dir_for(&options.spec)
         .map_err(|e| format!("cannot create a runtime directory: {e}"))?;
     let socket = runtime_dir.socket_path();
-    let token = crate::plugin::new_token();
-    let launch = crate::plugin::launch_for(&options.spec, &socket, &token);
+    let token = outboard_host::launch::new_token();
+    let launch = outboard_host::launch::launch_for(&options.spec, &socket, &token);
     let started = Instant::now();
-    let (process, mut stdout, stderr) = crate::plugin::spawn_logged(&name, &launch)
-        .await
-        .map_err(|e| format!("cannot start {}: {e}", options.spec.command.display()))?;
+    let (process, mut stdout, stderr) =
+        outboard_host::launch::spawn_logged(&name, &launch)
+            .await
+            .map_err(|e| format!("cannot start {}: {e}", options.spec.command.display()))?;
     let expect = handshake::Expect {
         plugin: &name,
         socket: &socket,
@@ -183,7 +187,7 @@ async fn launch(options: &Options) -> Result<Launched, String> {
             return Err(format!("the plugin {e}"));
         }
     };
-    tokio::spawn(logs::forward(name, Stream::Stdout, stdout, None));
+    tokio::spawn(forward_output(name, Stream::Stdout, stdout, None));
     Ok(Launched {
         process,
         line,
@@ -1031,79 +1035,5 @@ impl Decoder for RawCodec {
         v1::InvokeResponse::decode(bytes)
             .map(Some)
             .map_err(|e| tonic::Status::internal(format!("cannot decode InvokeResponse: {e}")))
-    }
-}
-
-/// `outboard conformance`: runs the checks, prints them (a table, or JSON
-/// with the summary on stderr), and returns 0 if all passed, else 1.
-pub async fn main(
-    command: Vec<String>,
-    handshake_timeout: Duration,
-    config: Option<&str>,
-    as_json: bool,
-) -> anyhow::Result<u8> {
-    use anyhow::Context as _;
-    use std::io::Write as _;
-
-    let spec = crate::registry::spec_for_command(&command)?;
-    let config = match config {
-        None => None,
-        Some(text) => match serde_json::from_str(text).context("--config is not JSON")? {
-            Value::Object(map) => Some(map),
-            _ => anyhow::bail!("--config must be a JSON object"),
-        },
-    };
-    let options = Options {
-        spec,
-        handshake_timeout,
-        config,
-    };
-    let checks = run(&options).await;
-    let mut out = std::io::stdout().lock();
-    if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&checks)?)?;
-        eprintln!("{}", summary(&checks));
-    } else {
-        write!(out, "{}", table(&checks))?;
-    }
-    Ok(u8::from(!checks.iter().all(|c| c.passed)))
-}
-
-/// The checks as a table: PASS/FAIL, name, detail; then the summary line.
-pub fn table(checks: &[Check]) -> String {
-    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    let mut out = String::new();
-    for c in checks {
-        out.push_str(&format!(
-            "{}  {:width$}  {}\n",
-            if c.passed { "PASS" } else { "FAIL" },
-            c.name,
-            c.detail
-        ));
-    }
-    out.push_str(&summary(checks));
-    out.push('\n');
-    out
-}
-
-/// `N passed, M failed`.
-pub fn summary(checks: &[Check]) -> String {
-    let passed = checks.iter().filter(|c| c.passed).count();
-    format!("{passed} passed, {} failed", checks.len() - passed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_table_ends_with_the_summary() {
-        let checks = [
-            Check::pass("handshake", "ok"),
-            Check::fail("describe", "field version: bad"),
-        ];
-        let text = table(&checks);
-        assert!(text.starts_with("PASS  handshake  ok\nFAIL  describe   field version: bad\n"));
-        assert!(text.ends_with("1 passed, 1 failed\n"), "{text}");
     }
 }

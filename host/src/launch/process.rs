@@ -21,6 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
@@ -549,6 +550,19 @@ fn spawn_registered(req: SpawnRequest) {
     let _ = req.reply.send(child);
 }
 
+/// Set in a host that runs under an init of its own (`outboard` as PID 1).
+static UNDER_INIT: AtomicBool = AtomicBool::new(false);
+
+/// Tells the host that an init reaps every orphan that reaches it, so it
+/// need not become a child subreaper. Call it before the first plugin starts.
+pub fn set_under_init() {
+    UNDER_INIT.store(true, Ordering::Relaxed);
+}
+
+fn under_init() -> bool {
+    UNDER_INIT.load(Ordering::Relaxed)
+}
+
 async fn spawn_on_long_lived_thread(
     cmd: std::process::Command,
     plugin_group: bool,
@@ -564,9 +578,7 @@ async fn spawn_on_long_lived_thread(
                 // zombies of the host instead.
                 // SAFETY: prctl with an integer argument has no memory-safety
                 // preconditions.
-                if !crate::init::under_init()
-                    && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0
-                {
+                if !under_init() && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
                     tracing::warn!(
                         "cannot become a child subreaper ({}); processes plugins leave behind \
                          are re-parented to init",

@@ -2,7 +2,7 @@
 //! ones: a veto from the Go plugin (plugin-examples/go, written from
 //! docs/PROTOCOL.md without an SDK) and redaction by the Python
 //! secret-scrubber (plugin-examples/python, on the Python SDK) through
-//! `outboard invoke`. `host/tests/conformance.rs` certifies both.
+//! `outboard invoke`. `cli/tests/conformance.rs` certifies both.
 //!
 //! `scripts/build` builds `target/go/env-guard` and installs
 //! `.tools/venv/bin/secret-scrubber`.

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::ErrorKind;
-use crate::logs::{self, Stream, Tail};
-use crate::process::describe_exit;
+use crate::launch::process::describe_exit;
+use crate::output::{self as logs, Stream, Tail};
 
 /// How long to let stderr drain after an early exit, so the error can show
 /// the plugin's last words.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Sandbox, bin};
-use outboard_host::process::ProcStat;
+use outboard_host::launch::ProcStat;
 
 fn children_of(pid: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")

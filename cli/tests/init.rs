@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Sandbox, bin};
-use outboard_host::process::ProcStat;
+use outboard_host::launch::ProcStat;
 use serde_json::Value;
 
 const OUTBOARD: &str = env!("CARGO_BIN_EXE_outboard");

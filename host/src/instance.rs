@@ -12,25 +12,21 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outboard_proto::handshake::{
-    self as wire, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS, ENV_SOCKET, ENV_TOKEN,
-    MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS,
-};
+use outboard_proto::handshake::SUPPORTED_PROTOCOL_VERSIONS;
 use outboard_proto::json::json_to_struct;
 use outboard_proto::patch::{self, PatchOp};
 use outboard_proto::v1;
-use rand::Rng;
-use tokio::io::BufReader;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::client::{self, Clients};
+use crate::config::PluginSpec;
 use crate::error::{CallError, Error, ErrorKind};
-use crate::handshake;
-use crate::logs::{self, Stream, Tail};
+use crate::launch::channel::{self as client, Clients};
+use crate::launch::handshake;
+use crate::launch::process::{PluginProcess, RuntimeDir, describe_exit};
+use crate::launch::{launch_for, new_token, runtime_dir_for, spawn_logged};
 use crate::manifest::Manifest;
-use crate::process::{Launch, PluginProcess, RuntimeDir, describe_exit};
-use crate::registry::PluginSpec;
+use crate::output::{self as logs, Stream, Tail};
 
 /// How long a plugin has to exit after SIGTERM before it gets SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(2);
@@ -315,7 +311,7 @@ impl Plugin {
             tracing::warn!(
                 plugin = &*self.name,
                 "processes of its group outlived SIGKILL: {:?}",
-                crate::process::group_members(self.pid())
+                crate::launch::process::group_members(self.pid())
             );
         }
         let exit = self
@@ -496,60 +492,6 @@ fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(timeout);
     request
-}
-
-/// Spawns `launch` and starts logging its stderr under `name`, remembering
-/// the last lines; returns the process, its stdout (where the handshake
-/// comes next) and the stderr tail.
-pub async fn spawn_logged(
-    name: &Arc<str>,
-    launch: &Launch,
-) -> std::io::Result<(PluginProcess, BufReader<tokio::process::ChildStdout>, Tail)> {
-    let (process, pipes) = PluginProcess::spawn(launch).await?;
-    let stderr = Tail::default();
-    tokio::spawn(logs::forward(
-        name.clone(),
-        Stream::Stderr,
-        BufReader::new(pipes.stderr),
-        Some(stderr.clone()),
-    ));
-    Ok((process, BufReader::new(pipes.stdout), stderr))
-}
-
-/// A fresh random token: 32 bytes as hex.
-pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A fresh runtime directory for `spec`: under its `runtime_base`, else
-/// under `$OUTBOARD_RUNTIME_DIR` or `/tmp`.
-pub fn runtime_dir_for(spec: &PluginSpec) -> std::io::Result<RuntimeDir> {
-    match &spec.runtime_base {
-        Some(base) => RuntimeDir::create_in(base),
-        None => RuntimeDir::create(),
-    }
-}
-
-/// What to spawn for `spec`, with the handshake variables for a launch on
-/// `socket` with `token` (set last, so configuration cannot override them).
-pub fn launch_for(spec: &PluginSpec, socket: &std::path::Path, token: &str) -> Launch {
-    Launch {
-        command: spec.command.clone(),
-        args: spec.args.clone(),
-        env: spec.env.clone(),
-        handshake_env: vec![
-            (ENV_MAGIC_COOKIE.into(), MAGIC_COOKIE_VALUE.into()),
-            (
-                ENV_PROTOCOL_VERSIONS.into(),
-                wire::format_versions(SUPPORTED_PROTOCOL_VERSIONS),
-            ),
-            (ENV_SOCKET.into(), socket.display().to_string()),
-            (ENV_TOKEN.into(), token.to_owned()),
-            (ENV_PLUGIN_NAME.into(), spec.name.clone()),
-        ],
-        working_dir: spec.working_dir.clone(),
-    }
 }
 
 #[cfg(test)]
