@@ -509,8 +509,33 @@ async fn up(config: &HostConfig, as_json: bool) -> anyhow::Result<u8> {
             );
         }
     };
+    // Follow every plugin's state until a signal comes: each supervisor
+    // tells of its changes as they happen.
+    let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     for plugin in host.plugins() {
-        report(plugin.name(), &plugin.status());
+        let mut sub = plugin.subscribe();
+        let name = plugin.name().to_owned();
+        let tx = changes_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match sub.recv().await {
+                    Ok(status) => {
+                        if tx.send((name.clone(), status)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+    drop(changes_tx);
+    let mut last = std::collections::HashMap::new();
+    for plugin in host.plugins() {
+        let status = plugin.status();
+        report(plugin.name(), &status);
+        last.insert(plugin.name().to_owned(), (status.state, status.pid));
     }
     // The moment a wrapper, a probe or a benchmark can rely on: every
     // plugin has started (Host::start returns only then).
@@ -520,19 +545,15 @@ async fn up(config: &HostConfig, as_json: bool) -> anyhow::Result<u8> {
         if count == 1 { "" } else { "s" },
         std::process::id()
     );
-    // Follow every plugin's state until a signal comes.
     let watch_all = async {
-        let mut last: Vec<_> = host.plugins().iter().map(|p| p.status()).collect();
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            for (plugin, seen) in host.plugins().iter().zip(last.iter_mut()) {
-                let now = plugin.status();
-                if (now.state, now.pid) != (seen.state, seen.pid) {
-                    report(plugin.name(), &now);
-                    *seen = now;
-                }
+        while let Some((name, status)) = changes.recv().await {
+            if last.insert(name.clone(), (status.state, status.pid))
+                != Some((status.state, status.pid))
+            {
+                report(&name, &status);
             }
         }
+        std::future::pending::<()>().await;
     };
     tokio::select! {
         () = watch_all => {}

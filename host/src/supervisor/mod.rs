@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::{PluginSpec, RestartPolicy, Supervision};
@@ -91,8 +91,14 @@ pub struct Supervisor {
     manifest: Manifest,
     spec: PluginSpec,
     status: watch::Receiver<Current>,
+    /// Every state change, for [`Supervisor::subscribe`].
+    changes: broadcast::Sender<Status>,
     commands: mpsc::UnboundedSender<Command>,
 }
+
+/// State changes a subscriber may fall behind by before it misses some
+/// (it then learns how many it missed).
+const CHANGES_BUFFERED: usize = 64;
 
 impl Supervisor {
     /// Takes over a plugin that completed its first start.
@@ -109,10 +115,12 @@ impl Supervisor {
             stderr: Vec::new(),
         });
         let (commands, inbox) = mpsc::unbounded_channel();
+        let (changes, _) = broadcast::channel(CHANGES_BUFFERED);
         let run = Run {
             name: name.clone(),
             spec: spec.clone(),
             status: status_tx,
+            changes: changes.clone(),
             inbox,
             starts: VecDeque::from([Instant::now()]),
             failures_in_row: 0,
@@ -123,8 +131,15 @@ impl Supervisor {
             manifest,
             spec,
             status,
+            changes,
             commands,
         })
+    }
+
+    /// Every state change from now on, as it happens (no polling): the new
+    /// status each time the state or the process changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Status> {
+        self.changes.subscribe()
     }
 
     /// The plugin's name.
@@ -144,14 +159,7 @@ impl Supervisor {
 
     /// Its current status.
     pub fn status(&self) -> Status {
-        let current = self.status.borrow();
-        Status {
-            state: current.state,
-            pid: current.plugin.as_ref().map(|p| p.pid()),
-            starts: current.starts,
-            reason: current.reason.clone(),
-            stderr: current.stderr.clone(),
-        }
+        self.status.borrow().status()
     }
 
     /// Its current state.
@@ -250,11 +258,24 @@ enum Lost {
     Stop(oneshot::Sender<()>),
 }
 
+impl Current {
+    fn status(&self) -> Status {
+        Status {
+            state: self.state,
+            pid: self.plugin.as_ref().map(|p| p.pid()),
+            starts: self.starts,
+            reason: self.reason.clone(),
+            stderr: self.stderr.clone(),
+        }
+    }
+}
+
 /// The supervisor task's state.
 struct Run {
     name: Arc<str>,
     spec: PluginSpec,
     status: watch::Sender<Current>,
+    changes: broadcast::Sender<Status>,
     inbox: mpsc::UnboundedReceiver<Command>,
     /// Start times within the crash-loop window.
     starts: VecDeque<Instant>,
@@ -422,6 +443,7 @@ impl Run {
                 s.state = State::Starting;
                 s.starts = starts;
             });
+            let _ = self.changes.send(self.status.borrow().status());
             let started = tokio::select! {
                 started = Plugin::start(&self.spec) => started,
                 command = self.inbox.recv() => match command {
@@ -483,6 +505,8 @@ impl Run {
                 s.stderr = stderr;
             }
         });
+        // Nobody listening is fine.
+        let _ = self.changes.send(self.status.borrow().status());
     }
 }
 
