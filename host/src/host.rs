@@ -3,9 +3,9 @@
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
-//! use outboard_host::{Host, registry};
+//! use outboard_host::{Host, config};
 //!
-//! let config = registry::load("outboard.toml")?;
+//! let config = config::load("outboard.toml")?;
 //! let host = Host::start(&config).await?;
 //! let context = serde_json::json!({"env": {}});
 //! let report = host.dispatch("pre_container", context.as_object().cloned().unwrap_or_default()).await;
