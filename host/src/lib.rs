@@ -49,4 +49,4 @@ pub use manifest::{
     Permission, Subscription,
 };
 pub use output::Stream;
-pub use supervisor::{State, Status, Supervisor};
+pub use supervisor::{Exit, Instance, Launcher, PluginLauncher, State, Status, Supervisor};
