@@ -29,10 +29,15 @@
 //! - `policy`: the decisions (backoff, stable runs, the crash-loop window,
 //!   health misses, restart policies) as pure functions.
 //! - `run`: the supervising task, a thin loop around the policy.
+//! - `fake` (tests, or the `test-util` feature): an in-memory launcher.
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
 mod instance;
 mod policy;
 mod run;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
