@@ -7,7 +7,7 @@
 //! [`Supervisor::restart`] is called) → stopping → stopped.
 //!
 //! - **Exit** is noticed the moment the process exits, not at the next
-//!   health check. Calls in flight fail at once (see `plugin`).
+//!   health check. Calls in flight fail at once (see `instance`).
 //! - **Health**: checked every `health_interval`; `health_misses`
 //!   consecutive misses (an error, a timeout or `NOT_SERVING`) and the
 //!   plugin is killed and restarted.
@@ -57,12 +57,20 @@ pub use instance::{Exit, Instance, Launcher, PluginLauncher};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
+    /// A start is under way (the first is before supervision begins).
     Starting,
+    /// Running and answering; calls go to it.
     Ready,
+    /// It missed too many health checks and is being killed.
     Unhealthy,
+    /// It was lost and waits out its backoff before the next start.
     Restarting,
+    /// Down until [`Supervisor::restart`]: quarantined after a crash loop,
+    /// or an exit its restart policy does not restart.
     Failed,
+    /// Being stopped for good.
     Stopping,
+    /// Stopped for good.
     Stopped,
 }
 
@@ -86,10 +94,15 @@ pub struct Status {
 /// nothing outside keeps a stopped plugin's directory alive.
 #[derive(Debug, Clone)]
 struct Current {
+    /// Where it is.
     state: State,
+    /// The ready instance, if any.
     plugin: Option<Arc<dyn Instance>>,
+    /// Starts so far, the first included.
     starts: u32,
+    /// Why it last failed.
     reason: Option<String>,
+    /// Its last stderr lines when it last failed.
     stderr: Vec<String>,
 }
 
