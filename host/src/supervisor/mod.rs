@@ -7,7 +7,7 @@
 //! [`Supervisor::restart`] is called) → stopping → stopped.
 //!
 //! - **Exit** is noticed the moment the process exits, not at the next
-//!   health check. Calls in flight fail at once (see `instance`).
+//!   health check. Calls in flight fail at once (see `crate::instance`).
 //! - **Health**: checked every `health_interval`; `health_misses`
 //!   consecutive misses (an error, a timeout or `NOT_SERVING`) and the
 //!   plugin is killed and restarted.
