@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -29,7 +30,7 @@ use crate::config::{HostConfig, PluginSpec};
 use crate::dispatch::{self, Report, Route, Subscriber};
 use crate::error::Error;
 use crate::instance::Plugin;
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Instance, Launcher, PluginLauncher, Supervisor};
 
 /// Running plugins, each under supervision, and the phases they serve.
 #[derive(Debug)]
@@ -101,22 +102,53 @@ impl Host {
     /// Starts every plugin of `config` at once. If any fails, the others are
     /// stopped and every failure is returned.
     pub async fn start(config: &HostConfig) -> Result<Host, StartFailures> {
-        let (plugins, failures) = start_all(config.plugins.clone()).await;
+        Host::start_with(config, Arc::new(PluginLauncher)).await
+    }
+
+    /// [`Host::start`] with plugins started (and restarted) by `launcher`:
+    /// an in-memory one in tests.
+    pub async fn start_with(
+        config: &HostConfig,
+        launcher: Arc<dyn Launcher>,
+    ) -> Result<Host, StartFailures> {
+        let starter = launcher.clone();
+        let (instances, failures) = start_each(config.plugins.clone(), move |spec| {
+            let launcher = starter.clone();
+            async move { launcher.launch(&spec).await }
+        })
+        .await;
         if !failures.is_empty() {
-            stop_all(plugins).await;
+            let stops = instances.iter().map(|i| i.terminate());
+            futures_util::future::join_all(stops).await;
             return Err(StartFailures(
                 failures.into_iter().map(|(_, e)| e).collect(),
             ));
         }
-        Ok(Host::new(plugins, &config.phases))
+        Ok(Host::supervising(instances, launcher, &config.phases))
     }
 
     /// A host over plugins already started. `phases` are the declared
     /// phases; the job profile's defaults fill in its phases not declared.
     pub fn new(plugins: Vec<Plugin>, phases: &BTreeMap<String, PhaseSpec>) -> Host {
+        let instances = plugins
+            .into_iter()
+            .map(|p| Arc::new(p) as Arc<dyn Instance>)
+            .collect();
+        Host::supervising(instances, Arc::new(PluginLauncher), phases)
+    }
+
+    /// A host over instances already started, restarted by `launcher`.
+    fn supervising(
+        instances: Vec<Arc<dyn Instance>>,
+        launcher: Arc<dyn Launcher>,
+        phases: &BTreeMap<String, PhaseSpec>,
+    ) -> Host {
         let mut all_phases = config::job_profile();
         all_phases.extend(phases.iter().map(|(k, v)| (k.clone(), *v)));
-        let plugins: Vec<Arc<Supervisor>> = plugins.into_iter().map(Supervisor::adopt).collect();
+        let plugins: Vec<Arc<Supervisor>> = instances
+            .into_iter()
+            .map(|i| Supervisor::supervise(i, launcher.clone()))
+            .collect();
         let mut routes = HashMap::new();
         let subscribed = plugins
             .iter()
@@ -288,15 +320,28 @@ fn route(phase: &str, spec: PhaseSpec, plugins: &[Arc<Supervisor>]) -> Route {
 /// Starts every plugin at once; returns the ready ones (sorted by name) and
 /// the failures (sorted by plugin name).
 pub async fn start_all(specs: Vec<PluginSpec>) -> (Vec<Plugin>, Vec<(String, Error)>) {
+    start_each(specs, |spec| async move { Plugin::start(&spec).await }).await
+}
+
+/// Runs `start` on every spec at once; returns what started, sorted by
+/// plugin name, and the failures, sorted by plugin name.
+async fn start_each<T, F, S>(specs: Vec<PluginSpec>, start: S) -> (Vec<T>, Vec<(String, Error)>)
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, Error>> + Send + 'static,
+    S: Fn(PluginSpec) -> F,
+{
     let mut starting = JoinSet::new();
     for spec in specs {
-        starting.spawn(async move { (spec.name.clone(), Plugin::start(&spec).await) });
+        let name = spec.name.clone();
+        let started = start(spec);
+        starting.spawn(async move { (name, started.await) });
     }
     let mut plugins = Vec::new();
     let mut failures = Vec::new();
     while let Some(joined) = starting.join_next().await {
         match joined {
-            Ok((_, Ok(plugin))) => plugins.push(plugin),
+            Ok((name, Ok(plugin))) => plugins.push((name, plugin)),
             Ok((name, Err(err))) => failures.push((name, err)),
             // A start task panicked: a bug, but the host carries on and
             // reports it; its plugin was killed when the task unwound.
@@ -309,9 +354,9 @@ pub async fn start_all(specs: Vec<PluginSpec>) -> (Vec<Plugin>, Vec<(String, Err
             )),
         }
     }
-    plugins.sort_by(|a, b| a.name().cmp(b.name()));
+    plugins.sort_by(|a, b| a.0.cmp(&b.0));
     failures.sort_by(|a, b| a.0.cmp(&b.0));
-    (plugins, failures)
+    (plugins.into_iter().map(|(_, p)| p).collect(), failures)
 }
 
 /// Stops every plugin at once.

@@ -49,4 +49,8 @@ pub use manifest::{
     Permission, Subscription,
 };
 pub use output::Stream;
-pub use supervisor::{State, Status, Supervisor};
+/// In-memory plugins for tests: a fake launcher whose starts, exits, health
+/// answers and calls are scripted.
+#[cfg(feature = "test-util")]
+pub use supervisor::fake as testing;
+pub use supervisor::{Exit, Instance, Launcher, PluginLauncher, State, Status, Supervisor};

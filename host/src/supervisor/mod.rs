@@ -7,7 +7,7 @@
 //! [`Supervisor::restart`] is called) → stopping → stopped.
 //!
 //! - **Exit** is noticed the moment the process exits, not at the next
-//!   health check. Calls in flight fail at once (see `plugin`).
+//!   health check. Calls in flight fail at once (see `crate::instance`).
 //! - **Health**: checked every `health_interval`; `health_misses`
 //!   consecutive misses (an error, a timeout or `NOT_SERVING`) and the
 //!   plugin is killed and restarted.
@@ -20,31 +20,57 @@
 //!   again.
 //! - **Callers** ask [`Supervisor::ready`] for the plugin; while it is
 //!   starting or restarting they wait, up to their own deadline.
+//!
+//! # Layout
+//!
+//! - this file: [`Supervisor`], the handle callers hold, and its [`Status`].
+//! - `instance`: the seam, [`Launcher`] and [`Instance`], and the real pair
+//!   over a plugin process.
+//! - `policy`: the decisions (backoff, stable runs, the crash-loop window,
+//!   health misses, restart policies) as pure functions.
+//! - `run`: the supervising task, a thin loop around the policy.
+//! - `fake` (tests, or the `test-util` feature): an in-memory launcher.
 
-use std::collections::VecDeque;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
+mod instance;
+mod policy;
+mod run;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::config::{PluginSpec, RestartPolicy, Supervision};
+use crate::config::PluginSpec;
 use crate::error::CallError;
 use crate::instance::Plugin;
 use crate::manifest::Manifest;
+
+pub use instance::{Exit, Instance, Launcher, PluginLauncher};
 
 /// Where a supervised plugin is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
+    /// A start is under way (the first is before supervision begins).
     Starting,
+    /// Running and answering; calls go to it.
     Ready,
+    /// It missed too many health checks and is being killed.
     Unhealthy,
+    /// It was lost and waits out its backoff before the next start.
     Restarting,
+    /// Down until [`Supervisor::restart`]: quarantined after a crash loop,
+    /// or an exit its restart policy does not restart.
     Failed,
+    /// Being stopped for good.
     Stopping,
+    /// Stopped for good.
     Stopped,
 }
 
@@ -68,10 +94,15 @@ pub struct Status {
 /// nothing outside keeps a stopped plugin's directory alive.
 #[derive(Debug, Clone)]
 struct Current {
+    /// Where it is.
     state: State,
-    plugin: Option<Arc<Plugin>>,
+    /// The ready instance, if any.
+    plugin: Option<Arc<dyn Instance>>,
+    /// Starts so far, the first included.
     starts: u32,
+    /// Why it last failed.
     reason: Option<String>,
+    /// Its last stderr lines when it last failed.
     stderr: Vec<String>,
 }
 
@@ -101,31 +132,37 @@ pub struct Supervisor {
 const CHANGES_BUFFERED: usize = 64;
 
 impl Supervisor {
-    /// Takes over a plugin that completed its first start.
+    /// Takes over a plugin that completed its first start; restarts go
+    /// through [`Plugin::start`].
     pub fn adopt(plugin: Plugin) -> Arc<Supervisor> {
-        let name: Arc<str> = plugin.name().into();
-        let manifest = plugin.manifest().clone();
-        let spec = plugin.spec().clone();
-        let plugin = Arc::new(plugin);
+        Supervisor::supervise(Arc::new(plugin), Arc::new(PluginLauncher))
+    }
+
+    /// Takes over `instance`, which completed its first start; restarts go
+    /// through `launcher`.
+    pub fn supervise(instance: Arc<dyn Instance>, launcher: Arc<dyn Launcher>) -> Arc<Supervisor> {
+        let name: Arc<str> = instance.name().into();
+        let manifest = instance.manifest().clone();
+        let spec = instance.spec().clone();
         let (status_tx, status) = watch::channel(Current {
             state: State::Ready,
-            plugin: Some(plugin.clone()),
+            plugin: Some(instance.clone()),
             starts: 1,
             reason: None,
             stderr: Vec::new(),
         });
         let (commands, inbox) = mpsc::unbounded_channel();
         let (changes, _) = broadcast::channel(CHANGES_BUFFERED);
-        let run = Run {
+        let run = run::Run {
             name: name.clone(),
             spec: spec.clone(),
+            launcher,
             status: status_tx,
             changes: changes.clone(),
             inbox,
-            starts: VecDeque::from([Instant::now()]),
-            failures_in_row: 0,
+            policy: policy::Policy::new(spec.supervision, Instant::now()),
         };
-        tokio::spawn(run.supervise(plugin));
+        tokio::spawn(run.supervise(instance));
         Arc::new(Supervisor {
             name,
             manifest,
@@ -169,14 +206,14 @@ impl Supervisor {
 
     /// The ready plugin, waiting while it starts or restarts, up to
     /// `deadline`.
-    pub async fn ready(&self, deadline: Instant) -> Result<Arc<Plugin>, CallError> {
+    pub async fn ready(&self, deadline: Instant) -> Result<Arc<dyn Instance>, CallError> {
         // Fast path: no waiting, one read of the status. An instance whose
         // process has exited is not ready, even before the supervisor has
         // caught up with it.
         {
             let status = self.status.borrow();
             if let Some(plugin) = &status.plugin
-                && plugin.exited().is_none()
+                && !plugin.has_exited()
             {
                 return Ok(plugin.clone());
             }
@@ -184,14 +221,16 @@ impl Supervisor {
         let mut status = self.status.clone();
         let waited = tokio::time::timeout_at(
             deadline,
+            // An instance that has exited does not count: the supervisor
+            // replaces it as soon as it notices, which wakes this up again.
             status.wait_for(|s| {
-                s.plugin.is_some()
+                s.plugin.as_ref().is_some_and(|p| !p.has_exited())
                     || matches!(s.state, State::Failed | State::Stopping | State::Stopped)
             }),
         )
         .await;
         let current = self.status.borrow().clone();
-        let live = current.plugin.filter(|p| p.exited().is_none());
+        let live = current.plugin.filter(|p| !p.has_exited());
         match (waited, live) {
             (_, Some(plugin)) => Ok(plugin),
             (Err(_), None) => Err(CallError::NotReady(format!(
@@ -246,19 +285,8 @@ fn state_word(state: State) -> &'static str {
     }
 }
 
-/// Why a ready plugin stopped being ready.
-enum Lost {
-    /// Its process exited.
-    Exited { exit: String, success: bool },
-    /// It missed too many health checks.
-    Unhealthy(String),
-    /// Someone asked for a restart.
-    Restart,
-    /// Someone asked it to stop.
-    Stop(oneshot::Sender<()>),
-}
-
 impl Current {
+    /// The status callers see.
     fn status(&self) -> Status {
         Status {
             state: self.state,
@@ -266,289 +294,6 @@ impl Current {
             starts: self.starts,
             reason: self.reason.clone(),
             stderr: self.stderr.clone(),
-        }
-    }
-}
-
-/// The supervisor task's state.
-struct Run {
-    name: Arc<str>,
-    spec: PluginSpec,
-    status: watch::Sender<Current>,
-    changes: broadcast::Sender<Status>,
-    inbox: mpsc::UnboundedReceiver<Command>,
-    /// Start times within the crash-loop window.
-    starts: VecDeque<Instant>,
-    /// Failures since the plugin was last stable.
-    failures_in_row: u32,
-}
-
-impl Run {
-    async fn supervise(mut self, first: Arc<Plugin>) {
-        let mut plugin = first;
-        loop {
-            let ready_at = Instant::now();
-            let lost = self.watch(&plugin).await;
-            if ready_at.elapsed() >= self.spec.supervision.backoff_reset_after {
-                self.failures_in_row = 0;
-            }
-            let stderr = plugin.stderr_tail();
-            let why = match lost {
-                Lost::Stop(done) => {
-                    self.set(State::Stopping, None, None, Vec::new());
-                    plugin.terminate().await;
-                    drop(plugin);
-                    self.set(State::Stopped, None, None, Vec::new());
-                    let _ = done.send(());
-                    return;
-                }
-                Lost::Restart => {
-                    self.set(
-                        State::Restarting,
-                        None,
-                        Some("restart requested".into()),
-                        stderr,
-                    );
-                    plugin.terminate().await;
-                    // Asked for, not a failure: it does not count towards a
-                    // crash loop.
-                    self.failures_in_row = 0;
-                    self.starts.clear();
-                    "restart requested".to_owned()
-                }
-                Lost::Unhealthy(reason) => {
-                    self.set(State::Unhealthy, None, Some(reason.clone()), stderr);
-                    tracing::warn!(plugin = &*self.name, "unhealthy, restarting: {reason}");
-                    plugin.kill().await;
-                    self.failures_in_row += 1;
-                    reason
-                }
-                Lost::Exited { exit, success } => {
-                    let reason = format!("exited with {exit}");
-                    let policy = self.spec.supervision.restart;
-                    // Leftovers of its process group go before anything else.
-                    plugin.kill().await;
-                    if policy == RestartPolicy::Never
-                        || (policy == RestartPolicy::OnFailure && success)
-                    {
-                        tracing::warn!(
-                            plugin = &*self.name,
-                            "{reason}; not restarted (restart = {policy:?})"
-                        );
-                        self.set(State::Failed, None, Some(reason), stderr);
-                        if self.wait_for_command().await.is_none() {
-                            return;
-                        }
-                        self.starts.clear();
-                        self.failures_in_row = 0;
-                        reason_for_manual()
-                    } else {
-                        tracing::warn!(plugin = &*self.name, "{reason}; restarting");
-                        self.set(State::Restarting, None, Some(reason.clone()), stderr);
-                        self.failures_in_row += 1;
-                        reason
-                    }
-                }
-            };
-            drop(plugin);
-            match self.start_again(why).await {
-                Some(next) => plugin = next,
-                None => return,
-            }
-        }
-    }
-
-    /// Watches a ready plugin until it exits, turns unhealthy, or a command
-    /// comes.
-    async fn watch(&mut self, plugin: &Arc<Plugin>) -> Lost {
-        let sup = self.spec.supervision;
-        let check_timeout = sup.health_interval.min(self.spec.call_timeout);
-        let mut ticks =
-            tokio::time::interval_at(Instant::now() + sup.health_interval, sup.health_interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut misses = 0u32;
-        loop {
-            tokio::select! {
-                (exit, success) = plugin.wait_exit() => return Lost::Exited { exit, success },
-                command = self.inbox.recv() => return match command {
-                    Some(Command::Restart) => Lost::Restart,
-                    Some(Command::Stop(done)) => Lost::Stop(done),
-                    // Every handle is gone: nobody can use the plugin.
-                    None => {
-                        let (done, _) = oneshot::channel();
-                        Lost::Stop(done)
-                    }
-                },
-                _ = ticks.tick() => match plugin.check_health(check_timeout).await {
-                    Ok(()) => misses = 0,
-                    Err(reason) => {
-                        misses += 1;
-                        tracing::debug!(plugin = &*self.name, misses, "health check missed: {reason}");
-                        if misses >= sup.health_misses {
-                            return Lost::Unhealthy(format!("{misses} health checks missed in a row, the last: {reason}"));
-                        }
-                    }
-                },
-            }
-        }
-    }
-
-    /// Starts the plugin again after `why`, with backoff, until it is ready,
-    /// it is quarantined and stays so, or a stop comes. `None` means stop.
-    async fn start_again(&mut self, mut why: String) -> Option<Arc<Plugin>> {
-        loop {
-            let sup = self.spec.supervision;
-            let now = Instant::now();
-            while self
-                .starts
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > sup.crash_loop_window)
-            {
-                self.starts.pop_front();
-            }
-            if self.starts.len() >= sup.crash_loop_starts as usize {
-                let reason = format!(
-                    "crash loop: {} starts within {}, the last failure: {why}",
-                    self.starts.len(),
-                    humantime::format_duration(sup.crash_loop_window)
-                );
-                tracing::error!(plugin = &*self.name, "quarantined: {reason}");
-                let stderr = self.status.borrow().stderr.clone();
-                self.set(State::Failed, None, Some(reason), stderr);
-                self.wait_for_command().await?;
-                self.starts.clear();
-                self.failures_in_row = 0;
-                why = reason_for_manual();
-            }
-
-            let delay = backoff(self.failures_in_row, &sup);
-            if !delay.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    command = self.inbox.recv() => match command {
-                        Some(Command::Restart) => self.failures_in_row = 0,
-                        Some(Command::Stop(done)) => {
-                            self.set(State::Stopped, None, None, Vec::new());
-                            let _ = done.send(());
-                            return None;
-                        }
-                        None => return None,
-                    },
-                }
-            }
-
-            self.starts.push_back(Instant::now());
-            let starts = self.status.borrow().starts + 1;
-            self.status.send_modify(|s| {
-                s.state = State::Starting;
-                s.starts = starts;
-            });
-            let _ = self.changes.send(self.status.borrow().status());
-            let started = tokio::select! {
-                started = Plugin::start(&self.spec) => started,
-                command = self.inbox.recv() => match command {
-                    // Dropping the start kills what it spawned.
-                    Some(Command::Stop(done)) => {
-                        self.set(State::Stopped, None, None, Vec::new());
-                        let _ = done.send(());
-                        return None;
-                    }
-                    Some(Command::Restart) => continue,
-                    None => return None,
-                },
-            };
-            match started {
-                Ok(plugin) => {
-                    let plugin = Arc::new(plugin);
-                    tracing::info!(plugin = &*self.name, starts, "ready again");
-                    self.set(State::Ready, Some(plugin.clone()), None, Vec::new());
-                    return Some(plugin);
-                }
-                Err(err) => {
-                    why = err.kind.to_string();
-                    tracing::warn!(plugin = &*self.name, "restart failed: {why}");
-                    self.failures_in_row += 1;
-                    self.set(State::Restarting, None, Some(why.clone()), Vec::new());
-                }
-            }
-        }
-    }
-
-    /// Waits for a restart request; `None` on stop.
-    async fn wait_for_command(&mut self) -> Option<()> {
-        match self.inbox.recv().await {
-            Some(Command::Restart) => Some(()),
-            Some(Command::Stop(done)) => {
-                let reason = self.status.borrow().reason.clone();
-                self.set(State::Stopped, None, reason, Vec::new());
-                let _ = done.send(());
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn set(
-        &self,
-        state: State,
-        plugin: Option<Arc<Plugin>>,
-        reason: Option<String>,
-        stderr: Vec<String>,
-    ) {
-        self.status.send_modify(|s| {
-            s.state = state;
-            s.plugin = plugin;
-            if reason.is_some() || state == State::Ready {
-                s.reason = reason;
-            }
-            if !stderr.is_empty() || state == State::Ready {
-                s.stderr = stderr;
-            }
-        });
-        // Nobody listening is fine.
-        let _ = self.changes.send(self.status.borrow().status());
-    }
-}
-
-fn reason_for_manual() -> String {
-    "restart requested".to_owned()
-}
-
-/// The delay before the next start after `failures` failures in a row: none
-/// for the first, then `initial` doubling up to `max`, with jitter between
-/// half and all of it.
-fn backoff(failures: u32, sup: &Supervision) -> Duration {
-    if failures <= 1 {
-        return Duration::ZERO;
-    }
-    let doublings = (failures - 2).min(20);
-    let full = sup
-        .backoff_initial
-        .saturating_mul(1 << doublings)
-        .min(sup.backoff_max);
-    let half = full / 2;
-    half + half.mul_f64(rand::rng().random::<f64>())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_immediate_then_doubles_with_jitter_up_to_the_cap() {
-        let sup = Supervision::default();
-        assert_eq!(backoff(0, &sup), Duration::ZERO);
-        assert_eq!(backoff(1, &sup), Duration::ZERO);
-        for (failures, full) in [(2, 100), (3, 200), (4, 400), (12, 30_000), (40, 30_000)] {
-            let full = Duration::from_millis(full);
-            for _ in 0..50 {
-                let d = backoff(failures, &sup);
-                assert!(
-                    d >= full / 2 && d <= full,
-                    "{failures}: {d:?} not in [{:?}, {full:?}]",
-                    full / 2
-                );
-            }
         }
     }
 }

@@ -1,0 +1,175 @@
+//! The seam between the supervisor and what it supervises: a [`Launcher`]
+//! starts instances from a spec, an [`Instance`] is one running plugin as
+//! far as supervision and dispatch need it.
+//!
+//! The real pair is [`PluginLauncher`] and [`Plugin`] (a process spoken to
+//! over gRPC); tests put an in-memory pair in its place (see `fake`), so that
+//! restarts, backoff and health decisions run under `tokio::time::pause()`
+//! without a process.
+//!
+//! Both are used as trait objects (`Arc<dyn Instance>`), not as type
+//! parameters: `Supervisor`, `Host` and the dispatch routes then keep one
+//! type each, and the price is one boxed future per call, small next to a
+//! gRPC round trip.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::config::PluginSpec;
+use crate::error::{CallError, Error};
+use crate::instance::{Plugin, Reply};
+use crate::manifest::Manifest;
+
+/// How an instance's process ended, as the supervisor needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit, described for people ("status 3", "signal 9 (SIGKILL)").
+    pub description: String,
+    /// Whether it exited with status 0 (restart = "on-failure" leaves it
+    /// down then).
+    pub success: bool,
+}
+
+/// One running plugin, ready for calls: what the supervisor watches and
+/// what dispatch calls.
+pub trait Instance: fmt::Debug + Send + Sync + 'static {
+    /// The name the host knows the plugin by.
+    fn name(&self) -> &str;
+
+    /// The spec it was started from.
+    fn spec(&self) -> &PluginSpec;
+
+    /// Its validated manifest.
+    fn manifest(&self) -> &Manifest;
+
+    /// Its process id.
+    fn pid(&self) -> u32;
+
+    /// True once its process has exited (the supervisor may not know yet).
+    fn has_exited(&self) -> bool;
+
+    /// Resolves when its process exits.
+    fn wait_exit(&self) -> BoxFuture<'_, Exit>;
+
+    /// Asks it whether it is serving, within `timeout`; why not otherwise.
+    fn check_health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>>;
+
+    /// Runs `phase` with `context`, cut off after `timeout`.
+    fn invoke<'a>(
+        &'a self,
+        phase: &'a str,
+        invocation_id: &'a str,
+        attempt: u32,
+        context: prost_types::Struct,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Reply, CallError>>;
+
+    /// Stops it gracefully (asked, then signalled); resolves when it is gone.
+    fn terminate(&self) -> BoxFuture<'_, ()>;
+
+    /// Kills it at once, for an instance that is unhealthy or already dead;
+    /// resolves when it is gone.
+    fn kill(&self) -> BoxFuture<'_, ()>;
+
+    /// The last lines it wrote to stderr.
+    fn stderr_tail(&self) -> Vec<String>;
+}
+
+/// Starts instances: the supervisor's way to bring a plugin back.
+pub trait Launcher: fmt::Debug + Send + Sync + 'static {
+    /// Starts the plugin `spec` describes and brings it to ready. Dropping
+    /// the future before it resolves must leave nothing running.
+    fn launch<'a>(
+        &'a self,
+        spec: &'a PluginSpec,
+    ) -> BoxFuture<'a, Result<Arc<dyn Instance>, Error>>;
+}
+
+/// The real launcher: a plugin process, through [`Plugin::start`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PluginLauncher;
+
+impl Launcher for PluginLauncher {
+    fn launch<'a>(
+        &'a self,
+        spec: &'a PluginSpec,
+    ) -> BoxFuture<'a, Result<Arc<dyn Instance>, Error>> {
+        Box::pin(async move {
+            let plugin = Plugin::start(spec).await?;
+            Ok(Arc::new(plugin) as Arc<dyn Instance>)
+        })
+    }
+}
+
+impl Instance for Plugin {
+    fn name(&self) -> &str {
+        Plugin::name(self)
+    }
+
+    fn spec(&self) -> &PluginSpec {
+        Plugin::spec(self)
+    }
+
+    fn manifest(&self) -> &Manifest {
+        Plugin::manifest(self)
+    }
+
+    fn pid(&self) -> u32 {
+        Plugin::pid(self)
+    }
+
+    fn has_exited(&self) -> bool {
+        self.exited().is_some()
+    }
+
+    fn wait_exit(&self) -> BoxFuture<'_, Exit> {
+        Box::pin(async move {
+            let (description, success) = Plugin::wait_exit(self).await;
+            Exit {
+                description,
+                success,
+            }
+        })
+    }
+
+    fn check_health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(Plugin::check_health(self, timeout))
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        phase: &'a str,
+        invocation_id: &'a str,
+        attempt: u32,
+        context: prost_types::Struct,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Reply, CallError>> {
+        Box::pin(Plugin::invoke(
+            self,
+            phase,
+            invocation_id,
+            attempt,
+            context,
+            timeout,
+        ))
+    }
+
+    fn terminate(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            Plugin::terminate(self).await;
+        })
+    }
+
+    fn kill(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            Plugin::kill(self).await;
+        })
+    }
+
+    fn stderr_tail(&self) -> Vec<String> {
+        Plugin::stderr_tail(self)
+    }
+}

@@ -1,0 +1,306 @@
+//! The supervising task of one plugin: it watches the ready instance, asks
+//! the policy what to do when it is lost, and starts it again through the
+//! launcher. Every decision is the policy's; this loop only waits, reports
+//! the state, and acts.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::policy::{self, Health, Next, Policy};
+use super::{Command, Current, Exit, Instance, Launcher, State, Status};
+use crate::config::PluginSpec;
+
+/// The reason recorded when someone asked for the restart.
+const RESTART_REQUESTED: &str = "restart requested";
+
+/// Why a ready instance stopped being ready.
+enum Lost {
+    /// Its process exited.
+    Exited(Exit),
+    /// It missed too many health checks.
+    Unhealthy(String),
+    /// Someone asked for a restart.
+    Restart,
+    /// Someone asked it to stop.
+    Stop(oneshot::Sender<()>),
+}
+
+/// How one start ended.
+enum Started {
+    /// Ready: the new instance.
+    Ready(Arc<dyn Instance>),
+    /// It failed, for this reason; the policy decides what next.
+    Failed(String),
+    /// A restart was asked for meanwhile: start over.
+    Again,
+    /// A stop was asked for meanwhile (and is done).
+    Stopped,
+}
+
+/// The supervisor task's state.
+pub(super) struct Run {
+    /// The plugin's name, for the logs.
+    pub(super) name: Arc<str>,
+    /// What to start it from.
+    pub(super) spec: PluginSpec,
+    /// How to start it.
+    pub(super) launcher: Arc<dyn Launcher>,
+    /// The published status, read by [`super::Supervisor`].
+    pub(super) status: watch::Sender<Current>,
+    /// Every state change, for subscribers.
+    pub(super) changes: broadcast::Sender<Status>,
+    /// Commands from the [`super::Supervisor`] handles.
+    pub(super) inbox: mpsc::UnboundedReceiver<Command>,
+    /// What it remembers of past starts and failures.
+    pub(super) policy: Policy,
+}
+
+impl Run {
+    /// Supervises from `first` on, until asked to stop.
+    pub(super) async fn supervise(mut self, first: Arc<dyn Instance>) {
+        let mut instance = first;
+        loop {
+            let ready_at = Instant::now();
+            let lost = self.watch(&instance).await;
+            self.policy.ran(ready_at, Instant::now());
+            let Some(why) = self.after(lost, instance).await else {
+                return;
+            };
+            match self.start_again(why).await {
+                Some(next) => instance = next,
+                None => return,
+            }
+        }
+    }
+
+    /// Watches a ready instance until it exits, turns unhealthy, or a
+    /// command comes.
+    async fn watch(&mut self, instance: &Arc<dyn Instance>) -> Lost {
+        let knobs = self.spec.supervision;
+        let check_timeout = knobs.health_interval.min(self.spec.call_timeout);
+        let mut ticks = tokio::time::interval_at(
+            Instant::now() + knobs.health_interval,
+            knobs.health_interval,
+        );
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut health = Health::new(knobs.health_misses);
+        loop {
+            tokio::select! {
+                exit = instance.wait_exit() => return Lost::Exited(exit),
+                command = next_command(&mut self.inbox) => return match command {
+                    Command::Restart => Lost::Restart,
+                    Command::Stop(done) => Lost::Stop(done),
+                },
+                _ = ticks.tick() => match instance.check_health(check_timeout).await {
+                    Ok(()) => health.passed(),
+                    Err(reason) => {
+                        let unhealthy = health.missed();
+                        let misses = health.misses();
+                        tracing::debug!(plugin = &*self.name, misses, "health check missed: {reason}");
+                        if unhealthy {
+                            return Lost::Unhealthy(format!(
+                                "{misses} health checks missed in a row, the last: {reason}"
+                            ));
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Deals with a lost instance: stops or kills what is left of it and
+    /// records why. The reason to start again, or `None` once stopped.
+    async fn after(&mut self, lost: Lost, instance: Arc<dyn Instance>) -> Option<String> {
+        let stderr = instance.stderr_tail();
+        match lost {
+            Lost::Stop(done) => {
+                self.set(State::Stopping, None, None, Vec::new());
+                instance.terminate().await;
+                // The last reference here removes its runtime directory
+                // before the caller hears it is stopped.
+                drop(instance);
+                self.stopped(done);
+                None
+            }
+            Lost::Restart => {
+                let why = RESTART_REQUESTED.to_owned();
+                self.set(State::Restarting, None, Some(why.clone()), stderr);
+                instance.terminate().await;
+                // Asked for, not a failure: it does not count towards a
+                // crash loop.
+                self.policy.reset();
+                Some(why)
+            }
+            Lost::Unhealthy(reason) => {
+                self.set(State::Unhealthy, None, Some(reason.clone()), stderr);
+                tracing::warn!(plugin = &*self.name, "unhealthy, restarting: {reason}");
+                instance.kill().await;
+                self.policy.failed();
+                Some(reason)
+            }
+            Lost::Exited(exit) => {
+                let reason = format!("exited with {}", exit.description);
+                // Leftovers of its process group go before anything else.
+                instance.kill().await;
+                drop(instance);
+                let restart = self.spec.supervision.restart;
+                if policy::restarts_after_exit(restart, exit.success) {
+                    tracing::warn!(plugin = &*self.name, "{reason}; restarting");
+                    self.set(State::Restarting, None, Some(reason.clone()), stderr);
+                    self.policy.failed();
+                    return Some(reason);
+                }
+                tracing::warn!(
+                    plugin = &*self.name,
+                    "{reason}; not restarted (restart = {restart:?})"
+                );
+                self.set(State::Failed, None, Some(reason), stderr);
+                self.wait_for_restart().await?;
+                self.policy.reset();
+                Some(RESTART_REQUESTED.to_owned())
+            }
+        }
+    }
+
+    /// Starts the plugin again after `why`, with backoff, until it is ready,
+    /// it is quarantined and stays so, or a stop comes. `None` means
+    /// stopped.
+    async fn start_again(&mut self, mut why: String) -> Option<Arc<dyn Instance>> {
+        loop {
+            let jitter: f64 = rand::rng().random();
+            match self.policy.next(Instant::now(), jitter) {
+                Next::Quarantine { starts } => {
+                    self.quarantine(starts, &why);
+                    self.wait_for_restart().await?;
+                    self.policy.reset();
+                    why = RESTART_REQUESTED.to_owned();
+                    continue;
+                }
+                Next::StartAfter(delay) if !delay.is_zero() => {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        command = next_command(&mut self.inbox) => match command {
+                            Command::Restart => self.policy.skip_backoff(),
+                            Command::Stop(done) => {
+                                self.stopped(done);
+                                return None;
+                            }
+                        },
+                    }
+                }
+                Next::StartAfter(_) => {}
+            }
+            match self.start_once().await {
+                Started::Ready(instance) => return Some(instance),
+                Started::Failed(reason) => why = reason,
+                Started::Again => {}
+                Started::Stopped => return None,
+            }
+        }
+    }
+
+    /// One start through the launcher, abandoned if a command comes first.
+    async fn start_once(&mut self) -> Started {
+        self.policy.started(Instant::now());
+        let starts = self.status.borrow().starts + 1;
+        self.status.send_modify(|s| {
+            s.state = State::Starting;
+            s.starts = starts;
+        });
+        self.announce();
+        let launched = tokio::select! {
+            launched = self.launcher.launch(&self.spec) => launched,
+            // Dropping the start kills what it spawned.
+            command = next_command(&mut self.inbox) => return match command {
+                Command::Stop(done) => {
+                    self.stopped(done);
+                    Started::Stopped
+                }
+                Command::Restart => Started::Again,
+            },
+        };
+        match launched {
+            Ok(instance) => {
+                tracing::info!(plugin = &*self.name, starts, "ready again");
+                self.set(State::Ready, Some(instance.clone()), None, Vec::new());
+                Started::Ready(instance)
+            }
+            Err(err) => {
+                let why = err.kind.to_string();
+                tracing::warn!(plugin = &*self.name, "restart failed: {why}");
+                self.policy.failed();
+                self.set(State::Restarting, None, Some(why.clone()), Vec::new());
+                Started::Failed(why)
+            }
+        }
+    }
+
+    /// Marks the plugin failed, for a crash loop of `starts` starts whose
+    /// last failure was `why`.
+    fn quarantine(&self, starts: usize, why: &str) {
+        let reason = format!(
+            "crash loop: {starts} starts within {}, the last failure: {why}",
+            humantime::format_duration(self.spec.supervision.crash_loop_window)
+        );
+        tracing::error!(plugin = &*self.name, "quarantined: {reason}");
+        let stderr = self.status.borrow().stderr.clone();
+        self.set(State::Failed, None, Some(reason), stderr);
+    }
+
+    /// Waits, down, for a restart request; `None` once stopped instead.
+    async fn wait_for_restart(&mut self) -> Option<()> {
+        match next_command(&mut self.inbox).await {
+            Command::Restart => Some(()),
+            Command::Stop(done) => {
+                self.stopped(done);
+                None
+            }
+        }
+    }
+
+    /// Reports the plugin stopped (keeping the last reason) to everyone and
+    /// to whoever asked.
+    fn stopped(&self, done: oneshot::Sender<()>) {
+        self.set(State::Stopped, None, None, Vec::new());
+        let _ = done.send(());
+    }
+
+    /// Publishes a new state; a reason or stderr lines replace the last
+    /// ones, and ready clears them.
+    fn set(
+        &self,
+        state: State,
+        instance: Option<Arc<dyn Instance>>,
+        reason: Option<String>,
+        stderr: Vec<String>,
+    ) {
+        self.status.send_modify(|s| {
+            s.state = state;
+            s.plugin = instance;
+            if reason.is_some() || state == State::Ready {
+                s.reason = reason;
+            }
+            if !stderr.is_empty() || state == State::Ready {
+                s.stderr = stderr;
+            }
+        });
+        self.announce();
+    }
+
+    /// Tells subscribers the current status.
+    fn announce(&self) {
+        // Nobody listening is fine.
+        let _ = self.changes.send(self.status.borrow().status());
+    }
+}
+
+/// The next command; every handle gone is a stop nobody waits for.
+async fn next_command(inbox: &mut mpsc::UnboundedReceiver<Command>) -> Command {
+    match inbox.recv().await {
+        Some(command) => command,
+        None => Command::Stop(oneshot::channel().0),
+    }
+}
