@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{Sandbox, bin};
@@ -326,10 +325,7 @@ fn sigterm_stops_the_command_and_still_runs_cleanup() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let up = (0..400).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        Path::new(&started).exists()
-    });
+    let up = common::wait_until(std::time::Duration::from_secs(10), || started.exists());
     assert!(up, "the command never started");
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
