@@ -217,14 +217,14 @@ fn help_teaches() {
     }
 }
 
-/// A config of one broken-plugin in `mode` under `sandbox`, and the
-/// runtime directory base its instances go in.
-fn broken_config(sandbox: &common::Sandbox, mode: &str) -> (PathBuf, PathBuf) {
+/// A config of one broken-plugin in `mode` under `sandbox`, given
+/// `stop_grace`, and the runtime directory base its instances go in.
+fn broken_config(sandbox: &common::Sandbox, mode: &str, stop_grace: &str) -> (PathBuf, PathBuf) {
     let config = sandbox.path().join("outboard.toml");
     std::fs::write(
         &config,
         format!(
-            "[[plugin]]\nname = \"{mode}\"\ncommand = {:?}\nargs = [\"{mode}\"]\ncall_timeout = \"60s\"\nstop_grace = \"1s\"\n",
+            "[[plugin]]\nname = \"{mode}\"\ncommand = {:?}\nargs = [\"{mode}\"]\ncall_timeout = \"60s\"\nstop_grace = \"{stop_grace}\"\n",
             common::bin("broken-plugin")
         ),
     )
@@ -272,7 +272,7 @@ fn assert_stopped_cleanly(child: Child, stderr: Lines, plugins: &[u32], runtime:
 #[test]
 fn sigterm_during_a_phase_stops_plugins_and_leaves_nothing_behind() {
     let sandbox = common::Sandbox::new();
-    let (config, runtime) = broken_config(&sandbox, "hang-invoke");
+    let (config, runtime) = broken_config(&sandbox, "hang-invoke", "1s");
     let mut child = spawn_outboard(
         &["invoke", "test", "--config", config.to_str().unwrap()],
         &runtime,
@@ -280,11 +280,7 @@ fn sigterm_during_a_phase_stops_plugins_and_leaves_nothing_behind() {
     let mut stderr = Lines::read(child.stderr.take().expect("stderr"));
     // The plugin says so on its stderr, which the host relays, once the
     // Invoke has reached it.
-    assert!(
-        stderr.wait_for("never answering", Duration::from_secs(20)),
-        "the Invoke never reached the plugin: {}",
-        stderr.rest()
-    );
+    stderr.expect("never answering", Duration::from_secs(20));
     let plugins = common::child_pids(child.id());
     assert_eq!(plugins.len(), 1, "{plugins:?}");
     common::sigterm(child.id());
@@ -295,7 +291,7 @@ fn sigterm_during_a_phase_stops_plugins_and_leaves_nothing_behind() {
 /// `command` stops at once, with 130, and kills the plugin.
 fn sigterm_while_a_plugin_starts(command: &[&str]) {
     let sandbox = common::Sandbox::new();
-    let (config, runtime) = broken_config(&sandbox, "silent");
+    let (config, runtime) = broken_config(&sandbox, "silent", "1s");
     let config = config.to_str().unwrap();
     let plugin = common::bin("broken-plugin");
     let args: Vec<&str> = command
@@ -332,6 +328,28 @@ fn sigterm_while_invoke_starts_its_plugins_exits_130_and_leaves_nothing() {
 #[test]
 fn sigterm_while_ls_starts_its_plugins_exits_130_and_leaves_nothing() {
     sigterm_while_a_plugin_starts(&["ls", "--config", "CONFIG"]);
+}
+
+#[test]
+fn up_stops_at_once_on_a_second_signal() {
+    let sandbox = common::Sandbox::new();
+    // It answers Shutdown but never exits and ignores SIGTERM: the graceful
+    // stop would take its 30 s grace and more.
+    let (config, runtime) = broken_config(&sandbox, "ignores-sigterm", "30s");
+    let started = std::time::Instant::now();
+    let mut child = spawn_outboard(&["up", "--config", config.to_str().unwrap()], &runtime);
+    let mut stderr = Lines::read(child.stderr.take().expect("stderr"));
+    stderr.expect("outboard: ready:", Duration::from_secs(20));
+    let plugins = common::child_pids(child.id());
+    common::sigterm(child.id());
+    stderr.expect("signal again to stop them at once", Duration::from_secs(5));
+    common::sigterm(child.id());
+    assert_stopped_cleanly(child, stderr, &plugins, &runtime);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "waited for the grace: {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! workspace's test support, and ways to wait for an event (a file, a
 //! process, a line on stderr) with a deadline instead of sleeping.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 pub use outboard_test_support::*;
 
@@ -106,6 +106,17 @@ impl Lines {
                 }
                 Err(_) => return false,
             }
+        }
+    }
+
+    /// Like [`Lines::wait_for`], but fails the test, showing every line so
+    /// far, if no such line comes.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) {
+        if !self.wait_for(needle, timeout) {
+            panic!(
+                "no line with {needle:?} within {timeout:?}; so far:\n{}",
+                self.seen.join("\n")
+            );
         }
     }
 
