@@ -12,6 +12,10 @@
 //! The first SIGINT or SIGTERM stops the job like a failure (SIGTERM is
 //! passed on to the command; a terminal's Ctrl-C reaches it directly) and
 //! on_error and cleanup still run. A second signal is the CLI's to handle.
+//!
+//! Here: the phases in order and the report. `command`: running the
+//! command. `failure`: what stops a job ([`FailureKind`]) and the exit
+//! status it becomes.
 
 mod command;
 mod failure;
