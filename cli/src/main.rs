@@ -1,14 +1,54 @@
 //! `outboard`: the command line of the Outboard plugin host.
+//!
+//! # Layout
+//!
+//! - `init`: the PID-1 init put in front of the host in a container.
+//! - `args`: the command line's definition (clap).
+//! - `commands/`: one file per command; each creates its signal listener
+//!   (`signals`) before it starts anything.
+//! - `render/`: what a person reads: tables, reports, the job summary,
+//!   `up`'s state lines, the conformance results.
+//! - `logging`: log lines on stderr.
+//! - `exit`: the exit statuses.
 
-mod cli;
-mod conformance;
+mod args;
+mod commands;
+mod exit;
 mod init;
+mod logging;
+mod render;
+mod signals;
 
-fn main() -> std::process::ExitCode {
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
     // First, while the process has a single thread: as PID 1, fork the
     // host and stay behind as its init.
     if let Some(status) = init::become_init_if_pid1() {
         return status;
     }
-    cli::main()
+    let cli = args::Cli::parse();
+    logging::init(cli.verbose, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("outboard: cannot start the async runtime: {err}");
+            return ExitCode::from(exit::EXIT_ERROR);
+        }
+    };
+    runtime.block_on(async {
+        match commands::run(cli.command).await {
+            Ok(code) => ExitCode::from(code),
+            Err(err) if exit::is_broken_pipe(&err) => ExitCode::from(exit::EXIT_BROKEN_PIPE),
+            Err(err) => {
+                eprintln!("outboard: {err:#}");
+                ExitCode::from(exit::EXIT_ERROR)
+            }
+        }
+    })
 }

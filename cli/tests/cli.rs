@@ -4,10 +4,11 @@
 
 mod common;
 
-use common::{outboard, text};
+use common::{Lines, outboard, text};
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -216,49 +217,139 @@ fn help_teaches() {
     }
 }
 
-#[test]
-fn sigterm_during_a_phase_stops_plugins_and_leaves_nothing_behind() {
-    let sandbox = common::Sandbox::new();
+/// A config of one broken-plugin in `mode` under `sandbox`, given
+/// `stop_grace`, and the runtime directory base its instances go in.
+fn broken_config(sandbox: &common::Sandbox, mode: &str, stop_grace: &str) -> (PathBuf, PathBuf) {
     let config = sandbox.path().join("outboard.toml");
     std::fs::write(
         &config,
         format!(
-            "[[plugin]]\nname = \"hangs\"\ncommand = {:?}\nargs = [\"hang-invoke\"]\ncall_timeout = \"60s\"\nstop_grace = \"1s\"\n",
+            "[[plugin]]\nname = \"{mode}\"\ncommand = {:?}\nargs = [\"{mode}\"]\ncall_timeout = \"60s\"\nstop_grace = \"{stop_grace}\"\n",
             common::bin("broken-plugin")
         ),
     )
     .expect("write config");
     let runtime = sandbox.path().join("run");
     std::fs::create_dir(&runtime).expect("runtime base");
-    let child = Command::new(env!("CARGO_BIN_EXE_outboard"))
-        .args(["invoke", "test", "--config", config.to_str().unwrap()])
-        .env("OUTBOARD_RUNTIME_DIR", &runtime)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    (config, runtime)
+}
+
+/// Starts `outboard args...` with its runtime directories under `runtime`
+/// and its stderr piped.
+fn spawn_outboard(args: &[&str], runtime: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(args)
+        .env("OUTBOARD_RUNTIME_DIR", runtime)
+        .env_remove("OUTBOARD_PLUGIN_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn outboard");
-    // Wait until the plugin is up (its runtime directory exists), then a
-    // moment more so the hanging Invoke is in flight.
-    let up = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        std::fs::read_dir(&runtime).is_ok_and(|mut d| d.next().is_some())
+        .expect("spawn outboard")
+}
+
+/// Waits for `outboard`'s exit after a SIGTERM: 130, no plugin process in
+/// `plugins` still running, no runtime directory under `runtime`.
+fn assert_stopped_cleanly(child: Child, stderr: Lines, plugins: &[u32], runtime: &Path) {
+    let status = {
+        let mut child = child;
+        child.wait().expect("wait")
+    };
+    let stderr = stderr.rest();
+    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.contains("outboard: interrupted"), "{stderr}");
+    // Killed with its group: gone at once, or a zombie for its new parent.
+    let gone = common::wait_until(Duration::from_secs(2), || {
+        plugins.iter().all(|&pid| !common::alive(pid))
     });
-    assert!(up, "the plugin never started");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "stderr: {}",
-        text(&out.stderr)
-    );
-    let left: Vec<_> = std::fs::read_dir(&runtime)
+    assert!(gone, "plugins still running: {plugins:?}");
+    let left: Vec<_> = std::fs::read_dir(runtime)
         .expect("read")
         .flatten()
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn sigterm_during_a_phase_stops_plugins_and_leaves_nothing_behind() {
+    let sandbox = common::Sandbox::new();
+    let (config, runtime) = broken_config(&sandbox, "hang-invoke", "1s");
+    let mut child = spawn_outboard(
+        &["invoke", "test", "--config", config.to_str().unwrap()],
+        &runtime,
+    );
+    let mut stderr = Lines::read(child.stderr.take().expect("stderr"));
+    // The plugin says so on its stderr, which the host relays, once the
+    // Invoke has reached it.
+    stderr.expect("never answering", Duration::from_secs(20));
+    let plugins = common::child_pids(child.id());
+    assert_eq!(plugins.len(), 1, "{plugins:?}");
+    common::sigterm(child.id());
+    assert_stopped_cleanly(child, stderr, &plugins, &runtime);
+}
+
+/// SIGTERM while the only plugin is still starting (it never handshakes):
+/// `command` stops at once, with 130, and kills the plugin.
+fn sigterm_while_a_plugin_starts(command: &[&str]) {
+    let sandbox = common::Sandbox::new();
+    let (config, runtime) = broken_config(&sandbox, "silent", "1s");
+    let config = config.to_str().unwrap();
+    let plugin = common::bin("broken-plugin");
+    let args: Vec<&str> = command
+        .iter()
+        .map(|&a| match a {
+            "CONFIG" => config,
+            "PLUGIN" => plugin.to_str().unwrap(),
+            _ => a,
+        })
+        .collect();
+    let mut child = spawn_outboard(&args, &runtime);
+    let stderr = Lines::read(child.stderr.take().expect("stderr"));
+    // The event: the plugin's process exists (it is the host's only child).
+    let mut plugins = Vec::new();
+    let spawned = common::wait_until(Duration::from_secs(10), || {
+        plugins = common::child_pids(child.id());
+        !plugins.is_empty()
+    });
+    assert!(spawned, "the plugin never started: {}", stderr.rest());
+    common::sigterm(child.id());
+    assert_stopped_cleanly(child, stderr, &plugins, &runtime);
+}
+
+#[test]
+fn sigterm_while_describe_starts_its_plugin_exits_130_and_leaves_nothing() {
+    sigterm_while_a_plugin_starts(&["describe", "--", "PLUGIN", "silent"]);
+}
+
+#[test]
+fn sigterm_while_invoke_starts_its_plugins_exits_130_and_leaves_nothing() {
+    sigterm_while_a_plugin_starts(&["invoke", "test", "--config", "CONFIG"]);
+}
+
+#[test]
+fn sigterm_while_ls_starts_its_plugins_exits_130_and_leaves_nothing() {
+    sigterm_while_a_plugin_starts(&["ls", "--config", "CONFIG"]);
+}
+
+#[test]
+fn up_stops_at_once_on_a_second_signal() {
+    let sandbox = common::Sandbox::new();
+    // It answers Shutdown but never exits and ignores SIGTERM: the graceful
+    // stop would take its 30 s grace and more.
+    let (config, runtime) = broken_config(&sandbox, "ignores-sigterm", "30s");
+    let started = std::time::Instant::now();
+    let mut child = spawn_outboard(&["up", "--config", config.to_str().unwrap()], &runtime);
+    let mut stderr = Lines::read(child.stderr.take().expect("stderr"));
+    stderr.expect("outboard: ready:", Duration::from_secs(20));
+    let plugins = common::child_pids(child.id());
+    common::sigterm(child.id());
+    stderr.expect("signal again to stop them at once", Duration::from_secs(5));
+    common::sigterm(child.id());
+    assert_stopped_cleanly(child, stderr, &plugins, &runtime);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "waited for the grace: {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

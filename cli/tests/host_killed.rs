@@ -8,21 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Sandbox, bin};
-use outboard_host::launch::ProcStat;
-
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&p| ProcStat::read(p).is_some_and(|s| s.ppid == pid))
-        .collect()
-}
-
-fn alive(pid: u32) -> bool {
-    ProcStat::read(pid).is_some_and(|s| !s.zombie)
-}
+use common::{Sandbox, alive, bin, wait_until};
 
 #[test]
 fn no_plugin_outlives_a_sigkilled_host() {
@@ -60,17 +46,19 @@ fn no_plugin_outlives_a_sigkilled_host() {
         .unwrap();
     let host_pid = host.id();
     // Three plugins and the command.
-    let up = (0..400).any(|_| {
-        std::thread::sleep(Duration::from_millis(25));
-        children_of(host_pid).len() >= 4
+    let up = wait_until(Duration::from_secs(10), || {
+        common::child_pids(host_pid).len() >= 4
     });
-    let children = children_of(host_pid);
+    let children = common::child_pids(host_pid);
     assert!(up, "the host's children never all started: {children:?}");
 
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(host_pid as libc::pid_t, libc::SIGKILL) };
     host.wait().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    // Each dies as soon as the kernel delivers its parent-death signal.
+    wait_until(Duration::from_secs(2), || {
+        !children.iter().any(|&p| alive(p))
+    });
     let survivors: Vec<u32> = children.iter().copied().filter(|&p| alive(p)).collect();
     assert!(
         survivors.is_empty(),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, bin};
+use common::{Sandbox, bin, children_of, wait_until};
 use outboard_host::launch::ProcStat;
 use serde_json::Value;
 
@@ -66,10 +66,7 @@ fn assert_no_runtime_dirs(sb: &Sandbox) {
 }
 
 fn wait_for_file(path: &Path) -> bool {
-    (0..400).any(|_| {
-        std::thread::sleep(Duration::from_millis(25));
-        path.exists()
-    })
+    wait_until(Duration::from_secs(10), || path.exists())
 }
 
 fn comm(pid: u32) -> String {
@@ -77,16 +74,6 @@ fn comm(pid: u32) -> String {
         .unwrap_or_default()
         .trim()
         .to_owned()
-}
-
-fn children_of(pid: u32) -> Vec<(u32, ProcStat)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| Some((p, ProcStat::read(p)?)))
-        .filter(|(_, s)| s.ppid == pid)
-        .collect()
 }
 
 #[test]
@@ -182,14 +169,13 @@ fn skip(test: &str, why: &str) {
 
 /// The namespace's PID 1 as this test sees it: the child of `unshare`.
 fn init_of(unshare: &Child) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(&(pid, _)) = children_of(unshare.id()).first() {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "unshare never forked");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut init = None;
+    let forked = wait_until(Duration::from_secs(10), || {
+        init = children_of(unshare.id()).first().map(|&(pid, _)| pid);
+        init.is_some()
+    });
+    assert!(forked, "unshare never forked");
+    init.unwrap()
 }
 
 fn finish(child: Child) -> (ExitStatus, Duration) {
@@ -240,14 +226,8 @@ fn as_pid_1_the_init_reaps_orphans_that_reach_it() {
             .collect()
     };
     // The background child may not have exec'd `sleep` yet when the shell
-    // returns: give it a moment.
-    let reached = (0..100).any(|_| {
-        if orphans().len() == 1 {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        false
-    });
+    // returns: wait for it.
+    let reached = wait_until(Duration::from_secs(1), || orphans().len() == 1);
     assert!(
         reached,
         "the orphan did not reach the init: {:?}",
@@ -255,10 +235,7 @@ fn as_pid_1_the_init_reaps_orphans_that_reach_it() {
     );
     // It exits after a second; then the init must reap it, not leave a
     // zombie whose parent is PID 1.
-    let deadline = Instant::now() + Duration::from_secs(6);
-    while !orphans().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(6), || orphans().is_empty());
     let left: Vec<_> = orphans()
         .iter()
         .map(|(pid, s)| format!("{pid} zombie={}", s.zombie))
@@ -284,11 +261,14 @@ fn as_pid_1_the_init_reaps_what_the_host_leaves_then_exits() {
     let config = empty_config(&sb);
     // The host exits at once; the orphan it leaves goes to the init, which
     // waits for it (up to a second) before it exits with the host's status.
-    let child = job(&sb, &config, &unshare, "(sleep 0.5 &); exit 4")
-        .spawn()
-        .unwrap();
+    // The orphan leaves a file as it ends: when PID 1 exits, the kernel
+    // kills the rest of the namespace, so the file proves the init waited.
+    let finished = sb.path().join("orphan-finished");
+    let script = format!("( (sleep 0.5; touch {}) & ); exit 4", finished.display());
+    let child = job(&sb, &config, &unshare, &script).spawn().unwrap();
     let (status, took) = finish(child);
     assert_eq!(status.code(), Some(4));
+    assert!(finished.exists(), "the init did not wait for the orphan");
     assert!(
         took >= Duration::from_millis(400),
         "the init did not wait for the orphan: {took:?}"
@@ -314,14 +294,45 @@ fn as_pid_1_orphans_of_the_job_command_are_reaped_while_it_runs() {
     };
     let sb = Sandbox::new();
     let config = empty_config(&sb);
-    let done = sb.path().join("done");
+    let (up, release, done) = (
+        sb.path().join("orphan-up"),
+        sb.path().join("release"),
+        sb.path().join("done"),
+    );
+    // The orphan says it runs, then waits for the test to let it end.
     let script = format!(
-        "(sleep 0.3 &); while [ ! -e {} ]; do sleep 0.05; done",
+        "(sh -c 'touch {}; while [ ! -e {} ]; do sleep 0.05; done' &); \
+         while [ ! -e {} ]; do sleep 0.05; done",
+        up.display(),
+        release.display(),
         done.display()
     );
     let child = job(&sb, &config, &unshare, &script).spawn().unwrap();
     let init = init_of(&child);
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(wait_for_file(&up), "the orphan never started");
+    // It reaches the init once the subshell that started it has exited.
+    let mut orphan = None;
+    let reached = wait_until(Duration::from_secs(5), || {
+        orphan = children_of(init)
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .find(|&pid| comm(pid) == "sh");
+        orphan.is_some()
+    });
+    assert!(
+        reached,
+        "the orphan never reached the init: {:?}",
+        children_of(init)
+    );
+    let orphan = orphan.unwrap();
+    std::fs::write(&release, "").unwrap();
+    // Reaped: not even a zombie is left of it.
+    let reaped = wait_until(Duration::from_secs(5), || ProcStat::read(orphan).is_none());
+    assert!(
+        reaped,
+        "the orphan {orphan} was not reaped: {:?}",
+        ProcStat::read(orphan)
+    );
     let mut zombies = Vec::new();
     let mut parents = vec![init];
     while let Some(parent) = parents.pop() {

@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::{Sandbox, bin};
 use serde_json::{Value, json};
@@ -326,10 +326,7 @@ fn sigterm_stops_the_command_and_still_runs_cleanup() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let up = (0..400).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        Path::new(&started).exists()
-    });
+    let up = common::wait_until(Duration::from_secs(10), || started.exists());
     assert!(up, "the command never started");
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
@@ -343,6 +340,49 @@ fn sigterm_stops_the_command_and_still_runs_cleanup() {
     assert_eq!(
         phase(&report, "cleanup").unwrap()["context"]["metadata"]["observer"]["status"],
         "failed"
+    );
+    assert!(std::fs::read_dir(&runtime).unwrap().next().is_none());
+}
+
+#[test]
+fn a_second_sigterm_cuts_on_error_and_cleanup_short() {
+    let sb = Sandbox::new();
+    // Its cleanup would take a minute, within its call timeout.
+    let config = write_config(
+        &sb,
+        &[(
+            "slow-cleanup",
+            "cleanup:0",
+            json!({"cleanup": {"sleep_ms": 60_000}}),
+        )],
+        json!({"defaults": {"call_timeout": "120s"}}),
+    );
+    let runtime = sb.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let started = sb.path().join("started");
+    let script = format!("touch {}; exec sleep 30", started.display());
+    let clock = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["run", "--config", &config, "--", "sh", "-c", &script])
+        .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = common::Lines::read(child.stderr.take().unwrap());
+    let up = common::wait_until(Duration::from_secs(10), || started.exists());
+    assert!(up, "the command never started");
+    common::sigterm(child.id());
+    stderr.expect("on_error and cleanup still run", Duration::from_secs(5));
+    common::sigterm(child.id());
+    let status = child.wait().unwrap();
+    let stderr = stderr.rest();
+    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.contains("interrupted twice"), "{stderr}");
+    assert!(
+        clock.elapsed() < Duration::from_secs(30),
+        "waited for cleanup: {:?}",
+        clock.elapsed()
     );
     assert!(std::fs::read_dir(&runtime).unwrap().next().is_none());
 }

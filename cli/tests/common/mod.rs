@@ -1,9 +1,16 @@
-//! What the command line's tests share: the `outboard` binary, and the
-//! workspace's test support.
+//! What the command line's tests share: the `outboard` binary, the
+//! workspace's test support, and ways to wait for an event (a file, a
+//! process, a line on stderr) with a deadline instead of sleeping.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 pub use outboard_test_support::*;
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use outboard_host::launch::ProcStat;
 
 /// Runs the `outboard` binary with `args`, runtime directories under /tmp.
 pub fn outboard(args: &[&str]) -> std::process::Output {
@@ -13,4 +20,109 @@ pub fn outboard(args: &[&str]) -> std::process::Output {
         .env_remove("OUTBOARD_PLUGIN_DIR")
         .output()
         .expect("run outboard")
+}
+
+/// Polls `done` every 10 ms until it holds or `timeout` has passed; true if
+/// it held.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The processes whose parent is `pid`, with their stat.
+pub fn children_of(pid: u32) -> Vec<(u32, ProcStat)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| Some((p, ProcStat::read(p)?)))
+        .filter(|(_, s)| s.ppid == pid)
+        .collect()
+}
+
+/// The pids of `pid`'s children.
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    children_of(pid).into_iter().map(|(pid, _)| pid).collect()
+}
+
+/// True if `pid` runs (exists and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    ProcStat::read(pid).is_some_and(|s| !s.zombie)
+}
+
+/// SIGTERM to `pid`.
+pub fn sigterm(pid: u32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+}
+
+/// A child's stderr, read line by line on a thread, so a test can wait for
+/// a line and still see everything at the end.
+pub struct Lines {
+    /// Lines as they are read.
+    rx: mpsc::Receiver<String>,
+    /// Every line received so far.
+    seen: Vec<String>,
+}
+
+impl Lines {
+    /// Starts reading `stream`.
+    pub fn read(stream: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `timeout` for a line containing `needle`; true if one
+    /// came (before the stream ended).
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Like [`Lines::wait_for`], but fails the test, showing every line so
+    /// far, if no such line comes.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) {
+        if !self.wait_for(needle, timeout) {
+            panic!(
+                "no line with {needle:?} within {timeout:?}; so far:\n{}",
+                self.seen.join("\n")
+            );
+        }
+    }
+
+    /// Everything read so far and until the stream ends, one string.
+    pub fn rest(mut self) -> String {
+        self.seen.extend(self.rx.iter());
+        self.seen.join("\n")
+    }
 }

@@ -1,0 +1,241 @@
+//! The command line's definition: every command, flag and help text, for
+//! clap. What the commands do is in `commands/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Plugins come from a config file (--config outboard.toml: [[plugin]] tables with a name, a command, \
+args, env and a config table) or from plugin directories (--plugin-dir DIR, or OUTBOARD_PLUGIN_DIR: \
+every subfolder with a plugin.toml). Without either, ./outboard.toml is used if it exists.
+
+Examples:
+  outboard run --config examples/outboard.toml -- make test
+  outboard up --config examples/outboard.toml
+  outboard describe -- ./target/debug/env-injector
+  outboard ls --config examples/outboard.toml
+  outboard invoke pre_container --config examples/outboard.toml --context '{\"env\": {}}'
+
+Exit status of describe, ls and invoke: 0 success; 1 host error (bad config, a plugin failed to \
+start); 2 bad usage; 3 a plugin vetoed the phase; 4 a plugin failed during the phase; 130 interrupted. \
+`outboard run` exits with the command's status, or one of its own (see `outboard run --help`).
+
+Logs go to stderr: plugins' own output at info, the host's at warn. -v shows the host's info, \
+-vv its debug; RUST_LOG overrides both.";
+
+/// Outboard runs plugins out of process: it spawns each plugin executable,
+/// speaks the outboard.v1 gRPC protocol with it over a private Unix socket,
+/// checks its health and fans lifecycle phases out to the plugins
+/// subscribed to them. Plugins can be written in any language.
+#[derive(Debug, Parser)]
+#[command(name = "outboard", version, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    /// More host logging on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub(crate) log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// How log lines on stderr look.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormat {
+    // Plain comments: clap would show doc comments in --help.
+    // Compact human-readable lines.
+    Text,
+    // One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a command as a job, with the job profile's phases around it.
+    ///
+    /// Phases in order: pre_validation, post_validation, pre_source_prep,
+    /// post_source_prep, pre_container; then CMD runs with the environment
+    /// and argv as the plugins patched them; post_container gets its
+    /// exit_code; on_error runs if anything failed; cleanup always runs
+    /// last. A compact summary goes to stderr; --json prints the full report
+    /// on stdout.
+    ///
+    /// Exit status: CMD's own; or 121 a plugin vetoed the job, 122 a plugin
+    /// failed it, 125 the host failed (config, a plugin that would not
+    /// start), 126 CMD could not be executed, 127 CMD was not found, 130
+    /// interrupted.
+    Run(RunArgs),
+    /// Start every plugin and keep it running under supervision until
+    /// SIGINT or SIGTERM.
+    ///
+    /// Plugins that die are restarted with backoff; plugins that miss their
+    /// health checks are restarted; a plugin in a crash loop is quarantined.
+    /// Every state change is printed on stdout, one line each (JSON with
+    /// --json). Once every plugin has started, `outboard: ready: N plugins
+    /// under supervision (pid P)` goes to stderr. On SIGINT or SIGTERM the host stops every plugin the
+    /// graceful way (dependents first) and exits 0; a second signal stops
+    /// them at once. As PID 1 in a container, it also reaps orphans.
+    Up(UpArgs),
+    /// Start one plugin, print its manifest as JSON, and stop it.
+    ///
+    /// The quickest check that an executable is a working Outboard plugin:
+    /// it must handshake, describe itself with a valid manifest, accept an
+    /// empty config and report healthy.
+    Describe(DescribeArgs),
+    /// Run a battery of conformance checks against a plugin executable.
+    ///
+    /// Checks, in order: run-by-hand (without OUTBOARD_* variables it exits
+    /// 1 within 5 s, silent on stdout, a message on stderr); handshake (a
+    /// valid line within the timeout, for an offered version, naming
+    /// OUTBOARD_SOCKET); socket permissions (a socket, mode 0600 or
+    /// stricter); token required (Describe without or with a wrong token is
+    /// UNAUTHENTICATED); describe (a valid manifest); configure valid ({} or
+    /// --config, every asked permission granted); configure invalid (a
+    /// config its schema rejects gets INVALID_ARGUMENT); health (SERVING for
+    /// ""); invoke (each subscribed phase, a small job context, 2 s
+    /// deadline: a known outcome and a patch that applies); unknown fields
+    /// tolerated (an Invoke carrying protobuf field 999); deadline honoured
+    /// (a 50 ms Invoke is answered within 1 s of its deadline, and the next
+    /// Invoke still works); shutdown (answered, exit 0 within 2.5 s);
+    /// sigterm (a fresh instance exits within 2 s of SIGTERM). A check that
+    /// could not run because an earlier one failed is reported as failed
+    /// ("skipped: ..."); one that does not apply passes ("skipped: ...").
+    /// Nothing is left running afterwards.
+    ///
+    /// Exit status: 0 every check passed; 1 some check failed.
+    Conformance(ConformanceArgs),
+    /// Start every configured plugin, list them, and stop them.
+    ///
+    /// Shows each plugin's name, version, subscribed phases (with
+    /// priorities), pid, state and the milliseconds from spawn to ready. A
+    /// plugin that fails to start is listed with its error, and the exit
+    /// status is 1.
+    Ls(LsArgs),
+    /// Invoke one phase on every plugin subscribed to it.
+    ///
+    /// The phase runs as declared ([phases.NAME] in the config; the job
+    /// profile's defaults for its phases; else sequential): sequential
+    /// phases run lowest priority first (ties by name), each plugin seeing
+    /// the context as patched by those before it, a veto or a fail-closed
+    /// failure stopping the chain; parallel phases run every plugin on the
+    /// same context and merge their patches. Prints each plugin's outcome
+    /// and patch, and the final context.
+    Invoke(InvokeArgs),
+}
+
+/// The arguments of `outboard run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Where the plugins come from.
+    #[command(flatten)]
+    pub(crate) source: Source,
+    /// Run the phases but not the command.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print the full job report as JSON on stdout, after the command's
+    /// own output.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Write the full job report as JSON to FILE (replaced whole, so a
+    /// reader never sees half a report); stdout stays the command's.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) report: Option<PathBuf>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
+}
+
+/// The arguments of `outboard up`.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Where the plugins come from.
+    #[command(flatten)]
+    pub(crate) source: Source,
+    /// Print state changes as JSON lines.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The arguments of `outboard describe`.
+#[derive(Debug, Args)]
+pub(crate) struct DescribeArgs {
+    /// How long the plugin may take to print its handshake line.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub(crate) handshake_timeout: Duration,
+    /// The plugin's command and arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
+}
+
+/// The arguments of `outboard conformance`.
+#[derive(Debug, Args)]
+pub(crate) struct ConformanceArgs {
+    /// Print the results as a JSON array of {name, passed, detail}.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// How long the plugin may take to print its handshake line.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub(crate) handshake_timeout: Duration,
+    /// A valid config (a JSON object), for a plugin whose schema does
+    /// not accept {}.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) config: Option<String>,
+    /// The plugin's command and arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
+}
+
+/// The arguments of `outboard ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// Where the plugins come from.
+    #[command(flatten)]
+    pub(crate) source: Source,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The arguments of `outboard invoke`.
+#[derive(Debug, Args)]
+pub(crate) struct InvokeArgs {
+    /// The phase, e.g. pre_container.
+    pub(crate) phase: String,
+    /// The phase context: a JSON object, or @FILE to read one.
+    #[arg(long, default_value = "{}")]
+    pub(crate) context: String,
+    /// Where the plugins come from.
+    #[command(flatten)]
+    pub(crate) source: Source,
+    /// Print the full report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Where the plugins come from.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Source {
+    /// A config file with [[plugin]] tables (and [phases.NAME]).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// A directory whose subfolders each hold a plugin.toml (repeatable;
+    /// adds to --config; default: OUTBOARD_PLUGIN_DIR, colon-separated).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) plugin_dir: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,77 @@
+//! The commands, one file each. Every command but `conformance` creates its
+//! signal listener first, before it reads a config or starts a plugin, and
+//! passes it down: as [`Signals`] where a second signal means more than the
+//! first (`run`, `up`), as one stop future elsewhere.
+
+mod conformance;
+mod describe;
+mod invoke;
+mod ls;
+mod run;
+mod up;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use outboard_host::config::{self as registry, HostConfig};
+
+use crate::args::{Command, Source};
+use crate::signals::Signals;
+
+/// Runs `command`; returns its exit status, or the error to print (status
+/// 1).
+pub(crate) async fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Run(args) => Ok(run::run(args, Signals::listen()).await),
+        Command::Up(args) => up::run(args, Signals::listen()).await,
+        Command::Describe(args) => describe::run(args, Signals::listen().first()).await,
+        Command::Ls(args) => ls::run(args, Signals::listen().first()).await,
+        Command::Invoke(args) => invoke::run(args, Signals::listen().first()).await,
+        // The battery cleans up after itself on every path but a signal's;
+        // there the default action and the plugins' parent-death signal do.
+        Command::Conformance(args) => conformance::run(args).await,
+    }
+}
+
+/// Runs `work` unless `shutdown` completes first. On a stop, `work` is
+/// dropped: plugins it was still starting are killed with their groups.
+async fn unless_interrupted<T>(
+    work: impl Future<Output = T>,
+    shutdown: impl Future<Output = ()>,
+) -> Option<T> {
+    tokio::select! {
+        done = work => Some(done),
+        () = shutdown => {
+            eprintln!("outboard: interrupted");
+            None
+        }
+    }
+}
+
+/// The host config the flags point to.
+fn load_config(source: &Source) -> anyhow::Result<HostConfig> {
+    let dirs = if source.plugin_dir.is_empty() && source.config.is_none() {
+        registry::dirs_from_env()
+    } else {
+        source.plugin_dir.clone()
+    };
+    let mut config = match &source.config {
+        Some(file) => registry::load(file)?,
+        None if dirs.is_empty() => {
+            let default = PathBuf::from(registry::CONFIG_FILE_NAME);
+            if !default.exists() {
+                bail!(
+                    "no plugins to run: give --config FILE or --plugin-dir DIR \
+                     (or set OUTBOARD_PLUGIN_DIR), or create ./outboard.toml"
+                );
+            }
+            registry::load(&default)?
+        }
+        None => HostConfig::default(),
+    };
+    // Plugins found in directories get the file's [defaults] too.
+    let found = registry::discover_with(&dirs, &config.defaults)?;
+    config.add_plugins(found)?;
+    Ok(config)
+}

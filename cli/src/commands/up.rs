@@ -1,0 +1,97 @@
+//! `outboard up`: every plugin under supervision until a signal. Each
+//! supervisor tells of its state changes as they happen
+//! (`Supervisor::subscribe`); nothing is polled.
+
+use std::collections::HashMap;
+
+use outboard_host::{Host, Status};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use super::load_config;
+use crate::args::UpArgs;
+use crate::exit::EXIT_INTERRUPTED;
+use crate::render::state::state_line;
+use crate::signals::Signals;
+
+/// Starts the plugins and prints their states until the first signal; then
+/// stops them the graceful way (exit 0), or at once on a second signal
+/// (exit 130).
+pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8> {
+    let config = load_config(&args.source)?;
+    let host = tokio::select! {
+        host = Host::start(&config) => host?,
+        () = signals.recv() => {
+            eprintln!("outboard: interrupted");
+            return Ok(EXIT_INTERRUPTED);
+        }
+    };
+    let print = |name: &str, status: &Status| {
+        // Supervision goes on if nobody reads stdout any more.
+        let _ = state_line(&mut std::io::stdout().lock(), name, status, args.json);
+    };
+    tokio::select! {
+        () = follow(&host, print) => {}
+        () = signals.recv() => {}
+    }
+    eprintln!("outboard: stopping every plugin (signal again to stop them at once)");
+    tokio::select! {
+        () = host.shutdown() => Ok(0),
+        () = signals.recv() => {
+            eprintln!("outboard: interrupted twice; killing plugins");
+            Ok(EXIT_INTERRUPTED)
+        }
+    }
+}
+
+/// Prints every plugin's state, says the host is ready, then prints each
+/// change as it happens; never returns.
+async fn follow(host: &Host, print: impl Fn(&str, &Status)) {
+    // Subscribed before the first states are read: no change falls between.
+    let mut changes = subscribe_all(host);
+    let mut last = HashMap::new();
+    for plugin in host.plugins() {
+        let status = plugin.status();
+        print(plugin.name(), &status);
+        last.insert(plugin.name().to_owned(), (status.state, status.pid));
+    }
+    // The moment a wrapper, a probe or a benchmark can rely on: every
+    // plugin has started (Host::start returns only then).
+    let count = host.plugins().len();
+    eprintln!(
+        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops them",
+        if count == 1 { "" } else { "s" },
+        std::process::id()
+    );
+    while let Some((name, status)) = changes.recv().await {
+        if last.insert(name.clone(), (status.state, status.pid)) != Some((status.state, status.pid))
+        {
+            print(&name, &status);
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Every plugin's state changes, named, on one channel.
+fn subscribe_all(host: &Host) -> mpsc::UnboundedReceiver<(String, Status)> {
+    let (changes_tx, changes) = mpsc::unbounded_channel();
+    for plugin in host.plugins() {
+        let mut sub = plugin.subscribe();
+        let name = plugin.name().to_owned();
+        let tx = changes_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match sub.recv().await {
+                    Ok(status) => {
+                        if tx.send((name.clone(), status)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+    changes
+}
