@@ -136,6 +136,7 @@ def test_manifest_builder_and_wire_form() -> None:
         .permission("env:write", "to set BUILD_ID")
         .depends_on("vault", ">=1.2, <2")
         .depends_on("cache", optional=True)
+        .depends_on_optional("store", "^2")
         .feature("x-thing")
         .config_schema({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}})
     )
@@ -155,6 +156,7 @@ def test_manifest_builder_and_wire_form() -> None:
     assert [(d.name, d.version_req, d.optional) for d in wire.dependencies] == [
         ("vault", ">=1.2, <2", False),
         ("cache", "", True),
+        ("store", "^2", True),
     ]
     assert struct_to_dict(wire.config_schema) == {
         "type": "object",

@@ -175,6 +175,10 @@ class Manifest:
         self.dependencies.append(Dependency(name, version_req, optional))
         return self
 
+    def depends_on_optional(self, name: str, version_req: str = "") -> Manifest:
+        """Like :meth:`depends_on`, but the plugin also works without it."""
+        return self.depends_on(name, version_req, optional=True)
+
     def config_schema(self, schema: Mapping[str, Any]) -> Manifest:
         """Sets the JSON Schema (draft 2020-12) the host checks the config
         against before ``Configure``. It must be a JSON object."""
