@@ -6,16 +6,15 @@
 //! (`subscriptions[1].phase`) and quoting the bad value, so a plugin author
 //! fixes them in one round instead of one per restart.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use outboard_proto::names::{
-    invalid_phase_name, invalid_plugin_name, is_valid_phase_name, is_valid_plugin_name,
-};
+use outboard_proto::manifest;
 use outboard_proto::v1;
 use serde::Serialize;
 use serde_json::Value;
+
+pub use outboard_proto::manifest::FieldError;
 
 /// What a plugin is and what it wants, validated.
 #[derive(Debug, Clone, Serialize)]
@@ -77,16 +76,6 @@ pub struct Dependency {
     pub optional: bool,
 }
 
-/// One thing wrong with a manifest: the field's path and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("field {field}: {why}")]
-pub struct FieldError {
-    /// The field's path in the manifest, e.g. `subscriptions[1].phase`.
-    pub field: String,
-    /// What is wrong with it, quoting the value.
-    pub why: String,
-}
-
 /// Everything wrong with a manifest, in field order. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ManifestError {
@@ -127,103 +116,16 @@ impl fmt::Display for ConfigSchemaError {
 impl Manifest {
     /// Validates a manifest received in `Describe` from a plugin whose
     /// handshake line said `handshake_version`. Every problem is reported,
-    /// not just the first.
+    /// not just the first: the structural rules shared with the SDKs
+    /// ([`outboard_proto::manifest::check`]), then what only the host can
+    /// check (the protocol version against the handshake, the config
+    /// schema).
     pub fn from_proto(m: v1::Manifest, handshake_version: u32) -> Result<Manifest, ManifestError> {
-        let mut errors = Vec::new();
-        let mut bad = |field: String, why: String| errors.push(FieldError { field, why });
-
-        if !is_valid_plugin_name(&m.name) {
-            bad("name".into(), invalid_plugin_name(&m.name));
-        }
-
-        let version = match semver::Version::parse(&m.version) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                bad(
-                    "version".into(),
-                    format!("{:?} is not a semver version: {e}", m.version),
-                );
-                None
-            }
-        };
-
-        if m.protocol_version != handshake_version {
-            bad(
-                "protocol_version".into(),
-                format!(
-                    "{} does not match the protocol version {handshake_version} of the plugin's handshake line",
-                    m.protocol_version
-                ),
-            );
-        }
-
-        let mut seen_phases: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, s) in m.subscriptions.iter().enumerate() {
-            let field = format!("subscriptions[{i}].phase");
-            if !is_valid_phase_name(&s.phase) {
-                bad(field, invalid_phase_name(&s.phase));
-            } else if let Some(first) = seen_phases.insert(&s.phase, i) {
-                // Keep the first index, so a third occurrence names it too.
-                seen_phases.insert(&s.phase, first);
-                bad(
-                    field,
-                    format!(
-                        "{:?} is subscribed to twice (also subscriptions[{first}])",
-                        s.phase
-                    ),
-                );
-            }
-        }
-
-        for (i, p) in m.permissions.iter().enumerate() {
-            if p.name.trim().is_empty() {
-                bad(
-                    format!("permissions[{i}].name"),
-                    format!(
-                        "{:?} is not a permission name (it must not be blank)",
-                        p.name
-                    ),
-                );
-            }
-        }
-
-        let mut dependencies = Vec::with_capacity(m.dependencies.len());
-        let mut seen_deps: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, d) in m.dependencies.iter().enumerate() {
-            let field = format!("dependencies[{i}].name");
-            if !is_valid_plugin_name(&d.name) {
-                bad(field, invalid_plugin_name(&d.name));
-            } else if d.name == m.name {
-                bad(field, format!("{:?} is the plugin itself", d.name));
-            } else if let Some(&first) = seen_deps.get(d.name.as_str()) {
-                bad(
-                    field,
-                    format!("{:?} is listed twice (also dependencies[{first}])", d.name),
-                );
-            } else {
-                seen_deps.insert(&d.name, i);
-            }
-            let version_req = if d.version_req.trim().is_empty() {
-                None
-            } else {
-                match semver::VersionReq::parse(&d.version_req) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        bad(
-                            format!("dependencies[{i}].version_req"),
-                            format!("{:?} is not a semver requirement: {e}", d.version_req),
-                        );
-                        None
-                    }
-                }
-            };
-            dependencies.push(Dependency {
-                name: d.name.clone(),
-                version_req,
-                optional: d.optional,
-            });
-        }
-
+        let mut errors = manifest::check(&m);
+        errors.extend(check_protocol_version(
+            m.protocol_version,
+            handshake_version,
+        ));
         let config_schema = m
             .config_schema
             .as_ref()
@@ -232,45 +134,69 @@ impl Manifest {
             Some(schema) => match compile_schema(schema) {
                 Ok(v) => Some(Arc::new(v)),
                 Err(whys) => {
-                    for why in whys {
-                        bad("config_schema".into(), why);
-                    }
+                    errors.extend(
+                        whys.into_iter()
+                            .map(|why| FieldError::new("config_schema", why)),
+                    );
                     None
                 }
             },
             None => None,
         };
-
-        match version {
-            Some(version) if errors.is_empty() => Ok(Manifest {
-                name: m.name,
-                version,
-                protocol_version: m.protocol_version,
-                description: m.description,
-                features: m.features,
-                subscriptions: m
-                    .subscriptions
-                    .into_iter()
-                    .map(|s| Subscription {
-                        phase: s.phase,
-                        priority: s.priority,
-                        idempotent: s.idempotent,
-                    })
-                    .collect(),
-                permissions: m
-                    .permissions
-                    .into_iter()
-                    .map(|p| Permission {
-                        name: p.name,
-                        reason: p.reason,
-                    })
-                    .collect(),
-                dependencies,
-                config_schema,
-                validator,
-            }),
-            _ => Err(ManifestError { errors }),
+        if !errors.is_empty() {
+            manifest::sort_by_field(&mut errors);
+            return Err(ManifestError { errors });
         }
+        Manifest::convert(m, config_schema, validator)
+            .map_err(|e| ManifestError { errors: vec![e] })
+    }
+
+    /// The checked wire manifest as host types. The parses cannot fail
+    /// after [`manifest::check`] passed; they return its errors all the same.
+    fn convert(
+        m: v1::Manifest,
+        config_schema: Option<Value>,
+        validator: Option<Arc<jsonschema::Validator>>,
+    ) -> Result<Manifest, FieldError> {
+        let dependencies = m
+            .dependencies
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| {
+                Ok(Dependency {
+                    version_req: manifest::parse_version_req(i, &d.version_req)?,
+                    name: d.name,
+                    optional: d.optional,
+                })
+            })
+            .collect::<Result<_, FieldError>>()?;
+        Ok(Manifest {
+            name: m.name,
+            version: manifest::parse_version(&m.version)?,
+            protocol_version: m.protocol_version,
+            description: m.description,
+            features: m.features,
+            subscriptions: m
+                .subscriptions
+                .into_iter()
+                .map(|s| Subscription {
+                    phase: s.phase,
+                    priority: s.priority,
+                    idempotent: s.idempotent,
+                })
+                .collect(),
+            permissions: m
+                .permissions
+                .into_iter()
+                .map(|p| Permission {
+                    name: p.name,
+                    reason: p.reason,
+                })
+                .collect(),
+            dependencies,
+            config_schema,
+            validator,
+        })
     }
 
     /// The plugin's subscription to `phase`, if it has one.
@@ -311,6 +237,18 @@ impl Manifest {
             Err(ConfigSchemaError { violations })
         }
     }
+}
+
+/// The manifest must speak the protocol version its handshake line named.
+fn check_protocol_version(declared: u32, handshake_version: u32) -> Option<FieldError> {
+    (declared != handshake_version).then(|| {
+        FieldError::new(
+            "protocol_version",
+            format!(
+                "{declared} does not match the protocol version {handshake_version} of the plugin's handshake line"
+            ),
+        )
+    })
 }
 
 /// Refuses every external `$ref`: a plugin's schema must be self-contained,
@@ -389,6 +327,7 @@ fn serialize_opt_display<T: fmt::Display, S: serde::Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use outboard_proto::names::{is_valid_phase_name, is_valid_plugin_name};
     use serde_json::json;
 
     fn schema(v: Value) -> prost_types::Struct {

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,16 @@ def host_env(socket: str, token: str, versions: str = "1") -> dict[str, str]:
         OUTBOARD_PLUGIN_NAME="sample-under-test",
     )
     return env
+
+
+def wait_for_file(path: Path, timeout: float = 10) -> None:
+    """Polls until ``path`` exists (the sample plugin creates it when a call
+    starts); fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} did not appear within {timeout} s")
+        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -20,7 +21,7 @@ from outboard_plugin.jsonvalue import dict_to_struct, struct_to_dict
 
 from outboard_plugin.testing import RunningPlugin
 
-from .conftest import SAMPLE, host_env
+from .conftest import SAMPLE, host_env, wait_for_file
 
 JOB = {"command": ["make"], "env": {"USER": "ada"}, "metadata": {}}
 
@@ -175,20 +176,24 @@ def test_shutdown_answers_then_exits_0_and_removes_the_socket(sample: RunningPlu
     assert not os.path.exists(sample.socket)
 
 
-def test_shutdown_lets_a_call_in_flight_finish(sample: RunningPlugin) -> None:
-    slow = invoke_request({**JOB, "metadata": {"sample": {"sleep": 0.5}}}, deadline_in=5)
+def test_shutdown_lets_a_call_in_flight_finish(sample: RunningPlugin, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    slow = invoke_request({**JOB, "metadata": {"sample": {"sleep": 0.5, "started": str(started)}}}, deadline_in=5)
     future = sample.stub.Invoke.future(slow, metadata=sample.metadata, timeout=5)
-    time.sleep(0.2)
+    wait_for_file(started)
     request = plugin_pb2.ShutdownRequest(grace=duration_pb2.Duration(seconds=3))
     sample.stub.Shutdown(request, metadata=sample.metadata, timeout=5)
     assert future.result().message == "greeted"
     assert sample.process.wait(timeout=4) == 0
 
 
-def test_a_call_still_blocked_at_the_end_of_the_grace_does_not_keep_the_plugin_alive(sample: RunningPlugin) -> None:
-    stuck = invoke_request({**JOB, "metadata": {"sample": {"sleep": 30}}}, deadline_in=60)
+def test_a_call_still_blocked_at_the_end_of_the_grace_does_not_keep_the_plugin_alive(
+    sample: RunningPlugin, tmp_path: Path
+) -> None:
+    in_flight = tmp_path / "started"
+    stuck = invoke_request({**JOB, "metadata": {"sample": {"sleep": 30, "started": str(in_flight)}}}, deadline_in=60)
     future = sample.stub.Invoke.future(stuck, metadata=sample.metadata, timeout=60)
-    time.sleep(0.2)
+    wait_for_file(in_flight)
     started = time.monotonic()
     request = plugin_pb2.ShutdownRequest(grace=duration_pb2.Duration(seconds=1))
     sample.stub.Shutdown(request, metadata=sample.metadata, timeout=5)
@@ -276,7 +281,7 @@ def test_running_plugin_helpers_drive_the_whole_lifecycle(sample: RunningPlugin)
 SAMPLE_ASYNC = SAMPLE.with_name("sample_async.py")
 
 
-def test_an_async_invoke_answers_and_is_cancelled_at_the_deadline_and_at_the_end_of_the_grace() -> None:
+def test_an_async_invoke_answers_and_is_cancelled_at_the_deadline_and_at_the_end_of_the_grace(tmp_path: Path) -> None:
     import json
 
     with RunningPlugin([sys.executable, str(SAMPLE_ASYNC)]) as plugin:
@@ -297,9 +302,10 @@ def test_an_async_invoke_answers_and_is_cancelled_at_the_deadline_and_at_the_end
         quick = invoke_request({**JOB, "metadata": {"sample": {"sleep": 0.01}}})
         assert plugin.stub.Invoke(quick, metadata=plugin.metadata, timeout=5).message == "slept"
         # Still running when the grace is over: cancelled, UNAVAILABLE.
-        stuck = invoke_request({**JOB, "metadata": {"sample": {"sleep": 30}}}, deadline_in=60)
+        in_flight = tmp_path / "started"
+        stuck = invoke_request({**JOB, "metadata": {"sample": {"sleep": 30, "started": str(in_flight)}}}, deadline_in=60)
         future = plugin.stub.Invoke.future(stuck, metadata=plugin.metadata, timeout=60)
-        time.sleep(0.2)
+        wait_for_file(in_flight)
         request = plugin_pb2.ShutdownRequest(grace=duration_pb2.Duration(seconds=1))
         plugin.stub.Shutdown(request, metadata=plugin.metadata, timeout=5)
         assert plugin.process.wait(timeout=3) == 0

@@ -7,6 +7,7 @@ import logging
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,17 +15,20 @@ import pytest
 
 from outboard_plugin import (
     Config,
+    Dependency,
     Failed,
     Invocation,
     Manifest,
     ManifestError,
     NotStartedByHost,
     Outcome,
+    Permission,
     Plugin,
     PluginError,
     Reply,
     Settings,
     SettingsError,
+    Subscription,
     pointer,
 )
 from outboard_plugin._proto import plugin_pb2
@@ -132,6 +136,7 @@ def test_manifest_builder_and_wire_form() -> None:
         .permission("env:write", "to set BUILD_ID")
         .depends_on("vault", ">=1.2, <2")
         .depends_on("cache", optional=True)
+        .depends_on_optional("store", "^2")
         .feature("x-thing")
         .config_schema({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}})
     )
@@ -151,6 +156,7 @@ def test_manifest_builder_and_wire_form() -> None:
     assert [(d.name, d.version_req, d.optional) for d in wire.dependencies] == [
         ("vault", ">=1.2, <2", False),
         ("cache", "", True),
+        ("store", "^2", True),
     ]
     assert struct_to_dict(wire.config_schema) == {
         "type": "object",
@@ -183,6 +189,46 @@ def test_manifest_validation_reports_every_problem_with_its_field() -> None:
     ]
     assert "'Env Injector'" in raised.value.problems[0]
     assert "also subscriptions[1]" in raised.value.problems[3]
+
+
+# The table the host's check (outboard_proto::manifest::check) passes too.
+MANIFEST_CASES = json.loads(
+    (Path(__file__).resolve().parents[2] / "proto" / "testdata" / "manifest-cases.json").read_text()
+)["cases"]
+
+
+def _manifest_from_json(m: dict[str, Any]) -> Manifest:
+    """A manifest from the table's protobuf JSON form (absent fields take their defaults)."""
+    return Manifest(
+        name=m.get("name", ""),
+        version=m.get("version", ""),
+        description=m.get("description", ""),
+        features=list(m.get("features", [])),
+        subscriptions=[Subscription(**s) for s in m.get("subscriptions", [])],
+        permissions=[Permission(**p) for p in m.get("permissions", [])],
+        dependencies=[Dependency(**d) for d in m.get("dependencies", [])],
+    )
+
+
+@pytest.mark.parametrize("case", MANIFEST_CASES, ids=[c["case"] for c in MANIFEST_CASES])
+def test_the_shared_table_of_manifest_cases(case: dict[str, Any]) -> None:
+    manifest = _manifest_from_json(case["manifest"])
+    if not case["errors"]:
+        manifest.validate()
+        return
+    with pytest.raises(ManifestError) as raised:
+        manifest.validate()
+    assert [e.field for e in raised.value.errors] == case["errors"], raised.value
+
+
+def test_manifest_errors_name_the_field() -> None:
+    m = Manifest("env-injector", "1.0.0").depends_on("env-injector").depends_on("vault").depends_on("vault")
+    with pytest.raises(ManifestError) as raised:
+        m.validate()
+    assert str(raised.value) == (
+        "dependencies[0].name: 'env-injector' is the plugin itself; "
+        "dependencies[2].name: 'vault' is listed twice (also dependencies[1])"
+    )
 
 
 @pytest.mark.parametrize("version", ["1.0.0", "0.0.1-alpha.1+build", "10.20.30", "1.0.0-rc.1"])
@@ -491,8 +537,10 @@ def test_worker_pool_runs_calls_in_named_threads_and_grows_when_busy() -> None:
         started2, release2 = threading.Event(), threading.Event()
         blocked2 = pool.submit(blocker, started2, release2)
         assert started2.wait(5)
+        # call() decides synchronously: no third thread, the call queued.
         waiting = pool.submit(lambda: "ran")
-        time.sleep(0.05)
+        assert [t.name for t in pool._threads] == ["w_0", "w_1"]
+        assert pool._queue.qsize() == 1
         assert not waiting.done()
         release.set()
         assert waiting.result(timeout=5) == "ran"

@@ -75,6 +75,19 @@ impl Config {
         self.granted_permissions.iter().any(|p| p == permission)
     }
 
+    /// `Ok` if the host granted `permission`, else the
+    /// [`PluginError::FailedPrecondition`] naming it that PROTOCOL.md §8.3
+    /// asks a plugin to fail `configure` with when it cannot work without it.
+    pub fn require(&self, permission: &str) -> Result<(), PluginError> {
+        if self.is_granted(permission) {
+            return Ok(());
+        }
+        Err(PluginError::failed_precondition(format!(
+            "the permission {permission:?} was not granted; the plugin cannot work without it \
+             (add {permission:?} to the plugin's `grant` list in the host's configuration)"
+        )))
+    }
+
     /// The config as a serde type; a mismatch is an
     /// [`PluginError::InvalidConfig`] quoting serde's reason, so returning
     /// it from `configure` gives the host a clear `INVALID_ARGUMENT`.
@@ -124,11 +137,24 @@ mod tests {
     }
 
     #[test]
+    fn require_names_the_missing_permission() {
+        let config = Config::new(json!({})).with_permissions(["env:write"]);
+        assert_eq!(config.require("env:write"), Ok(()));
+        let err = config.require("net:connect").expect_err("not granted");
+        assert_eq!(err.code(), crate::Code::FailedPrecondition);
+        assert!(
+            err.message()
+                .starts_with("the permission \"net:connect\" was not granted"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn mismatch_is_invalid_config_with_serdes_reason() {
         let err = Config::new(json!({"prefix": "ci", "extra": 1}))
             .deserialize::<Wanted>()
             .expect_err("unknown field");
-        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert_eq!(err.code(), crate::Code::InvalidArgument);
         assert!(err.message().contains("unknown field `extra`"), "{err}");
     }
 }

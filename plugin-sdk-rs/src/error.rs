@@ -5,10 +5,53 @@ use std::path::PathBuf;
 
 use crate::settings::SettingsError;
 
+/// The gRPC status codes a [`PluginError`] answers with, as
+/// [`PluginError::code`] returns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// `INVALID_ARGUMENT`: the config or the context cannot be used.
+    InvalidArgument,
+    /// `FAILED_PRECONDITION`: the plugin cannot work as it was set up.
+    FailedPrecondition,
+    /// `INTERNAL`: the plugin tried and failed.
+    Internal,
+    /// `UNAVAILABLE`: something it relies on is down; a retry may work.
+    Unavailable,
+}
+
+impl Code {
+    /// The code's name as gRPC spells it, e.g. `INVALID_ARGUMENT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::Internal => "INTERNAL",
+            Code::Unavailable => "UNAVAILABLE",
+        }
+    }
+
+    fn to_tonic(self) -> tonic::Code {
+        match self {
+            Code::InvalidArgument => tonic::Code::InvalidArgument,
+            Code::FailedPrecondition => tonic::Code::FailedPrecondition,
+            Code::Internal => tonic::Code::Internal,
+            Code::Unavailable => tonic::Code::Unavailable,
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a plugin refused or failed a call. Each kind maps to one gRPC status
 /// code, and the message travels to the host, which shows it with the
 /// plugin's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PluginError {
     /// The configuration cannot be used (`INVALID_ARGUMENT`).
     #[error("invalid config: {0}")]
@@ -24,6 +67,10 @@ pub enum PluginError {
     /// (`UNAVAILABLE`).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The plugin cannot work as it was set up, typically a permission it
+    /// needs was not granted (`FAILED_PRECONDITION`, PROTOCOL.md §8.3).
+    #[error("{0}")]
+    FailedPrecondition(String),
 }
 
 impl PluginError {
@@ -53,14 +100,19 @@ impl PluginError {
         PluginError::Unavailable(message.into())
     }
 
+    /// The plugin cannot work as it was set up, e.g. a permission it needs
+    /// was not granted; say which.
+    pub fn failed_precondition(message: impl Into<String>) -> PluginError {
+        PluginError::FailedPrecondition(message.into())
+    }
+
     /// The gRPC status code the host receives.
-    pub fn code(&self) -> tonic::Code {
+    pub fn code(&self) -> Code {
         match self {
-            PluginError::InvalidConfig(_) | PluginError::InvalidContext(_) => {
-                tonic::Code::InvalidArgument
-            }
-            PluginError::Failed(_) => tonic::Code::Internal,
-            PluginError::Unavailable(_) => tonic::Code::Unavailable,
+            PluginError::InvalidConfig(_) | PluginError::InvalidContext(_) => Code::InvalidArgument,
+            PluginError::Failed(_) => Code::Internal,
+            PluginError::Unavailable(_) => Code::Unavailable,
+            PluginError::FailedPrecondition(_) => Code::FailedPrecondition,
         }
     }
 
@@ -70,22 +122,23 @@ impl PluginError {
             PluginError::InvalidConfig(m)
             | PluginError::InvalidContext(m)
             | PluginError::Failed(m)
-            | PluginError::Unavailable(m) => m,
+            | PluginError::Unavailable(m)
+            | PluginError::FailedPrecondition(m) => m,
         }
     }
-}
 
-impl From<PluginError> for tonic::Status {
-    fn from(err: PluginError) -> tonic::Status {
+    /// The status the call is answered with.
+    pub(crate) fn to_status(&self) -> tonic::Status {
         // The Display form keeps "invalid config:" in front, which is what an
         // operator reading the host's report needs to see.
-        tonic::Status::new(err.code(), err.to_string())
+        tonic::Status::new(self.code().to_tonic(), self.to_string())
     }
 }
 
 /// Why [`serve`](crate::serve) could not start or stopped with an error.
 /// Every variant names the plugin (its manifest name).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The environment is not a host's: see [`SettingsError`].
     #[error("{}", settings_message(plugin, source))]
@@ -136,8 +189,8 @@ pub enum ServeError {
     Server {
         /// The plugin's manifest name.
         plugin: String,
-        /// tonic's error.
-        source: tonic::transport::Error,
+        /// The transport's error.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The tokio runtime could not be built (only from [`run`](crate::run)).
     #[error("{plugin}: cannot start the async runtime: {source}")]
@@ -169,31 +222,38 @@ mod tests {
         let cases = [
             (
                 PluginError::invalid_config("memory: \"lots\" is not a size"),
-                tonic::Code::InvalidArgument,
+                Code::InvalidArgument,
                 "invalid config: memory: \"lots\" is not a size",
             ),
             (
                 PluginError::invalid_context("no /env"),
-                tonic::Code::InvalidArgument,
+                Code::InvalidArgument,
                 "invalid context: no /env",
             ),
             (
                 PluginError::failed("disk full"),
-                tonic::Code::Internal,
+                Code::Internal,
                 "disk full",
             ),
-            (PluginError::internal("bug"), tonic::Code::Internal, "bug"),
+            (PluginError::internal("bug"), Code::Internal, "bug"),
             (
                 PluginError::unavailable("vault down"),
-                tonic::Code::Unavailable,
+                Code::Unavailable,
                 "unavailable: vault down",
+            ),
+            (
+                PluginError::failed_precondition("env:write was not granted"),
+                Code::FailedPrecondition,
+                "env:write was not granted",
             ),
         ];
         for (err, code, message) in cases {
-            let status = tonic::Status::from(err.clone());
-            assert_eq!(status.code(), code, "{err:?}");
+            assert_eq!(err.code(), code, "{err:?}");
+            let status = err.to_status();
+            assert_eq!(status.code(), code.to_tonic(), "{err:?}");
             assert_eq!(status.message(), message);
         }
+        assert_eq!(Code::FailedPrecondition.to_string(), "FAILED_PRECONDITION");
         assert_eq!(PluginError::failed("x").message(), "x");
     }
 

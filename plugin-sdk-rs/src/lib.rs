@@ -13,7 +13,7 @@
 //!   with a patch, or abort).
 //! - [`health`]: [`Health`], the handle a plugin gets in [`Config`] to
 //!   report `NOT_SERVING` on its health service.
-//! - [`error`]: [`PluginError`] (mapped to gRPC status codes) and
+//! - [`error`]: [`PluginError`] (each kind answers with one [`Code`]) and
 //!   [`ServeError`].
 //! - [`settings`]: the `OUTBOARD_*` environment, read by
 //!   [`Settings::from_env`].
@@ -36,7 +36,7 @@
 //! impl Plugin for Hello {
 //!     fn manifest(&self) -> Manifest {
 //!         Manifest::new("hello", "0.1.0")
-//!             .description("Greets the job")
+//!             .describe("Greets the job")
 //!             .subscribe("pre_container", 50)
 //!     }
 //!
@@ -73,16 +73,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub use config::Config;
-pub use error::{PluginError, ServeError};
+pub use error::{Code, PluginError, ServeError};
 pub use health::Health;
 pub use invocation::Invocation;
-pub use manifest::{Dependency, Manifest, ManifestError, Permission, Subscription};
+pub use manifest::{Dependency, FieldError, Manifest, ManifestError, Permission, Subscription};
 pub use plugin::Plugin;
 pub use reply::{Outcome, Reply};
 pub use server::{SIGNAL_GRACE, serve_with};
 pub use settings::{Settings, SettingsError};
-/// The gRPC status codes, as [`PluginError::code`] returns them.
-pub use tonic::Code;
 
 /// How long [`run`] waits for leftover background work after serving ends.
 const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(500);

@@ -1,14 +1,13 @@
 //! The plugin's manifest: what `Describe` answers, built with a small
-//! builder and checked against the same rules the host applies.
+//! builder and checked with the host's own rules
+//! ([`outboard_proto::manifest::check`]).
 
 use std::fmt;
 
-use outboard_proto::names::{
-    invalid_phase_name, invalid_plugin_name, is_valid_phase_name, is_valid_plugin_name,
-};
 use outboard_proto::{json, v1};
 use serde_json::Value;
 
+pub use outboard_proto::manifest::FieldError;
 pub use outboard_proto::names::MAX_NAME_LEN;
 
 /// What a plugin is and what it wants: its name, version, the phases it
@@ -19,7 +18,7 @@ pub use outboard_proto::names::MAX_NAME_LEN;
 /// use serde_json::json;
 ///
 /// let manifest = Manifest::new("env-injector", "1.0.0")
-///     .description("Sets BUILD_ID in the job's environment")
+///     .describe("Sets BUILD_ID in the job's environment")
 ///     .subscribe("pre_container", 10)
 ///     .permission("env:write", "to set BUILD_ID")
 ///     .config_schema(json!({"type": "object"}));
@@ -69,16 +68,22 @@ pub struct Dependency {
 }
 
 /// Everything wrong with a manifest, one entry per problem, each naming the
-/// field.
+/// field. Shown as `name: "Env" is not a valid plugin name (...); ...`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ManifestError {
-    /// One line per problem, e.g. `name: "Env" is not a valid plugin name (...)`.
-    pub problems: Vec<String>,
+    /// One entry per problem, in field order.
+    pub errors: Vec<FieldError>,
 }
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.problems.join("; "))
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.field, e.why)?;
+        }
+        Ok(())
     }
 }
 
@@ -99,7 +104,7 @@ impl Manifest {
     }
 
     /// Sets the one-line description shown to humans.
-    pub fn description(mut self, description: impl Into<String>) -> Manifest {
+    pub fn describe(mut self, description: impl Into<String>) -> Manifest {
         self.description = description.into();
         self
     }
@@ -180,7 +185,7 @@ impl Manifest {
     }
 
     /// The one-line description.
-    pub fn get_description(&self) -> &str {
+    pub fn description(&self) -> &str {
         &self.description
     }
 
@@ -210,73 +215,28 @@ impl Manifest {
     }
 
     /// The config schema, if one was declared.
-    pub fn get_config_schema(&self) -> Option<&Value> {
+    pub fn schema(&self) -> Option<&Value> {
         self.config_schema.as_ref()
     }
 
-    /// Checks the manifest against the rules of `plugin.proto` (the host
-    /// applies the same ones) and reports every problem at once.
+    /// Checks the manifest with the rules the host applies
+    /// ([`outboard_proto::manifest::check`]) and that its config schema is
+    /// a JSON object, and reports every problem at once.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        let mut problems = Vec::new();
-        if !is_valid_plugin_name(&self.name) {
-            problems.push(format!("name: {}", invalid_plugin_name(&self.name)));
-        }
-        if let Err(e) = semver::Version::parse(&self.version) {
-            problems.push(format!(
-                "version: {:?} is not a semver version: {e}",
-                self.version
-            ));
-        }
-        for (i, s) in self.subscriptions.iter().enumerate() {
-            if !is_valid_phase_name(&s.phase) {
-                problems.push(format!(
-                    "subscriptions[{i}].phase: {}",
-                    invalid_phase_name(&s.phase)
-                ));
-            }
-            if let Some(first) = self.subscriptions[..i]
-                .iter()
-                .position(|o| o.phase == s.phase)
-            {
-                problems.push(format!(
-                    "subscriptions[{i}].phase: {:?} is subscribed to twice (also \
-                     subscriptions[{first}])",
-                    s.phase
-                ));
-            }
-        }
-        for (i, p) in self.permissions.iter().enumerate() {
-            if p.name.trim().is_empty() {
-                problems.push(format!("permissions[{i}].name: is empty"));
-            }
-        }
-        for (i, d) in self.dependencies.iter().enumerate() {
-            if !is_valid_plugin_name(&d.name) {
-                problems.push(format!(
-                    "dependencies[{i}].name: {}",
-                    invalid_plugin_name(&d.name)
-                ));
-            }
-            if !d.version_req.is_empty()
-                && let Err(e) = semver::VersionReq::parse(&d.version_req)
-            {
-                problems.push(format!(
-                    "dependencies[{i}].version_req: {:?} is not a semver requirement: {e}",
-                    d.version_req
-                ));
-            }
-        }
+        // The protocol version is the handshake's business, not checked here.
+        let mut errors = outboard_proto::manifest::check(&self.to_proto(0));
         if let Some(schema) = &self.config_schema
             && !schema.is_object()
         {
-            problems.push(format!(
-                "config_schema: a JSON Schema here must be an object, got {schema}"
+            errors.push(FieldError::new(
+                "config_schema",
+                format!("a JSON Schema here must be an object, got {schema}"),
             ));
         }
-        if problems.is_empty() {
+        if errors.is_empty() {
             Ok(())
         } else {
-            Err(ManifestError { problems })
+            Err(ManifestError { errors })
         }
     }
 
@@ -331,7 +291,7 @@ mod tests {
 
     fn full() -> Manifest {
         Manifest::new("env-injector", "1.2.3")
-            .description("sets things")
+            .describe("sets things")
             .subscribe("pre_container", 10)
             .subscribe_idempotent("post_container", -5)
             .feature("concurrent-invoke")
@@ -386,11 +346,7 @@ mod tests {
             .depends_on("vault", "not a req")
             .config_schema(json!(true));
         let err = m.validate().expect_err("invalid");
-        let fields: Vec<&str> = err
-            .problems
-            .iter()
-            .map(|p| p.split(':').next().unwrap_or_default())
-            .collect();
+        let fields: Vec<&str> = err.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
             [
@@ -403,8 +359,28 @@ mod tests {
                 "config_schema",
             ]
         );
-        assert!(err.problems[0].contains("\"Env Injector\""), "{err}");
-        assert!(err.problems[3].contains("also subscriptions[1]"), "{err}");
+        assert!(err.errors[0].why.contains("\"Env Injector\""), "{err}");
+        assert!(err.errors[3].why.contains("also subscriptions[1]"), "{err}");
+        assert!(
+            err.to_string().starts_with("name: \"Env Injector\" is not"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_what_the_host_refuses() {
+        let m = Manifest::new("env-injector", "1.0.0")
+            .depends_on("env-injector", "")
+            .depends_on("vault", "")
+            .depends_on_optional("vault", "^1");
+        let err = m.validate().expect_err("self and duplicate dependencies");
+        let fields: Vec<&str> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["dependencies[0].name", "dependencies[2].name"]);
+        assert_eq!(
+            err.to_string(),
+            "dependencies[0].name: \"env-injector\" is the plugin itself; \
+             dependencies[2].name: \"vault\" is listed twice (also dependencies[1])"
+        );
     }
 
     #[test]

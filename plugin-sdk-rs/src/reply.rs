@@ -29,7 +29,7 @@ pub enum Outcome {
 /// let reply = Reply::ok()
 ///     .set("/env/BUILD_ID", "ci-42")
 ///     .remove("/env/DEBUG")
-///     .message("build id set");
+///     .with_message("build id set");
 /// assert_eq!(reply.patch().expect("valid pointers").len(), 2);
 /// assert!(Reply::ok().set("env/X", 1).patch().is_err());
 /// ```
@@ -86,7 +86,7 @@ impl Reply {
     }
 
     /// Sets the message shown in the host's report.
-    pub fn message(mut self, message: impl Into<String>) -> Reply {
+    pub fn with_message(mut self, message: impl Into<String>) -> Reply {
         self.message = message.into();
         self
     }
@@ -97,7 +97,7 @@ impl Reply {
     }
 
     /// The message, empty if none was set.
-    pub fn get_message(&self) -> &str {
+    pub fn message(&self) -> &str {
         &self.message
     }
 
@@ -145,7 +145,7 @@ mod tests {
             .set("/env/A", "1")
             .set("/metadata/x", json!({"n": 2}))
             .remove("/env/B")
-            .message("done");
+            .with_message("done");
         let wire = reply.to_proto().expect("valid");
         assert_eq!(wire.outcome, v1::Outcome::Continue as i32);
         assert_eq!(wire.message, "done");
@@ -163,7 +163,7 @@ mod tests {
     fn invalid_pointer_is_an_error_not_a_panic() {
         let reply = Reply::ok().set("/ok", 1).set("env/X", 1).remove("");
         let err = reply.to_proto().expect_err("invalid pointer");
-        assert_eq!(err.code(), tonic::Code::Internal);
+        assert_eq!(err.code(), crate::Code::Internal);
         assert_eq!(
             err.message(),
             "the plugin built an invalid patch: path \"env/X\" is not a valid JSON Pointer: \

@@ -1,10 +1,11 @@
 //! Serving a plugin: bind the socket, print the handshake, serve gRPC until
 //! asked to stop, then stop gracefully.
 
+use std::future::Future;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::Router;
+use tower::layer::util::{Identity, Stack};
 
 use crate::auth::TokenCheck;
 use crate::deadline::StampDeadlineLayer;
@@ -48,19 +51,12 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
         source,
     })?;
     let plugin = Arc::new(plugin);
-    let path = settings.socket_path.clone();
-    let socket_error = |action, source| ServeError::Socket {
+    let server_error = |source: tonic::transport::Error| ServeError::Server {
         plugin: name.clone(),
-        action,
-        path: path.clone(),
-        source,
+        source: Box::new(source),
     };
 
-    let listener = UnixListener::bind(&path).map_err(|e| socket_error("bind", e))?;
-    let socket = SocketFile(path.clone());
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| socket_error("set permissions on", e))?;
-
+    let (listener, socket) = bind(&name, &settings.socket_path)?;
     // Listen for signals before the handshake, so that a SIGTERM right
     // after it is not lost (nor kills the process without cleanup).
     let mut signals = if settings.handle_signals {
@@ -71,14 +67,67 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
     } else {
         None
     };
-
     let (stop_tx, stop_rx) = watch::channel(None::<StopRequest>);
     let stop_tx = Arc::new(stop_tx);
     let (abandon_tx, abandon_rx) = watch::channel(false);
-
     // SERVING from the start; the plugin gets a handle in `Configure`.
     let health = Health::new();
-    let health_service = health.server();
+    let service = PluginServer::new(
+        plugin.clone(),
+        &manifest,
+        settings.protocol_version,
+        stop_tx.clone(),
+        abandon_rx,
+        health.clone(),
+    );
+    let router = routes(service, &settings.token, &health);
+    announce(&name, &settings)?;
+
+    let mut server_stop = stop_rx.clone();
+    let server =
+        router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+            let _ = server_stop.wait_for(Option::is_some).await;
+        });
+    let mut server = pin!(server);
+    let request = tokio::select! {
+        ended = &mut server => {
+            // The listener never ends by itself, so this is an error.
+            ended.map_err(server_error)?;
+            None
+        }
+        request = stop_requested(stop_rx, &stop_tx, signals.as_mut()) => request,
+    };
+    if let Some(request) = request {
+        drain(server, request, &health, &abandon_tx)
+            .await
+            .map_err(server_error)?;
+    }
+
+    plugin.shutdown().await;
+    socket.remove();
+    tracing::debug!("stopped");
+    Ok(())
+}
+
+/// Binds the socket and makes it private to the host's user (mode 0600).
+fn bind(name: &str, path: &Path) -> Result<(UnixListener, SocketFile), ServeError> {
+    let socket_error = |action, source| ServeError::Socket {
+        plugin: name.to_owned(),
+        action,
+        path: path.to_owned(),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(|e| socket_error("bind", e))?;
+    let socket = SocketFile(path.to_owned());
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| socket_error("set permissions on", e))?;
+    Ok((listener, socket))
+}
+
+/// The gRPC services a plugin serves behind the deadline layer: health and
+/// reflection open to anyone on the socket, the plugin service behind the
+/// token check.
+fn routes<P: Plugin>(service: PluginServer<P>, token: &str, health: &Health) -> Routes {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(outboard_proto::FILE_DESCRIPTOR_SET)
@@ -90,111 +139,96 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the embedded descriptor sets decode (checked by outboard-proto's tests)");
-    let service = PluginServer::new(
-        plugin.clone(),
-        &manifest,
-        settings.protocol_version,
-        stop_tx.clone(),
-        abandon_rx,
-        health.clone(),
-    );
-    let plugin_service =
-        PluginServiceServer::with_interceptor(service, TokenCheck::new(&settings.token));
+    Server::builder()
+        .layer(StampDeadlineLayer)
+        .add_service(health.server())
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(PluginServiceServer::with_interceptor(
+            service,
+            TokenCheck::new(token),
+        ))
+}
 
+/// What [`routes`] builds.
+type Routes = Router<Stack<StampDeadlineLayer, Identity>>;
+
+/// Prints the handshake line: from here on the host may call.
+fn announce(name: &str, settings: &Settings) -> Result<(), ServeError> {
     let line = HandshakeLine {
         protocol_version: settings.protocol_version,
-        socket_path: path.to_string_lossy().into_owned(),
+        socket_path: settings.socket_path.to_string_lossy().into_owned(),
     };
     print_handshake(&line).map_err(|source| ServeError::Handshake {
-        plugin: name.clone(),
+        plugin: name.to_owned(),
         source,
     })?;
     // No `plugin` field: the host tags every line with the instance name.
     tracing::debug!(
-        socket = %path.display(),
+        socket = %settings.socket_path.display(),
         protocol_version = settings.protocol_version,
         "serving"
     );
-
-    let mut server_stop = stop_rx.clone();
-    let server = Server::builder()
-        .layer(StampDeadlineLayer)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(plugin_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
-            let _ = server_stop.wait_for(Option::is_some).await;
-        });
-    let mut server = pin!(server);
-
-    let stop = {
-        let mut stop_rx = stop_rx.clone();
-        let stop_tx = stop_tx.clone();
-        let signals = signals.as_mut();
-        async move {
-            let from_signal = async {
-                match signals {
-                    Some(s) => s.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                requested = stop_rx.wait_for(Option::is_some) => {
-                    requested.ok().and_then(|r| r.clone())
-                }
-                which = from_signal => {
-                    let request = StopRequest { grace: SIGNAL_GRACE, reason: which.to_owned() };
-                    stop_tx.send_replace(Some(request.clone()));
-                    Some(request)
-                }
-            }
-        }
-    };
-
-    let request = tokio::select! {
-        ended = &mut server => {
-            // The listener never ends by itself, so this is an error.
-            ended.map_err(|source| ServeError::Server { plugin: name.clone(), source })?;
-            None
-        }
-        request = stop => request,
-    };
-
-    if let Some(StopRequest { grace, reason }) = request {
-        tracing::debug!(
-            reason,
-            grace_ms = grace.as_millis() as u64,
-            "stopping: no new connections, waiting for calls in flight"
-        );
-        health.set_serving(false);
-        let reserve = CLOSE_RESERVE.min(grace / 4);
-        let drained = tokio::time::timeout(grace - reserve, &mut server).await;
-        let result = match drained {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!(
-                    grace_ms = grace.as_millis() as u64,
-                    "calls still running at the end of the grace period; cancelling them"
-                );
-                abandon_tx.send_replace(true);
-                // Past this, connections still open are dropped with the
-                // server; the process is about to exit anyway.
-                tokio::time::timeout(reserve, &mut server)
-                    .await
-                    .unwrap_or(Ok(()))
-            }
-        };
-        result.map_err(|source| ServeError::Server {
-            plugin: name.clone(),
-            source,
-        })?;
-    }
-
-    plugin.shutdown().await;
-    socket.remove();
-    tracing::debug!("stopped");
     Ok(())
+}
+
+/// Waits for a `Shutdown` call or a signal; a signal is turned into a stop
+/// request with [`SIGNAL_GRACE`], sent to everyone watching `stop_tx`.
+async fn stop_requested(
+    mut stop_rx: watch::Receiver<Option<StopRequest>>,
+    stop_tx: &watch::Sender<Option<StopRequest>>,
+    signals: Option<&mut Signals>,
+) -> Option<StopRequest> {
+    let from_signal = async {
+        match signals {
+            Some(s) => s.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        requested = stop_rx.wait_for(Option::is_some) => requested.ok().and_then(|r| r.clone()),
+        which = from_signal => {
+            let request = StopRequest { grace: SIGNAL_GRACE, reason: which.to_owned() };
+            stop_tx.send_replace(Some(request.clone()));
+            Some(request)
+        }
+    }
+}
+
+/// Reports `NOT_SERVING`, lets calls in flight finish within most of the
+/// grace (the server has stopped accepting), then cancels those still
+/// running and gives them the rest of it to answer and close.
+async fn drain<F>(
+    mut server: Pin<&mut F>,
+    StopRequest { grace, reason }: StopRequest,
+    health: &Health,
+    abandon_tx: &watch::Sender<bool>,
+) -> Result<(), tonic::transport::Error>
+where
+    F: Future<Output = Result<(), tonic::transport::Error>>,
+{
+    tracing::debug!(
+        reason,
+        grace_ms = grace.as_millis() as u64,
+        "stopping: no new connections, waiting for calls in flight"
+    );
+    health.set_serving(false);
+    let reserve = CLOSE_RESERVE.min(grace / 4);
+    match tokio::time::timeout(grace - reserve, server.as_mut()).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "calls still running at the end of the grace period; cancelling them"
+            );
+            abandon_tx.send_replace(true);
+            // Past this, connections still open are dropped with the
+            // server; the process is about to exit anyway.
+            tokio::time::timeout(reserve, server)
+                .await
+                .unwrap_or(Ok(()))
+        }
+    }
 }
 
 fn print_handshake(line: &HandshakeLine) -> std::io::Result<()> {

@@ -113,7 +113,7 @@ impl<P: Plugin> PluginService for PluginServer<P> {
             Ok(()) => Ok(Response::new(v1::ConfigureResponse {})),
             Err(e) => {
                 tracing::warn!(error = %e, "configure refused");
-                Err(e.into())
+                Err(e.to_status())
             }
         }
     }
@@ -186,13 +186,13 @@ impl<P: Plugin> PluginService for PluginServer<P> {
             }
             Some(Err(e)) => {
                 tracing::warn!(phase, invocation_id = id, elapsed_ms, error = %e, "invoke failed");
-                return Err(e.into());
+                return Err(e.to_status());
             }
             Some(Ok(reply)) => reply,
         };
         let response = reply.to_proto().map_err(|e| {
             tracing::error!(phase, invocation_id = id, error = %e, "invalid reply");
-            Status::from(e)
+            e.to_status()
         })?;
         tracing::debug!(
             phase,

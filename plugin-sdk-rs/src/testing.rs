@@ -37,7 +37,8 @@ use outboard_proto::patch;
 use serde_json::{Map, Value};
 
 use crate::{
-    Config, Health, Invocation, Manifest, ManifestError, Outcome, Plugin, PluginError, Reply,
+    Config, FieldError, Health, Invocation, Manifest, ManifestError, Outcome, Plugin, PluginError,
+    Reply,
 };
 
 /// Drives one plugin in-process, as the host would over gRPC.
@@ -99,15 +100,18 @@ impl<P: Plugin> Harness<P> {
     /// A harness for `plugin`, or what is wrong with its manifest.
     pub fn try_new(plugin: P) -> Result<Harness<P>, ManifestError> {
         let manifest = plugin.manifest();
-        let mut problems = match manifest.validate() {
+        let mut errors = match manifest.validate() {
             Ok(()) => Vec::new(),
-            Err(e) => e.problems,
+            Err(e) => e.errors,
         };
         if manifest.subscriptions().is_empty() {
-            problems.push("subscriptions: none, so the plugin would never be invoked".into());
+            errors.push(FieldError::new(
+                "subscriptions",
+                "none, so the plugin would never be invoked",
+            ));
         }
-        if !problems.is_empty() {
-            return Err(ManifestError { problems });
+        if !errors.is_empty() {
+            return Err(ManifestError { errors });
         }
         Ok(Harness {
             plugin,
@@ -271,7 +275,7 @@ mod tests {
         let ctx = json!({"metadata": {"mode": "abort"}});
         let out = h.invoke("pre_container", ctx.clone()).await.unwrap();
         assert_eq!(out.outcome(), Outcome::Abort);
-        assert_eq!(out.reply.get_message(), "told to");
+        assert_eq!(out.reply.message(), "told to");
         assert_eq!(out.context, ctx);
     }
 
@@ -349,7 +353,11 @@ mod tests {
             }
         }
         let err = Harness::try_new(Nameless).unwrap_err();
-        assert_eq!(err.problems.len(), 3, "{err}");
-        assert!(err.problems[2].starts_with("subscriptions: none"), "{err}");
+        assert_eq!(err.errors.len(), 3, "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("; subscriptions: none, so the plugin would never be invoked"),
+            "{err}"
+        );
     }
 }

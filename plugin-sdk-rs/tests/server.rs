@@ -21,7 +21,7 @@ use outboard_proto::patch;
 use outboard_proto::v1::{self, plugin_service_client::PluginServiceClient};
 use serde_json::{Map, Value, json};
 use tokio::net::UnixStream;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::JoinHandle;
 use tonic::codegen::http;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -40,6 +40,8 @@ struct Probe {
     dropped: std::sync::Mutex<Option<mpsc::UnboundedSender<String>>>,
     /// The health handle from the last successful Configure.
     health: std::sync::Mutex<Option<Health>>,
+    /// Notified when an invoke reaches the plugin.
+    invoked: Notify,
 }
 
 /// Sends its phase to the probe when dropped unfinished.
@@ -64,7 +66,7 @@ struct Fixture(Arc<Probe>);
 impl Plugin for Fixture {
     fn manifest(&self) -> Manifest {
         Manifest::new("fixture", "2.3.4")
-            .description("a plugin for the SDK's tests")
+            .describe("a plugin for the SDK's tests")
             .subscribe("pre_container", 10)
             .subscribe_idempotent("post_container", -1)
             .permission("env:write", "to set variables")
@@ -90,6 +92,7 @@ impl Plugin for Fixture {
             probe: self.0.clone(),
             finished: false,
         };
+        self.0.invoked.notify_one();
         if let Some(ms) = inv.get("/metadata/sleep_ms").and_then(Value::as_u64) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
@@ -116,7 +119,7 @@ impl Plugin for Fixture {
                 configured.map(Value::Object).unwrap_or(Value::Null),
             )
             .remove("/env/DROP_ME")
-            .message("fixture was here"))
+            .with_message("fixture was here"))
     }
 
     async fn shutdown(&self) {
@@ -158,6 +161,13 @@ async fn serve() -> Served {
         client: PluginServiceClient::new(channel.clone()),
         channel,
     }
+}
+
+/// Waits until an invoke has reached the fixture plugin.
+async fn invoke_started(s: &Served) {
+    tokio::time::timeout(Duration::from_secs(10), s.probe.invoked.notified())
+        .await
+        .expect("the call never reached the plugin");
 }
 
 /// Connects to the socket, retrying while the server is still binding.
@@ -685,8 +695,8 @@ async fn shutdown_lets_calls_in_flight_finish_within_the_grace() {
             )))
             .await
     });
-    // Let the slow call reach the plugin before asking to stop.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The slow call must be in flight before the stop is asked for.
+    invoke_started(&s).await;
     let asked = Instant::now();
     shutdown(&mut s, Duration::from_secs(5)).await;
     let answer = slow.await.unwrap().unwrap().into_inner();
@@ -713,7 +723,7 @@ async fn shutdown_cancels_calls_still_running_after_the_grace() {
             )))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    invoke_started(&s).await;
     let asked = Instant::now();
     shutdown(&mut s, Duration::from_millis(200)).await;
     stopped(s.task, Duration::from_secs(5)).await;

@@ -7,6 +7,8 @@
 //!   when they drift).
 //! - [`json`]: `google.protobuf.Struct` / `Value` to and from `serde_json`.
 //! - [`names`]: the rules for plugin and phase names.
+//! - [`manifest`]: the one structural check of a manifest, shared by the
+//!   host and the Rust SDK ([`manifest::check`]).
 //! - [`patch`]: JSON Pointer set / remove patches, their wire form and how
 //!   they apply.
 //! - [`handshake`]: the environment variables, the handshake line a plugin
@@ -18,6 +20,7 @@
 
 pub mod handshake;
 pub mod json;
+pub mod manifest;
 pub mod names;
 pub mod patch;
 

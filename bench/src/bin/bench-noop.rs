@@ -17,7 +17,7 @@ impl Plugin for Noop {
     fn manifest(&self) -> Manifest {
         self.phases.iter().fold(
             Manifest::new("bench-noop", env!("CARGO_PKG_VERSION"))
-                .description("Does nothing, for benchmarks"),
+                .describe("Does nothing, for benchmarks"),
             |manifest, phase| manifest.subscribe(phase.clone(), 10),
         )
     }

@@ -56,7 +56,7 @@ from .errors import (
 )
 from .health import Health
 from .invocation import Invocation
-from .manifest import Dependency, Manifest, ManifestError, Permission, Subscription
+from .manifest import Dependency, FieldError, Manifest, ManifestError, Permission, Subscription
 from .patch import PatchError, PatchOp, pointer
 from .plugin import Plugin
 from .reply import Outcome, Reply
@@ -71,6 +71,7 @@ __all__ = [
     "Dependency",
     "Failed",
     "FailedPrecondition",
+    "FieldError",
     "Health",
     "InvalidConfig",
     "InvalidContext",

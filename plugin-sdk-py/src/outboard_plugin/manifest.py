@@ -1,6 +1,8 @@
 """The plugin's manifest: what ``Describe`` answers, built with a small
 builder and checked against the same rules the host applies
-(PROTOCOL.md §8.2)."""
+(PROTOCOL.md §8.2). ``proto/testdata/manifest-cases.json`` is the table of
+cases this check and the host's (``outboard_proto::manifest::check``) both
+pass, so the SDK refuses exactly the manifests the host refuses."""
 
 from __future__ import annotations
 
@@ -88,13 +90,28 @@ class Dependency:
     optional: bool = False
 
 
+@dataclass(frozen=True)
+class FieldError:
+    """One thing wrong with a manifest: the field's path and why."""
+
+    #: The field's path in the manifest, e.g. ``subscriptions[1].phase``.
+    field: str
+    #: What is wrong with it, quoting the value.
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.why}"
+
+
 class ManifestError(ValueError):
     """Everything wrong with a manifest, one entry per problem, each naming the field."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        #: One line per problem, e.g. ``name: "Env" is not a valid plugin name (...)``.
-        self.problems = problems
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        #: One entry per problem, in field order.
+        self.errors = errors
+        #: One line per problem, e.g. ``name: 'Env' is not a valid plugin name (...)``.
+        self.problems = [str(e) for e in errors]
 
 
 @dataclass
@@ -158,6 +175,10 @@ class Manifest:
         self.dependencies.append(Dependency(name, version_req, optional))
         return self
 
+    def depends_on_optional(self, name: str, version_req: str = "") -> Manifest:
+        """Like :meth:`depends_on`, but the plugin also works without it."""
+        return self.depends_on(name, version_req, optional=True)
+
     def config_schema(self, schema: Mapping[str, Any]) -> Manifest:
         """Sets the JSON Schema (draft 2020-12) the host checks the config
         against before ``Configure``. It must be a JSON object."""
@@ -171,55 +192,15 @@ class Manifest:
     def validate(self) -> None:
         """Checks the manifest against the rules of PROTOCOL.md §8.2 (the host
         applies the same ones); raises :class:`ManifestError` with every problem."""
-        problems: list[str] = []
-        if not isinstance(self.name, str) or not is_valid_plugin_name(self.name):
-            problems.append(
-                f"name: {self.name!r} is not a valid plugin name (1 to {MAX_NAME_LEN} characters "
-                "of a-z, 0-9, '_', '-', starting with a letter or digit)"
-            )
-        if not isinstance(self.version, str) or not is_semver(self.version):
-            problems.append(
-                f"version: {self.version!r} is not a semver version (MAJOR.MINOR.PATCH, e.g. 1.4.0)"
-            )
-        seen: dict[str, int] = {}
-        for i, s in enumerate(self.subscriptions):
-            if not is_valid_phase_name(s.phase):
-                problems.append(
-                    f"subscriptions[{i}].phase: {s.phase!r} is not a valid phase name "
-                    f"(1 to {MAX_NAME_LEN} characters of a-z, 0-9, '_', '.', '-')"
-                )
-            if s.phase in seen:
-                problems.append(
-                    f"subscriptions[{i}].phase: {s.phase!r} is subscribed to twice "
-                    f"(also subscriptions[{seen[s.phase]}])"
-                )
-            else:
-                seen[s.phase] = i
-            if not -(2**31) <= s.priority < 2**31:
-                problems.append(f"subscriptions[{i}].priority: {s.priority} does not fit in 32 bits")
-        for i, p in enumerate(self.permissions):
-            if not p.name.strip():
-                problems.append(f"permissions[{i}].name: is empty")
-        for i, d in enumerate(self.dependencies):
-            if not is_valid_plugin_name(d.name):
-                problems.append(f"dependencies[{i}].name: {d.name!r} is not a valid plugin name")
-            elif d.name == self.name:
-                problems.append(f"dependencies[{i}].name: a plugin cannot depend on itself")
-            if d.version_req and not is_version_req(d.version_req):
-                problems.append(
-                    f"dependencies[{i}].version_req: {d.version_req!r} is not a semver requirement "
-                    "(e.g. '>=1.2, <2' or '^1.4')"
-                )
-        if self.schema is not None:
-            if not isinstance(self.schema, dict):
-                problems.append(f"config_schema: a JSON Schema here must be an object, got {self.schema!r}")
-            else:
-                try:
-                    dict_to_struct(self.schema)
-                except TypeError as e:
-                    problems.append(f"config_schema: {e}")
-        if problems:
-            raise ManifestError(problems)
+        errors = [
+            *_check_name_and_version(self.name, self.version),
+            *_check_subscriptions(self.subscriptions),
+            *_check_permissions(self.permissions),
+            *_check_dependencies(self.name, self.dependencies),
+            *_check_schema(self.schema),
+        ]
+        if errors:
+            raise ManifestError(errors)
 
     def to_proto(self, protocol_version: int) -> plugin_pb2.Manifest:
         """The manifest's wire form, speaking ``protocol_version``."""
@@ -242,3 +223,90 @@ class Manifest:
         if self.schema is not None:
             m.config_schema.CopyFrom(dict_to_struct(self.schema))
         return m
+
+
+def _invalid_plugin_name(name: object) -> str:
+    return (
+        f"{name!r} is not a valid plugin name (1 to {MAX_NAME_LEN} characters "
+        "of a-z, 0-9, '_', '-', starting with a letter or digit)"
+    )
+
+
+def _check_name_and_version(name: object, version: object) -> list[FieldError]:
+    errors = []
+    if not isinstance(name, str) or not is_valid_plugin_name(name):
+        errors.append(FieldError("name", _invalid_plugin_name(name)))
+    if not isinstance(version, str) or not is_semver(version):
+        errors.append(
+            FieldError("version", f"{version!r} is not a semver version (MAJOR.MINOR.PATCH, e.g. 1.4.0)")
+        )
+    return errors
+
+
+def _check_subscriptions(subscriptions: list[Subscription]) -> list[FieldError]:
+    """Valid phase names, each subscribed to at most once, priorities that fit the wire's int32."""
+    errors = []
+    first_index: dict[str, int] = {}
+    for i, s in enumerate(subscriptions):
+        field = f"subscriptions[{i}].phase"
+        if not is_valid_phase_name(s.phase):
+            errors.append(
+                FieldError(
+                    field,
+                    f"{s.phase!r} is not a valid phase name (1 to {MAX_NAME_LEN} characters of a-z, 0-9, '_', '.', '-')",
+                )
+            )
+        elif s.phase in first_index:
+            errors.append(
+                FieldError(field, f"{s.phase!r} is subscribed to twice (also subscriptions[{first_index[s.phase]}])")
+            )
+        else:
+            first_index[s.phase] = i
+        if not -(2**31) <= s.priority < 2**31:
+            errors.append(FieldError(f"subscriptions[{i}].priority", f"{s.priority} does not fit in 32 bits"))
+    return errors
+
+
+def _check_permissions(permissions: list[Permission]) -> list[FieldError]:
+    return [
+        FieldError(f"permissions[{i}].name", f"{p.name!r} is not a permission name (it must not be blank)")
+        for i, p in enumerate(permissions)
+        if not p.name.strip()
+    ]
+
+
+def _check_dependencies(own_name: str, dependencies: list[Dependency]) -> list[FieldError]:
+    """Valid names other than the plugin's own, each listed once, and requirements that parse."""
+    errors = []
+    first_index: dict[str, int] = {}
+    for i, d in enumerate(dependencies):
+        field = f"dependencies[{i}].name"
+        if not is_valid_plugin_name(d.name):
+            errors.append(FieldError(field, _invalid_plugin_name(d.name)))
+        elif d.name == own_name:
+            errors.append(FieldError(field, f"{d.name!r} is the plugin itself"))
+        elif d.name in first_index:
+            errors.append(FieldError(field, f"{d.name!r} is listed twice (also dependencies[{first_index[d.name]}])"))
+        else:
+            first_index[d.name] = i
+        if d.version_req.strip() and not is_version_req(d.version_req):
+            errors.append(
+                FieldError(
+                    f"dependencies[{i}].version_req",
+                    f"{d.version_req!r} is not a semver requirement (e.g. '>=1.2, <2' or '^1.4')",
+                )
+            )
+    return errors
+
+
+def _check_schema(schema: object) -> list[FieldError]:
+    """A config schema, when given, is a JSON object a ``Struct`` can carry."""
+    if schema is None:
+        return []
+    if not isinstance(schema, dict):
+        return [FieldError("config_schema", f"a JSON Schema here must be an object, got {schema!r}")]
+    try:
+        dict_to_struct(schema)
+    except TypeError as e:
+        return [FieldError("config_schema", str(e))]
+    return []

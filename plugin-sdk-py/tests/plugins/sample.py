@@ -2,6 +2,8 @@
 
 It subscribes to ``pre_container`` and answers from its context:
 
+- ``metadata.sample.started``: a file to create as soon as the call starts,
+  so that a test knows the call is in flight;
 - ``metadata.sample.sleep``: seconds to sleep first, blocking its worker
   thread (for deadline and shutdown tests);
 - ``metadata.sample.unhealthy``: report ``NOT_SERVING`` (ask for a restart);
@@ -18,6 +20,13 @@ import time
 from typing import Any
 
 from outboard_plugin import Config, Health, Invocation, Manifest, Plugin, PluginError, Reply, run
+
+
+def mark_started(sample: dict[str, Any]) -> None:
+    """Creates the file ``metadata.sample.started`` names, if it names one."""
+    if "started" in sample:
+        with open(str(sample["started"]), "x"):
+            pass
 
 
 class Sample(Plugin):
@@ -52,6 +61,7 @@ class Sample(Plugin):
         sample: Any = invocation.get("/metadata/sample", {})
         if not isinstance(sample, dict):
             sample = {}
+        mark_started(sample)
         if "sleep" in sample:
             time.sleep(float(sample["sleep"]))
         if "unhealthy" in sample and self.health is not None:

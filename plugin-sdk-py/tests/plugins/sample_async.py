@@ -1,6 +1,7 @@
 """The sample plugin with an ``async def invoke`` (run on the event loop, not
 in a worker thread): ``metadata.sample.sleep`` awaits ``asyncio.sleep``, and
-a cancelled call logs ``invoke cancelled`` before it ends."""
+a cancelled call logs ``invoke cancelled`` before it ends. ``started`` works
+as in the sample."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from sample import Sample  # noqa: E402
+from sample import Sample, mark_started  # noqa: E402
 
 from outboard_plugin import Invocation, Reply, run  # noqa: E402
 
@@ -22,6 +23,7 @@ class AsyncSample(Sample):
     async def invoke(self, invocation: Invocation) -> Reply:  # type: ignore[override]
         sample = invocation.get("/metadata/sample", {})
         if isinstance(sample, dict) and "sleep" in sample:
+            mark_started(sample)
             try:
                 await asyncio.sleep(float(sample["sleep"]))
             except asyncio.CancelledError:

@@ -41,7 +41,7 @@ struct Scripted {
 impl Plugin for Scripted {
     fn manifest(&self) -> Manifest {
         let mut manifest =
-            Manifest::new(&self.name, "0.1.0").description("Answers as its config scripts");
+            Manifest::new(&self.name, "0.1.0").describe("Answers as its config scripts");
         for (phase, priority, idempotent) in &self.subscriptions {
             manifest = if *idempotent {
                 manifest.subscribe_idempotent(phase, *priority)

@@ -110,7 +110,7 @@ impl AuditLog {
         append_line(&path, &line).await?;
         Ok(Reply::ok()
             .set("/metadata/audit_log/recorded_at", recorded_at)
-            .message(format!(
+            .with_message(format!(
                 "recorded job {} in {}",
                 record.job_id,
                 path.display()
@@ -121,7 +121,7 @@ impl AuditLog {
 impl Plugin for AuditLog {
     fn manifest(&self) -> Manifest {
         Manifest::new("audit-log", env!("CARGO_PKG_VERSION"))
-            .description("Appends one JSON line per job to an audit file")
+            .describe("Appends one JSON line per job to an audit file")
             // Recording what was seen again is harmless.
             .subscribe_idempotent("post_container", 0)
             // Not idempotent: a retry would append a second line.
@@ -430,7 +430,7 @@ mod tests {
         let cleanup = m.subscription_for("cleanup").unwrap();
         assert_eq!((post.priority, cleanup.priority), (0, 0));
         assert!(!cleanup.idempotent);
-        let schema = m.get_config_schema().unwrap();
+        let schema = m.schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         assert_eq!(schema["required"], json!(["path"]));
     }

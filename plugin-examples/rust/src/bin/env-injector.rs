@@ -55,7 +55,7 @@ impl EnvInjector {
 impl Plugin for EnvInjector {
     fn manifest(&self) -> Manifest {
         Manifest::new("env-injector", env!("CARGO_PKG_VERSION"))
-            .description("Sets BUILD_ID and BUILD_TIMESTAMP in the job's environment")
+            .describe("Sets BUILD_ID and BUILD_TIMESTAMP in the job's environment")
             // Retrying is harmless: the id derives from the invocation id,
             // which a retry keeps.
             .subscribe_idempotent("pre_container", 10)
@@ -122,12 +122,12 @@ impl Plugin for EnvInjector {
         let mut reply = Reply::ok();
         match existing {
             Some(id) if !settings.overwrite => {
-                reply = reply.message(format!("kept BUILD_ID={id}"));
+                reply = reply.with_message(format!("kept BUILD_ID={id}"));
             }
             _ => {
                 let id = build_id(&settings, &invocation.invocation_id)?;
                 reply = reply
-                    .message(format!("set BUILD_ID={id}"))
+                    .with_message(format!("set BUILD_ID={id}"))
                     .set("/env/BUILD_ID", id);
             }
         }
@@ -199,7 +199,7 @@ mod tests {
                 },
             })
         );
-        assert_eq!(out.reply.get_message(), "set BUILD_ID=build-3f2b9c4e-8a7");
+        assert_eq!(out.reply.message(), "set BUILD_ID=build-3f2b9c4e-8a7");
     }
 
     #[tokio::test]
@@ -226,7 +226,7 @@ mod tests {
             out.context,
             json!({"env": {"BUILD_ID": "from-ci", "BUILD_TIMESTAMP": "2024-05-01T12:00:00Z"}})
         );
-        assert_eq!(out.reply.get_message(), "kept BUILD_ID=from-ci");
+        assert_eq!(out.reply.message(), "kept BUILD_ID=from-ci");
 
         h.configure(json!({"overwrite": true})).await.unwrap();
         let out = h.invoke_with(invocation(ID, ctx)).await.unwrap();
@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(m.name(), "env-injector");
         let sub = m.subscription_for("pre_container").unwrap();
         assert_eq!((sub.priority, sub.idempotent), (10, true));
-        let schema = m.get_config_schema().unwrap();
+        let schema = m.schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         assert_eq!(schema["properties"]["overwrite"]["type"], json!("boolean"));
     }

@@ -25,7 +25,7 @@ struct JobTimer {
 impl Plugin for JobTimer {
     fn manifest(&self) -> Manifest {
         Manifest::new("job-timer", env!("CARGO_PKG_VERSION"))
-            .description("Logs and records how long a job took")
+            .describe("Logs and records how long a job took")
             // First in, last out: time as much of the job as possible.
             .subscribe_idempotent("pre_validation", -100)
             .subscribe_idempotent("post_container", 100)
@@ -49,7 +49,7 @@ impl Plugin for JobTimer {
                 );
                 Ok(Reply::ok()
                     .set("/metadata/job_timer/duration_ms", duration_ms)
-                    .message(format!("job took {duration_ms} ms")))
+                    .with_message(format!("job took {duration_ms} ms")))
             }
             other => Err(PluginError::failed(format!(
                 "job-timer does not handle phase {other:?}"
@@ -139,7 +139,7 @@ mod tests {
             Some(&json!("2024-05-01T12:00:00.250Z")),
             "the start is left in place"
         );
-        assert_eq!(finished.reply.get_message(), "job took 1500 ms");
+        assert_eq!(finished.reply.message(), "job took 1500 ms");
     }
 
     #[tokio::test]

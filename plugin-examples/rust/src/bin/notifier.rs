@@ -154,7 +154,7 @@ impl Notifier {
 impl Plugin for Notifier {
     fn manifest(&self) -> Manifest {
         Manifest::new("notifier", env!("CARGO_PKG_VERSION"))
-            .description("Sends a signed job.finished event to a file or a local webhook")
+            .describe("Sends a signed job.finished event to a file or a local webhook")
             // Not idempotent: a retry would deliver the event twice.
             .subscribe("post_container", 10)
             .config_schema(json!({
@@ -257,7 +257,7 @@ impl Plugin for Notifier {
         let command = command_argv(&invocation)?;
         let job_id = job_id(&invocation)?;
         let Some(exit_code) = exit_code(&invocation)? else {
-            return Ok(Reply::ok().message("the command did not run; nothing to notify"));
+            return Ok(Reply::ok().with_message("the command did not run; nothing to notify"));
         };
         let event = Event {
             command: &command,
@@ -293,7 +293,7 @@ impl Plugin for Notifier {
                 "/metadata/notifier",
                 json!({"delivered_to": delivered_to, "signature": signature}),
             )
-            .message(format!(
+            .with_message(format!(
                 "job.finished ({}) sent to {delivered_to}",
                 event.status
             )))
@@ -990,7 +990,7 @@ mod tests {
         assert_eq!((m.name(), m.version()), ("notifier", "0.1.0"));
         let sub = m.subscription_for("post_container").unwrap();
         assert_eq!((sub.priority, sub.idempotent), (10, false));
-        let schema = m.get_config_schema().unwrap();
+        let schema = m.schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         let mut keys: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
         keys.sort();

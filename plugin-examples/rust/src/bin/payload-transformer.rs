@@ -92,7 +92,7 @@ impl PayloadTransformer {
 impl Plugin for PayloadTransformer {
     fn manifest(&self) -> Manifest {
         Manifest::new("payload-transformer", env!("CARGO_PKG_VERSION"))
-            .description(
+            .describe(
                 "Normalizes submitted jobs: default image, argv command, labels, resource caps",
             )
             // The rewrite depends only on the config and the context.
@@ -215,7 +215,7 @@ impl Plugin for PayloadTransformer {
         };
         Ok(reply
             .set("/metadata/payload_transformer/changes", json!(changes))
-            .message(message))
+            .with_message(message))
     }
 }
 
@@ -562,7 +562,7 @@ mod tests {
             out.get("/metadata/payload_transformer/changes"),
             Some(&json!([]))
         );
-        assert_eq!(out.reply.get_message(), "job unchanged");
+        assert_eq!(out.reply.message(), "job unchanged");
 
         // A null labels object is replaced whole.
         let h = configured(json!({"labels": {"team": "platform"}})).await;
@@ -675,7 +675,7 @@ mod tests {
         assert_eq!((m.name(), m.version()), ("payload-transformer", "0.1.0"));
         let sub = m.subscription_for("submit").unwrap();
         assert_eq!((sub.priority, sub.idempotent), (0, true));
-        let schema = m.get_config_schema().unwrap();
+        let schema = m.schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         let mut keys: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
         keys.sort();

@@ -74,7 +74,7 @@ impl PolicyGate {
 impl Plugin for PolicyGate {
     fn manifest(&self) -> Manifest {
         Manifest::new("policy-gate", env!("CARGO_PKG_VERSION"))
-            .description("Vetoes jobs whose command matches a deny pattern")
+            .describe("Vetoes jobs whose command matches a deny pattern")
             // A verdict depends only on the config and the context: retrying
             // is harmless.
             .subscribe_idempotent("pre_container", 0)
@@ -175,7 +175,7 @@ impl Plugin for PolicyGate {
                 Ok(Reply::ok()
                     .set("/metadata/policy_gate/checked", checked)
                     .set("/metadata/policy_gate/overridden", json!(matched))
-                    .message(format!(
+                    .with_message(format!(
                         "warning: command matches deny pattern `{first}`; allowed because {name}=1"
                     )))
             }
@@ -237,7 +237,7 @@ mod tests {
         let out = h.invoke("pre_container", ctx.clone()).await.unwrap();
         assert_eq!(out.outcome(), Outcome::Abort);
         assert_eq!(
-            out.reply.get_message(),
+            out.reply.message(),
             "command `sh -c rm -rf / --no-preserve-root` matches deny pattern `rm -rf /` \
              (policy-gate)"
         );
@@ -286,7 +286,7 @@ mod tests {
             Some(&json!({"checked": 2, "overridden": ["^sudo\\b", "apt-get"]}))
         );
         assert_eq!(
-            out.reply.get_message(),
+            out.reply.message(),
             "warning: command matches deny pattern `^sudo\\b`; allowed because POLICY_OVERRIDE=1"
         );
 
@@ -368,7 +368,7 @@ mod tests {
         let m = h.manifest();
         assert_eq!((m.name(), m.version()), ("policy-gate", "0.1.0"));
         assert_eq!(m.subscription_for("pre_container").unwrap().priority, 0);
-        let schema = m.get_config_schema().unwrap();
+        let schema = m.schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         assert_eq!(schema["required"], json!(["deny"]));
     }

@@ -46,7 +46,7 @@ struct ResourceLimiter {
 impl Plugin for ResourceLimiter {
     fn manifest(&self) -> Manifest {
         Manifest::new("resource-limiter", env!("CARGO_PKG_VERSION"))
-            .description("Checks memory and CPU limits and passes them to the container phase")
+            .describe("Checks memory and CPU limits and passes them to the container phase")
             .subscribe_idempotent("pre_container", 50)
             .config_schema(json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -104,7 +104,7 @@ impl Plugin for ResourceLimiter {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if limits == Limits::default() {
-            return Ok(Reply::ok().message("no limits configured"));
+            return Ok(Reply::ok().with_message("no limits configured"));
         }
         let mut out = Map::new();
         if let Some((given, bytes)) = limits.memory {
@@ -317,7 +317,7 @@ mod tests {
         // Nothing was accepted, so there is nothing to pass on.
         let out = h.invoke("pre_container", json!({"env": {}})).await.unwrap();
         assert_eq!(out.context, json!({"env": {}}));
-        assert_eq!(out.reply.get_message(), "no limits configured");
+        assert_eq!(out.reply.message(), "no limits configured");
     }
 
     #[tokio::test]
@@ -332,7 +332,7 @@ mod tests {
     #[test]
     fn schema_matches_what_configure_accepts() {
         let h = harness();
-        let schema = h.manifest().get_config_schema().unwrap();
+        let schema = h.manifest().schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         let mut keys: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
         keys.sort();

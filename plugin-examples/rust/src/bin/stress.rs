@@ -585,7 +585,7 @@ impl Stress {
 impl Plugin for Stress {
     fn manifest(&self) -> Manifest {
         let mut manifest = Manifest::new(NAME, env!("CARGO_PKG_VERSION"))
-            .description(
+            .describe(
                 "Misbehaves on demand (crashes, hangs, floods its output, leaves processes \
                  behind) for the host's supervision tests",
             )
@@ -1080,7 +1080,7 @@ mod tests {
             subs,
             [("pre_container", 10, false), ("post_container", -5, true)]
         );
-        let schema = m.get_config_schema().unwrap();
+        let schema = m.schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         assert_eq!(
             schema["properties"]["flood_stderr"]["required"],
