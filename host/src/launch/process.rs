@@ -28,6 +28,9 @@ use std::time::Duration;
 use tokio::process::{Child, ChildStderr, ChildStdout};
 use tokio::sync::{oneshot, watch};
 
+use crate::config::PluginSpec;
+use crate::launch::exit::Exit;
+
 /// The longest socket path `bind(2)` accepts: `sun_path` is 108 bytes,
 /// including the terminating NUL.
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -200,6 +203,19 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// What to spawn for `spec` as a person would run it by hand: its
+    /// command, arguments, variables and working directory, without the
+    /// handshake variables.
+    pub fn by_hand(spec: &PluginSpec) -> Launch {
+        Launch {
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            handshake_env: Vec::new(),
+            working_dir: spec.working_dir.clone(),
+        }
+    }
+
     /// The environment the plugin starts with, given the host's own.
     pub fn environment(
         &self,
@@ -285,8 +301,8 @@ impl PluginProcess {
     }
 
     /// The exit status, if the process has exited (and been reaped).
-    pub fn exit_status(&self) -> Option<ExitStatus> {
-        *self.exit.borrow()
+    pub fn exit_status(&self) -> Option<Exit> {
+        self.exit.borrow().map(Exit::from)
     }
 
     /// A receiver that changes once, when the process exits.
@@ -295,16 +311,24 @@ impl PluginProcess {
     }
 
     /// Waits until the process has exited and been reaped.
-    pub async fn exited(&self) -> ExitStatus {
+    pub async fn exited(&self) -> Exit {
         let mut exit = self.exit.clone();
         // The reaper task is gone only if the runtime is shutting down.
         let status = exit.wait_for(Option::is_some).await.ok().and_then(|s| *s);
-        status.unwrap_or_else(|| ExitStatus::from_raw(libc::SIGKILL))
+        Exit::from(status.unwrap_or_else(|| ExitStatus::from_raw(libc::SIGKILL)))
     }
 
     /// Waits up to `timeout` for the process to exit.
-    pub async fn exited_within(&self, timeout: Duration) -> Option<ExitStatus> {
+    pub async fn exited_within(&self, timeout: Duration) -> Option<Exit> {
         tokio::time::timeout(timeout, self.exited()).await.ok()
+    }
+
+    /// Kills the whole process group at once and waits, up to `timeout`
+    /// each, for the leader to exit and for the group to be gone.
+    pub async fn kill_group(&self, timeout: Duration) {
+        let _ = self.signal_group(libc::SIGKILL);
+        let _ = self.exited_within(timeout).await;
+        let _ = self.group_gone_within(timeout).await;
     }
 
     /// Sends `signal` to every process in the plugin's group. A group that
@@ -400,35 +424,6 @@ pub fn signal_group(pgid: u32, signal: libc::c_int) -> io::Result<()> {
 pub fn group_alive(pgid: u32) -> bool {
     // SAFETY: signal 0 checks for existence and permission only.
     unsafe { libc::killpg(pgid as libc::pid_t, 0) == 0 }
-}
-
-/// Describes an exit status the way an operator reads it: "status 3",
-/// "signal 9 (SIGKILL)".
-pub fn describe_exit(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("status {code}");
-    }
-    match status.signal() {
-        Some(sig) => format!("signal {sig} ({})", signal_name(sig)),
-        None => "an unknown status".to_owned(),
-    }
-}
-
-fn signal_name(sig: libc::c_int) -> &'static str {
-    match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGTERM => "SIGTERM",
-        _ => "unnamed signal",
-    }
 }
 
 /// Process groups of plugins spawned by this host whose members may still
@@ -706,15 +701,6 @@ mod tests {
     fn runtime_dir_refuses_a_base_the_handshake_cannot_carry() {
         let err = RuntimeDir::create_in(Path::new("/tmp/a|b")).expect_err("pipe");
         assert!(err.to_string().contains("contains '|'"), "{err}");
-    }
-
-    #[test]
-    fn exits_are_described_for_people() {
-        assert_eq!(describe_exit(ExitStatus::from_raw(3 << 8)), "status 3");
-        assert_eq!(
-            describe_exit(ExitStatus::from_raw(libc::SIGKILL)),
-            "signal 9 (SIGKILL)"
-        );
     }
 
     #[tokio::test]
