@@ -299,8 +299,11 @@ impl Plugin {
             reason: "host stopping".to_owned(),
         };
         let mut client = self.clients.plugin.clone();
-        let asked =
-            tokio::time::timeout_at(deadline, client.shutdown(Deadline::after(grace).request(request))).await;
+        let asked = tokio::time::timeout_at(
+            deadline,
+            client.shutdown(Deadline::after(grace).request(request)),
+        )
+        .await;
         if let Ok(Err(status)) = &asked {
             tracing::debug!(
                 plugin = self.name(),

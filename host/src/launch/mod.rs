@@ -29,4 +29,4 @@ pub use channel::{Clients, connect, dial};
 pub use exit::Exit;
 pub use launched::{Launched, launch};
 pub use process::{Launch, PluginProcess, ProcStat, RuntimeDir, group_members};
-pub use setup::Configuration;
+pub use setup::{Configuration, describe_request};

@@ -27,19 +27,31 @@ pub struct Configuration<'a> {
     pub instance_name: &'a str,
 }
 
+/// The host's `DescribeRequest`: the protocol versions it speaks, its
+/// version.
+pub fn describe_request() -> v1::DescribeRequest {
+    v1::DescribeRequest {
+        host_protocol_versions: SUPPORTED_PROTOCOL_VERSIONS.to_vec(),
+        host_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
 impl Launched {
     /// Calls `Describe` within `timeout` and validates the manifest; the
     /// error is [`ErrorKind::Describe`] or [`ErrorKind::InvalidManifest`].
-    pub async fn describe(&self, clients: &Clients, timeout: Duration) -> Result<Manifest, ErrorKind> {
+    pub async fn describe(
+        &self,
+        clients: &Clients,
+        timeout: Duration,
+    ) -> Result<Manifest, ErrorKind> {
         let deadline = Deadline::after(timeout);
-        let request = v1::DescribeRequest {
-            host_protocol_versions: SUPPORTED_PROTOCOL_VERSIONS.to_vec(),
-            host_version: env!("CARGO_PKG_VERSION").to_owned(),
-        };
         let mut client = clients.plugin.clone();
         let described = self
             .guard()
-            .call(deadline, client.describe(deadline.request(request)))
+            .call(
+                deadline,
+                client.describe(deadline.request(describe_request())),
+            )
             .await
             .map_err(ErrorKind::Describe)?;
         let manifest = described.manifest.ok_or_else(|| {
