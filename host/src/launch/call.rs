@@ -161,7 +161,79 @@ fn is_expiry(code: tonic::Code) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::launch::process::Launch;
+
+    /// A process to race calls against: `sh -c script`.
+    async fn process(script: &str) -> PluginProcess {
+        let launch = Launch {
+            command: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: BTreeMap::new(),
+            handshake_env: vec![],
+            working_dir: None,
+        };
+        PluginProcess::spawn(&launch).await.expect("spawn").0
+    }
+
+    async fn answer(
+        guard: Guard<'_>,
+        deadline: Deadline,
+        status: tonic::Status,
+    ) -> Result<(), CallError> {
+        guard
+            .call(deadline, async { Err::<tonic::Response<()>, _>(status) })
+            .await
+    }
+
+    #[tokio::test]
+    async fn an_expiry_status_is_a_timeout_only_once_the_deadline_has_passed() {
+        let process = process("sleep 30").await;
+        let stderr = Tail::default();
+        let guard = Guard::new(&process, &stderr);
+        let early = answer(
+            guard,
+            Deadline::after(Duration::from_secs(30)),
+            tonic::Status::deadline_exceeded("upstream too slow"),
+        )
+        .await;
+        assert_eq!(
+            early,
+            Err(CallError::Status {
+                code: tonic::Code::DeadlineExceeded,
+                message: "upstream too slow".into()
+            })
+        );
+        for status in [
+            tonic::Status::deadline_exceeded("late"),
+            tonic::Status::cancelled("Timeout expired"),
+        ] {
+            let late = answer(guard, Deadline::after(Duration::ZERO), status).await;
+            assert_eq!(late, Err(CallError::Timeout(Duration::ZERO)));
+        }
+        process.kill_group(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test]
+    async fn a_call_fails_at_once_when_the_plugin_exits() {
+        let process = process("exit 3").await;
+        let stderr = Tail::default();
+        stderr.push("going");
+        let never = std::future::pending::<Result<tonic::Response<()>, tonic::Status>>();
+        let err = Guard::new(&process, &stderr)
+            .call(Deadline::after(Duration::from_secs(30)), never)
+            .await
+            .expect_err("crashed");
+        assert_eq!(
+            err,
+            CallError::Crashed {
+                status: "status 3".into(),
+                stderr: vec!["going".into()]
+            }
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_deadline_passes_after_its_timeout_and_tells_the_plugin_no_earlier() {
