@@ -81,8 +81,9 @@ pub struct Stopped {
 
 impl Plugin {
     /// Starts the plugin `spec` describes and brings it to ready: launch
-    /// (spawn and handshake), connect, then [`Plugin::set_up`]. A failure
-    /// anywhere leaves nothing running and no runtime directory behind.
+    /// (spawn and handshake), connect, then set up (`Describe`, config,
+    /// `Configure`, health). A failure anywhere leaves nothing running and no
+    /// runtime directory behind.
     pub async fn start(spec: &PluginSpec) -> Result<Plugin, Error> {
         let started = Instant::now();
         let launched = launch(spec).await?;

@@ -19,7 +19,8 @@ use crate::error::{Error, ErrorKind};
 use crate::launch::call::Guard;
 use crate::launch::channel::{self, Clients};
 use crate::launch::handshake;
-use crate::launch::process::{Launch, PluginProcess, RuntimeDir};
+use crate::launch::process::{Launch, PluginProcess};
+use crate::launch::runtime_dir::RuntimeDir;
 use crate::output::{self, Stream, Tail};
 
 /// How long a killed plugin's leader and then its group get to be gone.

@@ -4,9 +4,11 @@
 //!
 //! # Layout
 //!
-//! - [`process`]: the private runtime directory and the sweep of dead hosts'
-//!   ones, the scrubbed environment, the long-lived spawner thread, the
-//!   process group and the reaper.
+//! - `runtime_dir`: [`RuntimeDir`], the private directory of a launch, and
+//!   the sweep of those dead hosts left.
+//! - `spawner`: the long-lived spawner thread and the reaper of orphans.
+//! - [`process`]: [`PluginProcess`]: the scrubbed environment, the process
+//!   group, its signals and its exit.
 //! - `exit`: [`Exit`], how a process ended.
 //! - [`handshake`]: the handshake line read off stdout, bounded.
 //! - `launched`: [`launch`], the three above in order, giving a
@@ -22,11 +24,15 @@ mod exit;
 pub mod handshake;
 mod launched;
 pub mod process;
+mod runtime_dir;
 mod setup;
+mod spawner;
 
 pub use call::{Deadline, Guard};
 pub use channel::{Clients, connect, dial};
 pub use exit::Exit;
 pub use launched::{Launched, launch};
-pub use process::{Launch, PluginProcess, ProcStat, RuntimeDir, group_members};
+pub use process::{Launch, PluginProcess};
+pub use runtime_dir::{ENV_RUNTIME_DIR, HOST_PID_FILE, MAX_SOCKET_PATH, RuntimeDir};
 pub use setup::{Configuration, describe_request};
+pub use spawner::{ProcStat, group_members, reap_orphans};
