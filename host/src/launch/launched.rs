@@ -69,16 +69,23 @@ pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
             })
         })?;
     // From here on, dropping `process` kills the plugin's group and dropping
-    // `runtime_dir` removes the directory: an early return cleans up.
+    // `runtime_dir` removes the directory: an early return cleans up (and
+    // the caller of a launch that shook hands can wait for it: `kill`).
     let expect = handshake::Expect {
         plugin: &name,
         socket: &socket,
         versions: SUPPORTED_PROTOCOL_VERSIONS,
         timeout: spec.handshake_timeout,
     };
-    let handshake = handshake::read(&expect, &mut stdout, process.exit_watch(), &stderr)
-        .await
-        .map_err(fail)?;
+    let handshake = match handshake::read(&expect, &mut stdout, process.exit_watch(), &stderr).await
+    {
+        Ok(line) => line,
+        Err(kind) => {
+            // Gone, group and all, before the error is returned.
+            process.kill_group(KILL_WAIT).await;
+            return Err(fail(kind));
+        }
+    };
     let handshake_after = started.elapsed();
     tokio::spawn(output::forward(name.clone(), Stream::Stdout, stdout, None));
     Ok(Launched {
