@@ -1,14 +1,14 @@
 //! The battery: every check, in order, as a sequence of named steps.
 
+use outboard_host::Manifest;
+use outboard_host::launch::Launched;
+
+use crate::Options;
 use crate::check::{Check, CheckName};
 use crate::checks::{
     configure, deadline, describe, handshake, health, invoke, run_by_hand, shutdown, sigterm,
     socket, token, unknown_fields,
 };
-use outboard_host::Manifest;
-use outboard_host::launch::Launched;
-
-use crate::Options;
 use crate::subject::Subject;
 
 /// Runs every check against the plugin, in order. Leaves no process and no
