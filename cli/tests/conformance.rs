@@ -70,6 +70,35 @@ fn check<'a>(checks: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {name}: {checks:#?}"))
 }
 
+/// The names of `checks`, in order.
+fn names(checks: &[Value]) -> Vec<&str> {
+    checks.iter().map(|c| c["name"].as_str().unwrap()).collect()
+}
+
+/// Every check of the battery, in order, with `invokes` (`invoke <phase>`
+/// per subscribed phase, or `invoke` alone when it did not run) in place of
+/// the invoke checks.
+fn battery<'a>(invokes: &[&'a str]) -> Vec<&'a str> {
+    let mut names = vec![
+        "run-by-hand",
+        "handshake",
+        "socket permissions",
+        "token required",
+        "describe",
+        "configure valid",
+        "configure invalid",
+        "health",
+    ];
+    names.extend(invokes);
+    names.extend([
+        "unknown fields tolerated",
+        "deadline honoured",
+        "shutdown",
+        "sigterm",
+    ]);
+    names
+}
+
 fn failed(checks: &[Value]) -> Vec<&Value> {
     checks.iter().filter(|c| c["passed"] != true).collect()
 }
@@ -98,7 +127,7 @@ fn env_injector_passes_every_check() {
     let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap()]);
     assert!(failed(&checks).is_empty(), "{:#?}", failed(&checks));
     assert_eq!(code, 0);
-    assert!(checks.len() >= 13, "{checks:#?}");
+    assert_eq!(names(&checks), battery(&["invoke pre_container"]));
     assert!(
         check(&checks, "describe")["detail"]
             .as_str()
@@ -127,6 +156,7 @@ fn a_bad_manifest_fails_describe_naming_the_field() {
     let exe = bin("broken-plugin");
     let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap(), "bad-manifest"]);
     assert_eq!(code, 1);
+    assert_eq!(names(&checks), battery(&["invoke"]));
     let describe = check(&checks, "describe");
     assert_eq!(describe["passed"], false);
     let detail = describe["detail"].as_str().unwrap();
@@ -134,6 +164,7 @@ fn a_bad_manifest_fails_describe_naming_the_field() {
     assert!(detail.contains("subscriptions[0].phase"), "{detail}");
     let health = check(&checks, "health");
     assert_eq!(health["passed"], false);
+    assert_eq!(health["outcome"], "blocked");
     assert!(
         health["detail"].as_str().unwrap().starts_with("skipped: "),
         "{health}"
@@ -148,6 +179,7 @@ fn a_plugin_ignoring_shutdown_and_sigterm_fails_and_is_killed() {
     let exe = bin("broken-plugin");
     let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap(), "ignores-sigterm"]);
     assert_eq!(code, 1);
+    assert_eq!(names(&checks), battery(&["invoke test"]));
     let names: Vec<&str> = failed(&checks)
         .iter()
         .map(|c| c["name"].as_str().unwrap())
@@ -165,8 +197,9 @@ fn a_plugin_ignoring_shutdown_and_sigterm_fails_and_is_killed() {
 }
 
 /// Certifies `plugin` (with `config`, if its schema requires keys): every
-/// check passes, the exit status is 0, nothing is left behind.
-fn passes_every_check(plugin: &Path, config: Option<Value>) {
+/// check of the battery runs, with one invoke check per phase in `phases`,
+/// and passes; the exit status is 0, nothing is left behind.
+fn passes_every_check(plugin: &Path, config: Option<Value>, phases: &[&str]) {
     let sandbox = Sandbox::new();
     let (code, checks) = conformance_with(&sandbox, config.as_ref(), &[plugin.to_str().unwrap()]);
     let name = plugin.display();
@@ -175,7 +208,9 @@ fn passes_every_check(plugin: &Path, config: Option<Value>) {
         "{name} failed: {:#?}",
         failed(&checks)
     );
-    assert!(checks.len() >= 13, "{name}: {checks:#?}");
+    let invokes: Vec<String> = phases.iter().map(|p| format!("invoke {p}")).collect();
+    let invokes: Vec<&str> = invokes.iter().map(String::as_str).collect();
+    assert_eq!(names(&checks), battery(&invokes), "{name}");
     assert_eq!(code, 0, "{name}");
     sandbox.assert_empty();
 }
@@ -188,27 +223,34 @@ fn every_rust_example_plugin_passes_every_check() {
     let scratch = tempfile::tempdir().expect("scratch dir");
     let audit = scratch.path().join("audit.jsonl");
     let events = scratch.path().join("events.jsonl");
-    let examples = [
-        ("env-injector", None),
+    let examples: [(&str, Option<Value>, &[&str]); 8] = [
+        ("env-injector", None, &["pre_container"]),
         (
             "resource-limiter",
             Some(serde_json::json!({"memory": "256Mi", "cpus": 1})),
+            &["pre_container"],
         ),
-        ("job-timer", None),
+        ("job-timer", None, &["pre_validation", "post_container"]),
         (
             "policy-gate",
             Some(serde_json::json!({"deny": ["^sudo\\b"]})),
+            &["pre_container"],
         ),
-        ("audit-log", Some(serde_json::json!({"path": audit}))),
+        (
+            "audit-log",
+            Some(serde_json::json!({"path": audit})),
+            &["post_container", "cleanup"],
+        ),
         (
             "notifier",
             Some(serde_json::json!({"secret": "s3cret", "file": events})),
+            &["post_container"],
         ),
-        ("payload-transformer", None),
-        ("stress", None),
+        ("payload-transformer", None, &["submit"]),
+        ("stress", None, &["stress"]),
     ];
-    for (name, config) in examples {
-        passes_every_check(&bin(name), config);
+    for (name, config, phases) in examples {
+        passes_every_check(&bin(name), config, phases);
     }
 }
 
@@ -219,6 +261,7 @@ fn the_go_example_plugin_passes_every_check() {
     passes_every_check(
         &common::go_plugin(),
         Some(serde_json::json!({"required": ["PATH"], "forbidden": ["LD_PRELOAD"]})),
+        &["pre_validation"],
     );
 }
 
@@ -229,9 +272,14 @@ fn the_go_example_plugin_passes_every_check() {
 fn the_python_example_plugins_pass_every_check() {
     let _serial = one_at_a_time();
     let scratch = tempfile::tempdir().expect("scratch dir");
-    passes_every_check(&common::python_plugin("secret-scrubber"), None);
+    passes_every_check(
+        &common::python_plugin("secret-scrubber"),
+        None,
+        &["pre_container"],
+    );
     passes_every_check(
         &common::python_plugin("chat-notifier"),
         Some(serde_json::json!({"file": scratch.path().join("chat.jsonl")})),
+        &["post_container"],
     );
 }

@@ -8,46 +8,36 @@
 //! Every call races the plugin's exit: a plugin that dies during a call fails
 //! that call at once, not at its timeout.
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outboard_proto::handshake::SUPPORTED_PROTOCOL_VERSIONS;
-use outboard_proto::json::json_to_struct;
 use outboard_proto::patch::{self, PatchOp};
 use outboard_proto::v1;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::config::PluginSpec;
 use crate::error::{CallError, Error, ErrorKind};
-use crate::launch::channel::{self as client, Clients};
-use crate::launch::handshake;
-use crate::launch::process::{PluginProcess, RuntimeDir, describe_exit};
-use crate::launch::{launch_for, new_token, runtime_dir_for, spawn_logged};
+use crate::launch::{
+    Clients, Configuration, Deadline, Exit, Launched, PluginProcess, group_members, launch,
+};
 use crate::manifest::Manifest;
-use crate::output::{self as logs, Stream, Tail};
 
 /// How long a plugin has to exit after SIGTERM before it gets SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(2);
 
-/// How long to wait for a plugin's exit to be noticed after its connection
-/// broke, to tell a crash from a network hiccup.
-const CRASH_SETTLE: Duration = Duration::from_millis(100);
-
 /// A plugin that completed its start and is ready for calls.
 #[derive(Debug)]
 pub struct Plugin {
-    name: Arc<str>,
+    /// The spec it was started from.
     spec: PluginSpec,
+    /// Its validated manifest.
     manifest: Manifest,
-    process: PluginProcess,
+    /// Its services, on one connection.
     clients: Clients,
-    stderr: Tail,
+    /// How long it took from spawn to ready.
     ready_after: Duration,
-    /// Removed when the plugin is dropped; declared last so that the process
-    /// is killed before its directory goes.
-    runtime_dir: RuntimeDir,
+    /// The process and its runtime directory; declared last so that the
+    /// connection closes before the process is killed and its directory
+    /// removed.
+    launched: Launched,
 }
 
 /// What a plugin answered to `Invoke`.
@@ -90,106 +80,26 @@ pub struct Stopped {
 }
 
 impl Plugin {
-    /// Starts the plugin `spec` describes and brings it to ready.
+    /// Starts the plugin `spec` describes and brings it to ready: launch
+    /// (spawn and handshake), connect, then set up (`Describe`, config,
+    /// `Configure`, health). A failure anywhere leaves nothing running and no
+    /// runtime directory behind.
     pub async fn start(spec: &PluginSpec) -> Result<Plugin, Error> {
         let started = Instant::now();
-        let name: Arc<str> = spec.name.as_str().into();
-        let fail = |kind: ErrorKind| Error::new(&*name, kind);
-
-        let runtime_dir = runtime_dir_for(spec).map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
-        let socket = runtime_dir.socket_path();
-        let token = new_token();
-        let launch = launch_for(spec, &socket, &token);
-        let (process, mut stdout, stderr) =
-            spawn_logged(&name, &launch).await.map_err(|source| {
-                fail(ErrorKind::Spawn {
-                    command: spec.command.clone(),
-                    source,
-                })
-            })?;
-        // From here on, dropping `process` kills the plugin's group and
-        // dropping `runtime_dir` removes the directory: an early return
-        // cleans up by itself.
-        let expect = handshake::Expect {
-            plugin: &name,
-            socket: &socket,
-            versions: SUPPORTED_PROTOCOL_VERSIONS,
-            timeout: spec.handshake_timeout,
-        };
-        let line = handshake::read(&expect, &mut stdout, process.exit_watch(), &stderr)
+        let launched = launch(spec).await?;
+        let clients = launched.connect(spec.handshake_timeout).await?;
+        let manifest = Plugin::set_up(&launched, &clients, spec)
             .await
-            .map_err(fail)?;
-        tokio::spawn(logs::forward(name.clone(), Stream::Stdout, stdout, None));
-
-        let setup_timeout = spec.handshake_timeout;
-        let clients = client::connect(&socket, &token, setup_timeout)
-            .await
-            .map_err(|reason| fail(ErrorKind::Connect { socket, reason }))?;
-
-        let guard = Guard {
-            process: &process,
-            stderr: &stderr,
-        };
-        let describe = v1::DescribeRequest {
-            host_protocol_versions: SUPPORTED_PROTOCOL_VERSIONS.to_vec(),
-            host_version: env!("CARGO_PKG_VERSION").to_owned(),
-        };
-        let mut plugin_client = clients.plugin.clone();
-        let described = guard
-            .call(
-                setup_timeout,
-                plugin_client.describe(with_timeout(describe, setup_timeout)),
-            )
-            .await
-            .map_err(|e| fail(ErrorKind::Describe(e)))?;
-        let manifest = described.manifest.ok_or_else(|| {
-            fail(ErrorKind::Describe(CallError::InvalidResponse(
-                "DescribeResponse has no manifest".to_owned(),
-            )))
-        })?;
-        let manifest =
-            Manifest::from_proto(manifest, line.protocol_version).map_err(|e| fail(e.into()))?;
-
-        let config = serde_json::Value::Object(spec.config.clone());
-        manifest
-            .validate_config(&config)
-            .map_err(|e| fail(e.into()))?;
-        let configure = v1::ConfigureRequest {
-            config: Some(json_to_struct(&spec.config)),
-            granted_permissions: granted(&name, &manifest, &spec.grant),
-            protocol_version: line.protocol_version,
-            instance_name: spec.name.clone(),
-        };
-        guard
-            .call(
-                setup_timeout,
-                plugin_client.configure(with_timeout(configure, setup_timeout)),
-            )
-            .await
-            .map_err(|e| match e {
-                CallError::Status {
-                    code: tonic::Code::InvalidArgument,
-                    message,
-                } => fail(ErrorKind::ConfigRejected(message)),
-                other => fail(ErrorKind::Configure(other)),
-            })?;
-        guard
-            .health(&clients, setup_timeout)
-            .await
-            .map_err(|reason| fail(ErrorKind::Unhealthy(reason)))?;
-
+            .map_err(|kind| Error::new(&**launched.name(), kind))?;
         let plugin = Plugin {
-            name: name.clone(),
             spec: spec.clone(),
             manifest,
-            process,
             clients,
-            stderr,
             ready_after: started.elapsed(),
-            runtime_dir,
+            launched,
         };
         tracing::info!(
-            plugin = &*name,
+            plugin = plugin.name(),
             pid = plugin.pid(),
             version = %plugin.manifest.version,
             ready_ms = plugin.ready_after.as_secs_f64() * 1000.0,
@@ -198,9 +108,44 @@ impl Plugin {
         Ok(plugin)
     }
 
+    /// From a connection to ready: `Describe` and the manifest's checks,
+    /// the config against the declared schema, `Configure`, one health
+    /// check; each bounded by the handshake timeout.
+    async fn set_up(
+        launched: &Launched,
+        clients: &Clients,
+        spec: &PluginSpec,
+    ) -> Result<Manifest, ErrorKind> {
+        let timeout = spec.handshake_timeout;
+        let manifest = launched.describe(clients, timeout).await?;
+        manifest.validate_config(&serde_json::Value::Object(spec.config.clone()))?;
+        let granted = granted(&spec.name, &manifest, &spec.grant);
+        let configuration = Configuration {
+            config: &spec.config,
+            granted: &granted,
+            instance_name: &spec.name,
+        };
+        launched
+            .configure(clients, configuration, timeout)
+            .await
+            .map_err(|e| match e {
+                CallError::Status {
+                    code: tonic::Code::InvalidArgument,
+                    message,
+                } => ErrorKind::ConfigRejected(message),
+                other => ErrorKind::Configure(other),
+            })?;
+        launched
+            .guard()
+            .health(&clients.health, timeout)
+            .await
+            .map_err(ErrorKind::Unhealthy)?;
+        Ok(manifest)
+    }
+
     /// The name the host knows the plugin by.
     pub fn name(&self) -> &str {
-        &self.name
+        self.launched.name()
     }
 
     /// The spec it was started from.
@@ -215,7 +160,7 @@ impl Plugin {
 
     /// Its process id (also its process group id).
     pub fn pid(&self) -> u32 {
-        self.process.pid()
+        self.process().pid()
     }
 
     /// How long it took from spawn to ready.
@@ -225,12 +170,12 @@ impl Plugin {
 
     /// Its runtime directory.
     pub fn runtime_dir(&self) -> &std::path::Path {
-        self.runtime_dir.path()
+        self.launched.runtime_dir()
     }
 
-    /// The exit status, described, if it has exited.
-    pub fn exited(&self) -> Option<String> {
-        self.process.exit_status().map(describe_exit)
+    /// How it exited, if it has.
+    pub fn exited(&self) -> Option<Exit> {
+        self.process().exit_status()
     }
 
     /// Runs `phase` with `context`, cut off after `timeout` (also sent to
@@ -243,19 +188,20 @@ impl Plugin {
         context: prost_types::Struct,
         timeout: Duration,
     ) -> Result<Reply, CallError> {
-        let deadline = std::time::SystemTime::now() + timeout;
+        let deadline = Deadline::after(timeout);
         let request = v1::InvokeRequest {
             phase: phase.to_owned(),
             invocation_id: invocation_id.to_owned(),
             attempt,
-            deadline: Some(prost_types::Timestamp::from(deadline)),
+            deadline: Some(deadline.timestamp()),
             trace_context: Default::default(),
             context: Some(context),
         };
         let mut client = self.clients.plugin.clone();
         let response = self
+            .launched
             .guard()
-            .call(timeout, client.invoke(with_timeout(request, timeout)))
+            .call(deadline, client.invoke(deadline.request(request)))
             .await?;
         match v1::Outcome::try_from(response.outcome) {
             Ok(v1::Outcome::Unspecified | v1::Outcome::Continue) => Ok(Reply::Continue {
@@ -280,14 +226,14 @@ impl Plugin {
 
     /// Asks the plugin's health service about the whole server.
     pub async fn check_health(&self, timeout: Duration) -> Result<(), String> {
-        self.guard().health(&self.clients, timeout).await
+        self.launched
+            .guard()
+            .health(&self.clients.health, timeout)
+            .await
     }
 
-    fn guard(&self) -> Guard<'_> {
-        Guard {
-            process: &self.process,
-            stderr: &self.stderr,
-        }
+    fn process(&self) -> &PluginProcess {
+        self.launched.process()
     }
 
     /// Stops the plugin: `Shutdown`, then SIGTERM after its grace period,
@@ -306,51 +252,43 @@ impl Plugin {
         let method = self.shut_down().await;
         // Processes the plugin started and left behind in its group go too;
         // stop returns only when none is left, zombies included.
-        let _ = self.process.signal_group(libc::SIGKILL);
-        if !self.process.group_gone_within(TERM_GRACE).await {
+        let _ = self.process().signal_group(libc::SIGKILL);
+        if !self.process().group_gone_within(TERM_GRACE).await {
             tracing::warn!(
-                plugin = &*self.name,
+                plugin = self.name(),
                 "processes of its group outlived SIGKILL: {:?}",
-                crate::launch::process::group_members(self.pid())
+                group_members(self.pid())
             );
         }
-        let exit = self
-            .process
-            .exit_status()
-            .map_or_else(|| "an unknown status".to_owned(), describe_exit);
-        tracing::debug!(plugin = &*self.name, ?method, exit, "stopped");
+        let exit = Exit::describe(self.exited());
+        tracing::debug!(plugin = self.name(), ?method, exit, "stopped");
         Stopped { method, exit }
     }
 
     /// Kills the plugin's whole process group at once, without `Shutdown`:
     /// for a plugin that is unhealthy or being restarted.
     pub async fn kill(&self) -> Stopped {
-        let _ = self.process.signal_group(libc::SIGKILL);
-        let _ = self.process.exited_within(TERM_GRACE).await;
-        let _ = self.process.group_gone_within(TERM_GRACE).await;
+        self.process().kill_group(TERM_GRACE).await;
         Stopped {
             method: StopMethod::Killed,
-            exit: self
-                .process
-                .exit_status()
-                .map_or_else(|| "an unknown status".to_owned(), describe_exit),
+            exit: Exit::describe(self.exited()),
         }
     }
 
     /// Waits until the plugin's process exits; returns its exit, described,
     /// and whether it was a success (status 0).
     pub async fn wait_exit(&self) -> (String, bool) {
-        let status = self.process.exited().await;
-        (describe_exit(status), status.success())
+        let exit = self.process().exited().await;
+        (exit.to_string(), exit.success())
     }
 
     /// The last lines the plugin wrote to stderr.
     pub fn stderr_tail(&self) -> Vec<String> {
-        self.stderr.lines()
+        self.launched.stderr_tail()
     }
 
     async fn shut_down(&self) -> StopMethod {
-        if self.process.exit_status().is_some() {
+        if self.process().exit_status().is_some() {
             return StopMethod::AlreadyExited;
         }
         // One grace period covers both the Shutdown call and the exit after
@@ -362,109 +300,35 @@ impl Plugin {
             reason: "host stopping".to_owned(),
         };
         let mut client = self.clients.plugin.clone();
-        let asked =
-            tokio::time::timeout_at(deadline, client.shutdown(with_timeout(request, grace))).await;
+        let asked = tokio::time::timeout_at(
+            deadline,
+            client.shutdown(Deadline::after(grace).request(request)),
+        )
+        .await;
         if let Ok(Err(status)) = &asked {
             tracing::debug!(
-                plugin = &*self.name,
+                plugin = self.name(),
                 "Shutdown returned {}",
                 status.message()
             );
         }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if self.process.exited_within(remaining).await.is_some() {
+        if self.process().exited_within(remaining).await.is_some() {
             return StopMethod::Shutdown;
         }
         tracing::warn!(
-            plugin = &*self.name,
+            plugin = self.name(),
             "did not exit within {} of Shutdown; sending SIGTERM",
             humantime::format_duration(grace)
         );
-        let _ = self.process.signal_group(libc::SIGTERM);
-        if self.process.exited_within(TERM_GRACE).await.is_some() {
+        let _ = self.process().signal_group(libc::SIGTERM);
+        if self.process().exited_within(TERM_GRACE).await.is_some() {
             return StopMethod::Terminated;
         }
-        tracing::warn!(plugin = &*self.name, "ignored SIGTERM; sending SIGKILL");
-        let _ = self.process.signal_group(libc::SIGKILL);
-        let _ = self.process.exited_within(TERM_GRACE).await;
+        tracing::warn!(plugin = self.name(), "ignored SIGTERM; sending SIGKILL");
+        let _ = self.process().signal_group(libc::SIGKILL);
+        let _ = self.process().exited_within(TERM_GRACE).await;
         StopMethod::Killed
-    }
-}
-
-/// Bounds calls to a plugin by a timeout and by the plugin's exit.
-#[derive(Debug, Clone, Copy)]
-struct Guard<'a> {
-    process: &'a PluginProcess,
-    stderr: &'a Tail,
-}
-
-impl Guard<'_> {
-    /// Runs a call, bounded by `timeout` and by the plugin's exit.
-    async fn call<T>(
-        &self,
-        timeout: Duration,
-        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    ) -> Result<T, CallError> {
-        let started = Instant::now();
-        let result = tokio::select! {
-            result = tokio::time::timeout(timeout, call) => result,
-            _ = self.process.exited() => return Err(self.crashed().await),
-        };
-        match result {
-            Err(_) => Err(CallError::Timeout(timeout)),
-            // The plugin's server saw the same deadline (grpc-timeout) and
-            // may have fired first; it is still this call's timeout.
-            Ok(Err(status))
-                if status.code() == tonic::Code::DeadlineExceeded
-                    || (status.code() == tonic::Code::Cancelled
-                        && started.elapsed() >= timeout) =>
-            {
-                Err(CallError::Timeout(timeout))
-            }
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => {
-                // A broken connection surfaces as UNAVAILABLE or UNKNOWN
-                // ("transport error") and usually means the plugin died; the
-                // reaper needs a moment to notice.
-                if self.process.exited_within(CRASH_SETTLE).await.is_some() {
-                    Err(self.crashed().await)
-                } else {
-                    Err(CallError::from_status(&status))
-                }
-            }
-        }
-    }
-
-    /// Asks the plugin's health service about the whole server.
-    async fn health(&self, clients: &Clients, timeout: Duration) -> Result<(), String> {
-        let mut health = clients.health.clone();
-        let request = with_timeout(
-            HealthCheckRequest {
-                service: String::new(),
-            },
-            timeout,
-        );
-        let response = self
-            .call(timeout, health.check(request))
-            .await
-            .map_err(|e| format!("health check failed: {e}"))?;
-        match ServingStatus::try_from(response.status) {
-            Ok(ServingStatus::Serving) => Ok(()),
-            Ok(other) => Err(format!("health status is {}", other.as_str_name())),
-            Err(_) => Err(format!("unknown health status {}", response.status)),
-        }
-    }
-
-    async fn crashed(&self) -> CallError {
-        // Let stderr drain so the report shows the plugin's last words.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        CallError::Crashed {
-            status: self
-                .process
-                .exit_status()
-                .map_or_else(|| "an unknown status".to_owned(), describe_exit),
-            stderr: self.stderr.lines(),
-        }
     }
 }
 
@@ -485,13 +349,6 @@ fn granted(plugin: &str, manifest: &Manifest, grant: &[String]) -> Vec<String> {
         );
     }
     given
-}
-
-/// A request carrying `timeout` as its gRPC deadline.
-fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(timeout);
-    request
 }
 
 #[cfg(test)]

@@ -54,10 +54,21 @@ pub struct Clients {
     pub health: HealthClient<AuthChannel>,
 }
 
-/// Connects to the socket at `socket`, failing if nothing listens there
-/// within `timeout`.
+/// Connects to the socket at `socket` with `token` on every call, failing
+/// if nothing listens there within `timeout`.
 pub async fn connect(socket: &Path, token: &str, timeout: Duration) -> Result<Clients, String> {
     let interceptor = TokenInterceptor::new(token)?;
+    let channel = InterceptedService::new(dial(socket, timeout).await?, interceptor);
+    Ok(Clients {
+        plugin: PluginServiceClient::new(channel.clone()),
+        health: HealthClient::new(channel),
+    })
+}
+
+/// A plain HTTP/2 channel to the socket at `socket`, with no token on its
+/// calls (conformance uses one to check that the plugin demands it), failing
+/// if nothing listens there within `timeout`.
+pub async fn dial(socket: &Path, timeout: Duration) -> Result<Channel, String> {
     let path: PathBuf = socket.to_owned();
     // The URI is required by the API but unused: the connector below always
     // dials the socket.
@@ -71,7 +82,7 @@ pub async fn connect(socket: &Path, token: &str, timeout: Duration) -> Result<Cl
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }
     });
-    let channel = tokio::time::timeout(timeout, endpoint.connect_with_connector(connector))
+    tokio::time::timeout(timeout, endpoint.connect_with_connector(connector))
         .await
         .map_err(|_| {
             format!(
@@ -79,12 +90,7 @@ pub async fn connect(socket: &Path, token: &str, timeout: Duration) -> Result<Cl
                 humantime::format_duration(timeout)
             )
         })?
-        .map_err(|err| error_chain(&err))?;
-    let channel = InterceptedService::new(channel, interceptor);
-    Ok(Clients {
-        plugin: PluginServiceClient::new(channel.clone()),
-        health: HealthClient::new(channel),
-    })
+        .map_err(|err| error_chain(&err))
 }
 
 /// An error and its sources on one line: transport errors hide the useful

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::ErrorKind;
-use crate::launch::process::describe_exit;
+use crate::launch::exit::Exit;
 use crate::output::{self as logs, Stream, Tail};
 
 /// How long to let stderr drain after an early exit, so the error can show
@@ -63,7 +63,7 @@ pub async fn read<R: AsyncBufRead + Unpin>(
             status = async { exit.wait_for(Option::is_some).await.ok().and_then(|s| *s) } => {
                 tokio::time::sleep(STDERR_DRAIN).await;
                 return Err(ErrorKind::ExitedBeforeHandshake {
-                    status: status.map_or_else(|| "an unknown status".to_owned(), describe_exit),
+                    status: Exit::describe(status.map(Exit::from)),
                     stderr: stderr.lines(),
                 });
             }

@@ -1,80 +1,38 @@
-//! One plugin process, from nothing to a ready channel: its private runtime
-//! directory and the sweep of dead hosts' ones, its scrubbed environment,
-//! the long-lived spawner thread, its process group and the reaper, the
-//! handshake line, and the authenticated gRPC channel.
+//! One plugin process, from nothing to a ready channel, and the one bounded
+//! call to it. The host's start and the conformance battery both go through
+//! here, so the two cannot drift apart.
+//!
+//! # Layout
+//!
+//! - `runtime_dir`: [`RuntimeDir`], the private directory of a launch, and
+//!   the sweep of those dead hosts left.
+//! - `spawner`: the long-lived spawner thread and the reaper of orphans.
+//! - [`process`]: [`PluginProcess`]: the scrubbed environment, the process
+//!   group, its signals and its exit.
+//! - `exit`: [`Exit`], how a process ended.
+//! - [`handshake`]: the handshake line read off stdout, bounded.
+//! - `launched`: [`launch`], the three above in order, giving a
+//!   [`Launched`] plugin.
+//! - [`channel`]: the gRPC channel to the socket, with or without the token.
+//! - `call`: [`Guard`], a call bounded by its [`Deadline`] and the plugin's
+//!   exit, its status classified.
+//! - `setup`: `Describe` and `Configure` on a [`Launched`] plugin.
 
+mod call;
 pub mod channel;
+mod exit;
 pub mod handshake;
+mod launched;
 pub mod process;
+mod runtime_dir;
+mod setup;
+mod spawner;
 
-use std::sync::Arc;
-
-use outboard_proto::handshake::{
-    self as wire, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS, ENV_SOCKET, ENV_TOKEN,
-    MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS,
-};
-use rand::Rng;
-use tokio::io::BufReader;
-
-use crate::config::PluginSpec;
-use crate::output::{self, Stream, Tail};
-
-pub use channel::{Clients, connect};
-pub use process::{Launch, PluginProcess, ProcStat, RuntimeDir, describe_exit, group_members};
-
-/// Spawns `launch` and starts logging its stderr under `name`, remembering
-/// the last lines; returns the process, its stdout (where the handshake
-/// comes next) and the stderr tail.
-pub async fn spawn_logged(
-    name: &Arc<str>,
-    launch: &Launch,
-) -> std::io::Result<(PluginProcess, BufReader<tokio::process::ChildStdout>, Tail)> {
-    let (process, pipes) = PluginProcess::spawn(launch).await?;
-    let stderr = Tail::default();
-    tokio::spawn(output::forward(
-        name.clone(),
-        Stream::Stderr,
-        BufReader::new(pipes.stderr),
-        Some(stderr.clone()),
-    ));
-    Ok((process, BufReader::new(pipes.stdout), stderr))
-}
-
-/// A fresh random token: 32 bytes as hex.
-pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A fresh runtime directory for `spec`: under its `runtime_base`, else
-/// under `$OUTBOARD_RUNTIME_DIR` or `/tmp`.
-pub fn runtime_dir_for(spec: &PluginSpec) -> std::io::Result<RuntimeDir> {
-    match &spec.runtime_base {
-        Some(base) => RuntimeDir::create_in(base),
-        None => RuntimeDir::create(),
-    }
-}
-
-/// What to spawn for `spec`, with the handshake variables for a launch on
-/// `socket` with `token` (set last, so configuration cannot override them).
-pub fn launch_for(spec: &PluginSpec, socket: &std::path::Path, token: &str) -> Launch {
-    Launch {
-        command: spec.command.clone(),
-        args: spec.args.clone(),
-        env: spec.env.clone(),
-        handshake_env: vec![
-            (ENV_MAGIC_COOKIE.into(), MAGIC_COOKIE_VALUE.into()),
-            (
-                ENV_PROTOCOL_VERSIONS.into(),
-                wire::format_versions(SUPPORTED_PROTOCOL_VERSIONS),
-            ),
-            (ENV_SOCKET.into(), socket.display().to_string()),
-            (ENV_TOKEN.into(), token.to_owned()),
-            (ENV_PLUGIN_NAME.into(), spec.name.clone()),
-        ],
-        working_dir: spec.working_dir.clone(),
-    }
-}
-
-/// A plugin's stdout or stderr forwarded as log records under its name.
-pub use crate::output::forward as forward_output;
+pub use call::{Deadline, Guard};
+pub use channel::{Clients, connect, dial};
+pub use exit::Exit;
+pub use launched::{Launched, launch};
+pub use process::{Launch, PluginProcess};
+pub use runtime_dir::{ENV_RUNTIME_DIR, HOST_PID_FILE, MAX_SOCKET_PATH, RuntimeDir};
+pub use setup::{Configuration, describe_request};
+pub use spawner::{ProcStat, group_members, reap_orphans};

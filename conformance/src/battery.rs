@@ -1,0 +1,120 @@
+//! The battery: every check, in order, as a sequence of named steps.
+
+use outboard_host::Manifest;
+use outboard_host::launch::Launched;
+
+use crate::Options;
+use crate::check::{Check, CheckName};
+use crate::checks::{
+    configure, deadline, describe, handshake, health, invoke, run_by_hand, shutdown, sigterm,
+    socket, token, unknown_fields,
+};
+use crate::subject::Subject;
+
+/// Runs every check against the plugin, in order. Leaves no process and no
+/// runtime directory behind.
+pub async fn run(options: &Options) -> Vec<Check> {
+    let mut results = Results::default();
+    results.record(CheckName::RunByHand, run_by_hand::check(options).await);
+    match handshake::check(options).await {
+        (check, Some(launched)) => {
+            results.record(CheckName::Handshake, check);
+            if let Err(why) = on_one_launch(options, &launched, &mut results).await {
+                results.block_the_rest(why);
+            }
+            launched.kill().await;
+        }
+        (check, None) => {
+            results.record(CheckName::Handshake, check);
+            results.block_the_rest("no handshake");
+        }
+    }
+    results.record(CheckName::Sigterm, sigterm::check(options).await);
+    results.checks
+}
+
+/// The checks after the handshake, on that one launch. An `Err` says why
+/// the rest cannot run.
+async fn on_one_launch(
+    options: &Options,
+    launched: &Launched,
+    results: &mut Results,
+) -> Result<(), &'static str> {
+    results.record(CheckName::SocketPermissions, socket::check(launched));
+    let subject = match Subject::connect(launched, options.handshake_timeout).await {
+        Ok(subject) => subject,
+        Err(e) => {
+            results.record(
+                CheckName::TokenRequired,
+                Check::fail(CheckName::TokenRequired, e),
+            );
+            return Err("no connection to the socket");
+        }
+    };
+    results.record(CheckName::TokenRequired, token::check(&subject).await);
+    let (check, manifest) = describe::check(&subject).await;
+    results.record(CheckName::Describe, check);
+    let manifest = manifest.ok_or("no valid manifest")?;
+    let (check, config) = configure::valid(&subject, &manifest, options.config.as_ref()).await;
+    results.record(CheckName::ConfigureValid, check);
+    let config = config.ok_or("not configured")?;
+    let check = configure::invalid(&subject, &manifest, &config).await;
+    results.record(CheckName::ConfigureInvalid, check);
+    results.record(CheckName::Health, health::check(&subject).await);
+    invocations(&subject, &manifest, results).await;
+    results.record(CheckName::Shutdown, shutdown::check(&subject).await);
+    Ok(())
+}
+
+/// `Invoke` on every subscribed phase, then an unknown field and a short
+/// deadline on the first; none of them applies to a plugin without
+/// subscriptions.
+async fn invocations(subject: &Subject<'_>, manifest: &Manifest, results: &mut Results) {
+    let Some(first) = manifest.subscriptions.first() else {
+        for name in [
+            CheckName::Invoke,
+            CheckName::UnknownFields,
+            CheckName::Deadline,
+        ] {
+            results.record(name, Check::not_applicable(name, "no subscriptions"));
+        }
+        return;
+    };
+    for subscription in &manifest.subscriptions {
+        let check = invoke::check(subject, &subscription.phase).await;
+        results.record(CheckName::Invoke, check);
+    }
+    let check = unknown_fields::check(subject, &first.phase).await;
+    results.record(CheckName::UnknownFields, check);
+    let check = deadline::check(subject, &first.phase).await;
+    results.record(CheckName::Deadline, check);
+}
+
+/// The checks so far, and which have run.
+#[derive(Debug, Default)]
+struct Results {
+    /// Every result, in order.
+    checks: Vec<Check>,
+    /// The checks that have a result.
+    done: Vec<CheckName>,
+}
+
+impl Results {
+    /// Records `check`, the result of the check `name`.
+    fn record(&mut self, name: CheckName, check: Check) {
+        self.checks.push(check);
+        if !self.done.contains(&name) {
+            self.done.push(name);
+        }
+    }
+
+    /// Records every check of the one launch without a result as blocked,
+    /// because of `why`.
+    fn block_the_rest(&mut self, why: &str) {
+        for name in CheckName::ON_ONE_LAUNCH {
+            if !self.done.contains(&name) {
+                self.record(name, Check::blocked(name, why));
+            }
+        }
+    }
+}

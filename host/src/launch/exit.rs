@@ -1,0 +1,95 @@
+//! How a plugin process ended, typed: tested without formatting (the
+//! dispatch fast path asks only "has it exited?"), described the way an
+//! operator reads it when shown.
+
+use std::fmt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// A plugin process's exit status. Displays as "status 3" or
+/// "signal 9 (SIGKILL)".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit(ExitStatus);
+
+impl Exit {
+    /// The raw status.
+    pub fn status(self) -> ExitStatus {
+        self.0
+    }
+
+    /// The exit code, if the process exited rather than being killed.
+    pub fn code(self) -> Option<i32> {
+        self.0.code()
+    }
+
+    /// The signal that killed the process, if one did.
+    pub fn signal(self) -> Option<i32> {
+        self.0.signal()
+    }
+
+    /// True for status 0.
+    pub fn success(self) -> bool {
+        self.0.success()
+    }
+
+    /// `exit` described, or "an unknown status" when it is not known (the
+    /// process's waiter went away with the runtime).
+    pub fn describe(exit: Option<Exit>) -> String {
+        exit.map_or_else(|| UNKNOWN.to_owned(), |exit| exit.to_string())
+    }
+}
+
+/// What an exit whose status was lost is called.
+const UNKNOWN: &str = "an unknown status";
+
+impl From<ExitStatus> for Exit {
+    fn from(status: ExitStatus) -> Exit {
+        Exit(status)
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(code) = self.code() {
+            return write!(f, "status {code}");
+        }
+        match self.signal() {
+            Some(sig) => write!(f, "signal {sig} ({})", signal_name(sig)),
+            None => f.write_str(UNKNOWN),
+        }
+    }
+}
+
+fn signal_name(sig: libc::c_int) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => "unnamed signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_are_described_for_people() {
+        let exited = Exit::from(ExitStatus::from_raw(3 << 8));
+        assert_eq!(exited.to_string(), "status 3");
+        assert_eq!((exited.code(), exited.signal()), (Some(3), None));
+        let killed = Exit::from(ExitStatus::from_raw(libc::SIGKILL));
+        assert_eq!(killed.to_string(), "signal 9 (SIGKILL)");
+        assert_eq!(killed.signal(), Some(libc::SIGKILL));
+        assert!(!killed.success());
+        assert_eq!(Exit::describe(None), "an unknown status");
+    }
+}

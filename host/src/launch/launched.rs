@@ -1,0 +1,219 @@
+//! The one launch, used by the host's start and the conformance battery
+//! alike: a private runtime directory, the spawn (own process group,
+//! scrubbed environment, stderr logged under the plugin's name), and the
+//! handshake line read off stdout.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outboard_proto::handshake::{
+    self as wire, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS, ENV_SOCKET, ENV_TOKEN,
+    HandshakeLine, MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS,
+};
+use rand::Rng;
+use tokio::io::BufReader;
+
+use crate::config::PluginSpec;
+use crate::error::{Error, ErrorKind};
+use crate::launch::call::Guard;
+use crate::launch::channel::{self, Clients};
+use crate::launch::handshake;
+use crate::launch::process::{Launch, PluginProcess};
+use crate::launch::runtime_dir::RuntimeDir;
+use crate::output::{self, Stream, Tail};
+
+/// How long a killed plugin's leader and then its group get to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// A plugin that printed a valid handshake line: its process, where it
+/// listens and the token it expects. Dropping it kills the process group,
+/// then removes the runtime directory.
+#[derive(Debug)]
+pub struct Launched {
+    /// The name the host knows the plugin by, on its log lines.
+    name: Arc<str>,
+    /// The process, leader of its own group.
+    process: PluginProcess,
+    /// The last lines it wrote to stderr, for error reports.
+    stderr: Tail,
+    /// What it announced.
+    handshake: HandshakeLine,
+    /// Where it listens.
+    socket: PathBuf,
+    /// The token every call must carry.
+    token: String,
+    /// How long from spawn to the handshake line.
+    handshake_after: Duration,
+    /// Removed when dropped; declared last so that the process is killed
+    /// before its directory goes.
+    runtime_dir: RuntimeDir,
+}
+
+/// Launches the plugin `spec` describes and waits, up to its handshake
+/// timeout, for its handshake line. Whatever fails on the way, nothing is
+/// left running and the runtime directory is removed.
+pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
+    let name: Arc<str> = spec.name.as_str().into();
+    let fail = |kind: ErrorKind| Error::new(&*name, kind);
+    let runtime_dir = runtime_dir_for(spec).map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
+    let socket = runtime_dir.socket_path();
+    let token = new_token();
+    let started = Instant::now();
+    let (process, mut stdout, stderr) = spawn_logged(&name, &launch_for(spec, &socket, &token))
+        .await
+        .map_err(|source| {
+            fail(ErrorKind::Spawn {
+                command: spec.command.clone(),
+                source,
+            })
+        })?;
+    // From here on, dropping `process` kills the plugin's group and dropping
+    // `runtime_dir` removes the directory: an early return cleans up (and
+    // the caller of a launch that shook hands can wait for it: `kill`).
+    let expect = handshake::Expect {
+        plugin: &name,
+        socket: &socket,
+        versions: SUPPORTED_PROTOCOL_VERSIONS,
+        timeout: spec.handshake_timeout,
+    };
+    let handshake = match handshake::read(&expect, &mut stdout, process.exit_watch(), &stderr).await
+    {
+        Ok(line) => line,
+        Err(kind) => {
+            // Gone, group and all, before the error is returned.
+            process.kill_group(KILL_WAIT).await;
+            return Err(fail(kind));
+        }
+    };
+    let handshake_after = started.elapsed();
+    tokio::spawn(output::forward(name.clone(), Stream::Stdout, stdout, None));
+    Ok(Launched {
+        name,
+        process,
+        stderr,
+        handshake,
+        socket,
+        token,
+        handshake_after,
+        runtime_dir,
+    })
+}
+
+impl Launched {
+    /// The name the host knows the plugin by.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Its process.
+    pub fn process(&self) -> &PluginProcess {
+        &self.process
+    }
+
+    /// The protocol version it chose in its handshake.
+    pub fn protocol_version(&self) -> u32 {
+        self.handshake.protocol_version
+    }
+
+    /// The socket it listens on.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The token its calls must carry.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// How long it took from spawn to the handshake line.
+    pub fn handshake_after(&self) -> Duration {
+        self.handshake_after
+    }
+
+    /// Its runtime directory.
+    pub fn runtime_dir(&self) -> &Path {
+        self.runtime_dir.path()
+    }
+
+    /// The last lines it wrote to stderr.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr.lines()
+    }
+
+    /// The bound for calls to it: their deadline and its exit.
+    pub fn guard(&self) -> Guard<'_> {
+        Guard::new(&self.process, &self.stderr)
+    }
+
+    /// Connects to its socket with its token, within `timeout`.
+    pub async fn connect(&self, timeout: Duration) -> Result<Clients, Error> {
+        channel::connect(&self.socket, &self.token, timeout)
+            .await
+            .map_err(|reason| {
+                Error::new(
+                    &*self.name,
+                    ErrorKind::Connect {
+                        socket: self.socket.clone(),
+                        reason,
+                    },
+                )
+            })
+    }
+
+    /// Kills its whole process group at once and waits for it to be gone.
+    pub async fn kill(&self) {
+        self.process.kill_group(KILL_WAIT).await;
+    }
+}
+
+/// Spawns `launch` and starts logging its stderr under `name`, remembering
+/// the last lines; returns the process, its stdout (where the handshake
+/// comes next) and the stderr tail.
+async fn spawn_logged(
+    name: &Arc<str>,
+    launch: &Launch,
+) -> std::io::Result<(PluginProcess, BufReader<tokio::process::ChildStdout>, Tail)> {
+    let (process, pipes) = PluginProcess::spawn(launch).await?;
+    let stderr = Tail::default();
+    tokio::spawn(output::forward(
+        name.clone(),
+        Stream::Stderr,
+        BufReader::new(pipes.stderr),
+        Some(stderr.clone()),
+    ));
+    Ok((process, BufReader::new(pipes.stdout), stderr))
+}
+
+/// A fresh random token: 32 bytes as hex.
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh runtime directory for `spec`: under its `runtime_base`, else
+/// under `$OUTBOARD_RUNTIME_DIR` or `/tmp`.
+fn runtime_dir_for(spec: &PluginSpec) -> std::io::Result<RuntimeDir> {
+    match &spec.runtime_base {
+        Some(base) => RuntimeDir::create_in(base),
+        None => RuntimeDir::create(),
+    }
+}
+
+/// What to spawn for `spec`, with the handshake variables for a launch on
+/// `socket` with `token` (set last, so configuration cannot override them).
+fn launch_for(spec: &PluginSpec, socket: &Path, token: &str) -> Launch {
+    Launch {
+        handshake_env: vec![
+            (ENV_MAGIC_COOKIE.into(), MAGIC_COOKIE_VALUE.into()),
+            (
+                ENV_PROTOCOL_VERSIONS.into(),
+                wire::format_versions(SUPPORTED_PROTOCOL_VERSIONS),
+            ),
+            (ENV_SOCKET.into(), socket.display().to_string()),
+            (ENV_TOKEN.into(), token.to_owned()),
+            (ENV_PLUGIN_NAME.into(), spec.name.clone()),
+        ],
+        ..Launch::by_hand(spec)
+    }
+}

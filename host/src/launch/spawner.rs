@@ -1,0 +1,213 @@
+//! The long-lived spawner thread, and the reaper of what plugins leave
+//! behind.
+//!
+//! Spawning happens on one long-lived thread. Linux's `PR_SET_PDEATHSIG`
+//! fires when the *thread* that forked the child exits, not the process, and
+//! tokio's blocking-pool threads exit when idle: a plugin forked from one
+//! would be killed a few seconds later for no reason.
+//!
+//! The host is a child subreaper (`PR_SET_CHILD_SUBREAPER`): processes a
+//! plugin started and left behind are re-parented to the host rather than to
+//! init, which in a container may never reap them. The same thread reaps
+//! such orphans, but only those in a plugin's process group and never a
+//! plugin itself (tokio waits on those), so no other waiter in the host
+//! loses an exit status.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::Duration;
+
+use tokio::process::Child;
+use tokio::sync::oneshot;
+
+use crate::launch::process::group_alive;
+
+/// Process groups of plugins spawned by this host whose members may still
+/// need reaping.
+static PLUGIN_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// How often the spawner thread looks for orphans to reap when idle.
+const REAP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reaps zombie children of the host that belong to a plugin's process group
+/// but are not a plugin (group leader) itself; forgets groups that are empty.
+/// Returns how many it reaped.
+pub fn reap_orphans() -> usize {
+    let Ok(mut groups) = PLUGIN_GROUPS.lock() else {
+        return 0;
+    };
+    if groups.is_empty() {
+        return 0;
+    }
+    let me = std::process::id();
+    let mut reaped = 0;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Some(stat) = ProcStat::read(pid) else {
+                continue;
+            };
+            if stat.zombie && stat.ppid == me && stat.pgrp != pid && groups.contains(&stat.pgrp) {
+                let mut status = 0;
+                // SAFETY: waitpid on a specific zombie child of ours.
+                if unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) } > 0 {
+                    reaped += 1;
+                }
+            }
+        }
+    }
+    groups.retain(|&pgid| group_alive(pgid));
+    reaped
+}
+
+/// The fields of `/proc/<pid>/stat` the reaper needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStat {
+    /// The parent's pid.
+    pub ppid: u32,
+    /// The process group id.
+    pub pgrp: u32,
+    /// True if the process has exited and awaits reaping.
+    pub zombie: bool,
+}
+
+impl ProcStat {
+    /// Reads `/proc/<pid>/stat`; `None` if the process is gone.
+    pub fn read(pid: u32) -> Option<ProcStat> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may itself contain spaces
+        // and parentheses, so parse from the last ')'.
+        let rest = &text[text.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?;
+        let ppid = fields.next()?.parse().ok()?;
+        let pgrp = fields.next()?.parse().ok()?;
+        Some(ProcStat {
+            ppid,
+            pgrp,
+            zombie: state == "Z",
+        })
+    }
+}
+
+/// The pids of every process, zombies included, in process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| ProcStat::read(pid).is_some_and(|s| s.pgrp == pgid))
+        .collect()
+}
+
+/// A request to the spawner thread.
+struct SpawnRequest {
+    cmd: std::process::Command,
+    /// True for a plugin, which leads a process group whose orphans the
+    /// host reaps.
+    plugin_group: bool,
+    runtime: tokio::runtime::Handle,
+    reply: oneshot::Sender<io::Result<Child>>,
+}
+
+/// The spawner thread's inbox; the thread lives as long as the process.
+static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+
+/// Spawns on the spawner thread, registering the new process group while
+/// holding the group lock, so that the reaper never sees a child of this
+/// host that is not yet known.
+fn spawn_registered(req: SpawnRequest) {
+    let mut groups = PLUGIN_GROUPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // tokio's Command registers the child with the runtime's SIGCHLD
+    // handling, so spawn inside that runtime.
+    let _enter = req.runtime.enter();
+    let child = tokio::process::Command::from(req.cmd).spawn();
+    if req.plugin_group
+        && let Some(pid) = child.as_ref().ok().and_then(Child::id)
+    {
+        groups.insert(pid);
+    }
+    drop(groups);
+    let _ = req.reply.send(child);
+}
+
+/// Set in a host that runs under an init of its own (`outboard` as PID 1).
+static UNDER_INIT: AtomicBool = AtomicBool::new(false);
+
+/// Tells the host that an init reaps every orphan that reaches it, so it
+/// need not become a child subreaper. Call it before the first plugin starts.
+pub fn set_under_init() {
+    UNDER_INIT.store(true, Ordering::Relaxed);
+}
+
+fn under_init() -> bool {
+    UNDER_INIT.load(Ordering::Relaxed)
+}
+
+/// Spawns `cmd` on the spawner thread, starting the thread on first use;
+/// `plugin_group` registers the child's process group for reaping.
+pub(crate) async fn spawn_on_long_lived_thread(
+    cmd: std::process::Command,
+    plugin_group: bool,
+) -> io::Result<Child> {
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        let spawned = std::thread::Builder::new()
+            .name("outboard-spawner".into())
+            .spawn(move || {
+                // Under outboard's own init (PID 1 in a container) every
+                // orphan reaches the init, which reaps them all; becoming a
+                // subreaper here would keep the job command's orphans as
+                // zombies of the host instead.
+                // SAFETY: prctl with an integer argument has no memory-safety
+                // preconditions.
+                if !under_init() && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
+                    tracing::warn!(
+                        "cannot become a child subreaper ({}); processes plugins leave behind \
+                         are re-parented to init",
+                        io::Error::last_os_error()
+                    );
+                }
+                loop {
+                    match rx.recv_timeout(REAP_INTERVAL) {
+                        Ok(req) => spawn_registered(req),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            reap_orphans();
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!("cannot start the spawner thread: {err}");
+        }
+        Mutex::new(tx)
+    });
+    let (reply, response) = oneshot::channel();
+    let request = SpawnRequest {
+        cmd,
+        plugin_group,
+        runtime: tokio::runtime::Handle::current(),
+        reply,
+    };
+    spawner
+        .lock()
+        .map_err(|_| io::Error::other("the spawner is poisoned"))?
+        .send(request)
+        .map_err(|_| io::Error::other("the spawner thread is not running"))?;
+    response
+        .await
+        .map_err(|_| io::Error::other("the spawner thread dropped the request"))?
+}
