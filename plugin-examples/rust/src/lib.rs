@@ -15,7 +15,7 @@
 //!   or to a webhook on this machine.
 //! - `src/bin/payload-transformer.rs`: normalizes a submitted job
 //!   description (image, argv, labels, resource caps).
-//! - `src/bin/stress.rs`: misbehaves as its config and `STRESS_*`
+//! - `src/bin/stress/`: misbehaves as its config and `STRESS_*`
 //!   variables say (crashes, hangs, floods its output, reports NOT_SERVING,
 //!   leaves processes behind), for the host's supervision tests.
 //! - this file: the small helpers they share (time formats, reading the
