@@ -11,7 +11,7 @@
 //! - `src/bin/policy-gate.rs`: vetoes a job whose command matches a deny
 //!   pattern, before the container starts.
 //! - `src/bin/audit-log.rs`: appends one JSON line per job to a file.
-//! - `src/bin/notifier.rs`: sends a signed `job.finished` event to a file
+//! - `src/bin/notifier/`: sends a signed `job.finished` event to a file
 //!   or to a webhook on this machine.
 //! - `src/bin/payload-transformer.rs`: normalizes a submitted job
 //!   description (image, argv, labels, resource caps).
