@@ -19,7 +19,7 @@
 //! patch setting `/seen/broken-<mode>` to the attempt number.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,7 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
 
 /// Exit status for a usage error (unknown or missing mode).
@@ -260,29 +261,80 @@ impl Launch {
     }
 }
 
+/// Serves `mode` on the socket `launch` names: the grandchild first, then
+/// bind, the mode's stray output, the services, the handshake line, and
+/// serve until asked to stop.
 async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
     let mut description = format!("deliberately broken Outboard plugin ({})", mode.name());
     // Kept alive, never waited for: the grandchild must outlive our
     // interest in it, as a careless plugin's children do.
     let _grandchild = if mode == Mode::ForksGrandchild {
-        let child = std::process::Command::new("sleep")
-            .arg("300")
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot spawn `sleep 300`: {e}"))?;
-        eprintln!("spawned grandchild pid {} (sleep 300)", child.id());
+        let child = spawn_grandchild()?;
         description.push_str(&format!("; grandchild_pid={}", child.id()));
         Some(child)
     } else {
         None
     };
 
-    let listener = UnixListener::bind(&launch.socket)
-        .map_err(|e| format!("cannot bind {}: {e}", launch.socket.display()))?;
-    std::fs::set_permissions(&launch.socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot chmod {}: {e}", launch.socket.display()))?;
+    let listener = bind(&launch.socket)?;
     let socket = launch.socket.display().to_string();
+    print_before_handshake(mode, &socket).await;
 
+    // `None` while running; `Some(drain)` once asked to stop, with how long
+    // in-flight calls may take.
+    let (stop_tx, stop_rx) = watch::channel(None::<Duration>);
+    let stop_tx = Arc::new(stop_tx);
+    let term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    tokio::spawn(on_sigterm(mode, term, stop_tx.clone()));
+
+    let service = Broken {
+        mode,
+        protocol_version: launch.protocol_version,
+        description,
+        stop: stop_tx,
+    };
+    let router = services(service, &launch.token).await?;
+
+    // Print the line only once everything is set up: the host connects as
+    // soon as it reads it.
+    println!(
+        "{}",
+        HandshakeLine {
+            protocol_version: launch.protocol_version,
+            socket_path: socket,
+        }
+    );
+
+    serve_until_stopped(router, listener, stop_rx).await?;
+    let _ = std::fs::remove_file(&launch.socket);
+    Ok(())
+}
+
+/// Spawns `sleep 300` in this process group, inheriting stdout and stderr,
+/// and logs its pid.
+fn spawn_grandchild() -> Result<std::process::Child, String> {
+    let child = std::process::Command::new("sleep")
+        .arg("300")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot spawn `sleep 300`: {e}"))?;
+    eprintln!("spawned grandchild pid {} (sleep 300)", child.id());
+    Ok(child)
+}
+
+/// Binds the socket, readable and writable by its owner only.
+fn bind(socket: &Path) -> Result<UnixListener, String> {
+    let listener =
+        UnixListener::bind(socket).map_err(|e| format!("cannot bind {}: {e}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot chmod {}: {e}", socket.display()))?;
+    Ok(listener)
+}
+
+/// What the mode prints on stdout instead of, or before, the handshake
+/// line; `wrong-version` and `malformed` then wait forever.
+async fn print_before_handshake(mode: Mode, socket: &str) {
     match mode {
         Mode::WrongVersion => {
             println!("outboard|99|unix|{socket}|grpc");
@@ -301,15 +353,11 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
         }
         _ => {}
     }
+}
 
-    // `None` while running; `Some(drain)` once asked to stop, with how long
-    // in-flight calls may take.
-    let (stop_tx, stop_rx) = watch::channel(None::<Duration>);
-    let stop_tx = Arc::new(stop_tx);
-    let term =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    tokio::spawn(on_sigterm(mode, term, stop_tx.clone()));
-
+/// The plugin service behind the token check, health (SERVING for `""`
+/// and the plugin service) and reflection.
+async fn services(service: Broken, token: &str) -> Result<Router, String> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -324,34 +372,26 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
         .register_encoded_file_descriptor_set(outboard_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| format!("reflection: {e}"))?;
-    let service = Broken {
-        mode,
-        protocol_version: launch.protocol_version,
-        description,
-        stop: stop_tx,
-    };
-
-    // Print the line only once everything is set up: the host connects as
-    // soon as it reads it.
-    println!(
-        "{}",
-        HandshakeLine {
-            protocol_version: launch.protocol_version,
-            socket_path: socket,
-        }
-    );
-
-    let server = tonic::transport::Server::builder()
+    Ok(tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(PluginServiceServer::with_interceptor(
             service,
-            check_token(&launch.token),
-        ))
-        .serve_with_incoming_shutdown(
-            UnixListenerStream::new(listener),
-            stop_requested(stop_rx.clone()),
-        );
+            check_token(token),
+        )))
+}
+
+/// Serves until asked to stop, then gives in-flight calls the drain time
+/// the request to stop carried.
+async fn serve_until_stopped(
+    router: Router,
+    listener: UnixListener,
+    stop_rx: watch::Receiver<Option<Duration>>,
+) -> Result<(), String> {
+    let server = router.serve_with_incoming_shutdown(
+        UnixListenerStream::new(listener),
+        stop_requested(stop_rx.clone()),
+    );
     // Graceful shutdown waits for in-flight calls, and a hung Invoke never
     // finishes: bound the wait by the grace the host gave.
     let drain_limit = async {
@@ -363,7 +403,6 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
         served = server => served.map_err(|e| format!("server: {e}"))?,
         drain = drain_limit => eprintln!("in-flight calls still running after {drain:?}, exiting anyway"),
     }
-    let _ = std::fs::remove_file(&launch.socket);
     Ok(())
 }
 
