@@ -16,7 +16,8 @@
 //!
 //! - **File mode** appends one line per job:
 //!   `{"signature":"sha256=<hex>","event":{...}}`, the event being the exact
-//!   bytes that were signed.
+//!   bytes that were signed. A new file is created 0600; a symbolic link at
+//!   the path, or anything but a regular file, is refused, not followed.
 //! - **URL mode** POSTs the event as the request body (HTTP/1.1, written by
 //!   hand over TCP) with `Content-Type: application/json`,
 //!   `X-Outboard-Signature: sha256=<hex>` and `Connection: close`. Only

@@ -153,6 +153,26 @@ async fn file_mode_appends_a_signed_event() {
 }
 
 #[tokio::test]
+async fn file_mode_refuses_a_planted_link_and_creates_a_private_file() {
+    use outboard_examples::testing::{PRECIOUS, mode, plant_link};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let victim = plant_link(&path);
+    let h = harness();
+    h.configure(json!({"secret": SECRET, "file": path}))
+        .await
+        .unwrap();
+    let err = h.invoke("post_container", finished(0)).await.unwrap_err();
+    assert_eq!(err, outboard_examples::link_refused(&path));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), PRECIOUS);
+
+    std::fs::remove_file(&path).unwrap();
+    h.invoke("post_container", finished(0)).await.unwrap();
+    assert_eq!(mode(&path), outboard_examples::NEW_FILE_MODE);
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+}
+
+#[tokio::test]
 async fn secret_env_is_read_at_configure() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
