@@ -18,6 +18,7 @@
 //! 60 s, backoff 100 ms doubling), the time is from the kill to `failed`.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -26,11 +27,13 @@ use outboard_host::HostConfig;
 use outboard_host::State;
 use outboard_host::config::spec_for_command;
 
+/// Sends SIGKILL to `pid`.
 fn kill(pid: u32) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
 }
 
+/// Prints the distribution of `samples` in milliseconds on one line.
 fn summary(label: &str, samples: &mut [Duration]) {
     samples.sort();
     let at = |q: f64| {
@@ -49,6 +52,15 @@ fn summary(label: &str, samples: &mut [Duration]) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let (kills, plugin) = parse_args()?;
+    let plugin = std::path::absolute(plugin)?;
+    restart_latency(&plugin, kills).await?;
+    time_to_quarantine(&plugin).await
+}
+
+/// `[-n KILLS] PLUGIN`: the number of kills (200 by default) and the
+/// plugin's command.
+fn parse_args() -> anyhow::Result<(usize, String)> {
     let mut args = std::env::args().skip(1);
     let mut kills = 200usize;
     let mut plugin = None;
@@ -62,9 +74,13 @@ async fn main() -> anyhow::Result<()> {
     let Some(plugin) = plugin else {
         bail!("usage: restart [-n KILLS] PLUGIN");
     };
-    let plugin = std::path::absolute(plugin)?;
+    Ok((kills, plugin))
+}
 
-    // Restart latency.
+/// SIGKILLs one supervised plugin `kills` times, each time once the
+/// previous restart is ready, and prints how long each took to be ready
+/// again.
+async fn restart_latency(plugin: &Path, kills: usize) -> anyhow::Result<()> {
     let mut spec = spec_for_command(&[plugin.display().to_string()])?;
     spec.name = "victim".into();
     spec.supervision.backoff_reset_after = Duration::from_millis(1);
@@ -92,20 +108,16 @@ async fn main() -> anyhow::Result<()> {
     }
     summary("SIGKILL -> ready again", &mut samples);
     host.stop().await;
+    Ok(())
+}
 
-    // Time to quarantine.
+/// Ten times: makes the plugin fail at every start, SIGKILLs it and times
+/// how long the default supervision takes to quarantine it; then lets it
+/// start again.
+async fn time_to_quarantine(plugin: &Path) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let marker = scratch.path().join("fail");
-    let script = scratch.path().join("plugin.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\n[ -e {m} ] && {{ echo 'cannot start: {m} exists' >&2; exit 3; }}\nexec {p}\n",
-            m = marker.display(),
-            p = plugin.display()
-        ),
-    )?;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    let script = failing_wrapper(scratch.path(), &marker, plugin)?;
     let mut spec = spec_for_command(&[script.display().to_string()])?;
     spec.name = "flappy".into();
     let host = Host::start(&HostConfig {
@@ -141,4 +153,20 @@ async fn main() -> anyhow::Result<()> {
     println!("quarantine reason: {reason}");
     host.stop().await;
     Ok(())
+}
+
+/// Writes `dir/plugin.sh`, which fails at start while `marker` exists and
+/// otherwise runs `plugin`.
+fn failing_wrapper(dir: &Path, marker: &Path, plugin: &Path) -> anyhow::Result<PathBuf> {
+    let script = dir.join("plugin.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ -e {m} ] && {{ echo 'cannot start: {m} exists' >&2; exit 3; }}\nexec {p}\n",
+            m = marker.display(),
+            p = plugin.display()
+        ),
+    )?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    Ok(script)
 }

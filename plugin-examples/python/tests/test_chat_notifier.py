@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from typing import Any
 import grpc
 import pytest
 
-from outboard_example_plugins.chat_notifier import ChatNotifier, budget, parse_url
+from outboard_example_plugins.chat_notifier import NEW_FILE_MODE, ChatNotifier, budget, parse_url
 from outboard_plugin import Invocation, PluginError
 from outboard_plugin.testing import Harness, RunningPlugin
 
@@ -88,6 +90,34 @@ def test_file_mode_appends_one_json_line_per_job(tmp_path: Path) -> None:
         {"text": ":x: job 6f1c2d3e failed: `make test 'NAME=a b'` exited with 2"},
     ]
     assert out.context["metadata"] == {"chat_notifier": {"delivered_to": str(path), "text": lines[0]["text"]}}
+
+
+def test_file_mode_refuses_a_planted_link_and_creates_a_private_file(tmp_path: Path) -> None:
+    target = tmp_path / "victim"
+    target.write_text("precious\n")
+    path = tmp_path / "chat.jsonl"
+    path.symlink_to(target)
+    h = harness({"file": str(path)})
+    with pytest.raises(PluginError) as raised:
+        h.invoke("post_container", finished(0))
+    assert raised.value.message == (
+        f"cannot append to {path}: it is a symbolic link, which is not followed "
+        "(refusing to write where someone else may point it)"
+    )
+    assert target.read_text() == "precious\n"
+
+    path.unlink()
+    h.invoke("post_container", finished(0))
+    assert stat.S_IMODE(path.stat().st_mode) == NEW_FILE_MODE == 0o600
+    assert len(path.read_text().splitlines()) == 1
+
+
+def test_file_mode_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(PluginError) as raised:
+        harness({"file": str(fifo)}).invoke("post_container", finished(0))
+    assert raised.value.message == f"cannot append to {fifo}: it is a FIFO, not a regular file"
 
 
 def test_url_mode_posts_the_message(hook: Hook) -> None:

@@ -11,26 +11,29 @@
 //! - `src/bin/policy-gate.rs`: vetoes a job whose command matches a deny
 //!   pattern, before the container starts.
 //! - `src/bin/audit-log.rs`: appends one JSON line per job to a file.
-//! - `src/bin/notifier.rs`: sends a signed `job.finished` event to a file
+//! - `src/bin/notifier/`: sends a signed `job.finished` event to a file
 //!   or to a webhook on this machine.
 //! - `src/bin/payload-transformer.rs`: normalizes a submitted job
 //!   description (image, argv, labels, resource caps).
-//! - `src/bin/stress.rs`: misbehaves as its config and `STRESS_*`
+//! - `src/bin/stress/`: misbehaves as its config and `STRESS_*`
 //!   variables say (crashes, hangs, floods its output, reports NOT_SERVING,
 //!   leaves processes behind), for the host's supervision tests.
+//! - `src/append.rs`: appending a line to an output file that no one else
+//!   can redirect (no symbolic link followed, new files 0600).
 //! - this file: the small helpers they share (time formats, reading the
-//!   job context's `env`, `command`, `job_id` and `exit_code`, appending a
-//!   line to a file).
+//!   job context's `env`, `command`, `job_id` and `exit_code`).
 //!
 //! Each plugin reads the clock through a [`Clock`] so that its unit tests,
 //! written with `outboard_plugin::testing::Harness`, are deterministic.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use outboard_plugin::{Invocation, PluginError};
 use serde_json::{Map, Value};
+
+mod append;
+
+pub use append::{NEW_FILE_MODE, append_line, link_refused, testing};
 
 /// Where a plugin reads the time: [`SystemTime::now`] in production, a fixed
 /// instant in tests.
@@ -127,39 +130,6 @@ pub fn as_integer(value: &Value) -> Option<i64> {
     })
 }
 
-/// Appends `line` and a newline to the file at `path`, creating it if need
-/// be, with a single write on a file opened in append mode: the kernel
-/// places each such write at the end of the file, so on a local file system
-/// lines written at the same time by concurrent jobs (or processes) do not
-/// interleave. Failing to
-/// open or write is `UNAVAILABLE`, naming the path and the OS error. The
-/// blocking I/O runs off the async threads.
-pub async fn append_line(path: &Path, line: &str) -> Result<(), PluginError> {
-    let path: PathBuf = path.to_owned();
-    let mut bytes = Vec::with_capacity(line.len() + 1);
-    bytes.extend_from_slice(line.as_bytes());
-    bytes.push(b'\n');
-    tokio::task::spawn_blocking(move || append_bytes(&path, &bytes))
-        .await
-        .map_err(|e| PluginError::internal(format!("the file writer task failed: {e}")))?
-}
-
-/// The blocking part of [`append_line`].
-fn append_bytes(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| {
-            PluginError::unavailable(format!("cannot open {} for appending: {e}", path.display()))
-        })?;
-    // One buffer, one call: write_all only loops on a short write, which a
-    // regular file gives only when the disk is full (an error next time).
-    file.write_all(bytes)
-        .and_then(|()| file.flush())
-        .map_err(|e| PluginError::unavailable(format!("cannot write to {}: {e}", path.display())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,26 +205,6 @@ mod tests {
         assert_eq!(
             err.message(),
             "/job_id is missing, expected the job's id (a string)"
-        );
-    }
-
-    #[tokio::test]
-    async fn append_line_appends_and_reports_the_path() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("log.jsonl");
-        append_line(&path, "one").await.expect("first");
-        append_line(&path, "two").await.expect("second");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), "one\ntwo\n");
-
-        let missing = dir.path().join("no-such-dir").join("log.jsonl");
-        let err = append_line(&missing, "x").await.expect_err("no dir");
-        assert_eq!(err.code(), outboard_plugin::Code::Unavailable);
-        assert!(
-            err.message().starts_with(&format!(
-                "cannot open {} for appending: No such file or directory",
-                missing.display()
-            )),
-            "{err}"
         );
     }
 }

@@ -9,7 +9,7 @@
 //! {"pre_container": {
 //!     "sleep_ms": 100,                  // wait first
 //!     "crash": true,                    // exit(101) mid-call
-//!     "crash_once_marker": "/tmp/m",    // crash if /tmp/m is absent, creating it
+//!     "crash_once_marker": "<dir>/m",   // crash if <dir>/m is absent, creating it (0600)
 //!     "error": "message",               // fail with INTERNAL
 //!     "abort": "message",               // veto
 //!     "copy": {"/to": "/from"},         // set /to to the context's /from (null if absent)
@@ -25,6 +25,7 @@
 //! tests that need a plugin to take a while to come back.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -83,7 +84,10 @@ impl Plugin for Scripted {
         if let Some(marker) = script.get("crash_once_marker").and_then(Value::as_str)
             && std::fs::OpenOptions::new()
                 .write(true)
+                // O_EXCL: never through a symbolic link, never an existing
+                // file; and the owner's only.
                 .create_new(true)
+                .mode(0o600)
                 .open(marker)
                 .is_ok()
         {

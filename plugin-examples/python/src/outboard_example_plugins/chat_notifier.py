@@ -12,7 +12,9 @@ writes only under its own key, ``/metadata/chat_notifier``:
 ``{"delivered_to": "<url or file>", "text": "..."}``. When the context has no
 ``exit_code`` (the command did not run: a dry run) nothing is sent.
 
-- **File mode** appends the message as one JSON line.
+- **File mode** appends the message as one JSON line. A new file is
+  created 0600; a symbolic link at the path, or anything but a regular
+  file, is refused rather than followed.
 - **URL mode** POSTs it with ``Content-Type: application/json``. Only
   ``http://`` URLs to this machine are accepted: the host must be in
   127.0.0.0/8, ``[::1]`` or ``localhost`` (which is connected to as
@@ -33,11 +35,13 @@ Only the standard library is used besides the SDK.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
 import shlex
 import socket
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -244,13 +248,66 @@ def post(webhook: Webhook, body: bytes, budget: float) -> None:
         raise PluginError.unavailable(f"POST {webhook.raw}: {e}") from None
 
 
+#: The mode of a file :func:`append` creates: the owner's only.
+NEW_FILE_MODE = 0o600
+
+#: How :func:`append` opens: never through a symbolic link at the path
+#: (``O_NOFOLLOW``), never waiting for a FIFO's reader (``O_NONBLOCK``).
+_APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 def append(path: str, body: bytes) -> None:
-    """Appends ``body`` and a newline to ``path`` in one write."""
+    """Appends ``body`` and a newline to ``path`` in one write, creating the
+    file with mode :data:`NEW_FILE_MODE` if it is missing. Someone who can
+    write to the directory could plant a symbolic link or a FIFO at the path
+    before the first message: a link is refused rather than followed, and so
+    is anything but a regular file."""
     try:
-        with open(path, "ab") as f:
-            f.write(body + b"\n")
+        fd = os.open(path, _APPEND_FLAGS, NEW_FILE_MODE)
+    except OSError as e:
+        raise PluginError.failed(f"cannot append to {path}: {_refusal(path, e)}") from None
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            raise PluginError.failed(f"cannot append to {path}: it is {_kind_name(kind)}, not a regular file")
+        data = body + b"\n"
+        while data:
+            data = data[os.write(fd, data) :]
     except OSError as e:
         raise PluginError.failed(f"cannot append to {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _refusal(path: str, error: OSError) -> str | None:
+    """Why opening ``path`` failed: what is there when ``O_NOFOLLOW`` (a link:
+    ``ELOOP``) or ``O_NONBLOCK`` (a FIFO without a reader: ``ENXIO``) refused
+    it, else the OS's words."""
+    if error.errno in (errno.ELOOP, errno.ENXIO):
+        try:
+            kind = os.lstat(path).st_mode
+        except OSError:
+            return error.strerror
+        if stat.S_ISLNK(kind):
+            return "it is a symbolic link, which is not followed (refusing to write where someone else may point it)"
+        if not stat.S_ISREG(kind):
+            return f"it is {_kind_name(kind)}, not a regular file"
+    return error.strerror
+
+
+def _kind_name(mode: int) -> str:
+    """``a directory``, ``a FIFO``, ... for an error message."""
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "something"
 
 
 def budget(time_left: float | None) -> float:

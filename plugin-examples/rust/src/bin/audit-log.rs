@@ -13,10 +13,12 @@
 //! `recorded_at` is RFC 3339 in UTC. Everything it needs travels in the
 //! context, so the plugin keeps no per-job state.
 //!
-//! The file is opened in append mode (created if missing) for each line, and
-//! the line goes out in one write, so the lines of concurrent jobs do not
-//! interleave; a file that cannot be opened or written is `UNAVAILABLE`,
-//! naming the path and the OS error.
+//! The file is opened in append mode (created if missing, mode 0600) for
+//! each line, and the line goes out in one write, so the lines of concurrent
+//! jobs do not interleave; a file that cannot be opened or written is
+//! `UNAVAILABLE`, naming the path and the OS error. A symbolic link at the
+//! path is refused rather than followed, and so is anything but a regular
+//! file: no one who can write to the directory can redirect the log.
 //!
 //! # Config
 //!
@@ -371,6 +373,24 @@ mod tests {
                 path.display()
             )
         );
+    }
+
+    #[tokio::test]
+    async fn a_link_planted_at_the_path_is_refused_and_a_new_file_is_private() {
+        use outboard_examples::testing::{PRECIOUS, mode, plant_link};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let victim = plant_link(&path);
+        let h = configured(&path).await;
+        let ctx = json!({"job_id": JOB_ID, "command": ["true"], "status": "succeeded"});
+        let err = h.invoke("cleanup", ctx.clone()).await.unwrap_err();
+        assert_eq!(err, outboard_examples::link_refused(&path));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), PRECIOUS);
+
+        std::fs::remove_file(&path).unwrap();
+        h.invoke("cleanup", ctx).await.unwrap();
+        assert_eq!(mode(&path), outboard_examples::NEW_FILE_MODE);
+        assert_eq!(lines(&path).len(), 1);
     }
 
     #[tokio::test]
