@@ -38,10 +38,10 @@ use std::time::{Duration, Instant};
 
 /// The variable that forces the init on (`1`) or off (`0`); otherwise it is
 /// on exactly when `outboard` is PID 1.
-pub const ENV_INIT: &str = "OUTBOARD_INIT";
+pub(crate) const ENV_INIT: &str = "OUTBOARD_INIT";
 
 /// The signals the init passes on to the host.
-pub const FORWARDED: [libc::c_int; 7] = [
+pub(crate) const FORWARDED: [libc::c_int; 7] = [
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGHUP,
@@ -65,7 +65,7 @@ const TICK: Duration = Duration::from_secs(1);
 ///
 /// Call it first thing in `main`: forking is only sound while the process
 /// has a single thread, so with more than one it refuses.
-pub fn become_init_if_pid1() -> Option<ExitCode> {
+pub(crate) fn become_init_if_pid1() -> Option<ExitCode> {
     let setting = std::env::var_os(ENV_INIT);
     if !wanted(setting.as_deref(), std::process::id()) {
         return None;

@@ -70,18 +70,24 @@ impl fmt::Display for HandshakeLine {
 /// wrong so that the host's error can be acted on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeParseError {
+    /// The line does not start with `outboard|`.
     #[error("it does not start with {HANDSHAKE_PREFIX:?}")]
     MissingPrefix,
+    /// The line does not have five fields (how many it has).
     #[error(
         "it has {0} '|'-separated fields, expected 5: outboard|<version>|unix|<socket path>|grpc"
     )]
     FieldCount(usize),
+    /// The protocol version is not a positive integer (as printed).
     #[error("protocol version {0:?} is not a positive integer")]
     Version(String),
+    /// The network is not `unix` (as printed).
     #[error("network {0:?} is not supported, expected \"unix\"")]
     Network(String),
+    /// The socket path is not absolute (as printed).
     #[error("socket path {0:?} is not an absolute path")]
     Address(String),
+    /// The transport is not `grpc` (as printed).
     #[error("transport {0:?} is not supported, expected \"grpc\"")]
     Transport(String),
 }

@@ -112,9 +112,17 @@ fn unescape(raw: &str) -> Option<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PatchOp {
     /// Set the value at the pointer, creating parent objects as needed.
-    Set { path: Pointer, value: Value },
+    Set {
+        /// Where.
+        path: Pointer,
+        /// The new value.
+        value: Value,
+    },
     /// Remove the value at the pointer, if present.
-    Remove { path: Pointer },
+    Remove {
+        /// Where.
+        path: Pointer,
+    },
 }
 
 impl PatchOp {
@@ -182,23 +190,44 @@ pub fn from_proto(ops: &[v1::PatchOperation]) -> Result<Vec<PatchOp>, PatchError
 /// Why a patch could not be read or applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatchError {
+    /// A path is not a JSON Pointer.
     #[error("path {path:?} is not a valid JSON Pointer: {why}")]
-    InvalidPath { path: String, why: String },
+    InvalidPath {
+        /// The path as sent.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An operation's kind is neither set nor remove.
     #[error(
         "operation at {path:?} has unknown kind {op} (expected PATCH_OP_SET or PATCH_OP_REMOVE)"
     )]
-    UnknownOp { path: String, op: i32 },
+    UnknownOp {
+        /// The operation's path.
+        path: String,
+        /// The kind as sent.
+        op: i32,
+    },
+    /// A set goes through a value that is not an object or an array.
     #[error("cannot set {path}: {at} is {kind}, not an object or array")]
     NotAContainer {
+        /// The operation's path.
         path: String,
+        /// The prefix of the path where the scalar is.
         at: String,
+        /// The JSON type found there.
         kind: &'static str,
     },
+    /// A token into an array is not an index it has (or `-`).
     #[error("cannot set {path}: {token:?} is not an index into the array at {at} (length {len})")]
     BadIndex {
+        /// The operation's path.
         path: String,
+        /// The prefix of the path where the array is.
         at: String,
+        /// The token that is not an index.
         token: String,
+        /// The array's length.
         len: usize,
     },
 }

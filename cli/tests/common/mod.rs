@@ -2,7 +2,7 @@
 //! workspace's test support, and ways to wait for an event (a file, a
 //! process, a line on stderr) with a deadline instead of sleeping.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
 pub use outboard_test_support::*;
 

@@ -1,7 +1,7 @@
 //! What the example plugins' subprocess tests share: a gRPC channel to a
 //! plugin's socket and requests carrying the launch token.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::Path;
 
