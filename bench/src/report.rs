@@ -167,10 +167,7 @@ impl Results {
             });
         }
         for (mode, n, l) in &self.fan_out {
-            let mode = match mode {
-                Mode::Parallel => "parallel",
-                Mode::Sequential => "sequential",
-            };
+            let mode = mode.as_str();
             rows.push(self.latency_row("e", format!("fan-out, {mode}, N = {n}"), l));
         }
         let (n, l) = &self.tonic_fan_out;

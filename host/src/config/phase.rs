@@ -22,6 +22,16 @@ pub enum Mode {
     Parallel,
 }
 
+impl Mode {
+    /// The mode as the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sequential => "sequential",
+            Mode::Parallel => "parallel",
+        }
+    }
+}
+
 /// What a plugin's failure (an error, a timeout, a crash) does to the phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
