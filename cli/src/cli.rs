@@ -479,6 +479,7 @@ async fn invoke(
         Verdict::Passed => 0,
         Verdict::Vetoed { .. } => EXIT_VETOED,
         Verdict::Failed { .. } => EXIT_FAILED,
+        _ => EXIT_FAILED,
     })
 }
 
@@ -851,14 +852,14 @@ fn outcome_word(e: &Entry) -> String {
         (Outcome::Ok, _) => "ok".to_owned(),
         (Outcome::Vetoed, _) => "vetoed".to_owned(),
         (Outcome::Skipped, _) => "skipped".to_owned(),
-        (Outcome::Failed, kind) => {
+        (_, kind) => {
             let kind = match kind {
                 Some(FailureKind::Timeout) => "timeout",
                 Some(FailureKind::Crashed) => "crashed",
                 Some(FailureKind::Unavailable) => "unavailable",
                 Some(FailureKind::Conflict) => "conflict",
                 Some(FailureKind::InvalidPatch) => "bad patch",
-                Some(FailureKind::Error) | None => "failed",
+                _ => "failed",
             };
             // A conflict fails the phase whatever the policy.
             if e.policy == FailurePolicy::FailOpen && kind != "conflict" {
@@ -875,6 +876,7 @@ fn print_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         Verdict::Passed => "passed".to_owned(),
         Verdict::Vetoed { plugin, message } => format!("vetoed by {plugin}: {message}"),
         Verdict::Failed { plugins, error } => format!("failed at {}: {error}", plugins.join(", ")),
+        other => format!("{other:?}"),
     };
     writeln!(
         out,
