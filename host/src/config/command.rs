@@ -8,22 +8,22 @@ use std::path::{Path, PathBuf};
 
 use outboard_proto::names::MAX_NAME_LEN;
 
-use super::error::{RegistryError, io_reason};
+use super::error::{ConfigError, io_reason};
 use super::spec::PluginSpec;
 
 /// A spec for a plugin given as a command line (`outboard describe -- CMD
 /// ARGS...`): the command resolves like a config's `command`, relative to
 /// the current directory, and the name is the executable's file name made
 /// into a valid plugin name. Built-in defaults; no config.
-pub fn spec_for_command(argv: &[String]) -> Result<PluginSpec, RegistryError> {
+pub fn spec_for_command(argv: &[String]) -> Result<PluginSpec, ConfigError> {
     let Some((command, args)) = argv.split_first() else {
-        return Err(RegistryError::Command {
+        return Err(ConfigError::Command {
             command: String::new(),
             why: "is empty: give the plugin's executable".into(),
         });
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let path = resolve_command(command, &cwd, false).map_err(|why| RegistryError::Command {
+    let path = resolve_command(command, &cwd, false).map_err(|why| ConfigError::Command {
         command: command.clone(),
         why,
     })?;

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::path::PathBuf;
 
-use super::error::{Location, RegistryError};
+use super::error::{ConfigError, Location};
 use super::schema::{PLUGIN_FILE_NAME, load_plugin_file};
 use super::spec::{Defaults, HostConfig, PluginSpec};
 
@@ -13,7 +13,7 @@ use super::spec::{Defaults, HostConfig, PluginSpec};
 pub const ENV_PLUGIN_DIR: &str = "OUTBOARD_PLUGIN_DIR";
 
 /// The plugins in `dirs` (see the module docs), with built-in defaults.
-pub fn discover(dirs: &[PathBuf]) -> Result<Vec<PluginSpec>, RegistryError> {
+pub fn discover(dirs: &[PathBuf]) -> Result<Vec<PluginSpec>, ConfigError> {
     discover_with(dirs, &Defaults::default())
 }
 
@@ -23,7 +23,7 @@ pub fn discover(dirs: &[PathBuf]) -> Result<Vec<PluginSpec>, RegistryError> {
 pub fn discover_with(
     dirs: &[PathBuf],
     defaults: &Defaults,
-) -> Result<Vec<PluginSpec>, RegistryError> {
+) -> Result<Vec<PluginSpec>, ConfigError> {
     let mut found: Vec<PluginSpec> = Vec::new();
     let mut seen_dirs = Vec::new();
     for dir in dirs {
@@ -34,7 +34,7 @@ pub fn discover_with(
             continue;
         }
         seen_dirs.push(canonical);
-        let read_dir_error = |error| RegistryError::ReadDir {
+        let read_dir_error = |error| ConfigError::ReadDir {
             path: dir.clone(),
             error,
         };
@@ -81,7 +81,7 @@ pub fn split_dirs(list: &OsStr) -> Vec<PathBuf> {
 impl HostConfig {
     /// Adds plugins found elsewhere (plugin directories); a name already
     /// taken is an error naming both sources. Keeps the list sorted.
-    pub fn add_plugins(&mut self, more: Vec<PluginSpec>) -> Result<(), RegistryError> {
+    pub fn add_plugins(&mut self, more: Vec<PluginSpec>) -> Result<(), ConfigError> {
         for spec in more {
             if let Some(existing) = self.plugin(&spec.name) {
                 return Err(defined_twice(existing, spec));
@@ -94,8 +94,8 @@ impl HostConfig {
 }
 
 /// `second` has the name `first` has, naming the files of both.
-fn defined_twice(first: &PluginSpec, second: PluginSpec) -> RegistryError {
-    RegistryError::Duplicate {
+fn defined_twice(first: &PluginSpec, second: PluginSpec) -> ConfigError {
+    ConfigError::Duplicate {
         first: Location::file(&first.source),
         second: Location::file(&second.source),
         name: second.name,

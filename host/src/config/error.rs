@@ -65,7 +65,7 @@ impl fmt::Display for Subject {
 /// file and, for a value, the field, the line and why.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RegistryError {
+pub enum ConfigError {
     /// A config file could not be read.
     #[error("cannot read {}: {}", path.display(), io_reason(error))]
     Read {

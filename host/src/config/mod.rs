@@ -65,7 +65,7 @@
 //! - `discover`: plugin directories.
 //! - `command`: a `command` as an executable's absolute path.
 //! - `value`: durations and a config table as JSON.
-//! - `error`: [`RegistryError`], naming the file, the line and the field.
+//! - `error`: [`ConfigError`], naming the file, the line and the field.
 
 mod command;
 mod discover;
@@ -82,7 +82,7 @@ mod tests;
 
 pub use command::{COMMAND_LINE_SOURCE, spec_for_command};
 pub use discover::{ENV_PLUGIN_DIR, dirs_from_env, discover, discover_with, split_dirs};
-pub use error::{Location, RegistryError, Subject};
+pub use error::{ConfigError, Location, Subject};
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
 pub use spec::{

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::source::{Scope, Source};
 use super::{DefaultsToml, FileToml, PhaseToml, PluginToml};
-use crate::config::error::{Location, RegistryError, Subject};
+use crate::config::error::{ConfigError, Location, Subject};
 use crate::config::phase::{PhaseSpec, job_profile};
 use crate::config::spec::{Defaults, HostConfig, PluginSpec};
 use crate::config::value::DurationText;
@@ -23,7 +23,7 @@ pub const CONFIG_FILE_NAME: &str = "outboard.toml";
 pub const PLUGIN_FILE_NAME: &str = "plugin.toml";
 
 /// Reads and resolves an `outboard.toml`.
-pub fn load(path: impl AsRef<Path>) -> Result<HostConfig, RegistryError> {
+pub fn load(path: impl AsRef<Path>) -> Result<HostConfig, ConfigError> {
     let path = path.as_ref();
     HostConfig::parse(&read(path)?, path)
 }
@@ -31,7 +31,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<HostConfig, RegistryError> {
 impl HostConfig {
     /// Parses `text` as if read from `path`: `path` names the file in errors
     /// and its directory anchors relative paths.
-    pub fn parse(text: &str, path: &Path) -> Result<HostConfig, RegistryError> {
+    pub fn parse(text: &str, path: &Path) -> Result<HostConfig, ConfigError> {
         let file: FileToml = from_toml(text, path)?;
         let src = Source::new(path, text, path.parent().unwrap_or(Path::new("")));
         let defaults = file.defaults.resolve(&src)?;
@@ -55,7 +55,7 @@ fn plugins(
     tables: Vec<Spanned<PluginToml>>,
     src: &Source<'_>,
     defaults: &Defaults,
-) -> Result<Vec<PluginSpec>, RegistryError> {
+) -> Result<Vec<PluginSpec>, ConfigError> {
     let mut plugins = Vec::new();
     let mut seen: BTreeMap<String, Location> = BTreeMap::new();
     for (i, table) in tables.into_iter().enumerate() {
@@ -74,7 +74,7 @@ fn plugins(
             continue;
         };
         if let Some(first) = seen.insert(spec.name.clone(), name_at.clone()) {
-            return Err(RegistryError::Duplicate {
+            return Err(ConfigError::Duplicate {
                 name: spec.name,
                 first,
                 second: name_at,
@@ -92,7 +92,7 @@ pub(in crate::config) fn load_plugin_file(
     file: &Path,
     folder: &Path,
     defaults: &Defaults,
-) -> Result<Option<PluginSpec>, RegistryError> {
+) -> Result<Option<PluginSpec>, ConfigError> {
     let text = read(file)?;
     let table: PluginToml = from_toml(&text, file)?;
     let src = Source::new(file, &text, folder);
@@ -115,23 +115,23 @@ pub(in crate::config) fn load_plugin_file(
     table.resolve(name, &src, defaults, Some(folder))
 }
 
-fn read(path: &Path) -> Result<String, RegistryError> {
-    fs::read_to_string(path).map_err(|error| RegistryError::Read {
+fn read(path: &Path) -> Result<String, ConfigError> {
+    fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
         error,
     })
 }
 
 /// `text` in the shape of `T`; toml's message names the key and the line.
-fn from_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, RegistryError> {
-    toml::from_str(text).map_err(|e| RegistryError::Toml {
+fn from_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Toml {
         path: path.to_owned(),
         message: e.to_string().trim_end().to_owned(),
     })
 }
 
 impl DefaultsToml {
-    fn resolve(&self, src: &Source<'_>) -> Result<Defaults, RegistryError> {
+    fn resolve(&self, src: &Source<'_>) -> Result<Defaults, ConfigError> {
         timeouts(
             [
                 &self.handshake_timeout,
@@ -150,7 +150,7 @@ pub(super) fn timeouts(
     [handshake, call, stop]: [&Option<Spanned<DurationText>>; 3],
     fallback: &Defaults,
     scope: &Scope<'_>,
-) -> Result<Defaults, RegistryError> {
+) -> Result<Defaults, ConfigError> {
     Ok(Defaults {
         handshake_timeout: scope.duration(
             "handshake_timeout",
@@ -164,7 +164,7 @@ pub(super) fn timeouts(
 }
 
 impl PhaseToml {
-    fn resolve(self, name: &Spanned<String>, src: &Source<'_>) -> Result<PhaseSpec, RegistryError> {
+    fn resolve(self, name: &Spanned<String>, src: &Source<'_>) -> Result<PhaseSpec, ConfigError> {
         let scope = src.scope(Subject::Phase(name.get_ref().clone()));
         if !is_valid_phase_name(name.get_ref()) {
             return Err(scope.invalid(

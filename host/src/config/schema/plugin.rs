@@ -17,7 +17,7 @@ use super::file::{PLUGIN_FILE_NAME, timeouts};
 use super::source::{Scope, Source};
 use super::{PluginToml, SubscriptionToml};
 use crate::config::command::resolve_command;
-use crate::config::error::{RegistryError, Subject};
+use crate::config::error::{ConfigError, Subject};
 use crate::config::spec::{Defaults, PluginSpec};
 use crate::config::subscription::{Retry, SubscriptionOverride};
 use crate::config::supervision::Supervision;
@@ -45,7 +45,7 @@ impl PluginToml {
         src: &Source<'_>,
         defaults: &Defaults,
         folder: Option<&Path>,
-    ) -> Result<Option<PluginSpec>, RegistryError> {
+    ) -> Result<Option<PluginSpec>, ConfigError> {
         let scope = src.scope(Subject::Plugin(name.clone()));
         self.check_name(&name, folder.is_some(), &scope)?;
         if self.enabled == Some(false) {
@@ -92,7 +92,7 @@ impl PluginToml {
         name: &str,
         in_folder: bool,
         scope: &Scope<'_>,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<(), ConfigError> {
         if is_valid_plugin_name(name) {
             return Ok(());
         }
@@ -118,7 +118,7 @@ impl PluginToml {
         base: &Path,
         in_folder: bool,
         scope: &Scope<'_>,
-    ) -> Result<PathBuf, RegistryError> {
+    ) -> Result<PathBuf, ConfigError> {
         let Some(command) = &self.command else {
             return Err(scope.invalid(
                 self.name_span(),
@@ -137,7 +137,7 @@ impl PluginToml {
 
     /// The environment it adds: no empty or malformed names, none the host
     /// sets for the handshake, no NUL in a value.
-    fn env(&self, scope: &Scope<'_>) -> Result<BTreeMap<String, String>, RegistryError> {
+    fn env(&self, scope: &Scope<'_>) -> Result<BTreeMap<String, String>, ConfigError> {
         let mut env = BTreeMap::new();
         for (key, value) in &self.env {
             let name = key.get_ref();
@@ -159,7 +159,7 @@ impl PluginToml {
     }
 
     /// Its config table as the JSON object sent in `Configure`.
-    fn config(&self, scope: &Scope<'_>) -> Result<serde_json::Map<String, Value>, RegistryError> {
+    fn config(&self, scope: &Scope<'_>) -> Result<serde_json::Map<String, Value>, ConfigError> {
         match &self.config {
             Some(table) => toml_table_to_json(table.get_ref().clone(), "config")
                 .map_err(|(field, why)| scope.invalid(Some(table.span()), &field, why)),
@@ -174,7 +174,7 @@ impl PluginToml {
         base: &Path,
         in_folder: bool,
         scope: &Scope<'_>,
-    ) -> Result<Option<PathBuf>, RegistryError> {
+    ) -> Result<Option<PathBuf>, ConfigError> {
         let Some(dir) = &self.working_dir else {
             return Ok(in_folder.then(|| base.to_owned()));
         };
@@ -195,7 +195,7 @@ impl PluginToml {
 
     /// Restarts, health checks and crash loops, the built-in values where
     /// the table is silent.
-    fn supervision(&self, scope: &Scope<'_>) -> Result<Supervision, RegistryError> {
+    fn supervision(&self, scope: &Scope<'_>) -> Result<Supervision, ConfigError> {
         let builtin = Supervision::default();
         let span = |field: &str, value, fallback| scope.duration(field, value, fallback, false);
         let count = |field: &str, value, fallback| at_least_one(field, value, fallback, scope);
@@ -235,7 +235,7 @@ impl PluginToml {
     fn subscriptions(
         &self,
         scope: &Scope<'_>,
-    ) -> Result<BTreeMap<String, SubscriptionOverride>, RegistryError> {
+    ) -> Result<BTreeMap<String, SubscriptionOverride>, ConfigError> {
         let mut subscriptions = BTreeMap::new();
         for (phase, sub) in &self.subscriptions {
             let field = format!("subscriptions.{}", phase.get_ref());
@@ -258,7 +258,7 @@ fn at_least_one(
     value: &Option<Spanned<u32>>,
     fallback: u32,
     scope: &Scope<'_>,
-) -> Result<u32, RegistryError> {
+) -> Result<u32, ConfigError> {
     match value {
         Some(n) if *n.get_ref() == 0 => {
             Err(scope.invalid(Some(n.span()), field, "must be at least 1".into()))
@@ -270,11 +270,7 @@ fn at_least_one(
 
 impl SubscriptionToml {
     /// The override; `field` is `subscriptions.PHASE`.
-    fn resolve(
-        &self,
-        field: &str,
-        scope: &Scope<'_>,
-    ) -> Result<SubscriptionOverride, RegistryError> {
+    fn resolve(&self, field: &str, scope: &Scope<'_>) -> Result<SubscriptionOverride, ConfigError> {
         Ok(SubscriptionOverride {
             priority: self.priority,
             timeout: scope.optional_duration(&format!("{field}.timeout"), &self.timeout)?,
@@ -286,7 +282,7 @@ impl SubscriptionToml {
 
     /// Retries, if `retry_attempts` asks for them; a `retry_backoff` alone
     /// is a mistake.
-    fn retry(&self, field: &str, scope: &Scope<'_>) -> Result<Option<Retry>, RegistryError> {
+    fn retry(&self, field: &str, scope: &Scope<'_>) -> Result<Option<Retry>, ConfigError> {
         let backoff_field = format!("{field}.retry_backoff");
         match &self.retry_attempts {
             None if self.retry_backoff.is_some() => Err(scope.invalid(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::config::error::{Location, RegistryError, Subject};
+use crate::config::error::{ConfigError, Location, Subject};
 use crate::config::value::{self, DurationText};
 
 /// The file being resolved: for error locations and relative paths.
@@ -64,8 +64,8 @@ impl Scope<'_> {
         span: Option<Range<usize>>,
         field: &str,
         why: String,
-    ) -> RegistryError {
-        RegistryError::Invalid {
+    ) -> ConfigError {
+        ConfigError::Invalid {
             at: span.map_or_else(|| Location::file(self.src.path), |s| self.src.location(s)),
             subject: self.subject.clone(),
             field: field.into(),
@@ -81,7 +81,7 @@ impl Scope<'_> {
         value: &Option<Spanned<DurationText>>,
         fallback: Duration,
         allow_zero: bool,
-    ) -> Result<Duration, RegistryError> {
+    ) -> Result<Duration, ConfigError> {
         value::duration(value, fallback, allow_zero)
             .map_err(|(span, why)| self.invalid(Some(span), field, why))
     }
@@ -91,7 +91,7 @@ impl Scope<'_> {
         &self,
         field: &str,
         value: &Option<Spanned<DurationText>>,
-    ) -> Result<Option<Duration>, RegistryError> {
+    ) -> Result<Option<Duration>, ConfigError> {
         value::optional_duration(value).map_err(|(span, why)| self.invalid(Some(span), field, why))
     }
 }
