@@ -41,7 +41,7 @@ pub use report::{Entry, FailureKind, Outcome, Report, Verdict, patch_to_json};
 pub use route::{Route, Subscriber};
 
 /// Runs `route` on `context`.
-pub async fn run(route: &Route, context: Map<String, Value>) -> Report {
+pub(crate) async fn run(route: &Route, context: Map<String, Value>) -> Report {
     let started = Instant::now();
     let invocation_id = uuid::Uuid::new_v4().to_string();
     let mut entries: Vec<Entry> = route
@@ -78,7 +78,7 @@ pub async fn run(route: &Route, context: Map<String, Value>) -> Report {
 }
 
 /// The report of a dispatch the host refused before calling anyone.
-pub fn refused(phase: &str, context: Map<String, Value>, why: &str) -> Report {
+pub(crate) fn refused(phase: &str, context: Map<String, Value>, why: &str) -> Report {
     Report {
         phase: phase.into(),
         mode: Mode::Sequential,

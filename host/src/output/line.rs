@@ -4,7 +4,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// The longest line kept whole; the rest of a longer line is dropped and a
 /// marker says how much.
-pub const MAX_LINE: usize = 16 * 1024;
+pub(crate) const MAX_LINE: usize = 16 * 1024;
 
 /// Ends a line cut short, saying how much was dropped.
 pub(super) fn cut_marker(dropped: usize) -> String {
@@ -16,7 +16,7 @@ pub(super) fn cut_marker(dropped: usize) -> String {
 /// dropped as it arrives, never buffered. `None` at end of stream.
 ///
 /// Not cancel-safe: dropping the future mid-line loses what it had read.
-pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Option<String>> {
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Option<String>> {
     let mut kept: Vec<u8> = Vec::new();
     let mut dropped = 0usize;
     loop {

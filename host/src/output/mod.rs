@@ -43,16 +43,16 @@ use std::time::Duration;
 
 use tokio::io::AsyncBufRead;
 
-pub use line::read_line;
-pub use record::forward_line;
-pub use tail::Tail;
+pub(crate) use line::read_line;
+pub(crate) use record::forward_line;
+pub(crate) use tail::Tail;
 
 use crash::{Grouper, Output};
 use emit::emit;
 
 /// How long an open crash report waits for its next line before it is
 /// logged as it is.
-pub const BLOCK_QUIET: Duration = Duration::from_millis(50);
+pub(crate) const BLOCK_QUIET: Duration = Duration::from_millis(50);
 
 /// Which of the plugin's streams a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

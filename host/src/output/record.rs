@@ -78,7 +78,7 @@ pub(crate) fn parse(line: &str) -> Record {
 }
 
 /// Logs one line of the plugin's output.
-pub fn forward_line(plugin: &str, stream: Stream, line: &str) {
+pub(crate) fn forward_line(plugin: &str, stream: Stream, line: &str) {
     let Record {
         level,
         message,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::line::{MAX_LINE, cut_marker};
 
 /// How many stderr lines a [`Tail`] keeps.
-pub const TAIL_LINES: usize = 20;
+pub(crate) const TAIL_LINES: usize = 20;
 
 /// The longest line a [`Tail`] keeps: a line cut by [`read_line`](super::read_line) fits,
 /// marker included; a longer one is cut again.

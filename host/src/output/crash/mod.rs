@@ -13,11 +13,11 @@ pub(crate) use detect::Kind;
 
 /// The most lines in one grouped record; a longer report goes on in a new
 /// record.
-pub const MAX_BLOCK_LINES: usize = 200;
+pub(crate) const MAX_BLOCK_LINES: usize = 200;
 
 /// The most bytes of text in one grouped record; a longer report goes on in
 /// a new record.
-pub const MAX_BLOCK_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BLOCK_BYTES: usize = 64 * 1024;
 
 /// How many blank lines in a row an open report keeps on trial: they join
 /// it if a continuation follows, and are logged on their own otherwise.
