@@ -53,6 +53,7 @@
 //! `command` names an executable in the folder if there is one (else it is
 //! looked up on `PATH`), and `working_dir` defaults to the folder.
 //!
+//! Unknown keys are errors, so a typo is caught with the file and the line.
 //!
 //! # Layout
 //!
