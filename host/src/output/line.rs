@@ -16,7 +16,9 @@ pub(super) fn cut_marker(dropped: usize) -> String {
 /// dropped as it arrives, never buffered. `None` at end of stream.
 ///
 /// Not cancel-safe: dropping the future mid-line loses what it had read.
-pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Option<String>> {
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Option<String>> {
     let mut kept: Vec<u8> = Vec::new();
     let mut dropped = 0usize;
     loop {
