@@ -26,27 +26,27 @@
 //! - `stats`: percentiles and throughput loops.
 //! - `procs`: building and running child programs, RSS, scratch dirs.
 //! - `floor`: (a) and (b).
+//! - `measure`: the run's steps, contenders in turns.
 //! - `outboard`: (c) to (i), through the host library.
 //! - `goplugin`: (j), running the Go module in `bench/go-plugin`.
 //! - `report`: the tables.
 
 mod floor;
 mod goplugin;
+mod measure;
 mod outboard;
 mod procs;
 mod report;
 mod stats;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use serde_json::json;
 
 use crate::procs::Paths;
 use crate::report::Results;
-use crate::stats::Latency;
 
 /// Outboard's benchmarks, with their baselines, in one run.
 #[derive(Debug, Parser)]
@@ -167,234 +167,74 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     let load_before = load_average();
 
     let go_env_guard = paths.go_bin("env-guard");
-    let mut go_example_build = Ok(());
-    if !args.no_build {
-        step("building the bench binaries");
-        procs::cargo_build(&paths)?;
-        step("building the Go example plugin");
-        go_example_build = procs::go_build(&paths.root.join("plugin-examples/go"), &go_env_guard);
-    }
+    let go_example_build = if args.no_build {
+        Ok(())
+    } else {
+        build(&paths, &go_env_guard)?
+    };
 
     let scratch = procs::scratch()?;
-    let dir = scratch.path().to_owned();
-
     if let Some(workload) = &args.soak {
         let duration = Duration::from_secs_f64(args.soak_for);
-        soak(&paths, &dir, workload, args.soak_callers, duration).await?;
+        soak(
+            &paths,
+            scratch.path(),
+            workload,
+            args.soak_callers,
+            duration,
+        )
+        .await?;
         return Ok(0);
     }
-
-    step(
-        "starting (a) raw echo, (b) tonic echo, (c) Outboard with one no-op plugin, (j) go-plugin",
-    );
-    let mut raw = floor::RawFloor::start(&paths, &dir)?;
-    let tonic = floor::TonicFloor::start(&paths, &dir, "tonic").await?;
-    let single = outboard::Single::start(&paths, &dir).await?;
-    let mut goplugin = {
-        let paths = paths.clone();
-        let build = !args.no_build;
-        tokio::task::spawn_blocking(move || goplugin::GoPluginHost::start(&paths, build))
-            .await?
-            .map_err(|e| format!("{e:#}"))
+    let setup = measure::Setup {
+        paths: &paths,
+        dir: scratch.path(),
+        build: !args.no_build,
+        go_example_build,
+        go_env_guard: &go_env_guard,
     };
-
-    step("(a, b, c, j) latency, in turns");
-    let per_round = (plan.invoke_calls / plan.rounds).max(1);
-    let mut samples: [Vec<Duration>; 4] = Default::default();
-    // Round 0 is a warm-up, not counted.
-    for round in 0..=plan.rounds {
-        for k in 0..4 {
-            let who = (round + k) % 4;
-            let calls = if round == 0 {
-                per_round / 4 + 1
-            } else {
-                per_round
-            };
-            let taken = match who {
-                0 => tokio::task::block_in_place(|| raw.samples(calls))?,
-                1 => tonic.samples(calls).await?,
-                2 => single.samples(calls).await?,
-                _ => match &mut goplugin {
-                    Ok(go) => tokio::task::block_in_place(|| go.latency(calls))?,
-                    Err(_) => Vec::new(),
-                },
-            };
-            if round > 0 {
-                samples[who].extend(taken);
-            }
-        }
-    }
-    let [raw_samples, tonic_samples, invoke_samples, go_samples] = samples;
-    drop(raw);
-
-    step("(b, f, j) throughput at concurrency 1, 16, 64, in turns");
-    let slice = plan.throughput_for / plan.rounds.min(4) as u32;
-    let mut tonic_throughput = Vec::new();
-    let mut outboard_throughput = Vec::new();
-    let mut go_throughput = Vec::new();
-    for c in CONCURRENCY {
-        let mut rates = [0.0f64; 3];
-        let turns = plan.rounds.min(4);
-        for round in 0..turns {
-            for k in 0..3 {
-                let who = (round + k) % 3;
-                rates[who] += match who {
-                    0 => tonic.throughput(c, slice).await?,
-                    1 => single.throughput(c, slice).await?,
-                    _ => match &mut goplugin {
-                        Ok(go) => tokio::task::block_in_place(|| go.throughput(c, slice))?,
-                        Err(_) => 0.0,
-                    },
-                } / turns as f64;
-            }
-        }
-        tonic_throughput.push((c, rates[0]));
-        outboard_throughput.push((c, rates[1]));
-        go_throughput.push((c, rates[2]));
-    }
-    drop(tonic);
-    let plugin_rss_kib = single.plugin_rss_kib()?;
-    single.stop().await;
-
-    step("(d) Outboard: the Go and Python example plugins");
-    let go_example = match go_example_build {
-        Err(why) => Err(format!("not built: {why}")),
-        Ok(()) if !go_env_guard.exists() => Err(
-            "not built (cd plugin-examples/go && go build -o ../../target/go/env-guard .)".into(),
-        ),
-        Ok(()) => outboard::example(
-            &dir,
-            "env-guard",
-            &go_env_guard,
-            json!({"required": ["CI"], "forbidden": ["AWS_SECRET_ACCESS_KEY"]}),
-            "pre_validation",
-            plan.example_calls,
-        )
-        .await
-        .map_err(|e| format!("failed: {e:#}")),
-    };
-    let scrubber = paths.root.join(".tools/venv/bin/secret-scrubber");
-    let python_example = if scrubber.exists() {
-        outboard::example(
-            &dir,
-            "secret-scrubber",
-            &scrubber,
-            json!({}),
-            "pre_container",
-            plan.example_calls,
-        )
-        .await
-        .map_err(|e| format!("failed: {e:#}"))
-    } else {
-        Err("not built (run scripts/tools)".into())
-    };
-
-    step("(e) fan-out to 1, 4, 16, 64 no-op plugins");
-    let fan_out =
-        outboard::fan_out(&paths, &dir, |n| (plan.fan_budget / n).max(plan.fan_min)).await?;
-
-    step("(b) bare tonic, parallel fan-out to 16 servers");
-    let tonic_fan_out = floor::fan_out(
-        &paths,
-        &dir,
-        FLOOR_FAN_OUT,
-        (plan.fan_budget / FLOOR_FAN_OUT).max(plan.fan_min),
-    )
-    .await?;
-
-    step("(g, j) cold start: one plugin, then 100 at once, in turns");
-    let mut cold = Vec::new();
-    let mut go_cold = Vec::new();
-    let per_round = (plan.cold_starts / plan.rounds).max(1);
-    for round in 0..plan.rounds {
-        for k in 0..2 {
-            if (round + k) % 2 == 0 {
-                cold.extend(outboard::cold_starts(&paths, &dir, per_round).await?);
-            } else if let Ok(go) = &mut goplugin {
-                go_cold.extend(tokio::task::block_in_place(|| go.cold_starts(per_round))?);
-            }
-        }
-    }
-    let cold_one = Latency::of(cold);
-    let mut many = Vec::new();
-    let mut go_many = Vec::new();
-    let mut go_host_rss_many = 0;
-    for round in 0..plan.many_runs {
-        for k in 0..2 {
-            if (round + k) % 2 == 0 {
-                many.extend(outboard::cold_start_many(&paths, &dir, MANY, 1).await?);
-            } else if let Ok(go) = &mut goplugin {
-                let run = tokio::task::block_in_place(|| go.many(MANY, plan.settle))?;
-                go_many.push(Duration::from_nanos(run.ready_ns));
-                go_host_rss_many = run.host_rss_kib;
-            }
-        }
-    }
-    let cold_many = Latency::of(many);
-
-    step("(h) restart: SIGKILL to ready again");
-    let restart = outboard::restart(&paths, &dir, plan.kills).await?;
-
-    step("(i) host RSS with 0 and 100 plugins");
-    let (host_rss_none, host_rss_many) = {
-        let paths = paths.clone();
-        tokio::task::spawn_blocking(move || {
-            anyhow::Ok((
-                outboard::host_rss(&paths, 0, plan.settle)?,
-                outboard::host_rss(&paths, MANY, plan.settle)?,
-            ))
-        })
-        .await??
-    };
-
-    let goplugin = match goplugin {
-        Ok(mut go) => {
-            let rss = tokio::task::block_in_place(|| go.plugin_rss_kib())?;
-            Ok(goplugin::GoPlugin {
-                latency: Latency::of(go_samples),
-                throughput: go_throughput,
-                cold: Latency::of(go_cold),
-                plugin_rss_kib: rss,
-                many: Latency::of(go_many),
-                host_rss_many_kib: go_host_rss_many,
-                info: go.info.clone(),
-            })
-        }
-        Err(e) => Err(e),
-    };
+    let results = measure::all(&plan, setup).await?;
     drop(scratch);
+    say_what_is_missing(&results);
+    write_report(&args, &results, load_before, began.elapsed())?;
+    Ok(0)
+}
+
+/// Builds the bench binaries, then the Go example plugin; the plugin's
+/// build failing is the (d) item's, not the run's.
+fn build(paths: &Paths, go_env_guard: &Path) -> anyhow::Result<Result<(), String>> {
+    step("building the bench binaries");
+    procs::cargo_build(paths)?;
+    step("building the Go example plugin");
+    Ok(procs::go_build(
+        &paths.root.join("plugin-examples/go"),
+        go_env_guard,
+    ))
+}
+
+/// Says which items could not be measured, and why.
+fn say_what_is_missing(results: &Results) {
     for (what, result) in [
-        ("(d) Go example", go_example.as_ref().err()),
-        ("(d) Python example", python_example.as_ref().err()),
-        ("(j) go-plugin", goplugin.as_ref().err()),
+        ("(d) Go example", results.go_example.as_ref().err()),
+        ("(d) Python example", results.python_example.as_ref().err()),
+        ("(j) go-plugin", results.goplugin.as_ref().err()),
     ] {
         if let Some(why) = result {
             step(&format!("{what}: {why}"));
         }
     }
+}
 
-    let results = Results {
-        raw: Latency::of(raw_samples),
-        tonic: Latency::of(tonic_samples),
-        tonic_throughput,
-        invoke: Latency::of(invoke_samples),
-        outboard_throughput,
-        plugin_rss_kib,
-        go_example,
-        python_example,
-        fan_out,
-        tonic_fan_out: (FLOOR_FAN_OUT, tonic_fan_out),
-        cold_one,
-        cold_many,
-        many_count: MANY,
-        restart,
-        host_rss_none,
-        host_rss_many,
-        goplugin,
-    };
+/// Prints the report and writes it to `--markdown`'s file.
+fn write_report(
+    args: &Args,
+    results: &Results,
+    load_before: String,
+    took: Duration,
+) -> anyhow::Result<()> {
     let report = format!(
         "{}\n{}",
-        machine(&args, &results, load_before, began.elapsed()),
+        machine(args, results, load_before, took),
         results.markdown()
     );
     println!("{report}");
@@ -402,13 +242,13 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         std::fs::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
         step(&format!("wrote {}", path.display()));
     }
-    Ok(0)
+    Ok(())
 }
 
 /// `--soak`: one workload, for a profiler to watch.
 async fn soak(
     paths: &Paths,
-    dir: &std::path::Path,
+    dir: &Path,
     workload: &str,
     callers: usize,
     duration: Duration,

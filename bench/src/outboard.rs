@@ -148,10 +148,8 @@ pub async fn fan_out(
     calls: impl Fn(usize) -> usize,
 ) -> anyhow::Result<Vec<(Mode, usize, Latency)>> {
     let most = FAN_OUT.iter().copied().max().unwrap_or(1);
-    let phase = |mode: Mode, n: usize| match mode {
-        Mode::Parallel => format!("par_{n}"),
-        Mode::Sequential => format!("seq_{n}"),
-    };
+    // `par_16`, `seq_16`: a phase per mode and size.
+    let phase = |mode: Mode, n: usize| format!("{}_{n}", &mode.as_str()[..3]);
     let modes = [Mode::Parallel, Mode::Sequential];
     let plugins = (0..most)
         .map(|i| {

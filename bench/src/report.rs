@@ -92,6 +92,18 @@ struct Row {
     ratios: [Option<f64>; 3],
 }
 
+/// A memory row: `kib` measured once, against go-plugin by `vs_go`.
+fn memory_row(item: &'static str, what: String, kib: u64, vs_go: Option<f64>) -> Row {
+    Row {
+        item,
+        what,
+        n: "1".into(),
+        p50: mem(kib),
+        p99: "—".into(),
+        ratios: [None, None, vs_go],
+    }
+}
+
 /// A target and whether it was met.
 struct Target {
     what: &'static str,
@@ -140,19 +152,31 @@ impl Results {
         }
     }
 
+    /// The table's rows, in item order.
     fn rows(&self) -> Vec<Row> {
-        let mut rows = Vec::new();
-        rows.push(self.latency_row("a", "raw Unix socket, 64 B ping-pong".into(), &self.raw));
-        rows.push(self.latency_row(
-            "b",
-            "bare tonic `Invoke` over a Unix socket".into(),
-            &self.tonic,
-        ));
-        rows.push(self.latency_row(
-            "c",
-            "Outboard `Host::dispatch`, 1 Rust no-op plugin".into(),
-            &self.invoke,
-        ));
+        let mut rows = self.latency_rows();
+        rows.extend(self.throughput_rows());
+        rows.extend(self.start_rows());
+        rows.extend(self.memory_rows());
+        rows.extend(self.goplugin_rows());
+        rows
+    }
+
+    /// (a) to (e), and (b)'s fan-out.
+    fn latency_rows(&self) -> Vec<Row> {
+        let mut rows = vec![
+            self.latency_row("a", "raw Unix socket, 64 B ping-pong".into(), &self.raw),
+            self.latency_row(
+                "b",
+                "bare tonic `Invoke` over a Unix socket".into(),
+                &self.tonic,
+            ),
+            self.latency_row(
+                "c",
+                "Outboard `Host::dispatch`, 1 Rust no-op plugin".into(),
+                &self.invoke,
+            ),
+        ];
         for (what, result) in [
             ("Go `env-guard` (pre_validation)", &self.go_example),
             (
@@ -167,10 +191,7 @@ impl Results {
             });
         }
         for (mode, n, l) in &self.fan_out {
-            let mode = match mode {
-                Mode::Parallel => "parallel",
-                Mode::Sequential => "sequential",
-            };
+            let mode = mode.as_str();
             rows.push(self.latency_row("e", format!("fan-out, {mode}, N = {n}"), l));
         }
         let (n, l) = &self.tonic_fan_out;
@@ -179,155 +200,145 @@ impl Results {
             format!("fan-out, parallel, bare tonic to {n} servers"),
             l,
         ));
-        for (who, series) in [
-            ("bare tonic", &self.tonic_throughput),
-            ("Outboard", &self.outboard_throughput),
+        rows
+    }
+
+    /// (b) and (f): bare tonic's and Outboard's throughput.
+    fn throughput_rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for (item, who, series) in [
+            ("b", "bare tonic", &self.tonic_throughput),
+            ("f", "Outboard", &self.outboard_throughput),
         ] {
             for &(c, r) in series {
-                let tonic = self
-                    .tonic_throughput
-                    .iter()
-                    .find(|(tc, _)| *tc == c)
-                    .map(|(_, t)| *t);
-                rows.push(Row {
-                    item: if who == "Outboard" { "f" } else { "b" },
-                    what: format!("throughput, {who}, concurrency {c}"),
-                    n: "—".into(),
-                    p50: rate(r),
-                    p99: "—".into(),
-                    ratios: [
-                        None,
-                        tonic.map(|t| r / t),
-                        self.go().and_then(|g| g.throughput(c)).map(|g| r / g),
-                    ],
-                });
+                let go = self.go().and_then(|g| g.throughput(c)).map(|g| r / g);
+                rows.push(self.rate_row(item, who, c, r, go));
             }
         }
+        rows
+    }
+
+    /// (g) cold starts and (h) restarts.
+    fn start_rows(&self) -> Vec<Row> {
         let go_cold = self.go().map(|g| secs(g.cold.p50));
-        rows.push(Row {
-            ratios: [None, None, go_cold.map(|g| secs(self.cold_one.p50) / g)],
-            ..self.latency_row(
-                "g",
-                "cold start to ready, 1 Rust plugin".into(),
-                &self.cold_one,
-            )
-        });
         let go_many = self.go().map(|g| secs(g.many.p50));
-        rows.push(Row {
-            ratios: [None, None, go_many.map(|g| secs(self.cold_many.p50) / g)],
-            ..self.latency_row(
-                "g",
-                format!("cold start to ready, {} plugins at once", self.many_count),
-                &self.cold_many,
-            )
-        });
-        rows.push(Row {
-            ratios: [None; 3],
-            ..self.latency_row("h", "restart, SIGKILL → ready again".into(), &self.restart)
-        });
-        let go_rss = self.go().map(|g| g.plugin_rss_kib as f64);
-        for (what, kib, vs_go) in [
+        vec![
+            Row {
+                ratios: [None, None, go_cold.map(|g| secs(self.cold_one.p50) / g)],
+                ..self.latency_row(
+                    "g",
+                    "cold start to ready, 1 Rust plugin".into(),
+                    &self.cold_one,
+                )
+            },
+            Row {
+                ratios: [None, None, go_many.map(|g| secs(self.cold_many.p50) / g)],
+                ..self.latency_row(
+                    "g",
+                    format!("cold start to ready, {} plugins at once", self.many_count),
+                    &self.cold_many,
+                )
+            },
+            Row {
+                ratios: [None; 3],
+                ..self.latency_row("h", "restart, SIGKILL → ready again".into(), &self.restart)
+            },
+        ]
+    }
+
+    /// (i) memory, against go-plugin's.
+    fn memory_rows(&self) -> Vec<Row> {
+        let go = self.go();
+        [
             (
                 "host RSS, 0 plugins".to_owned(),
                 self.host_rss_none,
-                Some(self.go().map(|g| g.info.host_rss_idle_kib as f64)),
+                go.map(|g| g.info.host_rss_idle_kib),
             ),
             (
                 format!("host RSS, {} plugins", self.many_count),
                 self.host_rss_many,
-                Some(self.go().map(|g| g.host_rss_many_kib as f64)),
+                go.map(|g| g.host_rss_many_kib),
             ),
             (
                 "RSS of one Rust no-op plugin".to_owned(),
                 self.plugin_rss_kib,
-                Some(go_rss),
+                go.map(|g| g.plugin_rss_kib),
             ),
-        ] {
-            rows.push(Row {
-                item: "i",
-                what,
-                n: "1".into(),
-                p50: mem(kib),
-                p99: "—".into(),
-                ratios: [None, None, vs_go.flatten().map(|g| kib as f64 / g)],
-            });
-        }
-        match self.go() {
-            Some(g) => {
-                rows.push(self.latency_row(
-                    "j",
-                    format!("go-plugin {} (gRPC), no-op call", g.info.go_plugin_version),
-                    &g.latency,
-                ));
-                for &(c, r) in &g.throughput {
-                    let tonic = self
-                        .tonic_throughput
-                        .iter()
-                        .find(|(tc, _)| *tc == c)
-                        .map(|(_, t)| *t);
-                    rows.push(Row {
-                        item: "j",
-                        what: format!("throughput, go-plugin, concurrency {c}"),
-                        n: "—".into(),
-                        p50: rate(r),
-                        p99: "—".into(),
-                        ratios: [None, tonic.map(|t| r / t), Some(1.0)],
-                    });
-                }
-                rows.push(Row {
-                    item: "j",
-                    what: "go-plugin cold start to first call answered".into(),
-                    n: g.cold.n.to_string(),
-                    p50: time(g.cold.p50),
-                    p99: time(g.cold.p99),
-                    ratios: [None, None, Some(1.0)],
-                });
-                rows.push(Row {
-                    ratios: [None, None, Some(1.0)],
-                    ..self.latency_row(
-                        "j",
-                        format!(
-                            "go-plugin: {} plugins at once to first call answered",
-                            self.many_count
-                        ),
-                        &g.many,
-                    )
-                });
-                for (what, kib) in [
-                    (
-                        "go-plugin host RSS, 0 plugins".to_owned(),
-                        g.info.host_rss_idle_kib,
-                    ),
-                    (
-                        format!("go-plugin host RSS, {} plugins", self.many_count),
-                        g.host_rss_many_kib,
-                    ),
-                ] {
-                    rows.push(Row {
-                        item: "j",
-                        what,
-                        n: "1".into(),
-                        p50: mem(kib),
-                        p99: "—".into(),
-                        ratios: [None, None, Some(1.0)],
-                    });
-                }
-                rows.push(Row {
-                    item: "j",
-                    what: "RSS of the go-plugin plugin".into(),
-                    n: "1".into(),
-                    p50: mem(g.plugin_rss_kib),
-                    p99: "—".into(),
-                    ratios: [None, None, Some(1.0)],
-                });
-            }
-            None => rows.push(Self::missing_row(
+        ]
+        .into_iter()
+        .map(|(what, kib, go)| memory_row("i", what, kib, go.map(|g| kib as f64 / g as f64)))
+        .collect()
+    }
+
+    /// (j) go-plugin, or why it is missing.
+    fn goplugin_rows(&self) -> Vec<Row> {
+        let Some(g) = self.go() else {
+            return vec![Self::missing_row(
                 "j",
                 "go-plugin".into(),
                 self.goplugin.as_ref().err().map_or("", String::as_str),
-            )),
+            )];
+        };
+        let mut rows = vec![self.latency_row(
+            "j",
+            format!("go-plugin {} (gRPC), no-op call", g.info.go_plugin_version),
+            &g.latency,
+        )];
+        for &(c, r) in &g.throughput {
+            rows.push(self.rate_row("j", "go-plugin", c, r, Some(1.0)));
+        }
+        rows.push(Row {
+            item: "j",
+            what: "go-plugin cold start to first call answered".into(),
+            n: g.cold.n.to_string(),
+            p50: time(g.cold.p50),
+            p99: time(g.cold.p99),
+            ratios: [None, None, Some(1.0)],
+        });
+        rows.push(Row {
+            ratios: [None, None, Some(1.0)],
+            ..self.latency_row(
+                "j",
+                format!(
+                    "go-plugin: {} plugins at once to first call answered",
+                    self.many_count
+                ),
+                &g.many,
+            )
+        });
+        for (what, kib) in [
+            (
+                "go-plugin host RSS, 0 plugins".to_owned(),
+                g.info.host_rss_idle_kib,
+            ),
+            (
+                format!("go-plugin host RSS, {} plugins", self.many_count),
+                g.host_rss_many_kib,
+            ),
+            ("RSS of the go-plugin plugin".to_owned(), g.plugin_rss_kib),
+        ] {
+            rows.push(memory_row("j", what, kib, Some(1.0)));
         }
         rows
+    }
+
+    /// A throughput row: `who`'s rate `r` at concurrency `c`, against bare
+    /// tonic's at the same concurrency and `vs_go`.
+    fn rate_row(&self, item: &'static str, who: &str, c: usize, r: f64, vs_go: Option<f64>) -> Row {
+        let tonic = self
+            .tonic_throughput
+            .iter()
+            .find(|(tc, _)| *tc == c)
+            .map(|(_, t)| r / t);
+        Row {
+            item,
+            what: format!("throughput, {who}, concurrency {c}"),
+            n: "—".into(),
+            p50: rate(r),
+            p99: "—".into(),
+            ratios: [None, tonic, vs_go],
+        }
     }
 
     fn targets(&self) -> Vec<Target> {
@@ -482,5 +493,73 @@ fn table(out: &mut String, rows: &[Vec<String>], right: &[bool]) {
     out.push('\n');
     for row in &rows[1..] {
         line(out, row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::goplugin::Info;
+
+    fn latency(micros: u64) -> Latency {
+        Latency {
+            n: 10,
+            p50: Duration::from_micros(micros),
+            p99: Duration::from_micros(micros * 3),
+        }
+    }
+
+    /// A run with every item, go-plugin's included when `go` is set.
+    fn results(go: bool) -> Results {
+        let goplugin = GoPlugin {
+            latency: latency(90),
+            throughput: vec![(1, 9_000.0), (16, 40_000.0), (64, 45_000.0)],
+            cold: latency(8_000),
+            plugin_rss_kib: 9_000,
+            many: latency(300_000),
+            host_rss_many_kib: 80_000,
+            info: Info {
+                go_version: "go1.26".into(),
+                go_plugin_version: "v1.6.3".into(),
+                host_rss_idle_kib: 7_000,
+            },
+        };
+        Results {
+            raw: latency(10),
+            tonic: latency(60),
+            tonic_throughput: vec![(1, 15_000.0), (16, 60_000.0), (64, 70_000.0)],
+            invoke: latency(80),
+            outboard_throughput: vec![(1, 11_000.0), (16, 50_000.0), (64, 52_000.0)],
+            plugin_rss_kib: 6_000,
+            go_example: Ok(latency(120)),
+            python_example: Err("not built (run scripts/tools)".into()),
+            fan_out: vec![
+                (Mode::Parallel, 16, latency(400)),
+                (Mode::Sequential, 16, latency(1_200)),
+            ],
+            tonic_fan_out: (16, latency(300)),
+            cold_one: latency(9_000),
+            cold_many: latency(250_000),
+            many_count: 100,
+            restart: latency(20_000),
+            host_rss_none: 5_000,
+            host_rss_many: 30_000,
+            goplugin: if go {
+                Ok(goplugin)
+            } else {
+                Err("no Go".into())
+            },
+        }
+    }
+
+    #[test]
+    fn rows_come_in_item_order() {
+        let items = |go| -> String { results(go).rows().iter().map(|r| r.item).collect() };
+        assert_eq!(items(true), "abcddeebbbbfffgghiiijjjjjjjjj");
+        assert_eq!(items(false), "abcddeebbbbfffgghiiij");
+        println!("{}", results(true).markdown());
+        println!("{}", results(false).markdown());
     }
 }

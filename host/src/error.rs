@@ -29,72 +29,139 @@ impl Error {
 
 /// What went wrong with a plugin.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ErrorKind {
+    /// Its private runtime directory could not be created.
     #[error("cannot create its runtime directory: {0}")]
     RuntimeDir(std::io::Error),
+    /// Its process could not be spawned.
     #[error("cannot start {}: {source}", command.display())]
     Spawn {
+        /// The executable.
         command: PathBuf,
+        /// Why it could not be spawned.
         source: std::io::Error,
     },
+    /// It exited before printing its handshake line.
     #[error("exited with {status} before the handshake{}", StderrTail(stderr))]
-    ExitedBeforeHandshake { status: String, stderr: Vec<String> },
+    ExitedBeforeHandshake {
+        /// Its exit, described (`status 3`, `signal 9 (SIGKILL)`).
+        status: String,
+        /// Its last stderr lines.
+        stderr: Vec<String>,
+    },
+    /// It closed its stdout before printing its handshake line.
     #[error(
         "closed its stdout without printing a handshake line{}",
         StderrTail(stderr)
     )]
-    ClosedStdout { stderr: Vec<String> },
+    ClosedStdout {
+        /// Its last stderr lines.
+        stderr: Vec<String>,
+    },
+    /// It printed no handshake line in time.
     #[error(
         "printed no handshake line within {} (expected `outboard|1|unix|<socket>|grpc` on stdout){}",
         humantime::format_duration(*timeout),
         StderrTail(stderr)
     )]
     HandshakeTimeout {
+        /// How long it had.
         timeout: Duration,
+        /// Its last stderr lines.
         stderr: Vec<String>,
     },
+    /// Its handshake line cannot be read.
     #[error("printed a malformed handshake line {line:?}: {reason}")]
-    MalformedHandshake { line: String, reason: String },
+    MalformedHandshake {
+        /// The line as printed.
+        line: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// It chose a protocol version the host does not speak.
     #[error(
         "chose protocol version {plugin} in its handshake, but the host speaks only {}",
         list(host)
     )]
-    UnsupportedVersion { plugin: u32, host: Vec<u32> },
+    UnsupportedVersion {
+        /// The version it chose.
+        plugin: u32,
+        /// The versions the host speaks.
+        host: Vec<u32>,
+    },
+    /// It announced a socket other than the one it was given.
     #[error("announced socket {announced} in its handshake, but was told to bind {expected}")]
-    WrongSocket { announced: String, expected: String },
+    WrongSocket {
+        /// The socket it announced.
+        announced: String,
+        /// The socket it was told to bind.
+        expected: String,
+    },
+    /// The host cannot connect to its socket.
     #[error("cannot connect to its socket {}: {reason}", socket.display())]
-    Connect { socket: PathBuf, reason: String },
+    Connect {
+        /// The socket.
+        socket: PathBuf,
+        /// Why the connection failed.
+        reason: String,
+    },
+    /// `Describe` failed.
     #[error("Describe failed: {0}")]
     Describe(CallError),
+    /// Its manifest is invalid.
     #[error("invalid manifest: {0}")]
     InvalidManifest(#[from] ManifestError),
+    /// Its config does not match the schema its manifest declares.
     #[error("its config does not match the schema it declares: {0}")]
     ConfigSchema(#[from] ConfigSchemaError),
+    /// It rejected its config in `Configure`.
     #[error("rejected its config: {0}")]
     ConfigRejected(String),
+    /// `Configure` failed.
     #[error("Configure failed: {0}")]
     Configure(CallError),
+    /// It is not healthy after `Configure`.
     #[error("is not healthy after Configure: {0}")]
     Unhealthy(String),
+    /// A call failed.
     #[error("{0}")]
     Call(#[from] CallError),
 }
 
 /// Why one call to a plugin failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
+    /// It did not answer within the call's timeout.
     #[error("timed out after {}", humantime::format_duration(*.0))]
     Timeout(Duration),
+    /// Its process exited during the call.
     #[error("crashed: exited with {status} during the call{}", StderrTail(stderr))]
-    Crashed { status: String, stderr: Vec<String> },
+    Crashed {
+        /// Its exit, described (`status 101`).
+        status: String,
+        /// Its last stderr lines.
+        stderr: Vec<String>,
+    },
+    /// The connection broke (gRPC `UNAVAILABLE`).
     #[error("connection lost: {0}")]
     Unavailable(String),
+    /// It refused the host's token (gRPC `UNAUTHENTICATED`).
     #[error("refused the host's token: {0}")]
     Unauthenticated(String),
+    /// It answered with another error status.
     #[error("returned {code:?}: {message}")]
-    Status { code: tonic::Code, message: String },
+    Status {
+        /// The status code.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
+    /// Its answer cannot be used.
     #[error("returned an invalid response: {0}")]
     InvalidResponse(String),
+    /// It was restarting or quarantined, and not ready in time.
     #[error("is not ready: {0}")]
     NotReady(String),
 }

@@ -43,7 +43,8 @@ pub(crate) async fn run(
     Ok(match report.verdict {
         Verdict::Passed => 0,
         Verdict::Vetoed { .. } => EXIT_PHASE_VETOED,
-        Verdict::Failed { .. } => EXIT_PHASE_FAILED,
+        // A verdict this command does not know yet is not a success.
+        Verdict::Failed { .. } | _ => EXIT_PHASE_FAILED,
     })
 }
 

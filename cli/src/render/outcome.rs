@@ -9,7 +9,8 @@ pub(super) fn outcome_word(e: &Entry) -> String {
         (Outcome::Ok, _) => return "ok".to_owned(),
         (Outcome::Vetoed, _) => return "vetoed".to_owned(),
         (Outcome::Skipped, _) => return "skipped".to_owned(),
-        (Outcome::Failed, kind) => kind,
+        // An outcome this renderer does not know yet reads as a failure.
+        (_, kind) => kind,
     };
     let word = match kind {
         Some(FailureKind::Timeout) => "timeout",
@@ -17,7 +18,7 @@ pub(super) fn outcome_word(e: &Entry) -> String {
         Some(FailureKind::Unavailable) => "unavailable",
         Some(FailureKind::Conflict) => "conflict",
         Some(FailureKind::InvalidPatch) => "bad patch",
-        Some(FailureKind::Error) | None => "failed",
+        Some(FailureKind::Error) | Some(_) | None => "failed",
     };
     // A conflict fails the phase whatever the policy.
     if e.policy == FailurePolicy::FailOpen && kind != Some(FailureKind::Conflict) {

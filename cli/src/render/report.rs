@@ -15,6 +15,7 @@ pub(crate) fn phase(out: &mut impl Write, report: &Report) -> std::io::Result<()
         Verdict::Passed => "passed".to_owned(),
         Verdict::Vetoed { plugin, message } => format!("vetoed by {plugin}: {message}"),
         Verdict::Failed { plugins, error } => format!("failed at {}: {error}", plugins.join(", ")),
+        _ => "ended with a verdict this version of outboard cannot show".to_owned(),
     };
     writeln!(
         out,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// How a phase runs its subscribers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Mode {
     /// One after another, lowest priority first (ties by name); each sees
     /// the context as patched by those before it; a veto stops the chain.
@@ -21,9 +22,20 @@ pub enum Mode {
     Parallel,
 }
 
+impl Mode {
+    /// The mode as the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sequential => "sequential",
+            Mode::Parallel => "parallel",
+        }
+    }
+}
+
 /// What a plugin's failure (an error, a timeout, a crash) does to the phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FailurePolicy {
     /// Record the failure and go on as if the plugin had not been there.
     FailOpen,
@@ -43,43 +55,6 @@ pub struct PhaseSpec {
     /// The failure policy of its subscribers, unless a plugin's
     /// subscription overrides it.
     pub failure_policy: FailurePolicy,
-}
-
-/// The host's say over one plugin's subscription to one phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct SubscriptionOverride {
-    /// Replaces the priority from the plugin's manifest.
-    pub priority: Option<i32>,
-    /// Replaces the phase's (or the plugin's) call timeout.
-    pub timeout: Option<Duration>,
-    /// Replaces the phase's failure policy.
-    pub failure_policy: Option<FailurePolicy>,
-    /// `false` drops the subscription: the plugin is not invoked for it.
-    pub enabled: bool,
-    /// Retries after a crash, a timeout or a plugin that is not ready; only
-    /// for subscriptions the manifest marks idempotent.
-    pub retry: Option<Retry>,
-}
-
-/// Opt-in retries of an idempotent subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Retry {
-    /// Attempts in all, the first included (at least 1).
-    pub attempts: u32,
-    /// The wait before the second attempt; it doubles for each one after.
-    pub backoff: Duration,
-}
-
-impl Default for SubscriptionOverride {
-    fn default() -> Self {
-        SubscriptionOverride {
-            priority: None,
-            timeout: None,
-            failure_policy: None,
-            enabled: true,
-            retry: None,
-        }
-    }
 }
 
 /// The job profile's phases, in the order `outboard run` runs them.

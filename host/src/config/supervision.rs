@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// When to restart a plugin that exited on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RestartPolicy {
     /// Whatever its exit status.
     #[default]

@@ -1,0 +1,316 @@
+//! The measuring, one step per group of items, in the order the run takes
+//! them. Contenders that are compared take their samples in turns, so that
+//! load from outside the run falls on all of them alike.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::floor::{self, RawFloor, TonicFloor};
+use crate::goplugin::{self, GoPluginHost};
+use crate::outboard::{self, Single};
+use crate::procs::Paths;
+use crate::report::Results;
+use crate::stats::Latency;
+use crate::{CONCURRENCY, FLOOR_FAN_OUT, MANY, Plan, step};
+
+/// The go-plugin host, or why it could not be started.
+type GoHost = Result<GoPluginHost, String>;
+
+/// Calls per second by concurrency.
+type Rates = Vec<(usize, f64)>;
+
+/// What the run needs to know besides the plan.
+#[derive(Debug)]
+pub struct Setup<'a> {
+    /// The workspace and the built binaries.
+    pub paths: &'a Paths,
+    /// The scratch directory for sockets and configs.
+    pub dir: &'a Path,
+    /// Whether to build the go-plugin module.
+    pub build: bool,
+    /// The Go example plugin's build, or why it failed.
+    pub go_example_build: Result<(), String>,
+    /// Where the Go example plugin is built.
+    pub go_env_guard: &'a Path,
+}
+
+/// Measures every item of `plan`.
+pub async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results> {
+    let Setup { paths, dir, .. } = setup;
+    step(
+        "starting (a) raw echo, (b) tonic echo, (c) Outboard with one no-op plugin, (j) go-plugin",
+    );
+    let mut raw = RawFloor::start(paths, dir)?;
+    let tonic = TonicFloor::start(paths, dir, "tonic").await?;
+    let single = Single::start(paths, dir).await?;
+    let mut goplugin = start_goplugin(paths, setup.build).await?;
+
+    step("(a, b, c, j) latency, in turns");
+    let [raw_samples, tonic_samples, invoke_samples, go_samples] =
+        latency(plan, &mut raw, &tonic, &single, &mut goplugin).await?;
+    drop(raw);
+
+    step("(b, f, j) throughput at concurrency 1, 16, 64, in turns");
+    let [tonic_throughput, outboard_throughput, go_throughput] =
+        throughput(plan, &tonic, &single, &mut goplugin).await?;
+    drop(tonic);
+    let plugin_rss_kib = single.plugin_rss_kib()?;
+    single.stop().await;
+
+    step("(d) Outboard: the Go and Python example plugins");
+    let (go_example, python_example) = examples(plan, &setup).await;
+
+    step("(e) fan-out to 1, 4, 16, 64 no-op plugins");
+    let fan_out =
+        outboard::fan_out(paths, dir, |n| (plan.fan_budget / n).max(plan.fan_min)).await?;
+
+    step("(b) bare tonic, parallel fan-out to 16 servers");
+    let tonic_fan_out = floor::fan_out(
+        paths,
+        dir,
+        FLOOR_FAN_OUT,
+        (plan.fan_budget / FLOOR_FAN_OUT).max(plan.fan_min),
+    )
+    .await?;
+
+    step("(g, j) cold start: one plugin, then 100 at once, in turns");
+    let cold = cold_starts(plan, paths, dir, &mut goplugin).await?;
+
+    step("(h) restart: SIGKILL to ready again");
+    let restart = outboard::restart(paths, dir, plan.kills).await?;
+
+    step("(i) host RSS with 0 and 100 plugins");
+    let (host_rss_none, host_rss_many) = host_rss(paths, plan.settle).await?;
+
+    let goplugin = match goplugin {
+        Ok(go) => Ok(go_results(go, go_samples, go_throughput, cold.go)?),
+        Err(e) => Err(e),
+    };
+    Ok(Results {
+        raw: Latency::of(raw_samples),
+        tonic: Latency::of(tonic_samples),
+        tonic_throughput,
+        invoke: Latency::of(invoke_samples),
+        outboard_throughput,
+        plugin_rss_kib,
+        go_example,
+        python_example,
+        fan_out,
+        tonic_fan_out: (FLOOR_FAN_OUT, tonic_fan_out),
+        cold_one: Latency::of(cold.one),
+        cold_many: Latency::of(cold.many),
+        many_count: MANY,
+        restart,
+        host_rss_none,
+        host_rss_many,
+        goplugin,
+    })
+}
+
+/// Starts the go-plugin host; its failure is an item's, not the run's.
+async fn start_goplugin(paths: &Paths, build: bool) -> anyhow::Result<GoHost> {
+    let paths = paths.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || GoPluginHost::start(&paths, build))
+            .await?
+            .map_err(|e| format!("{e:#}")),
+    )
+}
+
+/// (a, b, c, j) latency samples, taken in turns: raw, tonic, Outboard,
+/// go-plugin. Round 0 is a warm-up, not counted.
+async fn latency(
+    plan: &Plan,
+    raw: &mut RawFloor,
+    tonic: &TonicFloor,
+    single: &Single,
+    goplugin: &mut GoHost,
+) -> anyhow::Result<[Vec<Duration>; 4]> {
+    let per_round = (plan.invoke_calls / plan.rounds).max(1);
+    let mut samples: [Vec<Duration>; 4] = Default::default();
+    for round in 0..=plan.rounds {
+        for k in 0..4 {
+            let who = (round + k) % 4;
+            let calls = if round == 0 {
+                per_round / 4 + 1
+            } else {
+                per_round
+            };
+            let taken = match who {
+                0 => tokio::task::block_in_place(|| raw.samples(calls))?,
+                1 => tonic.samples(calls).await?,
+                2 => single.samples(calls).await?,
+                _ => match goplugin {
+                    Ok(go) => tokio::task::block_in_place(|| go.latency(calls))?,
+                    Err(_) => Vec::new(),
+                },
+            };
+            if round > 0 {
+                samples[who].extend(taken);
+            }
+        }
+    }
+    Ok(samples)
+}
+
+/// (b, f, j) throughput at each concurrency, in turns: tonic, Outboard,
+/// go-plugin.
+async fn throughput(
+    plan: &Plan,
+    tonic: &TonicFloor,
+    single: &Single,
+    goplugin: &mut GoHost,
+) -> anyhow::Result<[Rates; 3]> {
+    let turns = plan.rounds.min(4);
+    let slice = plan.throughput_for / turns as u32;
+    let mut all: [Rates; 3] = Default::default();
+    for c in CONCURRENCY {
+        let mut rates = [0.0f64; 3];
+        for round in 0..turns {
+            for k in 0..3 {
+                let who = (round + k) % 3;
+                rates[who] += match who {
+                    0 => tonic.throughput(c, slice).await?,
+                    1 => single.throughput(c, slice).await?,
+                    _ => match goplugin {
+                        Ok(go) => tokio::task::block_in_place(|| go.throughput(c, slice))?,
+                        Err(_) => 0.0,
+                    },
+                } / turns as f64;
+            }
+        }
+        for (rates_of, rate) in all.iter_mut().zip(rates) {
+            rates_of.push((c, rate));
+        }
+    }
+    Ok(all)
+}
+
+/// (d) the Go and Python example plugins, each or why not.
+async fn examples(
+    plan: &Plan,
+    setup: &Setup<'_>,
+) -> (Result<Latency, String>, Result<Latency, String>) {
+    let go_example = match &setup.go_example_build {
+        Err(why) => Err(format!("not built: {why}")),
+        Ok(()) if !setup.go_env_guard.exists() => Err(
+            "not built (cd plugin-examples/go && go build -o ../../target/go/env-guard .)".into(),
+        ),
+        Ok(()) => outboard::example(
+            setup.dir,
+            "env-guard",
+            setup.go_env_guard,
+            json!({"required": ["CI"], "forbidden": ["AWS_SECRET_ACCESS_KEY"]}),
+            "pre_validation",
+            plan.example_calls,
+        )
+        .await
+        .map_err(|e| format!("failed: {e:#}")),
+    };
+    let scrubber = setup.paths.root.join(".tools/venv/bin/secret-scrubber");
+    let python_example = if scrubber.exists() {
+        outboard::example(
+            setup.dir,
+            "secret-scrubber",
+            &scrubber,
+            json!({}),
+            "pre_container",
+            plan.example_calls,
+        )
+        .await
+        .map_err(|e| format!("failed: {e:#}"))
+    } else {
+        Err("not built (run scripts/tools)".into())
+    };
+    (go_example, python_example)
+}
+
+/// (g, j) cold starts, Outboard's and go-plugin's.
+#[derive(Debug, Default)]
+struct ColdStarts {
+    /// Outboard, one plugin.
+    one: Vec<Duration>,
+    /// Outboard, `MANY` plugins at once.
+    many: Vec<Duration>,
+    /// go-plugin's.
+    go: GoCold,
+}
+
+/// (j) go-plugin's cold starts.
+#[derive(Debug, Default)]
+struct GoCold {
+    /// One plugin.
+    one: Vec<Duration>,
+    /// `MANY` plugins at once.
+    many: Vec<Duration>,
+    /// The host's RSS with `MANY` plugins, KiB (the last run's).
+    host_rss_many_kib: u64,
+}
+
+/// (g, j) cold start of one plugin, then of `MANY` at once, in turns.
+async fn cold_starts(
+    plan: &Plan,
+    paths: &Paths,
+    dir: &Path,
+    goplugin: &mut GoHost,
+) -> anyhow::Result<ColdStarts> {
+    let mut cold = ColdStarts::default();
+    let per_round = (plan.cold_starts / plan.rounds).max(1);
+    for round in 0..plan.rounds {
+        for k in 0..2 {
+            if (round + k) % 2 == 0 {
+                cold.one
+                    .extend(outboard::cold_starts(paths, dir, per_round).await?);
+            } else if let Ok(go) = goplugin {
+                let starts = tokio::task::block_in_place(|| go.cold_starts(per_round))?;
+                cold.go.one.extend(starts);
+            }
+        }
+    }
+    for round in 0..plan.many_runs {
+        for k in 0..2 {
+            if (round + k) % 2 == 0 {
+                cold.many
+                    .extend(outboard::cold_start_many(paths, dir, MANY, 1).await?);
+            } else if let Ok(go) = goplugin {
+                let run = tokio::task::block_in_place(|| go.many(MANY, plan.settle))?;
+                cold.go.many.push(Duration::from_nanos(run.ready_ns));
+                cold.go.host_rss_many_kib = run.host_rss_kib;
+            }
+        }
+    }
+    Ok(cold)
+}
+
+/// (i) the host's RSS with no plugins and with `MANY`, KiB.
+async fn host_rss(paths: &Paths, settle: Duration) -> anyhow::Result<(u64, u64)> {
+    let paths = paths.clone();
+    tokio::task::spawn_blocking(move || {
+        anyhow::Ok((
+            outboard::host_rss(&paths, 0, settle)?,
+            outboard::host_rss(&paths, MANY, settle)?,
+        ))
+    })
+    .await?
+}
+
+/// (j) go-plugin's figures, its plugin's RSS read last.
+fn go_results(
+    mut go: GoPluginHost,
+    latency: Vec<Duration>,
+    throughput: Rates,
+    cold: GoCold,
+) -> anyhow::Result<goplugin::GoPlugin> {
+    let rss = tokio::task::block_in_place(|| go.plugin_rss_kib())?;
+    Ok(goplugin::GoPlugin {
+        latency: Latency::of(latency),
+        throughput,
+        cold: Latency::of(cold.one),
+        plugin_rss_kib: rss,
+        many: Latency::of(cold.many),
+        host_rss_many_kib: cold.host_rss_many_kib,
+        info: go.info.clone(),
+    })
+}

@@ -1,0 +1,189 @@
+//! A whole file: `outboard.toml` with its `[defaults]`, `[phases.NAME]` and
+//! `[[plugin]]` tables, or a plugin directory's `plugin.toml`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::Path;
+
+use outboard_proto::names::{invalid_phase_name, is_valid_phase_name};
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+
+use super::source::{Scope, Source};
+use super::{DefaultsToml, FileToml, PhaseToml, PluginToml};
+use crate::config::error::{ConfigError, Location, Subject};
+use crate::config::phase::{PhaseSpec, job_profile};
+use crate::config::spec::{Defaults, HostConfig, PluginSpec};
+use crate::config::value::DurationText;
+
+/// The host's config file name.
+pub const CONFIG_FILE_NAME: &str = "outboard.toml";
+/// The file that makes a folder in a plugin directory a plugin.
+pub const PLUGIN_FILE_NAME: &str = "plugin.toml";
+
+/// Reads and resolves an `outboard.toml`.
+pub fn load(path: impl AsRef<Path>) -> Result<HostConfig, ConfigError> {
+    let path = path.as_ref();
+    HostConfig::parse(&read(path)?, path)
+}
+
+impl HostConfig {
+    /// Parses `text` as if read from `path`: `path` names the file in errors
+    /// and its directory anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<HostConfig, ConfigError> {
+        let file: FileToml = from_toml(text, path)?;
+        let src = Source::new(path, text, path.parent().unwrap_or(Path::new("")));
+        let defaults = file.defaults.resolve(&src)?;
+        let mut phases = BTreeMap::new();
+        for (name, phase) in file.phases {
+            let spec = phase.resolve(&name, &src)?;
+            phases.insert(name.into_inner(), spec);
+        }
+        let plugins = plugins(file.plugin, &src, &defaults)?;
+        Ok(HostConfig {
+            plugins,
+            defaults,
+            phases,
+        })
+    }
+}
+
+/// The enabled `[[plugin]]` tables' specs, sorted by name; a name given
+/// twice is an error naming both lines.
+fn plugins(
+    tables: Vec<Spanned<PluginToml>>,
+    src: &Source<'_>,
+    defaults: &Defaults,
+) -> Result<Vec<PluginSpec>, ConfigError> {
+    let mut plugins = Vec::new();
+    let mut seen: BTreeMap<String, Location> = BTreeMap::new();
+    for (i, table) in tables.into_iter().enumerate() {
+        let span = table.span();
+        let table = table.into_inner();
+        let Some(name) = &table.name else {
+            return Err(src.scope(Subject::PluginAt(i + 1)).invalid(
+                Some(span),
+                "name",
+                "is missing (every [[plugin]] needs a name)".into(),
+            ));
+        };
+        let name_at = src.location(name.span());
+        let name = name.get_ref().clone();
+        let Some(spec) = table.resolve(name, src, defaults, None)? else {
+            continue;
+        };
+        if let Some(first) = seen.insert(spec.name.clone(), name_at.clone()) {
+            return Err(ConfigError::Duplicate {
+                name: spec.name,
+                first,
+                second: name_at,
+            });
+        }
+        plugins.push(spec);
+    }
+    plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(plugins)
+}
+
+/// Reads and resolves the `plugin.toml` of a plugin directory's `folder`,
+/// filling in what it leaves out from `defaults`; `None` if it is disabled.
+pub(in crate::config) fn load_plugin_file(
+    file: &Path,
+    folder: &Path,
+    defaults: &Defaults,
+) -> Result<Option<PluginSpec>, ConfigError> {
+    let text = read(file)?;
+    let table: PluginToml = from_toml(&text, file)?;
+    let src = Source::new(file, &text, folder);
+    let name = match &table.name {
+        Some(name) => name.get_ref().clone(),
+        None => match folder.file_name().and_then(OsStr::to_str) {
+            Some(n) => n.to_owned(),
+            None => {
+                return Err(src.scope(Subject::UnnamedPlugin).invalid(
+                    None,
+                    "name",
+                    format!(
+                        "is missing and the folder name {:?} is not UTF-8",
+                        folder.file_name().unwrap_or_default()
+                    ),
+                ));
+            }
+        },
+    };
+    table.resolve(name, &src, defaults, Some(folder))
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+/// `text` in the shape of `T`; toml's message names the key and the line.
+fn from_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Toml {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+impl DefaultsToml {
+    fn resolve(&self, src: &Source<'_>) -> Result<Defaults, ConfigError> {
+        timeouts(
+            [
+                &self.handshake_timeout,
+                &self.call_timeout,
+                &self.stop_grace,
+            ],
+            &Defaults::default(),
+            &src.scope(Subject::Defaults),
+        )
+    }
+}
+
+/// The handshake timeout, call timeout and stop grace as written, in that
+/// order, each `fallback`'s when left out. Only the stop grace may be zero.
+pub(super) fn timeouts(
+    [handshake, call, stop]: [&Option<Spanned<DurationText>>; 3],
+    fallback: &Defaults,
+    scope: &Scope<'_>,
+) -> Result<Defaults, ConfigError> {
+    Ok(Defaults {
+        handshake_timeout: scope.duration(
+            "handshake_timeout",
+            handshake,
+            fallback.handshake_timeout,
+            false,
+        )?,
+        call_timeout: scope.duration("call_timeout", call, fallback.call_timeout, false)?,
+        stop_grace: scope.duration("stop_grace", stop, fallback.stop_grace, true)?,
+    })
+}
+
+impl PhaseToml {
+    fn resolve(self, name: &Spanned<String>, src: &Source<'_>) -> Result<PhaseSpec, ConfigError> {
+        let scope = src.scope(Subject::Phase(name.get_ref().clone()));
+        if !is_valid_phase_name(name.get_ref()) {
+            return Err(scope.invalid(
+                Some(name.span()),
+                "name",
+                invalid_phase_name(name.get_ref()),
+            ));
+        }
+        let timeout = scope.optional_duration("timeout", &self.timeout)?;
+        // A key left out keeps the phase's default: the job profile's for its
+        // phases, sequential and fail-closed for others.
+        let base = job_profile()
+            .get(name.get_ref())
+            .copied()
+            .unwrap_or_default();
+        Ok(PhaseSpec {
+            mode: self.mode.unwrap_or(base.mode),
+            timeout: timeout.or(base.timeout),
+            failure_policy: self.failure_policy.unwrap_or(base.failure_policy),
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! The file format: these types mirror the TOML of `outboard.toml` and
+//! `plugin.toml`, unknown keys rejected; their `resolve` turns them into
+//! specs, every rejected value named with its file and line.
+//!
+//! - `file`: a whole `outboard.toml` or `plugin.toml`, `[defaults]` and
+//!   `[phases.NAME]`.
+//! - `plugin`: a `[[plugin]]` table, resolved step by step.
+//! - `source`: the file being resolved, for error locations and relative
+//!   paths.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::phase::{FailurePolicy, Mode};
+use super::supervision::RestartPolicy;
+use super::value::DurationText;
+
+mod file;
+mod plugin;
+mod source;
+
+pub(super) use file::load_plugin_file;
+pub use file::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
+
+/// A whole `outboard.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    defaults: DefaultsToml,
+    #[serde(default)]
+    phases: BTreeMap<Spanned<String>, PhaseToml>,
+    #[serde(default)]
+    plugin: Vec<Spanned<PluginToml>>,
+}
+
+/// A `[defaults]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultsToml {
+    handshake_timeout: Option<Spanned<DurationText>>,
+    call_timeout: Option<Spanned<DurationText>>,
+    stop_grace: Option<Spanned<DurationText>>,
+}
+
+/// A `[[plugin]]` table, or a whole `plugin.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginToml {
+    name: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<Spanned<String>, String>,
+    config: Option<Spanned<toml::Table>>,
+    handshake_timeout: Option<Spanned<DurationText>>,
+    call_timeout: Option<Spanned<DurationText>>,
+    stop_grace: Option<Spanned<DurationText>>,
+    working_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    grant: Vec<String>,
+    #[serde(default)]
+    subscriptions: BTreeMap<Spanned<String>, SubscriptionToml>,
+    enabled: Option<bool>,
+    restart: Option<RestartPolicy>,
+    health_interval: Option<Spanned<DurationText>>,
+    health_misses: Option<Spanned<u32>>,
+    backoff_initial: Option<Spanned<DurationText>>,
+    backoff_max: Option<Spanned<DurationText>>,
+    backoff_reset_after: Option<Spanned<DurationText>>,
+    crash_loop_starts: Option<Spanned<u32>>,
+    crash_loop_window: Option<Spanned<DurationText>>,
+}
+
+/// A `[phases.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhaseToml {
+    mode: Option<Mode>,
+    timeout: Option<Spanned<DurationText>>,
+    failure_policy: Option<FailurePolicy>,
+}
+
+/// A `[plugin.subscriptions.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionToml {
+    priority: Option<i32>,
+    timeout: Option<Spanned<DurationText>>,
+    failure_policy: Option<FailurePolicy>,
+    enabled: Option<bool>,
+    retry_attempts: Option<Spanned<u32>>,
+    retry_backoff: Option<Spanned<DurationText>>,
+}

@@ -1,0 +1,120 @@
+//! The plugin spec, the defaults and the host's configuration: plain values
+//! with everything resolved, whatever they were read from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::phase::PhaseSpec;
+use super::subscription::SubscriptionOverride;
+use super::supervision::Supervision;
+
+/// How long a plugin has from spawn to its handshake line, by default.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one call to a plugin may take, by default.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a plugin has to exit after `Shutdown` before SIGTERM, by default.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// One plugin the host should run, with everything resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    /// The name the host knows the plugin by (logs, reports, dependencies).
+    pub name: String,
+    /// The executable, as an absolute path.
+    pub command: PathBuf,
+    /// Arguments after the command.
+    pub args: Vec<String>,
+    /// Environment variables added to the plugin's scrubbed environment.
+    pub env: BTreeMap<String, String>,
+    /// The plugin's config, sent in `Configure` after schema validation.
+    pub config: serde_json::Map<String, Value>,
+    /// How long from spawn to the handshake line.
+    pub handshake_timeout: Duration,
+    /// How long one call may take.
+    pub call_timeout: Duration,
+    /// How long the plugin has to exit after `Shutdown`.
+    pub stop_grace: Duration,
+    /// The directory to run it in, absolute; `None` inherits the host's.
+    pub working_dir: Option<PathBuf>,
+    /// The file the plugin was declared in.
+    pub source: PathBuf,
+    /// Where to create the plugin's private runtime directory; `None` means
+    /// `$OUTBOARD_RUNTIME_DIR`, else `/tmp`. Not read from config files: it
+    /// is for code that embeds the host, and for tests.
+    pub runtime_base: Option<PathBuf>,
+    /// The permissions the operator grants, of those the plugin asks for in
+    /// its manifest; `"*"` grants all it asks for.
+    pub grant: Vec<String>,
+    /// The host's overrides of the plugin's subscriptions, by phase.
+    pub subscriptions: BTreeMap<String, SubscriptionOverride>,
+    /// How it is supervised: restarts, health checks, crash loops.
+    pub supervision: Supervision,
+}
+
+impl PluginSpec {
+    /// A spec with no arguments, environment or config and the built-in
+    /// timeouts, as code that embeds the host (or a test) would start.
+    pub fn new(name: impl Into<String>, command: impl Into<PathBuf>) -> PluginSpec {
+        let defaults = Defaults::default();
+        PluginSpec {
+            name: name.into(),
+            command: command.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            config: serde_json::Map::new(),
+            handshake_timeout: defaults.handshake_timeout,
+            call_timeout: defaults.call_timeout,
+            stop_grace: defaults.stop_grace,
+            working_dir: None,
+            source: PathBuf::new(),
+            runtime_base: None,
+            grant: Vec::new(),
+            subscriptions: BTreeMap::new(),
+            supervision: Supervision::default(),
+        }
+    }
+}
+
+/// Values a plugin gets when it does not set its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    /// See [`PluginSpec::handshake_timeout`].
+    pub handshake_timeout: Duration,
+    /// See [`PluginSpec::call_timeout`].
+    pub call_timeout: Duration,
+    /// See [`PluginSpec::stop_grace`].
+    pub stop_grace: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            stop_grace: DEFAULT_STOP_GRACE,
+        }
+    }
+}
+
+/// The host's configuration: its plugins, sorted by name, and the defaults
+/// they were filled in with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostConfig {
+    /// Enabled plugins, sorted by name; names are unique.
+    pub plugins: Vec<PluginSpec>,
+    /// The `[defaults]` section, with built-in values where it is silent.
+    pub defaults: Defaults,
+    /// The `[phases.NAME]` sections, as declared (the job profile's
+    /// defaults are applied by the host, not here).
+    pub phases: BTreeMap<String, PhaseSpec>,
+}
+
+impl HostConfig {
+    /// The plugin called `name`.
+    pub fn plugin(&self, name: &str) -> Option<&PluginSpec> {
+        self.plugins.iter().find(|p| p.name == name)
+    }
+}

@@ -1,0 +1,104 @@
+//! Values as written in TOML turned into the host's: durations (parsed once
+//! their span is known, so an error names the line) and a plugin's config
+//! table as JSON.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+/// A duration as written, parsed with humantime once its span is known.
+/// Its own visitor so that `call_timeout = 5` says what is expected.
+#[derive(Debug)]
+pub(super) struct DurationText(String);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DurationText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string like \"10s\" or \"500ms\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationText, E> {
+                Ok(DurationText(v.to_owned()))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// Parses an optional humantime duration; the error carries the value's span
+/// and says why.
+pub(super) fn duration(
+    value: &Option<Spanned<DurationText>>,
+    fallback: Duration,
+    allow_zero: bool,
+) -> Result<Duration, (Range<usize>, String)> {
+    let Some(value) = value else {
+        return Ok(fallback);
+    };
+    let text = &value.get_ref().0;
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() && !allow_zero => {
+            Err((value.span(), format!("{text:?} must be longer than zero")))
+        }
+        Ok(d) => Ok(d),
+        Err(e) => Err((
+            value.span(),
+            format!("{text:?} is not a duration like \"10s\" or \"500ms\": {e}"),
+        )),
+    }
+}
+
+/// Parses an optional, non-zero humantime duration that has no fallback.
+pub(super) fn optional_duration(
+    value: &Option<Spanned<DurationText>>,
+) -> Result<Option<Duration>, (Range<usize>, String)> {
+    match value {
+        None => Ok(None),
+        Some(_) => duration(value, Duration::ZERO, false).map(Some),
+    }
+}
+
+/// A TOML table as a JSON object. Datetimes become their TOML text; a float
+/// with no JSON form (nan, inf) is an error naming its key.
+pub(super) fn toml_table_to_json(
+    table: toml::Table,
+    at: &str,
+) -> Result<serde_json::Map<String, Value>, (String, String)> {
+    table
+        .into_iter()
+        .map(|(k, v)| {
+            let here = format!("{at}.{k}");
+            toml_to_json(v, &here).map(|v| (k, v))
+        })
+        .collect()
+}
+
+/// One TOML value as JSON; `at` names it in an error (`config.tags[1]`).
+fn toml_to_json(value: toml::Value, at: &str) -> Result<Value, (String, String)> {
+    Ok(match value {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => match serde_json::Number::from_f64(f) {
+            Some(n) => Value::Number(n),
+            None => {
+                return Err((at.to_owned(), format!("{f} has no JSON form")));
+            }
+        },
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| toml_to_json(v, &format!("{at}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        toml::Value::Table(t) => Value::Object(toml_table_to_json(t, at)?),
+    })
+}

@@ -1,0 +1,101 @@
+//! One subscriber's call: wait for the plugin to be ready, call it, both
+//! within the subscriber's timeout, and retry an idempotent subscription
+//! that opted in.
+
+use std::time::{Duration, Instant};
+
+use super::route::Subscriber;
+use crate::error::CallError;
+use crate::instance::Reply;
+use crate::supervisor::State;
+
+/// What one subscriber's call came to.
+#[derive(Debug)]
+pub(super) struct Call {
+    /// The last attempt's reply or failure.
+    pub(super) reply: Result<Reply, CallError>,
+    /// Attempts made, the first included.
+    pub(super) attempts: u32,
+    /// How long the call took, retries included.
+    pub(super) duration: Duration,
+}
+
+impl Subscriber {
+    /// Calls the plugin: waits for it to be ready (if it is restarting) and
+    /// for its answer, together within the timeout; retries as configured.
+    pub(super) async fn call(
+        &self,
+        phase: &str,
+        invocation_id: &str,
+        request: prost_types::Struct,
+    ) -> Call {
+        let started = Instant::now();
+        let allowed = self.retry.map_or(1, |r| r.attempts.max(1));
+        let mut attempt = 1;
+        loop {
+            let reply = self
+                .attempt(phase, invocation_id, attempt, request.clone())
+                .await;
+            match (reply, self.retry) {
+                (Err(err), Some(retry)) if attempt < allowed && self.retryable(&err) => {
+                    let wait = retry.backoff.saturating_mul(1 << (attempt - 1).min(16));
+                    tracing::debug!(
+                        plugin = &*self.name,
+                        attempt,
+                        "retrying in {wait:?} after: {err}"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (reply, _) => {
+                    return Call {
+                        reply,
+                        attempts: attempt,
+                        duration: started.elapsed(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// One attempt: readiness and the call share the subscriber's timeout.
+    async fn attempt(
+        &self,
+        phase: &str,
+        invocation_id: &str,
+        attempt: u32,
+        request: prost_types::Struct,
+    ) -> Result<Reply, CallError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let plugin = self.plugin.ready(deadline).await?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        plugin
+            .invoke(
+                phase,
+                invocation_id,
+                attempt,
+                request,
+                left.max(Duration::from_millis(1)),
+            )
+            .await
+            // The time left after waiting for readiness is an implementation
+            // detail; the timeout is the subscriber's.
+            .map_err(|err| match err {
+                CallError::Timeout(_) => CallError::Timeout(self.timeout),
+                other => other,
+            })
+    }
+
+    /// Whether a failed attempt is worth another: the plugin crashed, was
+    /// not ready, timed out or lost its connection, and is not quarantined
+    /// (a quarantined plugin will not come back by itself).
+    fn retryable(&self, err: &CallError) -> bool {
+        matches!(
+            err,
+            CallError::Crashed { .. }
+                | CallError::NotReady(_)
+                | CallError::Timeout(_)
+                | CallError::Unavailable(_)
+        ) && self.plugin.state() != State::Failed
+    }
+}
