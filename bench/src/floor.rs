@@ -17,14 +17,14 @@ use crate::stats::{self, Latency};
 
 /// (a): a connection to `bench-echo raw`, running until dropped.
 #[derive(Debug)]
-pub struct RawFloor {
+pub(crate) struct RawFloor {
     conn: UnixStream,
     _peer: Peer,
 }
 
 impl RawFloor {
     /// Starts `bench-echo raw` and connects to it.
-    pub fn start(paths: &Paths, dir: &Path) -> anyhow::Result<RawFloor> {
+    pub(crate) fn start(paths: &Paths, dir: &Path) -> anyhow::Result<RawFloor> {
         let socket = dir.join("raw.sock");
         let socket_arg = socket.to_string_lossy();
         let peer = Peer::start(&paths.bin("bench-echo"), &["raw", &socket_arg])?;
@@ -33,7 +33,7 @@ impl RawFloor {
     }
 
     /// `calls` round trips of 64 bytes, each timed. Blocks.
-    pub fn samples(&mut self, calls: usize) -> anyhow::Result<Vec<Duration>> {
+    pub(crate) fn samples(&mut self, calls: usize) -> anyhow::Result<Vec<Duration>> {
         let ping = [0x5au8; 64];
         let mut pong = [0u8; 64];
         let mut samples = Vec::with_capacity(calls);
@@ -49,7 +49,7 @@ impl RawFloor {
 
 /// (b): the bare tonic server, running until dropped.
 #[derive(Debug)]
-pub struct TonicFloor {
+pub(crate) struct TonicFloor {
     _peer: Peer,
     client: PluginServiceClient<Channel>,
     request: v1::InvokeRequest,
@@ -57,7 +57,7 @@ pub struct TonicFloor {
 
 impl TonicFloor {
     /// Starts `bench-echo tonic` on `dir/NAME.sock` and connects to it.
-    pub async fn start(paths: &Paths, dir: &Path, name: &str) -> anyhow::Result<TonicFloor> {
+    pub(crate) async fn start(paths: &Paths, dir: &Path, name: &str) -> anyhow::Result<TonicFloor> {
         let socket = dir.join(format!("{name}.sock"));
         let socket_arg = socket.to_string_lossy();
         let peer = Peer::start(&paths.bin("bench-echo"), &["tonic", &socket_arg])?;
@@ -80,7 +80,7 @@ impl TonicFloor {
     }
 
     /// `calls` sequential calls, each timed.
-    pub async fn samples(&self, calls: usize) -> anyhow::Result<Vec<Duration>> {
+    pub(crate) async fn samples(&self, calls: usize) -> anyhow::Result<Vec<Duration>> {
         Latency::samples(calls, || {
             Self::call(self.client.clone(), self.request.clone())
         })
@@ -88,7 +88,11 @@ impl TonicFloor {
     }
 
     /// Calls per second with `concurrency` callers on the one connection.
-    pub async fn throughput(&self, concurrency: usize, duration: Duration) -> anyhow::Result<f64> {
+    pub(crate) async fn throughput(
+        &self,
+        concurrency: usize,
+        duration: Duration,
+    ) -> anyhow::Result<f64> {
         let client = self.client.clone();
         let request = self.request.clone();
         stats::throughput(concurrency, duration, move || {
@@ -101,7 +105,7 @@ impl TonicFloor {
 /// (b) for fan-out: the latency of `calls` rounds of one `Invoke` to each
 /// of `count` bare tonic servers at once (each in its own process, as
 /// Outboard's plugins are), after `calls / 10` untimed rounds.
-pub async fn fan_out(
+pub(crate) async fn fan_out(
     paths: &Paths,
     dir: &Path,
     count: usize,
@@ -159,7 +163,7 @@ fn invoke_request() -> v1::InvokeRequest {
 /// An HTTP/2 connection used straight from hyper, without tonic's
 /// `Channel` (whose buffer task every call passes through).
 #[derive(Debug, Clone)]
-pub struct Direct(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+pub(crate) struct Direct(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
 
 impl tower::Service<tonic::codegen::http::Request<tonic::body::Body>> for Direct {
     type Response = tonic::codegen::http::Response<hyper::body::Incoming>;
@@ -181,7 +185,7 @@ impl tower::Service<tonic::codegen::http::Request<tonic::body::Body>> for Direct
 }
 
 /// Connects straight over hyper.
-pub async fn connect_direct(socket: &Path) -> anyhow::Result<PluginServiceClient<Direct>> {
+pub(crate) async fn connect_direct(socket: &Path) -> anyhow::Result<PluginServiceClient<Direct>> {
     let stream = tokio::net::UnixStream::connect(socket).await?;
     let (send, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -196,7 +200,7 @@ pub async fn connect_direct(socket: &Path) -> anyhow::Result<PluginServiceClient
 }
 
 /// `--soak tonic-direct`.
-pub async fn soak_direct(
+pub(crate) async fn soak_direct(
     paths: &Paths,
     dir: &Path,
     callers: usize,

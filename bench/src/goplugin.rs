@@ -15,7 +15,7 @@ use crate::procs::{self, Paths};
 
 /// The go-plugin host, with its plugin started.
 #[derive(Debug)]
-pub struct GoPluginHost {
+pub(crate) struct GoPluginHost {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
@@ -25,7 +25,7 @@ pub struct GoPluginHost {
 
 /// What `info` answers.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Info {
+pub(crate) struct Info {
     /// `runtime.Version()`.
     pub go_version: String,
     /// The go-plugin module version.
@@ -36,7 +36,7 @@ pub struct Info {
 
 /// What `many` answers.
 #[derive(Debug, Clone, Copy, Deserialize)]
-pub struct Many {
+pub(crate) struct Many {
     /// Spawn of all to the last first call answered, ns.
     pub ready_ns: u64,
     /// The host's RSS with all of them running, KiB.
@@ -45,7 +45,7 @@ pub struct Many {
 
 impl GoPluginHost {
     /// Builds `bench/go-plugin` (unless `build` is false) and starts it.
-    pub fn start(paths: &Paths, build: bool) -> anyhow::Result<GoPluginHost> {
+    pub(crate) fn start(paths: &Paths, build: bool) -> anyhow::Result<GoPluginHost> {
         let binary = paths.go_bin("bench-goplugin");
         if build {
             procs::go_build(&paths.root.join("bench/go-plugin"), &binary)
@@ -91,13 +91,17 @@ impl GoPluginHost {
     }
 
     /// `calls` no-op calls, one at a time, each timed.
-    pub fn latency(&mut self, calls: usize) -> anyhow::Result<Vec<Duration>> {
+    pub(crate) fn latency(&mut self, calls: usize) -> anyhow::Result<Vec<Duration>> {
         let ns: Vec<u64> = self.ask(&format!("latency {calls}"))?;
         Ok(ns.into_iter().map(Duration::from_nanos).collect())
     }
 
     /// Calls per second with `concurrency` goroutines for `duration`.
-    pub fn throughput(&mut self, concurrency: usize, duration: Duration) -> anyhow::Result<f64> {
+    pub(crate) fn throughput(
+        &mut self,
+        concurrency: usize,
+        duration: Duration,
+    ) -> anyhow::Result<f64> {
         self.ask(&format!(
             "throughput {concurrency} {}",
             duration.as_millis().max(1)
@@ -106,19 +110,19 @@ impl GoPluginHost {
 
     /// `starts` cold starts of another plugin instance: spawn to the first
     /// call answered.
-    pub fn cold_starts(&mut self, starts: usize) -> anyhow::Result<Vec<Duration>> {
+    pub(crate) fn cold_starts(&mut self, starts: usize) -> anyhow::Result<Vec<Duration>> {
         let ns: Vec<u64> = self.ask(&format!("cold {starts}"))?;
         Ok(ns.into_iter().map(Duration::from_nanos).collect())
     }
 
     /// `count` plugins started at once: the time until all answered their
     /// first call, and the host's RSS `settle` later.
-    pub fn many(&mut self, count: usize, settle: Duration) -> anyhow::Result<Many> {
+    pub(crate) fn many(&mut self, count: usize, settle: Duration) -> anyhow::Result<Many> {
         self.ask(&format!("many {count} {}", settle.as_millis()))
     }
 
     /// The plugin's RSS in KiB.
-    pub fn plugin_rss_kib(&mut self) -> anyhow::Result<u64> {
+    pub(crate) fn plugin_rss_kib(&mut self) -> anyhow::Result<u64> {
         self.ask("rss")
     }
 }
@@ -141,7 +145,7 @@ impl Drop for GoPluginHost {
 
 /// What go-plugin measured.
 #[derive(Debug, Clone)]
-pub struct GoPlugin {
+pub(crate) struct GoPlugin {
     /// The no-op call.
     pub latency: crate::stats::Latency,
     /// Calls per second, by concurrency.
@@ -160,7 +164,7 @@ pub struct GoPlugin {
 
 impl GoPlugin {
     /// Throughput at `concurrency`, if measured.
-    pub fn throughput(&self, concurrency: usize) -> Option<f64> {
+    pub(crate) fn throughput(&self, concurrency: usize) -> Option<f64> {
         self.throughput
             .iter()
             .find(|(c, _)| *c == concurrency)

@@ -23,7 +23,7 @@ type Rates = Vec<(usize, f64)>;
 
 /// What the run needs to know besides the plan.
 #[derive(Debug)]
-pub struct Setup<'a> {
+pub(crate) struct Setup<'a> {
     /// The workspace and the built binaries.
     pub paths: &'a Paths,
     /// The scratch directory for sockets and configs.
@@ -37,7 +37,7 @@ pub struct Setup<'a> {
 }
 
 /// Measures every item of `plan`.
-pub async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results> {
+pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results> {
     let Setup { paths, dir, .. } = setup;
     step(
         "starting (a) raw echo, (b) tonic echo, (c) Outboard with one no-op plugin, (j) go-plugin",

@@ -21,11 +21,11 @@ use crate::stats::{self, Latency};
 const PHASE: &str = "bench";
 
 /// The fan-out sizes.
-pub const FAN_OUT: [usize; 4] = [1, 4, 16, 64];
+pub(crate) const FAN_OUT: [usize; 4] = [1, 4, 16, 64];
 
 /// The small context every dispatch carries: a job id and two environment
 /// variables.
-pub fn small_context() -> Map<String, Value> {
+pub(crate) fn small_context() -> Map<String, Value> {
     match json!({"job_id": "bench-0001", "env": {"CI": "true", "USER": "bench"}}) {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -69,14 +69,14 @@ async fn dispatch_ok(host: &Host, phase: &str, context: Map<String, Value>) -> a
 /// (c), (f) and the no-op plugin's RSS for (i): a host with one no-op
 /// plugin.
 #[derive(Debug)]
-pub struct Single {
+pub(crate) struct Single {
     host: Arc<Host>,
     context: Map<String, Value>,
 }
 
 impl Single {
     /// Starts the host and its plugin.
-    pub async fn start(paths: &Paths, dir: &Path) -> anyhow::Result<Single> {
+    pub(crate) async fn start(paths: &Paths, dir: &Path) -> anyhow::Result<Single> {
         let spec = noop(paths, dir, "noop", &[PHASE.to_owned()]);
         let host = Arc::new(start(&config(vec![spec], BTreeMap::new())).await?);
         Ok(Single {
@@ -86,7 +86,7 @@ impl Single {
     }
 
     /// `calls` dispatches, one at a time, each timed.
-    pub async fn samples(&self, calls: usize) -> anyhow::Result<Vec<Duration>> {
+    pub(crate) async fn samples(&self, calls: usize) -> anyhow::Result<Vec<Duration>> {
         Latency::samples(calls, || {
             dispatch_ok(&self.host, PHASE, self.context.clone())
         })
@@ -94,7 +94,11 @@ impl Single {
     }
 
     /// Dispatches per second with `concurrency` callers.
-    pub async fn throughput(&self, concurrency: usize, duration: Duration) -> anyhow::Result<f64> {
+    pub(crate) async fn throughput(
+        &self,
+        concurrency: usize,
+        duration: Duration,
+    ) -> anyhow::Result<f64> {
         let (host, context) = (self.host.clone(), self.context.clone());
         stats::throughput(concurrency, duration, move || {
             let (host, context) = (host.clone(), context.clone());
@@ -104,19 +108,19 @@ impl Single {
     }
 
     /// The plugin's RSS, in KiB.
-    pub fn plugin_rss_kib(&self) -> anyhow::Result<u64> {
+    pub(crate) fn plugin_rss_kib(&self) -> anyhow::Result<u64> {
         let pid = self.host.plugin("noop").and_then(|p| p.status().pid);
         procs::rss_kib(pid.context("the no-op plugin is not running")?)
     }
 
     /// Stops the plugin.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.host.shutdown().await;
     }
 }
 
 /// (d): `calls` dispatches of `phase` to the plugin at `command`.
-pub async fn example(
+pub(crate) async fn example(
     dir: &Path,
     name: &str,
     command: &Path,
@@ -142,7 +146,7 @@ pub async fn example(
 /// phases `par_N` (parallel) and `seq_N` (sequential) for every N above
 /// `i`, so each phase has exactly N subscribers. Returns, for each mode and
 /// N, the latency of `calls(N)` dispatches.
-pub async fn fan_out(
+pub(crate) async fn fan_out(
     paths: &Paths,
     dir: &Path,
     calls: impl Fn(usize) -> usize,
@@ -201,7 +205,7 @@ pub async fn fan_out(
 
 /// `--soak fan-out`: dispatches per second of a parallel phase with
 /// `count` no-op subscribers, one dispatch at a time.
-pub async fn soak_fan_out(
+pub(crate) async fn soak_fan_out(
     paths: &Paths,
     dir: &Path,
     count: usize,
@@ -232,7 +236,11 @@ pub async fn soak_fan_out(
 /// time, each stopped before the next. Timed around [`Plugin::start`]:
 /// runtime directory, spawn, handshake, connect, `Describe`, `Configure`,
 /// health check.
-pub async fn cold_starts(paths: &Paths, dir: &Path, runs: usize) -> anyhow::Result<Vec<Duration>> {
+pub(crate) async fn cold_starts(
+    paths: &Paths,
+    dir: &Path,
+    runs: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let spec = noop(paths, dir, "noop", &[PHASE.to_owned()]);
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -246,7 +254,7 @@ pub async fn cold_starts(paths: &Paths, dir: &Path, runs: usize) -> anyhow::Resu
 
 /// (g), many plugins: `runs` times, `count` no-op plugins started at once
 /// with [`Host::start`], timed until every one is ready.
-pub async fn cold_start_many(
+pub(crate) async fn cold_start_many(
     paths: &Paths,
     dir: &Path,
     count: usize,
@@ -269,7 +277,7 @@ pub async fn cold_start_many(
 /// (h): `kills` SIGKILLs of a supervised no-op plugin, each timed until the
 /// supervisor reports a new instance ready. Each is a first restart (the
 /// backoff resets after 1 ms up), which is immediate by design.
-pub async fn restart(paths: &Paths, dir: &Path, kills: usize) -> anyhow::Result<Latency> {
+pub(crate) async fn restart(paths: &Paths, dir: &Path, kills: usize) -> anyhow::Result<Latency> {
     let mut spec = noop(paths, dir, "victim", &[PHASE.to_owned()]);
     spec.supervision.backoff_reset_after = Duration::from_millis(1);
     spec.supervision.crash_loop_starts = u32::MAX;
@@ -304,7 +312,7 @@ pub async fn restart(paths: &Paths, dir: &Path, kills: usize) -> anyhow::Result<
 
 /// (i): the RSS of `bench-host` (a program embedding the host) once
 /// `count` no-op plugins are ready, after `settle`, in KiB.
-pub fn host_rss(paths: &Paths, count: usize, settle: Duration) -> anyhow::Result<u64> {
+pub(crate) fn host_rss(paths: &Paths, count: usize, settle: Duration) -> anyhow::Result<u64> {
     let count_arg = count.to_string();
     let noop_arg = paths.bin("bench-noop");
     let peer = procs::Peer::start(

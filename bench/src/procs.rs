@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 
 /// Where things are.
 #[derive(Debug, Clone)]
-pub struct Paths {
+pub(crate) struct Paths {
     /// The workspace root.
     pub root: PathBuf,
     /// The directory holding the harness and its sibling binaries.
@@ -19,12 +19,12 @@ pub struct Paths {
 
 impl Paths {
     /// A binary built next to the harness.
-    pub fn bin(&self, name: &str) -> PathBuf {
+    pub(crate) fn bin(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
     }
 
     /// Where the Go binaries go (as `scripts/test` builds them).
-    pub fn go_bin(&self, name: &str) -> PathBuf {
+    pub(crate) fn go_bin(&self, name: &str) -> PathBuf {
         self.root.join("target/go").join(name)
     }
 }
@@ -33,7 +33,7 @@ impl Paths {
 /// servers, the host for the memory benchmark) with the profile the harness
 /// itself was built with: `cargo run -p outboard-bench` builds only the
 /// harness.
-pub fn cargo_build(paths: &Paths) -> anyhow::Result<()> {
+pub(crate) fn cargo_build(paths: &Paths) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&paths.root)
@@ -59,7 +59,7 @@ pub fn cargo_build(paths: &Paths) -> anyhow::Result<()> {
 }
 
 /// `go build -o OUT .` in `dir`; the error says why (no Go, a failed build).
-pub fn go_build(dir: &Path, out: &Path) -> Result<(), String> {
+pub(crate) fn go_build(dir: &Path, out: &Path) -> Result<(), String> {
     let output = Command::new("go")
         .current_dir(dir)
         .arg("build")
@@ -82,7 +82,7 @@ pub fn go_build(dir: &Path, out: &Path) -> Result<(), String> {
 /// A child process that prints one line when ready and exits when its
 /// stdin closes. Dropping it closes stdin, waits a little, then kills it.
 #[derive(Debug)]
-pub struct Peer {
+pub(crate) struct Peer {
     child: Child,
     stdin: Option<ChildStdin>,
     /// The line it printed when ready.
@@ -91,7 +91,7 @@ pub struct Peer {
 
 impl Peer {
     /// Starts `program` with `args` and waits for its first stdout line.
-    pub fn start(program: &Path, args: &[&str]) -> anyhow::Result<Peer> {
+    pub(crate) fn start(program: &Path, args: &[&str]) -> anyhow::Result<Peer> {
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::piped())
@@ -118,7 +118,7 @@ impl Peer {
     }
 
     /// The child's pid.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -139,7 +139,7 @@ impl Drop for Peer {
 }
 
 /// The resident set size of process `pid`, in KiB (`VmRSS`).
-pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     status
@@ -150,7 +150,7 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// A private scratch directory under /tmp, short enough for socket paths.
-pub fn scratch() -> anyhow::Result<tempfile::TempDir> {
+pub(crate) fn scratch() -> anyhow::Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix("ob-bench-")
         .tempdir_in("/tmp")

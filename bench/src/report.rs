@@ -11,7 +11,7 @@ use crate::stats::Latency;
 
 /// Everything one run measured.
 #[derive(Debug)]
-pub struct Results {
+pub(crate) struct Results {
     /// (a) raw 64-byte ping-pong.
     pub raw: Latency,
     /// (b) bare tonic `Invoke`.
@@ -405,7 +405,7 @@ impl Results {
     }
 
     /// The two tables, as markdown.
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let mut out = String::new();
         let mut figures = vec![vec![
             "".to_owned(),

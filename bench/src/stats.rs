@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// The percentiles of a set of timings.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// How many samples.
     pub n: usize,
     /// The median.
@@ -18,7 +18,7 @@ pub struct Latency {
 
 impl Latency {
     /// The percentiles of `samples`, which must not be empty.
-    pub fn of(mut samples: Vec<Duration>) -> Latency {
+    pub(crate) fn of(mut samples: Vec<Duration>) -> Latency {
         samples.sort_unstable();
         let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
         Latency {
@@ -29,7 +29,7 @@ impl Latency {
     }
 
     /// Times `calls` runs of `call`, one after another.
-    pub async fn samples<F, Fut>(calls: usize, mut call: F) -> anyhow::Result<Vec<Duration>>
+    pub(crate) async fn samples<F, Fut>(calls: usize, mut call: F) -> anyhow::Result<Vec<Duration>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = anyhow::Result<()>>,
@@ -45,7 +45,7 @@ impl Latency {
 
     /// Times `calls` runs of `call`, one after another, after `calls / 10`
     /// untimed warm-up runs.
-    pub async fn measure<F, Fut>(calls: usize, mut call: F) -> anyhow::Result<Latency>
+    pub(crate) async fn measure<F, Fut>(calls: usize, mut call: F) -> anyhow::Result<Latency>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = anyhow::Result<()>>,
@@ -58,7 +58,7 @@ impl Latency {
 /// Completed calls per second with `concurrency` tasks calling `call` in a
 /// loop: after a warm-up of a tenth of `duration` (at most 200 ms), the
 /// calls that start and finish within the next `duration` are counted.
-pub async fn throughput<F, Fut>(
+pub(crate) async fn throughput<F, Fut>(
     concurrency: usize,
     duration: Duration,
     call: F,

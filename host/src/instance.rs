@@ -21,7 +21,7 @@ use crate::launch::{
 use crate::manifest::Manifest;
 
 /// How long a plugin has to exit after SIGTERM before it gets SIGKILL.
-pub const TERM_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const TERM_GRACE: Duration = Duration::from_secs(2);
 
 /// A plugin that completed its start and is ready for calls.
 #[derive(Debug)]

@@ -8,6 +8,8 @@
 //!   plugins, built by `scripts/build`; a missing one fails the test.
 //! - [`Sandbox`]: a runtime directory base for one test, and specs for the
 //!   fixture plugins (`broken-plugin`, `scripted-plugin`, `stress`) inside it.
+//! - [`fake`]: the host's in-memory launcher and instances, for testing
+//!   supervision and dispatch without processes, with paused time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use outboard_host::PluginSpec;
+
+/// The host's in-memory launcher (`outboard_host::testing`).
+pub use outboard_host::testing as fake;
 
 /// A binary built by this workspace (`target/<profile>/<name>`).
 pub fn bin(name: &str) -> PathBuf {

@@ -77,7 +77,7 @@ impl Stream {
 /// Forwards every line of `reader` as a log record until end of stream,
 /// remembering stderr lines in `tail`. Crash reports are grouped into one
 /// error record each (see the module documentation).
-pub async fn forward<R: AsyncBufRead + Unpin>(
+pub(crate) async fn forward<R: AsyncBufRead + Unpin>(
     plugin: Arc<str>,
     stream: Stream,
     reader: R,

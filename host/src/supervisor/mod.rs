@@ -32,6 +32,7 @@
 //! - `fake` (tests, or the `test-util` feature): an in-memory launcher.
 
 #[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
 pub mod fake;
 mod instance;
 mod policy;
