@@ -59,12 +59,10 @@ pub(crate) async fn invalid(
         return Check::not_applicable(NAME, &format!("the schema accepts {invalid}"));
     }
     let rejected = match configure(subject, manifest, &config).await {
-        Err(
-            e @ CallError::Status {
-                code: tonic::Code::InvalidArgument,
-                ..
-            },
-        ) => Ok(format!("refused: {e}")),
+        Err(CallError::Status {
+            code: tonic::Code::InvalidArgument,
+            message,
+        }) => Ok(format!("refused: InvalidArgument: {message}")),
         Err(e) => Err(format!(
             "{invalid} violates the schema; expected INVALID_ARGUMENT, got {e}"
         )),
