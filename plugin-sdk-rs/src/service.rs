@@ -9,7 +9,7 @@ use outboard_proto::v1::{self, plugin_service_server::PluginService};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use crate::{Config, Health, Invocation, Plugin, deadline};
+use crate::{Config, Health, Invocation, Plugin, PluginError, Reply, deadline};
 
 /// How long in-flight calls get when the host's `Shutdown` names no grace.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -70,6 +70,38 @@ impl<P: Plugin> PluginServer<P> {
             health,
         }
     }
+
+    /// Runs the plugin's `invoke` until it answers (`Some`), its deadline
+    /// passes (`None`), or the shutdown grace runs out (an `UNAVAILABLE`
+    /// error). Dropping the work drops the plugin's future: that is how a
+    /// call past its deadline or past the grace is cancelled.
+    async fn run_bounded(
+        &self,
+        invocation: Invocation,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<Result<Reply, PluginError>>, Status> {
+        let phase = invocation.phase.clone();
+        let id = invocation.invocation_id.clone();
+        let work = self.plugin.invoke(invocation);
+        let timed = async {
+            match deadline {
+                Some(at) => tokio::time::timeout_at(at.into(), work).await.ok(),
+                None => Some(work.await),
+            }
+        };
+        let mut abandon = self.abandon.clone();
+        tokio::select! {
+            outcome = timed => Ok(outcome),
+            _ = abandon.wait_for(|gone| *gone) => {
+                tracing::warn!(phase, invocation_id = id, "invoke cancelled: shutdown grace is over");
+                Err(Status::unavailable(format!(
+                    "{} is shutting down and cancelled the call for phase {phase:?} when the \
+                     grace period ran out",
+                    self.name
+                )))
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -123,52 +155,12 @@ impl<P: Plugin> PluginService for PluginServer<P> {
         request: Request<v1::InvokeRequest>,
     ) -> Result<Response<v1::InvokeResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let message_deadline = match request.deadline.map(SystemTime::try_from).transpose() {
-            Ok(d) => d,
-            Err(e) => {
-                return Err(Status::invalid_argument(format!(
-                    "InvokeRequest.deadline is not a valid time: {e}"
-                )));
-            }
-        };
-        let invocation = Invocation {
-            phase: request.phase,
-            invocation_id: request.invocation_id,
-            attempt: request.attempt,
-            deadline: message_deadline,
-            trace_context: request.trace_context,
-            context: request
-                .context
-                .as_ref()
-                .map(struct_to_json)
-                .unwrap_or_default(),
-        };
+        let invocation = invocation_from(request)?;
         let phase = invocation.phase.clone();
         let id = invocation.invocation_id.clone();
-        let deadline = deadline::effective(&extensions, message_deadline);
+        let deadline = deadline::effective(&extensions, invocation.deadline);
         let started = tokio::time::Instant::now();
-
-        let work = self.plugin.invoke(invocation);
-        let timed = async {
-            match deadline {
-                Some(at) => tokio::time::timeout_at(at.into(), work).await.ok(),
-                None => Some(work.await),
-            }
-        };
-        let mut abandon = self.abandon.clone();
-        // Dropping `timed` drops the plugin's future: that is how a call past
-        // its deadline or past the shutdown grace is cancelled.
-        let outcome = tokio::select! {
-            outcome = timed => outcome,
-            _ = abandon.wait_for(|gone| *gone) => {
-                tracing::warn!(phase, invocation_id = id, "invoke cancelled: shutdown grace is over");
-                return Err(Status::unavailable(format!(
-                    "{} is shutting down and cancelled the call for phase {phase:?} when the \
-                     grace period ran out",
-                    self.name
-                )));
-            }
-        };
+        let outcome = self.run_bounded(invocation, deadline).await?;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let reply = match outcome {
             None => {
@@ -230,4 +222,28 @@ impl<P: Plugin> PluginService for PluginServer<P> {
         });
         Ok(Response::new(v1::ShutdownResponse {}))
     }
+}
+
+/// The plugin's view of an `InvokeRequest`; a deadline that is not a valid
+/// time is the host's mistake, refused as `INVALID_ARGUMENT`.
+fn invocation_from(request: v1::InvokeRequest) -> Result<Invocation, Status> {
+    let deadline = request
+        .deadline
+        .map(SystemTime::try_from)
+        .transpose()
+        .map_err(|e| {
+            Status::invalid_argument(format!("InvokeRequest.deadline is not a valid time: {e}"))
+        })?;
+    Ok(Invocation {
+        phase: request.phase,
+        invocation_id: request.invocation_id,
+        attempt: request.attempt,
+        deadline,
+        trace_context: request.trace_context,
+        context: request
+            .context
+            .as_ref()
+            .map(struct_to_json)
+            .unwrap_or_default(),
+    })
 }
