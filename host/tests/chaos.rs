@@ -57,6 +57,9 @@ fn stress_processes() -> Vec<u32> {
         .collect()
 }
 
+// One scenario read top to bottom (warm up, start ten plugins, kill them
+// while dispatching, then check every report and what is left), longer than
+// a screen on purpose: its steps share most of their state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kills_while_dispatching_and_leaves_nothing_behind() {
     let sb = Sandbox::new();
