@@ -189,6 +189,7 @@ pub(crate) struct ConformanceArgs {
 /// The one plugin `describe` and `conformance` work on: a configured one
 /// (--plugin) or a command line (`-- CMD`).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["plugin", "command"])))]
 pub(crate) struct TargetArgs {
     /// The plugin, by its name in --config or --plugin-dir, started as
     /// configured (env, args, working directory, config, grants).
@@ -209,7 +210,6 @@ pub(crate) struct TargetArgs {
     /// --plugin).
     #[arg(
         last = true,
-        required_unless_present = "plugin",
         conflicts_with_all = ["plugin", "config", "plugin_dir"],
         value_name = "CMD"
     )]
