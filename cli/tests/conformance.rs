@@ -439,9 +439,9 @@ fn a_plugin_behind_an_interpreter_gets_one_name_its_manifests() {
     sandbox.assert_empty();
 }
 
-/// `describe --plugin` starts the plugin as configured, so a plugin whose
-/// schema requires keys (policy-gate's `deny`) can be described; `-- CMD`
-/// takes `--config-json`.
+/// `describe --plugin` starts the plugin as configured (in a config file
+/// or a plugin directory), so a plugin whose schema requires keys
+/// (policy-gate's `deny`) can be described; `-- CMD` takes `--config-json`.
 #[test]
 fn describe_takes_a_configured_plugin_or_a_config() {
     let sandbox = Sandbox::new();
@@ -449,6 +449,27 @@ fn describe_takes_a_configured_plugin_or_a_config() {
     let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
         .args(["describe", "--plugin", "policy-gate", "--config"])
         .arg(&config)
+        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(manifest["name"], "policy-gate");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("gate")).unwrap();
+    std::fs::write(
+        dir.path().join("gate/plugin.toml"),
+        format!(
+            "command = {:?}\n[config]\ndeny = [\"^sudo\"]\n",
+            bin("policy-gate")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["describe", "--plugin", "gate", "--plugin-dir"])
+        .arg(dir.path())
         .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
         .output()
         .unwrap();
