@@ -439,6 +439,20 @@ fn a_plugin_behind_an_interpreter_gets_one_name_its_manifests() {
     sandbox.assert_empty();
 }
 
+/// The manifest `outboard describe ARGS...` prints, with its runtime
+/// directories in `sandbox`; fails the test if it does not exit 0.
+fn describe(sandbox: &Sandbox, args: &[&std::ffi::OsStr]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .arg("describe")
+        .args(args)
+        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// `describe --plugin` starts the plugin as configured (in a config file
 /// or a plugin directory), so a plugin whose schema requires keys
 /// (policy-gate's `deny`) can be described; `-- CMD` takes `--config-json`.
@@ -446,15 +460,15 @@ fn a_plugin_behind_an_interpreter_gets_one_name_its_manifests() {
 fn describe_takes_a_configured_plugin_or_a_config() {
     let sandbox = Sandbox::new();
     let config = examples_config();
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
-        .args(["describe", "--plugin", "policy-gate", "--config"])
-        .arg(&config)
-        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = describe(
+        &sandbox,
+        &[
+            "--plugin".as_ref(),
+            "policy-gate".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    );
     assert_eq!(manifest["name"], "policy-gate");
 
     let dir = tempfile::tempdir().unwrap();
@@ -467,24 +481,27 @@ fn describe_takes_a_configured_plugin_or_a_config() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
-        .args(["describe", "--plugin", "gate", "--plugin-dir"])
-        .arg(dir.path())
-        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = describe(
+        &sandbox,
+        &[
+            "--plugin".as_ref(),
+            "gate".as_ref(),
+            "--plugin-dir".as_ref(),
+            dir.path().as_os_str(),
+        ],
+    );
     assert_eq!(manifest["name"], "policy-gate");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
-        .args(["describe", "--config-json", r#"{"deny": ["^sudo"]}"#, "--"])
-        .arg(bin("policy-gate"))
-        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let exe = bin("policy-gate");
+    let manifest = describe(
+        &sandbox,
+        &[
+            "--config-json".as_ref(),
+            r#"{"deny": ["^sudo"]}"#.as_ref(),
+            "--".as_ref(),
+            exe.as_os_str(),
+        ],
+    );
+    assert_eq!(manifest["name"], "policy-gate");
     sandbox.assert_empty();
 }
