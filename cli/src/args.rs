@@ -15,6 +15,7 @@ Examples:
   outboard run --config examples/outboard.toml -- make test
   outboard up --config examples/outboard.toml
   outboard describe -- ./target/debug/env-injector
+  outboard conformance --plugin notifier --config examples/outboard.toml
   outboard ls --config examples/outboard.toml
   outboard invoke pre_container --config examples/outboard.toml --context '{\"env\": {}}'
 
@@ -84,8 +85,12 @@ pub(crate) enum Command {
     /// Start one plugin, print its manifest as JSON, and stop it.
     ///
     /// The quickest check that an executable is a working Outboard plugin:
-    /// it must handshake, describe itself with a valid manifest, accept an
-    /// empty config and report healthy.
+    /// it must handshake, describe itself with a valid manifest, accept its
+    /// config and report healthy. `--plugin NAME` starts a plugin of
+    /// --config or --plugin-dir as configured; `-- CMD` starts a command
+    /// with the config of --config-json (default {}), every permission it
+    /// asks for granted, under its manifest's name (a first launch asks
+    /// it).
     Describe(DescribeArgs),
     /// Run a battery of conformance checks against a plugin executable.
     ///
@@ -94,8 +99,9 @@ pub(crate) enum Command {
     /// valid line within the timeout, for an offered version, naming
     /// OUTBOARD_SOCKET); socket permissions (a socket, mode 0600 or
     /// stricter); token required (Describe without or with a wrong token is
-    /// UNAUTHENTICATED); describe (a valid manifest); configure valid ({} or
-    /// --config, every asked permission granted); configure invalid (a
+    /// UNAUTHENTICATED); describe (a valid manifest); configure valid (with --plugin,
+    /// its configured config and grants; with `-- CMD`, --config-json or
+    /// {}, every asked permission granted); configure invalid (a
     /// config its schema rejects gets INVALID_ARGUMENT); health (SERVING for
     /// ""); invoke (each subscribed phase, a small job context, 2 s
     /// deadline: a known outcome and a patch that applies); unknown fields
@@ -164,12 +170,9 @@ pub(crate) struct UpArgs {
 /// The arguments of `outboard describe`.
 #[derive(Debug, Args)]
 pub(crate) struct DescribeArgs {
-    /// How long the plugin may take to print its handshake line.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    pub(crate) handshake_timeout: Duration,
-    /// The plugin's command and arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub(crate) command: Vec<String>,
+    /// Which plugin, and how it is set up.
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
 }
 
 /// The arguments of `outboard conformance`.
@@ -178,15 +181,38 @@ pub(crate) struct ConformanceArgs {
     /// Print the results as a JSON array of {name, passed, detail}.
     #[arg(long)]
     pub(crate) json: bool,
-    /// How long the plugin may take to print its handshake line.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    pub(crate) handshake_timeout: Duration,
-    /// A valid config (a JSON object), for a plugin whose schema does
-    /// not accept {}.
-    #[arg(long, value_name = "JSON")]
-    pub(crate) config: Option<String>,
-    /// The plugin's command and arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// Which plugin, and how it is set up.
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+}
+
+/// The one plugin `describe` and `conformance` work on: a configured one
+/// (--plugin) or a command line (`-- CMD`).
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["plugin", "command"])))]
+pub(crate) struct TargetArgs {
+    /// The plugin, by its name in --config or --plugin-dir, started as
+    /// configured (env, args, working directory, config, grants).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) plugin: Option<String>,
+    /// Where --plugin is configured.
+    #[command(flatten)]
+    pub(crate) source: Source,
+    /// How long the plugin may take to print its handshake line (default:
+    /// the config's for --plugin, else 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) handshake_timeout: Option<Duration>,
+    /// The config for a plugin started with `-- CMD` (a JSON object;
+    /// default {}), when its schema does not accept {}.
+    #[arg(long, value_name = "JSON", conflicts_with = "plugin")]
+    pub(crate) config_json: Option<String>,
+    /// The plugin's command and arguments, after `--` (instead of
+    /// --plugin).
+    #[arg(
+        last = true,
+        conflicts_with_all = ["plugin", "config", "plugin_dir"],
+        value_name = "CMD"
+    )]
     pub(crate) command: Vec<String>,
 }
 

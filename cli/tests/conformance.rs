@@ -28,21 +28,30 @@ fn conformance(sandbox: &Sandbox, command: &[&str]) -> (i32, Vec<Value>) {
     conformance_with(sandbox, None, command)
 }
 
-/// As [`conformance`], with `--config CONFIG` for a plugin whose schema
-/// requires keys.
+/// As [`conformance`], with `--config-json CONFIG` for a plugin whose
+/// schema requires keys.
 fn conformance_with(
     sandbox: &Sandbox,
     config: Option<&Value>,
     command: &[&str],
 ) -> (i32, Vec<Value>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outboard"));
-    cmd.args(["conformance", "--json", "--handshake-timeout", "5s"]);
+    let mut args = vec!["--handshake-timeout".to_owned(), "5s".to_owned()];
     if let Some(config) = config {
-        cmd.args(["--config", &config.to_string()]);
+        args.extend(["--config-json".to_owned(), config.to_string()]);
     }
-    let output = cmd
-        .arg("--")
-        .args(command)
+    args.push("--".to_owned());
+    args.extend(command.iter().map(|a| (*a).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, checks, _) = conformance_args(sandbox, &args);
+    (code, checks)
+}
+
+/// Runs `outboard conformance --json ARGS...` with its runtime directories
+/// in `sandbox`; returns the exit code, the checks and stderr.
+fn conformance_args(sandbox: &Sandbox, args: &[&str]) -> (i32, Vec<Value>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["conformance", "--json"])
+        .args(args)
         .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
         .output()
         .expect("run outboard conformance");
@@ -60,7 +69,11 @@ fn conformance_with(
         stderr.contains(" passed, ") && stderr.contains(" failed"),
         "no summary line: {stderr}"
     );
-    (output.status.code().expect("exited"), checks)
+    (
+        output.status.code().expect("exited"),
+        checks,
+        stderr.into_owned(),
+    )
 }
 
 fn check<'a>(checks: &'a [Value], name: &str) -> &'a Value {
@@ -282,4 +295,213 @@ fn the_python_example_plugins_pass_every_check() {
         Some(serde_json::json!({"file": scratch.path().join("chat.jsonl")})),
         &["post_container"],
     );
+}
+
+/// The example config, as the operator's file.
+fn examples_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/outboard.toml")
+        .canonicalize()
+        .expect("examples/outboard.toml")
+}
+
+/// The names of the `[[plugin]]` tables of the example config, in order.
+fn example_plugins() -> Vec<String> {
+    let text = std::fs::read_to_string(examples_config()).unwrap();
+    let config: toml::Table = text.parse().unwrap();
+    config["plugin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every plugin of `examples/outboard.toml` (the notifier with its secret
+/// from its configured env included) passes every check as the operator
+/// configured it: `--plugin NAME --config examples/outboard.toml`.
+#[test]
+fn every_plugin_of_the_example_config_passes_as_configured() {
+    let _serial = one_at_a_time();
+    let config = examples_config();
+    let plugins = example_plugins();
+    assert!(plugins.iter().any(|p| p == "notifier"), "{plugins:?}");
+    for name in &plugins {
+        let sandbox = Sandbox::new();
+        let (code, checks, stderr) = conformance_args(
+            &sandbox,
+            &["--plugin", name, "--config", config.to_str().unwrap()],
+        );
+        assert!(
+            failed(&checks).is_empty(),
+            "{name} failed: {:#?}\n{stderr}",
+            failed(&checks)
+        );
+        assert_eq!(code, 0, "{name}");
+        let describe = check(&checks, "describe")["detail"].as_str().unwrap();
+        assert!(describe.starts_with(&format!("{name} ")), "{describe}");
+        sandbox.assert_empty();
+    }
+}
+
+/// As configured, a plugin gets its own config, not `{}`: one its schema
+/// refuses blocks the checks, naming the file; an unknown name lists the
+/// configured ones.
+#[test]
+fn a_configured_plugin_is_certified_with_its_own_config() {
+    let _serial = one_at_a_time();
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"injector\"\ncommand = {:?}\n\n[plugin.config]\nprefix = 7\n\n\
+             [[plugin]]\nname = \"limiter\"\ncommand = {:?}\n",
+            bin("env-injector"),
+            bin("resource-limiter"),
+        ),
+    )
+    .unwrap();
+    let file = config.to_str().unwrap();
+    let (code, checks, _) = conformance_args(&sandbox, &["--plugin", "injector", "--config", file]);
+    assert_eq!(code, 1);
+    let valid = check(&checks, "configure valid");
+    assert_eq!(valid["outcome"], "blocked", "{valid}");
+    let detail = valid["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("the plugin's config in {file}")),
+        "{detail}"
+    );
+    assert!(detail.contains("/prefix"), "{detail}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["conformance", "--plugin", "nope", "--config", file])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"no plugin named "nope" is configured (configured: injector, limiter)"#),
+        "{stderr}"
+    );
+    std::fs::remove_file(&config).unwrap();
+    sandbox.assert_empty();
+}
+
+/// `--config` names the host's file now; JSON there gets a pointer to
+/// `--config-json`.
+#[test]
+fn json_given_to_config_points_to_config_json() {
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["conformance", "--config", r#"{"a": 1}"#, "--plugin", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--config-json"), "{stderr}");
+}
+
+/// A plugin started through an interpreter (here `sh` running a wrapper)
+/// gets one instance name, its manifest's, both in `OUTBOARD_PLUGIN_NAME`
+/// and in `Configure`, under `describe` and `conformance` alike; the
+/// host's messages name it so.
+#[test]
+fn a_plugin_behind_an_interpreter_gets_one_name_its_manifests() {
+    let _serial = one_at_a_time();
+    let sandbox = Sandbox::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let wrapper = scratch.path().join("wrapper");
+    std::fs::write(
+        &wrapper,
+        format!("exec {} ok\n", bin("broken-plugin").display()),
+    )
+    .unwrap();
+    let wrapper = wrapper.to_str().unwrap();
+    let agreed = r#"configured as "broken-ok" (OUTBOARD_PLUGIN_NAME "broken-ok")"#;
+
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["describe", "--", "sh", wrapper])
+        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(agreed), "{stderr}");
+    assert!(!stderr.contains(r#"plugin="sh""#), "{stderr}");
+    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(manifest["name"], "broken-ok");
+
+    let (code, checks, stderr) = conformance_args(&sandbox, &["--", "sh", wrapper]);
+    assert!(failed(&checks).is_empty(), "{:#?}", failed(&checks));
+    assert_eq!(code, 0);
+    assert!(stderr.contains(agreed), "{stderr}");
+    assert!(!stderr.contains(r#"configured as "sh""#), "{stderr}");
+    sandbox.assert_empty();
+}
+
+/// The manifest `outboard describe ARGS...` prints, with its runtime
+/// directories in `sandbox`; fails the test if it does not exit 0.
+fn describe(sandbox: &Sandbox, args: &[&std::ffi::OsStr]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .arg("describe")
+        .args(args)
+        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `describe --plugin` starts the plugin as configured (in a config file
+/// or a plugin directory), so a plugin whose schema requires keys
+/// (policy-gate's `deny`) can be described; `-- CMD` takes `--config-json`.
+#[test]
+fn describe_takes_a_configured_plugin_or_a_config() {
+    let sandbox = Sandbox::new();
+    let config = examples_config();
+    let manifest = describe(
+        &sandbox,
+        &[
+            "--plugin".as_ref(),
+            "policy-gate".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    );
+    assert_eq!(manifest["name"], "policy-gate");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("gate")).unwrap();
+    std::fs::write(
+        dir.path().join("gate/plugin.toml"),
+        format!(
+            "command = {:?}\n[config]\ndeny = [\"^sudo\"]\n",
+            bin("policy-gate")
+        ),
+    )
+    .unwrap();
+    let manifest = describe(
+        &sandbox,
+        &[
+            "--plugin".as_ref(),
+            "gate".as_ref(),
+            "--plugin-dir".as_ref(),
+            dir.path().as_os_str(),
+        ],
+    );
+    assert_eq!(manifest["name"], "policy-gate");
+
+    let exe = bin("policy-gate");
+    let manifest = describe(
+        &sandbox,
+        &[
+            "--config-json".as_ref(),
+            r#"{"deny": ["^sudo"]}"#.as_ref(),
+            "--".as_ref(),
+            exe.as_os_str(),
+        ],
+    );
+    assert_eq!(manifest["name"], "policy-gate");
+    sandbox.assert_empty();
 }

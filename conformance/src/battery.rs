@@ -3,19 +3,37 @@
 use outboard_host::Manifest;
 use outboard_host::launch::Launched;
 
-use crate::Options;
 use crate::check::{Check, CheckName};
 use crate::checks::{
     configure, deadline, describe, handshake, health, invoke, run_by_hand, shutdown, sigterm,
     socket, token, unknown_fields,
 };
+use crate::probe::manifest_name;
 use crate::subject::Subject;
+use crate::{Options, Setting};
 
 /// Runs every check against the plugin, in order. Leaves no process and no
 /// runtime directory behind.
 pub async fn run(options: &Options) -> Vec<Check> {
     let mut results = Results::default();
     results.record(CheckName::RunByHand, run_by_hand::check(options).await);
+    let named;
+    let options = match options.setting {
+        Setting::Configured => options,
+        Setting::Command { .. } => match named_by_manifest(options).await {
+            Ok(renamed) => {
+                named = renamed;
+                &named
+            }
+            Err(check) => {
+                // The first launch is the handshake check's: it failed.
+                results.record(CheckName::Handshake, check);
+                results.block_the_rest("no handshake");
+                results.record(CheckName::Sigterm, sigterm::check(options).await);
+                return results.checks;
+            }
+        },
+    };
     match handshake::check(options).await {
         (check, Some(launched)) => {
             results.record(CheckName::Handshake, check);
@@ -31,6 +49,26 @@ pub async fn run(options: &Options) -> Vec<Check> {
     }
     results.record(CheckName::Sigterm, sigterm::check(options).await);
     results.checks
+}
+
+/// `options` with the plugin named after its manifest, for a command line:
+/// a first launch asks the name, so that `OUTBOARD_PLUGIN_NAME` and
+/// `Configure` agree on it (PROTOCOL.md §2.1). A plugin that shakes hands
+/// but does not describe itself keeps the command's name (the describe
+/// check says why); one that does not shake hands fails the handshake
+/// check, given as the `Err`.
+async fn named_by_manifest(options: &Options) -> Result<Options, Check> {
+    let launched = match handshake::check(options).await {
+        (_, Some(launched)) => launched,
+        (check, None) => return Err(check),
+    };
+    let name = manifest_name(&launched, options.handshake_timeout).await;
+    launched.kill().await;
+    let mut named = options.clone();
+    if let Ok(name) = name {
+        named.spec.name = name;
+    }
+    Ok(named)
 }
 
 /// The checks after the handshake, on that one launch. An `Err` says why
@@ -55,10 +93,10 @@ async fn on_one_launch(
     let (check, manifest) = describe::check(&subject).await;
     results.record(CheckName::Describe, check);
     let manifest = manifest.ok_or("no valid manifest")?;
-    let (check, config) = configure::valid(&subject, &manifest, options.config.as_ref()).await;
+    let (check, config) = configure::valid(&subject, &manifest, options).await;
     results.record(CheckName::ConfigureValid, check);
     let config = config.ok_or("not configured")?;
-    let check = configure::invalid(&subject, &manifest, &config).await;
+    let check = configure::invalid(&subject, &manifest, options, &config).await;
     results.record(CheckName::ConfigureInvalid, check);
     results.record(CheckName::Health, health::check(&subject).await);
     invocations(&subject, &manifest, results).await;

@@ -10,7 +10,11 @@
 //! (passed); both say `skipped:` and why in their detail.
 //!
 //! The plugin is launched, called and bounded exactly as the host does it
-//! (`outboard_host::launch`), so what passes here starts in a host.
+//! (`outboard_host::launch`), so what passes here starts in a host; given
+//! as the operator configured it ([`Setting::Configured`]), it runs with its
+//! configured env, args, config and grants. Its instance name is the same
+//! in `OUTBOARD_PLUGIN_NAME` and in `Configure` (PROTOCOL.md §2.1): the
+//! configured name, or for a command line the manifest's name.
 //!
 //! Every process started is killed (whole group) and every runtime
 //! directory removed before [`run`] returns, whatever failed.
@@ -20,11 +24,13 @@
 //! - `check`: [`Check`], [`CheckName`] and [`Outcome`], the typed results.
 //! - `battery`: [`run`], the checks in order as named steps.
 //! - `subject`: the plugin launched for the checks, with its connections.
+//! - `probe`: [`named_by_manifest`], the name a command line goes by.
 //! - `checks/`: one file per check or small group of checks.
 
 mod battery;
 mod check;
 mod checks;
+mod probe;
 mod subject;
 
 use std::time::Duration;
@@ -34,17 +40,35 @@ use serde_json::{Map, Value};
 
 pub use battery::run;
 pub use check::{Check, CheckName, Outcome};
+pub use probe::named_by_manifest;
 
 /// What to check, and how.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The plugin as a spec (command, args; name from the file name).
+    /// The plugin as a spec: from a command line ([`Setting::Command`]) or
+    /// from the operator's config ([`Setting::Configured`]).
     pub spec: PluginSpec,
     /// How long the plugin may take to print its handshake line; also the
     /// bound of the setup calls (`Describe`, `Configure`, health).
     pub handshake_timeout: Duration,
-    /// A valid config, for a plugin whose schema rejects `{}`.
-    pub config: Option<Map<String, Value>>,
+    /// Where its name, config and grants come from.
+    pub setting: Setting,
+}
+
+/// Where the name, the config and the grants of the plugin under test come
+/// from.
+#[derive(Debug, Clone)]
+pub enum Setting {
+    /// A plugin given as a command line: named after its manifest (a first
+    /// launch asks it, see [`named_by_manifest`]), configured with `config`
+    /// (`{}` if none), granted every permission it asks for.
+    Command {
+        /// A valid config, for a plugin whose schema rejects `{}`.
+        config: Option<Map<String, Value>>,
+    },
+    /// A plugin as the operator configured it: the spec's name, env, args,
+    /// working directory, config and grants, as a host would start it.
+    Configured,
 }
 
 impl Options {

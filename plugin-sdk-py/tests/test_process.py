@@ -70,6 +70,13 @@ def test_a_repeated_token_is_refused_even_if_one_is_right(sample: RunningPlugin)
     assert "given 2 times" in raised.value.details()  # type: ignore[attr-defined]
 
 
+def test_a_child_of_the_plugin_does_not_see_the_token(sample: RunningPlugin) -> None:
+    answer = sample.invoke("pre_container", {"metadata": {"sample": {"child_env": True}}})
+    names = answer.context["metadata"]["child_env"]
+    assert "PATH" in names, names
+    assert [n for n in names if n.startswith("OUTBOARD_")] == [], names
+
+
 def test_health_is_served_without_the_token(sample: RunningPlugin) -> None:
     health = health_pb2_grpc.HealthStub(sample.channel)
     answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)

@@ -20,6 +20,8 @@
 //! - `server`, `service`, `auth`, `deadline` (private): [`serve_with`], the
 //!   `PluginService` implementation, the token interceptor and the call
 //!   deadlines.
+//! - `environment` (private): the `OUTBOARD_*` variables, taken out of the
+//!   environment before children can inherit them.
 //! - [`logging`]: JSON log lines on stderr, as the host parses them.
 //! - [`testing`]: [`testing::Harness`], to unit-test a plugin without a
 //!   host.
@@ -66,6 +68,7 @@ pub mod testing;
 
 mod auth;
 mod deadline;
+mod environment;
 mod server;
 mod service;
 
@@ -98,8 +101,10 @@ pub async fn serve<P: Plugin>(plugin: P) -> Result<(), ServeError> {
 }
 
 /// The whole `main` of a plugin: installs the JSON log subscriber (unless
-/// one is already installed, see [`logging::init`]), builds a tokio runtime,
-/// [`serve`]s, and turns the result into the exit code — 0 after a graceful
+/// one is already installed, see [`logging::init`]), takes the `OUTBOARD_*`
+/// variables out of the environment (so that no child the plugin starts
+/// sees the token; call it before starting any thread), builds a tokio
+/// runtime, [`serve`]s, and turns the result into the exit code — 0 after a graceful
 /// stop, 1 with one line on stderr otherwise.
 pub fn run<P: Plugin>(plugin: P) -> ExitCode {
     let name = plugin.manifest().name().to_owned();
@@ -116,6 +121,8 @@ where
     Fut: std::future::Future<Output = Result<(), ServeError>>,
 {
     logging::init();
+    // Before any runtime thread exists: children must not inherit the token.
+    environment::take();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

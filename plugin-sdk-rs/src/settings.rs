@@ -94,9 +94,10 @@ impl Settings {
         self
     }
 
-    /// Reads the `OUTBOARD_*` variables of this process.
+    /// Reads the `OUTBOARD_*` variables of this process (as they were
+    /// before [`run`](crate::run) took them out of its environment).
     pub fn from_env() -> Result<Settings, SettingsError> {
-        Settings::from_lookup(|var| std::env::var(var).ok())
+        Settings::from_lookup(crate::environment::var)
     }
 
     /// Reads the `OUTBOARD_*` variables through `lookup`, so that the rules

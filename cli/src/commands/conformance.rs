@@ -1,12 +1,11 @@
-//! `outboard conformance -- CMD`: the battery's results for people (a
-//! table) or scripts (JSON).
+//! `outboard conformance`: the battery's results for people (a table) or
+//! scripts (JSON).
 
 use std::io::Write;
 
-use anyhow::Context as _;
-use outboard_conformance::{Options, run as run_checks};
-use serde_json::Value;
+use outboard_conformance::{Options, Setting, run as run_checks};
 
+use super::target::Target;
 use crate::args::ConformanceArgs;
 use crate::exit::EXIT_CHECK_FAILED;
 use crate::render::checks::{summary, table};
@@ -14,18 +13,18 @@ use crate::render::checks::{summary, table};
 /// Runs the checks, prints them (a table, or JSON with the summary on
 /// stderr), and returns 0 if all passed, else 1.
 pub(crate) async fn run(args: ConformanceArgs) -> anyhow::Result<u8> {
-    let spec = outboard_host::config::spec_for_command(&args.command)?;
-    let config = match args.config.as_deref() {
-        None => None,
-        Some(text) => match serde_json::from_str(text).context("--config is not JSON")? {
-            Value::Object(map) => Some(map),
-            _ => anyhow::bail!("--config must be a JSON object"),
+    let target = Target::from_args(&args.target)?;
+    let options = match target {
+        Target::Configured(spec) => Options {
+            handshake_timeout: spec.handshake_timeout,
+            spec,
+            setting: Setting::Configured,
         },
-    };
-    let options = Options {
-        spec,
-        handshake_timeout: args.handshake_timeout,
-        config,
+        Target::Command { spec, config } => Options {
+            handshake_timeout: spec.handshake_timeout,
+            spec,
+            setting: Setting::Command { config },
+        },
     };
     let checks = run_checks(&options).await;
     let mut out = std::io::stdout().lock();

@@ -8,6 +8,7 @@ mod describe;
 mod invoke;
 mod ls;
 mod run;
+mod target;
 mod up;
 
 use std::future::Future;

@@ -7,38 +7,65 @@ use serde_json::{Map, Value};
 
 use crate::check::{Check, CheckName};
 use crate::subject::Subject;
+use crate::{Options, Setting};
 
 /// The key sent in a config the plugin should reject.
 const UNKNOWN_CONFIG_KEY: &str = "outboard_conformance_unknown_key";
 
-/// Configures the plugin with `given` (`{}` if none), which its schema must
-/// accept; the config, if the plugin took it, is for the checks that follow.
+/// Configures the plugin with its config (the one given, else `{}`, for a
+/// command line; the configured one otherwise), which its schema must
+/// accept; the config, if the plugin took it, is for the checks that
+/// follow.
 pub(crate) async fn valid(
     subject: &Subject<'_>,
     manifest: &Manifest,
-    given: Option<&Map<String, Value>>,
+    options: &Options,
 ) -> (Check, Option<Map<String, Value>>) {
     const NAME: CheckName = CheckName::ConfigureValid;
-    let config = given.cloned().unwrap_or_default();
+    let (config, origin) = match &options.setting {
+        Setting::Command {
+            config: Some(given),
+        } => (given.clone(), Origin::Given),
+        Setting::Command { config: None } => (Map::new(), Origin::Empty),
+        Setting::Configured => (
+            options.spec.config.clone(),
+            Origin::Configured(options.spec.source.display().to_string()),
+        ),
+    };
     if let Err(violations) = manifest.validate_config(&Value::Object(config.clone())) {
-        let why = if given.is_some() {
-            format!("the config given with --config violates the schema: {violations}")
-        } else {
-            format!("the schema requires keys; give --config JSON ({violations})")
+        let why = match origin {
+            Origin::Given => {
+                format!("the config given with --config-json violates the schema: {violations}")
+            }
+            Origin::Empty => {
+                format!("the schema requires keys; give --config-json JSON ({violations})")
+            }
+            Origin::Configured(file) => {
+                format!("the plugin's config in {file} violates the schema: {violations}")
+            }
         };
         return (Check::blocked(NAME, &why), None);
     }
-    match configure(subject, manifest, &config).await {
+    let grants = Grants::of(manifest, options);
+    match configure(subject, &grants.given, &config).await {
         Ok(()) => {
-            let detail = format!(
-                "accepted {}{}",
-                Value::Object(config.clone()),
-                granted_note(manifest)
-            );
+            // Values stay out of the detail: a config may hold secrets.
+            let keys: Vec<&str> = config.keys().map(String::as_str).collect();
+            let detail = format!("accepted {{{}}}{}", keys.join(", "), grants.note());
             (Check::pass(NAME, detail), Some(config))
         }
         Err(e) => (Check::fail(NAME, e.to_string()), None),
     }
+}
+
+/// Where the config under test comes from.
+enum Origin {
+    /// `--config-json`.
+    Given,
+    /// Nothing given: `{}`.
+    Empty,
+    /// The operator's file, named.
+    Configured(String),
 }
 
 /// Configures the plugin with a key its schema refuses, when there is one,
@@ -47,6 +74,7 @@ pub(crate) async fn valid(
 pub(crate) async fn invalid(
     subject: &Subject<'_>,
     manifest: &Manifest,
+    options: &Options,
     valid: &Map<String, Value>,
 ) -> Check {
     const NAME: CheckName = CheckName::ConfigureInvalid;
@@ -58,7 +86,8 @@ pub(crate) async fn invalid(
     if manifest.validate_config(&invalid).is_ok() {
         return Check::not_applicable(NAME, &format!("the schema accepts {invalid}"));
     }
-    let rejected = match configure(subject, manifest, &config).await {
+    let grants = Grants::of(manifest, options);
+    let rejected = match configure(subject, &grants.given, &config).await {
         Err(CallError::Status {
             code: tonic::Code::InvalidArgument,
             message,
@@ -70,7 +99,7 @@ pub(crate) async fn invalid(
             "accepted {invalid}, which violates its own schema (expected INVALID_ARGUMENT)"
         )),
     };
-    match (rejected, configure(subject, manifest, valid).await) {
+    match (rejected, configure(subject, &grants.given, valid).await) {
         (Ok(detail), Ok(())) => Check::pass(NAME, detail),
         (Err(e), _) => Check::fail(NAME, e),
         (Ok(_), Err(e)) => Check::fail(
@@ -80,22 +109,18 @@ pub(crate) async fn invalid(
     }
 }
 
-/// `Configure` with `config`, granting every permission the manifest asks
-/// for.
+/// `Configure` with `config` and the permissions `granted`, under the
+/// name the launch gave in `OUTBOARD_PLUGIN_NAME` (PROTOCOL.md §2.1: the
+/// same value).
 async fn configure(
     subject: &Subject<'_>,
-    manifest: &Manifest,
+    granted: &[String],
     config: &Map<String, Value>,
 ) -> Result<(), CallError> {
-    let granted: Vec<String> = manifest
-        .permissions
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
     let configuration = Configuration {
         config,
-        granted: &granted,
-        instance_name: &manifest.name,
+        granted,
+        instance_name: subject.launched.name(),
     };
     subject
         .launched
@@ -103,14 +128,53 @@ async fn configure(
         .await
 }
 
-fn granted_note(manifest: &Manifest) -> String {
-    if manifest.permissions.is_empty() {
-        return String::new();
+/// The permissions the plugin asks for, split into those granted and those
+/// withheld: every one for a command line, those in its `grant` list (or
+/// `*`) as configured.
+struct Grants {
+    /// Granted, in the manifest's order.
+    given: Vec<String>,
+    /// Asked for but not granted by the config.
+    withheld: Vec<String>,
+    /// `true` when every permission asked for is granted unasked.
+    all: bool,
+}
+
+impl Grants {
+    fn of(manifest: &Manifest, options: &Options) -> Grants {
+        let all = match options.setting {
+            Setting::Command { .. } => true,
+            Setting::Configured => options.spec.grant.iter().any(|g| g == "*"),
+        };
+        let (given, withheld) = manifest
+            .permissions
+            .iter()
+            .map(|p| p.name.clone())
+            .partition(|name| all || options.spec.grant.contains(name));
+        Grants {
+            given,
+            withheld,
+            all: matches!(options.setting, Setting::Command { .. }),
+        }
     }
-    let names: Vec<&str> = manifest
-        .permissions
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
-    format!(" (granted every permission asked: {})", names.join(", "))
+
+    /// What the check's detail says of them.
+    fn note(&self) -> String {
+        let mut note = String::new();
+        if !self.given.is_empty() {
+            let what = if self.all {
+                "granted every permission asked"
+            } else {
+                "granted"
+            };
+            note.push_str(&format!(" ({what}: {})", self.given.join(", ")));
+        }
+        if !self.withheld.is_empty() {
+            note.push_str(&format!(
+                " (not granted by its config: {})",
+                self.withheld.join(", ")
+            ));
+        }
+        note
+    }
 }

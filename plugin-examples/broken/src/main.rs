@@ -173,10 +173,17 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
     Ok(())
 }
 
-/// Spawns `sleep 300` in this process group, inheriting stdout and stderr,
-/// and logs its pid.
+/// Spawns `sleep 300` in this process group, inheriting stdout and stderr
+/// but none of the `OUTBOARD_*` variables (the token above all, as
+/// PROTOCOL.md §2.1 asks), and logs its pid.
 fn spawn_grandchild() -> Result<std::process::Child, String> {
-    let child = std::process::Command::new("sleep")
+    let mut command = std::process::Command::new("sleep");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OUTBOARD_") {
+            command.env_remove(name);
+        }
+    }
+    let child = command
         .arg("300")
         .stdin(std::process::Stdio::null())
         .spawn()

@@ -96,9 +96,13 @@ impl PluginService for Broken {
     ) -> Result<Response<v1::ConfigureResponse>, Status> {
         let request = request.into_inner();
         let keys = request.config.map_or(0, |c| c.fields.len());
+        // Both names the host gives this instance, so that tests can see
+        // that they agree (PROTOCOL.md §2.1).
+        let env_name = std::env::var(outboard_proto::handshake::ENV_PLUGIN_NAME).ok();
         eprintln!(
-            "configured as {:?} with {keys} config key(s)",
-            request.instance_name
+            "configured as {:?} (OUTBOARD_PLUGIN_NAME {:?}) with {keys} config key(s)",
+            request.instance_name,
+            env_name.as_deref().unwrap_or("<unset>")
         );
         Ok(Response::new(v1::ConfigureResponse {}))
     }

@@ -366,6 +366,18 @@ async fn forks_grandchild_in_its_group() {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("grandchild alive");
     let group = stat.split(' ').nth(4).expect("pgrp field");
     assert_eq!(group, p.child.id().expect("running").to_string());
+    // The plugin's credentials stay with the plugin.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("grandchild's environ");
+    let names: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter_map(|var| var.split(|b| *b == b'=').next())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "PATH"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("OUTBOARD_")),
+        "the grandchild sees {names:?}"
+    );
     drop(p);
     // The group kill took the grandchild too (it may linger as a zombie of
     // init for a moment, so wait for /proc to say so).

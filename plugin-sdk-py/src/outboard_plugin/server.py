@@ -19,7 +19,7 @@ from .manifest import ManifestError
 from .plugin import Plugin
 from .reflection import LazyReflection
 from .service import PluginServicer, busy, plugin_service_handlers
-from .settings import Settings
+from .settings import Settings, remove_from_environment
 from .workers import WorkerPool
 
 log = logging.getLogger("outboard_plugin")
@@ -194,6 +194,8 @@ async def serve(plugin: Plugin) -> None:
         raise ServeError(by_hand_message(name)) from None
     except SettingsError as e:
         raise ServeError(f"{name}: {e}") from None
+    # Read once, kept in `settings`: a child the plugin starts must not see the token.
+    remove_from_environment()
     await serve_with(plugin, settings)
 
 

@@ -78,6 +78,15 @@ class Settings:
         )
 
 
+def remove_from_environment() -> None:
+    """Removes every ``OUTBOARD_*`` variable from this process's environment
+    once :meth:`Settings.from_env` has read them, so that no process the
+    plugin starts inherits the token (PROTOCOL.md §2.1); later variables of
+    that prefix (host-service credentials) go too."""
+    for name in [n for n in os.environ if n.startswith("OUTBOARD_")]:
+        del os.environ[name]
+
+
 def parse_versions(raw: str) -> list[int]:
     """Parses ``OUTBOARD_PROTOCOL_VERSIONS`` leniently: entries split on
     ``,``, spaces around them and empty entries ignored; anything else that

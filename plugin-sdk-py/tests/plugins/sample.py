@@ -9,6 +9,8 @@ It subscribes to ``pre_container`` and answers from its context:
 - ``metadata.sample.unhealthy``: report ``NOT_SERVING`` (ask for a restart);
 - ``metadata.sample.abort``: a message to abort with;
 - ``metadata.sample.fail``: a message to fail with (``INVALID_ARGUMENT``);
+- ``metadata.sample.child_env``: start ``env`` as a child and set
+  ``/metadata/child_env`` to the names of the variables it saw;
 - otherwise it sets ``/env/GREETING`` to ``hello, <USER>``.
 
 Its config schema accepts ``greeting`` (a string) and nothing else.
@@ -16,6 +18,7 @@ Its config schema accepts ``greeting`` (a string) and nothing else.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Any
 
@@ -70,6 +73,10 @@ class Sample(Plugin):
             return Reply.abort(str(sample["abort"]))
         if "fail" in sample:
             raise PluginError.invalid_context(str(sample["fail"]))
+        if "child_env" in sample:
+            seen = subprocess.run(["env"], capture_output=True, text=True, check=True).stdout
+            names = sorted(line.split("=", 1)[0] for line in seen.splitlines() if "=" in line)
+            return Reply.ok().set("/metadata/child_env", names)
         user = invocation.env("USER") or "world"
         return Reply.ok().set("/env/GREETING", f"{self.greeting}, {user}").with_message("greeted")
 
