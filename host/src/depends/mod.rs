@@ -10,6 +10,7 @@
 
 mod turn;
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::manifest::Manifest;
@@ -89,7 +90,12 @@ impl std::error::Error for DependencyErrors {}
 /// ignored; present ones order the start and must meet their requirement.
 pub(crate) fn plan(nodes: &[Node<'_>]) -> Vec<Result<Vec<usize>, DependencyErrors>> {
     let (edges, mut problems) = resolve(nodes);
+    let (_, unordered) = layered(&edges);
     for (i, problems) in problems.iter_mut().enumerate() {
+        // Only what layering could not place can be on a cycle.
+        if !unordered[i] {
+            continue;
+        }
         if let Some(cycle) = cycle_through(i, &edges) {
             let names = cycle.iter().map(|&j| nodes[j].name.to_owned()).collect();
             problems.push(DependencyError::Cycle(names));
@@ -113,19 +119,41 @@ pub(crate) fn plan(nodes: &[Node<'_>]) -> Vec<Result<Vec<usize>, DependencyError
 /// missing dependency is no edge, and what a cycle leaves goes last.
 pub(crate) fn stop_layers(nodes: &[Node<'_>]) -> Vec<Vec<usize>> {
     let (edges, _) = resolve(nodes);
-    let mut left: Vec<usize> = (0..nodes.len()).collect();
-    let mut layers = Vec::new();
-    while !left.is_empty() {
-        let depended_on = |i: &usize| left.iter().any(|&other| edges[other].contains(i));
-        let (layer, rest): (Vec<usize>, Vec<usize>) = left.iter().partition(|&i| !depended_on(i));
-        if layer.is_empty() {
-            layers.push(rest);
-            break;
-        }
-        layers.push(layer);
-        left = rest;
+    let (mut layers, unordered) = layered(&edges);
+    let cyclic: Vec<usize> = (0..nodes.len()).filter(|&i| unordered[i]).collect();
+    if !cyclic.is_empty() {
+        layers.push(cyclic);
     }
     layers
+}
+
+/// Kahn's layering over `edges`, dependents first; and which nodes it could
+/// not place (those on a cycle, or waiting for one).
+fn layered(edges: &[Vec<usize>]) -> (Vec<Vec<usize>>, Vec<bool>) {
+    // How many nodes still running depend on each node.
+    let mut dependents = vec![0usize; edges.len()];
+    for &j in edges.iter().flatten() {
+        dependents[j] += 1;
+    }
+    let mut unordered = vec![true; edges.len()];
+    let mut layer: Vec<usize> = (0..edges.len()).filter(|&i| dependents[i] == 0).collect();
+    let mut layers = Vec::new();
+    while !layer.is_empty() {
+        let mut next = Vec::new();
+        for &i in &layer {
+            unordered[i] = false;
+            for &j in &edges[i] {
+                dependents[j] -= 1;
+                if dependents[j] == 0 {
+                    next.push(j);
+                }
+            }
+        }
+        next.sort_unstable();
+        next.dedup();
+        layers.push(std::mem::replace(&mut layer, next));
+    }
+    (layers, unordered)
 }
 
 /// Each node's edges (the nodes it waits for) and its problems other than
@@ -133,18 +161,31 @@ pub(crate) fn stop_layers(nodes: &[Node<'_>]) -> Vec<Vec<usize>> {
 fn resolve(nodes: &[Node<'_>]) -> (Vec<Vec<usize>>, Vec<Vec<DependencyError>>) {
     let mut edges = vec![Vec::new(); nodes.len()];
     let mut problems = vec![Vec::new(); nodes.len()];
+    // By manifest name; a config of thousands of plugins stays linear.
+    let mut by_manifest: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (j, node) in nodes.iter().enumerate() {
+        if let Some(m) = node.manifest {
+            by_manifest.entry(&*m.name).or_default().push(j);
+        }
+    }
+    let by_name: HashMap<&str, usize> =
+        nodes.iter().enumerate().map(|(j, n)| (n.name, j)).collect();
     for (i, node) in nodes.iter().enumerate() {
         let Some(manifest) = node.manifest else {
             continue;
         };
         for dep in &manifest.dependencies {
-            let providers: Vec<usize> = (0..nodes.len())
-                .filter(|&j| j != i && nodes[j].manifest.is_some_and(|m| m.name == dep.name))
+            let providers: Vec<usize> = by_manifest
+                .get(&*dep.name)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&j| j != i)
                 .collect();
             if providers.is_empty() && !dep.optional {
-                problems[i].push(match nodes.iter().find(|n| n.name == dep.name) {
+                problems[i].push(match by_name.get(&*dep.name) {
                     // It failed before saying what it is: most likely it.
-                    Some(failed) => DependencyError::Failed(failed.name.to_owned()),
+                    Some(&j) => DependencyError::Failed(nodes[j].name.to_owned()),
                     None => DependencyError::Missing {
                         dependency: dep.name.clone(),
                     },

@@ -160,3 +160,22 @@ fn stop_layers_put_a_cycle_last_without_blocking() {
     ];
     assert_eq!(stop_layers(&nodes(&ms)), [vec![2], vec![0, 1]]);
 }
+
+#[test]
+fn a_long_chain_is_planned_in_linear_time() {
+    // p0 ← p1 ← … ← p19999: quadratic work would take minutes here.
+    let n = 20_000;
+    let ms: Vec<Manifest> = (0..n)
+        .map(|i| {
+            let dep = format!("p{}", i.max(1) - 1);
+            let deps: &[&str] = if i == 0 { &[] } else { &[&dep] };
+            manifest(&format!("p{i}"), "1.0.0", deps)
+        })
+        .collect();
+    let nodes = nodes(&ms);
+    let plan = plan(&nodes);
+    assert_eq!(plan[n - 1], Ok(vec![n - 2]));
+    let layers = stop_layers(&nodes);
+    assert_eq!(layers.len(), n);
+    assert_eq!(layers[0], [n - 1]);
+}
