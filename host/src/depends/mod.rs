@@ -39,6 +39,17 @@ pub enum DependencyError {
         /// The manifest name it requires.
         dependency: String,
     },
+    /// A required dependency named after a configured plugin whose
+    /// manifest carries another name (dependencies name manifests).
+    #[error(
+        "requires plugin {dependency}, but the plugin configured as {dependency} is named {manifest} in its manifest"
+    )]
+    Misnamed {
+        /// The manifest name it requires.
+        dependency: String,
+        /// The manifest name of the instance called `dependency`.
+        manifest: String,
+    },
     /// A dependency whose version does not meet the requirement.
     #[error("requires plugin {dependency} {requirement}, but plugin {found} is version {version}")]
     Unsatisfied {
@@ -183,13 +194,23 @@ fn resolve(nodes: &[Node<'_>]) -> (Vec<Vec<usize>>, Vec<Vec<DependencyError>>) {
                 .filter(|&j| j != i)
                 .collect();
             if providers.is_empty() && !dep.optional {
-                problems[i].push(match by_name.get(&*dep.name) {
-                    // It failed before saying what it is: most likely it.
-                    Some(&j) => DependencyError::Failed(nodes[j].name.to_owned()),
-                    None => DependencyError::Missing {
-                        dependency: dep.name.clone(),
+                problems[i].push(
+                    match by_name
+                        .get(&*dep.name)
+                        .filter(|&&j| j != i)
+                        .map(|&j| nodes[j].manifest)
+                    {
+                        // It failed before saying what it is: most likely it.
+                        Some(None) => DependencyError::Failed(dep.name.clone()),
+                        Some(Some(m)) => DependencyError::Misnamed {
+                            dependency: dep.name.clone(),
+                            manifest: m.name.clone(),
+                        },
+                        None => DependencyError::Missing {
+                            dependency: dep.name.clone(),
+                        },
                     },
-                });
+                );
             }
             for &j in &providers {
                 let Some(found) = nodes[j].manifest else {

@@ -141,6 +141,20 @@ fn instances_sharing_a_manifest_name_are_all_waited_for() {
 }
 
 #[test]
+fn a_dependency_on_an_instance_name_says_what_its_manifest_is_called() {
+    let ms = [
+        manifest("a", "1.0.0", &["cache"]),
+        manifest("redis-cache", "1.0.0", &[]),
+    ];
+    let mut nodes = nodes(&ms);
+    nodes[1].name = "cache";
+    assert_eq!(
+        errors(&plan(&nodes)[0]),
+        "requires plugin cache, but the plugin configured as cache is named redis-cache in its manifest"
+    );
+}
+
+#[test]
 fn a_dependency_that_failed_before_describe_is_named_as_failed() {
     let ms = [manifest("a", "1.0.0", &["b"])];
     let mut nodes = nodes(&ms);
