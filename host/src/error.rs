@@ -127,6 +127,10 @@ pub enum ErrorKind {
     /// A call failed.
     #[error("{0}")]
     Call(#[from] CallError),
+    /// Its manifest's dependencies are missing, unsatisfied or cyclic, or
+    /// one of them failed to start.
+    #[error("{0}")]
+    Dependencies(crate::depends::DependencyErrors),
 }
 
 /// Why one call to a plugin failed.

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{self, PhaseSpec};
 use crate::config::{HostConfig, PluginSpec};
+use crate::depends::{self, Node, StartOrder, Turn};
 use crate::dispatch::{self, Report, Route, Subscriber};
 use crate::error::Error;
 use crate::instance::Plugin;
@@ -99,8 +100,10 @@ impl fmt::Display for StartFailures {
 impl std::error::Error for StartFailures {}
 
 impl Host {
-    /// Starts every plugin of `config` at once. If any fails, the others are
-    /// stopped and every failure is returned.
+    /// Starts every plugin of `config` at once, each configured only once
+    /// the plugins it depends on are ready. If any fails (a missing,
+    /// unsatisfied or cyclic dependency included), the others are stopped
+    /// and every failure is returned.
     pub async fn start(config: &HostConfig) -> Result<Host, StartFailures> {
         Host::start_with(config, Arc::new(PluginLauncher)).await
     }
@@ -112,9 +115,9 @@ impl Host {
         launcher: Arc<dyn Launcher>,
     ) -> Result<Host, StartFailures> {
         let starter = launcher.clone();
-        let (instances, failures) = start_each(config.plugins.clone(), move |spec| {
+        let (instances, failures) = start_each(config.plugins.clone(), move |spec, turn| {
             let launcher = starter.clone();
-            async move { launcher.launch(&spec).await }
+            async move { launcher.launch_in_turn(&spec, &turn).await }
         })
         .await;
         if !failures.is_empty() {
@@ -237,33 +240,22 @@ impl Host {
     }
 }
 
-/// Layers of plugins to stop one after another: first those no other plugin
-/// depends on, last those everything depends on. A dependency cycle (or a
-/// dependency on a plugin that is not running) does not block: what is left
-/// goes in a last layer.
+/// Layers of plugins to stop one after another: dependents first, as the
+/// start's graph has it (`depends::stop_layers`).
 fn stop_order(plugins: &[Arc<Supervisor>]) -> Vec<Vec<Arc<Supervisor>>> {
-    let mut left: Vec<Arc<Supervisor>> = plugins.to_vec();
-    let mut layers = Vec::new();
-    while !left.is_empty() {
-        let depended_on = |p: &Arc<Supervisor>| {
-            left.iter().any(|other| {
-                other.name() != p.name()
-                    && other
-                        .manifest()
-                        .dependencies
-                        .iter()
-                        .any(|d| d.name == p.manifest().name)
-            })
-        };
-        let (layer, rest): (Vec<_>, Vec<_>) = left.iter().cloned().partition(|p| !depended_on(p));
-        if layer.is_empty() {
-            layers.push(rest);
-            break;
-        }
-        layers.push(layer);
-        left = rest;
-    }
-    layers
+    let manifests: Vec<_> = plugins.iter().map(|p| p.manifest()).collect();
+    let nodes: Vec<Node<'_>> = plugins
+        .iter()
+        .zip(&manifests)
+        .map(|(p, m)| Node {
+            name: p.name(),
+            manifest: Some(m),
+        })
+        .collect();
+    depends::stop_layers(&nodes)
+        .into_iter()
+        .map(|layer| layer.into_iter().map(|i| plugins[i].clone()).collect())
+        .collect()
 }
 
 /// Resolves who runs `phase`, in which order, with which timeout and policy.
@@ -317,25 +309,40 @@ fn route(phase: &str, spec: PhaseSpec, plugins: &[Arc<Supervisor>]) -> Route {
     }
 }
 
-/// Starts every plugin at once; returns the ready ones (sorted by name) and
-/// the failures (sorted by plugin name).
+/// Starts every plugin at once, each configured once the plugins it
+/// depends on are ready; returns the ready ones (sorted by name) and the
+/// failures (sorted by plugin name).
 pub async fn start_all(specs: Vec<PluginSpec>) -> (Vec<Plugin>, Vec<(String, Error)>) {
-    start_each(specs, |spec| async move { Plugin::start(&spec).await }).await
+    start_each(specs, |spec, turn| async move {
+        Plugin::start_in_turn(&spec, Some(&turn)).await
+    })
+    .await
 }
 
-/// Runs `start` on every spec at once; returns what started, sorted by
-/// plugin name, and the failures, sorted by plugin name.
+/// Runs `start` on every spec at once, each with its [`Turn`] in one start
+/// order; returns what started, sorted by plugin name, and the failures,
+/// sorted by plugin name.
 async fn start_each<T, F, S>(specs: Vec<PluginSpec>, start: S) -> (Vec<T>, Vec<(String, Error)>)
 where
     T: Send + 'static,
     F: Future<Output = Result<T, Error>> + Send + 'static,
-    S: Fn(PluginSpec) -> F,
+    S: Fn(PluginSpec, Arc<Turn>) -> F,
 {
+    let order = StartOrder::new(specs.iter().map(|s| s.name.clone()).collect());
     let mut starting = JoinSet::new();
-    for spec in specs {
+    for (index, spec) in specs.into_iter().enumerate() {
         let name = spec.name.clone();
-        let started = start(spec);
-        starting.spawn(async move { (name, started.await) });
+        let turn = Arc::new(order.turn(index));
+        let started = start(spec, turn.clone());
+        starting.spawn(async move {
+            let started = started.await;
+            if started.is_ok() {
+                turn.ready();
+            }
+            // Dropped unready (failed, panicked): dependents stop waiting.
+            drop(turn);
+            (name, started)
+        });
     }
     let mut plugins = Vec::new();
     let mut failures = Vec::new();

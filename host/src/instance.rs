@@ -1,7 +1,8 @@
 //! One running plugin: start it until it is ready, call it, stop it.
 //!
 //! Start is spawn → handshake → connect → `Describe` → manifest validation →
-//! config validation → `Configure` → health check. Any failure on the way
+//! config validation → (its turn: the plugins it depends on ready) →
+//! `Configure` → health check. Any failure on the way
 //! kills the plugin's process group and removes its runtime directory before
 //! the error is returned, so a failed start leaves nothing behind.
 //!
@@ -14,6 +15,7 @@ use outboard_proto::patch::{self, PatchOp};
 use outboard_proto::v1;
 
 use crate::config::PluginSpec;
+use crate::depends::Turn;
 use crate::error::{CallError, Error, ErrorKind};
 use crate::launch::{
     Clients, Configuration, Deadline, Exit, Launched, PluginProcess, group_members, launch,
@@ -85,10 +87,16 @@ impl Plugin {
     /// `Configure`, health). A failure anywhere leaves nothing running and no
     /// runtime directory behind.
     pub async fn start(spec: &PluginSpec) -> Result<Plugin, Error> {
+        Plugin::start_in_turn(spec, None).await
+    }
+
+    /// [`Plugin::start`], sending `Configure` only once `turn` says the
+    /// plugins it depends on are ready.
+    pub async fn start_in_turn(spec: &PluginSpec, turn: Option<&Turn>) -> Result<Plugin, Error> {
         let started = Instant::now();
         let launched = launch(spec).await?;
         let clients = launched.connect(spec.handshake_timeout).await?;
-        let manifest = Plugin::set_up(&launched, &clients, spec)
+        let manifest = Plugin::set_up(&launched, &clients, spec, turn)
             .await
             .map_err(|kind| Error::new(&**launched.name(), kind))?;
         let plugin = Plugin {
@@ -115,10 +123,14 @@ impl Plugin {
         launched: &Launched,
         clients: &Clients,
         spec: &PluginSpec,
+        turn: Option<&Turn>,
     ) -> Result<Manifest, ErrorKind> {
         let timeout = spec.handshake_timeout;
         let manifest = launched.describe(clients, timeout).await?;
         manifest.validate_config(&serde_json::Value::Object(spec.config.clone()))?;
+        if let Some(turn) = turn {
+            turn.wait(&manifest).await?;
+        }
         let granted = granted(&spec.name, &manifest, &spec.grant);
         let configuration = Configuration {
             config: &spec.config,

@@ -11,6 +11,8 @@
 //!   name: bounded lines, the stderr tail, JSON records, crash reports.
 //! - `manifest`: what a plugin says about itself in `Describe`, validated,
 //!   and its config checked against the schema it declares.
+//! - `depends`: the plugins' dependency graph: start order, stop order,
+//!   and the missing, unsatisfied or cyclic dependencies that refuse a start.
 //! - `instance`: one running plugin: start → ready, call, stop.
 //! - `supervisor`: a plugin kept ready: restarts with backoff, health
 //!   checks, crash-loop quarantine.
@@ -24,6 +26,7 @@
 //! (crate `outboard-cli`) decides what a person sees.
 
 pub mod config;
+mod depends;
 mod dispatch;
 mod error;
 mod host;
@@ -38,6 +41,7 @@ pub use config::{
     Defaults, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy, Retry,
     SubscriptionOverride, Supervision,
 };
+pub use depends::{DependencyError, DependencyErrors, Turn};
 pub use dispatch::{
     Entry, FailureKind, Outcome, Report, Route, Subscriber, Verdict, patch_to_json,
 };

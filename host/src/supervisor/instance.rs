@@ -19,6 +19,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::config::PluginSpec;
+use crate::depends::Turn;
 use crate::error::{CallError, Error};
 use crate::instance::{Plugin, Reply};
 use crate::manifest::Manifest;
@@ -86,6 +87,24 @@ pub trait Launcher: fmt::Debug + Send + Sync + 'static {
         &'a self,
         spec: &'a PluginSpec,
     ) -> BoxFuture<'a, Result<Arc<dyn Instance>, Error>>;
+
+    /// [`Launcher::launch`] as one of plugins starting together: `Configure`
+    /// waits for `turn`. This default waits after the launch instead (the
+    /// start is refused the same, but not ordered).
+    fn launch_in_turn<'a>(
+        &'a self,
+        spec: &'a PluginSpec,
+        turn: &'a Turn,
+    ) -> BoxFuture<'a, Result<Arc<dyn Instance>, Error>> {
+        Box::pin(async move {
+            let instance = self.launch(spec).await?;
+            if let Err(kind) = turn.wait(instance.manifest()).await {
+                instance.terminate().await;
+                return Err(Error::new(instance.name(), kind));
+            }
+            Ok(instance)
+        })
+    }
 }
 
 /// The real launcher: a plugin process, through [`Plugin::start`].
@@ -99,6 +118,17 @@ impl Launcher for PluginLauncher {
     ) -> BoxFuture<'a, Result<Arc<dyn Instance>, Error>> {
         Box::pin(async move {
             let plugin = Plugin::start(spec).await?;
+            Ok(Arc::new(plugin) as Arc<dyn Instance>)
+        })
+    }
+
+    fn launch_in_turn<'a>(
+        &'a self,
+        spec: &'a PluginSpec,
+        turn: &'a Turn,
+    ) -> BoxFuture<'a, Result<Arc<dyn Instance>, Error>> {
+        Box::pin(async move {
+            let plugin = Plugin::start_in_turn(spec, Some(turn)).await?;
             Ok(Arc::new(plugin) as Arc<dyn Instance>)
         })
     }

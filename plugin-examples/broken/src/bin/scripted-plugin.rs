@@ -23,6 +23,12 @@
 //!
 //! `SCRIPTED_START_DELAY_MS` delays the start (before the handshake), for
 //! tests that need a plugin to take a while to come back.
+//!
+//! For the start order: `SCRIPTED_DEPENDS` is a comma list of dependencies
+//! for its manifest, each `name`, `name@requirement`, with a trailing `?`
+//! when optional. With `SCRIPTED_READY_DIR`, `Configure` refuses unless
+//! `<dir>/<dependency>` exists for each required dependency, then waits
+//! `SCRIPTED_CONFIGURE_DELAY_MS` and creates `<dir>/<name>`.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::OpenOptionsExt;
@@ -36,6 +42,8 @@ use serde_json::{Map, Value};
 struct Scripted {
     name: String,
     subscriptions: Vec<(String, i32, bool)>,
+    /// `(name, requirement, optional)`, from `SCRIPTED_DEPENDS`.
+    dependencies: Vec<(String, String, bool)>,
     scripts: Mutex<BTreeMap<String, Map<String, Value>>>,
 }
 
@@ -48,6 +56,13 @@ impl Plugin for Scripted {
                 manifest.subscribe_idempotent(phase, *priority)
             } else {
                 manifest.subscribe(phase, *priority)
+            };
+        }
+        for (name, req, optional) in &self.dependencies {
+            manifest = if *optional {
+                manifest.depends_on_optional(name, req)
+            } else {
+                manifest.depends_on(name, req)
             };
         }
         manifest
@@ -67,7 +82,7 @@ impl Plugin for Scripted {
             .scripts
             .lock()
             .map_err(|_| PluginError::internal("poisoned"))? = scripts;
-        Ok(())
+        self.mark_configured().await
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Reply, PluginError> {
@@ -151,11 +166,41 @@ impl Plugin for Scripted {
     }
 }
 
+impl Scripted {
+    /// Checks that its required dependencies were configured first, then
+    /// (after the configured delay) says that it is.
+    async fn mark_configured(&self) -> Result<(), PluginError> {
+        let Some(dir) = std::env::var_os("SCRIPTED_READY_DIR").map(std::path::PathBuf::from) else {
+            return Ok(());
+        };
+        for (name, _, optional) in &self.dependencies {
+            if !optional && !dir.join(name).exists() {
+                return Err(PluginError::invalid_config(format!(
+                    "configured before its dependency {name} was"
+                )));
+            }
+        }
+        if let Some(ms) = env_ms("SCRIPTED_CONFIGURE_DELAY_MS") {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.join(&self.name))
+            .map_err(|e| {
+                PluginError::internal(format!("cannot mark {} configured: {e}", self.name))
+            })?;
+        Ok(())
+    }
+}
+
+fn env_ms(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 fn main() -> ExitCode {
-    if let Some(ms) = std::env::var("SCRIPTED_START_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(ms) = env_ms("SCRIPTED_START_DELAY_MS") {
         std::thread::sleep(Duration::from_millis(ms));
     }
     let name = std::env::var("OUTBOARD_PLUGIN_NAME").unwrap_or_else(|_| "scripted".to_owned());
@@ -170,9 +215,23 @@ fn main() -> ExitCode {
             Some((phase, priority, idempotent))
         })
         .collect();
+    let dependencies = std::env::var("SCRIPTED_DEPENDS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| {
+            let entry = entry.trim();
+            let (entry, optional) = entry
+                .strip_suffix('?')
+                .map_or((entry, false), |e| (e, true));
+            let (name, req) = entry.split_once('@').unwrap_or((entry, ""));
+            (name.to_owned(), req.to_owned(), optional)
+        })
+        .collect();
     outboard_plugin::run(Scripted {
         name,
         subscriptions,
+        dependencies,
         scripts: Mutex::new(BTreeMap::new()),
     })
 }
