@@ -74,6 +74,23 @@ pub enum ConfigError {
         /// Why it could not be read.
         error: io::Error,
     },
+    /// A config file is not a regular file (a FIFO, a device, a
+    /// directory...).
+    #[error("cannot read {}: it is {kind}, not a regular file", path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead, e.g. `a FIFO`.
+        kind: &'static str,
+    },
+    /// A config file is larger than any config needs to be.
+    #[error("cannot read {}: it is larger than {} MiB, the most a config file may hold", path.display(), limit >> 20)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// A plugin directory could not be listed.
     #[error("cannot read plugin directory {}: {}", path.display(), io_reason(error))]
     ReadDir {

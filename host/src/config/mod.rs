@@ -65,12 +65,14 @@
 //! - `schema`: the TOML format and its resolution into specs.
 //! - `discover`: plugin directories.
 //! - `command`: a `command` as an executable's absolute path.
+//! - `limits`: the bounds of every duration and count, and of a file's size.
 //! - `value`: durations and a config table as JSON.
 //! - `error`: [`ConfigError`], naming the file, the line and the field.
 
 mod command;
 mod discover;
 mod error;
+mod limits;
 mod phase;
 mod schema;
 mod spec;
@@ -84,6 +86,7 @@ mod tests;
 pub use command::{COMMAND_LINE_SOURCE, spec_for_command};
 pub use discover::{ENV_PLUGIN_DIR, dirs_from_env, discover, discover_with, split_dirs};
 pub use error::{ConfigError, Location, Subject};
+pub use limits::MAX_CONFIG_FILE_BYTES;
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
 pub use spec::{

@@ -599,3 +599,5 @@ fn discover_errors() {
         )
     );
 }
+
+mod hardening;

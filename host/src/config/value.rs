@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+use super::limits::{CountBounds, DurationBounds};
+
 /// A duration as written, parsed with humantime once its span is known.
 /// Its own visitor so that `call_timeout = 5` says what is expected.
 #[derive(Debug)]
@@ -31,36 +33,70 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
-/// Parses an optional humantime duration; the error carries the value's span
-/// and says why.
+/// Parses an optional humantime duration within `bounds`; the error carries
+/// the value's span and says why.
 pub(super) fn duration(
     value: &Option<Spanned<DurationText>>,
     fallback: Duration,
-    allow_zero: bool,
+    bounds: DurationBounds,
 ) -> Result<Duration, (Range<usize>, String)> {
     let Some(value) = value else {
         return Ok(fallback);
     };
     let text = &value.get_ref().0;
-    match humantime::parse_duration(text) {
-        Ok(d) if d.is_zero() && !allow_zero => {
-            Err((value.span(), format!("{text:?} must be longer than zero")))
+    let why = match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() && !bounds.min.is_zero() => {
+            format!("{text:?} must be longer than zero")
         }
-        Ok(d) => Ok(d),
-        Err(e) => Err((
-            value.span(),
-            format!("{text:?} is not a duration like \"10s\" or \"500ms\": {e}"),
-        )),
-    }
+        Ok(d) if d < bounds.min => format!(
+            "{text:?} is shorter than the minimum, {}",
+            humantime::format_duration(bounds.min)
+        ),
+        Ok(d) if d > bounds.max => format!(
+            "{text:?} is longer than the maximum, {}",
+            humantime::format_duration(bounds.max)
+        ),
+        Ok(d) => return Ok(d),
+        Err(e) => format!("{text:?} is not a duration like \"10s\" or \"500ms\": {e}"),
+    };
+    Err((value.span(), why))
 }
 
-/// Parses an optional, non-zero humantime duration that has no fallback.
+/// Parses an optional humantime duration within `bounds` that has no
+/// fallback.
 pub(super) fn optional_duration(
     value: &Option<Spanned<DurationText>>,
+    bounds: DurationBounds,
 ) -> Result<Option<Duration>, (Range<usize>, String)> {
     match value {
         None => Ok(None),
-        Some(_) => duration(value, Duration::ZERO, false).map(Some),
+        Some(_) => duration(value, Duration::ZERO, bounds).map(Some),
+    }
+}
+
+/// An optional count within `bounds`, or `fallback` when left out; the
+/// error carries the value's span and says why.
+pub(super) fn count(
+    value: &Option<Spanned<u32>>,
+    fallback: u32,
+    bounds: CountBounds,
+) -> Result<u32, (Range<usize>, String)> {
+    let Some(value) = value else {
+        return Ok(fallback);
+    };
+    let n = *value.get_ref();
+    if n < bounds.min {
+        Err((
+            value.span(),
+            format!("must be at least {}{}", bounds.min, bounds.meaning),
+        ))
+    } else if n > bounds.max {
+        Err((
+            value.span(),
+            format!("{n} is more than the maximum, {}", bounds.max),
+        ))
+    } else {
+        Ok(n)
     }
 }
 
