@@ -43,7 +43,8 @@
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory
-//! when it contains a `/`, or a bare name looked up on `PATH`. It is resolved
+//! (through a symlink, the target's) when it contains a `/`, or a bare name
+//! looked up on `PATH`. It is resolved
 //! when the file is loaded, so a missing executable is reported then, with
 //! the file and the line, not at the first spawn.
 //!
@@ -53,7 +54,9 @@
 //! `command` names an executable in the folder if there is one (else it is
 //! looked up on `PATH`), and `working_dir` defaults to the folder.
 //!
-//! Unknown keys are errors, so a typo is caught with the file and the line.
+//! Unknown keys are errors, so a typo is caught with the file and the line;
+//! every duration and count has bounds (`limits`); a file is read only if
+//! it is a regular file of at most [`MAX_CONFIG_FILE_BYTES`].
 //!
 //! # Layout
 //!
