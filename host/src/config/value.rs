@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use super::limits::{CountBounds, DurationBounds};
+use super::limits::{CountBounds, DurationBounds, MAX_CONFIG_DEPTH};
 
 /// A duration as written, parsed with humantime once its span is known.
 /// Its own visitor so that `call_timeout = 5` says what is expected.
@@ -101,22 +101,42 @@ pub(super) fn count(
 }
 
 /// A TOML table as a JSON object. Datetimes become their TOML text; a float
-/// with no JSON form (nan, inf) is an error naming its key.
+/// with no JSON form (nan, inf) and a value nested deeper than
+/// [`MAX_CONFIG_DEPTH`] are errors naming their key.
 pub(super) fn toml_table_to_json(
     table: toml::Table,
     at: &str,
+) -> Result<serde_json::Map<String, Value>, (String, String)> {
+    table_to_json(table, at, 1)
+}
+
+/// `table`, whose keys are at `depth` (1 for the config's own keys).
+fn table_to_json(
+    table: toml::Table,
+    at: &str,
+    depth: usize,
 ) -> Result<serde_json::Map<String, Value>, (String, String)> {
     table
         .into_iter()
         .map(|(k, v)| {
             let here = format!("{at}.{k}");
-            toml_to_json(v, &here).map(|v| (k, v))
+            toml_to_json(v, &here, depth).map(|v| (k, v))
         })
         .collect()
 }
 
-/// One TOML value as JSON; `at` names it in an error (`config.tags[1]`).
-fn toml_to_json(value: toml::Value, at: &str) -> Result<Value, (String, String)> {
+/// One TOML value at `depth` as JSON; `at` names it in an error
+/// (`config.tags[1]`).
+fn toml_to_json(value: toml::Value, at: &str, depth: usize) -> Result<Value, (String, String)> {
+    let nested = matches!(value, toml::Value::Array(_) | toml::Value::Table(_));
+    if nested && depth >= MAX_CONFIG_DEPTH {
+        return Err((
+            at.to_owned(),
+            format!(
+                "nests deeper than {MAX_CONFIG_DEPTH} levels of tables and arrays, more than a plugin can decode"
+            ),
+        ));
+    }
     Ok(match value {
         toml::Value::String(s) => Value::String(s),
         toml::Value::Integer(i) => Value::from(i),
@@ -132,9 +152,9 @@ fn toml_to_json(value: toml::Value, at: &str) -> Result<Value, (String, String)>
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| toml_to_json(v, &format!("{at}[{i}]")))
+                .map(|(i, v)| toml_to_json(v, &format!("{at}[{i}]"), depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
-        toml::Value::Table(t) => Value::Object(toml_table_to_json(t, at)?),
+        toml::Value::Table(t) => Value::Object(table_to_json(t, at, depth + 1)?),
     })
 }

@@ -304,3 +304,41 @@ fn a_symlinked_config_resolves_relative_to_its_target() {
     let err = load(&link).expect_err("missing").to_string();
     assert!(err.starts_with(&format!("{}:3: ", link.display())), "{err}");
 }
+
+/// `config = { x = { a = ... } }` with `tables` tables under `x`.
+fn nested_config(tables: usize) -> String {
+    let inner = format!("{}1{}", "{ a = ".repeat(tables), " }".repeat(tables));
+    plugin_with(&format!("config = {{ x = {inner} }}"))
+}
+
+#[test]
+fn config_depth_is_bounded_to_what_a_plugin_can_decode() {
+    use prost::Message;
+
+    let dir = fixture();
+    // x holds 31 tables: the deepest keys are 32 levels down.
+    let path = write_config(dir.path(), &nested_config(31));
+    let cfg = load(&path).expect("32 levels are accepted");
+    let request = outboard_proto::v1::ConfigureRequest {
+        config: Some(outboard_proto::json::json_to_struct(&cfg.plugins[0].config)),
+        ..Default::default()
+    };
+    let bytes = request.encode_to_vec();
+    outboard_proto::v1::ConfigureRequest::decode(bytes.as_slice())
+        .expect("a plugin can decode the deepest config accepted");
+    let err = load_err(dir.path(), &nested_config(32));
+    assert!(
+        err.contains(":4: plugin \"a\": config.x.a.a")
+            && err.ends_with(
+                "nests deeper than 32 levels of tables and arrays, more than a plugin can decode"
+            ),
+        "{err}"
+    );
+    let arrays = plugin_with(&format!(
+        "config = {{ x = {}1{} }}",
+        "[".repeat(32),
+        "]".repeat(32)
+    ));
+    let err = load_err(dir.path(), &arrays);
+    assert!(err.contains("config.x[0][0]"), "{err}");
+}
