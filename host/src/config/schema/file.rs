@@ -12,6 +12,7 @@ use outboard_proto::names::{invalid_phase_name, is_valid_phase_name};
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
+use super::lines::LineIndex;
 use super::source::{Scope, Source};
 use super::{DefaultsToml, FileToml, PhaseToml, PluginToml};
 use crate::config::error::{ConfigError, Location, Subject};
@@ -190,12 +191,33 @@ fn file_kind(kind: &fs::FileType) -> &'static str {
     }
 }
 
-/// `text` in the shape of `T`; toml's message names the key and the line.
+/// `text` in the shape of `T`; the error names the line and the column.
 fn from_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Toml {
-        path: path.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
+    toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| LineIndex::new(text).line_column(text, span.start));
+        ConfigError::Toml {
+            path: path.to_owned(),
+            line: at.map(|(line, _)| line),
+            column: at.map(|(_, column)| column),
+            message: match e.span().and_then(|span| key_before(text, span.start)) {
+                Some(key) => format!("{}: {}", key.escape_debug(), e.message().trim_end()),
+                None => e.message().trim_end().to_owned(),
+            },
+        }
     })
+}
+
+/// The key of a `key = value` whose value starts at `offset`, read from the
+/// text before it: toml's message does not name the key, and the line it
+/// would quote instead may hold a secret.
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let before = text.get(..offset)?;
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let key = line.trim_end().strip_suffix('=')?.trim_end();
+    let key = key.rsplit([' ', '\t', '{', ',']).next()?;
+    (!key.is_empty()).then_some(key)
 }
 
 impl DefaultsToml {

@@ -29,6 +29,19 @@ impl LineIndex {
     }
 }
 
+impl LineIndex {
+    /// The 1-based line and column (in characters) of `offset` in `text`,
+    /// the text this index was made of.
+    pub(super) fn line_column(&self, text: &str, offset: usize) -> (usize, usize) {
+        let line = self.line(offset);
+        let start = self.starts[line - 1];
+        let column = text
+            .get(start..offset.min(text.len()))
+            .map_or(1, |before| before.chars().count() + 1);
+        (line, column)
+    }
+}
+
 /// How many line starts lookups compared, so a test can prove lookups are
 /// logarithmic without timing them.
 #[cfg(test)]
@@ -59,5 +72,7 @@ mod tests {
         let lines: Vec<usize> = (0..=8).map(|o| index.line(o)).collect();
         assert_eq!(lines, [1, 1, 2, 2, 2, 3, 4, 4, 4]);
         assert_eq!(LineIndex::new("").line(0), 1);
+        let text = "ab\néx = 1";
+        assert_eq!(LineIndex::new(text).line_column(text, 6), (2, 3));
     }
 }

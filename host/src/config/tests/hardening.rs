@@ -342,3 +342,19 @@ fn config_depth_is_bounded_to_what_a_plugin_can_decode() {
     let err = load_err(dir.path(), &arrays);
     assert!(err.contains("config.x[0][0]"), "{err}");
 }
+
+#[test]
+fn a_toml_error_does_not_quote_the_line() {
+    let dir = fixture();
+    let err = load_err(
+        dir.path(),
+        &plugin_with("env = { API_TOKEN = \"hunter2\", PORT = 8080 }"),
+    );
+    assert!(
+        err.ends_with(":4:39: PORT: invalid type: integer `8080`, expected a string"),
+        "{err}"
+    );
+    let err = load_err(dir.path(), &plugin_with("env = { API_TOKEN = \"hunter2 }"));
+    assert!(err.contains(":4:"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
