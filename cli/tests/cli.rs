@@ -515,3 +515,61 @@ fn up_says_when_it_is_ready_even_with_no_plugins() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(child.wait().expect("wait").code(), Some(0));
 }
+
+#[test]
+fn a_huge_duration_is_a_config_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("outboard.toml");
+    let plugin = common::bin("env-injector");
+    std::fs::write(
+        &file,
+        format!(
+            "[[plugin]]\nname = \"a\"\ncommand = {:?}\ncall_timeout = \"300000000000y\"\n",
+            plugin.display()
+        ),
+    )
+    .expect("write");
+    let out = outboard(&["run", "--config", file.to_str().unwrap(), "--", "true"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains(
+            "outboard.toml:4: plugin \"a\": call_timeout \"300000000000y\" is longer than the maximum, 1h"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_fifo_as_config_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("outboard.toml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["ls", "--config", fifo.to_str().unwrap()])
+        .env("OUTBOARD_RUNTIME_DIR", "/tmp")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn outboard");
+    let mut status = None;
+    let done = common::wait_until(Duration::from_secs(20), || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    });
+    if !done {
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        panic!("outboard blocked on a FIFO given as --config");
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = text(&out.stderr);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("outboard.toml: it is a FIFO, not a regular file"),
+        "{stderr}"
+    );
+}

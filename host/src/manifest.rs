@@ -6,6 +6,8 @@
 //! (`subscriptions[1].phase`) and quoting the bad value, so a plugin author
 //! fixes them in one round instead of one per restart.
 
+mod secrets;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -13,6 +15,8 @@ use outboard_proto::manifest;
 use outboard_proto::v1;
 use serde::Serialize;
 use serde_json::Value;
+
+use self::secrets::SecretKeys;
 
 pub use outboard_proto::manifest::FieldError;
 
@@ -42,6 +46,9 @@ pub struct Manifest {
     /// `config_schema`, compiled once at validation.
     #[serde(skip)]
     validator: Option<Arc<jsonschema::Validator>>,
+    /// The config keys whose values a violation must not quote.
+    #[serde(skip)]
+    secret_keys: SecretKeys,
 }
 
 /// A plugin's interest in one phase.
@@ -194,6 +201,7 @@ impl Manifest {
                 })
                 .collect(),
             dependencies,
+            secret_keys: SecretKeys::of_schema(config_schema.as_ref()),
             config_schema,
             validator,
         })
@@ -211,7 +219,9 @@ impl Manifest {
 
     /// Checks a config against the plugin's schema, listing every violation.
     /// A config is always a JSON object (it travels as a
-    /// `google.protobuf.Struct`); without a schema any object will do.
+    /// `google.protobuf.Struct`); without a schema any object will do. A
+    /// violation quotes the value it is about unless that value is, or
+    /// holds, a secret (see `secrets`): then only its type is named.
     pub fn validate_config(&self, config: &Value) -> Result<(), ConfigSchemaError> {
         if !config.is_object() {
             return Err(ConfigSchemaError {
@@ -226,9 +236,18 @@ impl Manifest {
         };
         let violations: Vec<ConfigViolation> = validator
             .iter_errors(config)
-            .map(|e| ConfigViolation {
-                instance_path: e.instance_path().as_str().to_owned(),
-                message: e.to_string(),
+            .map(|e| {
+                let instance_path = e.instance_path().as_str().to_owned();
+                let message = if self.secret_keys.covers(&instance_path, e.instance()) {
+                    e.masked_with(secrets::placeholder(e.instance()))
+                        .to_string()
+                } else {
+                    e.to_string()
+                };
+                ConfigViolation {
+                    instance_path,
+                    message,
+                }
             })
             .collect();
         if violations.is_empty() {
@@ -689,6 +708,61 @@ mod tests {
         assert_eq!(
             err.to_string(),
             r#"(root): "memory" is a required property"#
+        );
+    }
+
+    #[test]
+    fn violations_do_not_quote_secret_values() {
+        let mut m = good();
+        m.config_schema = Some(schema(json!({
+            "properties": {
+                "secret": {"type": "string"},
+                "webhook": {"type": "string", "format": "uri", "minLength": 40, "writeOnly": true},
+                "db": {"$ref": "#/$defs/dsn"},
+                "memory": {"type": "string"}
+            },
+            "$defs": {"dsn": {"type": "integer", "x-secret": true}},
+            "not": {"required": ["forbidden"]}
+        })));
+        let m = Manifest::from_proto(m, 1).expect("valid manifest");
+        let config = json!({
+            "secret": ["hunter2-in-an-array"],
+            "webhook": "https://hooks.example/T0/hunter2",
+            "db": "postgres://u:hunter2@db",
+            "memory": 12,
+            "forbidden": true,
+            "api_token": "hunter2-token"
+        });
+        let err = m.validate_config(&config).expect_err("violations");
+        let text = err.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        let lines: Vec<String> = err.violations.iter().map(ToString::to_string).collect();
+        assert!(
+            lines.contains(&r#"/secret: the secret array is not of type "string""#.to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("/webhook: the secret string ")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&r#"/db: the secret string is not of type "integer""#.to_owned()),
+            "{lines:?}"
+        );
+        // Values that are not secret are still quoted, to help the operator.
+        assert!(
+            lines.contains(&r#"/memory: 12 is not of type "string""#.to_owned()),
+            "{lines:?}"
+        );
+        // The whole config holds secrets: a violation at the root names it
+        // by type only.
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("(root): ") && l.ends_with(" the secret object")),
+            "{lines:?}"
         );
     }
 

@@ -1,8 +1,10 @@
 //! Plugin directories: one folder per plugin, each with a `plugin.toml`,
 //! named by `--plugin-dir` or `OUTBOARD_PLUGIN_DIR`.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
+use std::io;
 use std::path::PathBuf;
 
 use super::error::{ConfigError, Location};
@@ -25,6 +27,8 @@ pub fn discover_with(
     defaults: &Defaults,
 ) -> Result<Vec<PluginSpec>, ConfigError> {
     let mut found: Vec<PluginSpec> = Vec::new();
+    // Name → index in `found`: a lookup per folder, not a scan.
+    let mut names: HashMap<String, usize> = HashMap::new();
     let mut seen_dirs = Vec::new();
     for dir in dirs {
         // The same directory named twice (say by --plugin-dir and by
@@ -46,7 +50,13 @@ pub fn discover_with(
         folders.sort();
         for folder in folders.into_iter().filter(|p| p.is_dir()) {
             let file = folder.join(PLUGIN_FILE_NAME);
-            if !file.is_file() {
+            // Only a plugin.toml that is not there means "not a plugin"; one
+            // that is there but cannot be read (a FIFO, a device, no
+            // permission) is an error from load_plugin_file, never a plugin
+            // silently left out.
+            if let Err(e) = fs::symlink_metadata(&file)
+                && e.kind() == io::ErrorKind::NotFound
+            {
                 tracing::debug!(folder = %folder.display(), "no {PLUGIN_FILE_NAME}, not a plugin");
                 continue;
             }
@@ -54,9 +64,10 @@ pub fn discover_with(
                 tracing::debug!(file = %file.display(), "plugin disabled");
                 continue;
             };
-            if let Some(other) = found.iter().find(|p| p.name == spec.name) {
-                return Err(defined_twice(other, spec));
+            if let Some(&other) = names.get(&spec.name) {
+                return Err(defined_twice(&found[other], spec));
             }
+            names.insert(spec.name.clone(), found.len());
             found.push(spec);
         }
     }
@@ -82,10 +93,15 @@ impl HostConfig {
     /// Adds plugins found elsewhere (plugin directories); a name already
     /// taken is an error naming both sources. Keeps the list sorted.
     pub fn add_plugins(&mut self, more: Vec<PluginSpec>) -> Result<(), ConfigError> {
+        // Name → index: a lookup per added plugin, not a scan.
+        let mut names: HashMap<String, usize> = (self.plugins.iter().enumerate())
+            .map(|(i, p)| (p.name.clone(), i))
+            .collect();
         for spec in more {
-            if let Some(existing) = self.plugin(&spec.name) {
-                return Err(defined_twice(existing, spec));
+            if let Some(&i) = names.get(&spec.name) {
+                return Err(defined_twice(&self.plugins[i], spec));
             }
+            names.insert(spec.name.clone(), self.plugins.len());
             self.plugins.push(spec);
         }
         self.plugins.sort_by(|a, b| a.name.cmp(&b.name));

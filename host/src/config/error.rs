@@ -74,6 +74,23 @@ pub enum ConfigError {
         /// Why it could not be read.
         error: io::Error,
     },
+    /// A config file is not a regular file (a FIFO, a device, a
+    /// directory...).
+    #[error("cannot read {}: it is {kind}, not a regular file", path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead, e.g. `a FIFO`.
+        kind: &'static str,
+    },
+    /// A config file is larger than any config needs to be.
+    #[error("cannot read {}: it is larger than {} MiB, the most a config file may hold", path.display(), limit >> 20)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// A plugin directory could not be listed.
     #[error("cannot read plugin directory {}: {}", path.display(), io_reason(error))]
     ReadDir {
@@ -82,13 +99,18 @@ pub enum ConfigError {
         /// Why it could not be listed.
         error: io::Error,
     },
-    /// Not TOML, or not the expected shape; `message` is toml's own, which
-    /// names the key and the line.
-    #[error("{}: {message}", path.display())]
+    /// Not TOML, or not the expected shape: `FILE:LINE:COLUMN: message`,
+    /// toml's message without its quote of the line, which could hold a
+    /// secret (an `env` value on the same line).
+    #[error("{}{}: {message}", path.display(), position(*line, *column))]
     Toml {
         /// The file.
         path: PathBuf,
-        /// toml's message.
+        /// 1-based line of the problem, when toml tells.
+        line: Option<usize>,
+        /// 1-based column (in characters) of the problem, when toml tells.
+        column: Option<usize>,
+        /// toml's message, e.g. "unknown field `comand`, expected one of ...".
         message: String,
     },
     /// A value that parsed but cannot be used.
@@ -121,6 +143,15 @@ pub enum ConfigError {
         /// Where it was declared again.
         second: Location,
     },
+}
+
+/// `:LINE:COLUMN` (or `:LINE`), or nothing.
+fn position(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
 }
 
 /// An I/O error's message without the "(os error N)" suffix.

@@ -43,7 +43,8 @@
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory
-//! when it contains a `/`, or a bare name looked up on `PATH`. It is resolved
+//! (through a symlink, the target's) when it contains a `/`, or a bare name
+//! looked up on `PATH`. It is resolved
 //! when the file is loaded, so a missing executable is reported then, with
 //! the file and the line, not at the first spawn.
 //!
@@ -53,7 +54,9 @@
 //! `command` names an executable in the folder if there is one (else it is
 //! looked up on `PATH`), and `working_dir` defaults to the folder.
 //!
-//! Unknown keys are errors, so a typo is caught with the file and the line.
+//! Unknown keys are errors, so a typo is caught with the file and the line;
+//! every duration and count has bounds (`limits`); a file is read only if
+//! it is a regular file of at most [`MAX_CONFIG_FILE_BYTES`].
 //!
 //! # Layout
 //!
@@ -65,12 +68,14 @@
 //! - `schema`: the TOML format and its resolution into specs.
 //! - `discover`: plugin directories.
 //! - `command`: a `command` as an executable's absolute path.
+//! - `limits`: the bounds of every duration and count, and of a file's size.
 //! - `value`: durations and a config table as JSON.
 //! - `error`: [`ConfigError`], naming the file, the line and the field.
 
 mod command;
 mod discover;
 mod error;
+mod limits;
 mod phase;
 mod schema;
 mod spec;
@@ -84,6 +89,7 @@ mod tests;
 pub use command::{COMMAND_LINE_SOURCE, spec_for_command};
 pub use discover::{ENV_PLUGIN_DIR, dirs_from_env, discover, discover_with, split_dirs};
 pub use error::{ConfigError, Location, Subject};
+pub use limits::MAX_CONFIG_FILE_BYTES;
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
 pub use spec::{

@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+use super::limits::{CountBounds, DurationBounds, MAX_CONFIG_DEPTH};
+
 /// A duration as written, parsed with humantime once its span is known.
 /// Its own visitor so that `call_timeout = 5` says what is expected.
 #[derive(Debug)]
@@ -31,56 +33,110 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
-/// Parses an optional humantime duration; the error carries the value's span
-/// and says why.
+/// Parses an optional humantime duration within `bounds`; the error carries
+/// the value's span and says why.
 pub(super) fn duration(
     value: &Option<Spanned<DurationText>>,
     fallback: Duration,
-    allow_zero: bool,
+    bounds: DurationBounds,
 ) -> Result<Duration, (Range<usize>, String)> {
     let Some(value) = value else {
         return Ok(fallback);
     };
     let text = &value.get_ref().0;
-    match humantime::parse_duration(text) {
-        Ok(d) if d.is_zero() && !allow_zero => {
-            Err((value.span(), format!("{text:?} must be longer than zero")))
+    let why = match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() && !bounds.min.is_zero() => {
+            format!("{text:?} must be longer than zero")
         }
-        Ok(d) => Ok(d),
-        Err(e) => Err((
-            value.span(),
-            format!("{text:?} is not a duration like \"10s\" or \"500ms\": {e}"),
-        )),
-    }
+        Ok(d) if d < bounds.min => format!(
+            "{text:?} is shorter than the minimum, {}",
+            humantime::format_duration(bounds.min)
+        ),
+        Ok(d) if d > bounds.max => format!(
+            "{text:?} is longer than the maximum, {}",
+            humantime::format_duration(bounds.max)
+        ),
+        Ok(d) => return Ok(d),
+        Err(e) => format!("{text:?} is not a duration like \"10s\" or \"500ms\": {e}"),
+    };
+    Err((value.span(), why))
 }
 
-/// Parses an optional, non-zero humantime duration that has no fallback.
+/// Parses an optional humantime duration within `bounds` that has no
+/// fallback.
 pub(super) fn optional_duration(
     value: &Option<Spanned<DurationText>>,
+    bounds: DurationBounds,
 ) -> Result<Option<Duration>, (Range<usize>, String)> {
     match value {
         None => Ok(None),
-        Some(_) => duration(value, Duration::ZERO, false).map(Some),
+        Some(_) => duration(value, Duration::ZERO, bounds).map(Some),
+    }
+}
+
+/// An optional count within `bounds`, or `fallback` when left out; the
+/// error carries the value's span and says why.
+pub(super) fn count(
+    value: &Option<Spanned<u32>>,
+    fallback: u32,
+    bounds: CountBounds,
+) -> Result<u32, (Range<usize>, String)> {
+    let Some(value) = value else {
+        return Ok(fallback);
+    };
+    let n = *value.get_ref();
+    if n < bounds.min {
+        Err((
+            value.span(),
+            format!("must be at least {}{}", bounds.min, bounds.meaning),
+        ))
+    } else if n > bounds.max {
+        Err((
+            value.span(),
+            format!("{n} is more than the maximum, {}", bounds.max),
+        ))
+    } else {
+        Ok(n)
     }
 }
 
 /// A TOML table as a JSON object. Datetimes become their TOML text; a float
-/// with no JSON form (nan, inf) is an error naming its key.
+/// with no JSON form (nan, inf) and a value nested deeper than
+/// [`MAX_CONFIG_DEPTH`] are errors naming their key.
 pub(super) fn toml_table_to_json(
     table: toml::Table,
     at: &str,
+) -> Result<serde_json::Map<String, Value>, (String, String)> {
+    table_to_json(table, at, 1)
+}
+
+/// `table`, whose keys are at `depth` (1 for the config's own keys).
+fn table_to_json(
+    table: toml::Table,
+    at: &str,
+    depth: usize,
 ) -> Result<serde_json::Map<String, Value>, (String, String)> {
     table
         .into_iter()
         .map(|(k, v)| {
             let here = format!("{at}.{k}");
-            toml_to_json(v, &here).map(|v| (k, v))
+            toml_to_json(v, &here, depth).map(|v| (k, v))
         })
         .collect()
 }
 
-/// One TOML value as JSON; `at` names it in an error (`config.tags[1]`).
-fn toml_to_json(value: toml::Value, at: &str) -> Result<Value, (String, String)> {
+/// One TOML value at `depth` as JSON; `at` names it in an error
+/// (`config.tags[1]`).
+fn toml_to_json(value: toml::Value, at: &str, depth: usize) -> Result<Value, (String, String)> {
+    let nested = matches!(value, toml::Value::Array(_) | toml::Value::Table(_));
+    if nested && depth >= MAX_CONFIG_DEPTH {
+        return Err((
+            at.to_owned(),
+            format!(
+                "nests deeper than {MAX_CONFIG_DEPTH} levels of tables and arrays, more than a plugin can decode"
+            ),
+        ));
+    }
     Ok(match value {
         toml::Value::String(s) => Value::String(s),
         toml::Value::Integer(i) => Value::from(i),
@@ -96,9 +152,9 @@ fn toml_to_json(value: toml::Value, at: &str) -> Result<Value, (String, String)>
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| toml_to_json(v, &format!("{at}[{i}]")))
+                .map(|(i, v)| toml_to_json(v, &format!("{at}[{i}]"), depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
-        toml::Value::Table(t) => Value::Object(toml_table_to_json(t, at)?),
+        toml::Value::Table(t) => Value::Object(table_to_json(t, at, depth + 1)?),
     })
 }

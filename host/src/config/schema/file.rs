@@ -4,15 +4,19 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use outboard_proto::names::{invalid_phase_name, is_valid_phase_name};
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
+use super::lines::LineIndex;
 use super::source::{Scope, Source};
 use super::{DefaultsToml, FileToml, PhaseToml, PluginToml};
 use crate::config::error::{ConfigError, Location, Subject};
+use crate::config::limits::{self, MAX_CONFIG_FILE_BYTES};
 use crate::config::phase::{PhaseSpec, job_profile};
 use crate::config::spec::{Defaults, HostConfig, PluginSpec};
 use crate::config::value::DurationText;
@@ -22,18 +26,28 @@ pub const CONFIG_FILE_NAME: &str = "outboard.toml";
 /// The file that makes a folder in a plugin directory a plugin.
 pub const PLUGIN_FILE_NAME: &str = "plugin.toml";
 
-/// Reads and resolves an `outboard.toml`.
+/// Reads and resolves an `outboard.toml`. Relative paths in it are relative
+/// to the directory the file really is in: through a symlink, the target's.
 pub fn load(path: impl AsRef<Path>) -> Result<HostConfig, ConfigError> {
     let path = path.as_ref();
-    HostConfig::parse(&read(path)?, path)
+    let text = read(path)?;
+    // The file was just read, so it resolves; the fallback is for a file
+    // removed in between, which then anchors where it was named.
+    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    HostConfig::parse_in(&text, path, real.parent().unwrap_or(Path::new("")))
 }
 
 impl HostConfig {
     /// Parses `text` as if read from `path`: `path` names the file in errors
     /// and its directory anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<HostConfig, ConfigError> {
+        HostConfig::parse_in(text, path, path.parent().unwrap_or(Path::new("")))
+    }
+
+    /// Parses `text` read from `path`, relative paths relative to `base`.
+    fn parse_in(text: &str, path: &Path, base: &Path) -> Result<HostConfig, ConfigError> {
         let file: FileToml = from_toml(text, path)?;
-        let src = Source::new(path, text, path.parent().unwrap_or(Path::new("")));
+        let src = Source::new(path, text, base);
         let defaults = file.defaults.resolve(&src)?;
         let mut phases = BTreeMap::new();
         for (name, phase) in file.phases {
@@ -115,19 +129,95 @@ pub(in crate::config) fn load_plugin_file(
     table.resolve(name, &src, defaults, Some(folder))
 }
 
+/// The text of a config file. Only a regular file of at most
+/// [`MAX_CONFIG_FILE_BYTES`] is read: it is opened without blocking, so a
+/// FIFO cannot hang the host, and checked before a byte is read, so a
+/// device cannot feed it forever.
 fn read(path: &Path) -> Result<String, ConfigError> {
-    fs::read_to_string(path).map_err(|error| ConfigError::Read {
+    let io_error = |error| ConfigError::Read {
         path: path.to_owned(),
         error,
+    };
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io_error)?;
+    let meta = file.metadata().map_err(io_error)?;
+    if !meta.is_file() {
+        return Err(ConfigError::NotAFile {
+            path: path.to_owned(),
+            kind: file_kind(&meta.file_type()),
+        });
+    }
+    let too_large = || ConfigError::TooLarge {
+        path: path.to_owned(),
+        limit: MAX_CONFIG_FILE_BYTES,
+    };
+    if meta.len() > MAX_CONFIG_FILE_BYTES {
+        return Err(too_large());
+    }
+    // The file may grow between the check and the read: read one byte past
+    // the limit to notice.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_CONFIG_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        io_error(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
+        ))
     })
 }
 
-/// `text` in the shape of `T`; toml's message names the key and the line.
+/// What a file that is not a regular file is, for the error.
+fn file_kind(kind: &fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// `text` in the shape of `T`; the error names the line and the column.
 fn from_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Toml {
-        path: path.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
+    toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| LineIndex::new(text).line_column(text, span.start));
+        ConfigError::Toml {
+            path: path.to_owned(),
+            line: at.map(|(line, _)| line),
+            column: at.map(|(_, column)| column),
+            message: match e.span().and_then(|span| key_before(text, span.start)) {
+                Some(key) => format!("{}: {}", key.escape_debug(), e.message().trim_end()),
+                None => e.message().trim_end().to_owned(),
+            },
+        }
     })
+}
+
+/// The key of a `key = value` whose value starts at `offset`, read from the
+/// text before it: toml's message does not name the key, and the line it
+/// would quote instead may hold a secret.
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let before = text.get(..offset)?;
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let key = line.trim_end().strip_suffix('=')?.trim_end();
+    let key = key.rsplit([' ', '\t', '{', ',']).next()?;
+    (!key.is_empty()).then_some(key)
 }
 
 impl DefaultsToml {
@@ -145,7 +235,7 @@ impl DefaultsToml {
 }
 
 /// The handshake timeout, call timeout and stop grace as written, in that
-/// order, each `fallback`'s when left out. Only the stop grace may be zero.
+/// order, each `fallback`'s when left out, each within its bounds.
 pub(super) fn timeouts(
     [handshake, call, stop]: [&Option<Spanned<DurationText>>; 3],
     fallback: &Defaults,
@@ -156,10 +246,15 @@ pub(super) fn timeouts(
             "handshake_timeout",
             handshake,
             fallback.handshake_timeout,
-            false,
+            limits::TIMEOUT,
         )?,
-        call_timeout: scope.duration("call_timeout", call, fallback.call_timeout, false)?,
-        stop_grace: scope.duration("stop_grace", stop, fallback.stop_grace, true)?,
+        call_timeout: scope.duration(
+            "call_timeout",
+            call,
+            fallback.call_timeout,
+            limits::TIMEOUT,
+        )?,
+        stop_grace: scope.duration("stop_grace", stop, fallback.stop_grace, limits::STOP_GRACE)?,
     })
 }
 
@@ -173,7 +268,7 @@ impl PhaseToml {
                 invalid_phase_name(name.get_ref()),
             ));
         }
-        let timeout = scope.optional_duration("timeout", &self.timeout)?;
+        let timeout = scope.optional_duration("timeout", &self.timeout, limits::TIMEOUT)?;
         // A key left out keeps the phase's default: the job profile's for its
         // phases, sequential and fail-closed for others.
         let base = job_profile()

@@ -4,6 +4,7 @@
 //!
 //! - `file`: a whole `outboard.toml` or `plugin.toml`, `[defaults]` and
 //!   `[phases.NAME]`.
+//! - `lines`: byte offsets to line numbers, in logarithmic time.
 //! - `plugin`: a `[[plugin]]` table, resolved step by step.
 //! - `source`: the file being resolved, for error locations and relative
 //!   paths.
@@ -18,11 +19,14 @@ use super::supervision::RestartPolicy;
 use super::value::DurationText;
 
 mod file;
+mod lines;
 mod plugin;
 mod source;
 
 pub(super) use file::load_plugin_file;
 pub use file::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
+#[cfg(test)]
+pub(super) use lines::probes;
 
 /// A whole `outboard.toml`.
 #[derive(Debug, Deserialize)]
@@ -51,8 +55,7 @@ struct DefaultsToml {
 struct PluginToml {
     name: Option<Spanned<String>>,
     command: Option<Spanned<String>>,
-    #[serde(default)]
-    args: Vec<String>,
+    args: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     env: BTreeMap<Spanned<String>, String>,
     config: Option<Spanned<toml::Table>>,

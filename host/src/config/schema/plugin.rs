@@ -18,6 +18,7 @@ use super::source::{Scope, Source};
 use super::{PluginToml, SubscriptionToml};
 use crate::config::command::resolve_command;
 use crate::config::error::{ConfigError, Subject};
+use crate::config::limits;
 use crate::config::spec::{Defaults, PluginSpec};
 use crate::config::subscription::{Retry, SubscriptionOverride};
 use crate::config::supervision::Supervision;
@@ -53,6 +54,7 @@ impl PluginToml {
         }
         let base = src.base_dir();
         let command = self.command(&base, folder.is_some(), &scope)?;
+        let args = self.args(&scope)?;
         let env = self.env(&scope)?;
         let config = self.config(&scope)?;
         let timeouts = timeouts(
@@ -70,7 +72,7 @@ impl PluginToml {
         Ok(Some(PluginSpec {
             name,
             command,
-            args: self.args,
+            args,
             env,
             config,
             handshake_timeout: timeouts.handshake_timeout,
@@ -135,6 +137,22 @@ impl PluginToml {
         })
     }
 
+    /// Its arguments: none may hold a NUL byte, which no argument passed to
+    /// a program can.
+    fn args(&self, scope: &Scope<'_>) -> Result<Vec<String>, ConfigError> {
+        let Some(args) = &self.args else {
+            return Ok(Vec::new());
+        };
+        if let Some(i) = args.get_ref().iter().position(|a| a.contains('\0')) {
+            return Err(scope.invalid(
+                Some(args.span()),
+                &format!("args[{i}]"),
+                "contains a NUL byte".into(),
+            ));
+        }
+        Ok(args.get_ref().clone())
+    }
+
     /// The environment it adds: no empty or malformed names, none the host
     /// sets for the handshake, no NUL in a value.
     fn env(&self, scope: &Scope<'_>) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -146,12 +164,15 @@ impl PluginToml {
             } else if RESERVED_ENV.contains(&name.as_str()) {
                 Some("is set by the host for the handshake and cannot be configured".to_owned())
             } else if value.contains('\0') {
-                Some(format!("{value:?} contains a NUL byte"))
+                // Not quoted: env is where secrets are passed.
+                Some("has a value that contains a NUL byte".to_owned())
             } else {
                 None
             };
             if let Some(why) = bad {
-                return Err(scope.invalid(Some(key.span()), &format!("env.{name}"), why));
+                // Escaped: the name may hold a newline or a NUL.
+                let field = format!("env.{}", name.escape_debug());
+                return Err(scope.invalid(Some(key.span()), &field, why));
             }
             env.insert(name.clone(), value.clone());
         }
@@ -197,36 +218,49 @@ impl PluginToml {
     /// the table is silent.
     fn supervision(&self, scope: &Scope<'_>) -> Result<Supervision, ConfigError> {
         let builtin = Supervision::default();
-        let span = |field: &str, value, fallback| scope.duration(field, value, fallback, false);
-        let count = |field: &str, value, fallback| at_least_one(field, value, fallback, scope);
         Ok(Supervision {
             restart: self.restart.unwrap_or(builtin.restart),
-            health_interval: span(
+            health_interval: scope.duration(
                 "health_interval",
                 &self.health_interval,
                 builtin.health_interval,
+                limits::HEALTH_INTERVAL,
             )?,
-            health_misses: count("health_misses", &self.health_misses, builtin.health_misses)?,
-            backoff_initial: span(
+            health_misses: scope.count(
+                "health_misses",
+                &self.health_misses,
+                builtin.health_misses,
+                limits::HEALTH_MISSES,
+            )?,
+            backoff_initial: scope.duration(
                 "backoff_initial",
                 &self.backoff_initial,
                 builtin.backoff_initial,
+                limits::BACKOFF,
             )?,
-            backoff_max: span("backoff_max", &self.backoff_max, builtin.backoff_max)?,
-            backoff_reset_after: span(
+            backoff_max: scope.duration(
+                "backoff_max",
+                &self.backoff_max,
+                builtin.backoff_max,
+                limits::BACKOFF,
+            )?,
+            backoff_reset_after: scope.duration(
                 "backoff_reset_after",
                 &self.backoff_reset_after,
                 builtin.backoff_reset_after,
+                limits::WINDOW,
             )?,
-            crash_loop_starts: count(
+            crash_loop_starts: scope.count(
                 "crash_loop_starts",
                 &self.crash_loop_starts,
                 builtin.crash_loop_starts,
+                limits::CRASH_LOOP_STARTS,
             )?,
-            crash_loop_window: span(
+            crash_loop_window: scope.duration(
                 "crash_loop_window",
                 &self.crash_loop_window,
                 builtin.crash_loop_window,
+                limits::WINDOW,
             )?,
         })
     }
@@ -238,7 +272,7 @@ impl PluginToml {
     ) -> Result<BTreeMap<String, SubscriptionOverride>, ConfigError> {
         let mut subscriptions = BTreeMap::new();
         for (phase, sub) in &self.subscriptions {
-            let field = format!("subscriptions.{}", phase.get_ref());
+            let field = format!("subscriptions.{}", phase.get_ref().escape_debug());
             if !is_valid_phase_name(phase.get_ref()) {
                 return Err(scope.invalid(
                     Some(phase.span()),
@@ -252,28 +286,16 @@ impl PluginToml {
     }
 }
 
-/// A count of at least 1, or `fallback` when left out.
-fn at_least_one(
-    field: &str,
-    value: &Option<Spanned<u32>>,
-    fallback: u32,
-    scope: &Scope<'_>,
-) -> Result<u32, ConfigError> {
-    match value {
-        Some(n) if *n.get_ref() == 0 => {
-            Err(scope.invalid(Some(n.span()), field, "must be at least 1".into()))
-        }
-        Some(n) => Ok(*n.get_ref()),
-        None => Ok(fallback),
-    }
-}
-
 impl SubscriptionToml {
     /// The override; `field` is `subscriptions.PHASE`.
     fn resolve(&self, field: &str, scope: &Scope<'_>) -> Result<SubscriptionOverride, ConfigError> {
         Ok(SubscriptionOverride {
             priority: self.priority,
-            timeout: scope.optional_duration(&format!("{field}.timeout"), &self.timeout)?,
+            timeout: scope.optional_duration(
+                &format!("{field}.timeout"),
+                &self.timeout,
+                limits::TIMEOUT,
+            )?,
             failure_policy: self.failure_policy,
             enabled: self.enabled.unwrap_or(true),
             retry: self.retry(field, scope)?,
@@ -291,18 +313,18 @@ impl SubscriptionToml {
                 "has no effect without retry_attempts".into(),
             )),
             None => Ok(None),
-            Some(n) if *n.get_ref() == 0 => Err(scope.invalid(
-                Some(n.span()),
-                &format!("{field}.retry_attempts"),
-                "must be at least 1 (attempts in all, the first included)".into(),
-            )),
-            Some(n) => Ok(Some(Retry {
-                attempts: *n.get_ref(),
+            Some(_) => Ok(Some(Retry {
+                attempts: scope.count(
+                    &format!("{field}.retry_attempts"),
+                    &self.retry_attempts,
+                    1,
+                    limits::RETRY_ATTEMPTS,
+                )?,
                 backoff: scope.duration(
                     &backoff_field,
                     &self.retry_backoff,
                     DEFAULT_RETRY_BACKOFF,
-                    true,
+                    limits::RETRY_BACKOFF,
                 )?,
             })),
         }

@@ -7,30 +7,35 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::lines::LineIndex;
 use crate::config::error::{ConfigError, Location, Subject};
+use crate::config::limits::{CountBounds, DurationBounds};
 use crate::config::value::{self, DurationText};
 
 /// The file being resolved: for error locations and relative paths.
 pub(super) struct Source<'a> {
     /// The file, as it was named to the host.
     pub(super) path: &'a Path,
-    /// Its text, to turn byte offsets into lines.
-    text: &'a str,
+    /// Where each of its lines starts, to turn byte offsets into lines.
+    lines: LineIndex,
     /// What relative paths are relative to.
     base: &'a Path,
 }
 
 impl<'a> Source<'a> {
     pub(super) fn new(path: &'a Path, text: &'a str, base: &'a Path) -> Self {
-        Source { path, text, base }
+        Source {
+            path,
+            lines: LineIndex::new(text),
+            base,
+        }
     }
 
     /// The line `span` starts on.
     pub(super) fn location(&self, span: Range<usize>) -> Location {
-        let upto = self.text.get(..span.start).unwrap_or(self.text);
         Location {
             path: self.path.to_owned(),
-            line: Some(upto.matches('\n').count() + 1),
+            line: Some(self.lines.line(span.start)),
         }
     }
 
@@ -74,24 +79,39 @@ impl Scope<'_> {
     }
 
     /// The duration `field` as written, or `fallback` when it is left out;
-    /// zero only if `allow_zero`.
+    /// within `bounds`.
     pub(super) fn duration(
         &self,
         field: &str,
         value: &Option<Spanned<DurationText>>,
         fallback: Duration,
-        allow_zero: bool,
+        bounds: DurationBounds,
     ) -> Result<Duration, ConfigError> {
-        value::duration(value, fallback, allow_zero)
+        value::duration(value, fallback, bounds)
             .map_err(|(span, why)| self.invalid(Some(span), field, why))
     }
 
-    /// The non-zero duration `field`, if it is written.
+    /// The duration `field` within `bounds`, if it is written.
     pub(super) fn optional_duration(
         &self,
         field: &str,
         value: &Option<Spanned<DurationText>>,
+        bounds: DurationBounds,
     ) -> Result<Option<Duration>, ConfigError> {
-        value::optional_duration(value).map_err(|(span, why)| self.invalid(Some(span), field, why))
+        value::optional_duration(value, bounds)
+            .map_err(|(span, why)| self.invalid(Some(span), field, why))
+    }
+
+    /// The count `field` as written, or `fallback` when it is left out;
+    /// within `bounds`.
+    pub(super) fn count(
+        &self,
+        field: &str,
+        value: &Option<Spanned<u32>>,
+        fallback: u32,
+        bounds: CountBounds,
+    ) -> Result<u32, ConfigError> {
+        value::count(value, fallback, bounds)
+            .map_err(|(span, why)| self.invalid(Some(span), field, why))
     }
 }

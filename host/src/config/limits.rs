@@ -1,0 +1,98 @@
+//! What a config may ask for: every duration and count has a lower and an
+//! upper bound, checked when the file is loaded. Too large a value would
+//! overflow the clock arithmetic that uses it (a panic, not an error); too
+//! small a one makes a healthy plugin look dead (`health_interval = "1ns"`)
+//! or turns supervision off by accident. docs/CONFIG.md §2 lists them.
+
+use std::time::Duration;
+
+/// The durations a key accepts, both ends included.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DurationBounds {
+    /// The shortest; zero only where "at once" means something.
+    pub(super) min: Duration,
+    /// The longest.
+    pub(super) max: Duration,
+}
+
+/// The counts a key accepts, both ends included.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CountBounds {
+    /// The smallest (at least 1 everywhere).
+    pub(super) min: u32,
+    /// The largest.
+    pub(super) max: u32,
+    /// Said after "must be at least MIN" to explain the count.
+    pub(super) meaning: &'static str,
+}
+
+const MS: Duration = Duration::from_millis(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// `handshake_timeout`, `call_timeout`, a phase's and a subscription's
+/// `timeout`: a wait for a plugin's answer.
+pub(super) const TIMEOUT: DurationBounds = DurationBounds { min: MS, max: HOUR };
+
+/// `stop_grace`: zero sends SIGTERM right after `Shutdown`.
+pub(super) const STOP_GRACE: DurationBounds = DurationBounds {
+    min: Duration::ZERO,
+    max: HOUR,
+};
+
+/// `health_interval`: shorter than a loaded machine's scheduling hiccup
+/// and health checks miss for no fault of the plugin.
+pub(super) const HEALTH_INTERVAL: DurationBounds = DurationBounds {
+    min: Duration::from_millis(100),
+    max: HOUR,
+};
+
+/// `backoff_initial` and `backoff_max`.
+pub(super) const BACKOFF: DurationBounds = DurationBounds { min: MS, max: HOUR };
+
+/// `backoff_reset_after` and `crash_loop_window`: shorter than a second,
+/// and a plugin that crashes at once would never count as crash-looping.
+pub(super) const WINDOW: DurationBounds = DurationBounds {
+    min: Duration::from_secs(1),
+    max: DAY,
+};
+
+/// A subscription's `retry_backoff`: zero retries at once.
+pub(super) const RETRY_BACKOFF: DurationBounds = DurationBounds {
+    min: Duration::ZERO,
+    max: MINUTE,
+};
+
+/// `health_misses`.
+pub(super) const HEALTH_MISSES: CountBounds = CountBounds {
+    min: 1,
+    max: 100,
+    meaning: "",
+};
+
+/// `crash_loop_starts`.
+pub(super) const CRASH_LOOP_STARTS: CountBounds = CountBounds {
+    min: 1,
+    max: 100,
+    meaning: "",
+};
+
+/// A subscription's `retry_attempts`: each attempt gets the whole timeout.
+pub(super) const RETRY_ATTEMPTS: CountBounds = CountBounds {
+    min: 1,
+    max: 10,
+    meaning: " (attempts in all, the first included)",
+};
+
+/// The deepest a plugin's `config` may nest tables and arrays: a
+/// `google.protobuf.Struct` spends up to three message levels per table,
+/// and protobuf decoders stop at 100 (prost, upb), so a deeper config would
+/// be accepted here and then fail in the plugin's `Configure` as a decode
+/// error that blames no one.
+pub(super) const MAX_CONFIG_DEPTH: usize = 32;
+
+/// The largest config file (`outboard.toml`, `plugin.toml`) read: far more
+/// than thousands of plugins need, and a `/dev/zero` or a runaway generator
+/// is refused before it fills the memory.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 4 << 20;
