@@ -12,6 +12,12 @@
 //! such orphans, but only those in a plugin's process group and never a
 //! plugin itself (tokio waits on those), so no other waiter in the host
 //! loses an exit status.
+//!
+//! A plugin gets stdin, stdout and stderr and no other descriptor: whatever
+//! the host inherited without close-on-exec (a shell's `3<file`, a
+//! supervisor's socket) is marked close-on-exec in the child before exec.
+//! The job's command keeps them: a redirection the user wrote on the
+//! command line is meant for the command.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -133,7 +139,11 @@ fn spawn_registered(req: SpawnRequest) {
     // tokio's Command registers the child with the runtime's SIGCHLD
     // handling, so spawn inside that runtime.
     let _enter = req.runtime.enter();
-    let child = tokio::process::Command::from(req.cmd).spawn();
+    let mut cmd = req.cmd;
+    if req.plugin_group {
+        only_standard_descriptors(&mut cmd);
+    }
+    let child = tokio::process::Command::from(cmd).spawn();
     if req.plugin_group
         && let Some(pid) = child.as_ref().ok().and_then(Child::id)
     {
@@ -141,6 +151,49 @@ fn spawn_registered(req: SpawnRequest) {
     }
     drop(groups);
     let _ = req.reply.send(child);
+}
+
+/// The most descriptors the fallback of [`only_standard_descriptors`]
+/// looks at, when the soft `RLIMIT_NOFILE` is higher (or unlimited).
+const MAX_FALLBACK_FDS: libc::rlim_t = 1 << 20;
+
+/// Makes every descriptor above 2 close-on-exec in the child, just before
+/// exec. Marked rather than closed: the standard library reports a failed
+/// exec through a close-on-exec pipe of its own, which must stay open.
+/// `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11) does it in one call;
+/// older kernels get a loop of `fcntl` up to the soft `RLIMIT_NOFILE`, read
+/// here, before the fork, so the child only makes system calls.
+fn only_standard_descriptors(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit.
+    let upper = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur.min(MAX_FALLBACK_FDS)
+    } else {
+        MAX_FALLBACK_FDS
+    };
+    let upper = libc::c_int::try_from(upper).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls (close_range, fcntl); it
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::CLOSE_RANGE_CLOEXEC;
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, flags) == 0 {
+                return Ok(());
+            }
+            for fd in 3..upper {
+                let current = libc::fcntl(fd, libc::F_GETFD);
+                if current >= 0 && current & libc::FD_CLOEXEC == 0 {
+                    libc::fcntl(fd, libc::F_SETFD, current | libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Set in a host that runs under an init of its own (`outboard` as PID 1).
