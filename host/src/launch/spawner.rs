@@ -13,6 +13,9 @@
 //! plugin itself (tokio waits on those), so no other waiter in the host
 //! loses an exit status.
 //!
+//! Each plugin's group is also registered with the keeper (`keeper`), which
+//! kills the groups left when the host dies.
+//!
 //! A plugin gets stdin, stdout and stderr and no other descriptor: whatever
 //! the host inherited without close-on-exec (a shell's `3<file`, a
 //! supervisor's socket) is marked close-on-exec in the child before exec.
@@ -28,6 +31,7 @@ use std::time::Duration;
 use tokio::process::Child;
 use tokio::sync::oneshot;
 
+use crate::launch::keeper;
 use crate::launch::process::group_alive;
 
 /// Process groups of plugins spawned by this host whose members may still
@@ -70,7 +74,13 @@ pub fn reap_orphans() -> usize {
             }
         }
     }
-    groups.retain(|&pgid| group_alive(pgid));
+    groups.retain(|&pgid| {
+        let alive = group_alive(pgid);
+        if !alive {
+            keeper::forget(pgid);
+        }
+        alive
+    });
     reaped
 }
 
@@ -147,6 +157,7 @@ fn spawn_registered(req: SpawnRequest) {
     if req.plugin_group
         && let Some(pid) = child.as_ref().ok().and_then(Child::id)
     {
+        keeper::register(pid, &groups);
         groups.insert(pid);
     }
     drop(groups);
