@@ -138,6 +138,8 @@ fn serve(socket: RawFd, table: &mut [libc::pid_t]) -> ! {
     unsafe {
         libc::setpgid(0, 0);
         libc::prctl(libc::PR_SET_NAME, c"outboard-keeper".as_ptr());
+        // Holds no directory busy (an unmount, a removed working directory).
+        libc::chdir(c"/".as_ptr());
         calm_signals();
         close_all_but(socket);
         let mut record: Record = [0; 8];
