@@ -267,3 +267,29 @@ fn a_hangup_stops_run_like_an_interrupt() {
         .collect();
     assert!(left.is_empty(), "runtime directories left: {left:?}");
 }
+
+#[test]
+fn a_killed_keeper_is_reaped_and_replaced() {
+    become_subreaper();
+    let mut up = Up::start();
+    let before = up.descendants();
+    let keeper = keeper_of(&before).expect("a keeper");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(keeper as libc::pid_t, libc::SIGKILL) };
+    // The host reaps it (no zombie) and starts another that knows the
+    // groups already running.
+    let replaced = wait_until(Duration::from_secs(5), || {
+        let now = common::children_of(up.host.id());
+        !now.iter().any(|&(pid, _)| pid == keeper)
+            && now.iter().any(|&(pid, _)| common::is_keeper(pid))
+    });
+    assert!(
+        replaced,
+        "keeper {keeper} not replaced: {:?}",
+        common::children_of(up.host.id())
+    );
+    let now = up.descendants();
+    up.signal(libc::SIGKILL);
+    up.host.wait().unwrap();
+    assert_all_gone(&now, "the host was SIGKILLed with a second keeper");
+}

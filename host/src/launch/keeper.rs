@@ -45,21 +45,52 @@ struct Keeper {
 
 static KEEPER: Mutex<Option<Keeper>> = Mutex::new(None);
 
-/// Registers `pgid` with the keeper, starting it if there is none (or the
-/// last one died, when it is told every group in `known` again).
+/// Registers `pgid` with the keeper, starting it if there is none. A
+/// keeper that died, or stopped reading (a stopped process whose socket
+/// buffer is full), is replaced, and the new one told every group in
+/// `known` as well.
 pub(crate) fn register(pgid: u32, known: &BTreeSet<u32>) {
     let mut keeper = KEEPER.lock().unwrap_or_else(|p| p.into_inner());
     if keeper.as_ref().is_some_and(|k| send(k, b'+', pgid).is_ok()) {
         return;
     }
-    if let Some(dead) = keeper.take() {
-        tracing::warn!("the keeper (pid {}) is gone; starting another", dead.pid);
-        // SAFETY: waitpid on our own child, which can no longer be reused.
-        unsafe { libc::waitpid(dead.pid, std::ptr::null_mut(), libc::WNOHANG) };
+    replace(&mut keeper, known.iter().copied().chain([pgid]));
+}
+
+/// Replaces a keeper that has exited, telling the new one every group in
+/// `known`; the spawner thread calls it when idle, so that a keeper killed
+/// by someone is neither left a zombie nor missing until the next spawn.
+pub(crate) fn check(known: &BTreeSet<u32>) {
+    let mut keeper = KEEPER.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(pid) = keeper.as_ref().map(|k| k.pid) else {
+        return;
+    };
+    // SAFETY: waitpid on our own child, unreaped, so its pid is not reused.
+    if unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == pid {
+        keeper.take();
+        tracing::warn!("the keeper (pid {pid}) exited; starting another");
+        replace(&mut keeper, known.iter().copied());
+    }
+}
+
+/// Kills and reaps the current keeper, if any, and starts another that
+/// knows `groups`.
+fn replace(keeper: &mut Option<Keeper>, groups: impl Iterator<Item = u32>) {
+    if let Some(old) = keeper.take() {
+        tracing::warn!(
+            "the keeper (pid {}) does not answer; starting another",
+            old.pid
+        );
+        // SAFETY: kill and waitpid on our own unreaped child: its pid cannot
+        // have been reused, and SIGKILL makes the wait short.
+        unsafe {
+            libc::kill(old.pid, libc::SIGKILL);
+            libc::waitpid(old.pid, std::ptr::null_mut(), 0);
+        }
     }
     match start() {
         Ok(started) => {
-            for &group in known.iter().chain([&pgid]) {
+            for group in groups {
                 let _ = send(&started, b'+', group);
             }
             *keeper = Some(started);
@@ -82,14 +113,16 @@ fn send(keeper: &Keeper, op: u8, pgid: u32) -> io::Result<()> {
     let mut record: Record = [0; 8];
     record[0] = op;
     record[4..].copy_from_slice(&pgid.to_ne_bytes());
-    // SAFETY: sends from a valid buffer of the given length; MSG_NOSIGNAL
-    // turns a dead keeper into EPIPE instead of SIGPIPE.
+    // SAFETY: sends from a valid buffer of the given length. MSG_NOSIGNAL
+    // turns a dead keeper into EPIPE instead of SIGPIPE; MSG_DONTWAIT a
+    // keeper that stopped reading into EAGAIN instead of a spawner thread
+    // blocked for good.
     let sent = unsafe {
         libc::send(
             keeper.socket.as_raw_fd(),
             record.as_ptr().cast(),
             record.len(),
-            libc::MSG_NOSIGNAL,
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
         )
     };
     if sent == record.len() as isize {

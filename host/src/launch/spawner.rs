@@ -126,6 +126,14 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Replaces the keeper if it has exited (someone killed it).
+fn check_keeper() {
+    let groups = PLUGIN_GROUPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    keeper::check(&groups);
+}
+
 /// A request to the spawner thread.
 struct SpawnRequest {
     cmd: std::process::Command,
@@ -249,6 +257,7 @@ pub(crate) async fn spawn_on_long_lived_thread(
                         Ok(req) => spawn_registered(req),
                         Err(mpsc::RecvTimeoutError::Timeout) => {
                             reap_orphans();
+                            check_keeper();
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
