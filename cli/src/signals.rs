@@ -1,4 +1,5 @@
-//! The process's stop requests: SIGINT and SIGTERM.
+//! The process's stop requests: SIGINT, SIGTERM and SIGHUP; and SIGUSR1
+//! and SIGUSR2, which are logged and ignored.
 //!
 //! A command creates one [`Signals`] before it starts anything and hands it
 //! (or, for a single stop, [`Signals::first`]) down to what it runs, so no
@@ -6,10 +7,25 @@
 //! still starting, or between two steps, waits in the listener instead of
 //! meeting the default action, which would kill `outboard` without stopping
 //! its plugins.
+//!
+//! SIGHUP (the terminal went away) stops every command like SIGINT, with
+//! the same status, 130; only `outboard up` takes it differently (for now
+//! it says that reload is not implemented and goes on). SIGUSR1 and
+//! SIGUSR2 mean nothing to Outboard yet: listened for, so that their
+//! default action cannot kill the host without an orderly stop.
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// SIGINT and SIGTERM, listened for from the moment this is made (an
+/// Which stop request came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// SIGINT or SIGTERM.
+    Stop,
+    /// SIGHUP.
+    Hangup,
+}
+
+/// SIGINT, SIGTERM and SIGHUP, listened for from the moment this is made (an
 /// `async fn` would register nothing until first polled). A signal that
 /// arrives while nobody awaits [`Signals::recv`] is kept for the next call.
 #[derive(Debug)]
@@ -19,23 +35,33 @@ pub(crate) struct Signals {
     term: Option<Signal>,
     /// SIGINT, likewise.
     int: Option<Signal>,
+    /// SIGHUP, likewise.
+    hup: Option<Signal>,
 }
 
 impl Signals {
     /// Starts listening; must run inside the tokio runtime.
     pub(crate) fn listen() -> Signals {
+        ignore_user_signals();
         Signals {
             term: signal(SignalKind::terminate()).ok(),
             int: signal(SignalKind::interrupt()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
         }
     }
 
-    /// Completes at the next SIGINT or SIGTERM, or at once if one came
-    /// since the last call (or since [`Signals::listen`]).
+    /// Completes at the next SIGINT, SIGTERM or SIGHUP, or at once if one
+    /// came since the last call (or since [`Signals::listen`]).
     pub(crate) async fn recv(&mut self) {
+        self.next().await;
+    }
+
+    /// Like [`Signals::recv`], telling which request it was.
+    pub(crate) async fn next(&mut self) -> Stop {
         tokio::select! {
-            () = recv(self.term.as_mut()) => {}
-            () = recv(self.int.as_mut()) => {}
+            () = recv(self.term.as_mut()) => Stop::Stop,
+            () = recv(self.int.as_mut()) => Stop::Stop,
+            () = recv(self.hup.as_mut()) => Stop::Hangup,
         }
     }
 
@@ -53,5 +79,22 @@ async fn recv(signal: Option<&mut Signal>) {
             signal.recv().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// Logs and otherwise ignores SIGUSR1 and SIGUSR2 for the life of the
+/// process (their default action would kill it); listened for from now on.
+fn ignore_user_signals() {
+    for (kind, name) in [
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ] {
+        if let Ok(mut listener) = signal(kind) {
+            tokio::spawn(async move {
+                while listener.recv().await.is_some() {
+                    eprintln!("outboard: {name} ignored");
+                }
+            });
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! When the host is SIGKILLed it cannot stop anything; its plugins (and the
-//! job's command) must die anyway, through the parent-death signal.
+//! job's command) must die anyway, through the parent-death signal, and
+//! what the plugins started, through the keeper. SIGHUP, SIGUSR1 and
+//! SIGUSR2 never kill the host without an orderly stop.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,6 +11,32 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Sandbox, alive, bin, wait_until};
+
+/// Writes `config` into the sandbox and starts `outboard COMMAND --config
+/// it ARGS...`, stdout discarded, runtime directories under a fresh base.
+fn start_host(
+    sb: &Sandbox,
+    config: &str,
+    command: &str,
+    args: &[&str],
+    stderr: Stdio,
+) -> (std::process::Child, tempfile::TempDir) {
+    let config_path = sb.path().join("outboard.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let runtime = tempfile::Builder::new()
+        .prefix("obk-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let host = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args([command, "--config", config_path.to_str().unwrap()])
+        .args(args)
+        .env("OUTBOARD_RUNTIME_DIR", runtime.path())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    (host, runtime)
+}
 
 #[test]
 fn no_plugin_outlives_a_sigkilled_host() {
@@ -24,32 +52,17 @@ fn no_plugin_outlives_a_sigkilled_host() {
             bin("stress")
         ));
     }
-    let config_path = sb.path().join("outboard.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let runtime = tempfile::Builder::new()
-        .prefix("obk-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let mut host = Command::new(env!("CARGO_BIN_EXE_outboard"))
-        .args([
-            "run",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--",
-            "sleep",
-            "60",
-        ])
-        .env("OUTBOARD_RUNTIME_DIR", runtime.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut host, _runtime) =
+        start_host(&sb, &config, "run", &["--", "sleep", "60"], Stdio::null());
     let host_pid = host.id();
-    // Three plugins and the command.
+    // Three plugins, the keeper and the command.
     let up = wait_until(Duration::from_secs(10), || {
-        common::child_pids(host_pid).len() >= 4
+        common::children_of(host_pid).len() >= 5
     });
-    let children = common::child_pids(host_pid);
+    let children: Vec<u32> = common::children_of(host_pid)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect();
     assert!(up, "the host's children never all started: {children:?}");
 
     // SAFETY: kill has no memory-safety preconditions.
@@ -71,4 +84,221 @@ fn no_plugin_outlives_a_sigkilled_host() {
         // SAFETY: waitpid on a specific pid.
         unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
     }
+}
+
+/// An `outboard up` with a normal plugin and one that forks a grandchild
+/// into its group, its runtime directories under a base of its own.
+struct Up {
+    host: std::process::Child,
+    stderr: common::Lines,
+    runtime: tempfile::TempDir,
+    _sandbox: Sandbox,
+}
+
+impl Up {
+    fn start() -> Up {
+        let sb = Sandbox::new();
+        let config = format!(
+            "[[plugin]]\nname = \"plain\"\ncommand = {broken:?}\nargs = [\"ok\"]\n\n\
+             [[plugin]]\nname = \"forker\"\ncommand = {broken:?}\nargs = [\"forks-grandchild\"]\n",
+            broken = bin("broken-plugin")
+        );
+        let (mut host, runtime) = start_host(&sb, &config, "up", &[], Stdio::piped());
+        let mut stderr = common::Lines::read(host.stderr.take().unwrap());
+        stderr.expect("outboard: ready", Duration::from_secs(20));
+        Up {
+            host,
+            stderr,
+            runtime,
+            _sandbox: sb,
+        }
+    }
+
+    /// The host's children (the plugins and the keeper) and theirs (the
+    /// grandchild).
+    fn descendants(&self) -> Vec<u32> {
+        let children: Vec<u32> = common::children_of(self.host.id())
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .collect();
+        let mut all = children.clone();
+        for child in children {
+            all.extend(common::child_pids(child));
+        }
+        all
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.host.id() as libc::pid_t, signal) };
+    }
+
+    /// The runtime directories left under this host's base.
+    fn runtime_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(self.runtime.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl Drop for Up {
+    /// A failed test leaves no host running: it is killed, and the keeper
+    /// takes its plugins' groups with it.
+    fn drop(&mut self) {
+        let _ = self.host.kill();
+        let _ = self.host.wait();
+    }
+}
+
+fn keeper_of(pids: &[u32]) -> Option<u32> {
+    pids.iter().copied().find(|&pid| common::is_keeper(pid))
+}
+
+/// Waits until none of `pids` runs, then reaps those that came back to
+/// this test (a subreaper); fails naming the survivors.
+fn assert_all_gone(pids: &[u32], after: &str) {
+    wait_until(Duration::from_secs(5), || !pids.iter().any(|&p| alive(p)));
+    let survivors: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(
+        survivors.is_empty(),
+        "alive 5 s after {after}: {survivors:?}"
+    );
+    for &pid in pids {
+        let mut status = 0;
+        // SAFETY: waitpid on a specific pid.
+        unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+    }
+}
+
+fn become_subreaper() {
+    // Orphans come back to this test process to be reaped, instead of
+    // becoming zombies of an init that may never reap them.
+    // SAFETY: prctl with integer arguments has no memory-safety preconditions.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+}
+
+#[test]
+fn a_sigkilled_host_takes_whole_plugin_groups_with_it() {
+    become_subreaper();
+    let mut up = Up::start();
+    let before = up.descendants();
+    // Two plugins, the keeper and the grandchild.
+    assert!(before.len() >= 4, "expected 4 processes, saw {before:?}");
+    assert!(keeper_of(&before).is_some(), "no keeper among {before:?}");
+    up.signal(libc::SIGKILL);
+    up.host.wait().unwrap();
+    assert_all_gone(&before, "the host was SIGKILLed");
+
+    // The next host's start removes the dead host's runtime directories.
+    assert!(
+        !up.runtime_dirs().is_empty(),
+        "a killed host cannot clean up"
+    );
+    let config = format!(
+        "[[plugin]]\nname = \"next\"\ncommand = {:?}\nargs = [\"ok\"]\n",
+        bin("broken-plugin")
+    );
+    let config_path = up.runtime.path().join("next.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let next = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["ls", "--config", config_path.to_str().unwrap()])
+        .env("OUTBOARD_RUNTIME_DIR", up.runtime.path())
+        .output()
+        .unwrap();
+    assert!(next.status.success(), "{}", common::text(&next.stderr));
+    std::fs::remove_file(&config_path).unwrap();
+    assert_eq!(up.runtime_dirs(), Vec::<String>::new(), "not swept");
+}
+
+#[test]
+fn up_survives_sighup_and_sigusr1_then_stops_in_order() {
+    become_subreaper();
+    let mut up = Up::start();
+    let before = up.descendants();
+    up.signal(libc::SIGHUP);
+    up.stderr
+        .expect("reload is not implemented", Duration::from_secs(5));
+    up.signal(libc::SIGUSR1);
+    up.stderr.expect("SIGUSR1 ignored", Duration::from_secs(5));
+    up.signal(libc::SIGUSR2);
+    up.stderr.expect("SIGUSR2 ignored", Duration::from_secs(5));
+    let dead: Vec<u32> = before.iter().copied().filter(|&p| !alive(p)).collect();
+    assert!(dead.is_empty(), "gone after SIGHUP/SIGUSR1: {dead:?}");
+
+    up.signal(libc::SIGTERM);
+    let status = up.host.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    // The keeper exits once the host has, and no zombie of it stays.
+    assert_all_gone(&before, "an orderly stop");
+    assert_eq!(up.runtime_dirs(), Vec::<String>::new());
+}
+
+#[test]
+fn a_hangup_stops_run_like_an_interrupt() {
+    become_subreaper();
+    let sb = Sandbox::new();
+    let config = format!(
+        "[[plugin]]\nname = \"forker\"\ncommand = {:?}\nargs = [\"forks-grandchild\"]\n",
+        bin("broken-plugin")
+    );
+    let marker = sb.path().join("started");
+    let script = format!("touch {}; exec sleep 60", marker.display());
+    let (mut host, runtime) = start_host(
+        &sb,
+        &config,
+        "run",
+        &["--", "/bin/sh", "-c", &script],
+        Stdio::piped(),
+    );
+    let stderr = common::Lines::read(host.stderr.take().unwrap());
+    assert!(
+        wait_until(Duration::from_secs(20), || marker.exists()),
+        "the command never started: {}",
+        stderr.rest()
+    );
+    let mut before: Vec<u32> = common::children_of(host.id())
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect();
+    for child in before.clone() {
+        before.extend(common::child_pids(child));
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(host.id() as libc::pid_t, libc::SIGHUP) };
+    let status = host.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", stderr.rest());
+    assert_all_gone(&before, "run's orderly stop on SIGHUP");
+    let left: Vec<_> = std::fs::read_dir(runtime.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "runtime directories left: {left:?}");
+}
+
+#[test]
+fn a_killed_keeper_is_reaped_and_replaced() {
+    become_subreaper();
+    let mut up = Up::start();
+    let before = up.descendants();
+    let keeper = keeper_of(&before).expect("a keeper");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(keeper as libc::pid_t, libc::SIGKILL) };
+    // The host reaps it (no zombie) and starts another that knows the
+    // groups already running.
+    let replaced = wait_until(Duration::from_secs(5), || {
+        let now = common::children_of(up.host.id());
+        !now.iter().any(|&(pid, _)| pid == keeper)
+            && now.iter().any(|&(pid, _)| common::is_keeper(pid))
+    });
+    assert!(
+        replaced,
+        "keeper {keeper} not replaced: {:?}",
+        common::children_of(up.host.id())
+    );
+    let now = up.descendants();
+    up.signal(libc::SIGKILL);
+    up.host.wait().unwrap();
+    assert_all_gone(&now, "the host was SIGKILLed with a second keeper");
 }

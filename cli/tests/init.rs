@@ -149,6 +149,56 @@ fn sigterm_to_the_init_stops_the_job_the_orderly_way() {
     assert_no_runtime_dirs(&sb);
 }
 
+#[test]
+fn hangup_and_user_signals_through_the_init_do_not_kill_up() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"forker\"\ncommand = {:?}\nargs = [\"forks-grandchild\"]\n",
+            bin("broken-plugin").display().to_string()
+        ),
+    )
+    .unwrap();
+    let runtime = sb.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let mut init = Command::new(OUTBOARD)
+        .args(["up", "--config"])
+        .arg(&config)
+        .env("OUTBOARD_INIT", "1")
+        .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = common::Lines::read(init.stderr.take().unwrap());
+    lines.expect("outboard: ready", Duration::from_secs(20));
+    let signal = |signal| {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(init.id() as libc::pid_t, signal) };
+    };
+    // The init forwards each to the host, which logs it and goes on.
+    signal(libc::SIGHUP);
+    lines.expect("reload is not implemented", Duration::from_secs(5));
+    signal(libc::SIGUSR1);
+    lines.expect("SIGUSR1 ignored", Duration::from_secs(5));
+    signal(libc::SIGUSR2);
+    lines.expect("SIGUSR2 ignored", Duration::from_secs(5));
+    let host = children_of(init.id());
+    assert!(
+        host.iter()
+            .any(|(pid, stat)| comm(*pid) == "outboard" && !stat.zombie),
+        "the host is gone: {}",
+        lines.rest()
+    );
+    signal(libc::SIGTERM);
+    let status = init.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", lines.rest());
+    assert_no_runtime_dirs(&sb);
+}
+
 /// `unshare --pid --fork --mount-proc`, if it works here (it needs
 /// privileges): `outboard` then runs as PID 1 of a new PID namespace.
 fn pid_namespace() -> Option<[&'static str; 4]> {

@@ -12,7 +12,7 @@ use super::load_config;
 use crate::args::UpArgs;
 use crate::exit::EXIT_INTERRUPTED;
 use crate::render::state::state_line;
-use crate::signals::Signals;
+use crate::signals::{Signals, Stop};
 
 /// Starts the plugins and prints their states until the first signal; then
 /// stops them the graceful way (exit 0), or at once on a second signal
@@ -21,7 +21,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     let config = load_config(&args.source)?;
     let host = tokio::select! {
         host = Host::start(&config) => host?,
-        () = signals.recv() => {
+        () = stop_request(&mut signals) => {
             eprintln!("outboard: interrupted");
             return Ok(EXIT_INTERRUPTED);
         }
@@ -32,15 +32,23 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     };
     tokio::select! {
         () = follow(&host, print) => {}
-        () = signals.recv() => {}
+        () = stop_request(&mut signals) => {}
     }
     eprintln!("outboard: stopping every plugin (signal again to stop them at once)");
     tokio::select! {
         () = host.shutdown() => Ok(0),
-        () = signals.recv() => {
+        () = stop_request(&mut signals) => {
             eprintln!("outboard: interrupted twice; killing plugins");
             Ok(EXIT_INTERRUPTED)
         }
+    }
+}
+
+/// The next SIGINT or SIGTERM. SIGHUP will ask for a reload; until reload
+/// exists it is logged and `up` goes on as it was.
+async fn stop_request(signals: &mut Signals) {
+    while signals.next().await == Stop::Hangup {
+        eprintln!("outboard: SIGHUP: reload is not implemented yet; still running");
     }
 }
 

@@ -48,9 +48,20 @@ pub fn children_of(pid: u32) -> Vec<(u32, ProcStat)> {
         .collect()
 }
 
-/// The pids of `pid`'s children.
+/// The pids of `pid`'s children, except a host's keeper (the process that
+/// kills plugin groups when the host dies; `children_of` has it).
 pub fn child_pids(pid: u32) -> Vec<u32> {
-    children_of(pid).into_iter().map(|(pid, _)| pid).collect()
+    children_of(pid)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .filter(|&pid| !is_keeper(pid))
+        .collect()
+}
+
+/// True if `pid` is a host's keeper.
+pub fn is_keeper(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim() == "outboard-keeper")
 }
 
 /// True if `pid` runs (exists and is not a zombie).

@@ -7,6 +7,7 @@
 //! - `runtime_dir`: [`RuntimeDir`], the private directory of a launch, and
 //!   the sweep of those dead hosts left.
 //! - `spawner`: the long-lived spawner thread and the reaper of orphans.
+//! - `keeper`: the process that kills plugin groups when the host dies.
 //! - [`process`]: [`PluginProcess`]: the scrubbed environment, the process
 //!   group, its signals and its exit.
 //! - `exit`: [`Exit`], how a process ended.
@@ -22,6 +23,7 @@ mod call;
 pub mod channel;
 mod exit;
 pub mod handshake;
+mod keeper;
 mod launched;
 pub mod process;
 mod runtime_dir;

@@ -12,6 +12,15 @@
 //! such orphans, but only those in a plugin's process group and never a
 //! plugin itself (tokio waits on those), so no other waiter in the host
 //! loses an exit status.
+//!
+//! Each plugin's group is also registered with the keeper (`keeper`), which
+//! kills the groups left when the host dies.
+//!
+//! A plugin gets stdin, stdout and stderr and no other descriptor: whatever
+//! the host inherited without close-on-exec (a shell's `3<file`, a
+//! supervisor's socket) is marked close-on-exec in the child before exec.
+//! The job's command keeps them: a redirection the user wrote on the
+//! command line is meant for the command.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -22,6 +31,7 @@ use std::time::Duration;
 use tokio::process::Child;
 use tokio::sync::oneshot;
 
+use crate::launch::keeper;
 use crate::launch::process::group_alive;
 
 /// Process groups of plugins spawned by this host whose members may still
@@ -64,7 +74,13 @@ pub fn reap_orphans() -> usize {
             }
         }
     }
-    groups.retain(|&pgid| group_alive(pgid));
+    groups.retain(|&pgid| {
+        let alive = group_alive(pgid);
+        if !alive {
+            keeper::forget(pgid);
+        }
+        alive
+    });
     reaped
 }
 
@@ -110,6 +126,14 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Replaces the keeper if it has exited (someone killed it).
+fn check_keeper() {
+    let groups = PLUGIN_GROUPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    keeper::check(&groups);
+}
+
 /// A request to the spawner thread.
 struct SpawnRequest {
     cmd: std::process::Command,
@@ -133,14 +157,62 @@ fn spawn_registered(req: SpawnRequest) {
     // tokio's Command registers the child with the runtime's SIGCHLD
     // handling, so spawn inside that runtime.
     let _enter = req.runtime.enter();
-    let child = tokio::process::Command::from(req.cmd).spawn();
+    let mut cmd = req.cmd;
+    if req.plugin_group {
+        only_standard_descriptors(&mut cmd);
+    }
+    let child = tokio::process::Command::from(cmd).spawn();
     if req.plugin_group
         && let Some(pid) = child.as_ref().ok().and_then(Child::id)
     {
+        keeper::register(pid, &groups);
         groups.insert(pid);
     }
     drop(groups);
     let _ = req.reply.send(child);
+}
+
+/// The most descriptors the fallback of [`only_standard_descriptors`]
+/// looks at, when the soft `RLIMIT_NOFILE` is higher (or unlimited).
+const MAX_FALLBACK_FDS: libc::rlim_t = 1 << 20;
+
+/// Makes every descriptor above 2 close-on-exec in the child, just before
+/// exec. Marked rather than closed: the standard library reports a failed
+/// exec through a close-on-exec pipe of its own, which must stay open.
+/// `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11) does it in one call;
+/// older kernels get a loop of `fcntl` up to the soft `RLIMIT_NOFILE`, read
+/// here, before the fork, so the child only makes system calls.
+fn only_standard_descriptors(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit.
+    let upper = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur.min(MAX_FALLBACK_FDS)
+    } else {
+        MAX_FALLBACK_FDS
+    };
+    let upper = libc::c_int::try_from(upper).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls (close_range, fcntl); it
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::CLOSE_RANGE_CLOEXEC;
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, flags) == 0 {
+                return Ok(());
+            }
+            for fd in 3..upper {
+                let current = libc::fcntl(fd, libc::F_GETFD);
+                if current >= 0 && current & libc::FD_CLOEXEC == 0 {
+                    libc::fcntl(fd, libc::F_SETFD, current | libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Set in a host that runs under an init of its own (`outboard` as PID 1).
@@ -185,6 +257,7 @@ pub(crate) async fn spawn_on_long_lived_thread(
                         Ok(req) => spawn_registered(req),
                         Err(mpsc::RecvTimeoutError::Timeout) => {
                             reap_orphans();
+                            check_keeper();
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
