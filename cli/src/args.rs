@@ -67,8 +67,10 @@ pub(crate) enum Command {
     ///
     /// Exit status: CMD's own; or 121 a plugin vetoed the job, 122 a plugin
     /// failed it, 125 the host failed (config, a plugin that would not
-    /// start), 126 CMD could not be executed, 127 CMD was not found, 130
-    /// interrupted.
+    /// start, an environment variable that is not UTF-8, a command or env
+    /// the plugins left unusable, or, for a job that succeeded, a report
+    /// --json or --report could not print or write), 126 CMD could not be
+    /// executed, 127 CMD was not found, 130 interrupted.
     Run(RunArgs),
     /// Start every plugin and keep it running under supervision until
     /// SIGINT or SIGTERM.
@@ -141,8 +143,10 @@ pub(crate) struct RunArgs {
     /// own output.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Write the full job report as JSON to FILE (replaced whole, so a
-    /// reader never sees half a report); stdout stays the command's.
+    /// Write the full job report as JSON to FILE; stdout stays the
+    /// command's. A regular file (also behind a symlink) is replaced whole,
+    /// so a reader never sees half a report; a character device or a FIFO
+    /// with a reader is written directly; anything else is refused.
     #[arg(long, value_name = "FILE")]
     pub(crate) report: Option<PathBuf>,
     /// The command and its arguments, after `--`.

@@ -46,7 +46,10 @@ fn main() -> ExitCode {
             Ok(code) => ExitCode::from(code),
             Err(err) if exit::is_broken_pipe(&err) => ExitCode::from(exit::EXIT_BROKEN_PIPE),
             Err(err) => {
-                eprintln!("outboard: {err:#}");
+                // Errors may quote a plugin: no control characters reach
+                // the terminal.
+                let text = format!("{err:#}");
+                eprintln!("outboard: {}", outboard_host::Escaped::block(&text));
                 ExitCode::from(exit::EXIT_ERROR)
             }
         }

@@ -7,6 +7,7 @@ mod conformance;
 mod describe;
 mod invoke;
 mod ls;
+mod report_file;
 mod run;
 mod up;
 

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use outboard_host::Status;
+use outboard_host::{Escaped, Status};
 use serde::Serialize;
 
 /// One state change as a JSON line: `{"plugin": ..., "status": {...}}`.
@@ -30,7 +30,8 @@ pub(crate) fn state_line(
         writeln!(out, "{line}")
     } else {
         let pid = status.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
-        let reason = status.reason.as_deref().unwrap_or("");
+        // The reason may quote the plugin (its stderr, its messages).
+        let reason = Escaped::line(status.reason.as_deref().unwrap_or(""));
         writeln!(
             out,
             "{name}: {:?} (pid {pid}, starts {}) {reason}",
