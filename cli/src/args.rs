@@ -19,7 +19,8 @@ Examples:
   outboard invoke pre_container --config examples/outboard.toml --context '{\"env\": {}}'
 
 Exit status of describe, ls and invoke: 0 success; 1 host error (bad config, a plugin failed to \
-start); 2 bad usage; 3 a plugin vetoed the phase; 4 a plugin failed during the phase; 130 interrupted. \
+start, output that could not be written); 2 bad usage; 3 a plugin vetoed the phase; 4 a plugin \
+failed during the phase; 130 interrupted. A signal while plugins stop kills them at once. \
 `outboard run` exits with the command's status, or one of its own (see `outboard run --help`).
 
 Logs go to stderr: plugins' own output at info, the host's at warn. -v shows the host's info, \
@@ -78,10 +79,12 @@ pub(crate) enum Command {
     /// Plugins that die are restarted with backoff; plugins that miss their
     /// health checks are restarted; a plugin in a crash loop is quarantined.
     /// Every state change is printed on stdout, one line each (JSON with
-    /// --json). Once every plugin has started, `outboard: ready: N plugins
+    /// --json); if stdout cannot be written (a reader gone, a full disk),
+    /// that is said once on stderr and supervision goes on without state
+    /// lines. Once every plugin has started, `outboard: ready: N plugins
     /// under supervision (pid P)` goes to stderr. On SIGINT or SIGTERM the host stops every plugin the
-    /// graceful way (dependents first) and exits 0; a second signal stops
-    /// them at once. As PID 1 in a container, it also reaps orphans.
+    /// graceful way (dependents first) and exits 0; a second signal kills
+    /// their process groups at once (exit 130). As PID 1 in a container, it also reaps orphans.
     Up(UpArgs),
     /// Start one plugin, print its manifest as JSON, and stop it.
     ///

@@ -1,45 +1,50 @@
 //! `outboard invoke PHASE`: one phase on every plugin subscribed to it.
 
-use std::future::Future;
 use std::io::Write;
 
 use anyhow::{Context, bail};
 use outboard_host::{Host, Verdict};
 use serde_json::{Map, Value};
 
-use super::{load_config, unless_interrupted};
+use super::{load_config, stop, unless_interrupted};
 use crate::args::InvokeArgs;
 use crate::exit::{EXIT_INTERRUPTED, EXIT_PHASE_FAILED, EXIT_PHASE_VETOED};
 use crate::render;
+use crate::signals::Signals;
 
 /// Starts the plugins, dispatches `args.phase` with `args.context`, prints
-/// the report and stops them; a stop request from `shutdown`, at any
-/// moment, stops them too (exit 130).
-pub(crate) async fn run(
-    args: InvokeArgs,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<u8> {
-    let mut shutdown = std::pin::pin!(shutdown);
+/// the report and stops them. A signal while they start or while the phase
+/// runs stops them the graceful way (exit 130); a signal while they stop
+/// kills them at once.
+pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Result<u8> {
     let config = load_config(&args.source)?;
     let context = parse_context(&args.context)?;
-    let Some(host) = unless_interrupted(Host::start(&config), &mut shutdown).await else {
+    let Some(host) = unless_interrupted(Host::start(&config), signals.recv()).await else {
         return Ok(EXIT_INTERRUPTED);
     };
     let host = host?;
-    let Some(report) = unless_interrupted(host.dispatch(&args.phase, context), &mut shutdown).await
-    else {
-        // Ready plugins get the whole stop sequence, not a SIGKILL.
-        host.stop().await;
+    let report = tokio::select! {
+        report = host.dispatch(&args.phase, context) => Some(report),
+        () = signals.recv() => {
+            // Ready plugins get the whole stop sequence, not a SIGKILL,
+            // unless a signal comes again.
+            eprintln!("outboard: interrupted; stopping plugins (signal again to kill them)");
+            None
+        }
+    };
+    let groups = stop::groups_of(&host);
+    stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
+    let Some(report) = report else {
         return Ok(EXIT_INTERRUPTED);
     };
-    host.stop().await;
 
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?).and_then(|()| out.flush())
     } else {
-        render::report::phase(&mut out, &report)?;
+        render::report::phase(&mut out, &report).and_then(|()| out.flush())
     }
+    .context("cannot print the report on stdout")?;
     Ok(match report.verdict {
         Verdict::Passed => 0,
         Verdict::Vetoed { .. } => EXIT_PHASE_VETOED,

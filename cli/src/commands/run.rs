@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use outboard_host::Escaped;
 
-use super::{load_config, report_file};
+use super::{load_config, report_file, stop};
 use crate::args::RunArgs;
 use crate::render;
 use crate::signals::Signals;
@@ -62,14 +62,18 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
         signals.recv().await;
     };
     let report = tokio::select! {
-        report = job::run(&host, spec, interrupted) => report,
-        () = two_signals => {
-            eprintln!("outboard: interrupted twice; stopping plugins now");
-            host.stop().await;
-            return job::EXIT_INTERRUPTED;
-        }
+        report = job::run(&host, spec, interrupted) => Some(report),
+        () = two_signals => None,
     };
-    host.stop().await;
+    let groups = stop::groups_of(&host);
+    let Some(report) = report else {
+        eprintln!("outboard: interrupted twice; killing plugins now");
+        stop::kill_then_stop(host.shutdown(), &groups, &mut signals).await;
+        return job::EXIT_INTERRUPTED;
+    };
+    // The job is decided: a signal now only cuts the plugins' stop short,
+    // and the report still comes out with the job's own status.
+    stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
     publish(&report, args.json, args.report.as_deref())
 }
 
