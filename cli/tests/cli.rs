@@ -257,16 +257,7 @@ fn assert_stopped_cleanly(child: Child, stderr: Lines, plugins: &[u32], runtime:
     let stderr = stderr.rest();
     assert_eq!(status.code(), Some(130), "stderr: {stderr}");
     assert!(stderr.contains("outboard: interrupted"), "{stderr}");
-    // Killed with its group: gone at once, or a zombie for its new parent.
-    let gone = common::wait_until(Duration::from_secs(2), || {
-        plugins.iter().all(|&pid| !common::alive(pid))
-    });
-    assert!(gone, "plugins still running: {plugins:?}");
-    let left: Vec<_> = std::fs::read_dir(runtime)
-        .expect("read")
-        .flatten()
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_nothing_left(plugins, runtime);
 }
 
 #[test]
@@ -352,6 +343,20 @@ fn up_stops_at_once_on_a_second_signal() {
     );
 }
 
+/// No process of `plugins` still runs (within 2 s: killed with its group,
+/// gone or a zombie of its new parent), and nothing is left in `runtime`.
+fn assert_nothing_left(plugins: &[u32], runtime: &Path) {
+    let gone = common::wait_until(Duration::from_secs(2), || {
+        plugins.iter().all(|&pid| !common::alive(pid))
+    });
+    assert!(gone, "plugins still running: {plugins:?}");
+    let left: Vec<_> = std::fs::read_dir(runtime)
+        .expect("read")
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 /// `outboard ARGS` with one plugin that answers Shutdown but never exits
 /// and ignores SIGTERM (a 30 s grace): once its stop has begun, one signal
 /// kills it at once; `outboard` exits `code` (the work was done) and
@@ -385,15 +390,7 @@ fn a_signal_while_plugins_stop_kills_them(args: &[&str], code: i32) {
         "waited for the grace: {:?}",
         started.elapsed()
     );
-    let gone = common::wait_until(Duration::from_secs(2), || {
-        plugins.iter().all(|&pid| !common::alive(pid))
-    });
-    assert!(gone, "plugins still running: {plugins:?}");
-    let left: Vec<_> = std::fs::read_dir(&runtime)
-        .expect("read")
-        .flatten()
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_nothing_left(&plugins, &runtime);
 }
 
 #[test]
@@ -440,15 +437,7 @@ fn a_second_signal_while_invoke_stops_after_the_first_kills_them() {
         started.elapsed()
     );
     assert_eq!(status.code(), Some(130), "stderr: {stderr}");
-    let gone = common::wait_until(Duration::from_secs(2), || {
-        plugins.iter().all(|&pid| !common::alive(pid))
-    });
-    assert!(gone, "plugins still running: {plugins:?}");
-    let left: Vec<_> = std::fs::read_dir(&runtime)
-        .expect("read")
-        .flatten()
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_nothing_left(&plugins, &runtime);
 }
 
 #[test]
