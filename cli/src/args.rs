@@ -129,7 +129,8 @@ pub(crate) enum Command {
     /// the context as patched by those before it, a veto or a fail-closed
     /// failure stopping the chain; parallel phases run every plugin on the
     /// same context and merge their patches. Prints each plugin's outcome
-    /// and patch, and the final context.
+    /// and patch, and the final context. A phase no plugin subscribes to
+    /// passes, and stderr says so.
     Invoke(InvokeArgs),
 }
 
@@ -211,7 +212,9 @@ pub(crate) struct LsArgs {
 /// The arguments of `outboard invoke`.
 #[derive(Debug, Args)]
 pub(crate) struct InvokeArgs {
-    /// The phase, e.g. pre_container.
+    /// The phase, e.g. pre_container (1 to 64 characters of a-z, 0-9,
+    /// '_', '.', '-').
+    #[arg(value_parser = phase_name)]
     pub(crate) phase: String,
     /// The phase context: a JSON object, or @FILE to read one.
     #[arg(long, default_value = "{}")]
@@ -222,6 +225,15 @@ pub(crate) struct InvokeArgs {
     /// Print the full report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// A phase name as the protocol allows it, or why not (bad usage, exit 2).
+fn phase_name(arg: &str) -> Result<String, String> {
+    if outboard_proto::names::is_valid_phase_name(arg) {
+        Ok(arg.to_owned())
+    } else {
+        Err(outboard_proto::names::invalid_phase_name(arg))
+    }
 }
 
 /// Where the plugins come from.

@@ -641,3 +641,29 @@ fn up_says_when_it_is_ready_even_with_no_plugins() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(child.wait().expect("wait").code(), Some(0));
 }
+
+#[test]
+fn invoke_refuses_a_phase_name_that_is_not_one_and_says_when_nobody_subscribes() {
+    let out = outboard(&["invoke", "Pre Container!", "--config", &examples_config()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("\"Pre Container!\" is not a valid phase name"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let sandbox = common::Sandbox::new();
+    let (config, runtime) = broken_config(&sandbox, "ok", "1s");
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["invoke", "nobody_listens", "--config"])
+        .arg(&config)
+        .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no plugin subscribes to phase nobody_listens"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -23,6 +23,15 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
         return Ok(EXIT_INTERRUPTED);
     };
     let host = host?;
+    if host.subscribers(&args.phase).is_empty() {
+        // Not an error (the phase passes, the context unchanged), but
+        // most likely a typo or a plugin that is not configured.
+        eprintln!(
+            "outboard: no plugin subscribes to phase {} (or every subscription is disabled); \
+             it passes with the context unchanged",
+            args.phase
+        );
+    }
     let report = tokio::select! {
         report = host.dispatch(&args.phase, context) => Some(report),
         () = signals.recv() => {
