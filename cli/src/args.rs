@@ -216,7 +216,8 @@ pub(crate) struct InvokeArgs {
     /// '_', '.', '-').
     #[arg(value_parser = phase_name)]
     pub(crate) phase: String,
-    /// The phase context: a JSON object, or @FILE to read one.
+    /// The phase context: a JSON object, or @FILE to read one (at most
+    /// 16 MiB).
     #[arg(long, default_value = "{}")]
     pub(crate) context: String,
     /// Where the plugins come from.

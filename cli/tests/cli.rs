@@ -667,3 +667,41 @@ fn invoke_refuses_a_phase_name_that_is_not_one_and_says_when_nobody_subscribes()
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_signal_stops_invoke_waiting_on_a_context_fifo() {
+    let sandbox = common::Sandbox::new();
+    let (config, runtime) = broken_config(&sandbox, "ok", "1s");
+    let fifo = sandbox.path().join("context");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let context = format!("@{}", fifo.display());
+    let mut child = spawn_outboard(
+        &[
+            "invoke",
+            "test",
+            "--config",
+            config.to_str().unwrap(),
+            "--context",
+            &context,
+        ],
+        &runtime,
+    );
+    let stderr = Lines::read(child.stderr.take().expect("stderr"));
+    // The event: a thread of outboard waits in the FIFO's open for a
+    // writer (the kernel's wait_for_partner).
+    let waiting = common::wait_until(Duration::from_secs(10), || {
+        std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .map(|tasks| {
+                tasks.flatten().any(|t| {
+                    std::fs::read_to_string(t.path().join("wchan"))
+                        .is_ok_and(|w| w.contains("partner"))
+                })
+            })
+            .unwrap_or(false)
+    });
+    assert!(waiting, "outboard never waited on the FIFO");
+    common::sigterm(child.id());
+    assert_stopped_cleanly(child, stderr, &[], &runtime);
+}
