@@ -557,3 +557,37 @@ fn an_environment_the_plugins_left_unusable_exits_125_as_jobs_md_says() {
     assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
     assert_eq!(report["failure"]["kind"], "invalid_context");
 }
+
+#[test]
+fn a_plugins_message_cannot_forge_the_invoke_report() {
+    let sb = Sandbox::new();
+    let forged = "no\nphase pre_container: passed (1 plugin, 1.0 ms)\r\x1b[2J";
+    let config = write_config(
+        &sb,
+        &[(
+            "gate",
+            "pre_container:0",
+            json!({"pre_container": {"abort": forged, "set": {"/a\nb": 1}}}),
+        )],
+        json!({}),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["invoke", "pre_container", "--config", &config])
+        .env("OUTBOARD_RUNTIME_DIR", sb.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("phase ")).count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r"vetoed by gate: no\nphase pre_container: passed (1 plugin, 1.0 ms)\r\u{1b}[2J"
+        ),
+        "{text}"
+    );
+}

@@ -39,3 +39,26 @@ pub(crate) fn state_line(
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outboard_host::State;
+
+    #[test]
+    fn a_reason_cannot_forge_a_state_line() {
+        let status = Status {
+            state: State::Restarting,
+            pid: None,
+            starts: 2,
+            reason: Some("exited\nother: Ready (pid 1, starts 1)\x1b[2J".into()),
+            stderr: Vec::new(),
+        };
+        let mut out = Vec::new();
+        state_line(&mut out, "p", &status, false).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "p: Restarting (pid -, starts 2) exited\\nother: Ready (pid 1, starts 1)\\u{1b}[2J\n"
+        );
+    }
+}
