@@ -1,7 +1,8 @@
 //! `run --report PATH`: where the report goes, without ever replacing what
 //! is not a regular file.
 //!
-//! - Nothing at PATH: a temporary file beside it, renamed to PATH.
+//! - Nothing at PATH: a temporary file beside it, renamed to PATH, but
+//!   never over something that appeared there meanwhile.
 //! - A regular file (also through symlinks): a temporary file beside the
 //!   file itself, renamed over it, so a reader sees the old report or the
 //!   new one, never half of one; the symlink stays.
@@ -25,12 +26,13 @@ use serde::Serialize;
 /// rules above. Errors name the path.
 pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     match open_existing(path)? {
-        Existing::Nothing => replace(path, value),
+        // Whatever appears at the path meanwhile is not replaced either.
+        Existing::Nothing => replace(path, value, Replace::Never),
         Existing::Regular => {
             // Through symlinks to the file itself: the link is not replaced.
             let target = std::fs::canonicalize(path)
                 .with_context(|| format!("cannot resolve {}", path.display()))?;
-            replace(&target, value)
+            replace(&target, value, Replace::Regular)
         }
         Existing::Stream(file) => {
             write_to(file, value).with_context(|| format!("cannot write {}", path.display()))
@@ -91,9 +93,18 @@ fn open_existing(path: &Path) -> anyhow::Result<Existing> {
     }
 }
 
+/// Whether the final rename may replace what is at the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    /// Nothing was there: the rename fails if something is now.
+    Never,
+    /// A regular file was there: the rename replaces it.
+    Regular,
+}
+
 /// Writes to a temporary file beside `path` (mode 0600), then renames it
 /// to `path`.
-fn replace(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+fn replace(path: &Path, value: &impl Serialize, mode: Replace) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -102,8 +113,11 @@ fn replace(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     let (file, temp) = file.into_parts();
     write_to(file, value).with_context(|| format!("cannot write {}", temp.display()))?;
-    temp.persist(path)
-        .with_context(|| format!("cannot rename the report to {}", path.display()))?;
+    let renamed = match mode {
+        Replace::Never => temp.persist_noclobber(path),
+        Replace::Regular => temp.persist(path),
+    };
+    renamed.with_context(|| format!("cannot rename the report to {}", path.display()))?;
     Ok(())
 }
 
