@@ -591,3 +591,24 @@ fn a_plugins_message_cannot_forge_the_invoke_report() {
         "{text}"
     );
 }
+
+#[test]
+fn a_full_stderr_is_no_panic() {
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for (config, code) in [(config.as_str(), 0), ("/nonexistent/outboard.toml", 125)] {
+        let status = Command::new(env!("CARGO_BIN_EXE_outboard"))
+            .args(["run", "--config", config, "--", "true"])
+            .env("OUTBOARD_RUNTIME_DIR", sb.path())
+            .stderr(full())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "{config}");
+    }
+}

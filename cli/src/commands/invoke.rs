@@ -31,7 +31,7 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
     if host.subscribers(&args.phase).is_empty() {
         // Not an error (the phase passes, the context unchanged), but
         // most likely a typo or a plugin that is not configured.
-        eprintln!(
+        say!(
             "outboard: no plugin subscribes to phase {} (or every subscription is disabled); \
              it passes with the context unchanged",
             args.phase
@@ -42,7 +42,7 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
         () = signals.recv() => {
             // Ready plugins get the whole stop sequence, not a SIGKILL,
             // unless a signal comes again.
-            eprintln!("outboard: interrupted; stopping plugins (signal again to kill them)");
+            say!("outboard: interrupted; stopping plugins (signal again to kill them)");
             None
         }
     };

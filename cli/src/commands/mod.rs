@@ -46,7 +46,7 @@ async fn unless_interrupted<T>(
     tokio::select! {
         done = work => Some(done),
         () = shutdown => {
-            eprintln!("outboard: interrupted");
+            say!("outboard: interrupted");
             None
         }
     }

@@ -22,28 +22,28 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
     let env = match own_environment() {
         Ok(env) => env,
         Err(err) => {
-            eprintln!("outboard: {err:#}");
+            say!("outboard: {err:#}");
             return job::EXIT_HOST_ERROR;
         }
     };
     let config = match load_config(&args.source) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("outboard: {err:#}");
+            say!("outboard: {err:#}");
             return job::EXIT_HOST_ERROR;
         }
     };
     let host = tokio::select! {
         host = Host::start(&config) => host,
         () = signals.recv() => {
-            eprintln!("outboard: interrupted");
+            say!("outboard: interrupted");
             return job::EXIT_INTERRUPTED;
         }
     };
     let host = match host {
         Ok(host) => host,
         Err(err) => {
-            eprintln!("outboard: {}", Escaped::block(&err.to_string()));
+            say!("outboard: {}", Escaped::block(&err.to_string()));
             return job::EXIT_HOST_ERROR;
         }
     };
@@ -55,7 +55,7 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
     let (interrupt, interrupted) = tokio::sync::watch::channel(false);
     let two_signals = async {
         signals.recv().await;
-        eprintln!(
+        say!(
             "outboard: stopping the job; on_error and cleanup still run (signal again to cut them short)"
         );
         let _ = interrupt.send(true);
@@ -67,7 +67,7 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
     };
     let groups = stop::groups_of(&host);
     let Some(report) = report else {
-        eprintln!("outboard: interrupted twice; killing plugins now");
+        say!("outboard: interrupted twice; killing plugins now");
         stop::kill_then_stop(host.shutdown(), &groups, &mut signals).await;
         return job::EXIT_INTERRUPTED;
     };
@@ -101,13 +101,13 @@ fn publish(report: &job::JobReport, as_json: bool, report_file: Option<&Path>) -
     let _ = render::job::summary(&mut std::io::stderr().lock(), report);
     let mut failed = false;
     if as_json && let Err(err) = print_json(report) {
-        eprintln!("outboard: cannot print the report on stdout: {err:#}");
+        say!("outboard: cannot print the report on stdout: {err:#}");
         failed = true;
     }
     if let Some(path) = report_file
         && let Err(err) = report_file::write_json(path, report)
     {
-        eprintln!(
+        say!(
             "outboard: cannot write the report to {}: {err:#}",
             path.display()
         );

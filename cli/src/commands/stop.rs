@@ -31,7 +31,7 @@ pub(crate) async fn stop_or_kill(
         () = &mut stop => return false,
         () = signals.recv() => {}
     }
-    eprintln!("outboard: interrupted while plugins stopped; killing them");
+    say!("outboard: interrupted while plugins stopped; killing them");
     kill_then_stop(stop, groups, signals).await;
     true
 }

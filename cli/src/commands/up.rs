@@ -23,7 +23,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     let host = tokio::select! {
         host = Host::start(&config) => host?,
         () = signals.recv() => {
-            eprintln!("outboard: interrupted");
+            say!("outboard: interrupted");
             return Ok(EXIT_INTERRUPTED);
         }
     };
@@ -37,7 +37,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
             // Supervision goes on if nobody reads stdout any more (or the
             // disk is full): said once, then state lines stop.
             failed.set(true);
-            eprintln!(
+            say!(
                 "outboard: cannot print state lines on stdout ({err}); plugins stay under \
                  supervision, state changes are no longer printed"
             );
@@ -47,7 +47,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
         () = follow(&host, print) => {}
         () = signals.recv() => {}
     }
-    eprintln!("outboard: stopping every plugin (signal again to stop them at once)");
+    say!("outboard: stopping every plugin (signal again to stop them at once)");
     let groups = stop::groups_of(&host);
     if stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await {
         Ok(EXIT_INTERRUPTED)
@@ -70,7 +70,7 @@ async fn follow(host: &Host, print: impl Fn(&str, &Status)) {
     // The moment a wrapper, a probe or a benchmark can rely on: every
     // plugin has started (Host::start returns only then).
     let count = host.plugins().len();
-    eprintln!(
+    say!(
         "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops them",
         if count == 1 { "" } else { "s" },
         std::process::id()
