@@ -3,6 +3,10 @@
 //! passes it down: as [`Signals`] where a signal can come while plugins
 //! stop (`run`, `up`, `invoke`, `ls`: `stop` kills them then), as one stop
 //! future elsewhere.
+//!
+//! Beside them: `stop`, stopping plugins while a signal can cut the stop
+//! short (for every command that stops plugins); `report_file`, where
+//! `run --report` writes without replacing what is not a regular file.
 
 mod conformance;
 mod describe;
