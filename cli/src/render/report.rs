@@ -47,11 +47,13 @@ pub(crate) fn phase(out: &mut impl Write, report: &Report) -> std::io::Result<()
         writeln!(out, "{}", line.trim_end())?;
         for op in &e.patch {
             match op {
-                // Paths are the plugin's text; values are JSON, escaped.
+                // Paths are the plugin's text; values are JSON, whose escaping
+                // leaves DEL and the C1 controls: escaped here.
                 PatchOp::Set { path, value } => writeln!(
                     out,
-                    "          set    {} = {value}",
-                    Escaped::line(&path.to_string())
+                    "          set    {} = {}",
+                    Escaped::line(&path.to_string()),
+                    Escaped::line(&value.to_string())
                 )?,
                 PatchOp::Remove { path } => {
                     writeln!(out, "          remove {}", Escaped::line(&path.to_string()))?
@@ -62,6 +64,7 @@ pub(crate) fn phase(out: &mut impl Write, report: &Report) -> std::io::Result<()
     writeln!(
         out,
         "context:\n{}",
-        serde_json::to_string_pretty(&report.context).unwrap_or_default()
+        // JSON leaves DEL and the C1 controls unescaped.
+        Escaped::block(&serde_json::to_string_pretty(&report.context).unwrap_or_default())
     )
 }

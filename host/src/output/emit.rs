@@ -117,9 +117,13 @@ mod tests {
             "{text}"
         );
         let json =
-            serde_json::json!({"level": "warn", "message": "a\nb\x1b[2J", "k": "v\r"}).to_string();
+            serde_json::json!({"level": "warn", "message": "a\nb\x1b[2J", "k": "v\r\u{9b}2J"})
+                .to_string();
         let text = emitted(false, line(&json));
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+        assert!(
+            !text.contains('\x1b') && !text.contains('\r') && !text.contains('\u{9b}'),
+            "{text:?}"
+        );
     }
 }

@@ -88,8 +88,11 @@ pub(crate) fn forward_line(plugin: &str, stream: Stream, line: &str) {
     let stream = stream.as_str();
     // The message is the plugin's text: escaped, so it cannot forge a
     // record of its own or drive the terminal. The fields are JSON text,
-    // escaped by serde already.
+    // whose escaping leaves DEL and the C1 controls (U+009B is a CSI to
+    // some terminals) as they are: escaped too.
     let message = Escaped::line(&message);
+    let fields = fields.map(|f| f.to_string());
+    let fields = fields.as_deref().map(Escaped::line);
     macro_rules! event {
         ($lvl:ident) => {
             match &fields {
