@@ -20,7 +20,8 @@ Examples:
   outboard invoke pre_container --config examples/outboard.toml --context '{\"env\": {}}'
 
 Exit status of describe, ls and invoke: 0 success; 1 host error (bad config, a plugin failed to \
-start); 2 bad usage; 3 a plugin vetoed the phase; 4 a plugin failed during the phase; 130 interrupted. \
+start, output that could not be written); 2 bad usage; 3 a plugin vetoed the phase; 4 a plugin \
+failed during the phase; 130 interrupted. A signal while plugins stop kills them at once. \
 `outboard run` exits with the command's status, or one of its own (see `outboard run --help`).
 
 Logs go to stderr: plugins' own output at info, the host's at warn. -v shows the host's info, \
@@ -68,8 +69,10 @@ pub(crate) enum Command {
     ///
     /// Exit status: CMD's own; or 121 a plugin vetoed the job, 122 a plugin
     /// failed it, 125 the host failed (config, a plugin that would not
-    /// start), 126 CMD could not be executed, 127 CMD was not found, 130
-    /// interrupted.
+    /// start, an environment variable that is not UTF-8, a command or env
+    /// the plugins left unusable, or, for a job that succeeded, a report
+    /// --json or --report could not print or write), 126 CMD could not be
+    /// executed, 127 CMD was not found, 130 interrupted.
     Run(RunArgs),
     /// Start every plugin and keep it running under supervision until
     /// SIGINT or SIGTERM.
@@ -77,10 +80,12 @@ pub(crate) enum Command {
     /// Plugins that die are restarted with backoff; plugins that miss their
     /// health checks are restarted; a plugin in a crash loop is quarantined.
     /// Every state change is printed on stdout, one line each (JSON with
-    /// --json). Once every plugin has started, `outboard: ready: N plugins
+    /// --json); if stdout cannot be written (a reader gone, a full disk),
+    /// that is said once on stderr and supervision goes on without state
+    /// lines. Once every plugin has started, `outboard: ready: N plugins
     /// under supervision (pid P)` goes to stderr. On SIGINT or SIGTERM the host stops every plugin the
-    /// graceful way (dependents first) and exits 0; a second signal stops
-    /// them at once. As PID 1 in a container, it also reaps orphans.
+    /// graceful way (dependents first) and exits 0; a second signal kills
+    /// their process groups at once (exit 130). As PID 1 in a container, it also reaps orphans.
     Up(UpArgs),
     /// Start one plugin, print its manifest as JSON, and stop it.
     ///
@@ -130,7 +135,8 @@ pub(crate) enum Command {
     /// the context as patched by those before it, a veto or a fail-closed
     /// failure stopping the chain; parallel phases run every plugin on the
     /// same context and merge their patches. Prints each plugin's outcome
-    /// and patch, and the final context.
+    /// and patch, and the final context. A phase no plugin subscribes to
+    /// passes, and stderr says so.
     Invoke(InvokeArgs),
 }
 
@@ -147,8 +153,10 @@ pub(crate) struct RunArgs {
     /// own output.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Write the full job report as JSON to FILE (replaced whole, so a
-    /// reader never sees half a report); stdout stays the command's.
+    /// Write the full job report as JSON to FILE; stdout stays the
+    /// command's. A regular file (also behind a symlink) is replaced whole,
+    /// so a reader never sees half a report; a character device or a FIFO
+    /// with a reader is written directly; anything else is refused.
     #[arg(long, value_name = "FILE")]
     pub(crate) report: Option<PathBuf>,
     /// The command and its arguments, after `--`.
@@ -230,9 +238,12 @@ pub(crate) struct LsArgs {
 /// The arguments of `outboard invoke`.
 #[derive(Debug, Args)]
 pub(crate) struct InvokeArgs {
-    /// The phase, e.g. pre_container.
+    /// The phase, e.g. pre_container (1 to 64 characters of a-z, 0-9,
+    /// '_', '.', '-').
+    #[arg(value_parser = phase_name)]
     pub(crate) phase: String,
-    /// The phase context: a JSON object, or @FILE to read one.
+    /// The phase context: a JSON object, or @FILE to read one (at most
+    /// 16 MiB).
     #[arg(long, default_value = "{}")]
     pub(crate) context: String,
     /// Where the plugins come from.
@@ -241,6 +252,15 @@ pub(crate) struct InvokeArgs {
     /// Print the full report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// A phase name as the protocol allows it, or why not (bad usage, exit 2).
+fn phase_name(arg: &str) -> Result<String, String> {
+    if outboard_proto::names::is_valid_phase_name(arg) {
+        Ok(arg.to_owned())
+    } else {
+        Err(outboard_proto::names::invalid_phase_name(arg))
+    }
 }
 
 /// Where the plugins come from.

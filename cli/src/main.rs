@@ -11,6 +11,16 @@
 //! - `logging`: log lines on stderr.
 //! - `exit`: the exit statuses.
 
+/// One line on stderr, as `eprintln!` writes it, but never a panic: when
+/// stderr itself cannot be written (a full disk), there is nowhere left to
+/// say so, and the exit status still tells.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 mod commands;
 mod exit;
@@ -37,7 +47,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("outboard: cannot start the async runtime: {err}");
+            say!("outboard: cannot start the async runtime: {err}");
             return ExitCode::from(exit::EXIT_ERROR);
         }
     };
@@ -46,7 +56,10 @@ fn main() -> ExitCode {
             Ok(code) => ExitCode::from(code),
             Err(err) if exit::is_broken_pipe(&err) => ExitCode::from(exit::EXIT_BROKEN_PIPE),
             Err(err) => {
-                eprintln!("outboard: {err:#}");
+                // Errors may quote a plugin: no control characters reach
+                // the terminal.
+                let text = format!("{err:#}");
+                say!("outboard: {}", outboard_host::Escaped::block(&text));
                 ExitCode::from(exit::EXIT_ERROR)
             }
         }

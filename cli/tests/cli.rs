@@ -257,16 +257,7 @@ fn assert_stopped_cleanly(child: Child, stderr: Lines, plugins: &[u32], runtime:
     let stderr = stderr.rest();
     assert_eq!(status.code(), Some(130), "stderr: {stderr}");
     assert!(stderr.contains("outboard: interrupted"), "{stderr}");
-    // Killed with its group: gone at once, or a zombie for its new parent.
-    let gone = common::wait_until(Duration::from_secs(2), || {
-        plugins.iter().all(|&pid| !common::alive(pid))
-    });
-    assert!(gone, "plugins still running: {plugins:?}");
-    let left: Vec<_> = std::fs::read_dir(runtime)
-        .expect("read")
-        .flatten()
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_nothing_left(plugins, runtime);
 }
 
 #[test]
@@ -350,6 +341,141 @@ fn up_stops_at_once_on_a_second_signal() {
         "waited for the grace: {:?}",
         started.elapsed()
     );
+}
+
+/// No process of `plugins` still runs (within 2 s: killed with its group,
+/// gone or a zombie of its new parent), and nothing is left in `runtime`.
+fn assert_nothing_left(plugins: &[u32], runtime: &Path) {
+    let gone = common::wait_until(Duration::from_secs(2), || {
+        plugins.iter().all(|&pid| !common::alive(pid))
+    });
+    assert!(gone, "plugins still running: {plugins:?}");
+    let left: Vec<_> = std::fs::read_dir(runtime)
+        .expect("read")
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// `outboard ARGS` with one plugin that answers Shutdown but never exits
+/// and ignores SIGTERM (a 30 s grace): once its stop has begun, one signal
+/// kills it at once; `outboard` exits `code` (the work was done) and
+/// leaves nothing behind.
+fn a_signal_while_plugins_stop_kills_them(args: &[&str], code: i32) {
+    let sandbox = common::Sandbox::new();
+    let (config, runtime) = broken_config(&sandbox, "ignores-sigterm", "30s");
+    let config = config.to_str().unwrap();
+    let args: Vec<&str> = args
+        .iter()
+        .map(|&a| if a == "CONFIG" { config } else { a })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut child = spawn_outboard(&args, &runtime);
+    let mut stderr = Lines::read(child.stderr.take().expect("stderr"));
+    let mut plugins = Vec::new();
+    let spawned = common::wait_until(Duration::from_secs(20), || {
+        plugins = common::child_pids(child.id());
+        !plugins.is_empty()
+    });
+    assert!(spawned, "the plugin never started");
+    // The event: the plugin says (through the host) it got Shutdown.
+    stderr.expect("asked to shut down", Duration::from_secs(20));
+    common::sigterm(child.id());
+    let status = child.wait().expect("wait");
+    let stderr = stderr.rest();
+    assert_eq!(status.code(), Some(code), "stderr: {stderr}");
+    assert!(stderr.contains("killing them"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "waited for the grace: {:?}",
+        started.elapsed()
+    );
+    assert_nothing_left(&plugins, &runtime);
+}
+
+#[test]
+fn a_signal_while_run_stops_its_plugins_kills_them() {
+    a_signal_while_plugins_stop_kills_them(&["run", "--config", "CONFIG", "--", "true"], 0);
+}
+
+#[test]
+fn a_signal_while_invoke_stops_its_plugins_kills_them() {
+    a_signal_while_plugins_stop_kills_them(&["invoke", "test", "--config", "CONFIG"], 0);
+}
+
+#[test]
+fn a_signal_while_ls_stops_its_plugins_kills_them() {
+    a_signal_while_plugins_stop_kills_them(&["ls", "--config", "CONFIG"], 0);
+}
+
+#[test]
+fn a_second_signal_while_invoke_stops_after_the_first_kills_them() {
+    let sandbox = common::Sandbox::new();
+    let (config, runtime) = broken_config(&sandbox, "ignores-sigterm", "30s");
+    let started = std::time::Instant::now();
+    let mut child = spawn_outboard(
+        &["invoke", "test", "--config", config.to_str().unwrap()],
+        &runtime,
+    );
+    let mut stderr = Lines::read(child.stderr.take().expect("stderr"));
+    let mut plugins = Vec::new();
+    let spawned = common::wait_until(Duration::from_secs(20), || {
+        plugins = common::child_pids(child.id());
+        !plugins.is_empty()
+    });
+    assert!(spawned, "the plugin never started");
+    // Whether the first comes while it starts, invokes or stops, the
+    // second kills what is left.
+    common::sigterm(child.id());
+    stderr.expect("outboard: interrupted", Duration::from_secs(20));
+    common::sigterm(child.id());
+    let status = child.wait().expect("wait");
+    let stderr = stderr.rest();
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "waited for the grace: {:?}\n{stderr}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
+    assert_nothing_left(&plugins, &runtime);
+}
+
+#[test]
+fn ls_and_invoke_to_a_full_disk_fail() {
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full")
+    };
+    let sandbox = common::Sandbox::new();
+    let (config, runtime) = broken_config(&sandbox, "ok", "1s");
+    let config = config.to_str().unwrap();
+    for args in [
+        vec!["ls", "--json", "--config", config],
+        vec!["ls", "--config", config],
+        vec!["invoke", "test", "--json", "--config", config],
+        vec!["invoke", "test", "--config", config],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+            .args(&args)
+            .env("OUTBOARD_RUNTIME_DIR", &runtime)
+            .env_remove("OUTBOARD_PLUGIN_DIR")
+            .stdout(full())
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("on stdout: No space left on device"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -572,4 +698,68 @@ fn a_fifo_as_config_is_refused_at_once() {
         stderr.contains("outboard.toml: it is a FIFO, not a regular file"),
         "{stderr}"
     );
+}
+
+#[test]
+fn invoke_refuses_a_phase_name_that_is_not_one_and_says_when_nobody_subscribes() {
+    let out = outboard(&["invoke", "Pre Container!", "--config", &examples_config()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("\"Pre Container!\" is not a valid phase name"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let sandbox = common::Sandbox::new();
+    let (config, runtime) = broken_config(&sandbox, "ok", "1s");
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["invoke", "nobody_listens", "--config"])
+        .arg(&config)
+        .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no plugin subscribes to phase nobody_listens"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_signal_stops_invoke_waiting_on_a_context_fifo() {
+    let sandbox = common::Sandbox::new();
+    let (config, runtime) = broken_config(&sandbox, "ok", "1s");
+    let fifo = sandbox.path().join("context");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let context = format!("@{}", fifo.display());
+    let mut child = spawn_outboard(
+        &[
+            "invoke",
+            "test",
+            "--config",
+            config.to_str().unwrap(),
+            "--context",
+            &context,
+        ],
+        &runtime,
+    );
+    let stderr = Lines::read(child.stderr.take().expect("stderr"));
+    // The event: a thread of outboard waits in the FIFO's open for a
+    // writer (the kernel's wait_for_partner).
+    let waiting = common::wait_until(Duration::from_secs(10), || {
+        std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .map(|tasks| {
+                tasks.flatten().any(|t| {
+                    std::fs::read_to_string(t.path().join("wchan"))
+                        .is_ok_and(|w| w.contains("partner"))
+                })
+            })
+            .unwrap_or(false)
+    });
+    assert!(waiting, "outboard never waited on the FIFO");
+    common::sigterm(child.id());
+    assert_stopped_cleanly(child, stderr, &[], &runtime);
 }

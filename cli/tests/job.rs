@@ -417,3 +417,198 @@ fn a_report_that_cannot_be_written_fails_a_job_that_succeeded() {
         "{err}"
     );
 }
+
+#[test]
+fn a_plugins_message_cannot_forge_the_summary_or_drive_the_terminal() {
+    let sb = Sandbox::new();
+    let forged = "no\noutboard: job 0 succeeded (exit 0) in 1.0 ms\r\x1b[2J";
+    let config = write_config(
+        &sb,
+        &[(
+            "gate",
+            "pre_container:0",
+            json!({"pre_container": {"abort": forged}}),
+        )],
+        json!({}),
+    );
+    let (out, report) = run(&sb, &config, &["--", "true"]);
+    assert_eq!(out.status.code(), Some(121), "stderr: {}", stderr(&out));
+    // The report keeps the message as the plugin said it (JSON escapes it).
+    assert_eq!(
+        report["failure"]["message"],
+        format!("vetoed by gate: {forged}")
+    );
+    let err = stderr(&out);
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+    let summaries = err
+        .lines()
+        .filter(|l| l.starts_with("outboard: job"))
+        .count();
+    assert_eq!(summaries, 1, "{err}");
+    assert!(
+        err.contains(
+            r"vetoed by gate: no\noutboard: job 0 succeeded (exit 0) in 1.0 ms\r\u{1b}[2J"
+        ),
+        "{err}"
+    );
+}
+
+/// `outboard run ARGS --config CONFIG -- true` with stdout to `stdout`.
+fn run_to(sb: &Sandbox, config: &str, args: &[&str], stdout: std::fs::File) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .arg("run")
+        .args(args)
+        .args(["--config", config, "--", "true"])
+        .env("OUTBOARD_RUNTIME_DIR", sb.path())
+        .stdout(stdout)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_report_through_a_symlink_lands_in_its_target_and_a_fifo_is_never_replaced() {
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let target = sb.path().join("target.json");
+    let link = sb.path().join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    std::fs::write(&target, "old").unwrap();
+    let null = std::fs::File::create("/dev/null").unwrap();
+    let out = run_to(&sb, &config, &["--report", link.to_str().unwrap()], null);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(link.symlink_metadata().unwrap().is_symlink());
+    let report: Value = serde_json::from_slice(&std::fs::read(&target).unwrap()).unwrap();
+    assert_eq!(report["status"], "succeeded");
+
+    // A FIFO nobody reads: refused, naming it, and still a FIFO after.
+    let fifo = sb.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let null = std::fs::File::create("/dev/null").unwrap();
+    let out = run_to(&sb, &config, &["--report", fifo.to_str().unwrap()], null);
+    assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fifo has no reader"),
+        "{}",
+        stderr(&out)
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+}
+
+#[test]
+fn a_full_disk_under_the_report_or_json_is_a_host_error() {
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let null = std::fs::File::create("/dev/null").unwrap();
+    let out = run_to(&sb, &config, &["--report", "/dev/full"], null);
+    assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write the report to /dev/full"),
+        "{}",
+        stderr(&out)
+    );
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = run_to(&sb, &config, &["--json"], full);
+    assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot print the report on stdout"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_environment_that_is_not_utf8_is_refused_naming_the_variable() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["run", "--config", &config, "--", "true"])
+        .env("OUTBOARD_RUNTIME_DIR", sb.path())
+        .env("LATIN1", std::ffi::OsStr::from_bytes(b"caf\xe9"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the environment variable LATIN1 is not UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_environment_the_plugins_left_unusable_exits_125_as_jobs_md_says() {
+    let sb = Sandbox::new();
+    let config = write_config(
+        &sb,
+        &[(
+            "breaker",
+            "pre_container:0",
+            json!({"pre_container": {"set": {"/env/BAD": {"nested": 1}}}}),
+        )],
+        json!({}),
+    );
+    let (out, report) = run(&sb, &config, &["--", "true"]);
+    assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
+    assert_eq!(report["failure"]["kind"], "invalid_context");
+}
+
+#[test]
+fn a_plugins_message_cannot_forge_the_invoke_report() {
+    let sb = Sandbox::new();
+    let forged = "no\nphase pre_container: passed (1 plugin, 1.0 ms)\r\x1b[2J";
+    let config = write_config(
+        &sb,
+        &[(
+            "gate",
+            "pre_container:0",
+            json!({"pre_container": {"abort": forged, "set": {"/a\nb": 1}}}),
+        )],
+        json!({}),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["invoke", "pre_container", "--config", &config])
+        .env("OUTBOARD_RUNTIME_DIR", sb.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("phase ")).count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r"vetoed by gate: no\nphase pre_container: passed (1 plugin, 1.0 ms)\r\u{1b}[2J"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_full_stderr_is_no_panic() {
+    let sb = Sandbox::new();
+    let config = write_config(&sb, &[observer()], json!({}));
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for (config, code) in [(config.as_str(), 0), ("/nonexistent/outboard.toml", 125)] {
+        let status = Command::new(env!("CARGO_BIN_EXE_outboard"))
+            .args(["run", "--config", config, "--", "true"])
+            .env("OUTBOARD_RUNTIME_DIR", sb.path())
+            .stderr(full())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "{config}");
+    }
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::manifest::{ConfigSchemaError, ManifestError};
+use crate::output::Escaped;
 
 /// Something went wrong with a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +92,10 @@ pub enum ErrorKind {
         host: Vec<u32>,
     },
     /// It announced a socket other than the one it was given.
-    #[error("announced socket {announced} in its handshake, but was told to bind {expected}")]
+    #[error(
+        "announced socket {} in its handshake, but was told to bind {expected}",
+        Escaped::line(announced)
+    )]
     WrongSocket {
         /// The socket it announced.
         announced: String,
@@ -116,7 +120,7 @@ pub enum ErrorKind {
     #[error("its config does not match the schema it declares: {0}")]
     ConfigSchema(#[from] ConfigSchemaError),
     /// It rejected its config in `Configure`.
-    #[error("rejected its config: {0}")]
+    #[error("rejected its config: {}", Escaped::line(.0))]
     ConfigRejected(String),
     /// `Configure` failed.
     #[error("Configure failed: {0}")]
@@ -149,13 +153,13 @@ pub enum CallError {
         stderr: Vec<String>,
     },
     /// The connection broke (gRPC `UNAVAILABLE`).
-    #[error("connection lost: {0}")]
+    #[error("connection lost: {}", Escaped::line(.0))]
     Unavailable(String),
     /// It refused the host's token (gRPC `UNAUTHENTICATED`).
-    #[error("refused the host's token: {0}")]
+    #[error("refused the host's token: {}", Escaped::line(.0))]
     Unauthenticated(String),
     /// It answered with another error status.
-    #[error("returned {code:?}: {message}")]
+    #[error("returned {code:?}: {}", Escaped::line(message))]
     Status {
         /// The status code.
         code: tonic::Code,
@@ -192,7 +196,7 @@ impl fmt::Display for StderrTail<'_> {
         }
         write!(f, "; last stderr lines:")?;
         for line in self.0 {
-            write!(f, "\n    | {line}")?;
+            write!(f, "\n    | {}", Escaped::line(line))?;
         }
         Ok(())
     }

@@ -52,7 +52,7 @@ pub use manifest::{
     ConfigSchemaError, ConfigViolation, Dependency, FieldError, Manifest, ManifestError,
     Permission, Subscription,
 };
-pub use output::Stream;
+pub use output::{Escaped, Stream};
 /// In-memory plugins for tests: a fake launcher whose starts, exits, health
 /// answers and calls are scripted.
 #[cfg(feature = "test-util")]

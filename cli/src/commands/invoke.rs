@@ -1,45 +1,64 @@
 //! `outboard invoke PHASE`: one phase on every plugin subscribed to it.
 
-use std::future::Future;
-use std::io::Write;
+use std::io::{Read, Write};
 
 use anyhow::{Context, bail};
 use outboard_host::{Host, Verdict};
 use serde_json::{Map, Value};
 
-use super::{load_config, unless_interrupted};
+use super::{load_config, stop, unless_interrupted};
 use crate::args::InvokeArgs;
 use crate::exit::{EXIT_INTERRUPTED, EXIT_PHASE_FAILED, EXIT_PHASE_VETOED};
 use crate::render;
+use crate::signals::Signals;
 
 /// Starts the plugins, dispatches `args.phase` with `args.context`, prints
-/// the report and stops them; a stop request from `shutdown`, at any
-/// moment, stops them too (exit 130).
-pub(crate) async fn run(
-    args: InvokeArgs,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<u8> {
-    let mut shutdown = std::pin::pin!(shutdown);
+/// the report and stops them. A signal while they start or while the phase
+/// runs stops them the graceful way (exit 130); a signal while they stop
+/// kills them at once.
+pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Result<u8> {
     let config = load_config(&args.source)?;
-    let context = parse_context(&args.context)?;
-    let Some(host) = unless_interrupted(Host::start(&config), &mut shutdown).await else {
+    let Some(context) =
+        unless_interrupted(read_context(args.context.clone()), signals.recv()).await
+    else {
+        return Ok(EXIT_INTERRUPTED);
+    };
+    let context = parse_context(&context?)?;
+    let Some(host) = unless_interrupted(Host::start(&config), signals.recv()).await else {
         return Ok(EXIT_INTERRUPTED);
     };
     let host = host?;
-    let Some(report) = unless_interrupted(host.dispatch(&args.phase, context), &mut shutdown).await
-    else {
-        // Ready plugins get the whole stop sequence, not a SIGKILL.
-        host.stop().await;
+    if host.subscribers(&args.phase).is_empty() {
+        // Not an error (the phase passes, the context unchanged), but
+        // most likely a typo or a plugin that is not configured.
+        say!(
+            "outboard: no plugin subscribes to phase {} (or every subscription is disabled); \
+             it passes with the context unchanged",
+            args.phase
+        );
+    }
+    let report = tokio::select! {
+        report = host.dispatch(&args.phase, context) => Some(report),
+        () = signals.recv() => {
+            // Ready plugins get the whole stop sequence, not a SIGKILL,
+            // unless a signal comes again.
+            say!("outboard: interrupted; stopping plugins (signal again to kill them)");
+            None
+        }
+    };
+    let groups = stop::groups_of(&host);
+    stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
+    let Some(report) = report else {
         return Ok(EXIT_INTERRUPTED);
     };
-    host.stop().await;
 
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?).and_then(|()| out.flush())
     } else {
-        render::report::phase(&mut out, &report)?;
+        render::report::phase(&mut out, &report).and_then(|()| out.flush())
     }
+    .context("cannot print the report on stdout")?;
     Ok(match report.verdict {
         Verdict::Passed => 0,
         Verdict::Vetoed { .. } => EXIT_PHASE_VETOED,
@@ -48,17 +67,46 @@ pub(crate) async fn run(
     })
 }
 
-/// Reads `--context`: inline JSON, or `@FILE`.
-fn parse_context(arg: &str) -> anyhow::Result<Map<String, Value>> {
-    let (text, origin) = match arg.strip_prefix('@') {
-        Some(file) => (
-            std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read --context file {file}"))?,
-            file.to_owned(),
-        ),
-        None => (arg.to_owned(), "--context".to_owned()),
+/// The most `--context @FILE` may hold: a context is a few kilobytes; a
+/// file that goes on (`/dev/zero`) must not fill the memory.
+const MAX_CONTEXT_FILE: u64 = 16 << 20;
+
+/// `--context` as given: the text itself, or, for `@FILE`, the file's text
+/// (read on a thread of its own, so that a FIFO nobody writes to cannot
+/// keep a signal from stopping `outboard`), with where it came from.
+async fn read_context(arg: String) -> anyhow::Result<(String, String)> {
+    let Some(file) = arg.strip_prefix('@').map(str::to_owned) else {
+        return Ok((arg, "--context".to_owned()));
     };
-    match serde_json::from_str::<Value>(&text) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let path = file.clone();
+    // A plain thread, not the blocking pool: the runtime would wait for a
+    // blocked read at exit.
+    std::thread::spawn(move || {
+        let _ = tx.send(read_capped(&path));
+    });
+    let text = rx
+        .await
+        .map_err(|_| anyhow::anyhow!("reading --context file {file} failed"))?
+        .with_context(|| format!("cannot read --context file {file}"))?;
+    Ok((text, file))
+}
+
+/// The text of `path`, refused past [`MAX_CONTEXT_FILE`] bytes.
+fn read_capped(path: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONTEXT_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONTEXT_FILE {
+        bail!("larger than {} MiB", MAX_CONTEXT_FILE >> 20);
+    }
+    Ok(text)
+}
+
+/// Parses `--context`'s text (from [`read_context`]): a JSON object.
+fn parse_context((text, origin): &(String, String)) -> anyhow::Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => bail!("{origin}: the context must be a JSON object, not {other}"),
         Err(err) => bail!("{origin}: not valid JSON: {err}"),
@@ -71,16 +119,23 @@ mod tests {
 
     #[test]
     fn context_must_be_an_object() {
-        assert!(parse_context(r#"{"env": {}}"#).is_ok());
-        let err = parse_context("[1]").expect_err("array");
+        let given = |text: &str| (text.to_owned(), "--context".to_owned());
+        assert!(parse_context(&given(r#"{"env": {}}"#)).is_ok());
+        let err = parse_context(&given("[1]")).expect_err("array");
         assert_eq!(
             err.to_string(),
             "--context: the context must be a JSON object, not [1]"
         );
-        let err = parse_context("{oops").expect_err("bad json");
+        let err = parse_context(&given("{oops")).expect_err("bad json");
         assert!(
             err.to_string().starts_with("--context: not valid JSON"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_context_file_that_goes_on_is_refused() {
+        let err = read_capped("/dev/zero").expect_err("endless");
+        assert_eq!(err.to_string(), "larger than 16 MiB");
     }
 }

@@ -1,13 +1,20 @@
 //! The commands, one file each. Every command but `conformance` creates its
 //! signal listener first, before it reads a config or starts a plugin, and
-//! passes it down: as [`Signals`] where a second signal means more than the
-//! first (`run`, `up`), as one stop future elsewhere.
+//! passes it down: as [`Signals`] where a signal can come while plugins
+//! stop (`run`, `up`, `invoke`, `ls`: `stop` kills them then), as one stop
+//! future elsewhere.
+//!
+//! Beside them: `stop`, stopping plugins while a signal can cut the stop
+//! short (for every command that stops plugins); `report_file`, where
+//! `run --report` writes without replacing what is not a regular file.
 
 mod conformance;
 mod describe;
 mod invoke;
 mod ls;
+mod report_file;
 mod run;
+mod stop;
 mod target;
 mod up;
 
@@ -27,8 +34,8 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Run(args) => Ok(run::run(args, Signals::listen()).await),
         Command::Up(args) => up::run(args, Signals::listen()).await,
         Command::Describe(args) => describe::run(args, Signals::listen().first()).await,
-        Command::Ls(args) => ls::run(args, Signals::listen().first()).await,
-        Command::Invoke(args) => invoke::run(args, Signals::listen().first()).await,
+        Command::Ls(args) => ls::run(args, Signals::listen()).await,
+        Command::Invoke(args) => invoke::run(args, Signals::listen()).await,
         // The battery cleans up after itself on every path but a signal's;
         // there the default action and the plugins' parent-death signal do.
         Command::Conformance(args) => conformance::run(args).await,
@@ -44,7 +51,7 @@ async fn unless_interrupted<T>(
     tokio::select! {
         done = work => Some(done),
         () = shutdown => {
-            eprintln!("outboard: interrupted");
+            say!("outboard: interrupted");
             None
         }
     }

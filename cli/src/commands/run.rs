@@ -8,7 +8,9 @@ use std::path::Path;
 use outboard_host::{Host, job};
 use serde_json::Value;
 
-use super::load_config;
+use outboard_host::Escaped;
+
+use super::{load_config, report_file, stop};
 use crate::args::RunArgs;
 use crate::render;
 use crate::signals::Signals;
@@ -17,106 +19,114 @@ use crate::signals::Signals;
 /// the job the orderly way (on_error and cleanup still run); a second one
 /// cuts it short.
 pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
+    let env = match own_environment() {
+        Ok(env) => env,
+        Err(err) => {
+            say!("outboard: {err:#}");
+            return job::EXIT_HOST_ERROR;
+        }
+    };
     let config = match load_config(&args.source) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("outboard: {err:#}");
+            say!("outboard: {err:#}");
             return job::EXIT_HOST_ERROR;
         }
     };
     let host = tokio::select! {
         host = Host::start(&config) => host,
         () = signals.recv() => {
-            eprintln!("outboard: interrupted");
+            say!("outboard: interrupted");
             return job::EXIT_INTERRUPTED;
         }
     };
     let host = match host {
         Ok(host) => host,
         Err(err) => {
-            eprintln!("outboard: {err}");
+            say!("outboard: {}", Escaped::block(&err.to_string()));
             return job::EXIT_HOST_ERROR;
         }
     };
     let spec = job::Job {
         command: args.command,
-        env: own_environment(),
+        env,
         dry_run: args.dry_run,
     };
     let (interrupt, interrupted) = tokio::sync::watch::channel(false);
     let two_signals = async {
         signals.recv().await;
-        eprintln!(
+        say!(
             "outboard: stopping the job; on_error and cleanup still run (signal again to cut them short)"
         );
         let _ = interrupt.send(true);
         signals.recv().await;
     };
     let report = tokio::select! {
-        report = job::run(&host, spec, interrupted) => report,
-        () = two_signals => {
-            eprintln!("outboard: interrupted twice; stopping plugins now");
-            host.stop().await;
-            return job::EXIT_INTERRUPTED;
-        }
+        report = job::run(&host, spec, interrupted) => Some(report),
+        () = two_signals => None,
     };
-    host.stop().await;
+    let groups = stop::groups_of(&host);
+    let Some(report) = report else {
+        say!("outboard: interrupted twice; killing plugins now");
+        stop::kill_then_stop(host.shutdown(), &groups, &mut signals).await;
+        return job::EXIT_INTERRUPTED;
+    };
+    // The job is decided: a signal now only cuts the plugins' stop short,
+    // and the report still comes out with the job's own status.
+    stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
     publish(&report, args.json, args.report.as_deref())
 }
 
-/// `outboard`'s own environment, as the first phase's `context.env`.
-fn own_environment() -> serde_json::Map<String, Value> {
+/// `outboard`'s own environment, as the first phase's `context.env`. The
+/// context is JSON, whose strings are UTF-8: a variable whose name or
+/// value is not cannot reach the command unchanged, so the job is refused,
+/// naming it, rather than passing on a mangled value.
+fn own_environment() -> anyhow::Result<serde_json::Map<String, Value>> {
     std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                Value::String(v.to_string_lossy().into_owned()),
-            )
+        .map(|(k, v)| match (k.to_str(), v.to_str()) {
+            (Some(k), Some(v)) => Ok((k.to_owned(), Value::String(v.to_owned()))),
+            _ => anyhow::bail!(
+                "the environment variable {} is not UTF-8 (name or value); the job's context \
+                 cannot carry it unchanged: unset it or set it to UTF-8 text",
+                Escaped::line(&k.to_string_lossy())
+            ),
         })
         .collect()
 }
 
 /// The summary on stderr, the report on stdout (`--json`) and in
-/// `report_file`; returns the job's exit status, or 125 if the report file
-/// of a job that succeeded could not be written.
+/// `report_file`; returns the job's exit status, or 125 if the report of a
+/// job that succeeded could not be printed or written.
 fn publish(report: &job::JobReport, as_json: bool, report_file: Option<&Path>) -> u8 {
     let _ = render::job::summary(&mut std::io::stderr().lock(), report);
-    if as_json {
-        match serde_json::to_string_pretty(report) {
-            Ok(text) => {
-                if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
-                    eprintln!("outboard: cannot print the report: {e}");
-                }
-            }
-            Err(e) => eprintln!("outboard: cannot print the report: {e}"),
-        }
+    let mut failed = false;
+    if as_json && let Err(err) = print_json(report) {
+        say!("outboard: cannot print the report on stdout: {err:#}");
+        failed = true;
     }
     if let Some(path) = report_file
-        && let Err(err) = write_report(path, report)
+        && let Err(err) = report_file::write_json(path, report)
     {
-        eprintln!(
+        say!(
             "outboard: cannot write the report to {}: {err:#}",
             path.display()
         );
-        // Whoever asked for the file relies on it: a job that succeeded
-        // without its report is a host error.
-        if report.exit_code == 0 {
-            return job::EXIT_HOST_ERROR;
-        }
+        failed = true;
+    }
+    // Whoever asked for the report relies on it: a job that succeeded
+    // without it is a host error; a failed job keeps its own status.
+    if failed && report.exit_code == 0 {
+        return job::EXIT_HOST_ERROR;
     }
     report.exit_code
 }
 
-/// Writes `report` to a temporary file beside `path`, then renames it over
-/// `path`, so a reader never sees half a report.
-fn write_report(path: &Path, report: &job::JobReport) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&mut file, report)?;
-    file.write_all(b"\n")?;
-    file.persist(path)?;
+/// The report as JSON on stdout, flushed: a full disk or a closed pipe is
+/// an error here, not lost at exit.
+fn print_json(report: &job::JobReport) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
     Ok(())
 }

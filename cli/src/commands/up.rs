@@ -3,12 +3,13 @@
 //! (`Supervisor::subscribe`); nothing is polled.
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use outboard_host::{Host, Status};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use super::load_config;
+use super::{load_config, stop};
 use crate::args::UpArgs;
 use crate::exit::EXIT_INTERRUPTED;
 use crate::render::state::state_line;
@@ -22,25 +23,36 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     let host = tokio::select! {
         host = Host::start(&config) => host?,
         () = stop_request(&mut signals) => {
-            eprintln!("outboard: interrupted");
+            say!("outboard: interrupted");
             return Ok(EXIT_INTERRUPTED);
         }
     };
+    let failed = std::cell::Cell::new(false);
     let print = |name: &str, status: &Status| {
-        // Supervision goes on if nobody reads stdout any more.
-        let _ = state_line(&mut std::io::stdout().lock(), name, status, args.json);
+        if failed.get() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if let Err(err) = state_line(&mut out, name, status, args.json).and_then(|()| out.flush()) {
+            // Supervision goes on if nobody reads stdout any more (or the
+            // disk is full): said once, then state lines stop.
+            failed.set(true);
+            say!(
+                "outboard: cannot print state lines on stdout ({err}); plugins stay under \
+                 supervision, state changes are no longer printed"
+            );
+        }
     };
     tokio::select! {
         () = follow(&host, print) => {}
         () = stop_request(&mut signals) => {}
     }
-    eprintln!("outboard: stopping every plugin (signal again to stop them at once)");
-    tokio::select! {
-        () = host.shutdown() => Ok(0),
-        () = stop_request(&mut signals) => {
-            eprintln!("outboard: interrupted twice; killing plugins");
-            Ok(EXIT_INTERRUPTED)
-        }
+    say!("outboard: stopping every plugin (signal again to stop them at once)");
+    let groups = stop::groups_of(&host);
+    if stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await {
+        Ok(EXIT_INTERRUPTED)
+    } else {
+        Ok(0)
     }
 }
 
@@ -48,7 +60,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
 /// exists it is logged and `up` goes on as it was.
 async fn stop_request(signals: &mut Signals) {
     while signals.next().await == Stop::Hangup {
-        eprintln!("outboard: SIGHUP: reload is not implemented yet; still running");
+        say!("outboard: SIGHUP: reload is not implemented yet; still running");
     }
 }
 
@@ -66,7 +78,7 @@ async fn follow(host: &Host, print: impl Fn(&str, &Status)) {
     // The moment a wrapper, a probe or a benchmark can rely on: every
     // plugin has started (Host::start returns only then).
     let count = host.plugins().len();
-    eprintln!(
+    say!(
         "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops them",
         if count == 1 { "" } else { "s" },
         std::process::id()

@@ -1,6 +1,7 @@
 //! The conformance battery's results as a table and a summary line.
 
 use outboard_conformance::Check;
+use outboard_host::Escaped;
 
 /// The checks as a table: PASS/FAIL, name, detail; then the summary line.
 pub(crate) fn table(checks: &[Check]) -> String {
@@ -11,7 +12,9 @@ pub(crate) fn table(checks: &[Check]) -> String {
             "{}  {:width$}  {}\n",
             if c.passed { "PASS" } else { "FAIL" },
             c.name,
-            c.detail
+            // The detail may quote the plugin: no control characters but
+            // the line breaks of a stderr tail reach the terminal.
+            Escaped::block(&c.detail)
         ));
     }
     out.push_str(&summary(checks));
@@ -38,5 +41,14 @@ mod tests {
         let text = table(&checks);
         assert!(text.starts_with("PASS  handshake  ok\nFAIL  describe   field version: bad\n"));
         assert!(text.ends_with("1 passed, 1 failed\n"), "{text}");
+    }
+
+    #[test]
+    fn a_detail_cannot_drive_the_terminal() {
+        let text = table(&[Check::fail("describe", "bad\r\x1b[2J")]);
+        assert!(
+            text.starts_with("FAIL  describe  bad\\r\\u{1b}[2J\n"),
+            "{text}"
+        );
     }
 }

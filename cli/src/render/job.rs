@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use outboard_host::Escaped;
 use outboard_host::job::{self, JobReport};
 
 use super::outcome::outcome_word;
@@ -74,7 +75,14 @@ pub(crate) fn summary(out: &mut impl Write, report: &JobReport) -> std::io::Resu
         }
     )?;
     if let Some(failure) = &report.failure {
-        writeln!(out, "  {} failed: {}", failure.phase, failure.message)?;
+        // The message may quote a plugin (a veto, an error): escaped, so
+        // it cannot forge a line of this summary.
+        writeln!(
+            out,
+            "  {} failed: {}",
+            failure.phase,
+            Escaped::line(&failure.message)
+        )?;
     }
     let columns = Columns::for_report(report);
     let mut command_shown = false;
@@ -86,6 +94,7 @@ pub(crate) fn summary(out: &mut impl Write, report: &JobReport) -> std::io::Resu
         for (i, e) in phase.entries.iter().enumerate() {
             let name = if i == 0 { &*phase.phase } else { "" };
             let note: String = e.message.chars().take(100).collect();
+            let note = Escaped::line(&note).to_string();
             let ms = e.duration.as_secs_f64() * 1000.0;
             columns.row(out, name, &e.plugin, &outcome_word(e), ms, &note)?;
         }
@@ -105,5 +114,7 @@ fn command(out: &mut impl Write, report: &JobReport, columns: &Columns) -> std::
     let ms = report.command_duration.unwrap_or_default().as_secs_f64() * 1000.0;
     let argv = report.command.join(" ");
     let shown: String = argv.chars().take(40).collect();
+    // The argv is as the plugins patched it.
+    let shown = Escaped::line(&shown).to_string();
     columns.row(out, "command", "(cmd)", &format!("exit {code}"), ms, &shown)
 }

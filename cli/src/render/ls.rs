@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use outboard_host::{Error, Plugin};
+use outboard_host::{Error, Escaped, Plugin};
 use serde::Serialize;
 
 /// One plugin in `ls`: its name, and what became of its start.
@@ -165,7 +165,9 @@ pub(crate) fn table(out: &mut impl Write, rows: &[PluginRow]) -> std::io::Result
     }
     for row in rows {
         if let RowState::Failed { error } = &row.state {
-            writeln!(out, "\n{error}")?;
+            // Its lines as the host composed them; what the plugin said in
+            // them is escaped at the source, control characters here.
+            writeln!(out, "\n{}", Escaped::block(error))?;
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use outboard_host::{Report, Verdict};
+use outboard_host::{Escaped, Report, Verdict};
 use outboard_proto::patch::PatchOp;
 
 use super::outcome::outcome_word;
@@ -13,8 +13,12 @@ use super::outcome::outcome_word;
 pub(crate) fn phase(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     let verdict = match &report.verdict {
         Verdict::Passed => "passed".to_owned(),
-        Verdict::Vetoed { plugin, message } => format!("vetoed by {plugin}: {message}"),
-        Verdict::Failed { plugins, error } => format!("failed at {}: {error}", plugins.join(", ")),
+        Verdict::Vetoed { plugin, message } => {
+            format!("vetoed by {plugin}: {}", Escaped::line(message))
+        }
+        Verdict::Failed { plugins, error } => {
+            format!("failed at {}: {}", plugins.join(", "), Escaped::line(error))
+        }
         _ => "ended with a verdict this version of outboard cannot show".to_owned(),
     };
     writeln!(
@@ -38,19 +42,29 @@ pub(crate) fn phase(out: &mut impl Write, report: &Report) -> std::io::Result<()
             e.priority,
             e.plugin,
             e.duration.as_secs_f64() * 1000.0,
-            e.message
+            Escaped::line(&e.message)
         );
         writeln!(out, "{}", line.trim_end())?;
         for op in &e.patch {
             match op {
-                PatchOp::Set { path, value } => writeln!(out, "          set    {path} = {value}")?,
-                PatchOp::Remove { path } => writeln!(out, "          remove {path}")?,
+                // Paths are the plugin's text; values are JSON, whose escaping
+                // leaves DEL and the C1 controls: escaped here.
+                PatchOp::Set { path, value } => writeln!(
+                    out,
+                    "          set    {} = {}",
+                    Escaped::line(&path.to_string()),
+                    Escaped::line(&value.to_string())
+                )?,
+                PatchOp::Remove { path } => {
+                    writeln!(out, "          remove {}", Escaped::line(&path.to_string()))?
+                }
             }
         }
     }
     writeln!(
         out,
         "context:\n{}",
-        serde_json::to_string_pretty(&report.context).unwrap_or_default()
+        // JSON leaves DEL and the C1 controls unescaped.
+        Escaped::block(&serde_json::to_string_pretty(&report.context).unwrap_or_default())
     )
 }

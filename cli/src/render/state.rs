@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use outboard_host::Status;
+use outboard_host::{Escaped, Status};
 use serde::Serialize;
 
 /// One state change as a JSON line: `{"plugin": ..., "status": {...}}`.
@@ -30,11 +30,35 @@ pub(crate) fn state_line(
         writeln!(out, "{line}")
     } else {
         let pid = status.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
-        let reason = status.reason.as_deref().unwrap_or("");
+        // The reason may quote the plugin (its stderr, its messages).
+        let reason = Escaped::line(status.reason.as_deref().unwrap_or(""));
         writeln!(
             out,
             "{name}: {:?} (pid {pid}, starts {}) {reason}",
             status.state, status.starts
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outboard_host::State;
+
+    #[test]
+    fn a_reason_cannot_forge_a_state_line() {
+        let status = Status {
+            state: State::Restarting,
+            pid: None,
+            starts: 2,
+            reason: Some("exited\nother: Ready (pid 1, starts 1)\x1b[2J".into()),
+            stderr: Vec::new(),
+        };
+        let mut out = Vec::new();
+        state_line(&mut out, "p", &status, false).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "p: Restarting (pid -, starts 2) exited\\nother: Ready (pid 1, starts 1)\\u{1b}[2J\n"
+        );
     }
 }

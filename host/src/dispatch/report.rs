@@ -172,7 +172,7 @@ impl Entry {
             tracing::warn!(
                 plugin = &*self.plugin,
                 "failed, ignored (fail_open): {}",
-                self.message
+                crate::output::Escaped::line(&self.message)
             );
         }
     }

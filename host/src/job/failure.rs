@@ -10,7 +10,8 @@ pub const EXIT_VETOED: u8 = 121;
 /// failure or a merge conflict), and the command did not fail first.
 pub const EXIT_PLUGIN_FAILED: u8 = 122;
 /// Exit status when the host itself failed (bad config, a plugin that
-/// would not start).
+/// would not start, a `context.command` or `context.env` the phases left
+/// unusable, a report that could not be printed or written).
 pub const EXIT_HOST_ERROR: u8 = 125;
 /// Exit status when the command could not be executed.
 pub const EXIT_NOT_EXECUTABLE: u8 = 126;
@@ -107,7 +108,9 @@ pub(super) fn exit_code(failure: Option<&Failure>, command: Option<i32>) -> u8 {
         // in this module gets here.
         FailureKind::ExitCode => command.map_or(EXIT_HOST_ERROR, |c| u8::try_from(c).unwrap_or(1)),
         FailureKind::Vetoed => EXIT_VETOED,
-        FailureKind::PluginFailed | FailureKind::InvalidContext => EXIT_PLUGIN_FAILED,
+        FailureKind::PluginFailed => EXIT_PLUGIN_FAILED,
+        // As JOBS.md says: outboard cannot run what the phases left.
+        FailureKind::InvalidContext => EXIT_HOST_ERROR,
         FailureKind::NotFound => EXIT_NOT_FOUND,
         FailureKind::NotExecutable => EXIT_NOT_EXECUTABLE,
     }
@@ -138,6 +141,10 @@ mod tests {
         assert_eq!(
             exit_code(Some(&failure(FailureKind::PluginFailed)), Some(0)),
             EXIT_PLUGIN_FAILED
+        );
+        assert_eq!(
+            exit_code(Some(&failure(FailureKind::InvalidContext)), Some(0)),
+            EXIT_HOST_ERROR
         );
         assert_eq!(
             exit_code(Some(&failure(FailureKind::NotFound)), None),

@@ -1,9 +1,8 @@
 //! Logging a line or a grouped report, with what a plugin wrote escaped.
 
-use std::fmt;
-
 use super::Stream;
 use super::crash::{Block, Output};
+use super::escape::Escaped;
 use super::record::forward_line;
 
 /// Logs one line or grouped report.
@@ -21,29 +20,10 @@ pub(super) fn emit(plugin: &str, stream: Stream, output: Output) {
             stream = stream.as_str(),
             kind = kind.as_str(),
             lines,
-            block = %Escaped(&text),
-            "{message}"
+            block = %Escaped::block(&text),
+            "{}",
+            Escaped::line(&message)
         ),
-    }
-}
-
-/// A block's text as a log field: line breaks and tabs are kept, so the
-/// text subscriber shows the report as the plugin wrote it, and the JSON one
-/// a string with `\n`; any other control character is written escaped
-/// (`\u{1b}`), so a plugin cannot drive the host's terminal through it.
-struct Escaped<'a>(&'a str);
-
-impl fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut plain = 0;
-        for (i, c) in self.0.char_indices() {
-            if c.is_control() && c != '\n' && c != '\t' {
-                f.write_str(&self.0[plain..i])?;
-                write!(f, "{}", c.escape_unicode())?;
-                plain = i + c.len_utf8();
-            }
-        }
-        f.write_str(&self.0[plain..])
     }
 }
 
@@ -54,16 +34,6 @@ mod tests {
     use super::*;
     use crate::output::crash::Kind;
     use crate::output::crash::samples::*;
-
-    #[test]
-    fn block_text_keeps_line_breaks_and_escapes_control_characters() {
-        let text = "thread 'main' panicked at src/main.rs:1:1:\n\x1b[31mred\x1b[0m\r\tat x";
-        assert_eq!(
-            Escaped(text).to_string(),
-            "thread 'main' panicked at src/main.rs:1:1:\n\\u{1b}[31mred\\u{1b}[0m\\u{d}\tat x"
-        );
-        assert_eq!(Escaped("plain – ü").to_string(), "plain – ü");
-    }
 
     /// Collects what a subscriber writes.
     #[derive(Clone, Default)]
@@ -134,5 +104,26 @@ mod tests {
             serde_json::from_str(json_text.trim_end()).expect("one JSON record");
         assert_eq!(record["level"], "WARN");
         assert_eq!(record["message"], "cache miss");
+    }
+
+    #[test]
+    fn a_line_cannot_forge_a_record_or_drive_the_terminal() {
+        let forged = "ok\n2026-01-01T00:00:00Z  INFO outboard: job done\r\x1b[2J";
+        let text = emitted(false, line(forged));
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+        assert!(
+            text.contains(r"ok\n2026-01-01T00:00:00Z  INFO outboard: job done\r\u{1b}[2J"),
+            "{text}"
+        );
+        let json =
+            serde_json::json!({"level": "warn", "message": "a\nb\x1b[2J", "k": "v\r\u{9b}2J"})
+                .to_string();
+        let text = emitted(false, line(&json));
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            !text.contains('\x1b') && !text.contains('\r') && !text.contains('\u{9b}'),
+            "{text:?}"
+        );
     }
 }

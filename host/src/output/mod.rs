@@ -28,9 +28,11 @@
 //! - `record`: a line as a log record; JSON lines as fields.
 //! - `crash`: the grouping of crash reports, a pure state machine.
 //! - `emit`: a line or a report logged, control characters escaped.
+//! - `escape`: [`Escaped`], the one escaping of what a plugin says.
 
 mod crash;
 mod emit;
+mod escape;
 mod line;
 mod record;
 mod tail;
@@ -43,6 +45,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncBufRead;
 
+pub use escape::Escaped;
 pub(crate) use line::read_line;
 pub(crate) use record::forward_line;
 pub(crate) use tail::Tail;

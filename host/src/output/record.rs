@@ -2,6 +2,7 @@
 //! and other fields, or the line as it is.
 
 use super::Stream;
+use super::escape::Escaped;
 
 /// Whether `line` is a JSON object: never part of a crash report.
 pub(crate) fn is_json_object(line: &str) -> bool {
@@ -85,6 +86,13 @@ pub(crate) fn forward_line(plugin: &str, stream: Stream, line: &str) {
         fields,
     } = parse(line);
     let stream = stream.as_str();
+    // The message is the plugin's text: escaped, so it cannot forge a
+    // record of its own or drive the terminal. The fields are JSON text,
+    // whose escaping leaves DEL and the C1 controls (U+009B is a CSI to
+    // some terminals) as they are: escaped too.
+    let message = Escaped::line(&message);
+    let fields = fields.map(|f| f.to_string());
+    let fields = fields.as_deref().map(Escaped::line);
     macro_rules! event {
         ($lvl:ident) => {
             match &fields {
