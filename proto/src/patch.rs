@@ -7,6 +7,9 @@
 //! - `remove` of something absent is not an error (it is already gone).
 //! - The empty pointer (the whole context) is refused: a plugin patches the
 //!   context, it does not replace it.
+//! - A set that would nest the context deeper than
+//!   [`MAX_NESTING`](crate::json::MAX_NESTING) protobuf levels is refused:
+//!   the next plugin could not decode the context, and would be blamed.
 //! - Applying is all-or-nothing: on error the target is left unchanged.
 
 use std::fmt::{self, Write as _};
@@ -15,14 +18,14 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-use crate::json::{json_to_value, value_to_json};
+use crate::json::{MAX_NESTING, check_value, json_to_value, value_to_json};
 use crate::v1;
 
-/// The deepest a patch may write. Each JSON level is about three protobuf
-/// message levels in a `google.protobuf.Struct`, and protobuf decoders stop
-/// at 100, so a much deeper context could not reach the next plugin; the
-/// cap also bounds the recursion of everything that walks the context.
-pub const MAX_DEPTH: usize = 32;
+/// The deepest a patch may write: a set can place a value no deeper than
+/// the nesting limit allows ([`MAX_NESTING`], three levels per object), so
+/// a longer pointer is refused before anything is walked. Every set is
+/// also held to the limit itself, value included (see [`apply`]).
+pub const MAX_DEPTH: usize = MAX_NESTING / 3;
 
 /// A parsed RFC 6901 JSON Pointer with at least one reference token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -229,6 +232,14 @@ pub enum PatchError {
         token: String,
         /// The array's length.
         len: usize,
+    },
+    /// A set would nest the context deeper than a plugin can decode.
+    #[error("cannot set {path}: {why}")]
+    TooDeep {
+        /// The operation's path.
+        path: String,
+        /// Where the value goes past the limit.
+        why: String,
     },
 }
 
@@ -476,6 +487,17 @@ fn apply_one<'p>(
         .expect("a parsed pointer has at least one token");
     match op {
         PatchOp::Set { value, .. } => {
+            // Before anything changes: a failing operation changes nothing.
+            check_value(value, level_above(target, parents)).map_err(|deep| {
+                let at = match deep.at.as_str() {
+                    "the value" => "the value".to_owned(),
+                    inner => format!("{path}{inner}"),
+                };
+                PatchError::TooDeep {
+                    path: path.to_string(),
+                    why: crate::json::TooDeep { at }.to_string(),
+                }
+            })?;
             let undo = match descend(target, parents) {
                 Ok(parent) => set_in(parent, path, parents, last, value.clone())?,
                 Err((depth, Stop::Missing)) => create(target, parents, depth, last, value.clone()),
@@ -524,6 +546,38 @@ fn apply_one<'p>(
             }
             Ok(())
         }
+    }
+}
+
+/// The protobuf message level of the value's parent once a set at
+/// `parents` + one token is applied, counted as [`crate::json`] does: the
+/// context's `Struct` is level 1, a member's map entry one more, its
+/// `Value` one more, and a container's `Struct` or `ListValue` one more.
+/// Parents the set would create are objects; the walk stops where the
+/// set would fail anyway (what it returns then does not matter).
+fn level_above(target: &Value, parents: &[String]) -> usize {
+    let (mut container, mut at) = (1, Some(target));
+    for token in parents {
+        let child = match at {
+            Some(Value::Object(map)) => map.get(token),
+            Some(Value::Array(items)) => array_index(token, items.len()).map(|i| &items[i]),
+            _ => None,
+        };
+        // An array's element Value sits right under its ListValue; an
+        // object's member under a map entry.
+        let value_level = container
+            + if matches!(at, Some(Value::Array(_))) {
+                1
+            } else {
+                2
+            };
+        container = value_level + 1;
+        at = child;
+    }
+    if matches!(at, Some(Value::Array(_))) {
+        container
+    } else {
+        container + 1
     }
 }
 
@@ -761,6 +815,45 @@ mod tests {
         );
         let err = Pointer::parse(&"/a".repeat(MAX_DEPTH + 1)).expect_err("too deep");
         assert!(err.to_string().contains("33 levels deep"), "{err}");
+    }
+
+    #[test]
+    fn sets_that_would_nest_the_context_too_deep_are_refused_and_change_nothing() {
+        fn objects(n: usize) -> Value {
+            (0..n).fold(json!(1), |v, _| json!({"k": v}))
+        }
+        // A scalar 32 objects down is at level 96, the limit.
+        let mut ctx = json!({"a": {"b": [[{"c": 1}]]}});
+        let before = ctx.clone();
+        apply(&mut ctx, &ops(&[("/new", Some(objects(31)))])).expect("at the limit");
+        apply(&mut ctx, &ops(&[("/x/y/z", Some(objects(29)))])).expect("at the limit");
+        // Through existing arrays (two levels each) and objects (three).
+        apply(&mut ctx, &ops(&[("/a/b/0/0/c", Some(objects(27)))])).expect("at the limit");
+        let mut ctx = before.clone();
+        for (path, value) in [
+            ("/new", objects(32)),
+            ("/x/y/z", objects(30)),
+            ("/a/b/0/0/c", objects(28)),
+            ("/a/b/0/-", objects(29)),
+        ] {
+            let patch = ops(&[("/first", Some(json!(1))), (path, Some(value))]);
+            let err = apply(&mut ctx, &patch).expect_err("too deep");
+            assert!(
+                matches!(&err, PatchError::TooDeep { path: p, .. } if p == path),
+                "{err}"
+            );
+            assert!(err.to_string().contains("nested too deep"), "{err}");
+            assert_eq!(ctx, before);
+        }
+        let err = apply(&mut ctx, &ops(&[("/s", Some(objects(32)))])).expect_err("deep");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot set /s: /s{} is nested too deep: more than 96 protobuf message \
+                 levels (an object costs 3, an array 2), more than a plugin can decode",
+                "/k".repeat(31)
+            )
+        );
     }
 
     #[test]

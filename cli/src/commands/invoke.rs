@@ -59,7 +59,10 @@ fn parse_context(arg: &str) -> anyhow::Result<Map<String, Value>> {
         None => (arg.to_owned(), "--context".to_owned()),
     };
     match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => {
+            outboard_proto::json::check_struct(&map).with_context(|| origin.clone())?;
+            Ok(map)
+        }
         Ok(other) => bail!("{origin}: the context must be a JSON object, not {other}"),
         Err(err) => bail!("{origin}: not valid JSON: {err}"),
     }
@@ -76,6 +79,16 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "--context: the context must be a JSON object, not [1]"
+        );
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(47), "]".repeat(47));
+        let err = parse_context(&deep).expect_err("too deep");
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "--context: /a{} is nested too deep: more than 96 protobuf message levels \
+                 (an object costs 3, an array 2), more than a plugin can decode",
+                "/0".repeat(47)
+            )
         );
         let err = parse_context("{oops").expect_err("bad json");
         assert!(

@@ -65,8 +65,19 @@ pub(super) fn optional_duration(
 }
 
 /// A TOML table as a JSON object. Datetimes become their TOML text; a float
-/// with no JSON form (nan, inf) is an error naming its key.
+/// with no JSON form (nan, inf) is an error naming its key; so is nesting
+/// deeper than a plugin could decode.
 pub(super) fn toml_table_to_json(
+    table: toml::Table,
+    at: &str,
+) -> Result<serde_json::Map<String, Value>, (String, String)> {
+    let map = table_to_json(table, at)?;
+    outboard_proto::json::check_struct(&map).map_err(|deep| (at.to_owned(), deep.to_string()))?;
+    Ok(map)
+}
+
+/// [`toml_table_to_json`] for any table, nested ones included.
+fn table_to_json(
     table: toml::Table,
     at: &str,
 ) -> Result<serde_json::Map<String, Value>, (String, String)> {
@@ -99,6 +110,27 @@ fn toml_to_json(value: toml::Value, at: &str) -> Result<Value, (String, String)>
                 .map(|(i, v)| toml_to_json(v, &format!("{at}[{i}]")))
                 .collect::<Result<_, _>>()?,
         ),
-        toml::Value::Table(t) => Value::Object(toml_table_to_json(t, at)?),
+        toml::Value::Table(t) => Value::Object(table_to_json(t, at)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_nested_deeper_than_a_plugin_decodes_is_refused() {
+        let toml = |arrays: usize| {
+            let text = format!("x = {}1{}", "[".repeat(arrays), "]".repeat(arrays));
+            toml::from_str::<toml::Table>(&text).expect("TOML")
+        };
+        // At the config's top level a value is at level 3; 46 arrays fit.
+        assert!(toml_table_to_json(toml(46), "config").is_ok());
+        let (field, why) = toml_table_to_json(toml(47), "config").expect_err("too deep");
+        assert_eq!(field, "config");
+        assert!(
+            why.starts_with(&format!("/x{} is nested too deep", "/0".repeat(47))),
+            "{why}"
+        );
+    }
 }

@@ -151,8 +151,12 @@ impl Entry {
         match call.reply {
             Ok(Reply::Continue { patch, message }) => {
                 self.outcome = Outcome::Ok;
-                self.patch = patch;
                 self.message = message;
+                let refused = super::rules::check(&patch);
+                self.patch = patch;
+                if let Some(why) = refused {
+                    self.invalid_patch(why);
+                }
             }
             Ok(Reply::Abort { message }) => {
                 self.outcome = Outcome::Vetoed;
