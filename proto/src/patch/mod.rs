@@ -21,6 +21,10 @@ use serde_json::{Map, Value};
 use crate::json::{MAX_NESTING, check_value, json_to_value, value_to_json};
 use crate::v1;
 
+mod merge;
+
+pub use merge::{Conflict, merge};
+
 /// The deepest a patch may write: a set can place a value no deeper than
 /// the nesting limit allows ([`MAX_NESTING`], three levels per object), so
 /// a longer pointer is refused before anything is walked. Every set is
@@ -241,84 +245,6 @@ pub enum PatchError {
         /// Where the value goes past the limit.
         why: String,
     },
-}
-
-/// Two writers whose patches touch the same place: the same path, or one
-/// path inside another.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
-    /// Index of the first writer (in the order given to [`merge`]).
-    pub first: usize,
-    /// The path the first writer writes.
-    pub first_path: Pointer,
-    /// Index of the second writer.
-    pub second: usize,
-    /// The path the second writer writes.
-    pub second_path: Pointer,
-}
-
-/// Merges the patches of independent writers (plugins that ran in parallel
-/// on the same context) into one, in the order given. Operations of one
-/// writer never conflict with each other; two writers conflict when any of
-/// their paths overlap: the same path, or one inside the other (a set of
-/// `/env` and a set of `/env/A`, or a remove of `/env` and a set inside
-/// it). A conflict is an error, never last-write-wins.
-///
-/// Cost: one sort of all the paths, then a single pass; nothing to sort
-/// when only one writer has operations.
-pub fn merge<'p>(patches: &[&'p [PatchOp]]) -> Result<Vec<&'p PatchOp>, Conflict> {
-    let total = patches.iter().map(|ops| ops.len()).sum();
-    // A single writer cannot conflict with itself.
-    if patches
-        .iter()
-        .filter(|ops| !ops.is_empty())
-        .nth(1)
-        .is_some()
-    {
-        check_disjoint(patches, total)?;
-    }
-    let mut merged = Vec::with_capacity(total);
-    for ops in patches {
-        merged.extend(ops.iter());
-    }
-    Ok(merged)
-}
-
-/// The first conflict among `patches` (`total` operations), in path order.
-fn check_disjoint(patches: &[&[PatchOp]], total: usize) -> Result<(), Conflict> {
-    let mut writes: Vec<(&Pointer, usize)> = Vec::with_capacity(total);
-    for (writer, ops) in patches.iter().enumerate() {
-        writes.extend(ops.iter().map(|op| (op.path(), writer)));
-    }
-    // Sorted by tokens, a path comes right before the paths inside it, so
-    // the writers whose paths contain the current one form a stack.
-    writes.sort_unstable();
-    let mut open: Vec<(&Pointer, usize)> = Vec::new();
-    for &(path, writer) in &writes {
-        while open.last().is_some_and(|(p, _)| !is_prefix(p, path)) {
-            open.pop();
-        }
-        if let Some(&(other_path, other)) = open.iter().find(|(_, w)| *w != writer) {
-            let (first, first_path, second, second_path) = if other < writer {
-                (other, other_path, writer, path)
-            } else {
-                (writer, path, other, other_path)
-            };
-            return Err(Conflict {
-                first,
-                first_path: first_path.clone(),
-                second,
-                second_path: second_path.clone(),
-            });
-        }
-        open.push((path, writer));
-    }
-    Ok(())
-}
-
-/// True if `prefix` is `path` or contains it.
-fn is_prefix(prefix: &Pointer, path: &Pointer) -> bool {
-    path.tokens.starts_with(&prefix.tokens)
 }
 
 /// Applies `ops` in order to `target`, all or nothing.
@@ -735,7 +661,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ops(list: &[(&str, Option<Value>)]) -> Vec<PatchOp> {
+    pub(super) fn ops(list: &[(&str, Option<Value>)]) -> Vec<PatchOp> {
         list.iter()
             .map(|(p, v)| match v {
                 Some(v) => PatchOp::set(p, v.clone()).expect("valid"),
@@ -869,69 +795,6 @@ mod tests {
         assert!(Pointer::parse("").is_err());
         assert!(Pointer::parse("env").is_err());
         assert!(Pointer::parse("/a~2").is_err());
-    }
-
-    #[test]
-    fn disjoint_parallel_patches_merge_in_writer_order() {
-        let a = ops(&[
-            ("/metadata/a", Some(json!(1))),
-            ("/env/A", Some(json!("x"))),
-        ]);
-        let b = ops(&[("/metadata/b", Some(json!(2))), ("/envx", None)]);
-        let c = ops(&[("/metadata/a0", Some(json!(3)))]);
-        let merged = merge(&[&a, &b, &c]).expect("no overlap");
-        let paths: Vec<String> = merged.iter().map(|op| op.path().to_string()).collect();
-        assert_eq!(
-            paths,
-            [
-                "/metadata/a",
-                "/env/A",
-                "/metadata/b",
-                "/envx",
-                "/metadata/a0"
-            ]
-        );
-    }
-
-    #[test]
-    fn one_writer_may_touch_its_own_paths_twice() {
-        let a = ops(&[
-            ("/env", Some(json!({}))),
-            ("/env/A", Some(json!("x"))),
-            ("/env/A", None),
-        ]);
-        assert_eq!(merge(&[&a]).expect("same writer").len(), 3);
-    }
-
-    #[test]
-    fn overlapping_writes_of_two_writers_conflict() {
-        let cases = [
-            // same path
-            (
-                ("/env/A", Some(json!(1))),
-                ("/env/A", Some(json!(1))),
-                "/env/A",
-                "/env/A",
-            ),
-            // a set inside a path the other removes
-            (("/env", None), ("/env/A", Some(json!(1))), "/env", "/env/A"),
-            // the other way round, and deeper
-            (
-                ("/m/x/y/z", Some(json!(1))),
-                ("/m/x", Some(json!({}))),
-                "/m/x/y/z",
-                "/m/x",
-            ),
-        ];
-        for (first, second, first_path, second_path) in cases {
-            let a = ops(&[("/unrelated", Some(json!(0))), first]);
-            let b = ops(&[second]);
-            let c = ops(&[("/other", Some(json!(0)))]);
-            let conflict = merge(&[&c, &a, &b]).expect_err("overlap");
-            assert_eq!((conflict.first, conflict.second), (1, 2));
-            assert_eq!(conflict.first_path.to_string(), first_path);
-            assert_eq!(conflict.second_path.to_string(), second_path);
-        }
     }
 
     #[test]
@@ -1142,17 +1005,5 @@ mod tests {
         let p = Pointer::parse("/a~0b~1c/~1~0/").expect("valid");
         assert_eq!(p.tokens(), ["a~b/c", "/~", ""]);
         assert!(Pointer::parse("/ok/~").is_err());
-    }
-
-    #[test]
-    fn one_writer_with_operations_never_conflicts() {
-        let a = ops(&[("/env", Some(json!({}))), ("/env/A", Some(json!("x")))]);
-        let empty = ops(&[]);
-        let merged = merge(&[&empty, &a, &empty]).expect("one writer");
-        assert_eq!(merged, a.iter().collect::<Vec<_>>());
-        assert!(merge(&[]).expect("nobody").is_empty());
-        let b = ops(&[("/env/A", None)]);
-        let conflict = merge(&[&empty, &a, &b]).expect_err("two writers");
-        assert_eq!((conflict.first, conflict.second), (1, 2));
     }
 }
