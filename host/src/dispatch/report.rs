@@ -26,7 +26,9 @@ pub struct Report {
     pub verdict: Verdict,
     /// Every subscribed plugin, in priority order.
     pub entries: Vec<Entry>,
-    /// The context after the applied patches.
+    /// The context after the applied patches (`null`, and left out of the
+    /// JSON, where a job report leaves it out).
+    #[serde(skip_serializing_if = "Value::is_null")]
     pub context: Value,
     /// Wall time of the whole dispatch.
     #[serde(rename = "duration_ms", serialize_with = "millis")]
