@@ -102,8 +102,6 @@ fn patches_of<'e>(entries: &'e [Entry], writers: &[usize]) -> Vec<&'e [PatchOp]>
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use serde_json::json;
 
     use super::*;
@@ -111,17 +109,7 @@ mod tests {
 
     /// An entry for `plugin` that continued with `patch`.
     fn wrote(plugin: &str, policy: FailurePolicy, patch: Vec<PatchOp>) -> Entry {
-        Entry {
-            plugin: plugin.into(),
-            priority: 0,
-            policy,
-            outcome: Outcome::Ok,
-            failure: None,
-            duration: Duration::ZERO,
-            attempts: 1,
-            patch,
-            message: String::new(),
-        }
+        Entry::continued(plugin, policy, patch)
     }
 
     fn set(path: &str, value: Value) -> PatchOp {

@@ -208,6 +208,24 @@ impl Entry {
     }
 }
 
+#[cfg(test)]
+impl Entry {
+    /// An entry for `plugin` that continued with `patch`, for tests.
+    pub(crate) fn continued(plugin: &str, policy: FailurePolicy, patch: Vec<PatchOp>) -> Entry {
+        Entry {
+            plugin: plugin.into(),
+            priority: 0,
+            policy,
+            outcome: Outcome::Ok,
+            failure: None,
+            duration: Duration::ZERO,
+            attempts: 1,
+            patch,
+            message: String::new(),
+        }
+    }
+}
+
 /// A patch as JSON: `[{"op": "set", "path": "/env/X", "value": ...}, ...]`.
 pub fn patch_to_json(patch: &[PatchOp]) -> Value {
     Value::Array(

@@ -81,7 +81,7 @@ mod tests {
 
     use super::*;
     use crate::config::{FailurePolicy, Mode};
-    use crate::dispatch::{Entry, Outcome, Verdict};
+    use crate::dispatch::{Entry, Verdict};
 
     fn phase(name: &str, context: Value, patches: Vec<Vec<PatchOp>>) -> Report {
         Report {
@@ -91,17 +91,7 @@ mod tests {
             verdict: Verdict::Passed,
             entries: patches
                 .into_iter()
-                .map(|patch| Entry {
-                    plugin: "p".into(),
-                    priority: 0,
-                    policy: FailurePolicy::FailClosed,
-                    outcome: Outcome::Ok,
-                    failure: None,
-                    duration: Duration::ZERO,
-                    attempts: 1,
-                    patch,
-                    message: String::new(),
-                })
+                .map(|patch| Entry::continued("p", FailurePolicy::FailClosed, patch))
                 .collect(),
             context,
             duration: Duration::ZERO,
