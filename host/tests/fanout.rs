@@ -494,3 +494,45 @@ async fn a_value_too_deep_to_decode_fails_the_plugin_that_set_it_not_the_next() 
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn two_parallel_plugins_writing_into_one_array_conflict_instead_of_losing_an_element() {
+    let sb = Sandbox::new();
+    let host = Host::start(&config(
+        vec![
+            // Removes "a": the set of index 2 below would then land past "c".
+            sb.scripted(
+                "remover",
+                "p:0,q:0",
+                json!({"p": {"remove": ["/list/0"]}, "q": {"append": {"/list": "d"}}}),
+            ),
+            sb.scripted(
+                "setter",
+                "p:0,q:0",
+                json!({"p": {"set": {"/list/2": "C"}}, "q": {"set": {"/list/3": "D"}}}),
+            ),
+        ],
+        &[("p", PAR, CLOSED), ("q", PAR, CLOSED)],
+    ))
+    .await
+    .unwrap();
+    for (phase, remover, setter) in [("p", "/list/0", "/list/2"), ("q", "/list/-", "/list/3")] {
+        let before = json!({"list": ["a", "b", "c"]});
+        let report = dispatch(&host, phase, before.clone()).await;
+        let Verdict::Failed { plugins, error } = &report.verdict else {
+            panic!("{phase}: {:?}", report.verdict);
+        };
+        assert_eq!(
+            plugins.iter().map(|p| &**p).collect::<Vec<_>>(),
+            ["remover", "setter"]
+        );
+        assert_eq!(
+            error,
+            &format!(
+                "plugins remover and setter both write into the array /list: remover writes {remover}, setter writes {setter}"
+            )
+        );
+        assert_eq!(report.context, before, "{phase}: nothing applied");
+    }
+    host.stop().await;
+}
