@@ -763,3 +763,46 @@ fn a_signal_stops_invoke_waiting_on_a_context_fifo() {
     common::sigterm(child.id());
     assert_stopped_cleanly(child, stderr, &[], &runtime);
 }
+
+#[test]
+fn a_secret_the_scrubber_redacts_is_nowhere_in_the_json_or_the_report() {
+    let secret = "hunter2-a1b2c3-not-elsewhere";
+    let dir = tempfile::Builder::new()
+        .prefix("obt-mask-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let report_file = dir.path().join("report.json");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_outboard"))
+            .args(["run", "--config", &examples_config()])
+            .args(extra)
+            .args(["--", "sh", "-c", "test \"$API_TOKEN\" = '[redacted]'"])
+            .env("OUTBOARD_RUNTIME_DIR", "/tmp")
+            .env_remove("OUTBOARD_PLUGIN_DIR")
+            .env("API_TOKEN", secret)
+            .output()
+            .unwrap()
+    };
+    let json = run(&["--json"]);
+    let with_report = run(&["--report", report_file.to_str().unwrap()]);
+    let report = std::fs::read_to_string(&report_file).unwrap();
+    for (out, what) in [(&json, "--json"), (&with_report, "--report")] {
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!all.contains(secret), "{what} printed the secret: {all}");
+    }
+    assert!(!report.contains(secret), "{report}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    let phases = report["phases"].as_array().unwrap();
+    // The phases before the scrubber's show the value masked; the scrubber's
+    // and those after, redacted; phases nobody subscribes to, no context.
+    let context = |name: &str| &phases.iter().find(|p| p["phase"] == name).unwrap()["context"];
+    assert_eq!(context("pre_validation")["env"]["API_TOKEN"], "[masked]");
+    assert!(context("post_validation").is_null(), "{report}");
+    assert_eq!(context("pre_container")["env"]["API_TOKEN"], "[redacted]");
+    assert_eq!(context("cleanup")["env"]["API_TOKEN"], "[redacted]");
+    assert_eq!(
+        context("pre_container")["env"]["PATH"],
+        context("pre_validation")["env"]["PATH"]
+    );
+}

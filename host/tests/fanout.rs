@@ -391,3 +391,148 @@ async fn a_start_failure_stops_the_plugins_that_did_start() {
     assert_eq!(err.0[0].plugin, "broken-exit-early");
     sb.assert_empty();
 }
+
+/// `n` arrays around a scalar.
+fn arrays(n: usize) -> Value {
+    (0..n).fold(json!(1), |v, _| json!([v]))
+}
+
+/// The phase failed at `plugin` alone, with a message containing `why`;
+/// the plugin after it was not called.
+fn failed_at(report: &Report, plugin: &str, why: &str) {
+    let Verdict::Failed { plugins, error } = &report.verdict else {
+        panic!("{:?}", report.verdict);
+    };
+    assert_eq!(plugins.iter().map(|p| &**p).collect::<Vec<_>>(), [plugin]);
+    assert!(error.contains(why), "{error}");
+    assert_eq!(
+        outcomes(report),
+        [(plugin, Outcome::Failed), ("next", Outcome::Skipped)]
+    );
+    assert_eq!(report.entries[0].failure, Some(FailureKind::InvalidPatch));
+}
+
+#[tokio::test]
+async fn env_names_execve_would_misread_fail_the_plugin_that_set_them() {
+    let sb = Sandbox::new();
+    let cases = [
+        (
+            json!({"/env/A=B": "x"}),
+            "\"A=B\" is not a valid environment variable name",
+        ),
+        (
+            json!({"/env/": "x"}),
+            "\"\" is not a valid environment variable name",
+        ),
+        (json!({"/env/A\u{0}B": "x"}), "\"A\\0B\" is not a valid"),
+        (
+            json!({"/env": {"OK": "1", "C=D": "2"}}),
+            "\"C=D\" is not a valid",
+        ),
+        (
+            json!({"/env/OK": "a\u{0}b"}),
+            "variable \"OK\" contains a NUL byte",
+        ),
+    ];
+    let plugins = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (set, _))| {
+            sb.scripted(
+                &format!("bad{i}"),
+                &format!("p{i}:0"),
+                json!({format!("p{i}"): {"set": set}}),
+            )
+        })
+        .chain([sb.scripted("next", "p0:1,p1:1,p2:1,p3:1,p4:1", json!({}))])
+        .collect();
+    let host = Host::start(&config(plugins, &[])).await.unwrap();
+    for (i, (_, why)) in cases.iter().enumerate() {
+        let context = json!({"env": {"PATH": "/bin"}});
+        let report = dispatch(&host, &format!("p{i}"), context.clone()).await;
+        failed_at(&report, &format!("bad{i}"), why);
+        assert_eq!(report.context, context, "nothing applied");
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_value_too_deep_to_decode_fails_the_plugin_that_set_it_not_the_next() {
+    let sb = Sandbox::new();
+    // At /a/b/c/deep the value is at level 12; 45 arrays reach 102, more
+    // than the next plugin could decode. (Its config, sent in Configure,
+    // holds it at 99: still decodable.)
+    let host = Host::start(&config(
+        vec![
+            sb.scripted(
+                "deep",
+                "p:0",
+                json!({"p": {"set": {"/a/b/c/deep": arrays(45)}}}),
+            ),
+            sb.scripted("next", "p:1", json!({"p": {"set": {"/next": true}}})),
+        ],
+        &[],
+    ))
+    .await
+    .unwrap();
+    let report = dispatch(&host, "p", json!({})).await;
+    failed_at(&report, "deep", "/a/b/c/deep/0/0");
+    assert!(
+        report.entries[0].message.contains("nested too deep"),
+        "{report:?}"
+    );
+
+    // A context too deep to send is refused before anyone is called.
+    let report = dispatch(&host, "p", json!({"x": arrays(60)})).await;
+    let Verdict::Failed { plugins, error } = &report.verdict else {
+        panic!("{:?}", report.verdict);
+    };
+    assert!(plugins.is_empty());
+    assert!(
+        error.starts_with("the context cannot be sent to plugins: /x/0"),
+        "{error}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn two_parallel_plugins_writing_into_one_array_conflict_instead_of_losing_an_element() {
+    let sb = Sandbox::new();
+    let host = Host::start(&config(
+        vec![
+            // Removes "a": the set of index 2 below would then land past "c".
+            sb.scripted(
+                "remover",
+                "p:0,q:0",
+                json!({"p": {"remove": ["/list/0"]}, "q": {"append": {"/list": "d"}}}),
+            ),
+            sb.scripted(
+                "setter",
+                "p:0,q:0",
+                json!({"p": {"set": {"/list/2": "C"}}, "q": {"set": {"/list/3": "D"}}}),
+            ),
+        ],
+        &[("p", PAR, CLOSED), ("q", PAR, CLOSED)],
+    ))
+    .await
+    .unwrap();
+    for (phase, remover, setter) in [("p", "/list/0", "/list/2"), ("q", "/list/-", "/list/3")] {
+        let before = json!({"list": ["a", "b", "c"]});
+        let report = dispatch(&host, phase, before.clone()).await;
+        let Verdict::Failed { plugins, error } = &report.verdict else {
+            panic!("{phase}: {:?}", report.verdict);
+        };
+        assert_eq!(
+            plugins.iter().map(|p| &**p).collect::<Vec<_>>(),
+            ["remover", "setter"]
+        );
+        assert_eq!(
+            error,
+            &format!(
+                "plugins remover and setter both write into the array /list: remover writes {remover}, setter writes {setter}"
+            )
+        );
+        assert_eq!(report.context, before, "{phase}: nothing applied");
+    }
+    host.stop().await;
+}

@@ -154,11 +154,12 @@ fn bench_apply(c: &mut Criterion) {
 
 fn bench_merge(c: &mut Criterion) {
     let mut group = c.benchmark_group("merge");
+    let context = job_context();
     for writers in [1, 4, 16, 64] {
         let patches = parallel_patches(writers);
         let refs: Vec<&[PatchOp]> = patches.iter().map(Vec::as_slice).collect();
         group.bench_with_input(BenchmarkId::new("writers", writers), &refs, |b, refs| {
-            b.iter(|| patch::merge(black_box(refs)).map(|merged| merged.len()));
+            b.iter(|| patch::merge(&context, black_box(refs)).map(|merged| merged.len()));
         });
     }
     // 16 writers, the last one writing inside the first one's subtree.
@@ -166,7 +167,7 @@ fn bench_merge(c: &mut Criterion) {
     patches[15].push(set("/metadata/plugin-0/info/version", json!("2")));
     let refs: Vec<&[PatchOp]> = patches.iter().map(Vec::as_slice).collect();
     group.bench_function("writers/16-conflict", |b| {
-        b.iter(|| patch::merge(black_box(&refs)).expect_err("conflict"));
+        b.iter(|| patch::merge(&context, black_box(&refs)).expect_err("conflict"));
     });
     group.finish();
 }

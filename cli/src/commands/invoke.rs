@@ -104,10 +104,14 @@ fn read_capped(path: &str) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// Parses `--context`'s text (from [`read_context`]): a JSON object.
+/// Parses `--context`'s text (from [`read_context`]): a JSON object, nested
+/// no deeper than a plugin can decode.
 fn parse_context((text, origin): &(String, String)) -> anyhow::Result<Map<String, Value>> {
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => {
+            outboard_proto::json::check_struct(&map).with_context(|| origin.clone())?;
+            Ok(map)
+        }
         Ok(other) => bail!("{origin}: the context must be a JSON object, not {other}"),
         Err(err) => bail!("{origin}: not valid JSON: {err}"),
     }
@@ -125,6 +129,16 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "--context: the context must be a JSON object, not [1]"
+        );
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(47), "]".repeat(47));
+        let err = parse_context(&given(&deep)).expect_err("too deep");
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "--context: /a{} is nested too deep: more than 96 protobuf message levels \
+                 (an object costs 3, an array 2), more than a plugin can decode",
+                "/0".repeat(47)
+            )
         );
         let err = parse_context(&given("{oops")).expect_err("bad json");
         assert!(

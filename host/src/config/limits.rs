@@ -85,13 +85,6 @@ pub(super) const RETRY_ATTEMPTS: CountBounds = CountBounds {
     meaning: " (attempts in all, the first included)",
 };
 
-/// The deepest a plugin's `config` may nest tables and arrays: a
-/// `google.protobuf.Struct` spends up to three message levels per table,
-/// and protobuf decoders stop at 100 (prost, upb), so a deeper config would
-/// be accepted here and then fail in the plugin's `Configure` as a decode
-/// error that blames no one.
-pub(super) const MAX_CONFIG_DEPTH: usize = 32;
-
 /// The largest config file (`outboard.toml`, `plugin.toml`) read: far more
 /// than thousands of plugins need, and a `/dev/zero` or a runaway generator
 /// is refused before it fills the memory.

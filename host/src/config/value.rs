@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use super::limits::{CountBounds, DurationBounds, MAX_CONFIG_DEPTH};
+use super::limits::{CountBounds, DurationBounds};
 
 /// A duration as written, parsed with humantime once its span is known.
 /// Its own visitor so that `call_timeout = 5` says what is expected.
@@ -101,42 +101,34 @@ pub(super) fn count(
 }
 
 /// A TOML table as a JSON object. Datetimes become their TOML text; a float
-/// with no JSON form (nan, inf) and a value nested deeper than
-/// [`MAX_CONFIG_DEPTH`] are errors naming their key.
+/// with no JSON form (nan, inf) is an error naming its key; so is nesting
+/// deeper than a plugin could decode.
 pub(super) fn toml_table_to_json(
     table: toml::Table,
     at: &str,
 ) -> Result<serde_json::Map<String, Value>, (String, String)> {
-    table_to_json(table, at, 1)
+    let map = table_to_json(table, at)?;
+    outboard_proto::json::check_struct(&map).map_err(|deep| (at.to_owned(), deep.to_string()))?;
+    Ok(map)
 }
 
-/// `table`, whose keys are at `depth` (1 for the config's own keys).
+/// [`toml_table_to_json`] for any table, nested ones included.
 fn table_to_json(
     table: toml::Table,
     at: &str,
-    depth: usize,
 ) -> Result<serde_json::Map<String, Value>, (String, String)> {
     table
         .into_iter()
         .map(|(k, v)| {
             let here = format!("{at}.{k}");
-            toml_to_json(v, &here, depth).map(|v| (k, v))
+            toml_to_json(v, &here).map(|v| (k, v))
         })
         .collect()
 }
 
-/// One TOML value at `depth` as JSON; `at` names it in an error
-/// (`config.tags[1]`).
-fn toml_to_json(value: toml::Value, at: &str, depth: usize) -> Result<Value, (String, String)> {
-    let nested = matches!(value, toml::Value::Array(_) | toml::Value::Table(_));
-    if nested && depth >= MAX_CONFIG_DEPTH {
-        return Err((
-            at.to_owned(),
-            format!(
-                "nests deeper than {MAX_CONFIG_DEPTH} levels of tables and arrays, more than a plugin can decode"
-            ),
-        ));
-    }
+/// One TOML value as JSON; `at` names it in an error (`config.tags[1]`).
+/// The TOML parser bounds the nesting, so the recursion is bounded too.
+fn toml_to_json(value: toml::Value, at: &str) -> Result<Value, (String, String)> {
     Ok(match value {
         toml::Value::String(s) => Value::String(s),
         toml::Value::Integer(i) => Value::from(i),
@@ -152,9 +144,30 @@ fn toml_to_json(value: toml::Value, at: &str, depth: usize) -> Result<Value, (St
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| toml_to_json(v, &format!("{at}[{i}]"), depth + 1))
+                .map(|(i, v)| toml_to_json(v, &format!("{at}[{i}]")))
                 .collect::<Result<_, _>>()?,
         ),
-        toml::Value::Table(t) => Value::Object(table_to_json(t, at, depth + 1)?),
+        toml::Value::Table(t) => Value::Object(table_to_json(t, at)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_nested_deeper_than_a_plugin_decodes_is_refused() {
+        let toml = |arrays: usize| {
+            let text = format!("x = {}1{}", "[".repeat(arrays), "]".repeat(arrays));
+            toml::from_str::<toml::Table>(&text).expect("TOML")
+        };
+        // At the config's top level a value is at level 3; 46 arrays fit.
+        assert!(toml_table_to_json(toml(46), "config").is_ok());
+        let (field, why) = toml_table_to_json(toml(47), "config").expect_err("too deep");
+        assert_eq!(field, "config");
+        assert!(
+            why.starts_with(&format!("/x{} is nested too deep", "/0".repeat(47))),
+            "{why}"
+        );
+    }
 }

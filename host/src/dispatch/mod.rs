@@ -11,6 +11,10 @@
 //!   if the phase passes: a failed parallel phase leaves the context as it
 //!   was.
 //!
+//! A patch that puts a name `execve` would misread into `/env` (empty, or
+//! with `=` or NUL), or a NUL into one of its values, is refused like a
+//! patch that does not apply: the plugin fails with `invalid_patch`.
+//!
 //! Under `fail_open` a failing plugin is recorded and the phase goes on as
 //! if it had not been there. Every call carries its deadline; a plugin that
 //! dies mid-call fails at once. A [`Report`] lists every subscriber, always.
@@ -21,6 +25,8 @@
 //! - `call`: one subscriber's call, bounded by its timeout, with retries.
 //! - `sequential`, `parallel`: the two ways a phase runs; `parallel` merges
 //!   the patches and names conflicts.
+//! - `rules`: what the host refuses in a patch beyond the patch grammar
+//!   (names in `/env`).
 //! - `report`: [`Report`], [`Entry`], [`Verdict`], [`Outcome`],
 //!   [`FailureKind`], and their JSON form.
 
@@ -28,6 +34,7 @@ mod call;
 mod parallel;
 mod report;
 mod route;
+mod rules;
 mod sequential;
 
 use std::time::{Duration, Instant};
@@ -42,6 +49,11 @@ pub use route::{Route, Subscriber};
 
 /// Runs `route` on `context`.
 pub(crate) async fn run(route: &Route, context: Map<String, Value>) -> Report {
+    // Refused here rather than failing the first plugin with a decode error.
+    if let Err(deep) = outboard_proto::json::check_struct(&context) {
+        let why = format!("the context cannot be sent to plugins: {deep}");
+        return refused(&route.phase, context, &why);
+    }
     let started = Instant::now();
     let invocation_id = uuid::Uuid::new_v4().to_string();
     let mut entries: Vec<Entry> = route

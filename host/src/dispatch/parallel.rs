@@ -1,6 +1,6 @@
 //! A parallel phase: every subscriber at once on the same context, their
-//! patches merged; two plugins writing overlapping paths is a conflict that
-//! names both.
+//! patches merged; two plugins writing overlapping paths, or into the same
+//! array, is a conflict that names both.
 
 use outboard_proto::patch::{self, PatchOp};
 use serde_json::Value;
@@ -41,23 +41,26 @@ pub(super) async fn run(
         .filter(|(_, e)| e.outcome == Outcome::Ok && !e.patch.is_empty())
         .map(|(i, _)| i)
         .collect();
-    if let Some(verdict) = conflict(entries, &writers) {
+    if let Some(verdict) = conflict(context, entries, &writers) {
         return verdict;
     }
     apply(context, entries, writers)
 }
 
-/// The verdict if two writers' patches overlap: both fail, named with the
-/// paths they write.
-fn conflict(entries: &mut [Entry], writers: &[usize]) -> Option<Verdict> {
-    let conflict = patch::merge(&patches_of(entries, writers)).err()?;
+/// The verdict if two writers' patches overlap on `context` (the one they
+/// saw): both fail, named with the paths they write.
+fn conflict(context: &Value, entries: &mut [Entry], writers: &[usize]) -> Option<Verdict> {
+    let conflict = patch::merge(context, &patches_of(entries, writers)).err()?;
     let (a, b) = (writers[conflict.first], writers[conflict.second]);
     let (name_a, name_b) = (entries[a].plugin.clone(), entries[b].plugin.clone());
+    let what = if conflict.in_array {
+        "into the array "
+    } else {
+        ""
+    };
     let error = format!(
-        "plugins {name_a} and {name_b} both write {}: {name_a} writes {}, {name_b} writes {}",
-        shorter(&conflict.first_path, &conflict.second_path),
-        conflict.first_path,
-        conflict.second_path
+        "plugins {name_a} and {name_b} both write {what}{}: {name_a} writes {}, {name_b} writes {}",
+        conflict.at, conflict.first_path, conflict.second_path
     );
     for i in [a, b] {
         entries[i].outcome = Outcome::Failed;
@@ -97,19 +100,8 @@ fn patches_of<'e>(entries: &'e [Entry], writers: &[usize]) -> Vec<&'e [PatchOp]>
         .collect()
 }
 
-/// The path of the two with fewer segments: the one the other lies in.
-fn shorter<'a>(a: &'a patch::Pointer, b: &'a patch::Pointer) -> &'a patch::Pointer {
-    if a.tokens().len() <= b.tokens().len() {
-        a
-    } else {
-        b
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use serde_json::json;
 
     use super::*;
@@ -117,17 +109,7 @@ mod tests {
 
     /// An entry for `plugin` that continued with `patch`.
     fn wrote(plugin: &str, policy: FailurePolicy, patch: Vec<PatchOp>) -> Entry {
-        Entry {
-            plugin: plugin.into(),
-            priority: 0,
-            policy,
-            outcome: Outcome::Ok,
-            failure: None,
-            duration: Duration::ZERO,
-            attempts: 1,
-            patch,
-            message: String::new(),
-        }
+        Entry::continued(plugin, policy, patch)
     }
 
     fn set(path: &str, value: Value) -> PatchOp {
@@ -144,7 +126,7 @@ mod tests {
             ),
             wrote("b", FailurePolicy::FailOpen, vec![set("/env", json!({}))]),
         ];
-        let verdict = conflict(&mut entries, &[0, 1]).expect("a conflict");
+        let verdict = conflict(&json!({}), &mut entries, &[0, 1]).expect("a conflict");
         let error = "plugins a and b both write /env: a writes /env/X, b writes /env";
         assert_eq!(
             verdict,
@@ -162,6 +144,30 @@ mod tests {
     }
 
     #[test]
+    fn writes_into_one_array_fail_both_writers_naming_the_array() {
+        let context = json!({"args": ["a", "b"]});
+        let remove = PatchOp::remove("/args/0").expect("valid path");
+        let mut entries = [
+            wrote("a", FailurePolicy::FailOpen, vec![remove]),
+            wrote(
+                "b",
+                FailurePolicy::FailOpen,
+                vec![set("/args/1", json!("z"))],
+            ),
+        ];
+        let verdict = conflict(&context, &mut entries, &[0, 1]).expect("a conflict");
+        let error =
+            "plugins a and b both write into the array /args: a writes /args/0, b writes /args/1";
+        assert_eq!(
+            verdict,
+            Verdict::Failed {
+                plugins: vec!["a".into(), "b".into()],
+                error: error.into(),
+            }
+        );
+    }
+
+    #[test]
     fn a_fail_open_patch_that_does_not_apply_is_dropped_and_the_rest_applied() {
         let mut context = json!({"env": {"X": "s"}});
         let mut entries = [
@@ -176,7 +182,7 @@ mod tests {
                 vec![set("/env/X/Y", json!("2"))],
             ),
         ];
-        assert_eq!(conflict(&mut entries, &[0, 1]), None);
+        assert_eq!(conflict(&context, &mut entries, &[0, 1]), None);
         assert_eq!(
             apply(&mut context, &mut entries, vec![0, 1]),
             Verdict::Passed

@@ -26,7 +26,9 @@ pub struct Report {
     pub verdict: Verdict,
     /// Every subscribed plugin, in priority order.
     pub entries: Vec<Entry>,
-    /// The context after the applied patches.
+    /// The context after the applied patches (`null`, and left out of the
+    /// JSON, where a job report leaves it out).
+    #[serde(skip_serializing_if = "Value::is_null")]
     pub context: Value,
     /// Wall time of the whole dispatch.
     #[serde(rename = "duration_ms", serialize_with = "millis")]
@@ -151,8 +153,12 @@ impl Entry {
         match call.reply {
             Ok(Reply::Continue { patch, message }) => {
                 self.outcome = Outcome::Ok;
-                self.patch = patch;
                 self.message = message;
+                let refused = super::rules::check(&patch);
+                self.patch = patch;
+                if let Some(why) = refused {
+                    self.invalid_patch(why);
+                }
             }
             Ok(Reply::Abort { message }) => {
                 self.outcome = Outcome::Vetoed;
@@ -198,6 +204,24 @@ impl Entry {
                 error: self.message.clone(),
             }),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Entry {
+    /// An entry for `plugin` that continued with `patch`, for tests.
+    pub(crate) fn continued(plugin: &str, policy: FailurePolicy, patch: Vec<PatchOp>) -> Entry {
+        Entry {
+            plugin: plugin.into(),
+            priority: 0,
+            policy,
+            outcome: Outcome::Ok,
+            failure: None,
+            duration: Duration::ZERO,
+            attempts: 1,
+            patch,
+            message: String::new(),
         }
     }
 }

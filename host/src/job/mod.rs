@@ -15,10 +15,13 @@
 //!
 //! Here: the phases in order and the report. `command`: running the
 //! command. `failure`: what stops a job ([`FailureKind`]) and the exit
-//! status it becomes.
+//! status it becomes. `mask`: the report shows each value only as the job
+//! left it, so a secret a plugin redacted is not in an earlier phase's
+//! context or patch ([`MASK`]).
 
 mod command;
 mod failure;
+mod mask;
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +31,8 @@ use tokio::sync::watch;
 
 use crate::dispatch::Report;
 use crate::host::Host;
+
+pub use mask::MASK;
 
 pub use failure::{
     EXIT_HOST_ERROR, EXIT_INTERRUPTED, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_PLUGIN_FAILED,
@@ -68,7 +73,8 @@ pub struct JobReport {
     /// What stopped or failed the job, if anything.
     pub failure: Option<Failure>,
     /// Every phase dispatched, in order; the command sits between
-    /// pre_container and post_container.
+    /// pre_container and post_container. Values a later plugin replaced or
+    /// removed are masked; a phase with no subscribers has no context.
     pub phases: Vec<Report>,
     /// The command as it ran (after the plugins' patches).
     pub command: Vec<String>,
@@ -145,6 +151,8 @@ pub async fn run(host: &Host, job: Job, mut interrupted: watch::Receiver<bool>) 
     };
     context.insert("status".into(), json!(status));
     phases.push(host.dispatch("cleanup", context).await);
+    let last = phases.last().map(|r| r.context.clone()).unwrap_or_default();
+    mask::mask(&mut phases, &last);
 
     JobReport {
         job_id,

@@ -328,19 +328,20 @@ fn config_depth_is_bounded_to_what_a_plugin_can_decode() {
         .expect("a plugin can decode the deepest config accepted");
     let err = load_err(dir.path(), &nested_config(32));
     assert!(
-        err.contains(":4: plugin \"a\": config.x.a.a")
+        err.contains(":4: plugin \"a\": config /x/a/a")
             && err.ends_with(
-                "nests deeper than 32 levels of tables and arrays, more than a plugin can decode"
+                "is nested too deep: more than 96 protobuf message levels (an object costs 3, \
+                 an array 2), more than a plugin can decode"
             ),
         "{err}"
     );
     let arrays = plugin_with(&format!(
         "config = {{ x = {}1{} }}",
-        "[".repeat(32),
-        "]".repeat(32)
+        "[".repeat(47),
+        "]".repeat(47)
     ));
     let err = load_err(dir.path(), &arrays);
-    assert!(err.contains("config.x[0][0]"), "{err}");
+    assert!(err.contains("config /x/0/0"), "{err}");
 }
 
 #[test]

@@ -7,6 +7,9 @@
 //! - `remove` of something absent is not an error (it is already gone).
 //! - The empty pointer (the whole context) is refused: a plugin patches the
 //!   context, it does not replace it.
+//! - A set that would nest the context deeper than
+//!   [`MAX_NESTING`](crate::json::MAX_NESTING) protobuf levels is refused:
+//!   the next plugin could not decode the context, and would be blamed.
 //! - Applying is all-or-nothing: on error the target is left unchanged.
 
 use std::fmt::{self, Write as _};
@@ -15,14 +18,18 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-use crate::json::{json_to_value, value_to_json};
+use crate::json::{MAX_NESTING, check_value, json_to_value, value_to_json};
 use crate::v1;
 
-/// The deepest a patch may write. Each JSON level is about three protobuf
-/// message levels in a `google.protobuf.Struct`, and protobuf decoders stop
-/// at 100, so a much deeper context could not reach the next plugin; the
-/// cap also bounds the recursion of everything that walks the context.
-pub const MAX_DEPTH: usize = 32;
+mod merge;
+
+pub use merge::{Conflict, merge};
+
+/// The deepest a patch may write: a set can place a value no deeper than
+/// the nesting limit allows ([`MAX_NESTING`], three levels per object), so
+/// a longer pointer is refused before anything is walked. Every set is
+/// also held to the limit itself, value included (see [`apply`]).
+pub const MAX_DEPTH: usize = MAX_NESTING / 3;
 
 /// A parsed RFC 6901 JSON Pointer with at least one reference token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -230,84 +237,14 @@ pub enum PatchError {
         /// The array's length.
         len: usize,
     },
-}
-
-/// Two writers whose patches touch the same place: the same path, or one
-/// path inside another.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
-    /// Index of the first writer (in the order given to [`merge`]).
-    pub first: usize,
-    /// The path the first writer writes.
-    pub first_path: Pointer,
-    /// Index of the second writer.
-    pub second: usize,
-    /// The path the second writer writes.
-    pub second_path: Pointer,
-}
-
-/// Merges the patches of independent writers (plugins that ran in parallel
-/// on the same context) into one, in the order given. Operations of one
-/// writer never conflict with each other; two writers conflict when any of
-/// their paths overlap: the same path, or one inside the other (a set of
-/// `/env` and a set of `/env/A`, or a remove of `/env` and a set inside
-/// it). A conflict is an error, never last-write-wins.
-///
-/// Cost: one sort of all the paths, then a single pass; nothing to sort
-/// when only one writer has operations.
-pub fn merge<'p>(patches: &[&'p [PatchOp]]) -> Result<Vec<&'p PatchOp>, Conflict> {
-    let total = patches.iter().map(|ops| ops.len()).sum();
-    // A single writer cannot conflict with itself.
-    if patches
-        .iter()
-        .filter(|ops| !ops.is_empty())
-        .nth(1)
-        .is_some()
-    {
-        check_disjoint(patches, total)?;
-    }
-    let mut merged = Vec::with_capacity(total);
-    for ops in patches {
-        merged.extend(ops.iter());
-    }
-    Ok(merged)
-}
-
-/// The first conflict among `patches` (`total` operations), in path order.
-fn check_disjoint(patches: &[&[PatchOp]], total: usize) -> Result<(), Conflict> {
-    let mut writes: Vec<(&Pointer, usize)> = Vec::with_capacity(total);
-    for (writer, ops) in patches.iter().enumerate() {
-        writes.extend(ops.iter().map(|op| (op.path(), writer)));
-    }
-    // Sorted by tokens, a path comes right before the paths inside it, so
-    // the writers whose paths contain the current one form a stack.
-    writes.sort_unstable();
-    let mut open: Vec<(&Pointer, usize)> = Vec::new();
-    for &(path, writer) in &writes {
-        while open.last().is_some_and(|(p, _)| !is_prefix(p, path)) {
-            open.pop();
-        }
-        if let Some(&(other_path, other)) = open.iter().find(|(_, w)| *w != writer) {
-            let (first, first_path, second, second_path) = if other < writer {
-                (other, other_path, writer, path)
-            } else {
-                (writer, path, other, other_path)
-            };
-            return Err(Conflict {
-                first,
-                first_path: first_path.clone(),
-                second,
-                second_path: second_path.clone(),
-            });
-        }
-        open.push((path, writer));
-    }
-    Ok(())
-}
-
-/// True if `prefix` is `path` or contains it.
-fn is_prefix(prefix: &Pointer, path: &Pointer) -> bool {
-    path.tokens.starts_with(&prefix.tokens)
+    /// A set would nest the context deeper than a plugin can decode.
+    #[error("cannot set {path}: {why}")]
+    TooDeep {
+        /// The operation's path.
+        path: String,
+        /// Where the value goes past the limit.
+        why: String,
+    },
 }
 
 /// Applies `ops` in order to `target`, all or nothing.
@@ -476,6 +413,17 @@ fn apply_one<'p>(
         .expect("a parsed pointer has at least one token");
     match op {
         PatchOp::Set { value, .. } => {
+            // Before anything changes: a failing operation changes nothing.
+            check_value(value, level_above(target, parents)).map_err(|deep| {
+                let at = match deep.at.as_str() {
+                    "the value" => "the value".to_owned(),
+                    inner => format!("{path}{inner}"),
+                };
+                PatchError::TooDeep {
+                    path: path.to_string(),
+                    why: crate::json::TooDeep { at }.to_string(),
+                }
+            })?;
             let undo = match descend(target, parents) {
                 Ok(parent) => set_in(parent, path, parents, last, value.clone())?,
                 Err((depth, Stop::Missing)) => create(target, parents, depth, last, value.clone()),
@@ -524,6 +472,38 @@ fn apply_one<'p>(
             }
             Ok(())
         }
+    }
+}
+
+/// The protobuf message level of the value's parent once a set at
+/// `parents` + one token is applied, counted as [`crate::json`] does: the
+/// context's `Struct` is level 1, a member's map entry one more, its
+/// `Value` one more, and a container's `Struct` or `ListValue` one more.
+/// Parents the set would create are objects; the walk stops where the
+/// set would fail anyway (what it returns then does not matter).
+fn level_above(target: &Value, parents: &[String]) -> usize {
+    let (mut container, mut at) = (1, Some(target));
+    for token in parents {
+        let child = match at {
+            Some(Value::Object(map)) => map.get(token),
+            Some(Value::Array(items)) => array_index(token, items.len()).map(|i| &items[i]),
+            _ => None,
+        };
+        // An array's element Value sits right under its ListValue; an
+        // object's member under a map entry.
+        let value_level = container
+            + if matches!(at, Some(Value::Array(_))) {
+                1
+            } else {
+                2
+            };
+        container = value_level + 1;
+        at = child;
+    }
+    if matches!(at, Some(Value::Array(_))) {
+        container
+    } else {
+        container + 1
     }
 }
 
@@ -681,7 +661,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ops(list: &[(&str, Option<Value>)]) -> Vec<PatchOp> {
+    pub(super) fn ops(list: &[(&str, Option<Value>)]) -> Vec<PatchOp> {
         list.iter()
             .map(|(p, v)| match v {
                 Some(v) => PatchOp::set(p, v.clone()).expect("valid"),
@@ -764,6 +744,45 @@ mod tests {
     }
 
     #[test]
+    fn sets_that_would_nest_the_context_too_deep_are_refused_and_change_nothing() {
+        fn objects(n: usize) -> Value {
+            (0..n).fold(json!(1), |v, _| json!({"k": v}))
+        }
+        // A scalar 32 objects down is at level 96, the limit.
+        let mut ctx = json!({"a": {"b": [[{"c": 1}]]}});
+        let before = ctx.clone();
+        apply(&mut ctx, &ops(&[("/new", Some(objects(31)))])).expect("at the limit");
+        apply(&mut ctx, &ops(&[("/x/y/z", Some(objects(29)))])).expect("at the limit");
+        // Through existing arrays (two levels each) and objects (three).
+        apply(&mut ctx, &ops(&[("/a/b/0/0/c", Some(objects(27)))])).expect("at the limit");
+        let mut ctx = before.clone();
+        for (path, value) in [
+            ("/new", objects(32)),
+            ("/x/y/z", objects(30)),
+            ("/a/b/0/0/c", objects(28)),
+            ("/a/b/0/-", objects(29)),
+        ] {
+            let patch = ops(&[("/first", Some(json!(1))), (path, Some(value))]);
+            let err = apply(&mut ctx, &patch).expect_err("too deep");
+            assert!(
+                matches!(&err, PatchError::TooDeep { path: p, .. } if p == path),
+                "{err}"
+            );
+            assert!(err.to_string().contains("nested too deep"), "{err}");
+            assert_eq!(ctx, before);
+        }
+        let err = apply(&mut ctx, &ops(&[("/s", Some(objects(32)))])).expect_err("deep");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot set /s: /s{} is nested too deep: more than 96 protobuf message \
+                 levels (an object costs 3, an array 2), more than a plugin can decode",
+                "/k".repeat(31)
+            )
+        );
+    }
+
+    #[test]
     fn pointers_escape_and_overlap() {
         let p = Pointer::parse("/a~1b/c~0d").expect("valid");
         assert_eq!(p.tokens(), ["a/b", "c~d"]);
@@ -776,69 +795,6 @@ mod tests {
         assert!(Pointer::parse("").is_err());
         assert!(Pointer::parse("env").is_err());
         assert!(Pointer::parse("/a~2").is_err());
-    }
-
-    #[test]
-    fn disjoint_parallel_patches_merge_in_writer_order() {
-        let a = ops(&[
-            ("/metadata/a", Some(json!(1))),
-            ("/env/A", Some(json!("x"))),
-        ]);
-        let b = ops(&[("/metadata/b", Some(json!(2))), ("/envx", None)]);
-        let c = ops(&[("/metadata/a0", Some(json!(3)))]);
-        let merged = merge(&[&a, &b, &c]).expect("no overlap");
-        let paths: Vec<String> = merged.iter().map(|op| op.path().to_string()).collect();
-        assert_eq!(
-            paths,
-            [
-                "/metadata/a",
-                "/env/A",
-                "/metadata/b",
-                "/envx",
-                "/metadata/a0"
-            ]
-        );
-    }
-
-    #[test]
-    fn one_writer_may_touch_its_own_paths_twice() {
-        let a = ops(&[
-            ("/env", Some(json!({}))),
-            ("/env/A", Some(json!("x"))),
-            ("/env/A", None),
-        ]);
-        assert_eq!(merge(&[&a]).expect("same writer").len(), 3);
-    }
-
-    #[test]
-    fn overlapping_writes_of_two_writers_conflict() {
-        let cases = [
-            // same path
-            (
-                ("/env/A", Some(json!(1))),
-                ("/env/A", Some(json!(1))),
-                "/env/A",
-                "/env/A",
-            ),
-            // a set inside a path the other removes
-            (("/env", None), ("/env/A", Some(json!(1))), "/env", "/env/A"),
-            // the other way round, and deeper
-            (
-                ("/m/x/y/z", Some(json!(1))),
-                ("/m/x", Some(json!({}))),
-                "/m/x/y/z",
-                "/m/x",
-            ),
-        ];
-        for (first, second, first_path, second_path) in cases {
-            let a = ops(&[("/unrelated", Some(json!(0))), first]);
-            let b = ops(&[second]);
-            let c = ops(&[("/other", Some(json!(0)))]);
-            let conflict = merge(&[&c, &a, &b]).expect_err("overlap");
-            assert_eq!((conflict.first, conflict.second), (1, 2));
-            assert_eq!(conflict.first_path.to_string(), first_path);
-            assert_eq!(conflict.second_path.to_string(), second_path);
-        }
     }
 
     #[test]
@@ -1049,17 +1005,5 @@ mod tests {
         let p = Pointer::parse("/a~0b~1c/~1~0/").expect("valid");
         assert_eq!(p.tokens(), ["a~b/c", "/~", ""]);
         assert!(Pointer::parse("/ok/~").is_err());
-    }
-
-    #[test]
-    fn one_writer_with_operations_never_conflicts() {
-        let a = ops(&[("/env", Some(json!({}))), ("/env/A", Some(json!("x")))]);
-        let empty = ops(&[]);
-        let merged = merge(&[&empty, &a, &empty]).expect("one writer");
-        assert_eq!(merged, a.iter().collect::<Vec<_>>());
-        assert!(merge(&[]).expect("nobody").is_empty());
-        let b = ops(&[("/env/A", None)]);
-        let conflict = merge(&[&empty, &a, &b]).expect_err("two writers");
-        assert_eq!((conflict.first, conflict.second), (1, 2));
     }
 }
