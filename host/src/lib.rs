@@ -15,7 +15,9 @@
 //!   and the missing, unsatisfied or cyclic dependencies that refuse a start.
 //! - `instance`: one running plugin: start → ready, call, stop.
 //! - `supervisor`: a plugin kept ready: restarts with backoff, health
-//!   checks, crash-loop quarantine.
+//!   checks, crash-loop quarantine; its policy is pure, and its seam
+//!   ([`Launcher`], [`Instance`]) lets tests run it in memory (the
+//!   `test-util` feature exports the fake as `testing`).
 //! - `dispatch`: one phase fanned out to its subscribers, sequentially or in
 //!   parallel, with patches, merge conflicts, timeouts and policies.
 //! - `host`: [`Host`], the running plugins and their phases.
