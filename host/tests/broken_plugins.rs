@@ -293,3 +293,48 @@ async fn a_hanging_call_is_cut_off_at_its_deadline() {
     plugin.stop().await;
     sandbox.assert_empty();
 }
+
+/// Log output captured from the test's own thread.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_zero_stop_grace_stops_a_prompt_plugin_without_a_warning() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // A current-thread runtime: every task of the stop logs here.
+    let _logs = tracing::subscriber::set_default(subscriber);
+    let sandbox = Sandbox::new();
+    let mut spec = sandbox.broken("ok");
+    spec.stop_grace = Duration::ZERO;
+    let plugin = Plugin::start(&spec).await.expect("starts");
+    let stopped = plugin.stop().await;
+    assert_eq!(stopped.method, StopMethod::Terminated);
+    let text = logs.text();
+    assert!(
+        !text.contains("WARN"),
+        "warnings for a chosen 0s grace: {text}"
+    );
+    sandbox.assert_empty();
+}
