@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::launch::refusal_in;
 use crate::manifest::{ConfigSchemaError, ManifestError};
 
 /// Something went wrong with a plugin.
@@ -148,6 +149,11 @@ pub enum CallError {
     /// raised by the host's own transport, not answered by the plugin.
     #[error("connection lost: {0}")]
     Unavailable(String),
+    /// The host would not reconnect to its socket: what is at the path now
+    /// is not what the plugin bound, or runs as another user. Nothing was
+    /// sent there.
+    #[error("{0}")]
+    PeerRefused(String),
     /// It refused the host's token (gRPC `UNAUTHENTICATED`).
     #[error("refused the host's token: {0}")]
     Unauthenticated(String),
@@ -175,6 +181,9 @@ impl CallError {
     pub fn from_status(status: &tonic::Status) -> CallError {
         let message = status.message().to_owned();
         let from_transport = std::error::Error::source(status).is_some();
+        if let Some(refused) = std::error::Error::source(status).and_then(refusal_in) {
+            return CallError::PeerRefused(refused.to_string());
+        }
         match status.code() {
             tonic::Code::Unavailable if from_transport => CallError::Unavailable(message),
             tonic::Code::Unauthenticated => CallError::Unauthenticated(message),

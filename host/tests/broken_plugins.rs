@@ -338,3 +338,74 @@ async fn a_zero_stop_grace_stops_a_prompt_plugin_without_a_warning() {
     );
     sandbox.assert_empty();
 }
+
+#[tokio::test]
+async fn a_socket_replaced_at_the_path_is_refused_and_sent_nothing() {
+    use tokio::io::AsyncReadExt;
+
+    let sandbox = Sandbox::new();
+    let plugin = Plugin::start(&sandbox.broken("drops-connection"))
+        .await
+        .expect("starts");
+    let socket = plugin.runtime_dir().join("plugin.sock");
+    let invoke = |timeout| plugin.invoke("test", "inv-1", 1, Default::default(), timeout);
+    invoke(Duration::from_secs(2))
+        .await
+        .expect("the first call is answered");
+    // The plugin, still alive, stops serving and removes its socket.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while socket.exists() {
+        assert!(Instant::now() < deadline, "the plugin kept its socket");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // An impostor takes the path and records all it is sent.
+    let impostor = tokio::net::UnixListener::bind(&socket).expect("bind the impostor");
+    let received = std::sync::Arc::new(std::sync::Mutex::new((0usize, Vec::<u8>::new())));
+    let recorder = {
+        let received = received.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = impostor.accept().await {
+                received.lock().unwrap().0 += 1;
+                let mut bytes = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut bytes).await {
+                    received.lock().unwrap().1.extend_from_slice(&bytes[..n]);
+                }
+            }
+        })
+    };
+    // A call that races the old connection's close may be sent into it and
+    // time out there; the next one dials again.
+    let err = loop {
+        match invoke(Duration::from_millis(300)).await {
+            Err(CallError::Timeout(_)) if Instant::now() < deadline => continue,
+            other => break other.expect_err("refused"),
+        }
+    };
+    let CallError::PeerRefused(message) = &err else {
+        panic!(
+            "wrong error: {err}; the impostor got {:?}",
+            received.lock().unwrap()
+        );
+    };
+    assert!(
+        message.contains(&socket.display().to_string())
+            && message.contains("no longer the socket the plugin bound"),
+        "{message}"
+    );
+    let named = outboard_host::Error::new(plugin.name(), err.clone()).to_string();
+    assert!(
+        named.starts_with("plugin broken-drops-connection: refused to reconnect to "),
+        "{named}"
+    );
+    // A health check is refused the same way, without a dial.
+    assert!(plugin.check_health(Duration::from_secs(2)).await.is_err());
+    recorder.abort();
+    let (connections, bytes) = received.lock().unwrap().clone();
+    assert_eq!(
+        (connections, bytes.len()),
+        (0, 0),
+        "the impostor was dialed or sent {bytes:?}"
+    );
+    plugin.stop().await;
+    sandbox.assert_empty();
+}

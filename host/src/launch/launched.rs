@@ -19,6 +19,7 @@ use crate::error::{Error, ErrorKind};
 use crate::launch::call::Guard;
 use crate::launch::channel::{self, Clients};
 use crate::launch::handshake;
+use crate::launch::peer::PeerCheck;
 use crate::launch::process::{Launch, PluginProcess};
 use crate::launch::runtime_dir::RuntimeDir;
 use crate::output::{self, Stream, Tail};
@@ -43,6 +44,8 @@ pub struct Launched {
     socket: PathBuf,
     /// The token every call must carry.
     token: String,
+    /// The check of every dial to its socket.
+    peer: Arc<PeerCheck>,
     /// How long from spawn to the handshake line.
     handshake_after: Duration,
     /// Removed when dropped; declared last so that the process is killed
@@ -93,6 +96,7 @@ pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
         process,
         stderr,
         handshake,
+        peer: Arc::new(PeerCheck::new(&socket)),
         socket,
         token,
         handshake_after,
@@ -143,12 +147,12 @@ impl Launched {
 
     /// The bound for calls to it: their deadline and its exit.
     pub fn guard(&self) -> Guard<'_> {
-        Guard::new(&self.process, &self.stderr)
+        Guard::new(&self.process, &self.stderr).with_peer(&self.peer)
     }
 
     /// Connects to its socket with its token, within `timeout`.
     pub async fn connect(&self, timeout: Duration) -> Result<Clients, Error> {
-        channel::connect(&self.socket, &self.token, timeout)
+        channel::connect_checked(self.peer.clone(), &self.token, timeout)
             .await
             .map_err(|reason| {
                 Error::new(

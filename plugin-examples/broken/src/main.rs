@@ -168,8 +168,15 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
         }
     );
 
+    // Registered before serving ends: a SIGTERM after it must find a handler.
+    let mut term_after =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     serve_until_stopped(router, listener, stop_rx).await?;
     let _ = std::fs::remove_file(&launch.socket);
+    if mode == Mode::DropsConnection {
+        eprintln!("no longer serving; alive until SIGTERM");
+        term_after.recv().await;
+    }
     Ok(())
 }
 

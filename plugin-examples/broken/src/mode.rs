@@ -35,6 +35,10 @@ pub(crate) enum Mode {
     CrashOnInvoke,
     /// Invoke never returns.
     HangInvoke,
+    /// Answers its first Invoke, then stops serving (its connections
+    /// close), removes its socket and lives on until SIGTERM: the host's
+    /// next call must dial again, and find whatever is at the path then.
+    DropsConnection,
 }
 
 /// Every mode: its argument and what it does, for the usage message.
@@ -86,6 +90,11 @@ pub(crate) const MODES: &[(&str, Mode, &str)] = &[
         "exits 101 inside Invoke",
     ),
     ("hang-invoke", Mode::HangInvoke, "Invoke never returns"),
+    (
+        "drops-connection",
+        Mode::DropsConnection,
+        "after its first Invoke, stops serving and removes its socket, alive",
+    ),
 ];
 
 impl Mode {
