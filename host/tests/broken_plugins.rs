@@ -409,3 +409,61 @@ async fn a_socket_replaced_at_the_path_is_refused_and_sent_nothing() {
     plugin.stop().await;
     sandbox.assert_empty();
 }
+
+/// The pipe inodes `pid`'s stdout and stderr lead to.
+fn pipes_of(pid: u32) -> Vec<String> {
+    [1, 2]
+        .iter()
+        .filter_map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok())
+        .map(|link| link.display().to_string())
+        .filter(|link| link.starts_with("pipe:"))
+        .collect()
+}
+
+/// This process's descriptors that lead to any of `pipes`.
+fn our_fds_on(pipes: &[String]) -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|link| link.display().to_string())
+        .filter(|link| pipes.contains(link))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_pipes_of_a_gone_instance_are_closed_even_if_an_escaped_child_holds_them() {
+    let sandbox = Sandbox::new();
+    let mut helpers = Vec::new();
+    let mut pipes = Vec::new();
+    for _ in 0..3 {
+        let plugin = Plugin::start(&sandbox.broken("escapes-group"))
+            .await
+            .expect("starts");
+        let helper: u32 = plugin
+            .manifest()
+            .description
+            .rsplit("helper_pid=")
+            .next()
+            .and_then(|pid| pid.parse().ok())
+            .expect("the helper's pid");
+        helpers.push(helper);
+        pipes.extend(pipes_of(helper));
+        plugin.stop().await;
+        // The helper left the plugin's group: it outlives the stop.
+        assert!(ProcStat::read(helper).is_some_and(|s| !s.zombie));
+    }
+    assert_eq!(pipes.len(), 6, "each helper holds stdout and stderr");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = our_fds_on(&pipes);
+    while !held.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        held = our_fds_on(&pipes);
+    }
+    for &helper in &helpers {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(helper as i32, libc::SIGKILL) };
+    }
+    assert!(held.is_empty(), "still open in the host: {held:?}");
+    sandbox.assert_empty();
+}
