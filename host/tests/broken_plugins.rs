@@ -432,7 +432,7 @@ fn our_fds_on(pipes: &[String]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn the_pipes_of_a_gone_instance_are_closed_even_if_an_escaped_child_holds_them() {
+async fn an_escaped_child_holds_no_pipe_of_the_host_and_leaves_no_zombie() {
     let sandbox = Sandbox::new();
     let mut helpers = Vec::new();
     let mut pipes = Vec::new();
@@ -465,5 +465,14 @@ async fn the_pipes_of_a_gone_instance_are_closed_even_if_an_escaped_child_holds_
         unsafe { libc::kill(helper as i32, libc::SIGKILL) };
     }
     assert!(held.is_empty(), "still open in the host: {held:?}");
+    // Re-parented to the host (a child subreaper) when their plugin died,
+    // the helpers are reaped once they die: no zombie stays.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left: Vec<u32> = helpers.clone();
+    while !left.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left.retain(|&pid| ProcStat::read(pid).is_some());
+    }
+    assert!(left.is_empty(), "helpers left as zombies: {left:?}");
     sandbox.assert_empty();
 }
