@@ -476,3 +476,86 @@ async fn an_escaped_child_holds_no_pipe_of_the_host_and_leaves_no_zombie() {
     assert!(left.is_empty(), "helpers left as zombies: {left:?}");
     sandbox.assert_empty();
 }
+
+/// Sets this process's soft limit on open descriptors.
+fn set_nofile(limit: u64) {
+    let mut rlim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim);
+        rlim.rlim_cur = limit.min(rlim.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rlim);
+    }
+}
+
+/// The highest descriptor number this process has open.
+fn highest_fd() -> u64 {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(2)
+}
+
+/// Runs in a child process of its own (the descriptor limit is the whole
+/// process's): every start under a limit from "none left" upwards either
+/// succeeds or fails leaving no runtime directory behind.
+#[test]
+fn a_start_that_runs_out_of_descriptors_leaves_no_runtime_directory() {
+    const CHILD: &str = "OUTBOARD_TEST_EMFILE_CHILD";
+    const NAME: &str = "a_start_that_runs_out_of_descriptors_leaves_no_runtime_directory";
+    if std::env::var_os(CHILD).is_none() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "the child run failed: {status}");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sandbox = Sandbox::new();
+    let spec = sandbox.broken("ok");
+    // Warm up what is made once (the spawner thread, the SIGCHLD pipe).
+    runtime.block_on(async { Plugin::start(&spec).await.unwrap().stop().await });
+    let original = {
+        let mut rlim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit with a valid struct.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim) };
+        rlim.rlim_cur
+    };
+    let mut failures = 0;
+    for spare in 0..24 {
+        set_nofile(highest_fd() + 64);
+        // Fill every free number below the limit, then free `spare` of them.
+        let mut filler = Vec::new();
+        while let Ok(file) = std::fs::File::open("/dev/null") {
+            filler.push(file);
+        }
+        filler.truncate(filler.len().saturating_sub(spare));
+        let started = runtime.block_on(Plugin::start(&spec));
+        drop(filler);
+        set_nofile(original);
+        match started {
+            Ok(plugin) => {
+                runtime.block_on(plugin.stop());
+            }
+            Err(err) => {
+                failures += 1;
+                eprintln!("with {spare} spare descriptors: {err}");
+            }
+        }
+        sandbox.assert_empty();
+    }
+    assert!(failures > 0, "no start ran out of descriptors");
+}
