@@ -82,13 +82,19 @@ fn children() -> Vec<u32> {
         return pids;
     }
     let me = std::process::id();
+    processes_where(|stat| stat.ppid == me)
+}
+
+/// The pids of every process, zombies included, whose stat passes `keep`:
+/// a scan of all of `/proc`.
+fn processes_where(keep: impl Fn(&ProcStat) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| ProcStat::read(pid).is_some_and(|s| s.ppid == me))
+        .filter(|&pid| ProcStat::read(pid).is_some_and(|s| keep(&s)))
         .collect()
 }
 
@@ -124,14 +130,7 @@ impl ProcStat {
 
 /// The pids of every process, zombies included, in process group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| ProcStat::read(pid).is_some_and(|s| s.pgrp == pgid))
-        .collect()
+    processes_where(|stat| stat.pgrp == pgid)
 }
 
 /// A request to the spawner thread.
