@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::launch::refusal_in;
 use crate::manifest::{ConfigSchemaError, ManifestError};
 use crate::output::Escaped;
 
@@ -152,9 +153,15 @@ pub enum CallError {
         /// Its last stderr lines.
         stderr: Vec<String>,
     },
-    /// The connection broke (gRPC `UNAVAILABLE`).
+    /// The connection broke or could not be made again: gRPC `UNAVAILABLE`
+    /// raised by the host's own transport, not answered by the plugin.
     #[error("connection lost: {}", Escaped::line(.0))]
     Unavailable(String),
+    /// The host would not reconnect to its socket: what is at the path now
+    /// is not what the plugin bound, or runs as another user. Nothing was
+    /// sent there.
+    #[error("{0}")]
+    PeerRefused(String),
     /// It refused the host's token (gRPC `UNAUTHENTICATED`).
     #[error("refused the host's token: {}", Escaped::line(.0))]
     Unauthenticated(String),
@@ -175,11 +182,18 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// Classifies a gRPC status from a call.
+    /// Classifies a gRPC status from a call. `UNAVAILABLE` is a lost
+    /// connection only when the host's transport raised it (the status then
+    /// carries the transport error as its source); a plugin that answers
+    /// `UNAVAILABLE` itself is alive and said so, like any other status.
     pub fn from_status(status: &tonic::Status) -> CallError {
         let message = status.message().to_owned();
+        let from_transport = std::error::Error::source(status).is_some();
+        if let Some(refused) = std::error::Error::source(status).and_then(refusal_in) {
+            return CallError::PeerRefused(refused.to_string());
+        }
         match status.code() {
-            tonic::Code::Unavailable => CallError::Unavailable(message),
+            tonic::Code::Unavailable if from_transport => CallError::Unavailable(message),
             tonic::Code::Unauthenticated => CallError::Unauthenticated(message),
             code => CallError::Status { code, message },
         }
@@ -237,5 +251,25 @@ mod tests {
         );
         let err = Error::new("p", CallError::Timeout(Duration::from_millis(250)));
         assert_eq!(err.to_string(), "plugin p: timed out after 250ms");
+    }
+
+    #[test]
+    fn unavailable_is_a_lost_connection_only_when_the_transport_says_so() {
+        let answered = tonic::Status::unavailable("draining, try later");
+        assert_eq!(
+            CallError::from_status(&answered),
+            CallError::Status {
+                code: tonic::Code::Unavailable,
+                message: "draining, try later".into()
+            }
+        );
+        let mut broken = tonic::Status::unavailable("error trying to connect");
+        broken.set_source(std::sync::Arc::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(
+            CallError::from_status(&broken),
+            CallError::Unavailable("error trying to connect".into())
+        );
     }
 }

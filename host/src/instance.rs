@@ -306,6 +306,12 @@ impl Plugin {
         // One grace period covers both the Shutdown call and the exit after
         // it: a plugin that never answers must not get twice as long.
         let grace = self.spec.stop_grace;
+        if grace.is_zero() {
+            // The operator chose no grace: SIGTERM at once is the plan, not
+            // a plugin's failure, so nothing to warn about.
+            tracing::debug!(plugin = self.name(), "stop_grace is 0s: sending SIGTERM");
+            return self.terminate_group().await;
+        }
         let deadline = tokio::time::Instant::now() + grace;
         let request = v1::ShutdownRequest {
             grace: prost_types::Duration::try_from(grace).ok(),
@@ -333,6 +339,12 @@ impl Plugin {
             "did not exit within {} of Shutdown; sending SIGTERM",
             humantime::format_duration(grace)
         );
+        self.terminate_group().await
+    }
+
+    /// SIGTERM to the group, then SIGKILL if the plugin outlives
+    /// [`TERM_GRACE`].
+    async fn terminate_group(&self) -> StopMethod {
         let _ = self.process().signal_group(libc::SIGTERM);
         if self.process().exited_within(TERM_GRACE).await.is_some() {
             return StopMethod::Terminated;

@@ -137,6 +137,7 @@ impl FailureKind {
             CallError::Crashed { .. } => FailureKind::Crashed,
             CallError::NotReady(_) => FailureKind::Unavailable,
             CallError::Unavailable(_)
+            | CallError::PeerRefused(_)
             | CallError::Unauthenticated(_)
             | CallError::Status { .. }
             | CallError::InvalidResponse(_) => FailureKind::Error,

@@ -20,6 +20,7 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::error::CallError;
 use crate::launch::channel::AuthChannel;
 use crate::launch::exit::Exit;
+use crate::launch::peer::PeerCheck;
 use crate::launch::process::PluginProcess;
 use crate::output::Tail;
 
@@ -84,12 +85,34 @@ pub struct Guard<'a> {
     process: &'a PluginProcess,
     /// Its last stderr lines, for the report of a crash.
     stderr: &'a Tail,
+    /// The check of its socket on every dial, when the channel has one.
+    peer: Option<&'a PeerCheck>,
 }
 
 impl<'a> Guard<'a> {
     /// A guard for calls to the plugin running as `process`.
     pub fn new(process: &'a PluginProcess, stderr: &'a Tail) -> Guard<'a> {
-        Guard { process, stderr }
+        Guard {
+            process,
+            stderr,
+            peer: None,
+        }
+    }
+
+    /// The same guard, also failing calls once `peer` refused the socket.
+    pub(crate) fn with_peer(self, peer: &'a PeerCheck) -> Guard<'a> {
+        Guard {
+            peer: Some(peer),
+            ..self
+        }
+    }
+
+    /// The refusal of the plugin's socket, if a dial met one: the channel
+    /// retries its dials inside and lets the call run into its timeout, so
+    /// the guard says why.
+    fn refused(&self) -> Option<CallError> {
+        let refused = self.peer?.refusal()?;
+        Some(CallError::PeerRefused(refused.to_string()))
     }
 
     /// Runs `call`, bounded by `deadline` and by the plugin's exit.
@@ -98,10 +121,19 @@ impl<'a> Guard<'a> {
         deadline: Deadline,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, CallError> {
+        // Once refused, the path is not the plugin's: do not even try.
+        if let Some(refused) = self.refused() {
+            return Err(refused);
+        }
         let result = tokio::select! {
             result = tokio::time::timeout_at(deadline.started + deadline.timeout, call) => result,
             _ = self.process.exited() => return Err(self.crashed().await),
         };
+        if result.as_ref().is_ok_and(Result::is_ok) {
+            // Answered: by the plugin, on a connection checked when made.
+        } else if let Some(refused) = self.refused() {
+            return Err(refused);
+        }
         match result {
             Err(_) => Err(CallError::Timeout(deadline.timeout)),
             Ok(Ok(response)) => Ok(response.into_inner()),

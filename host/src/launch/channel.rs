@@ -3,6 +3,7 @@
 //! to each request.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -12,6 +13,8 @@ use tonic::metadata::{AsciiMetadataValue, MetadataKey};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_health::pb::health_client::HealthClient;
+
+use crate::launch::peer::PeerCheck;
 
 /// Adds `authorization: Bearer <token>` to every request.
 #[derive(Debug, Clone)]
@@ -57,8 +60,17 @@ pub struct Clients {
 /// Connects to the socket at `socket` with `token` on every call, failing
 /// if nothing listens there within `timeout`.
 pub async fn connect(socket: &Path, token: &str, timeout: Duration) -> Result<Clients, String> {
+    connect_checked(Arc::new(PeerCheck::new(socket)), token, timeout).await
+}
+
+/// [`connect`], every dial checked by `check`.
+pub(crate) async fn connect_checked(
+    check: Arc<PeerCheck>,
+    token: &str,
+    timeout: Duration,
+) -> Result<Clients, String> {
     let interceptor = TokenInterceptor::new(token)?;
-    let channel = InterceptedService::new(dial(socket, timeout).await?, interceptor);
+    let channel = InterceptedService::new(dial_checked(check, timeout).await?, interceptor);
     Ok(Clients {
         plugin: PluginServiceClient::new(channel.clone()),
         health: HealthClient::new(channel),
@@ -68,17 +80,29 @@ pub async fn connect(socket: &Path, token: &str, timeout: Duration) -> Result<Cl
 /// A plain HTTP/2 channel to the socket at `socket`, with no token on its
 /// calls (conformance uses one to check that the plugin demands it), failing
 /// if nothing listens there within `timeout`.
+///
+/// The channel dials again whenever its connection drops. Every dial is
+/// checked before anything is sent: the directory and the socket must be
+/// those of the first connection, the peer must run as the host's user; a
+/// call on a refused connection fails with [`CallError::PeerRefused`](crate::CallError::PeerRefused).
 pub async fn dial(socket: &Path, timeout: Duration) -> Result<Channel, String> {
-    let path: PathBuf = socket.to_owned();
+    dial_checked(Arc::new(PeerCheck::new(socket)), timeout).await
+}
+
+/// [`dial`], every dial checked by `check`.
+async fn dial_checked(check: Arc<PeerCheck>, timeout: Duration) -> Result<Channel, String> {
+    let path: PathBuf = check.socket().to_owned();
     // The URI is required by the API but unused: the connector below always
     // dials the socket.
     let endpoint = Endpoint::from_static("http://outboard.plugin")
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     let connector = tower::service_fn(move |_: Uri| {
-        let path = path.clone();
+        let (path, check) = (path.clone(), check.clone());
         async move {
+            check.remember(check.before_dial())?;
             let stream = tokio::net::UnixStream::connect(path).await?;
+            check.remember(check.after_dial(&stream))?;
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }
     });

@@ -13,18 +13,25 @@ use outboard_proto::handshake::{
 };
 use rand::Rng;
 use tokio::io::BufReader;
+use tokio::sync::watch;
 
 use crate::config::PluginSpec;
 use crate::error::{Error, ErrorKind};
 use crate::launch::call::Guard;
 use crate::launch::channel::{self, Clients};
 use crate::launch::handshake;
+use crate::launch::peer::PeerCheck;
 use crate::launch::process::{Launch, PluginProcess};
 use crate::launch::runtime_dir::RuntimeDir;
 use crate::output::{self, Stream, Tail};
 
 /// How long a killed plugin's leader and then its group get to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the output of a plugin that is gone is still read: a process
+/// that escaped its group may hold the pipes open for ever, and the host
+/// must not keep their read ends for it.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 
 /// A plugin that printed a valid handshake line: its process, where it
 /// listens and the token it expects. Dropping it kills the process group,
@@ -43,8 +50,13 @@ pub struct Launched {
     socket: PathBuf,
     /// The token every call must carry.
     token: String,
+    /// The check of every dial to its socket.
+    peer: Arc<PeerCheck>,
     /// How long from spawn to the handshake line.
     handshake_after: Duration,
+    /// Dropped with the instance: its output is then read for at most
+    /// [`OUTPUT_DRAIN`] more, and its pipes closed.
+    _gone: watch::Sender<()>,
     /// Removed when dropped; declared last so that the process is killed
     /// before its directory goes.
     runtime_dir: RuntimeDir,
@@ -60,14 +72,16 @@ pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
     let socket = runtime_dir.socket_path();
     let token = new_token();
     let started = Instant::now();
-    let (process, mut stdout, stderr) = spawn_logged(&name, &launch_for(spec, &socket, &token))
-        .await
-        .map_err(|source| {
-            fail(ErrorKind::Spawn {
-                command: spec.command.clone(),
-                source,
-            })
-        })?;
+    let (gone, gone_rx) = watch::channel(());
+    let (process, mut stdout, stderr) =
+        spawn_logged(&name, &launch_for(spec, &socket, &token), &gone_rx)
+            .await
+            .map_err(|source| {
+                fail(ErrorKind::Spawn {
+                    command: spec.command.clone(),
+                    source,
+                })
+            })?;
     // From here on, dropping `process` kills the plugin's group and dropping
     // `runtime_dir` removes the directory: an early return cleans up (and
     // the caller of a launch that shook hands can wait for it: `kill`).
@@ -87,15 +101,20 @@ pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
         }
     };
     let handshake_after = started.elapsed();
-    tokio::spawn(output::forward(name.clone(), Stream::Stdout, stdout, None));
+    tokio::spawn(until_gone(
+        output::forward(name.clone(), Stream::Stdout, stdout, None),
+        gone_rx,
+    ));
     Ok(Launched {
         name,
         process,
         stderr,
         handshake,
+        peer: Arc::new(PeerCheck::new(&socket)),
         socket,
         token,
         handshake_after,
+        _gone: gone,
         runtime_dir,
     })
 }
@@ -143,12 +162,12 @@ impl Launched {
 
     /// The bound for calls to it: their deadline and its exit.
     pub fn guard(&self) -> Guard<'_> {
-        Guard::new(&self.process, &self.stderr)
+        Guard::new(&self.process, &self.stderr).with_peer(&self.peer)
     }
 
     /// Connects to its socket with its token, within `timeout`.
     pub async fn connect(&self, timeout: Duration) -> Result<Clients, Error> {
-        channel::connect(&self.socket, &self.token, timeout)
+        channel::connect_checked(self.peer.clone(), &self.token, timeout)
             .await
             .map_err(|reason| {
                 Error::new(
@@ -173,16 +192,33 @@ impl Launched {
 async fn spawn_logged(
     name: &Arc<str>,
     launch: &Launch,
+    gone: &watch::Receiver<()>,
 ) -> std::io::Result<(PluginProcess, BufReader<tokio::process::ChildStdout>, Tail)> {
     let (process, pipes) = PluginProcess::spawn(launch).await?;
     let stderr = Tail::default();
-    tokio::spawn(output::forward(
-        name.clone(),
-        Stream::Stderr,
-        BufReader::new(pipes.stderr),
-        Some(stderr.clone()),
+    tokio::spawn(until_gone(
+        output::forward(
+            name.clone(),
+            Stream::Stderr,
+            BufReader::new(pipes.stderr),
+            Some(stderr.clone()),
+        ),
+        gone.clone(),
     ));
     Ok((process, BufReader::new(pipes.stdout), stderr))
+}
+
+/// Runs `forward` until its stream ends or, once the instance is gone
+/// (`gone`'s sender dropped; nothing is ever sent), for at most [`OUTPUT_DRAIN`] more: its last words still
+/// reach the log, and the pipe's read end is closed even if a process that
+/// left the plugin's group still holds the write end.
+async fn until_gone(forward: impl Future<Output = ()>, mut gone: watch::Receiver<()>) {
+    let mut forward = std::pin::pin!(forward);
+    tokio::select! {
+        () = &mut forward => return,
+        _ = gone.changed() => {}
+    }
+    let _ = tokio::time::timeout(OUTPUT_DRAIN, forward).await;
 }
 
 /// A fresh random token: 32 bytes as hex.

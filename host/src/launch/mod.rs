@@ -15,6 +15,7 @@
 //! - `launched`: [`launch`], the three above in order, giving a
 //!   [`Launched`] plugin.
 //! - [`channel`]: the gRPC channel to the socket, with or without the token.
+//! - `peer`: the check that a socket dialed again is still the plugin's.
 //! - `call`: [`Guard`], a call bounded by its [`Deadline`] and the plugin's
 //!   exit, its status classified.
 //! - `setup`: `Describe` and `Configure` on a [`Launched`] plugin.
@@ -25,6 +26,7 @@ mod exit;
 pub mod handshake;
 mod keeper;
 mod launched;
+mod peer;
 pub mod process;
 mod runtime_dir;
 mod setup;
@@ -34,7 +36,8 @@ pub use call::{Deadline, Guard};
 pub use channel::{Clients, connect, dial};
 pub use exit::Exit;
 pub use launched::{Launched, launch};
+pub(crate) use peer::refusal_in;
 pub use process::{Launch, PluginProcess};
-pub use runtime_dir::{ENV_RUNTIME_DIR, HOST_PID_FILE, MAX_SOCKET_PATH, RuntimeDir};
+pub use runtime_dir::{ENV_RUNTIME_DIR, HOST_LOCK_FILE, MAX_SOCKET_PATH, RuntimeDir};
 pub use setup::{Configuration, describe_request};
 pub use spawner::{ProcStat, group_members, reap_orphans};

@@ -1,11 +1,21 @@
 //! A plugin launch's private runtime directory (mode 0700), holding its
 //! socket, and the sweep of those left by hosts that died.
+//!
+//! A directory belongs to the host that holds the `flock` on its
+//! `host.lock` for as long as it lives: the kernel drops the lock when the
+//! host dies, however it dies. A pid would not do: a host in another PID
+//! namespace sharing the base has a pid that means nothing here, and a dead
+//! host's pid may name a live stranger.
 
 use std::collections::BTreeSet;
-use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use rand::Rng;
 
 /// The longest socket path `bind(2)` accepts: `sun_path` is 108 bytes,
 /// including the terminating NUL.
@@ -17,15 +27,21 @@ pub const ENV_RUNTIME_DIR: &str = "OUTBOARD_RUNTIME_DIR";
 /// The socket's file name inside a runtime directory.
 const SOCKET_NAME: &str = "plugin.sock";
 
-/// The file in a runtime directory naming the host process that owns it.
-pub const HOST_PID_FILE: &str = "host.pid";
+/// The file in a runtime directory whose `flock` the owning host holds for
+/// its whole life; it holds the host's pid, for people.
+pub const HOST_LOCK_FILE: &str = "host.lock";
+
+/// Where the lock file is written and locked before it is renamed to
+/// [`HOST_LOCK_FILE`], so that a sweep never finds it unlocked.
+const HOST_LOCK_NEW: &str = "host.lock.new";
 
 /// Bases already swept by this process.
 static SWEPT: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
-/// Removes, once per base and process, the runtime directories whose host
-/// has died (a SIGKILLed host cannot remove its own). A directory without a
-/// readable `host.pid`, or whose host is alive, is left alone.
+/// Removes, once per base and process, the runtime directories of this user
+/// whose host has died (a SIGKILLed host cannot remove its own): those whose
+/// `host.lock` nobody holds. A directory without one (an older host's, or
+/// one being created) or another user's is left alone.
 fn sweep_once(base: &Path) {
     let Ok(mut swept) = SWEPT.lock() else {
         return;
@@ -36,49 +52,51 @@ fn sweep_once(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
     for entry in entries.flatten() {
         let path = entry.path();
-        let is_runtime_dir = entry.file_name().to_string_lossy().starts_with("ob-")
-            && entry.file_type().is_ok_and(|t| t.is_dir());
-        if !is_runtime_dir {
+        let ours = entry.file_name().to_string_lossy().starts_with("ob-")
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if !ours {
             continue;
         }
-        let Some(owner) = std::fs::read_to_string(path.join(HOST_PID_FILE))
-            .ok()
-            .and_then(|pid| pid.trim().parse::<u32>().ok())
-        else {
+        // Held while the directory goes, so two sweeps cannot both act.
+        let Some(_lock) = take_abandoned_lock(&path.join(HOST_LOCK_FILE)) else {
             continue;
         };
-        if owner != std::process::id() && !process_alive(owner) {
-            match std::fs::remove_dir_all(&path) {
-                Ok(()) => tracing::info!(
-                    "removed {} left by a host that died (pid {owner})",
-                    path.display()
-                ),
-                Err(err) => tracing::debug!("cannot remove stale {}: {err}", path.display()),
-            }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => tracing::info!("removed {} left by a host that died", path.display()),
+            Err(err) => tracing::debug!("cannot remove stale {}: {err}", path.display()),
         }
     }
 }
 
-/// True if a process with this pid exists (a zombie counts: its parent may
-/// still be about to clean up).
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 checks for existence only.
-    if unsafe { libc::kill(pid, 0) } == 0 {
-        return true;
+/// The lock at `path`, if it is a regular file nobody holds a lock on.
+/// Opened without following links or blocking on a FIFO: the directory may
+/// be anything a stranger left.
+fn take_abandoned_lock(path: &Path) -> Option<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
     }
-    io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    // SAFETY: flock on a descriptor we own.
+    let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    taken.then_some(file)
 }
 
 /// A private directory (mode 0700) for one plugin launch, holding its
 /// socket. Removed, with everything in it, when dropped.
 #[derive(Debug)]
 pub struct RuntimeDir {
-    dir: tempfile::TempDir,
+    /// The directory.
+    path: PathBuf,
+    /// `host.lock`, locked for as long as this lives.
+    lock: Option<File>,
 }
 
 impl RuntimeDir {
@@ -93,63 +111,126 @@ impl RuntimeDir {
     /// Creates a fresh directory under `base`; refuses a base so long that
     /// the socket path would not fit in `sun_path`.
     pub fn create_in(base: &Path) -> io::Result<RuntimeDir> {
-        // "ob-" plus tempfile's six random characters, then "/plugin.sock".
-        let socket_len = base.as_os_str().len() + "/ob-XXXXXX/".len() + SOCKET_NAME.len();
-        if socket_len > MAX_SOCKET_PATH {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "runtime directory base {} is too long: the socket path would be {socket_len} bytes, \
-                     the limit is {MAX_SOCKET_PATH}; set {ENV_RUNTIME_DIR} to a shorter directory",
-                    base.display()
-                ),
-            ));
-        }
-        // The socket path travels in the `|`-separated handshake line.
-        if base
-            .as_os_str()
-            .to_string_lossy()
-            .contains(['|', '\n', '\r'])
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "runtime directory base {:?} contains '|' or a line break, which the handshake line \
-                     cannot carry; set {ENV_RUNTIME_DIR} to another directory",
-                    base.display()
-                ),
-            ));
-        }
+        check_base(base)?;
         sweep_once(base);
-        // Created 0700 from the start: no moment where others can look in.
-        let dir = tempfile::Builder::new()
-            .prefix("ob-")
-            .rand_bytes(6)
-            .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir_in(base)?;
-        // Which host owns it, so that a later host can remove it if this one
-        // was killed before it could.
-        std::fs::write(
-            dir.path().join(HOST_PID_FILE),
-            std::process::id().to_string(),
-        )?;
-        Ok(RuntimeDir { dir })
+        let mut dir = RuntimeDir {
+            path: make_private_dir(base)?,
+            lock: None,
+        };
+        // On an error `dir` is dropped, which removes the directory.
+        dir.lock = Some(dir.take_lock()?);
+        Ok(dir)
+    }
+
+    /// Writes our pid to a new lock file, locks it, and only then gives it
+    /// its name: a sweep never sees `host.lock` unlocked while we live.
+    fn take_lock(&self) -> io::Result<File> {
+        let new = self.path.join(HOST_LOCK_NEW);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&new)?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        file.write_all(std::process::id().to_string().as_bytes())?;
+        std::fs::rename(&new, self.path.join(HOST_LOCK_FILE))?;
+        Ok(file)
     }
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     /// Where the plugin must bind its socket.
     pub fn socket_path(&self) -> PathBuf {
-        self.dir.path().join(SOCKET_NAME)
+        self.path.join(SOCKET_NAME)
     }
+}
+
+impl Drop for RuntimeDir {
+    /// Removes the files the host and the protocol put there by name, then
+    /// the directory: unlike a recursive removal, that needs no descriptor,
+    /// so it works even when the host has run out of them (`EMFILE`). Only
+    /// if the plugin left something else does it fall back to one.
+    fn drop(&mut self) {
+        self.lock = None;
+        for name in [SOCKET_NAME, HOST_LOCK_FILE, HOST_LOCK_NEW] {
+            let _ = std::fs::remove_file(self.path.join(name));
+        }
+        if std::fs::remove_dir(&self.path).is_err()
+            && let Err(err) = std::fs::remove_dir_all(&self.path)
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(
+                "cannot remove runtime directory {}: {err}",
+                self.path.display()
+            );
+        }
+    }
+}
+
+/// Refuses a base whose socket path would not fit in `sun_path`, or that
+/// the handshake line cannot carry.
+fn check_base(base: &Path) -> io::Result<()> {
+    // "ob-" plus six random characters, then "/plugin.sock".
+    let socket_len = base.as_os_str().len() + "/ob-XXXXXX/".len() + SOCKET_NAME.len();
+    if socket_len > MAX_SOCKET_PATH {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "runtime directory base {} is too long: the socket path would be {socket_len} bytes, \
+                 the limit is {MAX_SOCKET_PATH}; set {ENV_RUNTIME_DIR} to a shorter directory",
+                base.display()
+            ),
+        ));
+    }
+    // The socket path travels in the `|`-separated handshake line.
+    if base
+        .as_os_str()
+        .to_string_lossy()
+        .contains(['|', '\n', '\r'])
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "runtime directory base {:?} contains '|' or a line break, which the handshake line \
+                 cannot carry; set {ENV_RUNTIME_DIR} to another directory",
+                base.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes `base/ob-XXXXXX`, created 0700 from the start: no moment where
+/// others can look in.
+fn make_private_dir(base: &Path) -> io::Result<PathBuf> {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let mut last = None;
+    for _ in 0..16 {
+        let name: String = (0..6)
+            .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+            .collect();
+        let path = base.join(format!("ob-{name}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => return Ok(path),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => last = Some(err),
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free runtime directory name")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn runtime_dir_is_private_and_removed() {
@@ -169,8 +250,29 @@ mod tests {
         assert!(err.to_string().contains("the limit is 107"), "{err}");
     }
 
+    /// Holds the `flock` on `lock` in another process until killed.
+    fn hold_lock_elsewhere(lock: &Path) -> std::process::Child {
+        let child = std::process::Command::new("flock")
+            .arg("--exclusive")
+            .arg(lock)
+            .args(["sleep", "300"])
+            .spawn()
+            .expect("spawn flock");
+        // Wait until the lock is taken: then ours fails.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Some(file) = take_abandoned_lock(lock) {
+            drop(file);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "flock never took the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child
+    }
+
     #[test]
-    fn runtime_dirs_of_dead_hosts_are_swept_and_others_kept() {
+    fn only_runtime_dirs_whose_lock_nobody_holds_are_swept() {
         let base = tempfile::Builder::new()
             .prefix("obs-")
             .tempdir_in("/tmp")
@@ -181,19 +283,38 @@ mod tests {
         let dead_pid = dead.id();
         dead.wait().expect("reap");
         let stale = base.path().join("ob-stale1");
-        let alive = base.path().join("ob-alive1");
-        let foreign = base.path().join("ob-nopid1");
-        for dir in [&stale, &alive, &foreign] {
+        // A live host in another PID namespace: its pid means nothing here
+        // (it names a dead process), but it holds its lock.
+        let elsewhere = base.path().join("ob-other1");
+        let legacy = base.path().join("ob-nolck1");
+        for dir in [&stale, &elsewhere, &legacy] {
             std::fs::create_dir(dir).expect("mkdir");
         }
-        std::fs::write(stale.join(HOST_PID_FILE), dead_pid.to_string()).expect("write");
-        std::fs::write(alive.join(HOST_PID_FILE), "1").expect("write");
-        let fresh = RuntimeDir::create_in(base.path()).expect("create");
+        for dir in [&stale, &elsewhere] {
+            std::fs::write(dir.join(HOST_LOCK_FILE), dead_pid.to_string()).expect("write");
+        }
+        // What a pid-trusting sweep would have acted on.
+        for dir in [&elsewhere, &legacy] {
+            std::fs::write(dir.join("host.pid"), dead_pid.to_string()).expect("write");
+        }
+        let mut holder = hold_lock_elsewhere(&elsewhere.join(HOST_LOCK_FILE));
+        let fresh = RuntimeDir::create_in(base.path());
+        let _ = holder.kill();
+        let _ = holder.wait();
+        let fresh = fresh.expect("create");
         assert!(!stale.exists(), "a dead host's directory is removed");
-        assert!(alive.exists() && foreign.exists(), "others are left alone");
+        assert!(
+            elsewhere.exists(),
+            "a live host's directory is kept, whatever its pid"
+        );
+        assert!(legacy.exists(), "a directory without a lock is left alone");
         assert_eq!(
-            std::fs::read_to_string(fresh.path().join(HOST_PID_FILE)).expect("read"),
+            std::fs::read_to_string(fresh.path().join(HOST_LOCK_FILE)).expect("read"),
             std::process::id().to_string()
+        );
+        assert!(
+            take_abandoned_lock(&fresh.path().join(HOST_LOCK_FILE)).is_none(),
+            "a live host holds its own lock"
         );
     }
 

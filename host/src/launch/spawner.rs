@@ -9,9 +9,9 @@
 //! The host is a child subreaper (`PR_SET_CHILD_SUBREAPER`): processes a
 //! plugin started and left behind are re-parented to the host rather than to
 //! init, which in a container may never reap them. The same thread reaps
-//! such orphans, but only those in a plugin's process group and never a
-//! plugin itself (tokio waits on those), so no other waiter in the host
-//! loses an exit status.
+//! such orphans, but never a plugin itself nor a child in the host's own
+//! process group (tokio waits on those, or the embedding program does), so
+//! no other waiter in the host loses an exit status.
 //!
 //! Each plugin's group is also registered with the keeper (`keeper`), which
 //! kills the groups left when the host dies.
@@ -38,39 +38,34 @@ use crate::launch::process::group_alive;
 /// need reaping.
 static PLUGIN_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
-/// How often the spawner thread looks for orphans to reap when idle.
+/// How often the spawner thread looks for orphans to reap when idle: it
+/// reads only the host's list of children.
 const REAP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Reaps zombie children of the host that belong to a plugin's process group
-/// but are not a plugin (group leader) itself; forgets groups that are empty.
-/// Returns how many it reaped.
+/// Reaps the host's zombie children that nobody else waits for: those
+/// outside the host's own process group that are not a plugin (tokio waits
+/// on plugin leaders, and on job commands, which run in the host's group,
+/// as do the children an embedding program spawns itself). Such are what
+/// plugins leave behind: members of their groups, and helpers that moved to
+/// groups of their own, re-parented to the host as a child subreaper.
+/// Forgets plugin groups that are empty. Returns how many it reaped.
 pub fn reap_orphans() -> usize {
     let Ok(mut groups) = PLUGIN_GROUPS.lock() else {
         return 0;
     };
-    if groups.is_empty() {
-        return 0;
-    }
-    let me = std::process::id();
+    // SAFETY: getpgrp has no preconditions.
+    let own_group = unsafe { libc::getpgrp() } as u32;
     let mut reaped = 0;
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Some(stat) = ProcStat::read(pid) else {
-                continue;
-            };
-            if stat.zombie && stat.ppid == me && stat.pgrp != pid && groups.contains(&stat.pgrp) {
-                let mut status = 0;
-                // SAFETY: waitpid on a specific zombie child of ours.
-                if unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) } > 0 {
-                    reaped += 1;
-                }
+    for pid in children() {
+        let Some(stat) = ProcStat::read(pid) else {
+            continue;
+        };
+        let plugin = stat.pgrp == pid && groups.contains(&pid);
+        if stat.zombie && stat.pgrp != own_group && !plugin {
+            let mut status = 0;
+            // SAFETY: waitpid on a specific zombie child of ours.
+            if unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) } > 0 {
+                reaped += 1;
             }
         }
     }
@@ -82,6 +77,41 @@ pub fn reap_orphans() -> usize {
         alive
     });
     reaped
+}
+
+/// The host's children: listed per thread in `/proc/self/task/*/children`
+/// (a few small files, not a scan of every process), or, on a kernel
+/// without that file, found by scanning `/proc` for our pid as parent.
+fn children() -> Vec<u32> {
+    let listed = std::fs::read_dir("/proc/self/task").ok().and_then(|tasks| {
+        let mut pids = Vec::new();
+        for task in tasks.flatten() {
+            let text = std::fs::read_to_string(task.path().join("children")).ok()?;
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        Some(pids)
+    });
+    if let Some(pids) = listed {
+        return pids;
+    }
+    let me = std::process::id();
+    processes_where(|stat| stat.ppid == me)
+}
+
+/// The pids of every process, zombies included, whose stat passes `keep`:
+/// a scan of all of `/proc`.
+fn processes_where(keep: impl Fn(&ProcStat) -> bool) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| ProcStat::read(pid).is_some_and(|s| keep(&s)))
+        .collect()
 }
 
 /// The fields of `/proc/<pid>/stat` the reaper needs.
@@ -116,14 +146,7 @@ impl ProcStat {
 
 /// The pids of every process, zombies included, in process group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| ProcStat::read(pid).is_some_and(|s| s.pgrp == pgid))
-        .collect()
+    processes_where(|stat| stat.pgrp == pgid)
 }
 
 /// Replaces the keeper if it has exited (someone killed it).

@@ -130,12 +130,18 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
     let mut description = format!("deliberately broken Outboard plugin ({})", mode.name());
     // Kept alive, never waited for: the grandchild must outlive our
     // interest in it, as a careless plugin's children do.
-    let _grandchild = if mode == Mode::ForksGrandchild {
-        let child = spawn_grandchild()?;
-        description.push_str(&format!("; grandchild_pid={}", child.id()));
-        Some(child)
-    } else {
-        None
+    let _grandchild = match mode {
+        Mode::ForksGrandchild => {
+            let child = spawn_grandchild(false)?;
+            description.push_str(&format!("; grandchild_pid={}", child.id()));
+            Some(child)
+        }
+        Mode::EscapesGroup => {
+            let child = spawn_grandchild(true)?;
+            description.push_str(&format!("; helper_pid={}", child.id()));
+            Some(child)
+        }
+        _ => None,
     };
 
     let listener = bind(&launch.socket)?;
@@ -168,24 +174,35 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
         }
     );
 
+    // Registered before serving ends: a SIGTERM after it must find a handler.
+    let mut term_after =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     serve_until_stopped(router, listener, stop_rx).await?;
     let _ = std::fs::remove_file(&launch.socket);
+    if mode == Mode::DropsConnection {
+        eprintln!("no longer serving; alive until SIGTERM");
+        term_after.recv().await;
+    }
     Ok(())
 }
 
-/// Spawns `sleep 300` in this process group, inheriting stdout and stderr
-/// but none of the `OUTBOARD_*` variables (the token above all, as
-/// PROTOCOL.md §2.1 asks), and logs its pid.
-fn spawn_grandchild() -> Result<std::process::Child, String> {
+/// Spawns `sleep 300` in this process group (or, with `own_group`, in a
+/// group of its own), inheriting stdout and stderr but none of the
+/// `OUTBOARD_*` variables (the token above all, as PROTOCOL.md §2.1 asks),
+/// and logs its pid.
+fn spawn_grandchild(own_group: bool) -> Result<std::process::Child, String> {
+    use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new("sleep");
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("OUTBOARD_") {
             command.env_remove(name);
         }
     }
+    command.arg("300").stdin(std::process::Stdio::null());
+    if own_group {
+        command.process_group(0);
+    }
     let child = command
-        .arg("300")
-        .stdin(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot spawn `sleep 300`: {e}"))?;
     eprintln!("spawned grandchild pid {} (sleep 300)", child.id());

@@ -35,6 +35,16 @@ pub(crate) enum Mode {
     CrashOnInvoke,
     /// Invoke never returns.
     HangInvoke,
+    /// Answers its first Invoke, then stops serving (its connections
+    /// close), removes its socket and lives on until SIGTERM: the host's
+    /// next call must dial again, and find whatever is at the path then.
+    DropsConnection,
+    /// Spawns `sleep 300` in a process group of its own, inheriting stdout
+    /// and stderr, before the handshake, then works: stopping the plugin
+    /// leaves the helper running (only the host's death or the test ends
+    /// it) and holding the plugin's pipes. The pid is in the manifest's
+    /// description as `helper_pid=<pid>`.
+    EscapesGroup,
 }
 
 /// Every mode: its argument and what it does, for the usage message.
@@ -86,6 +96,16 @@ pub(crate) const MODES: &[(&str, Mode, &str)] = &[
         "exits 101 inside Invoke",
     ),
     ("hang-invoke", Mode::HangInvoke, "Invoke never returns"),
+    (
+        "drops-connection",
+        Mode::DropsConnection,
+        "after its first Invoke, stops serving and removes its socket, alive",
+    ),
+    (
+        "escapes-group",
+        Mode::EscapesGroup,
+        "spawns `sleep 300` in its own process group holding the pipes, then works",
+    ),
 ];
 
 impl Mode {

@@ -121,6 +121,10 @@ impl PluginService for Broken {
                 eprintln!("invoked for {:?}; never answering", request.phase);
                 std::future::pending::<()>().await;
             }
+            Mode::DropsConnection => {
+                eprintln!("answering, then no longer serving");
+                self.stop.send_replace(Some(MIN_DRAIN));
+            }
             _ => {}
         }
         Ok(Response::new(v1::InvokeResponse {
