@@ -552,7 +552,9 @@ mod tests {
         });
         assert_eq!(
             errors_of(m),
-            [r#"field permissions[1].name: " " is not a permission name (it must not be blank)"#]
+            [
+                r#"field permissions[1].name: " " is not a permission name (it must not be blank or hold control characters)"#
+            ]
         );
     }
 

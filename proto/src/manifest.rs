@@ -138,14 +138,16 @@ fn check_subscriptions(subscriptions: &[v1::Subscription], errors: &mut Vec<Fiel
     }
 }
 
-/// No blank permission names.
+/// No blank permission names, and none with control characters: a name
+/// is shown to operators, and must not drive their terminal.
 fn check_permissions(permissions: &[v1::Permission], errors: &mut Vec<FieldError>) {
     for (i, p) in permissions.iter().enumerate() {
-        if p.name.trim().is_empty() {
+        if p.name.trim().is_empty() || p.name.chars().any(char::is_control) {
             errors.push(FieldError::new(
                 format!("permissions[{i}].name"),
                 format!(
-                    "{:?} is not a permission name (it must not be blank)",
+                    "{:?} is not a permission name (it must not be blank or hold control \
+                     characters)",
                     p.name
                 ),
             ));

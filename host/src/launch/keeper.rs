@@ -45,6 +45,13 @@ struct Keeper {
 
 static KEEPER: Mutex<Option<Keeper>> = Mutex::new(None);
 
+/// True if `pid` is the current keeper: [`check`] waits for it, so that it
+/// notices the keeper's death; the reaper of orphans must leave it alone.
+pub(crate) fn is_keeper(pid: u32) -> bool {
+    let keeper = KEEPER.lock().unwrap_or_else(|p| p.into_inner());
+    keeper.as_ref().is_some_and(|k| k.pid as u32 == pid)
+}
+
 /// Registers `pgid` with the keeper, starting it if there is none. A
 /// keeper that died, or stopped reading (a stopped process whose socket
 /// buffer is full), is replaced, and the new one told every group in

@@ -47,7 +47,8 @@ const REAP_INTERVAL: Duration = Duration::from_secs(1);
 /// on plugin leaders, and on job commands, which run in the host's group,
 /// as do the children an embedding program spawns itself). Such are what
 /// plugins leave behind: members of their groups, and helpers that moved to
-/// groups of their own, re-parented to the host as a child subreaper.
+/// groups of their own, re-parented to the host as a child subreaper. The
+/// keeper is left to `keeper::check`, which waits for it to replace it.
 /// Forgets plugin groups that are empty. Returns how many it reaped.
 pub fn reap_orphans() -> usize {
     let Ok(mut groups) = PLUGIN_GROUPS.lock() else {
@@ -61,7 +62,7 @@ pub fn reap_orphans() -> usize {
             continue;
         };
         let plugin = stat.pgrp == pid && groups.contains(&pid);
-        if stat.zombie && stat.pgrp != own_group && !plugin {
+        if stat.zombie && stat.pgrp != own_group && !plugin && !keeper::is_keeper(pid) {
             let mut status = 0;
             // SAFETY: waitpid on a specific zombie child of ours.
             if unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) } > 0 {

@@ -7,6 +7,7 @@ pass, so the SDK refuses exactly the manifests the host refuses."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -268,10 +269,14 @@ def _check_subscriptions(subscriptions: list[Subscription]) -> list[FieldError]:
 
 
 def _check_permissions(permissions: list[Permission]) -> list[FieldError]:
+    """No blank names, and none with control characters (shown to operators)."""
     return [
-        FieldError(f"permissions[{i}].name", f"{p.name!r} is not a permission name (it must not be blank)")
+        FieldError(
+            f"permissions[{i}].name",
+            f"{p.name!r} is not a permission name (it must not be blank or hold control characters)",
+        )
         for i, p in enumerate(permissions)
-        if not p.name.strip()
+        if not p.name.strip() or any(unicodedata.category(c) == "Cc" for c in p.name)
     ]
 
 

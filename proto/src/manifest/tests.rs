@@ -110,7 +110,7 @@ fn reasons_quote_the_value() {
     );
     assert_eq!(
         text[1],
-        r#"field permissions[0].name: "" is not a permission name (it must not be blank)"#
+        r#"field permissions[0].name: "" is not a permission name (it must not be blank or hold control characters)"#
     );
     assert_eq!(
         text[2],
