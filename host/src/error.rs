@@ -33,6 +33,10 @@ impl Error {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ErrorKind {
+    /// Its spec (built in code: a loaded config is checked at load) holds a
+    /// value past the limits of docs/CONFIG.md §2.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
     /// Its private runtime directory could not be created.
     #[error("cannot create its runtime directory: {0}")]
     RuntimeDir(std::io::Error),

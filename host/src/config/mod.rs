@@ -72,6 +72,7 @@
 //! - `value`: durations and a config table as JSON.
 //! - `error`: [`ConfigError`], naming the file, the line and the field.
 
+mod check;
 mod command;
 mod discover;
 mod error;

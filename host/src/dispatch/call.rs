@@ -66,7 +66,12 @@ impl Subscriber {
         attempt: u32,
         request: prost_types::Struct,
     ) -> Result<Reply, CallError> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        // A phase's timeout can come from code, unchecked: saturate rather
+        // than overflow the clock.
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
         let plugin = self.plugin.ready(deadline).await?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         plugin

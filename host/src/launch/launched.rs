@@ -68,6 +68,8 @@ pub struct Launched {
 pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
     let name: Arc<str> = spec.name.as_str().into();
     let fail = |kind: ErrorKind| Error::new(&*name, kind);
+    spec.check()
+        .map_err(|why| fail(ErrorKind::InvalidSpec(why)))?;
     let runtime_dir = runtime_dir_for(spec).map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
     let socket = runtime_dir.socket_path();
     let token = new_token();

@@ -1,0 +1,104 @@
+//! The same limits for a spec built in code as for one loaded from a file:
+//! a program embedding the host can hand it any `Duration`, and a value
+//! past the bounds would overflow the clock arithmetic that uses it (a
+//! panic) or make a healthy plugin look dead.
+
+use std::time::Duration;
+
+use super::limits::{
+    BACKOFF, CRASH_LOOP_STARTS, CountBounds, DurationBounds, HEALTH_INTERVAL, HEALTH_MISSES,
+    RETRY_ATTEMPTS, RETRY_BACKOFF, STOP_GRACE, TIMEOUT, WINDOW,
+};
+use super::spec::PluginSpec;
+
+impl PluginSpec {
+    /// Checks every duration and count against the limits a config file is
+    /// held to (docs/CONFIG.md §2), and the config's nesting against what a
+    /// plugin can decode; says which field is out of bounds and why.
+    pub fn check(&self) -> Result<(), String> {
+        let sup = &self.supervision;
+        let durations = [
+            ("handshake_timeout", self.handshake_timeout, TIMEOUT),
+            ("call_timeout", self.call_timeout, TIMEOUT),
+            ("stop_grace", self.stop_grace, STOP_GRACE),
+            ("health_interval", sup.health_interval, HEALTH_INTERVAL),
+            ("backoff_initial", sup.backoff_initial, BACKOFF),
+            ("backoff_max", sup.backoff_max, BACKOFF),
+            ("backoff_reset_after", sup.backoff_reset_after, WINDOW),
+            ("crash_loop_window", sup.crash_loop_window, WINDOW),
+        ];
+        for (field, value, bounds) in durations {
+            within(field, value, bounds)?;
+        }
+        count("health_misses", sup.health_misses, HEALTH_MISSES)?;
+        count(
+            "crash_loop_starts",
+            sup.crash_loop_starts,
+            CRASH_LOOP_STARTS,
+        )?;
+        for (phase, over) in &self.subscriptions {
+            if let Some(timeout) = over.timeout {
+                within(&format!("subscriptions.{phase}.timeout"), timeout, TIMEOUT)?;
+            }
+            if let Some(retry) = &over.retry {
+                let at = format!("subscriptions.{phase}");
+                count(
+                    &format!("{at}.retry_attempts"),
+                    retry.attempts,
+                    RETRY_ATTEMPTS,
+                )?;
+                within(&format!("{at}.retry_backoff"), retry.backoff, RETRY_BACKOFF)?;
+            }
+        }
+        outboard_proto::json::check_struct(&self.config).map_err(|deep| format!("config {deep}"))
+    }
+}
+
+fn within(field: &str, value: Duration, bounds: DurationBounds) -> Result<(), String> {
+    if value < bounds.min || value > bounds.max {
+        return Err(format!(
+            "{field} {value:?} is out of bounds: {:?} to {:?}",
+            bounds.min, bounds.max
+        ));
+    }
+    Ok(())
+}
+
+fn count(field: &str, value: u32, bounds: CountBounds) -> Result<(), String> {
+    if value < bounds.min || value > bounds.max {
+        return Err(format!(
+            "{field} {value} is out of bounds: {} to {}",
+            bounds.min, bounds.max
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_built_in_code_is_held_to_the_file_limits() {
+        let mut spec = PluginSpec::new("a", "/bin/true");
+        assert_eq!(spec.check(), Ok(()));
+        spec.call_timeout = Duration::from_secs(300_000_000_000 * 365 * 86_400 / 1_000_000);
+        let err = spec.check().expect_err("a huge timeout");
+        assert!(err.starts_with("call_timeout "), "{err}");
+        spec.call_timeout = Duration::from_secs(2);
+        spec.supervision.health_interval = Duration::from_nanos(1);
+        let err = spec.check().expect_err("a tiny interval");
+        assert!(
+            err.starts_with("health_interval 1ns is out of bounds"),
+            "{err}"
+        );
+        spec.supervision.health_interval = Duration::from_secs(5);
+        let mut deep = serde_json::json!(1);
+        for _ in 0..40 {
+            deep = serde_json::json!({ "a": deep });
+        }
+        spec.config = serde_json::Map::from_iter([("x".to_owned(), deep)]);
+        let err = spec.check().expect_err("too deep");
+        assert!(err.starts_with("config /x/a/a"), "{err}");
+    }
+}
