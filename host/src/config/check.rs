@@ -8,15 +8,15 @@
 use std::time::Duration;
 
 use super::limits::{
-    BACKOFF, CRASH_LOOP_STARTS, CountBounds, DurationBounds, HEALTH_INTERVAL, HEALTH_MISSES,
-    RETRY_ATTEMPTS, RETRY_BACKOFF, STOP_GRACE, TIMEOUT, WINDOW,
+    BACKOFF, DurationBounds, HEALTH_INTERVAL, RETRY_BACKOFF, STOP_GRACE, TIMEOUT, WINDOW,
 };
 use super::spec::PluginSpec;
 
 impl PluginSpec {
-    /// Checks every duration and count against the upper limits a config
-    /// file is held to (docs/CONFIG.md §2), and the config's nesting against
-    /// what a plugin can decode; says which field is too large and why.
+    /// Checks every duration against the upper limit a config file is held
+    /// to (docs/CONFIG.md §2), and the config's nesting against what a
+    /// plugin can decode; says which field is too large and why. (Counts
+    /// overflow nothing: a program may turn quarantine off with `u32::MAX`.)
     pub fn check(&self) -> Result<(), String> {
         let sup = &self.supervision;
         let durations = [
@@ -32,24 +32,13 @@ impl PluginSpec {
         for (field, value, bounds) in durations {
             within(field, value, bounds)?;
         }
-        count("health_misses", sup.health_misses, HEALTH_MISSES)?;
-        count(
-            "crash_loop_starts",
-            sup.crash_loop_starts,
-            CRASH_LOOP_STARTS,
-        )?;
         for (phase, over) in &self.subscriptions {
             if let Some(timeout) = over.timeout {
                 within(&format!("subscriptions.{phase}.timeout"), timeout, TIMEOUT)?;
             }
             if let Some(retry) = &over.retry {
-                let at = format!("subscriptions.{phase}");
-                count(
-                    &format!("{at}.retry_attempts"),
-                    retry.attempts,
-                    RETRY_ATTEMPTS,
-                )?;
-                within(&format!("{at}.retry_backoff"), retry.backoff, RETRY_BACKOFF)?;
+                let at = format!("subscriptions.{phase}.retry_backoff");
+                within(&at, retry.backoff, RETRY_BACKOFF)?;
             }
         }
         outboard_proto::json::check_struct(&self.config).map_err(|deep| format!("config {deep}"))
@@ -60,16 +49,6 @@ fn within(field: &str, value: Duration, bounds: DurationBounds) -> Result<(), St
     if value > bounds.max {
         return Err(format!(
             "{field} {value:?} is longer than the maximum, {:?}",
-            bounds.max
-        ));
-    }
-    Ok(())
-}
-
-fn count(field: &str, value: u32, bounds: CountBounds) -> Result<(), String> {
-    if value > bounds.max {
-        return Err(format!(
-            "{field} {value} is more than the maximum, {}",
             bounds.max
         ));
     }
@@ -88,11 +67,9 @@ mod tests {
         let err = spec.check().expect_err("a huge timeout");
         assert!(err.starts_with("call_timeout "), "{err}");
         spec.call_timeout = Duration::from_secs(2);
-        spec.supervision.crash_loop_starts = 1_000;
-        let err = spec.check().expect_err("a huge count");
-        assert_eq!(err, "crash_loop_starts 1000 is more than the maximum, 100");
-        spec.supervision.crash_loop_starts = 5;
-        // What only an operator is kept from: a window under a second.
+        // What only an operator is kept from: a window under a second, no
+        // quarantine at all.
+        spec.supervision.crash_loop_starts = u32::MAX;
         spec.supervision.backoff_reset_after = Duration::from_millis(1);
         assert_eq!(spec.check(), Ok(()));
         let mut deep = serde_json::json!(1);
