@@ -436,7 +436,12 @@ fn a_second_signal_while_invoke_stops_after_the_first_kills_them() {
         "waited for the grace: {:?}\n{stderr}",
         started.elapsed()
     );
-    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
+    // A first signal that lands after the phase answered only cuts the stop
+    // short: the phase's own result stands (exit 0); before that, 130.
+    assert!(
+        matches!(status.code(), Some(0 | 130)),
+        "{status:?}, stderr: {stderr}"
+    );
     assert_nothing_left(&plugins, &runtime);
 }
 
