@@ -289,9 +289,8 @@ impl Plugin {
 
     /// Waits until the plugin's process exits; returns its exit, described,
     /// and whether it was a success (status 0).
-    pub async fn wait_exit(&self) -> (String, bool) {
-        let exit = self.process().exited().await;
-        (exit.to_string(), exit.success())
+    pub async fn wait_exit(&self) -> Exit {
+        self.process().exited().await
     }
 
     /// The last lines the plugin wrote to stderr.

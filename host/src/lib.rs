@@ -50,6 +50,7 @@ pub use dispatch::{
 pub use error::{CallError, Error, ErrorKind};
 pub use host::{Host, StartFailures, start_all, stop_all};
 pub use instance::{Plugin, Reply, StopMethod, Stopped};
+pub use launch::Exit;
 pub use manifest::{
     ConfigSchemaError, ConfigViolation, Dependency, FieldError, Manifest, ManifestError,
     Permission, Subscription,
@@ -59,4 +60,4 @@ pub use output::{Escaped, Stream};
 /// answers and calls are scripted.
 #[cfg(feature = "test-util")]
 pub use supervisor::fake as testing;
-pub use supervisor::{Exit, Instance, Launcher, PluginLauncher, State, Status, Supervisor};
+pub use supervisor::{Instance, Launcher, PluginLauncher, State, Status, Supervisor};

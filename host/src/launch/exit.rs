@@ -32,6 +32,16 @@ impl Exit {
         self.0.success()
     }
 
+    /// An exit with status `code` (0 to 255), as a process reports it.
+    pub fn with_code(code: i32) -> Exit {
+        Exit(ExitStatus::from_raw((code & 0xff) << 8))
+    }
+
+    /// Death by `signal`, as a process reports it.
+    pub fn killed_by(signal: i32) -> Exit {
+        Exit(ExitStatus::from_raw(signal & 0x7f))
+    }
+
     /// `exit` described, or "an unknown status" when it is not known (the
     /// process's waiter went away with the runtime).
     pub fn describe(exit: Option<Exit>) -> String {
@@ -80,6 +90,14 @@ fn signal_name(sig: libc::c_int) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_exits_read_as_real_ones() {
+        assert_eq!(Exit::with_code(3), Exit::from(ExitStatus::from_raw(3 << 8)));
+        assert!(Exit::with_code(0).success());
+        assert_eq!(Exit::killed_by(9).to_string(), "signal 9 (SIGKILL)");
+        assert_eq!(Exit::killed_by(9).code(), None);
+    }
 
     #[test]
     fn exits_are_described_for_people() {

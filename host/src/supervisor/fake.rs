@@ -24,10 +24,11 @@ use outboard_proto::v1;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Exit, Instance, Launcher};
+use super::{Instance, Launcher};
 use crate::config::PluginSpec;
 use crate::error::{CallError, Error, ErrorKind};
 use crate::instance::Reply;
+use crate::launch::Exit;
 use crate::manifest::Manifest;
 
 /// Launches fake plugins, each registered by name with
@@ -297,14 +298,11 @@ impl Drop for Abandoned<'_> {
 
 impl FakeInstance {
     /// Makes its process exit, as if on its own.
-    pub fn exit(&self, description: &str, success: bool) {
+    pub fn exit(&self, how: Exit) {
         self.exit.send_if_modified(|exit| {
             let first = exit.is_none();
             if first {
-                *exit = Some(Exit {
-                    description: description.to_owned(),
-                    success,
-                });
+                *exit = Some(how);
             }
             first
         });
@@ -312,7 +310,7 @@ impl FakeInstance {
 
     /// Makes its process die of SIGKILL.
     pub fn crash(&self) {
-        self.exit("signal 9 (SIGKILL)", false);
+        self.exit(killed());
     }
 
     /// How it answers health checks from now on.
@@ -333,27 +331,23 @@ impl FakeInstance {
     async fn exited(&self) -> Exit {
         let mut exit = self.exit.subscribe();
         match exit.wait_for(Option::is_some).await {
-            Ok(exit) => exit.clone().unwrap_or_else(unknown_exit),
+            Ok(exit) => exit.unwrap_or_else(killed),
             // Unreachable: `self` holds the sender.
-            Err(_) => unknown_exit(),
+            Err(_) => killed(),
         }
     }
 
     fn crashed(&self) -> CallError {
-        let status = self
-            .exit
-            .borrow()
-            .as_ref()
-            .map_or_else(|| unknown_exit().description, |e| e.description.clone());
+        let status = Exit::describe(*self.exit.borrow());
         CallError::Crashed {
             status,
             stderr: Vec::new(),
         }
     }
 
-    fn stop(&self, ending: Ending, description: &str, success: bool) {
+    fn stop(&self, ending: Ending, how: Exit) {
         lock(&self.ending).get_or_insert(ending);
-        self.exit(description, success);
+        self.exit(how);
     }
 
     async fn answer(&self) -> Result<Reply, CallError> {
@@ -374,11 +368,10 @@ impl FakeInstance {
     }
 }
 
-fn unknown_exit() -> Exit {
-    Exit {
-        description: "an unknown status".to_owned(),
-        success: false,
-    }
+/// Death by SIGKILL: a crash, a kill, or (never in practice: waits end only
+/// once an exit is recorded) an exit the fake did not record.
+fn killed() -> Exit {
+    Exit::killed_by(libc::SIGKILL)
 }
 
 impl Instance for FakeInstance {
@@ -447,12 +440,12 @@ impl Instance for FakeInstance {
     }
 
     fn terminate(&self) -> BoxFuture<'_, ()> {
-        self.stop(Ending::Terminated, "status 0", true);
+        self.stop(Ending::Terminated, Exit::with_code(0));
         Box::pin(std::future::ready(()))
     }
 
     fn kill(&self) -> BoxFuture<'_, ()> {
-        self.stop(Ending::Killed, "signal 9 (SIGKILL)", false);
+        self.stop(Ending::Killed, killed());
         Box::pin(std::future::ready(()))
     }
 

@@ -22,17 +22,8 @@ use crate::config::PluginSpec;
 use crate::depends::Turn;
 use crate::error::{CallError, Error};
 use crate::instance::{Plugin, Reply};
+use crate::launch::Exit;
 use crate::manifest::Manifest;
-
-/// How an instance's process ended, as the supervisor needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exit {
-    /// The exit, described for people ("status 3", "signal 9 (SIGKILL)").
-    pub description: String,
-    /// Whether it exited with status 0 (restart = "on-failure" leaves it
-    /// down then).
-    pub success: bool,
-}
 
 /// One running plugin, ready for calls: what the supervisor watches and
 /// what dispatch calls.
@@ -156,13 +147,7 @@ impl Instance for Plugin {
     }
 
     fn wait_exit(&self) -> BoxFuture<'_, Exit> {
-        Box::pin(async move {
-            let (description, success) = Plugin::wait_exit(self).await;
-            Exit {
-                description,
-                success,
-            }
-        })
+        Box::pin(Plugin::wait_exit(self))
     }
 
     fn check_health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>> {

@@ -52,7 +52,7 @@ use crate::error::CallError;
 use crate::instance::Plugin;
 use crate::manifest::Manifest;
 
-pub use instance::{Exit, Instance, Launcher, PluginLauncher};
+pub use instance::{Instance, Launcher, PluginLauncher};
 
 /// Where a supervised plugin is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,8 +10,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::policy::{self, Health, Next, Policy};
-use super::{Command, Current, Exit, Instance, Launcher, State, Status};
+use super::{Command, Current, Instance, Launcher, State, Status};
 use crate::config::PluginSpec;
+use crate::launch::Exit;
 
 /// The reason recorded when someone asked for the restart.
 const RESTART_REQUESTED: &str = "restart requested";
@@ -142,12 +143,12 @@ impl Run {
                 Some(reason)
             }
             Lost::Exited(exit) => {
-                let reason = format!("exited with {}", exit.description);
+                let reason = format!("exited with {}", exit);
                 // Leftovers of its process group go before anything else.
                 instance.kill().await;
                 drop(instance);
                 let restart = self.spec.supervision.restart;
-                if policy::restarts_after_exit(restart, exit.success) {
+                if policy::restarts_after_exit(restart, exit.success()) {
                     tracing::warn!(plugin = &*self.name, "{reason}; restarting");
                     self.set(State::Restarting, None, Some(reason.clone()), stderr);
                     self.policy.failed();

@@ -11,6 +11,8 @@ use std::time::Duration;
 use outboard_proto::patch::PatchOp;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+
+use crate::launch::Exit;
 use tokio::time::Instant;
 
 use super::fake::{Ending, FakeCall, FakeHealth, FakeLauncher, FakePlugin, FakeStart};
@@ -337,9 +339,9 @@ async fn on_failure_restarts_only_failed_exits_and_never_leaves_it_failed() {
         },
     )
     .await;
-    plugin.instance().exit("status 1", false);
+    plugin.instance().exit(Exit::with_code(1));
     ready_after(&sup, 2).await;
-    plugin.instance().exit("status 0", true);
+    plugin.instance().exit(Exit::with_code(0));
     let status = until(&sup, |s| s.state == State::Failed).await;
     assert_eq!(status.reason.as_deref(), Some("exited with status 0"));
 
