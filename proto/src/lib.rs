@@ -5,6 +5,8 @@
 //! - [`v1`]: the generated gRPC types and service stubs for `outboard.v1`
 //!   (from `proto/outboard/v1/*.proto`, checked in; `tests/codegen.rs` fails
 //!   when they drift).
+//! - [`control::v1`]: the same for the daemon's control API,
+//!   `outboard.control.v1` (`proto/outboard/control/v1/control.proto`).
 //! - [`json`]: `google.protobuf.Struct` / `Value` to and from `serde_json`.
 //! - [`names`]: the rules for plugin and phase names.
 //! - [`manifest`]: the one structural check of a manifest, shared by the
@@ -29,6 +31,20 @@ pub mod patch;
 pub mod v1 {
     include!("generated/outboard.v1.rs");
 }
+
+/// Generated types for the daemon's control API, `outboard.control.v1`.
+pub mod control {
+    /// Generated types for the `outboard.control.v1` package.
+    #[allow(clippy::all, missing_debug_implementations, missing_docs)]
+    pub mod v1 {
+        include!("generated/outboard.control.v1.rs");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of `outboard.control.v1` and its imports,
+/// for `tonic-reflection` on the daemon's control socket.
+pub const CONTROL_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!("generated/outboard_control_v1_descriptor.bin");
 
 /// The encoded `FileDescriptorSet` of `outboard.v1` and its imports, for
 /// `tonic-reflection`.

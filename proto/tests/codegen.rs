@@ -1,5 +1,5 @@
-//! Regenerates the checked-in Rust code and descriptor set from
-//! `proto/outboard/v1/*.proto` and fails if they differ, so the generated code
+//! Regenerates the checked-in Rust code and descriptor sets from
+//! `proto/outboard/v1/*.proto` and `proto/outboard/control/v1/*.proto` and fails if they differ, so the generated code
 //! never drifts from the contract. Run with `OUTBOARD_BLESS=1` to rewrite the
 //! checked-in files after changing a `.proto`.
 
@@ -11,21 +11,44 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Generates into `out_dir`: `outboard.v1.rs` and `outboard_v1_descriptor.bin`.
+/// The checked-in files, each package's code and descriptor set.
+const FILES: [&str; 4] = [
+    "outboard.v1.rs",
+    "outboard_v1_descriptor.bin",
+    "outboard.control.v1.rs",
+    "outboard_control_v1_descriptor.bin",
+];
+
+/// Generates into `out_dir`: per package its code and its descriptor set
+/// (the control API's includes the plugin contract it imports).
 fn generate(out_dir: &Path) {
-    let fds = protox::compile(["outboard/v1/plugin.proto"], [crate_dir()])
+    let plugin = protox::compile(["outboard/v1/plugin.proto"], [crate_dir()])
         .expect("the outboard.v1 protos compile");
     std::fs::write(
         out_dir.join("outboard_v1_descriptor.bin"),
-        fds.encode_to_vec(),
+        plugin.encode_to_vec(),
     )
     .expect("write descriptor set");
+    let control = protox::compile(["outboard/control/v1/control.proto"], [crate_dir()])
+        .expect("the outboard.control.v1 protos compile");
+    std::fs::write(
+        out_dir.join("outboard_control_v1_descriptor.bin"),
+        control.encode_to_vec(),
+    )
+    .expect("write descriptor set");
+    // One run over both: the control API's code refers to the plugin
+    // contract's types instead of repeating them.
+    let mut both = control;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .out_dir(out_dir)
         .emit_rerun_if_changed(false)
-        .compile_fds(fds)
+        .compile_fds({
+            both.file.retain(|f| f.package() != "outboard.v1");
+            both.file.extend(plugin.file);
+            both
+        })
         .expect("code generation succeeds");
 }
 
@@ -36,12 +59,12 @@ fn generated_code_matches_the_protos() {
     generate(&fresh);
 
     if std::env::var_os("OUTBOARD_BLESS").is_some() {
-        for name in ["outboard.v1.rs", "outboard_v1_descriptor.bin"] {
+        for name in FILES {
             std::fs::copy(fresh.join(name), checked_in.join(name)).expect("bless");
         }
     }
 
-    for name in ["outboard.v1.rs", "outboard_v1_descriptor.bin"] {
+    for name in FILES {
         let want = std::fs::read(fresh.join(name)).expect("read fresh");
         let have = std::fs::read(checked_in.join(name)).unwrap_or_default();
         assert!(
