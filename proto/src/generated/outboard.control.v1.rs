@@ -86,7 +86,9 @@ pub struct PluginStatus {
     #[prost(bool, tag = "17")]
     pub optional: bool,
 }
-/// Calls to a plugin since the daemon started it, by outcome.
+/// Calls to a plugin since the daemon started it, by outcome. Each call counts
+/// once: `failed` holds the failures other than a timeout or a crash (an error
+/// status, unavailable, a conflict, an invalid patch).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct InvocationCounts {
     #[prost(uint64, tag = "1")]
@@ -107,6 +109,10 @@ pub struct WatchRequest {
     /// Only this plugin's events (and dispatches it took part in); empty for all.
     #[prost(string, tag = "1")]
     pub plugin: ::prost::alloc::string::String,
+    /// Keep the stream open and send each new event; otherwise the stream ends
+    /// after the snapshot and the recent events the daemon keeps.
+    #[prost(bool, tag = "2")]
+    pub follow: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct WatchResponse {
@@ -687,8 +693,9 @@ pub mod control_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
-        /// State changes, dispatch outcomes and reloads, as they happen. The first
-        /// message is a snapshot of every plugin's status.
+        /// State changes, dispatch outcomes and reloads. First a snapshot of every
+        /// plugin's status, then the recent events the daemon keeps, then (with
+        /// `follow`) each new one as it happens.
         pub async fn watch(
             &mut self,
             request: impl tonic::IntoRequest<super::WatchRequest>,
@@ -904,8 +911,9 @@ pub mod control_service_server {
             >
             + std::marker::Send
             + 'static;
-        /// State changes, dispatch outcomes and reloads, as they happen. The first
-        /// message is a snapshot of every plugin's status.
+        /// State changes, dispatch outcomes and reloads. First a snapshot of every
+        /// plugin's status, then the recent events the daemon keeps, then (with
+        /// `follow`) each new one as it happens.
         async fn watch(
             &self,
             request: tonic::Request<super::WatchRequest>,
