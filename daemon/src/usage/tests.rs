@@ -1,6 +1,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
+use super::proc::{ProcStat, parse_stat};
 use super::*;
 
 /// A line of `/proc/<pid>/stat` whose command name holds `) (` and spaces.
@@ -29,12 +30,61 @@ fn stat_fields_are_counted_from_the_last_parenthesis() {
 
 #[test]
 fn ticks_become_durations() {
-    let units = Units {
-        ticks_per_second: 100,
-        page_bytes: 4096,
-    };
-    assert_eq!(units.duration(250), Duration::from_millis(2500));
-    assert_eq!(units.duration(1), Duration::from_millis(10));
+    assert_eq!(HZ.duration(250), Duration::from_millis(2500));
+    assert_eq!(HZ.duration(1), Duration::from_millis(10));
+}
+
+const HZ: Units = Units {
+    ticks_per_second: 100,
+    page_bytes: 4096,
+};
+
+fn totals(cpu_ticks: u64, leader_start: u64) -> Totals {
+    Totals {
+        processes: 2,
+        rss_pages: 256,
+        cpu_ticks,
+        leader_start: Some(leader_start),
+        earliest_start: leader_start,
+    }
+}
+
+#[test]
+fn cpu_percent_between_samples() {
+    let t0 = Instant::now();
+    // First seen 2 s after its start (uptime 1200 ticks, started at
+    // 1000), with 1 s of CPU: 50% over its lifetime.
+    let (first, kept) = next(None, &totals(100, 1000), t0, 1200, HZ);
+    assert_eq!(first.cpu_percent, 50.0);
+    assert_eq!(first.cpu_time, Duration::from_secs(1));
+    assert_eq!((first.processes, first.rss_bytes), (2, 1 << 20));
+
+    // 2 s later, 2 s more CPU: one core's worth.
+    let t1 = t0 + Duration::from_secs(2);
+    let (second, kept) = next(Some(kept), &totals(300, 1000), t1, 1400, HZ);
+    assert_eq!(second.cpu_percent, 100.0);
+
+    // Asked again too soon: the same figure, the same baseline.
+    let soon = t1 + Duration::from_millis(100);
+    let (again, same) = next(Some(kept), &totals(310, 1000), soon, 1410, HZ);
+    assert_eq!(again.cpu_percent, 100.0);
+    assert_eq!(same, kept);
+    assert_eq!(again.cpu_time, Duration::from_millis(3100));
+
+    // 4 s after the baseline, 1 s more: measured from the baseline.
+    let t2 = t1 + Duration::from_secs(4);
+    let (later, kept) = next(Some(same), &totals(400, 1000), t2, 1800, HZ);
+    assert_eq!(later.cpu_percent, 25.0);
+
+    // A process exited and took its time along: zero, not negative.
+    let t3 = t2 + Duration::from_secs(1);
+    let (dropped, kept) = next(Some(kept), &totals(50, 1000), t3, 1900, HZ);
+    assert_eq!(dropped.cpu_percent, 0.0);
+
+    // The id now names another group (another leader's start): a first
+    // sample again, over the new leader's lifetime.
+    let (other, _) = next(Some(kept), &totals(10, 1880), t3, 1900, HZ);
+    assert_eq!(other.cpu_percent, 50.0);
 }
 
 /// A process group that burns one core in a child and holds `MIB` MiB in
