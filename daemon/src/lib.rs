@@ -4,5 +4,9 @@
 //! # Layout
 //!
 //! - `socket`: where the control socket lives by default.
+//! - `usage`: RSS and CPU of plugins' process groups, from `/proc`.
+//! - `logs/`: the plugins' recent log lines, per plugin, and their follow.
 
+pub mod logs;
 pub mod socket;
+pub mod usage;
