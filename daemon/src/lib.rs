@@ -4,5 +4,7 @@
 //! # Layout
 //!
 //! - `socket`: where the control socket lives by default.
+//! - `wire`: the host's types as `outboard.control.v1` messages and back.
 
 pub mod socket;
+pub mod wire;
