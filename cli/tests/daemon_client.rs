@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Output;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -27,9 +28,29 @@ type Answer<T> = Result<Response<T>, Status>;
 type Events<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The control service of this test.
+#[derive(Default)]
 struct Fake {
-    /// Where Invoke dispatches; `None` for tests that never invoke.
+    /// Where Invoke dispatches; `None`: every phase passes at once, with
+    /// no plugin, but `hang`'s.
     host: Option<Arc<Host>>,
+    /// A phase whose Invoke never answers, and what became of it.
+    hang: Option<(&'static str, Arc<Hanging>)>,
+}
+
+/// A hanging Invoke: whether it started, whether the caller dropped it.
+#[derive(Default)]
+struct Hanging {
+    started: AtomicBool,
+    dropped: AtomicBool,
+}
+
+/// Marks the hanging call dropped when the server drops its handler.
+struct DropFlag(Arc<Hanging>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.dropped.store(true, Ordering::SeqCst);
+    }
 }
 
 fn duration(ms: u64) -> Option<prost_types::Duration> {
@@ -234,17 +255,31 @@ impl ControlService for Fake {
     }
 
     async fn invoke(&self, request: Request<InvokeRequest>) -> Answer<InvokeResponse> {
-        let host = self
-            .host
-            .as_ref()
-            .ok_or_else(|| Status::unimplemented("no host"))?;
         let request = request.into_inner();
+        if let Some((phase, hanging)) = &self.hang
+            && request.phase == *phase
+        {
+            let _flag = DropFlag(hanging.clone());
+            hanging.started.store(true, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
         let context = request
             .context
             .as_ref()
             .map(struct_to_json)
             .unwrap_or_default();
-        let report = host.dispatch(&request.phase, context).await;
+        let report = match &self.host {
+            Some(host) => host.dispatch(&request.phase, context).await,
+            None => outboard_host::Report {
+                phase: request.phase.as_str().into(),
+                mode: outboard_host::Mode::Sequential,
+                invocation_id: "inv".into(),
+                verdict: outboard_host::Verdict::Passed,
+                entries: Vec::new(),
+                context: Value::Object(context),
+                duration: Duration::ZERO,
+            },
+        };
         Ok(Response::new(InvokeResponse {
             report: Some(outboard_daemon::wire::report_to_proto(&report)),
         }))
@@ -299,7 +334,7 @@ async fn refused_naming_ghost(socket: &Path, args: &[&str]) {
 
 fn canned(sandbox: &Sandbox) -> PathBuf {
     let socket = sandbox.path().join("control.sock");
-    serve(Fake { host: None }, &socket);
+    serve(Fake::default(), &socket);
     socket
 }
 
@@ -547,6 +582,7 @@ async fn hosting(sandbox: &Sandbox, config: &Path) -> (PathBuf, Arc<Host>) {
     serve(
         Fake {
             host: Some(host.clone()),
+            hang: None,
         },
         &socket,
     );
@@ -668,4 +704,72 @@ async fn futures_join<T: Send + 'static>(
         outputs.push(handle.await.unwrap());
     }
     outputs
+}
+
+/// `run --daemon` with pre_validation hanging on a fake daemon of its own
+/// runtime; returns the job, the hanging call, and the runtime (dropping
+/// it is the daemon dying).
+fn job_on_hanging_daemon(
+    sandbox: &Sandbox,
+) -> (std::process::Child, Arc<Hanging>, tokio::runtime::Runtime) {
+    let socket = sandbox.path().join("control.sock");
+    let hanging = Arc::new(Hanging::default());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = Fake {
+        host: None,
+        hang: Some(("pre_validation", hanging.clone())),
+    };
+    runtime.block_on(async { serve(fake, &socket) });
+    let job = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["run", "--daemon", "--", "true"])
+        .env("OUTBOARD_CONTROL_SOCKET", &socket)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || hanging
+            .started
+            .load(Ordering::SeqCst)),
+        "the job's first phase reached the daemon"
+    );
+    (job, hanging, runtime)
+}
+
+/// The job's exit status and stderr, within `timeout`.
+fn finished(mut job: std::process::Child, timeout: Duration) -> (Option<i32>, String) {
+    let done = wait_until(timeout, || job.try_wait().unwrap().is_some());
+    if !done {
+        job.kill().unwrap();
+    }
+    let out = job.wait_with_output().unwrap();
+    assert!(done, "the job hung: {}", stderr(&out));
+    (out.status.code(), stderr(&out))
+}
+
+#[test]
+fn a_daemon_that_dies_mid_job_fails_the_phase_and_the_job_ends() {
+    let sandbox = Sandbox::new();
+    let (job, _hanging, daemon) = job_on_hanging_daemon(&sandbox);
+    daemon.shutdown_background();
+    let (code, stderr) = finished(job, Duration::from_secs(10));
+    assert_eq!(code, Some(122), "{stderr}");
+    assert!(
+        stderr.contains("phase pre_validation could not run on the daemon: the connection to the outboard daemon"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_signal_cancels_the_phase_in_flight_on_the_daemon() {
+    let sandbox = Sandbox::new();
+    let (job, hanging, _daemon) = job_on_hanging_daemon(&sandbox);
+    sigterm(job.id());
+    let (code, stderr) = finished(job, Duration::from_secs(10));
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        wait_until(Duration::from_secs(5), || hanging
+            .dropped
+            .load(Ordering::SeqCst)),
+        "the daemon saw the call cancelled"
+    );
 }
