@@ -4,5 +4,13 @@
 //! # Layout
 //!
 //! - `socket`: where the control socket lives by default.
+//! - `control_socket`: the socket on disk: its private directory, the lock
+//!   that keeps a second daemon off it, stale-socket replacement, its mode
+//!   and group.
+//! - `peer`: every connection's peer credentials, and who is admitted.
+//! - `incoming`: the server's accepted connections, each with its verdict.
 
+pub mod control_socket;
+mod incoming;
+pub mod peer;
 pub mod socket;
