@@ -9,8 +9,12 @@
 //!   and group.
 //! - `peer`: every connection's peer credentials, and who is admitted.
 //! - `incoming`: the server's accepted connections, each with its verdict.
+//! - `usage`: RSS and CPU of plugins' process groups, from `/proc`.
+//! - `logs/`: the plugins' recent log lines, per plugin, and their follow.
 
 pub mod control_socket;
 mod incoming;
+pub mod logs;
 pub mod peer;
 pub mod socket;
+pub mod usage;

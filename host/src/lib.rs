@@ -60,4 +60,7 @@ pub use output::{Escaped, Stream};
 /// answers and calls are scripted.
 #[cfg(feature = "test-util")]
 pub use supervisor::fake as testing;
-pub use supervisor::{Instance, Launcher, PluginLauncher, State, Status, Supervisor};
+pub use supervisor::{
+    Instance, LATENCY_WINDOW, Launcher, PluginLauncher, State, Stats, StatsSnapshot, Status,
+    Supervisor,
+};

@@ -29,6 +29,7 @@
 //! - `policy`: the decisions (backoff, stable runs, the crash-loop window,
 //!   health misses, restart policies) as pure functions.
 //! - `run`: the supervising task, a thin loop around the policy.
+//! - `stats`: [`Stats`], its calls by outcome and their latency.
 //! - `fake` (tests, or the `test-util` feature): an in-memory launcher.
 
 #[cfg(any(test, feature = "test-util"))]
@@ -37,6 +38,7 @@ pub mod fake;
 mod instance;
 mod policy;
 mod run;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +55,7 @@ use crate::instance::Plugin;
 use crate::manifest::Manifest;
 
 pub use instance::{Instance, Launcher, PluginLauncher};
+pub use stats::{LATENCY_WINDOW, Stats, StatsSnapshot};
 
 /// Where a supervised plugin is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,6 +129,8 @@ pub struct Supervisor {
     /// Every state change, for [`Supervisor::subscribe`].
     changes: broadcast::Sender<Status>,
     commands: mpsc::UnboundedSender<Command>,
+    /// Its calls by outcome and their latency.
+    stats: Stats,
 }
 
 /// State changes a subscriber may fall behind by before it misses some
@@ -171,6 +176,7 @@ impl Supervisor {
             status,
             changes,
             commands,
+            stats: Stats::default(),
         })
     }
 
@@ -193,6 +199,12 @@ impl Supervisor {
     /// The spec it runs from.
     pub fn spec(&self) -> &PluginSpec {
         &self.spec
+    }
+
+    /// Its calls since this supervisor took it over: counts by outcome
+    /// and the latency of the recent ones.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Its current status.
