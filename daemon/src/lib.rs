@@ -11,6 +11,7 @@
 //! - `incoming`: the server's accepted connections, each with its verdict.
 //! - `usage`: RSS and CPU of plugins' process groups, from `/proc`.
 //! - `logs/`: the plugins' recent log lines, per plugin, and their follow.
+//! - `wire`: the host's types as `outboard.control.v1` messages and back.
 
 pub mod control_socket;
 mod incoming;
@@ -18,3 +19,4 @@ pub mod logs;
 pub mod peer;
 pub mod socket;
 pub mod usage;
+pub mod wire;
