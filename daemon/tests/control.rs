@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hyper_util::rt::TokioIo;
-use outboard_daemon::control_socket::{Claim, ControlSocket};
+use outboard_daemon::control_socket::{Claim, ControlSocket, Group};
 use outboard_daemon::logs::{LogBook, LogLine};
 use outboard_daemon::server::{Daemon, Loader, Options, Server};
 use outboard_host::Host;
@@ -42,13 +42,18 @@ struct TestDaemon {
 impl TestDaemon {
     /// Starts the plugins of `toml` and serves them.
     async fn start(toml: &str) -> TestDaemon {
+        TestDaemon::start_with_group(toml, None).await
+    }
+
+    /// [`TestDaemon::start`], `group` allowed on the socket.
+    async fn start_with_group(toml: &str, group: Option<Group>) -> TestDaemon {
         let sandbox = Sandbox::new();
         let config = sandbox.path().join("outboard.toml");
         std::fs::write(&config, toml).expect("write config");
         let loader = loader(&config, sandbox.path());
         let host_config = loader().expect("config loads");
         let socket_path = sandbox.path().join("ctl/control.sock");
-        let claim = Claim::take(&socket_path, None).expect("claimed");
+        let claim = Claim::take(&socket_path, group).expect("claimed");
         let host = Arc::new(Host::start(&host_config).await.expect("plugins start"));
         let socket = claim.bind().expect("bound");
         let logs = LogBook::default();
@@ -624,7 +629,7 @@ const PEER_USER: &str = "obt-peer";
 const PEER_SOCKET_VAR: &str = "OBT_PEER_SOCKET";
 
 #[tokio::test]
-async fn another_uid_is_refused_with_permission_denied_even_through_a_loosened_socket() {
+async fn another_uid_is_refused_even_through_a_loosened_socket_unless_its_group_is_allowed() {
     // SAFETY: geteuid cannot fail and touches no memory.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: creating a user and switching to it needs root");
@@ -643,6 +648,31 @@ async fn another_uid_is_refused_with_permission_denied_even_through_a_loosened_s
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let answer = connect_as(uid, gid, &socket).await;
+    let refusal = answer
+        .strip_prefix("REFUSED ")
+        .unwrap_or_else(|| panic!("the other uid was not refused: {answer}"));
+    assert!(refusal.starts_with("PermissionDenied"), "{refusal}");
+    assert!(refusal.contains(&format!("uid {uid}")), "{refusal}");
+    assert!(refusal.contains("admits only uid 0"), "{refusal}");
+    daemon.stop().await;
+
+    // The same user, once its group is allowed: admitted, through the
+    // socket's own 0660 and the directory's 0710.
+    let group = Group::lookup(PEER_USER).expect("the user's group");
+    let daemon = TestDaemon::start_with_group("", Some(group)).await;
+    std::fs::set_permissions(
+        daemon.sandbox.path(),
+        std::fs::Permissions::from_mode(0o711),
+    )
+    .expect("chmod");
+    assert_eq!(connect_as(uid, gid, &daemon.socket()).await, "ADMITTED");
+    daemon.stop().await;
+}
+
+/// Runs [`connect_as_the_peer_user`] as `uid`:`gid` against `socket`; what
+/// it printed.
+async fn connect_as(uid: u32, gid: u32, socket: &Path) -> String {
     let output = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
@@ -650,7 +680,7 @@ async fn another_uid_is_refused_with_permission_denied_even_through_a_loosened_s
             "--ignored",
             "--nocapture",
         ])
-        .env(PEER_SOCKET_VAR, &socket)
+        .env(PEER_SOCKET_VAR, socket)
         .uid(uid)
         .gid(gid)
         .output()
@@ -662,20 +692,17 @@ async fn another_uid_is_refused_with_permission_denied_even_through_a_loosened_s
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let refusal = stdout
+    stdout
         .lines()
-        .find_map(|l| l.strip_prefix("REFUSED "))
-        .unwrap_or_else(|| panic!("the child was not refused: {stdout}"));
-    assert!(refusal.starts_with("PermissionDenied"), "{refusal}");
-    assert!(refusal.contains(&format!("uid {uid}")), "{refusal}");
-    assert!(refusal.contains("admits only uid 0"), "{refusal}");
-    daemon.stop().await;
+        .find(|l| l.starts_with("REFUSED ") || *l == "ADMITTED")
+        .unwrap_or_else(|| panic!("the child said nothing: {stdout}"))
+        .to_owned()
 }
 
 /// The child of the test above: connects to the socket in
 /// [`PEER_SOCKET_VAR`] and prints how the call was answered.
 #[tokio::test]
-#[ignore = "run as another uid by another_uid_is_refused_with_permission_denied_even_through_a_loosened_socket"]
+#[ignore = "run as another uid by another_uid_is_refused_even_through_a_loosened_socket_unless_its_group_is_allowed"]
 async fn connect_as_the_peer_user() {
     let socket = std::env::var_os(PEER_SOCKET_VAR).expect("run by the other-uid test");
     let mut client = ControlServiceClient::new(channel(Path::new(&socket)).await);
