@@ -1,7 +1,8 @@
-//! The management commands, `invoke --daemon` and `run --daemon` as real
-//! `outboard` processes against a control service on a real Unix socket:
-//! a small one in this test, whose Invoke dispatches on a real `Host` with
-//! real plugin processes and whose other calls answer what the test wrote.
+//! The management commands and `run --daemon` as real `outboard` processes
+//! against a small control service of this test on a real Unix socket,
+//! answering what the test wrote: for what a real daemon does not do on
+//! demand (a ring that dropped lines, hostile text, a refused reload, a
+//! daemon dying mid-call). `daemon_cli.rs` drives a real `outboard up`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
-use outboard_host::Host;
 use outboard_proto::control::v1::control_service_server::{ControlService, ControlServiceServer};
 use outboard_proto::control::v1::*;
 use outboard_proto::json::struct_to_json;
@@ -30,9 +30,6 @@ type Events<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 /// The control service of this test.
 #[derive(Default)]
 struct Fake {
-    /// Where Invoke dispatches; `None`: every phase passes at once, with
-    /// no plugin, but `hang`'s.
-    host: Option<Arc<Host>>,
     /// A phase whose Invoke never answers, and what became of it.
     hang: Option<(&'static str, Arc<Hanging>)>,
 }
@@ -268,17 +265,15 @@ impl ControlService for Fake {
             .as_ref()
             .map(struct_to_json)
             .unwrap_or_default();
-        let report = match &self.host {
-            Some(host) => host.dispatch(&request.phase, context).await,
-            None => outboard_host::Report {
-                phase: request.phase.as_str().into(),
-                mode: outboard_host::Mode::Sequential,
-                invocation_id: "inv".into(),
-                verdict: outboard_host::Verdict::Passed,
-                entries: Vec::new(),
-                context: Value::Object(context),
-                duration: Duration::ZERO,
-            },
+        // Every other phase passes at once, with no plugin.
+        let report = outboard_host::Report {
+            phase: request.phase.as_str().into(),
+            mode: outboard_host::Mode::Sequential,
+            invocation_id: "inv".into(),
+            verdict: outboard_host::Verdict::Passed,
+            entries: Vec::new(),
+            context: Value::Object(context),
+            duration: Duration::ZERO,
         };
         Ok(Response::new(InvokeResponse {
             report: Some(outboard_daemon::wire::report_to_proto(&report)),
@@ -555,157 +550,6 @@ async fn events_are_one_line_each() {
     assert_eq!(types, ["plugin", "dispatch", "reload", "missed"]);
 }
 
-/// A config of one scripted plugin that copies `/env/MINE` to `/env/SEEN`
-/// in pre_container, after a pause (so that concurrent jobs overlap).
-fn copying_config(sandbox: &Sandbox) -> PathBuf {
-    let doc = json!({"plugin": [{
-        "name": "copier",
-        "command": bin("scripted-plugin").display().to_string(),
-        "env": {"SCRIPTED_SUBSCRIBE": "pre_container:0"},
-        "stop_grace": "1s",
-        "config": {"pre_container": {"sleep_ms": 50, "copy": {"/env/SEEN": "/env/MINE"}}},
-    }]});
-    let text = toml::to_string(&toml::Value::try_from(&doc).unwrap()).unwrap();
-    let path = sandbox.path().join("outboard.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// A fake daemon whose Invoke dispatches on a real host of `config`.
-async fn hosting(sandbox: &Sandbox, config: &Path) -> (PathBuf, Arc<Host>) {
-    let mut config = outboard_host::config::load(config).unwrap();
-    for spec in &mut config.plugins {
-        spec.runtime_base = Some(sandbox.path().to_owned());
-    }
-    let host = Arc::new(Host::start(&config).await.unwrap());
-    let socket = sandbox.path().join("control.sock");
-    serve(
-        Fake {
-            host: Some(host.clone()),
-            hang: None,
-        },
-        &socket,
-    );
-    (socket, host)
-}
-
-/// The report without what differs from one dispatch to the next.
-fn steady(mut report: Value) -> Value {
-    report["invocation_id"] = Value::Null;
-    report["duration_ms"] = Value::Null;
-    for entry in report["entries"].as_array_mut().unwrap() {
-        entry["duration_ms"] = Value::Null;
-    }
-    report
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invoke_on_the_daemon_prints_what_invoke_prints() {
-    let sandbox = Sandbox::new();
-    let config = copying_config(&sandbox);
-    let (socket, host) = hosting(&sandbox, &config).await;
-    let context = r#"{"env": {"MINE": "x\u001b[31m"}}"#;
-    let config = config.to_str().unwrap();
-    let standalone = outboard_on(
-        &socket,
-        &[
-            "invoke",
-            "pre_container",
-            "--config",
-            config,
-            "--context",
-            context,
-            "--json",
-        ],
-    )
-    .await;
-    let daemon = outboard_on(
-        &socket,
-        &[
-            "invoke",
-            "pre_container",
-            "--daemon",
-            "--context",
-            context,
-            "--json",
-        ],
-    )
-    .await;
-    assert_eq!(standalone.status.code(), Some(0), "{}", stderr(&standalone));
-    assert_eq!(daemon.status.code(), Some(0), "{}", stderr(&daemon));
-    let a: Value = serde_json::from_slice(&standalone.stdout).unwrap();
-    let b: Value = serde_json::from_slice(&daemon.stdout).unwrap();
-    assert_eq!(b["context"]["env"]["SEEN"], "x\u{1b}[31m");
-    assert_eq!(steady(a), steady(b));
-
-    // The text too, but for the timings.
-    let untimed = |out: &Output| {
-        stdout(out)
-            .split_whitespace()
-            .filter(|w| !w.contains('.') || w.contains('"'))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let standalone = outboard_on(
-        &socket,
-        &[
-            "invoke",
-            "pre_container",
-            "--config",
-            config,
-            "--context",
-            context,
-        ],
-    )
-    .await;
-    let daemon = outboard_on(
-        &socket,
-        &["invoke", "pre_container", "--daemon", "--context", context],
-    )
-    .await;
-    assert_eq!(untimed(&standalone), untimed(&daemon));
-    assert!(!stdout(&daemon).contains('\u{1b}'));
-
-    // A phase nobody subscribes to passes, and stderr says so either way.
-    let out = outboard_on(&socket, &["invoke", "cleanup", "--daemon"]).await;
-    assert_eq!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("no plugin subscribes to phase cleanup"));
-    host.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_jobs_at_once_through_one_daemon_each_see_only_their_own_context() {
-    let sandbox = Sandbox::new();
-    let config = copying_config(&sandbox);
-    let (socket, host) = hosting(&sandbox, &config).await;
-    let jobs = (0..20).map(|i| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_outboard"));
-        command
-            .args(["run", "--daemon", "--", "sh", "-c", "printf %s \"$SEEN\""])
-            .env("OUTBOARD_CONTROL_SOCKET", &socket)
-            .env("MINE", format!("job-{i}"))
-            .env_remove("SEEN");
-        async move { (i, command.output().await.unwrap()) }
-    });
-    for (i, out) in futures_join(jobs).await {
-        assert_eq!(out.status.code(), Some(0), "job {i}: {}", stderr(&out));
-        assert_eq!(stdout(&out), format!("job-{i}"), "job {i}");
-    }
-    host.shutdown().await;
-}
-
-/// Every future, at once; their outputs in order.
-async fn futures_join<T: Send + 'static>(
-    futures: impl Iterator<Item = impl std::future::Future<Output = T> + Send + 'static>,
-) -> Vec<T> {
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut outputs = Vec::new();
-    for handle in handles {
-        outputs.push(handle.await.unwrap());
-    }
-    outputs
-}
-
 /// `run --daemon` with pre_validation hanging on a fake daemon of its own
 /// runtime; returns the job, the hanging call, and the runtime (dropping
 /// it is the daemon dying).
@@ -716,7 +560,6 @@ fn job_on_hanging_daemon(
     let hanging = Arc::new(Hanging::default());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = Fake {
-        host: None,
         hang: Some(("pre_validation", hanging.clone())),
     };
     runtime.block_on(async { serve(fake, &socket) });
