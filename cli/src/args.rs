@@ -18,11 +18,21 @@ Examples:
   outboard conformance --plugin notifier --config examples/outboard.toml
   outboard ls --config examples/outboard.toml
   outboard invoke pre_container --config examples/outboard.toml --context '{\"env\": {}}'
+  outboard status; outboard logs env-injector -f; outboard restart env-injector; outboard reload
+  outboard run --daemon -- make test
 
 Exit status of describe, ls and invoke: 0 success; 1 host error (bad config, a plugin failed to \
 start, output that could not be written); 2 bad usage; 3 a plugin vetoed the phase; 4 a plugin \
 failed during the phase; 130 interrupted. A signal while plugins stop kills them at once. \
 `outboard run` exits with the command's status, or one of its own (see `outboard run --help`).
+
+status, logs, restart, stop, start, reload and events talk to a running daemon (`outboard up`) on \
+its control socket (--control-socket, else OUTBOARD_CONTROL_SOCKET, else \
+$XDG_RUNTIME_DIR/outboard/control.sock, else /tmp/outboard-UID/control.sock; \
+/run/outboard/control.sock for root), as do invoke --daemon and run --daemon (which keep their own \
+exit statuses). The management commands exit 0 on success; 1 no daemon, a call it refused (an unknown plugin, a reload that could not apply) or a \
+plugin not left in the state asked for; 2 bad usage; 130 interrupted (how -f, --watch and events \
+-f end).
 
 Logs go to stderr: plugins' own output at info, the host's at warn. -v shows the host's info, \
 -vv its debug; RUST_LOG overrides both.";
@@ -69,7 +79,7 @@ pub(crate) enum Command {
     ///
     /// Exit status: CMD's own; or 121 a plugin vetoed the job, 122 a plugin
     /// failed it, 125 the host failed (config, a plugin that would not
-    /// start, an environment variable that is not UTF-8, a command or env
+    /// start, no daemon with --daemon, an environment variable that is not UTF-8, a command or env
     /// the plugins left unusable, or, for a job that succeeded, a report
     /// --json or --report could not print or write), 126 CMD could not be
     /// executed, 127 CMD was not found, 130 interrupted.
