@@ -178,17 +178,25 @@ pub(crate) enum Command {
     /// {"dropped": N} where lines are missing.
     Logs(LogsArgs),
     /// Restart one plugin, or every one, on the daemon; prints the
-    /// resulting states (as `status` does, --json too).
+    /// resulting states.
     ///
     /// A quarantined plugin starts afresh. Waits until each is ready again,
-    /// failed, or 30 s passed; exit status 1 if any is not ready.
+    /// failed, or 30 s passed; exit status 1 if any is not ready. The table
+    /// is `status`'s; --json prints {"plugins": [...]}, each as in
+    /// `status --json`.
     Restart(RestartArgs),
-    /// Stop a plugin on the daemon (an operator's disable): it leaves every
-    /// route, finishes its calls in flight and stops, and stays stopped
-    /// across reloads until `outboard start`. Prints its state.
+    /// Stop a plugin on the daemon (an operator's disable); prints its
+    /// state.
+    ///
+    /// It leaves every route, finishes its calls in flight and stops, and
+    /// stays stopped across reloads until `outboard start`. The table is
+    /// `status`'s; --json prints {"plugins": [...]}, as in `status --json`.
     Stop(PluginArgs),
-    /// Start a plugin stopped with `outboard stop`; it rejoins its routes
-    /// once ready. Prints its state; exit status 1 if it is not ready.
+    /// Start a plugin stopped with `outboard stop`; prints its state.
+    ///
+    /// It rejoins its routes once ready; exit status 1 if it is not ready
+    /// within 30 s. The table is `status`'s; --json prints {"plugins":
+    /// [...]}, as in `status --json`.
     Start(PluginArgs),
     /// Make the daemon re-read its config and plugin directories and apply
     /// the difference; prints the plan.
