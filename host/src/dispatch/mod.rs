@@ -22,7 +22,8 @@
 //!
 //! # Layout
 //!
-//! - `route`: [`Route`] and [`Subscriber`], resolved when the host starts.
+//! - `route`: [`Route`] and [`Subscriber`], resolved once per routing
+//!   generation (see `crate::host`).
 //! - `call`: one subscriber's call, bounded by its timeout, with retries.
 //! - `sequential`, `parallel`: the two ways a phase runs; `parallel` merges
 //!   the patches and names conflicts.
