@@ -137,3 +137,85 @@ fn write(path: &Path, table: &Table) -> anyhow::Result<()> {
     let text = toml::to_string(table).context("writing a config as TOML")?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// An empty file the config loader takes for a program.
+    fn program(path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, "").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn paths(bin_dir: &Path) -> Paths {
+        Paths {
+            root: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .map(Path::to_owned)
+                .unwrap_or_default(),
+            bin_dir: bin_dir.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_example_config_runs_the_harness_build_and_writes_only_in_scratch() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin_dir = dir.path().join("bin");
+        std::fs::create_dir(&bin_dir).unwrap();
+        // Two of the cargo-built examples "built"; the others are missing.
+        for name in ["policy-gate", "audit-log"] {
+            program(&bin_dir.join(name));
+        }
+        let examples = examples(&paths(&bin_dir), dir.path()).unwrap();
+        let config = outboard_host::config::load(&examples.config).unwrap();
+        let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
+        assert!(names.contains(&"policy-gate") && names.contains(&"audit-log"));
+        assert_eq!(examples.plugins, config.plugins.len());
+        assert_eq!(examples.plugins + examples.missing.len(), 10);
+        for plugin in &config.plugins {
+            let under = |p: &Path| p.starts_with(&bin_dir) || p.starts_with(&paths(&bin_dir).root);
+            assert!(under(&plugin.command), "{}", plugin.command.display());
+            assert!(
+                !plugin
+                    .command
+                    .components()
+                    .any(|c| c == Component::ParentDir)
+            );
+        }
+        let audit = config
+            .plugins
+            .iter()
+            .find(|p| p.name == "audit-log")
+            .unwrap();
+        assert_eq!(
+            audit.working_dir.as_deref(),
+            Some(dir.path().join("work").as_path())
+        );
+        assert!(dir.path().join("work/examples/out").is_dir());
+        assert!(
+            examples
+                .missing
+                .iter()
+                .any(|m| m.starts_with("env-injector ("))
+        );
+        // The phases and defaults come along.
+        assert!(config.phases.contains_key("submit"));
+    }
+
+    #[test]
+    fn noops_is_that_many_no_op_plugins_on_one_phase() {
+        let dir = tempfile::tempdir().unwrap();
+        program(&dir.path().join("bench-noop"));
+        let config = noops(&paths(dir.path()), dir.path(), "many", 3, "bench").unwrap();
+        let config = outboard_host::config::load(config).unwrap();
+        assert_eq!(config.plugins.len(), 3);
+        for plugin in &config.plugins {
+            assert_eq!(plugin.command, dir.path().join("bench-noop"));
+            assert_eq!(plugin.args, ["bench"]);
+        }
+    }
+}

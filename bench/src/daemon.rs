@@ -32,6 +32,8 @@ pub(crate) struct Daemon {
     child: Option<Child>,
     /// Its control socket.
     pub socket: PathBuf,
+    /// Where its plugins' runtime directories are.
+    runtime: PathBuf,
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -82,6 +84,7 @@ impl Daemon {
         let mut daemon = Daemon {
             child: Some(child),
             socket,
+            runtime: runtime_dir(dir),
             tail,
         };
         daemon.wait_ready(&ready)?;
@@ -172,13 +175,7 @@ impl Daemon {
                 if !status.success() {
                     bail!("outboard up exited {status} on SIGTERM: {}", self.tail());
                 }
-                if self.socket.exists() {
-                    bail!(
-                        "outboard up left its control socket {} behind",
-                        self.socket.display()
-                    );
-                }
-                return Ok(());
+                return self.nothing_left();
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -191,6 +188,32 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+impl Daemon {
+    /// After a stop: no control socket, no plugin runtime directory (no
+    /// other `outboard` of the harness runs while a daemon stops).
+    fn nothing_left(&self) -> anyhow::Result<()> {
+        if self.socket.exists() {
+            bail!(
+                "outboard up left its control socket {} behind",
+                self.socket.display()
+            );
+        }
+        let left: Vec<String> = std::fs::read_dir(&self.runtime)
+            .with_context(|| format!("reading {}", self.runtime.display()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if !left.is_empty() {
+            bail!(
+                "outboard up left runtime directories behind in {}: {}",
+                self.runtime.display(),
+                left.join(", ")
+            );
+        }
+        Ok(())
     }
 }
 
