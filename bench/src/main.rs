@@ -85,7 +85,7 @@ struct Args {
 /// How many samples each item takes.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
-    /// Rounds that (a), (b), (c) and (j) take their latency samples in,
+    /// Rounds that (a), (b), (c), (j) and (l) take their latency samples in,
     /// in turn, and (b), (f) and (j) their throughput, and (g) and (j)
     /// their cold starts: load from outside the run then falls on all of
     /// them alike.
