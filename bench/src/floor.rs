@@ -129,8 +129,10 @@ pub(crate) async fn fan_out(
     .await
 }
 
-/// A channel over the Unix socket at `socket`, set up as the host's is.
-async fn connect(socket: PathBuf) -> anyhow::Result<Channel> {
+/// A channel over the Unix socket at `socket`, set up as the host's is
+/// (also the daemon's control API client's, for (l)).
+pub(crate) async fn connect(socket: PathBuf) -> anyhow::Result<Channel> {
+    let what = format!("connecting to {}", socket.display());
     let connector = tower::service_fn(move |_: Uri| {
         let socket = socket.clone();
         async move {
@@ -141,7 +143,7 @@ async fn connect(socket: PathBuf) -> anyhow::Result<Channel> {
     Endpoint::from_static("http://bench.floor")
         .connect_with_connector(connector)
         .await
-        .context("connecting to the tonic echo")
+        .context(what)
 }
 
 /// The `InvokeRequest` the host would send for the small context: phase,

@@ -16,7 +16,10 @@
 //! concurrency 1, 16 and 64; (g) cold start of one plugin and of 100 at
 //! once; (h) SIGKILL to ready again; (i) host RSS with 0 and 100 plugins and
 //! one plugin's RSS; (j) go-plugin: call latency, throughput, cold start
-//! of one and of 100 plugins, host and plugin RSS. The contenders that are
+//! of one and of 100 plugins, host and plugin RSS; the daemon, `outboard
+//! up`: (k) `outboard run -- true` with the example config, standalone and
+//! `--daemon`; (l) one `Invoke` through its control API; (m) its RSS with
+//! the example plugins and with 100 no-op plugins. The contenders that are
 //! compared take their samples in turns, so that load from outside the run
 //! falls on all of them alike. It prints the figures, their ratios to (a),
 //! (b) and (j), and the targets, as markdown. See BENCHMARKS.md.
@@ -29,8 +32,12 @@
 //! - `measure`: the run's steps, contenders in turns.
 //! - `outboard`: (c) to (i), through the host library.
 //! - `goplugin`: (j), running the Go module in `bench/go-plugin`.
+//! - `daemon`: `outboard up` as a child process; `configs`: its configs.
+//! - `via_daemon`: (k), (l) and (m).
 //! - `report`: the tables.
 
+mod configs;
+mod daemon;
 mod floor;
 mod goplugin;
 mod measure;
@@ -38,6 +45,7 @@ mod outboard;
 mod procs;
 mod report;
 mod stats;
+mod via_daemon;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -77,7 +85,7 @@ struct Args {
 /// How many samples each item takes.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
-    /// Rounds that (a), (b), (c) and (j) take their latency samples in,
+    /// Rounds that (a), (b), (c), (j) and (l) take their latency samples in,
     /// in turn, and (b), (f) and (j) their throughput, and (g) and (j)
     /// their cold starts: load from outside the run then falls on all of
     /// them alike.
@@ -100,6 +108,8 @@ struct Plan {
     kills: usize,
     /// How long after ready the memory is read.
     settle: Duration,
+    /// Jobs `outboard run -- true` per contender in (k).
+    job_runs: usize,
 }
 
 const FULL: Plan = Plan {
@@ -113,6 +123,7 @@ const FULL: Plan = Plan {
     many_runs: 5,
     kills: 100,
     settle: Duration::from_secs(1),
+    job_runs: 40,
 };
 
 const QUICK: Plan = Plan {
@@ -126,6 +137,7 @@ const QUICK: Plan = Plan {
     many_runs: 1,
     kills: 3,
     settle: Duration::from_millis(100),
+    job_runs: 3,
 };
 
 /// The throughput concurrencies.
@@ -218,10 +230,25 @@ fn say_what_is_missing(results: &Results) {
         ("(d) Go example", results.go_example.as_ref().err()),
         ("(d) Python example", results.python_example.as_ref().err()),
         ("(j) go-plugin", results.goplugin.as_ref().err()),
+        (
+            "(k) outboard run --daemon",
+            results.daemon.job.as_ref().err(),
+        ),
+        (
+            "(l) Invoke through the daemon",
+            results.daemon.invoke.as_ref().err(),
+        ),
+        (
+            "(m) daemon RSS, 100 plugins",
+            results.daemon.many_rss.as_ref().err(),
+        ),
     ] {
         if let Some(why) = result {
             step(&format!("{what}: {why}"));
         }
+    }
+    if let Some(note) = report::daemon_note(&results.daemon) {
+        step(&note);
     }
 }
 

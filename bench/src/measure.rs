@@ -11,8 +11,9 @@ use crate::floor::{self, RawFloor, TonicFloor};
 use crate::goplugin::{self, GoPluginHost};
 use crate::outboard::{self, Single};
 use crate::procs::Paths;
-use crate::report::Results;
+use crate::report::{DaemonResults, Results};
 use crate::stats::Latency;
+use crate::via_daemon::{self, InvokeDaemon};
 use crate::{CONCURRENCY, FLOOR_FAN_OUT, MANY, Plan, step};
 
 /// The go-plugin host, or why it could not be started.
@@ -40,17 +41,34 @@ pub(crate) struct Setup<'a> {
 pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results> {
     let Setup { paths, dir, .. } = setup;
     step(
-        "starting (a) raw echo, (b) tonic echo, (c) Outboard with one no-op plugin, (j) go-plugin",
+        "starting (a) raw echo, (b) tonic echo, (c) Outboard with one no-op plugin, (j) go-plugin, \
+         (l) outboard up with one no-op plugin",
     );
     let mut raw = RawFloor::start(paths, dir)?;
     let tonic = TonicFloor::start(paths, dir, "tonic").await?;
     let single = Single::start(paths, dir).await?;
     let mut goplugin = start_goplugin(paths, setup.build).await?;
+    let daemon = InvokeDaemon::start(paths, dir)
+        .await
+        .map_err(|e| format!("{e:#}"));
 
-    step("(a, b, c, j) latency, in turns");
-    let [raw_samples, tonic_samples, invoke_samples, go_samples] =
-        latency(plan, &mut raw, &tonic, &single, &mut goplugin).await?;
+    step("(a, b, c, j, l) latency, in turns");
+    let contenders = Contenders {
+        raw: &mut raw,
+        tonic: &tonic,
+        single: &single,
+        goplugin: &mut goplugin,
+        daemon: daemon.as_ref(),
+    };
+    let [
+        raw_samples,
+        tonic_samples,
+        invoke_samples,
+        go_samples,
+        daemon_samples,
+    ] = latency(plan, contenders).await?;
     drop(raw);
+    let daemon_invoke = stop_daemon(daemon, daemon_samples);
 
     step("(b, f, j) throughput at concurrency 1, 16, 64, in turns");
     let [tonic_throughput, outboard_throughput, go_throughput] =
@@ -84,6 +102,9 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
     step("(i) host RSS with 0 and 100 plugins");
     let (host_rss_none, host_rss_many) = host_rss(paths, plan.settle).await?;
 
+    step("(k, m) outboard run -- true with the example config, standalone and --daemon, in turns");
+    let daemon = daemon_items(plan, paths, dir, daemon_invoke).await?;
+
     let goplugin = match goplugin {
         Ok(go) => Ok(go_results(go, go_samples, go_throughput, cold.go)?),
         Err(e) => Err(e),
@@ -106,6 +127,7 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
         host_rss_none,
         host_rss_many,
         goplugin,
+        daemon,
     })
 }
 
@@ -119,31 +141,38 @@ async fn start_goplugin(paths: &Paths, build: bool) -> anyhow::Result<GoHost> {
     )
 }
 
-/// (a, b, c, j) latency samples, taken in turns: raw, tonic, Outboard,
-/// go-plugin. Round 0 is a warm-up, not counted.
-async fn latency(
-    plan: &Plan,
-    raw: &mut RawFloor,
-    tonic: &TonicFloor,
-    single: &Single,
-    goplugin: &mut GoHost,
-) -> anyhow::Result<[Vec<Duration>; 4]> {
+/// The contenders of the latency items.
+struct Contenders<'a> {
+    raw: &'a mut RawFloor,
+    tonic: &'a TonicFloor,
+    single: &'a Single,
+    goplugin: &'a mut GoHost,
+    daemon: Result<&'a InvokeDaemon, &'a String>,
+}
+
+/// (a, b, c, j, l) latency samples, taken in turns: raw, tonic, Outboard,
+/// go-plugin, the daemon's control API. Round 0 is a warm-up, not counted.
+async fn latency(plan: &Plan, c: Contenders<'_>) -> anyhow::Result<[Vec<Duration>; 5]> {
     let per_round = (plan.invoke_calls / plan.rounds).max(1);
-    let mut samples: [Vec<Duration>; 4] = Default::default();
+    let mut samples: [Vec<Duration>; 5] = Default::default();
     for round in 0..=plan.rounds {
-        for k in 0..4 {
-            let who = (round + k) % 4;
+        for k in 0..5 {
+            let who = (round + k) % 5;
             let calls = if round == 0 {
                 per_round / 4 + 1
             } else {
                 per_round
             };
             let taken = match who {
-                0 => tokio::task::block_in_place(|| raw.samples(calls))?,
-                1 => tonic.samples(calls).await?,
-                2 => single.samples(calls).await?,
-                _ => match goplugin {
+                0 => tokio::task::block_in_place(|| c.raw.samples(calls))?,
+                1 => c.tonic.samples(calls).await?,
+                2 => c.single.samples(calls).await?,
+                3 => match c.goplugin {
                     Ok(go) => tokio::task::block_in_place(|| go.latency(calls))?,
+                    Err(_) => Vec::new(),
+                },
+                _ => match c.daemon {
+                    Ok(daemon) => daemon.samples(calls).await?,
                     Err(_) => Vec::new(),
                 },
             };
@@ -153,6 +182,46 @@ async fn latency(
         }
     }
     Ok(samples)
+}
+
+/// (l): stops its daemon; its latency, or why not (failing to start or to
+/// stop is the item's, not the run's).
+fn stop_daemon(
+    daemon: Result<InvokeDaemon, String>,
+    samples: Vec<Duration>,
+) -> Result<Latency, String> {
+    let daemon = daemon?;
+    daemon.stop().map_err(|e| format!("{e:#}"))?;
+    Ok(Latency::of(samples))
+}
+
+/// (k) and (m), each failing on its own (the daemon or the CLI commands it
+/// needs may be missing); `invoke` is (l), measured earlier.
+async fn daemon_items(
+    plan: &Plan,
+    paths: &Paths,
+    dir: &Path,
+    invoke: Result<Latency, String>,
+) -> anyhow::Result<DaemonResults> {
+    let (paths, dir, plan) = (paths.clone(), dir.to_owned(), *plan);
+    tokio::task::spawn_blocking(move || {
+        let failed = |e: anyhow::Error| format!("{e:#}");
+        let (job, examples_rss) =
+            match via_daemon::job_runs(&paths, &dir, plan.job_runs, plan.settle) {
+                Ok((job, rss)) => (Ok(job), Ok(rss)),
+                Err(e) => (Err(failed(e)), Err("the daemon of (k) failed".to_owned())),
+            };
+        step("(m) daemon RSS with 100 no-op plugins");
+        let many_rss = via_daemon::many_rss(&paths, &dir, MANY, plan.settle).map_err(failed);
+        DaemonResults {
+            job,
+            invoke,
+            examples_rss,
+            many_rss,
+        }
+    })
+    .await
+    .map_err(Into::into)
 }
 
 /// (b, f, j) throughput at each concurrency, in turns: tonic, Outboard,

@@ -30,14 +30,18 @@ impl Paths {
 }
 
 /// Builds the harness's sibling binaries (the no-op plugin, the echo
-/// servers, the host for the memory benchmark) with the profile the harness
+/// servers, the host for the memory benchmark, and for the daemon items
+/// `outboard` and the Rust example plugins) with the profile the harness
 /// itself was built with: `cargo run -p outboard-bench` builds only the
 /// harness.
 pub(crate) fn cargo_build(paths: &Paths) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&paths.root)
-        .args(["build", "--quiet", "-p", "outboard-bench", "--bins"]);
+        .args(["build", "--quiet", "--bins"]);
+    for package in ["outboard-bench", "outboard-cli", "outboard-examples"] {
+        cmd.args(["-p", package]);
+    }
     match paths.bin_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => {}
         Some("release") => {
@@ -155,4 +159,43 @@ pub(crate) fn scratch() -> anyhow::Result<tempfile::TempDir> {
         .prefix("ob-bench-")
         .tempdir_in("/tmp")
         .context("creating a scratch directory in /tmp")
+}
+
+/// Every live process below `pid` (children, their children, ...), read
+/// from `/proc/*/stat`; a process that exits during the scan is left out.
+pub(crate) fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Some(member) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{member}/stat")) else {
+            continue;
+        };
+        // The command name, in parentheses, may hold spaces: the fields
+        // after its last ')' are the state, then the parent's pid.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(parent) = parent {
+            parent_of.push((member, parent));
+        }
+    }
+    let mut found = vec![pid];
+    let mut next = 0;
+    while next < found.len() {
+        let of = found[next];
+        found.extend(parent_of.iter().filter(|(_, p)| *p == of).map(|(m, _)| *m));
+        next += 1;
+    }
+    found.remove(0);
+    found
 }

@@ -1,11 +1,14 @@
 //! The results as one markdown table of figures (with their ratios to the
 //! floors and to go-plugin) and one of targets, PASS or MISS.
 
+mod daemon;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use outboard_host::Mode;
 
+pub(crate) use self::daemon::{DaemonResults, JobRuns, Rss, note as daemon_note};
 use crate::goplugin::GoPlugin;
 use crate::stats::Latency;
 
@@ -46,6 +49,8 @@ pub(crate) struct Results {
     pub host_rss_many: u64,
     /// (j), or why not.
     pub goplugin: Result<GoPlugin, String>,
+    /// (k), (l) and (m): the daemon.
+    pub daemon: DaemonResults,
 }
 
 /// The most of an error a table cell shows.
@@ -159,6 +164,7 @@ impl Results {
         rows.extend(self.start_rows());
         rows.extend(self.memory_rows());
         rows.extend(self.goplugin_rows());
+        rows.extend(self.daemon_rows());
         rows
     }
 
@@ -401,6 +407,7 @@ impl Results {
             measured: mem(self.host_rss_many),
             pass: Some(self.host_rss_many as f64 * 1024.0 <= 20e6),
         });
+        targets.extend(self.daemon_targets());
         targets
     }
 
@@ -551,15 +558,44 @@ mod tests {
             } else {
                 Err("no Go".into())
             },
+            daemon: DaemonResults {
+                job: Ok(JobRuns {
+                    plugins: 10,
+                    missing: Vec::new(),
+                    standalone: latency(200_000),
+                    daemon: latency(9_000),
+                }),
+                invoke: if go {
+                    Ok(latency(160))
+                } else {
+                    Err("outboard up: no control socket".into())
+                },
+                examples_rss: Ok(Rss {
+                    daemon_kib: 12_000,
+                    plugins_kib: 90_000,
+                }),
+                many_rss: Err("not ready".into()),
+            },
         }
     }
 
     #[test]
     fn rows_come_in_item_order() {
         let items = |go| -> String { results(go).rows().iter().map(|r| r.item).collect() };
-        assert_eq!(items(true), "abcddeebbbbfffgghiiijjjjjjjjj");
-        assert_eq!(items(false), "abcddeebbbbfffgghiiij");
+        assert_eq!(items(true), "abcddeebbbbfffgghiiijjjjjjjjjkklmmm");
+        assert_eq!(items(false), "abcddeebbbbfffgghiiijkklmmm");
         println!("{}", results(true).markdown());
         println!("{}", results(false).markdown());
+    }
+
+    #[test]
+    fn the_daemon_target_is_the_speed_up_and_its_invoke_cost_is_reported() {
+        let targets = results(true).daemon_targets();
+        assert_eq!(targets[0].measured, "22.2×");
+        assert_eq!(targets[0].pass, Some(true));
+        assert_eq!(targets[1].measured, "+80.0 µs per call (2.00× (c))");
+        assert_eq!(targets[1].pass, None);
+        let missing = results(false).daemon_targets();
+        assert_eq!(missing[1].measured, "—");
     }
 }
