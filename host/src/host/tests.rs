@@ -16,8 +16,8 @@ use crate::config::{Mode, RestartPolicy};
 use crate::dispatch::{Outcome, Report};
 use crate::error::ErrorKind;
 use crate::instance::Reply;
-use crate::supervisor::{Instance, State};
 use crate::supervisor::fake::{Ending, FakeCall, FakeLauncher, FakePlugin, FakeStart};
+use crate::supervisor::{Instance, State};
 
 const SECOND: Duration = Duration::from_secs(1);
 
