@@ -6,6 +6,8 @@
 //! - `args`: the command line's definition (clap).
 //! - `commands/`: one file per command; each creates its signal listener
 //!   (`signals`) before it starts anything.
+//! - `client/`: the connection to a running daemon's control socket, for
+//!   the management commands, `invoke --daemon` and `run --daemon`.
 //! - `render/`: what a person reads: tables, reports, the job summary,
 //!   `up`'s state lines, the conformance results.
 //! - `logging`: log lines on stderr, and the daemon's log book.
@@ -22,6 +24,7 @@ macro_rules! say {
 }
 
 mod args;
+mod client;
 mod commands;
 mod exit;
 mod init;
