@@ -85,17 +85,27 @@ pub(crate) enum Command {
     /// executed, 127 CMD was not found, 130 interrupted.
     Run(RunArgs),
     /// Start every plugin and keep it running under supervision until
-    /// SIGINT or SIGTERM.
+    /// SIGINT or SIGTERM, serving the control socket that `outboard status`,
+    /// `logs`, `restart`, `stop`, `start`, `reload`, `events` and
+    /// `--daemon` use.
     ///
     /// Plugins that die are restarted with backoff; plugins that miss their
     /// health checks are restarted; a plugin in a crash loop is quarantined.
     /// Every state change is printed on stdout, one line each (JSON with
     /// --json); if stdout cannot be written (a reader gone, a full disk),
     /// that is said once on stderr and supervision goes on without state
-    /// lines. Once every plugin has started, `outboard: ready: N plugins
-    /// under supervision (pid P)` goes to stderr. On SIGINT or SIGTERM the host stops every plugin the
-    /// graceful way (dependents first) and exits 0; a second signal kills
-    /// their process groups at once (exit 130). As PID 1 in a container, it also reaps orphans.
+    /// lines. The control socket is claimed before any plugin starts (a
+    /// second daemon on it refuses, naming the pid that holds it; a stale
+    /// one left by a killed daemon is replaced) and served once they have:
+    /// `outboard: control socket PATH`, then `outboard: ready: N plugins
+    /// under supervision (pid P)` go to stderr. It admits only this uid
+    /// (and --control-group). SIGHUP re-reads the config and applies the
+    /// difference (the plan, or why nothing changed, goes to stderr). On
+    /// SIGINT or SIGTERM new work is refused, dispatches in flight get up
+    /// to --drain-timeout, then every plugin stops the graceful way
+    /// (dependents first), the socket is removed and the exit status is 0;
+    /// a second signal kills their process groups at once (exit 130). As
+    /// PID 1 in a container, it also reaps orphans.
     Up(UpArgs),
     /// Start one plugin, print its manifest as JSON, and stop it.
     ///

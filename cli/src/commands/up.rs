@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use outboard_daemon::control_socket::{Claim, Group};
 use outboard_daemon::server::{Daemon, Loader, Options, ReloadFailure};
 use outboard_host::{Host, HostEvent, ReloadPlan, Status};
+use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{load_config, stop};
@@ -65,7 +66,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     let (socket, server) = match served {
         Ok(served) => served,
         Err(err) => {
-            host.shutdown().await;
+            daemon.shutdown(drain).await;
             return Err(err);
         }
     };
@@ -137,19 +138,28 @@ async fn stop_request(signals: &mut Signals) {
     }
 }
 
-/// The next SIGINT or SIGTERM; each SIGHUP before it starts a reload whose
-/// outcome is logged when it ends (signals are heard meanwhile).
+/// The next SIGINT or SIGTERM. Each SIGHUP before it asks for a reload,
+/// run by one worker so that signals are heard meanwhile; SIGHUPs that come
+/// while a reload runs are folded into one more reload after it.
 async fn until_stop(daemon: &Daemon, signals: &mut Signals) {
+    let asked = Arc::new(Notify::new());
+    let worker = tokio::spawn(reloads(daemon.clone(), asked.clone()));
     while signals.next().await == Stop::Hangup {
         say!("outboard: SIGHUP: reloading the config");
-        let daemon = daemon.clone();
-        tokio::spawn(async move {
-            match daemon.reload(false).await {
-                Ok((plan, _)) => say!("outboard: reload applied: {}", plan_line(&plan)),
-                Err(ReloadFailure::ShuttingDown) => say!("outboard: reload skipped: shutting down"),
-                Err(err) => say!("outboard: reload failed, nothing changed: {err}"),
-            }
-        });
+        asked.notify_one();
+    }
+    worker.abort();
+}
+
+/// Reloads each time `asked` is notified, logging the plan or the error.
+async fn reloads(daemon: Daemon, asked: Arc<Notify>) {
+    loop {
+        asked.notified().await;
+        match daemon.reload(false).await {
+            Ok((plan, _)) => say!("outboard: reload applied: {}", plan_line(&plan)),
+            Err(ReloadFailure::ShuttingDown) => say!("outboard: reload skipped: shutting down"),
+            Err(err) => say!("outboard: reload failed, nothing changed: {err}"),
+        }
     }
 }
 
@@ -171,10 +181,13 @@ fn plan_line(plan: &ReloadPlan) -> String {
     list("changed", &changed);
     list("kept disabled", &plan.disabled);
     list("phases changed", &plan.phases_changed);
-    list("unchanged", &plan.unchanged);
+    // The unchanged are counted, not named: with many plugins the line
+    // would bury what did change.
+    let unchanged = format!("{} unchanged", plan.unchanged.len());
     if parts.is_empty() {
-        "nothing to do".to_owned()
+        format!("nothing changed ({unchanged})")
     } else {
+        parts.push(unchanged);
         parts.join("; ")
     }
 }
@@ -251,4 +264,32 @@ async fn follow(host: &Host, printer: &Printer) {
         }
     }
     std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outboard_host::PluginChange;
+
+    #[test]
+    fn a_plan_line_names_what_changes_and_counts_the_rest() {
+        let plan = ReloadPlan {
+            unchanged: vec!["a".into(), "b".into()],
+            added: vec!["c".into()],
+            changed: vec![PluginChange {
+                name: "d".into(),
+                fields: vec!["config".into(), "env".into()],
+            }],
+            ..ReloadPlan::default()
+        };
+        assert_eq!(
+            plan_line(&plan),
+            "added c; changed d (config, env); 2 unchanged"
+        );
+        let quiet = ReloadPlan {
+            unchanged: vec!["a".into()],
+            ..ReloadPlan::default()
+        };
+        assert_eq!(plan_line(&quiet), "nothing changed (1 unchanged)");
+    }
 }
