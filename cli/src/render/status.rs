@@ -51,8 +51,6 @@ pub(crate) struct PluginView {
     pub(crate) last_stderr: Vec<String>,
     /// The phases it serves.
     pub(crate) phases: Vec<String>,
-    /// True if no phase waits for it.
-    pub(crate) optional: bool,
     /// Its calls by outcome.
     pub(crate) invocations: Invocations,
     /// Median call latency over the recent window, in ms.
@@ -121,7 +119,6 @@ impl PluginView {
             last_exit_reason: (!p.last_exit_reason.is_empty()).then(|| p.last_exit_reason.clone()),
             last_stderr: p.last_stderr.clone(),
             phases: p.phases.clone(),
-            optional: p.optional,
             invocations: Invocations {
                 ok: counts.ok,
                 vetoed: counts.vetoed,

@@ -82,9 +82,6 @@ pub struct PluginStatus {
     /// Total CPU time of the process group's live processes.
     #[prost(message, optional, tag = "16")]
     pub cpu_time: ::core::option::Option<::prost_types::Duration>,
-    /// True if no phase waits for it (the config's `optional`).
-    #[prost(bool, tag = "17")]
-    pub optional: bool,
 }
 /// Calls to a plugin since the daemon started it, by outcome. Each call counts
 /// once: `failed` holds the failures other than a timeout or a crash (an error

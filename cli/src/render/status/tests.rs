@@ -37,7 +37,6 @@ fn plugin(name: &str) -> wire::PluginStatus {
             seconds: 2,
             nanos: 500_000_000,
         }),
-        optional: false,
     }
 }
 
