@@ -171,7 +171,7 @@ pub(crate) enum Command {
     /// --json prints {"daemon": {pid, version, started_at, config_source,
     /// control_socket, reloads, in_flight}, "plugins": [{name, version,
     /// state, pid, uptime_ms, restarts, last_exit_reason, last_stderr,
-    /// phases, optional, invocations: {ok, vetoed, failed, timed_out,
+    /// phases, invocations: {ok, vetoed, failed, timed_out,
     /// crashed, skipped}, latency_p50_ms, latency_p99_ms, latency_window,
     /// rss_bytes, cpu_percent, cpu_time_ms}]} (pid, uptime_ms, the
     /// latencies and last_exit_reason null when there are none); with
