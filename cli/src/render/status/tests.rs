@@ -78,6 +78,7 @@ fn the_json_has_a_stable_shape() {
             "uptime_ms": 3_723_000, "restarts": 2,
             "last_exit_reason": "exited with status 1",
             "last_stderr": ["panicked at main.rs"],
+            "phases": ["cleanup", "pre_container"],
             "invocations": {"ok": 12, "vetoed": 0, "failed": 0, "timed_out": 1,
                 "crashed": 0, "skipped": 0},
             "latency_p50_ms": 1.3, "latency_p99_ms": 9.0, "latency_window": 13,
