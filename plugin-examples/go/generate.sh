@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates gen/outboardv1 from proto/outboard/v1/plugin.proto.
+# Regenerates gen/outboardv1 from proto/outboard/v1/plugin.proto (only: the
+# daemon's control API in proto/outboard/control is not a plugin's business).
 # Installs the pinned protoc-gen-go and protoc-gen-go-grpc into
 # $(go env GOPATH)/bin; needs buf (.tools/venv/bin/buf, from scripts/tools, or on PATH).
 # Usage: generate.sh [OUTPUT_BASE]   (default: the repository root)
@@ -20,7 +21,7 @@ base="${1:-$root}"
 cd "$root"
 if [ "$base" = "$root" ]; then
     rm -rf plugin-examples/go/gen/outboardv1
-    "$buf" generate proto --template plugin-examples/go/buf.gen.yaml
+    "$buf" generate proto --path proto/outboard/v1 --template plugin-examples/go/buf.gen.yaml
 else
-    "$buf" generate proto --template plugin-examples/go/buf.gen.yaml -o "$base"
+    "$buf" generate proto --path proto/outboard/v1 --template plugin-examples/go/buf.gen.yaml -o "$base"
 fi
