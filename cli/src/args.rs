@@ -138,6 +138,71 @@ pub(crate) enum Command {
     /// and patch, and the final context. A phase no plugin subscribes to
     /// passes, and stderr says so.
     Invoke(InvokeArgs),
+    /// Show a running daemon's plugins (or one): state, pid, uptime,
+    /// restarts, calls, latency, memory and CPU.
+    ///
+    /// Columns: NAME, VERSION, STATE, PID, UPTIME (since ready), RESTARTS,
+    /// CALLS (by outcome: ok, vetoed, failed, timed out, crashed, skipped;
+    /// only those that happened), P50 and P99 (call latency over the recent
+    /// window), RSS (of the plugin's process group), CPU% (of one core, over
+    /// the last sampling interval) and PHASES; then each plugin's last exit
+    /// reason. --watch draws it again on every change until interrupted.
+    ///
+    /// --json prints {"daemon": {pid, version, started_at, config_source,
+    /// control_socket, reloads, in_flight}, "plugins": [{name, version,
+    /// state, pid, uptime_ms, restarts, last_exit_reason, last_stderr,
+    /// phases, optional, invocations: {ok, vetoed, failed, timed_out,
+    /// crashed, skipped}, latency_p50_ms, latency_p99_ms, latency_window,
+    /// rss_bytes, cpu_percent, cpu_time_ms}]} (pid, uptime_ms, the
+    /// latencies and last_exit_reason null when there are none); with
+    /// --watch, one such object per line per change.
+    Status(StatusArgs),
+    /// Print a plugin's recent log lines from the daemon's ring buffer.
+    ///
+    /// Each line: time (UTC), stream, level, message (and a JSON line's
+    /// other fields). Lines the ring dropped show as "… N lines dropped".
+    /// -f follows new lines until interrupted.
+    ///
+    /// --json prints one object per line: {"time", "stream", "level",
+    /// "message", "fields" (an object or null), "sequence"}, and
+    /// {"dropped": N} where lines are missing.
+    Logs(LogsArgs),
+    /// Restart one plugin, or every one, on the daemon; prints the
+    /// resulting states (as `status` does, --json too).
+    ///
+    /// A quarantined plugin starts afresh. Waits until each is ready again,
+    /// failed, or 30 s passed; exit status 1 if any is not ready.
+    Restart(RestartArgs),
+    /// Stop a plugin on the daemon (an operator's disable): it leaves every
+    /// route, finishes its calls in flight and stops, and stays stopped
+    /// across reloads until `outboard start`. Prints its state.
+    Stop(PluginArgs),
+    /// Start a plugin stopped with `outboard stop`; it rejoins its routes
+    /// once ready. Prints its state; exit status 1 if it is not ready.
+    Start(PluginArgs),
+    /// Make the daemon re-read its config and plugin directories and apply
+    /// the difference; prints the plan.
+    ///
+    /// Unchanged plugins keep running; added ones start; removed ones
+    /// finish their calls and stop; changed ones are replaced blue/green.
+    /// A reload that cannot apply changes nothing: its error is printed and
+    /// the exit status is 1. --dry-run only prints the plan.
+    ///
+    /// --json prints {"applied": bool, "plan": {"unchanged", "added",
+    /// "removed", "changed": [{"name", "fields"}], "disabled",
+    /// "phases_changed"}}.
+    Reload(ReloadArgs),
+    /// Print the daemon's events, one line each: plugin state changes,
+    /// completed dispatches, reloads.
+    ///
+    /// First every plugin's status, then the recent events the daemon
+    /// keeps; -f then follows until interrupted. --json prints one object
+    /// per line with "time" and "type": "plugin" (the fields of a
+    /// `status --json` plugin), "dispatch" (phase, invocation_id, verdict,
+    /// duration_ms, entries: [{plugin, outcome, failure, duration_ms}]),
+    /// "reload" (plan, error) or "missed" (count: events this watcher fell
+    /// behind on).
+    Events(EventsArgs),
 }
 
 /// The arguments of `outboard run`.
@@ -159,6 +224,10 @@ pub(crate) struct RunArgs {
     /// with a reader is written directly; anything else is refused.
     #[arg(long, value_name = "FILE")]
     pub(crate) report: Option<PathBuf>,
+    /// Run the phases on a running daemon's plugins (`outboard up`)
+    /// instead of starting them; CMD still runs here.
+    #[command(flatten)]
+    pub(crate) daemon: DaemonChoice,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub(crate) command: Vec<String>,
@@ -252,6 +321,134 @@ pub(crate) struct InvokeArgs {
     /// Print the full report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Dispatch on a running daemon's plugins (`outboard up`) instead of
+    /// starting them.
+    #[command(flatten)]
+    pub(crate) daemon: DaemonChoice,
+}
+
+/// `--daemon` and the socket it goes with, for `run` and `invoke`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DaemonChoice {
+    /// Use the daemon on the control socket (see --control-socket) instead
+    /// of starting the plugins; --config and --plugin-dir do not apply.
+    #[arg(long, conflicts_with_all = ["config", "plugin_dir"])]
+    pub(crate) daemon: bool,
+    /// With --daemon: the daemon's control socket (default:
+    /// OUTBOARD_CONTROL_SOCKET, else $XDG_RUNTIME_DIR/outboard/control.sock,
+    /// else /tmp/outboard-UID/control.sock, /run/outboard/control.sock for
+    /// root).
+    #[arg(long, value_name = "PATH", requires = "daemon")]
+    pub(crate) control_socket: Option<PathBuf>,
+}
+
+/// The daemon a management command talks to.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Control {
+    /// The daemon's control socket (default: OUTBOARD_CONTROL_SOCKET, else
+    /// $XDG_RUNTIME_DIR/outboard/control.sock, else
+    /// /tmp/outboard-UID/control.sock, /run/outboard/control.sock for root).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) control_socket: Option<PathBuf>,
+}
+
+/// The arguments of `outboard status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Only this plugin.
+    pub(crate) name: Option<String>,
+    /// Draw again on every change, until interrupted.
+    #[arg(long)]
+    pub(crate) watch: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Which daemon.
+    #[command(flatten)]
+    pub(crate) control: Control,
+}
+
+/// The arguments of `outboard logs`.
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The plugin.
+    pub(crate) name: String,
+    /// Follow new lines until interrupted.
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+    /// Only the last N lines (default: every line the ring holds).
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub(crate) lines: Option<u32>,
+    /// Only lines newer than this, e.g. 10m, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) since: Option<Duration>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Which daemon.
+    #[command(flatten)]
+    pub(crate) control: Control,
+}
+
+/// The arguments of `outboard restart`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all"])))]
+pub(crate) struct RestartArgs {
+    /// The plugin.
+    pub(crate) name: Option<String>,
+    /// Every plugin.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Which daemon.
+    #[command(flatten)]
+    pub(crate) control: Control,
+}
+
+/// The arguments of `outboard stop` and `outboard start`.
+#[derive(Debug, Args)]
+pub(crate) struct PluginArgs {
+    /// The plugin.
+    pub(crate) name: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Which daemon.
+    #[command(flatten)]
+    pub(crate) control: Control,
+}
+
+/// The arguments of `outboard reload`.
+#[derive(Debug, Args)]
+pub(crate) struct ReloadArgs {
+    /// Only print the plan; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Which daemon.
+    #[command(flatten)]
+    pub(crate) control: Control,
+}
+
+/// The arguments of `outboard events`.
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only this plugin's events (and dispatches it took part in).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) plugin: Option<String>,
+    /// Follow new events until interrupted.
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+    /// JSON lines.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Which daemon.
+    #[command(flatten)]
+    pub(crate) control: Control,
 }
 
 /// A phase name as the protocol allows it, or why not (bad usage, exit 2).

@@ -1,10 +1,25 @@
-//! Log lines on stderr: the host's and, through it, the plugins' own.
+//! Log lines on stderr: the host's and, through it, the plugins' own; and,
+//! for the daemon, every plugin line kept in a [`LogBook`] for
+//! `outboard logs`.
+
+use std::sync::OnceLock;
+
+use outboard_daemon::logs::LogBook;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::args::LogFormat;
 
+/// The book the daemon's plugins write into, when [`init`] was asked to
+/// keep their lines.
+static LOG_BOOK: OnceLock<LogBook> = OnceLock::new();
+
 /// Installs the global subscriber: plugins' output at info and the host's
 /// at warn by default, more with each `-v`; `RUST_LOG` overrides both.
-pub(crate) fn init(verbose: u8, format: LogFormat) {
+/// With `keep_plugin_logs` (the daemon), every plugin line is also kept in
+/// the [`log_book`], at every level, whatever the terminal shows.
+pub(crate) fn init(verbose: u8, format: LogFormat, keep_plugin_logs: bool) {
     let default = match verbose {
         0 => "outboard::plugin=info,warn",
         1 => "info",
@@ -12,11 +27,47 @@ pub(crate) fn init(verbose: u8, format: LogFormat) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.compact().init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    // The filter belongs to the terminal's layer, not to the subscriber:
+    // a global one would hide from the book what the terminal does not show.
+    let terminal = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let terminal = match format {
+        LogFormat::Text => terminal.compact().with_filter(filter).boxed(),
+        LogFormat::Json => terminal
+            .json()
+            .flatten_event(true)
+            .with_filter(filter)
+            .boxed(),
+    };
+    let book = keep_plugin_logs.then(|| LOG_BOOK.get_or_init(LogBook::default).layer());
+    // Fails only if a subscriber is already installed; the first one stays.
+    let _ = tracing_subscriber::registry()
+        .with(terminal)
+        .with(book)
+        .try_init();
+}
+
+/// The plugins' recent lines, for the control API's `GetLogs`; `None`
+/// unless [`init`] was asked to keep them.
+#[allow(dead_code, reason = "read by `up` once it serves the control API")]
+pub(crate) fn log_book() -> Option<LogBook> {
+    LOG_BOOK.get().cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemon_keeps_plugin_lines_the_terminal_does_not_show() {
+        // The only test of this binary that installs the subscriber.
+        init(0, LogFormat::Text, true);
+        // Below the terminal's default level for plugin lines.
+        tracing::trace!(target: "outboard::plugin", plugin = "quiet", stream = "stderr", "kept");
+        let book = log_book().expect("init was asked to keep plugin lines");
+        let lines = book.read("quiet", None, None);
+        assert_eq!(
+            lines.iter().map(|l| &*l.message).collect::<Vec<_>>(),
+            ["kept"]
+        );
     }
 }

@@ -6,9 +6,11 @@
 //! - `args`: the command line's definition (clap).
 //! - `commands/`: one file per command; each creates its signal listener
 //!   (`signals`) before it starts anything.
+//! - `client/`: the connection to a running daemon's control socket, for
+//!   the management commands, `invoke --daemon` and `run --daemon`.
 //! - `render/`: what a person reads: tables, reports, the job summary,
 //!   `up`'s state lines, the conformance results.
-//! - `logging`: log lines on stderr.
+//! - `logging`: log lines on stderr, and the daemon's log book.
 //! - `exit`: the exit statuses.
 
 /// One line on stderr, as `eprintln!` writes it, but never a panic: when
@@ -22,6 +24,7 @@ macro_rules! say {
 }
 
 mod args;
+mod client;
 mod commands;
 mod exit;
 mod init;
@@ -40,7 +43,9 @@ fn main() -> ExitCode {
         return status;
     }
     let cli = args::Cli::parse();
-    logging::init(cli.verbose, cli.log_format);
+    // Only the daemon keeps plugins' lines, for `outboard logs`.
+    let keep_plugin_logs = matches!(cli.command, args::Command::Up(_));
+    logging::init(cli.verbose, cli.log_format, keep_plugin_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

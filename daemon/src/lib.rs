@@ -4,5 +4,19 @@
 //! # Layout
 //!
 //! - `socket`: where the control socket lives by default.
+//! - `control_socket`: the socket on disk: its private directory, the lock
+//!   that keeps a second daemon off it, stale-socket replacement, its mode
+//!   and group.
+//! - `peer`: every connection's peer credentials, and who is admitted.
+//! - `incoming`: the server's accepted connections, each with its verdict.
+//! - `usage`: RSS and CPU of plugins' process groups, from `/proc`.
+//! - `logs/`: the plugins' recent log lines, per plugin, and their follow.
+//! - `wire`: the host's types as `outboard.control.v1` messages and back.
 
+pub mod control_socket;
+mod incoming;
+pub mod logs;
+pub mod peer;
 pub mod socket;
+pub mod usage;
+pub mod wire;

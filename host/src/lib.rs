@@ -20,7 +20,9 @@
 //!   `test-util` feature exports the fake as `testing`).
 //! - `dispatch`: one phase fanned out to its subscribers, sequentially or in
 //!   parallel, with patches, merge conflicts, timeouts and policies.
-//! - `host`: [`Host`], the running plugins and their phases.
+//! - `host`: [`Host`], the running plugins and their phases: routing
+//!   snapshots swapped whole, reload plans applied blue/green, an
+//!   operator's disable and enable, [`HostEvent`]s.
 //! - [`job`]: the job profile's phases around a command.
 //! - `error`: the errors, each naming the plugin and what went wrong.
 //!
@@ -48,7 +50,10 @@ pub use dispatch::{
     Entry, FailureKind, Outcome, Report, Route, Subscriber, Verdict, patch_to_json,
 };
 pub use error::{CallError, Error, ErrorKind};
-pub use host::{Host, StartFailures, start_all, stop_all};
+pub use host::{
+    Host, HostEvent, NoSuchPlugin, PluginChange, ReloadError, ReloadPlan, StartFailures, start_all,
+    stop_all,
+};
 pub use instance::{Plugin, Reply, StopMethod, Stopped};
 pub use launch::Exit;
 pub use manifest::{
@@ -60,4 +65,7 @@ pub use output::{Escaped, Stream};
 /// answers and calls are scripted.
 #[cfg(feature = "test-util")]
 pub use supervisor::fake as testing;
-pub use supervisor::{Instance, Launcher, PluginLauncher, State, Status, Supervisor};
+pub use supervisor::{
+    Instance, LATENCY_WINDOW, Launcher, PluginLauncher, State, Stats, StatsSnapshot, Status,
+    Supervisor,
+};

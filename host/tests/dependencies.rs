@@ -50,7 +50,8 @@ async fn a_dependent_is_configured_only_after_its_dependency_is_ready() {
     ]))
     .await
     .unwrap();
-    let names: Vec<&str> = host.plugins().iter().map(|p| p.name()).collect();
+    let plugins = host.plugins();
+    let names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
     assert_eq!(names, ["app", "base", "free"]);
     for name in ["app", "base", "free"] {
         assert!(marks.path().join(name).exists(), "{name} configured");

@@ -3,11 +3,14 @@
 use std::io::{Read, Write};
 
 use anyhow::{Context, bail};
-use outboard_host::{Host, Verdict};
+use outboard_host::{Host, Report, Verdict};
+use outboard_proto::control::v1::InvokeRequest;
+use outboard_proto::json::json_to_struct;
 use serde_json::{Map, Value};
 
 use super::{load_config, stop, unless_interrupted};
 use crate::args::InvokeArgs;
+use crate::client::{Daemon, call_error};
 use crate::exit::{EXIT_INTERRUPTED, EXIT_PHASE_FAILED, EXIT_PHASE_VETOED};
 use crate::render;
 use crate::signals::Signals;
@@ -17,6 +20,9 @@ use crate::signals::Signals;
 /// runs stops them the graceful way (exit 130); a signal while they stop
 /// kills them at once.
 pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Result<u8> {
+    if args.daemon.daemon {
+        return on_daemon(args, signals).await;
+    }
     let config = load_config(&args.source)?;
     let Some(context) =
         unless_interrupted(read_context(args.context.clone()), signals.recv()).await
@@ -29,13 +35,7 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
     };
     let host = host?;
     if host.subscribers(&args.phase).is_empty() {
-        // Not an error (the phase passes, the context unchanged), but
-        // most likely a typo or a plugin that is not configured.
-        say!(
-            "outboard: no plugin subscribes to phase {} (or every subscription is disabled); \
-             it passes with the context unchanged",
-            args.phase
-        );
+        no_subscriber(&args.phase);
     }
     let report = tokio::select! {
         report = host.dispatch(&args.phase, context) => Some(report),
@@ -51,12 +51,61 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
     let Some(report) = report else {
         return Ok(EXIT_INTERRUPTED);
     };
+    publish(&report, args.json)
+}
 
+/// `invoke --daemon`: the same phase on a running daemon's plugins, with
+/// the same output. A signal drops the call, which cancels it there.
+async fn on_daemon(args: InvokeArgs, mut signals: Signals) -> anyhow::Result<u8> {
+    let work = async {
+        let context = parse_context(&read_context(args.context.clone()).await?)?;
+        let daemon = Daemon::connect(args.daemon.control_socket.as_deref()).await?;
+        let request = InvokeRequest {
+            phase: args.phase.clone(),
+            context: Some(json_to_struct(&context)),
+        };
+        let response = daemon
+            .rpc
+            .clone()
+            .invoke(request)
+            .await
+            .map_err(|s| call_error(&daemon.socket, &s))?;
+        let report = response.into_inner().report.with_context(|| {
+            format!(
+                "the daemon at {} answered without a report",
+                daemon.socket.display()
+            )
+        })?;
+        anyhow::Ok(outboard_daemon::wire::report_from_proto(report)?)
+    };
+    let Some(report) = unless_interrupted(work, signals.recv()).await else {
+        return Ok(EXIT_INTERRUPTED);
+    };
+    let report = report?;
+    // Entries list every subscriber, so none means nobody subscribes.
+    if report.entries.is_empty() && report.passed() {
+        no_subscriber(&args.phase);
+    }
+    publish(&report, args.json)
+}
+
+/// Not an error (the phase passes, the context unchanged), but most likely
+/// a typo or a plugin that is not configured.
+fn no_subscriber(phase: &str) {
+    say!(
+        "outboard: no plugin subscribes to phase {phase} (or every subscription is disabled); \
+         it passes with the context unchanged"
+    );
+}
+
+/// Prints `report` (JSON, or the text) and returns the status its verdict
+/// gives.
+fn publish(report: &Report, as_json: bool) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?).and_then(|()| out.flush())
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(report)?).and_then(|()| out.flush())
     } else {
-        render::report::phase(&mut out, &report).and_then(|()| out.flush())
+        render::report::phase(&mut out, report).and_then(|()| out.flush())
     }
     .context("cannot print the report on stdout")?;
     Ok(match report.verdict {

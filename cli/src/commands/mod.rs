@@ -4,16 +4,25 @@
 //! stop (`run`, `up`, `invoke`, `ls`: `stop` kills them then), as one stop
 //! future elsewhere.
 //!
+//! The management commands (`status`, `logs`, `manage`: restart, stop and
+//! start, `reload`, `events`) are clients of a running daemon, through
+//! `crate::client`.
+//!
 //! Beside them: `stop`, stopping plugins while a signal can cut the stop
 //! short (for every command that stops plugins); `report_file`, where
 //! `run --report` writes without replacing what is not a regular file.
 
 mod conformance;
 mod describe;
+mod events;
 mod invoke;
+mod logs;
 mod ls;
+mod manage;
+mod reload;
 mod report_file;
 mod run;
+mod status;
 mod stop;
 mod target;
 mod up;
@@ -39,6 +48,22 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<u8> {
         // The battery cleans up after itself on every path but a signal's;
         // there the default action and the plugins' parent-death signal do.
         Command::Conformance(args) => conformance::run(args).await,
+        Command::Status(args) => status::run(args, Signals::listen()).await,
+        Command::Logs(args) => logs::run(args, Signals::listen()).await,
+        Command::Restart(args) => {
+            let action = manage::Action::restart(&args);
+            manage::run(action, args.json, args.control, Signals::listen()).await
+        }
+        Command::Stop(args) => {
+            let action = manage::Action::Stop(args.name);
+            manage::run(action, args.json, args.control, Signals::listen()).await
+        }
+        Command::Start(args) => {
+            let action = manage::Action::Start(args.name);
+            manage::run(action, args.json, args.control, Signals::listen()).await
+        }
+        Command::Reload(args) => reload::run(args, Signals::listen()).await,
+        Command::Events(args) => events::run(args, Signals::listen()).await,
     }
 }
 

@@ -12,6 +12,8 @@ use outboard_host::Escaped;
 
 use super::{load_config, report_file, stop};
 use crate::args::RunArgs;
+use crate::client::Daemon;
+use crate::client::DaemonPhases;
 use crate::render;
 use crate::signals::Signals;
 
@@ -26,6 +28,9 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
             return job::EXIT_HOST_ERROR;
         }
     };
+    if args.daemon.daemon {
+        return on_daemon(args, env, signals).await;
+    }
     let config = match load_config(&args.source) {
         Ok(config) => config,
         Err(err) => {
@@ -52,19 +57,7 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
         env,
         dry_run: args.dry_run,
     };
-    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
-    let two_signals = async {
-        signals.recv().await;
-        say!(
-            "outboard: stopping the job; on_error and cleanup still run (signal again to cut them short)"
-        );
-        let _ = interrupt.send(true);
-        signals.recv().await;
-    };
-    let report = tokio::select! {
-        report = job::run(&host, spec, interrupted) => Some(report),
-        () = two_signals => None,
-    };
+    let report = run_job(&host, spec, &mut signals).await;
     let groups = stop::groups_of(&host);
     let Some(report) = report else {
         say!("outboard: interrupted twice; killing plugins now");
@@ -75,6 +68,61 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
     // and the report still comes out with the job's own status.
     stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
     publish(&report, args.json, args.report.as_deref())
+}
+
+/// `run --daemon`: the same job, its phases dispatched on a running
+/// daemon's plugins; the command runs here as it would standalone. The
+/// first signal stops the job the orderly way (the phase in flight is
+/// cancelled, on_error and cleanup still run on the daemon); a second one
+/// cuts it short.
+async fn on_daemon(args: RunArgs, env: serde_json::Map<String, Value>, mut signals: Signals) -> u8 {
+    let connect = Daemon::connect(args.daemon.control_socket.as_deref());
+    let daemon = tokio::select! {
+        daemon = connect => daemon,
+        () = signals.recv() => {
+            say!("outboard: interrupted");
+            return job::EXIT_INTERRUPTED;
+        }
+    };
+    let phases = match daemon {
+        Ok(daemon) => DaemonPhases { daemon },
+        Err(err) => {
+            say!("outboard: {}", Escaped::block(&format!("{err:#}")));
+            return job::EXIT_HOST_ERROR;
+        }
+    };
+    let spec = job::Job {
+        command: args.command,
+        env,
+        dry_run: args.dry_run,
+    };
+    let Some(report) = run_job(&phases, spec, &mut signals).await else {
+        say!("outboard: interrupted twice");
+        return job::EXIT_INTERRUPTED;
+    };
+    publish(&report, args.json, args.report.as_deref())
+}
+
+/// Runs the job on `phases`; the first signal stops it the orderly way,
+/// a second one drops it (`None`).
+async fn run_job(
+    phases: &impl job::Phases,
+    spec: job::Job,
+    signals: &mut Signals,
+) -> Option<job::JobReport> {
+    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
+    let two_signals = async {
+        signals.recv().await;
+        say!(
+            "outboard: stopping the job; on_error and cleanup still run (signal again to cut them short)"
+        );
+        let _ = interrupt.send(true);
+        signals.recv().await;
+    };
+    tokio::select! {
+        report = job::run(phases, spec, interrupted) => Some(report),
+        () = two_signals => None,
+    }
 }
 
 /// `outboard`'s own environment, as the first phase's `context.env`. The

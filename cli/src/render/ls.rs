@@ -145,24 +145,7 @@ fn cells(row: &PluginRow) -> [String; 6] {
 /// The rows as an aligned table, then each failed plugin's error.
 pub(crate) fn table(out: &mut impl Write, rows: &[PluginRow]) -> std::io::Result<()> {
     let cells: Vec<[String; 6]> = rows.iter().map(cells).collect();
-    let mut widths = HEADER.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |out: &mut dyn Write, row: &[&str]| -> std::io::Result<()> {
-        let padded: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        writeln!(out, "{}", padded.join("  ").trim_end())
-    };
-    line(out, &HEADER)?;
-    for row in &cells {
-        line(out, &row.each_ref().map(String::as_str))?;
-    }
+    super::columns::aligned(out, HEADER, &cells)?;
     for row in rows {
         if let RowState::Failed { error } = &row.state {
             // Its lines as the host composed them; what the plugin said in

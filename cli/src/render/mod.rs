@@ -8,10 +8,20 @@
 //! - `outcome`: one plugin's outcome in a word, shared by both reports.
 //! - `state`: `up`'s state lines.
 //! - `checks`: the conformance results.
+//! - `status`: a daemon's plugins (`status`, `restart`, `stop`, `start`).
+//! - `logs`: a plugin's log lines from the daemon, with gap markers.
+//! - `events`: the daemon's Watch stream as lines.
+//! - `reload`: a reload's plan.
+//! - `columns`: aligned columns, for every table.
 
 pub(crate) mod checks;
+mod columns;
+pub(crate) mod events;
 pub(crate) mod job;
+pub(crate) mod logs;
 pub(crate) mod ls;
 mod outcome;
+pub(crate) mod reload;
 pub(crate) mod report;
 pub(crate) mod state;
+pub(crate) mod status;

@@ -53,6 +53,7 @@ mod tests {
             starts: 2,
             reason: Some("exited\nother: Ready (pid 1, starts 1)\x1b[2J".into()),
             stderr: Vec::new(),
+            since: None,
         };
         let mut out = Vec::new();
         state_line(&mut out, "p", &status, false).expect("write");

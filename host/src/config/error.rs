@@ -47,6 +47,8 @@ pub enum Subject {
     Defaults,
     /// A `[phases.NAME]` section: `phase "name"`.
     Phase(String),
+    /// The `[daemon]` section: `daemon`.
+    Daemon,
 }
 
 impl fmt::Display for Subject {
@@ -57,6 +59,7 @@ impl fmt::Display for Subject {
             Subject::UnnamedPlugin => f.write_str("plugin"),
             Subject::Defaults => f.write_str("defaults"),
             Subject::Phase(name) => write!(f, "phase {name:?}"),
+            Subject::Daemon => f.write_str("daemon"),
         }
     }
 }

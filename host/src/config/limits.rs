@@ -41,6 +41,10 @@ pub(super) const STOP_GRACE: DurationBounds = DurationBounds {
     max: HOUR,
 };
 
+/// `[daemon] drain_timeout`: zero stops the plugins without waiting for
+/// the dispatches in flight.
+pub(super) const DRAIN_TIMEOUT: DurationBounds = STOP_GRACE;
+
 /// `health_interval`: shorter than a loaded machine's scheduling hiccup
 /// and health checks miss for no fault of the plugin.
 pub(super) const HEALTH_INTERVAL: DurationBounds = DurationBounds {

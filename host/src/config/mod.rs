@@ -40,6 +40,10 @@
 //! mode = "parallel"                # or "sequential" (the default)
 //! timeout = "2s"                   # per call; default: each plugin's call_timeout
 //! failure_policy = "fail_open"     # or "fail_closed" (the default)
+//!
+//! [daemon]                         # optional; `outboard up` only, read at start
+//! control_group = "ops"            # may use the control socket too (0660); default: none
+//! drain_timeout = "30s"            # SIGTERM: in-flight dispatches get this long
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory
@@ -94,8 +98,8 @@ pub use limits::MAX_CONFIG_FILE_BYTES;
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
 pub use spec::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_STOP_GRACE, Defaults, HostConfig,
-    PluginSpec,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_STOP_GRACE,
+    DaemonSpec, Defaults, HostConfig, PluginSpec,
 };
 pub use subscription::{Retry, SubscriptionOverride};
 pub use supervision::{RestartPolicy, Supervision};

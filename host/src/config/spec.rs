@@ -99,6 +99,31 @@ impl Default for Defaults {
     }
 }
 
+/// How long `outboard up` lets dispatches in flight finish on SIGTERM, by
+/// default.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `[daemon]` section: what `outboard up` needs beyond the plugins.
+/// Read at start; a reload does not change it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSpec {
+    /// A group whose members may use the control socket besides the
+    /// daemon's uid (the socket is then 0660 in that group).
+    pub control_group: Option<String>,
+    /// How long dispatches in flight may take to finish on SIGTERM before
+    /// the plugins are stopped anyway.
+    pub drain_timeout: Duration,
+}
+
+impl Default for DaemonSpec {
+    fn default() -> Self {
+        DaemonSpec {
+            control_group: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
 /// The host's configuration: its plugins, sorted by name, and the defaults
 /// they were filled in with.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -110,6 +135,8 @@ pub struct HostConfig {
     /// The `[phases.NAME]` sections, as declared (the job profile's
     /// defaults are applied by the host, not here).
     pub phases: BTreeMap<String, PhaseSpec>,
+    /// The `[daemon]` section, with built-in values where it is silent.
+    pub daemon: DaemonSpec,
 }
 
 impl HostConfig {

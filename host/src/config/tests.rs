@@ -601,3 +601,28 @@ fn discover_errors() {
 }
 
 mod hardening;
+
+#[test]
+fn the_daemon_section_is_read_and_its_errors_name_the_field() {
+    let dir = fixture();
+    let path = write_config(
+        dir.path(),
+        "[daemon]\ncontrol_group = \"ops\"\ndrain_timeout = \"5s\"\n",
+    );
+    let cfg = load(&path).expect("valid");
+    assert_eq!(
+        cfg.daemon,
+        DaemonSpec {
+            control_group: Some("ops".into()),
+            drain_timeout: Duration::from_secs(5),
+        }
+    );
+    let cfg = load(write_config(dir.path(), "")).expect("valid");
+    assert_eq!(cfg.daemon.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+    let err = load_err(dir.path(), "[daemon]\ndrain_timeout = \"2h\"\n");
+    assert!(err.contains("daemon"), "{err}");
+    assert!(err.contains("drain_timeout"), "{err}");
+    assert!(err.contains(":2"), "{err}");
+    let err = load_err(dir.path(), "[daemon]\ncontrol_grop = \"ops\"\n");
+    assert!(err.contains("control_grop"), "{err}");
+}

@@ -54,13 +54,23 @@ pub struct Turn {
 }
 
 impl StartOrder {
-    /// A start of the plugins called `names`, none of them described yet.
-    pub(crate) fn new(names: Vec<String>) -> Arc<StartOrder> {
+    /// A start of the plugins called `names` (turns `0..names.len()`), none
+    /// described yet, beside `running` ones, ready already: a dependency on
+    /// one of those is met at once, and checked against its manifest.
+    pub(crate) fn joining(names: Vec<String>, running: Vec<(String, Manifest)>) -> Arc<StartOrder> {
         let n = names.len();
+        let mut names = names;
+        let mut manifests = vec![None; n];
+        let mut stages = vec![Stage::Starting; n];
+        for (name, manifest) in running {
+            names.push(name);
+            manifests.push(Some(manifest));
+            stages.push(Stage::Ready);
+        }
         let (board, _) = watch::channel(Board {
             names,
-            manifests: vec![None; n],
-            stages: vec![Stage::Starting; n],
+            manifests,
+            stages,
             plan: None,
         });
         Arc::new(StartOrder { board })

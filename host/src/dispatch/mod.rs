@@ -17,11 +17,13 @@
 //!
 //! Under `fail_open` a failing plugin is recorded and the phase goes on as
 //! if it had not been there. Every call carries its deadline; a plugin that
-//! dies mid-call fails at once. A [`Report`] lists every subscriber, always.
+//! dies mid-call fails at once. A [`Report`] lists every subscriber, always,
+//! and each entry is counted in its plugin's [`Stats`](crate::Stats).
 //!
 //! # Layout
 //!
-//! - `route`: [`Route`] and [`Subscriber`], resolved when the host starts.
+//! - `route`: [`Route`] and [`Subscriber`], resolved once per routing
+//!   generation (see `crate::host`).
 //! - `call`: one subscriber's call, bounded by its timeout, with retries.
 //! - `sequential`, `parallel`: the two ways a phase runs; `parallel` merges
 //!   the patches and names conflicts.
@@ -78,7 +80,7 @@ pub(crate) async fn run(route: &Route, context: Map<String, Value>) -> Report {
         }
         Mode::Parallel => parallel::run(route, &invocation_id, &mut context, &mut entries).await,
     };
-    Report {
+    let report = Report {
         phase: route.phase.clone(),
         mode: route.spec.mode,
         invocation_id,
@@ -86,7 +88,12 @@ pub(crate) async fn run(route: &Route, context: Map<String, Value>) -> Report {
         entries,
         context,
         duration: started.elapsed(),
+    };
+    // The entries were built from the subscribers, one each, in order.
+    for (subscriber, entry) in route.subscribers.iter().zip(&report.entries) {
+        subscriber.plugin.stats().record(entry);
     }
+    report
 }
 
 /// The report of a dispatch the host refused before calling anyone.

@@ -1,5 +1,6 @@
-//! A phase's route: its subscribers resolved once, when the host starts,
-//! in the order they run.
+//! A phase's route: its subscribers resolved once per routing generation
+//! (when the host starts, and each time its routes are rebuilt), in the
+//! order they run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,8 @@ use crate::config::{FailurePolicy, PhaseSpec, Retry};
 use crate::supervisor::Supervisor;
 
 /// A phase with its subscribers resolved: who runs, in which order, with
-/// which timeout and policy. Built once when the host starts, so a dispatch
-/// does no sorting or lookups.
+/// which timeout and policy. Built with the routes it belongs to, so a
+/// dispatch does no sorting or lookups.
 #[derive(Debug)]
 pub struct Route {
     /// The phase's name.
@@ -35,4 +36,64 @@ pub struct Subscriber {
     pub policy: FailurePolicy,
     /// Retries, for an idempotent subscription that opted in.
     pub retry: Option<Retry>,
+}
+
+impl Route {
+    /// Resolves who among `plugins` runs `phase`, in which order, with
+    /// which timeout and policy: each plugin's latest manifest says what it
+    /// subscribes to, its spec what the operator overrides.
+    pub(crate) fn resolve(phase: &str, spec: PhaseSpec, plugins: &[Arc<Supervisor>]) -> Route {
+        let mut subscribers: Vec<Subscriber> = plugins
+            .iter()
+            .filter_map(|plugin| subscriber(phase, spec, plugin))
+            .collect();
+        subscribers.sort_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        Route {
+            phase: phase.into(),
+            spec,
+            subscribers,
+        }
+    }
+}
+
+/// `plugin` as a subscriber of `phase`, if its manifest subscribes and the
+/// operator did not turn the subscription off.
+fn subscriber(phase: &str, spec: PhaseSpec, plugin: &Arc<Supervisor>) -> Option<Subscriber> {
+    let manifest = plugin.manifest();
+    let wanted = manifest.subscription(phase)?;
+    let config = plugin
+        .spec()
+        .subscriptions
+        .get(phase)
+        .copied()
+        .unwrap_or_default();
+    if !config.enabled {
+        return None;
+    }
+    Some(Subscriber {
+        plugin: plugin.clone(),
+        name: plugin.name().into(),
+        priority: config.priority.unwrap_or(wanted.priority),
+        timeout: config
+            .timeout
+            .or(spec.timeout)
+            .unwrap_or(plugin.spec().call_timeout),
+        policy: config.failure_policy.unwrap_or(spec.failure_policy),
+        retry: match config.retry {
+            Some(retry) if wanted.idempotent => Some(retry),
+            Some(_) => {
+                tracing::warn!(
+                    plugin = plugin.name(),
+                    "retries configured for phase {phase}, but its manifest does not mark \
+                     that subscription idempotent; not retried"
+                );
+                None
+            }
+            None => None,
+        },
+    })
 }

@@ -13,7 +13,8 @@
 //! passed on to the command; a terminal's Ctrl-C reaches it directly) and
 //! on_error and cleanup still run. A second signal is the CLI's to handle.
 //!
-//! Here: the phases in order and the report. `command`: running the
+//! Here: the phases in order and the report, and the seam they run
+//! through ([`Phases`]: a [`Host`] here, or a daemon's). `command`: running the
 //! command. `failure`: what stops a job ([`FailureKind`]) and the exit
 //! status it becomes. `mask`: the report shows each value only as the job
 //! left it, so a secret a plugin redacted is not in an earlier phase's
@@ -23,6 +24,7 @@ mod command;
 mod failure;
 mod mask;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -98,8 +100,45 @@ pub enum Status {
     Failed,
 }
 
-/// Runs `job` on `host`. `interrupted` turns true on SIGINT / SIGTERM.
-pub async fn run(host: &Host, job: Job, mut interrupted: watch::Receiver<bool>) -> JobReport {
+/// Where a job's phases run: a [`Host`] in this process, or a daemon's
+/// host reached over its control socket (`outboard run --daemon`). Either
+/// way the command runs here.
+pub trait Phases {
+    /// Dispatches `phase` with `context` and reports what it did. Never
+    /// fails: what keeps the phase from running (a host shutting down, a
+    /// daemon gone) is a failed verdict saying why (see [`refused`]).
+    /// Dropping the future cancels the dispatch.
+    fn dispatch(
+        &self,
+        phase: &str,
+        context: Map<String, Value>,
+    ) -> impl Future<Output = Report> + Send;
+}
+
+impl Phases for Host {
+    fn dispatch(
+        &self,
+        phase: &str,
+        context: Map<String, Value>,
+    ) -> impl Future<Output = Report> + Send {
+        Host::dispatch(self, phase, context)
+    }
+}
+
+/// The report of a phase that could not run at all: failed, naming no
+/// plugin, saying `why`, the context unchanged (on_error and cleanup still
+/// get it).
+pub fn refused(phase: &str, context: Map<String, Value>, why: &str) -> Report {
+    crate::dispatch::refused(phase, context, why)
+}
+
+/// Runs `job`, its phases on `host`. `interrupted` turns true on SIGINT /
+/// SIGTERM.
+pub async fn run(
+    host: &impl Phases,
+    job: Job,
+    mut interrupted: watch::Receiver<bool>,
+) -> JobReport {
     let started = Instant::now();
     let job_id = uuid::Uuid::new_v4().to_string();
     let dry_run = job.dry_run;
@@ -182,7 +221,7 @@ fn initial_context(job_id: &str, job: Job) -> Map<String, Value> {
 /// The phases before the command, in order, until one fails or a signal
 /// comes; returns what stopped them.
 async fn run_before(
-    host: &Host,
+    host: &impl Phases,
     context: &mut Map<String, Value>,
     interrupted: &mut watch::Receiver<bool>,
     phases: &mut Vec<Report>,
@@ -204,7 +243,11 @@ async fn run_before(
 }
 
 /// on_error, told about `failure` as `context.error`.
-async fn run_on_error(host: &Host, failure: &Failure, context: &mut Map<String, Value>) -> Report {
+async fn run_on_error(
+    host: &impl Phases,
+    failure: &Failure,
+    context: &mut Map<String, Value>,
+) -> Report {
     let mut error =
         json!({"phase": failure.phase, "kind": failure.kind, "message": failure.message});
     if let Some(plugin) = failure.plugins.first() {
@@ -219,7 +262,7 @@ async fn run_on_error(host: &Host, failure: &Failure, context: &mut Map<String, 
 /// Dispatches `phase` and carries its context on; `None` if a signal came
 /// first (the dispatch is dropped, which cancels its calls).
 async fn dispatch_unless_interrupted(
-    host: &Host,
+    host: &impl Phases,
     phase: &str,
     context: &mut Map<String, Value>,
     interrupted: &mut watch::Receiver<bool>,

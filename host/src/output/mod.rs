@@ -69,7 +69,7 @@ pub enum Stream {
 
 impl Stream {
     /// The stream's name in a log record's `stream` field.
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",

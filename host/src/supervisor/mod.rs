@@ -4,7 +4,10 @@
 //!
 //! States: starting → ready → (unhealthy) → restarting → ready, or →
 //! failed (quarantined, with the reason and the last stderr lines, until
-//! [`Supervisor::restart`] is called) → stopping → stopped.
+//! [`Supervisor::restart`] is called) → stopping → stopped. From any state
+//! but stopped, an operator's disable stops the plugin and holds it
+//! disabled until it is enabled again (the host does both, see
+//! `crate::host`); a restart does not bring a disabled plugin back.
 //!
 //! - **Exit** is noticed the moment the process exits, not at the next
 //!   health check. Calls in flight fail at once (see `crate::instance`).
@@ -20,6 +23,10 @@
 //!   again.
 //! - **Callers** ask [`Supervisor::ready`] for the plugin; while it is
 //!   starting or restarting they wait, up to their own deadline.
+//! - **Manifest**: each start's manifest replaces the last
+//!   ([`Supervisor::manifest`]), so a binary upgraded in place and
+//!   restarted is described as it now is; the host rebuilds its routes
+//!   when the routes it depends on differ.
 //!
 //! # Layout
 //!
@@ -29,6 +36,7 @@
 //! - `policy`: the decisions (backoff, stable runs, the crash-loop window,
 //!   health misses, restart policies) as pure functions.
 //! - `run`: the supervising task, a thin loop around the policy.
+//! - `stats`: [`Stats`], its calls by outcome and their latency.
 //! - `fake` (tests, or the `test-util` feature): an in-memory launcher.
 
 #[cfg(any(test, feature = "test-util"))]
@@ -37,11 +45,12 @@ pub mod fake;
 mod instance;
 mod policy;
 mod run;
+mod stats;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -53,6 +62,7 @@ use crate::instance::Plugin;
 use crate::manifest::Manifest;
 
 pub use instance::{Instance, Launcher, PluginLauncher};
+pub use stats::{LATENCY_WINDOW, Stats, StatsSnapshot};
 
 /// Where a supervised plugin is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,6 +83,9 @@ pub enum State {
     Stopping,
     /// Stopped for good.
     Stopped,
+    /// Stopped by an operator, and kept stopped (across reloads too) until
+    /// enabled again.
+    Disabled,
 }
 
 /// A supervised plugin's status, as callers see it.
@@ -88,6 +101,8 @@ pub struct Status {
     pub reason: Option<String>,
     /// Its last stderr lines when it last failed.
     pub stderr: Vec<String>,
+    /// When the running instance became ready; `None` when none runs.
+    pub since: Option<SystemTime>,
 }
 
 /// What the supervisor publishes: the status and the running instance.
@@ -105,6 +120,11 @@ struct Current {
     reason: Option<String>,
     /// Its last stderr lines when it last failed.
     stderr: Vec<String>,
+    /// The latest start's manifest (the first start's until another
+    /// succeeds).
+    manifest: Arc<Manifest>,
+    /// When the ready instance became ready.
+    since: Option<SystemTime>,
 }
 
 /// What a caller can ask of a supervisor.
@@ -114,18 +134,23 @@ enum Command {
     Restart,
     /// Stop the plugin and the supervisor; answer when done.
     Stop(oneshot::Sender<()>),
+    /// Stop the plugin and hold it disabled; answer once it is stopped.
+    Disable(oneshot::Sender<()>),
+    /// Start a disabled plugin again (ignored otherwise).
+    Enable,
 }
 
 /// One plugin under supervision.
 #[derive(Debug)]
 pub struct Supervisor {
     name: Arc<str>,
-    manifest: Manifest,
     spec: PluginSpec,
     status: watch::Receiver<Current>,
     /// Every state change, for [`Supervisor::subscribe`].
     changes: broadcast::Sender<Status>,
     commands: mpsc::UnboundedSender<Command>,
+    /// Its calls by outcome and their latency.
+    stats: Stats,
 }
 
 /// State changes a subscriber may fall behind by before it misses some
@@ -142,16 +167,49 @@ impl Supervisor {
     /// Takes over `instance`, which completed its first start; restarts go
     /// through `launcher`.
     pub fn supervise(instance: Arc<dyn Instance>, launcher: Arc<dyn Launcher>) -> Arc<Supervisor> {
-        let name: Arc<str> = instance.name().into();
-        let manifest = instance.manifest().clone();
+        let manifest = Arc::new(instance.manifest().clone());
         let spec = instance.spec().clone();
-        let (status_tx, status) = watch::channel(Current {
+        let current = Current {
             state: State::Ready,
             plugin: Some(instance.clone()),
             starts: 1,
             reason: None,
             stderr: Vec::new(),
-        });
+            manifest,
+            since: Some(SystemTime::now()),
+        };
+        Supervisor::spawn(spec, current, launcher, Some(instance))
+    }
+
+    /// A supervisor for a plugin an operator disabled, to run from `spec`
+    /// once enabled; `manifest` is the last one it was known by.
+    pub(crate) fn disabled(
+        spec: PluginSpec,
+        manifest: Arc<Manifest>,
+        launcher: Arc<dyn Launcher>,
+    ) -> Arc<Supervisor> {
+        let current = Current {
+            state: State::Disabled,
+            plugin: None,
+            starts: 0,
+            reason: None,
+            stderr: Vec::new(),
+            manifest,
+            since: None,
+        };
+        Supervisor::spawn(spec, current, launcher, None)
+    }
+
+    /// Publishes `current` and starts the supervising task, from `first`
+    /// when it runs, else disabled.
+    fn spawn(
+        spec: PluginSpec,
+        current: Current,
+        launcher: Arc<dyn Launcher>,
+        first: Option<Arc<dyn Instance>>,
+    ) -> Arc<Supervisor> {
+        let name: Arc<str> = spec.name.as_str().into();
+        let (status_tx, status) = watch::channel(current);
         let (commands, inbox) = mpsc::unbounded_channel();
         let (changes, _) = broadcast::channel(CHANGES_BUFFERED);
         let run = run::Run {
@@ -163,14 +221,14 @@ impl Supervisor {
             inbox,
             policy: policy::Policy::new(spec.supervision, Instant::now()),
         };
-        tokio::spawn(run.supervise(instance));
+        tokio::spawn(run.supervise(first));
         Arc::new(Supervisor {
             name,
-            manifest,
             spec,
             status,
             changes,
             commands,
+            stats: Stats::default(),
         })
     }
 
@@ -185,14 +243,21 @@ impl Supervisor {
         &self.name
     }
 
-    /// The manifest from its first start (routes are built from it).
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+    /// The latest start's manifest: after a restart of a binary upgraded
+    /// in place, the new binary's.
+    pub fn manifest(&self) -> Arc<Manifest> {
+        self.status.borrow().manifest.clone()
     }
 
     /// The spec it runs from.
     pub fn spec(&self) -> &PluginSpec {
         &self.spec
+    }
+
+    /// Its calls since this supervisor took it over: counts by outcome
+    /// and the latency of the recent ones.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Its current status.
@@ -226,7 +291,10 @@ impl Supervisor {
             // replaces it as soon as it notices, which wakes this up again.
             status.wait_for(|s| {
                 s.plugin.as_ref().is_some_and(|p| !p.has_exited())
-                    || matches!(s.state, State::Failed | State::Stopping | State::Stopped)
+                    || matches!(
+                        s.state,
+                        State::Failed | State::Stopping | State::Stopped | State::Disabled
+                    )
             }),
         )
         .await;
@@ -264,6 +332,32 @@ impl Supervisor {
         }
     }
 
+    /// Stops the plugin and holds it disabled until [`Supervisor::enable`];
+    /// returns once it is stopped. The host takes it out of its routes
+    /// first (see `Host::disable`).
+    pub(crate) async fn disable(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.commands.send(Command::Disable(done)).is_ok() {
+            let _ = stopped.await;
+        }
+    }
+
+    /// Starts a disabled plugin again; nothing for one that is not.
+    pub(crate) fn enable(&self) {
+        let _ = self.commands.send(Command::Enable);
+    }
+
+    /// Waits until an enabled plugin's start has come to something: ready,
+    /// or failed (and restarting, or quarantined), or stopped.
+    pub(crate) async fn settled(&self) {
+        let mut status = self.status.clone();
+        // The sender lives as long as the supervising task; once it is gone
+        // the plugin is stopped, which is settled too.
+        let _ = status
+            .wait_for(|s| !matches!(s.state, State::Disabled | State::Starting))
+            .await;
+    }
+
     /// Waits until the plugin is in `state` (for tests and tools), up to
     /// `timeout`. False on timeout.
     pub async fn wait_for_state(&self, state: State, timeout: Duration) -> bool {
@@ -283,6 +377,7 @@ fn state_word(state: State) -> &'static str {
         State::Failed => "failed (quarantined; restart it to try again)",
         State::Stopping => "stopping",
         State::Stopped => "stopped",
+        State::Disabled => "disabled by an operator (enable it to start it again)",
     }
 }
 
@@ -295,6 +390,7 @@ impl Current {
             starts: self.starts,
             reason: self.reason.clone(),
             stderr: self.stderr.clone(),
+            since: self.since,
         }
     }
 }

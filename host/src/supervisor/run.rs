@@ -4,6 +4,7 @@
 //! the state, and acts.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use rand::Rng;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -16,6 +17,19 @@ use crate::launch::Exit;
 
 /// The reason recorded when someone asked for the restart.
 const RESTART_REQUESTED: &str = "restart requested";
+/// The reason recorded for the start after an operator's enable.
+const ENABLED: &str = "enabled by an operator";
+
+/// A command that matters while the plugin is not disabled (an enable is
+/// then moot).
+enum Asked {
+    /// Restart now.
+    Restart,
+    /// Stop for good.
+    Stop(oneshot::Sender<()>),
+    /// Stop and hold disabled.
+    Disable(oneshot::Sender<()>),
+}
 
 /// Why a ready instance stopped being ready.
 enum Lost {
@@ -27,6 +41,8 @@ enum Lost {
     Restart,
     /// Someone asked it to stop.
     Stop(oneshot::Sender<()>),
+    /// An operator disabled it.
+    Disable(oneshot::Sender<()>),
 }
 
 /// How one start ended.
@@ -60,9 +76,19 @@ pub(super) struct Run {
 }
 
 impl Run {
-    /// Supervises from `first` on, until asked to stop.
-    pub(super) async fn supervise(mut self, first: Arc<dyn Instance>) {
-        let mut instance = first;
+    /// Supervises from `first` on (or, without one, from disabled), until
+    /// asked to stop.
+    pub(super) async fn supervise(mut self, first: Option<Arc<dyn Instance>>) {
+        let first = match first {
+            Some(first) => Some(first),
+            None => match self.wait_for_enable().await {
+                Some(()) => self.start_again(ENABLED.to_owned()).await,
+                None => None,
+            },
+        };
+        let Some(mut instance) = first else {
+            return;
+        };
         loop {
             let ready_at = Instant::now();
             let lost = self.watch(&instance).await;
@@ -92,8 +118,9 @@ impl Run {
             tokio::select! {
                 exit = instance.wait_exit() => return Lost::Exited(exit),
                 command = next_command(&mut self.inbox) => return match command {
-                    Command::Restart => Lost::Restart,
-                    Command::Stop(done) => Lost::Stop(done),
+                    Asked::Restart => Lost::Restart,
+                    Asked::Stop(done) => Lost::Stop(done),
+                    Asked::Disable(done) => Lost::Disable(done),
                 },
                 _ = ticks.tick() => match instance.check_health(check_timeout).await {
                     Ok(()) => health.passed(),
@@ -125,6 +152,13 @@ impl Run {
                 drop(instance);
                 self.stopped(done);
                 None
+            }
+            Lost::Disable(done) => {
+                self.set(State::Stopping, None, None, Vec::new());
+                instance.terminate().await;
+                drop(instance);
+                self.hold_disabled(done).await?;
+                Some(ENABLED.to_owned())
             }
             Lost::Restart => {
                 let why = RESTART_REQUESTED.to_owned();
@@ -184,10 +218,15 @@ impl Run {
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         command = next_command(&mut self.inbox) => match command {
-                            Command::Restart => self.policy.skip_backoff(),
-                            Command::Stop(done) => {
+                            Asked::Restart => self.policy.skip_backoff(),
+                            Asked::Stop(done) => {
                                 self.stopped(done);
                                 return None;
+                            }
+                            Asked::Disable(done) => {
+                                self.hold_disabled(done).await?;
+                                why = ENABLED.to_owned();
+                                continue;
                             }
                         },
                     }
@@ -216,11 +255,15 @@ impl Run {
             launched = self.launcher.launch(&self.spec) => launched,
             // Dropping the start kills what it spawned.
             command = next_command(&mut self.inbox) => return match command {
-                Command::Stop(done) => {
+                Asked::Stop(done) => {
                     self.stopped(done);
                     Started::Stopped
                 }
-                Command::Restart => Started::Again,
+                Asked::Restart => Started::Again,
+                Asked::Disable(done) => match self.hold_disabled(done).await {
+                    Some(()) => Started::Again,
+                    None => Started::Stopped,
+                },
             },
         };
         match launched {
@@ -251,13 +294,50 @@ impl Run {
         self.set(State::Failed, None, Some(reason), stderr);
     }
 
-    /// Waits, down, for a restart request; `None` once stopped instead.
+    /// Waits, down, for a restart request (or an enable after a disable);
+    /// `None` once stopped instead.
     async fn wait_for_restart(&mut self) -> Option<()> {
         match next_command(&mut self.inbox).await {
-            Command::Restart => Some(()),
-            Command::Stop(done) => {
+            Asked::Restart => Some(()),
+            Asked::Stop(done) => {
                 self.stopped(done);
                 None
+            }
+            Asked::Disable(done) => self.hold_disabled(done).await,
+        }
+    }
+
+    /// Reports the plugin disabled (its instance is gone) to everyone and to
+    /// whoever asked, then waits for the enable; `None` once stopped
+    /// instead.
+    async fn hold_disabled(&mut self, done: oneshot::Sender<()>) -> Option<()> {
+        self.set(State::Disabled, None, None, Vec::new());
+        let _ = done.send(());
+        self.wait_for_enable().await
+    }
+
+    /// Waits, disabled, for an enable (a restart does not enable); `None`
+    /// once stopped instead. An enable starts afresh: the crash-loop count
+    /// and the backoff are cleared.
+    async fn wait_for_enable(&mut self) -> Option<()> {
+        loop {
+            match self.inbox.recv().await {
+                Some(Command::Enable) => {
+                    self.policy.reset();
+                    return Some(());
+                }
+                Some(Command::Disable(done)) => {
+                    let _ = done.send(());
+                }
+                Some(Command::Restart) => {}
+                Some(Command::Stop(done)) => {
+                    self.stopped(done);
+                    return None;
+                }
+                None => {
+                    self.stopped(oneshot::channel().0);
+                    return None;
+                }
             }
         }
     }
@@ -270,7 +350,7 @@ impl Run {
     }
 
     /// Publishes a new state; a reason or stderr lines replace the last
-    /// ones, and ready clears them.
+    /// ones, and ready clears them. A new instance brings its manifest.
     fn set(
         &self,
         state: State,
@@ -280,6 +360,10 @@ impl Run {
     ) {
         self.status.send_modify(|s| {
             s.state = state;
+            if let Some(instance) = &instance {
+                s.manifest = Arc::new(instance.manifest().clone());
+            }
+            s.since = (state == State::Ready).then(SystemTime::now);
             s.plugin = instance;
             if reason.is_some() || state == State::Ready {
                 s.reason = reason;
@@ -298,10 +382,17 @@ impl Run {
     }
 }
 
-/// The next command; every handle gone is a stop nobody waits for.
-async fn next_command(inbox: &mut mpsc::UnboundedReceiver<Command>) -> Command {
-    match inbox.recv().await {
-        Some(command) => command,
-        None => Command::Stop(oneshot::channel().0),
+/// The next command that matters to a plugin that is not disabled; every
+/// handle gone is a stop nobody waits for.
+async fn next_command(inbox: &mut mpsc::UnboundedReceiver<Command>) -> Asked {
+    loop {
+        return match inbox.recv().await {
+            Some(Command::Restart) => Asked::Restart,
+            Some(Command::Stop(done)) => Asked::Stop(done),
+            Some(Command::Disable(done)) => Asked::Disable(done),
+            // Not disabled: nothing to enable.
+            Some(Command::Enable) => continue,
+            None => Asked::Stop(oneshot::channel().0),
+        };
     }
 }

@@ -459,7 +459,7 @@ async fn retries_give_up_after_their_attempts() {
         (entry.outcome, entry.attempts, entry.failure),
         (Outcome::Failed, 3, Some(FailureKind::Crashed))
     );
-    ready_after(host.plugin("again").unwrap(), 4).await;
+    ready_after(&host.plugin("again").unwrap(), 4).await;
     assert_eq!(fakes[0].instances().len(), 4, "each crash was restarted");
     host.stop().await;
 }

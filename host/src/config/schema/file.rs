@@ -14,11 +14,11 @@ use toml::Spanned;
 
 use super::lines::LineIndex;
 use super::source::{Scope, Source};
-use super::{DefaultsToml, FileToml, PhaseToml, PluginToml};
+use super::{DaemonToml, DefaultsToml, FileToml, PhaseToml, PluginToml};
 use crate::config::error::{ConfigError, Location, Subject};
 use crate::config::limits::{self, MAX_CONFIG_FILE_BYTES};
 use crate::config::phase::{PhaseSpec, job_profile};
-use crate::config::spec::{Defaults, HostConfig, PluginSpec};
+use crate::config::spec::{DaemonSpec, Defaults, HostConfig, PluginSpec};
 use crate::config::value::DurationText;
 
 /// The host's config file name.
@@ -55,10 +55,12 @@ impl HostConfig {
             phases.insert(name.into_inner(), spec);
         }
         let plugins = plugins(file.plugin, &src, &defaults)?;
+        let daemon = file.daemon.resolve(&src)?;
         Ok(HostConfig {
             plugins,
             defaults,
             phases,
+            daemon,
         })
     }
 }
@@ -256,6 +258,32 @@ pub(super) fn timeouts(
         )?,
         stop_grace: scope.duration("stop_grace", stop, fallback.stop_grace, limits::STOP_GRACE)?,
     })
+}
+
+impl DaemonToml {
+    fn resolve(&self, src: &Source<'_>) -> Result<DaemonSpec, ConfigError> {
+        let scope = src.scope(Subject::Daemon);
+        let control_group = match &self.control_group {
+            Some(group) if group.get_ref().trim().is_empty() => {
+                return Err(scope.invalid(
+                    Some(group.span()),
+                    "control_group",
+                    "is empty: name a group, or leave the key out".into(),
+                ));
+            }
+            Some(group) => Some(group.get_ref().clone()),
+            None => None,
+        };
+        Ok(DaemonSpec {
+            control_group,
+            drain_timeout: scope.duration(
+                "drain_timeout",
+                &self.drain_timeout,
+                DaemonSpec::default().drain_timeout,
+                limits::DRAIN_TIMEOUT,
+            )?,
+        })
+    }
 }
 
 impl PhaseToml {

@@ -38,6 +38,16 @@ struct FileToml {
     phases: BTreeMap<Spanned<String>, PhaseToml>,
     #[serde(default)]
     plugin: Vec<Spanned<PluginToml>>,
+    #[serde(default)]
+    daemon: DaemonToml,
+}
+
+/// The `[daemon]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DaemonToml {
+    control_group: Option<Spanned<String>>,
+    drain_timeout: Option<Spanned<DurationText>>,
 }
 
 /// A `[defaults]` table.

@@ -1,0 +1,100 @@
+//! The host's events, broadcast to whoever listens ([`Host::events`]):
+//! every supervised plugin's status changes (those a reload adds
+//! included), every completed dispatch, every reload.
+//!
+//! A listener that falls more than [`EVENTS_BUFFERED`] events behind
+//! misses the oldest and is told how many (`RecvError::Lagged`). A
+//! dispatch's report is copied for the event only while someone listens.
+//!
+//! [`Host::events`]: super::Host::events
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::Shared;
+use super::plan::ReloadPlan;
+use crate::dispatch::Report;
+use crate::supervisor::{State, Status, Supervisor};
+
+/// Events a listener may fall behind by before it misses some.
+pub(super) const EVENTS_BUFFERED: usize = 1024;
+
+/// Something that happened in the host.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum HostEvent {
+    /// A supervised plugin's status changed (or, for a plugin a reload
+    /// added, its first status).
+    Plugin {
+        /// The plugin.
+        name: Arc<str>,
+        /// Its new status.
+        status: Status,
+    },
+    /// A dispatch completed (refused ones included).
+    Dispatch(Arc<Report>),
+    /// A reload was applied, or failed and changed nothing.
+    Reload {
+        /// What it did, or would have done.
+        plan: ReloadPlan,
+        /// Why it failed; `None` if it was applied.
+        error: Option<String>,
+    },
+}
+
+/// The host's event channel.
+pub(super) fn channel() -> broadcast::Sender<HostEvent> {
+    broadcast::channel(EVENTS_BUFFERED).0
+}
+
+/// Sends `report` as an event, copying it only if someone listens.
+pub(super) fn dispatched(events: &broadcast::Sender<HostEvent>, report: &Report) {
+    if events.receiver_count() > 0 {
+        // Nobody listening any more is fine.
+        let _ = events.send(HostEvent::Dispatch(Arc::new(report.clone())));
+    }
+}
+
+/// Forwards `plugin`'s status changes to the host's events for as long as
+/// the supervisor runs, and has the host reroute when a restart brought a
+/// manifest whose routes differ. Holds neither the host nor the plugin: it
+/// ends when the supervisor does.
+pub(super) fn follow(shared: &Arc<Shared>, plugin: &Arc<Supervisor>) {
+    let mut changes = plugin.subscribe();
+    let host = Arc::downgrade(shared);
+    let me = Arc::downgrade(plugin);
+    let name: Arc<str> = plugin.name().into();
+    tokio::spawn(async move {
+        loop {
+            let status = match changes.recv().await {
+                Ok(status) => Some(status),
+                // Missed some: the latest status is what matters.
+                Err(RecvError::Lagged(_)) => me.upgrade().map(|p| p.status()),
+                Err(RecvError::Closed) => return,
+            };
+            let Some(host) = host.upgrade() else { return };
+            if let Some(status) = status {
+                forward(&host, &me, &name, status);
+            }
+        }
+    });
+}
+
+/// Reroutes if `status` says the plugin is ready on a manifest with other
+/// routes, then tells listeners; a replaced supervisor's own stop (the old
+/// instance of a changed plugin) is not news about the plugin.
+fn forward(host: &Shared, me: &Weak<Supervisor>, name: &Arc<str>, status: Status) {
+    if !host.speaks_for(name, me) {
+        return;
+    }
+    if status.state == State::Ready
+        && let Some(plugin) = me.upgrade()
+    {
+        host.reroute_if_outdated(&plugin);
+    }
+    let _ = host.events.send(HostEvent::Plugin {
+        name: name.clone(),
+        status,
+    });
+}

@@ -1,0 +1,396 @@
+//! The host as a program embedding Outboard uses it: start the configured
+//! plugins, dispatch phases to them, change them while they run (reload,
+//! disable, enable), stop them.
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use outboard_host::{Host, config};
+//!
+//! let config = config::load("outboard.toml")?;
+//! let host = Host::start(&config).await?;
+//! let context = serde_json::json!({"env": {}});
+//! let report = host.dispatch("pre_container", context.as_object().cloned().unwrap_or_default()).await;
+//! println!("{:?}: {}", report.verdict, report.context);
+//! let plan = host.reload(&config::load("outboard.toml")?).await?;
+//! println!("reloaded: {plan:?}");
+//! host.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Routing
+//!
+//! Dispatches run on a routing snapshot, a *generation* (see
+//! `generation`): the routed plugins, the phases' declarations and each
+//! phase's subscribers, built together and swapped whole. A dispatch takes
+//! the current one when it starts and keeps it to the end, so it sees the
+//! routing before a change or after it, never a mix. Routes are rebuilt
+//! when a reload is applied, when a plugin is disabled or enabled, and when
+//! a plugin restarts with a manifest whose subscriptions differ (its
+//! binary was upgraded in place).
+//!
+//! # Reload
+//!
+//! [`Host::plan`] says what a new configuration changes (see `plan`);
+//! [`Host::reload`] applies it blue/green: the added plugins and the new
+//! instances of the changed ones start (in dependency order, beside the
+//! running ones), and only once all are ready is the new generation
+//! swapped in; then the host waits for every dispatch still running on an
+//! older generation (woken by the generation's drop, no polling), and only
+//! then stops the removed plugins and the old instances, dependents first.
+//! If anything fails before the swap, the new instances are stopped and the
+//! running set and its routing are as they were. Reloads, disables and
+//! enables run one at a time. A reload stuck waiting for old dispatches is
+//! bounded by their calls' timeouts.
+//!
+//! # Disable and enable
+//!
+//! An operator's [`Host::disable`] takes the plugin out of every route (a
+//! new generation), lets the dispatches under way finish, then stops it;
+//! its state is [`State::Disabled`] until [`Host::enable`] starts it again
+//! and, once its start has come to something, routes it again. A disabled
+//! plugin stays disabled across reloads (with its new config if that
+//! changed); a reload that removes it forgets it. While disabled, a plugin
+//! is routed as if it were not configured: a phase whose only subscriber it
+//! is has no subscribers, and passes with the context unchanged. A restart
+//! does not enable it.
+//!
+//! # Layout
+//!
+//! - this file: [`Host`] and the state its methods share.
+//! - `generation`: the routing snapshot, and the wait for retired ones.
+//! - `plan`: [`ReloadPlan`], computed from the running set and a config.
+//! - `reload`: applying a plan; disable and enable.
+//! - `events`: [`HostEvent`] and the forwarding of plugin status changes.
+//! - `start`: starting in dependency order, stopping dependents first.
+//! - `gate`: dispatches in flight, for a draining shutdown.
+
+mod events;
+mod gate;
+mod generation;
+mod plan;
+mod reload;
+mod start;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+
+use crate::config::{HostConfig, PhaseSpec};
+use crate::dispatch::{self, Report, Route, Subscriber};
+use crate::instance::Plugin;
+use crate::supervisor::{Instance, Launcher, PluginLauncher, Supervisor};
+
+pub use events::HostEvent;
+pub use plan::{PluginChange, ReloadPlan};
+pub use reload::{NoSuchPlugin, ReloadError};
+pub use start::{StartFailures, start_all, stop_all};
+
+use gate::Gate;
+use generation::{Generation, Retired};
+
+/// Running plugins, each under supervision, and the phases they serve.
+#[derive(Debug)]
+pub struct Host {
+    shared: Arc<Shared>,
+}
+
+/// What the host's methods, and the tasks following its plugins, share.
+#[derive(Debug)]
+struct Shared {
+    /// The current routing; held only to clone or replace it.
+    routing: RwLock<Arc<Generation>>,
+    /// Who is configured; the lock also orders route rebuilds.
+    roster: Mutex<Roster>,
+    /// Replaced generations, until no dispatch runs on them.
+    retired: Retired,
+    /// Held by a reload, a disable or an enable, so they run one at a time.
+    changing: tokio::sync::Mutex<()>,
+    /// Dispatches in flight, and whether new ones are refused.
+    gate: Gate,
+    /// Status changes, dispatches and reloads, for [`Host::events`].
+    events: broadcast::Sender<HostEvent>,
+    /// How plugins are started: a process, or in memory in tests.
+    launcher: Arc<dyn Launcher>,
+}
+
+/// The configured plugins and phases.
+#[derive(Debug, Default)]
+struct Roster {
+    /// Every configured plugin by name, disabled ones included.
+    members: BTreeMap<String, Member>,
+    /// The config's `[phases.NAME]` declarations.
+    declared: BTreeMap<String, PhaseSpec>,
+}
+
+/// One configured plugin.
+#[derive(Debug)]
+struct Member {
+    /// Its supervisor.
+    plugin: Arc<Supervisor>,
+    /// True while an operator has it disabled (it is then not routed).
+    disabled: bool,
+}
+
+impl Host {
+    /// Starts every plugin of `config` at once, each configured only once
+    /// the plugins it depends on are ready. If any fails (a missing,
+    /// unsatisfied or cyclic dependency included), the others are stopped
+    /// and every failure is returned.
+    pub async fn start(config: &HostConfig) -> Result<Host, StartFailures> {
+        Host::start_with(config, Arc::new(PluginLauncher)).await
+    }
+
+    /// [`Host::start`] with plugins started (and restarted) by `launcher`:
+    /// an in-memory one in tests.
+    pub async fn start_with(
+        config: &HostConfig,
+        launcher: Arc<dyn Launcher>,
+    ) -> Result<Host, StartFailures> {
+        let starter = launcher.clone();
+        let (instances, failures) =
+            start::start_each(config.plugins.clone(), Vec::new(), move |spec, turn| {
+                let launcher = starter.clone();
+                async move { launcher.launch_in_turn(&spec, &turn).await }
+            })
+            .await;
+        if !failures.is_empty() {
+            start::terminate_all(&instances).await;
+            return Err(StartFailures(
+                failures.into_iter().map(|(_, e)| e).collect(),
+            ));
+        }
+        Ok(Host::supervising(instances, launcher, &config.phases))
+    }
+
+    /// A host over plugins already started. `phases` are the declared
+    /// phases; the job profile's defaults fill in its phases not declared.
+    pub fn new(plugins: Vec<Plugin>, phases: &BTreeMap<String, PhaseSpec>) -> Host {
+        let instances = plugins
+            .into_iter()
+            .map(|p| Arc::new(p) as Arc<dyn Instance>)
+            .collect();
+        Host::supervising(instances, Arc::new(PluginLauncher), phases)
+    }
+
+    /// A host over instances already started, restarted by `launcher`.
+    fn supervising(
+        instances: Vec<Arc<dyn Instance>>,
+        launcher: Arc<dyn Launcher>,
+        phases: &BTreeMap<String, PhaseSpec>,
+    ) -> Host {
+        let shared = Arc::new(Shared {
+            routing: RwLock::new(Arc::new(Generation::build(&[], phases))),
+            roster: Mutex::new(Roster {
+                members: BTreeMap::new(),
+                declared: phases.clone(),
+            }),
+            retired: Retired::default(),
+            changing: tokio::sync::Mutex::new(()),
+            gate: Gate::default(),
+            events: events::channel(),
+            launcher,
+        });
+        {
+            let mut roster = shared.roster();
+            for instance in instances {
+                let plugin = shared.supervise(instance);
+                roster.members.insert(
+                    plugin.name().to_owned(),
+                    Member {
+                        plugin,
+                        disabled: false,
+                    },
+                );
+            }
+            shared.reroute(&roster);
+        }
+        Host { shared }
+    }
+
+    /// Runs `phase` on its subscribers, as routed when it starts. A phase
+    /// nobody subscribes to passes with an empty report.
+    pub async fn dispatch(&self, phase: &str, context: Map<String, Value>) -> Report {
+        let Some(_pass) = self.shared.gate.enter() else {
+            let report = dispatch::refused(phase, context, "the host is shutting down");
+            events::dispatched(&self.shared.events, &report);
+            return report;
+        };
+        // Held to the end: the routing this dispatch runs on stays alive
+        // (and its plugins running) until it is done.
+        let routing = self.shared.routing();
+        let report = match routing.route(phase) {
+            Some(route) => dispatch::run(route, context).await,
+            None => dispatch::run(&Route::resolve(phase, routing.phase(phase), &[]), context).await,
+        };
+        drop(routing);
+        events::dispatched(&self.shared.events, &report);
+        report
+    }
+
+    /// The configured plugins, by name, disabled ones included: a snapshot.
+    pub fn plugins(&self) -> Vec<Arc<Supervisor>> {
+        let roster = self.shared.roster();
+        roster.members.values().map(|m| m.plugin.clone()).collect()
+    }
+
+    /// The configured plugin called `name`.
+    pub fn plugin(&self, name: &str) -> Option<Arc<Supervisor>> {
+        let roster = self.shared.roster();
+        roster.members.get(name).map(|m| m.plugin.clone())
+    }
+
+    /// Restarts the plugin called `name`: at once if it runs, afresh if it
+    /// is quarantined (a disabled plugin stays disabled: see
+    /// [`Host::enable`]). False if there is no such plugin.
+    pub fn restart(&self, name: &str) -> bool {
+        self.plugin(name).map(|p| p.restart()).is_some()
+    }
+
+    /// The phase's declaration (the default: sequential, fail closed).
+    pub fn phase(&self, name: &str) -> PhaseSpec {
+        self.shared.routing().phase(name)
+    }
+
+    /// The phase's subscribers in the order a sequential dispatch runs them,
+    /// as routed now.
+    pub fn subscribers(&self, phase: &str) -> Vec<Subscriber> {
+        self.shared.routing().subscribers(phase).to_vec()
+    }
+
+    /// Status changes of every plugin, completed dispatches and reloads,
+    /// from now on (see `events`).
+    pub fn events(&self) -> broadcast::Receiver<HostEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Dispatches under way now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.gate.in_flight()
+    }
+
+    /// Shuts the host down gracefully: new dispatches are refused, those in
+    /// flight finish (each is bounded by its calls' deadlines), then every
+    /// plugin is stopped, dependents before what they depend on.
+    pub async fn shutdown(&self) {
+        self.shared.gate.close();
+        self.shared.gate.drained().await;
+        self.stop_plugins().await;
+    }
+
+    /// [`Host::shutdown`], waiting at most `drain` for the dispatches in
+    /// flight: those still running then fail as their plugins stop.
+    pub async fn shutdown_within(&self, drain: Duration) {
+        self.shared.gate.close();
+        if tokio::time::timeout(drain, self.shared.gate.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.in_flight(),
+                "dispatches still in flight after {}; stopping the plugins anyway",
+                humantime::format_duration(drain)
+            );
+        }
+        self.stop_plugins().await;
+    }
+
+    /// [`Host::shutdown`], for an owned host.
+    pub async fn stop(self) {
+        self.shutdown().await;
+    }
+
+    /// Stops every plugin, dependents first, once no reload, disable or
+    /// enable is under way (a reload sees the closed gate and gives up).
+    async fn stop_plugins(&self) {
+        let _one_at_a_time = self.shared.changing.lock().await;
+        let plugins = self.plugins();
+        start::stop_in_order(&plugins).await;
+    }
+}
+
+impl Shared {
+    /// The roster, locked.
+    fn roster(&self) -> MutexGuard<'_, Roster> {
+        // Every update of the roster is complete before anything that can
+        // panic: a poisoned lock still holds a consistent roster.
+        self.roster.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current routing.
+    fn routing(&self) -> Arc<Generation> {
+        self.routing
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Builds the routes of `roster` (the caller holds its lock, which
+    /// orders rebuilds) and swaps them in.
+    fn reroute(&self, roster: &Roster) {
+        let routed: Vec<Arc<Supervisor>> = roster
+            .members
+            .values()
+            .filter(|m| !m.disabled)
+            .map(|m| m.plugin.clone())
+            .collect();
+        let next = Arc::new(Generation::build(&routed, &roster.declared));
+        let previous = std::mem::replace(
+            &mut *self.routing.write().unwrap_or_else(PoisonError::into_inner),
+            next,
+        );
+        self.retired.add(&previous);
+    }
+
+    /// Rebuilds the routes if `plugin` is routed by an older manifest than
+    /// its latest.
+    fn reroute_if_outdated(&self, plugin: &Supervisor) {
+        let roster = self.roster();
+        if self.routing().outdated_for(plugin) {
+            tracing::info!(
+                plugin = plugin.name(),
+                "restarted with a manifest whose subscriptions differ; routes rebuilt"
+            );
+            self.reroute(&roster);
+        }
+    }
+
+    /// True if the supervisor `me` speaks for the plugin `name`: it is the
+    /// configured one, or the plugin was removed (its stop is news); false
+    /// once another supervisor replaced it.
+    fn speaks_for(&self, name: &str, me: &std::sync::Weak<Supervisor>) -> bool {
+        match self.roster().members.get(name) {
+            Some(member) => std::ptr::eq(Arc::as_ptr(&member.plugin), me.as_ptr()),
+            None => true,
+        }
+    }
+
+    /// Supervises `instance`, forwarding its status changes to the events,
+    /// and warns about the config's overrides its manifest ignores.
+    fn supervise(self: &Arc<Self>, instance: Arc<dyn Instance>) -> Arc<Supervisor> {
+        let plugin = Supervisor::supervise(instance, self.launcher.clone());
+        self.watch(&plugin);
+        plugin
+    }
+
+    /// Forwards `plugin`'s status changes, and warns about the config's
+    /// subscription overrides its manifest ignores.
+    fn watch(self: &Arc<Self>, plugin: &Arc<Supervisor>) {
+        events::follow(self, plugin);
+        let manifest = plugin.manifest();
+        for phase in plugin.spec().subscriptions.keys() {
+            if manifest.subscription(phase).is_none() {
+                tracing::warn!(
+                    plugin = plugin.name(),
+                    "the config overrides its subscription to phase {phase}, \
+                     but its manifest does not subscribe to {phase}; ignored"
+                );
+            }
+        }
+    }
+}
