@@ -236,12 +236,28 @@ pub(crate) struct RunArgs {
 /// The arguments of `outboard up`.
 #[derive(Debug, Args)]
 pub(crate) struct UpArgs {
-    /// Where the plugins come from.
+    /// Where the plugins come from (and what SIGHUP or `outboard reload`
+    /// reads again).
     #[command(flatten)]
     pub(crate) source: Source,
     /// Print state changes as JSON lines.
     #[arg(long)]
     pub(crate) json: bool,
+    /// The control socket to serve (default: OUTBOARD_CONTROL_SOCKET, else
+    /// $XDG_RUNTIME_DIR/outboard/control.sock, else /run/outboard/ for root
+    /// and /tmp/outboard-UID/ for others).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) control_socket: Option<PathBuf>,
+    /// A group whose members may use the control socket too (it is then
+    /// 0660 in that group; default: the config's [daemon] control_group,
+    /// else none: the daemon's uid only).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) control_group: Option<String>,
+    /// On SIGINT or SIGTERM, how long dispatches in flight may take to
+    /// finish before the plugins stop anyway (default: the config's
+    /// [daemon] drain_timeout, else 30s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) drain_timeout: Option<Duration>,
 }
 
 /// The arguments of `outboard describe`.

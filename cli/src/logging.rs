@@ -48,7 +48,6 @@ pub(crate) fn init(verbose: u8, format: LogFormat, keep_plugin_logs: bool) {
 
 /// The plugins' recent lines, for the control API's `GetLogs`; `None`
 /// unless [`init`] was asked to keep them.
-#[allow(dead_code, reason = "read by `up` once it serves the control API")]
 pub(crate) fn log_book() -> Option<LogBook> {
     LOG_BOOK.get().cloned()
 }

@@ -240,6 +240,12 @@ fn spawn_outboard(args: &[&str], runtime: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_outboard"))
         .args(args)
         .env("OUTBOARD_RUNTIME_DIR", runtime)
+        // `up` serves a control socket: one of its own beside the runtime
+        // directory, not the machine's default.
+        .env(
+            "OUTBOARD_CONTROL_SOCKET",
+            runtime.with_extension("ctl").join("control.sock"),
+        )
         .env_remove("OUTBOARD_PLUGIN_DIR")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -561,6 +567,10 @@ fn up_supervises_until_sigterm_then_stops_everything_and_exits_0() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
         .args(["up", "--json", "--config", config.to_str().unwrap()])
         .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .env(
+            "OUTBOARD_CONTROL_SOCKET",
+            sandbox.path().join("ctl/control.sock"),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -630,6 +640,10 @@ fn up_says_when_it_is_ready_even_with_no_plugins() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
         .args(["up", "--config", config.to_str().unwrap()])
         .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
+        .env(
+            "OUTBOARD_CONTROL_SOCKET",
+            sandbox.path().join("ctl/control.sock"),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -31,6 +31,10 @@ fn start_host(
         .args([command, "--config", config_path.to_str().unwrap()])
         .args(args)
         .env("OUTBOARD_RUNTIME_DIR", runtime.path())
+        .env(
+            "OUTBOARD_CONTROL_SOCKET",
+            sb.path().join("ctl/control.sock"),
+        )
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()

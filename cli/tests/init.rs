@@ -168,6 +168,10 @@ fn hangup_and_user_signals_through_the_init_do_not_kill_up() {
         .arg(&config)
         .env("OUTBOARD_INIT", "1")
         .env("OUTBOARD_RUNTIME_DIR", &runtime)
+        .env(
+            "OUTBOARD_CONTROL_SOCKET",
+            sb.path().join("ctl/control.sock"),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -9,6 +9,8 @@
 //!   and group.
 //! - `peer`: every connection's peer credentials, and who is admitted.
 //! - `incoming`: the server's accepted connections, each with its verdict.
+//! - `server`: the daemon: [`server::Daemon`] serving `ControlService` and
+//!   reflection, reload, graceful shutdown.
 //! - `usage`: RSS and CPU of plugins' process groups, from `/proc`.
 //! - `logs/`: the plugins' recent log lines, per plugin, and their follow.
 //! - `wire`: the host's types as `outboard.control.v1` messages and back.
@@ -17,6 +19,7 @@ pub mod control_socket;
 mod incoming;
 pub mod logs;
 pub mod peer;
+pub mod server;
 pub mod socket;
 pub mod usage;
 pub mod wire;

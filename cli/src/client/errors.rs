@@ -56,6 +56,15 @@ pub(super) fn no_daemon(socket: &Path) -> anyhow::Error {
 pub(crate) fn call_error(socket: &Path, status: &Status) -> anyhow::Error {
     let path = socket.display();
     let message = status.message();
+    if is_connection_lost(status) {
+        if is_gone(status) {
+            return no_daemon(socket);
+        }
+        return anyhow::anyhow!(
+            "the connection to the outboard daemon at {path} was lost (did it stop?): {}",
+            chain(status)
+        );
+    }
     match status.code() {
         // The daemon's own words name the plugin, the file or the field.
         Code::NotFound
@@ -63,16 +72,6 @@ pub(crate) fn call_error(socket: &Path, status: &Status) -> anyhow::Error {
         | Code::InvalidArgument
         | Code::FailedPrecondition
         | Code::AlreadyExists => anyhow::anyhow!("{message}"),
-        Code::Unavailable if is_connection_lost(status) => {
-            if is_gone(status) {
-                no_daemon(socket)
-            } else {
-                anyhow::anyhow!(
-                    "the connection to the outboard daemon at {path} was lost: {}",
-                    chain(status)
-                )
-            }
-        }
         Code::Unavailable => anyhow::anyhow!("the outboard daemon at {path}: {message}"),
         Code::Unimplemented => anyhow::anyhow!(
             "the outboard daemon at {path} does not serve this call; is it a different \

@@ -1,117 +1,254 @@
-//! `outboard up`: every plugin under supervision until a signal. Each
-//! supervisor tells of its state changes as they happen
-//! (`Supervisor::subscribe`); nothing is polled.
+//! `outboard up`: the daemon. Every plugin under supervision, served on the
+//! control socket (`outboard.control.v1`) until a signal. Each state
+//! change is printed as the host tells of it (`Host::events`); nothing is
+//! polled.
+//!
+//! The control socket is claimed before any plugin starts, so a second
+//! daemon on the same socket refuses at once (naming the pid that holds
+//! it), and served once every plugin has started. SIGHUP reloads the
+//! config (logged with the plan, or the error; the daemon goes on either
+//! way). SIGINT or SIGTERM: new work is refused, dispatches in flight get
+//! up to the drain timeout, the plugins stop dependents first, the socket
+//! and its lock are removed, exit 0; a second signal kills the plugins'
+//! groups at once (exit 130).
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 
-use outboard_host::{Host, Status};
+use anyhow::Context as _;
+use outboard_daemon::control_socket::{Claim, Group};
+use outboard_daemon::server::{Daemon, Loader, Options, ReloadFailure};
+use outboard_host::{Host, HostEvent, ReloadPlan, Status};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
 
 use super::{load_config, stop};
-use crate::args::UpArgs;
+use crate::args::{Source, UpArgs};
 use crate::exit::EXIT_INTERRUPTED;
+use crate::logging::log_book;
 use crate::render::state::state_line;
 use crate::signals::{Signals, Stop};
 
-/// Starts the plugins and prints their states until the first signal; then
-/// stops them the graceful way (exit 0), or at once on a second signal
-/// (exit 130).
+/// Starts the plugins, serves the control socket and prints their states
+/// until the first stop signal; then drains and stops them (exit 0), or
+/// kills them on a second signal (exit 130).
 pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8> {
     let config = load_config(&args.source)?;
+    let path = outboard_daemon::socket::resolve(args.control_socket.as_deref())?;
+    let group = match args.control_group.or(config.daemon.control_group.clone()) {
+        Some(name) => Some(Group::lookup(&name).map_err(|why| {
+            anyhow::anyhow!("the control group (--control-group or [daemon] control_group): {why}")
+        })?),
+        None => None,
+    };
+    let drain = args.drain_timeout.unwrap_or(config.daemon.drain_timeout);
+    // Before any plugin starts: a second daemon refuses without starting
+    // anything.
+    let claim = Claim::take(&path, group)?;
     let host = tokio::select! {
-        host = Host::start(&config) => host?,
+        host = Host::start(&config) => Arc::new(host?),
         () = stop_request(&mut signals) => {
             say!("outboard: interrupted");
             return Ok(EXIT_INTERRUPTED);
         }
     };
-    let failed = std::cell::Cell::new(false);
-    let print = |name: &str, status: &Status| {
-        if failed.get() {
+    let daemon = Daemon::new(host.clone(), options(&args.source));
+    let served = claim
+        .bind()
+        .map_err(anyhow::Error::from)
+        .and_then(|socket| {
+            let server = daemon
+                .serve(&socket)
+                .with_context(|| format!("cannot serve {}", socket.path().display()))?;
+            Ok((socket, server))
+        });
+    let (socket, server) = match served {
+        Ok(served) => served,
+        Err(err) => {
+            host.shutdown().await;
+            return Err(err);
+        }
+    };
+    if socket.replaced_stale() {
+        say!(
+            "outboard: replaced the stale control socket {} (its daemon did not exit cleanly)",
+            socket.path().display()
+        );
+    }
+    say!("outboard: control socket {}", socket.path().display());
+    let printer = Printer::new(args.json);
+    tokio::select! {
+        () = follow(&host, &printer) => {}
+        () = until_stop(&daemon, &mut signals) => {}
+    }
+    say!(
+        "outboard: stopping: no new work; dispatches in flight ({}) get up to {}, then every \
+         plugin stops (signal again to stop them at once)",
+        host.in_flight(),
+        humantime::format_duration(drain)
+    );
+    let groups = stop::groups_of(&host);
+    let killed = stop::stop_or_kill(daemon.shutdown(drain), &groups, &mut signals).await;
+    server.stop().await;
+    // The socket, then its lock.
+    drop(socket);
+    Ok(if killed { EXIT_INTERRUPTED } else { 0 })
+}
+
+/// What the daemon serves besides the host: the config source a reload
+/// reads again (the same loading as at start) and the plugins' log book.
+fn options(source: &Source) -> Options {
+    let reread = Source {
+        config: source.config.clone(),
+        plugin_dir: source.plugin_dir.clone(),
+    };
+    let loader: Loader = Arc::new(move || load_config(&reread).map_err(|err| format!("{err:#}")));
+    Options {
+        config_source: describe(source),
+        loader,
+        logs: log_book().unwrap_or_default(),
+    }
+}
+
+/// The config source, for people.
+fn describe(source: &Source) -> String {
+    let dirs: Vec<String> = source
+        .plugin_dir
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    match (&source.config, dirs.is_empty()) {
+        (Some(file), true) => file.display().to_string(),
+        (Some(file), false) => format!(
+            "{} and plugin directories {}",
+            file.display(),
+            dirs.join(", ")
+        ),
+        (None, false) => format!("plugin directories {}", dirs.join(", ")),
+        (None, true) => "./outboard.toml or OUTBOARD_PLUGIN_DIR".to_owned(),
+    }
+}
+
+/// The next SIGINT or SIGTERM, before the control socket is served; a
+/// SIGHUP meanwhile has nothing to reload yet.
+async fn stop_request(signals: &mut Signals) {
+    while signals.next().await == Stop::Hangup {
+        say!("outboard: SIGHUP while starting: nothing to reload yet; still starting");
+    }
+}
+
+/// The next SIGINT or SIGTERM; each SIGHUP before it starts a reload whose
+/// outcome is logged when it ends (signals are heard meanwhile).
+async fn until_stop(daemon: &Daemon, signals: &mut Signals) {
+    while signals.next().await == Stop::Hangup {
+        say!("outboard: SIGHUP: reloading the config");
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            match daemon.reload(false).await {
+                Ok((plan, _)) => say!("outboard: reload applied: {}", plan_line(&plan)),
+                Err(ReloadFailure::ShuttingDown) => say!("outboard: reload skipped: shutting down"),
+                Err(err) => say!("outboard: reload failed, nothing changed: {err}"),
+            }
+        });
+    }
+}
+
+/// A reload plan on one line: what each plugin gets.
+fn plan_line(plan: &ReloadPlan) -> String {
+    let mut parts = Vec::new();
+    let mut list = |what: &str, names: &[String]| {
+        if !names.is_empty() {
+            parts.push(format!("{what} {}", names.join(", ")));
+        }
+    };
+    list("added", &plan.added);
+    list("removed", &plan.removed);
+    let changed: Vec<String> = plan
+        .changed
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.fields.join(", ")))
+        .collect();
+    list("changed", &changed);
+    list("kept disabled", &plan.disabled);
+    list("phases changed", &plan.phases_changed);
+    list("unchanged", &plan.unchanged);
+    if parts.is_empty() {
+        "nothing to do".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// State lines on stdout; if stdout cannot be written, said once and then
+/// no more.
+struct Printer {
+    json: bool,
+    failed: std::cell::Cell<bool>,
+}
+
+impl Printer {
+    fn new(json: bool) -> Printer {
+        Printer {
+            json,
+            failed: std::cell::Cell::new(false),
+        }
+    }
+
+    fn print(&self, name: &str, status: &Status) {
+        if self.failed.get() {
             return;
         }
         let mut out = std::io::stdout().lock();
-        if let Err(err) = state_line(&mut out, name, status, args.json).and_then(|()| out.flush()) {
+        if let Err(err) = state_line(&mut out, name, status, self.json).and_then(|()| out.flush()) {
             // Supervision goes on if nobody reads stdout any more (or the
             // disk is full): said once, then state lines stop.
-            failed.set(true);
+            self.failed.set(true);
             say!(
                 "outboard: cannot print state lines on stdout ({err}); plugins stay under \
                  supervision, state changes are no longer printed"
             );
         }
-    };
-    tokio::select! {
-        () = follow(&host, print) => {}
-        () = stop_request(&mut signals) => {}
-    }
-    say!("outboard: stopping every plugin (signal again to stop them at once)");
-    let groups = stop::groups_of(&host);
-    if stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await {
-        Ok(EXIT_INTERRUPTED)
-    } else {
-        Ok(0)
-    }
-}
-
-/// The next SIGINT or SIGTERM. SIGHUP will ask for a reload; until reload
-/// exists it is logged and `up` goes on as it was.
-async fn stop_request(signals: &mut Signals) {
-    while signals.next().await == Stop::Hangup {
-        say!("outboard: SIGHUP: reload is not implemented yet; still running");
     }
 }
 
 /// Prints every plugin's state, says the host is ready, then prints each
-/// change as it happens; never returns.
-async fn follow(host: &Host, print: impl Fn(&str, &Status)) {
+/// change as the host tells of it (plugins a reload adds included); never
+/// returns.
+async fn follow(host: &Host, printer: &Printer) {
     // Subscribed before the first states are read: no change falls between.
-    let mut changes = subscribe_all(host);
+    let mut events = host.events();
     let mut last = HashMap::new();
+    let show = |name: &str, status: &Status, last: &mut HashMap<String, _>| {
+        if last.insert(name.to_owned(), (status.state, status.pid))
+            != Some((status.state, status.pid))
+        {
+            printer.print(name, status);
+        }
+    };
     for plugin in host.plugins() {
-        let status = plugin.status();
-        print(plugin.name(), &status);
-        last.insert(plugin.name().to_owned(), (status.state, status.pid));
+        show(plugin.name(), &plugin.status(), &mut last);
     }
     // The moment a wrapper, a probe or a benchmark can rely on: every
-    // plugin has started (Host::start returns only then).
+    // plugin has started (Host::start returns only then) and the control
+    // socket is served.
     let count = host.plugins().len();
     say!(
-        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops them",
+        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops them, SIGHUP reloads",
         if count == 1 { "" } else { "s" },
         std::process::id()
     );
-    while let Some((name, status)) = changes.recv().await {
-        if last.insert(name.clone(), (status.state, status.pid)) != Some((status.state, status.pid))
-        {
-            print(&name, &status);
+    loop {
+        match events.recv().await {
+            Ok(HostEvent::Plugin { name, status }) => show(&name, &status, &mut last),
+            Ok(_) => {}
+            // Fell behind: the current states are what matter.
+            Err(RecvError::Lagged(_)) => {
+                for plugin in host.plugins() {
+                    show(plugin.name(), &plugin.status(), &mut last);
+                }
+            }
+            Err(RecvError::Closed) => break,
         }
     }
     std::future::pending::<()>().await;
-}
-
-/// Every plugin's state changes, named, on one channel.
-fn subscribe_all(host: &Host) -> mpsc::UnboundedReceiver<(String, Status)> {
-    let (changes_tx, changes) = mpsc::unbounded_channel();
-    for plugin in host.plugins() {
-        let mut sub = plugin.subscribe();
-        let name = plugin.name().to_owned();
-        let tx = changes_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                match sub.recv().await {
-                    Ok(status) => {
-                        if tx.send((name.clone(), status)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        });
-    }
-    changes
 }

@@ -1,0 +1,127 @@
+//! The daemon's journal of events for `Watch`: the host's events
+//! ([`HostEvent`]) as wire messages, the most recent kept in a small ring
+//! and each broadcast to the watchers that follow. A watcher reads the ring
+//! and subscribes under one lock, so it sees every event exactly once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use outboard_host::{Host, HostEvent};
+use outboard_proto::control::v1 as wire;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::status::event_status;
+use crate::wire::{dispatch_event, plan_names, plan_to_proto, timestamp};
+
+/// How many recent events the journal keeps for a new watcher.
+pub(crate) const RECENT_EVENTS: usize = 256;
+
+/// Events a following watcher may fall behind by before it misses some.
+const FOLLOW_BUFFERED: usize = 1024;
+
+/// The recent events and the live feed.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    /// The last [`RECENT_EVENTS`] events, oldest first.
+    recent: Mutex<VecDeque<Arc<wire::WatchResponse>>>,
+    /// Each event as it is recorded.
+    live: broadcast::Sender<Arc<wire::WatchResponse>>,
+}
+
+impl Journal {
+    /// An empty journal.
+    pub(crate) fn new() -> Journal {
+        Journal {
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
+            live: broadcast::channel(FOLLOW_BUFFERED).0,
+        }
+    }
+
+    /// Keeps `event` among the recent ones and sends it to the watchers.
+    pub(crate) fn record(&self, event: wire::watch_response::Event) {
+        let event = Arc::new(wire::WatchResponse {
+            time: Some(timestamp(SystemTime::now())),
+            event: Some(event),
+        });
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_EVENTS {
+            recent.pop_front();
+        }
+        recent.push_back(event.clone());
+        // Sent under the lock, so a watcher that copies the ring and
+        // subscribes meanwhile sees this event once, in one place or the
+        // other. Nobody following is fine.
+        let _ = self.live.send(event);
+    }
+
+    /// The recent events, and every later one.
+    pub(crate) fn read_and_follow(
+        &self,
+    ) -> (
+        Vec<Arc<wire::WatchResponse>>,
+        broadcast::Receiver<Arc<wire::WatchResponse>>,
+    ) {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        (recent.iter().cloned().collect(), self.live.subscribe())
+    }
+
+    /// Records `host`'s events (from `events`, taken from it) until its
+    /// channel closes.
+    pub(crate) async fn record_from(
+        &self,
+        host: &Host,
+        mut events: broadcast::Receiver<HostEvent>,
+    ) {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(event) = event_to_proto(host, &event) {
+                        self.record(event);
+                    }
+                }
+                // The journal fell behind the host: its watchers are told.
+                Err(RecvError::Lagged(missed)) => {
+                    self.record(wire::watch_response::Event::Missed(missed));
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// A host event as the wire's; `None` for a kind this daemon does not
+/// know (the host's events may grow).
+fn event_to_proto(host: &Host, event: &HostEvent) -> Option<wire::watch_response::Event> {
+    use wire::watch_response::Event;
+    Some(match event {
+        HostEvent::Plugin { name, status } => Event::PluginStatus(event_status(host, name, status)),
+        HostEvent::Dispatch(report) => Event::Dispatch(dispatch_event(report)),
+        HostEvent::Reload { plan, error } => Event::Reload(wire::ReloadEvent {
+            plan: Some(plan_to_proto(plan)),
+            error: error.clone().unwrap_or_default(),
+        }),
+        _ => return None,
+    })
+}
+
+/// A reload that failed before the host saw it: its config could not be
+/// read.
+pub(crate) fn reload_failed(error: &str) -> wire::watch_response::Event {
+    wire::watch_response::Event::Reload(wire::ReloadEvent {
+        plan: None,
+        error: error.to_owned(),
+    })
+}
+
+/// True if `event` concerns `plugin`: its status, a dispatch it took part
+/// in, a reload that names it, or a count of missed events (which may).
+pub(crate) fn concerns(event: &wire::WatchResponse, plugin: &str) -> bool {
+    use wire::watch_response::Event;
+    match &event.event {
+        Some(Event::PluginStatus(status)) => status.name == plugin,
+        Some(Event::Dispatch(dispatch)) => dispatch.entries.iter().any(|e| e.plugin == plugin),
+        Some(Event::Reload(reload)) => reload.plan.as_ref().is_none_or(|p| plan_names(p, plugin)),
+        Some(Event::Missed(_)) | None => true,
+    }
+}

@@ -1,0 +1,91 @@
+//! A supervised plugin as `outboard.control.v1.PluginStatus`: its
+//! supervisor's status and manifest, its call statistics and its process
+//! group's resource use, put together by one pure function.
+
+use std::time::SystemTime;
+
+use outboard_host::{Manifest, State, StatsSnapshot, Status};
+use outboard_proto::control::v1 as wire;
+
+use super::duration_to_proto;
+use crate::usage::GroupUsage;
+
+/// What the daemon knows of one plugin at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginFacts<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its latest start's manifest.
+    pub manifest: &'a Manifest,
+    /// Its supervisor's status.
+    pub status: &'a Status,
+    /// Its calls so far.
+    pub stats: &'a StatsSnapshot,
+    /// Its process group's figures, if it runs.
+    pub usage: Option<&'a GroupUsage>,
+    /// The moment this describes (uptime is measured to it).
+    pub now: SystemTime,
+}
+
+/// `facts` as the wire's `PluginStatus`.
+pub fn plugin_status(facts: PluginFacts<'_>) -> wire::PluginStatus {
+    let PluginFacts {
+        name,
+        manifest,
+        status,
+        stats,
+        usage,
+        now,
+    } = facts;
+    let mut phases: Vec<String> = manifest
+        .subscriptions
+        .iter()
+        .map(|s| s.phase.clone())
+        .collect();
+    phases.sort();
+    phases.dedup();
+    let uptime = status
+        .since
+        .filter(|_| status.state == State::Ready)
+        .map(|since| duration_to_proto(now.duration_since(since).unwrap_or_default()));
+    wire::PluginStatus {
+        name: name.to_owned(),
+        version: manifest.version.to_string(),
+        state: state_to_proto(status.state) as i32,
+        pid: status.pid.unwrap_or(0),
+        uptime,
+        restarts: status.starts.saturating_sub(1),
+        last_exit_reason: status.reason.clone().unwrap_or_default(),
+        last_stderr: status.stderr.clone(),
+        phases,
+        invocations: Some(wire::InvocationCounts {
+            ok: stats.ok,
+            vetoed: stats.vetoed,
+            failed: stats.failed,
+            timed_out: stats.timed_out,
+            crashed: stats.crashed,
+            skipped: stats.skipped,
+        }),
+        latency_p50: stats.latency_p50.map(duration_to_proto),
+        latency_p99: stats.latency_p99.map(duration_to_proto),
+        latency_window: stats.window,
+        rss_bytes: usage.map_or(0, |u| u.rss_bytes),
+        cpu_percent: usage.map_or(0.0, |u| u.cpu_percent),
+        cpu_time: usage.map(|u| duration_to_proto(u.cpu_time)),
+        optional: false,
+    }
+}
+
+/// The host's state as the wire's.
+pub fn state_to_proto(state: State) -> wire::PluginState {
+    match state {
+        State::Starting => wire::PluginState::Starting,
+        State::Ready => wire::PluginState::Ready,
+        State::Unhealthy => wire::PluginState::Unhealthy,
+        State::Restarting => wire::PluginState::Restarting,
+        State::Failed => wire::PluginState::Failed,
+        State::Stopping => wire::PluginState::Stopping,
+        State::Stopped => wire::PluginState::Stopped,
+        State::Disabled => wire::PluginState::Disabled,
+    }
+}
