@@ -1,0 +1,143 @@
+//! The log ring end to end: a plugin floods stderr far beyond its ring's
+//! bound; `outboard logs` shows at most the bound, the latest lines last,
+//! the dropped ones as a gap in the sequence, and `-f` follows new lines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Lines, text, wait_until};
+use daemon::{Daemon, scripted};
+use outboard_daemon::logs::Limits;
+
+/// Lines the flood writes: twenty rings' worth.
+const FLOOD: u64 = 20_000;
+
+/// Runs `phase` on the daemon; the flood plugin must have answered.
+async fn invoke(daemon: &Daemon, phase: &str) {
+    let report = daemon::invoke(&mut daemon.client().await, phase).await;
+    assert_eq!(report.entries.len(), 1, "{report:?}");
+}
+
+/// Asserts that the lines' sequence numbers follow one another.
+fn assert_consecutive(lines: &[serde_json::Value], what: &str) {
+    let sequences: Vec<u64> = lines
+        .iter()
+        .map(|l| l["sequence"].as_u64().unwrap())
+        .collect();
+    assert!(
+        sequences.windows(2).all(|w| w[1] == w[0] + 1),
+        "{what}: sequences not consecutive: {sequences:?}"
+    );
+}
+
+/// `outboard logs flood --json ARGS`, parsed line by line.
+fn logs_json(daemon: &Daemon, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["logs", "flood", "--json"];
+    all.extend_from_slice(args);
+    let out = daemon.cli(&all);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    parse(&text(&out.stdout))
+}
+
+/// One JSON object per line.
+fn parse(lines: &str) -> Vec<serde_json::Value> {
+    lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The text of the flood's line number `k`.
+fn line(k: u64) -> String {
+    format!("flood: log line {k}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_ring_stays_bounded_under_a_flood_and_follows() {
+    let bound = Limits::default().lines;
+    let daemon = Daemon::start(&format!(
+        "[[plugin]]\nname = \"flood\"\ncommand = \"{}\"\n\
+         env = {{ SCRIPTED_SUBSCRIBE = \"flood:10,tick:10\" }}\ncall_timeout = \"30s\"\n\
+         config = {{ flood = {{ log_lines = {FLOOD} }}, tick = {{ log_lines = 1 }} }}\n",
+        scripted()
+    ));
+    invoke(&daemon, "flood").await;
+    // The lines reach the ring after the call returns: wait for the last.
+    let last = line(FLOOD);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            logs_json(&daemon, &["-n", "1"])
+                .last()
+                .is_some_and(|l| l["message"] == last.as_str())
+        }),
+        "the flood's last line never showed"
+    );
+
+    // Asked for more than the ring holds: at most the bound, in order,
+    // the latest last, the dropped lines a gap before the first.
+    let asked = (bound * 5).to_string();
+    let shown = logs_json(&daemon, &["-n", &asked]);
+    assert!(
+        !shown.is_empty() && shown.len() <= bound,
+        "{} lines shown, the bound is {bound}",
+        shown.len()
+    );
+    assert!(
+        shown.iter().all(|l| l.get("dropped").is_none()),
+        "the ring's lines are consecutive"
+    );
+    assert_consecutive(&shown, "the ring");
+    // Sequences count every line from 1: the first shown tells how many
+    // the ring dropped.
+    let first_sequence = shown[0]["sequence"].as_u64().unwrap();
+    assert!(
+        first_sequence > FLOOD - bound as u64,
+        "the first line shown, {first_sequence}, is older than the ring can hold"
+    );
+    assert_eq!(shown.last().unwrap()["message"], last.as_str());
+    assert_eq!(shown.last().unwrap()["stream"], "stderr");
+    let first = shown[0]["message"].as_str().unwrap();
+    let k: u64 = first.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(
+        k + shown.len() as u64 - 1,
+        FLOOD,
+        "the lines shown are the latest, in order: from {first}"
+    );
+
+    // -n N: the last N, for people too.
+    let ten = daemon.cli(&["logs", "flood", "-n", "10"]);
+    let ten = text(&ten.stdout);
+    let ten: Vec<&str> = ten.lines().collect();
+    assert_eq!(ten.len(), 10, "{ten:?}");
+    assert!(ten[0].ends_with(&line(FLOOD - 9)), "{ten:?}");
+    assert!(ten[9].ends_with(&last), "{ten:?}");
+
+    // -f: the ring, then each new line as it comes.
+    let mut follow = daemon
+        .cli_command(&["logs", "flood", "-f", "-n", "5", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn outboard logs -f");
+    let mut lines = Lines::read(follow.stdout.take().unwrap());
+    lines.expect(&last, Duration::from_secs(10));
+    invoke(&daemon, "tick").await;
+    lines.expect(&line(FLOOD + 1), Duration::from_secs(10));
+    invoke(&daemon, "tick").await;
+    lines.expect(&line(FLOOD + 2), Duration::from_secs(10));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(follow.id() as libc::pid_t, libc::SIGINT) };
+    let status = follow.wait().unwrap();
+    let seen = lines.rest();
+    // Interrupted, as a follower ends.
+    assert_eq!(status.code(), Some(130), "logs -f: {status}");
+    let followed = parse(&seen);
+    assert_eq!(followed.len(), 7, "5 from the ring, then 2 new: {seen}");
+    assert_consecutive(&followed, "the ring, then the follow");
+    daemon.stop();
+}

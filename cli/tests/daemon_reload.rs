@@ -1,0 +1,562 @@
+//! Reload end to end: a real `outboard up`, real `outboard reload` (and
+//! SIGHUP) processes, control-API callers invoking all the while. A reload
+//! loses no call and mixes no routing; a bad one changes nothing; a dry
+//! run only prints the plan; a plugin restarted after its binary was
+//! replaced gets the routes of its new manifest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{text, wait_until};
+use daemon::{Client, Daemon, broken, scripted, write_script};
+use outboard_proto::control::v1::{DispatchReport, EntryOutcome, verdict};
+
+/// The phase every test plugin subscribes to.
+const PHASE: &str = "work";
+
+/// How long each plugin takes over a call under load: long enough that
+/// calls are in flight on the old instances when the routes switch.
+const CALL_MS: u64 = 100;
+
+/// A `[[plugin]]` table for the scripted fixture, subscribed to `work`,
+/// setting `/NAME` to `value` after `sleep_ms`.
+fn plugin(name: &str, value: &str, sleep_ms: u64) -> String {
+    format!(
+        r#"
+[[plugin]]
+name = "{name}"
+command = "{cmd}"
+env = {{ SCRIPTED_SUBSCRIBE = "{PHASE}:10" }}
+restart = "never"
+config = {{ {PHASE} = {{ sleep_ms = {sleep_ms}, set = {{ "/{name}" = "{value}" }} }} }}
+"#,
+        cmd = scripted()
+    )
+}
+
+/// A config of `plugins` (name, value), `work` run in parallel.
+fn config(plugins: &[(&str, &str)], sleep_ms: u64) -> String {
+    let mut text = format!("[phases.{PHASE}]\nmode = \"parallel\"\n");
+    for (name, value) in plugins {
+        text.push_str(&plugin(name, value, sleep_ms));
+    }
+    text
+}
+
+/// What routing a report saw: each entry's plugin and the value it set at
+/// `/its-name`. Fails the test if the dispatch did not pass or an entry
+/// did not answer OK with exactly that one operation.
+fn routing(report: &DispatchReport) -> BTreeMap<String, String> {
+    assert!(
+        matches!(
+            report.verdict.as_ref().and_then(|v| v.result.as_ref()),
+            Some(verdict::Result::Passed(_))
+        ),
+        "a dispatch did not pass: {report:?}"
+    );
+    report
+        .entries
+        .iter()
+        .map(|entry| {
+            assert_eq!(
+                entry.outcome(),
+                EntryOutcome::Ok,
+                "{} did not answer OK: {report:?}",
+                entry.plugin
+            );
+            let [op] = entry.patch.as_slice() else {
+                panic!("{} sent not one operation: {report:?}", entry.plugin);
+            };
+            assert_eq!(op.path, format!("/{}", entry.plugin), "{report:?}");
+            let value = match op.value.as_ref().and_then(|v| v.kind.as_ref()) {
+                Some(prost_types::value::Kind::StringValue(s)) => s.clone(),
+                other => panic!("{}: not a string: {other:?}", entry.plugin),
+            };
+            (entry.plugin.clone(), value)
+        })
+        .collect()
+}
+
+/// The routing a list of plugins (name, value) gives.
+fn expected(plugins: &[(&str, &str)]) -> BTreeMap<String, String> {
+    plugins
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Invokes `work` with an empty context and checks the report.
+async fn invoke(client: &mut Client) -> BTreeMap<String, String> {
+    routing(&daemon::invoke(client, PHASE).await)
+}
+
+/// One answered call: when it was sent and answered, and the routing it
+/// saw.
+struct Call {
+    sent: Instant,
+    answered: Instant,
+    routing: BTreeMap<String, String>,
+}
+
+/// `count` callers invoking `work` in a loop until `stop`, each on its own
+/// connection; every call must be answered with a passing report.
+struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    calls: Arc<Mutex<Vec<Call>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    async fn start(daemon: &Daemon, count: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for _ in 0..count {
+            let mut client = daemon.client().await;
+            let (stop, answered, calls) = (stop.clone(), answered.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    let routing = invoke(&mut client).await;
+                    let call = Call {
+                        sent,
+                        answered: Instant::now(),
+                        routing,
+                    };
+                    calls.lock().unwrap().push(call);
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        Load {
+            stop,
+            answered,
+            calls,
+            tasks,
+        }
+    }
+
+    /// Waits until `more` calls beyond those answered now are answered.
+    async fn wait_for(&self, more: usize) {
+        let target = self.answered.load(Ordering::Relaxed) + more;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.answered.load(Ordering::Relaxed) < target {
+            assert!(Instant::now() < deadline, "the callers stalled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops the callers (each finishes its call) and returns every call;
+    /// a caller that failed fails the test here.
+    async fn finish(self) -> Vec<Call> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect("a caller failed");
+        }
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+/// Runs `outboard ARGS` off the runtime's threads.
+async fn cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
+    let mut command = daemon.cli_command(args);
+    tokio::task::spawn_blocking(move || command.output().expect("run outboard"))
+        .await
+        .unwrap()
+}
+
+/// Waits until the daemon has applied `reloads` reloads.
+async fn wait_reloads(daemon: &Daemon, reloads: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = daemon.status().await;
+        if status.daemon.as_ref().is_some_and(|d| d.reloads >= reloads) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon has not applied {reloads} reloads: {:?}",
+            status.daemon
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reload_under_load_loses_no_call_and_mixes_no_routing() {
+    let first = [
+        ("alpha", "v1"),
+        ("beta", "v1"),
+        ("gone", "yes"),
+        ("keep", "k"),
+    ];
+    let second = [
+        ("alpha", "v2"),
+        ("beta", "v2"),
+        ("fresh", "yes"),
+        ("keep", "k"),
+    ];
+    let third = [
+        ("alpha", "v3"),
+        ("beta", "v3"),
+        ("keep", "k"),
+        ("late", "yes"),
+    ];
+    let daemon = Daemon::start(&config(&first, CALL_MS));
+    let before = daemon.pids().await;
+
+    let load = Load::start(&daemon, 16).await;
+    load.wait_for(160).await;
+
+    // Two plugins' config changed, one removed, one added: through the CLI.
+    daemon.write_config(&config(&second, CALL_MS));
+    let asked = Instant::now();
+    let out = cli(&daemon, &["reload", "--json"]).await;
+    let reloaded = Instant::now();
+    assert!(
+        out.status.success(),
+        "outboard reload: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["applied"], true, "{reply}");
+    let plan = &reply["plan"];
+    assert_eq!(plan["unchanged"], serde_json::json!(["keep"]), "{plan}");
+    assert_eq!(plan["added"], serde_json::json!(["fresh"]), "{plan}");
+    assert_eq!(plan["removed"], serde_json::json!(["gone"]), "{plan}");
+    let changed: Vec<&str> = plan["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["alpha", "beta"], "{plan}");
+    for change in plan["changed"].as_array().unwrap() {
+        assert!(
+            change["fields"]
+                .as_array()
+                .unwrap()
+                .contains(&"config".into()),
+            "{plan}"
+        );
+    }
+    let middle = daemon.pids().await;
+    load.wait_for(160).await;
+
+    // Again, by SIGHUP: the changed plugins change again, the added one
+    // goes, another comes.
+    daemon.write_config(&config(&third, CALL_MS));
+    let hangup = Instant::now();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(daemon.pid() as libc::pid_t, libc::SIGHUP) };
+    wait_reloads(&daemon, 2).await;
+    let rehung = Instant::now();
+    let after = daemon.pids().await;
+    load.wait_for(160).await;
+    let calls = load.finish().await;
+
+    // Every call answered and passed (checked as it came); each saw one
+    // whole routing, and once a reload returned, only the new one.
+    let routings = [expected(&first), expected(&second), expected(&third)];
+    let mut seen = [0usize; 3];
+    for call in &calls {
+        let generation = routings
+            .iter()
+            .position(|r| *r == call.routing)
+            .unwrap_or_else(|| panic!("a mixed routing: {:?}", call.routing));
+        seen[generation] += 1;
+        if call.sent >= reloaded && call.sent < hangup {
+            assert_eq!(generation, 1, "sent after the reload: {:?}", call.routing);
+        }
+        if call.sent >= rehung {
+            assert_eq!(generation, 2, "sent after SIGHUP's: {:?}", call.routing);
+        }
+    }
+    assert!(seen.iter().all(|&n| n > 0), "calls per routing: {seen:?}");
+    // The load went on through each reload: calls were in flight as it
+    // began, and others were sent while it ran.
+    for (start, end, what) in [(asked, reloaded, "reload"), (hangup, rehung, "SIGHUP")] {
+        assert!(
+            calls.iter().any(|c| c.sent < start && c.answered > start),
+            "no call in flight as the {what} began"
+        );
+        assert!(
+            calls.iter().any(|c| c.sent > start && c.sent < end),
+            "no call sent during the {what}"
+        );
+    }
+
+    // `keep` never restarted and took part in every call: its count is
+    // every call the callers made, none lost, none twice.
+    let status = daemon.status().await;
+    let keep = status.plugins.iter().find(|p| p.name == "keep").unwrap();
+    assert_eq!(
+        keep.invocations.as_ref().map(|i| (i.ok, i.failed)),
+        Some((calls.len() as u64, 0)),
+        "keep's calls"
+    );
+
+    // Unchanged: the same process throughout; changed: a new one each time.
+    assert_eq!(before["keep"], middle["keep"]);
+    assert_eq!(middle["keep"], after["keep"]);
+    for name in ["alpha", "beta"] {
+        assert_ne!(before[name], middle[name], "{name} after the first reload");
+        assert_ne!(middle[name], after[name], "{name} after SIGHUP's");
+    }
+    let names = |pids: &BTreeMap<String, u32>| pids.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&middle), ["alpha", "beta", "fresh", "keep"]);
+    assert_eq!(names(&after), ["alpha", "beta", "keep", "late"]);
+    // The processes replaced or removed are gone.
+    for pid in [
+        before["alpha"],
+        before["beta"],
+        before["gone"],
+        middle["fresh"],
+    ] {
+        assert!(
+            wait_until(Duration::from_secs(10), || !common::alive(pid)),
+            "a replaced plugin's process {pid} still runs"
+        );
+    }
+    daemon.stop();
+}
+
+/// The plugins' pids, the reloads applied, and the routing a call sees,
+/// all as before.
+async fn assert_unchanged(
+    daemon: &Daemon,
+    pids: &BTreeMap<String, u32>,
+    routing: &BTreeMap<String, String>,
+    what: &str,
+) {
+    assert_eq!(&daemon.pids().await, pids, "after {what}: the plugins");
+    let status = daemon.status().await;
+    assert_eq!(
+        status.daemon.map(|d| d.reloads),
+        Some(0),
+        "after {what}: reloads"
+    );
+    assert_eq!(
+        &invoke(&mut daemon.client().await).await,
+        routing,
+        "after {what}: a call's routing"
+    );
+}
+
+/// Rewrites the config to `bad`, reloads through the CLI, and checks that
+/// it failed naming every one of `named`, and that nothing changed.
+async fn bad_reload(
+    daemon: &Daemon,
+    bad: &str,
+    named: &[&str],
+    pids: &BTreeMap<String, u32>,
+    routing: &BTreeMap<String, String>,
+    what: &str,
+) {
+    daemon.write_config(bad);
+    let out = cli(daemon, &["reload"]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "reload of {what}: stdout {}\nstderr {stderr}",
+        text(&out.stdout)
+    );
+    for needle in named {
+        assert!(
+            stderr.contains(needle),
+            "reload of {what}: the error does not name {needle:?}: {stderr}"
+        );
+    }
+    assert_unchanged(daemon, pids, routing, what).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_reload_changes_nothing() {
+    let good = [("alpha", "v1"), ("keep", "k")];
+    let good_text = config(&good, 0);
+    let daemon = Daemon::start(&good_text);
+    let pids = daemon.pids().await;
+    let routing = expected(&good);
+    let config_path = daemon.config_path().display().to_string();
+
+    // A TOML error two lines below the good text: named by file and line.
+    let line = good_text.lines().count() + 2;
+    let toml_error = format!("{good_text}\n[[plugin]\nname = \"x\"\n");
+    bad_reload(
+        &daemon,
+        &toml_error,
+        &[&format!("{config_path}:{line}")],
+        &pids,
+        &routing,
+        "a TOML error",
+    )
+    .await;
+
+    // A missing binary, beside a change that alone would apply.
+    let missing = daemon.work().join("no-such-plugin").display().to_string();
+    let ghost = format!(
+        "{}\n[[plugin]]\nname = \"ghost\"\ncommand = \"{missing}\"\n",
+        config(&[("alpha", "v2"), ("keep", "k")], 0)
+    );
+    bad_reload(
+        &daemon,
+        &ghost,
+        &["ghost", &missing],
+        &pids,
+        &routing,
+        "a missing binary",
+    )
+    .await;
+
+    // A plugin that exits before its handshake, beside a changed plugin
+    // whose new instance does start: the change is rolled back too.
+    let doomed = format!(
+        "{}\n[[plugin]]\nname = \"doomed\"\ncommand = \"{}\"\nargs = [\"exit-early\"]\n\
+         handshake_timeout = \"5s\"\nrestart = \"never\"\n",
+        config(&[("alpha", "v2"), ("keep", "k")], 0),
+        broken()
+    );
+    let children = common::child_pids(daemon.pid());
+    // Under load: alpha's new instance starts, then is discarded, and no
+    // call sees it.
+    let load = Load::start(&daemon, 4).await;
+    load.wait_for(8).await;
+    bad_reload(
+        &daemon,
+        &doomed,
+        &["doomed"],
+        &pids,
+        &routing,
+        "a plugin that fails to start",
+    )
+    .await;
+    for call in load.finish().await {
+        assert_eq!(call.routing, routing, "a call during the failed reload");
+    }
+    // Neither the failed plugin nor alpha's discarded new instance runs on.
+    let daemon_pid = daemon.pid();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let mut now = common::child_pids(daemon_pid);
+            now.sort_unstable();
+            let mut then = children.clone();
+            then.sort_unstable();
+            now == then
+        }),
+        "the daemon's children changed: {children:?} then, {:?} now",
+        common::child_pids(daemon_pid)
+    );
+
+    // The good config again: the daemon still reloads.
+    daemon.write_config(&config(&[("alpha", "v2"), ("keep", "k")], 0));
+    let out = cli(&daemon, &["reload"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        invoke(&mut daemon.client().await).await,
+        expected(&[("alpha", "v2"), ("keep", "k")])
+    );
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let first = [("alpha", "v1"), ("gone", "yes"), ("keep", "k")];
+    let daemon = Daemon::start(&config(&first, 0));
+    let pids = daemon.pids().await;
+    daemon.write_config(&config(
+        &[("alpha", "v2"), ("fresh", "yes"), ("keep", "k")],
+        0,
+    ));
+
+    let reply = daemon.cli_json(&["reload", "--dry-run"]);
+    assert_eq!(reply["applied"], false, "{reply}");
+    let plan = &reply["plan"];
+    assert_eq!(plan["unchanged"], serde_json::json!(["keep"]), "{plan}");
+    assert_eq!(plan["added"], serde_json::json!(["fresh"]), "{plan}");
+    assert_eq!(plan["removed"], serde_json::json!(["gone"]), "{plan}");
+    assert_eq!(plan["changed"][0]["name"], "alpha", "{plan}");
+    assert_eq!(plan["changed"].as_array().map(Vec::len), Some(1), "{plan}");
+
+    // For people: the same plan, every plugin named.
+    let out = daemon.cli(&["reload", "--dry-run"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("dry run"), "{stdout}");
+    for name in ["alpha", "fresh", "gone", "keep"] {
+        assert!(
+            stdout.contains(name),
+            "the plan does not name {name}: {stdout}"
+        );
+    }
+    assert_unchanged(&daemon, &pids, &expected(&first), "a dry run").await;
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_restarted_after_an_upgrade_in_place_gets_its_new_routes() {
+    let subscribed =
+        |phase: &str| format!("SCRIPTED_SUBSCRIBE={phase}:10 exec '{}' \"$@\"", scripted());
+    let daemon = Daemon::start_with(|work| {
+        let command = write_script(work, "upgraded", &subscribed("old_phase"));
+        format!(
+            "[[plugin]]\nname = \"upgraded\"\ncommand = \"{}\"\n\
+             config = {{ old_phase = {{ set = {{ \"/upgraded\" = \"old\" }} }}, \
+             new_phase = {{ set = {{ \"/upgraded\" = \"new\" }} }}, \
+             third_phase = {{ set = {{ \"/upgraded\" = \"third\" }} }} }}\n",
+            command.display()
+        )
+    });
+    let mut client = daemon.client().await;
+    let mut run = async |phase: &str| routing(&daemon::invoke(&mut client, phase).await);
+    let upgraded = |value: &str| expected(&[("upgraded", value)]);
+    assert_eq!(run("old_phase").await, upgraded("old"));
+    assert_eq!(run("new_phase").await, BTreeMap::new());
+    let before = daemon.pids().await["upgraded"];
+
+    // The new binary subscribes to the other phase.
+    daemon.write_script("upgraded", &subscribed("new_phase"));
+    let out = daemon.cli(&["restart", "upgraded"]);
+    assert!(
+        out.status.success(),
+        "outboard restart: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_ne!(daemon.pids().await["upgraded"], before, "a new process");
+    assert_eq!(run("new_phase").await, upgraded("new"));
+    assert_eq!(run("old_phase").await, BTreeMap::new());
+    let status = daemon.cli_json(&["status", "upgraded"]);
+    assert_eq!(
+        status["plugins"][0]["phases"],
+        serde_json::json!(["new_phase"]),
+        "{status}"
+    );
+
+    // Upgraded again, then killed: the supervisor's own restart reads the
+    // new manifest too.
+    daemon.write_script("upgraded", &subscribed("third_phase"));
+    let killed = daemon.pids().await["upgraded"];
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(killed as libc::pid_t, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while [0, killed].contains(&daemon.pids().await["upgraded"]) {
+        assert!(Instant::now() < deadline, "upgraded was not restarted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.wait_all_ready().await;
+    assert_eq!(run("third_phase").await, upgraded("third"));
+    assert_eq!(run("new_phase").await, BTreeMap::new());
+    daemon.stop();
+}
