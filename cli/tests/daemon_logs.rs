@@ -8,7 +8,8 @@ mod common;
 #[path = "common/daemon.rs"]
 mod daemon;
 
-use std::process::Stdio;
+use std::io::Read;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::{Lines, text, wait_until};
@@ -51,6 +52,37 @@ fn parse(lines: &str) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
+}
+
+/// Spawns `outboard logs flood -f --json ARGS`, its stdout read line by line.
+fn follow(daemon: &Daemon, args: &[&str]) -> (Child, Lines) {
+    let mut all = vec!["logs", "flood", "-f", "--json"];
+    all.extend_from_slice(args);
+    let mut child = daemon
+        .cli_command(&all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn outboard logs -f");
+    let lines = Lines::read(child.stdout.take().unwrap());
+    (child, lines)
+}
+
+/// Interrupts a follower, as a person would end it (exit 130), and returns
+/// everything it printed.
+fn interrupt(mut child: Child, lines: Lines) -> String {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "logs -f: {status}: {stderr}");
+    lines.rest()
 }
 
 /// The text of the flood's line number `k`.
@@ -119,25 +151,51 @@ async fn the_log_ring_stays_bounded_under_a_flood_and_follows() {
     assert!(ten[9].ends_with(&last), "{ten:?}");
 
     // -f: the ring, then each new line as it comes.
-    let mut follow = daemon
-        .cli_command(&["logs", "flood", "-f", "-n", "5", "--json"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn outboard logs -f");
-    let mut lines = Lines::read(follow.stdout.take().unwrap());
+    let (follow, mut lines) = follow(&daemon, &["-n", "5"]);
     lines.expect(&last, Duration::from_secs(10));
     invoke(&daemon, "tick").await;
     lines.expect(&line(FLOOD + 1), Duration::from_secs(10));
     invoke(&daemon, "tick").await;
     lines.expect(&line(FLOOD + 2), Duration::from_secs(10));
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(follow.id() as libc::pid_t, libc::SIGINT) };
-    let status = follow.wait().unwrap();
-    let seen = lines.rest();
-    // Interrupted, as a follower ends.
-    assert_eq!(status.code(), Some(130), "logs -f: {status}");
+    let seen = interrupt(follow, lines);
     let followed = parse(&seen);
     assert_eq!(followed.len(), 7, "5 from the ring, then 2 new: {seen}");
     assert_consecutive(&followed, "the ring, then the follow");
+    daemon.stop();
+}
+
+/// A config of the `flood` plugin whose `tick` writes `tick` lines.
+fn ticking(tick: u64) -> String {
+    format!(
+        "[[plugin]]\nname = \"flood\"\ncommand = \"{}\"\n\
+         env = {{ SCRIPTED_SUBSCRIBE = \"tick:10\" }}\n\
+         config = {{ tick = {{ log_lines = {tick} }} }}\n",
+        scripted()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_follows_the_plugin_across_a_restart_and_a_reload() {
+    let daemon = Daemon::start(&ticking(1));
+    let (follow, mut lines) = follow(&daemon, &[]);
+    invoke(&daemon, "tick").await;
+    lines.expect(&line(1), Duration::from_secs(10));
+
+    // A new process under the same name: its lines join the same stream.
+    let out = daemon.cli(&["restart", "flood"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    invoke(&daemon, "tick").await;
+    lines.expect(&line(1), Duration::from_secs(10));
+
+    // Replaced blue/green by a reload: the new instance's lines too.
+    daemon.write_config(&ticking(2));
+    let out = daemon.cli(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    invoke(&daemon, "tick").await;
+    lines.expect(&line(2), Duration::from_secs(10));
+
+    let seen = interrupt(follow, lines);
+    let followed = parse(&seen);
+    assert_consecutive(&followed, "one plugin's lines across its instances");
     daemon.stop();
 }

@@ -17,24 +17,30 @@ use std::time::{Duration, Instant};
 
 use common::{text, wait_until};
 use daemon::{Client, Daemon, broken, scripted, write_script};
-use outboard_proto::control::v1::{DispatchReport, EntryOutcome, verdict};
+use outboard_proto::control::v1::{DispatchReport, EntryOutcome, PhaseMode, PluginState, verdict};
 
 /// The phase every test plugin subscribes to.
 const PHASE: &str = "work";
 
 /// How long each plugin takes over a call under load: long enough that
 /// calls are in flight on the old instances when the routes switch.
-const CALL_MS: u64 = 100;
+const CALL_MS: u64 = 50;
+
+/// How long a slow plugin takes to start: a reload that adds it takes that
+/// long, and calls must not wait for it.
+const SLOW_START_MS: u64 = 1000;
 
 /// A `[[plugin]]` table for the scripted fixture, subscribed to `work`,
-/// setting `/NAME` to `value` after `sleep_ms`.
-fn plugin(name: &str, value: &str, sleep_ms: u64) -> String {
+/// setting `/NAME` to `value` after `sleep_ms`; `slow` ones take
+/// [`SLOW_START_MS`] to start.
+fn plugin(name: &str, value: &str, sleep_ms: u64, slow: bool) -> String {
+    let delay = if slow { SLOW_START_MS } else { 0 };
     format!(
         r#"
 [[plugin]]
 name = "{name}"
 command = "{cmd}"
-env = {{ SCRIPTED_SUBSCRIBE = "{PHASE}:10" }}
+env = {{ SCRIPTED_SUBSCRIBE = "{PHASE}:10", SCRIPTED_START_DELAY_MS = "{delay}" }}
 restart = "never"
 config = {{ {PHASE} = {{ sleep_ms = {sleep_ms}, set = {{ "/{name}" = "{value}" }} }} }}
 "#,
@@ -42,13 +48,19 @@ config = {{ {PHASE} = {{ sleep_ms = {sleep_ms}, set = {{ "/{name}" = "{value}" }
     )
 }
 
-/// A config of `plugins` (name, value), `work` run in parallel.
-fn config(plugins: &[(&str, &str)], sleep_ms: u64) -> String {
-    let mut text = format!("[phases.{PHASE}]\nmode = \"parallel\"\n");
+/// A config of `plugins` (name, value), `work` run in `mode`, the plugins
+/// named in `slow` slow to start.
+fn config_in(mode: &str, plugins: &[(&str, &str)], sleep_ms: u64, slow: &[&str]) -> String {
+    let mut text = format!("[phases.{PHASE}]\nmode = \"{mode}\"\n");
     for (name, value) in plugins {
-        text.push_str(&plugin(name, value, sleep_ms));
+        text.push_str(&plugin(name, value, sleep_ms, slow.contains(name)));
     }
     text
+}
+
+/// A config of `plugins` (name, value), `work` run in parallel.
+fn config(plugins: &[(&str, &str)], sleep_ms: u64) -> String {
+    config_in("parallel", plugins, sleep_ms, &[])
 }
 
 /// What routing a report saw: each entry's plugin and the value it set at
@@ -99,11 +111,11 @@ async fn invoke(client: &mut Client) -> BTreeMap<String, String> {
 }
 
 /// One answered call: when it was sent and answered, and the routing it
-/// saw.
+/// saw (the phase's mode, and each plugin's value).
 struct Call {
     sent: Instant,
     answered: Instant,
-    routing: BTreeMap<String, String>,
+    routing: (PhaseMode, BTreeMap<String, String>),
 }
 
 /// `count` callers invoking `work` in a loop until `stop`, each on its own
@@ -127,7 +139,8 @@ impl Load {
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let sent = Instant::now();
-                    let routing = invoke(&mut client).await;
+                    let report = daemon::invoke(&mut client, PHASE).await;
+                    let routing = (report.mode(), routing(&report));
                     let call = Call {
                         sent,
                         answered: Instant::now(),
@@ -218,8 +231,9 @@ async fn reload_under_load_loses_no_call_and_mixes_no_routing() {
     let load = Load::start(&daemon, 16).await;
     load.wait_for(160).await;
 
-    // Two plugins' config changed, one removed, one added: through the CLI.
-    daemon.write_config(&config(&second, CALL_MS));
+    // Two plugins' config changed, one removed, one added (slow to start),
+    // the phase now sequential: through the CLI.
+    daemon.write_config(&config_in("sequential", &second, CALL_MS, &["fresh"]));
     let asked = Instant::now();
     let out = cli(&daemon, &["reload", "--json"]).await;
     let reloaded = Instant::now();
@@ -242,6 +256,7 @@ async fn reload_under_load_loses_no_call_and_mixes_no_routing() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(changed, ["alpha", "beta"], "{plan}");
+    assert_eq!(plan["phases_changed"], serde_json::json!([PHASE]), "{plan}");
     for change in plan["changed"].as_array().unwrap() {
         assert!(
             change["fields"]
@@ -268,7 +283,11 @@ async fn reload_under_load_loses_no_call_and_mixes_no_routing() {
 
     // Every call answered and passed (checked as it came); each saw one
     // whole routing, and once a reload returned, only the new one.
-    let routings = [expected(&first), expected(&second), expected(&third)];
+    let routings = [
+        (PhaseMode::Parallel, expected(&first)),
+        (PhaseMode::Sequential, expected(&second)),
+        (PhaseMode::Parallel, expected(&third)),
+    ];
     let mut seen = [0usize; 3];
     for call in &calls {
         let generation = routings
@@ -285,7 +304,18 @@ async fn reload_under_load_loses_no_call_and_mixes_no_routing() {
     }
     assert!(seen.iter().all(|&n| n > 0), "calls per routing: {seen:?}");
     // The load went on through each reload: calls were in flight as it
-    // began, and others were sent while it ran.
+    // began, and others were sent while it ran; while the added plugin
+    // took its time to start, calls went on being answered.
+    assert!(
+        reloaded - asked >= Duration::from_millis(SLOW_START_MS),
+        "the reload did not wait for the added plugin to start"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.sent > asked && c.answered < reloaded),
+        "no call was answered while the reload waited for the added plugin"
+    );
     for (start, end, what) in [(asked, reloaded, "reload"), (hangup, rehung, "SIGHUP")] {
         assert!(
             calls.iter().any(|c| c.sent < start && c.answered > start),
@@ -443,7 +473,7 @@ async fn a_bad_reload_changes_nothing() {
     )
     .await;
     for call in load.finish().await {
-        assert_eq!(call.routing, routing, "a call during the failed reload");
+        assert_eq!(call.routing.1, routing, "a call during the failed reload");
     }
     // Neither the failed plugin nor alpha's discarded new instance runs on.
     let daemon_pid = daemon.pid();
@@ -558,5 +588,47 @@ async fn a_plugin_restarted_after_an_upgrade_in_place_gets_its_new_routes() {
     daemon.wait_all_ready().await;
     assert_eq!(run("third_phase").await, upgraded("third"));
     assert_eq!(run("new_phase").await, BTreeMap::new());
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_stop_holds_across_a_reload_and_start_brings_the_new_config() {
+    let daemon = Daemon::start(&config(
+        &[("alpha", "v1"), ("beta", "v1"), ("keep", "k")],
+        0,
+    ));
+    let mut client = daemon.client().await;
+    let stopped = daemon.cli_json(&["stop", "alpha"]);
+    assert_eq!(stopped["plugins"][0]["state"], "disabled", "{stopped}");
+    assert_eq!(
+        invoke(&mut client).await,
+        expected(&[("beta", "v1"), ("keep", "k")])
+    );
+
+    // Both change; the stopped one stays stopped, its new config kept.
+    let second = [("alpha", "v2"), ("beta", "v2"), ("keep", "k")];
+    daemon.write_config(&config(&second, 0));
+    let reply = daemon.cli_json(&["reload"]);
+    assert_eq!(reply["applied"], true, "{reply}");
+    assert_eq!(
+        reply["plan"]["disabled"],
+        serde_json::json!(["alpha"]),
+        "{reply}"
+    );
+    let status = daemon.status().await;
+    let alpha = status.plugins.iter().find(|p| p.name == "alpha").unwrap();
+    assert_eq!(
+        (alpha.state(), alpha.pid),
+        (PluginState::Disabled, 0),
+        "alpha after the reload"
+    );
+    assert_eq!(
+        invoke(&mut client).await,
+        expected(&[("beta", "v2"), ("keep", "k")])
+    );
+
+    let started = daemon.cli_json(&["start", "alpha"]);
+    assert_eq!(started["plugins"][0]["state"], "ready", "{started}");
+    assert_eq!(invoke(&mut client).await, expected(&second));
     daemon.stop();
 }
