@@ -199,3 +199,58 @@ async fn a_follower_follows_the_plugin_across_a_restart_and_a_reload() {
     assert_consecutive(&followed, "one plugin's lines across its instances");
     daemon.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_ring_stays_bounded_in_bytes_under_a_flood_of_long_lines() {
+    let limits = Limits::default();
+    // 8 KiB lines: the ring's bytes fill long before its line count.
+    let width = 8 * 1024;
+    let count = (limits.bytes / width * 4) as u64;
+    let daemon = Daemon::start(&format!(
+        "[[plugin]]\nname = \"flood\"\ncommand = \"{}\"\n\
+         env = {{ SCRIPTED_SUBSCRIBE = \"flood:10\" }}\ncall_timeout = \"30s\"\n\
+         config = {{ flood = {{ log_lines = {count}, log_width = {width} }} }}\n",
+        scripted()
+    ));
+    invoke(&daemon, "flood").await;
+    let last = format!("{} ", line(count));
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            logs_json(&daemon, &["-n", "1"])
+                .last()
+                .is_some_and(|l| l["message"].as_str().is_some_and(|m| m.starts_with(&last)))
+        }),
+        "the flood's last line never showed"
+    );
+    let shown = logs_json(&daemon, &[]);
+    let bytes: usize = shown
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().len())
+        .sum();
+    assert!(
+        bytes <= limits.bytes && shown.len() < limits.lines,
+        "{} lines of {bytes} bytes shown; the ring holds {} bytes",
+        shown.len(),
+        limits.bytes
+    );
+    // Whole lines, the latest, in order.
+    assert!(
+        shown
+            .iter()
+            .all(|l| l["message"].as_str().unwrap().len() == width),
+        "a line was cut"
+    );
+    assert_consecutive(&shown, "the ring");
+    assert!(
+        shown.last().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&last)
+    );
+    assert!(
+        shown.len() as u64 >= count / 8,
+        "only {} lines kept",
+        shown.len()
+    );
+    daemon.stop();
+}

@@ -632,3 +632,118 @@ async fn an_operators_stop_holds_across_a_reload_and_start_brings_the_new_config
     assert_eq!(invoke(&mut client).await, expected(&second));
     daemon.stop();
 }
+
+/// A `[[plugin]]` of the scripted fixture subscribed to `slow`, whose call
+/// takes `sleep_ms` and sets `/NAME` to `value`.
+fn slow_plugin(name: &str, value: &str, sleep_ms: u64) -> String {
+    format!(
+        "[[plugin]]\nname = \"{name}\"\ncommand = \"{}\"\ncall_timeout = \"30s\"\n\
+         env = {{ SCRIPTED_SUBSCRIBE = \"slow:10\" }}\n\
+         config = {{ slow = {{ sleep_ms = {sleep_ms}, set = {{ \"/{name}\" = \"{value}\" }} }} }}\n",
+        scripted()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_on_removed_and_replaced_plugins_finish() {
+    let first = format!(
+        "[phases.slow]\nmode = \"parallel\"\n{}{}",
+        slow_plugin("gone", "old", 1500),
+        slow_plugin("changed", "old", 1500)
+    );
+    let daemon = Daemon::start(&first);
+    let old = daemon.pids().await;
+    let mut client = daemon.client().await;
+    let in_flight =
+        tokio::spawn(async move { routing(&daemon::invoke(&mut client, "slow").await) });
+    // The call is under way on both plugins before the reload begins.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemon
+        .status()
+        .await
+        .daemon
+        .is_none_or(|d| d.in_flight == 0)
+    {
+        assert!(Instant::now() < deadline, "the call never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    daemon.write_config(&format!(
+        "[phases.slow]\nmode = \"parallel\"\n{}",
+        slow_plugin("changed", "new", 0)
+    ));
+    let out = cli(&daemon, &["reload"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // New calls see the new routing at once, even while the old instances
+    // still finish the first call.
+    assert_eq!(
+        routing(&daemon::invoke(&mut daemon.client().await, "slow").await),
+        expected(&[("changed", "new")])
+    );
+    assert_eq!(
+        in_flight.await.expect("the call in flight"),
+        expected(&[("changed", "old"), ("gone", "old")]),
+        "the call in flight finished on the old instances"
+    );
+    for pid in [old["gone"], old["changed"]] {
+        assert!(
+            wait_until(Duration::from_secs(10), || !common::alive(pid)),
+            "an old instance, {pid}, still runs after its call"
+        );
+    }
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_at_once_leave_one_instance_per_plugin() {
+    let daemon = Daemon::start(&config(&[("alpha", "v1"), ("keep", "k")], 0));
+    let second = [("alpha", "v2"), ("fresh", "yes"), ("keep", "k")];
+    // fresh is slow to start: the first reload takes that long, and the
+    // others come while it runs.
+    daemon.write_config(&config_in("parallel", &second, 0, &["fresh"]));
+    // Three CLI reloads and a SIGHUP, all at once.
+    let reloads: Vec<_> = (0..3)
+        .map(|_| {
+            let mut command = daemon.cli_command(&["reload"]);
+            std::thread::spawn(move || command.output().expect("run outboard"))
+        })
+        .collect();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(daemon.pid() as libc::pid_t, libc::SIGHUP) };
+    let outputs: Vec<_> = reloads.into_iter().map(|r| r.join().unwrap()).collect();
+    // Each either applied (perhaps nothing left to do) or was refused
+    // saying why; none crashed, at least one applied.
+    for out in &outputs {
+        assert!(
+            out.status.code() == Some(0)
+                || (out.status.code() == Some(1) && !out.stderr.is_empty()),
+            "outboard reload: {}\n{}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        outputs.iter().any(|o| o.status.success()),
+        "no reload applied: {:?}",
+        outputs.iter().map(|o| text(&o.stderr)).collect::<Vec<_>>()
+    );
+    wait_reloads(&daemon, 1).await;
+    daemon.wait_all_ready().await;
+    assert_eq!(invoke(&mut daemon.client().await).await, expected(&second));
+    // One process per plugin (and the keeper): no second instance of a
+    // plugin started by two reloads at once.
+    let pids = daemon.pids().await;
+    let daemon_pid = daemon.pid();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let mut children = common::child_pids(daemon_pid);
+            children.sort_unstable();
+            let mut running: Vec<u32> = pids.values().copied().collect();
+            running.sort_unstable();
+            children == running
+        }),
+        "the daemon's children {:?}, its plugins {pids:?}",
+        common::child_pids(daemon_pid)
+    );
+    daemon.stop();
+}

@@ -8,7 +8,8 @@
 //! ```json
 //! {"pre_container": {
 //!     "sleep_ms": 100,                  // wait first
-//!     "log_lines": 5000,                // write that many numbered lines to stderr
+//!     "log_lines": 5000,                // write that many numbered lines to stderr,
+//!     "log_width": 4096,                //   each padded with dots to this many bytes
 //!     "crash": true,                    // exit(101) mid-call
 //!     "crash_once_marker": "<dir>/m",   // crash if <dir>/m is absent, creating it (0600)
 //!     "error": "message",               // fail with INTERNAL
@@ -102,7 +103,8 @@ impl Plugin for Scripted {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         if let Some(count) = script.get("log_lines").and_then(Value::as_u64) {
-            self.log_lines(count);
+            let width = script.get("log_width").and_then(Value::as_u64).unwrap_or(0);
+            self.log_lines(count, usize::try_from(width).unwrap_or(usize::MAX));
         }
         if let Some(marker) = script.get("crash_once_marker").and_then(Value::as_str)
             && std::fs::OpenOptions::new()
@@ -176,13 +178,19 @@ impl Plugin for Scripted {
 
 impl Scripted {
     /// Writes `count` lines to stderr, `NAME: log line K`, K counting on
-    /// from the previous call's, so a reader can tell which are the latest.
-    fn log_lines(&self, count: u64) {
+    /// from the previous call's, so a reader can tell which are the latest;
+    /// each padded with dots to `width` bytes.
+    fn log_lines(&self, count: u64, width: usize) {
         let first = self.logged.fetch_add(count, Ordering::Relaxed) + 1;
         let mut err = std::io::stderr().lock();
         for k in first..first + count {
+            let mut line = format!("{}: log line {k}", self.name);
+            if width > line.len() {
+                line.push(' ');
+                line.extend(std::iter::repeat_n('.', width - line.len()));
+            }
             // A closed stderr is the host's business; the call goes on.
-            let _ = writeln!(err, "{}: log line {k}", self.name);
+            let _ = writeln!(err, "{line}");
         }
     }
 
