@@ -384,17 +384,15 @@ async fn assert_unchanged(
     );
 }
 
-/// Rewrites the config to `bad`, reloads through the CLI, and checks that
-/// it failed naming every one of `named`, and that nothing changed.
-async fn bad_reload(
+/// Reloads through the CLI, and checks that it failed naming every one of
+/// `named`, and that nothing changed.
+async fn refused(
     daemon: &Daemon,
-    bad: &str,
     named: &[&str],
     pids: &BTreeMap<String, u32>,
     routing: &BTreeMap<String, String>,
     what: &str,
 ) {
-    daemon.write_config(bad);
     let out = cli(daemon, &["reload"]).await;
     let stderr = text(&out.stderr);
     assert_eq!(
@@ -412,70 +410,87 @@ async fn bad_reload(
     assert_unchanged(daemon, pids, routing, what).await;
 }
 
+/// A `[[plugin]]` of the broken fixture in `mode`, subscribed to nothing.
+fn broken_plugin(name: &str, mode: &str) -> String {
+    format!(
+        "\n[[plugin]]\nname = \"{name}\"\ncommand = \"{}\"\nargs = [\"{mode}\"]\n\
+         handshake_timeout = \"1s\"\nrestart = \"never\"\n",
+        broken()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_reload_changes_nothing() {
-    let good = [("alpha", "v1"), ("keep", "k")];
+    let good = [("alpha", "v1"), ("gone", "yes"), ("keep", "k")];
     let good_text = config(&good, 0);
     let daemon = Daemon::start(&good_text);
     let pids = daemon.pids().await;
     let routing = expected(&good);
     let config_path = daemon.config_path().display().to_string();
-
-    // A TOML error two lines below the good text: named by file and line.
-    let line = good_text.lines().count() + 2;
-    let toml_error = format!("{good_text}\n[[plugin]\nname = \"x\"\n");
-    bad_reload(
-        &daemon,
-        &toml_error,
-        &[&format!("{config_path}:{line}")],
-        &pids,
-        &routing,
-        "a TOML error",
-    )
-    .await;
-
-    // A missing binary, beside a change that alone would apply.
-    let missing = daemon.work().join("no-such-plugin").display().to_string();
-    let ghost = format!(
-        "{}\n[[plugin]]\nname = \"ghost\"\ncommand = \"{missing}\"\n",
-        config(&[("alpha", "v2"), ("keep", "k")], 0)
-    );
-    bad_reload(
-        &daemon,
-        &ghost,
-        &["ghost", &missing],
-        &pids,
-        &routing,
-        "a missing binary",
-    )
-    .await;
-
-    // A plugin that exits before its handshake, beside a changed plugin
-    // whose new instance does start: the change is rolled back too.
-    let doomed = format!(
-        "{}\n[[plugin]]\nname = \"doomed\"\ncommand = \"{}\"\nargs = [\"exit-early\"]\n\
-         handshake_timeout = \"5s\"\nrestart = \"never\"\n",
-        config(&[("alpha", "v2"), ("keep", "k")], 0),
-        broken()
-    );
     let children = common::child_pids(daemon.pid());
-    // Under load: alpha's new instance starts, then is discarded, and no
-    // call sees it.
-    let load = Load::start(&daemon, 4).await;
-    load.wait_for(8).await;
-    bad_reload(
-        &daemon,
-        &doomed,
-        &["doomed"],
-        &pids,
-        &routing,
-        "a plugin that fails to start",
-    )
-    .await;
-    for call in load.finish().await {
-        assert_eq!(call.routing.1, routing, "a call during the failed reload");
+    // Each bad config also changes alpha and removes gone, which alone
+    // would apply: none of it may.
+    let beside = config(&[("alpha", "v2"), ("keep", "k")], 0);
+    let missing = daemon.work().join("no-such-plugin").display().to_string();
+    let line = good_text.lines().count() + 2;
+    let cases: Vec<(String, Vec<String>, &str)> = vec![
+        (
+            format!("{good_text}\n[[plugin]\nname = \"x\"\n"),
+            vec![format!("{config_path}:{line}")],
+            "a TOML error (named by file and line)",
+        ),
+        (
+            format!("{beside}\n[[plugin]]\nname = \"ghost\"\ncommand = \"{missing}\"\n"),
+            vec!["ghost".into(), missing.clone()],
+            "a missing binary",
+        ),
+        (
+            format!("{beside}{}", broken_plugin("doomed", "exit-early")),
+            vec!["doomed".into()],
+            "an added plugin that exits before its handshake",
+        ),
+        (
+            format!("{beside}{}", broken_plugin("mute", "silent")),
+            vec!["mute".into()],
+            "an added plugin that never hands shake",
+        ),
+        (
+            config(&[("keep", "k")], 0) + &broken_plugin("alpha", "exit-early"),
+            vec!["alpha".into()],
+            "a changed plugin whose new binary exits before its handshake",
+        ),
+        (
+            format!(
+                "{}\n[[plugin]]\nname = \"alpha\"\ncommand = \"{}\"\nconfig = {{ {PHASE} = \"no\" }}\n",
+                config(&[("keep", "k")], 0),
+                scripted()
+            ),
+            vec!["alpha".into()],
+            "a changed plugin whose new config it refuses",
+        ),
+    ];
+    for (bad, named, what) in &cases {
+        // Under load: no call sees a new instance started then discarded.
+        let load = Load::start(&daemon, 4).await;
+        load.wait_for(8).await;
+        daemon.write_config(bad);
+        let named: Vec<&str> = named.iter().map(String::as_str).collect();
+        refused(&daemon, &named, &pids, &routing, what).await;
+        for call in load.finish().await {
+            assert_eq!(call.routing.1, routing, "a call during {what}");
+        }
     }
-    // Neither the failed plugin nor alpha's discarded new instance runs on.
+
+    // The config file gone, then a FIFO where it was (read at once, it
+    // would hang the reload): refused by name, without waiting.
+    std::fs::remove_file(daemon.config_path()).unwrap();
+    refused(&daemon, &[&config_path], &pids, &routing, "a missing file").await;
+    let path = std::ffi::CString::new(config_path.clone()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    refused(&daemon, &[&config_path, "FIFO"], &pids, &routing, "a FIFO").await;
+
+    // Neither a failed plugin nor a discarded new instance runs on.
     let daemon_pid = daemon.pid();
     assert!(
         wait_until(Duration::from_secs(10), || {
@@ -489,8 +504,8 @@ async fn a_bad_reload_changes_nothing() {
         common::child_pids(daemon_pid)
     );
 
-    // The good config again: the daemon still reloads.
-    daemon.write_config(&config(&[("alpha", "v2"), ("keep", "k")], 0));
+    // A good config again: the daemon still reloads.
+    daemon.write_config(&beside);
     let out = cli(&daemon, &["reload"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
