@@ -18,11 +18,21 @@ Examples:
   outboard conformance --plugin notifier --config examples/outboard.toml
   outboard ls --config examples/outboard.toml
   outboard invoke pre_container --config examples/outboard.toml --context '{\"env\": {}}'
+  outboard status; outboard logs env-injector -f; outboard restart env-injector; outboard reload
+  outboard run --daemon -- make test
 
 Exit status of describe, ls and invoke: 0 success; 1 host error (bad config, a plugin failed to \
 start, output that could not be written); 2 bad usage; 3 a plugin vetoed the phase; 4 a plugin \
 failed during the phase; 130 interrupted. A signal while plugins stop kills them at once. \
 `outboard run` exits with the command's status, or one of its own (see `outboard run --help`).
+
+status, logs, restart, stop, start, reload and events talk to a running daemon (`outboard up`) on \
+its control socket (--control-socket, else OUTBOARD_CONTROL_SOCKET, else \
+$XDG_RUNTIME_DIR/outboard/control.sock, else /tmp/outboard-UID/control.sock; \
+/run/outboard/control.sock for root), as do invoke --daemon and run --daemon (which keep their own \
+exit statuses). The management commands exit 0 on success; 1 no daemon, a call it refused (an unknown plugin, a reload that could not apply) or a \
+plugin not left in the state asked for; 2 bad usage; 130 interrupted (how -f, --watch and events \
+-f end).
 
 Logs go to stderr: plugins' own output at info, the host's at warn. -v shows the host's info, \
 -vv its debug; RUST_LOG overrides both.";
@@ -69,23 +79,33 @@ pub(crate) enum Command {
     ///
     /// Exit status: CMD's own; or 121 a plugin vetoed the job, 122 a plugin
     /// failed it, 125 the host failed (config, a plugin that would not
-    /// start, an environment variable that is not UTF-8, a command or env
+    /// start, no daemon with --daemon, an environment variable that is not UTF-8, a command or env
     /// the plugins left unusable, or, for a job that succeeded, a report
     /// --json or --report could not print or write), 126 CMD could not be
     /// executed, 127 CMD was not found, 130 interrupted.
     Run(RunArgs),
     /// Start every plugin and keep it running under supervision until
-    /// SIGINT or SIGTERM.
+    /// SIGINT or SIGTERM, serving the control socket that `outboard status`,
+    /// `logs`, `restart`, `stop`, `start`, `reload`, `events` and
+    /// `--daemon` use.
     ///
     /// Plugins that die are restarted with backoff; plugins that miss their
     /// health checks are restarted; a plugin in a crash loop is quarantined.
     /// Every state change is printed on stdout, one line each (JSON with
     /// --json); if stdout cannot be written (a reader gone, a full disk),
     /// that is said once on stderr and supervision goes on without state
-    /// lines. Once every plugin has started, `outboard: ready: N plugins
-    /// under supervision (pid P)` goes to stderr. On SIGINT or SIGTERM the host stops every plugin the
-    /// graceful way (dependents first) and exits 0; a second signal kills
-    /// their process groups at once (exit 130). As PID 1 in a container, it also reaps orphans.
+    /// lines. The control socket is claimed before any plugin starts (a
+    /// second daemon on it refuses, naming the pid that holds it; a stale
+    /// one left by a killed daemon is replaced) and served once they have:
+    /// `outboard: control socket PATH`, then `outboard: ready: N plugins
+    /// under supervision (pid P)` go to stderr. It admits only this uid
+    /// (and --control-group). SIGHUP re-reads the config and applies the
+    /// difference (the plan, or why nothing changed, goes to stderr). On
+    /// SIGINT or SIGTERM new work is refused, dispatches in flight get up
+    /// to --drain-timeout, then every plugin stops the graceful way
+    /// (dependents first), the socket is removed and the exit status is 0;
+    /// a second signal kills their process groups at once (exit 130). As
+    /// PID 1 in a container, it also reaps orphans.
     Up(UpArgs),
     /// Start one plugin, print its manifest as JSON, and stop it.
     ///
@@ -168,17 +188,25 @@ pub(crate) enum Command {
     /// {"dropped": N} where lines are missing.
     Logs(LogsArgs),
     /// Restart one plugin, or every one, on the daemon; prints the
-    /// resulting states (as `status` does, --json too).
+    /// resulting states.
     ///
     /// A quarantined plugin starts afresh. Waits until each is ready again,
-    /// failed, or 30 s passed; exit status 1 if any is not ready.
+    /// failed, or 30 s passed; exit status 1 if any is not ready. The table
+    /// is `status`'s; --json prints {"plugins": [...]}, each as in
+    /// `status --json`.
     Restart(RestartArgs),
-    /// Stop a plugin on the daemon (an operator's disable): it leaves every
-    /// route, finishes its calls in flight and stops, and stays stopped
-    /// across reloads until `outboard start`. Prints its state.
+    /// Stop a plugin on the daemon (an operator's disable); prints its
+    /// state.
+    ///
+    /// It leaves every route, finishes its calls in flight and stops, and
+    /// stays stopped across reloads until `outboard start`. The table is
+    /// `status`'s; --json prints {"plugins": [...]}, as in `status --json`.
     Stop(PluginArgs),
-    /// Start a plugin stopped with `outboard stop`; it rejoins its routes
-    /// once ready. Prints its state; exit status 1 if it is not ready.
+    /// Start a plugin stopped with `outboard stop`; prints its state.
+    ///
+    /// It rejoins its routes once ready; exit status 1 if it is not ready
+    /// within 30 s. The table is `status`'s; --json prints {"plugins":
+    /// [...]}, as in `status --json`.
     Start(PluginArgs),
     /// Make the daemon re-read its config and plugin directories and apply
     /// the difference; prints the plan.

@@ -9,8 +9,8 @@
 //! its plugins.
 //!
 //! SIGHUP (the terminal went away) stops every command like SIGINT, with
-//! the same status, 130; only `outboard up` takes it differently (for now
-//! it says that reload is not implemented and goes on). SIGUSR1 and
+//! the same status, 130; only `outboard up` takes it differently: it
+//! reloads the config and goes on. SIGUSR1 and
 //! SIGUSR2 mean nothing to Outboard yet: listened for, so that their
 //! default action cannot kill the host without an orderly stop.
 

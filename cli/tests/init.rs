@@ -185,7 +185,7 @@ fn hangup_and_user_signals_through_the_init_do_not_kill_up() {
     };
     // The init forwards each to the host, which logs it and goes on.
     signal(libc::SIGHUP);
-    lines.expect("reload is not implemented", Duration::from_secs(5));
+    lines.expect("outboard: reload applied", Duration::from_secs(5));
     signal(libc::SIGUSR1);
     lines.expect("SIGUSR1 ignored", Duration::from_secs(5));
     signal(libc::SIGUSR2);

@@ -45,17 +45,28 @@ pub(crate) async fn run(args: StatusArgs, mut signals: Signals) -> anyhow::Resul
             Redraw::Append
         };
         print(&fetch(&daemon, &name).await?, args.json, redraw)?;
+        let mut next = stream.message().await;
         loop {
-            match stream.message().await {
+            match next {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     anyhow::bail!("the daemon at {} ended the watch", daemon.socket.display())
                 }
                 Err(s) => return Err(call_error(&daemon.socket, &s)),
             }
-            // Events that came together make one redraw.
-            while let Some(Ok(Some(_))) = futures_now(&mut stream) {}
+            // Events that came together make one redraw; the first that
+            // is not an event (an end, an error) is dealt with above.
+            let pending = loop {
+                match ready_now(&mut stream) {
+                    Some(Ok(Some(_))) => continue,
+                    other => break other,
+                }
+            };
             print(&fetch(&daemon, &name).await?, args.json, redraw)?;
+            next = match pending {
+                Some(item) => item,
+                None => stream.message().await,
+            };
         }
     };
     match unless_interrupted(watched, signals.recv()).await {
@@ -65,7 +76,7 @@ pub(crate) async fn run(args: StatusArgs, mut signals: Signals) -> anyhow::Resul
 }
 
 /// The next message if one is already there, without waiting.
-fn futures_now<T>(stream: &mut tonic::Streaming<T>) -> Option<Result<Option<T>, tonic::Status>> {
+fn ready_now<T>(stream: &mut tonic::Streaming<T>) -> Option<Result<Option<T>, tonic::Status>> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let next = std::pin::pin!(stream.message());

@@ -65,7 +65,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     let (socket, server) = match served {
         Ok(served) => served,
         Err(err) => {
-            host.shutdown().await;
+            daemon.shutdown(drain).await;
             return Err(err);
         }
     };
@@ -171,10 +171,13 @@ fn plan_line(plan: &ReloadPlan) -> String {
     list("changed", &changed);
     list("kept disabled", &plan.disabled);
     list("phases changed", &plan.phases_changed);
-    list("unchanged", &plan.unchanged);
+    // The unchanged are counted, not named: with many plugins the line
+    // would bury what did change.
+    let unchanged = format!("{} unchanged", plan.unchanged.len());
     if parts.is_empty() {
-        "nothing to do".to_owned()
+        format!("nothing changed ({unchanged})")
     } else {
+        parts.push(unchanged);
         parts.join("; ")
     }
 }
@@ -251,4 +254,32 @@ async fn follow(host: &Host, printer: &Printer) {
         }
     }
     std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outboard_host::PluginChange;
+
+    #[test]
+    fn a_plan_line_names_what_changes_and_counts_the_rest() {
+        let plan = ReloadPlan {
+            unchanged: vec!["a".into(), "b".into()],
+            added: vec!["c".into()],
+            changed: vec![PluginChange {
+                name: "d".into(),
+                fields: vec!["config".into(), "env".into()],
+            }],
+            ..ReloadPlan::default()
+        };
+        assert_eq!(
+            plan_line(&plan),
+            "added c; changed d (config, env); 2 unchanged"
+        );
+        let quiet = ReloadPlan {
+            unchanged: vec!["a".into()],
+            ..ReloadPlan::default()
+        };
+        assert_eq!(plan_line(&quiet), "nothing changed (1 unchanged)");
+    }
 }

@@ -143,3 +143,120 @@ fn ms(d: Option<prost_types::Duration>) -> f64 {
     let d = wire::duration_from_proto(d, "duration").unwrap_or_default();
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
+
+#[cfg(test)]
+mod tests {
+    use outboard_proto::control::v1::{
+        EntrySummary, PluginState, PluginStatus, ReloadEvent, Verdict as WireVerdict,
+        VerdictFailed, verdict,
+    };
+
+    use super::*;
+
+    fn lines(events: Vec<Event>, as_json: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in events {
+            let msg = WatchResponse {
+                time: Some(prost_types::Timestamp {
+                    seconds: 1_800_000_000,
+                    nanos: 0,
+                }),
+                event: Some(e),
+            };
+            event(&mut out, &msg, as_json).expect("writes");
+        }
+        String::from_utf8(out)
+            .expect("utf-8")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn events() -> Vec<Event> {
+        vec![
+            Event::PluginStatus(PluginStatus {
+                name: "gate".into(),
+                state: PluginState::Failed as i32,
+                last_exit_reason: "died\n2027 plugin forged ready\u{1b}[1A".into(),
+                ..Default::default()
+            }),
+            Event::Dispatch(outboard_proto::control::v1::DispatchEvent {
+                phase: "pre_container".into(),
+                invocation_id: "inv-9".into(),
+                verdict: Some(WireVerdict {
+                    result: Some(verdict::Result::Failed(VerdictFailed {
+                        plugins: vec!["gate".into()],
+                        error: "timed out\r\u{9b}2K".into(),
+                    })),
+                }),
+                duration: Some(prost_types::Duration {
+                    seconds: 1,
+                    nanos: 500_000,
+                }),
+                entries: vec![EntrySummary {
+                    plugin: "gate".into(),
+                    outcome: 3,
+                    failure: 1,
+                    duration: None,
+                }],
+            }),
+            Event::Reload(ReloadEvent {
+                plan: None,
+                error: "plugin x failed to start".into(),
+            }),
+        ]
+    }
+
+    #[test]
+    fn each_event_is_one_line_whatever_a_plugin_wrote() {
+        let text = lines(events(), false);
+        assert_eq!(text.len(), 3, "{text:#?}");
+        assert!(
+            text.iter().all(|l| !l.contains(['\u{1b}', '\u{9b}', '\r'])),
+            "{text:#?}"
+        );
+        assert!(
+            text[0].starts_with(
+                "2027-01-15T08:00:00.000Z plugin gate failed pid - (last exit: died\\n"
+            )
+        );
+        assert!(
+            text[1].contains("failed at gate: timed out\\r"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[1].contains("in 1000.5 ms [gate=failed] inv-9"),
+            "{}",
+            text[1]
+        );
+        assert_eq!(
+            text[2],
+            "2027-01-15T08:00:00.000Z reload failed: plugin x failed to start"
+        );
+    }
+
+    #[test]
+    fn json_events_carry_their_type_and_time() {
+        let docs: Vec<Value> = lines(events(), true)
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(docs[0]["type"], "plugin");
+        assert_eq!(docs[0]["state"], "failed");
+        assert_eq!(docs[0]["time"], "2027-01-15T08:00:00.000Z");
+        assert_eq!(
+            docs[1],
+            json!({"type": "dispatch", "time": "2027-01-15T08:00:00.000Z",
+                "phase": "pre_container", "invocation_id": "inv-9",
+                "verdict": {"result": "failed", "plugins": ["gate"], "error": "timed out\r\u{9b}2K"},
+                "duration_ms": 1000.5,
+                "entries": [{"plugin": "gate", "outcome": "failed", "failure": "timeout", "duration_ms": 0.0}]})
+        );
+        assert_eq!(
+            docs[2],
+            json!({"type": "reload", "time": "2027-01-15T08:00:00.000Z",
+            "plan": null, "error": "plugin x failed to start"})
+        );
+    }
+}

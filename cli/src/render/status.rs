@@ -234,7 +234,8 @@ fn cells(p: &PluginView) -> [String; 12] {
         calls(&p.invocations),
         latency(p.latency_p50_ms),
         latency(p.latency_p99_ms),
-        if p.pid.is_none() && p.rss_bytes == 0 {
+        // Nothing measured yet (a group sampled before its first tick).
+        if p.rss_bytes == 0 {
             dash()
         } else {
             bytes(p.rss_bytes)

@@ -41,6 +41,8 @@ impl LogLayer {
 
 impl<S: Subscriber> Layer<S> for LogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        // The filter matches targets by prefix; only the exact one is the
+        // host's record of a plugin line.
         if event.metadata().target() != TARGET {
             return;
         }

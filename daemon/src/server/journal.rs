@@ -125,3 +125,81 @@ pub(crate) fn concerns(event: &wire::WatchResponse, plugin: &str) -> bool {
         Some(Event::Missed(_)) | None => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missed(n: u64) -> wire::watch_response::Event {
+        wire::watch_response::Event::Missed(n)
+    }
+
+    fn count(event: &wire::WatchResponse) -> u64 {
+        match event.event {
+            Some(wire::watch_response::Event::Missed(n)) => n,
+            _ => panic!("not a test event: {event:?}"),
+        }
+    }
+
+    #[test]
+    fn the_ring_keeps_the_latest_events_and_a_follower_sees_each_once() {
+        let journal = Journal::new();
+        for n in 0..(RECENT_EVENTS as u64 + 10) {
+            journal.record(missed(n));
+        }
+        let (recent, mut live) = journal.read_and_follow();
+        assert_eq!(recent.len(), RECENT_EVENTS);
+        assert_eq!(count(&recent[0]), 10, "the oldest were dropped");
+        journal.record(missed(999));
+        let next = live.try_recv().expect("the new event");
+        assert_eq!(count(&next), 999);
+        assert!(live.try_recv().is_err(), "nothing twice");
+    }
+
+    #[test]
+    fn a_follower_that_falls_behind_learns_how_many_it_missed() {
+        let journal = Journal::new();
+        let (_, mut live) = journal.read_and_follow();
+        for n in 0..(FOLLOW_BUFFERED as u64 + 5) {
+            journal.record(missed(n));
+        }
+        match live.try_recv() {
+            Err(broadcast::error::TryRecvError::Lagged(n)) => assert_eq!(n, 5),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plugins_watcher_sees_its_statuses_its_dispatches_and_reloads_naming_it() {
+        use wire::watch_response::Event;
+        let at = |event| wire::WatchResponse {
+            time: None,
+            event: Some(event),
+        };
+        let status = at(Event::PluginStatus(wire::PluginStatus {
+            name: "a".into(),
+            ..Default::default()
+        }));
+        assert!(concerns(&status, "a") && !concerns(&status, "b"));
+        let dispatch = at(Event::Dispatch(wire::DispatchEvent {
+            entries: vec![wire::EntrySummary {
+                plugin: "b".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }));
+        assert!(concerns(&dispatch, "b") && !concerns(&dispatch, "a"));
+        let reload = at(Event::Reload(wire::ReloadEvent {
+            plan: Some(wire::ReloadPlan {
+                added: vec!["c".into()],
+                ..Default::default()
+            }),
+            error: String::new(),
+        }));
+        assert!(concerns(&reload, "c") && !concerns(&reload, "a"));
+        assert!(
+            concerns(&at(reload_failed("bad toml")), "a"),
+            "a config error concerns all"
+        );
+    }
+}

@@ -40,6 +40,7 @@ use outboard_proto::CONTROL_FILE_DESCRIPTOR_SET;
 use outboard_proto::control::v1::control_service_server::ControlServiceServer;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::control_socket::ControlSocket;
@@ -162,12 +163,8 @@ impl Daemon {
             service::Service::new(self.clone()),
             guard::admit,
         );
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(CONTROL_FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(io::Error::other)?;
-        let reflection_alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(CONTROL_FILE_DESCRIPTOR_SET)
+        let reflection = reflection_builder().build_v1().map_err(io::Error::other)?;
+        let reflection_alpha = reflection_builder()
             .build_v1alpha()
             .map_err(io::Error::other)?;
         let router = tonic::transport::Server::builder()
@@ -235,6 +232,17 @@ impl Daemon {
     fn closing(&self) -> bool {
         *self.inner.closing.borrow()
     }
+}
+
+/// Reflection over the control API: the services this socket serves, and
+/// not the plugin service its descriptors import.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    type Control = ControlServiceServer<service::Service>;
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(CONTROL_FILE_DESCRIPTOR_SET)
+        .with_service_name(<Control as NamedService>::NAME)
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
 }
 
 /// The running control server.

@@ -22,7 +22,6 @@ pub(super) const EVENTS_BUFFERED: usize = 1024;
 
 /// Something that happened in the host.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum HostEvent {
     /// A supervised plugin's status changed (or, for a plugin a reload
     /// added, its first status).

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{HostConfig, PhaseSpec, PluginSpec};
+use crate::config::{HostConfig, PhaseSpec, PluginSpec, Supervision};
 
 /// What a reload does, plugin by plugin.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -52,7 +52,9 @@ pub struct PluginChange {
 }
 
 impl ReloadPlan {
-    /// True if applying the plan would change nothing.
+    /// True if applying the plan would start, stop or replace no plugin
+    /// and change no phase's declaration (a disabled plugin's new config
+    /// is still kept).
     pub fn is_empty(&self) -> bool {
         self.added.is_empty()
             && self.removed.is_empty()
@@ -145,7 +147,17 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         subscriptions,
         supervision,
     } = old;
-    let (a, b) = (supervision, &new.supervision);
+    let Supervision {
+        restart,
+        health_interval,
+        health_misses,
+        backoff_initial,
+        backoff_max,
+        backoff_reset_after,
+        crash_loop_starts,
+        crash_loop_window,
+    } = supervision;
+    let b = &new.supervision;
     let checks = [
         ("command", *command == new.command),
         ("args", *args == new.args),
@@ -161,22 +173,22 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         ("stop_grace", *stop_grace == new.stop_grace),
         ("runtime_base", *runtime_base == new.runtime_base),
         ("subscriptions", *subscriptions == new.subscriptions),
-        ("restart", a.restart == b.restart),
-        ("health_interval", a.health_interval == b.health_interval),
-        ("health_misses", a.health_misses == b.health_misses),
-        ("backoff_initial", a.backoff_initial == b.backoff_initial),
-        ("backoff_max", a.backoff_max == b.backoff_max),
+        ("restart", *restart == b.restart),
+        ("health_interval", *health_interval == b.health_interval),
+        ("health_misses", *health_misses == b.health_misses),
+        ("backoff_initial", *backoff_initial == b.backoff_initial),
+        ("backoff_max", *backoff_max == b.backoff_max),
         (
             "backoff_reset_after",
-            a.backoff_reset_after == b.backoff_reset_after,
+            *backoff_reset_after == b.backoff_reset_after,
         ),
         (
             "crash_loop_starts",
-            a.crash_loop_starts == b.crash_loop_starts,
+            *crash_loop_starts == b.crash_loop_starts,
         ),
         (
             "crash_loop_window",
-            a.crash_loop_window == b.crash_loop_window,
+            *crash_loop_window == b.crash_loop_window,
         ),
     ];
     checks

@@ -15,7 +15,6 @@ use crate::supervisor::{Instance, Supervisor};
 
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ReloadError {
     /// New instances failed to start, or the new set's dependencies do not
     /// hold; each error names its plugin. The running set is untouched.

@@ -65,6 +65,9 @@ pub enum FakeCall {
     /// Never answers (the caller's timeout, or the instance's exit, ends
     /// it).
     Hang,
+    /// Answers this after that long (unless the caller's timeout, or the
+    /// instance's exit, comes first).
+    ReplyAfter(Duration, Reply),
 }
 
 /// How a fake instance answers its health checks.
@@ -92,7 +95,8 @@ pub enum Ending {
 /// One fake plugin: its manifest, its scripts, and what happened to it.
 #[derive(Debug)]
 pub struct FakePlugin {
-    manifest: Manifest,
+    /// The manifest its next starts describe themselves with.
+    manifest: Mutex<Manifest>,
     /// What the next starts do; then [`FakeStart::Ready`].
     starts: Mutex<VecDeque<FakeStart>>,
     /// What the next calls do, across instances; then an empty `CONTINUE`.
@@ -196,13 +200,20 @@ fn manifest(name: &str, subscriptions: &[(&str, i32, bool)]) -> Manifest {
 impl FakePlugin {
     fn new(manifest: Manifest) -> FakePlugin {
         FakePlugin {
-            manifest,
+            manifest: Mutex::new(manifest),
             starts: Mutex::default(),
             calls: Arc::default(),
             launched: watch::Sender::new(Vec::new()),
             instances: Mutex::default(),
             abandoned: AtomicUsize::new(0),
         }
+    }
+
+    /// Its binary upgraded in place: the next starts subscribe to `(phase,
+    /// priority, idempotent)` each instead.
+    pub fn upgrade(&self, subscriptions: &[(&str, i32, bool)]) {
+        let mut manifest = lock(&self.manifest);
+        *manifest = self::manifest(&manifest.name, subscriptions);
     }
 
     /// What its next starts do, in order; after them, starts are ready at
@@ -242,7 +253,10 @@ impl FakePlugin {
     pub fn instance(&self) -> Arc<FakeInstance> {
         match lock(&self.instances).last() {
             Some(instance) => instance.clone(),
-            None => panic!("fake plugin {} was never started", self.manifest.name),
+            None => panic!(
+                "fake plugin {} was never started",
+                lock(&self.manifest).name
+            ),
         }
     }
 
@@ -270,7 +284,7 @@ impl FakePlugin {
         pending.0 = None;
         let instance = Arc::new(FakeInstance {
             spec: spec.clone(),
-            manifest: self.manifest.clone(),
+            manifest: lock(&self.manifest).clone(),
             pid: NEXT_PID.fetch_add(1, Ordering::SeqCst),
             exit: watch::Sender::new(None),
             health: Mutex::new(FakeHealth::Serving),
@@ -364,6 +378,10 @@ impl FakeInstance {
                 Err(self.crashed())
             }
             Some(FakeCall::Hang) => std::future::pending().await,
+            Some(FakeCall::ReplyAfter(delay, reply)) => {
+                tokio::time::sleep(delay).await;
+                Ok(reply)
+            }
         }
     }
 }

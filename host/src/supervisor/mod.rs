@@ -178,7 +178,13 @@ impl Supervisor {
             manifest,
             since: Some(SystemTime::now()),
         };
-        Supervisor::spawn(spec, current, launcher, Some(instance))
+        Supervisor::spawn(
+            instance.name().into(),
+            spec,
+            current,
+            launcher,
+            Some(instance),
+        )
     }
 
     /// A supervisor for a plugin an operator disabled, to run from `spec`
@@ -197,18 +203,18 @@ impl Supervisor {
             manifest,
             since: None,
         };
-        Supervisor::spawn(spec, current, launcher, None)
+        Supervisor::spawn(spec.name.as_str().into(), spec, current, launcher, None)
     }
 
-    /// Publishes `current` and starts the supervising task, from `first`
-    /// when it runs, else disabled.
+    /// Publishes `current` and starts the supervising task of the plugin
+    /// `name`, from `first` when it runs, else disabled.
     fn spawn(
+        name: Arc<str>,
         spec: PluginSpec,
         current: Current,
         launcher: Arc<dyn Launcher>,
         first: Option<Arc<dyn Instance>>,
     ) -> Arc<Supervisor> {
-        let name: Arc<str> = spec.name.as_str().into();
         let (status_tx, status) = watch::channel(current);
         let (commands, inbox) = mpsc::unbounded_channel();
         let (changes, _) = broadcast::channel(CHANGES_BUFFERED);

@@ -280,6 +280,34 @@ async fn a_stop_while_starting_abandons_the_start() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_disable_while_starting_abandons_the_start_and_only_an_enable_starts_it_again() {
+    let (plugin, sup) = supervised("slow", knobs()).await;
+    plugin.script_starts([FakeStart::Hang]);
+    plugin.instance().crash();
+    plugin.wait_for_starts(2).await;
+    sup.disable().await;
+    let status = sup.status();
+    assert_eq!(
+        (status.state, status.pid, status.since),
+        (State::Disabled, None, None)
+    );
+    assert_eq!(plugin.abandoned(), 1);
+
+    // An hour later, a restart request included, it is still disabled.
+    sup.restart();
+    tokio::time::sleep(PATIENCE).await;
+    assert_eq!(sup.state(), State::Disabled);
+    assert_eq!(plugin.starts().len(), 2);
+    let err = sup.ready(Instant::now() + SECOND).await.unwrap_err();
+    assert!(err.to_string().contains("disabled"), "{err}");
+
+    sup.enable();
+    let status = ready_after(&sup, 3).await;
+    assert!(status.since.is_some());
+    assert_eq!(plugin.instances().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stop_while_ready_terminates_the_instance() {
     let (plugin, sup) = supervised("calm", knobs()).await;
     sup.stop().await;
