@@ -254,3 +254,45 @@ async fn the_log_ring_stays_bounded_in_bytes_under_a_flood_of_long_lines() {
     );
     daemon.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_falls_behind_a_flood_shows_the_gap_and_goes_on() {
+    let daemon = Daemon::start(&format!(
+        "[[plugin]]\nname = \"flood\"\ncommand = \"{}\"\n\
+         env = {{ SCRIPTED_SUBSCRIBE = \"flood:10,tick:10\" }}\ncall_timeout = \"30s\"\n\
+         config = {{ flood = {{ log_lines = {FLOOD} }}, tick = {{ log_lines = 1 }} }}\n",
+        scripted()
+    ));
+    invoke(&daemon, "tick").await;
+    let (follow, mut lines) = follow(&daemon, &[]);
+    lines.expect(&line(1), Duration::from_secs(10));
+    // Far more lines at once than a follower's buffer holds.
+    invoke(&daemon, "flood").await;
+    lines.expect(&line(FLOOD + 1), Duration::from_secs(30));
+    invoke(&daemon, "tick").await;
+    lines.expect(&line(FLOOD + 2), Duration::from_secs(10));
+    let seen = parse(&interrupt(follow, lines));
+    // Every line it printed is in order; where it fell behind, a marker
+    // says how many it missed, and the count adds up.
+    let mut last: Option<u64> = None;
+    let mut missed = 0;
+    for entry in &seen {
+        if let Some(dropped) = entry.get("dropped") {
+            missed += dropped.as_u64().unwrap();
+            continue;
+        }
+        let sequence = entry["sequence"].as_u64().unwrap();
+        if let Some(last) = last {
+            assert!(sequence > last, "out of order: {last} then {sequence}");
+        }
+        last = Some(sequence);
+    }
+    let printed = seen.iter().filter(|e| e.get("sequence").is_some()).count() as u64;
+    let first = seen[0]["sequence"].as_u64().unwrap();
+    assert_eq!(
+        printed + missed,
+        last.unwrap() - first + 1,
+        "lines printed and lines said missed add up to every line"
+    );
+    daemon.stop();
+}
