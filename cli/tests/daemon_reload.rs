@@ -11,6 +11,7 @@ mod common;
 mod daemon;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -555,13 +556,14 @@ async fn a_plugin_restarted_after_an_upgrade_in_place_gets_its_new_routes() {
         |phase: &str| format!("SCRIPTED_SUBSCRIBE={phase}:10 exec '{}' \"$@\"", scripted());
     let daemon = Daemon::start_with(|work| {
         let command = write_script(work, "upgraded", &subscribed("old_phase"));
-        format!(
+        let config = format!(
             "[[plugin]]\nname = \"upgraded\"\ncommand = \"{}\"\n\
              config = {{ old_phase = {{ set = {{ \"/upgraded\" = \"old\" }} }}, \
              new_phase = {{ set = {{ \"/upgraded\" = \"new\" }} }}, \
              third_phase = {{ set = {{ \"/upgraded\" = \"third\" }} }} }}\n",
             command.display()
-        )
+        );
+        (config, Vec::new())
     });
     let mut client = daemon.client().await;
     let mut run = async |phase: &str| routing(&daemon::invoke(&mut client, phase).await);
@@ -760,5 +762,64 @@ async fn reloads_at_once_leave_one_instance_per_plugin() {
         "the daemon's children {:?}, its plugins {pids:?}",
         common::child_pids(daemon_pid)
     );
+    daemon.stop();
+}
+
+/// Writes `dir/name/plugin.toml`: the scripted fixture subscribed to
+/// `work`, setting `/NAME` to `value`.
+fn plugin_dir_entry(dir: &Path, name: &str, value: &str) {
+    std::fs::create_dir_all(dir.join(name)).unwrap();
+    std::fs::write(
+        dir.join(name).join("plugin.toml"),
+        format!(
+            "command = \"{}\"\nenv = {{ SCRIPTED_SUBSCRIBE = \"{PHASE}:10\" }}\n\
+             config = {{ {PHASE} = {{ set = {{ \"/{name}\" = \"{value}\" }} }} }}\n",
+            scripted()
+        ),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_reads_the_plugin_directories_again() {
+    let daemon = Daemon::start_with(|work| {
+        let dir = work.join("plugins");
+        plugin_dir_entry(&dir, "listed", "v1");
+        plugin_dir_entry(&dir, "dropped", "yes");
+        let args = vec!["--plugin-dir".into(), dir.display().to_string()];
+        (config(&[("keep", "k")], 0), args)
+    });
+    let dir = daemon.work().join("plugins");
+    let mut client = daemon.client().await;
+    let pids = daemon.pids().await;
+    assert_eq!(
+        invoke(&mut client).await,
+        expected(&[("dropped", "yes"), ("keep", "k"), ("listed", "v1")])
+    );
+
+    // A folder changed, one removed, one added.
+    plugin_dir_entry(&dir, "listed", "v2");
+    std::fs::remove_dir_all(dir.join("dropped")).unwrap();
+    plugin_dir_entry(&dir, "joined", "yes");
+    let reply = daemon.cli_json(&["reload"]);
+    let plan = &reply["plan"];
+    assert_eq!(plan["added"], serde_json::json!(["joined"]), "{plan}");
+    assert_eq!(plan["removed"], serde_json::json!(["dropped"]), "{plan}");
+    assert_eq!(plan["changed"][0]["name"], "listed", "{plan}");
+    assert_eq!(plan["unchanged"], serde_json::json!(["keep"]), "{plan}");
+    let after = [("joined", "yes"), ("keep", "k"), ("listed", "v2")];
+    assert_eq!(invoke(&mut client).await, expected(&after));
+    assert_eq!(daemon.pids().await["keep"], pids["keep"]);
+
+    // A bad plugin.toml: refused naming it, nothing changed.
+    let bad = dir.join("joined").join("plugin.toml");
+    std::fs::write(&bad, "comand = \"typo\"\n").unwrap();
+    let pids = daemon.pids().await;
+    let out = cli(&daemon, &["reload"]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&bad.display().to_string()), "{stderr}");
+    assert_eq!(daemon.pids().await, pids);
+    assert_eq!(invoke(&mut client).await, expected(&after));
     daemon.stop();
 }

@@ -52,28 +52,25 @@ impl Daemon {
     /// Writes `config` (TOML) to a file and starts a daemon on it; returns
     /// once it said it is ready and its control socket answers.
     pub fn start(config: &str) -> Daemon {
-        let work = tempfile::Builder::new()
-            .prefix("obd-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let config_path = work.path().join("outboard.toml");
-        std::fs::write(&config_path, config).unwrap();
-        Daemon::start_on(work, config_path)
+        Daemon::start_with(|_| (config.to_owned(), Vec::new()))
     }
 
     /// Like [`Daemon::start`], with a config that refers to files in the
-    /// work directory: `write(work_dir)` returns the config's text.
-    pub fn start_with(write: impl FnOnce(&Path) -> String) -> Daemon {
+    /// work directory: `write(work_dir)` writes them and returns the
+    /// config's text and more arguments for `outboard up` (such as
+    /// `--plugin-dir`).
+    pub fn start_with(write: impl FnOnce(&Path) -> (String, Vec<String>)) -> Daemon {
         let work = tempfile::Builder::new()
             .prefix("obd-")
             .tempdir_in("/tmp")
             .unwrap();
         let config_path = work.path().join("outboard.toml");
-        std::fs::write(&config_path, write(work.path())).unwrap();
-        Daemon::start_on(work, config_path)
+        let (config, args) = write(work.path());
+        std::fs::write(&config_path, config).unwrap();
+        Daemon::start_on(work, config_path, &args)
     }
 
-    fn start_on(work: tempfile::TempDir, config: PathBuf) -> Daemon {
+    fn start_on(work: tempfile::TempDir, config: PathBuf, args: &[String]) -> Daemon {
         let sandbox = Sandbox::new();
         let socket = work.path().join("ctl").join("control.sock");
         let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
@@ -82,6 +79,7 @@ impl Daemon {
             .arg(&config)
             .arg("--control-socket")
             .arg(&socket)
+            .args(args)
             .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
             .env_remove("OUTBOARD_PLUGIN_DIR")
             .env_remove("OUTBOARD_CONTROL_SOCKET")
