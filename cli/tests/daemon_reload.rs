@@ -821,5 +821,21 @@ async fn a_reload_reads_the_plugin_directories_again() {
     assert!(stderr.contains(&bad.display().to_string()), "{stderr}");
     assert_eq!(daemon.pids().await, pids);
     assert_eq!(invoke(&mut client).await, expected(&after));
+
+    // The events tell of both: the plan applied, then the error.
+    let out = daemon.cli(&["events", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reloads: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["type"] == "reload")
+        .collect();
+    let [applied, failed] = reloads.as_slice() else {
+        panic!("not two reload events: {reloads:?}");
+    };
+    assert_eq!(applied["plan"]["added"], serde_json::json!(["joined"]));
+    assert!(applied["error"].is_null(), "{applied}");
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&bad.display().to_string()), "{failed}");
     daemon.stop();
 }
