@@ -296,3 +296,40 @@ async fn a_follower_that_falls_behind_a_flood_shows_the_gap_and_goes_on() {
     );
     daemon.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_do_not_keep_a_stopping_daemon_up() {
+    let daemon = Daemon::start(&ticking(1));
+    invoke(&daemon, "tick").await;
+    let (logs, mut lines) = follow(&daemon, &[]);
+    lines.expect(&line(1), Duration::from_secs(10));
+    let mut events = daemon
+        .cli_command(&["events", "-f", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn outboard events -f");
+    let mut event_lines = Lines::read(events.stdout.take().unwrap());
+    event_lines.expect("\"plugin\"", Duration::from_secs(10));
+
+    // SIGTERM ends the daemon (exit 0, nothing left: `stop` checks) even
+    // with two streams open that would never end on their own; each
+    // follower then ends too.
+    let started = std::time::Instant::now();
+    daemon.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the daemon took {:?} to stop with followers attached",
+        started.elapsed()
+    );
+    for (mut child, what) in [(logs, "logs -f"), (events, "events -f")] {
+        // try_wait reaps it once it has exited.
+        assert!(
+            wait_until(Duration::from_secs(10), || child
+                .try_wait()
+                .unwrap()
+                .is_some()),
+            "{what} still runs after the daemon stopped"
+        );
+    }
+}
