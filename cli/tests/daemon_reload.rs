@@ -610,22 +610,24 @@ async fn a_plugin_restarted_after_an_upgrade_in_place_gets_its_new_routes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operators_stop_holds_across_a_reload_and_start_brings_the_new_config() {
-    let daemon = Daemon::start(&config(
-        &[("alpha", "v1"), ("beta", "v1"), ("keep", "k")],
-        0,
-    ));
-    let mut client = daemon.client().await;
+    let first = [("alpha", "v1"), ("beta", "v1"), ("keep", "k")];
+    let second = [("alpha", "v2"), ("beta", "v2"), ("keep", "k")];
+    let daemon = Daemon::start(&config(&first, CALL_MS));
+    // Under load throughout: a stop lets alpha's calls in flight finish,
+    // and no call fails as it leaves or rejoins the routes.
+    let load = Load::start(&daemon, 8).await;
+    load.wait_for(16).await;
+    let stopping = Instant::now();
     let stopped = daemon.cli_json(&["stop", "alpha"]);
+    let stopped_at = Instant::now();
     assert_eq!(stopped["plugins"][0]["state"], "disabled", "{stopped}");
-    assert_eq!(
-        invoke(&mut client).await,
-        expected(&[("beta", "v1"), ("keep", "k")])
-    );
+    load.wait_for(16).await;
 
     // Both change; the stopped one stays stopped, its new config kept.
-    let second = [("alpha", "v2"), ("beta", "v2"), ("keep", "k")];
-    daemon.write_config(&config(&second, 0));
+    daemon.write_config(&config(&second, CALL_MS));
+    let reloading = Instant::now();
     let reply = daemon.cli_json(&["reload"]);
+    let reloaded = Instant::now();
     assert_eq!(reply["applied"], true, "{reply}");
     assert_eq!(
         reply["plan"]["disabled"],
@@ -639,14 +641,51 @@ async fn an_operators_stop_holds_across_a_reload_and_start_brings_the_new_config
         (PluginState::Disabled, 0),
         "alpha after the reload"
     );
-    assert_eq!(
-        invoke(&mut client).await,
-        expected(&[("beta", "v2"), ("keep", "k")])
-    );
+    load.wait_for(16).await;
 
+    let starting = Instant::now();
     let started = daemon.cli_json(&["start", "alpha"]);
+    let started_at = Instant::now();
     assert_eq!(started["plugins"][0]["state"], "ready", "{started}");
-    assert_eq!(invoke(&mut client).await, expected(&second));
+    load.wait_for(16).await;
+
+    let without_alpha = |plugins: &[(&str, &str)]| {
+        let mut routing = expected(plugins);
+        routing.remove("alpha");
+        routing
+    };
+    for call in load.finish().await {
+        let routing = &call.routing.1;
+        let sent = call.sent;
+        let want = if sent < stopping {
+            expected(&first)
+        } else if sent >= stopped_at && sent < reloading {
+            without_alpha(&first)
+        } else if sent >= reloaded && sent < starting {
+            without_alpha(&second)
+        } else if sent >= started_at {
+            expected(&second)
+        } else {
+            // Sent while a command ran: either side of it.
+            assert!(
+                [
+                    expected(&first),
+                    without_alpha(&first),
+                    without_alpha(&second),
+                    expected(&second)
+                ]
+                .contains(routing),
+                "{routing:?}"
+            );
+            continue;
+        };
+        assert_eq!(
+            routing,
+            &want,
+            "a call sent {:?} after the stop",
+            sent.checked_duration_since(stopping)
+        );
+    }
     daemon.stop();
 }
 
