@@ -878,3 +878,41 @@ async fn a_reload_reads_the_plugin_directories_again() {
     assert!(error.contains(&bad.display().to_string()), "{failed}");
     daemon.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_fixes_a_failed_plugins_config_brings_it_back() {
+    let crashing = format!(
+        "{}\n[[plugin]]\nname = \"flaky\"\ncommand = \"{}\"\nrestart = \"never\"\n\
+         env = {{ SCRIPTED_SUBSCRIBE = \"{PHASE}:10\" }}\nconfig = {{ {PHASE} = {{ crash = true }} }}\n",
+        config(&[("keep", "k")], 0),
+        scripted()
+    );
+    let daemon = Daemon::start(&crashing);
+    let report = daemon::invoke(&mut daemon.client().await, PHASE).await;
+    assert!(
+        report
+            .entries
+            .iter()
+            .any(|e| e.plugin == "flaky" && e.outcome() == EntryOutcome::Failed),
+        "{report:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = daemon.status().await;
+        let flaky = status.plugins.iter().find(|p| p.name == "flaky").unwrap();
+        if flaky.state() == PluginState::Failed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "flaky is {:?}", flaky.state());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The operator fixes its config: the reload starts it again.
+    let fixed = [("flaky", "fixed"), ("keep", "k")];
+    daemon.write_config(&config(&fixed, 0));
+    let reply = daemon.cli_json(&["reload"]);
+    assert_eq!(reply["plan"]["changed"][0]["name"], "flaky", "{reply}");
+    daemon.wait_all_ready().await;
+    assert_eq!(invoke(&mut daemon.client().await).await, expected(&fixed));
+    daemon.stop();
+}
