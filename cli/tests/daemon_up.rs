@@ -268,3 +268,67 @@ fn a_second_daemon_is_refused_naming_the_pid_and_a_killed_ones_socket_is_replace
     let (status, stderr, _) = third.wait();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_longer_than_the_drain_timeout_does_not_hold_the_stop() {
+    let stuck = plugin_toml("stuck", r#"{ build = { sleep_ms = 8000 } }"#);
+    let mut up = Up::start(&stuck, &["--drain-timeout", "300ms"]);
+    let mut client = up.client().await;
+    let call = tokio::spawn({
+        let mut client = client.clone();
+        async move {
+            client
+                .invoke(wire::InvokeRequest {
+                    phase: "build".into(),
+                    context: None,
+                })
+                .await
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client
+        .get_status(wire::GetStatusRequest::default())
+        .await
+        .expect("status")
+        .into_inner()
+        .daemon
+        .expect("daemon")
+        .in_flight
+        == 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never in flight");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let signalled = std::time::Instant::now();
+    up.signal(libc::SIGTERM);
+    up.stderr.expect("get up to 300ms", Duration::from_secs(5));
+    let (status, stderr, _) = up.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    // The drain, then the plugin's stop grace (1 s) at most, not the call's
+    // 8 s.
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "took {:?}: {stderr}",
+        signalled.elapsed()
+    );
+    // The call is answered, as failed, or its connection ends: never hangs.
+    let answered = tokio::time::timeout(Duration::from_secs(5), call).await;
+    assert!(answered.is_ok(), "the call in flight hangs");
+}
+
+#[test]
+fn the_daemon_section_sets_the_sockets_group_and_the_drain() {
+    use std::os::unix::fs::MetadataExt;
+
+    let toml = "[daemon]\ncontrol_group = \"root\"\ndrain_timeout = \"7s\"\n".to_owned()
+        + &plugin_toml("alpha", "{}");
+    let up = Up::start(&toml, &[]);
+    let meta = std::fs::metadata(&up.socket).expect("socket");
+    assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, 0));
+    let dir = std::fs::metadata(up.socket.parent().expect("dir")).expect("dir");
+    assert_eq!(dir.mode() & 0o777, 0o710);
+    up.signal(libc::SIGTERM);
+    let (status, stderr, _) = up.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("get up to 7s"), "{stderr}");
+}

@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use outboard_daemon::control_socket::{Claim, Group};
 use outboard_daemon::server::{Daemon, Loader, Options, ReloadFailure};
 use outboard_host::{Host, HostEvent, ReloadPlan, Status};
+use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{load_config, stop};
@@ -137,19 +138,28 @@ async fn stop_request(signals: &mut Signals) {
     }
 }
 
-/// The next SIGINT or SIGTERM; each SIGHUP before it starts a reload whose
-/// outcome is logged when it ends (signals are heard meanwhile).
+/// The next SIGINT or SIGTERM. Each SIGHUP before it asks for a reload,
+/// run by one worker so that signals are heard meanwhile; SIGHUPs that come
+/// while a reload runs are folded into one more reload after it.
 async fn until_stop(daemon: &Daemon, signals: &mut Signals) {
+    let asked = Arc::new(Notify::new());
+    let worker = tokio::spawn(reloads(daemon.clone(), asked.clone()));
     while signals.next().await == Stop::Hangup {
         say!("outboard: SIGHUP: reloading the config");
-        let daemon = daemon.clone();
-        tokio::spawn(async move {
-            match daemon.reload(false).await {
-                Ok((plan, _)) => say!("outboard: reload applied: {}", plan_line(&plan)),
-                Err(ReloadFailure::ShuttingDown) => say!("outboard: reload skipped: shutting down"),
-                Err(err) => say!("outboard: reload failed, nothing changed: {err}"),
-            }
-        });
+        asked.notify_one();
+    }
+    worker.abort();
+}
+
+/// Reloads each time `asked` is notified, logging the plan or the error.
+async fn reloads(daemon: Daemon, asked: Arc<Notify>) {
+    loop {
+        asked.notified().await;
+        match daemon.reload(false).await {
+            Ok((plan, _)) => say!("outboard: reload applied: {}", plan_line(&plan)),
+            Err(ReloadFailure::ShuttingDown) => say!("outboard: reload skipped: shutting down"),
+            Err(err) => say!("outboard: reload failed, nothing changed: {err}"),
+        }
     }
 }
 

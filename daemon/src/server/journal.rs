@@ -75,11 +75,7 @@ impl Journal {
     ) {
         loop {
             match events.recv().await {
-                Ok(event) => {
-                    if let Some(event) = event_to_proto(host, &event) {
-                        self.record(event);
-                    }
-                }
+                Ok(event) => self.record(event_to_proto(host, &event)),
                 // The journal fell behind the host: its watchers are told.
                 Err(RecvError::Lagged(missed)) => {
                     self.record(wire::watch_response::Event::Missed(missed));
@@ -90,19 +86,17 @@ impl Journal {
     }
 }
 
-/// A host event as the wire's; `None` for a kind this daemon does not
-/// know (the host's events may grow).
-fn event_to_proto(host: &Host, event: &HostEvent) -> Option<wire::watch_response::Event> {
+/// A host event as the wire's.
+fn event_to_proto(host: &Host, event: &HostEvent) -> wire::watch_response::Event {
     use wire::watch_response::Event;
-    Some(match event {
+    match event {
         HostEvent::Plugin { name, status } => Event::PluginStatus(event_status(host, name, status)),
         HostEvent::Dispatch(report) => Event::Dispatch(dispatch_event(report)),
         HostEvent::Reload { plan, error } => Event::Reload(wire::ReloadEvent {
             plan: Some(plan_to_proto(plan)),
             error: error.clone().unwrap_or_default(),
         }),
-        _ => return None,
-    })
+    }
 }
 
 /// A reload that failed before the host saw it: its config could not be

@@ -72,6 +72,7 @@ pub fn plugin_status(facts: PluginFacts<'_>) -> wire::PluginStatus {
         rss_bytes: usage.map_or(0, |u| u.rss_bytes),
         cpu_percent: usage.map_or(0.0, |u| u.cpu_percent),
         cpu_time: usage.map(|u| duration_to_proto(u.cpu_time)),
+        // The config has no `optional` key yet: every plugin is required.
         optional: false,
     }
 }
