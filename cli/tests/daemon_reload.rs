@@ -428,7 +428,6 @@ async fn a_bad_reload_changes_nothing() {
     let pids = daemon.pids().await;
     let routing = expected(&good);
     let config_path = daemon.config_path().display().to_string();
-    let children = common::child_pids(daemon.pid());
     // Each bad config also changes alpha and removes gone, which alone
     // would apply: none of it may.
     let beside = config(&[("alpha", "v2"), ("keep", "k")], 0);
@@ -492,18 +491,7 @@ async fn a_bad_reload_changes_nothing() {
     refused(&daemon, &[&config_path, "FIFO"], &pids, &routing, "a FIFO").await;
 
     // Neither a failed plugin nor a discarded new instance runs on.
-    let daemon_pid = daemon.pid();
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            let mut now = common::child_pids(daemon_pid);
-            now.sort_unstable();
-            let mut then = children.clone();
-            then.sort_unstable();
-            now == then
-        }),
-        "the daemon's children changed: {children:?} then, {:?} now",
-        common::child_pids(daemon_pid)
-    );
+    daemon.expect_children(pids.values().copied());
 
     // A good config again: the daemon still reloads.
     daemon.write_config(&beside);
@@ -788,19 +776,7 @@ async fn reloads_at_once_leave_one_instance_per_plugin() {
     assert_eq!(invoke(&mut daemon.client().await).await, expected(&second));
     // One process per plugin (and the keeper): no second instance of a
     // plugin started by two reloads at once.
-    let pids = daemon.pids().await;
-    let daemon_pid = daemon.pid();
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            let mut children = common::child_pids(daemon_pid);
-            children.sort_unstable();
-            let mut running: Vec<u32> = pids.values().copied().collect();
-            running.sort_unstable();
-            children == running
-        }),
-        "the daemon's children {:?}, its plugins {pids:?}",
-        common::child_pids(daemon_pid)
-    );
+    daemon.expect_children(daemon.pids().await.into_values());
     daemon.stop();
 }
 
@@ -914,5 +890,44 @@ async fn a_reload_that_fixes_a_failed_plugins_config_brings_it_back() {
     assert_eq!(reply["plan"]["changed"][0]["name"], "flaky", "{reply}");
     daemon.wait_all_ready().await;
     assert_eq!(invoke(&mut daemon.client().await).await, expected(&fixed));
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn back_to_back_reloads_under_load_lose_nothing_and_leak_nothing() {
+    let a = [("alpha", "a"), ("keep", "k"), ("only_a", "yes")];
+    let b = [("alpha", "b"), ("keep", "k"), ("only_b", "yes")];
+    let daemon = Daemon::start(&config(&a, CALL_MS));
+    let keep = daemon.pids().await["keep"];
+    let load = Load::start(&daemon, 16).await;
+    load.wait_for(32).await;
+    // Each reload replaces alpha and swaps one plugin for another, the
+    // next one as soon as the last has returned.
+    for round in 0..8 {
+        let next = if round % 2 == 0 { &b } else { &a };
+        daemon.write_config(&config(next, CALL_MS));
+        let out = cli(&daemon, &["reload"]).await;
+        assert!(
+            out.status.success(),
+            "reload {round}: {}",
+            text(&out.stderr)
+        );
+    }
+    load.wait_for(32).await;
+    let calls = load.finish().await;
+    for call in &calls {
+        assert!(
+            call.routing.1 == expected(&a) || call.routing.1 == expected(&b),
+            "a mixed routing: {:?}",
+            call.routing
+        );
+    }
+    let status = daemon.status().await;
+    assert_eq!(status.daemon.map(|d| d.reloads), Some(8));
+    let pids = daemon.pids().await;
+    assert_eq!(pids["keep"], keep, "keep kept its process");
+    // The last config's plugins, one process each: every replaced or
+    // removed instance has stopped.
+    daemon.expect_children(pids.into_values());
     daemon.stop();
 }

@@ -24,7 +24,9 @@ use outboard_proto::control::v1::{
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::common::{Lines, Sandbox, alive, bin, children_of, sigterm, text, wait_until};
+use crate::common::{
+    Lines, Sandbox, alive, bin, child_pids, children_of, sigterm, text, wait_until,
+};
 
 /// How long a daemon may take to start its plugins and serve.
 const START: Duration = Duration::from_secs(30);
@@ -239,6 +241,24 @@ impl Daemon {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until the daemon's children (its keeper aside) are exactly
+    /// `pids`: no plugin instance left over, none missing. Fails the test
+    /// otherwise.
+    pub fn expect_children(&self, pids: impl IntoIterator<Item = u32>) {
+        let mut want: Vec<u32> = pids.into_iter().collect();
+        want.sort_unstable();
+        let now = || {
+            let mut children = child_pids(self.pid());
+            children.sort_unstable();
+            children
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || now() == want),
+            "the daemon's children are {:?}, not {want:?}",
+            now()
+        );
     }
 
     /// SIGTERMs the daemon and waits for it: it exits 0, its control
