@@ -193,3 +193,22 @@ fn a_long_chain_is_planned_in_linear_time() {
     assert_eq!(layers.len(), n);
     assert_eq!(layers[0], [n - 1]);
 }
+
+#[tokio::test]
+async fn a_plugin_joining_running_ones_waits_for_none_of_them_and_is_checked_against_them() {
+    let running = vec![
+        ("secrets".to_owned(), manifest("secrets", "2.0.0", &[])),
+        ("old".to_owned(), manifest("old", "0.1.0", &[])),
+    ];
+    let order = StartOrder::joining(vec!["app".into(), "legacy".into()], running);
+    let (app, legacy) = (order.turn(0), order.turn(1));
+    let wants_secrets = manifest("app", "1.0.0", &["secrets@^2"]);
+    let wants_new = manifest("legacy", "1.0.0", &["old@>=1"]);
+    let (app_turn, legacy_turn) = tokio::join!(app.wait(&wants_secrets), legacy.wait(&wants_new));
+    assert!(app_turn.is_ok(), "{app_turn:?}");
+    let refused = legacy_turn.expect_err("old is 0.1.0").to_string();
+    assert!(
+        refused.contains("requires plugin old >=1, but plugin old is version 0.1.0"),
+        "{refused}"
+    );
+}

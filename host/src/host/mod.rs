@@ -284,7 +284,10 @@ impl Host {
     }
 
     /// [`Host::shutdown`], waiting at most `drain` for the dispatches in
-    /// flight: those still running then fail as their plugins stop.
+    /// flight: those still running then fail as their plugins stop. A
+    /// reload, disable or enable under way is let finish first (each is
+    /// bounded by start and call timeouts), so that nothing it starts
+    /// outlives the host.
     pub async fn shutdown_within(&self, drain: Duration) {
         self.shared.gate.close();
         if tokio::time::timeout(drain, self.shared.gate.drained())

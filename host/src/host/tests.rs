@@ -441,3 +441,36 @@ async fn events_carry_status_changes_dispatches_and_reloads() {
     };
     assert_eq!((&*name, status.state), ("n", State::Restarting));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_would_leave_a_dependency_unmet_changes_nothing_and_one_beside_running_plugins_starts()
+ {
+    let launcher = FakeLauncher::new();
+    let (fakes, config) = fakes(&launcher, &[("app", 1), ("base", 0)]);
+    fakes[0].requires(&["base"]);
+    let host = Host::start_with(&config, launcher.clone()).await.unwrap();
+
+    // Removing what a running plugin requires is refused, naming both.
+    let without_base = HostConfig {
+        plugins: vec![spec("app")],
+        ..HostConfig::default()
+    };
+    let err = host.reload(&without_base).await.unwrap_err().to_string();
+    assert!(err.contains("plugin app: requires plugin base"), "{err}");
+    assert_eq!(fakes[1].instance().ending(), None);
+    assert_eq!(
+        names(&host.dispatch("p", Map::new()).await),
+        ["base", "app"]
+    );
+
+    // A new plugin requiring a running one starts beside it.
+    let extra = launcher.plugin("extra", &[("p", 2, false)]);
+    extra.requires(&["base"]);
+    let mut with_extra = config.clone();
+    with_extra.plugins.push(spec("extra"));
+    assert_eq!(host.reload(&with_extra).await.unwrap().added, ["extra"]);
+    assert_eq!(
+        names(&host.dispatch("p", Map::new()).await),
+        ["base", "app", "extra"]
+    );
+}

@@ -29,7 +29,7 @@ use crate::config::PluginSpec;
 use crate::error::{CallError, Error, ErrorKind};
 use crate::instance::Reply;
 use crate::launch::Exit;
-use crate::manifest::Manifest;
+use crate::manifest::{Dependency, Manifest};
 
 /// Launches fake plugins, each registered by name with
 /// [`FakeLauncher::plugin`].
@@ -214,6 +214,17 @@ impl FakePlugin {
     pub fn upgrade(&self, subscriptions: &[(&str, i32, bool)]) {
         let mut manifest = lock(&self.manifest);
         *manifest = self::manifest(&manifest.name, subscriptions);
+    }
+
+    /// Its next starts require the plugins `names` (any version).
+    pub fn requires(&self, names: &[&str]) {
+        lock(&self.manifest)
+            .dependencies
+            .extend(names.iter().map(|name| Dependency {
+                name: (*name).to_owned(),
+                version_req: None,
+                optional: false,
+            }));
     }
 
     /// What its next starts do, in order; after them, starts are ready at
