@@ -931,3 +931,29 @@ async fn back_to_back_reloads_under_load_lose_nothing_and_leak_nothing() {
     daemon.expect_children(pids.into_values());
     daemon.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_would_leave_a_dependency_unmet_changes_nothing() {
+    let user = format!(
+        "\n[[plugin]]\nname = \"user\"\ncommand = \"{}\"\n\
+         env = {{ SCRIPTED_SUBSCRIBE = \"{PHASE}:20\", SCRIPTED_DEPENDS = \"base\" }}\n\
+         config = {{ {PHASE} = {{ set = {{ \"/user\" = \"u\" }} }} }}\n",
+        scripted()
+    );
+    let daemon = Daemon::start(&(config(&[("base", "b"), ("keep", "k")], 0) + &user));
+    let pids = daemon.pids().await;
+    let routing = expected(&[("base", "b"), ("keep", "k"), ("user", "u")]);
+    assert_eq!(invoke(&mut daemon.client().await).await, routing);
+
+    // base removed while user, which requires it, runs on.
+    daemon.write_config(&(config(&[("keep", "k")], 0) + &user));
+    refused(
+        &daemon,
+        &["base", "user"],
+        &pids,
+        &routing,
+        "a dependency removed",
+    )
+    .await;
+    daemon.stop();
+}
