@@ -8,6 +8,8 @@
 //! ```json
 //! {"pre_container": {
 //!     "sleep_ms": 100,                  // wait first
+//!     "log_lines": 5000,                // write that many numbered lines to stderr,
+//!     "log_width": 4096,                //   each padded with dots to this many bytes
 //!     "crash": true,                    // exit(101) mid-call
 //!     "crash_once_marker": "<dir>/m",   // crash if <dir>/m is absent, creating it (0600)
 //!     "error": "message",               // fail with INTERNAL
@@ -31,9 +33,11 @@
 //! `SCRIPTED_CONFIGURE_DELAY_MS` and creates `<dir>/<name>`.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use outboard_plugin::{Config, Invocation, Manifest, Plugin, PluginError, Reply};
@@ -41,6 +45,8 @@ use serde_json::{Map, Value};
 
 struct Scripted {
     name: String,
+    /// Lines written for `log_lines` so far, numbering them across calls.
+    logged: AtomicU64,
     subscriptions: Vec<(String, i32, bool)>,
     /// `(name, requirement, optional)`, from `SCRIPTED_DEPENDS`.
     dependencies: Vec<(String, String, bool)>,
@@ -95,6 +101,10 @@ impl Plugin for Scripted {
             .unwrap_or_default();
         if let Some(ms) = script.get("sleep_ms").and_then(Value::as_u64) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if let Some(count) = script.get("log_lines").and_then(Value::as_u64) {
+            let width = script.get("log_width").and_then(Value::as_u64).unwrap_or(0);
+            self.log_lines(count, usize::try_from(width).unwrap_or(usize::MAX));
         }
         if let Some(marker) = script.get("crash_once_marker").and_then(Value::as_str)
             && std::fs::OpenOptions::new()
@@ -167,6 +177,23 @@ impl Plugin for Scripted {
 }
 
 impl Scripted {
+    /// Writes `count` lines to stderr, `NAME: log line K`, K counting on
+    /// from the previous call's, so a reader can tell which are the latest;
+    /// each padded with dots to `width` bytes.
+    fn log_lines(&self, count: u64, width: usize) {
+        let first = self.logged.fetch_add(count, Ordering::Relaxed) + 1;
+        let mut err = std::io::stderr().lock();
+        for k in first..first + count {
+            let mut line = format!("{}: log line {k}", self.name);
+            if width > line.len() {
+                line.push(' ');
+                line.extend(std::iter::repeat_n('.', width - line.len()));
+            }
+            // A closed stderr is the host's business; the call goes on.
+            let _ = writeln!(err, "{line}");
+        }
+    }
+
     /// Checks that its required dependencies were configured first, then
     /// (after the configured delay) says that it is.
     async fn mark_configured(&self) -> Result<(), PluginError> {
@@ -230,6 +257,7 @@ fn main() -> ExitCode {
         .collect();
     outboard_plugin::run(Scripted {
         name,
+        logged: AtomicU64::new(0),
         subscriptions,
         dependencies,
         scripts: Mutex::new(BTreeMap::new()),
