@@ -389,6 +389,69 @@ async fn reload_plans_on_a_dry_run_applies_otherwise_and_a_bad_config_changes_no
     daemon.stop().await;
 }
 
+/// A reload whose caller stops waiting (a client hanging up) still
+/// completes: the new plugin runs, the reload counts and is journaled.
+#[tokio::test]
+async fn a_reload_the_caller_stops_waiting_for_still_completes() {
+    let daemon = TestDaemon::start(&two_plugins()).await;
+    let mut client = daemon.client().await;
+    // gamma takes a while to start: the call is dropped meanwhile.
+    let slow = plugin_toml("gamma", "build", "{}").replace(
+        "SCRIPTED_SUBSCRIBE = \"build:10\"",
+        "SCRIPTED_SUBSCRIBE = \"build:10\", SCRIPTED_START_DELAY_MS = \"1500\"",
+    );
+    std::fs::write(&daemon.config, two_plugins() + &slow).expect("write config");
+    let mut events = client
+        .watch(wire::WatchRequest {
+            plugin: String::new(),
+            follow: true,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let entries = || {
+        std::fs::read_dir(daemon.sandbox.path())
+            .expect("read sandbox")
+            .count()
+    };
+    let before = entries();
+    let started = async {
+        // gamma's runtime directory appears once its process is launched.
+        loop {
+            if entries() > before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        result = daemon.daemon.reload(false) => panic!("reload ended first: {result:?}"),
+        () = started => {}
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let reload = loop {
+        let event = tokio::time::timeout_at(deadline, events.message())
+            .await
+            .expect("a reload event in time")
+            .expect("watch")
+            .expect("still watching");
+        if let Some(wire::watch_response::Event::Reload(reload)) = event.event {
+            break reload;
+        }
+    };
+    assert!(reload.error.is_empty(), "{reload:?}");
+    assert_eq!(status(&mut client, "gamma").await.state, ready());
+    let info = client
+        .get_status(wire::GetStatusRequest::default())
+        .await
+        .expect("status")
+        .into_inner()
+        .daemon
+        .expect("daemon");
+    assert_eq!(info.reloads, 1);
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn watch_sends_a_snapshot_the_recent_events_then_follows() {
     let daemon = TestDaemon::start(&two_plugins()).await;

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use super::journal::concerns;
 use super::status::{status_of, with_usage};
 use super::wait::{until_settled, wait_of};
-use super::{Daemon, ReloadFailure};
+use super::{Daemon, ReloadFailure, to_the_end};
 use crate::logs::LogLine;
 use crate::wire::{plan_to_proto, report_to_proto, timestamp};
 
@@ -283,10 +283,12 @@ impl ControlService for Service {
         self.open()?;
         let name = request.into_inner().plugin;
         let plugin = self.plugin(&name)?;
-        self.daemon
-            .host()
-            .disable(&name)
+        // Run to the end even if the caller hangs up: no half-done disable.
+        let host = self.daemon.host().clone();
+        let target = name.clone();
+        to_the_end(async move { host.disable(&target).await })
             .await
+            .map_err(Status::internal)?
             .map_err(|_| not_found(&name))?;
         Ok(Response::new(wire::StopPluginResponse {
             plugin: Some(status_of(&plugin, &plugin.status(), None)),
@@ -302,10 +304,12 @@ impl ControlService for Service {
         let plugin = self.plugin(&name)?;
         let changes = plugin.subscribe();
         let before = plugin.status();
-        self.daemon
-            .host()
-            .enable(&name)
+        // Run to the end even if the caller hangs up: no half-done enable.
+        let host = self.daemon.host().clone();
+        let target = name.clone();
+        to_the_end(async move { host.enable(&target).await })
             .await
+            .map_err(Status::internal)?
             .map_err(|_| not_found(&name))?;
         // A plugin that was not disabled is left as it is: nothing to wait
         // for.
