@@ -151,6 +151,16 @@ async fn status(client: &mut ControlServiceClient<Channel>, plugin: &str) -> wir
     response.plugins.into_iter().next().expect("one plugin")
 }
 
+/// How many reloads the daemon applied.
+async fn reloads(client: &mut ControlServiceClient<Channel>) -> u64 {
+    let response = client
+        .get_status(wire::GetStatusRequest::default())
+        .await
+        .expect("status")
+        .into_inner();
+    response.daemon.expect("daemon").reloads
+}
+
 fn ready() -> i32 {
     wire::PluginState::Ready as i32
 }
@@ -378,14 +388,7 @@ async fn reload_plans_on_a_dry_run_applies_otherwise_and_a_bad_config_changes_no
         err.message()
     );
     assert_eq!(status(&mut client, "beta").await.pid, new_beta.pid);
-    let info = client
-        .get_status(wire::GetStatusRequest::default())
-        .await
-        .expect("status")
-        .into_inner()
-        .daemon
-        .expect("daemon");
-    assert_eq!(info.reloads, 1);
+    assert_eq!(reloads(&mut client).await, 1);
     daemon.stop().await;
 }
 
@@ -441,14 +444,7 @@ async fn a_reload_the_caller_stops_waiting_for_still_completes() {
     };
     assert!(reload.error.is_empty(), "{reload:?}");
     assert_eq!(status(&mut client, "gamma").await.state, ready());
-    let info = client
-        .get_status(wire::GetStatusRequest::default())
-        .await
-        .expect("status")
-        .into_inner()
-        .daemon
-        .expect("daemon");
-    assert_eq!(info.reloads, 1);
+    assert_eq!(reloads(&mut client).await, 1);
     daemon.stop().await;
 }
 
