@@ -21,9 +21,13 @@ pub(crate) async fn run(args: ReloadArgs, mut signals: Signals) -> anyhow::Resul
         let request = ReloadRequest {
             dry_run: args.dry_run,
         };
-        let response = daemon.rpc.clone().reload(request).await.map_err(|s| {
-            call_error(&daemon.socket, &s).context("the reload failed; nothing changed")
-        })?;
+        // The daemon's words already say that nothing changed, and why.
+        let response = daemon
+            .rpc
+            .clone()
+            .reload(request)
+            .await
+            .map_err(|s| call_error(&daemon.socket, &s))?;
         anyhow::Ok(response.into_inner())
     };
     let Some(response) = unless_interrupted(work, signals.recv()).await else {

@@ -158,7 +158,8 @@ async fn reloads(daemon: Daemon, asked: Arc<Notify>) {
         match daemon.reload(false).await {
             Ok((plan, _)) => say!("outboard: reload applied: {}", plan_line(&plan)),
             Err(ReloadFailure::ShuttingDown) => say!("outboard: reload skipped: shutting down"),
-            Err(err) => say!("outboard: reload failed, nothing changed: {err}"),
+            // The failure says that nothing changed, and why.
+            Err(err) => say!("outboard: {err}"),
         }
     }
 }

@@ -79,9 +79,10 @@ impl std::fmt::Debug for Options {
 pub enum ReloadFailure {
     /// The configuration could not be read (the message names the file,
     /// line and field).
-    #[error("{0}")]
+    #[error("the config cannot be read, nothing changed: {0}")]
     Config(String),
-    /// The host could not apply it (the message names the plugins).
+    /// The host could not apply it (the message, the host's, names the
+    /// plugins and says that nothing changed).
     #[error("{0}")]
     Apply(String),
     /// The daemon is shutting down.
@@ -211,7 +212,7 @@ impl Daemon {
         let loader = inner.options.loader.clone();
         let config = tokio::task::spawn_blocking(move || loader())
             .await
-            .map_err(|err| ReloadFailure::Config(format!("reading the config failed: {err}")))?;
+            .map_err(|err| ReloadFailure::Config(format!("the reading task failed: {err}")))?;
         let config = match config {
             Ok(config) => config,
             Err(err) => {

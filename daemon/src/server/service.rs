@@ -337,9 +337,8 @@ impl ControlService for Service {
             Err(ReloadFailure::ShuttingDown) => Err(Status::unavailable(
                 "the outboard daemon is shutting down and takes no new work",
             )),
-            Err(failure) => Err(Status::failed_precondition(format!(
-                "reload not applied, the running plugins are unchanged: {failure}"
-            ))),
+            // The failure says once that nothing changed, and why.
+            Err(failure) => Err(Status::failed_precondition(failure.to_string())),
         }
     }
 
