@@ -470,7 +470,9 @@ pub(crate) struct ReloadArgs {
     /// Only print the plan; change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Print JSON instead of text.
+    /// Print JSON instead of text: `{"applied": BOOL, "plan": {...}}`, or
+    /// on failure `{"applied": false, "error": "why"}` (exit status 1, the
+    /// error on stderr too).
     #[arg(long)]
     pub(crate) json: bool,
     /// Which daemon.

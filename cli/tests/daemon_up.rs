@@ -342,7 +342,7 @@ fn reload(up: &Up, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn a_failed_reload_says_why_once_and_a_bad_config_names_its_line() {
+fn a_failed_reload_says_why_once_also_in_json_and_a_bad_config_names_its_line() {
     let alpha = plugin_toml("alpha", "{}");
     let up = Up::start(&alpha, &[]);
     let flaky = "[[plugin]]\nname = \"flaky\"\ncommand = \"/bin/sh\"\n\
@@ -357,6 +357,16 @@ fn a_failed_reload_says_why_once_and_a_bad_config_names_its_line() {
     );
     assert_eq!(said.matches("nothing changed").count(), 1, "{said}");
     assert_eq!(said.matches("fail").count(), 1, "{said}");
+    // With --json, stdout says why too.
+    let out = reload(&up, &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(doc["applied"], serde_json::json!(false), "{doc}");
+    let error = doc["error"].as_str().expect("an error");
+    assert!(
+        error.starts_with("reload failed, nothing changed: plugin flaky: "),
+        "{error}"
+    );
 
     let lines = alpha.lines().count();
     std::fs::write(&up.config, alpha + "[[plugin]\n").expect("write config");
