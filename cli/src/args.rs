@@ -283,8 +283,8 @@ pub(crate) struct UpArgs {
     pub(crate) control_group: Option<String>,
     /// On SIGINT or SIGTERM, how long dispatches in flight may take to
     /// finish before the plugins stop anyway (default: the config's
-    /// [daemon] drain_timeout, else 30s).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// [daemon] drain_timeout, else 30s; at most 1h, as for that key).
+    #[arg(long, value_name = "DURATION", value_parser = drain_timeout)]
     pub(crate) drain_timeout: Option<Duration>,
 }
 
@@ -498,6 +498,21 @@ pub(crate) struct EventsArgs {
 }
 
 /// A phase name as the protocol allows it, or why not (bad usage, exit 2).
+/// A drain timeout, bounded as `[daemon] drain_timeout` is.
+fn drain_timeout(arg: &str) -> Result<Duration, String> {
+    let max = outboard_host::config::MAX_DRAIN_TIMEOUT;
+    match humantime::parse_duration(arg) {
+        Ok(d) if d > max => Err(format!(
+            "{arg:?} is longer than the maximum, {}",
+            humantime::format_duration(max)
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "{arg:?} is not a duration like \"10s\" or \"500ms\": {e}"
+        )),
+    }
+}
+
 fn phase_name(arg: &str) -> Result<String, String> {
     if outboard_proto::names::is_valid_phase_name(arg) {
         Ok(arg.to_owned())
@@ -526,5 +541,19 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_drain_timeout_flag_has_the_config_keys_bound() {
+        use clap::Parser;
+        let up = |value: &str| Cli::try_parse_from(["outboard", "up", "--drain-timeout", value]);
+        assert!(up("1h").is_ok());
+        let err = up("2h").expect_err("over the bound").to_string();
+        assert!(
+            err.contains("\"2h\" is longer than the maximum, 1h"),
+            "{err}"
+        );
+        let err = up("soon").expect_err("not a duration").to_string();
+        assert!(err.contains("is not a duration"), "{err}");
     }
 }
