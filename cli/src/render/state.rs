@@ -62,4 +62,22 @@ mod tests {
             "p: Restarting (pid -, starts 2) exited\\nother: Ready (pid 1, starts 1)\\u{1b}[2J\n"
         );
     }
+    #[test]
+    fn a_json_state_line_gives_the_ready_time_in_rfc3339() {
+        let status = Status {
+            state: State::Ready,
+            pid: Some(7),
+            starts: 1,
+            reason: None,
+            stderr: Vec::new(),
+            since: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500)),
+        };
+        let mut out = Vec::new();
+        state_line(&mut out, "p", &status, true).expect("write");
+        let line: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(
+            line["status"]["since"],
+            serde_json::json!("1970-01-01T00:00:01.500Z")
+        );
+    }
 }

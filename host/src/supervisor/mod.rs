@@ -102,7 +102,18 @@ pub struct Status {
     /// Its last stderr lines when it last failed.
     pub stderr: Vec<String>,
     /// When the running instance became ready; `None` when none runs.
+    /// Serialized as RFC 3339 (UTC, milliseconds), like every time the
+    /// host and the CLI print.
+    #[serde(serialize_with = "rfc3339_opt")]
     pub since: Option<SystemTime>,
+}
+
+/// `Some(time)` as an RFC 3339 string, `None` as null.
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+        None => s.serialize_none(),
+    }
 }
 
 /// What the supervisor publishes: the status and the running instance.
