@@ -174,7 +174,9 @@ pub(crate) enum Command {
     /// phases, invocations: {ok, vetoed, failed, timed_out,
     /// crashed, skipped}, latency_p50_ms, latency_p99_ms, latency_window,
     /// rss_bytes, cpu_percent, cpu_time_ms}]} (pid, uptime_ms, the
-    /// latencies and last_exit_reason null when there are none); with
+    /// latencies and last_exit_reason null when there are none; rss_bytes
+    /// and cpu_percent null until the plugin's processes are first
+    /// measured, as the table's "-"); with
     /// --watch, one such object per line per change.
     Status(StatusArgs),
     /// Print a plugin's recent log lines from the daemon's ring buffer.
