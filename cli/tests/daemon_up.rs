@@ -388,3 +388,21 @@ fn a_failed_reload_says_why_once_also_in_json_and_a_bad_config_names_its_line() 
     let (status, stderr, _) = up.wait();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn the_daemons_log_lines_into_a_pipe_have_no_colour_codes() {
+    let toml = plugin_toml("alpha", "{}");
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    std::fs::write(&config, toml).expect("write config");
+    let socket = sandbox.path().join("ctl/control.sock");
+    // -v: the host's info lines too.
+    let mut up = Up::spawn(sandbox, config, socket, &["-v"]);
+    up.stderr
+        .expect("outboard: ready:", Duration::from_secs(20));
+    up.signal(libc::SIGTERM);
+    let (status, stderr, _) = up.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(" INFO "), "some log lines: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
