@@ -50,6 +50,7 @@ mod stats;
 mod tests;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -160,6 +161,9 @@ pub struct Supervisor {
     /// Every state change, for [`Supervisor::subscribe`].
     changes: broadcast::Sender<Status>,
     commands: mpsc::UnboundedSender<Command>,
+    /// Set once its stop is coming (the host is shutting down): a lost
+    /// process is then not restarted, only reported, until the stop.
+    ending: Arc<AtomicBool>,
     /// Its calls by outcome and their latency.
     stats: Stats,
 }
@@ -229,7 +233,9 @@ impl Supervisor {
         let (status_tx, status) = watch::channel(current);
         let (commands, inbox) = mpsc::unbounded_channel();
         let (changes, _) = broadcast::channel(CHANGES_BUFFERED);
+        let ending = Arc::new(AtomicBool::new(false));
         let run = run::Run {
+            ending: ending.clone(),
             name: name.clone(),
             spec: spec.clone(),
             launcher,
@@ -245,6 +251,7 @@ impl Supervisor {
             status,
             changes,
             commands,
+            ending,
             stats: Stats::default(),
         })
     }
@@ -339,6 +346,14 @@ impl Supervisor {
     /// count cleared) for a quarantined one.
     pub fn restart(&self) {
         let _ = self.commands.send(Command::Restart);
+    }
+
+    /// Says that a stop is coming (the host is shutting down, and may kill
+    /// every process group before that stop arrives): from now on a
+    /// process that exits is not restarted, nor announced as restarting;
+    /// the plugin shows as stopping until [`Supervisor::stop`].
+    pub fn expect_stop(&self) {
+        self.ending.store(true, Ordering::SeqCst);
     }
 
     /// Stops the plugin for good and waits until it is gone.
