@@ -398,8 +398,11 @@ fn the_daemons_log_lines_into_a_pipe_have_no_colour_codes() {
     let socket = sandbox.path().join("ctl/control.sock");
     // -v: the host's info lines too.
     let mut up = Up::spawn(sandbox, config, socket, &["-v"]);
-    up.stderr
-        .expect("outboard: ready:", Duration::from_secs(20));
+    // One plugin: "stops it".
+    up.stderr.expect(
+        "SIGINT or SIGTERM stops it, SIGHUP reloads",
+        Duration::from_secs(20),
+    );
     up.signal(libc::SIGTERM);
     let (status, stderr, _) = up.wait();
     assert_eq!(status.code(), Some(0), "{stderr}");

@@ -247,9 +247,10 @@ async fn follow(host: &Host, printer: &Printer) {
     // socket is served.
     let count = host.plugins().len();
     say!(
-        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops them, SIGHUP reloads",
+        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops {}, SIGHUP reloads",
         if count == 1 { "" } else { "s" },
-        std::process::id()
+        std::process::id(),
+        if count == 1 { "it" } else { "them" },
     );
     loop {
         match events.recv().await {
