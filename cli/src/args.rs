@@ -166,7 +166,9 @@ pub(crate) enum Command {
     /// only those that happened), P50 and P99 (call latency over the recent
     /// window), RSS (of the plugin's process group), CPU% (of one core, over
     /// the last sampling interval) and PHASES; then each plugin's last exit
-    /// reason. --watch draws it again on every change until interrupted.
+    /// reason. --watch draws it again on every change until interrupted
+    /// (into a pipe or a file: on each state change or reload, not on
+    /// every dispatch).
     ///
     /// --json prints {"daemon": {pid, version, started_at, config_source,
     /// control_socket, reloads, in_flight}, "plugins": [{name, version,
