@@ -227,8 +227,8 @@ pub(crate) enum Command {
     /// Print the daemon's events, one line each: plugin state changes,
     /// completed dispatches, reloads.
     ///
-    /// First every plugin's status, then the recent events the daemon
-    /// keeps; -f then follows until interrupted. --json prints one object
+    /// Oldest first: the recent events the daemon keeps, then every
+    /// plugin's status as it is now; -f then follows until interrupted. --json prints one object
     /// per line with "time" and "type": "plugin" (the fields of a
     /// `status --json` plugin), "dispatch" (phase, invocation_id, verdict,
     /// duration_ms, entries: [{plugin, outcome, failure, duration_ms}]),

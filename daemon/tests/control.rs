@@ -449,7 +449,7 @@ async fn a_reload_the_caller_stops_waiting_for_still_completes() {
 }
 
 #[tokio::test]
-async fn watch_sends_a_snapshot_the_recent_events_then_follows() {
+async fn watch_sends_the_recent_events_a_snapshot_then_follows() {
     let daemon = TestDaemon::start(&two_plugins()).await;
     let mut client = daemon.client().await;
     client
@@ -468,19 +468,26 @@ async fn watch_sends_a_snapshot_the_recent_events_then_follows() {
         .expect("watch")
         .into_inner();
     use wire::watch_response::Event;
-    let first = stream.message().await.expect("ok").expect("snapshot");
-    match first.event {
-        Some(Event::PluginStatus(s)) => assert_eq!(s.name, "alpha"),
-        other => panic!("expected alpha's status first, got {other:?}"),
-    }
-    // The earlier dispatch is among the recent events.
-    loop {
+    // The earlier dispatch is among the recent events, then comes alpha's
+    // status as it is now; times never go back.
+    let mut last = None;
+    let mut dispatched = false;
+    let snapshot = loop {
         let event = stream.message().await.expect("ok").expect("an event");
-        if let Some(Event::Dispatch(d)) = event.event {
-            assert_eq!(d.phase, "build");
-            break;
+        let time = event.time.expect("a time");
+        let time = SystemTime::try_from(time).expect("a valid time");
+        assert!(last.is_none_or(|last| last <= time), "{event:?}");
+        last = Some(time);
+        match event.event {
+            Some(Event::Dispatch(d)) => {
+                assert_eq!(d.phase, "build");
+                dispatched = true;
+            }
+            Some(Event::PluginStatus(s)) if dispatched => break s,
+            _ => {}
         }
-    }
+    };
+    assert_eq!(snapshot.name, "alpha");
     let mut other = daemon.client().await;
     other
         .restart_plugin(wire::RestartPluginRequest {

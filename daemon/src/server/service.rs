@@ -142,6 +142,14 @@ impl ControlService for Service {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let mut closing = self.daemon.inner.closing.subscribe();
         tokio::spawn(async move {
+            // Oldest first: the recorded events, then each status as it is
+            // now (stamped now), then what follows.
+            let wanted = |e: &wire::WatchResponse| plugin.is_empty() || concerns(e, &plugin);
+            for event in recent.iter().filter(|e| wanted(e)) {
+                if !send(&tx, (**event).clone()).await {
+                    return;
+                }
+            }
             let now = Some(timestamp(SystemTime::now()));
             for status in snapshot {
                 let event = wire::WatchResponse {
@@ -149,12 +157,6 @@ impl ControlService for Service {
                     event: Some(wire::watch_response::Event::PluginStatus(status)),
                 };
                 if !send(&tx, event).await {
-                    return;
-                }
-            }
-            let wanted = |e: &wire::WatchResponse| plugin.is_empty() || concerns(e, &plugin);
-            for event in recent.iter().filter(|e| wanted(e)) {
-                if !send(&tx, (**event).clone()).await {
                     return;
                 }
             }
