@@ -126,6 +126,9 @@ struct Current {
     state: State,
     /// The ready instance, if any.
     plugin: Option<Arc<dyn Instance>>,
+    /// The process being stopped, while stopping (it is no longer the
+    /// ready instance, but is still there).
+    stopping: Option<u32>,
     /// Starts so far, the first included.
     starts: u32,
     /// Why it last failed.
@@ -187,6 +190,7 @@ impl Supervisor {
         let current = Current {
             state: State::Ready,
             plugin: Some(instance.clone()),
+            stopping: None,
             starts: 1,
             reason: None,
             stderr: Vec::new(),
@@ -212,6 +216,7 @@ impl Supervisor {
         let current = Current {
             state: State::Disabled,
             plugin: None,
+            stopping: None,
             starts: 0,
             reason: None,
             stderr: Vec::new(),
@@ -418,7 +423,7 @@ impl Current {
     fn status(&self) -> Status {
         Status {
             state: self.state,
-            pid: self.plugin.as_ref().map(|p| p.pid()),
+            pid: self.plugin.as_ref().map(|p| p.pid()).or(self.stopping),
             starts: self.starts,
             reason: self.reason.clone(),
             stderr: self.stderr.clone(),

@@ -148,7 +148,7 @@ impl Run {
         let stderr = instance.stderr_tail();
         match lost {
             Lost::Stop(done) => {
-                self.set(State::Stopping, None, None, Vec::new());
+                self.stopping(instance.pid());
                 instance.terminate().await;
                 // The last reference here removes its runtime directory
                 // before the caller hears it is stopped.
@@ -157,7 +157,7 @@ impl Run {
                 None
             }
             Lost::Disable(done) => {
-                self.set(State::Stopping, None, None, Vec::new());
+                self.stopping(instance.pid());
                 instance.terminate().await;
                 drop(instance);
                 self.hold_disabled(done).await?;
@@ -402,12 +402,26 @@ impl Run {
             }
             s.since = (state == State::Ready).then(SystemTime::now);
             s.plugin = instance;
+            s.stopping = None;
             if reason.is_some() || state == State::Ready {
                 s.reason = reason;
             }
             if !stderr.is_empty() || state == State::Ready {
                 s.stderr = stderr;
             }
+        });
+        self.announce();
+    }
+
+    /// Publishes that the process `pid` is being stopped: no longer routed
+    /// to, still there until its stop ends.
+    fn stopping(&self, pid: u32) {
+        // As `set(State::Stopping, None, None, ..)`, the pid kept.
+        self.status.send_modify(|s| {
+            s.state = State::Stopping;
+            s.since = None;
+            s.plugin = None;
+            s.stopping = Some(pid);
         });
         self.announce();
     }

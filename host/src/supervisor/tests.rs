@@ -549,3 +549,19 @@ async fn a_plugin_killed_while_the_host_stops_is_not_restarted() {
     assert_eq!(b.state(), State::Stopped);
     assert_eq!(fakes[1].starts().len(), 1, "never started again");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stopping_plugin_shows_the_pid_of_the_process_it_stops() {
+    let (plugin, sup) = supervised("leaving", knobs()).await;
+    let pid = plugin.instance().pid();
+    let mut changes = sup.subscribe();
+    let stop = tokio::spawn({
+        let sup = sup.clone();
+        async move { sup.stop().await }
+    });
+    let stopping = changes.recv().await.unwrap();
+    assert_eq!((stopping.state, stopping.pid), (State::Stopping, Some(pid)));
+    stop.await.unwrap();
+    let stopped = sup.status();
+    assert_eq!((stopped.state, stopped.pid), (State::Stopped, None));
+}
