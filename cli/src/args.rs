@@ -166,7 +166,9 @@ pub(crate) enum Command {
     /// only those that happened), P50 and P99 (call latency over the recent
     /// window), RSS (of the plugin's process group), CPU% (of one core, over
     /// the last sampling interval) and PHASES; then each plugin's last exit
-    /// reason. --watch draws it again on every change until interrupted.
+    /// reason. --watch draws it again on every change until interrupted
+    /// (into a pipe or a file: on each state change or reload, not on
+    /// every dispatch).
     ///
     /// --json prints {"daemon": {pid, version, started_at, config_source,
     /// control_socket, reloads, in_flight}, "plugins": [{name, version,
@@ -174,7 +176,9 @@ pub(crate) enum Command {
     /// phases, invocations: {ok, vetoed, failed, timed_out,
     /// crashed, skipped}, latency_p50_ms, latency_p99_ms, latency_window,
     /// rss_bytes, cpu_percent, cpu_time_ms}]} (pid, uptime_ms, the
-    /// latencies and last_exit_reason null when there are none); with
+    /// latencies and last_exit_reason null when there are none; rss_bytes
+    /// and cpu_percent null until the plugin's processes are first
+    /// measured, as the table's "-"); with
     /// --watch, one such object per line per change.
     Status(StatusArgs),
     /// Print a plugin's recent log lines from the daemon's ring buffer.
@@ -223,8 +227,8 @@ pub(crate) enum Command {
     /// Print the daemon's events, one line each: plugin state changes,
     /// completed dispatches, reloads.
     ///
-    /// First every plugin's status, then the recent events the daemon
-    /// keeps; -f then follows until interrupted. --json prints one object
+    /// Oldest first: the recent events the daemon keeps, then every
+    /// plugin's status as it is now; -f then follows until interrupted. --json prints one object
     /// per line with "time" and "type": "plugin" (the fields of a
     /// `status --json` plugin), "dispatch" (phase, invocation_id, verdict,
     /// duration_ms, entries: [{plugin, outcome, failure, duration_ms}]),
@@ -283,8 +287,8 @@ pub(crate) struct UpArgs {
     pub(crate) control_group: Option<String>,
     /// On SIGINT or SIGTERM, how long dispatches in flight may take to
     /// finish before the plugins stop anyway (default: the config's
-    /// [daemon] drain_timeout, else 30s).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// [daemon] drain_timeout, else 30s; at most 1h, as for that key).
+    #[arg(long, value_name = "DURATION", value_parser = drain_timeout)]
     pub(crate) drain_timeout: Option<Duration>,
 }
 
@@ -470,7 +474,9 @@ pub(crate) struct ReloadArgs {
     /// Only print the plan; change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Print JSON instead of text.
+    /// Print JSON instead of text: `{"applied": BOOL, "plan": {...}}`, or
+    /// on failure `{"applied": false, "error": "why"}` (exit status 1, the
+    /// error on stderr too).
     #[arg(long)]
     pub(crate) json: bool,
     /// Which daemon.
@@ -496,6 +502,21 @@ pub(crate) struct EventsArgs {
 }
 
 /// A phase name as the protocol allows it, or why not (bad usage, exit 2).
+/// A drain timeout, bounded as `[daemon] drain_timeout` is.
+fn drain_timeout(arg: &str) -> Result<Duration, String> {
+    let max = outboard_host::config::MAX_DRAIN_TIMEOUT;
+    match humantime::parse_duration(arg) {
+        Ok(d) if d > max => Err(format!(
+            "{arg:?} is longer than the maximum, {}",
+            humantime::format_duration(max)
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "{arg:?} is not a duration like \"10s\" or \"500ms\": {e}"
+        )),
+    }
+}
+
 fn phase_name(arg: &str) -> Result<String, String> {
     if outboard_proto::names::is_valid_phase_name(arg) {
         Ok(arg.to_owned())
@@ -524,5 +545,19 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_drain_timeout_flag_has_the_config_keys_bound() {
+        use clap::Parser;
+        let up = |value: &str| Cli::try_parse_from(["outboard", "up", "--drain-timeout", value]);
+        assert!(up("1h").is_ok());
+        let err = up("2h").expect_err("over the bound").to_string();
+        assert!(
+            err.contains("\"2h\" is longer than the maximum, 1h"),
+            "{err}"
+        );
+        let err = up("soon").expect_err("not a duration").to_string();
+        assert!(err.contains("is not a duration"), "{err}");
     }
 }

@@ -2,6 +2,8 @@
 //! for the daemon, every plugin line kept in a [`LogBook`] for
 //! `outboard logs`.
 
+use std::ffi::OsStr;
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use outboard_daemon::logs::LogBook;
@@ -29,7 +31,13 @@ pub(crate) fn init(verbose: u8, format: LogFormat, keep_plugin_logs: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // The filter belongs to the terminal's layer, not to the subscriber:
     // a global one would hide from the book what the terminal does not show.
-    let terminal = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let colour = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let terminal = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     let terminal = match format {
         LogFormat::Text => terminal.compact().with_filter(filter).boxed(),
         LogFormat::Json => terminal
@@ -46,6 +54,13 @@ pub(crate) fn init(verbose: u8, format: LogFormat, keep_plugin_logs: bool) {
         .try_init();
 }
 
+/// Whether log lines on stderr are coloured: only on a terminal, and not
+/// when `NO_COLOR` is set to anything but the empty string (a file, a
+/// pipe or a journal would get escape sequences as text).
+fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
 /// The plugins' recent lines, for the control API's `GetLogs`; `None`
 /// unless [`init`] was asked to keep them.
 pub(crate) fn log_book() -> Option<LogBook> {
@@ -55,6 +70,14 @@ pub(crate) fn log_book() -> Option<LogBook> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+    }
 
     #[test]
     fn the_daemon_keeps_plugin_lines_the_terminal_does_not_show() {

@@ -504,7 +504,7 @@ async fn reload_prints_the_plan_or_the_daemons_error() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
-        "outboard: the reload failed; nothing changed: plugin gamma failed to start: exited \
+        "outboard: plugin gamma failed to start: exited \
          with status 1\n"
     );
 }

@@ -217,7 +217,7 @@ async fn sighup_reloads_the_config_and_a_broken_one_changes_nothing() {
     std::fs::write(&up.config, second + "[[plugin]\n").expect("write config");
     up.signal(libc::SIGHUP);
     up.stderr.expect(
-        "outboard: reload failed, nothing changed",
+        "outboard: the config cannot be read, nothing changed: ",
         Duration::from_secs(20),
     );
     assert_eq!(
@@ -331,4 +331,81 @@ fn the_daemon_section_sets_the_sockets_group_and_the_drain() {
     let (status, stderr, _) = up.wait();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("get up to 7s"), "{stderr}");
+}
+
+/// `outboard reload ARGS` against `up`'s socket.
+fn reload(up: &Up, args: &[&str]) -> std::process::Output {
+    let socket = up.socket.to_str().expect("utf-8 socket path");
+    let mut all = vec!["reload", "--control-socket", socket];
+    all.extend_from_slice(args);
+    common::outboard(&all)
+}
+
+#[test]
+fn a_failed_reload_says_why_once_also_in_json_and_a_bad_config_names_its_line() {
+    let alpha = plugin_toml("alpha", "{}");
+    let up = Up::start(&alpha, &[]);
+    let flaky = "[[plugin]]\nname = \"flaky\"\ncommand = \"/bin/sh\"\n\
+                 args = [\"-c\", \"echo starting up >&2; echo fatal: no config >&2; exit 3\"]\n";
+    std::fs::write(&up.config, alpha.clone() + flaky).expect("write config");
+    let out = reload(&up, &[]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.starts_with("outboard: reload failed, nothing changed: plugin flaky: "),
+        "{said}"
+    );
+    assert_eq!(said.matches("nothing changed").count(), 1, "{said}");
+    assert_eq!(said.matches("fail").count(), 1, "{said}");
+    // With --json, stdout says why too.
+    let out = reload(&up, &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(doc["applied"], serde_json::json!(false), "{doc}");
+    let error = doc["error"].as_str().expect("an error");
+    assert!(
+        error.starts_with("reload failed, nothing changed: plugin flaky: "),
+        "{error}"
+    );
+
+    let lines = alpha.lines().count();
+    std::fs::write(&up.config, alpha + "[[plugin]\n").expect("write config");
+    for args in [&[][..], &["--dry-run"][..]] {
+        let out = reload(&up, args);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
+        assert!(
+            said.starts_with("outboard: the config cannot be read, nothing changed: "),
+            "{args:?}: {said}"
+        );
+        assert!(
+            said.contains(&format!("outboard.toml:{}:", lines + 1)),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("reload"), "{args:?}: {said}");
+    }
+    up.signal(libc::SIGTERM);
+    let (status, stderr, _) = up.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn the_daemons_log_lines_into_a_pipe_have_no_colour_codes() {
+    let toml = plugin_toml("alpha", "{}");
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    std::fs::write(&config, toml).expect("write config");
+    let socket = sandbox.path().join("ctl/control.sock");
+    // -v: the host's info lines too.
+    let mut up = Up::spawn(sandbox, config, socket, &["-v"]);
+    // One plugin: "stops it".
+    up.stderr.expect(
+        "SIGINT or SIGTERM stops it, SIGHUP reloads",
+        Duration::from_secs(20),
+    );
+    up.signal(libc::SIGTERM);
+    let (status, stderr, _) = up.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(" INFO "), "some log lines: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }

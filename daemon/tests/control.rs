@@ -151,6 +151,16 @@ async fn status(client: &mut ControlServiceClient<Channel>, plugin: &str) -> wir
     response.plugins.into_iter().next().expect("one plugin")
 }
 
+/// How many reloads the daemon applied.
+async fn reloads(client: &mut ControlServiceClient<Channel>) -> u64 {
+    let response = client
+        .get_status(wire::GetStatusRequest::default())
+        .await
+        .expect("status")
+        .into_inner();
+    response.daemon.expect("daemon").reloads
+}
+
 fn ready() -> i32 {
     wire::PluginState::Ready as i32
 }
@@ -378,19 +388,68 @@ async fn reload_plans_on_a_dry_run_applies_otherwise_and_a_bad_config_changes_no
         err.message()
     );
     assert_eq!(status(&mut client, "beta").await.pid, new_beta.pid);
-    let info = client
-        .get_status(wire::GetStatusRequest::default())
+    assert_eq!(reloads(&mut client).await, 1);
+    daemon.stop().await;
+}
+
+/// A reload whose caller stops waiting (a client hanging up) still
+/// completes: the new plugin runs, the reload counts and is journaled.
+#[tokio::test]
+async fn a_reload_the_caller_stops_waiting_for_still_completes() {
+    let daemon = TestDaemon::start(&two_plugins()).await;
+    let mut client = daemon.client().await;
+    // gamma takes a while to start: the call is dropped meanwhile.
+    let slow = plugin_toml("gamma", "build", "{}").replace(
+        "SCRIPTED_SUBSCRIBE = \"build:10\"",
+        "SCRIPTED_SUBSCRIBE = \"build:10\", SCRIPTED_START_DELAY_MS = \"1500\"",
+    );
+    std::fs::write(&daemon.config, two_plugins() + &slow).expect("write config");
+    let mut events = client
+        .watch(wire::WatchRequest {
+            plugin: String::new(),
+            follow: true,
+        })
         .await
-        .expect("status")
-        .into_inner()
-        .daemon
-        .expect("daemon");
-    assert_eq!(info.reloads, 1);
+        .expect("watch")
+        .into_inner();
+    let entries = || {
+        std::fs::read_dir(daemon.sandbox.path())
+            .expect("read sandbox")
+            .count()
+    };
+    let before = entries();
+    let started = async {
+        // gamma's runtime directory appears once its process is launched.
+        loop {
+            if entries() > before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        result = daemon.daemon.reload(false) => panic!("reload ended first: {result:?}"),
+        () = started => {}
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let reload = loop {
+        let event = tokio::time::timeout_at(deadline, events.message())
+            .await
+            .expect("a reload event in time")
+            .expect("watch")
+            .expect("still watching");
+        if let Some(wire::watch_response::Event::Reload(reload)) = event.event {
+            break reload;
+        }
+    };
+    assert!(reload.error.is_empty(), "{reload:?}");
+    assert_eq!(status(&mut client, "gamma").await.state, ready());
+    assert_eq!(reloads(&mut client).await, 1);
     daemon.stop().await;
 }
 
 #[tokio::test]
-async fn watch_sends_a_snapshot_the_recent_events_then_follows() {
+async fn watch_sends_the_recent_events_a_snapshot_then_follows() {
     let daemon = TestDaemon::start(&two_plugins()).await;
     let mut client = daemon.client().await;
     client
@@ -409,19 +468,26 @@ async fn watch_sends_a_snapshot_the_recent_events_then_follows() {
         .expect("watch")
         .into_inner();
     use wire::watch_response::Event;
-    let first = stream.message().await.expect("ok").expect("snapshot");
-    match first.event {
-        Some(Event::PluginStatus(s)) => assert_eq!(s.name, "alpha"),
-        other => panic!("expected alpha's status first, got {other:?}"),
-    }
-    // The earlier dispatch is among the recent events.
-    loop {
+    // The earlier dispatch is among the recent events, then comes alpha's
+    // status as it is now; times never go back.
+    let mut last = None;
+    let mut dispatched = false;
+    let snapshot = loop {
         let event = stream.message().await.expect("ok").expect("an event");
-        if let Some(Event::Dispatch(d)) = event.event {
-            assert_eq!(d.phase, "build");
-            break;
+        let time = event.time.expect("a time");
+        let time = SystemTime::try_from(time).expect("a valid time");
+        assert!(last.is_none_or(|last| last <= time), "{event:?}");
+        last = Some(time);
+        match event.event {
+            Some(Event::Dispatch(d)) => {
+                assert_eq!(d.phase, "build");
+                dispatched = true;
+            }
+            Some(Event::PluginStatus(s)) if dispatched => break s,
+            _ => {}
         }
-    }
+    };
+    assert_eq!(snapshot.name, "alpha");
     let mut other = daemon.client().await;
     other
         .restart_plugin(wire::RestartPluginRequest {

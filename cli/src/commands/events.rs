@@ -12,7 +12,7 @@ use crate::exit::EXIT_INTERRUPTED;
 use crate::render;
 use crate::signals::Signals;
 
-/// Prints the snapshot and the recent events, and with `-f` every new one
+/// Prints the recent events and the snapshot, and with `-f` every new one
 /// until a signal.
 pub(crate) async fn run(args: EventsArgs, mut signals: Signals) -> anyhow::Result<u8> {
     let work = async {

@@ -21,15 +21,31 @@ pub(crate) async fn run(args: ReloadArgs, mut signals: Signals) -> anyhow::Resul
         let request = ReloadRequest {
             dry_run: args.dry_run,
         };
-        let response = daemon.rpc.clone().reload(request).await.map_err(|s| {
-            call_error(&daemon.socket, &s).context("the reload failed; nothing changed")
-        })?;
+        // The daemon's words already say that nothing changed, and why.
+        let response = daemon
+            .rpc
+            .clone()
+            .reload(request)
+            .await
+            .map_err(|s| call_error(&daemon.socket, &s))?;
         anyhow::Ok(response.into_inner())
     };
     let Some(response) = unless_interrupted(work, signals.recv()).await else {
         return Ok(EXIT_INTERRUPTED);
     };
-    let response = response?;
+    let response = match response {
+        Ok(response) => response,
+        Err(err) if args.json => {
+            // A script reading stdout learns why, not just that it failed.
+            let doc = serde_json::json!({ "applied": false, "error": format!("{err:#}") });
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{doc}")
+                .and_then(|()| out.flush())
+                .context("cannot print the error on stdout")?;
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
     let plan = response.plan.as_ref().map(PlanView::of).unwrap_or_default();
     let mut out = std::io::stdout().lock();
     if args.json {

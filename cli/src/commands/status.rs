@@ -3,7 +3,8 @@
 use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
-use outboard_proto::control::v1::{GetStatusRequest, WatchRequest};
+use outboard_proto::control::v1::watch_response::Event;
+use outboard_proto::control::v1::{GetStatusRequest, WatchRequest, WatchResponse};
 
 use super::unless_interrupted;
 use crate::args::StatusArgs;
@@ -47,22 +48,24 @@ pub(crate) async fn run(args: StatusArgs, mut signals: Signals) -> anyhow::Resul
         print(&fetch(&daemon, &name).await?, args.json, redraw)?;
         let mut next = stream.message().await;
         loop {
-            match next {
-                Ok(Some(_)) => {}
+            let mut worth = match next {
+                Ok(Some(event)) => worth_redrawing(&event, redraw),
                 Ok(None) => {
                     anyhow::bail!("the daemon at {} ended the watch", daemon.socket.display())
                 }
                 Err(s) => return Err(call_error(&daemon.socket, &s)),
-            }
+            };
             // Events that came together make one redraw; the first that
             // is not an event (an end, an error) is dealt with above.
             let pending = loop {
                 match ready_now(&mut stream) {
-                    Some(Ok(Some(_))) => continue,
+                    Some(Ok(Some(event))) => worth |= worth_redrawing(&event, redraw),
                     other => break other,
                 }
             };
-            print(&fetch(&daemon, &name).await?, args.json, redraw)?;
+            if worth {
+                print(&fetch(&daemon, &name).await?, args.json, redraw)?;
+            }
             next = match pending {
                 Some(item) => item,
                 None => stream.message().await,
@@ -73,6 +76,14 @@ pub(crate) async fn run(args: StatusArgs, mut signals: Signals) -> anyhow::Resul
         Some(result) => result,
         None => Ok(EXIT_INTERRUPTED),
     }
+}
+
+/// Whether `event` calls for a new status. On a terminal every event
+/// redraws the screen in place; into a pipe or a file each status is
+/// appended, so only a state change, a reload or missed events add one,
+/// not every dispatch (its counts show in the next one).
+fn worth_redrawing(event: &WatchResponse, redraw: Redraw) -> bool {
+    redraw != Redraw::Append || !matches!(event.event, Some(Event::Dispatch(_)))
 }
 
 /// The next message if one is already there, without waiting.
@@ -129,4 +140,24 @@ fn print(view: &StatusView, as_json: bool, redraw: Redraw) -> anyhow::Result<()>
     }
     .and_then(|()| out.flush())
     .context("cannot print the status on stdout")
+}
+
+#[cfg(test)]
+mod tests {
+    use outboard_proto::control::v1 as wire;
+
+    use super::*;
+
+    #[test]
+    fn into_a_pipe_a_dispatch_alone_appends_no_status() {
+        let at = |event| WatchResponse {
+            time: None,
+            event: Some(event),
+        };
+        let dispatch = at(Event::Dispatch(wire::DispatchEvent::default()));
+        let change = at(Event::PluginStatus(wire::PluginStatus::default()));
+        assert!(!worth_redrawing(&dispatch, Redraw::Append));
+        assert!(worth_redrawing(&change, Redraw::Append));
+        assert!(worth_redrawing(&dispatch, Redraw::Clear));
+    }
 }

@@ -65,8 +65,8 @@ fn kill_groups(groups: &[u32]) {
 }
 
 /// The process groups of `host`'s running plugins (each plugin leads its
-/// own): to be read before a stop begins, since a stopping plugin no
-/// longer shows its pid.
+/// own): to be read before a stop begins, since a plugin whose process
+/// exited (or was stopped) no longer shows its pid.
 pub(crate) fn groups_of(host: &Host) -> Vec<u32> {
     host.plugins()
         .iter()

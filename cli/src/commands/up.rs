@@ -158,7 +158,8 @@ async fn reloads(daemon: Daemon, asked: Arc<Notify>) {
         match daemon.reload(false).await {
             Ok((plan, _)) => say!("outboard: reload applied: {}", plan_line(&plan)),
             Err(ReloadFailure::ShuttingDown) => say!("outboard: reload skipped: shutting down"),
-            Err(err) => say!("outboard: reload failed, nothing changed: {err}"),
+            // The failure says that nothing changed, and why.
+            Err(err) => say!("outboard: {err}"),
         }
     }
 }
@@ -246,9 +247,10 @@ async fn follow(host: &Host, printer: &Printer) {
     // socket is served.
     let count = host.plugins().len();
     say!(
-        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops them, SIGHUP reloads",
+        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops {}, SIGHUP reloads",
         if count == 1 { "" } else { "s" },
-        std::process::id()
+        std::process::id(),
+        if count == 1 { "it" } else { "them" },
     );
     loop {
         match events.recv().await {

@@ -8,6 +8,14 @@ use outboard_proto::patch::PatchOp;
 
 use super::outcome::outcome_word;
 
+/// `text` (a message, with a crashed plugin's stderr lines under it) as
+/// lines: control characters escaped, each line after the first indented
+/// by `indent` so that it reads as part of the line it continues.
+fn under(text: &str, indent: &str) -> String {
+    let text = Escaped::block(text.trim_end()).to_string();
+    text.replace('\n', &format!("\n{indent}"))
+}
+
 /// Writes `report`: a verdict line, a line per plugin with its patch
 /// operations under it, then the context.
 pub(crate) fn phase(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
@@ -17,7 +25,10 @@ pub(crate) fn phase(out: &mut impl Write, report: &Report) -> std::io::Result<()
             format!("vetoed by {plugin}: {}", Escaped::line(message))
         }
         Verdict::Failed { plugins, error } => {
-            format!("failed at {}: {}", plugins.join(", "), Escaped::line(error))
+            // Its first line: the failing entry below shows the rest (a
+            // crashed plugin's stderr lines).
+            let first = error.lines().next().unwrap_or_default();
+            format!("failed at {}: {}", plugins.join(", "), Escaped::line(first))
         }
         _ => "ended with a verdict this version of outboard cannot show".to_owned(),
     };
@@ -42,7 +53,7 @@ pub(crate) fn phase(out: &mut impl Write, report: &Report) -> std::io::Result<()
             e.priority,
             e.plugin,
             e.duration.as_secs_f64() * 1000.0,
-            Escaped::line(&e.message)
+            under(&e.message, "        ")
         );
         writeln!(out, "{}", line.trim_end())?;
         for op in &e.patch {
@@ -67,4 +78,58 @@ pub(crate) fn phase(out: &mut impl Write, report: &Report) -> std::io::Result<()
         // JSON leaves DEL and the C1 controls unescaped.
         Escaped::block(&serde_json::to_string_pretty(&report.context).unwrap_or_default())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use outboard_host::config::{FailurePolicy, Mode};
+    use outboard_host::{Entry, FailureKind, Outcome};
+
+    use super::*;
+
+    #[test]
+    fn a_crashed_plugins_stderr_reads_as_lines_with_control_characters_escaped() {
+        let error = "plugin flaky: crashed: exited with signal 9 (SIGKILL) during the call; \
+                     last stderr lines:\n    | starting up\n    | fatal\u{1b}[2J";
+        let report = Report {
+            phase: "build".into(),
+            mode: Mode::default(),
+            invocation_id: "id".into(),
+            verdict: Verdict::Failed {
+                plugins: vec!["flaky".into()],
+                error: error.into(),
+            },
+            entries: vec![Entry {
+                plugin: Arc::from("flaky"),
+                priority: 0,
+                policy: FailurePolicy::default(),
+                outcome: Outcome::Failed,
+                failure: Some(FailureKind::Crashed),
+                duration: Duration::from_millis(2),
+                attempts: 1,
+                patch: Vec::new(),
+                message: error.into(),
+            }],
+            context: serde_json::json!({}),
+            duration: Duration::from_millis(3),
+        };
+        let mut out = Vec::new();
+        phase(&mut out, &report).expect("write");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(!text.contains("\\n"), "{text}");
+        assert!(
+            text.starts_with(
+                "phase build: failed at flaky: plugin flaky: crashed: exited with signal 9 (SIGKILL) \
+                 during the call; last stderr lines: (1 plugin, 3.0 ms)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("last stderr lines:\n            | starting up\n            | fatal\\u{1b}[2J\ncontext:"),
+            "{text}"
+        );
+    }
 }

@@ -31,10 +31,14 @@ pub(crate) fn state_line(
     } else {
         let pid = status.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
         // The reason may quote the plugin (its stderr, its messages).
-        let reason = Escaped::line(status.reason.as_deref().unwrap_or(""));
+        let reason = status
+            .reason
+            .as_deref()
+            .map(|r| format!(" {}", Escaped::line(r)))
+            .unwrap_or_default();
         writeln!(
             out,
-            "{name}: {:?} (pid {pid}, starts {}) {reason}",
+            "{name}: {:?} (pid {pid}, starts {}){reason}",
             status.state, status.starts
         )
     }
@@ -60,6 +64,39 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
             "p: Restarting (pid -, starts 2) exited\\nother: Ready (pid 1, starts 1)\\u{1b}[2J\n"
+        );
+    }
+    #[test]
+    fn a_state_line_without_a_reason_ends_with_the_parenthesis() {
+        let status = Status {
+            state: State::Ready,
+            pid: Some(7),
+            starts: 1,
+            reason: None,
+            stderr: Vec::new(),
+            since: None,
+        };
+        let mut out = Vec::new();
+        state_line(&mut out, "p", &status, false).expect("write");
+        assert_eq!(out, b"p: Ready (pid 7, starts 1)\n");
+    }
+
+    #[test]
+    fn a_json_state_line_gives_the_ready_time_in_rfc3339() {
+        let status = Status {
+            state: State::Ready,
+            pid: Some(7),
+            starts: 1,
+            reason: None,
+            stderr: Vec::new(),
+            since: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500)),
+        };
+        let mut out = Vec::new();
+        state_line(&mut out, "p", &status, true).expect("write");
+        let line: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(
+            line["status"]["since"],
+            serde_json::json!("1970-01-01T00:00:01.500Z")
         );
     }
 }

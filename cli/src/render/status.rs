@@ -59,10 +59,12 @@ pub(crate) struct PluginView {
     pub(crate) latency_p99_ms: Option<f64>,
     /// How many recent calls the latencies cover.
     pub(crate) latency_window: u32,
-    /// Resident memory of its process group.
-    pub(crate) rss_bytes: u64,
-    /// CPU use of its process group, percent of one core.
-    pub(crate) cpu_percent: f64,
+    /// Resident memory of its process group; `None` until first measured
+    /// (no process runs, or it was not sampled yet).
+    pub(crate) rss_bytes: Option<u64>,
+    /// CPU use of its process group, percent of one core; `None` when
+    /// `rss_bytes` is.
+    pub(crate) cpu_percent: Option<f64>,
     /// CPU time of its process group's live processes, in ms.
     pub(crate) cpu_time_ms: u64,
 }
@@ -109,6 +111,9 @@ impl PluginView {
         let window = p.latency_window;
         let latency =
             |d: Option<prost_types::Duration>| d.filter(|_| window > 0).and_then(duration).map(ms);
+        // A measured process group has resident memory: zero means that
+        // nothing was measured, and its CPU figure means nothing either.
+        let measured = p.pid != 0 && p.rss_bytes != 0;
         PluginView {
             name: p.name.clone(),
             version: p.version.clone(),
@@ -130,8 +135,8 @@ impl PluginView {
             latency_p50_ms: latency(p.latency_p50),
             latency_p99_ms: latency(p.latency_p99),
             latency_window: window,
-            rss_bytes: p.rss_bytes,
-            cpu_percent: (p.cpu_percent * 10.0).round() / 10.0,
+            rss_bytes: measured.then_some(p.rss_bytes),
+            cpu_percent: measured.then(|| (p.cpu_percent * 10.0).round() / 10.0),
             cpu_time_ms: p
                 .cpu_time
                 .and_then(duration)
@@ -232,16 +237,8 @@ fn cells(p: &PluginView) -> [String; 12] {
         latency(p.latency_p50_ms),
         latency(p.latency_p99_ms),
         // Nothing measured yet (a group sampled before its first tick).
-        if p.rss_bytes == 0 {
-            dash()
-        } else {
-            bytes(p.rss_bytes)
-        },
-        if p.pid.is_none() {
-            dash()
-        } else {
-            format!("{:.1}", p.cpu_percent)
-        },
+        p.rss_bytes.map_or_else(dash, bytes),
+        p.cpu_percent.map_or_else(dash, |cpu| format!("{cpu:.1}")),
         if p.phases.is_empty() {
             dash()
         } else {

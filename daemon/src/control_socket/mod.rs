@@ -193,18 +193,9 @@ fn remove_stale(path: &Path) -> Result<bool, SocketError> {
     };
     let kind = meta.file_type();
     if !kind.is_socket() {
-        let kind = if kind.is_symlink() {
-            "a symlink"
-        } else if kind.is_dir() {
-            "a directory"
-        } else if kind.is_file() {
-            "a regular file"
-        } else {
-            "not a socket"
-        };
         return Err(SocketError::NotASocket {
             path: path.to_owned(),
-            kind,
+            kind: kind_of(kind),
         });
     }
     fs::remove_file(path).map_err(|error| SocketError::Bind {
@@ -281,6 +272,25 @@ impl Drop for ControlSocket {
         }
         // `lock` drops after this: the lock file goes, then the lock.
         let _ = &self.lock;
+    }
+}
+
+/// What a file that is not a socket is, for people ("a regular file").
+fn kind_of(kind: fs::FileType) -> &'static str {
+    if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_file() {
+        "a regular file"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "a file of another kind"
     }
 }
 

@@ -95,3 +95,10 @@ fn a_symlink_for_the_lock_is_refused_not_followed() {
     );
     assert!(!target.exists(), "nothing was created through the link");
 }
+
+#[test]
+fn what_is_not_a_socket_is_named_once() {
+    let kind = |path: &str| kind_of(fs::symlink_metadata(path).expect("exists").file_type());
+    assert_eq!(kind("/dev/null"), "a character device");
+    assert_eq!(kind("/"), "a directory");
+}

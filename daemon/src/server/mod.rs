@@ -79,9 +79,10 @@ impl std::fmt::Debug for Options {
 pub enum ReloadFailure {
     /// The configuration could not be read (the message names the file,
     /// line and field).
-    #[error("{0}")]
+    #[error("the config cannot be read, nothing changed: {0}")]
     Config(String),
-    /// The host could not apply it (the message names the plugins).
+    /// The host could not apply it (the message, the host's, names the
+    /// plugins and says that nothing changed).
     #[error("{0}")]
     Apply(String),
     /// The daemon is shutting down.
@@ -189,7 +190,20 @@ impl Daemon {
 
     /// Re-reads the configuration and applies it (or, with `dry_run`,
     /// only plans it). One reload at a time; refused while shutting down.
+    ///
+    /// The reload runs in a task of its own: dropping this future (a
+    /// client that hangs up, a worker aborted at shutdown) only stops
+    /// waiting for the result; the reload still completes, counts and
+    /// journals its event.
     pub async fn reload(&self, dry_run: bool) -> Result<(ReloadPlan, bool), ReloadFailure> {
+        let this = self.clone();
+        to_the_end(async move { this.reload_now(dry_run).await })
+            .await
+            .unwrap_or_else(|err| Err(ReloadFailure::Apply(err)))
+    }
+
+    /// [`Daemon::reload`], run to the end by its task.
+    async fn reload_now(&self, dry_run: bool) -> Result<(ReloadPlan, bool), ReloadFailure> {
         let inner = &self.inner;
         let _one = inner.reloading.lock().await;
         if self.closing() {
@@ -198,7 +212,7 @@ impl Daemon {
         let loader = inner.options.loader.clone();
         let config = tokio::task::spawn_blocking(move || loader())
             .await
-            .map_err(|err| ReloadFailure::Config(format!("reading the config failed: {err}")))?;
+            .map_err(|err| ReloadFailure::Config(format!("the reading task failed: {err}")))?;
         let config = match config {
             Ok(config) => config,
             Err(err) => {
@@ -232,6 +246,18 @@ impl Daemon {
     fn closing(&self) -> bool {
         *self.inner.closing.borrow()
     }
+}
+
+/// Runs `work` in a task of its own, so that it completes even if the
+/// caller stops waiting (a client hanging up drops its call's future);
+/// the caller gets the output if it is still there. The error says why the
+/// task ended early (it panicked).
+async fn to_the_end<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, String> {
+    tokio::spawn(work)
+        .await
+        .map_err(|err| format!("the daemon's task failed: {err}"))
 }
 
 /// Reflection over the control API: the services this socket serves, and

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use super::journal::concerns;
 use super::status::{status_of, with_usage};
 use super::wait::{until_settled, wait_of};
-use super::{Daemon, ReloadFailure};
+use super::{Daemon, ReloadFailure, to_the_end};
 use crate::logs::LogLine;
 use crate::wire::{plan_to_proto, report_to_proto, timestamp};
 
@@ -142,6 +142,14 @@ impl ControlService for Service {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let mut closing = self.daemon.inner.closing.subscribe();
         tokio::spawn(async move {
+            // Oldest first: the recorded events, then each status as it is
+            // now (stamped now), then what follows.
+            let wanted = |e: &wire::WatchResponse| plugin.is_empty() || concerns(e, &plugin);
+            for event in recent.iter().filter(|e| wanted(e)) {
+                if !send(&tx, (**event).clone()).await {
+                    return;
+                }
+            }
             let now = Some(timestamp(SystemTime::now()));
             for status in snapshot {
                 let event = wire::WatchResponse {
@@ -149,12 +157,6 @@ impl ControlService for Service {
                     event: Some(wire::watch_response::Event::PluginStatus(status)),
                 };
                 if !send(&tx, event).await {
-                    return;
-                }
-            }
-            let wanted = |e: &wire::WatchResponse| plugin.is_empty() || concerns(e, &plugin);
-            for event in recent.iter().filter(|e| wanted(e)) {
-                if !send(&tx, (**event).clone()).await {
                     return;
                 }
             }
@@ -283,10 +285,12 @@ impl ControlService for Service {
         self.open()?;
         let name = request.into_inner().plugin;
         let plugin = self.plugin(&name)?;
-        self.daemon
-            .host()
-            .disable(&name)
+        // Run to the end even if the caller hangs up: no half-done disable.
+        let host = self.daemon.host().clone();
+        let target = name.clone();
+        to_the_end(async move { host.disable(&target).await })
             .await
+            .map_err(Status::internal)?
             .map_err(|_| not_found(&name))?;
         Ok(Response::new(wire::StopPluginResponse {
             plugin: Some(status_of(&plugin, &plugin.status(), None)),
@@ -302,10 +306,12 @@ impl ControlService for Service {
         let plugin = self.plugin(&name)?;
         let changes = plugin.subscribe();
         let before = plugin.status();
-        self.daemon
-            .host()
-            .enable(&name)
+        // Run to the end even if the caller hangs up: no half-done enable.
+        let host = self.daemon.host().clone();
+        let target = name.clone();
+        to_the_end(async move { host.enable(&target).await })
             .await
+            .map_err(Status::internal)?
             .map_err(|_| not_found(&name))?;
         // A plugin that was not disabled is left as it is: nothing to wait
         // for.
@@ -333,9 +339,8 @@ impl ControlService for Service {
             Err(ReloadFailure::ShuttingDown) => Err(Status::unavailable(
                 "the outboard daemon is shutting down and takes no new work",
             )),
-            Err(failure) => Err(Status::failed_precondition(format!(
-                "reload not applied, the running plugins are unchanged: {failure}"
-            ))),
+            // The failure says once that nothing changed, and why.
+            Err(failure) => Err(Status::failed_precondition(failure.to_string())),
         }
     }
 

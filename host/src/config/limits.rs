@@ -45,6 +45,9 @@ pub(super) const STOP_GRACE: DurationBounds = DurationBounds {
 /// the dispatches in flight.
 pub(super) const DRAIN_TIMEOUT: DurationBounds = STOP_GRACE;
 
+/// The longest `[daemon] drain_timeout`, and `outboard up --drain-timeout`.
+pub const MAX_DRAIN_TIMEOUT: Duration = DRAIN_TIMEOUT.max;
+
 /// `health_interval`: shorter than a loaded machine's scheduling hiccup
 /// and health checks miss for no fault of the plugin.
 pub(super) const HEALTH_INTERVAL: DurationBounds = DurationBounds {

@@ -94,7 +94,7 @@ mod tests;
 pub use command::{COMMAND_LINE_SOURCE, spec_for_command};
 pub use discover::{ENV_PLUGIN_DIR, dirs_from_env, discover, discover_with, split_dirs};
 pub use error::{ConfigError, Location, Subject};
-pub use limits::MAX_CONFIG_FILE_BYTES;
+pub use limits::{MAX_CONFIG_FILE_BYTES, MAX_DRAIN_TIMEOUT};
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
 pub use spec::{

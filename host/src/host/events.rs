@@ -37,7 +37,8 @@ pub enum HostEvent {
     Reload {
         /// What it did, or would have done.
         plan: ReloadPlan,
-        /// Why it failed; `None` if it was applied.
+        /// Why it failed (the cause only: the event itself says that it
+        /// failed); `None` if it was applied.
         error: Option<String>,
     },
 }

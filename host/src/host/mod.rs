@@ -278,7 +278,7 @@ impl Host {
     /// flight finish (each is bounded by its calls' deadlines), then every
     /// plugin is stopped, dependents before what they depend on.
     pub async fn shutdown(&self) {
-        self.shared.gate.close();
+        self.close();
         self.shared.gate.drained().await;
         self.stop_plugins().await;
     }
@@ -289,7 +289,7 @@ impl Host {
     /// bounded by start and call timeouts), so that nothing it starts
     /// outlives the host.
     pub async fn shutdown_within(&self, drain: Duration) {
-        self.shared.gate.close();
+        self.close();
         if tokio::time::timeout(drain, self.shared.gate.drained())
             .await
             .is_err()
@@ -303,6 +303,16 @@ impl Host {
         self.stop_plugins().await;
     }
 
+    /// Refuses new dispatches, and tells every supervisor that its stop is
+    /// coming: a plugin process lost from now on (a caller may kill every
+    /// process group on a second signal) is not restarted.
+    fn close(&self) {
+        self.shared.gate.close();
+        for plugin in self.plugins() {
+            plugin.expect_stop();
+        }
+    }
+
     /// [`Host::shutdown`], for an owned host.
     pub async fn stop(self) {
         self.shutdown().await;
@@ -312,6 +322,8 @@ impl Host {
     /// enable is under way (a reload sees the closed gate and gives up).
     async fn stop_plugins(&self) {
         let _one_at_a_time = self.shared.changing.lock().await;
+        // A reload let finish may have added plugins since `close`.
+        self.close();
         let plugins = self.plugins();
         start::stop_in_order(&plugins).await;
     }

@@ -25,6 +25,17 @@ pub enum ReloadError {
     ShuttingDown,
 }
 
+impl ReloadError {
+    /// Why, without saying again that the reload failed (for an event that
+    /// says so itself).
+    pub fn cause(&self) -> String {
+        match self {
+            ReloadError::Start(failures) => failures.to_string(),
+            ReloadError::ShuttingDown => self.to_string(),
+        }
+    }
+}
+
 /// No plugin of that name is configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no plugin named {0} is configured")]
@@ -62,7 +73,7 @@ impl Host {
         }
         let _ = self.shared.events.send(HostEvent::Reload {
             plan: plan.clone(),
-            error: applied.as_ref().err().map(ToString::to_string),
+            error: applied.as_ref().err().map(ReloadError::cause),
         });
         applied.map(|()| plan)
     }

@@ -50,6 +50,7 @@ mod stats;
 mod tests;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -102,7 +103,18 @@ pub struct Status {
     /// Its last stderr lines when it last failed.
     pub stderr: Vec<String>,
     /// When the running instance became ready; `None` when none runs.
+    /// Serialized as RFC 3339 (UTC, milliseconds), like every time the
+    /// host and the CLI print.
+    #[serde(serialize_with = "rfc3339_opt")]
     pub since: Option<SystemTime>,
+}
+
+/// `Some(time)` as an RFC 3339 string, `None` as null.
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+        None => s.serialize_none(),
+    }
 }
 
 /// What the supervisor publishes: the status and the running instance.
@@ -114,6 +126,9 @@ struct Current {
     state: State,
     /// The ready instance, if any.
     plugin: Option<Arc<dyn Instance>>,
+    /// The process being stopped, while stopping (it is no longer the
+    /// ready instance, but is still there).
+    stopping: Option<u32>,
     /// Starts so far, the first included.
     starts: u32,
     /// Why it last failed.
@@ -149,6 +164,9 @@ pub struct Supervisor {
     /// Every state change, for [`Supervisor::subscribe`].
     changes: broadcast::Sender<Status>,
     commands: mpsc::UnboundedSender<Command>,
+    /// Set once its stop is coming (the host is shutting down): a lost
+    /// process is then not restarted, only reported, until the stop.
+    ending: Arc<AtomicBool>,
     /// Its calls by outcome and their latency.
     stats: Stats,
 }
@@ -172,6 +190,7 @@ impl Supervisor {
         let current = Current {
             state: State::Ready,
             plugin: Some(instance.clone()),
+            stopping: None,
             starts: 1,
             reason: None,
             stderr: Vec::new(),
@@ -197,6 +216,7 @@ impl Supervisor {
         let current = Current {
             state: State::Disabled,
             plugin: None,
+            stopping: None,
             starts: 0,
             reason: None,
             stderr: Vec::new(),
@@ -218,7 +238,9 @@ impl Supervisor {
         let (status_tx, status) = watch::channel(current);
         let (commands, inbox) = mpsc::unbounded_channel();
         let (changes, _) = broadcast::channel(CHANGES_BUFFERED);
+        let ending = Arc::new(AtomicBool::new(false));
         let run = run::Run {
+            ending: ending.clone(),
             name: name.clone(),
             spec: spec.clone(),
             launcher,
@@ -234,6 +256,7 @@ impl Supervisor {
             status,
             changes,
             commands,
+            ending,
             stats: Stats::default(),
         })
     }
@@ -330,6 +353,14 @@ impl Supervisor {
         let _ = self.commands.send(Command::Restart);
     }
 
+    /// Says that a stop is coming (the host is shutting down, and may kill
+    /// every process group before that stop arrives): from now on a
+    /// process that exits is not restarted, nor announced as restarting;
+    /// the plugin shows as stopping until [`Supervisor::stop`].
+    pub fn expect_stop(&self) {
+        self.ending.store(true, Ordering::SeqCst);
+    }
+
     /// Stops the plugin for good and waits until it is gone.
     pub async fn stop(&self) {
         let (done, stopped) = oneshot::channel();
@@ -392,7 +423,7 @@ impl Current {
     fn status(&self) -> Status {
         Status {
             state: self.state,
-            pid: self.plugin.as_ref().map(|p| p.pid()),
+            pid: self.plugin.as_ref().map(|p| p.pid()).or(self.stopping),
             starts: self.starts,
             reason: self.reason.clone(),
             stderr: self.stderr.clone(),

@@ -4,6 +4,7 @@
 //! the state, and acts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use rand::Rng;
@@ -73,6 +74,8 @@ pub(super) struct Run {
     pub(super) inbox: mpsc::UnboundedReceiver<Command>,
     /// What it remembers of past starts and failures.
     pub(super) policy: Policy,
+    /// Set by [`super::Supervisor::expect_stop`]: restart nothing.
+    pub(super) ending: Arc<AtomicBool>,
 }
 
 impl Run {
@@ -145,7 +148,7 @@ impl Run {
         let stderr = instance.stderr_tail();
         match lost {
             Lost::Stop(done) => {
-                self.set(State::Stopping, None, None, Vec::new());
+                self.stopping(instance.pid());
                 instance.terminate().await;
                 // The last reference here removes its runtime directory
                 // before the caller hears it is stopped.
@@ -154,7 +157,7 @@ impl Run {
                 None
             }
             Lost::Disable(done) => {
-                self.set(State::Stopping, None, None, Vec::new());
+                self.stopping(instance.pid());
                 instance.terminate().await;
                 drop(instance);
                 self.hold_disabled(done).await?;
@@ -169,6 +172,11 @@ impl Run {
                 self.policy.reset();
                 Some(why)
             }
+            Lost::Unhealthy(reason) if self.ending() => {
+                instance.kill().await;
+                drop(instance);
+                self.until_stopped(reason, stderr).await
+            }
             Lost::Unhealthy(reason) => {
                 self.set(State::Unhealthy, None, Some(reason.clone()), stderr);
                 tracing::warn!(plugin = &*self.name, "unhealthy, restarting: {reason}");
@@ -181,6 +189,9 @@ impl Run {
                 // Leftovers of its process group go before anything else.
                 instance.kill().await;
                 drop(instance);
+                if self.ending() {
+                    return self.until_stopped(reason, stderr).await;
+                }
                 let restart = self.spec.supervision.restart;
                 if policy::restarts_after_exit(restart, exit.success()) {
                     tracing::warn!(plugin = &*self.name, "{reason}; restarting");
@@ -233,6 +244,12 @@ impl Run {
                 }
                 Next::StartAfter(_) => {}
             }
+            if self.ending() {
+                // Not started again with the host stopping: wait for the
+                // stop.
+                why = self.until_stopped(why, Vec::new()).await?;
+                continue;
+            }
             match self.start_once().await {
                 Started::Ready(instance) => return Some(instance),
                 Started::Failed(reason) => why = reason,
@@ -240,6 +257,26 @@ impl Run {
                 Started::Stopped => return None,
             }
         }
+    }
+
+    /// True once a stop is coming: nothing is restarted.
+    fn ending(&self) -> bool {
+        self.ending.load(Ordering::SeqCst)
+    }
+
+    /// The process is gone (for `reason`) while a stop is coming, likely
+    /// killed on purpose: it is not restarted nor announced as restarting;
+    /// the plugin shows as stopping until the stop. A restart asked for by
+    /// hand meanwhile ends the wait (the caller decides what follows).
+    async fn until_stopped(&mut self, reason: String, stderr: Vec<String>) -> Option<String> {
+        tracing::info!(
+            plugin = &*self.name,
+            "{reason}; not restarted: its stop is coming"
+        );
+        self.set(State::Stopping, None, Some(reason), stderr);
+        self.wait_for_restart().await?;
+        self.policy.reset();
+        Some(RESTART_REQUESTED.to_owned())
     }
 
     /// One start through the launcher, abandoned if a command comes first.
@@ -365,12 +402,26 @@ impl Run {
             }
             s.since = (state == State::Ready).then(SystemTime::now);
             s.plugin = instance;
+            s.stopping = None;
             if reason.is_some() || state == State::Ready {
                 s.reason = reason;
             }
             if !stderr.is_empty() || state == State::Ready {
                 s.stderr = stderr;
             }
+        });
+        self.announce();
+    }
+
+    /// Publishes that the process `pid` is being stopped: no longer routed
+    /// to, still there until its stop ends.
+    fn stopping(&self, pid: u32) {
+        // As `set(State::Stopping, None, None, ..)`, the pid kept.
+        self.status.send_modify(|s| {
+            s.state = State::Stopping;
+            s.since = None;
+            s.plugin = None;
+            s.stopping = Some(pid);
         });
         self.announce();
     }

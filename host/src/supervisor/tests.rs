@@ -515,3 +515,53 @@ async fn a_timed_out_call_is_retried_and_an_error_answer_is_not() {
     assert_eq!(fakes[0].instances().len(), 1);
     host.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_plugin_killed_while_the_host_stops_is_not_restarted() {
+    let (host, fakes) = host_of(&[("a", 0, false), ("b", 1, false)]).await;
+    let host = Arc::new(host);
+    // a's call keeps the drain going while b is killed.
+    fakes[0].script_calls([FakeCall::Hang]);
+    let call = tokio::spawn({
+        let host = host.clone();
+        async move { host.dispatch("x", serde_json::Map::new()).await }
+    });
+    while host.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let stopping = tokio::spawn({
+        let host = host.clone();
+        async move { host.shutdown_within(10 * SECOND).await }
+    });
+    // The shutdown task runs up to its drain (the gate closed).
+    tokio::task::yield_now().await;
+    let b = host.plugin("b").unwrap();
+    let mut changes = b.subscribe();
+    fakes[1].instance().crash();
+    let next = changes.recv().await.unwrap();
+    assert_eq!(next.state, State::Stopping, "{next:?}");
+    assert_eq!(
+        next.reason.as_deref(),
+        Some("exited with signal 9 (SIGKILL)")
+    );
+    stopping.await.unwrap();
+    call.await.unwrap();
+    assert_eq!(b.state(), State::Stopped);
+    assert_eq!(fakes[1].starts().len(), 1, "never started again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopping_plugin_shows_the_pid_of_the_process_it_stops() {
+    let (plugin, sup) = supervised("leaving", knobs()).await;
+    let pid = plugin.instance().pid();
+    let mut changes = sup.subscribe();
+    let stop = tokio::spawn({
+        let sup = sup.clone();
+        async move { sup.stop().await }
+    });
+    let stopping = changes.recv().await.unwrap();
+    assert_eq!((stopping.state, stopping.pid), (State::Stopping, Some(pid)));
+    stop.await.unwrap();
+    let stopped = sup.status();
+    assert_eq!((stopped.state, stopped.pid), (State::Stopped, None));
+}

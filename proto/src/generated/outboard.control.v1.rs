@@ -690,9 +690,9 @@ pub mod control_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
-        /// State changes, dispatch outcomes and reloads. First a snapshot of every
-        /// plugin's status, then the recent events the daemon keeps, then (with
-        /// `follow`) each new one as it happens.
+        /// State changes, dispatch outcomes and reloads, oldest first: the recent
+        /// events the daemon keeps, then a snapshot of every plugin's status (timed
+        /// when it is taken), then (with `follow`) each new event as it happens.
         pub async fn watch(
             &mut self,
             request: impl tonic::IntoRequest<super::WatchRequest>,
@@ -908,9 +908,9 @@ pub mod control_service_server {
             >
             + std::marker::Send
             + 'static;
-        /// State changes, dispatch outcomes and reloads. First a snapshot of every
-        /// plugin's status, then the recent events the daemon keeps, then (with
-        /// `follow`) each new one as it happens.
+        /// State changes, dispatch outcomes and reloads, oldest first: the recent
+        /// events the daemon keeps, then a snapshot of every plugin's status (timed
+        /// when it is taken), then (with `follow`) each new event as it happens.
         async fn watch(
             &self,
             request: tonic::Request<super::WatchRequest>,

@@ -90,6 +90,14 @@ fn the_json_has_a_stable_shape() {
     assert_eq!(none["uptime_ms"], json!(null));
     assert_eq!(none["latency_p50_ms"], json!(null));
     assert_eq!(none["last_exit_reason"], json!(null));
+    assert_eq!(none["rss_bytes"], json!(null));
+    assert_eq!(none["cpu_percent"], json!(null));
+    // Running but not sampled yet: null, not a measured zero.
+    let mut unsampled = plugin("fresh");
+    (unsampled.rss_bytes, unsampled.cpu_percent) = (0, 0.0);
+    let fresh = serde_json::to_value(PluginView::of(&unsampled)).expect("JSON");
+    assert_eq!(fresh["rss_bytes"], json!(null));
+    assert_eq!(fresh["cpu_percent"], json!(null));
     assert_eq!(none["state"], json!("disabled"));
 }
 
