@@ -56,6 +56,15 @@ impl Signals {
         self.next().await;
     }
 
+    /// From now on SIGHUP is no request at all: a daemon that is stopping
+    /// has nothing to reload, and a hangup (logrotate, a reload racing the
+    /// stop, one already pending) must not count as a second stop request
+    /// that kills the plugins. Tokio keeps its handler, so the signal is
+    /// still caught, then dropped.
+    pub(crate) fn ignore_hangup(&mut self) {
+        self.hup = None;
+    }
+
     /// Like [`Signals::recv`], telling which request it was.
     pub(crate) async fn next(&mut self) -> Stop {
         tokio::select! {

@@ -409,3 +409,43 @@ fn the_daemons_log_lines_into_a_pipe_have_no_colour_codes() {
     assert!(stderr.contains(" INFO "), "some log lines: {stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
+
+/// A SIGHUP while the daemon drains (logrotate, a `systemctl reload` that
+/// races a stop) is not a second stop request: the calls in flight still
+/// finish and the daemon exits 0, its plugins never killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_while_draining_does_not_kill_the_calls_in_flight() {
+    let slow = plugin_toml(
+        "slow",
+        r#"{ build = { sleep_ms = 1500, set = { "/done" = true } } }"#,
+    );
+    let mut up = Up::start(&slow, &["--drain-timeout", "20s"]);
+    let mut client = up.client().await;
+    let call = tokio::spawn({
+        let mut client = client.clone();
+        async move { build(&mut client).await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client
+        .get_status(wire::GetStatusRequest::default())
+        .await
+        .expect("status")
+        .into_inner()
+        .daemon
+        .expect("daemon")
+        .in_flight
+        == 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never in flight");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    up.signal(libc::SIGTERM);
+    up.stderr
+        .expect("dispatches in flight (1)", Duration::from_secs(5));
+    up.signal(libc::SIGHUP);
+    let context = call.await.expect("joined");
+    assert_eq!(context["done"], serde_json::json!(true), "{context}");
+    let (status, stderr, _) = up.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("killing them"), "{stderr}");
+}

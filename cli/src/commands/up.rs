@@ -88,6 +88,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
         host.in_flight(),
         humantime::format_duration(drain)
     );
+    signals.ignore_hangup();
     let groups = stop::groups_of(&host);
     let killed = stop::stop_or_kill(daemon.shutdown(drain), &groups, &mut signals).await;
     server.stop().await;
