@@ -1,6 +1,7 @@
 //! Connecting to the daemon: resolve the socket, dial it (bounded), check
-//! that the process on the other end runs as us (or root), and hand the
-//! connection to tonic. Every later redial is checked the same way.
+//! that the process on the other end runs as us (or root), or shares its
+//! socket with a group of ours on purpose, and hand the connection to
+//! tonic. Every later redial is checked the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,14 @@ impl Daemon {
     /// listens.
     pub(crate) async fn connect(explicit: Option<&Path>) -> anyhow::Result<Daemon> {
         let socket = outboard_daemon::socket::resolve(explicit)?;
-        let first = dial(&socket).await.map_err(|e| dial_error(&socket, e))?;
+        // A daemon of another user is trusted only on a socket someone
+        // named: the default path could be one another user planted.
+        let named = explicit.is_some()
+            || std::env::var_os(outboard_daemon::socket::ENV_CONTROL_SOCKET)
+                .is_some_and(|v| !v.is_empty());
+        let first = dial(&socket, named)
+            .await
+            .map_err(|e| dial_error(&socket, e))?;
         // The first connection is the one just checked; a redial (after
         // the daemon restarted, say) is checked again in `dial`.
         let first = Arc::new(Mutex::new(Some(first)));
@@ -42,7 +50,7 @@ impl Daemon {
                 let ready = first.lock().ok().and_then(|mut f| f.take());
                 let stream = match ready {
                     Some(stream) => stream,
-                    None => dial(&path).await?,
+                    None => dial(&path, named).await?,
                 };
                 Ok::<_, std::io::Error>(TokioIo::new(stream))
             }
@@ -64,8 +72,9 @@ impl Daemon {
 
 /// Dials `socket` and checks the peer: a daemon of another user (a socket
 /// planted where ours should be) would be sent our contexts, environment
-/// included, so it is refused before anything is written.
-async fn dial(socket: &Path) -> std::io::Result<UnixStream> {
+/// included, so it is refused before anything is written, unless `named`
+/// and [`shared_with_us`].
+async fn dial(socket: &Path, named: bool) -> std::io::Result<UnixStream> {
     let stream = tokio::time::timeout(DIAL_TIMEOUT, UnixStream::connect(socket))
         .await
         .map_err(|_| {
@@ -80,8 +89,88 @@ async fn dial(socket: &Path) -> std::io::Result<UnixStream> {
     let peer = stream.peer_cred()?.uid();
     // SAFETY: geteuid cannot fail and touches no memory.
     let me = unsafe { libc::geteuid() };
-    if peer != me && peer != 0 {
+    if peer != me && peer != 0 && !(named && shared_with_us(socket, peer)) {
         return Err(foreign_peer(peer));
     }
     Ok(stream)
+}
+
+/// True if the daemon running as `peer` shares `socket` with a group of
+/// ours on purpose (`outboard up --control-group`): the socket is its own,
+/// in one of our groups and open to that group, and its directory is its
+/// own and writable by nobody else, so no third user can have put it there.
+fn shared_with_us(socket: &Path, peer: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(file), Some(Ok(dir))) = (
+        std::fs::symlink_metadata(socket),
+        socket.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    file.uid() == peer
+        && file.mode() & 0o060 == 0o060
+        && in_our_groups(file.gid())
+        && dir.is_dir()
+        && dir.uid() == peer
+        && dir.mode() & 0o022 == 0
+}
+
+/// True if `gid` is our effective group or one of our supplementary ones.
+fn in_our_groups(gid: u32) -> bool {
+    // SAFETY: getegid cannot fail and touches no memory.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    let mut groups = vec![0 as libc::gid_t; 1024];
+    // SAFETY: the buffer holds `groups.len()` entries, as the call is told.
+    let count = unsafe { libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr()) };
+    usize::try_from(count).is_ok_and(|n| groups[..n.min(groups.len())].contains(&gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{PermissionsExt, chown};
+
+    use super::*;
+
+    /// A daemon's directory and socket file, owned by `owner`, in `group`.
+    fn layout(
+        owner: u32,
+        group: u32,
+        dir_mode: u32,
+        sock_mode: u32,
+    ) -> (tempfile::TempDir, PathBuf) {
+        let base = tempfile::tempdir().expect("temp dir");
+        let dir = base.path().join("run");
+        std::fs::create_dir(&dir).expect("dir");
+        let socket = dir.join("control.sock");
+        std::fs::write(&socket, b"").expect("file");
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(sock_mode))
+            .expect("chmod");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(dir_mode)).expect("chmod");
+        chown(&socket, Some(owner), Some(group)).expect("chown");
+        chown(&dir, Some(owner), Some(group)).expect("chown");
+        (base, socket)
+    }
+
+    #[test]
+    fn another_users_daemon_is_trusted_only_on_a_socket_it_shares_with_our_group() {
+        // SAFETY: getegid cannot fail and touches no memory.
+        let (ours, peer) = (unsafe { libc::getegid() }, 4242);
+        if unsafe { libc::geteuid() } != 0 {
+            println!("skipped: only root can give files to another uid");
+            return;
+        }
+        let (_keep, shared) = layout(peer, ours, 0o710, 0o660);
+        assert!(shared_with_us(&shared, peer), "the --control-group layout");
+        for (why, dir_mode, sock_mode, group, owner) in [
+            ("socket closed to the group", 0o710, 0o600, ours, peer),
+            ("directory writable by the group", 0o770, 0o660, ours, peer),
+            ("a group that is not ours", 0o710, 0o660, 4243, peer),
+            ("files of a third user", 0o710, 0o660, ours, 4244),
+        ] {
+            let (_keep, socket) = layout(owner, group, dir_mode, sock_mode);
+            assert!(!shared_with_us(&socket, peer), "{why}");
+        }
+    }
 }
