@@ -449,3 +449,20 @@ async fn a_sighup_while_draining_does_not_kill_the_calls_in_flight() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("killing them"), "{stderr}");
 }
+
+/// A daemon that is stopped (SIGSTOP) still accepts connections into its
+/// backlog; `outboard status` says it does not answer instead of hanging.
+#[test]
+fn status_of_a_daemon_that_does_not_answer_fails_with_a_deadline() {
+    let up = Up::start(&plugin_toml("alpha", "{}"), &[]);
+    up.signal(libc::SIGSTOP);
+    let socket = up.socket.to_str().expect("utf-8 socket path");
+    let out = common::outboard(&["status", "--control-socket", socket]);
+    up.signal(libc::SIGCONT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not answer within 10s"), "{stderr}");
+    up.signal(libc::SIGTERM);
+    let (status, stderr, _) = up.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

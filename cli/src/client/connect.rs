@@ -17,6 +17,11 @@ use super::errors::{dial_error, foreign_peer};
 /// How long a dial may take: a daemon answers at once or not at all.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a call that should answer at once (a status) may take: a
+/// stopped or wedged daemon still accepts connections into its backlog, so
+/// only a deadline on the call tells the person waiting.
+pub(crate) const PROMPT_CALL: Duration = Duration::from_secs(10);
+
 /// A connection to a running daemon.
 #[derive(Debug, Clone)]
 pub(crate) struct Daemon {
@@ -67,6 +72,25 @@ impl Daemon {
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20),
         })
+    }
+}
+
+impl Daemon {
+    /// `call`'s answer, or an error saying the daemon does not answer if
+    /// none comes within [`PROMPT_CALL`].
+    pub(crate) async fn promptly<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+    ) -> anyhow::Result<T> {
+        match tokio::time::timeout(PROMPT_CALL, call).await {
+            Ok(answer) => answer.map_err(|s| super::call_error(&self.socket, &s)),
+            Err(_) => anyhow::bail!(
+                "the outboard daemon at {} does not answer within {} (is it stopped, or \
+                 overloaded?)",
+                self.socket.display(),
+                humantime::format_duration(PROMPT_CALL)
+            ),
+        }
     }
 }
 

@@ -102,12 +102,8 @@ async fn fetch(daemon: &Daemon, name: &str) -> anyhow::Result<StatusView> {
     let request = GetStatusRequest {
         plugin: name.to_owned(),
     };
-    let response = daemon
-        .rpc
-        .clone()
-        .get_status(request)
-        .await
-        .map_err(|s| call_error(&daemon.socket, &s))?;
+    let mut rpc = daemon.rpc.clone();
+    let response = daemon.promptly(rpc.get_status(request)).await?;
     Ok(StatusView::of(&response.into_inner()))
 }
 
