@@ -122,7 +122,8 @@ async fn dial(socket: &Path, named: bool) -> std::io::Result<UnixStream> {
 /// True if the daemon running as `peer` shares `socket` with a group of
 /// ours on purpose (`outboard up --control-group`): the socket is its own,
 /// in one of our groups and open to that group, and its directory is its
-/// own and writable by nobody else, so no third user can have put it there.
+/// own and writable by nobody else, and nothing above it belongs to a third
+/// user, so no third user can have put it there.
 fn shared_with_us(socket: &Path, peer: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     let (Ok(file), Some(Ok(dir))) = (
@@ -131,12 +132,17 @@ fn shared_with_us(socket: &Path, peer: u32) -> bool {
     ) else {
         return false;
     };
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let me = unsafe { libc::geteuid() };
     file.uid() == peer
         && file.mode() & 0o060 == 0o060
         && in_our_groups(file.gid())
         && dir.is_dir()
         && dir.uid() == peer
         && dir.mode() & 0o022 == 0
+        && socket.parent().is_some_and(|d| {
+            outboard_daemon::control_socket::untrusted_ancestor(d, &[me, peer]).is_none()
+        })
 }
 
 /// True if `gid` is our effective group or one of our supplementary ones.

@@ -14,11 +14,18 @@ use super::group::Group;
 
 /// Makes `dir` ready to hold the control socket (see the module's doc).
 pub(super) fn prepare(dir: &Path, group: Option<&Group>) -> Result<(), SocketError> {
-    let created = create(dir)?;
     let refuse = |reason: String| SocketError::Directory {
         dir: dir.to_owned(),
         reason,
     };
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    if let Some(why) = super::untrusted_ancestor(dir, &[euid]) {
+        return Err(refuse(format!(
+            "is not safe to use: {why}; choose another --control-socket"
+        )));
+    }
+    let created = create(dir)?;
     let meta = fs::symlink_metadata(dir).map_err(|err| refuse(err.to_string()))?;
     if meta.file_type().is_symlink() {
         return Err(refuse(
@@ -28,11 +35,18 @@ pub(super) fn prepare(dir: &Path, group: Option<&Group>) -> Result<(), SocketErr
     if !meta.is_dir() {
         return Err(refuse("is not a directory".into()));
     }
-    // SAFETY: geteuid cannot fail and touches no memory.
-    let euid = unsafe { libc::geteuid() };
     check(&meta, euid, group, created).map_err(refuse)?;
-    if created {
-        restrict(dir, group).map_err(|err| refuse(format!("cannot set its permissions: {err}")))?;
+    if created && let Err(err) = restrict(dir, group) {
+        // Not left half made: the next start would refuse it for another reason.
+        let _ = fs::remove_dir(dir);
+        return Err(refuse(match group {
+            Some(group) if err.kind() == io::ErrorKind::PermissionDenied => format!(
+                "cannot be given to group {} ({err}): the daemon's user must be a member of \
+                 the group it shares the socket with",
+                group.name
+            ),
+            _ => format!("cannot set its permissions: {err}"),
+        }));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! group (`group`). Dropping the [`ControlSocket`] removes the socket, then
 //! the lock file.
 
+mod ancestors;
 mod dir;
 mod group;
 mod lock;
@@ -20,6 +21,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
+pub use ancestors::untrusted_ancestor;
 pub use group::Group;
 pub(crate) use group::name_of as group_name;
 use lock::{Lock, LockFailure};
