@@ -4,7 +4,8 @@
 //!
 //! A listener that falls more than [`EVENTS_BUFFERED`] events behind
 //! misses the oldest and is told how many (`RecvError::Lagged`). A
-//! dispatch's report is copied for the event only while someone listens.
+//! dispatch's report is summarized for the event only while someone
+//! listens, and never with its context or patches.
 //!
 //! [`Host::events`]: super::Host::events
 
@@ -14,7 +15,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::Shared;
 use super::plan::ReloadPlan;
-use crate::dispatch::Report;
+use crate::dispatch::{Entry, Report};
 use crate::supervisor::{State, Status, Supervisor};
 
 /// Events a listener may fall behind by before it misses some.
@@ -31,7 +32,10 @@ pub enum HostEvent {
         /// Its new status.
         status: Status,
     },
-    /// A dispatch completed (refused ones included).
+    /// A dispatch completed (refused ones included): its report without
+    /// the context and the patches, which belong to the caller (a job's
+    /// context holds its whole environment) and would cost a copy per
+    /// dispatch.
     Dispatch(Arc<Report>),
     /// A reload was applied, or failed and changed nothing.
     Reload {
@@ -48,11 +52,41 @@ pub(super) fn channel() -> broadcast::Sender<HostEvent> {
     broadcast::channel(EVENTS_BUFFERED).0
 }
 
-/// Sends `report` as an event, copying it only if someone listens.
+/// Sends `report`, without its context and patches, as an event, only if
+/// someone listens.
 pub(super) fn dispatched(events: &broadcast::Sender<HostEvent>, report: &Report) {
     if events.receiver_count() > 0 {
         // Nobody listening any more is fine.
-        let _ = events.send(HostEvent::Dispatch(Arc::new(report.clone())));
+        let _ = events.send(HostEvent::Dispatch(Arc::new(summary(report))));
+    }
+}
+
+/// `report` without what belongs to the caller: the context and each
+/// entry's patch.
+fn summary(report: &Report) -> Report {
+    let entries = report
+        .entries
+        .iter()
+        .map(|e| Entry {
+            plugin: e.plugin.clone(),
+            priority: e.priority,
+            policy: e.policy,
+            outcome: e.outcome,
+            failure: e.failure,
+            duration: e.duration,
+            attempts: e.attempts,
+            patch: Vec::new(),
+            message: e.message.clone(),
+        })
+        .collect();
+    Report {
+        phase: report.phase.clone(),
+        mode: report.mode,
+        invocation_id: report.invocation_id.clone(),
+        verdict: report.verdict.clone(),
+        entries,
+        context: serde_json::Value::Null,
+        duration: report.duration,
     }
 }
 

@@ -425,6 +425,10 @@ async fn events_carry_status_changes_dispatches_and_reloads() {
         panic!("a dispatch")
     };
     assert_eq!(names(&report), ["a"]);
+    assert!(
+        report.context.is_null(),
+        "the caller's context stays the caller's"
+    );
 
     launcher.plugin("n", &[("p", 1, false)]);
     let mut next = config.clone();
