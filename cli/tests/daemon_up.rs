@@ -118,8 +118,9 @@ async fn channel(path: &Path) -> Channel {
         .expect("connect to the control socket")
 }
 
-/// Waits (polling, bounded) until the daemon has a dispatch in flight.
-async fn wait_in_flight(client: &mut ControlServiceClient<Channel>) {
+/// Waits (polling, bounded) until the daemon has `count` dispatches in
+/// flight.
+async fn wait_in_flight(client: &mut ControlServiceClient<Channel>, count: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while client
         .get_status(wire::GetStatusRequest::default())
@@ -129,9 +130,12 @@ async fn wait_in_flight(client: &mut ControlServiceClient<Channel>) {
         .daemon
         .expect("daemon")
         .in_flight
-        == 0
+        != count
     {
-        assert!(tokio::time::Instant::now() < deadline, "never in flight");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never {count} in flight"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -166,19 +170,7 @@ async fn sigterm_with_calls_in_flight_drains_them_then_exits_0_leaving_nothing()
         })
         .collect();
     let mut probe = client.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = probe
-            .get_status(wire::GetStatusRequest::default())
-            .await
-            .expect("status")
-            .into_inner();
-        if status.daemon.expect("daemon").in_flight == 3 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never 3 in flight");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_in_flight(&mut probe, 3).await;
     up.signal(libc::SIGTERM);
     up.stderr
         .expect("dispatches in flight (3)", Duration::from_secs(5));
@@ -308,7 +300,7 @@ async fn a_call_longer_than_the_drain_timeout_does_not_hold_the_stop() {
                 .await
         }
     });
-    wait_in_flight(&mut client).await;
+    wait_in_flight(&mut client, 1).await;
     up.signal(libc::SIGTERM);
     up.stderr.expect("get up to 300ms", Duration::from_secs(5));
     let (status, stderr, _) = up.wait();
@@ -436,7 +428,7 @@ async fn a_sighup_while_draining_does_not_kill_the_calls_in_flight() {
         let mut client = client.clone();
         async move { build(&mut client).await }
     });
-    wait_in_flight(&mut client).await;
+    wait_in_flight(&mut client, 1).await;
     up.signal(libc::SIGTERM);
     up.stderr
         .expect("dispatches in flight (1)", Duration::from_secs(5));
