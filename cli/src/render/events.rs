@@ -95,15 +95,10 @@ fn event_text(event: &Event) -> anyhow::Result<String> {
         Event::Dispatch(d) => {
             let verdict = match wire::verdict_from_proto(d.verdict.clone(), "verdict")? {
                 Verdict::Passed => "passed".to_owned(),
-                Verdict::Vetoed { plugin, message } => {
-                    format!("vetoed by {plugin}: {}", Escaped::line(&message))
-                }
+                // Escaped once, with the whole line below.
+                Verdict::Vetoed { plugin, message } => format!("vetoed by {plugin}: {message}"),
                 Verdict::Failed { plugins, error } => {
-                    format!(
-                        "failed at {}: {}",
-                        plugins.join(", "),
-                        Escaped::line(&error)
-                    )
+                    format!("failed at {}: {error}", plugins.join(", "))
                 }
                 _ => "ended with a verdict this version of outboard cannot show".to_owned(),
             };
