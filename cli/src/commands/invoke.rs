@@ -46,7 +46,7 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
             None
         }
     };
-    let groups = stop::groups_of(&host);
+    let groups = stop::Groups::of(&host);
     stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
     let Some(report) = report else {
         return Ok(EXIT_INTERRUPTED);

@@ -28,7 +28,7 @@ pub(crate) async fn run(args: LsArgs, mut signals: Signals) -> anyhow::Result<u8
             .map(|(name, err)| PluginRow::failed(name, err)),
     );
     rows.sort_by(|a, b| a.name.cmp(&b.name));
-    let groups: Vec<u32> = plugins.iter().map(Plugin::pid).collect();
+    let groups = stop::Groups::fixed(plugins.iter().map(Plugin::pid).collect());
     stop::stop_or_kill(stop_all(plugins), &groups, &mut signals).await;
 
     let mut out = std::io::stdout().lock();

@@ -58,7 +58,7 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
         dry_run: args.dry_run,
     };
     let report = run_job(&host, spec, &mut signals).await;
-    let groups = stop::groups_of(&host);
+    let groups = stop::Groups::of(&host);
     let Some(report) = report else {
         say!("outboard: interrupted twice; killing plugins now");
         stop::kill_then_stop(host.shutdown(), &groups, &mut signals).await;

@@ -89,7 +89,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
         humantime::format_duration(drain)
     );
     signals.ignore_hangup();
-    let groups = stop::groups_of(&host);
+    let groups = stop::Groups::of(&host);
     let killed = stop::stop_or_kill(daemon.shutdown(drain), &groups, &mut signals).await;
     server.stop().await;
     // The socket, then its lock.
