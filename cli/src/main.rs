@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::EXIT_ERROR);
         }
     };
-    runtime.block_on(async {
+    let status = runtime.block_on(async {
         match commands::run(cli.command).await {
             Ok(code) => ExitCode::from(code),
             Err(err) if exit::is_broken_pipe(&err) => ExitCode::from(exit::EXIT_BROKEN_PIPE),
@@ -68,5 +68,9 @@ fn main() -> ExitCode {
                 ExitCode::from(exit::EXIT_ERROR)
             }
         }
-    })
+    });
+    // The keeper (a forked copy of this process) goes with us, reaped, so
+    // that nothing of the host is left running once it has exited.
+    outboard_host::launch::retire_keeper();
+    status
 }

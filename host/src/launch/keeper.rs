@@ -108,6 +108,30 @@ fn replace(keeper: &mut Option<Keeper>, groups: impl Iterator<Item = u32>) {
     }
 }
 
+/// How long [`retire`] waits for the keeper to go.
+const RETIRE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Ends the keeper at the host's clean exit: closes the host's end (the
+/// keeper kills any group still registered and exits) and reaps it, so that
+/// no copy of the host outlives it, not even for the moment an orphan waits
+/// for its new parent. Bounded: a keeper stopped by someone is left to exit
+/// on its own once it runs again.
+pub fn retire() {
+    let Some(keeper) = KEEPER.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return;
+    };
+    drop(keeper.socket);
+    let deadline = std::time::Instant::now() + RETIRE_WAIT;
+    loop {
+        // SAFETY: waitpid on our own child, unreaped, so its pid is not reused.
+        let waited = unsafe { libc::waitpid(keeper.pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if waited != 0 || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Tells the keeper that group `pgid` is empty and must not be killed.
 pub(crate) fn forget(pgid: u32) {
     let keeper = KEEPER.lock().unwrap_or_else(|p| p.into_inner());

@@ -35,6 +35,7 @@ mod spawner;
 pub use call::{Deadline, Guard};
 pub use channel::{Clients, connect, dial};
 pub use exit::Exit;
+pub use keeper::retire as retire_keeper;
 pub use launched::{Launched, launch};
 pub(crate) use peer::refusal_in;
 pub use process::{Launch, PluginProcess};
