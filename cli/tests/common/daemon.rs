@@ -62,6 +62,15 @@ impl Daemon {
     /// config's text and more arguments for `outboard up` (such as
     /// `--plugin-dir`).
     pub fn start_with(write: impl FnOnce(&Path) -> (String, Vec<String>)) -> Daemon {
+        Daemon::launch(write, &[])
+    }
+
+    /// Like [`Daemon::start`], with `env` added to the daemon's environment.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(|_| (config.to_owned(), Vec::new()), env)
+    }
+
+    fn launch(write: impl FnOnce(&Path) -> (String, Vec<String>), env: &[(&str, &str)]) -> Daemon {
         let work = tempfile::Builder::new()
             .prefix("obd-")
             .tempdir_in("/tmp")
@@ -69,10 +78,15 @@ impl Daemon {
         let config_path = work.path().join("outboard.toml");
         let (config, args) = write(work.path());
         std::fs::write(&config_path, config).unwrap();
-        Daemon::start_on(work, config_path, &args)
+        Daemon::start_on(work, config_path, &args, env)
     }
 
-    fn start_on(work: tempfile::TempDir, config: PathBuf, args: &[String]) -> Daemon {
+    fn start_on(
+        work: tempfile::TempDir,
+        config: PathBuf,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let sandbox = Sandbox::new();
         let socket = work.path().join("ctl").join("control.sock");
         let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
@@ -85,6 +99,7 @@ impl Daemon {
             .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
             .env_remove("OUTBOARD_PLUGIN_DIR")
             .env_remove("OUTBOARD_CONTROL_SOCKET")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
