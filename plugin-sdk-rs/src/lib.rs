@@ -31,6 +31,19 @@
 //! - [`testing`]: [`testing::Harness`], to unit-test a plugin without a
 //!   host.
 //!
+//! # Traces
+//!
+//! With the cargo feature `otel` (on by default), a plugin continues the
+//! host's trace with no code of its own (PROTOCOL.md §8.8): when the host
+//! passes `OTEL_EXPORTER_OTLP_ENDPOINT` (and `OTEL_TRACES_EXPORTER` is not
+//! `none`), [`logging::init`] also exports spans over OTLP/gRPC under
+//! `OTEL_SERVICE_NAME`; every `Invoke` runs in a span
+//! `outboard.plugin.invoke` whose parent is the `traceparent` in
+//! [`Invocation::trace_context`]; the plugin's own `tracing` spans inside
+//! it are its children; log lines carry `trace_id` and `span_id`; and the
+//! spans still queued are sent (for at most 400 ms) when serving stops.
+//! Without the environment, nothing of this runs.
+
 //! # Example
 //!
 //! ```no_run
