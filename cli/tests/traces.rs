@@ -126,7 +126,8 @@ async fn outboard(args: &[&str], env: Vec<(&'static str, String)>) -> Output {
 }
 
 /// The spans of a job once its tree is complete: a job span, seven
-/// dispatches (no on_error: the job succeeded) and three calls.
+/// dispatches (no on_error: the job succeeded), three calls, and the
+/// plugins' own span for each call.
 async fn job_trace(receiver: &Receiver) -> Vec<Span> {
     receiver
         .wait_for(
@@ -135,6 +136,7 @@ async fn job_trace(receiver: &Receiver) -> Vec<Span> {
                 named("outboard.job") == 1
                     && named("outboard.dispatch") == 7
                     && named("outboard.invoke") == 3
+                    && named("outboard.plugin.invoke") == 3
             },
             ARRIVAL,
         )
@@ -214,6 +216,15 @@ fn check_tree(spans: &[Span], parent: Option<&str>) {
         assert!(ops.contains(&count), "{plugin}:\n{all}");
         assert_eq!(span.status, Status::Unset, "{all}");
     }
+    // Each plugin, Rust or Python, continued the trace of its call: its
+    // own span is a child of the host's, under its own service name.
+    for plugin in ["env-injector", "secret-scrubber", "flaky"] {
+        let call = invoke(plugin);
+        let own = one(spans, &format!("{plugin}'s own span"), |s| {
+            s.name == "outboard.plugin.invoke" && s.service == plugin
+        });
+        assert_eq!(own.parent_span_id.as_deref(), Some(&*call.span_id), "{all}");
+    }
     let failed = invoke("flaky");
     assert_eq!(
         failed.parent_span_id.as_deref(),
@@ -242,7 +253,10 @@ async fn traced_job(traceparent: Option<String>) -> Vec<Span> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_one_trace_of_job_dispatch_and_invoke_spans() {
-    check_tree(&traced_job(None).await, None);
+    let spans = traced_job(None).await;
+    check_tree(&spans, None);
+    // For a person reading the test's output (`--nocapture`).
+    println!("{}", otlp::tree(&spans));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,14 +302,9 @@ async fn traces_turned_off_export_nothing_and_log_lines_never_name_a_span() {
     off.push(("OTEL_TRACES_EXPORTER", "none".to_owned()));
     let quiet = setup.run(off).await;
     let traced = setup.run(otel_env(&receiver)).await;
-    job_trace(&receiver).await;
-    let spans = receiver.spans();
-    assert_eq!(
-        spans.iter().filter(|s| s.name == "outboard.job").count(),
-        1,
-        "only the traced run exported:\n{}",
-        otlp::render(&spans)
-    );
+    let spans = job_trace(&receiver).await;
+    // Only the traced run exported, its plugins included: one trace.
+    check_tree(&spans, None);
     for out in [&quiet, &traced] {
         let stderr = text(&out.stderr);
         assert!(stderr.contains("INFO"), "-v logs something: {stderr}");
