@@ -238,6 +238,13 @@ fn check_tree(spans: &[Span], parent: Option<&str>) {
     }
 }
 
+/// `outboard up` on the config, exporting to `receiver`.
+fn traced_daemon(receiver: &Receiver) -> Daemon {
+    let env = otel_env(receiver);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    tokio::task::block_in_place(|| Daemon::start_with_env(&config(), &env))
+}
+
 /// The spans of one `outboard run`, exporting, with `traceparent` as its
 /// `TRACEPARENT` if given.
 async fn traced_job(traceparent: Option<String>) -> Vec<Span> {
@@ -278,9 +285,7 @@ async fn a_malformed_traceparent_is_ignored_and_the_job_starts_its_own_trace() {
 async fn run_daemon_against_up_is_one_trace_across_both_processes() {
     let receiver = Receiver::start().await;
     let env = otel_env(&receiver);
-    let daemon_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let daemon = tokio::task::block_in_place(|| Daemon::start_with_env(&config(), &daemon_env));
-
+    let daemon = traced_daemon(&receiver);
     let socket = daemon.socket().display().to_string();
     let out = outboard(
         &["run", "--daemon", "--control-socket", &socket, "--", "true"],
@@ -311,5 +316,76 @@ async fn traces_turned_off_export_nothing_and_log_lines_never_name_a_span() {
         for name in ["outboard.job", "outboard.dispatch", "outboard.invoke"] {
             assert!(!stderr.contains(name), "{stderr}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_or_silent_collector_never_fails_a_job() {
+    let setup = Setup::new();
+    // Nothing listens on a port just given back.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    // A listener nobody accepts on: connections hang, never answered, and
+    // the flush at exit gives up at its bound.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    for port in [closed_port, silent_port] {
+        let env = vec![(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )];
+        // `run` asserts the job succeeded; that it returned at all is the
+        // other half.
+        setup.run(env).await;
+    }
+    setup.sandbox.assert_empty();
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_daemon_hands_its_callers_traceparent_to_the_daemons_dispatch() {
+    let receiver = Receiver::start().await;
+    let env = otel_env(&receiver);
+    let daemon = traced_daemon(&receiver);
+    let socket = daemon.socket().display().to_string();
+    let mut client_env = env.clone();
+    client_env.push(("TRACEPARENT", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")));
+    let out = outboard(
+        &[
+            "invoke",
+            "pre_container",
+            "--daemon",
+            "--control-socket",
+            &socket,
+            "--context",
+            r#"{"env": {"PATH": "/bin"}, "command": ["true"]}"#,
+        ],
+        client_env,
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    tokio::task::block_in_place(|| daemon.stop());
+
+    let spans = receiver
+        .wait_for(
+            |spans| spans.iter().filter(|s| s.name == "outboard.invoke").count() == 2,
+            ARRIVAL,
+        )
+        .await;
+    let all = otlp::render(&spans);
+    let dispatch = one(&spans, "dispatch", |s| s.name == "outboard.dispatch");
+    assert_eq!(dispatch.trace_id, CALLER_TRACE, "{all}");
+    assert_eq!(
+        dispatch.parent_span_id.as_deref(),
+        Some(CALLER_SPAN),
+        "{all}"
+    );
+    for call in spans.iter().filter(|s| s.name == "outboard.invoke") {
+        assert_eq!(
+            call.parent_span_id.as_deref(),
+            Some(&*dispatch.span_id),
+            "{all}"
+        );
     }
 }
