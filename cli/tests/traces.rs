@@ -27,9 +27,11 @@ const ARRIVAL: Duration = Duration::from_secs(30);
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
-/// Two Rust example plugins and the Python one in pre_container (a
-/// sequential phase), and a scripted plugin whose post_container call
-/// fails (fail-open there, so the job still succeeds).
+/// The Rust example env-injector and the Python secret-scrubber in
+/// pre_container (a sequential phase), and a scripted plugin (on the Rust
+/// SDK) whose post_container call fails (fail-open there, so the job still
+/// succeeds). Every plugin samples by its parent (the SDKs' default,
+/// spelled out so that a sampler given to the host does not reach them).
 fn config() -> String {
     format!(
         r#"
@@ -37,6 +39,8 @@ fn config() -> String {
 name = "env-injector"
 command = {injector:?}
 grant = ["env:write"]
+[plugin.env]
+OTEL_TRACES_SAMPLER = "parentbased_always_on"
 [plugin.config]
 prefix = "ci"
 
@@ -44,6 +48,8 @@ prefix = "ci"
 name = "secret-scrubber"
 command = {scrubber:?}
 grant = ["env:write"]
+[plugin.env]
+OTEL_TRACES_SAMPLER = "parentbased_always_on"
 
 [[plugin]]
 name = "flaky"
@@ -51,6 +57,7 @@ command = {scripted:?}
 stop_grace = "1s"
 [plugin.env]
 SCRIPTED_SUBSCRIBE = "post_container:0"
+OTEL_TRACES_SAMPLER = "parentbased_always_on"
 [plugin.config]
 post_container = {{ error = "webhook down" }}
 "#,
@@ -388,4 +395,18 @@ async fn invoke_daemon_hands_its_callers_traceparent_to_the_daemons_dispatch() {
             "{all}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_the_hosts_sampler_drops_is_dropped_by_its_plugins_too() {
+    let receiver = Receiver::start().await;
+    let setup = Setup::new();
+    let mut env = otel_env(&receiver);
+    env.push(("OTEL_TRACES_SAMPLER", "always_off".to_owned()));
+    setup.run(env).await;
+    // The host and its plugins flush before `outboard run` exits, so
+    // whatever they were to send has arrived: nothing. The plugins sample
+    // by their parent (see `config`), whose flags say "not sampled".
+    let spans = receiver.spans();
+    assert!(spans.is_empty(), "{}", otlp::render(&spans));
 }
