@@ -350,30 +350,22 @@ async fn an_unreachable_or_silent_collector_never_fails_a_job() {
     drop(silent);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invoke_daemon_hands_its_callers_traceparent_to_the_daemons_dispatch() {
-    let receiver = Receiver::start().await;
-    let env = otel_env(&receiver);
-    let daemon = traced_daemon(&receiver);
-    let socket = daemon.socket().display().to_string();
-    let mut client_env = env.clone();
-    client_env.push(("TRACEPARENT", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")));
-    let out = outboard(
-        &[
-            "invoke",
-            "pre_container",
-            "--daemon",
-            "--control-socket",
-            &socket,
-            "--context",
-            r#"{"env": {"PATH": "/bin"}, "command": ["true"]}"#,
-        ],
-        client_env,
-    )
-    .await;
+/// `outboard invoke pre_container ARGS` under the caller's TRACEPARENT,
+/// exporting to `receiver`.
+async fn invoke_under_caller(receiver: &Receiver, args: &[&str]) {
+    let mut env = otel_env(receiver);
+    env.push(("TRACEPARENT", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")));
+    env.push(("OUTBOARD_RUNTIME_DIR", "/tmp".to_owned()));
+    let context = r#"{"env": {"PATH": "/bin"}, "command": ["true"]}"#;
+    let mut all = vec!["invoke", "pre_container", "--context", context];
+    all.extend(args);
+    let out = outboard(&all, env).await;
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
-    tokio::task::block_in_place(|| daemon.stop());
+}
 
+/// Checks that the one dispatch is the caller's span's child, and each
+/// call the dispatch's.
+async fn check_dispatch_under_caller(receiver: &Receiver) {
     let spans = receiver
         .wait_for(
             |spans| spans.iter().filter(|s| s.name == "outboard.invoke").count() == 2,
@@ -395,6 +387,29 @@ async fn invoke_daemon_hands_its_callers_traceparent_to_the_daemons_dispatch() {
             "{all}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_daemon_hands_its_callers_traceparent_to_the_daemons_dispatch() {
+    let receiver = Receiver::start().await;
+    let daemon = traced_daemon(&receiver);
+    let socket = daemon.socket().display().to_string();
+    invoke_under_caller(&receiver, &["--daemon", "--control-socket", &socket]).await;
+    tokio::task::block_in_place(|| daemon.stop());
+    check_dispatch_under_caller(&receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_makes_its_dispatch_a_child_of_its_callers_traceparent() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::Builder::new()
+        .prefix("obt-traces-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let path = dir.path().join("outboard.toml");
+    std::fs::write(&path, config()).unwrap();
+    invoke_under_caller(&receiver, &["--config", path.to_str().unwrap()]).await;
+    check_dispatch_under_caller(&receiver).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
