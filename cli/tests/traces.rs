@@ -402,13 +402,8 @@ async fn invoke_daemon_hands_its_callers_traceparent_to_the_daemons_dispatch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_makes_its_dispatch_a_child_of_its_callers_traceparent() {
     let receiver = Receiver::start().await;
-    let dir = tempfile::Builder::new()
-        .prefix("obt-traces-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let path = dir.path().join("outboard.toml");
-    std::fs::write(&path, config()).unwrap();
-    invoke_under_caller(&receiver, &["--config", path.to_str().unwrap()]).await;
+    let setup = Setup::new();
+    invoke_under_caller(&receiver, &["--config", &setup.config]).await;
     check_dispatch_under_caller(&receiver).await;
 }
 
