@@ -8,6 +8,7 @@
 //! one thread (`outboard-otlp`), next to the batch processor's thread.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -62,6 +63,10 @@ struct Running {
 /// The exporter, once started; taken by [`shutdown`].
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
 
+/// Whether [`RUNNING`] holds the exporter: read on every `Invoke`, so
+/// without taking the lock.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
 /// Whether the environment asks for span export: an OTLP endpoint
 /// (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`),
 /// and neither `OTEL_TRACES_EXPORTER=none` nor `OTEL_SDK_DISABLED=true`.
@@ -77,7 +82,7 @@ pub(crate) fn wanted(var: impl Fn(&str) -> Option<String>) -> bool {
 /// Whether spans are being exported (the exporter started and was not yet
 /// shut down).
 pub(crate) fn active() -> bool {
-    RUNNING.lock().is_ok_and(|running| running.is_some())
+    ACTIVE.load(Ordering::Acquire)
 }
 
 /// Starts the exporter if the environment asks for it and returns the
@@ -106,6 +111,7 @@ where
     opentelemetry::global::set_tracer_provider(started.provider.clone());
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     *running = Some(started);
+    ACTIVE.store(true, Ordering::Release);
     let not_the_exporter = FilterFn::new(|meta| !is_export_machinery(meta.target()));
     Ok(Some(
         tracing_opentelemetry::layer::<S>()
@@ -157,7 +163,10 @@ fn start() -> Result<Running, String> {
 /// signal; later spans are dropped. Does nothing if export is off.
 pub(crate) fn shutdown() {
     let running = match RUNNING.lock() {
-        Ok(mut running) => running.take(),
+        Ok(mut running) => {
+            ACTIVE.store(false, Ordering::Release);
+            running.take()
+        }
         Err(_) => None,
     };
     let Some(Running {
