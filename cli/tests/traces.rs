@@ -252,13 +252,13 @@ fn traced_daemon(receiver: &Receiver) -> Daemon {
     tokio::task::block_in_place(|| Daemon::start_with_env(&config(), &env))
 }
 
-/// The spans of one `outboard run`, exporting, with `traceparent` as its
-/// `TRACEPARENT` if given.
-async fn traced_job(traceparent: Option<String>) -> Vec<Span> {
+/// The spans of one `outboard run`, exporting, with `more` in its
+/// environment.
+async fn traced_job(more: Vec<(&'static str, String)>) -> Vec<Span> {
     let receiver = Receiver::start().await;
     let setup = Setup::new();
     let mut env = otel_env(&receiver);
-    env.extend(traceparent.map(|t| ("TRACEPARENT", t)));
+    env.extend(more);
     setup.run(env).await;
     let spans = job_trace(&receiver).await;
     setup.sandbox.assert_empty();
@@ -267,7 +267,7 @@ async fn traced_job(traceparent: Option<String>) -> Vec<Span> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_one_trace_of_job_dispatch_and_invoke_spans() {
-    let spans = traced_job(None).await;
+    let spans = traced_job(vec![]).await;
     check_tree(&spans, None);
     // For a person reading the test's output (`--nocapture`).
     println!("{}", otlp::tree(&spans));
@@ -275,7 +275,11 @@ async fn a_job_is_one_trace_of_job_dispatch_and_invoke_spans() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_joins_the_trace_of_its_callers_traceparent() {
-    let spans = traced_job(Some(format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))).await;
+    let spans = traced_job(vec![(
+        "TRACEPARENT",
+        format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"),
+    )])
+    .await;
     check_tree(&spans, Some(CALLER_SPAN));
     assert_eq!(spans[0].trace_id, CALLER_TRACE);
 }
@@ -283,7 +287,7 @@ async fn a_job_joins_the_trace_of_its_callers_traceparent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_traceparent_is_ignored_and_the_job_starts_its_own_trace() {
     check_tree(
-        &traced_job(Some("00-not-hex-at-all-01".to_owned())).await,
+        &traced_job(vec![("TRACEPARENT", "00-not-hex-at-all-01".to_owned())]).await,
         None,
     );
 }
@@ -419,4 +423,17 @@ async fn a_trace_the_hosts_sampler_drops_is_dropped_by_its_plugins_too() {
     // by their parent (see `config`), whose flags say "not sampled".
     let spans = receiver.spans();
     assert!(spans.is_empty(), "{}", otlp::render(&spans));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_name_is_the_operators_and_each_plugin_keeps_its_own() {
+    let spans = traced_job(vec![("OTEL_SERVICE_NAME", "ci-host".to_owned())]).await;
+    let all = otlp::render(&spans);
+    for span in &spans {
+        let expected = match span.name.as_str() {
+            "outboard.plugin.invoke" => span.attr("outboard.plugin").unwrap(),
+            _ => "ci-host",
+        };
+        assert_eq!(span.service, expected, "{all}");
+    }
 }
