@@ -282,6 +282,7 @@ async fn a_job_joins_the_trace_of_its_callers_traceparent() {
     .await;
     check_tree(&spans, Some(CALLER_SPAN));
     assert_eq!(spans[0].trace_id, CALLER_TRACE);
+    println!("{}", otlp::tree(&spans));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +307,9 @@ async fn run_daemon_against_up_is_one_trace_across_both_processes() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     // The daemon's spans leave at the latest when it stops.
     tokio::task::block_in_place(|| daemon.stop());
-    check_tree(&job_trace(&receiver).await, None);
+    let spans = job_trace(&receiver).await;
+    check_tree(&spans, None);
+    println!("{}", otlp::tree(&spans));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

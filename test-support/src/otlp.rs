@@ -170,9 +170,9 @@ pub fn render(spans: &[Span]) -> String {
 }
 
 /// The spans as trees, one line each, a child indented under its parent
-/// (siblings in the order they started):
-/// `name [service] attributes`; spans whose parent is not among them are
-/// roots (a remote parent shows as `(parent ID)`).
+/// (siblings in the order they started): `name [service] span=ID
+/// parent=ID attributes`. Spans whose parent is not among them are roots
+/// (a remote parent shows as `(parent ID)` above its root).
 pub fn tree(spans: &[Span]) -> String {
     let known: std::collections::BTreeSet<&str> =
         spans.iter().map(|s| s.span_id.as_str()).collect();
@@ -202,10 +202,12 @@ fn branch(spans: &[Span], span: &Span, depth: usize, out: &mut String) {
         _ => String::new(),
     };
     out.push_str(&format!(
-        "{}{} [{}] {}{status}\n",
+        "{}{} [{}] span={} parent={} {}{status}\n",
         "  ".repeat(depth),
         span.name,
         span.service,
+        span.span_id,
+        span.parent_span_id.as_deref().unwrap_or("-"),
         attrs.join(" ")
     ));
     let mut children: Vec<&Span> = spans
@@ -388,8 +390,10 @@ mod tests {
         assert_eq!(receiver.spans(), spans);
         assert_eq!(
             tree(&spans),
-            "root [outboard] attempt=2 phase=build ERROR(plugin crashed)\n  \
-             child [outboard] attempt=2 phase=build ERROR(plugin crashed)\n"
+            "root [outboard] span=0101010101010101 parent=- attempt=2 phase=build \
+             ERROR(plugin crashed)\n  \
+             child [outboard] span=0202020202020202 parent=0101010101010101 attempt=2 \
+             phase=build ERROR(plugin crashed)\n"
         );
     }
 
