@@ -1,0 +1,366 @@
+//! The daemon's HTTP listener end to end: a real `outboard up --http
+//! 127.0.0.1:0` with real plugins, scraped and probed by a real HTTP client
+//! (Python's `urllib`), the scrape parsed by the `prometheus_client`
+//! exposition-format parser (`.tools/venv`, installed by `scripts/tools`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::text;
+use daemon::{Daemon, scripted, write_script};
+use serde_json::Value;
+
+/// Fetches a URL and prints `{status, content_type, body}` as JSON; with
+/// a format (`prometheus` or `openmetrics`), also the body's samples as
+/// that format's parser reads them, and its families.
+const CLIENT: &str = r#"
+import json, sys, urllib.request, urllib.error
+url, fmt, accept = sys.argv[1], sys.argv[2], sys.argv[3]
+request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+try:
+    with urllib.request.urlopen(request, timeout=20) as r:
+        status, ctype, body = r.status, r.headers.get("Content-Type"), r.read().decode()
+except urllib.error.HTTPError as e:
+    status, ctype, body = e.code, e.headers.get("Content-Type"), e.read().decode()
+out = {"status": status, "content_type": ctype, "body": body}
+if fmt != "none":
+    if fmt == "openmetrics":
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    else:
+        from prometheus_client.parser import text_string_to_metric_families
+    families = list(text_string_to_metric_families(body))
+    out["families"] = [{"name": f.name, "type": f.type, "help": f.documentation} for f in families]
+    out["samples"] = [{"name": s.name, "labels": s.labels, "value": s.value} for f in families for s in f.samples]
+print(json.dumps(out))
+"#;
+
+/// The test tools' Python.
+fn python() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/python")
+}
+
+/// `GET url` through the client; `format` says which parser reads the
+/// body ("none": none).
+fn fetch(url: &str, format: &str, accept: &str) -> Value {
+    let out = Command::new(python())
+        .args(["-c", CLIENT, url, format, accept])
+        .output()
+        .expect("run .tools/venv/bin/python (scripts/tools installs it)");
+    assert!(
+        out.status.success(),
+        "GET {url}: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A probe's status and body.
+fn probe(daemon: &Daemon, path: &str) -> (u64, String) {
+    let got = fetch(&format!("{}{path}", daemon.http_url()), "none", "");
+    (
+        got["status"].as_u64().unwrap(),
+        got["body"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A scrape's samples, by name and labels (sorted `k=v` pairs).
+type Samples = BTreeMap<(String, String), f64>;
+
+/// Scrapes `/metrics` in `format` and checks the content type.
+fn scrape(daemon: &Daemon, format: &str) -> Samples {
+    let accept = if format == "openmetrics" {
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3"
+    } else {
+        ""
+    };
+    let got = fetch(&format!("{}/metrics", daemon.http_url()), format, accept);
+    assert_eq!(got["status"], 200, "{got}");
+    let content_type = got["content_type"].as_str().unwrap();
+    let want = if format == "openmetrics" {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    assert_eq!(content_type, want);
+    for family in got["families"].as_array().unwrap() {
+        assert!(
+            !family["help"].as_str().unwrap().is_empty(),
+            "no HELP for {family}"
+        );
+    }
+    got["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(s["labels"].clone()).unwrap();
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (
+                (s["name"].as_str().unwrap().to_owned(), labels.join(",")),
+                s["value"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The value of `name{labels}` in `samples`; fails the test if absent.
+fn value(samples: &Samples, name: &str, labels: &str) -> f64 {
+    *samples
+        .get(&(name.to_owned(), labels.to_owned()))
+        .unwrap_or_else(|| {
+            let near: Vec<_> = samples.keys().filter(|(n, _)| n == name).collect();
+            panic!("no sample {name}{{{labels}}}; of that name: {near:?}")
+        })
+}
+
+/// A scripted plugin subscribed to `build`, its `build` script `script`.
+fn plugin(name: &str, script: &str, extra: &str) -> String {
+    format!(
+        "[[plugin]]\nname = \"{name}\"\ncommand = {:?}\n\
+         env = {{ SCRIPTED_SUBSCRIBE = \"build:10\" }}\n\
+         config = {{ build = {script} }}\n{extra}",
+        scripted()
+    )
+}
+
+/// Waits until `GET path` answers `status`, polling up to 30 s; the last
+/// body.
+fn until_probe(daemon: &Daemon, path: &str, status: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (got, body) = probe(daemon, path);
+        if got == status {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} still answers {got}, not {status}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
+    let config = [
+        "[phases.build]\nmode = \"parallel\"\nfailure_policy = \"fail_open\"\n".to_owned(),
+        plugin("good", "{ log_lines = 3 }", ""),
+        plugin("vetoer", "{ abort = \"no\" }", ""),
+        plugin("slow", "{ sleep_ms = 10000 }", "call_timeout = \"300ms\"\n"),
+        plugin("crasher", "{ crash = true }", ""),
+    ]
+    .concat();
+    let daemon = Daemon::start_with(|_| (config, vec!["--http".into(), "127.0.0.1:0".into()]));
+    assert!(daemon.http_url().starts_with("http://127.0.0.1:"));
+    let mut client = daemon.client().await;
+    daemon::invoke(&mut client, "build").await;
+    daemon.wait_all_ready().await;
+    let logs = |name: &str| {
+        let out = daemon.cli(&["logs", name, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).lines().count() as f64
+    };
+
+    for format in ["prometheus", "openmetrics"] {
+        let samples = scrape(&daemon, format);
+        let plugins = ["crasher", "good", "slow", "vetoer"];
+        for name in plugins {
+            let p = format!("plugin={name}");
+            assert_eq!(value(&samples, "outboard_plugin_up", &p), 1.0, "{name}");
+            assert_eq!(
+                value(
+                    &samples,
+                    "outboard_plugin_state",
+                    &format!("{p},state=ready")
+                ),
+                1.0
+            );
+            assert_eq!(
+                value(
+                    &samples,
+                    "outboard_plugin_state",
+                    &format!("{p},state=failed")
+                ),
+                0.0
+            );
+            assert!(value(&samples, "outboard_plugin_resident_memory_bytes", &p) > 0.0);
+            assert!(value(&samples, "outboard_plugin_cpu_seconds_total", &p) >= 0.0);
+            assert_eq!(
+                value(&samples, "outboard_plugin_log_lines_total", &p),
+                logs(name),
+                "{name}: every line the ring holds is counted"
+            );
+            assert_eq!(
+                value(&samples, "outboard_plugin_log_lines_dropped_total", &p),
+                0.0
+            );
+        }
+        // The good plugin's own lines are among them.
+        assert!(value(&samples, "outboard_plugin_log_lines_total", "plugin=good") >= 3.0);
+        assert!(value(&samples, "process_resident_memory_bytes", "") > 0.0);
+        assert!(value(&samples, "process_open_fds", "") > 0.0);
+        assert!(value(&samples, "process_threads", "") >= 1.0);
+        assert!(value(&samples, "process_start_time_seconds", "") > 1.6e9);
+        assert!(value(&samples, "process_cpu_seconds_total", "") > 0.0);
+        assert!(value(&samples, "process_virtual_memory_bytes", "") > 0.0);
+    }
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_names_a_quarantined_plugin_and_recovers_after_its_restart() {
+    let daemon = Daemon::start_with(|work| {
+        // Starts the scripted plugin, unless the marker says to fail.
+        let command = write_script(
+            work,
+            "flaky",
+            &format!(
+                "[ -e '{}/broken' ] && exit 1\nSCRIPTED_SUBSCRIBE=build:10 exec '{}' \"$@\"",
+                work.display(),
+                scripted()
+            ),
+        );
+        let config = format!(
+            "[[plugin]]\nname = \"flaky\"\ncommand = \"{}\"\n\
+             backoff_initial = \"10ms\"\nbackoff_max = \"10ms\"\n\
+             crash_loop_starts = 2\ncrash_loop_window = \"60s\"\n\
+             [[plugin]]\nname = \"steady\"\ncommand = {:?}\n",
+            command.display(),
+            scripted()
+        );
+        (config, vec!["--http".into(), "127.0.0.1:0".into()])
+    });
+    assert_eq!(probe(&daemon, "/readyz"), (200, "ok\n".to_owned()));
+    assert_eq!(probe(&daemon, "/healthz"), (200, "ok\n".to_owned()));
+
+    // From now on every start fails: killed, it crash-loops into
+    // quarantine.
+    std::fs::write(daemon.work().join("broken"), "").unwrap();
+    let pid = daemon.pids().await["flaky"];
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let body = until_probe(&daemon, "/readyz", 503);
+    let body = if body.contains("failed") {
+        body
+    } else {
+        // Caught restarting on the way: wait for the quarantine.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, body) = probe(&daemon, "/readyz");
+            if body.contains("flaky: failed") {
+                break body;
+            }
+            assert!(Instant::now() < deadline, "never quarantined: {body}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(body, "not ready\nflaky: failed\n");
+    let verbose = fetch(&format!("{}/readyz?verbose", daemon.http_url()), "none", "");
+    assert_eq!(verbose["status"], 503);
+    let json: Value = serde_json::from_str(verbose["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        json["not_ready"],
+        serde_json::json!([{"plugin": "flaky", "state": "failed"}])
+    );
+    let samples = scrape(&daemon, "prometheus");
+    assert_eq!(value(&samples, "outboard_plugin_up", "plugin=flaky"), 0.0);
+    assert_eq!(
+        value(
+            &samples,
+            "outboard_plugin_state",
+            "plugin=flaky,state=failed"
+        ),
+        1.0
+    );
+    // Still alive: the daemon answers.
+    assert_eq!(probe(&daemon, "/healthz").0, 200);
+
+    // Fixed, and restarted by an operator: ready again.
+    std::fs::remove_file(daemon.work().join("broken")).unwrap();
+    let out = daemon.cli(&["restart", "flaky"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    until_probe(&daemon, "/readyz", 200);
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_health_is_json_for_a_known_plugin_and_404_for_another() {
+    let daemon = Daemon::start_with(|_| {
+        (
+            format!(
+                "[[plugin]]\nname = \"watched\"\ncommand = {:?}\nhealth_interval = \"100ms\"\n",
+                scripted()
+            ),
+            vec!["--http".into(), "127.0.0.1:0".into()],
+        )
+    });
+    let url = daemon.http_url();
+    // The first health check comes one interval after the start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let json = loop {
+        let got = fetch(&format!("{url}/plugins/watched/health"), "none", "");
+        assert_eq!(got["status"], 200, "{got}");
+        assert_eq!(got["content_type"], "application/json");
+        let json: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+        if !json["last_health_check"].is_null() {
+            break json;
+        }
+        assert!(Instant::now() < deadline, "no health check: {json}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(json["plugin"], "watched");
+    assert_eq!(json["state"], "ready");
+    assert_eq!(json["ready"], true);
+    assert_eq!(json["pid"], daemon.pids().await["watched"]);
+    assert_eq!(json["last_health_check"]["passed"], true);
+    assert_eq!(json["last_health_check"]["misses"], 0);
+    assert!(
+        json["last_health_check"]["at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    let got = fetch(&format!("{url}/plugins/nobody/health"), "none", "");
+    assert_eq!(got["status"], 404);
+    assert_eq!(got["content_type"], "application/json");
+    let json: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+    assert_eq!(json["error"], "no plugin named \"nobody\"");
+    assert_eq!(fetch(&format!("{url}/nowhere"), "none", "")["status"], 404);
+    daemon.stop();
+}
+
+#[test]
+fn a_taken_port_is_a_start_error_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("outboard.toml");
+    std::fs::write(&config, plugin("good", "{}", "")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["up", "--config"])
+        .arg(&config)
+        .arg("--control-socket")
+        .arg(work.path().join("control.sock"))
+        .args(["--http", &addr])
+        .env("OUTBOARD_RUNTIME_DIR", work.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen for HTTP on {addr}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("outboard: ready"), "{stderr}");
+}
