@@ -123,12 +123,13 @@ fn value(samples: &Samples, name: &str, labels: &str) -> f64 {
         })
 }
 
-/// A scripted plugin subscribed to `build`, its `build` script `script`.
-fn plugin(name: &str, script: &str, extra: &str) -> String {
+/// A scripted plugin subscribed as `subscribe` says (`phase:priority`,
+/// comma-separated), its `build` and `check` scripts `script`.
+fn plugin(name: &str, subscribe: &str, script: &str, extra: &str) -> String {
     format!(
         "[[plugin]]\nname = \"{name}\"\ncommand = {:?}\n\
-         env = {{ SCRIPTED_SUBSCRIBE = \"build:10\" }}\n\
-         config = {{ build = {script} }}\n{extra}",
+         env = {{ SCRIPTED_SUBSCRIBE = \"{subscribe}\" }}\n\
+         config = {{ build = {script}, check = {script} }}\n{extra}",
         scripted()
     )
 }
@@ -154,10 +155,17 @@ fn until_probe(daemon: &Daemon, path: &str, status: u64) -> String {
 async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
     let config = [
         "[phases.build]\nmode = \"parallel\"\nfailure_policy = \"fail_open\"\n".to_owned(),
-        plugin("good", "{ log_lines = 3 }", ""),
-        plugin("vetoer", "{ abort = \"no\" }", ""),
-        plugin("slow", "{ sleep_ms = 10000 }", "call_timeout = \"300ms\"\n"),
-        plugin("crasher", "{ crash = true }", ""),
+        // check: sequential, the vetoer first, so the good one is skipped.
+        "[phases.check]\nmode = \"sequential\"\n".to_owned(),
+        plugin("good", "build:10,check:20", "{ log_lines = 3 }", ""),
+        plugin("vetoer", "build:10,check:10", "{ abort = \"no\" }", ""),
+        plugin(
+            "slow",
+            "build:10",
+            "{ sleep_ms = 10000 }",
+            "call_timeout = \"300ms\"\n",
+        ),
+        plugin("crasher", "build:10", "{ crash = true }", ""),
     ]
     .concat();
     let daemon = Daemon::start_with(|_| (config, vec!["--http".into(), "127.0.0.1:0".into()]));
@@ -165,6 +173,7 @@ async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
     let mut client = daemon.client().await;
     daemon::invoke(&mut client, "build").await;
     daemon.wait_all_ready().await;
+    daemon::invoke(&mut client, "check").await;
     let logs = |name: &str| {
         let out = daemon.cli(&["logs", name, "--json"]);
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -205,6 +214,120 @@ async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
                 0.0
             );
         }
+        let outcomes = ["ok", "vetoed", "failed", "timed_out", "crashed", "skipped"];
+        for (name, outcome) in [
+            ("good", "ok"),
+            ("vetoer", "vetoed"),
+            ("slow", "timed_out"),
+            ("crasher", "crashed"),
+        ] {
+            for other in outcomes {
+                let labels = format!("outcome={other},phase=build,plugin={name}");
+                assert_eq!(
+                    value(&samples, "outboard_plugin_invocations_total", &labels),
+                    f64::from(u8::from(other == outcome)),
+                    "{format}: {labels}"
+                );
+            }
+            let labels = format!("phase=build,plugin={name}");
+            assert_eq!(
+                value(
+                    &samples,
+                    "outboard_plugin_invocation_duration_seconds_count",
+                    &labels
+                ),
+                1.0,
+                "{format}: {labels}"
+            );
+            let inf = format!("le=+Inf,{labels}");
+            assert_eq!(
+                value(
+                    &samples,
+                    "outboard_plugin_invocation_duration_seconds_bucket",
+                    &inf
+                ),
+                1.0
+            );
+            let p = format!("plugin={name}");
+            assert!(value(&samples, "outboard_plugin_start_duration_seconds", &p) > 0.0);
+            let restarts: f64 = samples
+                .iter()
+                .filter(|((n, l), _)| {
+                    n == "outboard_plugin_restarts_total" && l.starts_with(&format!("{p},"))
+                })
+                .map(|(_, v)| v)
+                .sum();
+            let crashed = value(
+                &samples,
+                "outboard_plugin_restarts_total",
+                &format!("{p},reason=crashed"),
+            );
+            let expected = f64::from(u8::from(name == "crasher"));
+            assert_eq!(
+                (restarts, crashed),
+                (expected, expected),
+                "{format}: {name}"
+            );
+        }
+        // The timed-out call took at least its timeout.
+        assert!(
+            value(
+                &samples,
+                "outboard_plugin_invocation_duration_seconds_sum",
+                "phase=build,plugin=slow"
+            ) >= 0.3
+        );
+        assert_eq!(
+            value(
+                &samples,
+                "outboard_phase_dispatch_duration_seconds_count",
+                "phase=build"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(&samples, "outboard_phase_conflicts_total", "phase=build"),
+            0.0
+        );
+        // check: the vetoer's veto, the good plugin skipped.
+        let check = |name: &str, outcome: &str| {
+            let labels = format!("outcome={outcome},phase=check,plugin={name}");
+            value(&samples, "outboard_plugin_invocations_total", &labels)
+        };
+        assert_eq!(
+            (check("vetoer", "vetoed"), check("good", "skipped")),
+            (1.0, 1.0)
+        );
+        assert_eq!(check("good", "ok"), 0.0);
+        assert_eq!(
+            value(
+                &samples,
+                "outboard_plugin_invocation_duration_seconds_count",
+                "phase=check,plugin=good"
+            ),
+            0.0,
+            "a skipped call has no duration"
+        );
+        // Each phase's dispatch, vetoed.
+        let dispatches: Vec<_> = samples
+            .iter()
+            .filter(|((n, _), v)| n == "outboard_phase_dispatches_total" && **v > 0.0)
+            .map(|((_, l), v)| (l.as_str(), *v))
+            .collect();
+        assert_eq!(
+            dispatches,
+            [
+                ("phase=build,result=vetoed", 1.0),
+                ("phase=check,result=vetoed", 1.0)
+            ]
+        );
+        // No job ran through the daemon: every result is there, at 0.
+        let jobs: Vec<_> = samples
+            .iter()
+            .filter(|((n, _), _)| n == "outboard_jobs_total")
+            .collect();
+        assert_eq!(jobs.len(), 8, "{jobs:?}");
+        assert!(jobs.iter().all(|(_, v)| **v == 0.0), "{jobs:?}");
         // The good plugin's own lines are among them.
         assert!(value(&samples, "outboard_plugin_log_lines_total", "plugin=good") >= 3.0);
         assert!(value(&samples, "process_resident_memory_bytes", "") > 0.0);
@@ -217,54 +340,87 @@ async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
     daemon.stop();
 }
 
+/// A plugin whose every start fails once `work/broken-NAME` exists, and
+/// which quarantines after two quick starts; `extra` more keys.
+fn flaky(work: &Path, name: &str, extra: &str) -> String {
+    let command = write_script(
+        work,
+        name,
+        &format!(
+            "[ -e '{}/broken-{name}' ] && exit 1\nSCRIPTED_SUBSCRIBE=build:10 exec '{}' \"$@\"",
+            work.display(),
+            scripted()
+        ),
+    );
+    format!(
+        "[[plugin]]\nname = \"{name}\"\ncommand = \"{}\"\n\
+         backoff_initial = \"10ms\"\nbackoff_max = \"10ms\"\n\
+         crash_loop_starts = 2\ncrash_loop_window = \"60s\"\n{extra}",
+        command.display()
+    )
+}
+
+/// Breaks the plugin `name` (see [`flaky`]) and kills it; returns once it
+/// is quarantined, its health as `/plugins/NAME/health` gives it.
+async fn quarantine(daemon: &Daemon, name: &str) -> Value {
+    std::fs::write(daemon.work().join(format!("broken-{name}")), "").unwrap();
+    let pid = daemon.pids().await[name];
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let url = format!("{}/plugins/{name}/health", daemon.http_url());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = fetch(&url, "none", "");
+        let health: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+        if health["state"] == "failed" {
+            return health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never quarantined: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_names_a_quarantined_plugin_and_recovers_after_its_restart() {
     let daemon = Daemon::start_with(|work| {
-        // Starts the scripted plugin, unless the marker says to fail.
-        let command = write_script(
-            work,
-            "flaky",
-            &format!(
-                "[ -e '{}/broken' ] && exit 1\nSCRIPTED_SUBSCRIBE=build:10 exec '{}' \"$@\"",
-                work.display(),
+        let config = [
+            flaky(work, "flaky", ""),
+            flaky(work, "spare", "optional = true\n"),
+            format!(
+                "[[plugin]]\nname = \"steady\"\ncommand = {:?}\n",
                 scripted()
             ),
-        );
-        let config = format!(
-            "[[plugin]]\nname = \"flaky\"\ncommand = \"{}\"\n\
-             backoff_initial = \"10ms\"\nbackoff_max = \"10ms\"\n\
-             crash_loop_starts = 2\ncrash_loop_window = \"60s\"\n\
-             [[plugin]]\nname = \"steady\"\ncommand = {:?}\n",
-            command.display(),
-            scripted()
-        );
+        ]
+        .concat();
         (config, vec!["--http".into(), "127.0.0.1:0".into()])
     });
     assert_eq!(probe(&daemon, "/readyz"), (200, "ok\n".to_owned()));
     assert_eq!(probe(&daemon, "/healthz"), (200, "ok\n".to_owned()));
 
-    // From now on every start fails: killed, it crash-loops into
-    // quarantine.
-    std::fs::write(daemon.work().join("broken"), "").unwrap();
-    let pid = daemon.pids().await["flaky"];
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-    let body = until_probe(&daemon, "/readyz", 503);
-    let body = if body.contains("failed") {
-        body
-    } else {
-        // Caught restarting on the way: wait for the quarantine.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (_, body) = probe(&daemon, "/readyz");
-            if body.contains("flaky: failed") {
-                break body;
-            }
-            assert!(Instant::now() < deadline, "never quarantined: {body}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    assert_eq!(body, "not ready\nflaky: failed\n");
+    // An optional plugin's quarantine leaves the daemon ready.
+    let spare = quarantine(&daemon, "spare").await;
+    assert_eq!(
+        (&spare["optional"], &spare["ready"]),
+        (&Value::Bool(true), &Value::Bool(false))
+    );
+    assert!(
+        spare["last_failure"]
+            .as_str()
+            .unwrap()
+            .contains("crash loop"),
+        "{spare}"
+    );
+    assert_eq!(probe(&daemon, "/readyz"), (200, "ok\n".to_owned()));
+
+    // A required one's does not, and is named.
+    quarantine(&daemon, "flaky").await;
+    assert_eq!(
+        probe(&daemon, "/readyz"),
+        (503, "not ready\nflaky: failed\n".to_owned())
+    );
     let verbose = fetch(&format!("{}/readyz?verbose", daemon.http_url()), "none", "");
     assert_eq!(verbose["status"], 503);
     let json: Value = serde_json::from_str(verbose["body"].as_str().unwrap()).unwrap();
@@ -273,23 +429,29 @@ async fn readyz_names_a_quarantined_plugin_and_recovers_after_its_restart() {
         serde_json::json!([{"plugin": "flaky", "state": "failed"}])
     );
     let samples = scrape(&daemon, "prometheus");
-    assert_eq!(value(&samples, "outboard_plugin_up", "plugin=flaky"), 0.0);
-    assert_eq!(
-        value(
-            &samples,
-            "outboard_plugin_state",
-            "plugin=flaky,state=failed"
-        ),
-        1.0
-    );
+    for name in ["flaky", "spare"] {
+        let p = format!("plugin={name}");
+        assert_eq!(value(&samples, "outboard_plugin_up", &p), 0.0);
+        let failed = format!("{p},state=failed");
+        assert_eq!(value(&samples, "outboard_plugin_state", &failed), 1.0);
+    }
     // Still alive: the daemon answers.
     assert_eq!(probe(&daemon, "/healthz").0, 200);
 
     // Fixed, and restarted by an operator: ready again.
-    std::fs::remove_file(daemon.work().join("broken")).unwrap();
+    std::fs::remove_file(daemon.work().join("broken-flaky")).unwrap();
     let out = daemon.cli(&["restart", "flaky"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     until_probe(&daemon, "/readyz", 200);
+    let samples = scrape(&daemon, "prometheus");
+    assert_eq!(
+        value(
+            &samples,
+            "outboard_plugin_restarts_total",
+            "plugin=flaky,reason=operator"
+        ),
+        1.0
+    );
     daemon.stop();
 }
 
@@ -346,7 +508,7 @@ fn a_taken_port_is_a_start_error_naming_the_address() {
     let addr = taken.local_addr().unwrap().to_string();
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("outboard.toml");
-    std::fs::write(&config, plugin("good", "{}", "")).unwrap();
+    std::fs::write(&config, plugin("good", "build:10", "{}", "")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
         .args(["up", "--config"])
         .arg(&config)

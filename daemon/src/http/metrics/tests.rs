@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use outboard_host::State;
 
-use super::scrape::{CallScrape, Histogram, PhaseScrape, PluginScrape, ProcessScrape, Scrape};
+use super::scrape::{
+    CallScrape, Histogram, PhaseScrape, PluginScrape, ProcessScrape, Scrape, per_bucket,
+};
 use super::{Format, OPENMETRICS, encode, registry};
 use crate::logs::LogCounts;
 use crate::usage::GroupUsage;
@@ -227,8 +229,15 @@ fn cumulative_buckets_become_each_buckets_own_count_with_inf() {
         sum_seconds: 20.0,
     };
     assert_eq!(
-        h.per_bucket(),
+        per_bucket(&h),
         vec![(1.0, 2), (2.0, 0), (5.0, 5), (f64::INFINITY, 2)]
     );
-    assert_eq!(Histogram::default().per_bucket(), vec![(f64::INFINITY, 0)]);
+    assert_eq!(
+        per_bucket(&Histogram {
+            buckets: Vec::new(),
+            count: 0,
+            sum_seconds: 0.0
+        }),
+        vec![(f64::INFINITY, 0)]
+    );
 }
