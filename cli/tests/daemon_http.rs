@@ -162,7 +162,7 @@ async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
         plugin(
             "slow",
             "build:10",
-            "{ sleep_ms = 10000 }",
+            "{ sleep_ms = 60000 }",
             "call_timeout = \"300ms\"\n",
         ),
         plugin("crasher", "build:10", "{ crash = true }", ""),

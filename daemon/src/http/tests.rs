@@ -145,6 +145,19 @@ async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
     assert_eq!(json["ready"], true);
     assert_eq!(json["restarts"], 0);
     assert!(json["last_health_check"].is_null(), "{json}");
+    // A dispatch, then a scrape: read from the host's figures.
+    host.dispatch("p", serde_json::Map::new()).await;
+    let (code, _, body) = get(&state, "/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    for line in [
+        "outboard_plugin_up{plugin=\"alpha\"} 1",
+        "outboard_plugin_state{plugin=\"alpha\",state=\"ready\"} 1",
+        "outboard_plugin_invocations_total{plugin=\"alpha\",phase=\"p\",outcome=\"ok\"} 1",
+        "outboard_phase_dispatch_duration_seconds_count{phase=\"p\"} 1",
+        "outboard_plugin_restarts_total{plugin=\"alpha\",reason=\"crashed\"} 0",
+    ] {
+        assert!(body.lines().any(|l| l == line), "no {line:?} in:\n{body}");
+    }
     // An unknown name: 404, JSON, the name escaped and cut.
     let long = format!("{}\"%0A{}", "x".repeat(10), "y".repeat(200));
     let (code, content_type, body) = get(&state, &format!("/plugins/{long}/health")).await;
