@@ -429,9 +429,10 @@ async fn readyz_names_a_quarantined_plugin_and_recovers_after_its_restart() {
         serde_json::json!([{"plugin": "flaky", "state": "failed"}])
     );
     let samples = scrape(&daemon, "prometheus");
-    for name in ["flaky", "spare"] {
+    for (name, optional) in [("flaky", 0.0), ("spare", 1.0)] {
         let p = format!("plugin={name}");
         assert_eq!(value(&samples, "outboard_plugin_up", &p), 0.0);
+        assert_eq!(value(&samples, "outboard_plugin_optional", &p), optional);
         let failed = format!("{p},state=failed");
         assert_eq!(value(&samples, "outboard_plugin_state", &failed), 1.0);
     }

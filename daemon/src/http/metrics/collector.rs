@@ -167,6 +167,15 @@ fn plugins(s: &Scrape, e: &mut DescriptorEncoder<'_>) -> fmt::Result {
             })
         }),
     )?;
+    gauge(
+        e,
+        &family(
+            "outboard_plugin_optional",
+            None,
+            "1 if the plugin is optional (the daemon's readiness leaves it out), else 0.",
+        ),
+        live().map(|(p, _)| (vec![("plugin", &*p.name)], i64::from(p.optional))),
+    )?;
     counter(
         e,
         &family(

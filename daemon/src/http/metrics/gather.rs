@@ -63,6 +63,7 @@ pub(crate) fn gather(shared: &Shared) -> Scrape {
                 ..PluginScrape::default()
             });
         plugin.state = Some(status.state);
+        plugin.optional = sup.optional();
         plugin.usage = status.pid.and_then(|pid| usage.get(&pid).copied());
     }
     for plugin in plugins.values_mut() {

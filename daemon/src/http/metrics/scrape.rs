@@ -33,6 +33,8 @@ pub(crate) struct PluginScrape {
     /// Its supervisor's state; `None` for a plugin a reload removed whose
     /// counters stay (counters never go backwards while the daemon lives).
     pub(crate) state: Option<State>,
+    /// Whether the daemon's readiness leaves it out (`optional = true`).
+    pub(crate) optional: bool,
     /// Restarts by reason (`crashed`, `health`, `operator`, ...).
     pub(crate) restarts: BTreeMap<String, u64>,
     /// Spawn to ready of its latest start.

@@ -35,6 +35,7 @@ fn sample() -> Scrape {
             PluginScrape {
                 name: "alpha".into(),
                 state: Some(State::Ready),
+                optional: false,
                 restarts: BTreeMap::from([("crashed".into(), 2), ("operator".into(), 1)]),
                 last_start_duration: Some(Duration::from_millis(250)),
                 calls: vec![CallScrape {
@@ -56,6 +57,7 @@ fn sample() -> Scrape {
             PluginScrape {
                 name: "beta".into(),
                 state: Some(State::Failed),
+                optional: true,
                 calls: vec![CallScrape {
                     phase: "build".into(),
                     outcomes: outcomes(0, 0, 1),
@@ -105,6 +107,8 @@ fn every_family_is_encoded_with_its_labels_and_values() {
     has("outboard_plugin_up{plugin=\"alpha\"} 1");
     has("outboard_plugin_up{plugin=\"beta\"} 0");
     has("outboard_plugin_state{plugin=\"beta\",state=\"failed\"} 1");
+    has("outboard_plugin_optional{plugin=\"alpha\"} 0");
+    has("outboard_plugin_optional{plugin=\"beta\"} 1");
     has("outboard_plugin_state{plugin=\"beta\",state=\"ready\"} 0");
     assert_eq!(lines(&body, "outboard_plugin_state{").len(), 16);
     has("outboard_plugin_restarts_total{plugin=\"alpha\",reason=\"crashed\"} 2");
