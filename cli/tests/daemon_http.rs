@@ -123,6 +123,46 @@ fn value(samples: &Samples, name: &str, labels: &str) -> f64 {
         })
 }
 
+/// Checks that `outboard status --json` and the scrape say the same:
+/// calls by outcome (summed over phases), restarts by reason, log lines.
+fn same_as_status(samples: &Samples, status: &Value) {
+    let mut calls = 0.0;
+    for plugin in status["plugins"].as_array().unwrap() {
+        let name = plugin["name"].as_str().unwrap();
+        let sum = |family: &str, labels: &dyn Fn(&str) -> bool| -> f64 {
+            samples
+                .iter()
+                .filter(|((n, l), _)| n == family && labels(l))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        let of_plugin = |l: &str, key: &str, v: &str| {
+            l.contains(&format!("{key}={v}")) && l.ends_with(&format!("plugin={name}"))
+        };
+        for (outcome, count) in plugin["invocations"].as_object().unwrap() {
+            let metric = sum("outboard_plugin_invocations_total", &|l| {
+                of_plugin(l, "outcome", outcome)
+            });
+            assert_eq!(Some(metric), count.as_f64(), "{name} {outcome}");
+            calls += metric;
+        }
+        for (reason, count) in plugin["restarts_by_reason"].as_object().unwrap() {
+            let labels = format!("plugin={name},reason={reason}");
+            assert_eq!(
+                Some(value(samples, "outboard_plugin_restarts_total", &labels)),
+                count.as_f64(),
+                "{labels}"
+            );
+        }
+        let p = format!("plugin={name}");
+        assert_eq!(
+            Some(value(samples, "outboard_plugin_log_lines_total", &p)),
+            plugin["log_lines"].as_f64()
+        );
+    }
+    assert!(calls > 0.0, "no call compared: {status}");
+}
+
 /// A scripted plugin subscribed as `subscribe` says (`phase:priority`,
 /// comma-separated), its `build` and `check` scripts `script`.
 fn plugin(name: &str, subscribe: &str, script: &str, extra: &str) -> String {
@@ -174,14 +214,33 @@ async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
     daemon::invoke(&mut client, "build").await;
     daemon.wait_all_ready().await;
     daemon::invoke(&mut client, "check").await;
+    // Two jobs through the daemon: one succeeds, one's command fails.
+    for command in ["true", "false"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+            .args(["run", "--daemon", "--control-socket"])
+            .arg(daemon.socket())
+            .args(["--", command])
+            .env_remove("OUTBOARD_CONTROL_SOCKET")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            command == "true",
+            "{}",
+            text(&out.stderr)
+        );
+    }
     let logs = |name: &str| {
         let out = daemon.cli(&["logs", name, "--json"]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout).lines().count() as f64
     };
 
+    let status = daemon.cli_json(&["status"]);
+
     for format in ["prometheus", "openmetrics"] {
         let samples = scrape(&daemon, format);
+        same_as_status(&samples, &status);
         let plugins = ["crasher", "good", "slow", "vetoer"];
         for name in plugins {
             let p = format!("plugin={name}");
@@ -308,10 +367,15 @@ async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
             0.0,
             "a skipped call has no duration"
         );
-        // Each phase's dispatch, vetoed.
+        // Each phase's dispatch, vetoed (the jobs' phases, subscribed by
+        // none of these plugins, passed).
         let dispatches: Vec<_> = samples
             .iter()
-            .filter(|((n, _), v)| n == "outboard_phase_dispatches_total" && **v > 0.0)
+            .filter(|((n, l), v)| {
+                n == "outboard_phase_dispatches_total"
+                    && (l.starts_with("phase=build,") || l.starts_with("phase=check,"))
+                    && **v > 0.0
+            })
             .map(|((_, l), v)| (l.as_str(), *v))
             .collect();
         assert_eq!(
@@ -321,13 +385,19 @@ async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
                 ("phase=check,result=vetoed", 1.0)
             ]
         );
-        // No job ran through the daemon: every result is there, at 0.
-        let jobs: Vec<_> = samples
+        // Every job result is there; the two jobs, each once.
+        let jobs: BTreeMap<&str, f64> = samples
             .iter()
             .filter(|((n, _), _)| n == "outboard_jobs_total")
+            .map(|((_, l), v)| (l.as_str(), *v))
             .collect();
         assert_eq!(jobs.len(), 8, "{jobs:?}");
-        assert!(jobs.iter().all(|(_, v)| **v == 0.0), "{jobs:?}");
+        let ran: Vec<_> = jobs.iter().filter(|(_, v)| **v > 0.0).collect();
+        assert_eq!(
+            ran,
+            [(&"result=exit_code", &1.0), (&"result=succeeded", &1.0)],
+            "{jobs:?}"
+        );
         // The good plugin's own lines are among them.
         assert!(value(&samples, "outboard_plugin_log_lines_total", "plugin=good") >= 3.0);
         assert!(value(&samples, "process_resident_memory_bytes", "") > 0.0);

@@ -69,6 +69,8 @@ pub struct PluginFigures {
     /// Starts after the first, by reason (every reason of
     /// [`RestartReason::ALL`], zeros included).
     pub restarts: BTreeMap<String, u64>,
+    /// Why it was last started again; `None` before any restart.
+    pub last_restart: Option<RestartReason>,
     /// Spawn to ready of the latest start that got there (waiting for the
     /// plugins it depends on included); `None` before any.
     pub last_start_duration: Option<Duration>,
@@ -150,6 +152,7 @@ impl Stats {
         PluginFigures {
             name: name.to_owned(),
             restarts: self.restarts.snapshot(),
+            last_restart: self.restarts.last(),
             last_start_duration: *locked(&self.last_start),
             calls,
         }

@@ -2,7 +2,7 @@
 //! supervisor (or a reload) already tells apart, counted per plugin.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::Serialize;
 
@@ -65,12 +65,21 @@ impl RestartReason {
 #[derive(Debug, Default)]
 pub(crate) struct Restarts {
     counts: [AtomicU64; RestartReason::ALL.len()],
+    /// The latest restart's reason: its index plus one; 0 before any.
+    last: AtomicUsize,
 }
 
 impl Restarts {
     /// Counts one restart for `reason`.
     pub(crate) fn record(&self, reason: RestartReason) {
         self.counts[reason.index()].fetch_add(1, Ordering::Relaxed);
+        self.last.store(reason.index() + 1, Ordering::Relaxed);
+    }
+
+    /// The latest restart's reason; `None` before any.
+    pub(crate) fn last(&self) -> Option<RestartReason> {
+        let last = self.last.load(Ordering::Relaxed);
+        RestartReason::ALL.get(last.checked_sub(1)?).copied()
     }
 
     /// Every reason with its count, zeros included (so each series exists
@@ -113,5 +122,7 @@ mod tests {
         assert_eq!(counts.get("reload"), Some(&1));
         assert_eq!(counts.get("health"), Some(&0));
         assert_eq!(counts.values().sum::<u64>(), 3);
+        assert_eq!(restarts.last(), Some(RestartReason::Reload));
+        assert_eq!(Restarts::default().last(), None);
     }
 }

@@ -11,7 +11,6 @@ use outboard_host::Supervisor;
 use super::process;
 use super::scrape::{CallScrape, PhaseScrape, PluginScrape, Scrape};
 use crate::http::state::Shared;
-use crate::logs::LogCounts;
 use crate::usage::GroupUsage;
 
 /// Everything a scrape shows, read now.
@@ -28,7 +27,6 @@ pub(crate) fn gather(shared: &Shared) -> Scrape {
     };
     let supervisors = host.plugins();
     let usage = group_usage(shared, &supervisors);
-    let logs: HashMap<Arc<str>, LogCounts> = shared.logs().counts().into_iter().collect();
     let figures = host.figures();
     // Every plugin the host has figures for: those running, and those a
     // reload removed (their counters stay, with no state).
@@ -67,7 +65,7 @@ pub(crate) fn gather(shared: &Shared) -> Scrape {
         plugin.usage = status.pid.and_then(|pid| usage.get(&pid).copied());
     }
     for plugin in plugins.values_mut() {
-        plugin.log = logs.get(plugin.name.as_str()).copied().unwrap_or_default();
+        plugin.log = shared.logs().counts(&plugin.name);
     }
     Scrape {
         plugins: plugins.into_values().collect(),
