@@ -11,8 +11,8 @@
 //! ```
 //!
 //! The router is built by [`router`]; routes mounted later (a plugin's own,
-//! under `/ext/<plugin>/`) are added to it with `Router::nest` before it is
-//! served. Unknown paths answer 404, a known path with another method 405.
+//! under `/ext/<plugin>/`) are added to it with `Router::nest` and served
+//! by [`serve_router`]. Unknown paths answer 404, a known path with another method 405.
 //!
 //! # Layout
 //!
@@ -44,7 +44,14 @@ pub use state::HttpState;
 /// resolves; then stops accepting, lets each connection finish the
 /// response it is writing (within a few seconds) and returns.
 pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Future<Output = ()>) {
-    conn::accept_loop(listener, router(state), shutdown).await;
+    serve_router(listener, router(state), shutdown).await;
+}
+
+/// [`serve`] with routes of the caller's: [`router`]'s, extended (a
+/// plugin's own under `/ext/<plugin>/`), with the same connection bounds
+/// and graceful stop.
+pub async fn serve_router(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+    conn::accept_loop(listener, app, shutdown).await;
 }
 
 /// Every route the daemon serves over HTTP, with `state`.

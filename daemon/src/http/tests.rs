@@ -261,3 +261,38 @@ async fn a_stop_closes_kept_alive_connections_and_serve_returns() {
         "still listening"
     );
 }
+
+#[tokio::test]
+async fn the_router_takes_more_routes_beside_its_own() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let state = HttpState::new(LogBook::default());
+    let ext = axum::Router::new().route(
+        "/{plugin}/hello",
+        axum::routing::get(
+            |axum::extract::Path(plugin): axum::extract::Path<String>| async move {
+                format!("hello from {plugin}\n")
+            },
+        ),
+    );
+    let app = router(state).nest("/ext", ext);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(super::serve_router(listener, app, async move {
+        let _ = stopped.await;
+    }));
+    for (path, want) in [
+        ("/ext/alpha/hello", "hello from alpha\n"),
+        ("/healthz", "ok: starting\n"),
+    ] {
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(want), "{answer}");
+    }
+    let _ = stop.send(());
+    task.await.unwrap();
+}
