@@ -49,6 +49,7 @@ command = "bin/plug"
 args = ["--flag", "x"]
 env = { RUST_LOG = "debug", EMPTY = "" }
 working_dir = "bin"
+optional = true
 
 [plugin.config]
 prefix = "CI_"
@@ -90,6 +91,10 @@ command = "./bin/../bin/plug"
     assert!(alpha.config.is_empty() && alpha.args.is_empty() && alpha.env.is_empty());
     assert_eq!(alpha.working_dir, None);
     assert_eq!(alpha.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+    assert!(
+        zeta.optional && !alpha.optional,
+        "optional is false unless set"
+    );
 }
 
 #[test]
@@ -473,7 +478,7 @@ fn plugin_dir() -> tempfile::TempDir {
     .expect("write");
     fs::write(
         two.join(PLUGIN_FILE_NAME),
-        "name = \"second\"\ncommand = \"sh\"\nargs = [\"plugin.sh\"]\n[config]\nk = \"v\"\n",
+        "name = \"second\"\ncommand = \"sh\"\nargs = [\"plugin.sh\"]\noptional = true\n[config]\nk = \"v\"\n",
     )
     .expect("write");
     root
@@ -500,6 +505,7 @@ fn discover_plugin_folders() {
     assert!(second.command.ends_with("sh") && second.command.is_absolute());
     assert_eq!(second.args, ["plugin.sh"]);
     assert_eq!(Value::Object(second.config.clone()), json!({"k": "v"}));
+    assert!(second.optional && !one.optional);
 
     let defaults = Defaults {
         handshake_timeout: Duration::from_secs(1),

@@ -36,6 +36,8 @@ mod jobs;
 mod phase;
 mod plugin;
 mod restarts;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
