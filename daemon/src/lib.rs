@@ -14,8 +14,11 @@
 //! - `usage`: RSS and CPU of plugins' process groups, from `/proc`.
 //! - `logs/`: the plugins' recent log lines, per plugin, and their follow.
 //! - `wire`: the host's types as `outboard.control.v1` messages and back.
+//! - `http`: the HTTP listener: `/metrics`, `/healthz`, `/readyz`,
+//!   `/plugins/<name>/health`.
 
 pub mod control_socket;
+pub mod http;
 mod incoming;
 pub mod logs;
 pub mod peer;

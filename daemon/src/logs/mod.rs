@@ -15,7 +15,9 @@
 //! many lines it missed (`RecvError::Lagged`), and the sequence numbers
 //! show the same gap.
 //!
-//! A plugin's lines stay after it is removed, until [`LogBook::forget`].
+//! A plugin's lines stay after it is removed, until [`LogBook::forget`];
+//! so do its counts of lines recorded and dropped ([`LogBook::counts`]),
+//! which `outboard status` and the metrics show.
 //!
 //! # Layout
 //!
@@ -79,6 +81,17 @@ impl LogLine {
             tracing::Level::TRACE => "trace",
         }
     }
+}
+
+/// How many lines of a plugin the book has seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogCounts {
+    /// Lines recorded (the last line's sequence number).
+    pub lines: u64,
+    /// Of those, lines evicted from the ring to keep within its line and
+    /// byte bounds ([`Limits`]): recorded, but no longer readable. A line
+    /// cut to fit is not dropped.
+    pub dropped: u64,
 }
 
 /// How much of each plugin's output the book keeps.
@@ -203,6 +216,15 @@ impl LogBook {
         let log = self.log_of(plugin);
         let log = lock(&log);
         (log.ring.read(lines, since), log.followers.subscribe())
+    }
+
+    /// How many of `plugin`'s lines the book recorded and dropped; zeros
+    /// for a plugin it does not know.
+    pub fn counts(&self, plugin: &str) -> LogCounts {
+        match self.existing(plugin) {
+            Some(log) => lock(&log).ring.counts(),
+            None => LogCounts::default(),
+        }
     }
 
     /// Whether the book holds `plugin`'s log (it wrote, or was followed,

@@ -52,6 +52,11 @@ pub struct PluginSpec {
     pub subscriptions: BTreeMap<String, SubscriptionOverride>,
     /// How it is supervised: restarts, health checks, crash loops.
     pub supervision: Supervision,
+    /// True if the host's readiness does not wait for it (`optional =
+    /// true`): it runs and is supervised like any other, but a probe asking
+    /// whether every plugin is ready leaves it out. A reload that changes
+    /// only this does not restart the plugin.
+    pub optional: bool,
 }
 
 impl PluginSpec {
@@ -74,6 +79,7 @@ impl PluginSpec {
             grant: Vec::new(),
             subscriptions: BTreeMap::new(),
             supervision: Supervision::default(),
+            optional: false,
         }
     }
 }
@@ -124,6 +130,14 @@ impl Default for DaemonSpec {
     }
 }
 
+/// The `[http]` section: the daemon's HTTP listener (`/metrics`, the
+/// probes). Read at start; a reload does not change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HttpSpec {
+    /// Where to listen (an IP address and a port); `None`: no listener.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// The host's configuration: its plugins, sorted by name, and the defaults
 /// they were filled in with.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -137,6 +151,8 @@ pub struct HostConfig {
     pub phases: BTreeMap<String, PhaseSpec>,
     /// The `[daemon]` section, with built-in values where it is silent.
     pub daemon: DaemonSpec,
+    /// The `[http]` section: none unless the file has one.
+    pub http: HttpSpec,
 }
 
 impl HostConfig {

@@ -49,6 +49,7 @@ command = "bin/plug"
 args = ["--flag", "x"]
 env = { RUST_LOG = "debug", EMPTY = "" }
 working_dir = "bin"
+optional = true
 
 [plugin.config]
 prefix = "CI_"
@@ -90,6 +91,10 @@ command = "./bin/../bin/plug"
     assert!(alpha.config.is_empty() && alpha.args.is_empty() && alpha.env.is_empty());
     assert_eq!(alpha.working_dir, None);
     assert_eq!(alpha.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+    assert!(
+        zeta.optional && !alpha.optional,
+        "optional is false unless set"
+    );
 }
 
 #[test]
@@ -473,7 +478,7 @@ fn plugin_dir() -> tempfile::TempDir {
     .expect("write");
     fs::write(
         two.join(PLUGIN_FILE_NAME),
-        "name = \"second\"\ncommand = \"sh\"\nargs = [\"plugin.sh\"]\n[config]\nk = \"v\"\n",
+        "name = \"second\"\ncommand = \"sh\"\nargs = [\"plugin.sh\"]\noptional = true\n[config]\nk = \"v\"\n",
     )
     .expect("write");
     root
@@ -500,6 +505,7 @@ fn discover_plugin_folders() {
     assert!(second.command.ends_with("sh") && second.command.is_absolute());
     assert_eq!(second.args, ["plugin.sh"]);
     assert_eq!(Value::Object(second.config.clone()), json!({"k": "v"}));
+    assert!(second.optional && !one.optional);
 
     let defaults = Defaults {
         handshake_timeout: Duration::from_secs(1),
@@ -625,4 +631,27 @@ fn the_daemon_section_is_read_and_its_errors_name_the_field() {
     assert!(err.contains(":2"), "{err}");
     let err = load_err(dir.path(), "[daemon]\ncontrol_grop = \"ops\"\n");
     assert!(err.contains("control_grop"), "{err}");
+}
+
+#[test]
+fn the_http_section_gives_the_listen_address_and_a_bad_one_names_its_line() {
+    let dir = fixture();
+    let cfg = load(write_config(dir.path(), "")).expect("valid");
+    assert_eq!(cfg.http.listen, None);
+    let path = write_config(dir.path(), "[http]\nlisten = \"127.0.0.1:0\"\n");
+    let cfg = load(&path).expect("valid");
+    assert_eq!(cfg.http.listen, Some("127.0.0.1:0".parse().expect("addr")));
+    let cfg = load(write_config(
+        dir.path(),
+        "[http]\nlisten = \"[::1]:9464\"\n",
+    ))
+    .expect("v6");
+    assert_eq!(cfg.http.listen, Some("[::1]:9464".parse().expect("addr")));
+    let err = load_err(dir.path(), "[http]\nlisten = \"localhost\"\n");
+    assert!(err.contains("http"), "{err}");
+    assert!(err.contains("listen"), "{err}");
+    assert!(err.contains(":2"), "{err}");
+    assert!(err.contains("127.0.0.1:9464"), "{err}");
+    let err = load_err(dir.path(), "[http]\nlisen = \"127.0.0.1:1\"\n");
+    assert!(err.contains("lisen"), "{err}");
 }

@@ -40,6 +40,15 @@ struct FileToml {
     plugin: Vec<Spanned<PluginToml>>,
     #[serde(default)]
     daemon: DaemonToml,
+    #[serde(default)]
+    http: HttpToml,
+}
+
+/// The `[http]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpToml {
+    listen: Option<Spanned<String>>,
 }
 
 /// The `[daemon]` table.
@@ -78,6 +87,8 @@ struct PluginToml {
     #[serde(default)]
     subscriptions: BTreeMap<Spanned<String>, SubscriptionToml>,
     enabled: Option<bool>,
+    #[serde(default)]
+    optional: bool,
     restart: Option<RestartPolicy>,
     health_interval: Option<Spanned<DurationText>>,
     health_misses: Option<Spanned<u32>>,
