@@ -186,5 +186,24 @@ async fn status_counts_exactly_what_happened() {
     assert!(row("crash ").contains("1 (crashed)"), "{table}");
     assert!(row("ok ").contains("ready (optional)"), "{table}");
     assert!(table.contains("jobs: 1 exit code, 1 succeeded"), "{table}");
+
+    // `optional` alone changes on a reload: the plugin keeps running.
+    let pid = ok["pid"].clone();
+    up.write_config(&config().replace("optional = true\n", ""));
+    let reload = up.cli(&["reload"]);
+    assert!(reload.status.success(), "{}", common::text(&reload.stderr));
+    let after = up.cli_json(&["status", "ok"]);
+    let ok = plugin_of(&after, "ok");
+    assert_eq!(
+        (&ok["pid"], &ok["optional"]),
+        (&pid, &json!(false)),
+        "{ok:#}"
+    );
+    assert_eq!(ok["restarts"], 0);
+    assert_eq!(
+        ok["invocations"],
+        only("ok", 2),
+        "counts survive the reload"
+    );
     up.stop();
 }
