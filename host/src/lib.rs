@@ -57,8 +57,9 @@ pub use dispatch::{
 };
 pub use error::{CallError, Error, ErrorKind};
 pub use figures::{
-    BUCKET_BOUNDS, CallFigures, Figures, Histogram, JobCounts, JobResult, LATENCY_WINDOW, Outcomes,
-    PhaseFigures, PluginFigures, RestartReason, Stats, StatsSnapshot, UnknownJobResult,
+    BUCKET_BOUNDS, CallFigures, Figures, Histogram, JobCounts, JobResult, LATENCY_WINDOW,
+    MAX_PHASES, OTHER_PHASES, Outcomes, PhaseFigures, PluginFigures, RestartReason, Stats,
+    StatsSnapshot, UnknownJobResult,
 };
 pub use host::{
     Host, HostEvent, NoSuchPlugin, PluginChange, ReloadError, ReloadPlan, StartFailures, start_all,

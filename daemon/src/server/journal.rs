@@ -12,6 +12,7 @@ use outboard_proto::control::v1 as wire;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::status::event_status;
+use crate::logs::LogBook;
 use crate::wire::{dispatch_event, plan_names, plan_to_proto, timestamp};
 
 /// How many recent events the journal keeps for a new watcher.
@@ -67,15 +68,17 @@ impl Journal {
     }
 
     /// Records `host`'s events (from `events`, taken from it) until its
-    /// channel closes.
+    /// channel closes; a plugin's status carries its log counts from
+    /// `logs`.
     pub(crate) async fn record_from(
         &self,
         host: &Host,
+        logs: &LogBook,
         mut events: broadcast::Receiver<HostEvent>,
     ) {
         loop {
             match events.recv().await {
-                Ok(event) => self.record(event_to_proto(host, &event)),
+                Ok(event) => self.record(event_to_proto(host, logs, &event)),
                 // The journal fell behind the host: its watchers are told.
                 Err(RecvError::Lagged(missed)) => {
                     self.record(wire::watch_response::Event::Missed(missed));
@@ -87,10 +90,12 @@ impl Journal {
 }
 
 /// A host event as the wire's.
-fn event_to_proto(host: &Host, event: &HostEvent) -> wire::watch_response::Event {
+fn event_to_proto(host: &Host, logs: &LogBook, event: &HostEvent) -> wire::watch_response::Event {
     use wire::watch_response::Event;
     match event {
-        HostEvent::Plugin { name, status } => Event::PluginStatus(event_status(host, name, status)),
+        HostEvent::Plugin { name, status } => {
+            Event::PluginStatus(event_status(host, logs, name, status))
+        }
         HostEvent::Dispatch(report) => Event::Dispatch(dispatch_event(report)),
         HostEvent::Reload { plan, error } => Event::Reload(wire::ReloadEvent {
             plan: Some(plan_to_proto(plan)),

@@ -141,7 +141,7 @@ impl Daemon {
             let inner = recorder;
             let mut closing = inner.closing.subscribe();
             tokio::select! {
-                () = inner.journal.record_from(&inner.host, events) => {}
+                () = inner.journal.record_from(&inner.host, &inner.options.logs, events) => {}
                 _ = closing.wait_for(|c| *c) => {}
             }
         });

@@ -61,7 +61,7 @@ impl Service {
 
     /// `plugin`'s status as of `status`, with its log counts (no usage).
     fn status_of(&self, plugin: &Supervisor, status: &outboard_host::Status) -> wire::PluginStatus {
-        status_of(plugin, status, None, Some(&self.daemon.inner.options.logs))
+        status_of(plugin, status, None, &self.daemon.inner.options.logs)
     }
 
     /// The daemon's own status.

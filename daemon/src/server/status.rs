@@ -56,7 +56,7 @@ pub(crate) async fn with_usage(
         .iter()
         .map(|(plugin, status)| {
             let group = status.pid.and_then(|pid| usage.get(&pid));
-            status_of(plugin, status, group, Some(logs))
+            status_of(plugin, status, group, logs)
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -64,12 +64,12 @@ pub(crate) async fn with_usage(
 }
 
 /// `plugin`'s status as of `status`, with `usage` if sampled and its log
-/// counts if `logs` is given.
+/// counts from `logs`.
 pub(crate) fn status_of(
     plugin: &Supervisor,
     status: &Status,
     usage: Option<&GroupUsage>,
-    logs: Option<&LogBook>,
+    logs: &LogBook,
 ) -> wire::PluginStatus {
     let manifest = plugin.manifest();
     let stats = plugin.stats().snapshot();
@@ -81,18 +81,23 @@ pub(crate) fn status_of(
         status,
         stats: &stats,
         figures: &figures,
-        logs: logs.map(|l| l.counts(plugin.name())).unwrap_or_default(),
+        logs: logs.counts(plugin.name()),
         usage,
         now: SystemTime::now(),
     })
 }
 
-/// A status change of the plugin `name` for the journal: its manifest and
-/// statistics as they are now, no usage. A plugin the host no longer has
-/// (a reload removed it) is described by its state alone.
-pub(crate) fn event_status(host: &Host, name: &str, status: &Status) -> wire::PluginStatus {
+/// A status change of the plugin `name` for the journal: its manifest,
+/// statistics and log counts as they are now, no usage. A plugin the host
+/// no longer has (a reload removed it) is described by its state alone.
+pub(crate) fn event_status(
+    host: &Host,
+    logs: &LogBook,
+    name: &str,
+    status: &Status,
+) -> wire::PluginStatus {
     match host.plugin(name) {
-        Some(plugin) => status_of(&plugin, status, None, None),
+        Some(plugin) => status_of(&plugin, status, None, logs),
         None => wire::PluginStatus {
             name: name.to_owned(),
             state: crate::wire::state_to_proto(status.state) as i32,

@@ -15,6 +15,13 @@
 //! not). A plugin a reload removed keeps its figures (it may come back);
 //! the names are the operator's configuration, so the set stays bounded.
 //!
+//! Phase names come from the config and from plugins' manifests, so the
+//! figures keep at most [`MAX_PHASES`] phases apart (per host, and per
+//! plugin): a plugin subscribing to thousands of phases, or to new ones at
+//! each restart, cannot grow them without end. Past the bound, a phase's
+//! dispatches are not counted per phase, and a plugin's calls for it are
+//! counted together under [`OTHER_PHASES`].
+//!
 //! The call path does no lookup: each route holds its phase's counters and
 //! each subscriber its (plugin, phase) counters, resolved when the routes
 //! are built (see `crate::host::generation`). The library knows nothing of
@@ -52,6 +59,14 @@ pub use plugin::{LATENCY_WINDOW, PluginFigures, Stats, StatsSnapshot};
 pub use restarts::RestartReason;
 
 pub(crate) use calls::CallCounters;
+
+/// The most phases the figures keep apart, per host and per plugin.
+pub const MAX_PHASES: usize = 256;
+
+/// The phase a plugin's calls are listed under once it was called for more
+/// than [`MAX_PHASES`] phases; not a valid phase name, so it names no real
+/// one.
+pub const OTHER_PHASES: &str = "(other)";
 pub(crate) use phase::PhaseCounters;
 
 /// Every figure the host keeps, at one moment.
@@ -105,12 +120,18 @@ impl Ledger {
             .clone()
     }
 
-    /// The counters of the phase `name`.
-    pub(crate) fn phase(&self, name: &str) -> Arc<PhaseCounters> {
-        locked(&self.phases)
-            .entry(name.to_owned())
-            .or_default()
-            .clone()
+    /// The counters of the phase `name`; `None` once [`MAX_PHASES`] other
+    /// phases have some (its dispatches are then not counted per phase).
+    pub(crate) fn phase(&self, name: &str) -> Option<Arc<PhaseCounters>> {
+        let mut phases = locked(&self.phases);
+        if let Some(counters) = phases.get(name) {
+            return Some(counters.clone());
+        }
+        if phases.len() >= MAX_PHASES {
+            tracing::debug!("more than {MAX_PHASES} phases: phase {name} is not counted apart");
+            return None;
+        }
+        Some(phases.entry(name.to_owned()).or_default().clone())
     }
 
     /// Counts a job that ended with `result`.

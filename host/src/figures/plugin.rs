@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::calls::{CallCounters, CallFigures, Outcomes};
-use super::locked;
 use super::restarts::{RestartReason, Restarts};
+use super::{MAX_PHASES, OTHER_PHASES, locked};
 use crate::dispatch::{Entry, Outcome};
 
 /// How many of the latest calls the latency percentiles cover.
@@ -29,9 +29,11 @@ pub const LATENCY_WINDOW: usize = 1024;
 /// duration.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Per phase it was ever routed for; looked up when routes are built,
-    /// not per call.
+    /// Per phase it was ever routed for (at most [`MAX_PHASES`]); looked
+    /// up when routes are built, not per call.
     calls: Mutex<BTreeMap<String, Arc<CallCounters>>>,
+    /// Its calls for the phases past [`MAX_PHASES`], together.
+    other: Arc<CallCounters>,
     /// The durations of the last [`LATENCY_WINDOW`] calls made.
     latencies: Mutex<Ring>,
     /// Starts after the first, by why they happened.
@@ -74,7 +76,9 @@ pub struct PluginFigures {
     /// Spawn to ready of the latest start that got there (waiting for the
     /// plugins it depends on included); `None` before any.
     pub last_start_duration: Option<Duration>,
-    /// One per phase it was ever routed for, by phase name.
+    /// One per phase it was ever routed for, by phase name (and
+    /// [`OTHER_PHASES`] last, for calls past [`MAX_PHASES`] phases, if
+    /// any).
     pub calls: Vec<CallFigures>,
 }
 
@@ -98,10 +102,14 @@ impl Stats {
     /// The counters of its calls for `phase`, made on first use. Called
     /// when routes are built, so that a dispatch needs no lookup.
     pub(crate) fn calls(&self, phase: &str) -> Arc<CallCounters> {
-        locked(&self.calls)
-            .entry(phase.to_owned())
-            .or_default()
-            .clone()
+        let mut calls = locked(&self.calls);
+        if let Some(counters) = calls.get(phase) {
+            return counters.clone();
+        }
+        if calls.len() >= MAX_PHASES {
+            return self.other.clone();
+        }
+        calls.entry(phase.to_owned()).or_default().clone()
     }
 
     /// Counts one dispatch entry into `calls` (this plugin's counters for
@@ -131,7 +139,7 @@ impl Stats {
         // waits for a sort.
         let mut window = locked(&self.latencies).durations();
         window.sort_unstable();
-        let mut outcomes = Outcomes::default();
+        let mut outcomes = self.other.outcomes();
         for calls in locked(&self.calls).values() {
             outcomes.add(&calls.outcomes());
         }
@@ -145,10 +153,13 @@ impl Stats {
 
     /// Every figure of the plugin `name` now.
     pub fn figures(&self, name: &str) -> PluginFigures {
-        let calls = locked(&self.calls)
+        let mut calls: Vec<CallFigures> = locked(&self.calls)
             .iter()
             .map(|(phase, calls)| calls.snapshot(phase))
             .collect();
+        if self.other.outcomes().total() > 0 {
+            calls.push(self.other.snapshot(OTHER_PHASES));
+        }
         PluginFigures {
             name: name.to_owned(),
             restarts: self.restarts.snapshot(),
@@ -247,6 +258,27 @@ mod tests {
         assert_eq!(s.total(), 11);
         // The skipped call was never made: it has no latency.
         assert_eq!(s.window, 10);
+    }
+
+    #[test]
+    fn phases_past_the_bound_are_counted_together() {
+        let stats = Stats::default();
+        for i in 0..MAX_PHASES + 5 {
+            let calls = stats.calls(&format!("phase-{i}"));
+            stats.record(&calls, &entry(Outcome::Ok, None, 1));
+        }
+        // A phase kept apart stays apart.
+        stats.record(&stats.calls("phase-0"), &entry(Outcome::Ok, None, 1));
+        let figures = stats.figures("p");
+        assert_eq!(figures.calls.len(), MAX_PHASES + 1);
+        let other = figures
+            .calls
+            .last()
+            .map(|c| (c.phase.as_str(), c.outcomes.ok));
+        assert_eq!(other, Some((OTHER_PHASES, 5)));
+        assert_eq!(figures.outcomes().ok, MAX_PHASES as u64 + 6);
+        assert_eq!(stats.snapshot().outcomes.ok, MAX_PHASES as u64 + 6);
+        assert!(!outboard_proto::names::is_valid_phase_name(OTHER_PHASES));
     }
 
     #[test]

@@ -257,3 +257,15 @@ async fn a_job_on_the_host_is_counted_by_result() {
     assert_eq!(jobs.by_result.values().sum::<u64>(), 2);
     host.stop().await;
 }
+
+#[test]
+fn the_ledger_keeps_at_most_so_many_phases_apart() {
+    let ledger = super::Ledger::default();
+    for i in 0..super::MAX_PHASES {
+        assert!(ledger.phase(&format!("phase-{i}")).is_some());
+    }
+    assert!(ledger.phase("one-too-many").is_none());
+    // Those it has are still handed out.
+    assert!(ledger.phase("phase-0").is_some());
+    assert_eq!(ledger.figures().phases.len(), super::MAX_PHASES);
+}

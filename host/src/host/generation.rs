@@ -73,7 +73,7 @@ impl Generation {
         for name in phases.keys().map(String::as_str).chain(subscribed) {
             if !routes.contains_key(name) {
                 let spec = phases.get(name).copied().unwrap_or_default();
-                let counters = Some(figures.phase(name));
+                let counters = figures.phase(name);
                 let route = Route::resolve(name, spec, plugins, counters);
                 routes.insert(name.to_owned(), route);
             }
