@@ -11,6 +11,11 @@
 //! up to the drain timeout, the plugins stop dependents first, the socket
 //! and its lock are removed, exit 0; a second signal kills the plugins'
 //! groups at once (exit 130).
+//!
+//! Under systemd (`NOTIFY_SOCKET` set) the service manager is told the same
+//! moments: `READY=1` with the `ready:` line, `RELOADING=1` and `READY=1`
+//! around each reload, `STOPPING=1` when the stop begins, and watchdog
+//! pings if it asks for them (`outboard_daemon::systemd`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -19,6 +24,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use outboard_daemon::control_socket::{Claim, Group};
 use outboard_daemon::server::{Daemon, Loader, Options, ReloadFailure};
+use outboard_daemon::systemd::Notifier;
 use outboard_host::{Host, HostEvent, ReloadPlan, Status};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
@@ -46,6 +52,8 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     // Before any plugin starts: a second daemon refuses without starting
     // anything.
     let claim = Claim::take(&path, group)?;
+    // Read before any plugin starts; plugins never inherit it.
+    let notifier = Notifier::from_env();
     let host = tokio::select! {
         host = Host::start(&config) => Arc::new(host?),
         () = stop_request(&mut signals) => {
@@ -53,7 +61,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
             return Ok(EXIT_INTERRUPTED);
         }
     };
-    let daemon = Daemon::new(host.clone(), options(&args.source));
+    let daemon = Daemon::new(host.clone(), options(&args.source, notifier));
     let served = claim
         .bind()
         .map_err(anyhow::Error::from)
@@ -79,7 +87,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     say!("outboard: control socket {}", socket.path().display());
     let printer = Printer::new(args.json);
     tokio::select! {
-        () = follow(&host, &printer) => {}
+        () = follow(&daemon, &printer) => {}
         () = until_stop(&daemon, &mut signals) => {}
     }
     say!(
@@ -99,7 +107,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
 
 /// What the daemon serves besides the host: the config source a reload
 /// reads again (the same loading as at start) and the plugins' log book.
-fn options(source: &Source) -> Options {
+fn options(source: &Source, notifier: Notifier) -> Options {
     let reread = Source {
         config: source.config.clone(),
         plugin_dir: source.plugin_dir.clone(),
@@ -109,6 +117,7 @@ fn options(source: &Source) -> Options {
         config_source: describe(source),
         loader,
         logs: log_book().unwrap_or_default(),
+        notifier,
     }
 }
 
@@ -226,10 +235,11 @@ impl Printer {
     }
 }
 
-/// Prints every plugin's state, says the host is ready, then prints each
-/// change as the host tells of it (plugins a reload adds included); never
-/// returns.
-async fn follow(host: &Host, printer: &Printer) {
+/// Prints every plugin's state, says the host is ready (on stderr and to
+/// the service manager), then prints each change as the host tells of it
+/// (plugins a reload adds included); never returns.
+async fn follow(daemon: &Daemon, printer: &Printer) {
+    let host = daemon.host();
     // Subscribed before the first states are read: no change falls between.
     let mut events = host.events();
     let mut last = HashMap::new();
@@ -247,12 +257,16 @@ async fn follow(host: &Host, printer: &Printer) {
     // plugin has started (Host::start returns only then) and the control
     // socket is served.
     let count = host.plugins().len();
+    let supervised = format!(
+        "{count} plugin{} under supervision",
+        if count == 1 { "" } else { "s" }
+    );
     say!(
-        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops {}, SIGHUP reloads",
-        if count == 1 { "" } else { "s" },
+        "outboard: ready: {supervised} (pid {}); SIGINT or SIGTERM stops {}, SIGHUP reloads",
         std::process::id(),
         if count == 1 { "it" } else { "them" },
     );
+    daemon.ready(&supervised);
     loop {
         match events.recv().await {
             Ok(HostEvent::Plugin { name, status }) => show(&name, &status, &mut last),

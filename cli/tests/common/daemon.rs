@@ -11,6 +11,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -62,6 +63,15 @@ impl Daemon {
     /// config's text and more arguments for `outboard up` (such as
     /// `--plugin-dir`).
     pub fn start_with(write: impl FnOnce(&Path) -> (String, Vec<String>)) -> Daemon {
+        Daemon::start_with_env(&[], write)
+    }
+
+    /// Like [`Daemon::start_with`], with `env` set for the daemon (such as
+    /// `NOTIFY_SOCKET`).
+    pub fn start_with_env(
+        env: &[(&str, &OsStr)],
+        write: impl FnOnce(&Path) -> (String, Vec<String>),
+    ) -> Daemon {
         let work = tempfile::Builder::new()
             .prefix("obd-")
             .tempdir_in("/tmp")
@@ -69,10 +79,15 @@ impl Daemon {
         let config_path = work.path().join("outboard.toml");
         let (config, args) = write(work.path());
         std::fs::write(&config_path, config).unwrap();
-        Daemon::start_on(work, config_path, &args)
+        Daemon::start_on(work, config_path, &args, env)
     }
 
-    fn start_on(work: tempfile::TempDir, config: PathBuf, args: &[String]) -> Daemon {
+    fn start_on(
+        work: tempfile::TempDir,
+        config: PathBuf,
+        args: &[String],
+        env: &[(&str, &OsStr)],
+    ) -> Daemon {
         let sandbox = Sandbox::new();
         let socket = work.path().join("ctl").join("control.sock");
         let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
@@ -85,6 +100,11 @@ impl Daemon {
             .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
             .env_remove("OUTBOARD_PLUGIN_DIR")
             .env_remove("OUTBOARD_CONTROL_SOCKET")
+            // A test run under a service manager must not notify it.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -263,8 +283,8 @@ impl Daemon {
 
     /// SIGTERMs the daemon and waits for it: it exits 0, its control
     /// socket is gone, none of its plugins (nor any child) runs on, and no
-    /// runtime directory is left.
-    pub fn stop(mut self) {
+    /// runtime directory is left. Returns all it wrote on stderr.
+    pub fn stop(mut self) -> String {
         let mut child = self.child.take().expect("running");
         let pid = child.id();
         let plugins: Vec<u32> = children_of(pid).into_iter().map(|(p, _)| p).collect();
@@ -302,6 +322,7 @@ impl Daemon {
             plugins.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
         );
         self.sandbox.assert_empty();
+        stderr
     }
 
     /// A fixture plugin written as a shell script in the work directory
