@@ -58,10 +58,9 @@ impl Daemon {
     /// `STOPPING=1`: the shutdown begins.
     pub(super) fn notify_stopping(&self, drain: Duration) {
         self.inner.options.notifier.stopping(&format!(
-            "stopping: no new work; dispatches in flight ({}) get up to {} ms, then every plugin \
-             stops",
+            "stopping: no new work; dispatches in flight ({}) get up to {drain:?}, then every \
+             plugin stops",
             self.inner.host.in_flight(),
-            drain.as_millis()
         ));
     }
 }

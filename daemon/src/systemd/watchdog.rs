@@ -61,20 +61,14 @@ pub async fn run(notifier: Notifier, every: Duration, probe: Probe) {
             }
             Err(_) => {
                 tracing::error!(
-                    "the host did not answer the watchdog's status probe within {}; pings \
-                     withheld until it does (systemd restarts the daemon when WatchdogSec \
-                     passes without one)",
-                    humantime_ms(every)
+                    "the host did not answer the watchdog's status probe within {every:?}; \
+                     pings withheld until it does (systemd restarts the daemon when WatchdogSec \
+                     passes without one)"
                 );
                 pending = Some(check);
             }
         }
     }
-}
-
-/// `d` in milliseconds, for people.
-fn humantime_ms(d: Duration) -> String {
-    format!("{} ms", d.as_millis())
 }
 
 #[cfg(test)]
