@@ -290,6 +290,11 @@ pub(crate) struct UpArgs {
     /// [daemon] drain_timeout, else 30s; at most 1h, as for that key).
     #[arg(long, value_name = "DURATION", value_parser = drain_timeout)]
     pub(crate) drain_timeout: Option<Duration>,
+    /// Serve /metrics, /healthz, /readyz and /plugins/NAME/health over
+    /// HTTP on this address, e.g. 127.0.0.1:9464 (port 0 picks a free one;
+    /// default: the config's [http] listen, else no listener).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<std::net::SocketAddr>,
 }
 
 /// The arguments of `outboard describe`.

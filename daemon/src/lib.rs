@@ -16,8 +16,11 @@
 //! - `systemd`: `sd_notify` readiness, reload, stop and watchdog
 //!   notifications, when `NOTIFY_SOCKET` is set.
 //! - `wire`: the host's types as `outboard.control.v1` messages and back.
+//! - `http`: the HTTP listener: `/metrics`, `/healthz`, `/readyz`,
+//!   `/plugins/<name>/health`.
 
 pub mod control_socket;
+pub mod http;
 mod incoming;
 pub mod logs;
 pub mod peer;

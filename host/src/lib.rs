@@ -66,6 +66,6 @@ pub use output::{Escaped, Stream};
 #[cfg(feature = "test-util")]
 pub use supervisor::fake as testing;
 pub use supervisor::{
-    Instance, LATENCY_WINDOW, Launcher, PluginLauncher, State, Stats, StatsSnapshot, Status,
-    Supervisor,
+    HealthCheck, Instance, LATENCY_WINDOW, Launcher, PluginLauncher, State, Stats, StatsSnapshot,
+    Status, Supervisor,
 };

@@ -12,6 +12,11 @@
 //! and its lock are removed, exit 0; a second signal kills the plugins'
 //! groups at once (exit 130).
 //!
+//! With `--http ADDR` (or `[http] listen`), an HTTP listener for
+//! `/metrics` and the probes is bound before any plugin starts, said as
+//! `outboard: http http://ADDR` with the port it got, and stopped after the
+//! plugins.
+//!
 //! Under systemd (`NOTIFY_SOCKET` set) the service manager is told the same
 //! moments: `READY=1` with the `ready:` line, `RELOADING=1` and `READY=1`
 //! around each reload, `STOPPING=1` when the stop begins, and watchdog
@@ -19,15 +24,20 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use outboard_daemon::control_socket::{Claim, Group};
+use outboard_daemon::http::HttpState;
+use outboard_daemon::logs::LogBook;
 use outboard_daemon::server::{Daemon, Loader, Options, ReloadFailure};
 use outboard_daemon::systemd::Notifier;
 use outboard_host::{Host, HostEvent, ReloadPlan, Status};
-use tokio::sync::Notify;
+use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
 
 use super::{load_config, stop};
 use crate::args::{Source, UpArgs};
@@ -54,6 +64,10 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     let claim = Claim::take(&path, group)?;
     // Read before any plugin starts; plugins never inherit it.
     let notifier = Notifier::from_env();
+    let logs = log_book().unwrap_or_default();
+    // Bound before any plugin starts too: a taken port is said at once,
+    // and a probe meanwhile hears "starting", not a refused connection.
+    let http = Http::start(args.http.or(config.http.listen), &logs).await?;
     let host = tokio::select! {
         host = Host::start(&config) => Arc::new(host?),
         () = stop_request(&mut signals) => {
@@ -61,7 +75,10 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
             return Ok(EXIT_INTERRUPTED);
         }
     };
-    let daemon = Daemon::new(host.clone(), options(&args.source, notifier));
+    if let Some(http) = &http {
+        http.state.attach(host.clone());
+    }
+    let daemon = Daemon::new(host.clone(), options(&args.source, logs, notifier));
     let served = claim
         .bind()
         .map_err(anyhow::Error::from)
@@ -97,17 +114,70 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
         humantime::format_duration(drain)
     );
     signals.ignore_hangup();
+    if let Some(http) = &http {
+        http.state.close();
+    }
     let groups = stop::Groups::of(&host);
     let killed = stop::stop_or_kill(daemon.shutdown(drain), &groups, &mut signals).await;
     server.stop().await;
+    if let Some(http) = http {
+        http.stop().await;
+    }
     // The socket, then its lock.
     drop(socket);
     Ok(if killed { EXIT_INTERRUPTED } else { 0 })
 }
 
+/// The HTTP listener, when one is asked for.
+struct Http {
+    /// What its handlers read; the host is attached once started.
+    state: HttpState,
+    /// Tells it to stop.
+    stop: oneshot::Sender<()>,
+    /// Its accept loop.
+    task: JoinHandle<()>,
+}
+
+impl Http {
+    /// Binds `addr` (if given) and serves on it; says where, with the port
+    /// the system picked for port 0. The error names the address.
+    async fn start(addr: Option<SocketAddr>, logs: &LogBook) -> anyhow::Result<Option<Http>> {
+        let Some(addr) = addr else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for HTTP on {addr} (--http or [http] listen)")
+        })?;
+        let bound = listener
+            .local_addr()
+            .with_context(|| format!("the HTTP listener on {addr}"))?;
+        let state = HttpState::new(logs.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(outboard_daemon::http::serve(
+            listener,
+            state.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        say!("outboard: http http://{bound}");
+        Ok(Some(Http { state, stop, task }))
+    }
+
+    /// Stops accepting; responses in flight are finished (each within a
+    /// bound) before it returns.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(err) = self.task.await {
+            say!("outboard: the HTTP listener failed: {err}");
+        }
+    }
+}
+
 /// What the daemon serves besides the host: the config source a reload
-/// reads again (the same loading as at start) and the plugins' log book.
-fn options(source: &Source, notifier: Notifier) -> Options {
+/// reads again (the same loading as at start), the plugins' log book and
+/// the service manager to notify.
+fn options(source: &Source, logs: LogBook, notifier: Notifier) -> Options {
     let reread = Source {
         config: source.config.clone(),
         plugin_dir: source.plugin_dir.clone(),
@@ -116,7 +186,7 @@ fn options(source: &Source, notifier: Notifier) -> Options {
     Options {
         config_source: describe(source),
         loader,
-        logs: log_book().unwrap_or_default(),
+        logs,
         notifier,
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! # Layout
 //!
-//! - this file: [`LogBook`], [`LogLine`], [`Limits`].
+//! - this file: [`LogBook`], [`LogLine`], [`LogCounts`], [`Limits`].
 //! - `ring`: one plugin's bounded ring, a pure data structure.
 //! - `layer`: [`LogLayer`], the tracing layer that feeds the book.
 
@@ -79,6 +79,18 @@ impl LogLine {
             tracing::Level::TRACE => "trace",
         }
     }
+}
+
+/// A plugin's lines counted since the book began keeping them (or last
+/// forgot them): they survive the plugin's restarts and reloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogCounts {
+    /// Lines the plugin wrote (each stdout or stderr line, each crash
+    /// report).
+    pub lines: u64,
+    /// Of those, lines pushed out of the ring (oldest first) to keep it
+    /// within its [`Limits`]: no longer shown by `outboard logs`.
+    pub dropped: u64,
 }
 
 /// How much of each plugin's output the book keeps.
@@ -209,6 +221,20 @@ impl LogBook {
     /// since the book began or last forgot it).
     pub fn contains(&self, plugin: &str) -> bool {
         self.existing(plugin).is_some()
+    }
+
+    /// Every plugin's line counts, in name order.
+    pub fn counts(&self) -> Vec<(Arc<str>, LogCounts)> {
+        let logs: Vec<(Arc<str>, Arc<Mutex<PluginLog>>)> = read_map(&self.inner)
+            .iter()
+            .map(|(name, log)| (name.clone(), log.clone()))
+            .collect();
+        let mut counts: Vec<(Arc<str>, LogCounts)> = logs
+            .into_iter()
+            .map(|(name, log)| (name, lock(&log).ring.counts()))
+            .collect();
+        counts.sort_by(|a, b| a.0.cmp(&b.0));
+        counts
     }
 
     /// The plugins whose logs the book holds, in name order.

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{Limits, LogLine};
+use super::{Limits, LogCounts, LogLine};
 
 /// What a line is charged beyond its text: the record around it, so that
 /// a flood of empty lines is bounded by bytes too.
@@ -23,6 +23,8 @@ pub(super) struct Ring {
     bytes: usize,
     /// The sequence number the next line gets.
     next_sequence: u64,
+    /// Lines pushed out to keep within the bounds, since the ring began.
+    dropped: u64,
     limits: Limits,
 }
 
@@ -32,6 +34,7 @@ impl Ring {
             lines: VecDeque::new(),
             bytes: 0,
             next_sequence: 1,
+            dropped: 0,
             limits,
         }
     }
@@ -49,11 +52,20 @@ impl Ring {
         {
             if let Some(old) = self.lines.pop_front() {
                 self.bytes -= cost(&old);
+                self.dropped += 1;
             }
         }
         self.bytes += cost(&line);
         self.lines.push_back(line.clone());
         line
+    }
+
+    /// Lines recorded and lines dropped, since the ring began.
+    pub(super) fn counts(&self) -> LogCounts {
+        LogCounts {
+            lines: self.next_sequence - 1,
+            dropped: self.dropped,
+        }
     }
 
     /// The lines at or after `since` (all if `None`), then only the last

@@ -57,6 +57,32 @@ fn a_flood_keeps_within_both_bounds_and_numbers_show_the_gap() {
     assert_eq!(held.last().map(|l| l.sequence), Some(100_000));
     // One plugin's flood leaves another's lines alone.
     assert_eq!(book.read("short", None, None).len(), 1000);
+    // Every line is counted, and every one pushed out is counted dropped.
+    let counts: Vec<(String, LogCounts)> = book
+        .counts()
+        .into_iter()
+        .map(|(name, c)| (name.to_string(), c))
+        .collect();
+    let long_dropped = 100_000 - held.len() as u64;
+    assert_eq!(
+        counts,
+        [
+            (
+                "long".to_owned(),
+                LogCounts {
+                    lines: 100_000,
+                    dropped: long_dropped
+                }
+            ),
+            (
+                "short".to_owned(),
+                LogCounts {
+                    lines: 100_000,
+                    dropped: 99_000
+                }
+            ),
+        ]
+    );
 }
 
 #[test]

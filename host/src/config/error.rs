@@ -49,6 +49,8 @@ pub enum Subject {
     Phase(String),
     /// The `[daemon]` section: `daemon`.
     Daemon,
+    /// The `[http]` section: `http`.
+    Http,
 }
 
 impl fmt::Display for Subject {
@@ -60,6 +62,7 @@ impl fmt::Display for Subject {
             Subject::Defaults => f.write_str("defaults"),
             Subject::Phase(name) => write!(f, "phase {name:?}"),
             Subject::Daemon => f.write_str("daemon"),
+            Subject::Http => f.write_str("http"),
         }
     }
 }

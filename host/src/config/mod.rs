@@ -44,6 +44,9 @@
 //! [daemon]                         # optional; `outboard up` only, read at start
 //! control_group = "ops"            # may use the control socket too (0660); default: none
 //! drain_timeout = "30s"            # SIGTERM: in-flight dispatches get this long
+//!
+//! [http]                           # optional; `outboard up` only, read at start
+//! listen = "127.0.0.1:9464"        # /metrics, /healthz, /readyz; default: no listener
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory
@@ -99,7 +102,7 @@ pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
 pub use spec::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_STOP_GRACE,
-    DaemonSpec, Defaults, HostConfig, PluginSpec,
+    DaemonSpec, Defaults, HostConfig, HttpSpec, PluginSpec,
 };
 pub use subscription::{Retry, SubscriptionOverride};
 pub use supervision::{RestartPolicy, Supervision};

@@ -124,6 +124,14 @@ impl Default for DaemonSpec {
     }
 }
 
+/// The `[http]` section: the daemon's HTTP listener (`/metrics`, the
+/// probes). Read at start; a reload does not change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HttpSpec {
+    /// Where to listen (an IP address and a port); `None`: no listener.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// The host's configuration: its plugins, sorted by name, and the defaults
 /// they were filled in with.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -137,6 +145,8 @@ pub struct HostConfig {
     pub phases: BTreeMap<String, PhaseSpec>,
     /// The `[daemon]` section, with built-in values where it is silent.
     pub daemon: DaemonSpec,
+    /// The `[http]` section: none unless the file has one.
+    pub http: HttpSpec,
 }
 
 impl HostConfig {

@@ -626,3 +626,26 @@ fn the_daemon_section_is_read_and_its_errors_name_the_field() {
     let err = load_err(dir.path(), "[daemon]\ncontrol_grop = \"ops\"\n");
     assert!(err.contains("control_grop"), "{err}");
 }
+
+#[test]
+fn the_http_section_gives_the_listen_address_and_a_bad_one_names_its_line() {
+    let dir = fixture();
+    let cfg = load(write_config(dir.path(), "")).expect("valid");
+    assert_eq!(cfg.http.listen, None);
+    let path = write_config(dir.path(), "[http]\nlisten = \"127.0.0.1:0\"\n");
+    let cfg = load(&path).expect("valid");
+    assert_eq!(cfg.http.listen, Some("127.0.0.1:0".parse().expect("addr")));
+    let cfg = load(write_config(
+        dir.path(),
+        "[http]\nlisten = \"[::1]:9464\"\n",
+    ))
+    .expect("v6");
+    assert_eq!(cfg.http.listen, Some("[::1]:9464".parse().expect("addr")));
+    let err = load_err(dir.path(), "[http]\nlisten = \"localhost\"\n");
+    assert!(err.contains("http"), "{err}");
+    assert!(err.contains("listen"), "{err}");
+    assert!(err.contains(":2"), "{err}");
+    assert!(err.contains("127.0.0.1:9464"), "{err}");
+    let err = load_err(dir.path(), "[http]\nlisen = \"127.0.0.1:1\"\n");
+    assert!(err.contains("lisen"), "{err}");
+}

@@ -42,6 +42,7 @@
 #[cfg(any(test, feature = "test-util"))]
 #[cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
 pub mod fake;
+mod health;
 mod instance;
 mod policy;
 mod run;
@@ -62,6 +63,7 @@ use crate::error::CallError;
 use crate::instance::Plugin;
 use crate::manifest::Manifest;
 
+pub use health::HealthCheck;
 pub use instance::{Instance, Launcher, PluginLauncher};
 pub use stats::{LATENCY_WINDOW, Stats, StatsSnapshot};
 
@@ -169,6 +171,8 @@ pub struct Supervisor {
     ending: Arc<AtomicBool>,
     /// Its calls by outcome and their latency.
     stats: Stats,
+    /// Its latest health check, written by the supervising task.
+    last_check: health::LastCheck,
 }
 
 /// State changes a subscriber may fall behind by before it misses some
@@ -239,7 +243,9 @@ impl Supervisor {
         let (commands, inbox) = mpsc::unbounded_channel();
         let (changes, _) = broadcast::channel(CHANGES_BUFFERED);
         let ending = Arc::new(AtomicBool::new(false));
+        let last_check = health::LastCheck::default();
         let run = run::Run {
+            last_check: last_check.clone(),
             ending: ending.clone(),
             name: name.clone(),
             spec: spec.clone(),
@@ -258,6 +264,7 @@ impl Supervisor {
             commands,
             ending,
             stats: Stats::default(),
+            last_check,
         })
     }
 
@@ -287,6 +294,12 @@ impl Supervisor {
     /// and the latency of the recent ones.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Its latest health check (of whichever instance ran it); `None`
+    /// before the first, which comes one `health_interval` after a start.
+    pub fn last_health_check(&self) -> Option<HealthCheck> {
+        self.last_check.get()
     }
 
     /// Its current status.

@@ -76,6 +76,8 @@ pub(super) struct Run {
     pub(super) policy: Policy,
     /// Set by [`super::Supervisor::expect_stop`]: restart nothing.
     pub(super) ending: Arc<AtomicBool>,
+    /// Where each health check's result goes.
+    pub(super) last_check: super::health::LastCheck,
 }
 
 impl Run {
@@ -126,10 +128,14 @@ impl Run {
                     Asked::Disable(done) => Lost::Disable(done),
                 },
                 _ = ticks.tick() => match instance.check_health(check_timeout).await {
-                    Ok(()) => health.passed(),
+                    Ok(()) => {
+                        health.passed();
+                        self.last_check.record(Ok(()), 0);
+                    }
                     Err(reason) => {
                         let unhealthy = health.missed();
                         let misses = health.misses();
+                        self.last_check.record(Err(&reason), misses);
                         tracing::debug!(plugin = &*self.name, misses, "health check missed: {reason}");
                         if unhealthy {
                             return Lost::Unhealthy(format!(

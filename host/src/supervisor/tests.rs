@@ -215,6 +215,29 @@ async fn missed_health_checks_restart_the_instance() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_last_health_check_is_kept_with_its_misses_and_message() {
+    let (plugin, sup) = supervised("watched", knobs()).await;
+    assert_eq!(
+        sup.last_health_check(),
+        None,
+        "no check before the first interval"
+    );
+    tokio::time::sleep(5 * SECOND + SECOND / 2).await;
+    let check = sup.last_health_check().expect("a check after one interval");
+    assert!(check.passed);
+    assert_eq!((check.message, check.misses), (None, 0));
+    plugin.instance().set_health(FakeHealth::NotServing);
+    tokio::time::sleep(5 * SECOND).await;
+    let check = sup.last_health_check().expect("a second check");
+    assert!(!check.passed);
+    assert_eq!(check.misses, 1);
+    assert_eq!(
+        check.message.as_deref(),
+        Some("health status is NOT_SERVING")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_health_check_that_hangs_is_a_miss_at_its_timeout() {
     let (plugin, sup) = supervised("stuck", knobs()).await;
     let since = Instant::now();

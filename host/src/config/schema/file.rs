@@ -14,11 +14,11 @@ use toml::Spanned;
 
 use super::lines::LineIndex;
 use super::source::{Scope, Source};
-use super::{DaemonToml, DefaultsToml, FileToml, PhaseToml, PluginToml};
+use super::{DaemonToml, DefaultsToml, FileToml, HttpToml, PhaseToml, PluginToml};
 use crate::config::error::{ConfigError, Location, Subject};
 use crate::config::limits::{self, MAX_CONFIG_FILE_BYTES};
 use crate::config::phase::{PhaseSpec, job_profile};
-use crate::config::spec::{DaemonSpec, Defaults, HostConfig, PluginSpec};
+use crate::config::spec::{DaemonSpec, Defaults, HostConfig, HttpSpec, PluginSpec};
 use crate::config::value::DurationText;
 
 /// The host's config file name.
@@ -56,11 +56,13 @@ impl HostConfig {
         }
         let plugins = plugins(file.plugin, &src, &defaults)?;
         let daemon = file.daemon.resolve(&src)?;
+        let http = file.http.resolve(&src)?;
         Ok(HostConfig {
             plugins,
             defaults,
             phases,
             daemon,
+            http,
         })
     }
 }
@@ -283,6 +285,27 @@ impl DaemonToml {
                 limits::DRAIN_TIMEOUT,
             )?,
         })
+    }
+}
+
+impl HttpToml {
+    fn resolve(&self, src: &Source<'_>) -> Result<HttpSpec, ConfigError> {
+        let Some(listen) = &self.listen else {
+            return Ok(HttpSpec::default());
+        };
+        match listen.get_ref().trim().parse() {
+            Ok(addr) => Ok(HttpSpec { listen: Some(addr) }),
+            Err(_) => Err(src.scope(Subject::Http).invalid(
+                Some(listen.span()),
+                "listen",
+                format!(
+                    "{:?} is not an IP address and a port: write e.g. \"127.0.0.1:9464\" \
+                     (\"[::1]:9464\" for IPv6; port 0 picks a free one), or leave the key \
+                     out for no listener",
+                    listen.get_ref()
+                ),
+            )),
+        }
     }
 }
 

@@ -40,6 +40,15 @@ struct FileToml {
     plugin: Vec<Spanned<PluginToml>>,
     #[serde(default)]
     daemon: DaemonToml,
+    #[serde(default)]
+    http: HttpToml,
+}
+
+/// The `[http]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpToml {
+    listen: Option<Spanned<String>>,
 }
 
 /// The `[daemon]` table.

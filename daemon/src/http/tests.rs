@@ -1,0 +1,170 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use outboard_host::config::{HostConfig, PluginSpec};
+use outboard_host::testing::FakeLauncher;
+use outboard_host::{Host, State};
+use tower::ServiceExt as _;
+
+use super::readiness::{Member, Phase, judge};
+use super::{HttpState, router};
+use crate::logs::LogBook;
+
+/// `GET path` on the router; the status, the content type and the body.
+async fn get(state: &HttpState, path: &str) -> (StatusCode, String, String) {
+    request(state, "GET", path).await
+}
+
+async fn request(state: &HttpState, method: &str, path: &str) -> (StatusCode, String, String) {
+    let response = router(state.clone())
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+fn member(name: &str, state: State, optional: bool) -> Member {
+    Member {
+        name: name.into(),
+        state,
+        optional,
+    }
+}
+
+#[test]
+fn ready_when_every_required_plugin_is() {
+    let all = [
+        member("a", State::Ready, false),
+        member("b", State::Disabled, false),
+        member("c", State::Failed, true),
+    ];
+    let r = judge(Phase::Running, &all);
+    assert!(r.ready, "{r:?}");
+    assert_eq!(r.text(), "ok\n");
+    let some = [
+        member("z", State::Restarting, false),
+        member("a", State::Failed, false),
+        member("b", State::Ready, false),
+    ];
+    let r = judge(Phase::Running, &some);
+    assert!(!r.ready);
+    assert_eq!(r.text(), "not ready\na: failed\nz: restarting\n");
+    assert!(!judge(Phase::Starting, &[]).ready);
+    let stopping = judge(Phase::Stopping, &all);
+    assert!(!stopping.ready);
+    assert_eq!(stopping.text(), "not ready\nstopping\n");
+    let json = serde_json::to_value(judge(Phase::Running, &some)).unwrap();
+    assert_eq!(json["not_ready"][0]["plugin"], "a");
+    assert_eq!(json["not_ready"][0]["state"], "failed");
+}
+
+#[tokio::test]
+async fn while_starting_alive_but_not_ready() {
+    let state = HttpState::new(LogBook::default());
+    let (code, _, body) = get(&state, "/healthz").await;
+    assert_eq!((code, body.as_str()), (StatusCode::OK, "ok: starting\n"));
+    let (code, _, body) = get(&state, "/readyz").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("starting"), "{body}");
+    let (code, _, body) = get(&state, "/plugins/x/health").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("\"error\""), "{body}");
+    let (code, content_type, body) = get(&state, "/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    assert!(body.contains("process_threads "), "{body}");
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_other_methods_405() {
+    let state = HttpState::new(LogBook::default());
+    assert_eq!(get(&state, "/nope").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&state, "/plugins/x").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        request(&state, "POST", "/metrics").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        request(&state, "DELETE", "/readyz").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
+    let launcher = FakeLauncher::new();
+    launcher.plugin("alpha", &[("p", 0, false)]);
+    let config = HostConfig {
+        plugins: vec![PluginSpec::new("alpha", "/fake/alpha")],
+        ..HostConfig::default()
+    };
+    let host = Arc::new(Host::start_with(&config, launcher).await.unwrap());
+    let state = HttpState::new(LogBook::default());
+    state.attach(host.clone());
+    assert_eq!(
+        get(&state, "/healthz").await,
+        (
+            StatusCode::OK,
+            "text/plain; charset=utf-8".into(),
+            "ok\n".into()
+        )
+    );
+    assert_eq!(get(&state, "/readyz").await.0, StatusCode::OK);
+    let (code, content_type, body) = get(&state, "/plugins/alpha/health").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(content_type, "application/json");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["plugin"], "alpha");
+    assert_eq!(json["state"], "ready");
+    assert_eq!(json["ready"], true);
+    assert_eq!(json["restarts"], 0);
+    assert!(json["last_health_check"].is_null(), "{json}");
+    // An unknown name: 404, JSON, the name escaped and cut.
+    let long = format!("{}\"%0A{}", "x".repeat(10), "y".repeat(200));
+    let (code, content_type, body) = get(&state, &format!("/plugins/{long}/health")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(content_type, "application/json");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let error = json["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("no plugin named \"xxxxxxxxxx\\\"\\n"),
+        "{error}"
+    );
+    assert!(error.len() < 120, "{error}");
+    // Stopping: not ready any more.
+    state.close();
+    let (code, _, body) = get(&state, "/readyz?verbose").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["ready"], false);
+    assert_eq!(json["reason"], "stopping");
+    tokio::time::timeout(Duration::from_secs(10), host.shutdown())
+        .await
+        .unwrap();
+}
