@@ -12,6 +12,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::args::LogFormat;
+use crate::telemetry::{self, Telemetry};
 
 /// The book the daemon's plugins write into, when [`init`] was asked to
 /// keep their lines.
@@ -20,15 +21,26 @@ static LOG_BOOK: OnceLock<LogBook> = OnceLock::new();
 /// Installs the global subscriber: plugins' output at info and the host's
 /// at warn by default, more with each `-v`; `RUST_LOG` overrides both.
 /// With `keep_plugin_logs` (the daemon), every plugin line is also kept in
-/// the [`log_book`], at every level, whatever the terminal shows.
-pub(crate) fn init(verbose: u8, format: LogFormat, keep_plugin_logs: bool) {
+/// the [`log_book`], at every level, whatever the terminal shows. When the
+/// environment asks for traces, the host's spans are exported too (see
+/// `telemetry`): the pipeline returned must be shut down before exit. Runs
+/// inside the Tokio runtime (the exporter's connection lives on it).
+pub(crate) fn init(verbose: u8, format: LogFormat, keep_plugin_logs: bool) -> Option<Telemetry> {
     let default = match verbose {
         0 => "outboard::plugin=info,warn",
         1 => "info",
         _ => "debug,h2=info,tower=info,hyper_util=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+        // Spans meant for a trace never show in a log line, whatever
+        // RUST_LOG says: the terminal reads the same with traces on or off,
+        // and with no trace layer they are disabled callsites.
+        .add_directive(
+            format!("{}=off", outboard_host::trace::TARGET)
+                .parse()
+                .expect("a target and a level make a directive"),
+        );
     // The filter belongs to the terminal's layer, not to the subscriber:
     // a global one would hide from the book what the terminal does not show.
     let colour = colour(
@@ -47,11 +59,21 @@ pub(crate) fn init(verbose: u8, format: LogFormat, keep_plugin_logs: bool) {
             .boxed(),
     };
     let book = keep_plugin_logs.then(|| LOG_BOOK.get_or_init(LogBook::default).layer());
+    let (traces, telemetry, refused) = match telemetry::start() {
+        Ok(Some((layer, telemetry))) => (Some(layer), Some(telemetry), None),
+        Ok(None) => (None, None, None),
+        Err(why) => (None, None, Some(why)),
+    };
     // Fails only if a subscriber is already installed; the first one stays.
     let _ = tracing_subscriber::registry()
         .with(terminal)
         .with(book)
+        .with(traces)
         .try_init();
+    if let Some(why) = refused {
+        tracing::warn!("{why}");
+    }
+    telemetry
 }
 
 /// Whether log lines on stderr are coloured: only on a terminal, and not
@@ -82,7 +104,7 @@ mod tests {
     #[test]
     fn the_daemon_keeps_plugin_lines_the_terminal_does_not_show() {
         // The only test of this binary that installs the subscriber.
-        init(0, LogFormat::Text, true);
+        let _telemetry = init(0, LogFormat::Text, true);
         // Below the terminal's default level for plugin lines.
         tracing::trace!(target: "outboard::plugin", plugin = "quiet", stream = "stderr", "kept");
         let book = log_book().expect("init was asked to keep plugin lines");

@@ -11,6 +11,7 @@
 //! - `render/`: what a person reads: tables, reports, the job summary,
 //!   `up`'s state lines, the conformance results.
 //! - `logging`: log lines on stderr, and the daemon's log book.
+//! - `telemetry`: the host's spans exported over OTLP, when `OTEL_*` ask.
 //! - `exit`: the exit statuses.
 
 /// One line on stderr, as `eprintln!` writes it, but never a panic: when
@@ -31,6 +32,7 @@ mod init;
 mod logging;
 mod render;
 mod signals;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -45,7 +47,6 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     // Only the daemon keeps plugins' lines, for `outboard logs`.
     let keep_plugin_logs = matches!(cli.command, args::Command::Up(_));
-    logging::init(cli.verbose, cli.log_format, keep_plugin_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,7 +58,9 @@ fn main() -> ExitCode {
         }
     };
     let status = runtime.block_on(async {
-        match commands::run(cli.command).await {
+        // In the runtime: a trace exporter's connection lives on it.
+        let telemetry = logging::init(cli.verbose, cli.log_format, keep_plugin_logs);
+        let status = match commands::run(cli.command).await {
             Ok(code) => ExitCode::from(code),
             Err(err) if exit::is_broken_pipe(&err) => ExitCode::from(exit::EXIT_BROKEN_PIPE),
             Err(err) => {
@@ -67,7 +70,13 @@ fn main() -> ExitCode {
                 say!("outboard: {}", outboard_host::Escaped::block(&text));
                 ExitCode::from(exit::EXIT_ERROR)
             }
+        };
+        // After the job, or the daemon's stop: the last spans leave, within
+        // a bound.
+        if let Some(telemetry) = telemetry {
+            telemetry.shutdown().await;
         }
+        status
     });
     // The keeper (a forked copy of this process) goes with us, reaped, so
     // that nothing of the host is left running once it has exited.

@@ -12,7 +12,6 @@ mod common;
 #[path = "common/daemon.rs"]
 mod daemon;
 
-use std::ffi::OsStr;
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
@@ -81,15 +80,20 @@ fn expect(message: &str, first: &str) {
 }
 
 /// A daemon of one scripted plugin with `env` set.
-fn start(env: &[(&str, &OsStr)]) -> Daemon {
-    Daemon::start_with_env(env, |_| (config(&scripted()), Vec::new()))
+fn start(env: &[(&str, &str)]) -> Daemon {
+    Daemon::start_with_env(&config(&scripted()), env)
+}
+
+/// `path` as an environment value (test paths are UTF-8).
+fn value(path: &std::path::Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
 }
 
 #[test]
 fn ready_reloading_ready_stopping_in_order() {
     let (dir, socket) = manager();
     let path = dir.path().join("notify");
-    let mut daemon = start(&[("NOTIFY_SOCKET", path.as_os_str())]);
+    let mut daemon = start(&[("NOTIFY_SOCKET", value(&path))]);
 
     let ready = next(&socket);
     expect(&ready, "READY=1");
@@ -155,8 +159,8 @@ fn watchdog_pings_come_every_half_timeout() {
     let (dir, socket) = manager();
     let path = dir.path().join("notify");
     let daemon = start(&[
-        ("NOTIFY_SOCKET", path.as_os_str()),
-        ("WATCHDOG_USEC", OsStr::new("200000")),
+        ("NOTIFY_SOCKET", value(&path)),
+        ("WATCHDOG_USEC", "200000"),
     ]);
     expect(&next(&socket), "READY=1");
     for _ in 0..2 {
@@ -171,8 +175,8 @@ fn an_abstract_socket_is_notified() {
     let name = format!("outboard-test-notify-{}", std::process::id());
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let socket = UnixDatagram::bind_addr(&addr).unwrap();
-    let value = format!("@{name}");
-    let daemon = start(&[("NOTIFY_SOCKET", OsStr::new(&value))]);
+    let notify_socket = format!("@{name}");
+    let daemon = start(&[("NOTIFY_SOCKET", notify_socket.as_str())]);
     expect(&next(&socket), "READY=1");
     daemon.stop();
     expect(&next(&socket), "STOPPING=1");
@@ -182,7 +186,7 @@ fn an_abstract_socket_is_notified() {
 fn a_manager_that_does_not_listen_is_logged_once_and_harmless() {
     let dir = tempfile::tempdir().unwrap();
     let gone = dir.path().join("nobody");
-    let mut daemon = start(&[("NOTIFY_SOCKET", gone.as_os_str())]);
+    let mut daemon = start(&[("NOTIFY_SOCKET", value(&gone))]);
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(daemon.pid() as libc::pid_t, libc::SIGHUP) };
     daemon.stderr().expect("outboard: reload applied", WAIT);
@@ -199,12 +203,7 @@ fn plugins_do_not_inherit_the_notification_variables() {
     let (dir, socket) = manager();
     let path = dir.path().join("notify");
     let env_file = dir.path().join("plugin.env");
-    let daemon = Daemon::start_with_env(
-        &[
-            ("NOTIFY_SOCKET", path.as_os_str()),
-            ("WATCHDOG_USEC", OsStr::new("10000000")),
-            ("WATCHDOG_PID", OsStr::new("1")),
-        ],
+    let daemon = Daemon::launch(
         |work| {
             let body = format!(
                 "env > '{}'\nexec '{}' \"$@\"",
@@ -214,6 +213,11 @@ fn plugins_do_not_inherit_the_notification_variables() {
             let command = write_script(work, "plugin", &body);
             (config(&command.display().to_string()), Vec::new())
         },
+        &[
+            ("NOTIFY_SOCKET", value(&path)),
+            ("WATCHDOG_USEC", "10000000"),
+            ("WATCHDOG_PID", "1"),
+        ],
     );
     expect(&next(&socket), "READY=1");
     let env = std::fs::read_to_string(&env_file).unwrap();

@@ -206,7 +206,8 @@ impl Plugin {
             invocation_id: invocation_id.to_owned(),
             attempt,
             deadline: Some(deadline.timestamp()),
-            trace_context: Default::default(),
+            // The caller's `outboard.invoke` span, when traces are exported.
+            trace_context: crate::trace::headers(&tracing::Span::current()),
             context: Some(context),
         };
         let mut client = self.clients.plugin.clone();

@@ -25,6 +25,8 @@
 //!   operator's disable and enable, [`HostEvent`]s.
 //! - [`job`]: the job profile's phases around a command.
 //! - `error`: the errors, each naming the plugin and what went wrong.
+//! - [`trace`]: the spans a trace is made of (`outboard.job`,
+//!   `outboard.dispatch`, `outboard.invoke`) and W3C context in and out.
 //!
 //! The library never prints and never exits: the `outboard` command line
 //! (crate `outboard-cli`) decides what a person sees.
@@ -40,6 +42,7 @@ pub mod launch;
 mod manifest;
 mod output;
 mod supervisor;
+pub mod trace;
 
 pub use config::{
     Defaults, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy, Retry,

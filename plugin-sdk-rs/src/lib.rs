@@ -23,9 +23,27 @@
 //! - `environment` (private): the `OUTBOARD_*` variables, taken out of the
 //!   environment before children can inherit them.
 //! - [`logging`]: JSON log lines on stderr, as the host parses them.
+//! - `telemetry` (private): continuing the host's trace — with the `otel`
+//!   feature (on by default) and `OTEL_EXPORTER_OTLP_ENDPOINT` set, every
+//!   `Invoke` runs in a span `outboard.plugin.invoke` whose parent is the
+//!   host's `traceparent`, spans leave over OTLP/gRPC, and log lines carry
+//!   `trace_id` and `span_id`.
 //! - [`testing`]: [`testing::Harness`], to unit-test a plugin without a
 //!   host.
 //!
+//! # Traces
+//!
+//! With the cargo feature `otel` (on by default), a plugin continues the
+//! host's trace with no code of its own (PROTOCOL.md §8.8): when the host
+//! passes `OTEL_EXPORTER_OTLP_ENDPOINT` (and `OTEL_TRACES_EXPORTER` is not
+//! `none`), [`logging::init`] also exports spans over OTLP/gRPC under
+//! `OTEL_SERVICE_NAME`; every `Invoke` runs in a span
+//! `outboard.plugin.invoke` whose parent is the `traceparent` in
+//! [`Invocation::trace_context`]; the plugin's own `tracing` spans inside
+//! it are its children; log lines carry `trace_id` and `span_id`; and the
+//! spans still queued are sent (for at most 400 ms) when serving stops.
+//! Without the environment, nothing of this runs.
+
 //! # Example
 //!
 //! ```no_run
@@ -71,6 +89,7 @@ mod deadline;
 mod environment;
 mod server;
 mod service;
+mod telemetry;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -100,11 +119,12 @@ pub async fn serve<P: Plugin>(plugin: P) -> Result<(), ServeError> {
     serve_with(plugin, settings).await
 }
 
-/// The whole `main` of a plugin: installs the JSON log subscriber (unless
-/// one is already installed, see [`logging::init`]), takes the `OUTBOARD_*`
-/// variables out of the environment (so that no child the plugin starts
-/// sees the token; call it before starting any thread), builds a tokio
-/// runtime, [`serve`]s, and turns the result into the exit code — 0 after a graceful
+/// The whole `main` of a plugin: takes the `OUTBOARD_*` variables out of
+/// the environment (so that no child the plugin starts sees the token; call
+/// it before starting any thread), installs the JSON log subscriber (unless
+/// one is already installed, see [`logging::init`]; with span export when
+/// the `OTEL_*` environment asks for it), builds a tokio runtime,
+/// [`serve`]s, and turns the result into the exit code — 0 after a graceful
 /// stop, 1 with one line on stderr otherwise.
 pub fn run<P: Plugin>(plugin: P) -> ExitCode {
     let name = plugin.manifest().name().to_owned();
@@ -112,17 +132,18 @@ pub fn run<P: Plugin>(plugin: P) -> ExitCode {
 }
 
 /// [`run`] for a `main` that serves its own way (its own [`Settings`],
-/// extra signal handling): installs the JSON log subscriber, builds the
-/// runtime, runs the future `serving` returns inside it, and turns the
+/// extra signal handling): takes the `OUTBOARD_*` variables, installs the
+/// JSON log subscriber, builds the runtime, runs the future `serving` returns inside it, and turns the
 /// result into the exit code. `name` names the plugin in a runtime error.
 pub fn run_with<F, Fut>(name: &str, serving: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), ServeError>>,
 {
-    logging::init();
-    // Before any runtime thread exists: children must not inherit the token.
+    // Before any thread exists (the runtime's, the span exporter's):
+    // children must not inherit the token.
     environment::take();
+    logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -140,6 +161,9 @@ where
         }
     };
     let result = runtime.block_on(serving());
+    // `serve_with` flushes the spans when it stops; this covers a `serving`
+    // that ends another way.
+    telemetry::shutdown();
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,7 +42,9 @@ const CLOSE_RESERVE: Duration = Duration::from_millis(500);
 /// connections, reports `NOT_SERVING` on health, lets calls in flight run
 /// for up to 3/4 of the grace (the `Shutdown` call's, default 5 s, or
 /// [`SIGNAL_GRACE`]), cancels those still running with `UNAVAILABLE`, calls
-/// [`Plugin::shutdown`] and removes the socket file.
+/// [`Plugin::shutdown`], removes the socket file and, when spans are
+/// exported, sends those still queued (for at most 400 ms) and stops the
+/// exporter.
 pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), ServeError> {
     let manifest = plugin.manifest();
     let name = manifest.name().to_owned();
@@ -106,6 +108,8 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
     plugin.shutdown().await;
     socket.remove();
     tracing::debug!("stopped");
+    // Blocking, but bounded; the process is about to exit.
+    crate::telemetry::shutdown();
     Ok(())
 }
 

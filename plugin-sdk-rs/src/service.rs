@@ -8,8 +8,9 @@ use outboard_proto::json::struct_to_json;
 use outboard_proto::v1::{self, plugin_service_server::PluginService};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
-use crate::{Config, Health, Invocation, Plugin, PluginError, Reply, deadline};
+use crate::{Config, Health, Invocation, Plugin, PluginError, Reply, deadline, telemetry};
 
 /// How long in-flight calls get when the host's `Shutdown` names no grace.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -102,6 +103,52 @@ impl<P: Plugin> PluginServer<P> {
             }
         }
     }
+
+    /// Runs the plugin's `invoke` within its deadline and the shutdown
+    /// grace and turns the outcome into the answer.
+    async fn answer(
+        &self,
+        invocation: Invocation,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Response<v1::InvokeResponse>, Status> {
+        let phase = invocation.phase.clone();
+        let id = invocation.invocation_id.clone();
+        let started = tokio::time::Instant::now();
+        let outcome = self.run_bounded(invocation, deadline).await?;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let reply = match outcome {
+            None => {
+                tracing::warn!(
+                    phase,
+                    invocation_id = id,
+                    elapsed_ms,
+                    "invoke cut off at its deadline"
+                );
+                return Err(Status::deadline_exceeded(format!(
+                    "{} did not finish phase {phase:?} before the deadline (cancelled after \
+                     {elapsed_ms} ms)",
+                    self.name
+                )));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(phase, invocation_id = id, elapsed_ms, error = %e, "invoke failed");
+                return Err(e.to_status());
+            }
+            Some(Ok(reply)) => reply,
+        };
+        let response = reply.to_proto().map_err(|e| {
+            tracing::error!(phase, invocation_id = id, error = %e, "invalid reply");
+            e.to_status()
+        })?;
+        tracing::debug!(
+            phase,
+            invocation_id = id,
+            elapsed_ms,
+            ops = response.patch.len(),
+            "invoked"
+        );
+        Ok(Response::new(response))
+    }
 }
 
 #[tonic::async_trait]
@@ -156,44 +203,18 @@ impl<P: Plugin> PluginService for PluginServer<P> {
     ) -> Result<Response<v1::InvokeResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
         let invocation = invocation_from(request)?;
-        let phase = invocation.phase.clone();
-        let id = invocation.invocation_id.clone();
         let deadline = deadline::effective(&extensions, invocation.deadline);
-        let started = tokio::time::Instant::now();
-        let outcome = self.run_bounded(invocation, deadline).await?;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        let reply = match outcome {
-            None => {
-                tracing::warn!(
-                    phase,
-                    invocation_id = id,
-                    elapsed_ms,
-                    "invoke cut off at its deadline"
-                );
-                return Err(Status::deadline_exceeded(format!(
-                    "{} did not finish phase {phase:?} before the deadline (cancelled after \
-                     {elapsed_ms} ms)",
-                    self.name
-                )));
-            }
-            Some(Err(e)) => {
-                tracing::warn!(phase, invocation_id = id, elapsed_ms, error = %e, "invoke failed");
-                return Err(e.to_status());
-            }
-            Some(Ok(reply)) => reply,
-        };
-        let response = reply.to_proto().map_err(|e| {
-            tracing::error!(phase, invocation_id = id, error = %e, "invalid reply");
-            e.to_status()
-        })?;
-        tracing::debug!(
-            phase,
-            invocation_id = id,
-            elapsed_ms,
-            ops = response.patch.len(),
-            "invoked"
-        );
-        Ok(Response::new(response))
+        // The host's trace continues here: the plugin's work, its spans and
+        // the log lines about this call are inside this span.
+        let span = telemetry::invoke_span(&self.name, &invocation);
+        let answered = self
+            .answer(invocation, deadline)
+            .instrument(span.clone())
+            .await;
+        if let Err(status) = &answered {
+            telemetry::record_error(&span, status.message());
+        }
+        answered
     }
 
     async fn shutdown(

@@ -10,6 +10,7 @@
 //!   fixture plugins (`broken-plugin`, `scripted-plugin`, `stress`) inside it.
 //! - [`fake`]: the host's in-memory launcher and instances, for testing
 //!   supervision and dispatch without processes, with paused time.
+//! - [`otlp`]: a real OTLP/gRPC trace receiver, to check exported spans.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use outboard_host::PluginSpec;
+
+pub mod otlp;
 
 /// The host's in-memory launcher (`outboard_host::testing`).
 pub use outboard_host::testing as fake;

@@ -5,11 +5,14 @@
 //! - `connect`: the socket, the peer's uid, the gRPC channel.
 //! - `errors`: a failed connection or call as a message for people.
 //! - `phases`: a daemon as the place a job's phases run (`run --daemon`).
+//! - `trace`: the caller's trace context on a control call.
 
 mod connect;
 mod errors;
 mod phases;
+mod trace;
 
 pub(crate) use connect::Daemon;
 pub(crate) use errors::call_error;
 pub(crate) use phases::DaemonPhases;
+pub(crate) use trace::traced;

@@ -29,7 +29,7 @@ impl DaemonPhases {
             context: Some(json_to_struct(&context)),
         };
         let mut rpc = self.daemon.rpc.clone();
-        let why = match rpc.invoke(request).await {
+        let why = match rpc.invoke(super::traced(request)).await {
             Ok(response) => match response.into_inner().report {
                 Some(report) => match outboard_daemon::wire::report_from_proto(report) {
                     Ok(report) => return report,

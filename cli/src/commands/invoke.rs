@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{load_config, stop, unless_interrupted};
 use crate::args::InvokeArgs;
-use crate::client::{Daemon, call_error};
+use crate::client::{Daemon, call_error, traced};
 use crate::exit::{EXIT_INTERRUPTED, EXIT_PHASE_FAILED, EXIT_PHASE_VETOED};
 use crate::render;
 use crate::signals::Signals;
@@ -67,7 +67,7 @@ async fn on_daemon(args: InvokeArgs, mut signals: Signals) -> anyhow::Result<u8>
         let response = daemon
             .rpc
             .clone()
-            .invoke(request)
+            .invoke(traced(request))
             .await
             .map_err(|s| call_error(&daemon.socket, &s))?;
         let report = response.into_inner().report.with_context(|| {

@@ -11,7 +11,6 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -63,14 +62,19 @@ impl Daemon {
     /// config's text and more arguments for `outboard up` (such as
     /// `--plugin-dir`).
     pub fn start_with(write: impl FnOnce(&Path) -> (String, Vec<String>)) -> Daemon {
-        Daemon::start_with_env(&[], write)
+        Daemon::launch(write, &[])
     }
 
-    /// Like [`Daemon::start_with`], with `env` set for the daemon (such as
-    /// `NOTIFY_SOCKET`).
-    pub fn start_with_env(
-        env: &[(&str, &OsStr)],
+    /// Like [`Daemon::start`], with `env` added to the daemon's environment.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(|_| (config.to_owned(), Vec::new()), env)
+    }
+
+    /// Like [`Daemon::start_with`], with `env` added to the daemon's
+    /// environment.
+    pub fn launch(
         write: impl FnOnce(&Path) -> (String, Vec<String>),
+        env: &[(&str, &str)],
     ) -> Daemon {
         let work = tempfile::Builder::new()
             .prefix("obd-")
@@ -86,7 +90,7 @@ impl Daemon {
         work: tempfile::TempDir,
         config: PathBuf,
         args: &[String],
-        env: &[(&str, &OsStr)],
+        env: &[(&str, &str)],
     ) -> Daemon {
         let sandbox = Sandbox::new();
         let socket = work.path().join("ctl").join("control.sock");

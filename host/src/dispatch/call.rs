@@ -4,10 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::report::FailureKind;
 use super::route::Subscriber;
 use crate::error::CallError;
 use crate::instance::Reply;
 use crate::supervisor::State;
+use crate::trace;
 
 /// What one subscriber's call came to.
 #[derive(Debug)]
@@ -33,9 +38,20 @@ impl Subscriber {
         let allowed = self.retry.map_or(1, |r| r.attempts.max(1));
         let mut attempt = 1;
         loop {
+            let span = tracing::info_span!(
+                target: trace::TARGET,
+                "outboard.invoke",
+                outboard.plugin = &*self.name,
+                outboard.phase = phase,
+                outboard.attempt = attempt,
+                outboard.outcome = Empty,
+                outboard.patch.ops = Empty,
+            );
             let reply = self
                 .attempt(phase, invocation_id, attempt, request.clone())
+                .instrument(span.clone())
                 .await;
+            record_attempt(&span, &reply);
             match (reply, self.retry) {
                 (Err(err), Some(retry)) if attempt < allowed && self.retryable(&err) => {
                     let wait = retry.backoff.saturating_mul(1 << (attempt - 1).min(16));
@@ -102,5 +118,27 @@ impl Subscriber {
                 | CallError::Timeout(_)
                 | CallError::Unavailable(_)
         ) && self.plugin.state() != State::Failed
+    }
+}
+
+/// An attempt's end on its `outboard.invoke` span: its outcome (`ok`,
+/// `vetoed`, or the failure kind), the size of its patch, and an error as
+/// the span's status.
+fn record_attempt(span: &tracing::Span, reply: &Result<Reply, CallError>) {
+    if span.is_disabled() {
+        return;
+    }
+    match reply {
+        Ok(Reply::Continue { patch, .. }) => {
+            span.record("outboard.outcome", "ok");
+            span.record("outboard.patch.ops", patch.len());
+        }
+        Ok(Reply::Abort { .. }) => {
+            span.record("outboard.outcome", "vetoed");
+        }
+        Err(err) => {
+            span.record("outboard.outcome", FailureKind::of(err).as_str());
+            trace::fail(span, &err.to_string());
+        }
     }
 }

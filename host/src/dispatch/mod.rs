@@ -43,14 +43,38 @@ use std::time::{Duration, Instant};
 
 use outboard_proto::json::json_to_struct;
 use serde_json::{Map, Value};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::config::Mode;
+use crate::trace;
 
 pub use report::{Entry, FailureKind, Outcome, Report, Verdict, patch_to_json};
 pub use route::{Route, Subscriber};
 
-/// Runs `route` on `context`.
+/// Runs `route` on `context`, in an `outboard.dispatch` span (a child of
+/// the current one, or of the current OpenTelemetry context).
 pub(crate) async fn run(route: &Route, context: Map<String, Value>) -> Report {
+    let span = tracing::info_span!(
+        target: trace::TARGET,
+        "outboard.dispatch",
+        outboard.phase = &*route.phase,
+        outboard.mode = route.spec.mode.as_str(),
+        outboard.subscribers = route.subscribers.len(),
+        outboard.verdict = Empty,
+    );
+    let report = fan_out(route, context).instrument(span.clone()).await;
+    if !span.is_disabled() {
+        span.record("outboard.verdict", report.verdict.as_str());
+        if let Verdict::Failed { error, .. } = &report.verdict {
+            trace::fail(&span, error);
+        }
+    }
+    report
+}
+
+/// The dispatch itself: every subscriber called, the report made.
+async fn fan_out(route: &Route, context: Map<String, Value>) -> Report {
     // Refused here rather than failing the first plugin with a decode error.
     if let Err(deep) = outboard_proto::json::check_struct(&context) {
         let why = format!("the context cannot be sent to plugins: {deep}");

@@ -131,7 +131,7 @@ pub enum FailureKind {
 impl FailureKind {
     /// The kind of a failed call. Every variant is listed, so a new one is
     /// classified on purpose rather than by a catch-all.
-    fn of(err: &CallError) -> FailureKind {
+    pub(super) fn of(err: &CallError) -> FailureKind {
         match err {
             CallError::Timeout(_) => FailureKind::Timeout,
             CallError::Crashed { .. } => FailureKind::Crashed,
@@ -141,6 +141,29 @@ impl FailureKind {
             | CallError::Unauthenticated(_)
             | CallError::Status { .. }
             | CallError::InvalidResponse(_) => FailureKind::Error,
+        }
+    }
+
+    /// The kind as the report's JSON spells it (`timeout`, `invalid_patch`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Crashed => "crashed",
+            FailureKind::Unavailable => "unavailable",
+            FailureKind::Error => "error",
+            FailureKind::Conflict => "conflict",
+            FailureKind::InvalidPatch => "invalid_patch",
+        }
+    }
+}
+
+impl Verdict {
+    /// The verdict's `result` as the report's JSON spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::Vetoed { .. } => "vetoed",
+            Verdict::Failed { .. } => "failed",
         }
     }
 }
@@ -282,6 +305,37 @@ mod tests {
                 "patch": [{"op": "set", "path": "/env/X", "value": "1"}],
             })
         );
+    }
+
+    #[test]
+    fn kinds_and_verdicts_are_named_as_their_json_spells_them() {
+        for kind in [
+            FailureKind::Timeout,
+            FailureKind::Crashed,
+            FailureKind::Unavailable,
+            FailureKind::Error,
+            FailureKind::Conflict,
+            FailureKind::InvalidPatch,
+        ] {
+            assert_eq!(
+                serde_json::to_value(kind).expect("serializes"),
+                kind.as_str()
+            );
+        }
+        let failed = Verdict::Failed {
+            plugins: vec![],
+            error: "x".into(),
+        };
+        let vetoed = Verdict::Vetoed {
+            plugin: "p".into(),
+            message: "m".into(),
+        };
+        for verdict in [Verdict::Passed, vetoed, failed] {
+            assert_eq!(
+                serde_json::to_value(&verdict).expect("serializes")["result"],
+                verdict.as_str()
+            );
+        }
     }
 
     #[test]

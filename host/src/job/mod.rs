@@ -30,9 +30,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::dispatch::Report;
 use crate::host::Host;
+use crate::trace;
 
 pub use mask::MASK;
 
@@ -100,6 +103,16 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// The status as the report's JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 /// Where a job's phases run: a [`Host`] in this process, or a daemon's
 /// host reached over its control socket (`outboard run --daemon`). Either
 /// way the command runs here.
@@ -134,13 +147,47 @@ pub fn refused(phase: &str, context: Map<String, Value>, why: &str) -> Report {
 
 /// Runs `job`, its phases on `host`. `interrupted` turns true on SIGINT /
 /// SIGTERM.
-pub async fn run(
+///
+/// The job is one `outboard.job` span, whose parent is the `TRACEPARENT`
+/// (and `TRACESTATE`) of the job's environment, when it has a valid one:
+/// a job started by a traced process joins that trace.
+pub async fn run(host: &impl Phases, job: Job, interrupted: watch::Receiver<bool>) -> JobReport {
+    let job_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!(
+        target: trace::TARGET,
+        "outboard.job",
+        outboard.job.id = &*job_id,
+        outboard.dry_run = job.dry_run,
+        outboard.status = Empty,
+        outboard.exit_code = Empty,
+    );
+    let env = &job.env;
+    let parent = trace::remote_parent(
+        |key| env.get(&key.to_ascii_uppercase()).and_then(Value::as_str),
+        "the job's environment",
+    );
+    trace::set_parent(&span, parent);
+    let report = run_phases(host, job_id, job, interrupted)
+        .instrument(span.clone())
+        .await;
+    if !span.is_disabled() {
+        span.record("outboard.status", report.status.as_str());
+        span.record("outboard.exit_code", report.exit_code);
+        if let Some(failure) = &report.failure {
+            trace::fail(&span, &failure.message);
+        }
+    }
+    report
+}
+
+/// The job itself: the phases, the command, the report.
+async fn run_phases(
     host: &impl Phases,
+    job_id: String,
     job: Job,
     mut interrupted: watch::Receiver<bool>,
 ) -> JobReport {
     let started = Instant::now();
-    let job_id = uuid::Uuid::new_v4().to_string();
     let dry_run = job.dry_run;
     let mut context = initial_context(&job_id, job);
     let mut phases = Vec::new();

@@ -21,8 +21,8 @@ use crate::launch::spawner::{reap_orphans, spawn_on_long_lived_thread};
 /// child subreaper; the `outboard` init calls it here.
 pub use crate::launch::spawner::set_under_init;
 
-/// Host variables a plugin inherits; everything else is scrubbed. `LC_*`
-/// is matched as a prefix.
+/// Host variables a plugin inherits, with those under
+/// [`INHERITED_PREFIXES`]; everything else is scrubbed.
 const INHERITED_ENV: &[&str] = &[
     "PATH",
     "HOME",
@@ -35,6 +35,15 @@ const INHERITED_ENV: &[&str] = &[
     "RUST_LOG",
     "RUST_BACKTRACE",
 ];
+
+/// Prefixes of inherited host variables: the locale's, and OpenTelemetry's
+/// (where and how to export traces, so a plugin's spans go where the
+/// host's do).
+const INHERITED_PREFIXES: &[&str] = &["LC_", "OTEL_"];
+
+/// The variable naming the service a plugin's spans come from: the
+/// plugin's name, unless its configuration sets it.
+const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 
 /// What to run and with which variables, before the host adds its own.
 #[derive(Debug, Clone)]
@@ -57,10 +66,13 @@ impl Launch {
     /// command, arguments, variables and working directory, without the
     /// handshake variables.
     pub fn by_hand(spec: &PluginSpec) -> Launch {
+        let mut env = spec.env.clone();
+        env.entry(OTEL_SERVICE_NAME.to_owned())
+            .or_insert_with(|| spec.name.clone());
         Launch {
             command: spec.command.clone(),
             args: spec.args.clone(),
-            env: spec.env.clone(),
+            env,
             handshake_env: Vec::new(),
             working_dir: spec.working_dir.clone(),
         }
@@ -75,7 +87,8 @@ impl Launch {
             .into_iter()
             .filter(|(k, _)| {
                 let k = k.to_string_lossy();
-                INHERITED_ENV.contains(&k.as_ref()) || k.starts_with("LC_")
+                INHERITED_ENV.contains(&k.as_ref())
+                    || INHERITED_PREFIXES.iter().any(|p| k.starts_with(p))
             })
             .collect();
         for (k, v) in &self.env {
@@ -298,6 +311,11 @@ mod tests {
             ("LANG", "en_US.UTF-8"),
             ("LC_ALL", "C.UTF-8"),
             ("AWS_SECRET_ACCESS_KEY", "hunter2"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            (
+                "TRACEPARENT",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
         ]
         .map(|(k, v)| (OsString::from(k), OsString::from(v)));
         let env: BTreeMap<_, _> = launch.environment(host).into_iter().collect();
@@ -314,6 +332,30 @@ mod tests {
             "handshake wins"
         );
         assert_eq!(get("AWS_SECRET_ACCESS_KEY"), None, "secrets are scrubbed");
+        assert_eq!(
+            get("OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+            Some("http://collector:4317"),
+            "spans go where the host's do"
+        );
+        assert_eq!(get("TRACEPARENT"), None, "the parent comes with each call");
+    }
+
+    #[test]
+    fn a_plugin_is_its_own_service_unless_its_configuration_names_one() {
+        let mut spec = PluginSpec::new("audit", "/bin/true");
+        let host = [("OTEL_SERVICE_NAME", "outboard")]
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let service = |spec: &PluginSpec| {
+            Launch::by_hand(spec)
+                .environment(host.clone())
+                .into_iter()
+                .find(|(k, _)| k == OTEL_SERVICE_NAME)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(service(&spec).as_deref(), Some("audit"));
+        spec.env
+            .insert(OTEL_SERVICE_NAME.into(), "audit-prod".into());
+        assert_eq!(service(&spec).as_deref(), Some("audit-prod"));
     }
 
     #[tokio::test]

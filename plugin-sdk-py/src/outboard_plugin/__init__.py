@@ -22,6 +22,8 @@ Layout:
 - :mod:`.patch`, :mod:`.jsonvalue`: JSON Pointers and patches;
   ``google.protobuf.Struct`` <-> ``dict``.
 - :mod:`.log`: JSON log lines on stderr.
+- :mod:`.trace`: continuing the host's trace (the ``otel`` extra): the
+  ``Invoke`` span, span export, ids in the log records.
 - :mod:`.testing`: :class:`~outboard_plugin.testing.Harness`, to unit-test a
   plugin without a host.
 - ``_proto``: the generated protobuf and gRPC modules (see generate.sh).

@@ -5,6 +5,10 @@ level. The host tags each line with the plugin's instance name.
 ``run()`` calls :func:`init`; the level comes from the ``LOG_LEVEL``
 variable (``debug``, ``info``, ``warning``, ``error``; default ``info``),
 which the operator sets with the plugin's ``env`` in the host's config.
+
+While spans are exported (:mod:`.trace`), a record written inside a span
+(an ``Invoke``, or the plugin's own spans within it) also carries
+``trace_id`` and ``span_id``.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 #: The level used when ``LOG_LEVEL`` is unset or not a level name.
 DEFAULT_LEVEL = "info"
+
+#: Set by :mod:`.trace` while spans are exported: the current trace and span
+#: ids (hex), or ``None`` outside a span.
+current_ids: Callable[[], tuple[str, str] | None] | None = None
 
 # The attributes every LogRecord has; anything else came from `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -24,8 +33,9 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object: ``level`` (lower case),
-    ``message``, ``logger``, the fields given with ``extra=``, and
-    ``exception`` (the whole traceback, in one field) if there is one."""
+    ``message``, ``logger``, the fields given with ``extra=``,
+    ``exception`` (the whole traceback, in one field) if there is one, and
+    ``trace_id`` and ``span_id`` inside a span while spans are exported."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -40,6 +50,10 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             out["exception"] = record.exc_text
+        ids = current_ids() if current_ids is not None else None
+        if ids is not None:
+            out.setdefault("trace_id", ids[0])
+            out.setdefault("span_id", ids[1])
         return json.dumps(out, default=str, ensure_ascii=False)
 
 

@@ -12,6 +12,7 @@ import sys
 import grpc
 import grpc.aio
 
+from . import trace as _trace
 from .auth import TokenGate
 from .errors import NotStartedByHost, ServeError, SettingsError
 from .health import Health
@@ -48,6 +49,10 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
     those still running with ``UNAVAILABLE``, calls ``plugin.shutdown()`` and
     removes the socket file. Raises :class:`ServeError` naming the plugin if
     it cannot serve.
+
+    When the ``OTEL_*`` environment asks for span export (:mod:`.trace`),
+    every ``Invoke`` runs in a span continuing the host's trace, and the
+    spans still queued are sent (for at most 0.4 s) when serving ends.
     """
     manifest = plugin.manifest()
     name = manifest.name
@@ -56,6 +61,7 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
     except ManifestError as e:
         raise ServeError(f"{name}: the plugin's manifest is invalid: {e}") from None
 
+    _trace.init()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     request: list[tuple[float, str]] = []
@@ -147,6 +153,8 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
         executor.shutdown(wait=busy.count == 0, cancel_futures=True)
         if bound:
             _remove_socket(path)
+        # Blocking, but bounded; the process is about to exit.
+        _trace.shutdown()
     log.debug("stopped")
 
 

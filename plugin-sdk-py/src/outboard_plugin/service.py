@@ -10,11 +10,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
 
+from . import trace as _trace
 from ._proto import plugin_pb2
 from .auth import PLUGIN_SERVICE_PREFIX
 from .config import Config
@@ -142,21 +143,37 @@ class PluginServicer:
             deadline=deadline,
             trace_context=dict(request.trace_context),
         )
+        # The host's trace continues here: the plugin's work, its spans and
+        # the log lines about this call are inside this span.
+        span = _trace.invoke_span(self._name, invocation)
+        if span is None:
+            return await self._answer(invocation, deadline, context)
+        with span:
+            return await self._answer(invocation, deadline, context)
+
+    async def _answer(
+        self, invocation: Invocation, deadline: float | None, context: Context
+    ) -> plugin_pb2.InvokeResponse:
+        """Runs ``plugin.invoke`` within its deadline and the shutdown grace
+        and turns the outcome into the answer (or the call's abort)."""
+        phase = invocation.phase
         started = time.monotonic()
         timeout = None if deadline is None else max(0.0, deadline - time.time())
         outcome = await self._invoke(invocation, timeout)
         elapsed_ms = round((time.monotonic() - started) * 1000)
-        fields = {"phase": phase, "invocation_id": request.invocation_id, "elapsed_ms": elapsed_ms}
+        fields = {"phase": phase, "invocation_id": invocation.invocation_id, "elapsed_ms": elapsed_ms}
         if outcome is _ABANDONED:
             log.warning("invoke cancelled: the shutdown grace is over", extra=fields)
-            await context.abort(
+            await _abort(
+                context,
                 grpc.StatusCode.UNAVAILABLE,
                 f"{self._name} is shutting down and cancelled the call for phase {phase!r} "
                 "when the grace period ran out",
             )
         if outcome is _DEADLINE:
             log.warning("invoke cut off at its deadline", extra=fields)
-            await context.abort(
+            await _abort(
+                context,
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"{self._name} did not finish phase {phase!r} before the deadline "
                 f"(cancelled after {elapsed_ms} ms)",
@@ -166,19 +183,19 @@ class PluginServicer:
         if failure is not None:
             code, message = failure
             log.warning("invoke failed", extra={**fields, "error": message})
-            await context.abort(code, message)
+            await _abort(context, code, message)
         if not isinstance(reply, Reply):
             message = (
                 f"invoke returned {type(reply).__name__}, not a Reply "
                 "(return Reply.ok() for no change)"
             )
             log.error("invalid reply", extra={**fields, "error": message})
-            await context.abort(grpc.StatusCode.INTERNAL, message)
+            await _abort(context, grpc.StatusCode.INTERNAL, message)
         try:
             response = reply.to_proto()
         except PluginError as e:
             log.error("invalid reply", extra={**fields, "error": e.status_message})
-            await context.abort(e.code, e.status_message)
+            await _abort(context, e.code, e.status_message)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("invoked", extra={**fields, "ops": len(response.patch)})
         return response
@@ -222,10 +239,13 @@ class PluginServicer:
             try:
                 if inspect.iscoroutinefunction(method):
                     call.follow(loop.create_task(self._run("invoke", method, invocation)))
-                elif isinstance(self._executor, WorkerPool):
-                    self._executor.call(_in_thread, loop, call, self._from_thread, method, invocation)
                 else:
-                    loop.run_in_executor(self._executor, _in_thread, loop, call, self._from_thread, method, invocation)
+                    # A worker thread does not inherit the context (the span).
+                    method = _trace.in_context(method)
+                    if isinstance(self._executor, WorkerPool):
+                        self._executor.call(_in_thread, loop, call, self._from_thread, method, invocation)
+                    else:
+                        loop.run_in_executor(self._executor, _in_thread, loop, call, self._from_thread, method, invocation)
             except Exception as e:  # the executor is shut down
                 call.settle((None, self._internal("invoke", e)))
             return await call.waiter
@@ -280,6 +300,13 @@ class PluginServicer:
             raise
         except Exception as e:
             return None, self._internal(what, e)
+
+
+async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
+    """Ends the call with ``code`` and ``message``, marking the ``Invoke``
+    span (if any) as failed with the same message."""
+    _trace.failed(message)
+    await context.abort(code, message)
 
 
 #: What :meth:`PluginServicer._invoke` returns when the deadline came first.

@@ -1,0 +1,306 @@
+//! Traces end to end: `outboard run` (and `run --daemon` against `outboard
+//! up`) with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at a real OTLP/gRPC
+//! receiver, real plugins in Rust and Python, and a scripted one that
+//! fails. One job is one trace: `outboard.job` → `outboard.dispatch` (one
+//! per phase) → `outboard.invoke` (one per call).
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+
+use std::collections::BTreeSet;
+use std::process::Output;
+use std::time::Duration;
+
+use common::otlp::{self, Receiver, Span, Status};
+use common::{Sandbox, bin, python_plugin, text};
+use daemon::Daemon;
+use outboard_host::config::JOB_PHASES;
+
+/// How long spans may take to arrive once the processes that sent them
+/// are gone (they flush at exit, so at once; a loaded CI machine is slow).
+const ARRIVAL: Duration = Duration::from_secs(30);
+
+/// A parent span a caller of `outboard run` would hand down.
+const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+/// Two Rust example plugins and the Python one in pre_container (a
+/// sequential phase), and a scripted plugin whose post_container call
+/// fails (fail-open there, so the job still succeeds).
+fn config() -> String {
+    format!(
+        r#"
+[[plugin]]
+name = "env-injector"
+command = {injector:?}
+grant = ["env:write"]
+[plugin.config]
+prefix = "ci"
+
+[[plugin]]
+name = "secret-scrubber"
+command = {scrubber:?}
+grant = ["env:write"]
+
+[[plugin]]
+name = "flaky"
+command = {scripted:?}
+stop_grace = "1s"
+[plugin.env]
+SCRIPTED_SUBSCRIBE = "post_container:0"
+[plugin.config]
+post_container = {{ error = "webhook down" }}
+"#,
+        injector = bin("env-injector").display().to_string(),
+        scrubber = python_plugin("secret-scrubber").display().to_string(),
+        scripted = bin("scripted-plugin").display().to_string(),
+    )
+}
+
+/// The config in a file, and a sandbox for the plugins' runtime
+/// directories.
+struct Setup {
+    sandbox: Sandbox,
+    _dir: tempfile::TempDir,
+    config: String,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::Builder::new()
+            .prefix("obt-traces-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let path = dir.path().join("outboard.toml");
+        std::fs::write(&path, config()).unwrap();
+        Setup {
+            sandbox: Sandbox::new(),
+            _dir: dir,
+            config: path.display().to_string(),
+        }
+    }
+
+    /// `outboard -v run` of `true` on the config, with `env`.
+    async fn run(&self, env: Vec<(&'static str, String)>) -> Output {
+        let mut env = env;
+        env.push((
+            "OUTBOARD_RUNTIME_DIR",
+            self.sandbox.path().display().to_string(),
+        ));
+        let out = outboard(&["-v", "run", "--config", &self.config, "--", "true"], env).await;
+        assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+        out
+    }
+}
+
+/// The variables that turn exporting on, towards `receiver`.
+fn otel_env(receiver: &Receiver) -> Vec<(&'static str, String)> {
+    vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+        // Spans leave soon, not only at exit (the daemon lives on).
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ]
+}
+
+/// `outboard ARGS` with `env`, off the runtime's threads (the receiver
+/// serves on them).
+async fn outboard(args: &[&str], env: Vec<(&'static str, String)>) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+            .args(&args)
+            // Only what the test says: no parent, no exporter of its own.
+            .env_remove("TRACEPARENT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OUTBOARD_PLUGIN_DIR")
+            .env("API_TOKEN", "hunter2")
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// The spans of a job once its tree is complete: a job span, seven
+/// dispatches (no on_error: the job succeeded) and three calls.
+async fn job_trace(receiver: &Receiver) -> Vec<Span> {
+    receiver
+        .wait_for(
+            |spans| {
+                let named = |n: &str| spans.iter().filter(|s| s.name == n).count();
+                named("outboard.job") == 1
+                    && named("outboard.dispatch") == 7
+                    && named("outboard.invoke") == 3
+            },
+            ARRIVAL,
+        )
+        .await
+}
+
+fn one<'s>(spans: &'s [Span], what: &str, pred: impl Fn(&Span) -> bool) -> &'s Span {
+    let found: Vec<&Span> = spans.iter().filter(|s| pred(s)).collect();
+    let [span] = found[..] else {
+        panic!(
+            "expected one {what}, found {}:\n{}",
+            found.len(),
+            otlp::render(spans)
+        )
+    };
+    span
+}
+
+/// Checks the tree under the job span and returns it; `parent` is the job
+/// span's expected parent.
+fn check_tree(spans: &[Span], parent: Option<&str>) {
+    let all = otlp::render(spans);
+    let traces: BTreeSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+    assert_eq!(traces.len(), 1, "one job, one trace:\n{all}");
+
+    let job = one(spans, "job span", |s| s.name == "outboard.job");
+    assert_eq!(job.parent_span_id.as_deref(), parent, "{all}");
+    assert_eq!(job.service, "outboard");
+    assert_eq!(job.attr("outboard.status"), Some("succeeded"), "{all}");
+
+    let dispatch = |phase: &str| {
+        one(spans, phase, |s| {
+            s.name == "outboard.dispatch" && s.attr("outboard.phase") == Some(phase)
+        })
+    };
+    // Every phase of the job profile but on_error: the job succeeded.
+    for phase in JOB_PHASES.into_iter().filter(|p| *p != "on_error") {
+        let span = dispatch(phase);
+        assert_eq!(
+            span.parent_span_id.as_deref(),
+            Some(&*job.span_id),
+            "{phase}:\n{all}"
+        );
+        assert_eq!(
+            span.attr("outboard.verdict"),
+            Some("passed"),
+            "{phase}:\n{all}"
+        );
+        assert_eq!(span.service, "outboard");
+    }
+    let pre = dispatch("pre_container");
+    assert_eq!(pre.attr("outboard.mode"), Some("sequential"));
+    assert_eq!(pre.attr("outboard.subscribers"), Some("2"));
+    let post = dispatch("post_container");
+    assert_eq!(post.attr("outboard.mode"), Some("parallel"));
+    assert_eq!(post.attr("outboard.subscribers"), Some("1"));
+    assert_eq!(dispatch("cleanup").attr("outboard.subscribers"), Some("0"));
+
+    let invoke = |plugin: &str| {
+        one(spans, plugin, |s| {
+            s.name == "outboard.invoke" && s.attr("outboard.plugin") == Some(plugin)
+        })
+    };
+    // env-injector sets BUILD_ID and BUILD_TIMESTAMP; secret-scrubber
+    // redacts API_TOKEN at least (the test's own environment may hold more).
+    for (plugin, ops) in [("env-injector", 2..=2), ("secret-scrubber", 1..=usize::MAX)] {
+        let span = invoke(plugin);
+        assert_eq!(span.parent_span_id.as_deref(), Some(&*pre.span_id), "{all}");
+        assert_eq!(span.attr("outboard.phase"), Some("pre_container"));
+        assert_eq!(span.attr("outboard.attempt"), Some("1"));
+        assert_eq!(span.attr("outboard.outcome"), Some("ok"), "{all}");
+        let count: usize = span
+            .attr("outboard.patch.ops")
+            .unwrap_or("none")
+            .parse()
+            .unwrap();
+        assert!(ops.contains(&count), "{plugin}:\n{all}");
+        assert_eq!(span.status, Status::Unset, "{all}");
+    }
+    let failed = invoke("flaky");
+    assert_eq!(
+        failed.parent_span_id.as_deref(),
+        Some(&*post.span_id),
+        "{all}"
+    );
+    assert_eq!(failed.attr("outboard.outcome"), Some("error"), "{all}");
+    match &failed.status {
+        Status::Error(message) => assert!(message.contains("webhook down"), "{all}"),
+        other => panic!("the failed call's status is {other:?}:\n{all}"),
+    }
+}
+
+/// The spans of one `outboard run`, exporting, with `traceparent` as its
+/// `TRACEPARENT` if given.
+async fn traced_job(traceparent: Option<String>) -> Vec<Span> {
+    let receiver = Receiver::start().await;
+    let setup = Setup::new();
+    let mut env = otel_env(&receiver);
+    env.extend(traceparent.map(|t| ("TRACEPARENT", t)));
+    setup.run(env).await;
+    let spans = job_trace(&receiver).await;
+    setup.sandbox.assert_empty();
+    spans
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_one_trace_of_job_dispatch_and_invoke_spans() {
+    check_tree(&traced_job(None).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_joins_the_trace_of_its_callers_traceparent() {
+    let spans = traced_job(Some(format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))).await;
+    check_tree(&spans, Some(CALLER_SPAN));
+    assert_eq!(spans[0].trace_id, CALLER_TRACE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_traceparent_is_ignored_and_the_job_starts_its_own_trace() {
+    check_tree(
+        &traced_job(Some("00-not-hex-at-all-01".to_owned())).await,
+        None,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_daemon_against_up_is_one_trace_across_both_processes() {
+    let receiver = Receiver::start().await;
+    let env = otel_env(&receiver);
+    let daemon_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let daemon = tokio::task::block_in_place(|| Daemon::start_with_env(&config(), &daemon_env));
+
+    let socket = daemon.socket().display().to_string();
+    let out = outboard(
+        &["run", "--daemon", "--control-socket", &socket, "--", "true"],
+        env.clone(),
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    // The daemon's spans leave at the latest when it stops.
+    tokio::task::block_in_place(|| daemon.stop());
+    check_tree(&job_trace(&receiver).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_turned_off_export_nothing_and_log_lines_never_name_a_span() {
+    let receiver = Receiver::start().await;
+    let setup = Setup::new();
+    // The endpoint is named, but traces are turned off.
+    let mut off = otel_env(&receiver);
+    off.push(("OTEL_TRACES_EXPORTER", "none".to_owned()));
+    let quiet = setup.run(off).await;
+    let traced = setup.run(otel_env(&receiver)).await;
+    job_trace(&receiver).await;
+    let spans = receiver.spans();
+    assert_eq!(
+        spans.iter().filter(|s| s.name == "outboard.job").count(),
+        1,
+        "only the traced run exported:\n{}",
+        otlp::render(&spans)
+    );
+    for out in [&quiet, &traced] {
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("INFO"), "-v logs something: {stderr}");
+        for name in ["outboard.job", "outboard.dispatch", "outboard.invoke"] {
+            assert!(!stderr.contains(name), "{stderr}");
+        }
+    }
+}
