@@ -158,10 +158,7 @@ fn ready_reloading_ready_stopping_in_order() {
 fn watchdog_pings_come_every_half_timeout() {
     let (dir, socket) = manager();
     let path = dir.path().join("notify");
-    let daemon = start(&[
-        ("NOTIFY_SOCKET", value(&path)),
-        ("WATCHDOG_USEC", "200000"),
-    ]);
+    let daemon = start(&[("NOTIFY_SOCKET", value(&path)), ("WATCHDOG_USEC", "200000")]);
     expect(&next(&socket), "READY=1");
     for _ in 0..2 {
         assert_eq!(next(&socket), "WATCHDOG=1\n");
