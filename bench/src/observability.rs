@@ -5,8 +5,7 @@
 //! - **off**: no HTTP listener, no trace export (every `OTEL_*` variable
 //!   removed from its environment);
 //! - **metrics**: `--http 127.0.0.1:0`, and a scraper in the harness that
-//!   `GET`s `/metrics` every [`SCRAPE_EVERY`] for as long as the daemon
-//!   runs;
+//!   `GET`s `/metrics` every [`SCRAPE_EVERY`] while the daemon is measured;
 //! - **traced**: the same, and spans exported over OTLP/gRPC to an
 //!   in-process receiver (`outboard_test_support::otlp::Receiver`), with
 //!   the exporter's defaults otherwise.
@@ -19,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -52,9 +51,13 @@ struct Contender {
     scraper: Option<Scraper>,
 }
 
-/// Reads `/metrics` every [`SCRAPE_EVERY`] until dropped.
+/// Reads `/metrics` every [`SCRAPE_EVERY`] while its daemon is measured
+/// (so that an idle daemon's scrapes do not load the one measured), until
+/// dropped.
 struct Scraper {
     task: JoinHandle<()>,
+    /// True while its daemon is measured.
+    active: Arc<AtomicBool>,
     /// Scrapes answered 200, and bytes in the last one.
     ok: Arc<AtomicU64>,
     bytes: Arc<AtomicU64>,
@@ -116,9 +119,13 @@ async fn run_turns(
     for round in 0..turns {
         for k in 0..3 {
             let who = (round + k) % 3;
-            let caller = contenders[who].daemon.caller();
+            let contender = &contenders[who];
+            let caller = contender.daemon.caller();
             let call = move || caller.call();
-            let load = stats::load(CONCURRENCY, slice, call).await?;
+            contender.scraping(true);
+            let load = stats::load(CONCURRENCY, slice, call).await;
+            contender.scraping(false);
+            let load = load?;
             loads[who].rate += load.rate / turns as f64;
             loads[who].took.extend(load.took);
         }
@@ -156,6 +163,13 @@ impl Contender {
         Ok(Contender { daemon, scraper })
     }
 
+    /// Starts or pauses its scraper, if it has one.
+    fn scraping(&self, on: bool) {
+        if let Some(scraper) = &self.scraper {
+            scraper.active.store(on, Ordering::Relaxed);
+        }
+    }
+
     fn stop(self) -> anyhow::Result<()> {
         drop(self.scraper);
         self.daemon.stop()
@@ -184,13 +198,18 @@ impl Scraper {
         let ok = Arc::new(AtomicU64::new(1));
         let bytes = Arc::new(AtomicU64::new(first as u64));
         let failed = Arc::new(std::sync::Mutex::new(None));
+        let active = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn({
             let (ok, bytes, failed) = (ok.clone(), bytes.clone(), failed.clone());
+            let active = active.clone();
             async move {
                 let mut ticks = tokio::time::interval(SCRAPE_EVERY);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     ticks.tick().await;
+                    if !active.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     match scrape(addr).await {
                         Ok(n) => {
                             ok.fetch_add(1, Ordering::Relaxed);
@@ -207,6 +226,7 @@ impl Scraper {
         });
         Ok(Scraper {
             task,
+            active,
             ok,
             bytes,
             failed,
