@@ -11,8 +11,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Output;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -32,6 +32,8 @@ type Events<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 struct Fake {
     /// A phase whose Invoke never answers, and what became of it.
     hang: Option<(&'static str, Arc<Hanging>)>,
+    /// Every RecordJob request, in order.
+    jobs: Arc<Mutex<Vec<RecordJobRequest>>>,
 }
 
 /// A hanging Invoke: whether it started, whether the caller dropped it.
@@ -278,6 +280,11 @@ impl ControlService for Fake {
         Ok(Response::new(InvokeResponse {
             report: Some(outboard_daemon::wire::report_to_proto(&report)),
         }))
+    }
+
+    async fn record_job(&self, request: Request<RecordJobRequest>) -> Answer<RecordJobResponse> {
+        self.jobs.lock().unwrap().push(request.into_inner());
+        Ok(Response::new(RecordJobResponse {}))
     }
 }
 
@@ -561,6 +568,7 @@ fn job_on_hanging_daemon(
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = Fake {
         hang: Some(("pre_validation", hanging.clone())),
+        ..Fake::default()
     };
     runtime.block_on(async { serve(fake, &socket) });
     let job = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
@@ -615,4 +623,28 @@ fn a_signal_cancels_the_phase_in_flight_on_the_daemon() {
             .load(Ordering::SeqCst)),
         "the daemon saw the call cancelled"
     );
+}
+
+/// `run --daemon` tells the daemon how its job ended, once it is over:
+/// succeeded, or the kind of the failure, with the job's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_run_through_the_daemon_records_its_result_there() {
+    let sandbox = Sandbox::new();
+    let socket = sandbox.path().join("control.sock");
+    let fake = Fake::default();
+    let jobs = fake.jobs.clone();
+    serve(fake, &socket);
+    let ok = outboard_on(&socket, &["run", "--daemon", "--json", "--", "true"]).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let failed = outboard_on(&socket, &["run", "--daemon", "--", "sh", "-c", "exit 3"]).await;
+    assert_eq!(failed.status.code(), Some(3), "{}", stderr(&failed));
+
+    let recorded = jobs.lock().unwrap().clone();
+    let results: Vec<i32> = recorded.iter().map(|r| r.result).collect();
+    assert_eq!(
+        results,
+        [JobResult::Succeeded as i32, JobResult::ExitCode as i32]
+    );
+    let report: Value = serde_json::from_str(&stdout(&ok)).unwrap();
+    assert_eq!(json!(recorded[0].job_id), report["job_id"]);
 }

@@ -18,6 +18,8 @@
 //!   checks, crash-loop quarantine; its policy is pure, and its seam
 //!   ([`Launcher`], [`Instance`]) lets tests run it in memory (the
 //!   `test-util` feature exports the fake as `testing`).
+//! - `figures`: every figure the host keeps ([`Figures`]), by plugin and
+//!   phase name, read by `outboard status` and the daemon's metrics alike.
 //! - `dispatch`: one phase fanned out to its subscribers, sequentially or in
 //!   parallel, with patches, merge conflicts, timeouts and policies.
 //! - `host`: [`Host`], the running plugins and their phases: routing
@@ -35,6 +37,7 @@ pub mod config;
 mod depends;
 mod dispatch;
 mod error;
+mod figures;
 mod host;
 mod instance;
 pub mod job;
@@ -53,6 +56,10 @@ pub use dispatch::{
     Entry, FailureKind, Outcome, Report, Route, Subscriber, Verdict, patch_to_json,
 };
 pub use error::{CallError, Error, ErrorKind};
+pub use figures::{
+    BUCKET_BOUNDS, CallFigures, Figures, Histogram, JobCounts, JobResult, LATENCY_WINDOW, Outcomes,
+    PhaseFigures, PluginFigures, RestartReason, Stats, StatsSnapshot, UnknownJobResult,
+};
 pub use host::{
     Host, HostEvent, NoSuchPlugin, PluginChange, ReloadError, ReloadPlan, StartFailures, start_all,
     stop_all,
@@ -68,7 +75,4 @@ pub use output::{Escaped, Stream};
 /// answers and calls are scripted.
 #[cfg(feature = "test-util")]
 pub use supervisor::fake as testing;
-pub use supervisor::{
-    HealthCheck, Instance, LATENCY_WINDOW, Launcher, PluginLauncher, State, Stats, StatsSnapshot,
-    Status, Supervisor,
-};
+pub use supervisor::{HealthCheck, Instance, Launcher, PluginLauncher, State, Status, Supervisor};

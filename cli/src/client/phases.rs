@@ -1,16 +1,22 @@
 //! A daemon as the place a job's phases run (`outboard run --daemon`):
 //! each phase is one Invoke call with the job's own context; the command
-//! runs here.
+//! runs here; once the job is over, its result is recorded with the daemon
+//! (RecordJob), which counts jobs by result.
 
 use std::future::Future;
+use std::time::Duration;
 
-use outboard_host::Report;
 use outboard_host::job::{self, Phases};
-use outboard_proto::control::v1::InvokeRequest;
+use outboard_host::{JobResult, Report};
+use outboard_proto::control::v1::{InvokeRequest, RecordJobRequest};
 use outboard_proto::json::json_to_struct;
 use serde_json::{Map, Value};
 
 use super::Daemon;
+
+/// How long recording a job's result may hold up the job's end: the job is
+/// done, and its result is the daemon's figure, not the job's.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Dispatches a job's phases through a daemon's Invoke.
 #[derive(Debug)]
@@ -45,6 +51,27 @@ impl DaemonPhases {
             &format!("phase {phase} could not run on the daemon: {why}"),
         )
     }
+
+    /// Tells the daemon how the job `job_id` ended; a failure is only
+    /// logged (the job's own result stands).
+    async fn record(&self, job_id: String, result: JobResult) {
+        let request = RecordJobRequest {
+            job_id,
+            result: outboard_daemon::wire::job_result_to_proto(result) as i32,
+        };
+        let mut rpc = self.daemon.rpc.clone();
+        match tokio::time::timeout(RECORD_TIMEOUT, rpc.record_job(request)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(status)) => tracing::warn!(
+                "the job's result was not recorded with the daemon: {}",
+                super::call_error(&self.daemon.socket, &status)
+            ),
+            Err(_) => tracing::warn!(
+                "the job's result was not recorded with the daemon: no answer within {}",
+                humantime::format_duration(RECORD_TIMEOUT)
+            ),
+        }
+    }
 }
 
 impl Phases for DaemonPhases {
@@ -54,5 +81,9 @@ impl Phases for DaemonPhases {
         context: Map<String, Value>,
     ) -> impl Future<Output = Report> + Send {
         self.invoke(phase.to_owned(), context)
+    }
+
+    fn record_job(&self, job_id: &str, result: JobResult) -> impl Future<Output = ()> + Send {
+        self.record(job_id.to_owned(), result)
     }
 }

@@ -74,7 +74,9 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
 /// daemon's plugins; the command runs here as it would standalone. The
 /// first signal stops the job the orderly way (the phase in flight is
 /// cancelled, on_error and cleanup still run on the daemon); a second one
-/// cuts it short.
+/// cuts it short. Once the job is over, `job::run` records its result with
+/// the daemon (RecordJob, through [`DaemonPhases`]), which counts jobs by
+/// result; a job cut short by a second signal is not recorded.
 async fn on_daemon(args: RunArgs, env: serde_json::Map<String, Value>, mut signals: Signals) -> u8 {
     let connect = Daemon::connect(args.daemon.control_socket.as_deref());
     let daemon = tokio::select! {

@@ -58,6 +58,7 @@ mod tests {
             reason: Some("exited\nother: Ready (pid 1, starts 1)\x1b[2J".into()),
             stderr: Vec::new(),
             since: None,
+            optional: false,
         };
         let mut out = Vec::new();
         state_line(&mut out, "p", &status, false).expect("write");
@@ -75,6 +76,7 @@ mod tests {
             reason: None,
             stderr: Vec::new(),
             since: None,
+            optional: false,
         };
         let mut out = Vec::new();
         state_line(&mut out, "p", &status, false).expect("write");
@@ -90,6 +92,7 @@ mod tests {
             reason: None,
             stderr: Vec::new(),
             since: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500)),
+            optional: false,
         };
         let mut out = Vec::new();
         state_line(&mut out, "p", &status, true).expect("write");

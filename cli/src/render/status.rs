@@ -3,6 +3,7 @@
 //! rows are built from the control API's messages here, so the JSON shape
 //! is this module's, not the wire's.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
@@ -27,6 +28,9 @@ pub(crate) struct DaemonView {
     pub(crate) reloads: u64,
     /// Dispatches under way.
     pub(crate) in_flight: u64,
+    /// Jobs whose phases ran on it, by result (every result, zeros
+    /// included).
+    pub(crate) jobs: BTreeMap<String, u64>,
 }
 
 /// One plugin, for every command that shows plugins.
@@ -43,8 +47,20 @@ pub(crate) struct PluginView {
     pub(crate) pid: Option<u32>,
     /// Milliseconds since its instance became ready.
     pub(crate) uptime_ms: Option<u64>,
-    /// Starts after the first.
+    /// True if the daemon's readiness does not wait for it.
+    pub(crate) optional: bool,
+    /// Starts after the first since the daemon started.
     pub(crate) restarts: u32,
+    /// Those by reason (every reason, zeros included).
+    pub(crate) restarts_by_reason: BTreeMap<String, u64>,
+    /// Why it was last started again.
+    pub(crate) last_restart_reason: Option<String>,
+    /// Spawn to ready of its latest start, in ms.
+    pub(crate) last_start_ms: Option<f64>,
+    /// Log lines the daemon recorded from it.
+    pub(crate) log_lines: u64,
+    /// Of those, lines evicted from its log ring (no longer readable).
+    pub(crate) log_lines_dropped: u64,
     /// Why it last failed or exited.
     pub(crate) last_exit_reason: Option<String>,
     /// Its last stderr lines when it last failed.
@@ -100,6 +116,7 @@ impl DaemonView {
             control_socket: d.control_socket.clone(),
             reloads: d.reloads,
             in_flight: d.in_flight,
+            jobs: d.jobs.clone().into_iter().collect(),
         }
     }
 }
@@ -120,7 +137,14 @@ impl PluginView {
             state: state_name(p.state),
             pid: (p.pid != 0).then_some(p.pid),
             uptime_ms: p.uptime.and_then(duration).map(|d| d.as_millis() as u64),
+            optional: p.optional,
             restarts: p.restarts,
+            restarts_by_reason: p.restarts_by_reason.clone().into_iter().collect(),
+            last_restart_reason: (!p.last_restart_reason.is_empty())
+                .then(|| p.last_restart_reason.clone()),
+            last_start_ms: p.last_start_duration.and_then(duration).map(ms),
+            log_lines: p.log_lines,
+            log_lines_dropped: p.log_lines_dropped,
             last_exit_reason: (!p.last_exit_reason.is_empty()).then(|| p.last_exit_reason.clone()),
             last_stderr: p.last_stderr.clone(),
             phases: p.phases.clone(),
@@ -198,7 +222,7 @@ impl StatusView {
 pub(crate) fn daemon_line(out: &mut impl Write, d: &DaemonView) -> std::io::Result<()> {
     writeln!(
         out,
-        "outboard daemon {} (pid {}), since {}; {}; {} reload{}, {} in flight; socket {}",
+        "outboard daemon {} (pid {}), since {}; {}; {} reload{}, {} in flight; jobs: {}; socket {}",
         Escaped::line(&d.version),
         d.pid,
         d.started_at.as_deref().unwrap_or("-"),
@@ -206,8 +230,23 @@ pub(crate) fn daemon_line(out: &mut impl Write, d: &DaemonView) -> std::io::Resu
         d.reloads,
         if d.reloads == 1 { "" } else { "s" },
         d.in_flight,
+        jobs(&d.jobs),
         Escaped::line(&d.control_socket),
     )
+}
+
+/// Jobs by result, only those that happened: `3 succeeded, 1 vetoed`.
+fn jobs(jobs: &BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = jobs
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(result, n)| format!("{n} {}", Escaped::line(&result.replace('_', " "))))
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// The table's header.
@@ -228,11 +267,18 @@ fn cells(p: &PluginView) -> [String; 12] {
         } else {
             Escaped::line(&p.version).to_string()
         },
-        p.state.to_owned(),
+        if p.optional {
+            format!("{} (optional)", p.state)
+        } else {
+            p.state.to_owned()
+        },
         p.pid.map_or_else(dash, |pid| pid.to_string()),
         p.uptime_ms
             .map_or_else(dash, |ms| uptime(Duration::from_millis(ms))),
-        p.restarts.to_string(),
+        match &p.last_restart_reason {
+            Some(last) if p.restarts > 0 => format!("{} ({})", p.restarts, Escaped::line(last)),
+            _ => p.restarts.to_string(),
+        },
         calls(&p.invocations),
         latency(p.latency_p50_ms),
         latency(p.latency_p99_ms),

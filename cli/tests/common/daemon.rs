@@ -154,6 +154,18 @@ impl Daemon {
         &self.socket
     }
 
+    /// Its HTTP listener's base URL (`http://127.0.0.1:PORT`), from the
+    /// line it printed before it was ready.
+    pub fn http_url(&self) -> String {
+        let prefix = "outboard: http ";
+        self.stderr
+            .seen()
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line: {:?}", self.stderr.seen()))
+            .to_owned()
+    }
+
     /// Its stderr, to wait for a line.
     pub fn stderr(&mut self) -> &mut Lines {
         &mut self.stderr

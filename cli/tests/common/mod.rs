@@ -131,6 +131,11 @@ impl Lines {
         }
     }
 
+    /// The lines read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
     /// Everything read so far and until the stream ends, one string.
     pub fn rest(mut self) -> String {
         self.seen.extend(self.rx.iter());

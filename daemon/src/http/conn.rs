@@ -28,6 +28,8 @@ pub(crate) const MAX_LIFE: Duration = Duration::from_secs(60);
 /// How long a connection told to close may take to finish its response
 /// (to a client that reads slowly) before it is dropped.
 pub(crate) const FINISH: Duration = Duration::from_secs(5);
+/// The pause after a failed accept.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 /// The most a connection buffers of a request (hyper's smallest bound).
 pub(crate) const MAX_BUFFER: usize = 8 * 1024;
 
@@ -59,8 +61,11 @@ pub(crate) async fn accept_loop(
                 Ok((stream, _)) => stream,
                 Err(err) => {
                     // Out of descriptors, or a connection reset before it
-                    // was accepted: the listener itself is fine.
+                    // was accepted: the listener itself is fine. A pause,
+                    // so that running out of descriptors is not a busy
+                    // loop.
                     tracing::debug!("http: accept failed: {err}");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
                     continue;
                 }
             },

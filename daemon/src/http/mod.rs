@@ -59,6 +59,6 @@ pub fn router(state: HttpState) -> Router {
 }
 
 /// Whether the daemon's readiness ignores `plugin`.
-fn optional(_plugin: &Supervisor) -> bool {
-    false
+fn optional(plugin: &Supervisor) -> bool {
+    plugin.optional()
 }

@@ -145,6 +145,19 @@ async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
     assert_eq!(json["ready"], true);
     assert_eq!(json["restarts"], 0);
     assert!(json["last_health_check"].is_null(), "{json}");
+    // A dispatch, then a scrape: read from the host's figures.
+    host.dispatch("p", serde_json::Map::new()).await;
+    let (code, _, body) = get(&state, "/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    for line in [
+        "outboard_plugin_up{plugin=\"alpha\"} 1",
+        "outboard_plugin_state{plugin=\"alpha\",state=\"ready\"} 1",
+        "outboard_plugin_invocations_total{plugin=\"alpha\",phase=\"p\",outcome=\"ok\"} 1",
+        "outboard_phase_dispatch_duration_seconds_count{phase=\"p\"} 1",
+        "outboard_plugin_restarts_total{plugin=\"alpha\",reason=\"crashed\"} 0",
+    ] {
+        assert!(body.lines().any(|l| l == line), "no {line:?} in:\n{body}");
+    }
     // An unknown name: 404, JSON, the name escaped and cut.
     let long = format!("{}\"%0A{}", "x".repeat(10), "y".repeat(200));
     let (code, content_type, body) = get(&state, &format!("/plugins/{long}/health")).await;
@@ -167,4 +180,84 @@ async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
     tokio::time::timeout(Duration::from_secs(10), host.shutdown())
         .await
         .unwrap();
+}
+
+/// Serves a daemon still starting on a fresh port; its address, the
+/// server's task and the sender that stops it.
+async fn serving() -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(super::serve(
+        listener,
+        HttpState::new(LogBook::default()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, task, stop)
+}
+
+/// Reads until the peer closes; what it sent.
+async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_sends_no_headers_is_closed_at_the_header_timeout() {
+    let (addr, task, stop) = serving().await;
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let since = tokio::time::Instant::now();
+    let sent = read_to_close(&mut idle).await;
+    assert!(
+        since.elapsed() >= super::conn::HEADER_READ,
+        "{:?}",
+        since.elapsed()
+    );
+    assert!(
+        since.elapsed() < super::conn::MAX_LIFE,
+        "{:?}",
+        since.elapsed()
+    );
+    // hyper says why before it closes, or just closes.
+    assert!(
+        sent.is_empty() || sent.starts_with("HTTP/1.1 408"),
+        "{sent}"
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stop_closes_kept_alive_connections_and_serve_returns() {
+    use tokio::io::AsyncWriteExt as _;
+    let (addr, task, stop) = serving().await;
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer comes on a connection kept alive; the stop then closes it.
+    let mut first = [0u8; 64];
+    let n = tokio::io::AsyncReadExt::read(&mut client, &mut first)
+        .await
+        .unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("serve returns once stopped")
+        .unwrap();
+    read_to_close(&mut client).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still listening"
+    );
 }

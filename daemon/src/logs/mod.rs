@@ -15,11 +15,13 @@
 //! many lines it missed (`RecvError::Lagged`), and the sequence numbers
 //! show the same gap.
 //!
-//! A plugin's lines stay after it is removed, until [`LogBook::forget`].
+//! A plugin's lines stay after it is removed, until [`LogBook::forget`];
+//! so do its counts of lines recorded and dropped ([`LogBook::counts`]),
+//! which `outboard status` and the metrics show.
 //!
 //! # Layout
 //!
-//! - this file: [`LogBook`], [`LogLine`], [`LogCounts`], [`Limits`].
+//! - this file: [`LogBook`], [`LogLine`], [`Limits`].
 //! - `ring`: one plugin's bounded ring, a pure data structure.
 //! - `layer`: [`LogLayer`], the tracing layer that feeds the book.
 
@@ -81,15 +83,14 @@ impl LogLine {
     }
 }
 
-/// A plugin's lines counted since the book began keeping them (or last
-/// forgot them): they survive the plugin's restarts and reloads.
+/// How many lines of a plugin the book has seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogCounts {
-    /// Lines the plugin wrote (each stdout or stderr line, each crash
-    /// report).
+    /// Lines recorded (the last line's sequence number).
     pub lines: u64,
-    /// Of those, lines pushed out of the ring (oldest first) to keep it
-    /// within its [`Limits`]: no longer shown by `outboard logs`.
+    /// Of those, lines evicted from the ring to keep within its line and
+    /// byte bounds ([`Limits`]): recorded, but no longer readable. A line
+    /// cut to fit is not dropped.
     pub dropped: u64,
 }
 
@@ -217,24 +218,19 @@ impl LogBook {
         (log.ring.read(lines, since), log.followers.subscribe())
     }
 
+    /// How many of `plugin`'s lines the book recorded and dropped; zeros
+    /// for a plugin it does not know.
+    pub fn counts(&self, plugin: &str) -> LogCounts {
+        match self.existing(plugin) {
+            Some(log) => lock(&log).ring.counts(),
+            None => LogCounts::default(),
+        }
+    }
+
     /// Whether the book holds `plugin`'s log (it wrote, or was followed,
     /// since the book began or last forgot it).
     pub fn contains(&self, plugin: &str) -> bool {
         self.existing(plugin).is_some()
-    }
-
-    /// Every plugin's line counts, in name order.
-    pub fn counts(&self) -> Vec<(Arc<str>, LogCounts)> {
-        let logs: Vec<(Arc<str>, Arc<Mutex<PluginLog>>)> = read_map(&self.inner)
-            .iter()
-            .map(|(name, log)| (name.clone(), log.clone()))
-            .collect();
-        let mut counts: Vec<(Arc<str>, LogCounts)> = logs
-            .into_iter()
-            .map(|(name, log)| (name, lock(&log).ring.counts()))
-            .collect();
-        counts.sort_by(|a, b| a.0.cmp(&b.0));
-        counts
     }
 
     /// The plugins whose logs the book holds, in name order.

@@ -23,8 +23,8 @@ pub(super) struct Ring {
     bytes: usize,
     /// The sequence number the next line gets.
     next_sequence: u64,
-    /// Lines pushed out to keep within the bounds, since the ring began.
-    dropped: u64,
+    /// Lines evicted to keep within the bounds.
+    evicted: u64,
     limits: Limits,
 }
 
@@ -34,7 +34,7 @@ impl Ring {
             lines: VecDeque::new(),
             bytes: 0,
             next_sequence: 1,
-            dropped: 0,
+            evicted: 0,
             limits,
         }
     }
@@ -52,7 +52,7 @@ impl Ring {
         {
             if let Some(old) = self.lines.pop_front() {
                 self.bytes -= cost(&old);
-                self.dropped += 1;
+                self.evicted += 1;
             }
         }
         self.bytes += cost(&line);
@@ -60,11 +60,11 @@ impl Ring {
         line
     }
 
-    /// Lines recorded and lines dropped, since the ring began.
+    /// Lines pushed so far, and how many of them were evicted.
     pub(super) fn counts(&self) -> LogCounts {
         LogCounts {
             lines: self.next_sequence - 1,
-            dropped: self.dropped,
+            dropped: self.evicted,
         }
     }
 

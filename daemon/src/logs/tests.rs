@@ -57,31 +57,40 @@ fn a_flood_keeps_within_both_bounds_and_numbers_show_the_gap() {
     assert_eq!(held.last().map(|l| l.sequence), Some(100_000));
     // One plugin's flood leaves another's lines alone.
     assert_eq!(book.read("short", None, None).len(), 1000);
-    // Every line is counted, and every one pushed out is counted dropped.
-    let counts: Vec<(String, LogCounts)> = book
-        .counts()
-        .into_iter()
-        .map(|(name, c)| (name.to_string(), c))
-        .collect();
-    let long_dropped = 100_000 - held.len() as u64;
+}
+
+#[test]
+fn counts_say_how_many_lines_came_and_how_many_the_ring_evicted() {
+    let limits = Limits {
+        lines: 10,
+        bytes: 4 * 1024,
+        follow_buffer: 16,
+    };
+    let book = LogBook::new(limits);
+    assert_eq!(book.counts("quiet"), LogCounts::default());
+    for i in 0..25 {
+        book.record(now_line("chatty", &format!("line {i}")));
+    }
+    // Evicted by the line bound: 25 recorded, 10 held.
     assert_eq!(
-        counts,
-        [
-            (
-                "long".to_owned(),
-                LogCounts {
-                    lines: 100_000,
-                    dropped: long_dropped
-                }
-            ),
-            (
-                "short".to_owned(),
-                LogCounts {
-                    lines: 100_000,
-                    dropped: 99_000
-                }
-            ),
-        ]
+        book.counts("chatty"),
+        LogCounts {
+            lines: 25,
+            dropped: 15
+        }
+    );
+    // Evicted by the byte bound; a line cut to fit is not dropped.
+    let big = "x".repeat(3 * 1024);
+    book.record(now_line("wide", &big));
+    book.record(now_line("wide", &big));
+    book.record(now_line("wide", &"y".repeat(10 * 1024)));
+    assert_eq!(book.read("wide", None, None).len(), 1);
+    assert_eq!(
+        book.counts("wide"),
+        LogCounts {
+            lines: 3,
+            dropped: 2
+        }
     );
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use outboard_host::{Host, ReloadPlan};
 
 use super::{Daemon, ReloadFailure, status};
+use crate::logs::LogBook;
 use crate::systemd::watchdog;
 
 impl Daemon {
@@ -24,7 +25,8 @@ impl Daemon {
             return;
         };
         let host = self.inner.host.clone();
-        let probe: watchdog::Probe = Arc::new(move || answers(&host));
+        let logs = self.inner.options.logs.clone();
+        let probe: watchdog::Probe = Arc::new(move || answers(&host, &logs));
         let pings = watchdog::run(notifier.clone(), every, probe);
         let mut closing = self.inner.closing.subscribe();
         tokio::spawn(async move {
@@ -66,12 +68,13 @@ impl Daemon {
 }
 
 /// The watchdog's probe: every plugin's status as `GetStatus` builds it
-/// (supervisor state, manifest, call statistics; no `/proc` reads, which
-/// would shift `GetStatus`'s CPU sampling window). Returns once the host's
-/// locks let it through; a wedged host never returns.
-fn answers(host: &Host) {
+/// (supervisor state, manifest, figures, log counts; no `/proc` reads,
+/// which would shift `GetStatus`'s CPU sampling window). Returns once the
+/// host's locks and the log book's let it through; a wedged host never
+/// returns.
+fn answers(host: &Host, logs: &LogBook) {
     for plugin in host.plugins() {
-        let snapshot = status::status_of(&plugin, &plugin.status(), None);
+        let snapshot = status::status_of(&plugin, &plugin.status(), None, Some(logs));
         std::hint::black_box(snapshot);
     }
 }

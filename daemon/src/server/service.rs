@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
-use outboard_host::{State, Supervisor, trace};
+use outboard_host::{Escaped, State, Supervisor, trace};
 use outboard_proto::control::v1 as wire;
 use outboard_proto::control::v1::control_service_server::ControlService;
 use outboard_proto::json::struct_to_json;
@@ -20,7 +20,7 @@ use super::status::{status_of, with_usage};
 use super::wait::{until_settled, wait_of};
 use super::{Daemon, ReloadFailure, to_the_end};
 use crate::logs::LogLine;
-use crate::wire::{plan_to_proto, report_to_proto, timestamp};
+use crate::wire::{job_result_from_proto, plan_to_proto, report_to_proto, timestamp};
 
 /// Messages a stream may have queued for a slow reader before the
 /// producer waits for it.
@@ -59,6 +59,11 @@ impl Service {
             .ok_or_else(|| not_found(name))
     }
 
+    /// `plugin`'s status as of `status`, with its log counts (no usage).
+    fn status_of(&self, plugin: &Supervisor, status: &outboard_host::Status) -> wire::PluginStatus {
+        status_of(plugin, status, None, Some(&self.daemon.inner.options.logs))
+    }
+
     /// The daemon's own status.
     fn daemon_status(&self) -> wire::DaemonStatus {
         let inner = &self.daemon.inner;
@@ -74,6 +79,7 @@ impl Service {
                 .unwrap_or_default(),
             reloads: inner.reloads.load(std::sync::atomic::Ordering::Relaxed),
             in_flight: inner.host.in_flight() as u64,
+            jobs: inner.host.figures().jobs.by_result.into_iter().collect(),
         }
     }
 
@@ -84,11 +90,11 @@ impl Service {
         let changes = plugin.subscribe();
         let before = plugin.status();
         if before.state == State::Disabled {
-            return status_of(&plugin, &before, None);
+            return self.status_of(&plugin, &before);
         }
         self.daemon.host().restart(plugin.name());
         let status = until_settled(&plugin, changes, before.starts, wait).await;
-        status_of(&plugin, &status, None)
+        self.status_of(&plugin, &status)
     }
 }
 
@@ -116,7 +122,12 @@ impl ControlService for Service {
         } else {
             vec![self.plugin(&name)?]
         };
-        let plugins = with_usage(plugins, &self.daemon.inner.sampler).await;
+        let plugins = with_usage(
+            plugins,
+            &self.daemon.inner.sampler,
+            &self.daemon.inner.options.logs,
+        )
+        .await;
         Ok(Response::new(wire::GetStatusResponse {
             daemon: Some(self.daemon_status()),
             plugins,
@@ -138,7 +149,12 @@ impl ControlService for Service {
         // Subscribed before the snapshot is taken: a change in between is
         // sent after it, never lost.
         let (recent, mut live) = self.daemon.inner.journal.read_and_follow();
-        let snapshot = with_usage(plugins, &self.daemon.inner.sampler).await;
+        let snapshot = with_usage(
+            plugins,
+            &self.daemon.inner.sampler,
+            &self.daemon.inner.options.logs,
+        )
+        .await;
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let mut closing = self.daemon.inner.closing.subscribe();
         tokio::spawn(async move {
@@ -293,7 +309,7 @@ impl ControlService for Service {
             .map_err(Status::internal)?
             .map_err(|_| not_found(&name))?;
         Ok(Response::new(wire::StopPluginResponse {
-            plugin: Some(status_of(&plugin, &plugin.status(), None)),
+            plugin: Some(self.status_of(&plugin, &plugin.status())),
         }))
     }
 
@@ -321,7 +337,7 @@ impl ControlService for Service {
             plugin.status()
         };
         Ok(Response::new(wire::StartPluginResponse {
-            plugin: Some(status_of(&plugin, &status, None)),
+            plugin: Some(self.status_of(&plugin, &status)),
         }))
     }
 
@@ -363,6 +379,25 @@ impl ControlService for Service {
         Ok(Response::new(wire::InvokeResponse {
             report: Some(report_to_proto(&report)),
         }))
+    }
+
+    async fn record_job(
+        &self,
+        request: Request<wire::RecordJobRequest>,
+    ) -> Result<Response<wire::RecordJobResponse>, Status> {
+        let wire::RecordJobRequest { job_id, result } = request.into_inner();
+        // Counted even while shutting down: the job's phases ran here.
+        let Some(result) = job_result_from_proto(result) else {
+            return Err(Status::invalid_argument(format!(
+                "unknown job result {result}; this daemon counts {}",
+                outboard_host::JobResult::ALL.map(|r| r.as_str()).join(", ")
+            )));
+        };
+        self.daemon.host().job_ended(result);
+        // The id is the client's: bounded and escaped before it is logged.
+        let id: String = job_id.chars().take(64).collect();
+        tracing::debug!(job_id = %Escaped::line(&id), result = result.as_str(), "job recorded");
+        Ok(Response::new(wire::RecordJobResponse {}))
     }
 }
 

@@ -1,6 +1,8 @@
 //! Plugins' statuses as the control API gives them: the supervisor's
-//! status with the latest manifest, the call statistics and, for
-//! `GetStatus`, the process group's memory and CPU sampled at the call.
+//! status with the latest manifest, the call statistics and figures (the
+//! host's store, the one the metrics read), the log book's counts and,
+//! for `GetStatus`, the process group's memory and CPU sampled at the
+//! call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +11,7 @@ use std::time::SystemTime;
 use outboard_host::{Host, Status, Supervisor};
 use outboard_proto::control::v1 as wire;
 
+use crate::logs::LogBook;
 use crate::usage::{GroupUsage, Sampler};
 use crate::wire::{PluginFacts, plugin_status};
 
@@ -16,11 +19,13 @@ use crate::wire::{PluginFacts, plugin_status};
 /// measured between successive samples).
 pub(crate) type SharedSampler = Arc<Mutex<Sampler>>;
 
-/// `plugins`' statuses, sorted by name, with their groups' usage sampled
-/// now (blocking reads of `/proc`, off the async threads).
+/// `plugins`' statuses, sorted by name, with their log counts from `logs`
+/// and their groups' usage sampled now (blocking reads of `/proc`, off the
+/// async threads).
 pub(crate) async fn with_usage(
     plugins: Vec<Arc<Supervisor>>,
     sampler: &SharedSampler,
+    logs: &LogBook,
 ) -> Vec<wire::PluginStatus> {
     let statuses: Vec<(Arc<Supervisor>, Status)> = plugins
         .into_iter()
@@ -51,26 +56,32 @@ pub(crate) async fn with_usage(
         .iter()
         .map(|(plugin, status)| {
             let group = status.pid.and_then(|pid| usage.get(&pid));
-            status_of(plugin, status, group)
+            status_of(plugin, status, group, Some(logs))
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
-/// `plugin`'s status as of `status`, with `usage` if sampled.
+/// `plugin`'s status as of `status`, with `usage` if sampled and its log
+/// counts if `logs` is given.
 pub(crate) fn status_of(
     plugin: &Supervisor,
     status: &Status,
     usage: Option<&GroupUsage>,
+    logs: Option<&LogBook>,
 ) -> wire::PluginStatus {
     let manifest = plugin.manifest();
     let stats = plugin.stats().snapshot();
+    // The host's figures of this plugin: the store `Host::figures` reads.
+    let figures = plugin.stats().figures(plugin.name());
     plugin_status(PluginFacts {
         name: plugin.name(),
         manifest: &manifest,
         status,
         stats: &stats,
+        figures: &figures,
+        logs: logs.map(|l| l.counts(plugin.name())).unwrap_or_default(),
         usage,
         now: SystemTime::now(),
     })
@@ -81,12 +92,17 @@ pub(crate) fn status_of(
 /// (a reload removed it) is described by its state alone.
 pub(crate) fn event_status(host: &Host, name: &str, status: &Status) -> wire::PluginStatus {
     match host.plugin(name) {
-        Some(plugin) => status_of(&plugin, status, None),
+        Some(plugin) => status_of(&plugin, status, None, None),
         None => wire::PluginStatus {
             name: name.to_owned(),
             state: crate::wire::state_to_proto(status.state) as i32,
             pid: status.pid.unwrap_or(0),
-            restarts: status.starts.saturating_sub(1),
+            optional: status.optional,
+            // Its figures outlive it in the host.
+            restarts: host
+                .figures()
+                .plugin(name)
+                .map_or(0, |f| u32::try_from(f.restarts_total()).unwrap_or(u32::MAX)),
             last_exit_reason: status.reason.clone().unwrap_or_default(),
             last_stderr: status.stderr.clone(),
             ..wire::PluginStatus::default()

@@ -83,6 +83,7 @@ mod tests {
             reason: None,
             stderr: Vec::new(),
             since: None,
+            optional: false,
         }
     }
 

@@ -4,13 +4,16 @@
 //!   dispatch event.
 //! - `status`: a plugin's status, statistics and usage as `PluginStatus`.
 //! - `plan`: a reload plan.
+//! - `job`: a job's result.
 //! - `time`: timestamps.
 
+mod job;
 mod plan;
 mod report;
 mod status;
 mod time;
 
+pub use job::{job_result_from_proto, job_result_to_proto};
 pub use plan::{plan_names, plan_to_proto};
 pub use report::{
     WireError, dispatch_event, duration_from_proto, duration_to_proto, failure_from_proto,

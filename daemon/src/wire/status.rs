@@ -1,13 +1,15 @@
 //! A supervised plugin as `outboard.control.v1.PluginStatus`: its
-//! supervisor's status and manifest, its call statistics and its process
+//! supervisor's status and manifest, its call statistics and figures (the
+//! host's, which the metrics read too), its log counts and its process
 //! group's resource use, put together by one pure function.
 
 use std::time::SystemTime;
 
-use outboard_host::{Manifest, State, StatsSnapshot, Status};
+use outboard_host::{Manifest, PluginFigures, State, StatsSnapshot, Status};
 use outboard_proto::control::v1 as wire;
 
 use super::duration_to_proto;
+use crate::logs::LogCounts;
 use crate::usage::GroupUsage;
 
 /// What the daemon knows of one plugin at one moment.
@@ -21,6 +23,10 @@ pub struct PluginFacts<'a> {
     pub status: &'a Status,
     /// Its calls so far.
     pub stats: &'a StatsSnapshot,
+    /// Its figures: restarts by reason, the latest start's duration.
+    pub figures: &'a PluginFigures,
+    /// Its log lines recorded and dropped.
+    pub logs: LogCounts,
     /// Its process group's figures, if it runs.
     pub usage: Option<&'a GroupUsage>,
     /// The moment this describes (uptime is measured to it).
@@ -34,6 +40,8 @@ pub fn plugin_status(facts: PluginFacts<'_>) -> wire::PluginStatus {
         manifest,
         status,
         stats,
+        figures,
+        logs,
         usage,
         now,
     } = facts;
@@ -54,17 +62,17 @@ pub fn plugin_status(facts: PluginFacts<'_>) -> wire::PluginStatus {
         state: state_to_proto(status.state) as i32,
         pid: status.pid.unwrap_or(0),
         uptime,
-        restarts: status.starts.saturating_sub(1),
+        restarts: u32::try_from(figures.restarts_total()).unwrap_or(u32::MAX),
         last_exit_reason: status.reason.clone().unwrap_or_default(),
         last_stderr: status.stderr.clone(),
         phases,
         invocations: Some(wire::InvocationCounts {
-            ok: stats.ok,
-            vetoed: stats.vetoed,
-            failed: stats.failed,
-            timed_out: stats.timed_out,
-            crashed: stats.crashed,
-            skipped: stats.skipped,
+            ok: stats.outcomes.ok,
+            vetoed: stats.outcomes.vetoed,
+            failed: stats.outcomes.failed,
+            timed_out: stats.outcomes.timed_out,
+            crashed: stats.outcomes.crashed,
+            skipped: stats.outcomes.skipped,
         }),
         latency_p50: stats.latency_p50.map(duration_to_proto),
         latency_p99: stats.latency_p99.map(duration_to_proto),
@@ -72,6 +80,15 @@ pub fn plugin_status(facts: PluginFacts<'_>) -> wire::PluginStatus {
         rss_bytes: usage.map_or(0, |u| u.rss_bytes),
         cpu_percent: usage.map_or(0.0, |u| u.cpu_percent),
         cpu_time: usage.map(|u| duration_to_proto(u.cpu_time)),
+        optional: status.optional,
+        restarts_by_reason: figures.restarts.clone().into_iter().collect(),
+        last_start_duration: figures.last_start_duration.map(duration_to_proto),
+        log_lines: logs.lines,
+        log_lines_dropped: logs.dropped,
+        last_restart_reason: figures
+            .last_restart
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default(),
     }
 }
 

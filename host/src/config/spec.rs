@@ -52,6 +52,11 @@ pub struct PluginSpec {
     pub subscriptions: BTreeMap<String, SubscriptionOverride>,
     /// How it is supervised: restarts, health checks, crash loops.
     pub supervision: Supervision,
+    /// True if the host's readiness does not wait for it (`optional =
+    /// true`): it runs and is supervised like any other, but a probe asking
+    /// whether every plugin is ready leaves it out. A reload that changes
+    /// only this does not restart the plugin.
+    pub optional: bool,
 }
 
 impl PluginSpec {
@@ -74,6 +79,7 @@ impl PluginSpec {
             grant: Vec::new(),
             subscriptions: BTreeMap::new(),
             supervision: Supervision::default(),
+            optional: false,
         }
     }
 }

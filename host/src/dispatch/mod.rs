@@ -18,7 +18,8 @@
 //! Under `fail_open` a failing plugin is recorded and the phase goes on as
 //! if it had not been there. Every call carries its deadline; a plugin that
 //! dies mid-call fails at once. A [`Report`] lists every subscriber, always,
-//! and each entry is counted in its plugin's [`Stats`](crate::Stats).
+//! and each entry is counted in its plugin's [`Stats`](crate::Stats), the
+//! dispatch in its phase's figures (see `crate::figures`).
 //!
 //! # Layout
 //!
@@ -78,6 +79,7 @@ async fn fan_out(route: &Route, context: Map<String, Value>) -> Report {
     // Refused here rather than failing the first plugin with a decode error.
     if let Err(deep) = outboard_proto::json::check_struct(&context) {
         let why = format!("the context cannot be sent to plugins: {deep}");
+        route.refused();
         return refused(&route.phase, context, &why);
     }
     let started = Instant::now();
@@ -114,9 +116,7 @@ async fn fan_out(route: &Route, context: Map<String, Value>) -> Report {
         duration: started.elapsed(),
     };
     // The entries were built from the subscribers, one each, in order.
-    for (subscriber, entry) in route.subscribers.iter().zip(&report.entries) {
-        subscriber.plugin.stats().record(entry);
-    }
+    route.record(&report);
     report
 }
 

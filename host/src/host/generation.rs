@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, PhaseSpec};
 use crate::dispatch::{Route, Subscriber};
+use crate::figures::Ledger;
 use crate::manifest::Manifest;
 use crate::supervisor::Supervisor;
 
@@ -39,11 +40,23 @@ pub(super) struct Generation {
 }
 
 impl Generation {
+    /// No routes at all: what a host holds until its first build.
+    pub(super) fn empty() -> Generation {
+        Generation {
+            phases: BTreeMap::new(),
+            routes: HashMap::new(),
+            manifests: HashMap::new(),
+            alive: watch::Sender::new(()),
+        }
+    }
+
     /// The routes of `plugins` (each by its latest manifest) for the
-    /// phases `declared` (the config's) and the job profile's.
+    /// phases `declared` (the config's) and the job profile's, each with
+    /// its counters from `figures`.
     pub(super) fn build(
         plugins: &[Arc<Supervisor>],
         declared: &BTreeMap<String, PhaseSpec>,
+        figures: &Ledger,
     ) -> Generation {
         let mut phases = config::job_profile();
         phases.extend(declared.iter().map(|(k, v)| (k.clone(), *v)));
@@ -60,7 +73,9 @@ impl Generation {
         for name in phases.keys().map(String::as_str).chain(subscribed) {
             if !routes.contains_key(name) {
                 let spec = phases.get(name).copied().unwrap_or_default();
-                routes.insert(name.to_owned(), Route::resolve(name, spec, plugins));
+                let counters = Some(figures.phase(name));
+                let route = Route::resolve(name, spec, plugins, counters);
+                routes.insert(name.to_owned(), route);
             }
         }
         Generation {

@@ -83,6 +83,7 @@ use tokio::sync::broadcast;
 
 use crate::config::{HostConfig, PhaseSpec};
 use crate::dispatch::{self, Report, Route, Subscriber};
+use crate::figures::{Figures, JobResult, Ledger};
 use crate::instance::Plugin;
 use crate::supervisor::{Instance, Launcher, PluginLauncher, Supervisor};
 
@@ -117,6 +118,8 @@ struct Shared {
     events: broadcast::Sender<HostEvent>,
     /// How plugins are started: a process, or in memory in tests.
     launcher: Arc<dyn Launcher>,
+    /// Every figure, by plugin and phase name, for the host's life.
+    figures: Ledger,
 }
 
 /// The configured plugins and phases.
@@ -185,7 +188,7 @@ impl Host {
         phases: &BTreeMap<String, PhaseSpec>,
     ) -> Host {
         let shared = Arc::new(Shared {
-            routing: RwLock::new(Arc::new(Generation::build(&[], phases))),
+            routing: RwLock::new(Arc::new(Generation::empty())),
             roster: Mutex::new(Roster {
                 members: BTreeMap::new(),
                 declared: phases.clone(),
@@ -195,6 +198,7 @@ impl Host {
             gate: Gate::default(),
             events: events::channel(),
             launcher,
+            figures: Ledger::default(),
         });
         {
             let mut roster = shared.roster();
@@ -217,6 +221,9 @@ impl Host {
     /// nobody subscribes to passes with an empty report.
     pub async fn dispatch(&self, phase: &str, context: Map<String, Value>) -> Report {
         let Some(_pass) = self.shared.gate.enter() else {
+            if let Some(route) = self.shared.routing().route(phase) {
+                route.refused();
+            }
             let report = dispatch::refused(phase, context, "the host is shutting down");
             events::dispatched(&self.shared.events, &report);
             return report;
@@ -226,7 +233,12 @@ impl Host {
         let routing = self.shared.routing();
         let report = match routing.route(phase) {
             Some(route) => dispatch::run(route, context).await,
-            None => dispatch::run(&Route::resolve(phase, routing.phase(phase), &[]), context).await,
+            // Not routed: no figures, so that a caller naming phases at
+            // will cannot grow them.
+            None => {
+                let route = Route::resolve(phase, routing.phase(phase), &[], None);
+                dispatch::run(&route, context).await
+            }
         };
         drop(routing);
         events::dispatched(&self.shared.events, &report);
@@ -261,6 +273,22 @@ impl Host {
     /// as routed now.
     pub fn subscribers(&self, phase: &str) -> Vec<Subscriber> {
         self.shared.routing().subscribers(phase).to_vec()
+    }
+
+    /// Every figure the host keeps, at one moment: per plugin, per plugin ×
+    /// phase, per phase, jobs. Kept by name from the host's start, across
+    /// restarts and reloads of a plugin, so a count never goes backwards
+    /// while the host lives.
+    pub fn figures(&self) -> Figures {
+        self.shared.figures.figures()
+    }
+
+    /// Counts a job that ended with `result` in [`Host::figures`]: jobs run
+    /// on this host's phases (`job::run` calls it through
+    /// [`Phases`](crate::job::Phases)), or reported by a client that ran
+    /// one through a daemon.
+    pub fn job_ended(&self, result: JobResult) {
+        self.shared.figures.job_ended(result);
     }
 
     /// Status changes of every plugin, completed dispatches and reloads,
@@ -354,7 +382,7 @@ impl Shared {
             .filter(|m| !m.disabled)
             .map(|m| m.plugin.clone())
             .collect();
-        let next = Arc::new(Generation::build(&routed, &roster.declared));
+        let next = Arc::new(Generation::build(&routed, &roster.declared, &self.figures));
         let previous = std::mem::replace(
             &mut *self.routing.write().unwrap_or_else(PoisonError::into_inner),
             next,
@@ -388,7 +416,8 @@ impl Shared {
     /// Supervises `instance`, forwarding its status changes to the events,
     /// and warns about the config's overrides its manifest ignores.
     fn supervise(self: &Arc<Self>, instance: Arc<dyn Instance>) -> Arc<Supervisor> {
-        let plugin = Supervisor::supervise(instance, self.launcher.clone());
+        let stats = self.figures.plugin(instance.name());
+        let plugin = Supervisor::counted(instance, self.launcher.clone(), stats);
         self.watch(&plugin);
         plugin
     }

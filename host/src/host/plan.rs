@@ -146,6 +146,8 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         grant,
         subscriptions,
         supervision,
+        // Taken by the running plugin without a restart (see `reload`).
+        optional: _,
     } = old;
     let Supervision {
         restart,

@@ -10,6 +10,7 @@ use super::start::{self, StartFailures};
 use super::{Host, Member, Roster, Shared};
 use crate::config::{HostConfig, PluginSpec};
 use crate::error::Error;
+use crate::figures::RestartReason;
 use crate::manifest::Manifest;
 use crate::supervisor::{Instance, Supervisor};
 
@@ -222,10 +223,20 @@ impl Shared {
                 disabled: false,
             };
             let name = member.plugin.name().to_owned();
-            replaced.extend(roster.members.insert(name, member).map(|m| m.plugin));
+            if let Some(old) = roster.members.insert(name, member) {
+                // A changed plugin: its new instance is a restart.
+                old.plugin.stats().restarted(RestartReason::Reload);
+                replaced.push(old.plugin);
+            }
         }
         for name in &plan.disabled {
             replaced.extend(self.respec_disabled(&mut roster, name, config));
+        }
+        // `optional` is no reason to restart: the plugins kept take it.
+        for name in plan.unchanged.iter().chain(&plan.disabled) {
+            if let (Some(member), Some(spec)) = (roster.members.get(name), config.plugin(name)) {
+                member.plugin.set_optional(spec.optional);
+            }
         }
         roster.declared = config.phases.clone();
         self.reroute(&roster);
@@ -257,6 +268,7 @@ impl Shared {
             spec.clone(),
             member.plugin.manifest(),
             self.launcher.clone(),
+            self.figures.plugin(name),
         );
         self.watch(&plugin);
         Some(std::mem::replace(&mut member.plugin, plugin))

@@ -55,6 +55,21 @@ pub enum FailureKind {
     Interrupted,
 }
 
+impl FailureKind {
+    /// Its name as the JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Vetoed => "vetoed",
+            FailureKind::PluginFailed => "plugin_failed",
+            FailureKind::ExitCode => "exit_code",
+            FailureKind::NotExecutable => "not_executable",
+            FailureKind::NotFound => "not_found",
+            FailureKind::InvalidContext => "invalid_context",
+            FailureKind::Interrupted => "interrupted",
+        }
+    }
+}
+
 impl Failure {
     /// A failure of the command itself.
     pub(super) fn of_command(kind: FailureKind, message: String) -> Failure {

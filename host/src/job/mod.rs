@@ -34,6 +34,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::dispatch::Report;
+use crate::figures::JobResult;
 use crate::host::Host;
 use crate::trace;
 
@@ -126,6 +127,12 @@ pub trait Phases {
         phase: &str,
         context: Map<String, Value>,
     ) -> impl Future<Output = Report> + Send;
+
+    /// Records how the job `job_id` ended where its phases ran, for the
+    /// jobs by result: a host counts it in its figures, a daemon's client
+    /// tells the daemon. Never fails: a result that cannot be recorded is
+    /// only logged.
+    fn record_job(&self, job_id: &str, result: JobResult) -> impl Future<Output = ()> + Send;
 }
 
 impl Phases for Host {
@@ -135,6 +142,11 @@ impl Phases for Host {
         context: Map<String, Value>,
     ) -> impl Future<Output = Report> + Send {
         Host::dispatch(self, phase, context)
+    }
+
+    fn record_job(&self, _job_id: &str, result: JobResult) -> impl Future<Output = ()> + Send {
+        self.job_ended(result);
+        std::future::ready(())
     }
 }
 
@@ -240,7 +252,7 @@ async fn run_phases(
     let last = phases.last().map(|r| r.context.clone()).unwrap_or_default();
     mask::mask(&mut phases, &last);
 
-    JobReport {
+    let report = JobReport {
         job_id,
         status,
         exit_code: failure::exit_code(failure.as_ref(), command_exit_code),
@@ -251,7 +263,10 @@ async fn run_phases(
         command_duration,
         dry_run,
         duration: started.elapsed(),
-    }
+    };
+    host.record_job(&report.job_id, JobResult::of(&report))
+        .await;
+    report
 }
 
 /// The context the first phase sees.

@@ -122,6 +122,8 @@ pub struct FakeInstance {
     /// How the supervisor stopped it, first call wins.
     ending: Mutex<Option<Ending>>,
     invocations: AtomicU32,
+    /// How long its start took (the script's delay, on tokio's clock).
+    ready_after: Duration,
 }
 
 /// Fake pids, distinct across the test binary.
@@ -279,8 +281,8 @@ impl FakePlugin {
     /// One start, as its script says (the launcher's; a test starts a
     /// first instance to hand a supervisor with it).
     pub async fn start(&self, spec: &PluginSpec) -> Result<Arc<FakeInstance>, Error> {
-        self.launched
-            .send_modify(|starts| starts.push(Instant::now()));
+        let began = Instant::now();
+        self.launched.send_modify(|starts| starts.push(began));
         let step = lock(&self.starts).pop_front().unwrap_or(FakeStart::Ready);
         let mut pending = Abandoned(Some(&self.abandoned));
         match step {
@@ -302,6 +304,7 @@ impl FakePlugin {
             calls: self.calls.clone(),
             ending: Mutex::default(),
             invocations: AtomicU32::new(0),
+            ready_after: began.elapsed(),
         });
         lock(&self.instances).push(instance.clone());
         Ok(instance)
@@ -418,6 +421,10 @@ impl Instance for FakeInstance {
 
     fn pid(&self) -> u32 {
         self.pid
+    }
+
+    fn ready_after(&self) -> Duration {
+        self.ready_after
     }
 
     fn has_exited(&self) -> bool {

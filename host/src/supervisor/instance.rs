@@ -40,6 +40,9 @@ pub trait Instance: fmt::Debug + Send + Sync + 'static {
     /// Its process id.
     fn pid(&self) -> u32;
 
+    /// How long its start took, from spawn to ready.
+    fn ready_after(&self) -> Duration;
+
     /// True once its process has exited (the supervisor may not know yet).
     fn has_exited(&self) -> bool;
 
@@ -140,6 +143,10 @@ impl Instance for Plugin {
 
     fn pid(&self) -> u32 {
         Plugin::pid(self)
+    }
+
+    fn ready_after(&self) -> Duration {
+        Plugin::ready_after(self)
     }
 
     fn has_exited(&self) -> bool {

@@ -36,7 +36,10 @@
 //! - `policy`: the decisions (backoff, stable runs, the crash-loop window,
 //!   health misses, restart policies) as pure functions.
 //! - `run`: the supervising task, a thin loop around the policy.
-//! - `stats`: [`Stats`], its calls by outcome and their latency.
+//!
+//! Its figures (calls, restarts by reason, the latest start's duration)
+//! live in a [`Stats`] the host keeps by plugin name (see
+//! `crate::figures`), handed to every supervisor of that name.
 //! - `fake` (tests, or the `test-util` feature): an in-memory launcher.
 
 #[cfg(any(test, feature = "test-util"))]
@@ -46,7 +49,6 @@ mod health;
 mod instance;
 mod policy;
 mod run;
-mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -60,12 +62,12 @@ use tokio::time::Instant;
 
 use crate::config::PluginSpec;
 use crate::error::CallError;
+use crate::figures::Stats;
 use crate::instance::Plugin;
 use crate::manifest::Manifest;
 
 pub use health::HealthCheck;
 pub use instance::{Instance, Launcher, PluginLauncher};
-pub use stats::{LATENCY_WINDOW, Stats, StatsSnapshot};
 
 /// Where a supervised plugin is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,6 +111,9 @@ pub struct Status {
     /// host and the CLI print.
     #[serde(serialize_with = "rfc3339_opt")]
     pub since: Option<SystemTime>,
+    /// True if the plugin is optional (`optional = true`): a readiness
+    /// check does not wait for it.
+    pub optional: bool,
 }
 
 /// `Some(time)` as an RFC 3339 string, `None` as null.
@@ -169,8 +174,10 @@ pub struct Supervisor {
     /// Set once its stop is coming (the host is shutting down): a lost
     /// process is then not restarted, only reported, until the stop.
     ending: Arc<AtomicBool>,
-    /// Its calls by outcome and their latency.
-    stats: Stats,
+    /// Its figures, shared with every supervisor of the same name.
+    stats: Arc<Stats>,
+    /// True if it is optional; a reload may change it without a restart.
+    optional: Arc<AtomicBool>,
     /// Its latest health check, written by the supervising task.
     last_check: health::LastCheck,
 }
@@ -189,6 +196,17 @@ impl Supervisor {
     /// Takes over `instance`, which completed its first start; restarts go
     /// through `launcher`.
     pub fn supervise(instance: Arc<dyn Instance>, launcher: Arc<dyn Launcher>) -> Arc<Supervisor> {
+        Supervisor::counted(instance, launcher, Arc::default())
+    }
+
+    /// [`Supervisor::supervise`], counting into `stats` (the host's figures
+    /// for this plugin name, which outlive this supervisor).
+    pub(crate) fn counted(
+        instance: Arc<dyn Instance>,
+        launcher: Arc<dyn Launcher>,
+        stats: Arc<Stats>,
+    ) -> Arc<Supervisor> {
+        stats.started_in(instance.ready_after());
         let manifest = Arc::new(instance.manifest().clone());
         let spec = instance.spec().clone();
         let current = Current {
@@ -205,7 +223,7 @@ impl Supervisor {
             instance.name().into(),
             spec,
             current,
-            launcher,
+            (launcher, stats),
             Some(instance),
         )
     }
@@ -216,6 +234,7 @@ impl Supervisor {
         spec: PluginSpec,
         manifest: Arc<Manifest>,
         launcher: Arc<dyn Launcher>,
+        stats: Arc<Stats>,
     ) -> Arc<Supervisor> {
         let current = Current {
             state: State::Disabled,
@@ -227,24 +246,34 @@ impl Supervisor {
             manifest,
             since: None,
         };
-        Supervisor::spawn(spec.name.as_str().into(), spec, current, launcher, None)
+        Supervisor::spawn(
+            spec.name.as_str().into(),
+            spec,
+            current,
+            (launcher, stats),
+            None,
+        )
     }
 
     /// Publishes `current` and starts the supervising task of the plugin
-    /// `name`, from `first` when it runs, else disabled.
+    /// `name`, from `first` when it runs, else disabled; it restarts
+    /// through the launcher and counts into the stats.
     fn spawn(
         name: Arc<str>,
         spec: PluginSpec,
         current: Current,
-        launcher: Arc<dyn Launcher>,
+        (launcher, stats): (Arc<dyn Launcher>, Arc<Stats>),
         first: Option<Arc<dyn Instance>>,
     ) -> Arc<Supervisor> {
         let (status_tx, status) = watch::channel(current);
         let (commands, inbox) = mpsc::unbounded_channel();
         let (changes, _) = broadcast::channel(CHANGES_BUFFERED);
         let ending = Arc::new(AtomicBool::new(false));
+        let optional = Arc::new(AtomicBool::new(spec.optional));
         let last_check = health::LastCheck::default();
         let run = run::Run {
+            stats: stats.clone(),
+            optional: optional.clone(),
             last_check: last_check.clone(),
             ending: ending.clone(),
             name: name.clone(),
@@ -263,7 +292,8 @@ impl Supervisor {
             changes,
             commands,
             ending,
-            stats: Stats::default(),
+            stats,
+            optional,
             last_check,
         })
     }
@@ -290,8 +320,9 @@ impl Supervisor {
         &self.spec
     }
 
-    /// Its calls since this supervisor took it over: counts by outcome
-    /// and the latency of the recent ones.
+    /// Its figures: calls by outcome and the latency of the recent ones,
+    /// restarts, the latest start. Under a host, kept by plugin name: they
+    /// count from the host's start, across restarts and reloads.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -302,9 +333,21 @@ impl Supervisor {
         self.last_check.get()
     }
 
+    /// True if it is optional: a readiness check does not wait for it. Its
+    /// latest config's value (a reload changes it without a restart), which
+    /// [`Supervisor::spec`] may predate.
+    pub fn optional(&self) -> bool {
+        self.optional.load(Ordering::Relaxed)
+    }
+
+    /// Takes the latest config's `optional`: nothing else changes.
+    pub(crate) fn set_optional(&self, optional: bool) {
+        self.optional.store(optional, Ordering::Relaxed);
+    }
+
     /// Its current status.
     pub fn status(&self) -> Status {
-        self.status.borrow().status()
+        self.status.borrow().status(self.optional())
     }
 
     /// Its current state.
@@ -432,9 +475,10 @@ fn state_word(state: State) -> &'static str {
 }
 
 impl Current {
-    /// The status callers see.
-    fn status(&self) -> Status {
+    /// The status callers see; `optional` is the plugin's latest.
+    fn status(&self, optional: bool) -> Status {
         Status {
+            optional,
             state: self.state,
             pid: self.plugin.as_ref().map(|p| p.pid()).or(self.stopping),
             starts: self.starts,

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::policy::{self, Health, Next, Policy};
 use super::{Command, Current, Instance, Launcher, State, Status};
 use crate::config::PluginSpec;
+use crate::figures::{RestartReason, Stats};
 use crate::launch::Exit;
 
 /// The reason recorded when someone asked for the restart.
@@ -46,14 +47,19 @@ enum Lost {
     Disable(oneshot::Sender<()>),
 }
 
+/// Why the plugin is started again: the reason counted in its figures,
+/// and the words its status shows.
+type Why = (RestartReason, String);
+
 /// How one start ended.
 enum Started {
     /// Ready: the new instance.
     Ready(Arc<dyn Instance>),
     /// It failed, for this reason; the policy decides what next.
     Failed(String),
-    /// A restart was asked for meanwhile: start over.
-    Again,
+    /// A restart (or a disable, then an enable) was asked for meanwhile:
+    /// start over, for that reason.
+    Again(RestartReason),
     /// A stop was asked for meanwhile (and is done).
     Stopped,
 }
@@ -76,6 +82,11 @@ pub(super) struct Run {
     pub(super) policy: Policy,
     /// Set by [`super::Supervisor::expect_stop`]: restart nothing.
     pub(super) ending: Arc<AtomicBool>,
+    /// The plugin's figures: each start after the first is counted there
+    /// with its reason, and each start's duration.
+    pub(super) stats: Arc<Stats>,
+    /// Whether the plugin is optional now, for the statuses it announces.
+    pub(super) optional: Arc<AtomicBool>,
     /// Where each health check's result goes.
     pub(super) last_check: super::health::LastCheck,
 }
@@ -87,7 +98,7 @@ impl Run {
         let first = match first {
             Some(first) => Some(first),
             None => match self.wait_for_enable().await {
-                Some(()) => self.start_again(ENABLED.to_owned()).await,
+                Some(()) => self.start_again(enabled()).await,
                 None => None,
             },
         };
@@ -150,7 +161,7 @@ impl Run {
 
     /// Deals with a lost instance: stops or kills what is left of it and
     /// records why. The reason to start again, or `None` once stopped.
-    async fn after(&mut self, lost: Lost, instance: Arc<dyn Instance>) -> Option<String> {
+    async fn after(&mut self, lost: Lost, instance: Arc<dyn Instance>) -> Option<Why> {
         let stderr = instance.stderr_tail();
         match lost {
             Lost::Stop(done) => {
@@ -167,11 +178,11 @@ impl Run {
                 instance.terminate().await;
                 drop(instance);
                 self.hold_disabled(done).await?;
-                Some(ENABLED.to_owned())
+                Some(enabled())
             }
             Lost::Restart => {
-                let why = RESTART_REQUESTED.to_owned();
-                self.set(State::Restarting, None, Some(why.clone()), stderr);
+                let why = requested();
+                self.set(State::Restarting, None, Some(why.1.clone()), stderr);
                 instance.terminate().await;
                 // Asked for, not a failure: it does not count towards a
                 // crash loop.
@@ -188,7 +199,7 @@ impl Run {
                 tracing::warn!(plugin = &*self.name, "unhealthy, restarting: {reason}");
                 instance.kill().await;
                 self.policy.failed();
-                Some(reason)
+                Some((RestartReason::Health, reason))
             }
             Lost::Exited(exit) => {
                 let reason = format!("exited with {}", exit);
@@ -203,16 +214,21 @@ impl Run {
                     tracing::warn!(plugin = &*self.name, "{reason}; restarting");
                     self.set(State::Restarting, None, Some(reason.clone()), stderr);
                     self.policy.failed();
-                    return Some(reason);
+                    let cause = if exit.success() {
+                        RestartReason::Exited
+                    } else {
+                        RestartReason::Crashed
+                    };
+                    return Some((cause, reason));
                 }
                 tracing::warn!(
                     plugin = &*self.name,
                     "{reason}; not restarted (restart = {restart:?})"
                 );
                 self.set(State::Failed, None, Some(reason), stderr);
-                self.wait_for_restart().await?;
+                let cause = self.wait_for_restart().await?;
                 self.policy.reset();
-                Some(RESTART_REQUESTED.to_owned())
+                Some(asked(cause))
             }
         }
     }
@@ -220,15 +236,15 @@ impl Run {
     /// Starts the plugin again after `why`, with backoff, until it is ready,
     /// it is quarantined and stays so, or a stop comes. `None` means
     /// stopped.
-    async fn start_again(&mut self, mut why: String) -> Option<Arc<dyn Instance>> {
+    async fn start_again(&mut self, mut why: Why) -> Option<Arc<dyn Instance>> {
         loop {
             let jitter: f64 = rand::rng().random();
             match self.policy.next(Instant::now(), jitter) {
                 Next::Quarantine { starts } => {
-                    self.quarantine(starts, &why);
-                    self.wait_for_restart().await?;
+                    self.quarantine(starts, &why.1);
+                    let cause = self.wait_for_restart().await?;
                     self.policy.reset();
-                    why = RESTART_REQUESTED.to_owned();
+                    why = asked(cause);
                     continue;
                 }
                 Next::StartAfter(delay) if !delay.is_zero() => {
@@ -242,7 +258,7 @@ impl Run {
                             }
                             Asked::Disable(done) => {
                                 self.hold_disabled(done).await?;
-                                why = ENABLED.to_owned();
+                                why = enabled();
                                 continue;
                             }
                         },
@@ -253,13 +269,13 @@ impl Run {
             if self.ending() {
                 // Not started again with the host stopping: wait for the
                 // stop.
-                why = self.until_stopped(why, Vec::new()).await?;
+                why = self.until_stopped(why.1, Vec::new()).await?;
                 continue;
             }
-            match self.start_once().await {
+            match self.start_once(why.0).await {
                 Started::Ready(instance) => return Some(instance),
-                Started::Failed(reason) => why = reason,
-                Started::Again => {}
+                Started::Failed(reason) => why = (RestartReason::StartFailed, reason),
+                Started::Again(cause) => why = asked(cause),
                 Started::Stopped => return None,
             }
         }
@@ -274,20 +290,22 @@ impl Run {
     /// killed on purpose: it is not restarted nor announced as restarting;
     /// the plugin shows as stopping until the stop. A restart asked for by
     /// hand meanwhile ends the wait (the caller decides what follows).
-    async fn until_stopped(&mut self, reason: String, stderr: Vec<String>) -> Option<String> {
+    async fn until_stopped(&mut self, reason: String, stderr: Vec<String>) -> Option<Why> {
         tracing::info!(
             plugin = &*self.name,
             "{reason}; not restarted: its stop is coming"
         );
         self.set(State::Stopping, None, Some(reason), stderr);
-        self.wait_for_restart().await?;
+        let cause = self.wait_for_restart().await?;
         self.policy.reset();
-        Some(RESTART_REQUESTED.to_owned())
+        Some(asked(cause))
     }
 
-    /// One start through the launcher, abandoned if a command comes first.
-    async fn start_once(&mut self) -> Started {
+    /// One start through the launcher, for `cause` (counted in the
+    /// figures), abandoned if a command comes first.
+    async fn start_once(&mut self, cause: RestartReason) -> Started {
         self.policy.started(Instant::now());
+        self.stats.restarted(cause);
         let starts = self.status.borrow().starts + 1;
         self.status.send_modify(|s| {
             s.state = State::Starting;
@@ -302,15 +320,16 @@ impl Run {
                     self.stopped(done);
                     Started::Stopped
                 }
-                Asked::Restart => Started::Again,
+                Asked::Restart => Started::Again(RestartReason::Operator),
                 Asked::Disable(done) => match self.hold_disabled(done).await {
-                    Some(()) => Started::Again,
+                    Some(()) => Started::Again(RestartReason::Enabled),
                     None => Started::Stopped,
                 },
             },
         };
         match launched {
             Ok(instance) => {
+                self.stats.started_in(instance.ready_after());
                 tracing::info!(plugin = &*self.name, starts, "ready again");
                 self.set(State::Ready, Some(instance.clone()), None, Vec::new());
                 Started::Ready(instance)
@@ -338,15 +357,18 @@ impl Run {
     }
 
     /// Waits, down, for a restart request (or an enable after a disable);
-    /// `None` once stopped instead.
-    async fn wait_for_restart(&mut self) -> Option<()> {
+    /// which of the two came, or `None` once stopped instead.
+    async fn wait_for_restart(&mut self) -> Option<RestartReason> {
         match next_command(&mut self.inbox).await {
-            Asked::Restart => Some(()),
+            Asked::Restart => Some(RestartReason::Operator),
             Asked::Stop(done) => {
                 self.stopped(done);
                 None
             }
-            Asked::Disable(done) => self.hold_disabled(done).await,
+            Asked::Disable(done) => self
+                .hold_disabled(done)
+                .await
+                .map(|()| RestartReason::Enabled),
         }
     }
 
@@ -435,7 +457,26 @@ impl Run {
     /// Tells subscribers the current status.
     fn announce(&self) {
         // Nobody listening is fine.
-        let _ = self.changes.send(self.status.borrow().status());
+        let optional = self.optional.load(Ordering::Relaxed);
+        let _ = self.changes.send(self.status.borrow().status(optional));
+    }
+}
+
+/// A restart an operator asked for.
+fn requested() -> Why {
+    (RestartReason::Operator, RESTART_REQUESTED.to_owned())
+}
+
+/// The start after an operator's enable.
+fn enabled() -> Why {
+    (RestartReason::Enabled, ENABLED.to_owned())
+}
+
+/// The start an operator's command brought: a restart, or an enable.
+fn asked(cause: RestartReason) -> Why {
+    match cause {
+        RestartReason::Enabled => enabled(),
+        _ => requested(),
     }
 }
 

@@ -14,7 +14,7 @@ pub struct GetStatusResponse {
     pub plugins: ::prost::alloc::vec::Vec<PluginStatus>,
 }
 /// The daemon itself.
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct DaemonStatus {
     #[prost(uint32, tag = "1")]
     pub pid: u32,
@@ -34,6 +34,12 @@ pub struct DaemonStatus {
     /// Dispatches under way now.
     #[prost(uint64, tag = "7")]
     pub in_flight: u64,
+    /// Jobs whose phases ran on this daemon, by result, since it started (every
+    /// result named, zeros included): `succeeded`, or the kind of the failure
+    /// that ended the job (`vetoed`, `plugin_failed`, `exit_code`,
+    /// `not_executable`, `not_found`, `invalid_context`, `interrupted`).
+    #[prost(map = "string, uint64", tag = "8")]
+    pub jobs: ::std::collections::HashMap<::prost::alloc::string::String, u64>,
 }
 /// One plugin as the daemon sees it.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -51,7 +57,8 @@ pub struct PluginStatus {
     /// Since the running instance became ready; unset when none runs.
     #[prost(message, optional, tag = "5")]
     pub uptime: ::core::option::Option<::prost_types::Duration>,
-    /// Starts after the first.
+    /// Starts after the first since the daemon started: `restarts_by_reason`
+    /// summed. Counted by plugin name, so a reload does not reset it.
     #[prost(uint32, tag = "6")]
     pub restarts: u32,
     /// Why it last failed or exited (empty if it never did).
@@ -82,6 +89,35 @@ pub struct PluginStatus {
     /// Total CPU time of the process group's live processes.
     #[prost(message, optional, tag = "16")]
     pub cpu_time: ::core::option::Option<::prost_types::Duration>,
+    /// True if the daemon's readiness does not wait for it (`optional = true`).
+    #[prost(bool, tag = "17")]
+    pub optional: bool,
+    /// Starts after the first since the daemon started, by why they happened:
+    /// `crashed` (exited with a failure), `exited` (exited cleanly, restart =
+    /// always), `health` (missed health checks), `start_failed` (the previous
+    /// start failed), `operator` (RestartPlugin, or a quarantined plugin
+    /// restarted), `enabled` (StartPlugin after StopPlugin), `reload` (replaced
+    /// blue/green). Every reason named, zeros included.
+    #[prost(map = "string, uint64", tag = "18")]
+    pub restarts_by_reason: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        u64,
+    >,
+    /// Spawn to ready of its latest start; unset before any.
+    #[prost(message, optional, tag = "19")]
+    pub last_start_duration: ::core::option::Option<::prost_types::Duration>,
+    /// Lines the daemon recorded from its stdout (after the handshake) and
+    /// stderr since the daemon started.
+    #[prost(uint64, tag = "20")]
+    pub log_lines: u64,
+    /// Of those, lines evicted from its log ring to keep within the ring's line
+    /// and byte bounds: recorded, but no longer readable with GetLogs.
+    #[prost(uint64, tag = "21")]
+    pub log_lines_dropped: u64,
+    /// The reason of its latest restart (one of `restarts_by_reason`'s); empty
+    /// before any.
+    #[prost(string, tag = "22")]
+    pub last_restart_reason: ::prost::alloc::string::String,
 }
 /// Calls to a plugin since the daemon started it, by outcome. Each call counts
 /// once: `failed` holds the failures other than a timeout or a crash (an error
@@ -293,6 +329,16 @@ pub struct PluginChange {
     #[prost(string, repeated, tag = "2")]
     pub fields: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RecordJobRequest {
+    /// The job's id (its context's `job_id`), for the daemon's log.
+    #[prost(string, tag = "1")]
+    pub job_id: ::prost::alloc::string::String,
+    #[prost(enumeration = "JobResult", tag = "2")]
+    pub result: i32,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RecordJobResponse {}
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct InvokeRequest {
     #[prost(string, tag = "1")]
@@ -432,6 +478,55 @@ impl PluginState {
             "PLUGIN_STATE_STOPPING" => Some(Self::Stopping),
             "PLUGIN_STATE_STOPPED" => Some(Self::Stopped),
             "PLUGIN_STATE_DISABLED" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+/// How a job ended: succeeded, or the kind of the failure that ended it (as a
+/// job report's `failure.kind` names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum JobResult {
+    Unspecified = 0,
+    Succeeded = 1,
+    Vetoed = 2,
+    PluginFailed = 3,
+    ExitCode = 4,
+    NotExecutable = 5,
+    NotFound = 6,
+    InvalidContext = 7,
+    Interrupted = 8,
+}
+impl JobResult {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "JOB_RESULT_UNSPECIFIED",
+            Self::Succeeded => "JOB_RESULT_SUCCEEDED",
+            Self::Vetoed => "JOB_RESULT_VETOED",
+            Self::PluginFailed => "JOB_RESULT_PLUGIN_FAILED",
+            Self::ExitCode => "JOB_RESULT_EXIT_CODE",
+            Self::NotExecutable => "JOB_RESULT_NOT_EXECUTABLE",
+            Self::NotFound => "JOB_RESULT_NOT_FOUND",
+            Self::InvalidContext => "JOB_RESULT_INVALID_CONTEXT",
+            Self::Interrupted => "JOB_RESULT_INTERRUPTED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "JOB_RESULT_UNSPECIFIED" => Some(Self::Unspecified),
+            "JOB_RESULT_SUCCEEDED" => Some(Self::Succeeded),
+            "JOB_RESULT_VETOED" => Some(Self::Vetoed),
+            "JOB_RESULT_PLUGIN_FAILED" => Some(Self::PluginFailed),
+            "JOB_RESULT_EXIT_CODE" => Some(Self::ExitCode),
+            "JOB_RESULT_NOT_EXECUTABLE" => Some(Self::NotExecutable),
+            "JOB_RESULT_NOT_FOUND" => Some(Self::NotFound),
+            "JOB_RESULT_INVALID_CONTEXT" => Some(Self::InvalidContext),
+            "JOB_RESULT_INTERRUPTED" => Some(Self::Interrupted),
             _ => None,
         }
     }
@@ -879,6 +974,34 @@ pub mod control_service_client {
                 .insert(GrpcMethod::new("outboard.control.v1.ControlService", "Invoke"));
             self.inner.unary(req, path, codec).await
         }
+        /// Records how a job whose phases ran on this daemon ended (`outboard run  --daemon` calls it once its job is over: the command ran on the client's
+        /// side, so only the client knows), counted in the daemon's jobs by result.
+        pub async fn record_job(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RecordJobRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RecordJobResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.control.v1.ControlService/RecordJob",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("outboard.control.v1.ControlService", "RecordJob"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -967,6 +1090,15 @@ pub mod control_service_server {
             &self,
             request: tonic::Request<super::InvokeRequest>,
         ) -> std::result::Result<tonic::Response<super::InvokeResponse>, tonic::Status>;
+        /// Records how a job whose phases ran on this daemon ended (`outboard run  --daemon` calls it once its job is over: the command ran on the client's
+        /// side, so only the client knows), counted in the daemon's jobs by result.
+        async fn record_job(
+            &self,
+            request: tonic::Request<super::RecordJobRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RecordJobResponse>,
+            tonic::Status,
+        >;
     }
     /// What an operator asks of a running daemon.
     #[derive(Debug)]
@@ -1392,6 +1524,51 @@ pub mod control_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = InvokeSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.control.v1.ControlService/RecordJob" => {
+                    #[allow(non_camel_case_types)]
+                    struct RecordJobSvc<T: ControlService>(pub Arc<T>);
+                    impl<
+                        T: ControlService,
+                    > tonic::server::UnaryService<super::RecordJobRequest>
+                    for RecordJobSvc<T> {
+                        type Response = super::RecordJobResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::RecordJobRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlService>::record_job(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RecordJobSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

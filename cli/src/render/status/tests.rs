@@ -37,6 +37,15 @@ fn plugin(name: &str) -> wire::PluginStatus {
             seconds: 2,
             nanos: 500_000_000,
         }),
+        optional: true,
+        restarts_by_reason: [("crashed".to_owned(), 1), ("operator".to_owned(), 1)].into(),
+        last_start_duration: Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 41_250_000,
+        }),
+        log_lines: 120,
+        log_lines_dropped: 20,
+        last_restart_reason: "crashed".into(),
     }
 }
 
@@ -59,9 +68,9 @@ fn text(plugins: &[wire::PluginStatus]) -> String {
 fn the_table_shows_every_column_and_the_last_exit() {
     assert_eq!(
         text(&[plugin("audit"), stopped("gate")]),
-        "NAME   VERSION  STATE     PID   UPTIME  RESTARTS  CALLS               P50    P99    RSS      CPU%  PHASES\n\
-         audit  1.2.0    ready     4242  1h02m   2         12 ok, 1 timed out  1.3ms  9.0ms  12.3MiB  1.3   cleanup,pre_container\n\
-         gate   -        disabled  -     -       0         -                   -      -      -        -     -\n\
+        "NAME   VERSION  STATE             PID   UPTIME  RESTARTS     CALLS               P50    P99    RSS      CPU%  PHASES\n\
+         audit  1.2.0    ready (optional)  4242  1h02m   2 (crashed)  12 ok, 1 timed out  1.3ms  9.0ms  12.3MiB  1.3   cleanup,pre_container\n\
+         gate   -        disabled          -     -       0            -                   -      -      -        -     -\n\
          \n\
          audit: last exit: exited with status 1\n\
          \x20 | panicked at main.rs\n"
@@ -75,7 +84,10 @@ fn the_json_has_a_stable_shape() {
         serde_json::to_value(&view).expect("JSON"),
         json!({
             "name": "audit", "version": "1.2.0", "state": "ready", "pid": 4242,
-            "uptime_ms": 3_723_000, "restarts": 2,
+            "uptime_ms": 3_723_000, "optional": true, "restarts": 2,
+            "restarts_by_reason": {"crashed": 1, "operator": 1},
+            "last_restart_reason": "crashed", "last_start_ms": 41.3,
+            "log_lines": 120, "log_lines_dropped": 20,
             "last_exit_reason": "exited with status 1",
             "last_stderr": ["panicked at main.rs"],
             "phases": ["cleanup", "pre_container"],

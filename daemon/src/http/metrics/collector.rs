@@ -21,7 +21,7 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use super::scrape::{Histogram, Scrape};
+use super::scrape::{Histogram, Scrape, per_bucket};
 
 /// Reads what a scrape shows.
 pub(crate) type Read = Arc<dyn Fn() -> Scrape + Send + Sync>;
@@ -135,7 +135,7 @@ fn histogram<'a>(
     rows: impl IntoIterator<Item = (Labels<'a>, &'a Histogram)>,
 ) -> fmt::Result {
     samples(encoder, family, MetricType::Histogram, rows, |m, h| {
-        m.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.per_bucket(), None)
+        m.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &per_bucket(h), None)
     })
 }
 
@@ -166,6 +166,15 @@ fn plugins(s: &Scrape, e: &mut DescriptorEncoder<'_>) -> fmt::Result {
                 )
             })
         }),
+    )?;
+    gauge(
+        e,
+        &family(
+            "outboard_plugin_optional",
+            None,
+            "1 if the plugin is optional (the daemon's readiness leaves it out), else 0.",
+        ),
+        live().map(|(p, _)| (vec![("plugin", &*p.name)], i64::from(p.optional))),
     )?;
     counter(
         e,

@@ -3,15 +3,14 @@
 //! daemon's own process. Blocking reads of `/proc`: run it off the async
 //! threads.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use outboard_host::{Host, Supervisor};
+use outboard_host::Supervisor;
 
 use super::process;
-use super::scrape::{PluginScrape, Scrape};
+use super::scrape::{CallScrape, PhaseScrape, PluginScrape, Scrape};
 use crate::http::state::Shared;
-use crate::logs::LogCounts;
 use crate::usage::GroupUsage;
 
 /// Everything a scrape shows, read now.
@@ -28,28 +27,61 @@ pub(crate) fn gather(shared: &Shared) -> Scrape {
     };
     let supervisors = host.plugins();
     let usage = group_usage(shared, &supervisors);
-    let logs: HashMap<Arc<str>, LogCounts> = shared.logs().counts().into_iter().collect();
-    let mut plugins: Vec<PluginScrape> = supervisors
-        .iter()
-        .map(|sup| {
-            let status = sup.status();
-            PluginScrape {
-                name: sup.name().to_owned(),
-                state: Some(status.state),
-                log: logs.get(sup.name()).copied().unwrap_or_default(),
-                usage: status.pid.and_then(|pid| usage.get(&pid).copied()),
+    let figures = host.figures();
+    // Every plugin the host has figures for: those running, and those a
+    // reload removed (their counters stay, with no state).
+    let mut plugins: BTreeMap<String, PluginScrape> = figures
+        .plugins
+        .into_iter()
+        .map(|f| {
+            let scrape = PluginScrape {
+                name: f.name.clone(),
+                restarts: f.restarts,
+                last_start_duration: f.last_start_duration,
+                calls: f
+                    .calls
+                    .into_iter()
+                    .map(|c| CallScrape {
+                        phase: c.phase,
+                        outcomes: c.outcomes.by_name(),
+                        duration: c.duration,
+                    })
+                    .collect(),
                 ..PluginScrape::default()
-            }
+            };
+            (f.name, scrape)
         })
         .collect();
-    plugins.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut scrape = Scrape {
-        plugins,
+    for sup in &supervisors {
+        let status = sup.status();
+        let plugin = plugins
+            .entry(sup.name().to_owned())
+            .or_insert_with(|| PluginScrape {
+                name: sup.name().to_owned(),
+                ..PluginScrape::default()
+            });
+        plugin.state = Some(status.state);
+        plugin.optional = sup.optional();
+        plugin.usage = status.pid.and_then(|pid| usage.get(&pid).copied());
+    }
+    for plugin in plugins.values_mut() {
+        plugin.log = shared.logs().counts(&plugin.name);
+    }
+    Scrape {
+        plugins: plugins.into_values().collect(),
+        phases: figures
+            .phases
+            .into_iter()
+            .map(|p| PhaseScrape {
+                phase: p.phase,
+                duration: p.duration,
+                results: p.verdicts,
+                conflicts: p.conflicts,
+            })
+            .collect(),
+        jobs: figures.jobs.by_result,
         process,
-        ..Scrape::default()
-    };
-    add_figures(&host, &mut scrape);
-    scrape
+    }
 }
 
 /// The process groups' memory and CPU, by group (a plugin's pid).
@@ -60,7 +92,3 @@ fn group_usage(shared: &Shared, supervisors: &[Arc<Supervisor>]) -> HashMap<u32,
         .inspect_err(|err| tracing::warn!("cannot read the plugins' memory and CPU use: {err}"))
         .unwrap_or_default()
 }
-
-/// The host's counters: restarts, start durations, calls by phase and
-/// outcome, phases, jobs.
-fn add_figures(_host: &Host, _scrape: &mut Scrape) {}

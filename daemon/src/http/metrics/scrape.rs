@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub(crate) use outboard_host::Histogram;
 use outboard_host::State;
 
 use crate::logs::LogCounts;
@@ -32,6 +33,8 @@ pub(crate) struct PluginScrape {
     /// Its supervisor's state; `None` for a plugin a reload removed whose
     /// counters stay (counters never go backwards while the daemon lives).
     pub(crate) state: Option<State>,
+    /// Whether the daemon's readiness leaves it out (`optional = true`).
+    pub(crate) optional: bool,
     /// Restarts by reason (`crashed`, `health`, `operator`, ...).
     pub(crate) restarts: BTreeMap<String, u64>,
     /// Spawn to ready of its latest start.
@@ -69,35 +72,22 @@ pub(crate) struct PhaseScrape {
     pub(crate) conflicts: u64,
 }
 
-/// A duration histogram as the host reads it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Histogram {
-    /// Each upper bound (seconds) with the count at or below it
-    /// (cumulative), smallest first; `+Inf` is implicit: [`Histogram::count`].
-    pub(crate) buckets: Vec<(f64, u64)>,
-    /// Every duration recorded.
-    pub(crate) count: u64,
-    /// Their sum, in seconds.
-    pub(crate) sum_seconds: f64,
-}
-
-impl Histogram {
-    /// The buckets as the encoder takes them: each bucket's own count (not
-    /// cumulative), ending with `+Inf` for what exceeds the last bound.
-    pub(crate) fn per_bucket(&self) -> Vec<(f64, u64)> {
-        let mut below = 0;
-        let mut out: Vec<(f64, u64)> = self
-            .buckets
-            .iter()
-            .map(|&(bound, cumulative)| {
-                let own = cumulative.saturating_sub(below);
-                below = below.max(cumulative);
-                (bound, own)
-            })
-            .collect();
-        out.push((f64::INFINITY, self.count.saturating_sub(below)));
-        out
-    }
+/// A histogram's buckets as the encoder takes them: each bucket's own
+/// count (the host's are cumulative), ending with `+Inf` for what exceeds
+/// the last bound.
+pub(crate) fn per_bucket(h: &Histogram) -> Vec<(f64, u64)> {
+    let mut below = 0;
+    let mut out: Vec<(f64, u64)> = h
+        .buckets
+        .iter()
+        .map(|&(bound, cumulative)| {
+            let own = cumulative.saturating_sub(below);
+            below = below.max(cumulative);
+            (bound, own)
+        })
+        .collect();
+    out.push((f64::INFINITY, h.count.saturating_sub(below)));
+    out
 }
 
 /// The daemon's own process.

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use outboard_host::State;
 
-use super::scrape::{CallScrape, Histogram, PhaseScrape, PluginScrape, ProcessScrape, Scrape};
+use super::scrape::{
+    CallScrape, Histogram, PhaseScrape, PluginScrape, ProcessScrape, Scrape, per_bucket,
+};
 use super::{Format, OPENMETRICS, encode, registry};
 use crate::logs::LogCounts;
 use crate::usage::GroupUsage;
@@ -33,6 +35,7 @@ fn sample() -> Scrape {
             PluginScrape {
                 name: "alpha".into(),
                 state: Some(State::Ready),
+                optional: false,
                 restarts: BTreeMap::from([("crashed".into(), 2), ("operator".into(), 1)]),
                 last_start_duration: Some(Duration::from_millis(250)),
                 calls: vec![CallScrape {
@@ -54,6 +57,7 @@ fn sample() -> Scrape {
             PluginScrape {
                 name: "beta".into(),
                 state: Some(State::Failed),
+                optional: true,
                 calls: vec![CallScrape {
                     phase: "build".into(),
                     outcomes: outcomes(0, 0, 1),
@@ -103,6 +107,8 @@ fn every_family_is_encoded_with_its_labels_and_values() {
     has("outboard_plugin_up{plugin=\"alpha\"} 1");
     has("outboard_plugin_up{plugin=\"beta\"} 0");
     has("outboard_plugin_state{plugin=\"beta\",state=\"failed\"} 1");
+    has("outboard_plugin_optional{plugin=\"alpha\"} 0");
+    has("outboard_plugin_optional{plugin=\"beta\"} 1");
     has("outboard_plugin_state{plugin=\"beta\",state=\"ready\"} 0");
     assert_eq!(lines(&body, "outboard_plugin_state{").len(), 16);
     has("outboard_plugin_restarts_total{plugin=\"alpha\",reason=\"crashed\"} 2");
@@ -227,8 +233,15 @@ fn cumulative_buckets_become_each_buckets_own_count_with_inf() {
         sum_seconds: 20.0,
     };
     assert_eq!(
-        h.per_bucket(),
+        per_bucket(&h),
         vec![(1.0, 2), (2.0, 0), (5.0, 5), (f64::INFINITY, 2)]
     );
-    assert_eq!(Histogram::default().per_bucket(), vec![(f64::INFINITY, 0)]);
+    assert_eq!(
+        per_bucket(&Histogram {
+            buckets: Vec::new(),
+            count: 0,
+            sum_seconds: 0.0
+        }),
+        vec![(f64::INFINITY, 0)]
+    );
 }

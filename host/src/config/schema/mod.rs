@@ -87,6 +87,8 @@ struct PluginToml {
     #[serde(default)]
     subscriptions: BTreeMap<Spanned<String>, SubscriptionToml>,
     enabled: Option<bool>,
+    #[serde(default)]
+    optional: bool,
     restart: Option<RestartPolicy>,
     health_interval: Option<Spanned<DurationText>>,
     health_misses: Option<Spanned<u32>>,

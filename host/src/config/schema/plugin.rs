@@ -84,6 +84,7 @@ impl PluginToml {
             supervision,
             source: src.path.to_owned(),
             runtime_base: None,
+            optional: self.optional,
         }))
     }
 

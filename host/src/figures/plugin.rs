@@ -1,50 +1,51 @@
-//! A supervised plugin's call statistics: how many calls ended how, and how
-//! long the recent ones took.
+//! One plugin's figures, kept under its name for as long as the host
+//! lives: its calls per phase (counted by outcome, timed in a histogram),
+//! the latency of its recent calls, its restarts by reason, and how long
+//! its latest start took.
 //!
-//! Recorded once per dispatch entry, on the dispatch's path: the counts are
-//! atomics, the latencies a fixed ring behind a mutex held for one store.
-//! Percentiles are computed only when someone asks ([`Stats::snapshot`]).
+//! The host keeps one [`Stats`] per plugin name and hands the same one to
+//! every supervisor of that name, so a restart or a blue/green reload
+//! never resets a count. A dispatch records with atomic adds into the
+//! (plugin, phase) counters its route resolved, plus one store into the
+//! latency ring behind a mutex held for that store; percentiles are
+//! computed only when someone asks ([`Stats::snapshot`]).
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::dispatch::{Entry, FailureKind, Outcome};
+use super::calls::{CallCounters, CallFigures, Outcomes};
+use super::locked;
+use super::restarts::{RestartReason, Restarts};
+use crate::dispatch::{Entry, Outcome};
 
 /// How many of the latest calls the latency percentiles cover.
 pub const LATENCY_WINDOW: usize = 1024;
 
-/// Calls to one plugin by outcome, and the latency of the recent ones.
-#[derive(Debug)]
+/// One plugin's figures: calls per phase by outcome and duration, the
+/// latency of the recent calls, restarts by reason, the latest start's
+/// duration.
+#[derive(Debug, Default)]
 pub struct Stats {
-    ok: AtomicU64,
-    vetoed: AtomicU64,
-    failed: AtomicU64,
-    timed_out: AtomicU64,
-    crashed: AtomicU64,
-    skipped: AtomicU64,
+    /// Per phase it was ever routed for; looked up when routes are built,
+    /// not per call.
+    calls: Mutex<BTreeMap<String, Arc<CallCounters>>>,
     /// The durations of the last [`LATENCY_WINDOW`] calls made.
     latencies: Mutex<Ring>,
+    /// Starts after the first, by why they happened.
+    restarts: Restarts,
+    /// Spawn to ready, of the latest start that got there.
+    last_start: Mutex<Option<Duration>>,
 }
 
-/// The statistics at one moment.
+/// The call statistics at one moment, over every phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct StatsSnapshot {
-    /// Calls that continued.
-    pub ok: u64,
-    /// Calls that vetoed their phase.
-    pub vetoed: u64,
-    /// Calls that failed other than by a timeout or a crash: an error
-    /// status, unavailable, a conflict, an invalid patch.
-    pub failed: u64,
-    /// Calls cut off at their timeout.
-    pub timed_out: u64,
-    /// Calls during which (or before which) the plugin's process exited.
-    pub crashed: u64,
-    /// Subscriptions not called because the phase had already stopped.
-    pub skipped: u64,
+    /// Calls by outcome, over every phase.
+    #[serde(flatten)]
+    pub outcomes: Outcomes,
     /// The median latency of the calls in the window; `None` before any.
     pub latency_p50: Option<Duration>,
     /// The 99th percentile latency of the calls in the window.
@@ -56,66 +57,104 @@ pub struct StatsSnapshot {
 impl StatsSnapshot {
     /// Every call counted, skipped ones included.
     pub fn total(&self) -> u64 {
-        self.ok + self.vetoed + self.failed + self.timed_out + self.crashed + self.skipped
+        self.outcomes.total()
     }
 }
 
-impl Default for Stats {
-    fn default() -> Self {
-        Stats {
-            ok: AtomicU64::new(0),
-            vetoed: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            timed_out: AtomicU64::new(0),
-            crashed: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
-            latencies: Mutex::new(Ring::default()),
+/// One plugin's figures at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginFigures {
+    /// The plugin's name.
+    pub name: String,
+    /// Starts after the first, by reason (every reason of
+    /// [`RestartReason::ALL`], zeros included).
+    pub restarts: BTreeMap<String, u64>,
+    /// Why it was last started again; `None` before any restart.
+    pub last_restart: Option<RestartReason>,
+    /// Spawn to ready of the latest start that got there (waiting for the
+    /// plugins it depends on included); `None` before any.
+    pub last_start_duration: Option<Duration>,
+    /// One per phase it was ever routed for, by phase name.
+    pub calls: Vec<CallFigures>,
+}
+
+impl PluginFigures {
+    /// Its calls summed over every phase.
+    pub fn outcomes(&self) -> Outcomes {
+        let mut sum = Outcomes::default();
+        for calls in &self.calls {
+            sum.add(&calls.outcomes);
         }
+        sum
+    }
+
+    /// Its restarts, every reason summed.
+    pub fn restarts_total(&self) -> u64 {
+        self.restarts.values().sum()
     }
 }
 
 impl Stats {
-    /// Counts one dispatch entry of this plugin; a call made (not skipped)
-    /// also enters the latency window.
-    pub(crate) fn record(&self, entry: &Entry) {
-        let counter = match (entry.outcome, entry.failure) {
-            (Outcome::Ok, _) => &self.ok,
-            (Outcome::Vetoed, _) => &self.vetoed,
-            (Outcome::Skipped, _) => &self.skipped,
-            (Outcome::Failed, Some(FailureKind::Timeout)) => &self.timed_out,
-            (Outcome::Failed, Some(FailureKind::Crashed)) => &self.crashed,
-            (Outcome::Failed, _) => &self.failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// The counters of its calls for `phase`, made on first use. Called
+    /// when routes are built, so that a dispatch needs no lookup.
+    pub(crate) fn calls(&self, phase: &str) -> Arc<CallCounters> {
+        locked(&self.calls)
+            .entry(phase.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Counts one dispatch entry into `calls` (this plugin's counters for
+    /// the entry's phase); a call made (not skipped) also enters the
+    /// latency window.
+    pub(crate) fn record(&self, calls: &CallCounters, entry: &Entry) {
+        calls.record(entry);
         if entry.outcome != Outcome::Skipped {
-            self.latencies
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(entry.duration);
+            locked(&self.latencies).push(entry.duration);
         }
     }
 
-    /// The counts and the percentiles of the current window.
+    /// Counts a start after the first, for `reason`.
+    pub(crate) fn restarted(&self, reason: RestartReason) {
+        self.restarts.record(reason);
+    }
+
+    /// Records how long the latest start took from spawn to ready.
+    pub(crate) fn started_in(&self, duration: Duration) {
+        *locked(&self.last_start) = Some(duration);
+    }
+
+    /// The counts over every phase and the percentiles of the current
+    /// window.
     pub fn snapshot(&self) -> StatsSnapshot {
         // Copied out under the lock, sorted outside it: a dispatch never
         // waits for a sort.
-        let mut window = self
-            .latencies
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .durations();
+        let mut window = locked(&self.latencies).durations();
         window.sort_unstable();
-        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut outcomes = Outcomes::default();
+        for calls in locked(&self.calls).values() {
+            outcomes.add(&calls.outcomes());
+        }
         StatsSnapshot {
-            ok: count(&self.ok),
-            vetoed: count(&self.vetoed),
-            failed: count(&self.failed),
-            timed_out: count(&self.timed_out),
-            crashed: count(&self.crashed),
-            skipped: count(&self.skipped),
+            outcomes,
             latency_p50: percentile(&window, 50),
             latency_p99: percentile(&window, 99),
             window: u32::try_from(window.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Every figure of the plugin `name` now.
+    pub fn figures(&self, name: &str) -> PluginFigures {
+        let calls = locked(&self.calls)
+            .iter()
+            .map(|(phase, calls)| calls.snapshot(phase))
+            .collect();
+        PluginFigures {
+            name: name.to_owned(),
+            restarts: self.restarts.snapshot(),
+            last_restart: self.restarts.last(),
+            last_start_duration: *locked(&self.last_start),
+            calls,
         }
     }
 }
@@ -161,6 +200,7 @@ mod tests {
 
     use super::*;
     use crate::config::FailurePolicy;
+    use crate::dispatch::FailureKind;
 
     fn entry(outcome: Outcome, failure: Option<FailureKind>, millis: u64) -> Entry {
         Entry {
@@ -179,6 +219,7 @@ mod tests {
     #[test]
     fn each_call_counts_once_under_its_outcome() {
         let stats = Stats::default();
+        let calls = stats.calls("x");
         let failed = |kind| entry(Outcome::Failed, Some(kind), 5);
         for e in [
             entry(Outcome::Ok, None, 1),
@@ -193,11 +234,14 @@ mod tests {
             failed(FailureKind::Conflict),
             failed(FailureKind::InvalidPatch),
         ] {
-            stats.record(&e);
+            stats.record(&calls, &e);
         }
         let s = stats.snapshot();
         assert_eq!(
-            (s.ok, s.vetoed, s.failed, s.timed_out, s.crashed, s.skipped),
+            {
+                let o = s.outcomes;
+                (o.ok, o.vetoed, o.failed, o.timed_out, o.crashed, o.skipped)
+            },
             (2, 1, 4, 1, 2, 1)
         );
         assert_eq!(s.total(), 11);
@@ -227,17 +271,18 @@ mod tests {
     #[test]
     fn the_window_holds_only_the_latest_calls() {
         let stats = Stats::default();
+        let calls = stats.calls("x");
         // A slow start, then a full window of fast calls: the slow ones
         // leave the window.
         for _ in 0..100 {
-            stats.record(&entry(Outcome::Ok, None, 1000));
+            stats.record(&calls, &entry(Outcome::Ok, None, 1000));
         }
         for i in 0..LATENCY_WINDOW as u64 {
-            stats.record(&entry(Outcome::Ok, None, 1 + i % 10));
+            stats.record(&calls, &entry(Outcome::Ok, None, 1 + i % 10));
         }
         let s = stats.snapshot();
         assert_eq!(s.window as usize, LATENCY_WINDOW);
-        assert_eq!(s.ok, 100 + LATENCY_WINDOW as u64);
+        assert_eq!(s.outcomes.ok, 100 + LATENCY_WINDOW as u64);
         assert_eq!(s.latency_p50, Some(Duration::from_millis(5)));
         assert_eq!(s.latency_p99, Some(Duration::from_millis(10)));
     }
@@ -287,7 +332,10 @@ mod tests {
                 .map(|p| p.stats().snapshot())
                 .unwrap_or_default()
         };
-        let counts = |s: StatsSnapshot| (s.ok, s.vetoed, s.crashed, s.skipped, s.window);
+        let counts = |s: StatsSnapshot| {
+            let o = s.outcomes;
+            (o.ok, o.vetoed, o.crashed, o.skipped, s.window)
+        };
         assert_eq!(counts(stats("ok")), (1, 0, 1, 0, 2));
         assert_eq!(counts(stats("veto")), (0, 1, 0, 1, 1));
         assert_eq!(counts(stats("after")), (0, 0, 0, 2, 0));
@@ -302,8 +350,9 @@ mod tests {
             .map(|_| {
                 let stats = stats.clone();
                 std::thread::spawn(move || {
+                    let calls = stats.calls("x");
                     for _ in 0..10_000 {
-                        stats.record(&entry(Outcome::Ok, None, 1));
+                        stats.record(&calls, &entry(Outcome::Ok, None, 1));
                     }
                 })
             })
@@ -312,7 +361,7 @@ mod tests {
             t.join().expect("recording thread");
         }
         let s = stats.snapshot();
-        assert_eq!(s.ok, 40_000);
+        assert_eq!(s.outcomes.ok, 40_000);
         assert_eq!(s.window as usize, LATENCY_WINDOW);
     }
 }
