@@ -7,9 +7,9 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use outboard_daemon::logs::LogBook;
-use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
 use crate::args::LogFormat;
 use crate::telemetry::{self, Telemetry};
@@ -58,18 +58,24 @@ pub(crate) fn init(verbose: u8, format: LogFormat, keep_plugin_logs: bool) -> Op
             .with_filter(filter)
             .boxed(),
     };
-    let book = keep_plugin_logs.then(|| LOG_BOOK.get_or_init(LogBook::default).layer());
-    let (traces, telemetry, refused) = match telemetry::start() {
-        Ok(Some((layer, telemetry))) => (Some(layer), Some(telemetry), None),
-        Ok(None) => (None, None, None),
-        Err(why) => (None, None, Some(why)),
+    // Every layer carries its own filter, and none is an absent `Option`
+    // (which would count as a layer wanting everything): a callsite no
+    // filter wants, a trace span without a trace layer say, is disabled
+    // once and for all.
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![terminal];
+    if keep_plugin_logs {
+        layers.push(LOG_BOOK.get_or_init(LogBook::default).layer().boxed());
+    }
+    let (telemetry, refused) = match telemetry::start() {
+        Ok(Some((layer, telemetry))) => {
+            layers.push(layer.boxed());
+            (Some(telemetry), None)
+        }
+        Ok(None) => (None, None),
+        Err(why) => (None, Some(why)),
     };
     // Fails only if a subscriber is already installed; the first one stays.
-    let _ = tracing_subscriber::registry()
-        .with(terminal)
-        .with(book)
-        .with(traces)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(layers).try_init();
     if let Some(why) = refused {
         tracing::warn!("{why}");
     }
@@ -113,5 +119,9 @@ mod tests {
             lines.iter().map(|l| &*l.message).collect::<Vec<_>>(),
             ["kept"]
         );
+        // With no trace exporter, no layer wants the host's trace spans:
+        // their callsites are disabled, whatever level they are at.
+        let span = tracing::error_span!(target: outboard_host::trace::TARGET, "outboard.job");
+        assert!(span.is_disabled());
     }
 }

@@ -27,9 +27,11 @@ const ARRIVAL: Duration = Duration::from_secs(30);
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
-/// Two Rust example plugins and the Python one in pre_container (a
-/// sequential phase), and a scripted plugin whose post_container call
-/// fails (fail-open there, so the job still succeeds).
+/// The Rust example env-injector and the Python secret-scrubber in
+/// pre_container (a sequential phase), and a scripted plugin (on the Rust
+/// SDK) whose post_container call fails (fail-open there, so the job still
+/// succeeds). Every plugin samples by its parent (the SDKs' default,
+/// spelled out so that a sampler given to the host does not reach them).
 fn config() -> String {
     format!(
         r#"
@@ -37,6 +39,8 @@ fn config() -> String {
 name = "env-injector"
 command = {injector:?}
 grant = ["env:write"]
+[plugin.env]
+OTEL_TRACES_SAMPLER = "parentbased_always_on"
 [plugin.config]
 prefix = "ci"
 
@@ -44,6 +48,8 @@ prefix = "ci"
 name = "secret-scrubber"
 command = {scrubber:?}
 grant = ["env:write"]
+[plugin.env]
+OTEL_TRACES_SAMPLER = "parentbased_always_on"
 
 [[plugin]]
 name = "flaky"
@@ -51,6 +57,7 @@ command = {scripted:?}
 stop_grace = "1s"
 [plugin.env]
 SCRIPTED_SUBSCRIBE = "post_container:0"
+OTEL_TRACES_SAMPLER = "parentbased_always_on"
 [plugin.config]
 post_container = {{ error = "webhook down" }}
 "#,
@@ -126,7 +133,8 @@ async fn outboard(args: &[&str], env: Vec<(&'static str, String)>) -> Output {
 }
 
 /// The spans of a job once its tree is complete: a job span, seven
-/// dispatches (no on_error: the job succeeded) and three calls.
+/// dispatches (no on_error: the job succeeded), three calls, and the
+/// plugins' own span for each call.
 async fn job_trace(receiver: &Receiver) -> Vec<Span> {
     receiver
         .wait_for(
@@ -135,6 +143,7 @@ async fn job_trace(receiver: &Receiver) -> Vec<Span> {
                 named("outboard.job") == 1
                     && named("outboard.dispatch") == 7
                     && named("outboard.invoke") == 3
+                    && named("outboard.plugin.invoke") == 3
             },
             ARRIVAL,
         )
@@ -214,6 +223,15 @@ fn check_tree(spans: &[Span], parent: Option<&str>) {
         assert!(ops.contains(&count), "{plugin}:\n{all}");
         assert_eq!(span.status, Status::Unset, "{all}");
     }
+    // Each plugin, Rust or Python, continued the trace of its call: its
+    // own span is a child of the host's, under its own service name.
+    for plugin in ["env-injector", "secret-scrubber", "flaky"] {
+        let call = invoke(plugin);
+        let own = one(spans, &format!("{plugin}'s own span"), |s| {
+            s.name == "outboard.plugin.invoke" && s.service == plugin
+        });
+        assert_eq!(own.parent_span_id.as_deref(), Some(&*call.span_id), "{all}");
+    }
     let failed = invoke("flaky");
     assert_eq!(
         failed.parent_span_id.as_deref(),
@@ -227,13 +245,20 @@ fn check_tree(spans: &[Span], parent: Option<&str>) {
     }
 }
 
-/// The spans of one `outboard run`, exporting, with `traceparent` as its
-/// `TRACEPARENT` if given.
-async fn traced_job(traceparent: Option<String>) -> Vec<Span> {
+/// `outboard up` on the config, exporting to `receiver`.
+fn traced_daemon(receiver: &Receiver) -> Daemon {
+    let env = otel_env(receiver);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    tokio::task::block_in_place(|| Daemon::start_with_env(&config(), &env))
+}
+
+/// The spans of one `outboard run`, exporting, with `more` in its
+/// environment.
+async fn traced_job(more: Vec<(&'static str, String)>) -> Vec<Span> {
     let receiver = Receiver::start().await;
     let setup = Setup::new();
     let mut env = otel_env(&receiver);
-    env.extend(traceparent.map(|t| ("TRACEPARENT", t)));
+    env.extend(more);
     setup.run(env).await;
     let spans = job_trace(&receiver).await;
     setup.sandbox.assert_empty();
@@ -242,20 +267,28 @@ async fn traced_job(traceparent: Option<String>) -> Vec<Span> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_one_trace_of_job_dispatch_and_invoke_spans() {
-    check_tree(&traced_job(None).await, None);
+    let spans = traced_job(vec![]).await;
+    check_tree(&spans, None);
+    // For a person reading the test's output (`--nocapture`).
+    println!("{}", otlp::tree(&spans));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_joins_the_trace_of_its_callers_traceparent() {
-    let spans = traced_job(Some(format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))).await;
+    let spans = traced_job(vec![(
+        "TRACEPARENT",
+        format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"),
+    )])
+    .await;
     check_tree(&spans, Some(CALLER_SPAN));
     assert_eq!(spans[0].trace_id, CALLER_TRACE);
+    println!("{}", otlp::tree(&spans));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_traceparent_is_ignored_and_the_job_starts_its_own_trace() {
     check_tree(
-        &traced_job(Some("00-not-hex-at-all-01".to_owned())).await,
+        &traced_job(vec![("TRACEPARENT", "00-not-hex-at-all-01".to_owned())]).await,
         None,
     );
 }
@@ -264,9 +297,7 @@ async fn a_malformed_traceparent_is_ignored_and_the_job_starts_its_own_trace() {
 async fn run_daemon_against_up_is_one_trace_across_both_processes() {
     let receiver = Receiver::start().await;
     let env = otel_env(&receiver);
-    let daemon_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let daemon = tokio::task::block_in_place(|| Daemon::start_with_env(&config(), &daemon_env));
-
+    let daemon = traced_daemon(&receiver);
     let socket = daemon.socket().display().to_string();
     let out = outboard(
         &["run", "--daemon", "--control-socket", &socket, "--", "true"],
@@ -276,7 +307,9 @@ async fn run_daemon_against_up_is_one_trace_across_both_processes() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     // The daemon's spans leave at the latest when it stops.
     tokio::task::block_in_place(|| daemon.stop());
-    check_tree(&job_trace(&receiver).await, None);
+    let spans = job_trace(&receiver).await;
+    check_tree(&spans, None);
+    println!("{}", otlp::tree(&spans));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,19 +321,122 @@ async fn traces_turned_off_export_nothing_and_log_lines_never_name_a_span() {
     off.push(("OTEL_TRACES_EXPORTER", "none".to_owned()));
     let quiet = setup.run(off).await;
     let traced = setup.run(otel_env(&receiver)).await;
-    job_trace(&receiver).await;
-    let spans = receiver.spans();
-    assert_eq!(
-        spans.iter().filter(|s| s.name == "outboard.job").count(),
-        1,
-        "only the traced run exported:\n{}",
-        otlp::render(&spans)
-    );
+    let spans = job_trace(&receiver).await;
+    // Only the traced run exported, its plugins included: one trace.
+    check_tree(&spans, None);
     for out in [&quiet, &traced] {
         let stderr = text(&out.stderr);
         assert!(stderr.contains("INFO"), "-v logs something: {stderr}");
         for name in ["outboard.job", "outboard.dispatch", "outboard.invoke"] {
             assert!(!stderr.contains(name), "{stderr}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_or_silent_collector_never_fails_a_job() {
+    let setup = Setup::new();
+    // Nothing listens on a port just given back.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    // A listener nobody accepts on: connections hang, never answered, and
+    // the flush at exit gives up at its bound.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    for port in [closed_port, silent_port] {
+        let env = vec![(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )];
+        // `run` asserts the job succeeded; that it returned at all is the
+        // other half.
+        setup.run(env).await;
+    }
+    setup.sandbox.assert_empty();
+    drop(silent);
+}
+
+/// `outboard invoke pre_container ARGS` under the caller's TRACEPARENT,
+/// exporting to `receiver`.
+async fn invoke_under_caller(receiver: &Receiver, args: &[&str]) {
+    let mut env = otel_env(receiver);
+    env.push(("TRACEPARENT", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")));
+    env.push(("OUTBOARD_RUNTIME_DIR", "/tmp".to_owned()));
+    let context = r#"{"env": {"PATH": "/bin"}, "command": ["true"]}"#;
+    let mut all = vec!["invoke", "pre_container", "--context", context];
+    all.extend(args);
+    let out = outboard(&all, env).await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+}
+
+/// Checks that the one dispatch is the caller's span's child, and each
+/// call the dispatch's.
+async fn check_dispatch_under_caller(receiver: &Receiver) {
+    let spans = receiver
+        .wait_for(
+            |spans| spans.iter().filter(|s| s.name == "outboard.invoke").count() == 2,
+            ARRIVAL,
+        )
+        .await;
+    let all = otlp::render(&spans);
+    let dispatch = one(&spans, "dispatch", |s| s.name == "outboard.dispatch");
+    assert_eq!(dispatch.trace_id, CALLER_TRACE, "{all}");
+    assert_eq!(
+        dispatch.parent_span_id.as_deref(),
+        Some(CALLER_SPAN),
+        "{all}"
+    );
+    for call in spans.iter().filter(|s| s.name == "outboard.invoke") {
+        assert_eq!(
+            call.parent_span_id.as_deref(),
+            Some(&*dispatch.span_id),
+            "{all}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_daemon_hands_its_callers_traceparent_to_the_daemons_dispatch() {
+    let receiver = Receiver::start().await;
+    let daemon = traced_daemon(&receiver);
+    let socket = daemon.socket().display().to_string();
+    invoke_under_caller(&receiver, &["--daemon", "--control-socket", &socket]).await;
+    tokio::task::block_in_place(|| daemon.stop());
+    check_dispatch_under_caller(&receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_makes_its_dispatch_a_child_of_its_callers_traceparent() {
+    let receiver = Receiver::start().await;
+    let setup = Setup::new();
+    invoke_under_caller(&receiver, &["--config", &setup.config]).await;
+    check_dispatch_under_caller(&receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_the_hosts_sampler_drops_is_dropped_by_its_plugins_too() {
+    let receiver = Receiver::start().await;
+    let setup = Setup::new();
+    let mut env = otel_env(&receiver);
+    env.push(("OTEL_TRACES_SAMPLER", "always_off".to_owned()));
+    setup.run(env).await;
+    // The host and its plugins flush before `outboard run` exits, so
+    // whatever they were to send has arrived: nothing. The plugins sample
+    // by their parent (see `config`), whose flags say "not sampled".
+    let spans = receiver.spans();
+    assert!(spans.is_empty(), "{}", otlp::render(&spans));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_name_is_the_operators_and_each_plugin_keeps_its_own() {
+    let spans = traced_job(vec![("OTEL_SERVICE_NAME", "ci-host".to_owned())]).await;
+    let all = otlp::render(&spans);
+    for span in &spans {
+        let expected = match span.name.as_str() {
+            "outboard.plugin.invoke" => span.attr("outboard.plugin").unwrap(),
+            _ => "ci-host",
+        };
+        assert_eq!(span.service, expected, "{all}");
     }
 }

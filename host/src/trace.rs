@@ -81,6 +81,14 @@ pub fn remote_parent<'a>(
     from: &str,
 ) -> Option<opentelemetry::Context> {
     let traceparent = get(TRACEPARENT)?;
+    // No W3C propagator installed: traces are off, there is nothing to
+    // parent (and nothing malformed to report).
+    let w3c = opentelemetry::global::get_text_map_propagator(|p| {
+        p.fields().any(|field| field == TRACEPARENT)
+    });
+    if !w3c {
+        return None;
+    }
     let lookup = Lookup(get, PhantomData);
     let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&lookup));
     if cx.span().span_context().is_valid() {
@@ -93,12 +101,14 @@ pub fn remote_parent<'a>(
     }
 }
 
-/// Makes `parent` the parent of `span`, which must not have started (no
-/// child created, never entered). Without an OpenTelemetry layer, nothing.
-pub fn set_parent(span: &tracing::Span, parent: Option<opentelemetry::Context>) {
-    if let Some(parent) = parent
-        && !span.is_disabled()
-    {
+/// Makes the context `parent` finds, if any, the parent of `span`, which
+/// must not have started (no child created, never entered). Without an
+/// OpenTelemetry layer the span is disabled and `parent` is not called.
+pub fn set_parent(span: &tracing::Span, parent: impl FnOnce() -> Option<opentelemetry::Context>) {
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(parent) = parent() {
         // Fails only if the span has started, which the callers rule out.
         let _ = span.set_parent(parent);
     }
@@ -172,7 +182,7 @@ mod tests {
 
             let given = [(TRACEPARENT, PARENT), (TRACESTATE, "vendor=abc")];
             let span = tracing::info_span!(target: TARGET, "outboard.invoke");
-            set_parent(&span, remote_parent(lookup(&given), "a test"));
+            set_parent(&span, || remote_parent(lookup(&given), "a test"));
             fail(&span, "it crashed");
             let carried = headers(&span);
             drop(span);

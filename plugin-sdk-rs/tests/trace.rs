@@ -77,6 +77,8 @@ fn main() -> ExitCode {
         println!("test a_malformed_traceparent_starts_a_new_root ... ok");
         without_the_environment_nothing_is_exported().await;
         println!("test without_the_environment_nothing_is_exported ... ok");
+        at_trace_level_the_export_machinery_is_not_exported().await;
+        println!("test at_trace_level_the_export_machinery_is_not_exported ... ok");
     });
     ExitCode::SUCCESS
 }
@@ -168,6 +170,31 @@ async fn without_the_environment_nothing_is_exported() {
     );
 }
 
+async fn at_trace_level_the_export_machinery_is_not_exported() {
+    let receiver = Receiver::start().await;
+    let mut plugin = Started::with_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint()),
+        ("OTEL_SERVICE_NAME", NAME),
+        ("RUST_LOG", "trace"),
+    ])
+    .await;
+    let traceparent = format!("00-{HOST_TRACE}-{HOST_SPAN}-01");
+    plugin.invoke(&[("traceparent", &traceparent)]).await;
+    plugin.shutdown().await;
+    plugin.exited().await;
+    let spans = receiver.wait_for(|s| s.len() >= 2, WAIT).await;
+    // h2, hyper and tonic make trace-level spans for the plugin's server
+    // and for every export; none of them is exported.
+    let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["author.work", "outboard.plugin.invoke"],
+        "{}",
+        otlp::render(&spans)
+    );
+}
+
 /// The one span named `name`.
 fn find<'a>(spans: &'a [otlp::Span], name: &str) -> &'a otlp::Span {
     let found: Vec<&otlp::Span> = spans.iter().filter(|s| s.name == name).collect();
@@ -198,7 +225,22 @@ struct Started {
 }
 
 impl Started {
+    /// Started with an OTLP endpoint (export on) or without (off).
     async fn new(endpoint: Option<&str>) -> Started {
+        match endpoint {
+            Some(endpoint) => {
+                Started::with_env(&[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+                    ("OTEL_SERVICE_NAME", NAME),
+                ])
+                .await
+            }
+            None => Started::with_env(&[]).await,
+        }
+    }
+
+    /// Started with `env` on top of the host's variables.
+    async fn with_env(env: &[(&str, &str)]) -> Started {
         let dir = tempfile::Builder::new()
             .prefix("ob-trace-")
             .tempdir_in("/tmp")
@@ -218,11 +260,7 @@ impl Started {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(endpoint) = endpoint {
-            command
-                .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-                .env("OTEL_SERVICE_NAME", NAME);
-        }
+        command.envs(env.iter().copied());
         let mut child = command.spawn().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let stderr = tokio::spawn(async move {

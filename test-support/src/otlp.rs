@@ -36,6 +36,8 @@ pub struct Span {
     pub status: Status,
     /// The `service.name` of the resource the span came with ("" if none).
     pub service: String,
+    /// When it started, in nanoseconds since the Unix epoch.
+    pub start_unix_nanos: u64,
 }
 
 impl Span {
@@ -167,6 +169,57 @@ pub fn render(spans: &[Span]) -> String {
         .collect()
 }
 
+/// The spans as trees, one line each, a child indented under its parent
+/// (siblings in the order they started): `name [service] span=ID
+/// parent=ID attributes`. Spans whose parent is not among them are roots
+/// (a remote parent shows as `(parent ID)` above its root).
+pub fn tree(spans: &[Span]) -> String {
+    let known: std::collections::BTreeSet<&str> =
+        spans.iter().map(|s| s.span_id.as_str()).collect();
+    let mut out = String::new();
+    for root in spans.iter().filter(|s| {
+        s.parent_span_id
+            .as_deref()
+            .is_none_or(|p| !known.contains(p))
+    }) {
+        if let Some(parent) = &root.parent_span_id {
+            out.push_str(&format!("(parent {parent})\n"));
+        }
+        branch(spans, root, 0, &mut out);
+    }
+    out
+}
+
+fn branch(spans: &[Span], span: &Span, depth: usize, out: &mut String) {
+    let attrs: Vec<String> = span
+        .attributes
+        .iter()
+        .filter(|(k, _)| k.starts_with("outboard."))
+        .map(|(k, v)| format!("{}={v}", k.trim_start_matches("outboard.")))
+        .collect();
+    let status = match &span.status {
+        Status::Error(message) => format!(" ERROR({message})"),
+        _ => String::new(),
+    };
+    out.push_str(&format!(
+        "{}{} [{}] span={} parent={} {}{status}\n",
+        "  ".repeat(depth),
+        span.name,
+        span.service,
+        span.span_id,
+        span.parent_span_id.as_deref().unwrap_or("-"),
+        attrs.join(" ")
+    ));
+    let mut children: Vec<&Span> = spans
+        .iter()
+        .filter(|c| c.parent_span_id.as_deref() == Some(span.span_id.as_str()))
+        .collect();
+    children.sort_by_key(|c| c.start_unix_nanos);
+    for child in children {
+        branch(spans, child, depth + 1, out);
+    }
+}
+
 struct Collector {
     spans: Arc<Mutex<Vec<Span>>>,
     bump: watch::Sender<u64>,
@@ -211,6 +264,7 @@ fn flatten(request: ExportTraceServiceRequest) -> Vec<Span> {
                     attributes: attributes(&span.attributes),
                     status,
                     service: service.clone(),
+                    start_unix_nanos: span.start_time_unix_nano,
                 });
             }
         }
@@ -334,6 +388,13 @@ mod tests {
         assert_eq!(child.attr("outboard.attempt"), Some("2"));
         assert_eq!(child.status, Status::Error("plugin crashed".into()));
         assert_eq!(receiver.spans(), spans);
+        assert_eq!(
+            tree(&spans),
+            "root [outboard] span=0101010101010101 parent=- attempt=2 phase=build \
+             ERROR(plugin crashed)\n  \
+             child [outboard] span=0202020202020202 parent=0101010101010101 attempt=2 \
+             phase=build ERROR(plugin crashed)\n"
+        );
     }
 
     #[tokio::test]

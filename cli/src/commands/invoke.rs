@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 
 use anyhow::{Context, bail};
-use outboard_host::{Host, Report, Verdict};
+use outboard_host::{Host, Report, Verdict, trace};
 use outboard_proto::control::v1::InvokeRequest;
 use outboard_proto::json::json_to_struct;
 use serde_json::{Map, Value};
@@ -38,7 +38,8 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
         no_subscriber(&args.phase);
     }
     let report = tokio::select! {
-        report = host.dispatch(&args.phase, context) => Some(report),
+        // A traced caller's TRACEPARENT is the dispatch's parent, as for `run`.
+        report = trace::under(trace::env_parent(), host.dispatch(&args.phase, context)) => Some(report),
         () = signals.recv() => {
             // Ready plugins get the whole stop sequence, not a SIGKILL,
             // unless a signal comes again.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
-use outboard_host::{Escaped, State, Supervisor, trace};
+use outboard_host::{Escaped, State, Supervisor};
 use outboard_proto::control::v1 as wire;
 use outboard_proto::control::v1::control_service_server::ControlService;
 use outboard_proto::json::struct_to_json;
@@ -366,7 +366,7 @@ impl ControlService for Service {
     ) -> Result<Response<wire::InvokeResponse>, Status> {
         self.open()?;
         // The caller's span (`run --daemon`'s job) is the dispatch's parent.
-        let parent = trace::remote_parent(
+        let parent = outboard_host::trace::remote_parent(
             |key| request.metadata().get(key).and_then(|v| v.to_str().ok()),
             "an Invoke call's metadata",
         );
@@ -375,7 +375,8 @@ impl ControlService for Service {
             return Err(Status::invalid_argument(invalid_phase_name(&phase)));
         }
         let context = context.as_ref().map(struct_to_json).unwrap_or_default();
-        let report = trace::under(parent, self.daemon.host().dispatch(&phase, context)).await;
+        let dispatch = self.daemon.host().dispatch(&phase, context);
+        let report = outboard_host::trace::under(parent, dispatch).await;
         Ok(Response::new(wire::InvokeResponse {
             report: Some(report_to_proto(&report)),
         }))

@@ -174,11 +174,12 @@ pub async fn run(host: &impl Phases, job: Job, interrupted: watch::Receiver<bool
         outboard.exit_code = Empty,
     );
     let env = &job.env;
-    let parent = trace::remote_parent(
-        |key| env.get(&key.to_ascii_uppercase()).and_then(Value::as_str),
-        "the job's environment",
-    );
-    trace::set_parent(&span, parent);
+    trace::set_parent(&span, || {
+        trace::remote_parent(
+            |key| env.get(&key.to_ascii_uppercase()).and_then(Value::as_str),
+            "the job's environment",
+        )
+    });
     let report = run_phases(host, job_id, job, interrupted)
         .instrument(span.clone())
         .await;

@@ -588,3 +588,78 @@ async fn a_stopping_plugin_shows_the_pid_of_the_process_it_stops() {
     let stopped = sup.status();
     assert_eq!((stopped.state, stopped.pid), (State::Stopped, None));
 }
+
+// === trace spans over dispatch ===
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_is_an_invoke_span_under_the_dispatch_and_a_failed_one_says_why() {
+    use opentelemetry::trace::{Status as SpanStatus, TracerProvider as _};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+    // This test's runtime has one thread: every task sees the subscriber.
+    let _traced = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+
+    let (host, fakes) = host_of(&[("again", 0, true)]).await;
+    fakes[0].script_calls([FakeCall::Crash, setting("/again")]);
+    host.dispatch("x", serde_json::Map::new()).await;
+    host.stop().await;
+
+    let spans = exporter.get_finished_spans().expect("finished spans");
+    let attr = |span: &SpanData, key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    let [dispatch] = &spans
+        .iter()
+        .filter(|s| s.name == "outboard.dispatch")
+        .collect::<Vec<_>>()[..]
+    else {
+        panic!("one dispatch span: {spans:?}")
+    };
+    assert_eq!(attr(dispatch, "outboard.phase").as_deref(), Some("x"));
+    assert_eq!(
+        attr(dispatch, "outboard.mode").as_deref(),
+        Some("sequential")
+    );
+    assert_eq!(attr(dispatch, "outboard.subscribers").as_deref(), Some("1"));
+    assert_eq!(
+        attr(dispatch, "outboard.verdict").as_deref(),
+        Some("passed")
+    );
+
+    let mut calls: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| s.name == "outboard.invoke")
+        .collect();
+    calls.sort_by_key(|s| attr(s, "outboard.attempt"));
+    let [crashed, ok] = &calls[..] else {
+        panic!("two attempts: {spans:?}")
+    };
+    for call in [crashed, ok] {
+        assert_eq!(call.parent_span_id, dispatch.span_context.span_id());
+        assert_eq!(attr(call, "outboard.plugin").as_deref(), Some("again"));
+        assert_eq!(attr(call, "outboard.phase").as_deref(), Some("x"));
+    }
+    assert_eq!(attr(crashed, "outboard.attempt").as_deref(), Some("1"));
+    assert_eq!(
+        attr(crashed, "outboard.outcome").as_deref(),
+        Some("crashed")
+    );
+    assert!(
+        matches!(&crashed.status, SpanStatus::Error { description } if description.starts_with("crashed: ")),
+        "{:?}",
+        crashed.status
+    );
+    assert_eq!(attr(ok, "outboard.attempt").as_deref(), Some("2"));
+    assert_eq!(attr(ok, "outboard.outcome").as_deref(), Some("ok"));
+    assert_eq!(attr(ok, "outboard.patch.ops").as_deref(), Some("1"));
+    assert_eq!(ok.status, SpanStatus::Unset);
+}

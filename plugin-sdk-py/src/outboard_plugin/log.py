@@ -52,8 +52,8 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = record.exc_text
         ids = current_ids() if current_ids is not None else None
         if ids is not None:
-            out.setdefault("trace_id", ids[0])
-            out.setdefault("span_id", ids[1])
+            # The span's ids win over fields of the same name.
+            out["trace_id"], out["span_id"] = ids
         return json.dumps(out, default=str, ensure_ascii=False)
 
 

@@ -8,6 +8,7 @@
 //! one thread (`outboard-otlp`), next to the batch processor's thread.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tokio::sync::oneshot;
 use tracing::Subscriber;
-use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::registry::LookupSpan;
 
 /// The tracing target of the SDK's own spans; the log filter always lets
@@ -31,6 +33,22 @@ const FLUSH_BOUND: Duration = Duration::from_millis(400);
 /// The name of the exporter's thread.
 const THREAD: &str = "outboard-otlp";
 
+/// The crates that carry an export. Their spans are never exported: at
+/// `RUST_LOG=trace` each export would otherwise make spans of its own to
+/// export, without end.
+const EXPORT_MACHINERY: [&str; 10] = [
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tonic",
+    "tower",
+    "tokio",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+    "opentelemetry_proto",
+];
+
 /// The exporter while it runs.
 #[derive(Debug)]
 struct Running {
@@ -44,6 +62,10 @@ struct Running {
 
 /// The exporter, once started; taken by [`shutdown`].
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
+
+/// Whether [`RUNNING`] holds the exporter: read on every `Invoke`, so
+/// without taking the lock.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Whether the environment asks for span export: an OTLP endpoint
 /// (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`),
@@ -60,13 +82,13 @@ pub(crate) fn wanted(var: impl Fn(&str) -> Option<String>) -> bool {
 /// Whether spans are being exported (the exporter started and was not yet
 /// shut down).
 pub(crate) fn active() -> bool {
-    RUNNING.lock().is_ok_and(|running| running.is_some())
+    ACTIVE.load(Ordering::Acquire)
 }
 
 /// Starts the exporter if the environment asks for it and returns the
 /// tracing layer feeding it; `Ok(None)` when it does not ask (or the
 /// exporter already runs). The error says why export is off.
-pub(crate) fn layer<S>() -> Result<Option<OpenTelemetryLayer<S, SdkTracer>>, String>
+pub(crate) fn layer<S>() -> Result<Option<impl Layer<S>>, String>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -89,7 +111,20 @@ where
     opentelemetry::global::set_tracer_provider(started.provider.clone());
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     *running = Some(started);
-    Ok(Some(tracing_opentelemetry::layer().with_tracer(tracer)))
+    ACTIVE.store(true, Ordering::Release);
+    let not_the_exporter = FilterFn::new(|meta| !is_export_machinery(meta.target()));
+    Ok(Some(
+        tracing_opentelemetry::layer::<S>()
+            .with_tracer::<SdkTracer>(tracer)
+            .with_filter(not_the_exporter),
+    ))
+}
+
+/// Whether `target` is in one of the [`EXPORT_MACHINERY`] crates (its
+/// first path segment).
+fn is_export_machinery(target: &str) -> bool {
+    let krate = target.split("::").next().unwrap_or(target);
+    EXPORT_MACHINERY.contains(&krate)
 }
 
 /// Builds the exporter in its own runtime and starts that runtime's thread.
@@ -128,7 +163,10 @@ fn start() -> Result<Running, String> {
 /// signal; later spans are dropped. Does nothing if export is off.
 pub(crate) fn shutdown() {
     let running = match RUNNING.lock() {
-        Ok(mut running) => running.take(),
+        Ok(mut running) => {
+            ACTIVE.store(false, Ordering::Release);
+            running.take()
+        }
         Err(_) => None,
     };
     let Some(Running {
@@ -161,6 +199,17 @@ mod tests {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         }
+    }
+
+    #[test]
+    fn the_exporters_own_crates_are_not_exported() {
+        assert!(is_export_machinery("h2::proto::connection"));
+        assert!(is_export_machinery("hyper"));
+        assert!(is_export_machinery("opentelemetry_sdk::trace"));
+        assert!(!is_export_machinery("outboard_plugin::trace"));
+        assert!(!is_export_machinery("h2o_client"));
+        assert!(!is_export_machinery("tower_http::trace::on_request"));
+        assert!(!is_export_machinery("my_plugin"));
     }
 
     #[test]
