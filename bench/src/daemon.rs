@@ -63,19 +63,34 @@ impl Daemon {
         config: &Path,
         name: &str,
     ) -> anyhow::Result<Daemon> {
+        Daemon::start_with(paths, dir, config, name, |_| {})
+    }
+
+    /// Like [`Daemon::start`], `setup` adding to the command (arguments,
+    /// environment) first.
+    pub(crate) fn start_with(
+        paths: &Paths,
+        dir: &Path,
+        config: &Path,
+        name: &str,
+        setup: impl FnOnce(&mut Command),
+    ) -> anyhow::Result<Daemon> {
         let ctl = dir.join("ctl");
         std::fs::create_dir_all(&ctl).context("creating the control socket's directory")?;
         set_private(&ctl)?;
         std::fs::create_dir_all(runtime_dir(dir)).context("creating the runtime directory")?;
         let socket = ctl.join(format!("{name}.sock"));
-        let mut child = outboard_command(paths, dir)
+        let mut command = outboard_command(paths, dir);
+        command
             .arg("up")
             .arg("--config")
             .arg(config)
             .arg("--control-socket")
             .arg(&socket)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        setup(&mut command);
+        let mut child = command
             .spawn()
             .with_context(|| format!("starting {} up", paths.bin("outboard").display()))?;
         let stderr = child.stderr.take().context("the daemon's stderr")?;
@@ -129,6 +144,16 @@ impl Daemon {
     /// The daemon's pid.
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The rest of the last stderr line (of the few kept) that starts with
+    /// `prefix`, such as the address after `outboard: http `.
+    pub(crate) fn said(&self, prefix: &str) -> Option<String> {
+        let tail = self.tail.lock().ok()?;
+        tail.iter()
+            .rev()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|rest| rest.trim().to_owned())
     }
 
     /// The last lines the daemon wrote on stderr, for an error.

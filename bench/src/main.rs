@@ -19,7 +19,10 @@
 //! of one and of 100 plugins, host and plugin RSS; the daemon, `outboard
 //! up`: (k) `outboard run -- true` with the example config, standalone and
 //! `--daemon`; (l) one `Invoke` through its control API; (m) its RSS with
-//! the example plugins and with 100 no-op plugins. The contenders that are
+//! the example plugins and with 100 no-op plugins; (n) the cost of
+//! observability: `Invoke` through three daemons at concurrency 64, with
+//! nothing on, with `/metrics` served and scraped, and with traces
+//! exported over OTLP too. The contenders that are
 //! compared take their samples in turns, so that load from outside the run
 //! falls on all of them alike. It prints the figures, their ratios to (a),
 //! (b) and (j), and the targets, as markdown. See BENCHMARKS.md.
@@ -34,6 +37,7 @@
 //! - `goplugin`: (j), running the Go module in `bench/go-plugin`.
 //! - `daemon`: `outboard up` as a child process; `configs`: its configs.
 //! - `via_daemon`: (k), (l) and (m).
+//! - `observability`: (n).
 //! - `report`: the tables.
 
 mod configs;
@@ -41,6 +45,7 @@ mod daemon;
 mod floor;
 mod goplugin;
 mod measure;
+mod observability;
 mod outboard;
 mod procs;
 mod report;
@@ -241,6 +246,10 @@ fn say_what_is_missing(results: &Results) {
         (
             "(m) daemon RSS, 100 plugins",
             results.daemon.many_rss.as_ref().err(),
+        ),
+        (
+            "(n) the cost of observability",
+            results.observability.as_ref().err(),
         ),
     ] {
         if let Some(why) = result {

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::floor::{self, RawFloor, TonicFloor};
 use crate::goplugin::{self, GoPluginHost};
+use crate::observability;
 use crate::outboard::{self, Single};
 use crate::procs::Paths;
 use crate::report::{DaemonResults, Results};
@@ -105,6 +106,16 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
     step("(k, m) outboard run -- true with the example config, standalone and --daemon, in turns");
     let daemon = daemon_items(plan, paths, dir, daemon_invoke).await?;
 
+    step(
+        "(n) the cost of observability: daemons with nothing, metrics, metrics and traces on, \
+         at concurrency 64, in turns",
+    );
+    // More and shorter turns than (f)'s: the three differ by a few percent
+    // at most, less than the load from outside the run moves in a second.
+    let observability = observability::measure(paths, dir, plan.rounds, plan.throughput_for / 4)
+        .await
+        .map_err(|e| format!("{e:#}"));
+
     let goplugin = match goplugin {
         Ok(go) => Ok(go_results(go, go_samples, go_throughput, cold.go)?),
         Err(e) => Err(e),
@@ -128,6 +139,7 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
         host_rss_many,
         goplugin,
         daemon,
+        observability,
     })
 }
 

@@ -2,6 +2,7 @@
 //! floors and to go-plugin) and one of targets, PASS or MISS.
 
 mod daemon;
+mod observability;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use outboard_host::Mode;
 
 pub(crate) use self::daemon::{DaemonResults, JobRuns, Rss, note as daemon_note};
+pub(crate) use self::observability::{Observability, ObservedLoad};
 use crate::goplugin::GoPlugin;
 use crate::stats::Latency;
 
@@ -51,6 +53,8 @@ pub(crate) struct Results {
     pub goplugin: Result<GoPlugin, String>,
     /// (k), (l) and (m): the daemon.
     pub daemon: DaemonResults,
+    /// (n) the cost of observability, or why not.
+    pub observability: Result<Observability, String>,
 }
 
 /// The most of an error a table cell shows.
@@ -408,6 +412,7 @@ impl Results {
             pass: Some(self.host_rss_many as f64 * 1024.0 <= 20e6),
         });
         targets.extend(self.daemon_targets());
+        targets.extend(self.observability_targets());
         targets
     }
 
@@ -441,6 +446,8 @@ impl Results {
             &figures,
             &[false, false, true, true, true, true, true, true],
         );
+        out.push('\n');
+        out.push_str(&self.observability_markdown());
         out.push('\n');
         let mut targets = vec![vec![
             "target".to_owned(),
@@ -576,6 +583,7 @@ mod tests {
                 }),
                 many_rss: Err("not ready".into()),
             },
+            observability: Err("outboard up --http: no such option".into()),
         }
     }
 

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The percentiles of a set of timings.
@@ -67,32 +66,59 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    Ok(load(concurrency, duration, call).await?.rate)
+}
+
+/// What [`load`] measured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Load {
+    /// Completed calls per second.
+    pub rate: f64,
+    /// How long each counted call took, under that load.
+    pub took: Vec<Duration>,
+}
+
+/// [`throughput`], also keeping how long each counted call took (each
+/// task keeps its own, merged at the end: no lock on the way).
+pub(crate) async fn load<F, Fut>(
+    concurrency: usize,
+    duration: Duration,
+    call: F,
+) -> anyhow::Result<Load>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let call = Arc::new(call);
     let warm_up = (duration / 10).min(Duration::from_millis(200));
-    let done = Arc::new(AtomicU64::new(0));
     let begin = Instant::now() + warm_up;
     let end = begin + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let call = call.clone();
-        let done = done.clone();
         tasks.spawn(async move {
+            let mut took = Vec::new();
             loop {
                 let now = Instant::now();
                 if now >= end {
-                    return anyhow::Ok(());
+                    return anyhow::Ok(took);
                 }
                 call().await?;
-                if Instant::now() < end && now >= begin {
-                    done.fetch_add(1, Ordering::Relaxed);
+                let finished = Instant::now();
+                if finished < end && now >= begin {
+                    took.push(finished - now);
                 }
             }
         });
     }
+    let mut all = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        joined??;
+        all.extend(joined??);
     }
-    Ok(done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64())
+    Ok(Load {
+        rate: all.len() as f64 / duration.as_secs_f64(),
+        took: all,
+    })
 }
 
 #[cfg(test)]

@@ -28,6 +28,12 @@ const PHASE: &str = "bench";
 #[derive(Debug)]
 pub(crate) struct InvokeDaemon {
     daemon: Daemon,
+    caller: Caller,
+}
+
+/// Invokes (l)'s phase on a daemon; cheap to clone, one per caller.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
     client: ControlServiceClient<Channel>,
     request: InvokeRequest,
 }
@@ -35,8 +41,20 @@ pub(crate) struct InvokeDaemon {
 impl InvokeDaemon {
     /// Starts the daemon and connects to its control socket.
     pub(crate) async fn start(paths: &Paths, dir: &Path) -> anyhow::Result<InvokeDaemon> {
-        let config = configs::noops(paths, dir, "invoke", 1, PHASE)?;
-        let daemon = tokio::task::block_in_place(|| Daemon::start(paths, dir, &config, "invoke"))?;
+        InvokeDaemon::start_with(paths, dir, "invoke", |_| {}).await
+    }
+
+    /// Like [`InvokeDaemon::start`], for a daemon called `name` (its config
+    /// and socket files), `setup` adding to its command first.
+    pub(crate) async fn start_with(
+        paths: &Paths,
+        dir: &Path,
+        name: &str,
+        setup: impl FnOnce(&mut std::process::Command),
+    ) -> anyhow::Result<InvokeDaemon> {
+        let config = configs::noops(paths, dir, name, 1, PHASE)?;
+        let daemon =
+            tokio::task::block_in_place(|| Daemon::start_with(paths, dir, &config, name, setup))?;
         let client = ControlServiceClient::new(floor::connect(daemon.socket.clone()).await?);
         let request = InvokeRequest {
             phase: PHASE.to_owned(),
@@ -46,35 +64,49 @@ impl InvokeDaemon {
         };
         Ok(InvokeDaemon {
             daemon,
-            client,
-            request,
+            caller: Caller { client, request },
         })
     }
 
     /// `calls` invocations, one at a time, each timed and checked to have
     /// passed.
     pub(crate) async fn samples(&self, calls: usize) -> anyhow::Result<Vec<Duration>> {
-        Latency::samples(calls, || {
-            let (mut client, request) = (self.client.clone(), self.request.clone());
-            async move {
-                let response = client.invoke(request).await?.into_inner();
-                let result = response
-                    .report
-                    .and_then(|r| r.verdict)
-                    .and_then(|v| v.result);
-                if !matches!(result, Some(verdict::Result::Passed(_))) {
-                    bail!("Invoke {PHASE} through the daemon did not pass: {result:?}");
-                }
-                Ok(())
-            }
-        })
-        .await
+        Latency::samples(calls, || self.caller.call()).await
+    }
+
+    /// A caller of its phase.
+    pub(crate) fn caller(&self) -> Caller {
+        self.caller.clone()
+    }
+
+    /// The daemon.
+    pub(crate) fn daemon(&self) -> &Daemon {
+        &self.daemon
     }
 
     /// Stops the daemon (SIGTERM, waited for).
     pub(crate) fn stop(self) -> anyhow::Result<()> {
-        drop(self.client);
+        drop(self.caller);
         tokio::task::block_in_place(|| self.daemon.stop())
+    }
+}
+
+impl Caller {
+    /// One invocation, checked to have passed; owns what it needs, so
+    /// that many can run at once.
+    pub(crate) fn call(&self) -> impl Future<Output = anyhow::Result<()>> + Send + use<> {
+        let (mut client, request) = (self.client.clone(), self.request.clone());
+        async move {
+            let response = client.invoke(request).await?.into_inner();
+            let result = response
+                .report
+                .and_then(|r| r.verdict)
+                .and_then(|v| v.result);
+            if !matches!(result, Some(verdict::Result::Passed(_))) {
+                bail!("Invoke {PHASE} through the daemon did not pass: {result:?}");
+            }
+            Ok(())
+        }
     }
 }
 

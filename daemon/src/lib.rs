@@ -13,6 +13,8 @@
 //!   reflection, reload, graceful shutdown.
 //! - `usage`: RSS and CPU of plugins' process groups, from `/proc`.
 //! - `logs/`: the plugins' recent log lines, per plugin, and their follow.
+//! - `systemd`: `sd_notify` readiness, reload, stop and watchdog
+//!   notifications, when `NOTIFY_SOCKET` is set.
 //! - `wire`: the host's types as `outboard.control.v1` messages and back.
 //! - `http`: the HTTP listener: `/metrics`, `/healthz`, `/readyz`,
 //!   `/plugins/<name>/health`.
@@ -24,5 +26,6 @@ pub mod logs;
 pub mod peer;
 pub mod server;
 pub mod socket;
+pub mod systemd;
 pub mod usage;
 pub mod wire;

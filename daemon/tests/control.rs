@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use outboard_daemon::control_socket::{Claim, ControlSocket, Group};
 use outboard_daemon::logs::{LogBook, LogLine};
 use outboard_daemon::server::{Daemon, Loader, Options, Server};
+use outboard_daemon::systemd::Notifier;
 use outboard_host::Host;
 use outboard_host::config::{self, HostConfig};
 use outboard_proto::control::v1 as wire;
@@ -63,6 +64,7 @@ impl TestDaemon {
                 config_source: config.display().to_string(),
                 loader,
                 logs: logs.clone(),
+                notifier: Notifier::default(),
             },
         );
         let server = daemon.serve(&socket).expect("serving");
@@ -647,6 +649,7 @@ async fn a_second_daemon_on_the_socket_is_refused_naming_the_pid_and_a_stale_one
             config_source: String::new(),
             loader: Arc::new(|| Ok(HostConfig::default())),
             logs: LogBook::default(),
+            notifier: Notifier::default(),
         },
     );
     let server = daemon.serve(&socket).expect("serving");

@@ -16,6 +16,11 @@
 //! `/metrics` and the probes is bound before any plugin starts, said as
 //! `outboard: http http://ADDR` with the port it got, and stopped after the
 //! plugins.
+//!
+//! Under systemd (`NOTIFY_SOCKET` set) the service manager is told the same
+//! moments: `READY=1` with the `ready:` line, `RELOADING=1` and `READY=1`
+//! around each reload, `STOPPING=1` when the stop begins, and watchdog
+//! pings if it asks for them (`outboard_daemon::systemd`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,6 +32,7 @@ use outboard_daemon::control_socket::{Claim, Group};
 use outboard_daemon::http::HttpState;
 use outboard_daemon::logs::LogBook;
 use outboard_daemon::server::{Daemon, Loader, Options, ReloadFailure};
+use outboard_daemon::systemd::Notifier;
 use outboard_host::{Host, HostEvent, ReloadPlan, Status};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
@@ -56,6 +62,8 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     // Before any plugin starts: a second daemon refuses without starting
     // anything.
     let claim = Claim::take(&path, group)?;
+    // Read before any plugin starts; plugins never inherit it.
+    let notifier = Notifier::from_env();
     let logs = log_book().unwrap_or_default();
     // Bound before any plugin starts too: a taken port is said at once,
     // and a probe meanwhile hears "starting", not a refused connection.
@@ -70,7 +78,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     if let Some(http) = &http {
         http.state.attach(host.clone());
     }
-    let daemon = Daemon::new(host.clone(), options(&args.source, logs));
+    let daemon = Daemon::new(host.clone(), options(&args.source, logs, notifier));
     let served = claim
         .bind()
         .map_err(anyhow::Error::from)
@@ -96,7 +104,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     say!("outboard: control socket {}", socket.path().display());
     let printer = Printer::new(args.json);
     tokio::select! {
-        () = follow(&host, &printer) => {}
+        () = follow(&daemon, &printer) => {}
         () = until_stop(&daemon, &mut signals) => {}
     }
     say!(
@@ -167,8 +175,9 @@ impl Http {
 }
 
 /// What the daemon serves besides the host: the config source a reload
-/// reads again (the same loading as at start) and the plugins' log book.
-fn options(source: &Source, logs: LogBook) -> Options {
+/// reads again (the same loading as at start), the plugins' log book and
+/// the service manager to notify.
+fn options(source: &Source, logs: LogBook, notifier: Notifier) -> Options {
     let reread = Source {
         config: source.config.clone(),
         plugin_dir: source.plugin_dir.clone(),
@@ -178,6 +187,7 @@ fn options(source: &Source, logs: LogBook) -> Options {
         config_source: describe(source),
         loader,
         logs,
+        notifier,
     }
 }
 
@@ -295,10 +305,11 @@ impl Printer {
     }
 }
 
-/// Prints every plugin's state, says the host is ready, then prints each
-/// change as the host tells of it (plugins a reload adds included); never
-/// returns.
-async fn follow(host: &Host, printer: &Printer) {
+/// Prints every plugin's state, says the host is ready (on stderr and to
+/// the service manager), then prints each change as the host tells of it
+/// (plugins a reload adds included); never returns.
+async fn follow(daemon: &Daemon, printer: &Printer) {
+    let host = daemon.host();
     // Subscribed before the first states are read: no change falls between.
     let mut events = host.events();
     let mut last = HashMap::new();
@@ -316,12 +327,16 @@ async fn follow(host: &Host, printer: &Printer) {
     // plugin has started (Host::start returns only then) and the control
     // socket is served.
     let count = host.plugins().len();
+    let supervised = format!(
+        "{count} plugin{} under supervision",
+        if count == 1 { "" } else { "s" }
+    );
     say!(
-        "outboard: ready: {count} plugin{} under supervision (pid {}); SIGINT or SIGTERM stops {}, SIGHUP reloads",
-        if count == 1 { "" } else { "s" },
+        "outboard: ready: {supervised} (pid {}); SIGINT or SIGTERM stops {}, SIGHUP reloads",
         std::process::id(),
         if count == 1 { "it" } else { "them" },
     );
+    daemon.ready(&supervised);
     loop {
         match events.recv().await {
             Ok(HostEvent::Plugin { name, status }) => show(&name, &status, &mut last),

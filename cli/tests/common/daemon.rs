@@ -70,7 +70,12 @@ impl Daemon {
         Daemon::launch(|_| (config.to_owned(), Vec::new()), env)
     }
 
-    fn launch(write: impl FnOnce(&Path) -> (String, Vec<String>), env: &[(&str, &str)]) -> Daemon {
+    /// Like [`Daemon::start_with`], with `env` added to the daemon's
+    /// environment.
+    pub fn launch(
+        write: impl FnOnce(&Path) -> (String, Vec<String>),
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let work = tempfile::Builder::new()
             .prefix("obd-")
             .tempdir_in("/tmp")
@@ -99,6 +104,10 @@ impl Daemon {
             .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
             .env_remove("OUTBOARD_PLUGIN_DIR")
             .env_remove("OUTBOARD_CONTROL_SOCKET")
+            // A test run under a service manager must not notify it.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -290,8 +299,8 @@ impl Daemon {
 
     /// SIGTERMs the daemon and waits for it: it exits 0, its control
     /// socket is gone, none of its plugins (nor any child) runs on, and no
-    /// runtime directory is left.
-    pub fn stop(mut self) {
+    /// runtime directory is left. Returns all it wrote on stderr.
+    pub fn stop(mut self) -> String {
         let mut child = self.child.take().expect("running");
         let pid = child.id();
         let plugins: Vec<u32> = children_of(pid).into_iter().map(|(p, _)| p).collect();
@@ -329,6 +338,7 @@ impl Daemon {
             plugins.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
         );
         self.sandbox.assert_empty();
+        stderr
     }
 
     /// A fixture plugin written as a shell script in the work directory

@@ -21,9 +21,12 @@
 //! - `journal`: recent events and the live feed for `Watch`.
 //! - `status`: plugins' statuses with statistics and usage.
 //! - `wait`: waiting for a restarted or started plugin to settle.
+//! - `notify`: what the service manager is told: ready, reloading,
+//!   stopping, and the watchdog's probe of the host.
 
 mod guard;
 mod journal;
+mod notify;
 mod service;
 mod status;
 mod wait;
@@ -47,6 +50,7 @@ use crate::control_socket::ControlSocket;
 use crate::incoming;
 use crate::logs::LogBook;
 use crate::peer::Access;
+use crate::systemd::Notifier;
 use crate::usage::Sampler;
 use journal::Journal;
 
@@ -64,6 +68,9 @@ pub struct Options {
     pub loader: Loader,
     /// The plugins' log lines, for `GetLogs`.
     pub logs: LogBook,
+    /// The service manager to tell of readiness, reloads and the stop
+    /// (`Notifier::default()` tells nobody).
+    pub notifier: Notifier,
 }
 
 impl std::fmt::Debug for Options {
@@ -204,11 +211,22 @@ impl Daemon {
 
     /// [`Daemon::reload`], run to the end by its task.
     async fn reload_now(&self, dry_run: bool) -> Result<(ReloadPlan, bool), ReloadFailure> {
-        let inner = &self.inner;
-        let _one = inner.reloading.lock().await;
+        let _one = self.inner.reloading.lock().await;
         if self.closing() {
             return Err(ReloadFailure::ShuttingDown);
         }
+        if dry_run {
+            return self.reload_locked(true).await;
+        }
+        self.notify_reloading();
+        let result = self.reload_locked(false).await;
+        self.notify_reloaded(&result);
+        result
+    }
+
+    /// [`Daemon::reload_now`] once it holds the reload lock.
+    async fn reload_locked(&self, dry_run: bool) -> Result<(ReloadPlan, bool), ReloadFailure> {
+        let inner = &self.inner;
         let loader = inner.options.loader.clone();
         let config = tokio::task::spawn_blocking(move || loader())
             .await
@@ -238,6 +256,7 @@ impl Daemon {
     /// end, dispatches in flight get up to `drain` to finish, then every
     /// plugin stops, dependents first.
     pub async fn shutdown(&self, drain: Duration) {
+        self.notify_stopping(drain);
         self.inner.closing.send_replace(true);
         self.inner.host.shutdown_within(drain).await;
     }
