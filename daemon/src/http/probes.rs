@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::HttpState;
+use super::blocking::Unanswered;
 use super::readiness::{Member, Phase, judge};
 
 /// How long the host may take to give its plugins' states before the
@@ -18,27 +19,27 @@ const HOST_ANSWER: Duration = Duration::from_secs(2);
 
 /// `GET /healthz`: 200 `ok` when the runtime answers (this handler runs on
 /// it) and the host gives its plugins' states within [`HOST_ANSWER`]
-/// (read on the blocking pool, which scrapes need too); else 503. While
+/// (read on the blocking pool, bounded as scrapes are); else 503. While
 /// the plugins start there is no host to ask yet: alive, 200.
 pub(crate) async fn healthz(State(state): State<HttpState>) -> Response {
     let Some(host) = state.shared().host() else {
         return (StatusCode::OK, "ok: starting\n").into_response();
     };
-    let answered = tokio::time::timeout(
-        HOST_ANSWER,
-        tokio::task::spawn_blocking(move || {
+    let answered = state
+        .shared()
+        .blocking()
+        .run(HOST_ANSWER, move || {
             host.plugins().iter().map(|p| p.state()).collect::<Vec<_>>()
-        }),
-    )
-    .await;
+        })
+        .await;
     match answered {
-        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(_)) => (
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(Unanswered::Failed(_)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "not alive: reading the plugins' states failed\n",
         )
             .into_response(),
-        Err(_) => (
+        Err(Unanswered::TimedOut) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "not alive: the host did not give its plugins' states in time\n",
         )
