@@ -235,6 +235,30 @@ async fn a_client_that_sends_no_headers_is_closed_at_the_header_timeout() {
     task.await.unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_kept_alive_connection_left_idle_is_closed_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (addr, task, stop) = serving().await;
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 256];
+    let n = client.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
+    // Answered and kept alive; the client then sends nothing more.
+    let since = tokio::time::Instant::now();
+    read_to_close(&mut client).await;
+    assert!(
+        since.elapsed() >= super::conn::HEADER_READ && since.elapsed() < super::conn::MAX_LIFE,
+        "closed after {:?}",
+        since.elapsed()
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_stop_closes_kept_alive_connections_and_serve_returns() {
     use tokio::io::AsyncWriteExt as _;
