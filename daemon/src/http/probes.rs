@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use outboard_host::Host;
 use serde::Deserialize;
 
 use super::HttpState;
@@ -15,7 +16,7 @@ use super::readiness::{Member, Phase, judge};
 
 /// How long the host may take to give its plugins' states before the
 /// daemon is judged not alive.
-const HOST_ANSWER: Duration = Duration::from_secs(2);
+pub(crate) const HOST_ANSWER: Duration = Duration::from_secs(2);
 
 /// `GET /healthz`: 200 `ok` when the runtime answers (this handler runs on
 /// it) and the host gives its plugins' states within [`HOST_ANSWER`]
@@ -47,6 +48,18 @@ pub(crate) async fn healthz(State(state): State<HttpState>) -> Response {
     }
 }
 
+/// Every plugin of `host`, as the readiness judgement needs it.
+fn members_of(host: &Host) -> Vec<Member> {
+    host.plugins()
+        .iter()
+        .map(|p| Member {
+            name: p.name().to_owned(),
+            state: p.state(),
+            optional: super::optional(p),
+        })
+        .collect()
+}
+
 /// `?verbose` asks for JSON.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ReadyQuery {
@@ -55,7 +68,9 @@ pub(crate) struct ReadyQuery {
 
 /// `GET /readyz`: 200 `ok` when every required plugin is ready, else 503
 /// naming each that is not, with its state (plain text; JSON with
-/// `?verbose`). 503 while the plugins start and once the daemon stops.
+/// `?verbose`). 503 while the plugins start, once the daemon stops, and
+/// when the host does not give its plugins' states within [`HOST_ANSWER`]
+/// (read off the async threads, as `/healthz` reads them).
 pub(crate) async fn readyz(
     State(state): State<HttpState>,
     Query(query): Query<ReadyQuery>,
@@ -64,21 +79,15 @@ pub(crate) async fn readyz(
     let (phase, members) = match shared.host() {
         None => (Phase::Starting, Vec::new()),
         Some(host) => {
-            let members = host
-                .plugins()
-                .iter()
-                .map(|p| Member {
-                    name: p.name().to_owned(),
-                    state: p.state(),
-                    optional: super::optional(p),
-                })
-                .collect();
-            let phase = if shared.closing() {
-                Phase::Stopping
-            } else {
-                Phase::Running
-            };
-            (phase, members)
+            let members = shared
+                .blocking()
+                .run(HOST_ANSWER, move || members_of(&host))
+                .await;
+            match members {
+                Ok(members) if shared.closing() => (Phase::Stopping, members),
+                Ok(members) => (Phase::Running, members),
+                Err(_) => (Phase::Unanswered, Vec::new()),
+            }
         }
     };
     let readiness = judge(phase, &members);

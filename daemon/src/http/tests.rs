@@ -116,8 +116,9 @@ async fn unknown_paths_are_404_and_other_methods_405() {
     );
 }
 
-#[tokio::test]
-async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
+/// A running host with one fake plugin, `alpha` (subscribed to `p`), and
+/// the HTTP state it is attached to.
+async fn serving_alpha() -> (Arc<Host>, HttpState) {
     let launcher = FakeLauncher::new();
     launcher.plugin("alpha", &[("p", 0, false)]);
     let config = HostConfig {
@@ -127,6 +128,12 @@ async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
     let host = Arc::new(Host::start_with(&config, launcher).await.unwrap());
     let state = HttpState::new(LogBook::default());
     state.attach(host.clone());
+    (host, state)
+}
+
+#[tokio::test]
+async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
+    let (host, state) = serving_alpha().await;
     assert_eq!(
         get(&state, "/healthz").await,
         (
@@ -177,6 +184,83 @@ async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["ready"], false);
     assert_eq!(json["reason"], "stopping");
+    tokio::time::timeout(Duration::from_secs(10), host.shutdown())
+        .await
+        .unwrap();
+}
+
+/// Reads the test holds up: each blocks until the gate opens.
+#[derive(Default)]
+struct Gate {
+    state: std::sync::Mutex<(bool, usize)>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Counts itself in, then waits while the gate is closed.
+    fn wait(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.1 += 1;
+        while state.0 {
+            state = self.opened.wait(state).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_host_that_does_not_answer_makes_every_probe_503_and_costs_no_more_threads() {
+    let (host, state) = serving_alpha().await;
+    // Every blocking read the handlers may run is taken and held, as reads
+    // of a host wedged on a lock would be.
+    let gate = Arc::new(Gate::default());
+    gate.state.lock().unwrap().0 = true;
+    for _ in 0..super::blocking::SLOTS {
+        let gate = gate.clone();
+        let _ = state
+            .shared()
+            .blocking()
+            .run(Duration::from_millis(1), move || gate.wait())
+            .await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while gate.state.lock().unwrap().1 < super::blocking::SLOTS {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reads never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let (healthz, readyz, health) = tokio::join!(
+        get(&state, "/healthz"),
+        get(&state, "/readyz?verbose"),
+        get(&state, "/plugins/alpha/health"),
+    );
+    assert_eq!(healthz.0, StatusCode::SERVICE_UNAVAILABLE, "{healthz:?}");
+    assert_eq!(readyz.0, StatusCode::SERVICE_UNAVAILABLE, "{readyz:?}");
+    let json: serde_json::Value = serde_json::from_str(&readyz.2).unwrap();
+    assert_eq!(
+        json["reason"],
+        "the host did not give its plugins' states in time"
+    );
+    assert_eq!(health.0, StatusCode::SERVICE_UNAVAILABLE, "{health:?}");
+    assert_eq!(
+        gate.state.lock().unwrap().1,
+        super::blocking::SLOTS,
+        "a probe started a read of its own"
+    );
+    // The host answers again: so do the probes.
+    {
+        let mut state = gate.state.lock().unwrap();
+        state.0 = false;
+        gate.opened.notify_all();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while get(&state, "/readyz").await.0 != StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&state, "/plugins/alpha/health").await.0, StatusCode::OK);
     tokio::time::timeout(Duration::from_secs(10), host.shutdown())
         .await
         .unwrap();
