@@ -286,6 +286,21 @@ async fn serving() -> (
     (addr, task, stop)
 }
 
+/// A connection to `addr` that was answered `GET /healthz` (200) and is
+/// kept alive.
+async fn answered_once(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 256];
+    let n = client.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
+    client
+}
+
 /// Reads until the peer closes; what it sent.
 async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
     use tokio::io::AsyncReadExt as _;
@@ -321,16 +336,8 @@ async fn a_client_that_sends_no_headers_is_closed_at_the_header_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_kept_alive_connection_left_idle_is_closed_at_the_header_timeout() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let (addr, task, stop) = serving().await;
-    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-    client
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 256];
-    let n = client.read(&mut first).await.unwrap();
-    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
+    let mut client = answered_once(addr).await;
     // Answered and kept alive; the client then sends nothing more.
     let since = tokio::time::Instant::now();
     read_to_close(&mut client).await;
@@ -345,25 +352,46 @@ async fn a_kept_alive_connection_left_idle_is_closed_at_the_header_timeout() {
 
 #[tokio::test]
 async fn a_stop_closes_kept_alive_connections_and_serve_returns() {
-    use tokio::io::AsyncWriteExt as _;
     let (addr, task, stop) = serving().await;
-    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-    client
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
     // The answer comes on a connection kept alive; the stop then closes it.
-    let mut first = [0u8; 64];
-    let n = tokio::io::AsyncReadExt::read(&mut client, &mut first)
-        .await
-        .unwrap();
-    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
+    let mut client = answered_once(addr).await;
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .expect("serve returns once stopped")
         .unwrap();
     read_to_close(&mut client).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still listening"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_aborted_server_closes_every_connection_at_once() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (addr, task, _stop) = serving().await;
+    // Served once (so the connection is the server's), then half a
+    // request head.
+    let mut client = answered_once(addr).await;
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let since = tokio::time::Instant::now();
+    task.abort();
+    let _ = task.await;
+    // Closed, by a reset (the half head was never read) or an end.
+    let mut rest = Vec::new();
+    match client.read_to_end(&mut rest).await {
+        Ok(_) => {}
+        Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}"),
+    }
+    assert_eq!(
+        since.elapsed(),
+        Duration::ZERO,
+        "the connection was waited for"
+    );
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still listening"
