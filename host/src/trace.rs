@@ -95,10 +95,26 @@ pub fn remote_parent<'a>(
         Some(cx)
     } else {
         tracing::debug!(
-            "ignoring the traceparent {traceparent:?} from {from}: not a valid W3C one"
+            "ignoring the traceparent {} from {from}: not a valid W3C one",
+            shown(traceparent)
         );
         None
     }
+}
+
+/// The longest part of a malformed header quoted in a log line, in
+/// characters: a valid `traceparent` has 55, and the header is a caller's
+/// (up to the transport's bound), not ours to repeat at length.
+const SHOWN: usize = 64;
+
+/// `value` quoted (control characters escaped) and cut to [`SHOWN`]
+/// characters.
+fn shown(value: &str) -> String {
+    let mut cut: String = value.chars().take(SHOWN).collect();
+    if cut.len() < value.len() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
 }
 
 /// Makes the context `parent` finds, if any, the parent of `span`, which
@@ -157,6 +173,19 @@ mod tests {
 
     fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
         move |key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    #[test]
+    fn a_malformed_header_is_quoted_escaped_and_cut() {
+        assert_eq!(shown("00-x\n-01"), "\"00-x\\n-01\"");
+        let huge = "0".repeat(16 * 1024);
+        let line = shown(&huge);
+        assert!(
+            line.chars().count() <= SHOWN + 3,
+            "{} characters",
+            line.len()
+        );
+        assert!(line.ends_with("…\""), "{line}");
     }
 
     #[test]

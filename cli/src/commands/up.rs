@@ -121,7 +121,12 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     let killed = stop::stop_or_kill(daemon.shutdown(drain), &groups, &mut signals).await;
     server.stop().await;
     if let Some(http) = http {
-        http.stop().await;
+        // After a second signal, no scrape is waited for either.
+        if killed {
+            http.abandon().await;
+        } else {
+            http.stop().await;
+        }
     }
     // The socket, then its lock.
     drop(socket);
@@ -171,6 +176,13 @@ impl Http {
         if let Err(err) = self.task.await {
             say!("outboard: the HTTP listener failed: {err}");
         }
+    }
+
+    /// Stops at once: the listener and every connection closed, a
+    /// response in flight cut off.
+    async fn abandon(self) {
+        self.task.abort();
+        let _ = self.task.await;
     }
 }
 

@@ -19,10 +19,12 @@
 //! - this file: [`serve`] and [`router`].
 //! - `state`: [`HttpState`], what the handlers read.
 //! - `conn`: the accept loop and each connection's bounds.
+//! - `blocking`: the handlers' blocking reads, bounded in time and number.
 //! - `metrics/`: `GET /metrics`.
 //! - `probes`: `GET /healthz` and `GET /readyz`; `readiness`, the judgement.
 //! - `plugin_health`: `GET /plugins/<name>/health`.
 
+mod blocking;
 mod conn;
 mod metrics;
 mod plugin_health;

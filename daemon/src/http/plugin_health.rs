@@ -6,11 +6,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use outboard_host::{HealthCheck, State as PluginState};
+use outboard_host::{HealthCheck, Host, State as PluginState};
 use serde::Serialize;
 
 use super::HttpState;
 use super::metrics::collector::state_name;
+use super::probes::HOST_ANSWER;
 
 /// The longest name echoed back in an error, in characters: the path is
 /// the client's, not ours to repeat at length.
@@ -51,10 +52,26 @@ pub(crate) async fn handler(State(state): State<HttpState>, Path(name): Path<Str
             "the daemon is starting its plugins".to_owned(),
         );
     };
-    let Some(plugin) = host.plugin(&name) else {
+    // The host's locks, off the async threads, as the probes read them.
+    let answered = state
+        .shared()
+        .blocking()
+        .run(HOST_ANSWER, move || health_of(&host, &name))
+        .await;
+    answered.unwrap_or_else(|_| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the host did not give the plugin's state in time".to_owned(),
+        )
+    })
+}
+
+/// The answer for `name` on `host`: its health, or 404.
+fn health_of(host: &Host, name: &str) -> Response {
+    let Some(plugin) = host.plugin(name) else {
         return error(
             StatusCode::NOT_FOUND,
-            format!("no plugin named {:?}", echoed(&name)),
+            format!("no plugin named {:?}", echoed(name)),
         );
     };
     let status = plugin.status();

@@ -50,6 +50,8 @@ pub(crate) enum Phase {
     Running,
     /// Stopping.
     Stopping,
+    /// Running, but its host did not give its plugins' states in time.
+    Unanswered,
 }
 
 /// Whether a daemon in `phase` with `members` is ready.
@@ -66,6 +68,7 @@ pub(crate) fn judge(phase: Phase, members: &[Member]) -> Readiness {
     let reason = match phase {
         Phase::Starting => Some("starting: the plugins have not all started yet"),
         Phase::Stopping => Some("stopping"),
+        Phase::Unanswered => Some("the host did not give its plugins' states in time"),
         Phase::Running => None,
     };
     Readiness {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use outboard_host::Host;
 use prometheus_client::registry::Registry;
 
+use super::blocking::Blocking;
 use crate::logs::LogBook;
 use crate::usage::{GroupUsage, Sampler};
 
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     /// The plugins' process groups, sampled at each scrape. A sampler of
     /// its own: the control API's measures CPU% between its own calls.
     sampler: Mutex<Sampler>,
+    /// The bound on the handlers' blocking reads.
+    blocking: Blocking,
 }
 
 impl HttpState {
@@ -52,6 +55,7 @@ impl HttpState {
             closing: AtomicBool::new(false),
             logs,
             sampler: Mutex::new(Sampler::new()),
+            blocking: Blocking::default(),
         });
         let registry = Arc::new(super::metrics::live_registry(shared.clone()));
         HttpState { shared, registry }
@@ -88,6 +92,11 @@ impl Shared {
     /// True once the daemon began to stop.
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
+    }
+
+    /// The bound on the handlers' blocking reads.
+    pub(crate) fn blocking(&self) -> &Blocking {
+        &self.blocking
     }
 
     /// The log book.

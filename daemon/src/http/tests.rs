@@ -116,8 +116,9 @@ async fn unknown_paths_are_404_and_other_methods_405() {
     );
 }
 
-#[tokio::test]
-async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
+/// A running host with one fake plugin, `alpha` (subscribed to `p`), and
+/// the HTTP state it is attached to.
+async fn serving_alpha() -> (Arc<Host>, HttpState) {
     let launcher = FakeLauncher::new();
     launcher.plugin("alpha", &[("p", 0, false)]);
     let config = HostConfig {
@@ -127,6 +128,12 @@ async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
     let host = Arc::new(Host::start_with(&config, launcher).await.unwrap());
     let state = HttpState::new(LogBook::default());
     state.attach(host.clone());
+    (host, state)
+}
+
+#[tokio::test]
+async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
+    let (host, state) = serving_alpha().await;
     assert_eq!(
         get(&state, "/healthz").await,
         (
@@ -182,6 +189,83 @@ async fn a_running_host_is_ready_and_its_plugins_health_is_json() {
         .unwrap();
 }
 
+/// Reads the test holds up: each blocks until the gate opens.
+#[derive(Default)]
+struct Gate {
+    state: std::sync::Mutex<(bool, usize)>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Counts itself in, then waits while the gate is closed.
+    fn wait(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.1 += 1;
+        while state.0 {
+            state = self.opened.wait(state).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_host_that_does_not_answer_makes_every_probe_503_and_costs_no_more_threads() {
+    let (host, state) = serving_alpha().await;
+    // Every blocking read the handlers may run is taken and held, as reads
+    // of a host wedged on a lock would be.
+    let gate = Arc::new(Gate::default());
+    gate.state.lock().unwrap().0 = true;
+    for _ in 0..super::blocking::SLOTS {
+        let gate = gate.clone();
+        let _ = state
+            .shared()
+            .blocking()
+            .run(Duration::from_millis(1), move || gate.wait())
+            .await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while gate.state.lock().unwrap().1 < super::blocking::SLOTS {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reads never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let (healthz, readyz, health) = tokio::join!(
+        get(&state, "/healthz"),
+        get(&state, "/readyz?verbose"),
+        get(&state, "/plugins/alpha/health"),
+    );
+    assert_eq!(healthz.0, StatusCode::SERVICE_UNAVAILABLE, "{healthz:?}");
+    assert_eq!(readyz.0, StatusCode::SERVICE_UNAVAILABLE, "{readyz:?}");
+    let json: serde_json::Value = serde_json::from_str(&readyz.2).unwrap();
+    assert_eq!(
+        json["reason"],
+        "the host did not give its plugins' states in time"
+    );
+    assert_eq!(health.0, StatusCode::SERVICE_UNAVAILABLE, "{health:?}");
+    assert_eq!(
+        gate.state.lock().unwrap().1,
+        super::blocking::SLOTS,
+        "a probe started a read of its own"
+    );
+    // The host answers again: so do the probes.
+    {
+        let mut state = gate.state.lock().unwrap();
+        state.0 = false;
+        gate.opened.notify_all();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while get(&state, "/readyz").await.0 != StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&state, "/plugins/alpha/health").await.0, StatusCode::OK);
+    tokio::time::timeout(Duration::from_secs(10), host.shutdown())
+        .await
+        .unwrap();
+}
+
 /// Serves a daemon still starting on a fresh port; its address, the
 /// server's task and the sender that stops it.
 async fn serving() -> (
@@ -200,6 +284,21 @@ async fn serving() -> (
         },
     ));
     (addr, task, stop)
+}
+
+/// A connection to `addr` that was answered `GET /healthz` (200) and is
+/// kept alive.
+async fn answered_once(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 256];
+    let n = client.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
+    client
 }
 
 /// Reads until the peer closes; what it sent.
@@ -235,27 +334,64 @@ async fn a_client_that_sends_no_headers_is_closed_at_the_header_timeout() {
     task.await.unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_kept_alive_connection_left_idle_is_closed_at_the_header_timeout() {
+    let (addr, task, stop) = serving().await;
+    let mut client = answered_once(addr).await;
+    // Answered and kept alive; the client then sends nothing more.
+    let since = tokio::time::Instant::now();
+    read_to_close(&mut client).await;
+    assert!(
+        since.elapsed() >= super::conn::HEADER_READ && since.elapsed() < super::conn::MAX_LIFE,
+        "closed after {:?}",
+        since.elapsed()
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_stop_closes_kept_alive_connections_and_serve_returns() {
-    use tokio::io::AsyncWriteExt as _;
     let (addr, task, stop) = serving().await;
-    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-    client
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
     // The answer comes on a connection kept alive; the stop then closes it.
-    let mut first = [0u8; 64];
-    let n = tokio::io::AsyncReadExt::read(&mut client, &mut first)
-        .await
-        .unwrap();
-    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
+    let mut client = answered_once(addr).await;
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .expect("serve returns once stopped")
         .unwrap();
     read_to_close(&mut client).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still listening"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_aborted_server_closes_every_connection_at_once() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (addr, task, _stop) = serving().await;
+    // Served once (so the connection is the server's), then half a
+    // request head.
+    let mut client = answered_once(addr).await;
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let since = tokio::time::Instant::now();
+    task.abort();
+    let _ = task.await;
+    // Closed, by a reset (the half head was never read) or an end.
+    let mut rest = Vec::new();
+    match client.read_to_end(&mut rest).await {
+        Ok(_) => {}
+        Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}"),
+    }
+    assert_eq!(
+        since.elapsed(),
+        Duration::ZERO,
+        "the connection was waited for"
+    );
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still listening"

@@ -29,8 +29,8 @@ pub mod watchdog;
 
 use std::ffi::OsStr;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use address::Address;
@@ -53,7 +53,10 @@ struct Target {
     /// True once a failure was logged: later ones are not.
     complained: AtomicBool,
     /// True once `STOPPING=1` was sent: `READY=1` is not sent any more.
-    stopping: AtomicBool,
+    /// A lock, held while either is sent, so that a `READY=1` that found
+    /// it false cannot reach the manager after the `STOPPING=1` (a reload
+    /// ending on another thread as the stop begins).
+    stopping: Mutex<bool>,
 }
 
 impl Notifier {
@@ -85,7 +88,7 @@ impl Notifier {
                 address,
                 watchdog,
                 complained: AtomicBool::new(false),
-                stopping: AtomicBool::new(false),
+                stopping: Mutex::new(false),
             })),
         })
     }
@@ -103,10 +106,11 @@ impl Notifier {
     /// `READY=1` with `status`: startup, or a reload, is finished. Not sent
     /// once the stop began.
     pub fn ready(&self, status: &str) {
-        if let Some(target) = &self.target
-            && !target.stopping.load(Ordering::SeqCst)
-        {
-            self.send(&message::ready(status, std::process::id()));
+        if let Some(target) = &self.target {
+            let stopping = lock(&target.stopping);
+            if !*stopping {
+                self.send(&message::ready(status, std::process::id()));
+            }
         }
     }
 
@@ -128,7 +132,8 @@ impl Notifier {
     /// `STOPPING=1` with `status`: the graceful stop began.
     pub fn stopping(&self, status: &str) {
         if let Some(target) = &self.target {
-            target.stopping.store(true, Ordering::SeqCst);
+            let mut stopping = lock(&target.stopping);
+            *stopping = true;
             self.send(&message::stopping(status));
         }
     }
@@ -163,6 +168,11 @@ impl Notifier {
             );
         }
     }
+}
+
+/// `mutex` locked; a poisoned one still holds a plain flag.
+fn lock(mutex: &Mutex<bool>) -> MutexGuard<'_, bool> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -201,6 +211,73 @@ mod tests {
         // The reload that was under way ends after the stop began.
         notifier.ready("reload applied");
         assert_eq!(received(&socket), ["READY=1", "RELOADING=1", "STOPPING=1"]);
+    }
+
+    /// One race: `ready` called over and over on another thread while
+    /// `stopping` is sent; what the manager got, in order, or `None` if
+    /// its queue was full when `STOPPING=1` came (sends never wait).
+    fn race_ready_against_stopping() -> Option<Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        let notifier = Notifier::to(path.as_os_str(), None).unwrap();
+        let (first_ready, readies) = std::sync::mpsc::channel::<()>();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let first = text.lines().next().unwrap_or_default().to_owned();
+                if first == "DONE" {
+                    break;
+                }
+                if first == "READY=1" {
+                    let _ = first_ready.send(());
+                }
+                lines.push(first);
+            }
+            lines
+        });
+        let stopped = Arc::new(AtomicBool::new(false));
+        let reloads = {
+            let (notifier, stopped) = (notifier.clone(), stopped.clone());
+            std::thread::spawn(move || {
+                while !stopped.load(Ordering::SeqCst) {
+                    notifier.ready("reload applied");
+                }
+                notifier.ready("reload applied");
+            })
+        };
+        // The stop begins while the READYs flow.
+        readies
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a first READY=1");
+        notifier.stopping("stopping");
+        stopped.store(true, Ordering::SeqCst);
+        reloads.join().unwrap();
+        // Blocking, unlike the notifier's: the end marker always arrives.
+        let done = UnixDatagram::unbound().unwrap();
+        done.send_to(b"DONE\n", &path).unwrap();
+        let lines = reader.join().unwrap();
+        lines.iter().any(|l| l == "STOPPING=1").then_some(lines)
+    }
+
+    #[test]
+    fn a_ready_racing_the_stop_never_reaches_the_manager_after_it() {
+        let mut seen = 0;
+        for _ in 0..20 {
+            let Some(lines) = race_ready_against_stopping() else {
+                continue;
+            };
+            seen += 1;
+            let stop = lines.iter().position(|l| l == "STOPPING=1").unwrap();
+            assert!(
+                lines[stop + 1..].iter().all(|l| l != "READY=1"),
+                "READY=1 after STOPPING=1: {:?}",
+                &lines[stop..]
+            );
+        }
+        assert!(seen > 0, "STOPPING=1 never reached the manager");
     }
 
     #[test]

@@ -38,8 +38,18 @@ const INHERITED_ENV: &[&str] = &[
 
 /// Prefixes of inherited host variables: the locale's, and OpenTelemetry's
 /// (where and how to export traces, so a plugin's spans go where the
-/// host's do).
+/// host's do), but for [`withheld`] ones.
 const INHERITED_PREFIXES: &[&str] = &["LC_", "OTEL_"];
+
+/// Whether a host variable under an inherited prefix is kept from plugins
+/// all the same: the OTLP exporter's headers (`OTEL_EXPORTER_OTLP_HEADERS`
+/// and the per-signal `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `_LOGS_`,
+/// `_METRICS_`) commonly carry the collector's API key, which is the host's
+/// credential, not a plugin's. A plugin that needs them gets them from its
+/// own `env`.
+fn withheld(name: &str) -> bool {
+    name.starts_with("OTEL_EXPORTER_OTLP_") && name.ends_with("HEADERS")
+}
 
 /// The variable naming the service a plugin's spans come from: the
 /// plugin's name, unless its configuration sets it.
@@ -88,7 +98,7 @@ impl Launch {
             .filter(|(k, _)| {
                 let k = k.to_string_lossy();
                 INHERITED_ENV.contains(&k.as_ref())
-                    || INHERITED_PREFIXES.iter().any(|p| k.starts_with(p))
+                    || (INHERITED_PREFIXES.iter().any(|p| k.starts_with(p)) && !withheld(&k))
             })
             .collect();
         for (k, v) in &self.env {
@@ -338,6 +348,46 @@ mod tests {
             "spans go where the host's do"
         );
         assert_eq!(get("TRACEPARENT"), None, "the parent comes with each call");
+    }
+
+    #[test]
+    fn the_hosts_otlp_headers_stay_with_the_host_unless_configured() {
+        let host = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=host-secret"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-api-key=host-secret"),
+            ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "x-api-key=host-secret"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let env_of = |spec: &PluginSpec| -> BTreeMap<String, String> {
+            Launch::by_hand(spec)
+                .environment(host.clone())
+                .into_iter()
+                .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
+                .collect()
+        };
+        let mut spec = PluginSpec::new("audit", "/bin/true");
+        let env = env_of(&spec);
+        assert_eq!(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://collector:4317");
+        assert_eq!(env["OTEL_EXPORTER_OTLP_TIMEOUT"], "5000");
+        for withheld in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+        ] {
+            assert!(!env.contains_key(withheld), "{withheld} reached the plugin");
+        }
+        spec.env.insert(
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS".into(),
+            "x-api-key=audit-own".into(),
+        );
+        let env = env_of(&spec);
+        assert_eq!(
+            env["OTEL_EXPORTER_OTLP_TRACES_HEADERS"],
+            "x-api-key=audit-own"
+        );
+        assert!(!env.contains_key("OTEL_EXPORTER_OTLP_HEADERS"));
     }
 
     #[test]

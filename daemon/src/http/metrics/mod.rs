@@ -28,6 +28,7 @@ use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::registry::Registry;
 
 use super::HttpState;
+use super::blocking::Unanswered;
 use collector::{FiguresCollector, Read};
 
 /// The `Content-Type` of OpenMetrics text, as `prometheus-client` writes
@@ -115,13 +116,13 @@ pub(crate) async fn handler(State(state): State<HttpState>, headers: HeaderMap) 
     let registry = state.registry();
     // The reading of /proc and the encoding block: off the async threads,
     // and bounded.
-    let encoded = tokio::time::timeout(
-        ENCODE_TIMEOUT,
-        tokio::task::spawn_blocking(move || encode(&registry, format)),
-    )
-    .await;
+    let encoded = state
+        .shared()
+        .blocking()
+        .run(ENCODE_TIMEOUT, move || encode(&registry, format))
+        .await;
     match encoded {
-        Ok(Ok(Ok(body))) => (
+        Ok(Ok(body)) => (
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(format.content_type()),
@@ -129,12 +130,12 @@ pub(crate) async fn handler(State(state): State<HttpState>, headers: HeaderMap) 
             body,
         )
             .into_response(),
-        Ok(Ok(Err(_))) => unavailable("the metrics could not be encoded"),
-        Ok(Err(err)) => {
+        Ok(Err(_)) => unavailable("the metrics could not be encoded"),
+        Err(Unanswered::Failed(err)) => {
             tracing::warn!("the metrics encoding failed: {err}");
             unavailable("the metrics could not be encoded")
         }
-        Err(_) => unavailable("the metrics took too long to read"),
+        Err(Unanswered::TimedOut) => unavailable("the metrics took too long to read"),
     }
 }
 
