@@ -58,10 +58,12 @@ where
     let layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(SERVICE))
         // The span's own attributes say what it is; where in the code,
-        // on which thread, under which target, is noise for an operator.
+        // on which thread, under which target, and how long it sat idle
+        // (`busy_ns`, `idle_ns`) are noise for an operator.
         .with_location(false)
         .with_threads(false)
         .with_target(false)
+        .with_tracked_inactivity(false)
         // Only the spans meant for a trace, not every log line as an event.
         .with_filter(
             Targets::new().with_target(outboard_host::trace::TARGET, tracing::Level::TRACE),
