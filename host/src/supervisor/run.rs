@@ -347,8 +347,9 @@ impl Run {
     /// Marks the plugin failed, for a crash loop of `starts` starts whose
     /// last failure was `why`.
     fn quarantine(&self, starts: usize, why: &str) {
+        let noun = if starts == 1 { "start" } else { "starts" };
         let reason = format!(
-            "crash loop: {starts} starts within {}, the last failure: {why}",
+            "crash loop: {starts} {noun} within {}, the last failure: {why}",
             humantime::format_duration(self.spec.supervision.crash_loop_window)
         );
         tracing::error!(plugin = &*self.name, "quarantined: {reason}");

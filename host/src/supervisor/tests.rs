@@ -256,6 +256,25 @@ async fn a_health_check_that_hangs_is_a_miss_at_its_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_crash_loop_of_one_start_says_start_not_starts() {
+    let (plugin, sup) = supervised(
+        "once",
+        Supervision {
+            crash_loop_starts: 1,
+            ..knobs()
+        },
+    )
+    .await;
+    plugin.instance().crash();
+    let status = until(&sup, |s| s.state == State::Failed).await;
+    let reason = status.reason.unwrap();
+    assert!(
+        reason.starts_with("crash loop: 1 start within 1m, the last failure: "),
+        "{reason}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_quarantined_plugin_stays_down_until_restarted() {
     let (plugin, sup) = supervised(
         "broken",
