@@ -327,8 +327,9 @@ impl Supervisor {
         &self.stats
     }
 
-    /// Its latest health check (of whichever instance ran it); `None`
-    /// before the first, which comes one `health_interval` after a start.
+    /// The latest health check of its running instance; `None` before the
+    /// first, which comes one `health_interval` after a start, and once
+    /// the instance is gone (exited, killed, stopped).
     pub fn last_health_check(&self) -> Option<HealthCheck> {
         self.last_check.get()
     }

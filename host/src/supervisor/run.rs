@@ -163,6 +163,9 @@ impl Run {
     /// records why. The reason to start again, or `None` once stopped.
     async fn after(&mut self, lost: Lost, instance: Arc<dyn Instance>) -> Option<Why> {
         let stderr = instance.stderr_tail();
+        // Its checks were of this instance; the reason below keeps what
+        // matters of a failed one.
+        self.last_check.clear();
         match lost {
             Lost::Stop(done) => {
                 self.stopping(instance.pid());

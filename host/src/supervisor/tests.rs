@@ -255,6 +255,36 @@ async fn a_health_check_that_hangs_is_a_miss_at_its_timeout() {
     );
 }
 
+/// A health check belongs to the instance that answered it: once that
+/// instance is gone (restarted, or quarantined), no check is shown until
+/// the next instance's first.
+#[tokio::test(start_paused = true)]
+async fn the_last_health_check_goes_with_its_instance() {
+    for crash_loop_starts in [1000, 1] {
+        let (plugin, sup) = supervised(
+            "checked",
+            Supervision {
+                crash_loop_starts,
+                ..knobs()
+            },
+        )
+        .await;
+        let first = sup.status().pid;
+        tokio::time::sleep(5 * SECOND + SECOND / 2).await;
+        assert!(sup.last_health_check().expect("a first check").passed);
+        plugin.instance().crash();
+        let status = until(&sup, |s| {
+            s.state == State::Failed || (s.state == State::Ready && s.pid != first)
+        })
+        .await;
+        assert_eq!(
+            sup.last_health_check(),
+            None,
+            "the dead instance's check, shown at {status:?}"
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_crash_loop_of_one_start_says_start_not_starts() {
     let (plugin, sup) = supervised(
