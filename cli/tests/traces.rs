@@ -339,6 +339,30 @@ async fn traces_turned_off_export_nothing_and_log_lines_never_name_a_span() {
     }
 }
 
+/// The export is gRPC only: asking for HTTP is answered once on stderr,
+/// naming where the spans go instead, and they do go there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_other_than_grpc_is_said_once_and_grpc_is_used() {
+    let receiver = Receiver::start().await;
+    let setup = Setup::new();
+    let mut env = otel_env(&receiver);
+    env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()));
+    let out = setup.run(env).await;
+    let stderr = text(&out.stderr);
+    let warning = format!(
+        "traces: OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf is not supported, \
+         exporting over gRPC to {}",
+        receiver.endpoint()
+    );
+    assert_eq!(stderr.matches(&warning).count(), 1, "{stderr}");
+    receiver
+        .wait_for(
+            |spans| spans.iter().any(|s| s.name == "outboard.job"),
+            ARRIVAL,
+        )
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_or_silent_collector_never_fails_a_job() {
     let setup = Setup::new();
