@@ -79,6 +79,11 @@ pub(crate) fn init(verbose: u8, format: LogFormat, keep_plugin_logs: bool) -> Op
     if let Some(why) = refused {
         tracing::warn!("{why}");
     }
+    if telemetry.is_some()
+        && let Some(warning) = telemetry::protocol_warning(|key| std::env::var(key).ok())
+    {
+        tracing::warn!("{warning}");
+    }
     telemetry
 }
 

@@ -58,10 +58,12 @@ where
     let layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(SERVICE))
         // The span's own attributes say what it is; where in the code,
-        // on which thread, under which target, is noise for an operator.
+        // on which thread, under which target, and how long it sat idle
+        // (`busy_ns`, `idle_ns`) are noise for an operator.
         .with_location(false)
         .with_threads(false)
         .with_target(false)
+        .with_tracked_inactivity(false)
         // Only the spans meant for a trace, not every log line as an event.
         .with_filter(
             Targets::new().with_target(outboard_host::trace::TARGET, tracing::Level::TRACE),
@@ -96,6 +98,30 @@ fn wanted(get: impl Fn(&str) -> Option<String>) -> bool {
     let none = get("OTEL_TRACES_EXPORTER")
         .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("none")));
     endpoint && !none
+}
+
+/// What to tell the operator when the environment asks for a protocol
+/// other than gRPC (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`): the export is gRPC only, and an HTTP
+/// collector port would otherwise get nothing without a word.
+pub(crate) fn protocol_warning(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+    let (key, protocol) = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .into_iter()
+    .find_map(|key| Some((key, set(key)?)))?;
+    if protocol.trim() == "grpc" {
+        return None;
+    }
+    let endpoint = set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .unwrap_or_default();
+    Some(format!(
+        "traces: {key}={protocol} is not supported, exporting over gRPC to {endpoint} \
+         (point it at the collector's gRPC port, 4317 by default)"
+    ))
 }
 
 /// The resource the SDK detects from the environment, with the service
@@ -145,5 +171,51 @@ mod tests {
             ("OTEL_TRACES_EXPORTER", "None"),
         ])));
         assert!(!wanted(env(&[("OTEL_TRACES_EXPORTER", "otlp")])));
+    }
+
+    #[test]
+    fn a_protocol_other_than_grpc_is_named_with_where_the_spans_go() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
+        assert_eq!(protocol_warning(env(&[endpoint])), None);
+        assert_eq!(
+            protocol_warning(env(&[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])),
+            None
+        );
+        let warning = protocol_warning(env(&[
+            endpoint,
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ]))
+        .expect("a warning");
+        assert!(
+            warning.starts_with(
+                "traces: OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf is not supported, \
+                 exporting over gRPC to http://c:4318"
+            ),
+            "{warning}"
+        );
+        // The traces' own variable wins, as it does for the SDK.
+        let warning = protocol_warning(env(&[
+            endpoint,
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://t:4318/v1/traces",
+            ),
+        ]))
+        .expect("a warning");
+        assert!(
+            warning.contains("TRACES_PROTOCOL=http/json")
+                && warning.contains("http://t:4318/v1/traces"),
+            "{warning}"
+        );
+        assert_eq!(
+            protocol_warning(env(&[
+                endpoint,
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ])),
+            None
+        );
     }
 }

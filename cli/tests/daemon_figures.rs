@@ -11,7 +11,7 @@ mod daemon;
 
 use std::time::{Duration, Instant};
 
-use daemon::{Daemon, invoke, scripted};
+use daemon::{Daemon, invoke, plugin_of, scripted};
 use outboard_proto::control::v1::verdict;
 use serde_json::{Value, json};
 
@@ -48,15 +48,6 @@ fn config() -> String {
 }
 
 /// The plugin `name` in a `status --json` answer.
-fn plugin_of<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no plugin {name} in {status}"))
-}
-
 /// Polls `status --json` until `done` holds for it, or fails the test.
 fn status_when(up: &Daemon, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + SETTLE;

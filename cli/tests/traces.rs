@@ -171,6 +171,13 @@ fn check_tree(spans: &[Span], parent: Option<&str>) {
 
     let job = one(spans, "job span", |s| s.name == "outboard.job");
     assert_eq!(job.parent_span_id.as_deref(), parent, "{all}");
+    assert_eq!(job.int("outboard.exit_code"), Some(0), "{all}");
+    // Spans carry what they are, not where in the code they came from
+    // nor how long they idled: on the host's and the plugins' alike.
+    for span in spans {
+        let noise = span.noise();
+        assert!(noise.is_empty(), "{} carries {noise:?}:\n{all}", span.name);
+    }
     assert_eq!(job.service, "outboard");
     assert_eq!(job.attr("outboard.status"), Some("succeeded"), "{all}");
 
@@ -196,11 +203,11 @@ fn check_tree(spans: &[Span], parent: Option<&str>) {
     }
     let pre = dispatch("pre_container");
     assert_eq!(pre.attr("outboard.mode"), Some("sequential"));
-    assert_eq!(pre.attr("outboard.subscribers"), Some("2"));
+    assert_eq!(pre.int("outboard.subscribers"), Some(2), "{all}");
     let post = dispatch("post_container");
     assert_eq!(post.attr("outboard.mode"), Some("parallel"));
-    assert_eq!(post.attr("outboard.subscribers"), Some("1"));
-    assert_eq!(dispatch("cleanup").attr("outboard.subscribers"), Some("0"));
+    assert_eq!(post.int("outboard.subscribers"), Some(1));
+    assert_eq!(dispatch("cleanup").int("outboard.subscribers"), Some(0));
 
     let invoke = |plugin: &str| {
         one(spans, plugin, |s| {
@@ -209,17 +216,13 @@ fn check_tree(spans: &[Span], parent: Option<&str>) {
     };
     // env-injector sets BUILD_ID and BUILD_TIMESTAMP; secret-scrubber
     // redacts API_TOKEN at least (the test's own environment may hold more).
-    for (plugin, ops) in [("env-injector", 2..=2), ("secret-scrubber", 1..=usize::MAX)] {
+    for (plugin, ops) in [("env-injector", 2..=2), ("secret-scrubber", 1..=i64::MAX)] {
         let span = invoke(plugin);
         assert_eq!(span.parent_span_id.as_deref(), Some(&*pre.span_id), "{all}");
         assert_eq!(span.attr("outboard.phase"), Some("pre_container"));
-        assert_eq!(span.attr("outboard.attempt"), Some("1"));
+        assert_eq!(span.int("outboard.attempt"), Some(1), "{all}");
         assert_eq!(span.attr("outboard.outcome"), Some("ok"), "{all}");
-        let count: usize = span
-            .attr("outboard.patch.ops")
-            .unwrap_or("none")
-            .parse()
-            .unwrap();
+        let count = span.int("outboard.patch.ops").expect("an Int patch size");
         assert!(ops.contains(&count), "{plugin}:\n{all}");
         assert_eq!(span.status, Status::Unset, "{all}");
     }
@@ -238,7 +241,10 @@ fn check_tree(spans: &[Span], parent: Option<&str>) {
         Some(&*post.span_id),
         "{all}"
     );
-    assert_eq!(failed.attr("outboard.outcome"), Some("error"), "{all}");
+    // The outcome in the words of `/metrics` and `outboard status`; the
+    // kind of failure as the job report names it.
+    assert_eq!(failed.attr("outboard.outcome"), Some("failed"), "{all}");
+    assert_eq!(failed.attr("outboard.failure"), Some("error"), "{all}");
     match &failed.status {
         Status::Error(message) => assert!(message.contains("webhook down"), "{all}"),
         other => panic!("the failed call's status is {other:?}:\n{all}"),
@@ -331,6 +337,30 @@ async fn traces_turned_off_export_nothing_and_log_lines_never_name_a_span() {
             assert!(!stderr.contains(name), "{stderr}");
         }
     }
+}
+
+/// The export is gRPC only: asking for HTTP is answered once on stderr,
+/// naming where the spans go instead, and they do go there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_other_than_grpc_is_said_once_and_grpc_is_used() {
+    let receiver = Receiver::start().await;
+    let setup = Setup::new();
+    let mut env = otel_env(&receiver);
+    env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()));
+    let out = setup.run(env).await;
+    let stderr = text(&out.stderr);
+    let warning = format!(
+        "traces: OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf is not supported, \
+         exporting over gRPC to {}",
+        receiver.endpoint()
+    );
+    assert_eq!(stderr.matches(&warning).count(), 1, "{stderr}");
+    receiver
+        .wait_for(
+            |spans| spans.iter().any(|s| s.name == "outboard.job"),
+            ARRIVAL,
+        )
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,6 +121,25 @@ impl fmt::Display for ConfigSchemaError {
 }
 
 impl Manifest {
+    /// What is known of a plugin that has not started yet (its first start
+    /// failed): its name, version 0.0.0, and no subscriptions,
+    /// permissions or dependencies, so nothing is routed to it.
+    pub(crate) fn unknown(name: &str) -> Manifest {
+        Manifest {
+            name: name.to_owned(),
+            version: semver::Version::new(0, 0, 0),
+            protocol_version: 0,
+            description: String::new(),
+            features: Vec::new(),
+            subscriptions: Vec::new(),
+            permissions: Vec::new(),
+            dependencies: Vec::new(),
+            config_schema: None,
+            validator: None,
+            secret_keys: SecretKeys::default(),
+        }
+    }
+
     /// Validates a manifest received in `Describe` from a plugin whose
     /// handshake line said `handshake_version`. Every problem is reported,
     /// not just the first: the structural rules shared with the SDKs

@@ -130,6 +130,13 @@ pub fn set_parent(span: &tracing::Span, parent: impl FnOnce() -> Option<opentele
     }
 }
 
+/// A count as a span attribute: the OpenTelemetry layer exports only
+/// signed integers as Int (an unsigned one, or a `usize`, becomes a
+/// string), so counts are recorded as `i64`.
+pub(crate) fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// Marks `span` as failed with `message` (the span's status, when exported).
 pub(crate) fn fail(span: &tracing::Span, message: &str) {
     if !span.is_disabled() {

@@ -103,7 +103,13 @@ async fn invoke_continues_the_hosts_trace_and_shutdown_flushes() {
     assert_eq!(invoke.attr("outboard.plugin"), Some(NAME));
     assert_eq!(invoke.attr("outboard.phase"), Some("pre_container"));
     assert_eq!(invoke.attr("outboard.invocation_id"), Some("inv-0001"));
-    assert_eq!(invoke.attr("outboard.attempt"), Some("2"));
+    assert_eq!(invoke.int("outboard.attempt"), Some(2), "an Int");
+    // What the span is, not where in the code, on which thread, or how
+    // long it idled.
+    for span in &spans {
+        let noise = span.noise();
+        assert!(noise.is_empty(), "{} carries {noise:?}", span.name);
+    }
     let author = find(&spans, "author.work");
     assert_eq!(author.trace_id, HOST_TRACE);
     assert_eq!(

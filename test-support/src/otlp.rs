@@ -32,6 +32,9 @@ pub struct Span {
     pub name: String,
     /// Every attribute, its value rendered as a string.
     pub attributes: BTreeMap<String, String>,
+    /// The attributes whose value was sent as an integer (OTLP `Int`),
+    /// so a test can tell `2` from `"2"`.
+    pub int_attributes: BTreeMap<String, i64>,
     /// The span's status.
     pub status: Status,
     /// The `service.name` of the resource the span came with ("" if none).
@@ -44,6 +47,27 @@ impl Span {
     /// The attribute `key`, if the span has it.
     pub fn attr(&self, key: &str) -> Option<&str> {
         self.attributes.get(key).map(String::as_str)
+    }
+
+    /// The attributes a span should not carry: where in the code it came
+    /// from (`code.*`), on which thread (`thread.*`), under which `tracing`
+    /// target, and how long it sat busy or idle (`busy_ns`, `idle_ns`).
+    pub fn noise(&self) -> Vec<&str> {
+        self.attributes
+            .keys()
+            .map(String::as_str)
+            .filter(|k| {
+                k.starts_with("code.")
+                    || k.starts_with("thread.")
+                    || ["target", "busy_ns", "idle_ns"].contains(k)
+            })
+            .collect()
+    }
+
+    /// The attribute `key` if it was sent as an integer; `None` if absent
+    /// or of another kind (a string "2" included).
+    pub fn int(&self, key: &str) -> Option<i64> {
+        self.int_attributes.get(key).copied()
     }
 }
 
@@ -262,6 +286,7 @@ fn flatten(request: ExportTraceServiceRequest) -> Vec<Span> {
                         .then(|| hex(&span.parent_span_id)),
                     name: span.name,
                     attributes: attributes(&span.attributes),
+                    int_attributes: ints(&span.attributes),
                     status,
                     service: service.clone(),
                     start_unix_nanos: span.start_time_unix_nano,
@@ -279,6 +304,15 @@ fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, String> {
                 kv.key.clone(),
                 kv.value.as_ref().map(value).unwrap_or_default(),
             )
+        })
+        .collect()
+}
+
+fn ints(kvs: &[KeyValue]) -> BTreeMap<String, i64> {
+    kvs.iter()
+        .filter_map(|kv| match kv.value.as_ref()?.value {
+            Some(any_value::Value::IntValue(i)) => Some((kv.key.clone(), i)),
+            _ => None,
         })
         .collect()
 }
@@ -386,6 +420,8 @@ mod tests {
         assert_eq!(child.service, "outboard");
         assert_eq!(child.attr("outboard.phase"), Some("build"));
         assert_eq!(child.attr("outboard.attempt"), Some("2"));
+        assert_eq!(child.int("outboard.attempt"), Some(2));
+        assert_eq!(child.int("outboard.phase"), None, "a string is no Int");
         assert_eq!(child.status, Status::Error("plugin crashed".into()));
         assert_eq!(receiver.spans(), spans);
         assert_eq!(

@@ -373,6 +373,16 @@ pub async fn invoke(client: &mut Client, phase: &str) -> DispatchReport {
         .unwrap_or_else(|| panic!("Invoke {phase}: no report"))
 }
 
+/// The plugin `name` in `outboard status --json`'s output.
+pub fn plugin_of<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no plugin {name} in {status}"))
+}
+
 /// The `scripted-plugin` fixture's path, for configs.
 pub fn scripted() -> String {
     bin("scripted-plugin").display().to_string()

@@ -43,8 +43,11 @@ impl Subscriber {
                 "outboard.invoke",
                 outboard.plugin = &*self.name,
                 outboard.phase = phase,
-                outboard.attempt = attempt,
+                // i64: the OpenTelemetry layer exports only signed
+                // integers as Int (an unsigned one becomes a string).
+                outboard.attempt = i64::from(attempt),
                 outboard.outcome = Empty,
+                outboard.failure = Empty,
                 outboard.patch.ops = Empty,
             );
             let reply = self
@@ -121,9 +124,10 @@ impl Subscriber {
     }
 }
 
-/// An attempt's end on its `outboard.invoke` span: its outcome (`ok`,
-/// `vetoed`, or the failure kind), the size of its patch, and an error as
-/// the span's status.
+/// An attempt's end on its `outboard.invoke` span: its outcome in the
+/// metrics' words (`ok`, `vetoed`, `failed`, `timed_out`, `crashed`), the
+/// failure's kind as the report names it, the size of its patch, and an
+/// error as the span's status.
 fn record_attempt(span: &tracing::Span, reply: &Result<Reply, CallError>) {
     if span.is_disabled() {
         return;
@@ -131,13 +135,15 @@ fn record_attempt(span: &tracing::Span, reply: &Result<Reply, CallError>) {
     match reply {
         Ok(Reply::Continue { patch, .. }) => {
             span.record("outboard.outcome", "ok");
-            span.record("outboard.patch.ops", patch.len());
+            span.record("outboard.patch.ops", trace::count(patch.len()));
         }
         Ok(Reply::Abort { .. }) => {
             span.record("outboard.outcome", "vetoed");
         }
         Err(err) => {
-            span.record("outboard.outcome", FailureKind::of(err).as_str());
+            let kind = FailureKind::of(err);
+            span.record("outboard.outcome", kind.outcome());
+            span.record("outboard.failure", kind.as_str());
             trace::fail(span, &err.to_string());
         }
     }

@@ -61,7 +61,7 @@ pub(crate) async fn run(route: &Route, context: Map<String, Value>) -> Report {
         "outboard.dispatch",
         outboard.phase = &*route.phase,
         outboard.mode = route.spec.mode.as_str(),
-        outboard.subscribers = route.subscribers.len(),
+        outboard.subscribers = trace::count(route.subscribers.len()),
         outboard.verdict = Empty,
     );
     let report = fan_out(route, context).instrument(span.clone()).await;

@@ -129,6 +129,17 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, for tests that check each is named and counted.
+    #[cfg(test)]
+    pub(crate) const ALL: [FailureKind; 6] = [
+        FailureKind::Timeout,
+        FailureKind::Crashed,
+        FailureKind::Unavailable,
+        FailureKind::Error,
+        FailureKind::Conflict,
+        FailureKind::InvalidPatch,
+    ];
+
     /// The kind of a failed call. Every variant is listed, so a new one is
     /// classified on purpose rather than by a catch-all.
     pub(super) fn of(err: &CallError) -> FailureKind {
@@ -141,6 +152,20 @@ impl FailureKind {
             | CallError::Unauthenticated(_)
             | CallError::Status { .. }
             | CallError::InvalidResponse(_) => FailureKind::Error,
+        }
+    }
+
+    /// The outcome a failed call of this kind is counted under, in the
+    /// words `/metrics` and `outboard status` use (`timed_out`, `crashed`,
+    /// else `failed`), which a call's span says too.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timed_out",
+            FailureKind::Crashed => "crashed",
+            FailureKind::Unavailable
+            | FailureKind::Error
+            | FailureKind::Conflict
+            | FailureKind::InvalidPatch => "failed",
         }
     }
 
@@ -309,14 +334,7 @@ mod tests {
 
     #[test]
     fn kinds_and_verdicts_are_named_as_their_json_spells_them() {
-        for kind in [
-            FailureKind::Timeout,
-            FailureKind::Crashed,
-            FailureKind::Unavailable,
-            FailureKind::Error,
-            FailureKind::Conflict,
-            FailureKind::InvalidPatch,
-        ] {
+        for kind in FailureKind::ALL {
             assert_eq!(
                 serde_json::to_value(kind).expect("serializes"),
                 kind.as_str()

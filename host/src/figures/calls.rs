@@ -124,3 +124,39 @@ impl CallCounters {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::FailurePolicy;
+
+    /// A call's span says its outcome with [`FailureKind::outcome`]; the
+    /// counters must file every kind under that same word.
+    #[test]
+    fn every_failure_is_counted_under_the_word_its_span_says() {
+        for kind in FailureKind::ALL {
+            let counters = CallCounters::default();
+            counters.record(&Entry {
+                plugin: "p".into(),
+                priority: 0,
+                policy: FailurePolicy::FailOpen,
+                outcome: Outcome::Failed,
+                failure: Some(kind),
+                duration: Duration::from_millis(1),
+                attempts: 1,
+                patch: Vec::new(),
+                message: String::new(),
+            });
+            let counted: Vec<&str> = counters
+                .outcomes()
+                .by_name()
+                .into_iter()
+                .filter(|(_, n)| *n == 1)
+                .map(|(name, _)| name)
+                .collect();
+            assert_eq!(counted, [kind.outcome()], "{kind:?}");
+        }
+    }
+}

@@ -81,7 +81,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
-use crate::config::{HostConfig, PhaseSpec};
+use crate::config::{HostConfig, PhaseSpec, PluginSpec};
 use crate::dispatch::{self, Report, Route, Subscriber};
 use crate::figures::{Figures, JobResult, Ledger};
 use crate::instance::Plugin;
@@ -131,6 +131,17 @@ struct Roster {
     declared: BTreeMap<String, PhaseSpec>,
 }
 
+impl Roster {
+    /// Adds `plugin`, enabled, under its name.
+    fn enlist(&mut self, plugin: Arc<Supervisor>) {
+        let member = Member {
+            plugin,
+            disabled: false,
+        };
+        self.members.insert(member.plugin.name().to_owned(), member);
+    }
+}
+
 /// One configured plugin.
 #[derive(Debug)]
 struct Member {
@@ -142,9 +153,11 @@ struct Member {
 
 impl Host {
     /// Starts every plugin of `config` at once, each configured only once
-    /// the plugins it depends on are ready. If any fails (a missing,
-    /// unsatisfied or cyclic dependency included), the others are stopped
-    /// and every failure is returned.
+    /// the plugins it depends on are ready. If any but an optional one
+    /// fails (a missing, unsatisfied or cyclic dependency included), the
+    /// others are stopped and every failure is returned; an optional one
+    /// that fails is supervised from its failure (restarting as its policy
+    /// says) and the host starts without it.
     pub async fn start(config: &HostConfig) -> Result<Host, StartFailures> {
         Host::start_with(config, Arc::new(PluginLauncher)).await
     }
@@ -162,13 +175,23 @@ impl Host {
                 async move { launcher.launch_in_turn(&spec, &turn).await }
             })
             .await;
-        if !failures.is_empty() {
+        // An optional plugin that failed does not keep the others from
+        // running: it is supervised from its failure, started again as its
+        // policy says. Any other failure fails the start.
+        let optional = |name: &str| config.plugins.iter().find(|s| s.name == name && s.optional);
+        if failures.iter().any(|(name, _)| optional(name).is_none()) {
             start::terminate_all(&instances).await;
             return Err(StartFailures(
                 failures.into_iter().map(|(_, e)| e).collect(),
             ));
         }
-        Ok(Host::supervising(instances, launcher, &config.phases))
+        let host = Host::supervising(instances, launcher, &config.phases);
+        host.shared.supervise_unstarted(
+            failures
+                .into_iter()
+                .filter_map(|(name, err)| Some((optional(&name)?.clone(), err.to_string()))),
+        );
+        Ok(host)
     }
 
     /// A host over plugins already started. `phases` are the declared
@@ -203,14 +226,7 @@ impl Host {
         {
             let mut roster = shared.roster();
             for instance in instances {
-                let plugin = shared.supervise(instance);
-                roster.members.insert(
-                    plugin.name().to_owned(),
-                    Member {
-                        plugin,
-                        disabled: false,
-                    },
-                );
+                roster.enlist(shared.supervise(instance));
             }
             shared.reroute(&roster);
         }
@@ -420,6 +436,21 @@ impl Shared {
         let plugin = Supervisor::counted(instance, self.launcher.clone(), stats);
         self.watch(&plugin);
         plugin
+    }
+
+    /// Supervises each optional plugin whose first start failed (its spec
+    /// and why), beside the running ones, and reroutes.
+    fn supervise_unstarted(self: &Arc<Self>, failed: impl Iterator<Item = (PluginSpec, String)>) {
+        let mut roster = self.roster();
+        for (spec, why) in failed {
+            let stats = self.figures.plugin(&spec.name);
+            let plugin = Supervisor::unstarted(spec, why, self.launcher.clone(), stats);
+            // No manifest yet, so no subscription to check against the
+            // config's; its status changes are followed all the same.
+            events::follow(self, &plugin);
+            roster.enlist(plugin);
+        }
+        self.reroute(&roster);
     }
 
     /// Forwards `plugin`'s status changes, and warns about the config's

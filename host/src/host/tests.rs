@@ -481,3 +481,64 @@ async fn a_reload_that_would_leave_a_dependency_unmet_changes_nothing_and_one_be
         ["base", "app", "extra"]
     );
 }
+
+// === optional plugins that fail to start ===
+
+fn cannot_start() -> FakeStart {
+    FakeStart::Fail(ErrorKind::ExitedBeforeHandshake {
+        status: "status 3".into(),
+        stderr: vec!["no licence".into()],
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_optional_plugin_that_fails_to_start_is_supervised_and_routed_once_it_starts() {
+    let launcher = FakeLauncher::new();
+    let (fakes, mut config) = fakes(&launcher, &[("core", 0), ("extra", 1)]);
+    config.plugins[1].optional = true;
+    fakes[1].script_starts([cannot_start()]);
+    let host = Host::start_with(&config, launcher).await.unwrap();
+    let mut events = host.events();
+
+    // Up without it: its failure is its status, no phase routes to it.
+    let extra = host.plugin("extra").expect("supervised");
+    let status = extra.status();
+    assert_ne!(status.state, State::Ready);
+    let reason = status.reason.expect("why");
+    assert!(reason.contains("no licence"), "{reason}");
+    assert_eq!(names(&host.dispatch("p", Map::new()).await), ["core"]);
+
+    // Its policy starts it again (the first restart is immediate); then
+    // it is routed by its real manifest.
+    tokio::time::timeout(PATIENCE, async {
+        while extra.state() != State::Ready {
+            events.recv().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        names(&host.dispatch("p", Map::new()).await),
+        ["core", "extra"]
+    );
+    let restarts = host
+        .figures()
+        .plugins
+        .into_iter()
+        .find(|p| p.name == "extra");
+    assert_eq!(restarts.unwrap().restarts.get("start_failed"), Some(&1));
+    host.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_required_plugin_that_fails_to_start_still_fails_the_start() {
+    let launcher = FakeLauncher::new();
+    let (fakes, mut config) = fakes(&launcher, &[("core", 0), ("extra", 1)]);
+    config.plugins[1].optional = true;
+    fakes[0].script_starts([cannot_start()]);
+    fakes[1].script_starts([cannot_start()]);
+    let Err(err) = Host::start_with(&config, launcher).await else {
+        panic!("a required plugin's failure fails the start")
+    };
+    assert_eq!(err.0.len(), 2, "both failures reported: {err}");
+}

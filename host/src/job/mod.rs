@@ -185,7 +185,7 @@ pub async fn run(host: &impl Phases, job: Job, interrupted: watch::Receiver<bool
         .await;
     if !span.is_disabled() {
         span.record("outboard.status", report.status.as_str());
-        span.record("outboard.exit_code", report.exit_code);
+        span.record("outboard.exit_code", i64::from(report.exit_code));
         if let Some(failure) = &report.failure {
             trace::fail(&span, &failure.message);
         }

@@ -1,6 +1,7 @@
 //! The latest health check of a supervised plugin, as the supervising task
 //! saw it: kept for whoever asks (the daemon's `/plugins/<name>/health`),
-//! one slot overwritten at each check, so it costs nothing to keep.
+//! one slot overwritten at each check, so it costs nothing to keep, and
+//! emptied when the instance that answered it is gone.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -42,6 +43,11 @@ impl LastCheck {
             misses,
         };
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(check);
+    }
+
+    /// Forgets the check: the instance that answered it is gone.
+    pub(super) fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The latest check, if any ran.

@@ -224,7 +224,32 @@ impl Supervisor {
             spec,
             current,
             (launcher, stats),
-            Some(instance),
+            run::Begin::Ready(instance),
+        )
+    }
+
+    /// A supervisor for an optional plugin whose first start failed with
+    /// `why`: it shows as restarting (or, once its crash loop is reached,
+    /// failed) and is started again as its policy says. Until a start
+    /// succeeds its manifest is [`Manifest::unknown`]: no phase is routed
+    /// to it.
+    pub(crate) fn unstarted(
+        spec: PluginSpec,
+        why: String,
+        launcher: Arc<dyn Launcher>,
+        stats: Arc<Stats>,
+    ) -> Arc<Supervisor> {
+        let current = Current {
+            starts: 1,
+            reason: Some(why.clone()),
+            ..Current::idle(State::Restarting, Arc::new(Manifest::unknown(&spec.name)))
+        };
+        Supervisor::spawn(
+            spec.name.as_str().into(),
+            spec,
+            current,
+            (launcher, stats),
+            run::Begin::Failed(why),
         )
     }
 
@@ -236,34 +261,25 @@ impl Supervisor {
         launcher: Arc<dyn Launcher>,
         stats: Arc<Stats>,
     ) -> Arc<Supervisor> {
-        let current = Current {
-            state: State::Disabled,
-            plugin: None,
-            stopping: None,
-            starts: 0,
-            reason: None,
-            stderr: Vec::new(),
-            manifest,
-            since: None,
-        };
+        let current = Current::idle(State::Disabled, manifest);
         Supervisor::spawn(
             spec.name.as_str().into(),
             spec,
             current,
             (launcher, stats),
-            None,
+            run::Begin::Disabled,
         )
     }
 
     /// Publishes `current` and starts the supervising task of the plugin
-    /// `name`, from `first` when it runs, else disabled; it restarts
-    /// through the launcher and counts into the stats.
+    /// `name`, from `first`; it restarts through the launcher and counts
+    /// into the stats.
     fn spawn(
         name: Arc<str>,
         spec: PluginSpec,
         current: Current,
         (launcher, stats): (Arc<dyn Launcher>, Arc<Stats>),
-        first: Option<Arc<dyn Instance>>,
+        first: run::Begin,
     ) -> Arc<Supervisor> {
         let (status_tx, status) = watch::channel(current);
         let (commands, inbox) = mpsc::unbounded_channel();
@@ -327,8 +343,9 @@ impl Supervisor {
         &self.stats
     }
 
-    /// Its latest health check (of whichever instance ran it); `None`
-    /// before the first, which comes one `health_interval` after a start.
+    /// The latest health check of its running instance; `None` before the
+    /// first, which comes one `health_interval` after a start, and once
+    /// the instance is gone (exited, killed, stopped).
     pub fn last_health_check(&self) -> Option<HealthCheck> {
         self.last_check.get()
     }
@@ -475,6 +492,20 @@ fn state_word(state: State) -> &'static str {
 }
 
 impl Current {
+    /// `state` with no process and no start yet, known by `manifest`.
+    fn idle(state: State, manifest: Arc<Manifest>) -> Current {
+        Current {
+            state,
+            plugin: None,
+            stopping: None,
+            starts: 0,
+            reason: None,
+            stderr: Vec::new(),
+            manifest,
+            since: None,
+        }
+    }
+
     /// The status callers see; `optional` is the plugin's latest.
     fn status(&self, optional: bool) -> Status {
         Status {

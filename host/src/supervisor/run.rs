@@ -91,16 +91,31 @@ pub(super) struct Run {
     pub(super) last_check: super::health::LastCheck,
 }
 
+/// Where supervision begins.
+pub(super) enum Begin {
+    /// From an instance that completed its first start.
+    Ready(Arc<dyn Instance>),
+    /// From disabled: nothing runs until an operator enables it.
+    Disabled,
+    /// From a first start that failed for this reason (an optional
+    /// plugin's): started again as after any failed start.
+    Failed(String),
+}
+
 impl Run {
-    /// Supervises from `first` on (or, without one, from disabled), until
-    /// asked to stop.
-    pub(super) async fn supervise(mut self, first: Option<Arc<dyn Instance>>) {
+    /// Supervises from `first` on, until asked to stop.
+    pub(super) async fn supervise(mut self, first: Begin) {
         let first = match first {
-            Some(first) => Some(first),
-            None => match self.wait_for_enable().await {
+            Begin::Ready(first) => Some(first),
+            Begin::Disabled => match self.wait_for_enable().await {
                 Some(()) => self.start_again(enabled()).await,
                 None => None,
             },
+            Begin::Failed(why) => {
+                tracing::warn!(plugin = &*self.name, "optional, starting without it: {why}");
+                self.policy.failed();
+                self.start_again((RestartReason::StartFailed, why)).await
+            }
         };
         let Some(mut instance) = first else {
             return;
@@ -163,6 +178,9 @@ impl Run {
     /// records why. The reason to start again, or `None` once stopped.
     async fn after(&mut self, lost: Lost, instance: Arc<dyn Instance>) -> Option<Why> {
         let stderr = instance.stderr_tail();
+        // Its checks were of this instance; the reason below keeps what
+        // matters of a failed one.
+        self.last_check.clear();
         match lost {
             Lost::Stop(done) => {
                 self.stopping(instance.pid());
@@ -347,8 +365,9 @@ impl Run {
     /// Marks the plugin failed, for a crash loop of `starts` starts whose
     /// last failure was `why`.
     fn quarantine(&self, starts: usize, why: &str) {
+        let noun = if starts == 1 { "start" } else { "starts" };
         let reason = format!(
-            "crash loop: {starts} starts within {}, the last failure: {why}",
+            "crash loop: {starts} {noun} within {}, the last failure: {why}",
             humantime::format_duration(self.spec.supervision.crash_loop_window)
         );
         tracing::error!(plugin = &*self.name, "quarantined: {reason}");

@@ -255,6 +255,55 @@ async fn a_health_check_that_hangs_is_a_miss_at_its_timeout() {
     );
 }
 
+/// A health check belongs to the instance that answered it: once that
+/// instance is gone (restarted, or quarantined), no check is shown until
+/// the next instance's first.
+#[tokio::test(start_paused = true)]
+async fn the_last_health_check_goes_with_its_instance() {
+    for crash_loop_starts in [1000, 1] {
+        let (plugin, sup) = supervised(
+            "checked",
+            Supervision {
+                crash_loop_starts,
+                ..knobs()
+            },
+        )
+        .await;
+        let first = sup.status().pid;
+        tokio::time::sleep(5 * SECOND + SECOND / 2).await;
+        assert!(sup.last_health_check().expect("a first check").passed);
+        plugin.instance().crash();
+        let status = until(&sup, |s| {
+            s.state == State::Failed || (s.state == State::Ready && s.pid != first)
+        })
+        .await;
+        assert_eq!(
+            sup.last_health_check(),
+            None,
+            "the dead instance's check, shown at {status:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_of_one_start_says_start_not_starts() {
+    let (plugin, sup) = supervised(
+        "once",
+        Supervision {
+            crash_loop_starts: 1,
+            ..knobs()
+        },
+    )
+    .await;
+    plugin.instance().crash();
+    let status = until(&sup, |s| s.state == State::Failed).await;
+    let reason = status.reason.unwrap();
+    assert!(
+        reason.starts_with("crash loop: 1 start within 1m, the last failure: "),
+        "{reason}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_quarantined_plugin_stays_down_until_restarted() {
     let (plugin, sup) = supervised(
@@ -617,6 +666,16 @@ async fn each_attempt_is_an_invoke_span_under_the_dispatch_and_a_failed_one_says
             .find(|kv| kv.key.as_str() == key)
             .map(|kv| kv.value.to_string())
     };
+    // Counts are exported as integers, not strings.
+    let int = |span: &SpanData, key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .and_then(|kv| match kv.value {
+                opentelemetry::Value::I64(n) => Some(n),
+                _ => None,
+            })
+    };
     let [dispatch] = &spans
         .iter()
         .filter(|s| s.name == "outboard.dispatch")
@@ -629,7 +688,7 @@ async fn each_attempt_is_an_invoke_span_under_the_dispatch_and_a_failed_one_says
         attr(dispatch, "outboard.mode").as_deref(),
         Some("sequential")
     );
-    assert_eq!(attr(dispatch, "outboard.subscribers").as_deref(), Some("1"));
+    assert_eq!(int(dispatch, "outboard.subscribers"), Some(1));
     assert_eq!(
         attr(dispatch, "outboard.verdict").as_deref(),
         Some("passed")
@@ -648,7 +707,7 @@ async fn each_attempt_is_an_invoke_span_under_the_dispatch_and_a_failed_one_says
         assert_eq!(attr(call, "outboard.plugin").as_deref(), Some("again"));
         assert_eq!(attr(call, "outboard.phase").as_deref(), Some("x"));
     }
-    assert_eq!(attr(crashed, "outboard.attempt").as_deref(), Some("1"));
+    assert_eq!(int(crashed, "outboard.attempt"), Some(1));
     assert_eq!(
         attr(crashed, "outboard.outcome").as_deref(),
         Some("crashed")
@@ -658,8 +717,13 @@ async fn each_attempt_is_an_invoke_span_under_the_dispatch_and_a_failed_one_says
         "{:?}",
         crashed.status
     );
-    assert_eq!(attr(ok, "outboard.attempt").as_deref(), Some("2"));
+    assert_eq!(
+        attr(crashed, "outboard.failure").as_deref(),
+        Some("crashed")
+    );
+    assert_eq!(int(ok, "outboard.attempt"), Some(2));
     assert_eq!(attr(ok, "outboard.outcome").as_deref(), Some("ok"));
-    assert_eq!(attr(ok, "outboard.patch.ops").as_deref(), Some("1"));
+    assert_eq!(attr(ok, "outboard.failure"), None);
+    assert_eq!(int(ok, "outboard.patch.ops"), Some(1));
     assert_eq!(ok.status, SpanStatus::Unset);
 }

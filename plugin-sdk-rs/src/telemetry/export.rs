@@ -116,6 +116,13 @@ where
     Ok(Some(
         tracing_opentelemetry::layer::<S>()
             .with_tracer::<SdkTracer>(tracer)
+            // A span's own attributes say what it is; where in the code,
+            // on which thread, under which target, and how long it sat
+            // idle are noise on every span.
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
             .with_filter(not_the_exporter),
     ))
 }

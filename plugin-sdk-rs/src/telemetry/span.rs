@@ -26,7 +26,9 @@ pub(crate) fn invoke_span(plugin: &str, invocation: &Invocation) -> tracing::Spa
         outboard.plugin = plugin,
         outboard.phase = invocation.phase.as_str(),
         outboard.invocation_id = invocation.invocation_id.as_str(),
-        outboard.attempt = invocation.attempt,
+        // i64: the OpenTelemetry layer exports only signed integers as
+        // Int (an unsigned one becomes a string).
+        outboard.attempt = i64::from(invocation.attempt),
         otel.status_code = tracing::field::Empty,
         otel.status_description = tracing::field::Empty,
     );
