@@ -49,6 +49,19 @@ mod tests {
     use super::*;
     use outboard_host::State;
 
+    /// A ready plugin's status (pid 7, first start), ready since `since`.
+    fn ready(since: Option<std::time::SystemTime>) -> Status {
+        Status {
+            state: State::Ready,
+            pid: Some(7),
+            starts: 1,
+            reason: None,
+            stderr: Vec::new(),
+            since,
+            optional: false,
+        }
+    }
+
     #[test]
     fn a_reason_cannot_forge_a_state_line() {
         let status = Status {
@@ -67,35 +80,19 @@ mod tests {
             "p: Restarting (pid -, starts 2) exited\\nother: Ready (pid 1, starts 1)\\u{1b}[2J\n"
         );
     }
+
     #[test]
     fn a_state_line_without_a_reason_ends_with_the_parenthesis() {
-        let status = Status {
-            state: State::Ready,
-            pid: Some(7),
-            starts: 1,
-            reason: None,
-            stderr: Vec::new(),
-            since: None,
-            optional: false,
-        };
         let mut out = Vec::new();
-        state_line(&mut out, "p", &status, false).expect("write");
+        state_line(&mut out, "p", &ready(None), false).expect("write");
         assert_eq!(out, b"p: Ready (pid 7, starts 1)\n");
     }
 
     #[test]
     fn a_json_state_line_gives_the_ready_time_in_rfc3339() {
-        let status = Status {
-            state: State::Ready,
-            pid: Some(7),
-            starts: 1,
-            reason: None,
-            stderr: Vec::new(),
-            since: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500)),
-            optional: false,
-        };
+        let since = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500);
         let mut out = Vec::new();
-        state_line(&mut out, "p", &status, true).expect("write");
+        state_line(&mut out, "p", &ready(Some(since)), true).expect("write");
         let line: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(
             line["status"]["since"],
