@@ -3,15 +3,11 @@
 //! daemon's own process. Blocking reads of `/proc`: run it off the async
 //! threads.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-
-use outboard_host::Supervisor;
-
 use super::process;
 use super::scrape::{CallScrape, PhaseScrape, PluginScrape, Scrape};
 use crate::http::state::Shared;
 use crate::usage::GroupUsage;
+use std::collections::{BTreeMap, HashMap};
 
 /// Everything a scrape shows, read now.
 pub(crate) fn gather(shared: &Shared) -> Scrape {
@@ -25,8 +21,17 @@ pub(crate) fn gather(shared: &Shared) -> Scrape {
             ..Scrape::default()
         };
     };
-    let supervisors = host.plugins();
-    let usage = group_usage(shared, &supervisors);
+    // Each supervisor's status read once: the pid sampled is the pid shown.
+    let supervisors: Vec<_> = host
+        .plugins()
+        .into_iter()
+        .map(|sup| {
+            let status = sup.status();
+            (sup, status)
+        })
+        .collect();
+    let groups: Vec<u32> = supervisors.iter().filter_map(|(_, s)| s.pid).collect();
+    let usage = group_usage(shared, &groups);
     let figures = host.figures();
     // Every plugin the host has figures for: those running, and those a
     // reload removed (their counters stay, with no state).
@@ -52,8 +57,7 @@ pub(crate) fn gather(shared: &Shared) -> Scrape {
             (f.name, scrape)
         })
         .collect();
-    for sup in &supervisors {
-        let status = sup.status();
+    for (sup, status) in &supervisors {
         let plugin = plugins
             .entry(sup.name().to_owned())
             .or_insert_with(|| PluginScrape {
@@ -85,10 +89,9 @@ pub(crate) fn gather(shared: &Shared) -> Scrape {
 }
 
 /// The process groups' memory and CPU, by group (a plugin's pid).
-fn group_usage(shared: &Shared, supervisors: &[Arc<Supervisor>]) -> HashMap<u32, GroupUsage> {
-    let groups: Vec<u32> = supervisors.iter().filter_map(|s| s.status().pid).collect();
+fn group_usage(shared: &Shared, groups: &[u32]) -> HashMap<u32, GroupUsage> {
     shared
-        .sample(&groups)
+        .sample(groups)
         .inspect_err(|err| tracing::warn!("cannot read the plugins' memory and CPU use: {err}"))
         .unwrap_or_default()
 }
