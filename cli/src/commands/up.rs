@@ -33,7 +33,7 @@ use outboard_daemon::http::HttpState;
 use outboard_daemon::logs::LogBook;
 use outboard_daemon::server::{Daemon, Loader, Options, ReloadFailure};
 use outboard_daemon::systemd::Notifier;
-use outboard_host::{Host, HostEvent, ReloadPlan, Status};
+use outboard_host::{Escaped, Host, HostEvent, ReloadPlan, Status};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, oneshot};
@@ -250,8 +250,9 @@ async fn reloads(daemon: Daemon, asked: Arc<Notify>) {
         match daemon.reload(false).await {
             Ok((plan, _)) => say!("outboard: reload applied: {}", plan_line(&plan)),
             Err(ReloadFailure::ShuttingDown) => say!("outboard: reload skipped: shutting down"),
-            // The failure says that nothing changed, and why.
-            Err(err) => say!("outboard: {err}"),
+            // The failure says that nothing changed, and why; it may quote
+            // the config and a plugin, so it reaches the terminal escaped.
+            Err(err) => say!("outboard: {}", Escaped::block(&err.to_string())),
         }
     }
 }
