@@ -37,7 +37,6 @@ mod tests;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use outboard_host::Supervisor;
 use tokio::net::TcpListener;
 
 pub use state::HttpState;
@@ -65,9 +64,4 @@ pub fn router(state: HttpState) -> Router {
         .route("/plugins/{name}/health", get(plugin_health::handler))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state)
-}
-
-/// Whether the daemon's readiness ignores `plugin`.
-fn optional(plugin: &Supervisor) -> bool {
-    plugin.optional()
 }

@@ -79,7 +79,7 @@ fn health_of(host: &Host, name: &str) -> Response {
         plugin: plugin.name(),
         state: state_name(status.state),
         ready: status.state == PluginState::Ready,
-        optional: super::optional(&plugin),
+        optional: plugin.optional(),
         pid: status.pid,
         restarts: status.starts.saturating_sub(1),
         last_failure: status.reason,

@@ -55,7 +55,7 @@ fn members_of(host: &Host) -> Vec<Member> {
         .map(|p| Member {
             name: p.name().to_owned(),
             state: p.state(),
-            optional: super::optional(p),
+            optional: p.optional(),
         })
         .collect()
 }
