@@ -46,11 +46,15 @@ pub(crate) struct Ids {
 
 /// The ids of the OpenTelemetry context current on this thread (the
 /// tracing layer makes a span's context current while the span is
-/// entered), if it holds a valid span.
+/// entered), if it holds a valid span. Nothing to look up while spans are
+/// not exported: every log line passes here.
 #[cfg(feature = "otel")]
 fn current() -> Option<Ids> {
     use opentelemetry::trace::TraceContextExt;
 
+    if !super::export::active() {
+        return None;
+    }
     let cx = opentelemetry::Context::current();
     let span = cx.span();
     let context = span.span_context();
