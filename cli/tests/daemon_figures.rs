@@ -9,7 +9,7 @@ mod common;
 #[path = "common/daemon.rs"]
 mod daemon;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use daemon::{Daemon, invoke, plugin_of, scripted};
 use outboard_proto::control::v1::verdict;
@@ -45,20 +45,6 @@ fn config() -> String {
         plugin("chatty", "talk", json!({"log_lines": RING_LINES + 100})),
     ]});
     toml::to_string(&toml::Value::try_from(&doc).unwrap()).unwrap()
-}
-
-/// The plugin `name` in a `status --json` answer.
-/// Polls `status --json` until `done` holds for it, or fails the test.
-fn status_when(up: &Daemon, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let status = up.cli_json(&["status"]);
-        if done(&status) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {status:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// `invocations` with `n` under `outcome` and zero elsewhere.
@@ -113,10 +99,14 @@ async fn status_counts_exactly_what_happened() {
         );
     }
 
-    let status = status_when(&up, "the crashed plugin back and every log line in", |s| {
-        plugin_of(s, "crash")["state"] == "ready"
-            && plugin_of(s, "chatty")["log_lines"].as_u64() >= Some(RING_LINES + 100)
-    });
+    let status = up.status_when(
+        "the crashed plugin back and every log line in",
+        SETTLE,
+        |s| {
+            plugin_of(s, "crash")["state"] == "ready"
+                && plugin_of(s, "chatty")["log_lines"].as_u64() >= Some(RING_LINES + 100)
+        },
+    );
     let ok = plugin_of(&status, "ok");
     assert_eq!(ok["invocations"], only("ok", 2), "{ok:#}");
     assert_eq!(ok["optional"], json!(true));

@@ -437,18 +437,26 @@ async fn quarantine(daemon: &Daemon, name: &str) -> Value {
     let pid = daemon.pids().await[name];
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    health_when(daemon, name, "quarantined", |health| {
+        health["state"] == "failed"
+    })
+}
+
+/// Polls `/plugins/NAME/health` (always a 200 of JSON for a known plugin)
+/// until `done` holds for its body, or fails the test after 30 s saying
+/// `name` never became `what`; the body.
+fn health_when(daemon: &Daemon, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let url = format!("{}/plugins/{name}/health", daemon.http_url());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let got = fetch(&url, "none", "");
+        assert_eq!(got["status"], 200, "{got}");
+        assert_eq!(got["content_type"], "application/json");
         let health: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
-        if health["state"] == "failed" {
+        if done(&health) {
             return health;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{name} never quarantined: {health}"
-        );
+        assert!(Instant::now() < deadline, "{name} never {what}: {health}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -539,18 +547,9 @@ async fn plugin_health_is_json_for_a_known_plugin_and_404_for_another() {
     });
     let url = daemon.http_url();
     // The first health check comes one interval after the start.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let json = loop {
-        let got = fetch(&format!("{url}/plugins/watched/health"), "none", "");
-        assert_eq!(got["status"], 200, "{got}");
-        assert_eq!(got["content_type"], "application/json");
-        let json: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
-        if !json["last_health_check"].is_null() {
-            break json;
-        }
-        assert!(Instant::now() < deadline, "no health check: {json}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let json = health_when(&daemon, "watched", "health-checked", |json| {
+        !json["last_health_check"].is_null()
+    });
     assert_eq!(json["plugin"], "watched");
     assert_eq!(json["state"], "ready");
     assert_eq!(json["ready"], true);

@@ -9,7 +9,7 @@ mod common;
 mod daemon;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use daemon::{Daemon, plugin_of, scripted, write_script};
 
@@ -50,15 +50,9 @@ fn up_starts_without_an_optional_plugin_that_cannot_start_and_supervises_it() {
     up.stderr().expect("quarantined: crash loop", SETTLE);
 
     // Retried per its policy, then quarantined: failed, with the error.
-    let deadline = Instant::now() + SETTLE;
-    let status = loop {
-        let status = up.cli_json(&["status"]);
-        if plugin_of(&status, "unlicensed")["state"] == "failed" {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "never quarantined: {status:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = up.status_when("quarantined", SETTLE, |status| {
+        plugin_of(status, "unlicensed")["state"] == "failed"
+    });
     let unlicensed = plugin_of(&status, "unlicensed");
     assert_eq!(unlicensed["optional"], true, "{status:#}");
     let text = unlicensed.to_string();

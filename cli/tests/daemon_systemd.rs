@@ -226,3 +226,49 @@ fn plugins_do_not_inherit_the_notification_variables() {
     }
     daemon.stop();
 }
+
+/// The shipped unit asks systemd for what these tests check the daemon
+/// does (notify, watchdog, SIGHUP reload, SIGTERM stop), and its
+/// `ExecStart` is a command line `outboard up` accepts: run with a config
+/// that is missing, the daemon names that file rather than its arguments.
+#[test]
+fn the_shipped_unit_asks_for_what_the_daemon_does_and_its_command_line_parses() {
+    let unit_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd/outboard.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("{} sets no {key}", unit_path.display()))
+    };
+    assert_eq!(setting("Type"), "notify");
+    assert_eq!(setting("NotifyAccess"), "main");
+    assert_eq!(setting("KillSignal"), "SIGTERM");
+    assert!(setting("ExecReload").contains("-HUP $MAINPID"), "{unit}");
+    assert!(!setting("WatchdogSec").is_empty());
+
+    let mut words = setting("ExecStart").split_whitespace();
+    assert!(words.next().unwrap().ends_with("/outboard"), "{unit}");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("outboard.toml");
+    let args: Vec<&str> = words
+        .map(|w| {
+            if w.ends_with(".toml") {
+                value(&missing)
+            } else {
+                w
+            }
+        })
+        .collect();
+    assert!(
+        args.contains(&value(&missing)),
+        "ExecStart names no config: {unit}"
+    );
+    let out = common::outboard(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read {}", missing.display())),
+        "{stderr}"
+    );
+}

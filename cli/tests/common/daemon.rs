@@ -219,6 +219,25 @@ impl Daemon {
         })
     }
 
+    /// Polls `status --json` until `done` holds for it, or fails the test
+    /// after `timeout` saying it never became `what`, with the last answer.
+    pub fn status_when(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.cli_json(&["status"]);
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "never {what}: {status:#}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A control-API client on the socket.
     pub async fn client(&self) -> Client {
         let path = self.socket.clone();
