@@ -864,7 +864,7 @@ pub struct KvListRequest {
     #[prost(string, tag = "1")]
     pub namespace: ::prost::alloc::string::String,
     /// Only keys starting with this string (bytewise). Empty: every key. At
-    /// most 512 bytes.
+    /// most 512 bytes, otherwise INVALID_ARGUMENT naming `prefix`.
     #[prost(string, tag = "2")]
     pub prefix: ::prost::alloc::string::String,
     /// The most entries to return. 0: the default, 100. Above 1000: 1000. A

@@ -399,7 +399,7 @@ type KvListRequest struct {
 	// As KvGetRequest.namespace.
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Only keys starting with this string (bytewise). Empty: every key. At
-	// most 512 bytes.
+	// most 512 bytes, otherwise INVALID_ARGUMENT naming `prefix`.
 	Prefix string `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
 	// The most entries to return. 0: the default, 100. Above 1000: 1000. A
 	// page may hold fewer entries even when more follow (the host also bounds
