@@ -26,7 +26,7 @@ fn generate(out_dir: &Path) {
         ["outboard/v1/plugin.proto", "outboard/v1/host.proto"],
         [crate_dir()],
     )
-        .expect("the outboard.v1 protos compile");
+    .expect("the outboard.v1 protos compile");
     std::fs::write(
         out_dir.join("outboard_v1_descriptor.bin"),
         plugin.encode_to_vec(),
