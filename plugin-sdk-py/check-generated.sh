@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails (exit 1) if src/outboard_plugin/_proto differs from what generate.sh
-# produces now from proto/outboard/v1/plugin.proto.
+# produces now from proto/outboard/v1/plugin.proto and host.proto.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 tmp="$(mktemp -d)"

@@ -419,6 +419,7 @@ mod tests {
                 "required": ["memory"],
                 "additionalProperties": false
             }))),
+            event_subscriptions: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates gen/outboardv1 from proto/outboard/v1/plugin.proto (only: the
-# daemon's control API in proto/outboard/control is not a plugin's business).
+# Regenerates gen/outboardv1 from the files of proto/outboard/v1 (plugin.proto,
+# host.proto; the daemon's control API in proto/outboard/control is not a
+# plugin's business).
 # Installs the pinned protoc-gen-go and protoc-gen-go-grpc into
 # $(go env GOPATH)/bin; needs buf (.tools/venv/bin/buf, from scripts/tools, or on PATH).
 # Usage: generate.sh [OUTPUT_BASE]   (default: the repository root)

@@ -280,6 +280,8 @@ impl Manifest {
                 Some(Value::Object(map)) => Some(json::json_to_struct(map)),
                 _ => None,
             },
+            // Event subscriptions (host services) have no builder yet.
+            event_subscriptions: Vec::new(),
         }
     }
 }

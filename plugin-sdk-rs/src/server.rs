@@ -136,6 +136,12 @@ fn routes<P: Plugin>(service: PluginServer<P>, token: &str, health: &Health) -> 
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(outboard_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // Only what this socket serves: outboard.v1's descriptors also
+            // hold HostService, which the host serves, not the plugin.
+            .with_service_name("outboard.v1.PluginService")
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
     };
     let reflection_v1 = reflection()
         .build_v1()

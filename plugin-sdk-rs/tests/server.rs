@@ -446,6 +446,9 @@ async fn reflection_lists_the_plugin_service() {
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"outboard.v1.PluginService"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    // The host serves HostService, on its own socket; a plugin must not
+    // advertise it.
+    assert!(!names.contains(&"outboard.v1.HostService"), "{names:?}");
 
     // The older v1alpha, which many grpcurl builds still ask first.
     use tonic_reflection::pb::v1alpha as alpha;

@@ -22,8 +22,11 @@ const FILES: [&str; 4] = [
 /// Generates into `out_dir`: per package its code and its descriptor set
 /// (the control API's includes the plugin contract it imports).
 fn generate(out_dir: &Path) {
-    let plugin = protox::compile(["outboard/v1/plugin.proto"], [crate_dir()])
-        .expect("the outboard.v1 protos compile");
+    let plugin = protox::compile(
+        ["outboard/v1/plugin.proto", "outboard/v1/host.proto"],
+        [crate_dir()],
+    )
+    .expect("the outboard.v1 protos compile");
     std::fs::write(
         out_dir.join("outboard_v1_descriptor.bin"),
         plugin.encode_to_vec(),

@@ -256,6 +256,9 @@ async fn services(service: Broken, token: &str) -> Result<Router, String> {
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(outboard_proto::FILE_DESCRIPTOR_SET)
+        // Not HostService, which shares the descriptor set: the host serves it.
+        .with_service_name(outboard_proto::SERVICE_NAME)
+        .with_service_name("grpc.reflection.v1.ServerReflection")
         .build_v1()
         .map_err(|e| format!("reflection: {e}"))?;
     Ok(tonic::transport::Server::builder()

@@ -69,6 +69,7 @@ impl Broken {
             permissions: Vec::new(),
             dependencies: Vec::new(),
             config_schema: None,
+            event_subscriptions: Vec::new(),
         };
         if self.mode == Mode::BadManifest {
             manifest.version = "not-a-version".into();

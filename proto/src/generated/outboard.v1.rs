@@ -49,6 +49,12 @@ pub struct Manifest {
     /// the config against it before Configure. Absent: any object is accepted.
     #[prost(message, optional, tag = "9")]
     pub config_schema: ::core::option::Option<::prost_types::Struct>,
+    /// The events the plugin wants delivered (docs/PROTOCOL.md, "Host
+    /// services"): each arrives as an Invoke whose phase is "event:" followed by
+    /// the event's name. A host without host services ignores this field (it
+    /// sets no OUTBOARD_HOST_SOCKET), so a plugin can tell.
+    #[prost(message, repeated, tag = "10")]
+    pub event_subscriptions: ::prost::alloc::vec::Vec<EventSubscription>,
 }
 /// A plugin's interest in one phase.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -63,6 +69,17 @@ pub struct Subscription {
     /// so the host may retry it.
     #[prost(bool, tag = "3")]
     pub idempotent: bool,
+}
+/// A plugin's interest in events, published by the host (e.g.
+/// "job.finished") or by plugins through HostService.Publish.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct EventSubscription {
+    /// An event name, or a glob over names where `*` matches any run of
+    /// characters, dots included: "job.finished", "job.*", "*". 1 to 128
+    /// characters of \[a-z0-9\_.\*-\]. A pattern must not appear twice in one
+    /// manifest.
+    #[prost(string, tag = "1")]
+    pub pattern: ::prost::alloc::string::String,
 }
 /// A permission the plugin asks for, e.g. "env:write" or "network:loopback".
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -776,6 +793,984 @@ pub mod plugin_service_server {
     /// Generated gRPC service name
     pub const SERVICE_NAME: &str = "outboard.v1.PluginService";
     impl<T> tonic::server::NamedService for PluginServiceServer<T> {
+        const NAME: &'static str = SERVICE_NAME;
+    }
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvGetRequest {
+    /// Empty: the caller's own namespace (permission `kv`). Otherwise a shared
+    /// namespace's name (permission `kv:shared:NAME`).
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+    /// The key: 1 to 512 bytes of UTF-8 (protobuf strings are UTF-8), no NUL.
+    /// Otherwise INVALID_ARGUMENT naming `key`.
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvGetResponse {
+    /// False if the key is absent or expired; then `value` is empty and
+    /// `expire_time` unset. Tells an absent key from an empty value.
+    #[prost(bool, tag = "1")]
+    pub found: bool,
+    /// The stored value, byte for byte.
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: ::prost::alloc::vec::Vec<u8>,
+    /// When the key expires; unset if it never does.
+    #[prost(message, optional, tag = "3")]
+    pub expire_time: ::core::option::Option<::prost_types::Timestamp>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvSetRequest {
+    /// As KvGetRequest.namespace.
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+    /// As KvGetRequest.key.
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    /// The value: any bytes, empty allowed, at most the host's value size limit
+    /// (default 65536 bytes). Larger: RESOURCE_EXHAUSTED naming `kv value size`.
+    /// Storing it must also keep the namespace within its total limit (default
+    /// 16 MiB of keys plus values): otherwise RESOURCE_EXHAUSTED naming
+    /// `kv namespace total`.
+    #[prost(bytes = "vec", tag = "3")]
+    pub value: ::prost::alloc::vec::Vec<u8>,
+    /// After how long the key expires (is no longer seen by any call). Unset or
+    /// zero: never. Negative: INVALID_ARGUMENT naming `ttl`. A set without ttl
+    /// removes an earlier expiry.
+    #[prost(message, optional, tag = "4")]
+    pub ttl: ::core::option::Option<::prost_types::Duration>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvSetResponse {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvDeleteRequest {
+    /// As KvGetRequest.namespace.
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+    /// As KvGetRequest.key.
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvDeleteResponse {
+    /// True if a live key was removed; false if there was none.
+    #[prost(bool, tag = "1")]
+    pub deleted: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvListRequest {
+    /// As KvGetRequest.namespace.
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+    /// Only keys starting with this string (bytewise). Empty: every key. At
+    /// most 512 bytes, otherwise INVALID_ARGUMENT naming `prefix`.
+    #[prost(string, tag = "2")]
+    pub prefix: ::prost::alloc::string::String,
+    /// The most entries to return. 0: the default, 100. Above 1000: 1000. A
+    /// page may hold fewer entries even when more follow (the host also bounds
+    /// a page's size in bytes); only an empty next_page_token means the end.
+    /// Negative: INVALID_ARGUMENT naming `page_size`.
+    #[prost(int32, tag = "3")]
+    pub page_size: i32,
+    /// Empty for the first page; else the next_page_token of the previous
+    /// response, with the same namespace and prefix. A token the host cannot
+    /// use: INVALID_ARGUMENT naming `page_token`.
+    #[prost(string, tag = "4")]
+    pub page_token: ::prost::alloc::string::String,
+    /// True: entries carry keys (and expiry) only, no values.
+    #[prost(bool, tag = "5")]
+    pub keys_only: bool,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct KvListResponse {
+    /// Live (unexpired) entries in ascending byte order of the key. Keys
+    /// written or removed between two pages may or may not appear.
+    #[prost(message, repeated, tag = "1")]
+    pub entries: ::prost::alloc::vec::Vec<KvEntry>,
+    /// Pass it as page_token for the next page; empty when there is none.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// One key of a KvList page.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvEntry {
+    /// The key.
+    #[prost(string, tag = "1")]
+    pub key: ::prost::alloc::string::String,
+    /// The value; empty when KvListRequest.keys_only was set.
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: ::prost::alloc::vec::Vec<u8>,
+    /// When the key expires; unset if it never does.
+    #[prost(message, optional, tag = "3")]
+    pub expire_time: ::core::option::Option<::prost_types::Timestamp>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvCompareAndSetRequest {
+    /// As KvGetRequest.namespace.
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+    /// As KvGetRequest.key.
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    /// The new value, with the limits of KvSetRequest.value.
+    #[prost(bytes = "vec", tag = "5")]
+    pub value: ::prost::alloc::vec::Vec<u8>,
+    /// The new value's expiry, as KvSetRequest.ttl.
+    #[prost(message, optional, tag = "6")]
+    pub ttl: ::core::option::Option<::prost_types::Duration>,
+    /// What the key must hold for the write to happen. Exactly one must be
+    /// set; neither: INVALID_ARGUMENT naming `expected`. An expired key counts
+    /// as absent.
+    #[prost(oneof = "kv_compare_and_set_request::Expected", tags = "3, 4")]
+    pub expected: ::core::option::Option<kv_compare_and_set_request::Expected>,
+}
+/// Nested message and enum types in `KvCompareAndSetRequest`.
+pub mod kv_compare_and_set_request {
+    /// What the key must hold for the write to happen. Exactly one must be
+    /// set; neither: INVALID_ARGUMENT naming `expected`. An expired key counts
+    /// as absent.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Expected {
+        /// The current value must equal these bytes (an empty value matches
+        /// only a present key holding an empty value, never an absent one).
+        #[prost(bytes, tag = "3")]
+        ExpectedValue(::prost::alloc::vec::Vec<u8>),
+        /// The key must be absent (create-if-absent).
+        #[prost(message, tag = "4")]
+        ExpectedAbsent(()),
+    }
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct KvCompareAndSetResponse {
+    /// True if the expectation held and the value was written.
+    #[prost(bool, tag = "1")]
+    pub swapped: bool,
+    /// When not swapped: whether the key is present now, and its value, so
+    /// that a retry loop needs no extra KvGet. Unset when swapped.
+    #[prost(bool, tag = "2")]
+    pub found: bool,
+    /// When not swapped and found: the current value.
+    #[prost(bytes = "vec", tag = "3")]
+    pub current_value: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetSecretRequest {
+    /// The secret's name as in the operator's `\[secrets.NAME\]`: 1 to 64
+    /// characters of \[a-zA-Z0-9\_.-\]. Not granted (`secret:NAME`):
+    /// PERMISSION_DENIED, also when no such secret is configured, so that a
+    /// plugin cannot probe which secrets exist. Granted but not configured:
+    /// NOT_FOUND naming the secret. Configured but its source failed (file
+    /// missing, command failed): UNAVAILABLE naming the secret and the
+    /// source's kind, never its content.
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetSecretResponse {
+    /// The secret's value, byte for byte as its source gave it (a file's
+    /// content, a command's standard output, an environment variable), except
+    /// that one trailing newline is removed. Treat as a secret: never log it.
+    #[prost(bytes = "vec", tag = "1")]
+    pub value: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PublishRequest {
+    /// The event's name: 1 to 128 characters of \[a-z0-9\_.-\], starting with a
+    /// letter or digit, dot-separated by convention (e.g. "build.flaky").
+    /// Names starting with "plugin.", "job.", "reload." or "host." are the
+    /// host's own events: publishing one is INVALID_ARGUMENT naming `name`.
+    /// Not matched by any of the caller's `event:publish:GLOB` grants:
+    /// PERMISSION_DENIED.
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// The payload: any JSON value (unset counts as null). Its serialized size
+    /// is at most the host's event payload limit (default 262144 bytes):
+    /// otherwise RESOURCE_EXHAUSTED naming `event payload size`.
+    #[prost(message, optional, tag = "2")]
+    pub payload: ::core::option::Option<::prost_types::Value>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PublishResponse {
+    /// The event's id, unique per host state directory; subscribers see it as
+    /// `event.id` and as the InvokeRequest's invocation_id.
+    #[prost(string, tag = "1")]
+    pub event_id: ::prost::alloc::string::String,
+}
+/// Generated client implementations.
+pub mod host_service_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    use tonic::codegen::http::Uri;
+    /// The service the host serves to each plugin on OUTBOARD_HOST_SOCKET.
+    ///
+    /// Namespaces (the `namespace` field of every Kv call): empty means the
+    /// calling plugin's own namespace, needing the permission `kv`; two plugin
+    /// instances never see each other's own keys. A name means the shared
+    /// namespace of that name, needing `kv:shared:NAME`; every plugin granted it
+    /// sees the same keys. A namespace name is 1 to 64 characters of
+    /// \[a-z0-9\_.-\], starting with a letter or digit.
+    #[derive(Debug, Clone)]
+    pub struct HostServiceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl HostServiceClient<tonic::transport::Channel> {
+        /// Attempt to create a new client by connecting to a given endpoint.
+        pub async fn connect<D>(dst: D) -> Result<Self, tonic::transport::Error>
+        where
+            D: TryInto<tonic::transport::Endpoint>,
+            D::Error: Into<StdError>,
+        {
+            let conn = tonic::transport::Endpoint::new(dst)?.connect().await?;
+            Ok(Self::new(conn))
+        }
+    }
+    impl<T> HostServiceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> HostServiceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<
+                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                >,
+            >,
+            <T as tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            HostServiceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// Reads one key. A missing or expired key is not an error: the response
+        /// has `found` false.
+        pub async fn kv_get(
+            &mut self,
+            request: impl tonic::IntoRequest<super::KvGetRequest>,
+        ) -> std::result::Result<tonic::Response<super::KvGetResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.v1.HostService/KvGet",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("outboard.v1.HostService", "KvGet"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Writes one key, replacing any value, with an optional expiry. Durable
+        /// when the call returns: the write survives a host crash.
+        pub async fn kv_set(
+            &mut self,
+            request: impl tonic::IntoRequest<super::KvSetRequest>,
+        ) -> std::result::Result<tonic::Response<super::KvSetResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.v1.HostService/KvSet",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("outboard.v1.HostService", "KvSet"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Removes one key. Removing a missing key is not an error: the response
+        /// has `deleted` false.
+        pub async fn kv_delete(
+            &mut self,
+            request: impl tonic::IntoRequest<super::KvDeleteRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::KvDeleteResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.v1.HostService/KvDelete",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("outboard.v1.HostService", "KvDelete"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Lists keys that start with a prefix, in ascending byte order of the key,
+        /// a page at a time.
+        pub async fn kv_list(
+            &mut self,
+            request: impl tonic::IntoRequest<super::KvListRequest>,
+        ) -> std::result::Result<tonic::Response<super::KvListResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.v1.HostService/KvList",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("outboard.v1.HostService", "KvList"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Writes a key only if its current value is the expected one (or the key
+        /// is absent, if that is what was expected), atomically. A mismatch is not
+        /// an error: the response has `swapped` false and the current value.
+        pub async fn kv_compare_and_set(
+            &mut self,
+            request: impl tonic::IntoRequest<super::KvCompareAndSetRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::KvCompareAndSetResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.v1.HostService/KvCompareAndSet",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("outboard.v1.HostService", "KvCompareAndSet"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Reads a secret the operator configured and granted (`secret:NAME`).
+        pub async fn get_secret(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetSecretRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetSecretResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.v1.HostService/GetSecret",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("outboard.v1.HostService", "GetSecret"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Publishes an event (`event:publish:GLOB` matching its name). When the
+        /// call returns, the event is stored durably; delivery to subscribers
+        /// (Manifest.event_subscriptions) happens later, at least once.
+        pub async fn publish(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PublishRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PublishResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.v1.HostService/Publish",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("outboard.v1.HostService", "Publish"));
+            self.inner.unary(req, path, codec).await
+        }
+    }
+}
+/// Generated server implementations.
+pub mod host_service_server {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    /// Generated trait containing gRPC methods that should be implemented for use with HostServiceServer.
+    #[async_trait]
+    pub trait HostService: std::marker::Send + std::marker::Sync + 'static {
+        /// Reads one key. A missing or expired key is not an error: the response
+        /// has `found` false.
+        async fn kv_get(
+            &self,
+            request: tonic::Request<super::KvGetRequest>,
+        ) -> std::result::Result<tonic::Response<super::KvGetResponse>, tonic::Status>;
+        /// Writes one key, replacing any value, with an optional expiry. Durable
+        /// when the call returns: the write survives a host crash.
+        async fn kv_set(
+            &self,
+            request: tonic::Request<super::KvSetRequest>,
+        ) -> std::result::Result<tonic::Response<super::KvSetResponse>, tonic::Status>;
+        /// Removes one key. Removing a missing key is not an error: the response
+        /// has `deleted` false.
+        async fn kv_delete(
+            &self,
+            request: tonic::Request<super::KvDeleteRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::KvDeleteResponse>,
+            tonic::Status,
+        >;
+        /// Lists keys that start with a prefix, in ascending byte order of the key,
+        /// a page at a time.
+        async fn kv_list(
+            &self,
+            request: tonic::Request<super::KvListRequest>,
+        ) -> std::result::Result<tonic::Response<super::KvListResponse>, tonic::Status>;
+        /// Writes a key only if its current value is the expected one (or the key
+        /// is absent, if that is what was expected), atomically. A mismatch is not
+        /// an error: the response has `swapped` false and the current value.
+        async fn kv_compare_and_set(
+            &self,
+            request: tonic::Request<super::KvCompareAndSetRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::KvCompareAndSetResponse>,
+            tonic::Status,
+        >;
+        /// Reads a secret the operator configured and granted (`secret:NAME`).
+        async fn get_secret(
+            &self,
+            request: tonic::Request<super::GetSecretRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetSecretResponse>,
+            tonic::Status,
+        >;
+        /// Publishes an event (`event:publish:GLOB` matching its name). When the
+        /// call returns, the event is stored durably; delivery to subscribers
+        /// (Manifest.event_subscriptions) happens later, at least once.
+        async fn publish(
+            &self,
+            request: tonic::Request<super::PublishRequest>,
+        ) -> std::result::Result<tonic::Response<super::PublishResponse>, tonic::Status>;
+    }
+    /// The service the host serves to each plugin on OUTBOARD_HOST_SOCKET.
+    ///
+    /// Namespaces (the `namespace` field of every Kv call): empty means the
+    /// calling plugin's own namespace, needing the permission `kv`; two plugin
+    /// instances never see each other's own keys. A name means the shared
+    /// namespace of that name, needing `kv:shared:NAME`; every plugin granted it
+    /// sees the same keys. A namespace name is 1 to 64 characters of
+    /// \[a-z0-9\_.-\], starting with a letter or digit.
+    #[derive(Debug)]
+    pub struct HostServiceServer<T> {
+        inner: Arc<T>,
+        accept_compression_encodings: EnabledCompressionEncodings,
+        send_compression_encodings: EnabledCompressionEncodings,
+        max_decoding_message_size: Option<usize>,
+        max_encoding_message_size: Option<usize>,
+    }
+    impl<T> HostServiceServer<T> {
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(Arc::new(inner))
+        }
+        pub fn from_arc(inner: Arc<T>) -> Self {
+            Self {
+                inner,
+                accept_compression_encodings: Default::default(),
+                send_compression_encodings: Default::default(),
+                max_decoding_message_size: None,
+                max_encoding_message_size: None,
+            }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> InterceptedService<Self, F>
+        where
+            F: tonic::service::Interceptor,
+        {
+            InterceptedService::new(Self::new(inner), interceptor)
+        }
+        /// Enable decompressing requests with the given encoding.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.accept_compression_encodings.enable(encoding);
+            self
+        }
+        /// Compress responses with the given encoding, if the client supports it.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.send_compression_encodings.enable(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.max_decoding_message_size = Some(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.max_encoding_message_size = Some(limit);
+            self
+        }
+    }
+    impl<T, B> tonic::codegen::Service<http::Request<B>> for HostServiceServer<T>
+    where
+        T: HostService,
+        B: Body + std::marker::Send + 'static,
+        B::Error: Into<StdError> + std::marker::Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::result::Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            match req.uri().path() {
+                "/outboard.v1.HostService/KvGet" => {
+                    #[allow(non_camel_case_types)]
+                    struct KvGetSvc<T: HostService>(pub Arc<T>);
+                    impl<T: HostService> tonic::server::UnaryService<super::KvGetRequest>
+                    for KvGetSvc<T> {
+                        type Response = super::KvGetResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::KvGetRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as HostService>::kv_get(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = KvGetSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.v1.HostService/KvSet" => {
+                    #[allow(non_camel_case_types)]
+                    struct KvSetSvc<T: HostService>(pub Arc<T>);
+                    impl<T: HostService> tonic::server::UnaryService<super::KvSetRequest>
+                    for KvSetSvc<T> {
+                        type Response = super::KvSetResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::KvSetRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as HostService>::kv_set(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = KvSetSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.v1.HostService/KvDelete" => {
+                    #[allow(non_camel_case_types)]
+                    struct KvDeleteSvc<T: HostService>(pub Arc<T>);
+                    impl<
+                        T: HostService,
+                    > tonic::server::UnaryService<super::KvDeleteRequest>
+                    for KvDeleteSvc<T> {
+                        type Response = super::KvDeleteResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::KvDeleteRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as HostService>::kv_delete(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = KvDeleteSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.v1.HostService/KvList" => {
+                    #[allow(non_camel_case_types)]
+                    struct KvListSvc<T: HostService>(pub Arc<T>);
+                    impl<
+                        T: HostService,
+                    > tonic::server::UnaryService<super::KvListRequest>
+                    for KvListSvc<T> {
+                        type Response = super::KvListResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::KvListRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as HostService>::kv_list(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = KvListSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.v1.HostService/KvCompareAndSet" => {
+                    #[allow(non_camel_case_types)]
+                    struct KvCompareAndSetSvc<T: HostService>(pub Arc<T>);
+                    impl<
+                        T: HostService,
+                    > tonic::server::UnaryService<super::KvCompareAndSetRequest>
+                    for KvCompareAndSetSvc<T> {
+                        type Response = super::KvCompareAndSetResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::KvCompareAndSetRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as HostService>::kv_compare_and_set(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = KvCompareAndSetSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.v1.HostService/GetSecret" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetSecretSvc<T: HostService>(pub Arc<T>);
+                    impl<
+                        T: HostService,
+                    > tonic::server::UnaryService<super::GetSecretRequest>
+                    for GetSecretSvc<T> {
+                        type Response = super::GetSecretResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetSecretRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as HostService>::get_secret(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetSecretSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.v1.HostService/Publish" => {
+                    #[allow(non_camel_case_types)]
+                    struct PublishSvc<T: HostService>(pub Arc<T>);
+                    impl<
+                        T: HostService,
+                    > tonic::server::UnaryService<super::PublishRequest>
+                    for PublishSvc<T> {
+                        type Response = super::PublishResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::PublishRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as HostService>::publish(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PublishSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                _ => {
+                    Box::pin(async move {
+                        let mut response = http::Response::new(
+                            tonic::body::Body::default(),
+                        );
+                        let headers = response.headers_mut();
+                        headers
+                            .insert(
+                                tonic::Status::GRPC_STATUS,
+                                (tonic::Code::Unimplemented as i32).into(),
+                            );
+                        headers
+                            .insert(
+                                http::header::CONTENT_TYPE,
+                                tonic::metadata::GRPC_CONTENT_TYPE,
+                            );
+                        Ok(response)
+                    })
+                }
+            }
+        }
+    }
+    impl<T> Clone for HostServiceServer<T> {
+        fn clone(&self) -> Self {
+            let inner = self.inner.clone();
+            Self {
+                inner,
+                accept_compression_encodings: self.accept_compression_encodings,
+                send_compression_encodings: self.send_compression_encodings,
+                max_decoding_message_size: self.max_decoding_message_size,
+                max_encoding_message_size: self.max_encoding_message_size,
+            }
+        }
+    }
+    /// Generated gRPC service name
+    pub const SERVICE_NAME: &str = "outboard.v1.HostService";
+    impl<T> tonic::server::NamedService for HostServiceServer<T> {
         const NAME: &'static str = SERVICE_NAME;
     }
 }

@@ -53,6 +53,11 @@ fn from_json(m: &Value) -> v1::Manifest {
             })
             .collect(),
         config_schema: None,
+        event_subscriptions: list(m, "event_subscriptions")
+            .map(|e| v1::EventSubscription {
+                pattern: text(e, "pattern").into(),
+            })
+            .collect(),
     }
 }
 

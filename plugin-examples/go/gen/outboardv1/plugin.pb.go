@@ -265,9 +265,14 @@ type Manifest struct {
 	Dependencies []*Dependency `protobuf:"bytes,8,rep,name=dependencies,proto3" json:"dependencies,omitempty"`
 	// A JSON Schema (draft 2020-12) for the plugin's config. The host validates
 	// the config against it before Configure. Absent: any object is accepted.
-	ConfigSchema  *structpb.Struct `protobuf:"bytes,9,opt,name=config_schema,json=configSchema,proto3" json:"config_schema,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ConfigSchema *structpb.Struct `protobuf:"bytes,9,opt,name=config_schema,json=configSchema,proto3" json:"config_schema,omitempty"`
+	// The events the plugin wants delivered (docs/PROTOCOL.md, "Host
+	// services"): each arrives as an Invoke whose phase is "event:" followed by
+	// the event's name. A host without host services ignores this field (it
+	// sets no OUTBOARD_HOST_SOCKET), so a plugin can tell.
+	EventSubscriptions []*EventSubscription `protobuf:"bytes,10,rep,name=event_subscriptions,json=eventSubscriptions,proto3" json:"event_subscriptions,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Manifest) Reset() {
@@ -363,6 +368,13 @@ func (x *Manifest) GetConfigSchema() *structpb.Struct {
 	return nil
 }
 
+func (x *Manifest) GetEventSubscriptions() []*EventSubscription {
+	if x != nil {
+		return x.EventSubscriptions
+	}
+	return nil
+}
+
 // A plugin's interest in one phase.
 type Subscription struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -428,6 +440,56 @@ func (x *Subscription) GetIdempotent() bool {
 	return false
 }
 
+// A plugin's interest in events, published by the host (e.g.
+// "job.finished") or by plugins through HostService.Publish.
+type EventSubscription struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An event name, or a glob over names where `*` matches any run of
+	// characters, dots included: "job.finished", "job.*", "*". 1 to 128
+	// characters of [a-z0-9_.*-]. A pattern must not appear twice in one
+	// manifest.
+	Pattern       string `protobuf:"bytes,1,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventSubscription) Reset() {
+	*x = EventSubscription{}
+	mi := &file_outboard_v1_plugin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventSubscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventSubscription) ProtoMessage() {}
+
+func (x *EventSubscription) ProtoReflect() protoreflect.Message {
+	mi := &file_outboard_v1_plugin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventSubscription.ProtoReflect.Descriptor instead.
+func (*EventSubscription) Descriptor() ([]byte, []int) {
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EventSubscription) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
 // A permission the plugin asks for, e.g. "env:write" or "network:loopback".
 type Permission struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -440,7 +502,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_outboard_v1_plugin_proto_msgTypes[4]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +514,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_outboard_v1_plugin_proto_msgTypes[4]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +527,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{4}
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Permission) GetName() string {
@@ -497,7 +559,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_outboard_v1_plugin_proto_msgTypes[5]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +571,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_outboard_v1_plugin_proto_msgTypes[5]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +584,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Dependency) GetName() string {
@@ -564,7 +626,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_outboard_v1_plugin_proto_msgTypes[6]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +638,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_outboard_v1_plugin_proto_msgTypes[6]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +651,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConfigureRequest) GetConfig() *structpb.Struct {
@@ -628,7 +690,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_outboard_v1_plugin_proto_msgTypes[7]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +702,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_outboard_v1_plugin_proto_msgTypes[7]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +715,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 type InvokeRequest struct {
@@ -678,7 +740,7 @@ type InvokeRequest struct {
 
 func (x *InvokeRequest) Reset() {
 	*x = InvokeRequest{}
-	mi := &file_outboard_v1_plugin_proto_msgTypes[8]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +752,7 @@ func (x *InvokeRequest) String() string {
 func (*InvokeRequest) ProtoMessage() {}
 
 func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_outboard_v1_plugin_proto_msgTypes[8]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +765,7 @@ func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeRequest.ProtoReflect.Descriptor instead.
 func (*InvokeRequest) Descriptor() ([]byte, []int) {
-	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InvokeRequest) GetPhase() string {
@@ -762,7 +824,7 @@ type InvokeResponse struct {
 
 func (x *InvokeResponse) Reset() {
 	*x = InvokeResponse{}
-	mi := &file_outboard_v1_plugin_proto_msgTypes[9]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +836,7 @@ func (x *InvokeResponse) String() string {
 func (*InvokeResponse) ProtoMessage() {}
 
 func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_outboard_v1_plugin_proto_msgTypes[9]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +849,7 @@ func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeResponse.ProtoReflect.Descriptor instead.
 func (*InvokeResponse) Descriptor() ([]byte, []int) {
-	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *InvokeResponse) GetOutcome() Outcome {
@@ -826,7 +888,7 @@ type PatchOperation struct {
 
 func (x *PatchOperation) Reset() {
 	*x = PatchOperation{}
-	mi := &file_outboard_v1_plugin_proto_msgTypes[10]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +900,7 @@ func (x *PatchOperation) String() string {
 func (*PatchOperation) ProtoMessage() {}
 
 func (x *PatchOperation) ProtoReflect() protoreflect.Message {
-	mi := &file_outboard_v1_plugin_proto_msgTypes[10]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +913,7 @@ func (x *PatchOperation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchOperation.ProtoReflect.Descriptor instead.
 func (*PatchOperation) Descriptor() ([]byte, []int) {
-	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PatchOperation) GetOp() PatchOp {
@@ -887,7 +949,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_outboard_v1_plugin_proto_msgTypes[11]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +961,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_outboard_v1_plugin_proto_msgTypes[11]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +974,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ShutdownRequest) GetGrace() *durationpb.Duration {
@@ -937,7 +999,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_outboard_v1_plugin_proto_msgTypes[12]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1011,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_outboard_v1_plugin_proto_msgTypes[12]
+	mi := &file_outboard_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1024,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 var File_outboard_v1_plugin_proto protoreflect.FileDescriptor
@@ -974,7 +1036,7 @@ const file_outboard_v1_plugin_proto_rawDesc = "" +
 	"\x16host_protocol_versions\x18\x01 \x03(\rR\x14hostProtocolVersions\x12!\n" +
 	"\fhost_version\x18\x02 \x01(\tR\vhostVersion\"E\n" +
 	"\x10DescribeResponse\x121\n" +
-	"\bmanifest\x18\x01 \x01(\v2\x15.outboard.v1.ManifestR\bmanifest\"\x98\x03\n" +
+	"\bmanifest\x18\x01 \x01(\v2\x15.outboard.v1.ManifestR\bmanifest\"\xe9\x03\n" +
 	"\bManifest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12)\n" +
@@ -984,13 +1046,17 @@ const file_outboard_v1_plugin_proto_rawDesc = "" +
 	"\rsubscriptions\x18\x06 \x03(\v2\x19.outboard.v1.SubscriptionR\rsubscriptions\x129\n" +
 	"\vpermissions\x18\a \x03(\v2\x17.outboard.v1.PermissionR\vpermissions\x12;\n" +
 	"\fdependencies\x18\b \x03(\v2\x17.outboard.v1.DependencyR\fdependencies\x12<\n" +
-	"\rconfig_schema\x18\t \x01(\v2\x17.google.protobuf.StructR\fconfigSchema\"`\n" +
+	"\rconfig_schema\x18\t \x01(\v2\x17.google.protobuf.StructR\fconfigSchema\x12O\n" +
+	"\x13event_subscriptions\x18\n" +
+	" \x03(\v2\x1e.outboard.v1.EventSubscriptionR\x12eventSubscriptions\"`\n" +
 	"\fSubscription\x12\x14\n" +
 	"\x05phase\x18\x01 \x01(\tR\x05phase\x12\x1a\n" +
 	"\bpriority\x18\x02 \x01(\x05R\bpriority\x12\x1e\n" +
 	"\n" +
 	"idempotent\x18\x03 \x01(\bR\n" +
-	"idempotent\"8\n" +
+	"idempotent\"-\n" +
+	"\x11EventSubscription\x12\x18\n" +
+	"\apattern\x18\x01 \x01(\tR\apattern\"8\n" +
 	"\n" +
 	"Permission\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -1056,7 +1122,7 @@ func file_outboard_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_outboard_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_outboard_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_outboard_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_outboard_v1_plugin_proto_goTypes = []any{
 	(Outcome)(0),                  // 0: outboard.v1.Outcome
 	(PatchOp)(0),                  // 1: outboard.v1.PatchOp
@@ -1064,49 +1130,51 @@ var file_outboard_v1_plugin_proto_goTypes = []any{
 	(*DescribeResponse)(nil),      // 3: outboard.v1.DescribeResponse
 	(*Manifest)(nil),              // 4: outboard.v1.Manifest
 	(*Subscription)(nil),          // 5: outboard.v1.Subscription
-	(*Permission)(nil),            // 6: outboard.v1.Permission
-	(*Dependency)(nil),            // 7: outboard.v1.Dependency
-	(*ConfigureRequest)(nil),      // 8: outboard.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),     // 9: outboard.v1.ConfigureResponse
-	(*InvokeRequest)(nil),         // 10: outboard.v1.InvokeRequest
-	(*InvokeResponse)(nil),        // 11: outboard.v1.InvokeResponse
-	(*PatchOperation)(nil),        // 12: outboard.v1.PatchOperation
-	(*ShutdownRequest)(nil),       // 13: outboard.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),      // 14: outboard.v1.ShutdownResponse
-	nil,                           // 15: outboard.v1.InvokeRequest.TraceContextEntry
-	(*structpb.Struct)(nil),       // 16: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*structpb.Value)(nil),        // 18: google.protobuf.Value
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*EventSubscription)(nil),     // 6: outboard.v1.EventSubscription
+	(*Permission)(nil),            // 7: outboard.v1.Permission
+	(*Dependency)(nil),            // 8: outboard.v1.Dependency
+	(*ConfigureRequest)(nil),      // 9: outboard.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),     // 10: outboard.v1.ConfigureResponse
+	(*InvokeRequest)(nil),         // 11: outboard.v1.InvokeRequest
+	(*InvokeResponse)(nil),        // 12: outboard.v1.InvokeResponse
+	(*PatchOperation)(nil),        // 13: outboard.v1.PatchOperation
+	(*ShutdownRequest)(nil),       // 14: outboard.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),      // 15: outboard.v1.ShutdownResponse
+	nil,                           // 16: outboard.v1.InvokeRequest.TraceContextEntry
+	(*structpb.Struct)(nil),       // 17: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*structpb.Value)(nil),        // 19: google.protobuf.Value
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
 }
 var file_outboard_v1_plugin_proto_depIdxs = []int32{
 	4,  // 0: outboard.v1.DescribeResponse.manifest:type_name -> outboard.v1.Manifest
 	5,  // 1: outboard.v1.Manifest.subscriptions:type_name -> outboard.v1.Subscription
-	6,  // 2: outboard.v1.Manifest.permissions:type_name -> outboard.v1.Permission
-	7,  // 3: outboard.v1.Manifest.dependencies:type_name -> outboard.v1.Dependency
-	16, // 4: outboard.v1.Manifest.config_schema:type_name -> google.protobuf.Struct
-	16, // 5: outboard.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
-	17, // 6: outboard.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
-	15, // 7: outboard.v1.InvokeRequest.trace_context:type_name -> outboard.v1.InvokeRequest.TraceContextEntry
-	16, // 8: outboard.v1.InvokeRequest.context:type_name -> google.protobuf.Struct
-	0,  // 9: outboard.v1.InvokeResponse.outcome:type_name -> outboard.v1.Outcome
-	12, // 10: outboard.v1.InvokeResponse.patch:type_name -> outboard.v1.PatchOperation
-	1,  // 11: outboard.v1.PatchOperation.op:type_name -> outboard.v1.PatchOp
-	18, // 12: outboard.v1.PatchOperation.value:type_name -> google.protobuf.Value
-	19, // 13: outboard.v1.ShutdownRequest.grace:type_name -> google.protobuf.Duration
-	2,  // 14: outboard.v1.PluginService.Describe:input_type -> outboard.v1.DescribeRequest
-	8,  // 15: outboard.v1.PluginService.Configure:input_type -> outboard.v1.ConfigureRequest
-	10, // 16: outboard.v1.PluginService.Invoke:input_type -> outboard.v1.InvokeRequest
-	13, // 17: outboard.v1.PluginService.Shutdown:input_type -> outboard.v1.ShutdownRequest
-	3,  // 18: outboard.v1.PluginService.Describe:output_type -> outboard.v1.DescribeResponse
-	9,  // 19: outboard.v1.PluginService.Configure:output_type -> outboard.v1.ConfigureResponse
-	11, // 20: outboard.v1.PluginService.Invoke:output_type -> outboard.v1.InvokeResponse
-	14, // 21: outboard.v1.PluginService.Shutdown:output_type -> outboard.v1.ShutdownResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	7,  // 2: outboard.v1.Manifest.permissions:type_name -> outboard.v1.Permission
+	8,  // 3: outboard.v1.Manifest.dependencies:type_name -> outboard.v1.Dependency
+	17, // 4: outboard.v1.Manifest.config_schema:type_name -> google.protobuf.Struct
+	6,  // 5: outboard.v1.Manifest.event_subscriptions:type_name -> outboard.v1.EventSubscription
+	17, // 6: outboard.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
+	18, // 7: outboard.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
+	16, // 8: outboard.v1.InvokeRequest.trace_context:type_name -> outboard.v1.InvokeRequest.TraceContextEntry
+	17, // 9: outboard.v1.InvokeRequest.context:type_name -> google.protobuf.Struct
+	0,  // 10: outboard.v1.InvokeResponse.outcome:type_name -> outboard.v1.Outcome
+	13, // 11: outboard.v1.InvokeResponse.patch:type_name -> outboard.v1.PatchOperation
+	1,  // 12: outboard.v1.PatchOperation.op:type_name -> outboard.v1.PatchOp
+	19, // 13: outboard.v1.PatchOperation.value:type_name -> google.protobuf.Value
+	20, // 14: outboard.v1.ShutdownRequest.grace:type_name -> google.protobuf.Duration
+	2,  // 15: outboard.v1.PluginService.Describe:input_type -> outboard.v1.DescribeRequest
+	9,  // 16: outboard.v1.PluginService.Configure:input_type -> outboard.v1.ConfigureRequest
+	11, // 17: outboard.v1.PluginService.Invoke:input_type -> outboard.v1.InvokeRequest
+	14, // 18: outboard.v1.PluginService.Shutdown:input_type -> outboard.v1.ShutdownRequest
+	3,  // 19: outboard.v1.PluginService.Describe:output_type -> outboard.v1.DescribeResponse
+	10, // 20: outboard.v1.PluginService.Configure:output_type -> outboard.v1.ConfigureResponse
+	12, // 21: outboard.v1.PluginService.Invoke:output_type -> outboard.v1.InvokeResponse
+	15, // 22: outboard.v1.PluginService.Shutdown:output_type -> outboard.v1.ShutdownResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_outboard_v1_plugin_proto_init() }
@@ -1120,7 +1188,7 @@ func file_outboard_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_outboard_v1_plugin_proto_rawDesc), len(file_outboard_v1_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18outboard/v1/plugin.proto\x12\x0boutboard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n\x0f\x44\x65scribeRequest\x12\x1e\n\x16host_protocol_versions\x18\x01 \x03(\r\x12\x14\n\x0chost_version\x18\x02 \x01(\t\";\n\x10\x44\x65scribeResponse\x12\'\n\x08manifest\x18\x01 \x01(\x0b\x32\x15.outboard.v1.Manifest\"\xa9\x02\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10protocol_version\x18\x03 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\t\x12\x30\n\rsubscriptions\x18\x06 \x03(\x0b\x32\x19.outboard.v1.Subscription\x12,\n\x0bpermissions\x18\x07 \x03(\x0b\x32\x17.outboard.v1.Permission\x12-\n\x0c\x64\x65pendencies\x18\x08 \x03(\x0b\x32\x17.outboard.v1.Dependency\x12.\n\rconfig_schema\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\"C\n\x0cSubscription\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x12\n\nidempotent\x18\x03 \x01(\x08\"*\n\nPermission\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"A\n\nDependency\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bversion_req\x18\x02 \x01(\t\x12\x10\n\x08optional\x18\x03 \x01(\x08\"\x89\x01\n\x10\x43onfigureRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x13granted_permissions\x18\x02 \x03(\t\x12\x18\n\x10protocol_version\x18\x03 \x01(\r\x12\x15\n\rinstance_name\x18\x04 \x01(\t\"\x13\n\x11\x43onfigureResponse\"\x98\x02\n\rInvokeRequest\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12,\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x43\n\rtrace_context\x18\x05 \x03(\x0b\x32,.outboard.v1.InvokeRequest.TraceContextEntry\x12(\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"t\n\x0eInvokeResponse\x12%\n\x07outcome\x18\x01 \x01(\x0e\x32\x14.outboard.v1.Outcome\x12*\n\x05patch\x18\x02 \x03(\x0b\x32\x1b.outboard.v1.PatchOperation\x12\x0f\n\x07message\x18\x03 \x01(\t\"g\n\x0ePatchOperation\x12 \n\x02op\x18\x01 \x01(\x0e\x32\x14.outboard.v1.PatchOp\x12\x0c\n\x04path\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"K\n\x0fShutdownRequest\x12(\n\x05grace\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x12\n\x10ShutdownResponse*K\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_CONTINUE\x10\x01\x12\x11\n\rOUTCOME_ABORT\x10\x02*J\n\x07PatchOp\x12\x18\n\x14PATCH_OP_UNSPECIFIED\x10\x00\x12\x10\n\x0cPATCH_OP_SET\x10\x01\x12\x13\n\x0fPATCH_OP_REMOVE\x10\x02\x32\xb0\x02\n\rPluginService\x12G\n\x08\x44\x65scribe\x12\x1c.outboard.v1.DescribeRequest\x1a\x1d.outboard.v1.DescribeResponse\x12J\n\tConfigure\x12\x1d.outboard.v1.ConfigureRequest\x1a\x1e.outboard.v1.ConfigureResponse\x12\x41\n\x06Invoke\x12\x1a.outboard.v1.InvokeRequest\x1a\x1b.outboard.v1.InvokeResponse\x12G\n\x08Shutdown\x12\x1c.outboard.v1.ShutdownRequest\x1a\x1d.outboard.v1.ShutdownResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18outboard/v1/plugin.proto\x12\x0boutboard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n\x0f\x44\x65scribeRequest\x12\x1e\n\x16host_protocol_versions\x18\x01 \x03(\r\x12\x14\n\x0chost_version\x18\x02 \x01(\t\";\n\x10\x44\x65scribeResponse\x12\'\n\x08manifest\x18\x01 \x01(\x0b\x32\x15.outboard.v1.Manifest\"\xe6\x02\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10protocol_version\x18\x03 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\t\x12\x30\n\rsubscriptions\x18\x06 \x03(\x0b\x32\x19.outboard.v1.Subscription\x12,\n\x0bpermissions\x18\x07 \x03(\x0b\x32\x17.outboard.v1.Permission\x12-\n\x0c\x64\x65pendencies\x18\x08 \x03(\x0b\x32\x17.outboard.v1.Dependency\x12.\n\rconfig_schema\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12;\n\x13\x65vent_subscriptions\x18\n \x03(\x0b\x32\x1e.outboard.v1.EventSubscription\"C\n\x0cSubscription\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x12\n\nidempotent\x18\x03 \x01(\x08\"$\n\x11\x45ventSubscription\x12\x0f\n\x07pattern\x18\x01 \x01(\t\"*\n\nPermission\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"A\n\nDependency\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bversion_req\x18\x02 \x01(\t\x12\x10\n\x08optional\x18\x03 \x01(\x08\"\x89\x01\n\x10\x43onfigureRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x13granted_permissions\x18\x02 \x03(\t\x12\x18\n\x10protocol_version\x18\x03 \x01(\r\x12\x15\n\rinstance_name\x18\x04 \x01(\t\"\x13\n\x11\x43onfigureResponse\"\x98\x02\n\rInvokeRequest\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12,\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x43\n\rtrace_context\x18\x05 \x03(\x0b\x32,.outboard.v1.InvokeRequest.TraceContextEntry\x12(\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"t\n\x0eInvokeResponse\x12%\n\x07outcome\x18\x01 \x01(\x0e\x32\x14.outboard.v1.Outcome\x12*\n\x05patch\x18\x02 \x03(\x0b\x32\x1b.outboard.v1.PatchOperation\x12\x0f\n\x07message\x18\x03 \x01(\t\"g\n\x0ePatchOperation\x12 \n\x02op\x18\x01 \x01(\x0e\x32\x14.outboard.v1.PatchOp\x12\x0c\n\x04path\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"K\n\x0fShutdownRequest\x12(\n\x05grace\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x12\n\x10ShutdownResponse*K\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_CONTINUE\x10\x01\x12\x11\n\rOUTCOME_ABORT\x10\x02*J\n\x07PatchOp\x12\x18\n\x14PATCH_OP_UNSPECIFIED\x10\x00\x12\x10\n\x0cPATCH_OP_SET\x10\x01\x12\x13\n\x0fPATCH_OP_REMOVE\x10\x02\x32\xb0\x02\n\rPluginService\x12G\n\x08\x44\x65scribe\x12\x1c.outboard.v1.DescribeRequest\x1a\x1d.outboard.v1.DescribeResponse\x12J\n\tConfigure\x12\x1d.outboard.v1.ConfigureRequest\x1a\x1e.outboard.v1.ConfigureResponse\x12\x41\n\x06Invoke\x12\x1a.outboard.v1.InvokeRequest\x1a\x1b.outboard.v1.InvokeResponse\x12G\n\x08Shutdown\x12\x1c.outboard.v1.ShutdownRequest\x1a\x1d.outboard.v1.ShutdownResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,38 +36,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INVOKEREQUEST_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_INVOKEREQUEST_TRACECONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_OUTCOME']._serialized_start=1514
-  _globals['_OUTCOME']._serialized_end=1589
-  _globals['_PATCHOP']._serialized_start=1591
-  _globals['_PATCHOP']._serialized_end=1665
+  _globals['_OUTCOME']._serialized_start=1613
+  _globals['_OUTCOME']._serialized_end=1688
+  _globals['_PATCHOP']._serialized_start=1690
+  _globals['_PATCHOP']._serialized_end=1764
   _globals['_DESCRIBEREQUEST']._serialized_start=136
   _globals['_DESCRIBEREQUEST']._serialized_end=207
   _globals['_DESCRIBERESPONSE']._serialized_start=209
   _globals['_DESCRIBERESPONSE']._serialized_end=268
   _globals['_MANIFEST']._serialized_start=271
-  _globals['_MANIFEST']._serialized_end=568
-  _globals['_SUBSCRIPTION']._serialized_start=570
-  _globals['_SUBSCRIPTION']._serialized_end=637
-  _globals['_PERMISSION']._serialized_start=639
-  _globals['_PERMISSION']._serialized_end=681
-  _globals['_DEPENDENCY']._serialized_start=683
-  _globals['_DEPENDENCY']._serialized_end=748
-  _globals['_CONFIGUREREQUEST']._serialized_start=751
-  _globals['_CONFIGUREREQUEST']._serialized_end=888
-  _globals['_CONFIGURERESPONSE']._serialized_start=890
-  _globals['_CONFIGURERESPONSE']._serialized_end=909
-  _globals['_INVOKEREQUEST']._serialized_start=912
-  _globals['_INVOKEREQUEST']._serialized_end=1192
-  _globals['_INVOKEREQUEST_TRACECONTEXTENTRY']._serialized_start=1141
-  _globals['_INVOKEREQUEST_TRACECONTEXTENTRY']._serialized_end=1192
-  _globals['_INVOKERESPONSE']._serialized_start=1194
-  _globals['_INVOKERESPONSE']._serialized_end=1310
-  _globals['_PATCHOPERATION']._serialized_start=1312
-  _globals['_PATCHOPERATION']._serialized_end=1415
-  _globals['_SHUTDOWNREQUEST']._serialized_start=1417
-  _globals['_SHUTDOWNREQUEST']._serialized_end=1492
-  _globals['_SHUTDOWNRESPONSE']._serialized_start=1494
-  _globals['_SHUTDOWNRESPONSE']._serialized_end=1512
-  _globals['_PLUGINSERVICE']._serialized_start=1668
-  _globals['_PLUGINSERVICE']._serialized_end=1972
+  _globals['_MANIFEST']._serialized_end=629
+  _globals['_SUBSCRIPTION']._serialized_start=631
+  _globals['_SUBSCRIPTION']._serialized_end=698
+  _globals['_EVENTSUBSCRIPTION']._serialized_start=700
+  _globals['_EVENTSUBSCRIPTION']._serialized_end=736
+  _globals['_PERMISSION']._serialized_start=738
+  _globals['_PERMISSION']._serialized_end=780
+  _globals['_DEPENDENCY']._serialized_start=782
+  _globals['_DEPENDENCY']._serialized_end=847
+  _globals['_CONFIGUREREQUEST']._serialized_start=850
+  _globals['_CONFIGUREREQUEST']._serialized_end=987
+  _globals['_CONFIGURERESPONSE']._serialized_start=989
+  _globals['_CONFIGURERESPONSE']._serialized_end=1008
+  _globals['_INVOKEREQUEST']._serialized_start=1011
+  _globals['_INVOKEREQUEST']._serialized_end=1291
+  _globals['_INVOKEREQUEST_TRACECONTEXTENTRY']._serialized_start=1240
+  _globals['_INVOKEREQUEST_TRACECONTEXTENTRY']._serialized_end=1291
+  _globals['_INVOKERESPONSE']._serialized_start=1293
+  _globals['_INVOKERESPONSE']._serialized_end=1409
+  _globals['_PATCHOPERATION']._serialized_start=1411
+  _globals['_PATCHOPERATION']._serialized_end=1514
+  _globals['_SHUTDOWNREQUEST']._serialized_start=1516
+  _globals['_SHUTDOWNREQUEST']._serialized_end=1591
+  _globals['_SHUTDOWNRESPONSE']._serialized_start=1593
+  _globals['_SHUTDOWNRESPONSE']._serialized_end=1611
+  _globals['_PLUGINSERVICE']._serialized_start=1767
+  _globals['_PLUGINSERVICE']._serialized_end=2071
 # @@protoc_insertion_point(module_scope)

@@ -45,7 +45,7 @@ class DescribeResponse(_message.Message):
     def __init__(self, manifest: _Optional[_Union[Manifest, _Mapping]] = ...) -> None: ...
 
 class Manifest(_message.Message):
-    __slots__ = ("name", "version", "protocol_version", "description", "features", "subscriptions", "permissions", "dependencies", "config_schema")
+    __slots__ = ("name", "version", "protocol_version", "description", "features", "subscriptions", "permissions", "dependencies", "config_schema", "event_subscriptions")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,7 @@ class Manifest(_message.Message):
     PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
     DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
     CONFIG_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    EVENT_SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     protocol_version: int
@@ -64,7 +65,8 @@ class Manifest(_message.Message):
     permissions: _containers.RepeatedCompositeFieldContainer[Permission]
     dependencies: _containers.RepeatedCompositeFieldContainer[Dependency]
     config_schema: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., description: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., subscriptions: _Optional[_Iterable[_Union[Subscription, _Mapping]]] = ..., permissions: _Optional[_Iterable[_Union[Permission, _Mapping]]] = ..., dependencies: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., config_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    event_subscriptions: _containers.RepeatedCompositeFieldContainer[EventSubscription]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., description: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., subscriptions: _Optional[_Iterable[_Union[Subscription, _Mapping]]] = ..., permissions: _Optional[_Iterable[_Union[Permission, _Mapping]]] = ..., dependencies: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., config_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., event_subscriptions: _Optional[_Iterable[_Union[EventSubscription, _Mapping]]] = ...) -> None: ...
 
 class Subscription(_message.Message):
     __slots__ = ("phase", "priority", "idempotent")
@@ -75,6 +77,12 @@ class Subscription(_message.Message):
     priority: int
     idempotent: bool
     def __init__(self, phase: _Optional[str] = ..., priority: _Optional[int] = ..., idempotent: _Optional[bool] = ...) -> None: ...
+
+class EventSubscription(_message.Message):
+    __slots__ = ("pattern",)
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    pattern: str
+    def __init__(self, pattern: _Optional[str] = ...) -> None: ...
 
 class Permission(_message.Message):
     __slots__ = ("name", "reason")
