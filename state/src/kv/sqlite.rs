@@ -173,13 +173,11 @@ fn is_live(expires: Option<i64>, now: i64) -> bool {
     expires.is_none_or(|expires| expires > now)
 }
 
+/// A stored value and its expiry in milliseconds since the epoch.
+type Stored = (Vec<u8>, Option<i64>);
+
 /// The live value and expiry of `key`, if any.
-fn live(
-    conn: &Connection,
-    ns: &str,
-    key: &str,
-    now: i64,
-) -> Result<Option<(Vec<u8>, Option<i64>)>, Fail> {
+fn live(conn: &Connection, ns: &str, key: &str, now: i64) -> Result<Option<Stored>, Fail> {
     let row = conn
         .prepare_cached(
             "SELECT value, expires FROM kv WHERE ns = ?1 AND key = ?2
