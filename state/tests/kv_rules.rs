@@ -153,6 +153,37 @@ fn reclaiming_removes_only_expired_keys() {
 }
 
 #[test]
+fn later_writes_reclaim_expired_keys_without_being_asked() {
+    let (_dir, clock, db) = with_clock();
+    let limits = KvLimits::default();
+    for i in 0..10 {
+        db.set(
+            "old",
+            &format!("t{i}"),
+            b"v",
+            Some(Duration::from_secs(1)),
+            &limits,
+        )
+        .expect("set");
+    }
+    clock.advance(Duration::from_secs(1));
+    let rows = || -> i64 {
+        let conn = rusqlite::Connection::open(db.path()).expect("inspect");
+        conn.query_row("SELECT count(*) FROM kv WHERE ns = 'old'", [], |row| {
+            row.get(0)
+        })
+        .expect("count")
+    };
+    assert_eq!(rows(), 10, "expired but not yet reclaimed");
+    // Writes elsewhere reclaim in batches every few hundred writes.
+    for i in 0..300 {
+        db.set("new", &format!("k{}", i % 7), b"v", None, &limits)
+            .expect("set");
+    }
+    assert_eq!(rows(), 0);
+}
+
+#[test]
 fn a_value_over_the_size_limit_is_refused_naming_limit_value_and_namespace() {
     let (_dir, _clock, db) = with_clock();
     let limits = KvLimits {
