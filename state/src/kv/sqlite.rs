@@ -277,23 +277,22 @@ fn list_page(
 ) -> Result<KvPage, Fail> {
     let size = page.effective_size();
     let max_bytes = page.effective_bytes();
+    // One byte range [lower, upper) so that SQLite seeks straight to the
+    // page's first key: after the previous page's last key (that key plus a
+    // zero byte is the least key greater than it), or at the prefix. No
+    // UTF-8 key contains 0xFF, so [0xFF] bounds a listing of everything.
+    let lower = match after {
+        Some(last) => [last.as_bytes(), &[0]].concat(),
+        None => prefix.as_bytes().to_vec(),
+    };
+    let upper = successor(prefix.as_bytes()).unwrap_or_else(|| vec![u8::MAX]);
     let mut stmt = conn.prepare_cached(
-        "SELECT key, CASE WHEN ?6 THEN x'' ELSE value END, expires FROM kv
-             WHERE ns = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
-               AND (?4 IS NULL OR key > ?4) AND (expires IS NULL OR expires > ?5)
-             ORDER BY key LIMIT ?7",
+        "SELECT key, CASE WHEN ?5 THEN x'' ELSE value END, expires FROM kv
+             WHERE ns = ?1 AND key >= ?2 AND key < ?3 AND (expires IS NULL OR expires > ?4)
+             ORDER BY key LIMIT ?6",
     )?;
-    let upper = successor(prefix.as_bytes());
     let fetch = i64::try_from(size + 1).unwrap_or(i64::MAX);
-    let mut rows = stmt.query(params![
-        ns,
-        prefix.as_bytes(),
-        upper,
-        after.map(str::as_bytes),
-        now,
-        page.keys_only,
-        fetch
-    ])?;
+    let mut rows = stmt.query(params![ns, lower, upper, now, page.keys_only, fetch])?;
     let mut entries: Vec<KvEntry> = Vec::new();
     let mut bytes = 0;
     let mut more = false;
