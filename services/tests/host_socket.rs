@@ -84,6 +84,10 @@ async fn the_socket_is_private_and_inside_the_runtime_directory() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     assert_eq!(plugin.token.len(), 64);
+    // The token is a secret: not in the services' debug output either.
+    let debug = format!("{:?}", world.services);
+    assert!(debug.contains("\"p\""), "{debug}");
+    assert!(!debug.contains(&plugin.token), "the token leaked: {debug}");
 }
 
 #[tokio::test]
