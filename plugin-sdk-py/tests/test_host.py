@@ -196,6 +196,7 @@ def test_events_reach_on_event_and_the_rest_is_unimplemented() -> None:
     host = FakeHost()
     harness = Harness(Watcher(), host=host)
     assert [s.pattern for s in harness.manifest.to_proto(1).event_subscriptions] == ["job.*"]
+    assert [p.name for p in harness.manifest.permissions] == ["event:subscribe:job.*"]
     harness.configure()
     assert host.value("configured") == b"yes"
     harness.deliver(Event("job.finished", {"exit_code": 3}))

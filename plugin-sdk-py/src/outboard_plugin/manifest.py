@@ -168,7 +168,11 @@ class Manifest:
         glob where ``*`` matches any run of characters: ``job.finished``,
         ``job.*``), delivered to :meth:`Plugin.on_event
         <outboard_plugin.Plugin.on_event>`. The host delivers them only if
-        the operator also granted ``event:subscribe:GLOB`` for them."""
+        the operator grants ``event:subscribe:<pattern>`` (PROTOCOL.md
+        §17.6), so this also asks for that permission."""
+        permission = f"event:subscribe:{pattern}"
+        if not any(p.name == permission for p in self.permissions):
+            self.permission(permission, f"to receive {pattern} events")
         self.event_subscriptions.append(pattern)
         return self
 
