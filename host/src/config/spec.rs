@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::phase::PhaseSpec;
+use super::secret::SecretSpec;
 use super::subscription::SubscriptionOverride;
 use super::supervision::Supervision;
 
@@ -153,6 +154,9 @@ pub struct HostConfig {
     pub daemon: DaemonSpec,
     /// The `[http]` section: none unless the file has one.
     pub http: HttpSpec,
+    /// The `[secrets.NAME]` sections by name: where each secret is read
+    /// (never a value).
+    pub secrets: BTreeMap<String, SecretSpec>,
 }
 
 impl HostConfig {

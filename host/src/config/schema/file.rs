@@ -57,12 +57,18 @@ impl HostConfig {
         let plugins = plugins(file.plugin, &src, &defaults)?;
         let daemon = file.daemon.resolve(&src)?;
         let http = file.http.resolve(&src)?;
+        let mut secrets = BTreeMap::new();
+        for (name, table) in &file.secrets {
+            let spec = table.get_ref().resolve(name.get_ref(), name.span(), &src)?;
+            secrets.insert(name.get_ref().clone(), spec);
+        }
         Ok(HostConfig {
             plugins,
             defaults,
             phases,
             daemon,
             http,
+            secrets,
         })
     }
 }
