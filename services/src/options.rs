@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use outboard_host::SecretSpecs;
+
 /// The default bound on one host-service call, on the host's side.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,6 +30,10 @@ pub struct ServicesOptions {
     /// How long a call arriving before its instance's `Describe` waits for
     /// it before `UNAVAILABLE`.
     pub describe_wait: Duration,
+    /// The `[secrets]` of the configuration the host starts with (a
+    /// plugin may ask during its `Configure`); [`crate::Services::serve`]
+    /// follows the host's reloads from then on.
+    pub secrets: SecretSpecs,
 }
 
 impl ServicesOptions {
@@ -38,6 +44,7 @@ impl ServicesOptions {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             describe_wait: DEFAULT_DESCRIBE_WAIT,
+            secrets: SecretSpecs::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::error::ServicesError;
 use crate::hosted::HostAttach;
 use crate::options::ServicesOptions;
 use crate::registry::Registry;
+use crate::secrets::Secrets;
 
 /// Host services for one host process: shared by every plugin instance it
 /// launches, restarts and reloads included.
@@ -27,14 +28,18 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     /// Set by [`Services::shutdown`]: calls are refused from then on.
     pub(crate) stopping: AtomicBool,
+    /// `GetSecret`'s definitions and values.
+    pub(crate) secrets: Arc<Secrets>,
 }
 
 impl Services {
     /// Opens the state database in `options.state_dir` and readies secrets
     /// and events.
     pub fn open(options: ServicesOptions) -> Result<Arc<Services>, ServicesError> {
+        let secrets = Arc::new(Secrets::new(options.secrets.clone()));
         Ok(Arc::new(Services {
             shared: Arc::new(Shared {
+                secrets,
                 options,
                 registry: Registry::default(),
                 stopping: AtomicBool::new(false),
@@ -54,7 +59,7 @@ impl Services {
     /// and the host's own events published. Called once the host has
     /// started.
     pub fn serve(self: &Arc<Self>, host: &Host) {
-        let _ = host;
+        self.shared.secrets.follow(host.secrets());
     }
 
     /// Stops serving: calls arriving from now on fail `UNAVAILABLE`.

@@ -51,7 +51,7 @@
 //! [secrets.notifier-hmac]          # a secret plugins granted "secret:notifier-hmac" may read
 //! file = "/run/secrets/hmac"       # or env = "VAR", or command = ["prog", "arg"]: one source
 //! cache = "5m"                     # how long a value read is kept (the default); "0s": never
-//! timeout = "10s"                  # command only: killed after this long (the default)
+//! timeout = "5s"                   # command only: killed after this long (the default)
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub const DEFAULT_SECRET_CACHE: Duration = Duration::from_secs(5 * 60);
 
 /// How long a secret's `command` may run, by default, before it is killed.
-pub const DEFAULT_SECRET_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_SECRET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest secret name.
 pub const MAX_SECRET_NAME_LEN: usize = 64;
