@@ -53,6 +53,10 @@ pub enum Subject {
     Http,
     /// A `[secrets.NAME]` section: `secret "name"`.
     Secret(String),
+    /// The `[state]` section: `state`.
+    State,
+    /// The `[services]` section: `services`.
+    Services,
 }
 
 impl fmt::Display for Subject {
@@ -66,6 +70,8 @@ impl fmt::Display for Subject {
             Subject::Daemon => f.write_str("daemon"),
             Subject::Http => f.write_str("http"),
             Subject::Secret(name) => write!(f, "secret {name:?}"),
+            Subject::State => f.write_str("state"),
+            Subject::Services => f.write_str("services"),
         }
     }
 }

@@ -52,6 +52,15 @@
 //! file = "/run/secrets/hmac"       # or env = "VAR", or command = ["prog", "arg"]: one source
 //! cache = "5m"                     # how long a value read is kept (the default); "0s": never
 //! timeout = "5s"                   # command only: killed after this long (the default)
+//!
+//! [state]                          # optional; read at start
+//! dir = "/var/lib/outboard"        # default: --state-dir, else XDG_STATE_HOME/outboard...
+//!
+//! [services]                       # optional; host services' bounds, read at start
+//! kv_value_size = 65536            # bytes per value
+//! kv_namespace_total = 16777216    # bytes of keys plus values per namespace
+//! call_timeout = "10s"             # the host's bound on one call
+//! max_concurrent_calls = 16        # calls in flight per plugin instance
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory
@@ -74,6 +83,8 @@
 //!
 //! - `spec`: [`PluginSpec`], [`Defaults`], [`HostConfig`]: plain values,
 //!   everything resolved.
+//! - `state`: [`StateSpec`] and [`ServicesSpec`], the state directory and
+//!   the host services' bounds.
 //! - `phase`, `subscription`, `supervision`: [`PhaseSpec`] and the job
 //!   profile, [`SubscriptionOverride`] and [`Retry`], [`Supervision`] and
 //!   [`RestartPolicy`].
@@ -94,6 +105,7 @@ mod phase;
 mod schema;
 mod secret;
 mod spec;
+mod state;
 mod subscription;
 mod supervision;
 mod value;
@@ -115,5 +127,6 @@ pub use spec::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_STOP_GRACE,
     DaemonSpec, Defaults, HostConfig, HttpSpec, PluginSpec,
 };
+pub use state::{ROOT_STATE_DIR, ServicesSpec, StateSpec, default_state_dir};
 pub use subscription::{Retry, SubscriptionOverride};
 pub use supervision::{RestartPolicy, Supervision};

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::phase::PhaseSpec;
 use super::secret::SecretSpec;
+use super::state::{ServicesSpec, StateSpec};
 use super::subscription::SubscriptionOverride;
 use super::supervision::Supervision;
 
@@ -157,6 +158,11 @@ pub struct HostConfig {
     /// The `[secrets.NAME]` sections by name: where each secret is read
     /// (never a value).
     pub secrets: BTreeMap<String, SecretSpec>,
+    /// The `[state]` section.
+    pub state: StateSpec,
+    /// The `[services]` section, with the protocol's defaults where it is
+    /// silent.
+    pub services: ServicesSpec,
 }
 
 impl HostConfig {

@@ -608,6 +608,7 @@ fn discover_errors() {
 
 mod hardening;
 mod secrets;
+mod services;
 
 #[test]
 fn the_daemon_section_is_read_and_its_errors_name_the_field() {

@@ -62,6 +62,8 @@ impl HostConfig {
             let spec = table.get_ref().resolve(name.get_ref(), name.span(), &src)?;
             secrets.insert(name.get_ref().clone(), spec);
         }
+        let state = file.state.resolve(&src)?;
+        let services = file.services.resolve(&src)?;
         Ok(HostConfig {
             plugins,
             defaults,
@@ -69,6 +71,8 @@ impl HostConfig {
             daemon,
             http,
             secrets,
+            state,
+            services,
         })
     }
 }

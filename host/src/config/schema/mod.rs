@@ -7,6 +7,7 @@
 //! - `lines`: byte offsets to line numbers, in logarithmic time.
 //! - `plugin`: a `[[plugin]]` table, resolved step by step.
 //! - `secret`: a `[secrets.NAME]` table.
+//! - `state`: the `[state]` and `[services]` tables.
 //! - `source`: the file being resolved, for error locations and relative
 //!   paths.
 
@@ -24,6 +25,7 @@ mod lines;
 mod plugin;
 mod secret;
 mod source;
+mod state;
 
 pub(super) use file::load_plugin_file;
 pub use file::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
@@ -44,6 +46,10 @@ struct FileToml {
     daemon: DaemonToml,
     #[serde(default)]
     http: HttpToml,
+    #[serde(default)]
+    state: state::StateToml,
+    #[serde(default)]
+    services: state::ServicesToml,
     #[serde(default)]
     secrets: BTreeMap<Spanned<String>, Spanned<SecretToml>>,
 }
