@@ -49,7 +49,7 @@ pub mod trace;
 
 pub use config::{
     Defaults, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy, Retry,
-    SubscriptionOverride, Supervision,
+    ServicesSpec, StateSpec, SubscriptionOverride, Supervision,
 };
 pub use depends::{DependencyError, DependencyErrors, Turn};
 pub use dispatch::{

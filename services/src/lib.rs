@@ -40,4 +40,5 @@ pub use hosted::SOCKET_NAME;
 pub use options::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_DESCRIBE_WAIT, DEFAULT_MAX_CONCURRENT_CALLS, ServicesOptions,
 };
+pub use outboard_state::KvLimits;
 pub use services::Services;
