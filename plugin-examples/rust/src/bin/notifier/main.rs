@@ -45,8 +45,9 @@
 //!
 //! With neither `secret` nor `secret_env`, `Configure` checks that the host
 //! secret is granted and configured (`FAILED_PRECONDITION` saying what to
-//! add otherwise; a source that is only down for now is left to the first
-//! event), and every event reads it through host services (the host keeps
+//! add otherwise; a source that is only down for now, or a host without
+//! host services such as `outboard describe`, is left to the first event),
+//! and every event reads it through host services (the host keeps
 //! it for its `cache` time), so a rotated key is used without a restart
 //! and the key is in no process environment.
 //!

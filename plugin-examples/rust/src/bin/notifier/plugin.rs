@@ -259,7 +259,10 @@ impl Plugin for Notifier {
 
 /// Checks at `Configure` that the host secret can be read: granted, and
 /// configured on the host. A source that is only unavailable for now (a
-/// vault that is down) is left for the first event to retry.
+/// vault that is down) is left for the first event to retry, and so is a
+/// host that offers no host services at all (`outboard describe` and
+/// `conformance` start a plugin without them): each event then fails
+/// saying so.
 async fn host_key(config: &Config) -> Result<(), PluginError> {
     let permission = format!("secret:{HOST_SECRET}");
     if !config.is_granted(&permission) {
@@ -272,6 +275,9 @@ async fn host_key(config: &Config) -> Result<(), PluginError> {
     let Err(e) = config.secrets().get(HOST_SECRET).await else {
         return Ok(());
     };
+    if e.is_not_offered() {
+        return Ok(());
+    }
     let message = format!(
         "no key: the config sets neither `secret` nor `secret_env`, and the host secret \
          {HOST_SECRET} cannot be read: {e}"

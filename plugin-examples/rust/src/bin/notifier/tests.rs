@@ -457,17 +457,18 @@ async fn a_host_secret_not_granted_configured_or_offered_fails_configure_saying_
         ),
         "{err}"
     );
-    // A host without host services.
-    let err = harness()
-        .configure(json!({"file": path}))
-        .await
-        .unwrap_err();
+    // A host without host services: configured, but each event says why
+    // it cannot sign.
+    let h = harness();
+    h.configure(json!({"file": path})).await.unwrap();
+    let err = h.invoke("post_container", finished(0)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(
         err.message()
             .contains("host services are not available: OUTBOARD_HOST_SOCKET"),
         "{err}"
     );
+    assert!(!std::path::Path::new(path).exists());
 }
 
 #[test]
