@@ -1,7 +1,8 @@
 //! `GetSecret`: the secrets of `[secrets.NAME]`, read from their sources
 //! when first asked for and kept for the secret's `cache` time.
 //!
-//! The rules (docs/PROTOCOL.md §17.4): a name the caller is not granted
+//! The rules (docs/PROTOCOL.md §17.4): a name that no secret could have
+//! is `INVALID_ARGUMENT`; a name the caller is not granted
 //! (`secret:NAME`) is `PERMISSION_DENIED` whether or not it is configured,
 //! so a plugin cannot probe which secrets exist; granted but not configured
 //! is `NOT_FOUND`; a source that fails is `UNAVAILABLE`, naming the secret
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use outboard_host::SecretSpecs;
-use outboard_host::config::SecretSpec;
+use outboard_host::config::{MAX_SECRET_NAME_LEN, SecretSpec, is_valid_secret_name};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::Status;
@@ -149,6 +150,14 @@ impl Secrets {
     /// The secret `name` for `caller`, read from its source if no value
     /// is kept; see the module docs for the statuses.
     pub async fn get(&self, caller: &Caller, name: &str) -> Result<Secret, Status> {
+        if !is_valid_secret_name(name) {
+            // Not quoted: a hostile plugin could make it megabytes long.
+            // Which names are valid is public, so this tells nothing.
+            return Err(Status::invalid_argument(format!(
+                "name is not a valid secret name: 1 to {MAX_SECRET_NAME_LEN} characters of \
+                 a-z, A-Z, 0-9, '_', '.' and '-'"
+            )));
+        }
         caller.require(&format!("{SECRET}{name}"))?;
         let Some(slot) = self.slot(name) else {
             return Err(Status::not_found(format!(

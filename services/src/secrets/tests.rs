@@ -402,6 +402,16 @@ async fn not_granted_is_denied_whether_configured_or_not_and_granted_unknown_is_
         "secret \"unknown\" is not configured: add a [secrets.unknown] section to the host's \
          configuration"
     );
+    // A name no secret could have: refused without quoting it.
+    for name in ["", "a b", &"x".repeat(1 << 20)] {
+        let status = get(&secrets, name).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "name is not a valid secret name: 1 to 64 characters of a-z, A-Z, 0-9, '_', '.' \
+             and '-'"
+        );
+    }
     // A denied request did not read the source.
     assert!(!secrets.table().slots.contains_key("real"));
 }
