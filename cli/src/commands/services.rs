@@ -15,9 +15,7 @@ use outboard_services::{Services, ServicesOptions};
 /// default for who runs.
 pub(crate) fn state_dir(flag: Option<&Path>, config: &HostConfig) -> anyhow::Result<PathBuf> {
     if let Some(dir) = flag {
-        return Ok(
-            std::path::absolute(dir).with_context(|| format!("--state-dir {}", dir.display()))?
-        );
+        return std::path::absolute(dir).with_context(|| format!("--state-dir {}", dir.display()));
     }
     if let Some(dir) = &config.state.dir {
         return Ok(dir.clone());
