@@ -133,10 +133,16 @@ impl Manifest {
     /// Subscribes to the events matching `pattern` (an event name, or a
     /// glob where `*` matches any run of characters: `job.finished`,
     /// `job.*`), delivered to [`Plugin::on_event`](crate::Plugin::on_event).
-    /// The host delivers them only if the operator also granted
-    /// `event:subscribe:GLOB` for them (PROTOCOL.md §17.6).
+    /// The host delivers them only if the operator grants
+    /// `event:subscribe:<pattern>` (PROTOCOL.md §17.6), so this also asks
+    /// for that permission.
     pub fn subscribe_event(mut self, pattern: impl Into<String>) -> Manifest {
-        self.event_subscriptions.push(pattern.into());
+        let pattern = pattern.into();
+        let permission = format!("event:subscribe:{pattern}");
+        if !self.permissions.iter().any(|p| p.name == permission) {
+            self = self.permission(permission, format!("to receive {pattern} events"));
+        }
+        self.event_subscriptions.push(pattern);
         self
     }
 
@@ -358,6 +364,7 @@ mod tests {
                 pattern: "job.*".into()
             }]
         );
+        assert_eq!(wire.permissions[1].name, "event:subscribe:job.*");
         assert_eq!(wire.dependencies[0].version_req, ">=1.2, <2");
         assert!(wire.dependencies[1].optional);
         let schema = json::struct_to_json(&wire.config_schema.expect("schema"));
