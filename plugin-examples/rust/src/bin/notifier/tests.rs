@@ -453,7 +453,7 @@ async fn a_host_secret_not_granted_configured_or_offered_fails_configure_saying_
     assert!(
         err.message().starts_with(
             "no key: the config sets neither `secret` nor `secret_env`, and the host secret \
-             notifier-hmac cannot be read: host service GetSecret failed: NotFound"
+             notifier-hmac cannot be read: host service GetSecret failed: NOT_FOUND"
         ),
         "{err}"
     );
