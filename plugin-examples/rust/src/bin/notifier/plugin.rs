@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use hmac::{Hmac, KeyInit, Mac};
 use outboard_examples::{Clock, append_line, command_argv, exit_code, job_id, rfc3339_millis};
-use outboard_plugin::{Code, Config, Invocation, Manifest, Plugin, PluginError, Reply};
+use outboard_plugin::host::StatusCode;
+use outboard_plugin::{Config, Invocation, Manifest, Plugin, PluginError, Reply};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
@@ -260,9 +261,9 @@ impl Plugin for Notifier {
 /// Checks at `Configure` that the host secret can be read: granted, and
 /// configured on the host. A source that is only unavailable for now (a
 /// vault that is down) is left for the first event to retry, and so is a
-/// host that offers no host services at all (`outboard describe` and
-/// `conformance` start a plugin without them): each event then fails
-/// saying so.
+/// host that offers no host services at all (`outboard describe` starts a
+/// plugin without them) or does not serve `GetSecret` (`conformance`'s
+/// stand-in host): each event then fails saying so.
 async fn host_key(config: &Config) -> Result<(), PluginError> {
     let permission = format!("secret:{HOST_SECRET}");
     if !config.is_granted(&permission) {
@@ -275,16 +276,15 @@ async fn host_key(config: &Config) -> Result<(), PluginError> {
     let Err(e) = config.secrets().get(HOST_SECRET).await else {
         return Ok(());
     };
-    if e.is_not_offered() {
-        return Ok(());
-    }
-    let message = format!(
-        "no key: the config sets neither `secret` nor `secret_env`, and the host secret \
-         {HOST_SECRET} cannot be read: {e}"
-    );
-    match PluginError::from(e).code() {
-        Code::Unavailable => Ok(()),
-        _ => Err(PluginError::failed_precondition(message)),
+    match e.code() {
+        // Down for now, no host services, or a host that does not serve
+        // secrets: the first event tries again and says why it cannot.
+        StatusCode::Unavailable | StatusCode::Unimplemented => Ok(()),
+        _ if e.is_not_offered() => Ok(()),
+        _ => Err(PluginError::failed_precondition(format!(
+            "no key: the config sets neither `secret` nor `secret_env`, and the host secret \
+             {HOST_SECRET} cannot be read: {e}"
+        ))),
     }
 }
 
