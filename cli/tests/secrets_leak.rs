@@ -305,6 +305,10 @@ async fn a_secret_value_shows_nowhere_though_the_plugin_uses_it() {
     scan.files(&work, &key_file);
     let stderr = daemon.stop();
     assert!(
+        stderr.contains("secrets changed, added or removed: notifier-hmac"),
+        "the reload is logged: {stderr}"
+    );
+    assert!(
         stderr.contains("secret \"notifier-hmac\" is unavailable"),
         "the failure is logged: {stderr}"
     );

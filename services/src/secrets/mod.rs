@@ -119,15 +119,37 @@ impl Slot {
 impl Secrets {
     /// Secrets defined by `specs`, none read yet.
     pub fn new(specs: SecretSpecs) -> Secrets {
-        let secrets = Secrets::default();
-        secrets.configure(specs);
-        secrets
+        Secrets {
+            table: Mutex::new(Table {
+                specs,
+                slots: HashMap::new(),
+            }),
+        }
     }
 
     /// Puts `specs` in force: the values of secrets whose definition
     /// changed or went are dropped, the others kept.
     pub fn configure(&self, specs: SecretSpecs) {
         let mut table = self.table();
+        let changed: Vec<&str> = table
+            .specs
+            .iter()
+            .filter(|(name, spec)| specs.get(*name) != Some(spec))
+            .chain(
+                specs
+                    .iter()
+                    .filter(|(name, _)| !table.specs.contains_key(*name)),
+            )
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !changed.is_empty() {
+            // Names only: the definitions are the operator's to read in the
+            // file, and no value is ever logged.
+            tracing::info!(
+                "secrets changed, added or removed: {} (their kept values dropped)",
+                changed.join(", ")
+            );
+        }
         table
             .slots
             .retain(|name, slot| specs.get(name) == Some(&slot.spec));
