@@ -10,7 +10,8 @@
 //!
 //! Requests for one secret queue behind one another: the first reads the
 //! source and the ones that waited meanwhile share its outcome (success or
-//! failure), so a burst of first requests runs a command once. The cache
+//! failure), so a burst of first requests runs a command once; a failure
+//! is answered again for [`FAILURE_HOLD`] before the source is retried. The cache
 //! holds at most one value per configured secret; a reload that changes or
 //! removes a secret's definition drops its value (wiped: see [`Secret`]).
 //!
@@ -24,6 +25,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use outboard_host::SecretSpecs;
 use outboard_host::config::{MAX_SECRET_NAME_LEN, SecretSpec, is_valid_secret_name};
@@ -46,6 +48,11 @@ mod tests;
 pub use secret::{REDACTED, Secret};
 pub use source::MAX_SECRET_BYTES;
 use source::SourceError;
+
+/// How long a failed read is answered again without reading the source
+/// (at most the secret's `cache` time): a plugin retrying in a loop runs a
+/// failing command at most once a second, yet a fixed source is seen soon.
+pub const FAILURE_HOLD: Duration = Duration::from_secs(1);
 
 /// The configured secrets and the values read so far.
 #[derive(Debug, Default)]
@@ -89,6 +96,9 @@ impl Slot {
         match &*last {
             Some((_, outcome)) if waited => return outcome.clone(),
             Some((at, Ok(value))) if at.elapsed() < self.spec.cache => return Ok(value.clone()),
+            Some((at, Err(e))) if at.elapsed() < FAILURE_HOLD.min(self.spec.cache) => {
+                return Err(e.clone());
+            }
             _ => {}
         }
         let outcome = read(&self.spec).await;

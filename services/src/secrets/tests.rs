@@ -293,7 +293,8 @@ async fn concurrent_first_requests_run_the_command_once() {
 async fn waiting_requests_share_a_failure_instead_of_running_the_command_again() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let spec = sh(d, "echo run >> runs; sleep 0.3; exit 1");
+    let mut spec = sh(d, "echo run >> runs; sleep 0.3; exit 1");
+    spec.cache = Duration::ZERO;
     let secrets = Arc::new(Secrets::new(specs(&[("bad", spec)])));
     let requests: Vec<_> = (0..8)
         .map(|_| {
@@ -308,7 +309,8 @@ async fn waiting_requests_share_a_failure_instead_of_running_the_command_again()
         );
     }
     assert_eq!(fs::read_to_string(d.join("runs")).unwrap(), "run\n");
-    // A request after the failure tries again.
+    // A request after the failure tries again (with cache 0s at once;
+    // otherwise after FAILURE_HOLD).
     get(&secrets, "bad").await.unwrap_err();
     assert_eq!(fs::read_to_string(d.join("runs")).unwrap(), "run\nrun\n");
 }
@@ -348,6 +350,25 @@ async fn a_value_past_its_cache_time_is_dropped_and_read_again() {
     assert!(!held(&secrets));
     get(&secrets, "path").await.unwrap();
     assert_eq!(reads(&secrets, "path"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_is_answered_again_for_a_second_then_the_source_is_read_again() {
+    let unset = SecretSpec::new(SecretSource::Env("OUTBOARD_TEST_UNSET_77ab".into()));
+    let mut uncached = unset.clone();
+    uncached.cache = Duration::ZERO;
+    let secrets = Secrets::new(specs(&[("held", unset), ("uncached", uncached)]));
+    for _ in 0..3 {
+        get(&secrets, "held").await.unwrap_err();
+        get(&secrets, "uncached").await.unwrap_err();
+    }
+    assert_eq!(
+        (reads(&secrets, "held"), reads(&secrets, "uncached")),
+        (1, 3)
+    );
+    tokio::time::sleep(FAILURE_HOLD).await;
+    get(&secrets, "held").await.unwrap_err();
+    assert_eq!(reads(&secrets, "held"), 2);
 }
 
 #[tokio::test]
