@@ -30,7 +30,7 @@ mod kv;
 mod options;
 pub mod permissions;
 mod registry;
-mod secrets;
+pub mod secrets;
 mod server;
 mod services;
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use outboard_host::ServicesSpec;
+use outboard_host::{SecretSpecs, ServicesSpec};
 use outboard_state::KvLimits;
 
 /// The default bound on one host-service call, on the host's side.
@@ -33,6 +33,10 @@ pub struct ServicesOptions {
     /// How long a call arriving before its instance's `Describe` waits for
     /// it before `UNAVAILABLE`.
     pub describe_wait: Duration,
+    /// The `[secrets]` of the configuration the host starts with (a
+    /// plugin may ask during its `Configure`); [`crate::Services::serve`]
+    /// follows the host's reloads from then on.
+    pub secrets: SecretSpecs,
 }
 
 impl ServicesOptions {
@@ -44,6 +48,7 @@ impl ServicesOptions {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             describe_wait: DEFAULT_DESCRIBE_WAIT,
+            secrets: SecretSpecs::default(),
         }
     }
 

@@ -122,12 +122,8 @@ impl HostService for HostServer {
         &self,
         request: Request<v1::GetSecretRequest>,
     ) -> Result<Response<v1::GetSecretResponse>, Status> {
-        self.call("GetSecret", request, |_, _, _| async {
-            Err(Status::unimplemented(
-                "GetSecret: this host does not serve secrets yet",
-            ))
-        })
-        .await
+        self.call("GetSecret", request, crate::secrets::get_secret)
+            .await
     }
 
     async fn publish(

@@ -10,6 +10,7 @@ use crate::error::ServicesError;
 use crate::hosted::HostAttach;
 use crate::options::ServicesOptions;
 use crate::registry::Registry;
+use crate::secrets::Secrets;
 
 /// Host services for one host process: shared by every plugin instance it
 /// launches, restarts and reloads included.
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     /// Set by [`Services::shutdown`]: calls are refused from then on.
     pub(crate) stopping: AtomicBool,
+    /// `GetSecret`'s definitions and values.
+    pub(crate) secrets: Arc<Secrets>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -57,6 +60,7 @@ impl Services {
             );
         Ok(Arc::new(Services {
             shared: Arc::new(Shared {
+                secrets: Arc::new(Secrets::new(options.secrets.clone())),
                 kv: database.clone(),
                 database,
                 options,
@@ -83,7 +87,7 @@ impl Services {
     /// starts here. The key-value calls need nothing of it: they are served
     /// from each launch on.
     pub fn serve(self: &Arc<Self>, host: &Host) {
-        let _ = host;
+        self.shared.secrets.follow(host.secrets());
     }
 
     /// Stops serving: calls arriving from now on fail `UNAVAILABLE`.

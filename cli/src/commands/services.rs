@@ -25,9 +25,11 @@ pub(crate) fn state_dir(flag: Option<&Path>, config: &HostConfig) -> anyhow::Res
     )
 }
 
-/// Opens host services on the state directory, with the config's limits.
+/// Opens host services on the state directory, with the config's limits
+/// and secrets (a reload's secrets follow through [`Services::serve`]).
 pub(crate) fn open(flag: Option<&Path>, config: &HostConfig) -> anyhow::Result<Arc<Services>> {
-    let options = ServicesOptions::from_spec(state_dir(flag, config)?, &config.services);
+    let mut options = ServicesOptions::from_spec(state_dir(flag, config)?, &config.services);
+    options.secrets = Arc::new(config.secrets.clone());
     Ok(Services::open(options)?)
 }
 

@@ -51,6 +51,8 @@ pub enum Subject {
     Daemon,
     /// The `[http]` section: `http`.
     Http,
+    /// A `[secrets.NAME]` section: `secret "name"`.
+    Secret(String),
     /// The `[state]` section: `state`.
     State,
     /// The `[services]` section: `services`.
@@ -67,6 +69,7 @@ impl fmt::Display for Subject {
             Subject::Phase(name) => write!(f, "phase {name:?}"),
             Subject::Daemon => f.write_str("daemon"),
             Subject::Http => f.write_str("http"),
+            Subject::Secret(name) => write!(f, "secret {name:?}"),
             Subject::State => f.write_str("state"),
             Subject::Services => f.write_str("services"),
         }

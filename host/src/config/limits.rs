@@ -71,6 +71,19 @@ pub(super) const RETRY_BACKOFF: DurationBounds = DurationBounds {
     max: MINUTE,
 };
 
+/// A secret's `cache`: zero reads the source on every request; a day at
+/// most, so that a rotated secret is picked up.
+pub(super) const SECRET_CACHE: DurationBounds = DurationBounds {
+    min: Duration::ZERO,
+    max: DAY,
+};
+
+/// A secret's `timeout`: how long its command may run.
+pub(super) const SECRET_TIMEOUT: DurationBounds = DurationBounds {
+    min: MS,
+    max: Duration::from_secs(10 * 60),
+};
+
 /// `health_misses`.
 pub(super) const HEALTH_MISSES: CountBounds = CountBounds {
     min: 1,

@@ -48,6 +48,11 @@
 //! [http]                           # optional; `outboard up` only, read at start
 //! listen = "127.0.0.1:9464"        # /metrics, /healthz, /readyz; default: no listener
 //!
+//! [secrets.notifier-hmac]          # a secret plugins granted "secret:notifier-hmac" may read
+//! file = "/run/secrets/hmac"       # or env = "VAR", or command = ["prog", "arg"]: one source
+//! cache = "5m"                     # how long a value read is kept (the default); "0s": never
+//! timeout = "5s"                   # command only: killed after this long (the default)
+//!
 //! [state]                          # optional; read at start
 //! dir = "/var/lib/outboard"        # default: --state-dir, else XDG_STATE_HOME/outboard...
 //!
@@ -85,6 +90,7 @@
 //!   [`RestartPolicy`].
 //! - `schema`: the TOML format and its resolution into specs.
 //! - `discover`: plugin directories.
+//! - `secret`: [`SecretSpec`]: where a `[secrets.NAME]` is read.
 //! - `command`: a `command` as an executable's absolute path.
 //! - `limits`: the bounds of every duration and count, and of a file's size.
 //! - `value`: durations and a config table as JSON.
@@ -97,6 +103,7 @@ mod error;
 mod limits;
 mod phase;
 mod schema;
+mod secret;
 mod spec;
 mod state;
 mod subscription;
@@ -112,6 +119,10 @@ pub use error::{ConfigError, Location, Subject};
 pub use limits::{MAX_CONFIG_FILE_BYTES, MAX_DRAIN_TIMEOUT};
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
+pub use secret::{
+    DEFAULT_SECRET_CACHE, DEFAULT_SECRET_TIMEOUT, MAX_SECRET_NAME_LEN, SecretSource, SecretSpec,
+    is_valid_secret_name,
+};
 pub use spec::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_STOP_GRACE,
     DaemonSpec, Defaults, HostConfig, HttpSpec, PluginSpec,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::phase::PhaseSpec;
+use super::secret::SecretSpec;
 use super::state::{ServicesSpec, StateSpec};
 use super::subscription::SubscriptionOverride;
 use super::supervision::Supervision;
@@ -154,6 +155,9 @@ pub struct HostConfig {
     pub daemon: DaemonSpec,
     /// The `[http]` section: none unless the file has one.
     pub http: HttpSpec,
+    /// The `[secrets.NAME]` sections by name: where each secret is read
+    /// (never a value).
+    pub secrets: BTreeMap<String, SecretSpec>,
     /// The `[state]` section.
     pub state: StateSpec,
     /// The `[services]` section, with the protocol's defaults where it is

@@ -607,6 +607,7 @@ fn discover_errors() {
 }
 
 mod hardening;
+mod secrets;
 mod services;
 
 #[test]

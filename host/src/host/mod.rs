@@ -79,9 +79,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
-use crate::config::{HostConfig, PhaseSpec, PluginSpec};
+use crate::config::{HostConfig, PhaseSpec, PluginSpec, SecretSpec};
 use crate::dispatch::{self, Report, Route, Subscriber};
 use crate::figures::{Figures, JobResult, Ledger};
 use crate::instance::Plugin;
@@ -120,7 +120,12 @@ struct Shared {
     launcher: Arc<dyn Launcher>,
     /// Every figure, by plugin and phase name, for the host's life.
     figures: Ledger,
+    /// The `[secrets]` of the configuration last started or reloaded.
+    secrets: watch::Sender<SecretSpecs>,
 }
+
+/// The configured secrets by name: their sources, never a value.
+pub type SecretSpecs = Arc<BTreeMap<String, SecretSpec>>;
 
 /// The configured plugins and phases.
 #[derive(Debug, Default)]
@@ -186,6 +191,9 @@ impl Host {
             ));
         }
         let host = Host::supervising(instances, launcher, &config.phases);
+        host.shared
+            .secrets
+            .send_replace(Arc::new(config.secrets.clone()));
         host.shared.supervise_unstarted(
             failures
                 .into_iter()
@@ -222,6 +230,7 @@ impl Host {
             events: events::channel(),
             launcher,
             figures: Ledger::default(),
+            secrets: watch::Sender::new(SecretSpecs::default()),
         });
         {
             let mut roster = shared.roster();
@@ -305,6 +314,12 @@ impl Host {
     /// one through a daemon.
     pub fn job_ended(&self, result: JobResult) {
         self.shared.figures.job_ended(result);
+    }
+
+    /// The configured secrets (sources only), updated by every reload
+    /// applied: what a host-services implementation reads them from.
+    pub fn secrets(&self) -> watch::Receiver<SecretSpecs> {
+        self.shared.secrets.subscribe()
     }
 
     /// Status changes of every plugin, completed dispatches and reloads,

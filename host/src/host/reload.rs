@@ -69,7 +69,11 @@ impl Host {
             self.shared.apply(&plan, config).await
         };
         match &applied {
-            Ok(()) => tracing::info!("reload applied: {plan:?}"),
+            Ok(()) => {
+                tracing::info!("reload applied: {plan:?}");
+                let secrets = Arc::new(config.secrets.clone());
+                self.shared.secrets.send_replace(secrets);
+            }
             Err(err) => tracing::warn!("{err}"),
         }
         let _ = self.shared.events.send(HostEvent::Reload {

@@ -542,3 +542,21 @@ async fn a_required_plugin_that_fails_to_start_still_fails_the_start() {
     };
     assert_eq!(err.0.len(), 2, "both failures reported: {err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_secrets_of_the_last_applied_config_are_watched() {
+    use crate::config::{SecretSource, SecretSpec};
+    let launcher = FakeLauncher::new();
+    let (_fakes, mut config) = fakes(&launcher, &[("a", 0)]);
+    let env = |var: &str| SecretSpec::new(SecretSource::Env(var.into()));
+    config.secrets.insert("k".into(), env("ONE"));
+    let host = Host::start_with(&config, launcher.clone()).await.unwrap();
+    let mut secrets = host.secrets();
+    assert_eq!(secrets.borrow_and_update()["k"], env("ONE"));
+
+    config.secrets.insert("k".into(), env("TWO"));
+    host.reload(&config).await.unwrap();
+    assert!(secrets.has_changed().unwrap());
+    assert_eq!(secrets.borrow_and_update()["k"], env("TWO"));
+    host.stop().await;
+}

@@ -57,6 +57,11 @@ impl HostConfig {
         let plugins = plugins(file.plugin, &src, &defaults)?;
         let daemon = file.daemon.resolve(&src)?;
         let http = file.http.resolve(&src)?;
+        let mut secrets = BTreeMap::new();
+        for (name, table) in &file.secrets {
+            let spec = table.get_ref().resolve(name.get_ref(), name.span(), &src)?;
+            secrets.insert(name.get_ref().clone(), spec);
+        }
         let state = file.state.resolve(&src)?;
         let services = file.services.resolve(&src)?;
         Ok(HostConfig {
@@ -65,6 +70,7 @@ impl HostConfig {
             phases,
             daemon,
             http,
+            secrets,
             state,
             services,
         })

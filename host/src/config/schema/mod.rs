@@ -6,6 +6,7 @@
 //!   `[phases.NAME]`.
 //! - `lines`: byte offsets to line numbers, in logarithmic time.
 //! - `plugin`: a `[[plugin]]` table, resolved step by step.
+//! - `secret`: a `[secrets.NAME]` table.
 //! - `state`: the `[state]` and `[services]` tables.
 //! - `source`: the file being resolved, for error locations and relative
 //!   paths.
@@ -22,6 +23,7 @@ use super::value::DurationText;
 mod file;
 mod lines;
 mod plugin;
+mod secret;
 mod source;
 mod state;
 
@@ -48,6 +50,19 @@ struct FileToml {
     state: state::StateToml,
     #[serde(default)]
     services: state::ServicesToml,
+    #[serde(default)]
+    secrets: BTreeMap<Spanned<String>, Spanned<SecretToml>>,
+}
+
+/// A `[secrets.NAME]` table: exactly one source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretToml {
+    env: Option<Spanned<String>>,
+    file: Option<Spanned<String>>,
+    command: Option<Spanned<Vec<String>>>,
+    cache: Option<Spanned<DurationText>>,
+    timeout: Option<Spanned<DurationText>>,
 }
 
 /// The `[http]` table.

@@ -29,18 +29,32 @@
 //!
 //! # Config
 //!
-//! Exactly one of `secret` and `secret_env`, and exactly one of `file` and
-//! `url`:
+//! Exactly one of `file` and `url`; the key is the host secret
+//! `notifier-hmac` (recommended), unless `secret` or `secret_env` is set:
 //!
 //! ```toml
+//! [secrets.notifier-hmac]            # in outboard.toml
+//! file = "/run/secrets/notifier-hmac"
+//!
+//! [[plugin]]
+//! name = "notifier"
+//! grant = ["secret:notifier-hmac"]   # the manifest asks for it
 //! [plugin.config]
-//! secret_env = "NOTIFIER_SECRET"   # or: secret = "..."
 //! url = "http://127.0.0.1:8787/hooks/outboard"   # or: file = "/var/log/outboard/events.jsonl"
 //! ```
 //!
-//! `secret_env` names a variable of the plugin's own environment, read at
-//! `Configure`. The host passes a plugin only a few of its own variables,
-//! so set it with `env` in the `[[plugin]]` table.
+//! With neither `secret` nor `secret_env`, `Configure` checks that the host
+//! secret is granted and configured (`FAILED_PRECONDITION` saying what to
+//! add otherwise; a source that is only down for now, or a host without
+//! host services such as `outboard describe`, is left to the first event),
+//! and every event reads it through host services (the host keeps
+//! it for its `cache` time), so a rotated key is used without a restart
+//! and the key is in no process environment.
+//!
+//! The older ways still work: `secret = "..."`, or `secret_env` naming a
+//! variable of the plugin's own environment, read at `Configure`. The host
+//! passes a plugin only a few of its own variables, so set it with `env` in
+//! the `[[plugin]]` table.
 //!
 //! # Patches
 //!

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use hmac::{Hmac, KeyInit, Mac};
 use outboard_examples::{Clock, append_line, command_argv, exit_code, job_id, rfc3339_millis};
+use outboard_plugin::host::StatusCode;
 use outboard_plugin::{Config, Invocation, Manifest, Plugin, PluginError, Reply};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -42,10 +43,25 @@ enum Target {
     Url(HttpUrl),
 }
 
-/// The checked config. No `Debug`: it holds the secret.
+/// The host secret holding the key when the config sets neither `secret`
+/// nor `secret_env`; the manifest asks for `secret:` + this.
+pub(crate) const HOST_SECRET: &str = "notifier-hmac";
+
+/// Where the HMAC key comes from.
+enum Key {
+    /// Given in the config, or read from the plugin's environment at
+    /// `Configure`.
+    Fixed(Vec<u8>),
+    /// The host secret [`HOST_SECRET`], read through host services on every
+    /// event (the host keeps it for its cache time), so a rotated key is
+    /// used without a restart.
+    Host,
+}
+
+/// The checked config. No `Debug`: it may hold the secret.
 struct Settings {
-    /// The HMAC key.
-    secret: Vec<u8>,
+    /// The HMAC key, or where to get it.
+    key: Key,
     /// Where events go.
     target: Target,
 }
@@ -89,9 +105,14 @@ impl Plugin for Notifier {
             .describe("Sends a signed job.finished event to a file or a local webhook")
             // Not idempotent: a retry would deliver the event twice.
             .subscribe("post_container", 10)
+            .permission(
+                format!("secret:{HOST_SECRET}"),
+                "the HMAC key events are signed with, when the config sets neither secret nor \
+                 secret_env",
+            )
             .config_schema(json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "description": "Exactly one of secret and secret_env, and exactly one of file and url",
+                "description": "At most one of secret and secret_env (neither: the host secret notifier-hmac), and exactly one of file and url",
                 "type": "object",
                 "properties": {
                     "secret": {
@@ -125,27 +146,29 @@ impl Plugin for Notifier {
 
     async fn configure(&self, config: Config) -> Result<(), PluginError> {
         let raw: RawConfig = config.deserialize()?;
-        let secret = match (raw.secret, raw.secret_env) {
-            (Some(secret), None) => secret,
-            (None, Some(name)) => (self.getenv)(&name).ok_or_else(|| {
-                PluginError::invalid_config(format!(
-                    "secret_env: {name} is not set in the plugin's environment (set it with \
-                     `env` in the plugin's [[plugin]] table)"
-                ))
-            })?,
+        let key = match (raw.secret, raw.secret_env) {
+            (Some(secret), None) => Key::Fixed(secret.into_bytes()),
+            (None, Some(name)) => Key::Fixed(
+                (self.getenv)(&name)
+                    .ok_or_else(|| {
+                        PluginError::invalid_config(format!(
+                            "secret_env: {name} is not set in the plugin's environment (set it \
+                             with `env` in the plugin's [[plugin]] table)"
+                        ))
+                    })?
+                    .into_bytes(),
+            ),
             (Some(_), Some(_)) => {
                 return Err(PluginError::invalid_config(
                     "give one of `secret` and `secret_env`, not both",
                 ));
             }
             (None, None) => {
-                return Err(PluginError::invalid_config(
-                    "a key is required: set `secret`, or `secret_env` to the name of a variable \
-                     holding it",
-                ));
+                host_key(&config).await?;
+                Key::Host
             }
         };
-        if secret.is_empty() {
+        if matches!(&key, Key::Fixed(k) if k.is_empty()) {
             return Err(PluginError::invalid_config("the secret must not be empty"));
         }
         let target = match (raw.file, raw.url) {
@@ -168,10 +191,7 @@ impl Plugin for Notifier {
                 ));
             }
         };
-        let settings = Settings {
-            secret: secret.into_bytes(),
-            target,
-        };
+        let settings = Settings { key, target };
         *self
             .settings
             .write()
@@ -205,7 +225,13 @@ impl Plugin for Notifier {
         };
         let body = serde_json::to_string(&event)
             .map_err(|e| PluginError::internal(format!("cannot serialize the event: {e}")))?;
-        let signature = sign(&settings.secret, body.as_bytes());
+        let signature = match &settings.key {
+            Key::Fixed(key) => sign(key, body.as_bytes()),
+            Key::Host => {
+                let key = invocation.secrets().get(HOST_SECRET).await?;
+                sign(key.expose(), body.as_bytes())
+            }
+        };
 
         let delivered_to = match &settings.target {
             Target::File(path) => {
@@ -229,6 +255,36 @@ impl Plugin for Notifier {
                 "job.finished ({}) sent to {delivered_to}",
                 event.status
             )))
+    }
+}
+
+/// Checks at `Configure` that the host secret can be read: granted, and
+/// configured on the host. A source that is only unavailable for now (a
+/// vault that is down) is left for the first event to retry, and so is a
+/// host that offers no host services at all (`outboard describe` starts a
+/// plugin without them) or does not serve `GetSecret` (`conformance`'s
+/// stand-in host): each event then fails saying so.
+async fn host_key(config: &Config) -> Result<(), PluginError> {
+    let permission = format!("secret:{HOST_SECRET}");
+    if !config.is_granted(&permission) {
+        return Err(PluginError::failed_precondition(format!(
+            "no key: the config sets neither `secret` nor `secret_env`, and the host secret \
+             {HOST_SECRET} is not granted (add grant = [\"{permission}\"] to the plugin's \
+             table and a [secrets.{HOST_SECRET}] section to outboard.toml)"
+        )));
+    }
+    let Err(e) = config.secrets().get(HOST_SECRET).await else {
+        return Ok(());
+    };
+    match e.code() {
+        // Down for now, no host services, or a host that does not serve
+        // secrets: the first event tries again and says why it cannot.
+        StatusCode::Unavailable | StatusCode::Unimplemented => Ok(()),
+        _ if e.is_not_offered() => Ok(()),
+        _ => Err(PluginError::failed_precondition(format!(
+            "no key: the config sets neither `secret` nor `secret_env`, and the host secret \
+             {HOST_SECRET} cannot be read: {e}"
+        ))),
     }
 }
 

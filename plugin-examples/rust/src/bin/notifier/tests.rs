@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
-use outboard_plugin::testing::Harness;
-use outboard_plugin::{Code, Invocation};
+use outboard_plugin::testing::{FakeHost, Harness};
+use outboard_plugin::{Code, Config, Invocation};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -368,11 +368,6 @@ async fn config_must_name_one_secret_and_one_destination() {
             "give one of `secret` and `secret_env`, not both",
         ),
         (
-            json!({"file": "/tmp/x"}),
-            "a key is required: set `secret`, or `secret_env` to the name of a variable \
-             holding it",
-        ),
-        (
             json!({"secret": "k", "file": "/tmp/x", "url": "http://127.0.0.1/"}),
             "give one of `file` and `url`, not both",
         ),
@@ -401,6 +396,81 @@ async fn config_must_name_one_secret_and_one_destination() {
     assert_eq!(err.message(), "notifier was not configured");
 }
 
+/// The file mode's one line, and the signature the plugin should have
+/// computed for its event under `SECRET`.
+fn written_and_expected(path: &std::path::Path) -> (Value, String) {
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    let body = serde_json::to_vec(&line["event"]).unwrap();
+    let signature = expected_signature(&body);
+    (line, signature)
+}
+
+#[tokio::test]
+async fn without_secret_or_secret_env_the_key_is_the_granted_host_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let host = FakeHost::new()
+        .with_grants(["secret:notifier-hmac"])
+        .with_secret("notifier-hmac", SECRET);
+    let h = harness().with_host(&host);
+    h.configure(json!({"file": path})).await.unwrap();
+    let out = h.invoke("post_container", finished(0)).await.unwrap();
+    let (line, signature) = written_and_expected(&path);
+    assert_eq!(line["signature"], json!(signature));
+    assert_eq!(
+        out.get("/metadata/notifier/signature"),
+        Some(&json!(signature))
+    );
+}
+
+#[tokio::test]
+async fn a_host_secret_not_granted_configured_or_offered_fails_configure_saying_what_to_do() {
+    let path = "/tmp/never-written";
+    // The grant is missing from what Configure says was granted.
+    let h = harness().with_host(&FakeHost::new().with_secret("notifier-hmac", SECRET));
+    let err = h
+        .configure_with(Config::new(json!({"file": path})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(
+        err.message(),
+        "no key: the config sets neither `secret` nor `secret_env`, and the host secret \
+         notifier-hmac is not granted (add grant = [\"secret:notifier-hmac\"] to the plugin's \
+         table and a [secrets.notifier-hmac] section to outboard.toml)"
+    );
+    // Granted, but the host has no such secret.
+    let h = harness().with_host(&FakeHost::new().with_grants(["secret:notifier-hmac"]));
+    let err = h.configure(json!({"file": path})).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().starts_with(
+            "no key: the config sets neither `secret` nor `secret_env`, and the host secret \
+             notifier-hmac cannot be read: host service GetSecret failed: NOT_FOUND"
+        ),
+        "{err}"
+    );
+    // A host without host services: configured, but each event says why
+    // it cannot sign.
+    let h = harness();
+    h.configure(json!({"file": path})).await.unwrap();
+    let err = h.invoke("post_container", finished(0)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message()
+            .contains("host services are not available: OUTBOARD_HOST_SOCKET"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(path).exists());
+}
+
 #[test]
 fn manifest_subscribes_after_the_audit_log_with_a_closed_schema() {
     let h = harness();
@@ -413,4 +483,6 @@ fn manifest_subscribes_after_the_audit_log_with_a_closed_schema() {
     let mut keys: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
     keys.sort();
     assert_eq!(keys, ["file", "secret", "secret_env", "url"]);
+    let asked: Vec<&str> = m.permissions().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(asked, ["secret:notifier-hmac"]);
 }
