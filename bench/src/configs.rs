@@ -43,6 +43,7 @@ pub(crate) fn examples(paths: &Paths, dir: &Path) -> anyhow::Result<Examples> {
     };
     let mut kept = Vec::new();
     let mut missing = Vec::new();
+    let mut enabled = 0;
     for plugin in plugins {
         let Value::Table(mut plugin) = plugin else {
             bail!("{}: a [[plugin]] is not a table", source.display());
@@ -60,17 +61,38 @@ pub(crate) fn examples(paths: &Paths, dir: &Path) -> anyhow::Result<Examples> {
         if plugin.contains_key("working_dir") {
             plugin.insert("working_dir".into(), path_value(&work)?);
         }
+        if plugin.get("enabled").and_then(Value::as_bool) != Some(false) {
+            enabled += 1;
+        }
         kept.push(Value::Table(plugin));
     }
-    let count = kept.len();
     table.insert("plugin".into(), Value::Array(kept));
+    anchor_secret_files(&mut table, &paths.root.join("examples"))?;
     let config = dir.join("examples.toml");
     write(&config, &table)?;
     Ok(Examples {
         config,
-        plugins: count,
+        plugins: enabled,
         missing,
     })
+}
+
+/// Makes each `[secrets.NAME] file` that is relative to the example
+/// config absolute, since the config is rewritten elsewhere.
+fn anchor_secret_files(table: &mut Table, examples: &Path) -> anyhow::Result<()> {
+    let Some(Value::Table(secrets)) = table.get_mut("secrets") else {
+        return Ok(());
+    };
+    for (_, secret) in secrets.iter_mut() {
+        let Value::Table(secret) = secret else {
+            continue;
+        };
+        if let Some(file) = secret.get("file").and_then(Value::as_str) {
+            let file = examples.join(file);
+            secret.insert("file".into(), path_value(&file)?);
+        }
+    }
+    Ok(())
 }
 
 /// Writes a config of `count` instances of `bench-noop`, each subscribed
@@ -175,7 +197,7 @@ mod tests {
         let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
         assert!(names.contains(&"policy-gate") && names.contains(&"audit-log"));
         assert_eq!(examples.plugins, config.plugins.len());
-        assert_eq!(examples.plugins + examples.missing.len(), 10);
+        assert_eq!(examples.plugins + examples.missing.len(), 11);
         for plugin in &config.plugins {
             let under = |p: &Path| p.starts_with(&bin_dir) || p.starts_with(&paths(&bin_dir).root);
             assert!(under(&plugin.command), "{}", plugin.command.display());

@@ -394,9 +394,9 @@ pub(crate) struct InvokeArgs {
 pub(crate) struct StateDir {
     /// The state directory of host services (the plugins' key-value store,
     /// events), created 0700 if missing (default: the config's [state]
-    /// dir, else $XDG_STATE_HOME/outboard, else ~/.local/state/outboard;
-    /// /var/lib/outboard for root).
-    #[arg(long, value_name = "DIR")]
+    /// dir, else systemd's $STATE_DIRECTORY, else /var/lib/outboard for
+    /// root, else $XDG_STATE_HOME/outboard, else ~/.local/state/outboard).
+    #[arg(long, value_name = "DIR", env = "OUTBOARD_STATE_DIR")]
     pub(crate) state_dir: Option<PathBuf>,
 }
 

@@ -7,7 +7,7 @@ mod common;
 use common::{Lines, outboard, text};
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -238,7 +238,7 @@ fn broken_config(sandbox: &common::Sandbox, mode: &str, stop_grace: &str) -> (Pa
 /// Starts `outboard args...` with its runtime directories under `runtime`
 /// and its stderr piped.
 fn spawn_outboard(args: &[&str], runtime: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_outboard"))
+    common::outboard_command()
         .args(args)
         .env("OUTBOARD_RUNTIME_DIR", runtime)
         // `up` serves a control socket: one of its own beside the runtime
@@ -469,7 +469,7 @@ fn ls_and_invoke_to_a_full_disk_fail() {
         vec!["invoke", "test", "--json", "--config", config],
         vec!["invoke", "test", "--config", config],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        let out = common::outboard_command()
             .args(&args)
             .env("OUTBOARD_RUNTIME_DIR", &runtime)
             .env_remove("OUTBOARD_PLUGIN_DIR")
@@ -566,7 +566,7 @@ fn up_supervises_until_sigterm_then_stops_everything_and_exits_0() {
     std::fs::write(&config, text).expect("write config");
     let runtime = sandbox.path().join("run");
     std::fs::create_dir(&runtime).expect("runtime base");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let mut child = common::outboard_command()
         .args(["up", "--json", "--config", config.to_str().unwrap()])
         .env("OUTBOARD_RUNTIME_DIR", &runtime)
         .env(
@@ -616,7 +616,7 @@ fn up_supervises_until_sigterm_then_stops_everything_and_exits_0() {
 
 #[test]
 fn a_reader_that_goes_away_is_not_a_crash() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let mut child = common::outboard_command()
         .args(["describe", "--"])
         .arg(common::bin("env-injector"))
         .env("OUTBOARD_RUNTIME_DIR", "/tmp")
@@ -639,7 +639,7 @@ fn up_says_when_it_is_ready_even_with_no_plugins() {
     let sandbox = common::Sandbox::new();
     let config = sandbox.path().join("outboard.toml");
     std::fs::write(&config, "[defaults]\ncall_timeout = \"1s\"\n").expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let mut child = common::outboard_command()
         .args(["up", "--config", config.to_str().unwrap()])
         .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
         .env(
@@ -695,7 +695,7 @@ fn a_fifo_as_config_is_refused_at_once() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: `c` is a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let mut child = common::outboard_command()
         .args(["ls", "--config", fifo.to_str().unwrap()])
         .env("OUTBOARD_RUNTIME_DIR", "/tmp")
         .stdout(Stdio::null())
@@ -733,7 +733,7 @@ fn invoke_refuses_a_phase_name_that_is_not_one_and_says_when_nobody_subscribes()
 
     let sandbox = common::Sandbox::new();
     let (config, runtime) = broken_config(&sandbox, "ok", "1s");
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["invoke", "nobody_listens", "--config"])
         .arg(&config)
         .env("OUTBOARD_RUNTIME_DIR", &runtime)
@@ -794,7 +794,7 @@ fn a_secret_the_scrubber_redacts_is_nowhere_in_the_json_or_the_report() {
         .unwrap();
     let report_file = dir.path().join("report.json");
     let run = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_outboard"))
+        common::outboard_command()
             .args(["run", "--config", &examples_config()])
             .args(extra)
             .args(["--", "sh", "-c", "test \"$API_TOKEN\" = '[redacted]'"])

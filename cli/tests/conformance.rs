@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{Sandbox, bin};
 use serde_json::Value;
@@ -49,7 +48,7 @@ fn conformance_with(
 /// Runs `outboard conformance --json ARGS...` with its runtime directories
 /// in `sandbox`; returns the exit code, the checks and stderr.
 fn conformance_args(sandbox: &Sandbox, args: &[&str]) -> (i32, Vec<Value>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let output = common::outboard_command()
         .args(["conformance", "--json"])
         .args(args)
         .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
@@ -411,7 +410,7 @@ fn a_configured_plugin_is_certified_with_its_own_config() {
     );
     assert!(detail.contains("/prefix"), "{detail}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["conformance", "--plugin", "nope", "--config", file])
         .output()
         .unwrap();
@@ -429,7 +428,7 @@ fn a_configured_plugin_is_certified_with_its_own_config() {
 /// `--config-json`.
 #[test]
 fn json_given_to_config_points_to_config_json() {
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["conformance", "--config", r#"{"a": 1}"#, "--plugin", "x"])
         .output()
         .unwrap();
@@ -456,7 +455,7 @@ fn a_plugin_behind_an_interpreter_gets_one_name_its_manifests() {
     let wrapper = wrapper.to_str().unwrap();
     let agreed = r#"configured as "broken-ok" (OUTBOARD_PLUGIN_NAME "broken-ok")"#;
 
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["describe", "--", "sh", wrapper])
         .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
         .output()
@@ -479,7 +478,7 @@ fn a_plugin_behind_an_interpreter_gets_one_name_its_manifests() {
 /// The manifest `outboard describe ARGS...` prints, with its runtime
 /// directories in `sandbox`; fails the test if it does not exit 0.
 fn describe(sandbox: &Sandbox, args: &[&std::ffi::OsStr]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .arg("describe")
         .args(args)
         .env("OUTBOARD_RUNTIME_DIR", sandbox.path())

@@ -44,7 +44,7 @@ impl Up {
         let text = toml::to_string(&toml::Value::try_from(&doc).unwrap()).unwrap();
         std::fs::write(&config, text).unwrap();
         let socket = sandbox.path().join("ctl/control.sock");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        let mut child = common::outboard_command()
             .args(["up", "--config"])
             .arg(&config)
             .arg("--control-socket")
@@ -67,7 +67,7 @@ impl Up {
 
     /// `outboard ARGS` as a client of this daemon.
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_outboard"));
+        let mut command = common::outboard_command();
         command
             .args(args)
             .env("OUTBOARD_CONTROL_SOCKET", &self.socket)

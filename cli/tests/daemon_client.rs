@@ -302,7 +302,7 @@ fn serve(fake: Fake, socket: &Path) {
 
 /// Runs `outboard args` on a thread (the test's runtime keeps serving).
 async fn outboard_on(socket: &Path, args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"));
+    let mut command = common::outboard_command();
     command
         .args(args)
         .env("OUTBOARD_CONTROL_SOCKET", socket)
@@ -370,7 +370,7 @@ fn with_no_daemon_every_client_command_says_how_to_start_one() {
     }
     // The variable names the socket as well as the flag; `run` exits as a
     // host error does.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["run", "--daemon", "--", "true"])
         .env("OUTBOARD_CONTROL_SOCKET", socket)
         .output()
@@ -408,7 +408,7 @@ async fn status_shows_every_plugin_as_a_table_and_as_json() {
 async fn status_watch_draws_again_on_each_change() {
     let sandbox = Sandbox::new();
     let socket = canned(&sandbox);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let mut child = tokio::process::Command::from(common::outboard_command())
         .args(["status", "--watch", "--json"])
         .env("OUTBOARD_CONTROL_SOCKET", &socket)
         .stdout(std::process::Stdio::piped())
@@ -571,7 +571,7 @@ fn job_on_hanging_daemon(
         ..Fake::default()
     };
     runtime.block_on(async { serve(fake, &socket) });
-    let job = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let job = common::outboard_command()
         .args(["run", "--daemon", "--", "true"])
         .env("OUTBOARD_CONTROL_SOCKET", &socket)
         .stderr(std::process::Stdio::piped())

@@ -83,7 +83,7 @@ async fn status_counts_exactly_what_happened() {
     assert!(!passed(&invoke(&mut client, "boom").await));
     assert!(passed(&invoke(&mut client, "talk").await));
     for (command, code) in [(&["true"][..], 0), (&["sh", "-c", "exit 3"], 3)] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+        let out = common::outboard_command()
             .args(["run", "--daemon", "--control-socket"])
             .arg(up.socket())
             .arg("--")

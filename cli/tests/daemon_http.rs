@@ -216,7 +216,7 @@ async fn a_scrape_after_ok_veto_timeout_and_crash_counts_each_exactly() {
     daemon::invoke(&mut client, "check").await;
     // Two jobs through the daemon: one succeeds, one's command fails.
     for command in ["true", "false"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        let out = common::outboard_command()
             .args(["run", "--daemon", "--control-socket"])
             .arg(daemon.socket())
             .args(["--", command])
@@ -579,7 +579,7 @@ fn a_taken_port_is_a_start_error_naming_the_address() {
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("outboard.toml");
     std::fs::write(&config, plugin("good", "build:10", "{}", "")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["up", "--config"])
         .arg(&config)
         .arg("--control-socket")

@@ -75,7 +75,7 @@ fn a_job_goes_on_without_an_optional_plugin_that_cannot_start() {
     let path = dir.path().join("outboard.toml");
     std::fs::write(&path, config(dir.path())).unwrap();
     let sandbox = common::Sandbox::new();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["run", "--config", path.to_str().unwrap(), "--", "true"])
         .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
         .env_remove("OUTBOARD_PLUGIN_DIR")

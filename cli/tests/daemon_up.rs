@@ -90,7 +90,7 @@ impl Up {
 /// `outboard up --config CONFIG --control-socket SOCKET`, runtime
 /// directories under `runtime`, stderr piped.
 fn outboard_up(config: &Path, socket: &Path, runtime: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_outboard"));
+    let mut command = common::outboard_command();
     command
         .args(["up", "--config"])
         .arg(config)

@@ -24,6 +24,7 @@ fn outboard_with_fd7(sb: &Sandbox, secret: &std::path::Path, args: &str) -> std:
         .arg(format!("exec 7<\"$SECRET\"; exec \"$OUTBOARD\" {args}"))
         .env("SECRET", secret)
         .env("OUTBOARD", env!("CARGO_BIN_EXE_outboard"))
+        .env("OUTBOARD_STATE_DIR", common::STATE_DIR)
         .env("OUTBOARD_RUNTIME_DIR", "/tmp")
         .current_dir(sb.path())
         .output()

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Sandbox, alive, bin, wait_until};
@@ -27,7 +27,7 @@ fn start_host(
         .prefix("obk-")
         .tempdir_in("/tmp")
         .unwrap();
-    let host = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let host = common::outboard_command()
         .args([command, "--config", config_path.to_str().unwrap()])
         .args(args)
         .env("OUTBOARD_RUNTIME_DIR", runtime.path())
@@ -206,7 +206,7 @@ fn a_sigkilled_host_takes_whole_plugin_groups_with_it() {
     );
     let config_path = up.runtime.path().join("next.toml");
     std::fs::write(&config_path, config).unwrap();
-    let next = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let next = common::outboard_command()
         .args(["ls", "--config", config_path.to_str().unwrap()])
         .env("OUTBOARD_RUNTIME_DIR", up.runtime.path())
         .output()

@@ -42,6 +42,7 @@ fn job(sb: &Sandbox, config: &Path, wrapper: &[&str], script: &str) -> Command {
     cmd.args(["run", "--json", "--config"])
         .arg(config)
         .args(["--", "sh", "-c", script])
+        .env("OUTBOARD_STATE_DIR", common::STATE_DIR)
         .env("OUTBOARD_RUNTIME_DIR", &runtime)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -167,6 +168,7 @@ fn hangup_and_user_signals_through_the_init_do_not_kill_up() {
         .args(["up", "--config"])
         .arg(&config)
         .env("OUTBOARD_INIT", "1")
+        .env("OUTBOARD_STATE_DIR", common::STATE_DIR)
         .env("OUTBOARD_RUNTIME_DIR", &runtime)
         .env(
             "OUTBOARD_CONTROL_SOCKET",

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::{Sandbox, bin};
@@ -41,7 +41,7 @@ fn run(sandbox: &Sandbox, config: &str, args: &[&str]) -> (Output, Value) {
     std::fs::create_dir_all(&runtime).unwrap();
     let report_file = sandbox.path().join("report.json");
     let _ = std::fs::remove_file(&report_file);
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["run", "--report"])
         .arg(&report_file)
         .args(["--config", config])
@@ -317,7 +317,7 @@ fn sigterm_stops_the_command_and_still_runs_cleanup() {
     // exec: the forwarded SIGTERM goes to the process that waits (a shell
     // would defer it until its child exits).
     let script = format!("touch {}; exec sleep 30", started.display());
-    let child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let child = common::outboard_command()
         .args([
             "run", "--json", "--config", &config, "--", "sh", "-c", &script,
         ])
@@ -362,7 +362,7 @@ fn a_second_sigterm_cuts_on_error_and_cleanup_short() {
     let started = sb.path().join("started");
     let script = format!("touch {}; exec sleep 30", started.display());
     let clock = std::time::Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let mut child = common::outboard_command()
         .args(["run", "--config", &config, "--", "sh", "-c", &script])
         .env("OUTBOARD_RUNTIME_DIR", &runtime)
         .stdout(std::process::Stdio::null())
@@ -403,7 +403,7 @@ fn a_report_that_cannot_be_written_fails_a_job_that_succeeded() {
     let sb = Sandbox::new();
     let config = write_config(&sb, &[observer()], json!({}));
     let missing = sb.path().join("no-such-dir/report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["run", "--report"])
         .arg(&missing)
         .args(["--config", &config, "--", "true"])
@@ -455,7 +455,7 @@ fn a_plugins_message_cannot_forge_the_summary_or_drive_the_terminal() {
 
 /// `outboard run ARGS --config CONFIG -- true` with stdout to `stdout`.
 fn run_to(sb: &Sandbox, config: &str, args: &[&str], stdout: std::fs::File) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_outboard"))
+    common::outboard_command()
         .arg("run")
         .args(args)
         .args(["--config", config, "--", "true"])
@@ -527,7 +527,7 @@ fn an_environment_that_is_not_utf8_is_refused_naming_the_variable() {
     use std::os::unix::ffi::OsStrExt;
     let sb = Sandbox::new();
     let config = write_config(&sb, &[observer()], json!({}));
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["run", "--config", &config, "--", "true"])
         .env("OUTBOARD_RUNTIME_DIR", sb.path())
         .env("LATIN1", std::ffi::OsStr::from_bytes(b"caf\xe9"))
@@ -571,7 +571,7 @@ fn a_plugins_message_cannot_forge_the_invoke_report() {
         )],
         json!({}),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["invoke", "pre_container", "--config", &config])
         .env("OUTBOARD_RUNTIME_DIR", sb.path())
         .output()
@@ -603,7 +603,7 @@ fn a_full_stderr_is_no_panic() {
             .unwrap()
     };
     for (config, code) in [(config.as_str(), 0), ("/nonexistent/outboard.toml", 125)] {
-        let status = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        let status = common::outboard_command()
             .args(["run", "--config", config, "--", "true"])
             .env("OUTBOARD_RUNTIME_DIR", sb.path())
             .stderr(full())

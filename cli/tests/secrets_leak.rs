@@ -18,7 +18,7 @@ mod common;
 mod daemon;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{bin, outboard, text};
@@ -150,7 +150,7 @@ fn config(work: &Path, source: &str) -> String {
 /// `outboard run --daemon ... --json --report FILE -- true`: its output,
 /// and the report file's text.
 fn run_job(daemon: &Daemon, report: &Path) -> (Output, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_outboard"))
+    let out = common::outboard_command()
         .args(["run", "--daemon", "--control-socket"])
         .arg(daemon.socket())
         .arg("--json")

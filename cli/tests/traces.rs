@@ -117,7 +117,7 @@ fn otel_env(receiver: &Receiver) -> Vec<(&'static str, String)> {
 async fn outboard(args: &[&str], env: Vec<(&'static str, String)>) -> Output {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+        common::outboard_command()
             .args(&args)
             // Only what the test says: no parent, no exporter of its own.
             .env_remove("TRACEPARENT")

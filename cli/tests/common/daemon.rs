@@ -104,7 +104,7 @@ impl Daemon {
                 work.path().join("state").display().to_string(),
             ]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
+        let mut child = outboard_command()
             .arg("up")
             .arg("--config")
             .arg(&config)
@@ -202,7 +202,7 @@ impl Daemon {
 
     /// The command [`Daemon::cli`] runs, to spawn it instead.
     pub fn cli_command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_outboard"));
+        let mut command = outboard_command();
         command
             .args(args)
             .arg("--control-socket")
@@ -438,4 +438,16 @@ pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::rename(&aside, &path).unwrap();
     path
+}
+
+/// The `outboard` binary, its host services' state in this build's scratch
+/// directory rather than the machine's default (as `common::outboard_command`;
+/// this module is also used without `common`).
+fn outboard_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_outboard"));
+    command.env(
+        "OUTBOARD_STATE_DIR",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/outboard-state"),
+    );
+    command
 }

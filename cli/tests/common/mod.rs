@@ -12,9 +12,23 @@ use std::time::{Duration, Instant};
 
 use outboard_host::launch::ProcStat;
 
+/// The `outboard` binary as a command whose host services keep their
+/// state in this build's scratch directory (`OUTBOARD_STATE_DIR`), never
+/// in the machine's default (`/var/lib/outboard` as root), which another
+/// checkout or version may use. A test that needs a state of its own
+/// passes `--state-dir`.
+pub fn outboard_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"));
+    command.env("OUTBOARD_STATE_DIR", STATE_DIR);
+    command
+}
+
+/// The state directory [`outboard_command`] gives the commands it builds.
+pub const STATE_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/outboard-state");
+
 /// Runs the `outboard` binary with `args`, runtime directories under /tmp.
 pub fn outboard(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+    outboard_command()
         .args(args)
         .env("OUTBOARD_RUNTIME_DIR", "/tmp")
         .env_remove("OUTBOARD_PLUGIN_DIR")

@@ -43,9 +43,14 @@ impl Default for ServicesSpec {
 }
 
 /// The state directory when neither `--state-dir` nor `[state] dir` names
-/// one: [`ROOT_STATE_DIR`] for root, else `$XDG_STATE_HOME/outboard`, else
+/// one: the first of systemd's `$STATE_DIRECTORY` (set by the unit's
+/// `StateDirectory=`, which a sandboxed unit may be unable to leave), else
+/// [`ROOT_STATE_DIR`] for root, else `$XDG_STATE_HOME/outboard`, else
 /// `~/.local/state/outboard`; `None` when there is no home to put it in.
 pub fn default_state_dir() -> Option<PathBuf> {
+    if let Some(dir) = systemd_state_dir(std::env::var_os("STATE_DIRECTORY")) {
+        return Some(dir);
+    }
     // SAFETY: geteuid cannot fail and touches no memory.
     let root = unsafe { libc::geteuid() } == 0;
     state_dir_for(
@@ -53,6 +58,14 @@ pub fn default_state_dir() -> Option<PathBuf> {
         std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
         std::env::var_os("HOME").map(PathBuf::from),
     )
+}
+
+/// The first directory of systemd's colon-separated `$STATE_DIRECTORY`,
+/// if it is absolute.
+fn systemd_state_dir(value: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let value = value?.into_string().ok()?;
+    let first = PathBuf::from(value.split(':').next()?);
+    first.is_absolute().then_some(first)
 }
 
 /// [`default_state_dir`] as a pure function of who runs and the two
@@ -72,6 +85,18 @@ fn state_dir_for(root: bool, xdg: Option<PathBuf>, home: Option<PathBuf>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn systemds_state_directory_is_its_first_absolute_entry() {
+        let v = |s: &str| Some(std::ffi::OsString::from(s));
+        assert_eq!(
+            systemd_state_dir(v("/var/lib/outboard:/var/lib/other")),
+            Some(PathBuf::from("/var/lib/outboard"))
+        );
+        assert_eq!(systemd_state_dir(v("relative")), None);
+        assert_eq!(systemd_state_dir(v("")), None);
+        assert_eq!(systemd_state_dir(None), None);
+    }
 
     #[test]
     fn the_default_state_dir_follows_root_then_xdg_then_home() {
