@@ -48,8 +48,8 @@ mod supervisor;
 pub mod trace;
 
 pub use config::{
-    Defaults, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy, Retry,
-    SubscriptionOverride, Supervision,
+    Defaults, EventsSpec, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy,
+    Retry, SubscriptionOverride, Supervision,
 };
 pub use depends::{DependencyError, DependencyErrors, Turn};
 pub use dispatch::{

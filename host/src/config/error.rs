@@ -51,6 +51,8 @@ pub enum Subject {
     Daemon,
     /// The `[http]` section: `http`.
     Http,
+    /// The `[events]` section: `events`.
+    Events,
 }
 
 impl fmt::Display for Subject {
@@ -63,6 +65,7 @@ impl fmt::Display for Subject {
             Subject::Phase(name) => write!(f, "phase {name:?}"),
             Subject::Daemon => f.write_str("daemon"),
             Subject::Http => f.write_str("http"),
+            Subject::Events => f.write_str("events"),
         }
     }
 }

@@ -47,6 +47,13 @@
 //!
 //! [http]                           # optional; `outboard up` only, read at start
 //! listen = "127.0.0.1:9464"        # /metrics, /healthz, /readyz; default: no listener
+//!
+//! [events]                         # optional; delivery of events to plugins, read at start
+//! max_attempts = 5                 # per event and plugin, then the dead-letter list
+//! backoff_initial = "1s"           # doubled per attempt, with jitter, up to backoff_max
+//! backoff_max = "5m"
+//! retention = "24h"                # delivered events (and idempotency keys) kept this long
+//! dead_retention = "30d"           # dead letters kept this long unless retried
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory
@@ -102,7 +109,7 @@ pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
 pub use spec::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_STOP_GRACE,
-    DaemonSpec, Defaults, HostConfig, HttpSpec, PluginSpec,
+    DaemonSpec, Defaults, EventsSpec, HostConfig, HttpSpec, PluginSpec,
 };
 pub use subscription::{Retry, SubscriptionOverride};
 pub use supervision::{RestartPolicy, Supervision};
