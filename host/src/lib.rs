@@ -66,7 +66,7 @@ pub use host::{
     stop_all,
 };
 pub use instance::{Plugin, Reply, StopMethod, Stopped};
-pub use launch::Exit;
+pub use launch::{Attach, Attachment, Exit};
 pub use manifest::{
     ConfigSchemaError, ConfigViolation, Dependency, FieldError, Manifest, ManifestError,
     Permission, Subscription,

