@@ -62,7 +62,7 @@ pub use figures::{
     StatsSnapshot, UnknownJobResult,
 };
 pub use host::{
-    Host, HostEvent, NoSuchPlugin, PluginChange, ReloadError, ReloadPlan, StartFailures, start_all,
+    Host, HostEvent, HostHandle, NoSuchPlugin, PluginChange, ReloadError, ReloadPlan, StartFailures, start_all,
     stop_all,
 };
 pub use instance::{Plugin, Reply, StopMethod, Stopped};

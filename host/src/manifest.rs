@@ -240,6 +240,17 @@ impl Manifest {
         self.subscriptions.iter().find(|s| s.phase == phase)
     }
 
+    /// The permissions this manifest asks for that `grant` (a plugin's
+    /// config) allows: all of them for `"*"`. What `Configure` passes on.
+    pub fn allowed(&self, grant: &[String]) -> Vec<String> {
+        let all = grant.iter().any(|g| g == "*");
+        self.permissions
+            .iter()
+            .filter(|p| all || grant.contains(&p.name))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     /// `true` if the plugin declared `feature`.
     pub fn has_feature(&self, feature: &str) -> bool {
         self.features.iter().any(|f| f == feature)
