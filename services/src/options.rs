@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use outboard_state::KvLimits;
+
 /// The default bound on one host-service call, on the host's side.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -20,6 +22,8 @@ pub struct ServicesOptions {
     /// The state directory (`[state] dir`, `--state-dir`): the database
     /// lives there.
     pub state_dir: PathBuf,
+    /// The key-value limits (docs/PROTOCOL.md §17.5).
+    pub kv_limits: KvLimits,
     /// The host's bound on one call: past it the call fails `UNAVAILABLE`.
     pub call_timeout: Duration,
     /// Calls one instance may have in flight; more wait (within the call's
@@ -35,6 +39,7 @@ impl ServicesOptions {
     pub fn new(state_dir: impl Into<PathBuf>) -> ServicesOptions {
         ServicesOptions {
             state_dir: state_dir.into(),
+            kv_limits: KvLimits::default(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             describe_wait: DEFAULT_DESCRIBE_WAIT,

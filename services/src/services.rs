@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use outboard_host::{Host, Launcher, PluginLauncher};
+use outboard_state::{Database, KvStore};
 
 use crate::error::ServicesError;
 use crate::hosted::HostAttach;
@@ -19,22 +20,45 @@ pub struct Services {
 }
 
 /// What every handler and every launch's server needs.
-#[derive(Debug)]
 pub(crate) struct Shared {
     /// How the services were set up.
     pub(crate) options: ServicesOptions,
+    /// The state database (the key-value store, the events' outbox).
+    pub(crate) database: Arc<Database>,
+    /// The key-value store: the database, seen through the trait a shared
+    /// backend may implement later.
+    pub(crate) kv: Arc<dyn KvStore>,
     /// The live tokens.
     pub(crate) registry: Registry,
     /// Set by [`Services::shutdown`]: calls are refused from then on.
     pub(crate) stopping: AtomicBool,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("options", &self.options)
+            .field("database", &self.database)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Services {
     /// Opens the state database in `options.state_dir` and readies secrets
     /// and events.
     pub fn open(options: ServicesOptions) -> Result<Arc<Services>, ServicesError> {
+        let database =
+            Arc::new(
+                Database::open(&options.state_dir).map_err(|e| ServicesError::State {
+                    dir: options.state_dir.clone(),
+                    reason: e.to_string(),
+                })?,
+            );
         Ok(Arc::new(Services {
             shared: Arc::new(Shared {
+                kv: database.clone(),
+                database,
                 options,
                 registry: Registry::default(),
                 stopping: AtomicBool::new(false),
@@ -66,6 +90,12 @@ impl Services {
     /// instance (a token dies with its process).
     pub fn live_tokens(&self) -> usize {
         self.shared.registry.len()
+    }
+
+    /// The state database, shared by the key-value store and the events'
+    /// outbox.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.shared.database
     }
 
     /// The state directory.
