@@ -179,6 +179,9 @@ impl Database {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// Opens a connection to `path` with the per-connection settings: never
 /// through a symlink, `synchronous=FULL`, the busy timeout, foreign keys.
 fn connect(path: &Path, extra: OpenFlags) -> Result<Connection, StateError> {

@@ -11,8 +11,17 @@
 //! - `clock`: the wall clock expiry is checked against, injectable for tests.
 //! - `error`: [`StateError`].
 //!
+//! A module with tables of its own (the events outbox, `outbox/`) adds its
+//! schema as one line in `migrations::STEPS` and runs its statements through
+//! `Database::write` (one `BEGIN IMMEDIATE` transaction, durable on return)
+//! and `Database::read` (a pooled read connection that never waits for a
+//! writer), both crate-private.
+//!
 //! No dependency on the host or on gRPC: callers map [`StateError`] to their
-//! own errors, and run these synchronous calls off their async threads.
+//! own errors (a gRPC server: [`StateError::Limit`] is `RESOURCE_EXHAUSTED`,
+//! [`StateError::InvalidToken`] and [`StateError::Invalid`] are
+//! `INVALID_ARGUMENT`, everything else is `UNAVAILABLE`), and run these
+//! synchronous calls off their async threads (`spawn_blocking`).
 
 mod clock;
 mod database;

@@ -116,6 +116,7 @@ impl KvStore for Database {
         check_key("key", key)?;
         let now = self.now();
         self.write(|tx| {
+            self.housekeep(tx, now)?;
             let current = live(tx, ns, key, to_millis(now))?.map(|(value, _)| value);
             let holds = match expected {
                 Expected::Value(bytes) => current.as_deref() == Some(bytes),
@@ -144,7 +145,7 @@ impl Database {
         })
     }
 
-    /// Every [`RECLAIM_EVERY`]th write also removes a batch of expired rows,
+    /// Every [`RECLAIM_EVERY`]th set or compare-and-set also removes a batch of expired rows,
     /// so that keys nobody reads again do not stay on disk for ever.
     fn housekeep(&self, tx: &Transaction<'_>, now: SystemTime) -> Result<(), Fail> {
         if self.tick(RECLAIM_EVERY) {
@@ -158,14 +159,12 @@ impl Database {
     }
 }
 
-/// The expiry of a write made at `now` with `ttl` (none or zero: never).
+/// The expiry of a write made at `now` with `ttl`: none or zero never
+/// expires, and neither does one too far away to represent.
 fn expiry(now: SystemTime, ttl: Option<Duration>) -> Option<i64> {
-    ttl.filter(|ttl| !ttl.is_zero()).map(|ttl| {
-        to_millis(
-            now.checked_add(ttl)
-                .unwrap_or(now + Duration::from_secs(u32::MAX.into())),
-        )
-    })
+    ttl.filter(|ttl| !ttl.is_zero())
+        .and_then(|ttl| now.checked_add(ttl))
+        .map(to_millis)
 }
 
 /// Whether a row expiring at `expires` is live at `now`.
@@ -173,13 +172,11 @@ fn is_live(expires: Option<i64>, now: i64) -> bool {
     expires.is_none_or(|expires| expires > now)
 }
 
+/// A stored value and its expiry in milliseconds since the epoch.
+type Stored = (Vec<u8>, Option<i64>);
+
 /// The live value and expiry of `key`, if any.
-fn live(
-    conn: &Connection,
-    ns: &str,
-    key: &str,
-    now: i64,
-) -> Result<Option<(Vec<u8>, Option<i64>)>, Fail> {
+fn live(conn: &Connection, ns: &str, key: &str, now: i64) -> Result<Option<Stored>, Fail> {
     let row = conn
         .prepare_cached(
             "SELECT value, expires FROM kv WHERE ns = ?1 AND key = ?2
