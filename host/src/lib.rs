@@ -62,8 +62,8 @@ pub use figures::{
     StatsSnapshot, UnknownJobResult,
 };
 pub use host::{
-    Host, HostEvent, HostHandle, NoSuchPlugin, PluginChange, ReloadError, ReloadPlan, StartFailures, start_all,
-    stop_all,
+    Host, HostEvent, HostHandle, NoSuchPlugin, PluginChange, ReloadError, ReloadPlan,
+    StartFailures, start_all, stop_all,
 };
 pub use instance::{Plugin, Reply, StopMethod, Stopped};
 pub use launch::{Attach, Attachment, Exit};
