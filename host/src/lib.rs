@@ -49,7 +49,7 @@ pub mod trace;
 
 pub use config::{
     Defaults, EventsSpec, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy,
-    Retry, SubscriptionOverride, Supervision,
+    Retry, ServicesSpec, StateSpec, SubscriptionOverride, Supervision,
 };
 pub use depends::{DependencyError, DependencyErrors, Turn};
 pub use dispatch::{

@@ -43,4 +43,5 @@ pub use options::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_DESCRIBE_WAIT, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_SCOPE,
     ServicesOptions,
 };
+pub use outboard_state::KvLimits;
 pub use services::Services;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use outboard_host::EventsSpec;
+use outboard_host::{EventsSpec, ServicesSpec};
 use outboard_state::KvLimits;
 
 /// The default bound on one host-service call, on the host's side.
@@ -56,6 +56,20 @@ impl ServicesOptions {
             describe_wait: DEFAULT_DESCRIBE_WAIT,
             scope: DEFAULT_SCOPE.to_owned(),
             events: EventsSpec::default(),
+        }
+    }
+
+    /// The options for `state_dir` with the limits of a config's
+    /// `[services]` section.
+    pub fn from_spec(state_dir: impl Into<PathBuf>, spec: &ServicesSpec) -> ServicesOptions {
+        ServicesOptions {
+            kv_limits: KvLimits {
+                value_size: spec.kv_value_size as usize,
+                namespace_total: u64::from(spec.kv_namespace_total),
+            },
+            call_timeout: spec.call_timeout,
+            max_concurrent_calls: spec.max_concurrent_calls as usize,
+            ..ServicesOptions::new(state_dir)
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use outboard_host::{Host, Launcher, PluginLauncher};
+use outboard_host::{Attach, Host, Launcher, PluginLauncher};
 use outboard_state::{Database, KvStore};
 
 use crate::error::ServicesError;
@@ -74,9 +74,13 @@ impl Services {
     /// The launcher that gives every launch its host socket and token (the
     /// host seam).
     pub fn launcher(self: &Arc<Self>) -> Arc<dyn Launcher> {
-        Arc::new(PluginLauncher::attaching(Arc::new(HostAttach::new(
-            self.shared.clone(),
-        ))))
+        Arc::new(PluginLauncher::attaching(self.attacher()))
+    }
+
+    /// The seam itself, for a launcher of one's own: each `attach` binds a
+    /// host socket and a fresh token in the runtime directory it is given.
+    pub fn attacher(&self) -> Arc<dyn Attach> {
+        Arc::new(HostAttach::new(self.shared.clone()))
     }
 
     /// From now on events are fanned out and delivered to `host`'s plugins,

@@ -51,6 +51,10 @@ pub enum Subject {
     Daemon,
     /// The `[http]` section: `http`.
     Http,
+    /// The `[state]` section: `state`.
+    State,
+    /// The `[services]` section: `services`.
+    Services,
     /// The `[events]` section: `events`.
     Events,
 }
@@ -65,6 +69,8 @@ impl fmt::Display for Subject {
             Subject::Phase(name) => write!(f, "phase {name:?}"),
             Subject::Daemon => f.write_str("daemon"),
             Subject::Http => f.write_str("http"),
+            Subject::State => f.write_str("state"),
+            Subject::Services => f.write_str("services"),
             Subject::Events => f.write_str("events"),
         }
     }

@@ -57,6 +57,8 @@ impl HostConfig {
         let plugins = plugins(file.plugin, &src, &defaults)?;
         let daemon = file.daemon.resolve(&src)?;
         let http = file.http.resolve(&src)?;
+        let state = file.state.resolve(&src)?;
+        let services = file.services.resolve(&src)?;
         let events = file.events.resolve(&src)?;
         Ok(HostConfig {
             plugins,
@@ -64,6 +66,8 @@ impl HostConfig {
             phases,
             daemon,
             http,
+            state,
+            services,
             events,
         })
     }
