@@ -145,6 +145,11 @@ impl Daemon {
         daemon
     }
 
+    /// Where its plugins' runtime directories are (`OUTBOARD_RUNTIME_DIR`).
+    pub fn runtime_base(&self) -> &Path {
+        self.sandbox.path()
+    }
+
     /// The daemon's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
