@@ -18,6 +18,7 @@ mod backoff;
 mod deliver;
 mod fanout;
 mod host_events;
+mod owner;
 mod rules;
 mod subscribers;
 
@@ -79,7 +80,7 @@ impl Events {
     /// Events kept in `outbox`, for a host of `scope`, delivered as `spec`
     /// says.
     pub fn new(outbox: Arc<dyn Outbox>, scope: &str, spec: EventsSpec) -> Arc<Events> {
-        let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let owner = owner::mine();
         Arc::new(Events {
             outbox,
             scope: scope.into(),
@@ -210,6 +211,7 @@ impl Events {
             }
         }
         let mut tasks = vec![
+            tokio::spawn(release_the_dead(self.clone())),
             tokio::spawn(fanout::run(self.clone())),
             tokio::spawn(host_events::run(self.clone(), host.events(), handle)),
             tokio::spawn(fanout::prune(self.clone())),
@@ -329,6 +331,35 @@ impl Events {
         for wake in lock(&self.workers).values() {
             wake.notify_one();
         }
+    }
+}
+
+/// Releases the leases of this scope's owners that are gone (a crashed
+/// predecessor), then wakes the workers: its deliveries in flight are
+/// retried now, not when their leases would have run out.
+async fn release_the_dead(events: Arc<Events>) {
+    let (outbox, scope) = (events.outbox.clone(), events.scope.clone());
+    let released = tokio::task::spawn_blocking(move || {
+        let mut released = 0;
+        for dead in outbox
+            .lease_owners(&scope)?
+            .into_iter()
+            .filter(|o| owner::is_gone(o))
+        {
+            released += outbox.release(&dead)?;
+        }
+        Ok::<_, outboard_state::StateError>(released)
+    })
+    .await;
+    match released {
+        Ok(Ok(0)) | Err(_) => {}
+        Ok(Ok(n)) => {
+            tracing::info!(
+                "{n} event deliveries of a host that stopped without finishing them are retried"
+            );
+            events.wake_all();
+        }
+        Ok(Err(e)) => tracing::warn!("could not look for a crashed host's event deliveries: {e}"),
     }
 }
 
