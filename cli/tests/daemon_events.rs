@@ -241,3 +241,41 @@ fn emit_reaches_a_subscriber_through_the_daemon_and_through_the_outbox() {
     assert_eq!(all.len(), 2, "each event once: {all:?}");
     daemon.stop();
 }
+
+#[test]
+fn a_job_under_outboard_run_reaches_a_job_subscriber_before_the_host_stops() {
+    let (dir, state) = workdir();
+    let log = dir.path().join("events.jsonl");
+    let config = dir.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        subscriber("watcher", "job.*,plugin.ready", &json!({"log": log})),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--json", "--", "sh", "-c", "exit 3"])
+        .env("OUTBOARD_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Delivered before `outboard run` returned: no waiting here.
+    let all = deliveries(&log);
+    let named = |name: &str| all.iter().find(|d| d["name"] == json!(name)).cloned();
+    let ready = named("plugin.ready").unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(ready["payload"]["plugin"], json!("watcher"));
+    assert!(ready["payload"]["pid"].is_u64(), "{ready}");
+    let started = named("job.started").unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(started["source"], json!("host"));
+    assert_eq!(started["payload"]["job"], report["job_id"]);
+    assert_eq!(started["payload"]["command"], json!(["sh", "-c", "exit 3"]));
+    let finished = named("job.finished").unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(finished["payload"]["job"], report["job_id"]);
+    assert_eq!(finished["payload"]["status"], json!("exit_code"));
+    assert_eq!(finished["payload"]["exit_code"], json!(3));
+    assert!(finished["payload"]["duration_ms"].is_u64(), "{finished}");
+}
