@@ -1,5 +1,9 @@
 //! [`Database`]: the state directory's SQLite file and the connections to it.
 
+mod readers;
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,13 +14,11 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::clock::{Clock, SystemClock};
 use crate::migrations::{self, MigrateError};
 use crate::{StateError, dir};
+use readers::Readers;
 
 /// How long a write waits for another process's write transaction (the
 /// `outboard emit` of an operator, a second host on the same directory).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Read connections kept open between calls; more are opened when many
-/// threads read at once and closed again afterwards.
-const IDLE_READERS: usize = 8;
 
 /// The state directory's database: `<dir>/state.db`, SQLite through
 /// rusqlite (bundled), WAL, `synchronous=FULL` (a write survives a crash of
@@ -27,15 +29,15 @@ const IDLE_READERS: usize = 8;
 /// Writes go through one connection, each in a `BEGIN IMMEDIATE`
 /// transaction (SQLite serialises writers anyway; one connection means no
 /// lock waits inside the process). Reads take a connection of their own from
-/// a small pool, and under WAL never wait for a writer.
+/// a small bounded pool, and under WAL never wait for a writer.
 #[derive(Debug)]
 pub struct Database {
     /// The database file, named in every error.
     path: PathBuf,
     /// The connection every write goes through.
     writer: Mutex<Connection>,
-    /// Idle read connections.
-    readers: Mutex<Vec<Connection>>,
+    /// The read connections.
+    readers: Readers,
     /// What expiry is checked against.
     clock: Arc<dyn Clock>,
     /// Writes so far, to reclaim expired keys every so many.
@@ -102,7 +104,7 @@ impl Database {
         Ok(Database {
             path,
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: Readers::default(),
             clock,
             writes: AtomicU64::new(0),
         })
@@ -145,22 +147,9 @@ impl Database {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, Fail>,
     ) -> Result<T, StateError> {
-        let idle = lock(&self.readers).pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => {
-                let conn = connect(&self.path, OpenFlags::empty())?;
-                conn.pragma_update(None, "query_only", true)
-                    .map_err(|error| StateError::sqlite(&self.path, error))?;
-                conn
-            }
-        };
-        let result = work(&conn).map_err(|fail| self.error(fail));
-        let mut idle = lock(&self.readers);
-        if idle.len() < IDLE_READERS {
-            idle.push(conn);
-        }
-        result
+        self.readers
+            .with(&self.path, work)?
+            .map_err(|fail| self.error(fail))
     }
 
     /// A [`Fail`] as the caller sees it, naming the file.
@@ -178,9 +167,6 @@ impl Database {
         work(&lock(&self.writer))
     }
 }
-
-#[cfg(test)]
-mod tests;
 
 /// Opens a connection to `path` with the per-connection settings: never
 /// through a symlink, `synchronous=FULL`, the busy timeout, foreign keys.

@@ -14,6 +14,7 @@ pub const DB_FILE: &str = "state.db";
 /// Creates `dir` (and missing parents) mode 0700 when absent, checks it is
 /// safe, and returns the path of the database file in it, created 0600.
 pub(crate) fn prepare(dir: &Path) -> Result<PathBuf, StateError> {
+    check_ancestors(dir)?;
     match fs::symlink_metadata(dir) {
         Err(error) if error.kind() == ErrorKind::NotFound => DirBuilder::new()
             .recursive(true)
@@ -55,6 +56,48 @@ fn check_dir(dir: &Path, meta: &Metadata) -> Result<(), StateError> {
                 dir.display()
             ),
         ));
+    }
+    Ok(())
+}
+
+/// Refuses a directory whose parents let another user move it away and put
+/// their own in its place: a parent owned by someone other than this user or
+/// root, or one that others may write to without the sticky bit (`/tmp`'s
+/// 1777 is fine: there nobody may rename what is not theirs). Checked
+/// before anything is created, from the nearest part of the path that exists.
+fn check_ancestors(dir: &Path) -> Result<(), StateError> {
+    let absolute = std::path::absolute(dir).map_err(|source| io(dir, source))?;
+    let existing = absolute
+        .ancestors()
+        .find(|path| fs::symlink_metadata(path).is_ok())
+        .unwrap_or(Path::new("/"));
+    let real = fs::canonicalize(existing).map_err(|source| io(existing, source))?;
+    // The directory itself, when it exists, is judged by `check_dir`.
+    let skip = usize::from(existing == absolute);
+    for parent in real.ancestors().skip(skip) {
+        let meta = fs::metadata(parent).map_err(|source| io(parent, source))?;
+        if meta.uid() != 0 {
+            check_owner(parent, &meta).map_err(|_| {
+                unsafe_path(
+                    dir,
+                    &format!(
+                        "its parent {} is owned by uid {}, who could replace it; use a directory under one of your own",
+                        parent.display(),
+                        meta.uid()
+                    ),
+                )
+            })?;
+        }
+        if meta.mode() & 0o002 != 0 && meta.mode() & 0o1000 == 0 {
+            return Err(unsafe_path(
+                dir,
+                &format!(
+                    "its parent {} is writable by everyone without the sticky bit, so anyone could replace it; run `chmod o-w {}` or choose another place",
+                    parent.display(),
+                    parent.display()
+                ),
+            ));
+        }
     }
     Ok(())
 }

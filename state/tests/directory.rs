@@ -113,3 +113,21 @@ fn a_directory_owned_by_another_user_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_parent_that_anyone_may_write_to_without_the_sticky_bit_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = dir.path().join("open");
+    fs::create_dir(&open).expect("mkdir");
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let state = open.join("state");
+    assert_refused(
+        Database::open(&state),
+        &state,
+        "writable by everyone without the sticky bit",
+    );
+    assert!(!state.exists(), "refused before anything was created");
+    // With the sticky bit (as /tmp has), nobody may rename what is not theirs.
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).expect("chmod");
+    drop(Database::open(&state).expect("a sticky parent is fine"));
+}

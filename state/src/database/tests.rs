@@ -121,3 +121,43 @@ fn the_file_is_in_wal_mode_with_full_sync() {
     assert_eq!(mode, "wal");
     assert_eq!(sync, 2, "synchronous=FULL is 2");
 }
+
+#[test]
+fn a_panic_during_a_read_hands_its_connection_back() {
+    let (_dir, db) = fresh();
+    for _ in 0..20 {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            db.read(|_| -> Result<(), Fail> { panic!("a bug in a read path") })
+        }));
+        assert!(result.is_err());
+    }
+    // Had the 20 panics leaked their connections, this read would wait for
+    // ever for one of the pool's 8.
+    let db = Arc::new(db);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = db.clone();
+    std::thread::spawn(move || tx.send(reader.get("ns", "k").map(|entry| entry.is_none())));
+    let answer = rx.recv_timeout(Duration::from_secs(30));
+    assert!(matches!(answer, Ok(Ok(true))), "{answer:?}");
+}
+
+#[test]
+fn many_threads_share_the_bounded_read_connections() {
+    let (_dir, db) = fresh();
+    db.set("ns", "k", b"v", None, &KvLimits::default())
+        .expect("set");
+    let db = Arc::new(db);
+    let threads: Vec<_> = (0..64)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                (0..20).all(|_| {
+                    db.get("ns", "k")
+                        .expect("get")
+                        .is_some_and(|e| e.value == b"v")
+                })
+            })
+        })
+        .collect();
+    assert!(threads.into_iter().all(|t| t.join().expect("reader")));
+}

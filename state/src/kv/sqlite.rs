@@ -72,6 +72,7 @@ impl KvStore for Database {
         limits: &KvLimits,
     ) -> Result<(), StateError> {
         check_key("key", key)?;
+        check_value(ns, value, limits)?;
         let now = self.now();
         self.write(|tx| {
             self.housekeep(tx, now)?;
@@ -114,6 +115,7 @@ impl KvStore for Database {
         limits: &KvLimits,
     ) -> Result<CasResult, StateError> {
         check_key("key", key)?;
+        check_value(ns, value, limits)?;
         let now = self.now();
         self.write(|tx| {
             self.housekeep(tx, now)?;
@@ -189,8 +191,17 @@ fn live(conn: &Connection, ns: &str, key: &str, now: i64) -> Result<Option<Store
     Ok(row)
 }
 
-/// Writes `key` after checking the limits: the value's size, and the
-/// namespace's total unless the write does not grow the key's live size.
+/// Refuses a value over the size limit, whatever the key holds (so also a
+/// compare-and-set that would not have swapped).
+fn check_value(ns: &str, value: &[u8], limits: &KvLimits) -> Result<(), StateError> {
+    if value.len() > limits.value_size {
+        return Err(limit(ns, "kv value size", limits.value_size as u64));
+    }
+    Ok(())
+}
+
+/// Writes `key` after checking the namespace's total, unless the write does
+/// not grow the key's live size.
 fn put(
     tx: &Transaction<'_>,
     ns: &str,
@@ -200,13 +211,10 @@ fn put(
     now: i64,
     limits: &KvLimits,
 ) -> Result<(), Fail> {
-    if value.len() > limits.value_size {
-        return Err(limit(ns, "kv value size", limits.value_size as u64).into());
-    }
     let new = (key.len() + value.len()) as u64;
     let (stored, live_size) = stored_size(tx, ns, key, now)?;
     if new > live_size {
-        let mut total = usage(tx, ns)? - stored + new;
+        let mut total = usage(tx, ns)?.saturating_sub(stored) + new;
         if total > limits.namespace_total {
             // Expired rows take space until reclaimed, but must not count.
             tx.execute(
@@ -214,7 +222,7 @@ fn put(
                 params![ns, now],
             )?;
             let (stored, _) = stored_size(tx, ns, key, now)?;
-            total = usage(tx, ns)? - stored + new;
+            total = usage(tx, ns)?.saturating_sub(stored) + new;
         }
         if total > limits.namespace_total {
             return Err(limit(ns, "kv namespace total", limits.namespace_total).into());
@@ -277,23 +285,22 @@ fn list_page(
 ) -> Result<KvPage, Fail> {
     let size = page.effective_size();
     let max_bytes = page.effective_bytes();
+    // One byte range [lower, upper) so that SQLite seeks straight to the
+    // page's first key: after the previous page's last key (that key plus a
+    // zero byte is the least key greater than it), or at the prefix. No
+    // UTF-8 key contains 0xFF, so [0xFF] bounds a listing of everything.
+    let lower = match after {
+        Some(last) => [last.as_bytes(), &[0]].concat(),
+        None => prefix.as_bytes().to_vec(),
+    };
+    let upper = successor(prefix.as_bytes()).unwrap_or_else(|| vec![u8::MAX]);
     let mut stmt = conn.prepare_cached(
-        "SELECT key, CASE WHEN ?6 THEN x'' ELSE value END, expires FROM kv
-             WHERE ns = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
-               AND (?4 IS NULL OR key > ?4) AND (expires IS NULL OR expires > ?5)
-             ORDER BY key LIMIT ?7",
+        "SELECT key, CASE WHEN ?5 THEN x'' ELSE value END, expires FROM kv
+             WHERE ns = ?1 AND key >= ?2 AND key < ?3 AND (expires IS NULL OR expires > ?4)
+             ORDER BY key LIMIT ?6",
     )?;
-    let upper = successor(prefix.as_bytes());
     let fetch = i64::try_from(size + 1).unwrap_or(i64::MAX);
-    let mut rows = stmt.query(params![
-        ns,
-        prefix.as_bytes(),
-        upper,
-        after.map(str::as_bytes),
-        now,
-        page.keys_only,
-        fetch
-    ])?;
+    let mut rows = stmt.query(params![ns, lower, upper, now, page.keys_only, fetch])?;
     let mut entries: Vec<KvEntry> = Vec::new();
     let mut bytes = 0;
     let mut more = false;
