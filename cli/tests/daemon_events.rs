@@ -279,3 +279,54 @@ fn a_job_under_outboard_run_reaches_a_job_subscriber_before_the_host_stops() {
     assert_eq!(finished["payload"]["exit_code"], json!(3));
     assert!(finished["payload"]["duration_ms"].is_u64(), "{finished}");
 }
+
+#[test]
+fn reloads_are_host_events_whether_they_apply_or_not() {
+    let (dir, state) = workdir();
+    let log = dir.path().join("events.jsonl");
+    let config = dir.path().join("outboard.toml");
+    let watcher = subscriber("watcher", "reload.*", &json!({"log": log}));
+    std::fs::write(&config, &watcher).unwrap();
+    let daemon = Daemon::start_on_file(
+        &config,
+        &["--state-dir".to_owned(), state.display().to_string()],
+    );
+    let reloads = || -> Vec<Value> {
+        deliveries(&log)
+            .into_iter()
+            .filter(|d| d["name"] == json!("reload.finished"))
+            .map(|d| d["payload"].clone())
+            .collect()
+    };
+    // A plugin that exits before its handshake: the reload fails.
+    let doomed = format!(
+        "[[plugin]]\nname = \"doomed\"\ncommand = {:?}\nargs = [\"exit-early\"]\n",
+        bin("broken-plugin").display().to_string()
+    );
+    std::fs::write(&config, format!("{watcher}{doomed}")).unwrap();
+    assert_eq!(daemon.cli(&["reload"]).status.code(), Some(1));
+    assert!(
+        wait_until(DELIVERY, || reloads().len() == 1),
+        "{:?}",
+        deliveries(&log)
+    );
+    assert_eq!(reloads()[0]["ok"], json!(false));
+    assert_eq!(reloads()[0]["added"], json!(["doomed"]));
+    // A good one applies.
+    let fine = subscriber("fine", "none.*", &json!({}));
+    std::fs::write(&config, format!("{watcher}{fine}")).unwrap();
+    let out = daemon.cli(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        wait_until(DELIVERY, || reloads().len() == 2),
+        "{:?}",
+        deliveries(&log)
+    );
+    let applied = &reloads()[1];
+    assert_eq!(
+        (&applied["ok"], &applied["added"], &applied["removed"]),
+        (&json!(true), &json!(["fine"]), &json!([])),
+        "{applied}"
+    );
+    daemon.stop();
+}
