@@ -348,6 +348,8 @@ fn example_plugins() -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
+        // A disabled plugin is not configured (CONFIG.md, `enabled`).
+        .filter(|p| p.get("enabled").and_then(toml::Value::as_bool) != Some(false))
         .map(|p| p["name"].as_str().unwrap().to_owned())
         .collect()
 }

@@ -75,12 +75,15 @@ class HostServicesNotOffered(HostError):
     """The host that started this plugin offers no host services."""
 
     def __init__(self, missing: str) -> None:
-        super().__init__(
-            "(any)",
-            grpc.StatusCode.FAILED_PRECONDITION,
+        message = (
             f"host services are not available: {missing} is not set or not usable (the host that "
-            "started this plugin offers none: it is older, or embedded without them)",
+            "started this plugin offers none: it is older, or embedded without them)"
         )
+        PluginError.__init__(self, message)
+        self.call = ""
+        self.host_code = grpc.StatusCode.FAILED_PRECONDITION
+        self.host_message = message
+        self.code = FailedPrecondition.code
         #: The variable that was absent or unusable.
         self.missing = missing
 
@@ -142,7 +145,12 @@ class SocketTransport:
             if self._stub is None:
                 from ._proto import host_pb2_grpc
 
-                channel = grpc.insecure_channel(f"unix://{self._endpoint.socket}")
+                # gRPC's default authority for a Unix socket is the path,
+                # which an HTTP/2 server holding to RFC 3986 (the host's
+                # hyper) refuses as malformed: name the host plainly.
+                channel = grpc.insecure_channel(
+                    f"unix://{self._endpoint.socket}", options=[("grpc.default_authority", "localhost")]
+                )
                 self._stub = host_pb2_grpc.HostServiceStub(channel)
             return self._stub
 
