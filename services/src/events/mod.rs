@@ -376,3 +376,70 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use outboard_state::Database;
+
+    use super::*;
+
+    /// Events over a fresh database in `dir`, no host served.
+    fn events(dir: &std::path::Path) -> Arc<Events> {
+        let database = Database::open(dir).expect("open the state database");
+        Events::new(Arc::new(database), "scope", EventsSpec::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settling_returns_at_once_when_nothing_is_owed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events = events(dir.path());
+        let began = tokio::time::Instant::now();
+        events.settle(Duration::from_secs(5)).await;
+        assert_eq!(began.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settling_gives_up_at_its_bound_and_keeps_what_is_owed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events = events(dir.path());
+        let id = events
+            .emit("deploy.done", &serde_json::json!({"env": "prod"}))
+            .await
+            .expect("stored");
+        let began = tokio::time::Instant::now();
+        events.settle(Duration::from_secs(5)).await;
+        // Not fanned out (no host): the wait ran to its bound, and the
+        // event is still there for the next host.
+        assert!(
+            began.elapsed() >= Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
+        let pending = events.outbox.undistributed("scope", 10).expect("read");
+        assert_eq!(pending.len(), 1);
+        let database = Database::open(dir.path()).expect("reopen");
+        assert_eq!(
+            database.undistributed("scope", 10).expect("read").len(),
+            1,
+            "{id}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_operator_may_not_use_the_hosts_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events = events(dir.path());
+        let err = events
+            .emit("job.finished", &serde_json::Value::Null)
+            .await
+            .expect_err("reserved");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(
+            events
+                .outbox
+                .undistributed("scope", 10)
+                .expect("read")
+                .is_empty()
+        );
+    }
+}
