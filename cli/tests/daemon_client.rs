@@ -36,6 +36,8 @@ struct Fake {
     jobs: Arc<Mutex<Vec<RecordJobRequest>>>,
     /// Every Emit request, in order.
     emitted: Arc<Mutex<Vec<EmitRequest>>>,
+    /// Every StartJob request, in order.
+    started: Arc<Mutex<Vec<StartJobRequest>>>,
 }
 
 /// A hanging Invoke: whether it started, whether the caller dropped it.
@@ -287,6 +289,11 @@ impl ControlService for Fake {
     async fn record_job(&self, request: Request<RecordJobRequest>) -> Answer<RecordJobResponse> {
         self.jobs.lock().unwrap().push(request.into_inner());
         Ok(Response::new(RecordJobResponse {}))
+    }
+
+    async fn start_job(&self, request: Request<StartJobRequest>) -> Answer<StartJobResponse> {
+        self.started.lock().unwrap().push(request.into_inner());
+        Ok(Response::new(StartJobResponse {}))
     }
 
     async fn emit(&self, request: Request<EmitRequest>) -> Answer<EmitResponse> {
@@ -689,6 +696,7 @@ async fn a_job_run_through_the_daemon_records_its_result_there() {
     let socket = sandbox.path().join("control.sock");
     let fake = Fake::default();
     let jobs = fake.jobs.clone();
+    let started = fake.started.clone();
     serve(fake, &socket);
     let ok = outboard_on(&socket, &["run", "--daemon", "--json", "--", "true"]).await;
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
@@ -703,6 +711,14 @@ async fn a_job_run_through_the_daemon_records_its_result_there() {
     );
     let report: Value = serde_json::from_str(&stdout(&ok)).unwrap();
     assert_eq!(json!(recorded[0].job_id), report["job_id"]);
+    // The daemon also heard of each job's start once, before its phases,
+    // and of its command (for job.started and job.finished).
+    let started = started.lock().unwrap().clone();
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(json!(started[0].job_id), report["job_id"]);
+    assert_eq!(started[1].command, ["sh", "-c", "exit 3"]);
+    assert_eq!(recorded[1].command, ["sh", "-c", "exit 3"]);
+    assert!(recorded[1].duration.is_some());
 }
 
 /// `events --dead` follows the pages into one table (errors on one line),

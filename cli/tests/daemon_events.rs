@@ -330,3 +330,48 @@ fn reloads_are_host_events_whether_they_apply_or_not() {
     );
     daemon.stop();
 }
+
+#[test]
+fn a_job_run_through_the_daemon_is_two_host_events_there() {
+    let (dir, state) = workdir();
+    let log = dir.path().join("events.jsonl");
+    let config = dir.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        subscriber("watcher", "job.*", &json!({"log": log})),
+    )
+    .unwrap();
+    let daemon = Daemon::start_on_file(
+        &config,
+        &["--state-dir".to_owned(), state.display().to_string()],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
+        .args(["run", "--daemon", "--json", "--control-socket"])
+        .arg(daemon.socket())
+        .args(["--", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all = wait_for_delivery(&log, |d| d["name"] == json!("job.finished"));
+    let all = if all.iter().any(|d| d["name"] == json!("job.started")) {
+        all
+    } else {
+        wait_for_delivery(&log, |d| d["name"] == json!("job.started"))
+    };
+    let named = |name: &str| all.iter().find(|d| d["name"] == json!(name)).unwrap();
+    let started = named("job.started");
+    assert_eq!(started["payload"]["job"], report["job_id"]);
+    assert_eq!(started["payload"]["command"], json!(["sh", "-c", "exit 3"]));
+    let finished = named("job.finished");
+    assert_eq!(finished["payload"]["job"], report["job_id"]);
+    assert_eq!(finished["payload"]["status"], json!("exit_code"));
+    assert_eq!(
+        finished["payload"]["command"],
+        json!(["sh", "-c", "exit 3"])
+    );
+    // The command ran on the client's side: the daemon does not know its
+    // exit code.
+    assert_eq!(finished["payload"]["exit_code"], Value::Null);
+    daemon.stop();
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use outboard_host::job::{self, Phases};
 use outboard_host::{JobResult, Report};
-use outboard_proto::control::v1::{InvokeRequest, RecordJobRequest};
+use outboard_proto::control::v1::{InvokeRequest, RecordJobRequest, StartJobRequest};
 use outboard_proto::json::json_to_struct;
 use serde_json::{Map, Value};
 
@@ -27,6 +27,8 @@ pub(crate) struct DaemonPhases {
     pub(crate) command: Vec<String>,
     /// When the job began, for the event's `duration_ms`.
     pub(crate) began: std::time::Instant,
+    /// Set once the daemon was told that the job started.
+    pub(crate) started: std::sync::atomic::AtomicBool,
 }
 
 impl DaemonPhases {
@@ -34,6 +36,9 @@ impl DaemonPhases {
     /// daemon could not give one (gone, refused, a report that does not
     /// read). Dropping the future drops the call, which cancels it.
     async fn invoke(&self, phase: String, context: Map<String, Value>) -> Report {
+        if !self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.job_started(&context).await;
+        }
         let request = InvokeRequest {
             phase: phase.clone(),
             context: Some(json_to_struct(&context)),
@@ -54,6 +59,33 @@ impl DaemonPhases {
             context,
             &format!("phase {phase} could not run on the daemon: {why}"),
         )
+    }
+
+    /// Tells the daemon that the job of `context` starts (its `job.started`
+    /// event). A daemon without `StartJob` (older) is not told; any other
+    /// failure is only logged: the job goes on.
+    async fn job_started(&self, context: &Map<String, Value>) {
+        let request = StartJobRequest {
+            job_id: context
+                .get("job_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            command: self.command.clone(),
+        };
+        let mut rpc = self.daemon.rpc.clone();
+        match tokio::time::timeout(RECORD_TIMEOUT, rpc.start_job(request)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {}
+            Ok(Err(status)) => tracing::warn!(
+                "the daemon was not told that the job started: {}",
+                super::call_error(&self.daemon.socket, &status)
+            ),
+            Err(_) => tracing::warn!(
+                "the daemon was not told that the job started: no answer within {}",
+                humantime::format_duration(RECORD_TIMEOUT)
+            ),
+        }
     }
 
     /// Tells the daemon how the job `job_id` ended; a failure is only

@@ -119,6 +119,7 @@ async fn on_daemon(args: RunArgs, env: serde_json::Map<String, Value>, mut signa
             daemon,
             command: args.command.clone(),
             began: std::time::Instant::now(),
+            started: std::sync::atomic::AtomicBool::new(false),
         },
         Err(err) => {
             say!("outboard: {}", Escaped::block(&format!("{err:#}")));

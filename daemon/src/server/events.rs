@@ -107,6 +107,13 @@ pub(super) async fn retry(
     })
 }
 
+/// `job.started` for a job of `outboard run --daemon`.
+pub(super) async fn job_started(events: &Events, request: &wire::StartJobRequest) {
+    let job: String = request.job_id.chars().take(64).collect();
+    let payload = json!({"job": job, "command": request.command});
+    events.publish_host("job.started", payload).await;
+}
+
 /// `job.finished` for a job recorded by `outboard run --daemon`.
 pub(super) async fn job_finished(events: &Events, request: &wire::RecordJobRequest, result: &str) {
     let duration_ms = request.duration.as_ref().map_or(0, |d| {

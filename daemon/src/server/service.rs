@@ -406,6 +406,16 @@ impl ControlService for Service {
         Ok(Response::new(wire::RecordJobResponse {}))
     }
 
+    async fn start_job(
+        &self,
+        request: Request<wire::StartJobRequest>,
+    ) -> Result<Response<wire::StartJobResponse>, Status> {
+        if let Some(events) = &self.daemon.inner.options.events {
+            events::job_started(events, &request.into_inner()).await;
+        }
+        Ok(Response::new(wire::StartJobResponse {}))
+    }
+
     async fn emit(
         &self,
         request: Request<wire::EmitRequest>,

@@ -442,6 +442,17 @@ pub struct ReportEntry {
     #[prost(string, tag = "9")]
     pub message: ::prost::alloc::string::String,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StartJobRequest {
+    /// The job's id (its context's `job_id`).
+    #[prost(string, tag = "1")]
+    pub job_id: ::prost::alloc::string::String,
+    /// The job's command line.
+    #[prost(string, repeated, tag = "2")]
+    pub command: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StartJobResponse {}
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct EmitRequest {
     /// The event's name: 1 to 128 characters of \[a-z0-9\_.-\], starting with a
@@ -1179,6 +1190,35 @@ pub mod control_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// Says that a job whose phases run on this daemon has started (`outboard  run --daemon` calls it before the job's first phase), for the
+        /// `job.started` event. A daemon without it answers UNIMPLEMENTED, which
+        /// the client ignores.
+        pub async fn start_job(
+            &mut self,
+            request: impl tonic::IntoRequest<super::StartJobRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::StartJobResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.control.v1.ControlService/StartJob",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("outboard.control.v1.ControlService", "StartJob"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1299,6 +1339,16 @@ pub mod control_service_server {
             request: tonic::Request<super::RetryDeadLetterRequest>,
         ) -> std::result::Result<
             tonic::Response<super::RetryDeadLetterResponse>,
+            tonic::Status,
+        >;
+        /// Says that a job whose phases run on this daemon has started (`outboard  run --daemon` calls it before the job's first phase), for the
+        /// `job.started` event. A daemon without it answers UNIMPLEMENTED, which
+        /// the client ignores.
+        async fn start_job(
+            &self,
+            request: tonic::Request<super::StartJobRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::StartJobResponse>,
             tonic::Status,
         >;
     }
@@ -1907,6 +1957,51 @@ pub mod control_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = RetryDeadLetterSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.control.v1.ControlService/StartJob" => {
+                    #[allow(non_camel_case_types)]
+                    struct StartJobSvc<T: ControlService>(pub Arc<T>);
+                    impl<
+                        T: ControlService,
+                    > tonic::server::UnaryService<super::StartJobRequest>
+                    for StartJobSvc<T> {
+                        type Response = super::StartJobResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::StartJobRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlService>::start_job(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = StartJobSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
