@@ -74,15 +74,26 @@ impl DaemonPhases {
             command: self.command.clone(),
         };
         let mut rpc = self.daemon.rpc.clone();
-        match tokio::time::timeout(RECORD_TIMEOUT, rpc.start_job(request)).await {
+        self.tell(
+            "the daemon was not told that the job started",
+            rpc.start_job(request),
+        )
+        .await;
+    }
+
+    /// Waits up to [`RECORD_TIMEOUT`] for a bookkeeping `call`; a failure
+    /// is only logged after `failed`, and `UNIMPLEMENTED` (an older daemon
+    /// without the call) not at all.
+    async fn tell<T>(&self, failed: &str, call: impl Future<Output = Result<T, tonic::Status>>) {
+        match tokio::time::timeout(RECORD_TIMEOUT, call).await {
             Ok(Ok(_)) => {}
             Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {}
             Ok(Err(status)) => tracing::warn!(
-                "the daemon was not told that the job started: {}",
+                "{failed}: {}",
                 super::call_error(&self.daemon.socket, &status)
             ),
             Err(_) => tracing::warn!(
-                "the daemon was not told that the job started: no answer within {}",
+                "{failed}: no answer within {}",
                 humantime::format_duration(RECORD_TIMEOUT)
             ),
         }
@@ -105,17 +116,11 @@ impl DaemonPhases {
             }),
         };
         let mut rpc = self.daemon.rpc.clone();
-        match tokio::time::timeout(RECORD_TIMEOUT, rpc.record_job(request)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(status)) => tracing::warn!(
-                "the job's result was not recorded with the daemon: {}",
-                super::call_error(&self.daemon.socket, &status)
-            ),
-            Err(_) => tracing::warn!(
-                "the job's result was not recorded with the daemon: no answer within {}",
-                humantime::format_duration(RECORD_TIMEOUT)
-            ),
-        }
+        self.tell(
+            "the job's result was not recorded with the daemon",
+            rpc.record_job(request),
+        )
+        .await;
     }
 }
 
