@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use outboard_host::{SecretSpecs, ServicesSpec};
+use outboard_host::{EventsSpec, SecretSpecs, ServicesSpec};
 use outboard_state::KvLimits;
 
 /// The default bound on one host-service call, on the host's side.
@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 16;
 /// The default wait of a call that arrives before its instance's
 /// `Describe` (the default handshake timeout).
 pub const DEFAULT_DESCRIBE_WAIT: Duration = Duration::from_secs(10);
+
+/// The events scope of a host that names none.
+pub const DEFAULT_SCOPE: &str = "default";
 
 /// How [`crate::Services`] are set up; one per host process.
 #[derive(Debug, Clone)]
@@ -37,6 +40,13 @@ pub struct ServicesOptions {
     /// plugin may ask during its `Configure`); [`crate::Services::serve`]
     /// follows the host's reloads from then on.
     pub secrets: SecretSpecs,
+    /// Who this host is, for events: its config file's canonical path (or
+    /// another name). Events carry the scope of the host that published
+    /// them and are delivered only by a host of the same scope, so that
+    /// hosts with different configurations may share a state directory.
+    pub scope: String,
+    /// How events are delivered (`[events]`).
+    pub events: EventsSpec,
 }
 
 impl ServicesOptions {
@@ -49,6 +59,8 @@ impl ServicesOptions {
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             describe_wait: DEFAULT_DESCRIBE_WAIT,
             secrets: SecretSpecs::default(),
+            scope: DEFAULT_SCOPE.to_owned(),
+            events: EventsSpec::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use outboard_host::job::{self, Phases};
 use outboard_host::{JobResult, Report};
-use outboard_proto::control::v1::{InvokeRequest, RecordJobRequest};
+use outboard_proto::control::v1::{InvokeRequest, RecordJobRequest, StartJobRequest};
 use outboard_proto::json::json_to_struct;
 use serde_json::{Map, Value};
 
@@ -23,6 +23,12 @@ const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct DaemonPhases {
     /// The daemon.
     pub(crate) daemon: Daemon,
+    /// The job's command line, for the daemon's `job.finished` event.
+    pub(crate) command: Vec<String>,
+    /// When the job began, for the event's `duration_ms`.
+    pub(crate) began: std::time::Instant,
+    /// Set once the daemon was told that the job started.
+    pub(crate) started: std::sync::atomic::AtomicBool,
 }
 
 impl DaemonPhases {
@@ -30,6 +36,9 @@ impl DaemonPhases {
     /// daemon could not give one (gone, refused, a report that does not
     /// read). Dropping the future drops the call, which cancels it.
     async fn invoke(&self, phase: String, context: Map<String, Value>) -> Report {
+        if !self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.job_started(&context).await;
+        }
         let request = InvokeRequest {
             phase: phase.clone(),
             context: Some(json_to_struct(&context)),
@@ -52,25 +61,66 @@ impl DaemonPhases {
         )
     }
 
-    /// Tells the daemon how the job `job_id` ended; a failure is only
-    /// logged (the job's own result stands).
-    async fn record(&self, job_id: String, result: JobResult) {
-        let request = RecordJobRequest {
-            job_id,
-            result: outboard_daemon::wire::job_result_to_proto(result) as i32,
+    /// Tells the daemon that the job of `context` starts (its `job.started`
+    /// event). A daemon without `StartJob` (older) is not told; any other
+    /// failure is only logged: the job goes on.
+    async fn job_started(&self, context: &Map<String, Value>) {
+        let request = StartJobRequest {
+            job_id: context
+                .get("job_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            command: self.command.clone(),
         };
         let mut rpc = self.daemon.rpc.clone();
-        match tokio::time::timeout(RECORD_TIMEOUT, rpc.record_job(request)).await {
+        self.tell(
+            "the daemon was not told that the job started",
+            rpc.start_job(request),
+        )
+        .await;
+    }
+
+    /// Waits up to [`RECORD_TIMEOUT`] for a bookkeeping `call`; a failure
+    /// is only logged after `failed`, and `UNIMPLEMENTED` (an older daemon
+    /// without the call) not at all.
+    async fn tell<T>(&self, failed: &str, call: impl Future<Output = Result<T, tonic::Status>>) {
+        match tokio::time::timeout(RECORD_TIMEOUT, call).await {
             Ok(Ok(_)) => {}
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {}
             Ok(Err(status)) => tracing::warn!(
-                "the job's result was not recorded with the daemon: {}",
+                "{failed}: {}",
                 super::call_error(&self.daemon.socket, &status)
             ),
             Err(_) => tracing::warn!(
-                "the job's result was not recorded with the daemon: no answer within {}",
+                "{failed}: no answer within {}",
                 humantime::format_duration(RECORD_TIMEOUT)
             ),
         }
+    }
+
+    /// Tells the daemon how the job `job_id` ended; a failure is only
+    /// logged (the job's own result stands).
+    async fn record(&self, job_id: String, result: JobResult) {
+        let took = self.began.elapsed();
+        let request = RecordJobRequest {
+            job_id,
+            result: outboard_daemon::wire::job_result_to_proto(result) as i32,
+            command: self.command.clone(),
+            // The command's exit code is not known to the phases: it is in
+            // the job's report, on this side.
+            exit_code: None,
+            duration: Some(prost_types::Duration {
+                seconds: i64::try_from(took.as_secs()).unwrap_or(i64::MAX),
+                nanos: i32::try_from(took.subsec_nanos()).unwrap_or(0),
+            }),
+        };
+        let mut rpc = self.daemon.rpc.clone();
+        self.tell(
+            "the job's result was not recorded with the daemon",
+            rpc.record_job(request),
+        )
+        .await;
     }
 }
 

@@ -30,7 +30,11 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
         return Ok(EXIT_INTERRUPTED);
     };
     let context = parse_context(&context?)?;
-    let services = services::open(args.state.state_dir.as_deref(), &config)?;
+    let services = services::open(
+        args.state.state_dir.as_deref(),
+        &config,
+        services::scope(&args.source),
+    )?;
     let Some(host) = unless_interrupted(services::start(&config, &services), signals.recv()).await
     else {
         return Ok(EXIT_INTERRUPTED);
@@ -49,6 +53,9 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
             None
         }
     };
+    // Event delivery stops before the plugins do: a delivery cut off by
+    // their stop would count as a failed attempt.
+    services.events().shutdown().await;
     let groups = stop::Groups::of(&host);
     stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
     services.shutdown().await;

@@ -57,6 +57,8 @@ pub enum Subject {
     State,
     /// The `[services]` section: `services`.
     Services,
+    /// The `[events]` section: `events`.
+    Events,
 }
 
 impl fmt::Display for Subject {
@@ -72,6 +74,7 @@ impl fmt::Display for Subject {
             Subject::Secret(name) => write!(f, "secret {name:?}"),
             Subject::State => f.write_str("state"),
             Subject::Services => f.write_str("services"),
+            Subject::Events => f.write_str("events"),
         }
     }
 }

@@ -418,6 +418,9 @@ impl HostService for FakeHost {
             name: r.name,
             payload,
         });
-        Ok(Response::new(PublishResponse { event_id: id }))
+        Ok(Response::new(PublishResponse {
+            event_id: id,
+            duplicate: false,
+        }))
     }
 }

@@ -52,6 +52,8 @@ struct FileToml {
     services: state::ServicesToml,
     #[serde(default)]
     secrets: BTreeMap<Spanned<String>, Spanned<SecretToml>>,
+    #[serde(default)]
+    events: EventsToml,
 }
 
 /// A `[secrets.NAME]` table: exactly one source.
@@ -63,6 +65,17 @@ struct SecretToml {
     command: Option<Spanned<Vec<String>>>,
     cache: Option<Spanned<DurationText>>,
     timeout: Option<Spanned<DurationText>>,
+}
+
+/// The `[events]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsToml {
+    max_attempts: Option<Spanned<u32>>,
+    backoff_initial: Option<Spanned<DurationText>>,
+    backoff_max: Option<Spanned<DurationText>>,
+    retention: Option<Spanned<DurationText>>,
+    dead_retention: Option<Spanned<DurationText>>,
 }
 
 /// The `[http]` table.
