@@ -197,7 +197,7 @@ mod tests {
         let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
         assert!(names.contains(&"policy-gate") && names.contains(&"audit-log"));
         assert_eq!(examples.plugins, config.plugins.len());
-        assert_eq!(examples.plugins + examples.missing.len(), 11);
+        assert_eq!(examples.plugins + examples.missing.len(), 12);
         for plugin in &config.plugins {
             let under = |p: &Path| p.starts_with(&bin_dir) || p.starts_with(&paths(&bin_dir).root);
             assert!(under(&plugin.command), "{}", plugin.command.display());

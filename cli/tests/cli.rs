@@ -37,6 +37,7 @@ fn ls_starts_every_example_and_reports_it_ready() {
             "chat-notifier",
             "env-guard",
             "env-injector",
+            "event-notifier",
             "flaky-counter",
             "job-timer",
             "notifier",
@@ -70,7 +71,7 @@ fn ls_prints_a_table() {
         "{stdout}"
     );
     assert!(stdout.contains("pre_container(10)"), "{stdout}");
-    assert_eq!(stdout.matches(" ready ").count(), 11, "{stdout}");
+    assert_eq!(stdout.matches(" ready ").count(), 12, "{stdout}");
 }
 
 #[test]
