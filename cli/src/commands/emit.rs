@@ -1,8 +1,10 @@
 //! `outboard emit NAME --data JSON`: an operator's event. To the daemon
-//! (`Emit`) by default; given a configuration (`--config`, `--plugin-dir`)
-//! or `--state-dir`, written straight into that configuration's outbox in
-//! the state directory, for its next host (or its running daemon, which
-//! looks at the outbox every second) to deliver.
+//! (`Emit`) by default; given a configuration (`--config`, `--plugin-dir`),
+//! written straight into that configuration's outbox in the state
+//! directory (`--state-dir`, else the configuration's), for its next host
+//! (or its running daemon, which looks at the outbox every second) to
+//! deliver. `--state-dir` alone does not leave the daemon: it may come from
+//! `OUTBOARD_STATE_DIR`, and an outbox is chosen by its configuration.
 
 use anyhow::Context;
 use outboard_proto::control::v1::EmitRequest;
@@ -23,9 +25,7 @@ pub(crate) async fn run(args: EmitArgs) -> anyhow::Result<u8> {
         }
         None => Value::Null,
     };
-    let offline = args.source.config.is_some()
-        || !args.source.plugin_dir.is_empty()
-        || args.state.state_dir.is_some();
+    let offline = args.source.config.is_some() || !args.source.plugin_dir.is_empty();
     let id = if offline {
         into_outbox(&args, &payload).await?
     } else {

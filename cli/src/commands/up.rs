@@ -129,8 +129,10 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
         http.state.close();
     }
     let groups = stop::Groups::of(&host);
-    // Event delivery stops first, while the plugins still answer: a
-    // delivery cut off by their stop would count as a failed attempt.
+    // New work is refused at once; then event delivery stops, while the
+    // plugins still answer (a delivery cut off by their stop would count as
+    // a failed attempt); then the drain and the plugins' stop.
+    daemon.close(drain);
     services.events().shutdown().await;
     let killed = stop::stop_or_kill(daemon.shutdown(drain), &groups, &mut signals).await;
     services.shutdown().await;

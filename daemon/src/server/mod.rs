@@ -261,9 +261,18 @@ impl Daemon {
     /// end, dispatches in flight get up to `drain` to finish, then every
     /// plugin stops, dependents first.
     pub async fn shutdown(&self, drain: Duration) {
-        self.notify_stopping(drain);
-        self.inner.closing.send_replace(true);
+        self.close(drain);
         self.inner.host.shutdown_within(drain).await;
+    }
+
+    /// The first step of [`Daemon::shutdown`] alone, for a caller with
+    /// work of its own between refusing new work and stopping the plugins
+    /// (`outboard up` stops event delivery there). Once only: a later call,
+    /// or the shutdown, does nothing more.
+    pub fn close(&self, drain: Duration) {
+        if !self.inner.closing.send_replace(true) {
+            self.notify_stopping(drain);
+        }
     }
 
     /// True once shutdown began.
