@@ -260,6 +260,9 @@ pub(crate) struct RunArgs {
     /// instead of starting them; CMD still runs here.
     #[command(flatten)]
     pub(crate) daemon: DaemonChoice,
+    /// Where host services keep their state.
+    #[command(flatten)]
+    pub(crate) state: StateDir,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub(crate) command: Vec<String>,
@@ -295,6 +298,9 @@ pub(crate) struct UpArgs {
     /// default: the config's [http] listen, else no listener).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<std::net::SocketAddr>,
+    /// Where host services keep their state.
+    #[command(flatten)]
+    pub(crate) state: StateDir,
 }
 
 /// The arguments of `outboard describe`.
@@ -378,6 +384,20 @@ pub(crate) struct InvokeArgs {
     /// starting them.
     #[command(flatten)]
     pub(crate) daemon: DaemonChoice,
+    /// Where host services keep their state.
+    #[command(flatten)]
+    pub(crate) state: StateDir,
+}
+
+/// `--state-dir`, for the commands that start plugins.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StateDir {
+    /// The state directory of host services (the plugins' key-value store,
+    /// events), created 0700 if missing (default: the config's [state]
+    /// dir, else $XDG_STATE_HOME/outboard, else ~/.local/state/outboard;
+    /// /var/lib/outboard for root).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
 /// `--daemon` and the socket it goes with, for `run` and `invoke`.

@@ -40,6 +40,10 @@ pub enum ErrorKind {
     /// Its private runtime directory could not be created.
     #[error("cannot create its runtime directory: {0}")]
     RuntimeDir(std::io::Error),
+    /// What the embedder attaches to each launch (host services) could not
+    /// be set up.
+    #[error("cannot attach host services: {0}")]
+    Attach(String),
     /// Its process could not be spawned.
     #[error("cannot start {}: {source}", command.display())]
     Spawn {

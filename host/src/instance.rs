@@ -18,7 +18,8 @@ use crate::config::PluginSpec;
 use crate::depends::Turn;
 use crate::error::{CallError, Error, ErrorKind};
 use crate::launch::{
-    Clients, Configuration, Deadline, Exit, Launched, PluginProcess, group_members, launch,
+    Attach, Clients, Configuration, Deadline, Exit, Launched, PluginProcess, group_members,
+    launch_attached,
 };
 use crate::manifest::Manifest;
 
@@ -93,8 +94,19 @@ impl Plugin {
     /// [`Plugin::start`], sending `Configure` only once `turn` says the
     /// plugins it depends on are ready.
     pub async fn start_in_turn(spec: &PluginSpec, turn: Option<&Turn>) -> Result<Plugin, Error> {
+        Plugin::start_attached(spec, turn, None).await
+    }
+
+    /// [`Plugin::start_in_turn`], the launch given what `attach` binds
+    /// (host services): it learns the manifest and the grants after
+    /// `Describe`.
+    pub async fn start_attached(
+        spec: &PluginSpec,
+        turn: Option<&Turn>,
+        attach: Option<&dyn Attach>,
+    ) -> Result<Plugin, Error> {
         let started = Instant::now();
-        let launched = launch(spec).await?;
+        let launched = launch_attached(spec, attach).await?;
         let clients = launched.connect(spec.handshake_timeout).await?;
         let manifest = Plugin::set_up(&launched, &clients, spec, turn)
             .await
@@ -132,6 +144,7 @@ impl Plugin {
             turn.wait(&manifest).await?;
         }
         let granted = granted(&spec.name, &manifest, &spec.grant);
+        launched.described(&manifest, &granted);
         let configuration = Configuration {
             config: &spec.config,
             granted: &granted,

@@ -49,7 +49,7 @@ pub mod trace;
 
 pub use config::{
     Defaults, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy, Retry,
-    SubscriptionOverride, Supervision,
+    ServicesSpec, StateSpec, SubscriptionOverride, Supervision,
 };
 pub use depends::{DependencyError, DependencyErrors, Turn};
 pub use dispatch::{
@@ -66,7 +66,7 @@ pub use host::{
     stop_all,
 };
 pub use instance::{Plugin, Reply, StopMethod, Stopped};
-pub use launch::Exit;
+pub use launch::{Attach, Attachment, Exit};
 pub use manifest::{
     ConfigSchemaError, ConfigViolation, Dependency, FieldError, Manifest, ManifestError,
     Permission, Subscription,

@@ -28,6 +28,16 @@ pub const ENV_TOKEN: &str = "OUTBOARD_TOKEN";
 /// plugin's own logs.
 pub const ENV_PLUGIN_NAME: &str = "OUTBOARD_PLUGIN_NAME";
 
+/// Environment variable with the absolute path of the Unix socket on which
+/// the host serves `outboard.v1.HostService` to this plugin instance; absent
+/// when the host offers no host services (docs/PROTOCOL.md §17.1).
+pub const ENV_HOST_SOCKET: &str = "OUTBOARD_HOST_SOCKET";
+
+/// Environment variable with the token every call to the host socket
+/// carries (as `authorization: Bearer <token>`); set with
+/// [`ENV_HOST_SOCKET`] or not at all.
+pub const ENV_HOST_TOKEN: &str = "OUTBOARD_HOST_TOKEN";
+
 /// The gRPC metadata key carrying the token.
 pub const TOKEN_METADATA_KEY: &str = "authorization";
 

@@ -3,12 +3,12 @@
 use std::io::{Read, Write};
 
 use anyhow::{Context, bail};
-use outboard_host::{Host, Report, Verdict, trace};
+use outboard_host::{Report, Verdict, trace};
 use outboard_proto::control::v1::InvokeRequest;
 use outboard_proto::json::json_to_struct;
 use serde_json::{Map, Value};
 
-use super::{load_config, stop, unless_interrupted};
+use super::{load_config, services, stop, unless_interrupted};
 use crate::args::InvokeArgs;
 use crate::client::{Daemon, call_error, traced};
 use crate::exit::{EXIT_INTERRUPTED, EXIT_PHASE_FAILED, EXIT_PHASE_VETOED};
@@ -30,7 +30,9 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
         return Ok(EXIT_INTERRUPTED);
     };
     let context = parse_context(&context?)?;
-    let Some(host) = unless_interrupted(Host::start(&config), signals.recv()).await else {
+    let services = services::open(args.state.state_dir.as_deref(), &config)?;
+    let Some(host) = unless_interrupted(services::start(&config, &services), signals.recv()).await
+    else {
         return Ok(EXIT_INTERRUPTED);
     };
     let host = host?;
@@ -49,6 +51,7 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
     };
     let groups = stop::Groups::of(&host);
     stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
+    services.shutdown().await;
     let Some(report) = report else {
         return Ok(EXIT_INTERRUPTED);
     };

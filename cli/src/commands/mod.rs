@@ -8,7 +8,8 @@
 //! start, `reload`, `events`) are clients of a running daemon, through
 //! `crate::client`.
 //!
-//! Beside them: `stop`, stopping plugins while a signal can cut the stop
+//! Beside them: `services`, host services for the commands that start
+//! plugins; `stop`, stopping plugins while a signal can cut the stop
 //! short (for every command that stops plugins); `report_file`, where
 //! `run --report` writes without replacing what is not a regular file.
 
@@ -22,6 +23,7 @@ mod manage;
 mod reload;
 mod report_file;
 mod run;
+mod services;
 mod status;
 mod stop;
 mod target;

@@ -5,12 +5,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use outboard_host::{Host, job};
+use outboard_host::job;
 use serde_json::Value;
 
 use outboard_host::Escaped;
 
-use super::{load_config, report_file, stop};
+use super::{load_config, report_file, services, stop};
 use crate::args::RunArgs;
 use crate::client::Daemon;
 use crate::client::DaemonPhases;
@@ -38,8 +38,15 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
             return job::EXIT_HOST_ERROR;
         }
     };
+    let services = match services::open(args.state.state_dir.as_deref(), &config) {
+        Ok(services) => services,
+        Err(err) => {
+            say!("outboard: {err:#}");
+            return job::EXIT_HOST_ERROR;
+        }
+    };
     let host = tokio::select! {
-        host = Host::start(&config) => host,
+        host = services::start(&config, &services) => host,
         () = signals.recv() => {
             say!("outboard: interrupted");
             return job::EXIT_INTERRUPTED;
@@ -62,11 +69,13 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
     let Some(report) = report else {
         say!("outboard: interrupted twice; killing plugins now");
         stop::kill_then_stop(host.shutdown(), &groups, &mut signals).await;
+        services.shutdown().await;
         return job::EXIT_INTERRUPTED;
     };
     // The job is decided: a signal now only cuts the plugins' stop short,
     // and the report still comes out with the job's own status.
     stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
+    services.shutdown().await;
     publish(&report, args.json, args.report.as_deref())
 }
 

@@ -33,13 +33,13 @@ use outboard_daemon::http::HttpState;
 use outboard_daemon::logs::LogBook;
 use outboard_daemon::server::{Daemon, Loader, Options, ReloadFailure};
 use outboard_daemon::systemd::Notifier;
-use outboard_host::{Escaped, Host, HostEvent, ReloadPlan, Status};
+use outboard_host::{Escaped, HostEvent, ReloadPlan, Status};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{load_config, stop};
+use super::{load_config, services, stop};
 use crate::args::{Source, UpArgs};
 use crate::exit::EXIT_INTERRUPTED;
 use crate::logging::log_book;
@@ -68,8 +68,13 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     // Bound before any plugin starts too: a taken port is said at once,
     // and a probe meanwhile hears "starting", not a refused connection.
     let http = Http::start(args.http.or(config.http.listen), &logs).await?;
+    let services = services::open(args.state.state_dir.as_deref(), &config)?;
+    say!(
+        "outboard: state directory {}",
+        services.state_dir().display()
+    );
     let host = tokio::select! {
-        host = Host::start(&config) => Arc::new(host?),
+        host = services::start(&config, &services) => Arc::new(host?),
         () = stop_request(&mut signals) => {
             say!("outboard: interrupted");
             return Ok(EXIT_INTERRUPTED);
@@ -119,6 +124,7 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     }
     let groups = stop::Groups::of(&host);
     let killed = stop::stop_or_kill(daemon.shutdown(drain), &groups, &mut signals).await;
+    services.shutdown().await;
     server.stop().await;
     if let Some(http) = http {
         // After a second signal, no scrape is waited for either.

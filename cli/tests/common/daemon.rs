@@ -94,12 +94,23 @@ impl Daemon {
     ) -> Daemon {
         let sandbox = Sandbox::new();
         let socket = work.path().join("ctl").join("control.sock");
+        // Its own state directory unless the test names one (to keep it
+        // across daemons).
+        let state = if args.iter().any(|a| a == "--state-dir") {
+            Vec::new()
+        } else {
+            vec![
+                "--state-dir".to_owned(),
+                work.path().join("state").display().to_string(),
+            ]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_outboard"))
             .arg("up")
             .arg("--config")
             .arg(&config)
             .arg("--control-socket")
             .arg(&socket)
+            .args(state)
             .args(args)
             .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
             .env_remove("OUTBOARD_PLUGIN_DIR")

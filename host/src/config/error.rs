@@ -51,6 +51,10 @@ pub enum Subject {
     Daemon,
     /// The `[http]` section: `http`.
     Http,
+    /// The `[state]` section: `state`.
+    State,
+    /// The `[services]` section: `services`.
+    Services,
 }
 
 impl fmt::Display for Subject {
@@ -63,6 +67,8 @@ impl fmt::Display for Subject {
             Subject::Phase(name) => write!(f, "phase {name:?}"),
             Subject::Daemon => f.write_str("daemon"),
             Subject::Http => f.write_str("http"),
+            Subject::State => f.write_str("state"),
+            Subject::Services => f.write_str("services"),
         }
     }
 }

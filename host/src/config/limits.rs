@@ -92,6 +92,28 @@ pub(super) const RETRY_ATTEMPTS: CountBounds = CountBounds {
     meaning: " (attempts in all, the first included)",
 };
 
+/// `[services] kv_value_size`: a value must fit a gRPC message (4 MiB)
+/// with room to spare.
+pub(super) const KV_VALUE_SIZE: CountBounds = CountBounds {
+    min: 1,
+    max: 1024 * 1024,
+    meaning: "bytes (a value this size is refused)",
+};
+
+/// `[services] kv_namespace_total`.
+pub(super) const KV_NAMESPACE_TOTAL: CountBounds = CountBounds {
+    min: 1024,
+    max: u32::MAX,
+    meaning: "bytes of keys plus values in one namespace",
+};
+
+/// `[services] max_concurrent_calls`.
+pub(super) const MAX_CONCURRENT_CALLS: CountBounds = CountBounds {
+    min: 1,
+    max: 1024,
+    meaning: "host-service calls in flight per plugin instance",
+};
+
 /// The largest config file (`outboard.toml`, `plugin.toml`) read: far more
 /// than thousands of plugins need, and a `/dev/zero` or a runaway generator
 /// is refused before it fills the memory.

@@ -47,6 +47,15 @@
 //!
 //! [http]                           # optional; `outboard up` only, read at start
 //! listen = "127.0.0.1:9464"        # /metrics, /healthz, /readyz; default: no listener
+//!
+//! [state]                          # optional; read at start
+//! dir = "/var/lib/outboard"        # default: --state-dir, else XDG_STATE_HOME/outboard...
+//!
+//! [services]                       # optional; host services' bounds, read at start
+//! kv_value_size = 65536            # bytes per value
+//! kv_namespace_total = 16777216    # bytes of keys plus values per namespace
+//! call_timeout = "10s"             # the host's bound on one call
+//! max_concurrent_calls = 16        # calls in flight per plugin instance
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory
@@ -69,6 +78,8 @@
 //!
 //! - `spec`: [`PluginSpec`], [`Defaults`], [`HostConfig`]: plain values,
 //!   everything resolved.
+//! - `state`: [`StateSpec`] and [`ServicesSpec`], the state directory and
+//!   the host services' bounds.
 //! - `phase`, `subscription`, `supervision`: [`PhaseSpec`] and the job
 //!   profile, [`SubscriptionOverride`] and [`Retry`], [`Supervision`] and
 //!   [`RestartPolicy`].
@@ -87,6 +98,7 @@ mod limits;
 mod phase;
 mod schema;
 mod spec;
+mod state;
 mod subscription;
 mod supervision;
 mod value;
@@ -104,5 +116,6 @@ pub use spec::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_STOP_GRACE,
     DaemonSpec, Defaults, HostConfig, HttpSpec, PluginSpec,
 };
+pub use state::{ROOT_STATE_DIR, ServicesSpec, StateSpec, default_state_dir};
 pub use subscription::{Retry, SubscriptionOverride};
 pub use supervision::{RestartPolicy, Supervision};

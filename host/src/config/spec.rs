@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::phase::PhaseSpec;
+use super::state::{ServicesSpec, StateSpec};
 use super::subscription::SubscriptionOverride;
 use super::supervision::Supervision;
 
@@ -153,6 +154,11 @@ pub struct HostConfig {
     pub daemon: DaemonSpec,
     /// The `[http]` section: none unless the file has one.
     pub http: HttpSpec,
+    /// The `[state]` section.
+    pub state: StateSpec,
+    /// The `[services]` section, with the protocol's defaults where it is
+    /// silent.
+    pub services: ServicesSpec,
 }
 
 impl HostConfig {

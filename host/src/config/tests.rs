@@ -607,6 +607,7 @@ fn discover_errors() {
 }
 
 mod hardening;
+mod services;
 
 #[test]
 fn the_daemon_section_is_read_and_its_errors_name_the_field() {

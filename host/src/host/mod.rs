@@ -159,7 +159,7 @@ impl Host {
     /// that fails is supervised from its failure (restarting as its policy
     /// says) and the host starts without it.
     pub async fn start(config: &HostConfig) -> Result<Host, StartFailures> {
-        Host::start_with(config, Arc::new(PluginLauncher)).await
+        Host::start_with(config, Arc::new(PluginLauncher::default())).await
     }
 
     /// [`Host::start`] with plugins started (and restarted) by `launcher`:
@@ -201,7 +201,7 @@ impl Host {
             .into_iter()
             .map(|p| Arc::new(p) as Arc<dyn Instance>)
             .collect();
-        Host::supervising(instances, Arc::new(PluginLauncher), phases)
+        Host::supervising(instances, Arc::new(PluginLauncher::default()), phases)
     }
 
     /// A host over instances already started, restarted by `launcher`.

@@ -17,12 +17,14 @@ use tokio::sync::watch;
 
 use crate::config::PluginSpec;
 use crate::error::{Error, ErrorKind};
+use crate::launch::attach::{Attach, Held};
 use crate::launch::call::Guard;
 use crate::launch::channel::{self, Clients};
 use crate::launch::handshake;
 use crate::launch::peer::PeerCheck;
 use crate::launch::process::{Launch, PluginProcess};
 use crate::launch::runtime_dir::RuntimeDir;
+use crate::manifest::Manifest;
 use crate::output::{self, Stream, Tail};
 
 /// How long a killed plugin's leader and then its group get to be gone.
@@ -57,6 +59,9 @@ pub struct Launched {
     /// Dropped with the instance: its output is then read for at most
     /// [`OUTPUT_DRAIN`] more, and its pipes closed.
     _gone: watch::Sender<()>,
+    /// What an [`Attach`] gave this launch, let go when the process exits;
+    /// declared after `process` so that it outlives no kill on drop.
+    attachment: Option<Held>,
     /// Removed when dropped; declared last so that the process is killed
     /// before its directory goes.
     runtime_dir: RuntimeDir,
@@ -66,6 +71,15 @@ pub struct Launched {
 /// timeout, for its handshake line. Whatever fails on the way, nothing is
 /// left running and the runtime directory is removed.
 pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
+    launch_attached(spec, None).await
+}
+
+/// [`launch`], giving the launch what `attach` binds in its runtime
+/// directory before the spawn, and its variables.
+pub async fn launch_attached(
+    spec: &PluginSpec,
+    attach: Option<&dyn Attach>,
+) -> Result<Launched, Error> {
     let name: Arc<str> = spec.name.as_str().into();
     let fail = |kind: ErrorKind| Error::new(&*name, kind);
     spec.check()
@@ -73,10 +87,22 @@ pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
     let runtime_dir = runtime_dir_for(spec).map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
     let socket = runtime_dir.socket_path();
     let token = new_token();
+    let attachment = match attach {
+        Some(attach) => Some(
+            attach
+                .attach(&name, runtime_dir.path())
+                .map_err(|why| fail(ErrorKind::Attach(why)))?,
+        ),
+        None => None,
+    };
+    let mut launch = launch_for(spec, &socket, &token);
+    if let Some(attachment) = &attachment {
+        launch.handshake_env.extend(attachment.env());
+    }
     let started = Instant::now();
     let (gone, gone_rx) = watch::channel(());
     let (process, mut stdout, stderr) =
-        spawn_logged(&name, &launch_for(spec, &socket, &token), &gone_rx)
+        spawn_logged(&name, &launch, &gone_rx)
             .await
             .map_err(|source| {
                 fail(ErrorKind::Spawn {
@@ -84,6 +110,7 @@ pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
                     source,
                 })
             })?;
+    let attachment = attachment.map(|a| Held::until_exit(a, process.exit_watch()));
     // From here on, dropping `process` kills the plugin's group and dropping
     // `runtime_dir` removes the directory: an early return cleans up (and
     // the caller of a launch that shook hands can wait for it: `kill`).
@@ -117,6 +144,7 @@ pub async fn launch(spec: &PluginSpec) -> Result<Launched, Error> {
         token,
         handshake_after,
         _gone: gone,
+        attachment,
         runtime_dir,
     })
 }
@@ -180,6 +208,14 @@ impl Launched {
                     },
                 )
             })
+    }
+
+    /// Tells its attachment, if it has one, what `Describe` said and what
+    /// was granted.
+    pub fn described(&self, manifest: &Manifest, granted: &[String]) {
+        if let Some(attachment) = &self.attachment {
+            attachment.described(manifest, granted);
+        }
     }
 
     /// Kills its whole process group at once and waits for it to be gone.

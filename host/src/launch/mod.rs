@@ -4,6 +4,9 @@
 //!
 //! # Layout
 //!
+//! - `attach`: [`Attach`], the seam through which an embedder gives each
+//!   launch what it binds before the spawn (host services), and its
+//!   variables.
 //! - `runtime_dir`: [`RuntimeDir`], the private directory of a launch, and
 //!   the sweep of those dead hosts left.
 //! - `spawner`: the long-lived spawner thread and the reaper of orphans.
@@ -20,6 +23,7 @@
 //!   exit, its status classified.
 //! - `setup`: `Describe` and `Configure` on a [`Launched`] plugin.
 
+mod attach;
 mod call;
 pub mod channel;
 mod exit;
@@ -32,11 +36,12 @@ mod runtime_dir;
 mod setup;
 mod spawner;
 
+pub use attach::{Attach, Attachment};
 pub use call::{Deadline, Guard};
 pub use channel::{Clients, connect, dial};
 pub use exit::Exit;
 pub use keeper::retire as retire_keeper;
-pub use launched::{Launched, launch};
+pub use launched::{Launched, launch, launch_attached};
 pub(crate) use peer::refusal_in;
 pub use process::{Launch, PluginProcess};
 pub use runtime_dir::{ENV_RUNTIME_DIR, HOST_LOCK_FILE, MAX_SOCKET_PATH, RuntimeDir};

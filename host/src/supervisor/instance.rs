@@ -22,7 +22,7 @@ use crate::config::PluginSpec;
 use crate::depends::Turn;
 use crate::error::{CallError, Error};
 use crate::instance::{Plugin, Reply};
-use crate::launch::Exit;
+use crate::launch::{Attach, Exit};
 use crate::manifest::Manifest;
 
 /// One running plugin, ready for calls: what the supervisor watches and
@@ -101,9 +101,30 @@ pub trait Launcher: fmt::Debug + Send + Sync + 'static {
     }
 }
 
-/// The real launcher: a plugin process, through [`Plugin::start`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PluginLauncher;
+/// The real launcher: a plugin process, through [`Plugin::start`]; with an
+/// [`Attach`], every launch (restarts included) is given what it binds.
+#[derive(Clone, Default)]
+pub struct PluginLauncher {
+    /// What each launch is given before its spawn; none by default.
+    attach: Option<Arc<dyn Attach>>,
+}
+
+impl PluginLauncher {
+    /// A launcher giving every launch what `attach` binds (host services).
+    pub fn attaching(attach: Arc<dyn Attach>) -> PluginLauncher {
+        PluginLauncher {
+            attach: Some(attach),
+        }
+    }
+}
+
+impl fmt::Debug for PluginLauncher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginLauncher")
+            .field("attaching", &self.attach.is_some())
+            .finish()
+    }
+}
 
 impl Launcher for PluginLauncher {
     fn launch<'a>(
@@ -111,7 +132,7 @@ impl Launcher for PluginLauncher {
         spec: &'a PluginSpec,
     ) -> BoxFuture<'a, Result<Arc<dyn Instance>, Error>> {
         Box::pin(async move {
-            let plugin = Plugin::start(spec).await?;
+            let plugin = Plugin::start_attached(spec, None, self.attach.as_deref()).await?;
             Ok(Arc::new(plugin) as Arc<dyn Instance>)
         })
     }
@@ -122,7 +143,7 @@ impl Launcher for PluginLauncher {
         turn: &'a Turn,
     ) -> BoxFuture<'a, Result<Arc<dyn Instance>, Error>> {
         Box::pin(async move {
-            let plugin = Plugin::start_in_turn(spec, Some(turn)).await?;
+            let plugin = Plugin::start_attached(spec, Some(turn), self.attach.as_deref()).await?;
             Ok(Arc::new(plugin) as Arc<dyn Instance>)
         })
     }

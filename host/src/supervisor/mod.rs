@@ -190,7 +190,7 @@ impl Supervisor {
     /// Takes over a plugin that completed its first start; restarts go
     /// through [`Plugin::start`].
     pub fn adopt(plugin: Plugin) -> Arc<Supervisor> {
-        Supervisor::supervise(Arc::new(plugin), Arc::new(PluginLauncher))
+        Supervisor::supervise(Arc::new(plugin), Arc::new(PluginLauncher::default()))
     }
 
     /// Takes over `instance`, which completed its first start; restarts go

@@ -57,12 +57,16 @@ impl HostConfig {
         let plugins = plugins(file.plugin, &src, &defaults)?;
         let daemon = file.daemon.resolve(&src)?;
         let http = file.http.resolve(&src)?;
+        let state = file.state.resolve(&src)?;
+        let services = file.services.resolve(&src)?;
         Ok(HostConfig {
             plugins,
             defaults,
             phases,
             daemon,
             http,
+            state,
+            services,
         })
     }
 }

@@ -6,6 +6,7 @@
 //!   `[phases.NAME]`.
 //! - `lines`: byte offsets to line numbers, in logarithmic time.
 //! - `plugin`: a `[[plugin]]` table, resolved step by step.
+//! - `state`: the `[state]` and `[services]` tables.
 //! - `source`: the file being resolved, for error locations and relative
 //!   paths.
 
@@ -22,6 +23,7 @@ mod file;
 mod lines;
 mod plugin;
 mod source;
+mod state;
 
 pub(super) use file::load_plugin_file;
 pub use file::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
@@ -42,6 +44,10 @@ struct FileToml {
     daemon: DaemonToml,
     #[serde(default)]
     http: HttpToml,
+    #[serde(default)]
+    state: state::StateToml,
+    #[serde(default)]
+    services: state::ServicesToml,
 }
 
 /// The `[http]` table.

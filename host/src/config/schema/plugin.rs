@@ -31,6 +31,8 @@ const RESERVED_ENV: &[&str] = &[
     handshake::ENV_SOCKET,
     handshake::ENV_TOKEN,
     handshake::ENV_PLUGIN_NAME,
+    handshake::ENV_HOST_SOCKET,
+    handshake::ENV_HOST_TOKEN,
 ];
 
 /// The wait before a retry's second attempt when `retry_backoff` is left

@@ -1,0 +1,172 @@
+//! The host seam's implementation: before each spawn, a socket `host.sock`
+//! in the instance's private runtime directory and a fresh token; then one
+//! accept loop per socket until the instance's process exits.
+//!
+//! One accept loop per instance rather than one server for all: the
+//! socket lives exactly as long as its instance, so ending the loop closes
+//! the listener and every connection on it at once (they are tasks of the
+//! loop's own set, aborted with it), and a flood of connections on one
+//! socket is capped there without touching the others. The token, not
+//! the socket, still says who calls (`registry`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use outboard_host::{Attach, Attachment, Manifest};
+use outboard_proto::handshake::{ENV_HOST_SOCKET, ENV_HOST_TOKEN};
+use outboard_proto::v1::host_service_server::HostServiceServer;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tonic::service::Routes;
+
+use crate::auth;
+use crate::registry::Described;
+use crate::server::HostServer;
+use crate::services::Shared;
+
+/// The host socket's name in the runtime directory: short, so the path
+/// stays far below the 107 bytes of `sun_path`.
+pub const SOCKET_NAME: &str = "host.sock";
+
+/// Connections open at once on one instance's socket; more are closed as
+/// soon as they are accepted. A plugin needs one.
+const MAX_CONNECTIONS: usize = 8;
+
+/// How long the accept loop pauses when accepting fails (out of
+/// descriptors): the error would otherwise repeat at once, in a busy loop.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Gives each launch its socket and token.
+#[derive(Debug)]
+pub(crate) struct HostAttach {
+    shared: Arc<Shared>,
+}
+
+impl HostAttach {
+    pub(crate) fn new(shared: Arc<Shared>) -> HostAttach {
+        HostAttach { shared }
+    }
+}
+
+impl Attach for HostAttach {
+    fn attach(&self, name: &str, dir: &Path) -> Result<Box<dyn Attachment>, String> {
+        let path = dir.join(SOCKET_NAME);
+        let listener = bind(&path)?;
+        let token = auth::new_token()?;
+        let id = self.shared.registry.insert(
+            name,
+            token.clone(),
+            self.shared.options.max_concurrent_calls,
+        );
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(accept_loop(self.shared.clone(), listener, stopped));
+        Ok(Box::new(Hosted {
+            shared: self.shared.clone(),
+            id,
+            path,
+            token,
+            stop: Some(stop),
+        }))
+    }
+}
+
+/// Binds `path`, mode 0600 (inside a 0700 directory, so nobody else could
+/// reach it even before the chmod).
+fn bind(path: &Path) -> Result<UnixListener, String> {
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot bind the host socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot make {} private: {e}", path.display()))?;
+    Ok(listener)
+}
+
+/// One launch's socket and token; dropped when its process has exited.
+struct Hosted {
+    shared: Arc<Shared>,
+    /// Its entry in the registry.
+    id: u64,
+    /// The socket.
+    path: PathBuf,
+    /// The token, for the plugin's environment only: never logged.
+    token: String,
+    /// Ends the accept loop (dropping it does too).
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Attachment for Hosted {
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (ENV_HOST_SOCKET.to_owned(), self.path.display().to_string()),
+            (ENV_HOST_TOKEN.to_owned(), self.token.clone()),
+        ]
+    }
+
+    fn described(&self, manifest: &Manifest, granted: &[String]) {
+        self.shared.registry.describe(
+            self.id,
+            Described {
+                manifest: Arc::new(manifest.clone()),
+                granted: granted.into(),
+            },
+        );
+    }
+}
+
+impl Drop for Hosted {
+    /// The token is refused from now on, the loop ends (closing the
+    /// listener and every connection) and the socket file goes.
+    fn drop(&mut self) {
+        self.shared.registry.revoke(self.id);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Accepts connections on `listener` and serves each, until `stopped`;
+/// then drops the listener and aborts every connection.
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: UnixListener,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let routes = Routes::new(HostServiceServer::new(HostServer::new(shared)));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if connections.len() < MAX_CONNECTIONS => {
+                    connections.spawn(serve_connection(stream, routes.clone()));
+                }
+                Ok((stream, _)) => {
+                    tracing::debug!("host socket: {MAX_CONNECTIONS} connections open; closing another");
+                    drop(stream);
+                }
+                Err(err) => {
+                    tracing::warn!("host socket: cannot accept a connection: {err}");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                }
+            },
+        }
+    }
+    connections.shutdown().await;
+}
+
+/// Serves one connection over HTTP/2 (gRPC) until it closes.
+async fn serve_connection(stream: UnixStream, routes: Routes) {
+    let service = TowerToHyperService::new(routes);
+    let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(err) = served {
+        tracing::debug!("host socket: connection ended: {err}");
+    }
+}
