@@ -3,6 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::host::{Events, HostServices, Kv, Secrets};
 use crate::{Health, PluginError};
 
 /// The plugin's configuration and what the host granted it.
@@ -22,10 +23,14 @@ pub struct Config {
     /// The plugin's health service: keep a clone to report `NOT_SERVING`
     /// later (see [`Health`]). [`Config::new`] makes a detached one.
     pub health: Health,
+    /// The host's services (PROTOCOL.md §17): keep a clone to call them
+    /// outside an invocation. [`Config::new`] makes one that offers none.
+    pub host: HostServices,
 }
 
 /// Compares the values, permissions, instance name and protocol version;
-/// the [`Health`] handle is a capability, not part of the value.
+/// the [`Health`] and [`HostServices`] handles are capabilities, not part of
+/// the value.
 impl PartialEq for Config {
     fn eq(&self, other: &Config) -> bool {
         self.values == other.values
@@ -57,6 +62,27 @@ impl Config {
     {
         self.granted_permissions = permissions.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Sets the host services the plugin may call.
+    pub fn with_host(mut self, host: HostServices) -> Config {
+        self.host = host;
+        self
+    }
+
+    /// The key-value store, in the plugin's own namespace.
+    pub fn kv(&self) -> Kv {
+        self.host.kv()
+    }
+
+    /// The secrets granted to the plugin.
+    pub fn secrets(&self) -> Secrets {
+        self.host.secrets()
+    }
+
+    /// Publishing events.
+    pub fn events(&self) -> Events {
+        self.host.events()
     }
 
     /// Sets the instance name.

@@ -18,6 +18,9 @@ pub enum Code {
     Internal,
     /// `UNAVAILABLE`: something it relies on is down; a retry may work.
     Unavailable,
+    /// `UNIMPLEMENTED`: the plugin has no handler for what it was sent
+    /// (an event it does not handle).
+    Unimplemented,
 }
 
 impl Code {
@@ -28,6 +31,7 @@ impl Code {
             Code::FailedPrecondition => "FAILED_PRECONDITION",
             Code::Internal => "INTERNAL",
             Code::Unavailable => "UNAVAILABLE",
+            Code::Unimplemented => "UNIMPLEMENTED",
         }
     }
 
@@ -37,6 +41,7 @@ impl Code {
             Code::FailedPrecondition => tonic::Code::FailedPrecondition,
             Code::Internal => tonic::Code::Internal,
             Code::Unavailable => tonic::Code::Unavailable,
+            Code::Unimplemented => tonic::Code::Unimplemented,
         }
     }
 }
@@ -71,6 +76,11 @@ pub enum PluginError {
     /// needs was not granted (`FAILED_PRECONDITION`, PROTOCOL.md §8.3).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The plugin has no handler for the call, e.g. an event it subscribed
+    /// to without handling it (`UNIMPLEMENTED`, so that the host retries
+    /// and then dead-letters the delivery instead of counting it done).
+    #[error("{0}")]
+    Unimplemented(String),
 }
 
 impl PluginError {
@@ -106,6 +116,11 @@ impl PluginError {
         PluginError::FailedPrecondition(message.into())
     }
 
+    /// The plugin has nothing to handle the call with; say what.
+    pub fn unimplemented(message: impl Into<String>) -> PluginError {
+        PluginError::Unimplemented(message.into())
+    }
+
     /// The gRPC status code the host receives.
     pub fn code(&self) -> Code {
         match self {
@@ -113,6 +128,7 @@ impl PluginError {
             PluginError::Failed(_) => Code::Internal,
             PluginError::Unavailable(_) => Code::Unavailable,
             PluginError::FailedPrecondition(_) => Code::FailedPrecondition,
+            PluginError::Unimplemented(_) => Code::Unimplemented,
         }
     }
 
@@ -123,7 +139,8 @@ impl PluginError {
             | PluginError::InvalidContext(m)
             | PluginError::Failed(m)
             | PluginError::Unavailable(m)
-            | PluginError::FailedPrecondition(m) => m,
+            | PluginError::FailedPrecondition(m)
+            | PluginError::Unimplemented(m) => m,
         }
     }
 
@@ -245,6 +262,11 @@ mod tests {
                 PluginError::failed_precondition("env:write was not granted"),
                 Code::FailedPrecondition,
                 "env:write was not granted",
+            ),
+            (
+                PluginError::unimplemented("no handler for event \"x\""),
+                Code::Unimplemented,
+                "no handler for event \"x\"",
             ),
         ];
         for (err, code, message) in cases {

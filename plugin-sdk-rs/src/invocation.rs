@@ -6,6 +6,8 @@ use std::time::SystemTime;
 use outboard_proto::patch::Pointer;
 use serde_json::{Map, Value};
 
+use crate::host::{Events, HostServices, Kv, Secrets};
+
 /// One call for one phase: which phase, which attempt, until when, and the
 /// phase context.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +27,8 @@ pub struct Invocation {
     /// The phase context: for the job phases `command`, `env`, `metadata`,
     /// and later `exit_code` and `error`.
     pub context: Map<String, Value>,
+    /// The host's services, for calls back ([`Invocation::kv`], ...).
+    host: HostServices,
 }
 
 impl Invocation {
@@ -41,7 +45,36 @@ impl Invocation {
                 Value::Object(map) => map,
                 _ => Map::new(),
             },
+            host: HostServices::default(),
         }
+    }
+
+    /// Sets the host services the plugin may call (the server and the
+    /// [test harness](crate::testing::Harness) do).
+    pub fn with_host(mut self, host: HostServices) -> Invocation {
+        self.host = host;
+        self
+    }
+
+    /// The host's services (PROTOCOL.md §17).
+    pub fn host(&self) -> &HostServices {
+        &self.host
+    }
+
+    /// The key-value store, in the plugin's own namespace
+    /// ([`Kv::shared`] for a shared one).
+    pub fn kv(&self) -> Kv {
+        self.host.kv()
+    }
+
+    /// The secrets granted to the plugin.
+    pub fn secrets(&self) -> Secrets {
+        self.host.secrets()
+    }
+
+    /// Publishing events.
+    pub fn events(&self) -> Events {
+        self.host.events()
     }
 
     /// Sets the invocation id.

@@ -13,6 +13,12 @@
 //!   with a patch, or abort).
 //! - [`health`]: [`Health`], the handle a plugin gets in [`Config`] to
 //!   report `NOT_SERVING` on its health service.
+//! - [`host`]: host services (PROTOCOL.md §17) — the typed clients
+//!   [`Kv`](host::Kv), [`Secrets`](host::Secrets) and
+//!   [`Events`](host::Events), reached from an [`Invocation`], a [`Config`]
+//!   or an [`Event`] (`invocation.kv()`), and the [`Event`]s a plugin
+//!   subscribes to with [`Manifest::subscribe_event`] and handles in
+//!   [`Plugin::on_event`].
 //! - [`error`]: [`PluginError`] (each kind answers with one [`Code`]) and
 //!   [`ServeError`].
 //! - [`settings`]: the `OUTBOARD_*` environment, read by
@@ -29,7 +35,7 @@
 //!   host's `traceparent`, spans leave over OTLP/gRPC, and log lines carry
 //!   `trace_id` and `span_id`.
 //! - [`testing`]: [`testing::Harness`], to unit-test a plugin without a
-//!   host.
+//!   host, and [`testing::FakeHost`], host services in memory.
 //!
 //! # Traces
 //!
@@ -76,6 +82,7 @@
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod host;
 pub mod invocation;
 pub mod logging;
 pub mod manifest;
@@ -97,6 +104,7 @@ use std::time::Duration;
 pub use config::Config;
 pub use error::{Code, PluginError, ServeError};
 pub use health::Health;
+pub use host::{Event, HostError, HostServices};
 pub use invocation::Invocation;
 pub use manifest::{Dependency, FieldError, Manifest, ManifestError, Permission, Subscription};
 pub use plugin::Plugin;

@@ -34,6 +34,7 @@ pub struct Manifest {
     permissions: Vec<Permission>,
     dependencies: Vec<Dependency>,
     config_schema: Option<Value>,
+    event_subscriptions: Vec<String>,
 }
 
 /// A plugin's interest in one phase.
@@ -100,6 +101,7 @@ impl Manifest {
             permissions: Vec::new(),
             dependencies: Vec::new(),
             config_schema: None,
+            event_subscriptions: Vec::new(),
         }
     }
 
@@ -125,6 +127,22 @@ impl Manifest {
             priority,
             idempotent,
         });
+        self
+    }
+
+    /// Subscribes to the events matching `pattern` (an event name, or a
+    /// glob where `*` matches any run of characters: `job.finished`,
+    /// `job.*`), delivered to [`Plugin::on_event`](crate::Plugin::on_event).
+    /// The host delivers them only if the operator grants
+    /// `event:subscribe:<pattern>` (PROTOCOL.md §17.6), so this also asks
+    /// for that permission.
+    pub fn subscribe_event(mut self, pattern: impl Into<String>) -> Manifest {
+        let pattern = pattern.into();
+        let permission = format!("event:subscribe:{pattern}");
+        if !self.permissions.iter().any(|p| p.name == permission) {
+            self = self.permission(permission, format!("to receive {pattern} events"));
+        }
+        self.event_subscriptions.push(pattern);
         self
     }
 
@@ -204,6 +222,11 @@ impl Manifest {
         self.subscriptions.iter().find(|s| s.phase == phase)
     }
 
+    /// The event patterns subscribed to, in declaration order.
+    pub fn event_subscriptions(&self) -> &[String] {
+        &self.event_subscriptions
+    }
+
     /// The permissions asked for.
     pub fn permissions(&self) -> &[Permission] {
         &self.permissions
@@ -280,8 +303,13 @@ impl Manifest {
                 Some(Value::Object(map)) => Some(json::json_to_struct(map)),
                 _ => None,
             },
-            // Event subscriptions (host services) have no builder yet.
-            event_subscriptions: Vec::new(),
+            event_subscriptions: self
+                .event_subscriptions
+                .iter()
+                .map(|pattern| v1::EventSubscription {
+                    pattern: pattern.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -301,6 +329,7 @@ mod tests {
             .depends_on("vault", ">=1.2, <2")
             .depends_on_optional("cache", "")
             .config_schema(json!({"type": "object", "additionalProperties": false}))
+            .subscribe_event("job.*")
     }
 
     #[test]
@@ -329,6 +358,13 @@ mod tests {
             ]
         );
         assert_eq!(wire.permissions[0].reason, "to set BUILD_ID");
+        assert_eq!(
+            wire.event_subscriptions,
+            [v1::EventSubscription {
+                pattern: "job.*".into()
+            }]
+        );
+        assert_eq!(wire.permissions[1].name, "event:subscribe:job.*");
         assert_eq!(wire.dependencies[0].version_req, ">=1.2, <2");
         assert!(wire.dependencies[1].optional);
         let schema = json::struct_to_json(&wire.config_schema.expect("schema"));

@@ -81,6 +81,7 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
         stop_tx.clone(),
         abandon_rx,
         health.clone(),
+        settings.host_services(),
     );
     let router = routes(service, &settings.token, &health);
     announce(&name, &settings)?;

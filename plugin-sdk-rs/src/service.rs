@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use crate::host::HostServices;
 use crate::{Config, Health, Invocation, Plugin, PluginError, Reply, deadline, telemetry};
 
 /// How long in-flight calls get when the host's `Shutdown` names no grace.
@@ -40,6 +41,10 @@ pub(crate) struct PluginServer<P> {
     abandon: watch::Receiver<bool>,
     /// The server's health service, handed to the plugin in `Configure`.
     health: Health,
+    /// The host's services, handed to the plugin in every call.
+    host: HostServices,
+    /// The manifest's event patterns: an event matching none has no handler.
+    event_patterns: Vec<String>,
 }
 
 impl<P> std::fmt::Debug for PluginServer<P> {
@@ -60,6 +65,7 @@ impl<P: Plugin> PluginServer<P> {
         stop: Arc<watch::Sender<Option<StopRequest>>>,
         abandon: watch::Receiver<bool>,
         health: Health,
+        host: HostServices,
     ) -> PluginServer<P> {
         PluginServer {
             plugin,
@@ -69,10 +75,12 @@ impl<P: Plugin> PluginServer<P> {
             stop,
             abandon,
             health,
+            host,
+            event_patterns: manifest.event_subscriptions().to_vec(),
         }
     }
 
-    /// Runs the plugin's `invoke` until it answers (`Some`), its deadline
+    /// Runs the plugin's `invoke` (or `on_event`) until it answers (`Some`), its deadline
     /// passes (`None`), or the shutdown grace runs out (an `UNAVAILABLE`
     /// error). Dropping the work drops the plugin's future: that is how a
     /// call past its deadline or past the grace is cancelled.
@@ -83,7 +91,7 @@ impl<P: Plugin> PluginServer<P> {
     ) -> Result<Option<Result<Reply, PluginError>>, Status> {
         let phase = invocation.phase.clone();
         let id = invocation.invocation_id.clone();
-        let work = self.plugin.invoke(invocation);
+        let work = crate::plugin::dispatch(&*self.plugin, &self.event_patterns, invocation);
         let timed = async {
             match deadline {
                 Some(at) => tokio::time::timeout_at(at.into(), work).await.ok(),
@@ -187,6 +195,7 @@ impl<P: Plugin> PluginService for PluginServer<P> {
                 request.protocol_version
             },
             health: self.health.clone(),
+            host: self.host.clone(),
         };
         match self.plugin.configure(config).await {
             Ok(()) => Ok(Response::new(v1::ConfigureResponse {})),
@@ -202,7 +211,7 @@ impl<P: Plugin> PluginService for PluginServer<P> {
         request: Request<v1::InvokeRequest>,
     ) -> Result<Response<v1::InvokeResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let invocation = invocation_from(request)?;
+        let invocation = invocation_from(request)?.with_host(self.host.clone());
         let deadline = deadline::effective(&extensions, invocation.deadline);
         // The host's trace continues here: the plugin's work, its spans and
         // the log lines about this call are inside this span.
@@ -255,16 +264,15 @@ fn invocation_from(request: v1::InvokeRequest) -> Result<Invocation, Status> {
         .map_err(|e| {
             Status::invalid_argument(format!("InvokeRequest.deadline is not a valid time: {e}"))
         })?;
-    Ok(Invocation {
-        phase: request.phase,
-        invocation_id: request.invocation_id,
-        attempt: request.attempt,
-        deadline,
-        trace_context: request.trace_context,
-        context: request
-            .context
-            .as_ref()
-            .map(struct_to_json)
-            .unwrap_or_default(),
-    })
+    let context = request
+        .context
+        .as_ref()
+        .map(struct_to_json)
+        .unwrap_or_default();
+    let mut invocation = Invocation::new(request.phase, serde_json::Value::Object(context))
+        .with_invocation_id(request.invocation_id)
+        .with_attempt(request.attempt);
+    invocation.deadline = deadline;
+    invocation.trace_context = request.trace_context;
+    Ok(invocation)
 }

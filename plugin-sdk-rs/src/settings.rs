@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::host::{ENV_HOST_SOCKET, HostEndpoint, HostServices};
+
 use outboard_proto::handshake::{
     self, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS, ENV_SOCKET, ENV_TOKEN,
     MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS,
@@ -23,6 +25,12 @@ pub struct Settings {
     pub instance_name: Option<String>,
     /// `true` to stop gracefully on SIGTERM and SIGINT.
     pub handle_signals: bool,
+    /// Where the host serves host services (`OUTBOARD_HOST_SOCKET`,
+    /// `OUTBOARD_HOST_TOKEN`), if it offers them.
+    pub host: Option<HostEndpoint>,
+    /// Without [`Settings::host`]: the variable that was missing or
+    /// unusable, for the error every host-service call then gives.
+    host_missing: &'static str,
 }
 
 impl std::fmt::Debug for Settings {
@@ -34,6 +42,7 @@ impl std::fmt::Debug for Settings {
             .field("protocol_version", &self.protocol_version)
             .field("instance_name", &self.instance_name)
             .field("handle_signals", &self.handle_signals)
+            .field("host", &self.host)
             .finish()
     }
 }
@@ -83,6 +92,25 @@ impl Settings {
             protocol_version: handshake::PROTOCOL_VERSION,
             instance_name: None,
             handle_signals: true,
+            host: None,
+            host_missing: ENV_HOST_SOCKET,
+        }
+    }
+
+    /// Offers host services at `endpoint` (what `OUTBOARD_HOST_SOCKET` and
+    /// `OUTBOARD_HOST_TOKEN` say when a host sets them).
+    pub fn with_host(mut self, endpoint: HostEndpoint) -> Settings {
+        self.host = Some(endpoint);
+        self
+    }
+
+    /// The handle every configure, invocation and event of this launch
+    /// gets: connected to [`Settings::host`], or failing every call with
+    /// an error naming the missing variable.
+    pub fn host_services(&self) -> HostServices {
+        match &self.host {
+            Some(endpoint) => HostServices::connect(endpoint.clone()),
+            None => HostServices::absent(self.host_missing),
         }
     }
 
@@ -135,6 +163,12 @@ impl Settings {
         }
         let token = required(ENV_TOKEN)?;
         let instance_name = lookup(ENV_PLUGIN_NAME).filter(|n| !n.is_empty());
+        // Host services are optional: a host that sets only one of the two
+        // variables offers none, and only the calls say so.
+        let (host, host_missing) = match HostEndpoint::from_lookup(&lookup) {
+            Ok(host) => (host, ENV_HOST_SOCKET),
+            Err(missing) => (None, missing),
+        };
 
         Ok(Settings {
             socket_path: PathBuf::from(socket),
@@ -142,6 +176,8 @@ impl Settings {
             protocol_version,
             instance_name,
             handle_signals: true,
+            host,
+            host_missing,
         })
     }
 }
@@ -167,6 +203,40 @@ mod tests {
             (ENV_TOKEN, "s3cret"),
             (ENV_PLUGIN_NAME, "envy"),
         ]
+    }
+
+    #[test]
+    fn host_services_are_read_and_redacted() {
+        let mut env = host_env();
+        assert_eq!(
+            Settings::from_lookup(lookup(&env)).expect("valid").host,
+            None
+        );
+        env.push(("OUTBOARD_HOST_SOCKET", "/tmp/ob-abc/host.sock"));
+        env.push(("OUTBOARD_HOST_TOKEN", "h0st-t0ken"));
+        let s = Settings::from_lookup(lookup(&env)).expect("valid");
+        let host = s.host.as_ref().expect("offered");
+        assert_eq!(host.socket, PathBuf::from("/tmp/ob-abc/host.sock"));
+        assert_eq!(host.token, "h0st-t0ken");
+        assert!(
+            !format!("{s:?}").contains("h0st-t0ken"),
+            "token leaked: {s:?}"
+        );
+        assert!(s.host_services().is_offered());
+        env.pop();
+        let s = Settings::from_lookup(lookup(&env)).expect("a half-set pair is not fatal");
+        assert_eq!(s.host, None);
+        assert_eq!(s.host_missing, "OUTBOARD_HOST_TOKEN");
+        env.pop();
+        env.push(("OUTBOARD_HOST_TOKEN", "t"));
+        let s = Settings::from_lookup(lookup(&env)).expect("valid");
+        assert_eq!(s.host_missing, "OUTBOARD_HOST_SOCKET");
+        env.push(("OUTBOARD_HOST_SOCKET", "host.sock"));
+        let s = Settings::from_lookup(lookup(&env)).expect("valid");
+        assert_eq!(
+            s.host_missing, "OUTBOARD_HOST_SOCKET",
+            "a relative path is unusable"
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@ fn main() -> ExitCode {
                 source,
             })?;
             println!("settings token {}", settings.token);
+            // Read at start, before the variables left the environment.
+            let host = settings.host.map(|h| h.token).unwrap_or_default();
+            println!("host token {host}");
             let seen = Command::new("env").output().unwrap();
             for line in String::from_utf8_lossy(&seen.stdout).lines() {
                 let name = line.split('=').next().unwrap_or_default();
@@ -43,6 +46,7 @@ fn a_child_does_not_see_the_token() {
         .env("OUTBOARD_SOCKET", "/tmp/obt-child-env/plugin.sock")
         .env("OUTBOARD_TOKEN", TOKEN)
         .env("OUTBOARD_PLUGIN_NAME", "child-env")
+        .env("OUTBOARD_HOST_SOCKET", "/tmp/obt-child-env/host.sock")
         .env("OUTBOARD_HOST_TOKEN", "host-token")
         .output()
         .unwrap();
@@ -53,6 +57,7 @@ fn a_child_does_not_see_the_token() {
         stdout.contains(&format!("settings token {TOKEN}\n")),
         "{stdout}"
     );
+    assert!(stdout.contains("host token host-token\n"), "{stdout}");
     assert!(stdout.contains("child sees PATH\n"), "{stdout}");
     assert!(!stdout.contains("child sees OUTBOARD_"), "{stdout}");
 }

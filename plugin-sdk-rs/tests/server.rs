@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -24,8 +24,11 @@ use tokio::net::UnixStream;
 use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::JoinHandle;
 use tonic::codegen::http;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Channel, Uri};
 use tonic::{Code, Request};
+
+mod common;
+use common::connect;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -168,26 +171,6 @@ async fn invoke_started(s: &Served) {
     tokio::time::timeout(Duration::from_secs(10), s.probe.invoked.notified())
         .await
         .expect("the call never reached the plugin");
-}
-
-/// Connects to the socket, retrying while the server is still binding.
-async fn connect(socket: &Path) -> Channel {
-    let give_up = Instant::now() + Duration::from_secs(10);
-    loop {
-        let path = socket.to_owned();
-        let connector = tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
-        });
-        match Endpoint::from_static("http://plugin.invalid")
-            .connect_with_connector(connector)
-            .await
-        {
-            Ok(channel) => return channel,
-            Err(e) if Instant::now() > give_up => panic!("cannot connect to {socket:?}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
 }
 
 /// A request carrying `token` (none if `None`).

@@ -14,6 +14,11 @@ Layout:
 - :mod:`.errors`: :class:`PluginError` and its kinds (mapped to gRPC status
   codes), :class:`ServeError`, :class:`SettingsError`.
 - :mod:`.health`: :class:`Health`, to report ``NOT_SERVING``.
+- :mod:`.host`, :mod:`.kv`, :mod:`.secrets`, :mod:`.events`: host services
+  (PROTOCOL.md §17): :class:`HostServices` and the clients it gives,
+  ``invocation.kv()``, ``config.secrets()``, ``event.events()``; the
+  :class:`Event` a plugin subscribes to with :meth:`Manifest.subscribe_event`
+  and handles in :meth:`Plugin.on_event`.
 - :mod:`.settings`: the ``OUTBOARD_*`` environment.
 - :mod:`.server`, :mod:`.service`, :mod:`.auth`, :mod:`.reflection`,
   :mod:`.workers`: :func:`run`, :func:`serve`, :func:`serve_with`, the
@@ -25,7 +30,8 @@ Layout:
 - :mod:`.trace`: continuing the host's trace (the ``otel`` extra): the
   ``Invoke`` span, span export, ids in the log records.
 - :mod:`.testing`: :class:`~outboard_plugin.testing.Harness`, to unit-test a
-  plugin without a host.
+  plugin without a host, and :class:`~outboard_plugin.testing.FakeHost`
+  (:mod:`.fakehost`), host services in memory.
 - ``_proto``: the generated protobuf and gRPC modules (see generate.sh).
 
 Example::
@@ -55,44 +61,63 @@ from .errors import (
     ServeError,
     SettingsError,
     Unavailable,
+    Unimplemented,
 )
+from .events import Event, Events
 from .health import Health
+from .host import HostEndpoint, HostError, HostServices, HostServicesNotOffered
 from .invocation import Invocation
+from .kv import ABSENT, CasResult, Entry, Kv, Page
 from .manifest import Dependency, FieldError, Manifest, ManifestError, Permission, Subscription
 from .patch import PatchError, PatchOp, pointer
 from .plugin import Plugin
 from .reply import Outcome, Reply
+from .secrets import Secret, Secrets
 from .server import SIGNAL_GRACE, run, serve, serve_with
 from .settings import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, Settings
 
 __all__ = [
+    "ABSENT",
     "PROTOCOL_VERSION",
     "SIGNAL_GRACE",
     "SUPPORTED_PROTOCOL_VERSIONS",
+    "CasResult",
     "Config",
     "Dependency",
+    "Entry",
+    "Event",
+    "Events",
     "Failed",
     "FailedPrecondition",
     "FieldError",
     "Health",
+    "HostEndpoint",
+    "HostError",
+    "HostServices",
+    "HostServicesNotOffered",
     "InvalidConfig",
     "InvalidContext",
     "Invocation",
+    "Kv",
     "Manifest",
     "ManifestError",
     "NotStartedByHost",
     "Outcome",
+    "Page",
     "PatchError",
     "PatchOp",
     "Permission",
     "Plugin",
     "PluginError",
     "Reply",
+    "Secret",
+    "Secrets",
     "ServeError",
     "Settings",
     "SettingsError",
     "Subscription",
     "Unavailable",
+    "Unimplemented",
     "pointer",
     "run",
     "serve",

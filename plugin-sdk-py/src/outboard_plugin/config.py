@@ -7,10 +7,11 @@ from typing import Any
 
 from .errors import PluginError
 from .health import Health
+from .host import HasHost, HostServices
 
 
 @dataclass
-class Config:
+class Config(HasHost):
     """The plugin's configuration and what the host granted it."""
 
     #: The config object from the host's configuration, already checked
@@ -26,6 +27,9 @@ class Config:
     protocol_version: int = 1
     #: The plugin's health service: keep it to report ``NOT_SERVING`` later.
     health: Health = field(default_factory=Health, compare=False, repr=False)
+    #: The host's services (PROTOCOL.md §17): ``config.kv()``, ... Keep it
+    #: to call them outside an invocation.
+    host: HostServices = field(default_factory=HostServices, compare=False, repr=False)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value at top-level key ``key``, or ``default``."""

@@ -103,6 +103,14 @@ class FailedPrecondition(PluginError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Unimplemented(PluginError):
+    """The plugin has no handler for the call, e.g. an event it subscribed to
+    without handling it (``UNIMPLEMENTED``, so that the host retries and
+    then dead-letters the delivery instead of counting it done)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
 class SettingsError(Exception):
     """Why the process environment is not one an Outboard host set up."""
 

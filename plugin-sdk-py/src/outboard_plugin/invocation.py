@@ -6,11 +6,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .host import HasHost, HostServices
 from .patch import PatchError, parse
 
 
 @dataclass
-class Invocation:
+class Invocation(HasHost):
     """One call for one phase: which phase, which attempt, until when, and
     the phase context."""
 
@@ -29,6 +30,8 @@ class Invocation:
     deadline: float | None = None
     #: W3C trace context (``traceparent``, ``tracestate``), when the host has one.
     trace_context: dict[str, str] = field(default_factory=dict)
+    #: The host's services (PROTOCOL.md §17): ``invocation.kv()``, ...
+    host: HostServices = field(default_factory=HostServices, compare=False, repr=False)
 
     def get(self, path: str, default: Any = None) -> Any:
         """The value at an RFC 6901 JSON Pointer into the context, e.g.

@@ -145,6 +145,8 @@ class Manifest:
     dependencies: list[Dependency] = field(default_factory=list)
     #: The JSON Schema (draft 2020-12) of the config; ``None`` accepts any object.
     schema: dict[str, Any] | None = None
+    #: The event patterns subscribed to (PROTOCOL.md §17.6), in declaration order.
+    event_subscriptions: list[str] = field(default_factory=list)
 
     def describe(self, description: str) -> Manifest:
         """Sets the one-line description shown to humans."""
@@ -160,6 +162,19 @@ class Manifest:
     def subscribe_idempotent(self, phase: str, priority: int = 0) -> Manifest:
         """Subscribes to ``phase`` and tells the host a retry is harmless."""
         return self.subscribe(phase, priority, idempotent=True)
+
+    def subscribe_event(self, pattern: str) -> Manifest:
+        """Subscribes to the events matching ``pattern`` (an event name, or a
+        glob where ``*`` matches any run of characters: ``job.finished``,
+        ``job.*``), delivered to :meth:`Plugin.on_event
+        <outboard_plugin.Plugin.on_event>`. The host delivers them only if
+        the operator grants ``event:subscribe:<pattern>`` (PROTOCOL.md
+        §17.6), so this also asks for that permission."""
+        permission = f"event:subscribe:{pattern}"
+        if not any(p.name == permission for p in self.permissions):
+            self.permission(permission, f"to receive {pattern} events")
+        self.event_subscriptions.append(pattern)
+        return self
 
     def feature(self, feature: str) -> Manifest:
         """Declares an optional capability by name."""
@@ -199,6 +214,7 @@ class Manifest:
             *_check_permissions(self.permissions),
             *_check_dependencies(self.name, self.dependencies),
             *_check_schema(self.schema),
+            *_check_event_subscriptions(self.event_subscriptions),
         ]
         if errors:
             raise ManifestError(errors)
@@ -223,6 +239,7 @@ class Manifest:
         )
         if self.schema is not None:
             m.config_schema.CopyFrom(dict_to_struct(self.schema))
+        m.event_subscriptions.extend(plugin_pb2.EventSubscription(pattern=p) for p in self.event_subscriptions)
         return m
 
 
@@ -315,3 +332,17 @@ def _check_schema(schema: object) -> list[FieldError]:
     except TypeError as e:
         return [FieldError("config_schema", str(e))]
     return []
+
+
+_EVENT_PATTERN = re.compile(r"[a-z0-9_.*-]{1,128}")
+
+
+def _check_event_subscriptions(patterns: list[str]) -> list[FieldError]:
+    errors = []
+    for i, pattern in enumerate(patterns):
+        field_name = f"event_subscriptions[{i}].pattern"
+        if not isinstance(pattern, str) or not _EVENT_PATTERN.fullmatch(pattern):
+            errors.append(FieldError(field_name, f"{pattern!r} is not 1 to 128 characters of [a-z0-9_.*-]"))
+        elif pattern in patterns[:i]:
+            errors.append(FieldError(field_name, f"{pattern!r} is listed twice (also event_subscriptions[{patterns.index(pattern)}])"))
+    return errors

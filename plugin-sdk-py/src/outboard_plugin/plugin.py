@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .invocation import Invocation
 from .manifest import Manifest
+from .errors import Unimplemented
 from .reply import Reply
+
+if TYPE_CHECKING:
+    from .events import Event
 
 
 class Plugin:
@@ -38,6 +43,21 @@ class Plugin:
     def invoke(self, invocation: Invocation) -> Reply | Awaitable[Reply]:
         """Runs one phase and says how the context should change."""
         raise NotImplementedError(f"{type(self).__name__} must override Plugin.invoke()")
+
+    def on_event(self, event: Event) -> None | Awaitable[None]:
+        """Handles one event the plugin subscribed to with
+        :meth:`Manifest.subscribe_event <outboard_plugin.Manifest.subscribe_event>`
+        (PROTOCOL.md §17.6). Returning counts as delivered; raising is
+        retried by the host with backoff and, after its last attempt,
+        dead-lettered. Delivery is at least once: deduplicate on
+        ``event.id`` when it matters.
+
+        The default raises ``UNIMPLEMENTED``, so that an event nobody
+        handles is retried and dead-lettered, never silently counted as
+        delivered."""
+        raise Unimplemented(
+            f"the plugin subscribes to event {event.name!r} but does not implement Plugin.on_event"
+        )
 
     def shutdown(self) -> None | Awaitable[None]:
         """Releases resources before the process exits, after in-flight calls

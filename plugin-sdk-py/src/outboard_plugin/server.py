@@ -83,7 +83,9 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health._attach(health_servicer, loop)
 
-    servicer = PluginServicer(plugin, manifest, settings.protocol_version, health, executor, stop)
+    servicer = PluginServicer(
+        plugin, manifest, settings.protocol_version, health, executor, stop, settings.host_services()
+    )
     # The token check is the generic handler serving PluginService (not an
     # interceptor, which costs a coroutine on every call), so PluginService
     # is not registered with the generated add_PluginServiceServicer_to_server.

@@ -20,7 +20,9 @@ from ._proto import plugin_pb2
 from .auth import PLUGIN_SERVICE_PREFIX
 from .config import Config
 from .errors import PluginError
+from .events import handler_for
 from .health import Health
+from .host import HostServices
 from .invocation import Invocation
 from .jsonvalue import struct_to_dict
 from .manifest import Manifest
@@ -85,8 +87,13 @@ class PluginServicer:
         health: Health,
         executor: Executor | None,
         stop: Callable[[float, str], None],
+        host: HostServices | None = None,
     ) -> None:
         self._plugin = plugin
+        #: The host's services, handed to the plugin in every call.
+        self._host = host if host is not None else HostServices()
+        #: The manifest's event patterns: an event matching none has no handler.
+        self._event_patterns = list(manifest.event_subscriptions)
         self._name = manifest.name
         self._manifest = manifest.to_proto(protocol_version)
         self._protocol_version = protocol_version
@@ -112,6 +119,7 @@ class PluginServicer:
             instance_name=request.instance_name,
             protocol_version=request.protocol_version or self._protocol_version,
             health=self._health,
+            host=self._host,
         )
         _, failure = await self._run("configure", self._plugin.configure, config)
         if failure is not None:
@@ -142,6 +150,7 @@ class PluginServicer:
             attempt=request.attempt,
             deadline=deadline,
             trace_context=dict(request.trace_context),
+            host=self._host,
         )
         # The host's trace continues here: the plugin's work, its spans and
         # the log lines about this call are inside this span.
@@ -235,7 +244,7 @@ class PluginServicer:
         try:
             # The work starts last: a worker thread woken now gets the GIL
             # as soon as the loop goes back to waiting.
-            method = self._plugin.invoke
+            method = handler_for(self._plugin, self._event_patterns, invocation.phase)
             try:
                 if inspect.iscoroutinefunction(method):
                     call.follow(loop.create_task(self._run("invoke", method, invocation)))

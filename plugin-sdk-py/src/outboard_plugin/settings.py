@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import NotStartedByHost, SettingsError
+from .host import ENV_HOST_SOCKET, HostEndpoint, HostServices
 
 ENV_MAGIC_COOKIE = "OUTBOARD_MAGIC_COOKIE"
 MAGIC_COOKIE_VALUE = "0b7f4a8e-outboard-plugin"
@@ -38,6 +39,19 @@ class Settings:
     instance_name: str | None = None
     #: ``True`` to stop gracefully on SIGTERM and SIGINT.
     handle_signals: bool = True
+    #: Where the host serves host services (``OUTBOARD_HOST_SOCKET``,
+    #: ``OUTBOARD_HOST_TOKEN``), if it offers them.
+    host: HostEndpoint | None = None
+    #: Without :attr:`host`: the variable that was missing or unusable, for
+    #: the error every host-service call then raises.
+    host_missing: str = ENV_HOST_SOCKET
+
+    def host_services(self) -> HostServices:
+        """The handle every configure, invocation and event of this launch
+        gets: connected to :attr:`host`, or raising on every call."""
+        if self.host is None:
+            return HostServices.absent(self.host_missing)
+        return HostServices.connect(self.host)
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,11 +84,16 @@ class Settings:
         token = lookup(ENV_TOKEN) or ""
         if not token:
             raise SettingsError(f"{ENV_TOKEN} is not set, but an Outboard host always sets it")
+        # Host services are optional: a host that sets only one of the two
+        # variables offers none, and only the calls say so.
+        endpoint = HostEndpoint.from_lookup(lookup)
         return Settings(
             socket_path=socket_path,
             token=token,
             protocol_version=version,
             instance_name=lookup(ENV_PLUGIN_NAME) or None,
+            host=endpoint if isinstance(endpoint, HostEndpoint) else None,
+            host_missing=endpoint if isinstance(endpoint, str) else ENV_HOST_SOCKET,
         )
 
 

@@ -12,6 +12,11 @@ rules::
     out = harness.invoke("pre_container", {"env": {}})
     assert out.context == {"env": {"GREETING": "hello"}}
 
+Host services (PROTOCOL.md §17) come from a :class:`FakeHost`: pass it as
+``Harness(plugin, host=fake)`` and the plugin's ``config.kv()``,
+``invocation.kv()`` and ``event.kv()`` reach it; deliver events with
+:meth:`Harness.deliver`.
+
 :class:`RunningPlugin` starts the plugin's executable as a real process, as
 a host would, and drives it over its socket.
 
@@ -29,6 +34,8 @@ from typing import Any
 
 from .config import Config
 from .errors import Failed, PluginError
+from .events import PHASE_PREFIX, Event, handler_for
+from .fakehost import FakeHost, Published
 from .health import Health
 from .invocation import Invocation
 from .jsonvalue import dict_to_struct, struct_to_dict
@@ -62,8 +69,10 @@ class Invoked:
 class Harness:
     """Drives one plugin in-process, as the host would over gRPC."""
 
-    def __init__(self, plugin: Plugin) -> None:
+    def __init__(self, plugin: Plugin, *, host: FakeHost | None = None) -> None:
         self.plugin = plugin
+        #: The fake host services every call gets (none without ``host``).
+        self.host = host
         #: The plugin's manifest, read once and checked (raises ManifestError).
         self.manifest: Manifest = plugin.manifest()
         self.manifest.validate()
@@ -86,6 +95,8 @@ class Harness:
             instance_name=instance_name or self.manifest.name,
             health=self.health,
         )
+        if self.host is not None:
+            config.host = self.host.services()
         self._call(self.plugin.configure, config)
 
     def invoke(self, phase: str, context: dict[str, Any], **fields: Any) -> Invoked:
@@ -101,7 +112,10 @@ class Harness:
         wire_context = struct_to_dict(dict_to_struct(invocation.context))
         # The plugin gets its own copy, as it would off the wire.
         invocation.context = struct_to_dict(dict_to_struct(wire_context))
-        reply = self._call(self.plugin.invoke, invocation)
+        if self.host is not None and not invocation.host.is_offered:
+            invocation.host = self.host.services()
+        method = handler_for(self.plugin, self.manifest.event_subscriptions, invocation.phase)
+        reply = self._call(method, invocation)
         if not isinstance(reply, Reply):
             raise Failed(f"invoke returned {type(reply).__name__}, not a Reply (return Reply.ok() for no change)")
         reply.to_proto()  # raises for an invalid patch or an abort without a message
@@ -113,6 +127,16 @@ class Harness:
             raise Failed(f"the host would refuse the patch: {e}") from None
         return Invoked(reply, struct_to_dict(dict_to_struct(patched)))
 
+    def deliver(self, event: Event) -> None:
+        """Delivers ``event`` as the host does: an ``event:<name>``
+        invocation whose context is the event, answered by
+        ``plugin.on_event`` if the manifest subscribes to it, else
+        ``UNIMPLEMENTED`` (raised as :class:`~outboard_plugin.Unimplemented`)."""
+        invocation = Invocation(
+            f"{PHASE_PREFIX}{event.name}", event.to_context(), invocation_id=event.id, attempt=event.attempt
+        )
+        self.invoke_with(invocation)
+
     def _call(self, method: Any, arg: Any) -> Any:
         async def call() -> Any:
             return await call_plugin(None, method, arg)
@@ -123,6 +147,9 @@ class Harness:
             raise
         except Exception as e:
             raise Failed(f"{type(e).__name__}: {e}") from e
+
+
+__all__ = ["FakeHost", "Harness", "Invoked", "Published", "RunningPlugin"]
 
 
 # --- a real plugin process ----------------------------------------------------

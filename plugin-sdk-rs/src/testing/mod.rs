@@ -29,6 +29,15 @@
 //! assert_eq!(out.context, json!({"env": {"GREETING": "hello"}}));
 //! # });
 //! ```
+//!
+//! Host services (PROTOCOL.md §17) come from a [`FakeHost`]: give it to the
+//! harness with [`Harness::with_host`], and the plugin's `config.kv()`,
+//! `invocation.kv()` and `event.kv()` reach it; deliver events with
+//! [`Harness::deliver`].
+
+mod fake_host;
+mod fake_kv;
+mod rules;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,9 +45,12 @@ use outboard_proto::json::{json_to_struct, struct_to_json};
 use outboard_proto::patch;
 use serde_json::{Map, Value};
 
+pub use fake_host::{FakeHost, Published};
+
+use crate::host::HostServices;
 use crate::{
-    Config, FieldError, Health, Invocation, Manifest, ManifestError, Outcome, Plugin, PluginError,
-    Reply,
+    Config, Event, FieldError, Health, Invocation, Manifest, ManifestError, Outcome, Plugin,
+    PluginError, Reply,
 };
 
 /// Drives one plugin in-process, as the host would over gRPC.
@@ -51,6 +63,9 @@ pub struct Harness<P> {
     next: AtomicU64,
     /// The health handle every `configure` passes on.
     health: Health,
+    /// The host services every call gets (none unless
+    /// [`Harness::with_host`]).
+    host: HostServices,
 }
 
 impl<P> std::fmt::Debug for Harness<P> {
@@ -104,10 +119,10 @@ impl<P: Plugin> Harness<P> {
             Ok(()) => Vec::new(),
             Err(e) => e.errors,
         };
-        if manifest.subscriptions().is_empty() {
+        if manifest.subscriptions().is_empty() && manifest.event_subscriptions().is_empty() {
             errors.push(FieldError::new(
                 "subscriptions",
-                "none, so the plugin would never be invoked",
+                "none (and no event subscriptions), so the plugin would never be invoked",
             ));
         }
         if !errors.is_empty() {
@@ -118,7 +133,15 @@ impl<P: Plugin> Harness<P> {
             manifest,
             next: AtomicU64::new(1),
             health: Health::new(),
+            host: HostServices::default(),
         })
+    }
+
+    /// Gives the plugin `host`'s services in every configure, invocation
+    /// and event.
+    pub fn with_host(mut self, host: &FakeHost) -> Harness<P> {
+        self.host = host.services();
+        self
     }
 
     /// The plugin's manifest.
@@ -152,6 +175,9 @@ impl<P: Plugin> Harness<P> {
     pub async fn configure_with(&self, mut config: Config) -> Result<(), PluginError> {
         config.values = wire_round_trip(config.values);
         config.health = self.health.clone();
+        if !config.host.is_offered() {
+            config.host = self.host.clone();
+        }
         if config.protocol_version == 0 {
             config.protocol_version = outboard_proto::handshake::PROTOCOL_VERSION;
         }
@@ -179,8 +205,13 @@ impl<P: Plugin> Harness<P> {
     ///
     /// As [`Harness::invoke`].
     pub async fn invoke_with(&self, mut invocation: Invocation) -> Result<Invoked, PluginError> {
+        // Events are checked against the event patterns by `dispatch`,
+        // which answers UNIMPLEMENTED as the server does.
+        let is_event = invocation
+            .phase
+            .starts_with(crate::host::event::PHASE_PREFIX);
         assert!(
-            self.manifest.subscription_for(&invocation.phase).is_some(),
+            is_event || self.manifest.subscription_for(&invocation.phase).is_some(),
             "{} does not subscribe to phase {:?} (it subscribes to {:?})",
             self.manifest.name(),
             invocation.phase,
@@ -192,8 +223,12 @@ impl<P: Plugin> Harness<P> {
         );
         invocation.context = wire_round_trip(invocation.context);
         let mut context = Value::Object(invocation.context.clone());
+        if !invocation.host().is_offered() {
+            invocation = invocation.with_host(self.host.clone());
+        }
 
-        let reply = self.plugin.invoke(invocation).await?;
+        let patterns = self.manifest.event_subscriptions();
+        let reply = crate::plugin::dispatch(&self.plugin, patterns, invocation).await?;
         // What the server would send, read back as the host reads it.
         let wire = reply.to_proto()?;
         if reply.outcome() == Outcome::Continue {
@@ -205,6 +240,16 @@ impl<P: Plugin> Harness<P> {
             })?;
         }
         Ok(Invoked { reply, context })
+    }
+
+    /// Delivers `event` as the host does: an `event:<name>` invocation
+    /// whose context is the event, answered by [`Plugin::on_event`] if the
+    /// manifest subscribes to it, else `UNIMPLEMENTED`.
+    pub async fn deliver(&self, event: Event) -> Result<(), PluginError> {
+        let invocation = Invocation::new(format!("event:{}", event.name), event.to_context())
+            .with_invocation_id(event.id.clone())
+            .with_attempt(event.attempt);
+        self.invoke_with(invocation).await.map(|_| ())
     }
 
     /// Tells the plugin to release its resources.
@@ -356,7 +401,7 @@ mod tests {
         assert_eq!(err.errors.len(), 3, "{err}");
         assert!(
             err.to_string()
-                .ends_with("; subscriptions: none, so the plugin would never be invoked"),
+                .ends_with("so the plugin would never be invoked"),
             "{err}"
         );
     }
