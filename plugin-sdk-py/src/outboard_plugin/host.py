@@ -142,7 +142,13 @@ class SocketTransport:
             if self._stub is None:
                 from ._proto import host_pb2_grpc
 
-                channel = grpc.insecure_channel(f"unix://{self._endpoint.socket}")
+                # gRPC would send the socket's path, percent-encoded, as
+                # :authority; the host's HTTP/2 server refuses that as
+                # malformed (RST_STREAM PROTOCOL_ERROR) before any handler.
+                channel = grpc.insecure_channel(
+                    f"unix://{self._endpoint.socket}",
+                    options=[("grpc.default_authority", "localhost")],
+                )
                 self._stub = host_pb2_grpc.HostServiceStub(channel)
             return self._stub
 
