@@ -235,6 +235,15 @@ pub(crate) enum Command {
     /// "reload" (plan, error) or "missed" (count: events this watcher fell
     /// behind on).
     Events(EventsArgs),
+    /// Publish an event as the operator (source "operator"), delivered to
+    /// the plugins that subscribe to it (PROTOCOL.md §17.6).
+    ///
+    /// To the running daemon by default (Emit); with --config or
+    /// --plugin-dir (and --state-dir), written straight into that
+    /// configuration's outbox in the state directory instead, and
+    /// delivered when a host of that configuration next runs (or at once,
+    /// by its daemon, if one runs). Prints the event's id.
+    Emit(EmitArgs),
 }
 
 /// The arguments of `outboard run`.
@@ -509,9 +518,47 @@ pub(crate) struct ReloadArgs {
     pub(crate) control: Control,
 }
 
+/// The arguments of `outboard emit`.
+#[derive(Debug, Args)]
+pub(crate) struct EmitArgs {
+    /// The event's name: 1 to 128 characters of a-z, 0-9, '_', '.', '-',
+    /// not starting with plugin., job., reload. or host. (the host's own).
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// The payload, any JSON value (default: null).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) data: Option<String>,
+    /// Without a daemon: the configuration whose outbox receives it.
+    #[command(flatten)]
+    pub(crate) source: Source,
+    /// Without a daemon: the state directory.
+    #[command(flatten)]
+    pub(crate) state: StateDir,
+    /// Which daemon.
+    #[command(flatten)]
+    pub(crate) control: Control,
+}
+
 /// The arguments of `outboard events`.
 #[derive(Debug, Args)]
 pub(crate) struct EventsArgs {
+    /// List the dead letters instead: deliveries that ran out of attempts
+    /// (id, event, subscriber, attempts, last error, time).
+    #[arg(long, conflicts_with_all = ["follow", "plugin", "retry"])]
+    pub(crate) dead: bool,
+    /// Deliver a dead letter again, attempts counted afresh (its id, as
+    /// `--dead` lists it; or --all for every one).
+    #[arg(
+        long,
+        value_name = "ID",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with_all = ["follow", "plugin"]
+    )]
+    pub(crate) retry: Option<String>,
+    /// With --retry: every dead letter.
+    #[arg(long, requires = "retry")]
+    pub(crate) all: bool,
     /// Only this plugin's events (and dispatches it took part in).
     #[arg(long, value_name = "NAME")]
     pub(crate) plugin: Option<String>,

@@ -34,6 +34,8 @@ struct Fake {
     hang: Option<(&'static str, Arc<Hanging>)>,
     /// Every RecordJob request, in order.
     jobs: Arc<Mutex<Vec<RecordJobRequest>>>,
+    /// Every Emit request, in order.
+    emitted: Arc<Mutex<Vec<EmitRequest>>>,
 }
 
 /// A hanging Invoke: whether it started, whether the caller dropped it.
@@ -285,6 +287,60 @@ impl ControlService for Fake {
     async fn record_job(&self, request: Request<RecordJobRequest>) -> Answer<RecordJobResponse> {
         self.jobs.lock().unwrap().push(request.into_inner());
         Ok(Response::new(RecordJobResponse {}))
+    }
+
+    async fn emit(&self, request: Request<EmitRequest>) -> Answer<EmitResponse> {
+        let request = request.into_inner();
+        if request.name.starts_with("job.") {
+            return Err(Status::invalid_argument(
+                "name: \"job.x\" starts with \"job.\"",
+            ));
+        }
+        self.emitted.lock().unwrap().push(request);
+        Ok(Response::new(EmitResponse {
+            event_id: "0b6c3a4e-event".into(),
+        }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Answer<ListDeadLettersResponse> {
+        // Two pages of one letter each, to be followed.
+        let (id, next) = match request.into_inner().page_token.as_str() {
+            "" => ("7", "7"),
+            "7" => ("9", ""),
+            other => return Err(Status::invalid_argument(format!("page_token: {other:?}"))),
+        };
+        Ok(Response::new(ListDeadLettersResponse {
+            dead_letters: vec![DeadLetter {
+                id: id.into(),
+                event_id: format!("event-{id}"),
+                event: "build.flaky".into(),
+                subscriber: "crashy".into(),
+                attempts: 3,
+                last_error: "crashed: exited with status 101 during the call\nsecond line".into(),
+                time: Some(prost_types::Timestamp {
+                    seconds: 1_800_000_000,
+                    nanos: 0,
+                }),
+            }],
+            next_page_token: next.into(),
+        }))
+    }
+
+    async fn retry_dead_letter(
+        &self,
+        request: Request<RetryDeadLetterRequest>,
+    ) -> Answer<RetryDeadLetterResponse> {
+        use retry_dead_letter_request::Target;
+        let retried = match request.into_inner().target {
+            Some(Target::Id(id)) if id == "7" => 1,
+            Some(Target::Id(id)) => return Err(Status::not_found(format!("no dead letter {id}"))),
+            Some(Target::All(true)) => 2,
+            _ => return Err(Status::invalid_argument("target")),
+        };
+        Ok(Response::new(RetryDeadLetterResponse { retried }))
     }
 }
 
@@ -647,4 +703,82 @@ async fn a_job_run_through_the_daemon_records_its_result_there() {
     );
     let report: Value = serde_json::from_str(&stdout(&ok)).unwrap();
     assert_eq!(json!(recorded[0].job_id), report["job_id"]);
+}
+
+/// `events --dead` follows the pages into one table (errors on one line),
+/// or JSON lines; `--retry` puts back one or all; `emit` sends the name and
+/// the payload and prints the id; the daemon's refusals are said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_retry_and_emit_go_to_the_daemon() {
+    let sandbox = Sandbox::new();
+    let socket = sandbox.path().join("control.sock");
+    let fake = Fake::default();
+    let emitted = fake.emitted.clone();
+    serve(fake, &socket);
+
+    let out = outboard_on(&socket, &["events", "--dead"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("ID  EVENT        SUBSCRIBER  ATTEMPTS  TIME"),
+        "{text}"
+    );
+    assert!(
+        lines[1]
+            .starts_with("7   build.flaky  crashy      3         2027-01-15T08:00:00Z  event-7"),
+        "{text}"
+    );
+    assert!(
+        lines[1].ends_with("during the call\\nsecond line"),
+        "{text}"
+    );
+    let out = outboard_on(&socket, &["events", "--dead", "--json"]).await;
+    let ids: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("7"), json!("9")]);
+
+    let one = outboard_on(&socket, &["events", "--retry", "7"]).await;
+    assert_eq!(
+        stdout(&one),
+        "1 dead letter put back for delivery\n",
+        "{}",
+        stderr(&one)
+    );
+    let all = outboard_on(&socket, &["events", "--retry", "--all"]).await;
+    assert_eq!(
+        stdout(&all),
+        "2 dead letters put back for delivery\n",
+        "{}",
+        stderr(&all)
+    );
+    let missing = outboard_on(&socket, &["events", "--retry", "8"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("no dead letter 8"),
+        "{}",
+        stderr(&missing)
+    );
+    let neither = outboard_on(&socket, &["events", "--retry"]).await;
+    assert!(stderr(&neither).contains("--all"), "{}", stderr(&neither));
+
+    let out = outboard_on(
+        &socket,
+        &["emit", "deploy.done", "--data", r#"{"env":"prod"}"#],
+    )
+    .await;
+    assert_eq!(stdout(&out), "0b6c3a4e-event\n", "{}", stderr(&out));
+    let sent = emitted.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].name, "deploy.done");
+    let payload = outboard_proto::json::value_to_json(sent[0].payload.as_ref().unwrap());
+    assert_eq!(payload, json!({"env": "prod"}));
+    let refused = outboard_on(&socket, &["emit", "job.x"]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("job."), "{}", stderr(&refused));
+    let bad = outboard_on(&socket, &["emit", "x", "--data", "{nope"]).await;
+    assert!(stderr(&bad).contains("is not JSON"), "{}", stderr(&bad));
 }

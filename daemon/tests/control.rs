@@ -65,6 +65,7 @@ impl TestDaemon {
                 loader,
                 logs: logs.clone(),
                 notifier: Notifier::default(),
+                events: None,
             },
         );
         let server = daemon.serve(&socket).expect("serving");
@@ -650,6 +651,7 @@ async fn a_second_daemon_on_the_socket_is_refused_naming_the_pid_and_a_stale_one
             loader: Arc::new(|| Ok(HostConfig::default())),
             logs: LogBook::default(),
             notifier: Notifier::default(),
+            events: None,
         },
     );
     let server = daemon.serve(&socket).expect("serving");

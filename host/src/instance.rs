@@ -372,12 +372,13 @@ impl Plugin {
 /// The permissions `manifest` asks for that `grant` allows (`"*"`: all);
 /// those withheld are logged, since the plugin may then work with less.
 fn granted(plugin: &str, manifest: &Manifest, grant: &[String]) -> Vec<String> {
-    let all = grant.iter().any(|g| g == "*");
-    let (given, withheld): (Vec<_>, Vec<_>) = manifest
+    let given = manifest.allowed(grant);
+    let withheld: Vec<&str> = manifest
         .permissions
         .iter()
-        .map(|p| p.name.clone())
-        .partition(|name| all || grant.contains(name));
+        .map(|p| p.name.as_str())
+        .filter(|name| !given.iter().any(|g| g == name))
+        .collect();
     if !withheld.is_empty() {
         tracing::warn!(
             plugin,

@@ -48,8 +48,8 @@ mod supervisor;
 pub mod trace;
 
 pub use config::{
-    Defaults, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy, Retry,
-    ServicesSpec, StateSpec, SubscriptionOverride, Supervision,
+    Defaults, EventsSpec, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy,
+    Retry, ServicesSpec, StateSpec, SubscriptionOverride, Supervision,
 };
 pub use depends::{DependencyError, DependencyErrors, Turn};
 pub use dispatch::{
@@ -62,8 +62,8 @@ pub use figures::{
     StatsSnapshot, UnknownJobResult,
 };
 pub use host::{
-    Host, HostEvent, NoSuchPlugin, PluginChange, ReloadError, ReloadPlan, StartFailures, start_all,
-    stop_all,
+    Host, HostEvent, HostHandle, NoSuchPlugin, PluginChange, ReloadError, ReloadPlan,
+    StartFailures, start_all, stop_all,
 };
 pub use instance::{Plugin, Reply, StopMethod, Stopped};
 pub use launch::{Attach, Attachment, Exit};

@@ -43,6 +43,9 @@ pub struct Manifest {
     pub dependencies: Vec<Dependency>,
     /// The JSON Schema for the plugin's config; `None` accepts any object.
     pub config_schema: Option<Value>,
+    /// The event name patterns the plugin subscribes to (PROTOCOL.md §17.6),
+    /// each listed once; `*` matches any run of characters.
+    pub event_subscriptions: Vec<String>,
     /// `config_schema`, compiled once at validation.
     #[serde(skip)]
     validator: Option<Arc<jsonschema::Validator>>,
@@ -135,6 +138,7 @@ impl Manifest {
             permissions: Vec::new(),
             dependencies: Vec::new(),
             config_schema: None,
+            event_subscriptions: Vec::new(),
             validator: None,
             secret_keys: SecretKeys::default(),
         }
@@ -220,6 +224,11 @@ impl Manifest {
                 })
                 .collect(),
             dependencies,
+            event_subscriptions: m
+                .event_subscriptions
+                .into_iter()
+                .map(|e| e.pattern)
+                .collect(),
             secret_keys: SecretKeys::of_schema(config_schema.as_ref()),
             config_schema,
             validator,
@@ -229,6 +238,17 @@ impl Manifest {
     /// The plugin's subscription to `phase`, if it has one.
     pub fn subscription(&self, phase: &str) -> Option<&Subscription> {
         self.subscriptions.iter().find(|s| s.phase == phase)
+    }
+
+    /// The permissions this manifest asks for that `grant` (a plugin's
+    /// config) allows: all of them for `"*"`. What `Configure` passes on.
+    pub fn allowed(&self, grant: &[String]) -> Vec<String> {
+        let all = grant.iter().any(|g| g == "*");
+        self.permissions
+            .iter()
+            .filter(|p| all || grant.contains(&p.name))
+            .map(|p| p.name.clone())
+            .collect()
     }
 
     /// `true` if the plugin declared `feature`.

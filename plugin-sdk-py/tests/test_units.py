@@ -207,6 +207,7 @@ def _manifest_from_json(m: dict[str, Any]) -> Manifest:
         subscriptions=[Subscription(**s) for s in m.get("subscriptions", [])],
         permissions=[Permission(**p) for p in m.get("permissions", [])],
         dependencies=[Dependency(**d) for d in m.get("dependencies", [])],
+        event_subscriptions=[e.get("pattern", "") for e in m.get("event_subscriptions", [])],
     )
 
 

@@ -7,11 +7,11 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use outboard_plugin::host::StatusCode as Status;
 use outboard_plugin::host::{Cas, Expected, HostError, ListOptions};
 use outboard_plugin::testing::{FakeHost, Harness};
 use outboard_plugin::{Code, Config, Event, Invocation, Manifest, Plugin, PluginError, Reply};
 use serde_json::json;
-use tonic::Code as Status;
 
 mod common;
 use common::increment;
@@ -165,7 +165,7 @@ async fn limits_and_field_rules_are_named() {
     let err = kv.get("").await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "host service KvGet failed: InvalidArgument: key: empty"
+        "host service KvGet failed: INVALID_ARGUMENT: key: empty"
     );
     let err = kv.shared("Bad Name").get("k").await.unwrap_err();
     assert!(err.to_string().contains("namespace:"), "{err}");

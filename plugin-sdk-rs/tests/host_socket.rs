@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use outboard_plugin::host::StatusCode;
 use outboard_plugin::host::{Cas, Expected, HostEndpoint, HostServices};
 use outboard_plugin::testing::FakeHost;
 use outboard_plugin::{
@@ -82,12 +83,12 @@ async fn the_client_carries_the_token_and_the_host_decides() {
         b"s3cret"
     );
     let err = kv.shared("jobs").get("k").await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(err.code(), StatusCode::PermissionDenied);
     assert!(err.to_string().contains("kv:shared:jobs"), "{err}");
 
     let stranger = HostServices::connect(endpoint(&socket, "guessed-token"));
     let err = stranger.kv().get("k").await.unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+    assert_eq!(err.code(), StatusCode::Unauthenticated, "{err}");
 }
 
 #[tokio::test]
@@ -95,7 +96,7 @@ async fn an_unreachable_host_is_named_by_its_variable() {
     let dir = temp_dir();
     let services = HostServices::connect(endpoint(&dir.path().join("none.sock"), HOST_TOKEN));
     let err = services.kv().get("k").await.unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert_eq!(err.code(), StatusCode::Unavailable, "{err}");
     assert!(err.to_string().contains("OUTBOARD_HOST_SOCKET="), "{err}");
     assert!(!err.to_string().contains(HOST_TOKEN));
 }

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::names::{
-    invalid_phase_name, invalid_plugin_name, is_valid_phase_name, is_valid_plugin_name,
+    invalid_event_pattern, invalid_phase_name, invalid_plugin_name, is_valid_event_pattern,
+    is_valid_phase_name, is_valid_plugin_name,
 };
 use crate::v1;
 
@@ -48,7 +49,7 @@ impl std::error::Error for FieldError {}
 
 /// The manifest's top-level fields in the order `plugin.proto` declares
 /// them, which is the order problems are reported in.
-const FIELD_ORDER: [&str; 9] = [
+const FIELD_ORDER: [&str; 10] = [
     "name",
     "version",
     "protocol_version",
@@ -58,6 +59,7 @@ const FIELD_ORDER: [&str; 9] = [
     "permissions",
     "dependencies",
     "config_schema",
+    "event_subscriptions",
 ];
 
 /// Every structural problem of `m`, in field order; empty if it has none.
@@ -74,6 +76,7 @@ pub fn check(m: &v1::Manifest) -> Vec<FieldError> {
     check_subscriptions(&m.subscriptions, &mut errors);
     check_permissions(&m.permissions, &mut errors);
     check_dependencies(&m.name, &m.dependencies, &mut errors);
+    check_event_subscriptions(&m.event_subscriptions, &mut errors);
     errors
 }
 
@@ -178,6 +181,27 @@ fn check_dependencies(own_name: &str, deps: &[v1::Dependency], errors: &mut Vec<
         }
         if let Err(e) = parse_version_req(i, &d.version_req) {
             errors.push(e);
+        }
+    }
+}
+
+/// Valid event patterns (PROTOCOL.md §17.6), each listed once.
+fn check_event_subscriptions(subs: &[v1::EventSubscription], errors: &mut Vec<FieldError>) {
+    let mut first_index: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, s) in subs.iter().enumerate() {
+        let field = format!("event_subscriptions[{i}].pattern");
+        if !is_valid_event_pattern(&s.pattern) {
+            errors.push(FieldError::new(field, invalid_event_pattern(&s.pattern)));
+        } else if let Some(first) = first_index.get(s.pattern.as_str()) {
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "{:?} is listed twice (also event_subscriptions[{first}])",
+                    s.pattern
+                ),
+            ));
+        } else {
+            first_index.insert(&s.pattern, i);
         }
     }
 }

@@ -17,14 +17,16 @@
 //! - `caller`: [`Caller`], who is calling, resolved on every call.
 //! - `denials`: the log of refusals, rate-limited per plugin.
 //! - `server`: the `HostService` handlers: authenticate, bound, dispatch.
-//! - `secrets`, `events`: `GetSecret` and `Publish`.
+//! - `secrets`: `GetSecret`.
+//! - [`events`]: `Publish`, the outbox, fan-out, delivery, dead letters,
+//!   the host's own events.
 //! - `error`: [`ServicesError`].
 
 pub mod auth;
 mod caller;
 mod denials;
 mod error;
-mod events;
+pub mod events;
 mod hosted;
 mod kv;
 mod options;
@@ -38,7 +40,8 @@ pub use caller::Caller;
 pub use error::ServicesError;
 pub use hosted::SOCKET_NAME;
 pub use options::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_DESCRIBE_WAIT, DEFAULT_MAX_CONCURRENT_CALLS, ServicesOptions,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_DESCRIBE_WAIT, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_SCOPE,
+    ServicesOptions,
 };
 pub use outboard_state::KvLimits;
 pub use services::Services;

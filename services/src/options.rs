@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use outboard_host::ServicesSpec;
+use outboard_host::{EventsSpec, ServicesSpec};
 use outboard_state::KvLimits;
 
 /// The default bound on one host-service call, on the host's side.
@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 16;
 /// The default wait of a call that arrives before its instance's
 /// `Describe` (the default handshake timeout).
 pub const DEFAULT_DESCRIBE_WAIT: Duration = Duration::from_secs(10);
+
+/// The events scope of a host that names none.
+pub const DEFAULT_SCOPE: &str = "default";
 
 /// How [`crate::Services`] are set up; one per host process.
 #[derive(Debug, Clone)]
@@ -33,6 +36,13 @@ pub struct ServicesOptions {
     /// How long a call arriving before its instance's `Describe` waits for
     /// it before `UNAVAILABLE`.
     pub describe_wait: Duration,
+    /// Who this host is, for events: its config file's canonical path (or
+    /// another name). Events carry the scope of the host that published
+    /// them and are delivered only by a host of the same scope, so that
+    /// hosts with different configurations may share a state directory.
+    pub scope: String,
+    /// How events are delivered (`[events]`).
+    pub events: EventsSpec,
 }
 
 impl ServicesOptions {
@@ -44,6 +54,8 @@ impl ServicesOptions {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             describe_wait: DEFAULT_DESCRIBE_WAIT,
+            scope: DEFAULT_SCOPE.to_owned(),
+            events: EventsSpec::default(),
         }
     }
 

@@ -134,10 +134,8 @@ impl HostService for HostServer {
         &self,
         request: Request<v1::PublishRequest>,
     ) -> Result<Response<v1::PublishResponse>, Status> {
-        self.call("Publish", request, |_, _, _| async {
-            Err(Status::unimplemented(
-                "Publish: this host does not serve events yet",
-            ))
+        self.call("Publish", request, |shared, caller, request| async move {
+            shared.events.publish(&caller, request).await
         })
         .await
     }

@@ -7,6 +7,7 @@ use outboard_host::{Attach, Host, Launcher, PluginLauncher};
 use outboard_state::{Database, KvStore};
 
 use crate::error::ServicesError;
+use crate::events::Events;
 use crate::hosted::HostAttach;
 use crate::options::ServicesOptions;
 use crate::registry::Registry;
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     /// The key-value store: the database, seen through the trait a shared
     /// backend may implement later.
     pub(crate) kv: Arc<dyn KvStore>,
+    /// Events: the outbox, fan-out and delivery.
+    pub(crate) events: Arc<Events>,
     /// The live tokens.
     pub(crate) registry: Registry,
     /// Set by [`Services::shutdown`]: calls are refused from then on.
@@ -55,8 +58,10 @@ impl Services {
                     reason: e.to_string(),
                 })?,
             );
+        let events = Events::new(database.clone(), &options.scope, options.events);
         Ok(Arc::new(Services {
             shared: Arc::new(Shared {
+                events,
                 kv: database.clone(),
                 database,
                 options,
@@ -82,12 +87,21 @@ impl Services {
     /// and the host's own events published. Called once the host has
     /// started.
     pub fn serve(self: &Arc<Self>, host: &Host) {
-        let _ = host;
+        self.shared.events.serve(host);
     }
 
-    /// Stops serving: calls arriving from now on fail `UNAVAILABLE`.
+    /// Stops serving: calls arriving from now on fail `UNAVAILABLE`; event
+    /// deliveries in hand finish within [`crate::events::SHUTDOWN_GRACE`]
+    /// or stay pending for the next host (never lost).
     pub async fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.events.shutdown().await;
+    }
+
+    /// Events: publish the host's own, emit an operator's, list and retry
+    /// dead letters, let pending deliveries settle.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.shared.events
     }
 
     /// How many plugin instances hold a live token: one per running

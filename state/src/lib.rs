@@ -6,6 +6,8 @@
 //! - `database`: [`Database`], its connections and transactions.
 //! - `migrations`: the schema steps, one line each (how to add one is there).
 //! - `kv`: the [`KvStore`] trait, its types, and the SQLite backend.
+//! - `outbox`: the events outbox ([`Outbox`]): events, deliveries under
+//!   leases, dead letters.
 //! - `clock`: the wall clock expiry is checked against, injectable for tests.
 //! - `error`: [`StateError`].
 //!
@@ -27,9 +29,13 @@ mod dir;
 mod error;
 mod kv;
 mod migrations;
+mod outbox;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use database::Database;
 pub use dir::DB_FILE;
 pub use error::StateError;
 pub use kv::{CasResult, Expected, KvEntry, KvLimits, KvPage, KvStore, MAX_KEY_BYTES, PageRequest};
+pub use outbox::{
+    Claimed, DeadLetter, NewEvent, Outbox, Outcome, Pruned, Published, StoredEvent, Undistributed,
+};

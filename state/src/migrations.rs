@@ -22,10 +22,16 @@ pub(crate) struct Step {
 }
 
 /// Every step, oldest first. Append only (see the module's documentation).
-pub(crate) const STEPS: &[Step] = &[Step {
-    name: "kv",
-    sql: kv::SCHEMA,
-}];
+pub(crate) const STEPS: &[Step] = &[
+    Step {
+        name: "kv",
+        sql: kv::SCHEMA,
+    },
+    Step {
+        name: "outbox",
+        sql: crate::outbox::SCHEMA,
+    },
+];
 
 /// The schema version of a fully migrated database.
 pub(crate) fn latest() -> i64 {

@@ -23,6 +23,10 @@ const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct DaemonPhases {
     /// The daemon.
     pub(crate) daemon: Daemon,
+    /// The job's command line, for the daemon's `job.finished` event.
+    pub(crate) command: Vec<String>,
+    /// When the job began, for the event's `duration_ms`.
+    pub(crate) began: std::time::Instant,
 }
 
 impl DaemonPhases {
@@ -55,9 +59,18 @@ impl DaemonPhases {
     /// Tells the daemon how the job `job_id` ended; a failure is only
     /// logged (the job's own result stands).
     async fn record(&self, job_id: String, result: JobResult) {
+        let took = self.began.elapsed();
         let request = RecordJobRequest {
             job_id,
             result: outboard_daemon::wire::job_result_to_proto(result) as i32,
+            command: self.command.clone(),
+            // The command's exit code is not known to the phases: it is in
+            // the job's report, on this side.
+            exit_code: None,
+            duration: Some(prost_types::Duration {
+                seconds: i64::try_from(took.as_secs()).unwrap_or(i64::MAX),
+                nanos: i32::try_from(took.subsec_nanos()).unwrap_or(0),
+            }),
         };
         let mut rpc = self.daemon.rpc.clone();
         match tokio::time::timeout(RECORD_TIMEOUT, rpc.record_job(request)).await {

@@ -1,4 +1,5 @@
-//! `outboard events [-f]`: the daemon's Watch stream, one line per event.
+//! `outboard events [-f]`: the daemon's Watch stream, one line per event;
+//! with `--dead` or `--retry`, its dead letters (`dead_letters`).
 
 use std::io::Write;
 
@@ -16,6 +17,12 @@ use crate::signals::Signals;
 /// until a signal.
 pub(crate) async fn run(args: EventsArgs, mut signals: Signals) -> anyhow::Result<u8> {
     let work = async {
+        if args.dead {
+            return super::dead_letters::list(&args).await;
+        }
+        if let Some(id) = &args.retry {
+            return super::dead_letters::retry(&args, id).await;
+        }
         let daemon = Daemon::connect(args.control.control_socket.as_deref()).await?;
         let request = WatchRequest {
             plugin: args.plugin.clone().unwrap_or_default(),

@@ -30,7 +30,11 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
         return Ok(EXIT_INTERRUPTED);
     };
     let context = parse_context(&context?)?;
-    let services = services::open(args.state.state_dir.as_deref(), &config)?;
+    let services = services::open(
+        args.state.state_dir.as_deref(),
+        &config,
+        services::scope(&args.source),
+    )?;
     let Some(host) = unless_interrupted(services::start(&config, &services), signals.recv()).await
     else {
         return Ok(EXIT_INTERRUPTED);

@@ -14,9 +14,12 @@
 //! `run --report` writes without replacing what is not a regular file.
 
 mod conformance;
+mod dead_letters;
 mod describe;
+mod emit;
 mod events;
 mod invoke;
+mod job_events;
 mod logs;
 mod ls;
 mod manage;
@@ -66,6 +69,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<u8> {
         }
         Command::Reload(args) => reload::run(args, Signals::listen()).await,
         Command::Events(args) => events::run(args, Signals::listen()).await,
+        Command::Emit(args) => emit::run(args).await,
     }
 }
 

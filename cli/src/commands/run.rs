@@ -10,12 +10,16 @@ use serde_json::Value;
 
 use outboard_host::Escaped;
 
-use super::{load_config, report_file, services, stop};
+use super::{job_events, load_config, report_file, services, stop};
 use crate::args::RunArgs;
 use crate::client::Daemon;
 use crate::client::DaemonPhases;
 use crate::render;
 use crate::signals::Signals;
+
+/// How long a job's host waits, once the job is over, for its plugins' event
+/// deliveries that are due (`job.finished` among them).
+const EVENTS_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs the job; returns the status to exit with. The first signal stops
 /// the job the orderly way (on_error and cleanup still run); a second one
@@ -38,7 +42,11 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
             return job::EXIT_HOST_ERROR;
         }
     };
-    let services = match services::open(args.state.state_dir.as_deref(), &config) {
+    let services = match services::open(
+        args.state.state_dir.as_deref(),
+        &config,
+        services::scope(&args.source),
+    ) {
         Ok(services) => services,
         Err(err) => {
             say!("outboard: {err:#}");
@@ -59,12 +67,21 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
             return job::EXIT_HOST_ERROR;
         }
     };
+    let phases = job_events::Evented::new(&host, services.events(), args.command.clone());
     let spec = job::Job {
         command: args.command,
         env,
         dry_run: args.dry_run,
     };
-    let report = run_job(&host, spec, &mut signals).await;
+    let report = run_job(&phases, spec, &mut signals).await;
+    if let Some(report) = &report {
+        job_events::finished(services.events(), report).await;
+        // The host lives for this job only: its plugins' event deliveries
+        // due now get a bounded chance before it stops; the rest stay
+        // pending for the next host of this configuration.
+        services.events().settle(EVENTS_SETTLE).await;
+    }
+    services.events().shutdown().await;
     let groups = stop::Groups::of(&host);
     let Some(report) = report else {
         say!("outboard: interrupted twice; killing plugins now");
@@ -96,7 +113,11 @@ async fn on_daemon(args: RunArgs, env: serde_json::Map<String, Value>, mut signa
         }
     };
     let phases = match daemon {
-        Ok(daemon) => DaemonPhases { daemon },
+        Ok(daemon) => DaemonPhases {
+            daemon,
+            command: args.command.clone(),
+            began: std::time::Instant::now(),
+        },
         Err(err) => {
             say!("outboard: {}", Escaped::block(&format!("{err:#}")));
             return job::EXIT_HOST_ERROR;

@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use outboard_host::config::{HostConfig, default_state_dir};
+use outboard_host::config::{self as registry, HostConfig, default_state_dir};
 use outboard_host::{Host, StartFailures};
 use outboard_services::{Services, ServicesOptions};
+
+use crate::args::Source;
 
 /// The state directory: `--state-dir`, else `[state] dir`, else the
 /// default for who runs.
 pub(crate) fn state_dir(flag: Option<&Path>, config: &HostConfig) -> anyhow::Result<PathBuf> {
     if let Some(dir) = flag {
-        return Ok(
-            std::path::absolute(dir).with_context(|| format!("--state-dir {}", dir.display()))?
-        );
+        return std::path::absolute(dir).with_context(|| format!("--state-dir {}", dir.display()));
     }
     if let Some(dir) = &config.state.dir {
         return Ok(dir.clone());
@@ -27,10 +27,46 @@ pub(crate) fn state_dir(flag: Option<&Path>, config: &HostConfig) -> anyhow::Res
     )
 }
 
-/// Opens host services on the state directory, with the config's limits.
-pub(crate) fn open(flag: Option<&Path>, config: &HostConfig) -> anyhow::Result<Arc<Services>> {
-    let options = ServicesOptions::from_spec(state_dir(flag, config)?, &config.services);
+/// Opens host services on the state directory, with the config's limits
+/// and `[events]`, for a host of `scope` ([`scope`]).
+pub(crate) fn open(
+    flag: Option<&Path>,
+    config: &HostConfig,
+    scope: String,
+) -> anyhow::Result<Arc<Services>> {
+    let options = ServicesOptions {
+        scope,
+        events: config.events,
+        ..ServicesOptions::from_spec(state_dir(flag, config)?, &config.services)
+    };
     Ok(Services::open(options)?)
+}
+
+/// The events scope of a host loaded from `source`: the canonical path of
+/// its config file, else of its plugin directories, as `load_config` picks
+/// them. Two hosts of one configuration share their events (and deliver
+/// each other's pending ones); hosts of different ones never do, even on
+/// one state directory.
+pub(crate) fn scope(source: &Source) -> String {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p)
+            .unwrap_or_else(|_| p.to_owned())
+            .display()
+            .to_string()
+    };
+    let dirs = if source.plugin_dir.is_empty() && source.config.is_none() {
+        registry::dirs_from_env()
+    } else {
+        source.plugin_dir.clone()
+    };
+    let mut parts = Vec::new();
+    match &source.config {
+        Some(file) => parts.push(canonical(file)),
+        None if dirs.is_empty() => parts.push(canonical(Path::new(registry::CONFIG_FILE_NAME))),
+        None => {}
+    }
+    parts.extend(dirs.iter().map(|d| canonical(d)));
+    parts.join(":")
 }
 
 /// Starts `config`'s plugins with `services`' launcher, then serves them.

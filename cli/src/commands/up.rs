@@ -68,7 +68,11 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     // Bound before any plugin starts too: a taken port is said at once,
     // and a probe meanwhile hears "starting", not a refused connection.
     let http = Http::start(args.http.or(config.http.listen), &logs).await?;
-    let services = services::open(args.state.state_dir.as_deref(), &config)?;
+    let services = services::open(
+        args.state.state_dir.as_deref(),
+        &config,
+        services::scope(&args.source),
+    )?;
     say!(
         "outboard: state directory {}",
         services.state_dir().display()
@@ -83,7 +87,9 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
     if let Some(http) = &http {
         http.state.attach(host.clone());
     }
-    let daemon = Daemon::new(host.clone(), options(&args.source, logs, notifier));
+    let mut options = options(&args.source, logs, notifier);
+    options.events = Some(services.events().clone());
+    let daemon = Daemon::new(host.clone(), options);
     let served = claim
         .bind()
         .map_err(anyhow::Error::from)
@@ -123,6 +129,9 @@ pub(crate) async fn run(args: UpArgs, mut signals: Signals) -> anyhow::Result<u8
         http.state.close();
     }
     let groups = stop::Groups::of(&host);
+    // Event delivery stops first, while the plugins still answer: a
+    // delivery cut off by their stop would count as a failed attempt.
+    services.events().shutdown().await;
     let killed = stop::stop_or_kill(daemon.shutdown(drain), &groups, &mut signals).await;
     services.shutdown().await;
     server.stop().await;
@@ -206,6 +215,7 @@ fn options(source: &Source, logs: LogBook, notifier: Notifier) -> Options {
         loader,
         logs,
         notifier,
+        events: None,
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub(crate) mod checks;
 mod columns;
+pub(crate) mod dead_letters;
 pub(crate) mod events;
 pub(crate) mod job;
 pub(crate) mod logs;

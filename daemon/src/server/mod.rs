@@ -24,6 +24,7 @@
 //! - `notify`: what the service manager is told: ready, reloading,
 //!   stopping, and the watchdog's probe of the host.
 
+mod events;
 mod guard;
 mod journal;
 mod notify;
@@ -71,6 +72,10 @@ pub struct Options {
     /// The service manager to tell of readiness, reloads and the stop
     /// (`Notifier::default()` tells nobody).
     pub notifier: Notifier,
+    /// Host services' events, for `Emit`, the dead letters and the
+    /// `job.finished` of `RecordJob`; `None`: those RPCs are
+    /// `FAILED_PRECONDITION`.
+    pub events: Option<Arc<outboard_services::events::Events>>,
 }
 
 impl std::fmt::Debug for Options {

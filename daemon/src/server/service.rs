@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::events;
 use super::journal::concerns;
 use super::status::{status_of, with_usage};
 use super::wait::{until_settled, wait_of};
@@ -386,19 +387,55 @@ impl ControlService for Service {
         &self,
         request: Request<wire::RecordJobRequest>,
     ) -> Result<Response<wire::RecordJobResponse>, Status> {
-        let wire::RecordJobRequest { job_id, result } = request.into_inner();
+        let request = request.into_inner();
         // Counted even while shutting down: the job's phases ran here.
-        let Some(result) = job_result_from_proto(result) else {
+        let Some(result) = job_result_from_proto(request.result) else {
             return Err(Status::invalid_argument(format!(
-                "unknown job result {result}; this daemon counts {}",
+                "unknown job result {}; this daemon counts {}",
+                request.result,
                 outboard_host::JobResult::ALL.map(|r| r.as_str()).join(", ")
             )));
         };
         self.daemon.host().job_ended(result);
         // The id is the client's: bounded and escaped before it is logged.
-        let id: String = job_id.chars().take(64).collect();
+        let id: String = request.job_id.chars().take(64).collect();
         tracing::debug!(job_id = %Escaped::line(&id), result = result.as_str(), "job recorded");
+        if let Some(events) = &self.daemon.inner.options.events {
+            events::job_finished(events, &request, result.as_str()).await;
+        }
         Ok(Response::new(wire::RecordJobResponse {}))
+    }
+
+    async fn emit(
+        &self,
+        request: Request<wire::EmitRequest>,
+    ) -> Result<Response<wire::EmitResponse>, Status> {
+        self.open()?;
+        let events = events::events(self.daemon.inner.options.events.as_ref())?;
+        events::emit(events, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<wire::ListDeadLettersRequest>,
+    ) -> Result<Response<wire::ListDeadLettersResponse>, Status> {
+        let events = events::events(self.daemon.inner.options.events.as_ref())?;
+        events::list(events, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn retry_dead_letter(
+        &self,
+        request: Request<wire::RetryDeadLetterRequest>,
+    ) -> Result<Response<wire::RetryDeadLetterResponse>, Status> {
+        self.open()?;
+        let events = events::events(self.daemon.inner.options.events.as_ref())?;
+        events::retry(events, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

@@ -55,6 +55,8 @@ pub enum Subject {
     State,
     /// The `[services]` section: `services`.
     Services,
+    /// The `[events]` section: `events`.
+    Events,
 }
 
 impl fmt::Display for Subject {
@@ -69,6 +71,7 @@ impl fmt::Display for Subject {
             Subject::Http => f.write_str("http"),
             Subject::State => f.write_str("state"),
             Subject::Services => f.write_str("services"),
+            Subject::Events => f.write_str("events"),
         }
     }
 }

@@ -114,6 +114,24 @@ pub(super) const MAX_CONCURRENT_CALLS: CountBounds = CountBounds {
     meaning: "host-service calls in flight per plugin instance",
 };
 
+/// `[events] max_attempts`: deliveries of one event to one plugin, the
+/// first included.
+pub(super) const EVENT_ATTEMPTS: CountBounds = CountBounds {
+    min: 1,
+    max: 100,
+    meaning: " (attempts in all, the first included)",
+};
+
+/// `[events] backoff_initial` and `backoff_max`.
+pub(super) const EVENT_BACKOFF: DurationBounds = DurationBounds { min: MS, max: DAY };
+
+/// `[events] retention` and `dead_retention`: how long a delivered event
+/// (and its idempotency key) or a dead letter is kept.
+pub(super) const EVENT_RETENTION: DurationBounds = DurationBounds {
+    min: MINUTE,
+    max: Duration::from_secs(365 * 24 * 3600),
+};
+
 /// The largest config file (`outboard.toml`, `plugin.toml`) read: far more
 /// than thousands of plugins need, and a `/dev/zero` or a runaway generator
 /// is refused before it fills the memory.

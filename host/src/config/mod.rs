@@ -56,6 +56,13 @@
 //! kv_namespace_total = 16777216    # bytes of keys plus values per namespace
 //! call_timeout = "10s"             # the host's bound on one call
 //! max_concurrent_calls = 16        # calls in flight per plugin instance
+//!
+//! [events]                         # optional; delivery of events to plugins, read at start
+//! max_attempts = 5                 # per event and plugin, then the dead-letter list
+//! backoff_initial = "1s"           # doubled per attempt, with jitter, up to backoff_max
+//! backoff_max = "5m"
+//! retention = "24h"                # delivered events (and idempotency keys) kept this long
+//! dead_retention = "30d"           # dead letters kept this long unless retried
 //! ```
 //!
 //! `command` is an absolute path, a path relative to the file's directory
@@ -114,7 +121,7 @@ pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
 pub use spec::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_STOP_GRACE,
-    DaemonSpec, Defaults, HostConfig, HttpSpec, PluginSpec,
+    DaemonSpec, Defaults, EventsSpec, HostConfig, HttpSpec, PluginSpec,
 };
 pub use state::{ROOT_STATE_DIR, ServicesSpec, StateSpec, default_state_dir};
 pub use subscription::{Retry, SubscriptionOverride};

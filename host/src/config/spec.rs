@@ -139,6 +139,36 @@ pub struct HttpSpec {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+/// The `[events]` section: how events are delivered to subscribed plugins
+/// (PROTOCOL.md §17.6). Read at start; a reload does not change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventsSpec {
+    /// Attempts at delivering one event to one plugin, the first included,
+    /// before it goes to the dead-letter list.
+    pub max_attempts: u32,
+    /// The wait before the second attempt; doubled for each further one.
+    pub backoff_initial: Duration,
+    /// The longest wait between two attempts.
+    pub backoff_max: Duration,
+    /// How long a delivered event is kept (and its idempotency key
+    /// remembered).
+    pub retention: Duration,
+    /// How long a dead letter is kept unless retried.
+    pub dead_retention: Duration,
+}
+
+impl Default for EventsSpec {
+    fn default() -> Self {
+        EventsSpec {
+            max_attempts: 5,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            retention: Duration::from_secs(24 * 3600),
+            dead_retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 /// The host's configuration: its plugins, sorted by name, and the defaults
 /// they were filled in with.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -159,6 +189,8 @@ pub struct HostConfig {
     /// The `[services]` section, with the protocol's defaults where it is
     /// silent.
     pub services: ServicesSpec,
+    /// The `[events]` section, with built-in values where it is silent.
+    pub events: EventsSpec,
 }
 
 impl HostConfig {

@@ -656,3 +656,36 @@ fn the_http_section_gives_the_listen_address_and_a_bad_one_names_its_line() {
     let err = load_err(dir.path(), "[http]\nlisen = \"127.0.0.1:1\"\n");
     assert!(err.contains("lisen"), "{err}");
 }
+
+#[test]
+fn the_events_section_has_defaults_and_bounds() {
+    let path = std::path::Path::new("/etc/outboard/outboard.toml");
+    let config = HostConfig::parse("", path).expect("an empty file");
+    assert_eq!(config.events, crate::EventsSpec::default());
+    assert_eq!(config.events.max_attempts, 5);
+    let text = "[events]\nmax_attempts = 2\nbackoff_initial = \"10ms\"\nbackoff_max = \"40ms\"\n";
+    let config = HostConfig::parse(text, path).expect("valid events");
+    assert_eq!(config.events.max_attempts, 2);
+    assert_eq!(config.events.backoff_max, Duration::from_millis(40));
+    let err = HostConfig::parse("[events]\nmax_attempts = 0\n", path)
+        .expect_err("zero attempts")
+        .to_string();
+    assert!(
+        err.contains("events") && err.contains("max_attempts") && err.contains(":2"),
+        "{err}"
+    );
+    let err = HostConfig::parse(
+        "[events]\nbackoff_initial = \"2s\"\nbackoff_max = \"1s\"\n",
+        path,
+    )
+    .expect_err("max below initial")
+    .to_string();
+    assert!(
+        err.contains("backoff_max") && err.contains("shorter"),
+        "{err}"
+    );
+    let err = HostConfig::parse("[events]\nretries = 3\n", path)
+        .expect_err("unknown key")
+        .to_string();
+    assert!(err.contains("retries"), "{err}");
+}

@@ -101,6 +101,30 @@ pub struct Host {
     shared: Arc<Shared>,
 }
 
+/// A weak handle on a [`Host`] ([`Host::handle`]): sees its plugins while
+/// it lives, nothing once it is gone.
+#[derive(Debug, Clone)]
+pub struct HostHandle(std::sync::Weak<Shared>);
+
+impl HostHandle {
+    /// The configured plugins, disabled ones included; none once the host
+    /// is gone.
+    pub fn plugins(&self) -> Vec<Arc<Supervisor>> {
+        let Some(shared) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let roster = shared.roster();
+        roster.members.values().map(|m| m.plugin.clone()).collect()
+    }
+
+    /// The configured plugin called `name`, while the host lives.
+    pub fn plugin(&self, name: &str) -> Option<Arc<Supervisor>> {
+        let shared = self.0.upgrade()?;
+        let roster = shared.roster();
+        roster.members.get(name).map(|m| m.plugin.clone())
+    }
+}
+
 /// What the host's methods, and the tasks following its plugins, share.
 #[derive(Debug)]
 struct Shared {
@@ -271,6 +295,12 @@ impl Host {
     pub fn plugin(&self, name: &str) -> Option<Arc<Supervisor>> {
         let roster = self.shared.roster();
         roster.members.get(name).map(|m| m.plugin.clone())
+    }
+
+    /// A handle on the host's plugins that does not keep the host alive:
+    /// for a service that follows the host from its own tasks.
+    pub fn handle(&self) -> HostHandle {
+        HostHandle(Arc::downgrade(&self.shared))
     }
 
     /// Restarts the plugin called `name`: at once if it runs, afresh if it

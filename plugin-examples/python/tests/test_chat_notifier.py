@@ -3,13 +3,10 @@ plugin as a real process posting to a webhook on 127.0.0.1."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import stat
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from outboard_example_plugins.chat_notifier import NEW_FILE_MODE, ChatNotifier, 
 from outboard_plugin import Invocation, PluginError
 from outboard_plugin.testing import Harness, RunningPlugin
 
-from .conftest import script
+from .conftest import Hook, script
 
 
 def finished(exit_code: int | None = 0) -> dict[str, Any]:
@@ -34,43 +31,6 @@ def finished(exit_code: int | None = 0) -> dict[str, Any]:
     if exit_code is not None:
         context["exit_code"] = exit_code
     return context
-
-
-class Hook:
-    """A webhook on 127.0.0.1 that records what it receives and answers ``status``."""
-
-    def __init__(self, status: int = 200, delay: float = 0.0) -> None:
-        self.received: list[tuple[str, dict[str, str], bytes]] = []
-        hook = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                hook.received.append((self.path, dict(self.headers), body))
-                time.sleep(delay)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    h = Hook()
-    yield h
-    h.close()
 
 
 def harness(config: dict[str, Any]) -> Harness:

@@ -15,6 +15,9 @@
 //!   or to a webhook on this machine.
 //! - `src/bin/payload-transformer.rs`: normalizes a submitted job
 //!   description (image, argv, labels, resource caps).
+//! - `src/bin/flaky-counter/`: counts runs and failures per command in
+//!   the host's key-value store (compare-and-set, so concurrent jobs lose
+//!   no count) and reports commands that recently both passed and failed.
 //! - `src/bin/stress/`: misbehaves as its config and `STRESS_*`
 //!   variables say (crashes, hangs, floods its output, reports NOT_SERVING,
 //!   leaves processes behind), for the host's supervision tests.

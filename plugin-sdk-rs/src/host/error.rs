@@ -1,5 +1,6 @@
 //! [`HostError`]: why a host-service call failed.
 
+use super::StatusCode;
 use crate::PluginError;
 
 /// Why a host-service call failed: the host offers none, or it answered
@@ -24,12 +25,12 @@ pub enum HostError {
         missing: &'static str,
     },
     /// The host answered the call with an error status.
-    #[error("host service {call} failed: {code:?}: {message}")]
+    #[error("host service {call} failed: {code}: {message}")]
     Status {
         /// The call, e.g. `KvSet`.
         call: &'static str,
         /// The gRPC status code.
-        code: tonic::Code,
+        code: StatusCode,
         /// The host's message.
         message: String,
     },
@@ -40,16 +41,16 @@ impl HostError {
     pub(crate) fn status(call: &'static str, status: tonic::Status) -> HostError {
         HostError::Status {
             call,
-            code: status.code(),
+            code: StatusCode::from_tonic(status.code()),
             message: status.message().to_owned(),
         }
     }
 
     /// The gRPC code: the host's, or `FAILED_PRECONDITION` when it offers
     /// no services.
-    pub fn code(&self) -> tonic::Code {
+    pub fn code(&self) -> StatusCode {
         match self {
-            HostError::NotOffered { .. } => tonic::Code::FailedPrecondition,
+            HostError::NotOffered { .. } => StatusCode::FailedPrecondition,
             HostError::Status { code, .. } => *code,
         }
     }
@@ -63,10 +64,10 @@ impl HostError {
 impl From<HostError> for PluginError {
     fn from(e: HostError) -> PluginError {
         match e.code() {
-            tonic::Code::FailedPrecondition | tonic::Code::PermissionDenied => {
+            StatusCode::FailedPrecondition | StatusCode::PermissionDenied => {
                 PluginError::failed_precondition(e.to_string())
             }
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+            StatusCode::Unavailable | StatusCode::DeadlineExceeded => {
                 PluginError::unavailable(e.to_string())
             }
             _ => PluginError::failed(e.to_string()),
@@ -93,10 +94,10 @@ mod tests {
             "KvGet",
             tonic::Status::permission_denied("plugin \"c\" lacks permission \"kv\""),
         );
-        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        assert_eq!(denied.code(), StatusCode::PermissionDenied);
         assert_eq!(
             denied.to_string(),
-            "host service KvGet failed: PermissionDenied: plugin \"c\" lacks permission \"kv\""
+            "host service KvGet failed: PERMISSION_DENIED: plugin \"c\" lacks permission \"kv\""
         );
         assert_eq!(PluginError::from(denied).code(), Code::FailedPrecondition);
         let down = HostError::status("KvSet", tonic::Status::unavailable("db"));

@@ -25,6 +25,7 @@ mod events;
 mod glob;
 mod kv;
 mod secrets;
+mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use events::Events;
 pub(crate) use glob::matches as glob_matches;
 pub use kv::{Cas, Entry, Expected, Kv, List, ListOptions, Page};
 pub use secrets::{Secret, Secrets};
+pub use status::StatusCode;
 
 /// The variable holding the host-services socket's path.
 pub const ENV_HOST_SOCKET: &str = "OUTBOARD_HOST_SOCKET";
@@ -137,9 +139,9 @@ impl HostServices {
         HostServices::with_service(Arc::new(connect::SocketClient::new(endpoint)))
     }
 
-    /// Services answered by `service` in process, e.g. a
-    /// [`FakeHost`](crate::testing::FakeHost).
-    pub fn with_service(service: Arc<dyn HostService>) -> HostServices {
+    /// Services answered by `service` in process (the
+    /// [`FakeHost`](crate::testing::FakeHost) gives one).
+    pub(crate) fn with_service(service: Arc<dyn HostService>) -> HostServices {
         HostServices {
             transport: Transport::Service(service),
         }

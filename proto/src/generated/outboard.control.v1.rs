@@ -336,6 +336,15 @@ pub struct RecordJobRequest {
     pub job_id: ::prost::alloc::string::String,
     #[prost(enumeration = "JobResult", tag = "2")]
     pub result: i32,
+    /// The job's command line, for the `job.finished` event's payload.
+    #[prost(string, repeated, tag = "3")]
+    pub command: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The command's exit code, when it ran and exited.
+    #[prost(int32, optional, tag = "4")]
+    pub exit_code: ::core::option::Option<i32>,
+    /// How long the job took, from its first phase to its end.
+    #[prost(message, optional, tag = "5")]
+    pub duration: ::core::option::Option<::prost_types::Duration>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RecordJobResponse {}
@@ -432,6 +441,88 @@ pub struct ReportEntry {
     pub patch: ::prost::alloc::vec::Vec<super::super::v1::PatchOperation>,
     #[prost(string, tag = "9")]
     pub message: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct EmitRequest {
+    /// The event's name: 1 to 128 characters of \[a-z0-9\_.-\], starting with a
+    /// letter or digit, not one of the host's own prefixes.
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// The payload: any JSON value (unset is null), at most the event payload
+    /// size limit.
+    #[prost(message, optional, tag = "2")]
+    pub payload: ::core::option::Option<::prost_types::Value>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct EmitResponse {
+    /// The stored event's id.
+    #[prost(string, tag = "1")]
+    pub event_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListDeadLettersRequest {
+    /// The most letters to return: 0 means 100; above 1000 means 1000.
+    #[prost(int32, tag = "1")]
+    pub page_size: i32,
+    /// Empty for the first page; else the previous response's next_page_token.
+    #[prost(string, tag = "2")]
+    pub page_token: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListDeadLettersResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub dead_letters: ::prost::alloc::vec::Vec<DeadLetter>,
+    /// Pass it as page_token for the next page; empty when there is none.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// A delivery of one event to one plugin that ran out of attempts.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeadLetter {
+    /// The dead letter's id, for RetryDeadLetter.
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// The event's id (the subscriber's invocation_id).
+    #[prost(string, tag = "2")]
+    pub event_id: ::prost::alloc::string::String,
+    /// The event's name.
+    #[prost(string, tag = "3")]
+    pub event: ::prost::alloc::string::String,
+    /// The subscribing plugin instance.
+    #[prost(string, tag = "4")]
+    pub subscriber: ::prost::alloc::string::String,
+    /// How many attempts were made.
+    #[prost(uint32, tag = "5")]
+    pub attempts: u32,
+    /// The last attempt's error.
+    #[prost(string, tag = "6")]
+    pub last_error: ::prost::alloc::string::String,
+    /// When the delivery was given up.
+    #[prost(message, optional, tag = "7")]
+    pub time: ::core::option::Option<::prost_types::Timestamp>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RetryDeadLetterRequest {
+    #[prost(oneof = "retry_dead_letter_request::Target", tags = "1, 2")]
+    pub target: ::core::option::Option<retry_dead_letter_request::Target>,
+}
+/// Nested message and enum types in `RetryDeadLetterRequest`.
+pub mod retry_dead_letter_request {
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Target {
+        /// One dead letter's id.
+        #[prost(string, tag = "1")]
+        Id(::prost::alloc::string::String),
+        /// Every dead letter.
+        #[prost(bool, tag = "2")]
+        All(bool),
+    }
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RetryDeadLetterResponse {
+    /// How many deliveries were put back.
+    #[prost(uint32, tag = "1")]
+    pub retried: u32,
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -1002,6 +1093,92 @@ pub mod control_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// Publishes an event as the operator (source "operator"): stored durably
+        /// before the call returns, then delivered to subscribed plugins as any
+        /// event (PROTOCOL.md, "Receiving events"). The host's own names
+        /// (plugin., job., reload., host.) are INVALID_ARGUMENT.
+        pub async fn emit(
+            &mut self,
+            request: impl tonic::IntoRequest<super::EmitRequest>,
+        ) -> std::result::Result<tonic::Response<super::EmitResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.control.v1.ControlService/Emit",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("outboard.control.v1.ControlService", "Emit"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Deliveries that ran out of attempts, oldest first, a page at a time.
+        pub async fn list_dead_letters(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListDeadLettersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListDeadLettersResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.control.v1.ControlService/ListDeadLetters",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "outboard.control.v1.ControlService",
+                        "ListDeadLetters",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Puts dead letters back to be delivered again, attempts counted afresh:
+        /// one by id (NOT_FOUND if there is no such dead letter), or all.
+        pub async fn retry_dead_letter(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RetryDeadLetterRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RetryDeadLetterResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/outboard.control.v1.ControlService/RetryDeadLetter",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "outboard.control.v1.ControlService",
+                        "RetryDeadLetter",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1097,6 +1274,31 @@ pub mod control_service_server {
             request: tonic::Request<super::RecordJobRequest>,
         ) -> std::result::Result<
             tonic::Response<super::RecordJobResponse>,
+            tonic::Status,
+        >;
+        /// Publishes an event as the operator (source "operator"): stored durably
+        /// before the call returns, then delivered to subscribed plugins as any
+        /// event (PROTOCOL.md, "Receiving events"). The host's own names
+        /// (plugin., job., reload., host.) are INVALID_ARGUMENT.
+        async fn emit(
+            &self,
+            request: tonic::Request<super::EmitRequest>,
+        ) -> std::result::Result<tonic::Response<super::EmitResponse>, tonic::Status>;
+        /// Deliveries that ran out of attempts, oldest first, a page at a time.
+        async fn list_dead_letters(
+            &self,
+            request: tonic::Request<super::ListDeadLettersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListDeadLettersResponse>,
+            tonic::Status,
+        >;
+        /// Puts dead letters back to be delivered again, attempts counted afresh:
+        /// one by id (NOT_FOUND if there is no such dead letter), or all.
+        async fn retry_dead_letter(
+            &self,
+            request: tonic::Request<super::RetryDeadLetterRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RetryDeadLetterResponse>,
             tonic::Status,
         >;
     }
@@ -1569,6 +1771,142 @@ pub mod control_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = RecordJobSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.control.v1.ControlService/Emit" => {
+                    #[allow(non_camel_case_types)]
+                    struct EmitSvc<T: ControlService>(pub Arc<T>);
+                    impl<
+                        T: ControlService,
+                    > tonic::server::UnaryService<super::EmitRequest> for EmitSvc<T> {
+                        type Response = super::EmitResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::EmitRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlService>::emit(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = EmitSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.control.v1.ControlService/ListDeadLetters" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListDeadLettersSvc<T: ControlService>(pub Arc<T>);
+                    impl<
+                        T: ControlService,
+                    > tonic::server::UnaryService<super::ListDeadLettersRequest>
+                    for ListDeadLettersSvc<T> {
+                        type Response = super::ListDeadLettersResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListDeadLettersRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlService>::list_dead_letters(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListDeadLettersSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/outboard.control.v1.ControlService/RetryDeadLetter" => {
+                    #[allow(non_camel_case_types)]
+                    struct RetryDeadLetterSvc<T: ControlService>(pub Arc<T>);
+                    impl<
+                        T: ControlService,
+                    > tonic::server::UnaryService<super::RetryDeadLetterRequest>
+                    for RetryDeadLetterSvc<T> {
+                        type Response = super::RetryDeadLetterResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::RetryDeadLetterRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlService>::retry_dead_letter(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RetryDeadLetterSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -989,6 +989,13 @@ pub struct PublishRequest {
     /// otherwise RESOURCE_EXHAUSTED naming `event payload size`.
     #[prost(message, optional, tag = "2")]
     pub payload: ::core::option::Option<::prost_types::Value>,
+    /// Optional: makes a retried Publish safe. A second Publish from the same
+    /// plugin instance name with the same non-empty key, while the first event
+    /// is kept (the host's event retention), stores nothing and returns the
+    /// first event's id with `duplicate` true. At most 128 bytes, otherwise
+    /// INVALID_ARGUMENT naming `idempotency_key`.
+    #[prost(string, tag = "3")]
+    pub idempotency_key: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct PublishResponse {
@@ -996,6 +1003,10 @@ pub struct PublishResponse {
     /// `event.id` and as the InvokeRequest's invocation_id.
     #[prost(string, tag = "1")]
     pub event_id: ::prost::alloc::string::String,
+    /// True if the request's idempotency_key had been used already: nothing
+    /// was stored and `event_id` is the first event's.
+    #[prost(bool, tag = "2")]
+    pub duplicate: bool,
 }
 /// Generated client implementations.
 pub mod host_service_client {

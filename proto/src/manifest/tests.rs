@@ -166,3 +166,30 @@ fn blank_requirements_mean_any_version() {
         Ok("1.2.3".to_owned())
     );
 }
+
+#[test]
+fn event_subscription_patterns() {
+    let m = v1::Manifest {
+        name: "me".into(),
+        version: "1.0.0".into(),
+        event_subscriptions: ["job.*", "Job.*", "", "job.*", "*", &"x".repeat(129)]
+            .into_iter()
+            .map(|p| v1::EventSubscription { pattern: p.into() })
+            .collect(),
+        ..Default::default()
+    };
+    let text: Vec<String> = check(&m).iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 4, "{text:?}");
+    assert!(
+        text[0].starts_with(
+            r#"field event_subscriptions[1].pattern: "Job.*" is not a valid event pattern"#
+        ),
+        "{text:?}"
+    );
+    assert!(text[1].starts_with(r#"field event_subscriptions[2].pattern: "" is not"#));
+    assert_eq!(
+        text[2],
+        r#"field event_subscriptions[3].pattern: "job.*" is listed twice (also event_subscriptions[0])"#
+    );
+    assert!(text[3].starts_with("field event_subscriptions[5].pattern: "));
+}

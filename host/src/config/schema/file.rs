@@ -14,11 +14,11 @@ use toml::Spanned;
 
 use super::lines::LineIndex;
 use super::source::{Scope, Source};
-use super::{DaemonToml, DefaultsToml, FileToml, HttpToml, PhaseToml, PluginToml};
+use super::{DaemonToml, DefaultsToml, EventsToml, FileToml, HttpToml, PhaseToml, PluginToml};
 use crate::config::error::{ConfigError, Location, Subject};
 use crate::config::limits::{self, MAX_CONFIG_FILE_BYTES};
 use crate::config::phase::{PhaseSpec, job_profile};
-use crate::config::spec::{DaemonSpec, Defaults, HostConfig, HttpSpec, PluginSpec};
+use crate::config::spec::{DaemonSpec, Defaults, EventsSpec, HostConfig, HttpSpec, PluginSpec};
 use crate::config::value::DurationText;
 
 /// The host's config file name.
@@ -59,6 +59,7 @@ impl HostConfig {
         let http = file.http.resolve(&src)?;
         let state = file.state.resolve(&src)?;
         let services = file.services.resolve(&src)?;
+        let events = file.events.resolve(&src)?;
         Ok(HostConfig {
             plugins,
             defaults,
@@ -67,6 +68,7 @@ impl HostConfig {
             http,
             state,
             services,
+            events,
         })
     }
 }
@@ -310,6 +312,58 @@ impl HttpToml {
                 ),
             )),
         }
+    }
+}
+
+impl EventsToml {
+    fn resolve(&self, src: &Source<'_>) -> Result<EventsSpec, ConfigError> {
+        let scope = src.scope(Subject::Events);
+        let d = EventsSpec::default();
+        let spec = EventsSpec {
+            max_attempts: scope.count(
+                "max_attempts",
+                &self.max_attempts,
+                d.max_attempts,
+                limits::EVENT_ATTEMPTS,
+            )?,
+            backoff_initial: scope.duration(
+                "backoff_initial",
+                &self.backoff_initial,
+                d.backoff_initial,
+                limits::EVENT_BACKOFF,
+            )?,
+            backoff_max: scope.duration(
+                "backoff_max",
+                &self.backoff_max,
+                d.backoff_max.max(d.backoff_initial),
+                limits::EVENT_BACKOFF,
+            )?,
+            retention: scope.duration(
+                "retention",
+                &self.retention,
+                d.retention,
+                limits::EVENT_RETENTION,
+            )?,
+            dead_retention: scope.duration(
+                "dead_retention",
+                &self.dead_retention,
+                d.dead_retention,
+                limits::EVENT_RETENTION,
+            )?,
+        };
+        if spec.backoff_max < spec.backoff_initial {
+            let span = self.backoff_max.as_ref().or(self.backoff_initial.as_ref());
+            return Err(scope.invalid(
+                span.map(Spanned::span),
+                "backoff_max",
+                format!(
+                    "{} is shorter than backoff_initial ({}): make it at least as long",
+                    humantime::format_duration(spec.backoff_max),
+                    humantime::format_duration(spec.backoff_initial)
+                ),
+            ));
+        }
+        Ok(spec)
     }
 }
 

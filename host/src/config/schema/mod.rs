@@ -48,6 +48,19 @@ struct FileToml {
     state: state::StateToml,
     #[serde(default)]
     services: state::ServicesToml,
+    #[serde(default)]
+    events: EventsToml,
+}
+
+/// The `[events]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsToml {
+    max_attempts: Option<Spanned<u32>>,
+    backoff_initial: Option<Spanned<DurationText>>,
+    backoff_max: Option<Spanned<DurationText>>,
+    retention: Option<Spanned<DurationText>>,
+    dead_retention: Option<Spanned<DurationText>>,
 }
 
 /// The `[http]` table.

@@ -899,9 +899,15 @@ type PublishRequest struct {
 	// The payload: any JSON value (unset counts as null). Its serialized size
 	// is at most the host's event payload limit (default 262144 bytes):
 	// otherwise RESOURCE_EXHAUSTED naming `event payload size`.
-	Payload       *structpb.Value `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Payload *structpb.Value `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Optional: makes a retried Publish safe. A second Publish from the same
+	// plugin instance name with the same non-empty key, while the first event
+	// is kept (the host's event retention), stores nothing and returns the
+	// first event's id with `duplicate` true. At most 128 bytes, otherwise
+	// INVALID_ARGUMENT naming `idempotency_key`.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PublishRequest) Reset() {
@@ -948,11 +954,21 @@ func (x *PublishRequest) GetPayload() *structpb.Value {
 	return nil
 }
 
+func (x *PublishRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
 type PublishResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The event's id, unique per host state directory; subscribers see it as
 	// `event.id` and as the InvokeRequest's invocation_id.
-	EventId       string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// True if the request's idempotency_key had been used already: nothing
+	// was stored and `event_id` is the first event's.
+	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -992,6 +1008,13 @@ func (x *PublishResponse) GetEventId() string {
 		return x.EventId
 	}
 	return ""
+}
+
+func (x *PublishResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
 }
 
 var File_outboard_v1_host_proto protoreflect.FileDescriptor
@@ -1049,12 +1072,14 @@ const file_outboard_v1_host_proto_rawDesc = "" +
 	"\x10GetSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\")\n" +
 	"\x11GetSecretResponse\x12\x14\n" +
-	"\x05value\x18\x01 \x01(\fR\x05value\"V\n" +
+	"\x05value\x18\x01 \x01(\fR\x05value\"\x7f\n" +
 	"\x0ePublishRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
-	"\apayload\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\apayload\",\n" +
+	"\apayload\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\apayload\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"J\n" +
 	"\x0fPublishResponse\x12\x19\n" +
-	"\bevent_id\x18\x01 \x01(\tR\aeventId2\x89\x04\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate2\x89\x04\n" +
 	"\vHostService\x12>\n" +
 	"\x05KvGet\x12\x19.outboard.v1.KvGetRequest\x1a\x1a.outboard.v1.KvGetResponse\x12>\n" +
 	"\x05KvSet\x12\x19.outboard.v1.KvSetRequest\x1a\x1a.outboard.v1.KvSetResponse\x12G\n" +

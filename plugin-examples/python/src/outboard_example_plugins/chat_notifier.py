@@ -146,12 +146,13 @@ class Settings:
         return self.webhook.raw if self.webhook else str(self.file)
 
     @staticmethod
-    def parse(values: dict[str, Any]) -> Settings:
+    def parse(values: dict[str, Any], plugin: str = NAME) -> Settings:
         """Checks a config the way the schema does, and more (loopback only,
-        the file's directory exists), with messages for the operator."""
+        the file's directory exists), with messages for the operator;
+        ``plugin`` names the plugin whose config it is."""
         for key in sorted(values):
             if key not in CONFIG_SCHEMA["properties"]:
-                raise PluginError.invalid_config(f"unknown key {key!r}; {NAME} accepts: url, file, notify")
+                raise PluginError.invalid_config(f"unknown key {key!r}; {plugin} accepts: url, file, notify")
         url, file = values.get("url"), values.get("file")
         if (url is None) == (file is None):
             raise PluginError.invalid_config(
@@ -318,6 +319,17 @@ def budget(time_left: float | None) -> float:
     return max(0.0, time_left - min(DEADLINE_MARGIN, time_left / 2))
 
 
+def deliver(settings: Settings, text: str, time_left: float | None) -> None:
+    """Sends the chat message ``{"text": text}`` where ``settings`` say,
+    within ``time_left`` seconds when there is a deadline."""
+    body = json.dumps({"text": text}, ensure_ascii=False, separators=(",", ":")).encode()
+    if settings.webhook is not None:
+        post(settings.webhook, body, budget(time_left))
+    else:
+        assert settings.file is not None
+        append(settings.file, body)
+
+
 class ChatNotifier(Plugin):
     """The plugin. ``invoke`` is a plain ``def``: the SDK runs it in a worker
     thread, so the blocking request does not stall the server."""
@@ -348,12 +360,7 @@ class ChatNotifier(Plugin):
         if settings.notify == "failure" and job.succeeded:
             return Reply.ok().with_message("the job succeeded: nothing sent (notify = failure)")
         text = job.text()
-        body = json.dumps({"text": text}, ensure_ascii=False, separators=(",", ":")).encode()
-        if settings.webhook is not None:
-            post(settings.webhook, body, budget(invocation.time_left()))
-        else:
-            assert settings.file is not None
-            append(settings.file, body)
+        deliver(settings, text, invocation.time_left())
         return (
             Reply.ok()
             .set(pointer("metadata", METADATA_KEY), {"delivered_to": settings.destination, "text": text})
