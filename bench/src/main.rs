@@ -145,8 +145,8 @@ const FULL: Plan = Plan {
     kills: 100,
     settle: Duration::from_secs(1),
     job_runs: 40,
-    kv_calls: 2_000,
-    events: 300,
+    kv_calls: 4_000,
+    events: 500,
 };
 
 const QUICK: Plan = Plan {

@@ -152,8 +152,8 @@ pub(crate) async fn measure(
         &dir,
     )];
     plugins.extend(python.clone());
-    let host = ServicesHost::start(&dir.join("state"), plugins).await?;
     let mut raw = RawFloor::start(paths, &dir)?;
+    let host = ServicesHost::start(&dir.join("state"), plugins).await?;
     let database = host.services.database().clone();
     let samples = in_turns(&host, &database, &mut raw, python.is_some(), rounds, calls).await;
     host.stop().await;
