@@ -142,13 +142,7 @@ class SocketTransport:
             if self._stub is None:
                 from ._proto import host_pb2_grpc
 
-                # gRPC would send the socket's path, percent-encoded, as
-                # :authority; the host's HTTP/2 server refuses that as
-                # malformed (RST_STREAM PROTOCOL_ERROR) before any handler.
-                channel = grpc.insecure_channel(
-                    f"unix://{self._endpoint.socket}",
-                    options=[("grpc.default_authority", "localhost")],
-                )
+                channel = grpc.insecure_channel(f"unix://{self._endpoint.socket}")
                 self._stub = host_pb2_grpc.HostServiceStub(channel)
             return self._stub
 
