@@ -142,7 +142,12 @@ class SocketTransport:
             if self._stub is None:
                 from ._proto import host_pb2_grpc
 
-                channel = grpc.insecure_channel(f"unix://{self._endpoint.socket}")
+                # gRPC's default authority for a Unix socket is the path,
+                # which an HTTP/2 server holding to RFC 3986 (the host's
+                # hyper) refuses as malformed: name the host plainly.
+                channel = grpc.insecure_channel(
+                    f"unix://{self._endpoint.socket}", options=[("grpc.default_authority", "localhost")]
+                )
                 self._stub = host_pb2_grpc.HostServiceStub(channel)
             return self._stub
 

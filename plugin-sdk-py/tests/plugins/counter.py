@@ -22,7 +22,13 @@ def increment(kv: Kv, key: str) -> int:
 
 class Counter(Plugin):
     def manifest(self) -> Manifest:
-        return Manifest("counter", "0.1.0").subscribe("pre_container").subscribe_event("job.*")
+        return (
+            Manifest("counter", "0.1.0")
+            .subscribe("pre_container")
+            .subscribe_event("job.*")
+            .permission("kv", "counts job events")
+            .permission("kv:shared:jobs", "counts runs with the other plugins")
+        )
 
     def invoke(self, invocation: Invocation) -> Reply:
         return Reply.ok().set("/metadata/runs", increment(invocation.kv().shared("jobs"), "runs"))
