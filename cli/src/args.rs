@@ -234,6 +234,11 @@ pub(crate) enum Command {
     /// duration_ms, entries: [{plugin, outcome, failure, duration_ms}]),
     /// "reload" (plan, error) or "missed" (count: events this watcher fell
     /// behind on).
+    ///
+    /// With --dead: the dead letters instead, deliveries of published events
+    /// that ran out of attempts ([events] max_attempts); --json prints one
+    /// object per line (id, event_id, event, subscriber, attempts,
+    /// last_error, time). --retry ID, or --retry --all, puts them back.
     Events(EventsArgs),
     /// Publish an event as the operator (source "operator"), delivered to
     /// the plugins that subscribe to it (PROTOCOL.md §17.6).

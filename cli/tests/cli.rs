@@ -37,6 +37,7 @@ fn ls_starts_every_example_and_reports_it_ready() {
             "chat-notifier",
             "env-guard",
             "env-injector",
+            "flaky-counter",
             "job-timer",
             "notifier",
             "payload-transformer",
@@ -69,7 +70,7 @@ fn ls_prints_a_table() {
         "{stdout}"
     );
     assert!(stdout.contains("pre_container(10)"), "{stdout}");
-    assert_eq!(stdout.matches(" ready ").count(), 10, "{stdout}");
+    assert_eq!(stdout.matches(" ready ").count(), 11, "{stdout}");
 }
 
 #[test]
@@ -510,7 +511,7 @@ fn the_readme_main_job_runs_a_command_through_every_example() {
         text(&out.stdout)
     );
     assert!(stderr.contains("succeeded (exit 0)"), "{stderr}");
-    // Ten plugins in three languages: Rust, Go (env-guard), Python
+    // The job's plugins in three languages: Rust, Go (env-guard), Python
     // (secret-scrubber, chat-notifier).
     for plugin in [
         "job-timer",
@@ -522,6 +523,7 @@ fn the_readme_main_job_runs_a_command_through_every_example() {
         "audit-log",
         "notifier",
         "chat-notifier",
+        "flaky-counter",
     ] {
         assert!(
             stderr

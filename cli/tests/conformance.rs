@@ -108,6 +108,7 @@ fn battery<'a>(invokes: &[&'a str]) -> Vec<&'a str> {
         "deadline honoured",
         "shutdown",
         "sigterm",
+        "host services tolerated",
     ]);
     names
 }
@@ -159,6 +160,40 @@ fn resource_limiter_passes_every_check() {
     let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap()]);
     assert!(failed(&checks).is_empty(), "{:#?}", failed(&checks));
     assert_eq!(code, 0);
+    sandbox.assert_empty();
+}
+
+/// The host-services check launches with `OUTBOARD_HOST_SOCKET` and
+/// `OUTBOARD_HOST_TOKEN` on a live socket: a plugin that needs them (and
+/// refuses `Configure` without, as §17.1 says it should) is configured and
+/// invoked there, and reaches the socket.
+#[test]
+fn the_host_services_check_gives_the_variables_and_a_live_socket() {
+    let _serial = one_at_a_time();
+    let sandbox = Sandbox::new();
+    let exe = bin("kv-plugin");
+    let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let configure = check(&checks, "configure valid");
+    assert_eq!(configure["passed"], false, "{configure}");
+    assert!(
+        configure["detail"]
+            .as_str()
+            .unwrap()
+            .contains("OUTBOARD_HOST_SOCKET is not set"),
+        "{configure}"
+    );
+    let hosted = check(&checks, "host services tolerated");
+    assert_eq!(hosted["passed"], true, "{hosted}");
+    let detail = hosted["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("described, configured, invoke kv"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("connected to the host socket 1 time(s)"),
+        "{detail}"
+    );
     sandbox.assert_empty();
 }
 
@@ -313,6 +348,8 @@ fn example_plugins() -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
+        // A disabled plugin is not configured (CONFIG.md, `enabled`).
+        .filter(|p| p.get("enabled").and_then(toml::Value::as_bool) != Some(false))
         .map(|p| p["name"].as_str().unwrap().to_owned())
         .collect()
 }

@@ -5,8 +5,8 @@ use outboard_host::launch::Launched;
 
 use crate::check::{Check, CheckName};
 use crate::checks::{
-    configure, deadline, describe, handshake, health, invoke, run_by_hand, shutdown, sigterm,
-    socket, token, unknown_fields,
+    configure, deadline, describe, handshake, health, host_services, invoke, run_by_hand, shutdown,
+    sigterm, socket, token, unknown_fields,
 };
 use crate::probe::manifest_name;
 use crate::subject::Subject;
@@ -30,6 +30,10 @@ pub async fn run(options: &Options) -> Vec<Check> {
                 results.record(CheckName::Handshake, check);
                 results.block_the_rest("no handshake");
                 results.record(CheckName::Sigterm, sigterm::check(options).await);
+                results.record(
+                    CheckName::HostServices,
+                    Check::blocked(CheckName::HostServices, "no handshake"),
+                );
                 return results.checks;
             }
         },
@@ -48,6 +52,7 @@ pub async fn run(options: &Options) -> Vec<Check> {
         }
     }
     results.record(CheckName::Sigterm, sigterm::check(options).await);
+    results.record(CheckName::HostServices, host_services::check(options).await);
     results.checks
 }
 

@@ -36,6 +36,10 @@ pub enum CheckName {
     Shutdown,
     /// A fresh instance exits soon after SIGTERM (§12).
     Sigterm,
+    /// A fresh instance launched with the host-service variables pointing
+    /// at a live socket still describes itself, takes its config and
+    /// answers an `Invoke` (§17.1).
+    HostServices,
 }
 
 impl CheckName {
@@ -71,6 +75,7 @@ impl CheckName {
             CheckName::Deadline => "deadline honoured",
             CheckName::Shutdown => "shutdown",
             CheckName::Sigterm => "sigterm",
+            CheckName::HostServices => "host services tolerated",
         }
     }
 }

@@ -143,9 +143,9 @@ def test_grants_secrets_and_publishes() -> None:
 def test_without_host_services_every_call_names_the_variable() -> None:
     services = Config().host
     assert not services.is_offered
-    with pytest.raises(HostServicesNotOffered, match="OUTBOARD_HOST_SOCKET") as e:
+    with pytest.raises(HostServicesNotOffered, match="^host services are not available: OUTBOARD_HOST_SOCKET") as e:
         services.kv().get("k")
-    assert isinstance(e.value, FailedPrecondition) or e.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert e.value.code is FailedPrecondition.code and e.value.missing == "OUTBOARD_HOST_SOCKET"
 
 
 def test_settings_read_the_host_variables_and_hide_the_token() -> None:

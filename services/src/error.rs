@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum ServicesError {
     /// The state directory or its database could not be opened.
-    #[error("cannot open the state directory {}: {reason} (set another with --state-dir or [state] dir)", dir.display())]
+    #[error("{reason} (the state directory is {}: set another with --state-dir or [state] dir)", dir.display())]
     State {
         /// The directory.
         dir: PathBuf,

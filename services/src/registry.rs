@@ -25,7 +25,6 @@ pub(crate) struct Described {
 }
 
 /// One running instance's credential.
-#[derive(Debug)]
 pub(crate) struct Entry {
     /// Told apart from other entries of the same plugin (restarts).
     id: u64,
@@ -39,6 +38,16 @@ pub(crate) struct Entry {
     /// Its calls in flight: bounded so that one plugin cannot take every
     /// worker the host has.
     calls: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Entry {
+    /// Without the token: a secret, never in any output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("plugin", &self.plugin)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every live entry.

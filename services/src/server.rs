@@ -140,3 +140,121 @@ impl HostService for HostServer {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use outboard_host::Manifest;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::options::ServicesOptions;
+    use crate::registry::Described;
+    use crate::services::Services;
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// A server whose registry holds one described instance, `p`, with
+    /// `max_calls` calls in flight and a call timeout of 1 s.
+    fn server(state: &std::path::Path, max_calls: usize) -> HostServer {
+        let mut options = ServicesOptions::new(state.join("state"));
+        options.max_concurrent_calls = max_calls;
+        options.call_timeout = Duration::from_secs(1);
+        let services = Services::open(options).expect("open");
+        let registry = &services.shared.registry;
+        let id = registry.insert("p", TOKEN.to_owned(), max_calls);
+        let manifest = v1::Manifest {
+            name: "p".into(),
+            version: "1.0.0".into(),
+            protocol_version: 1,
+            ..Default::default()
+        };
+        registry.describe(
+            id,
+            Described {
+                manifest: Arc::new(Manifest::from_proto(manifest, 1).expect("valid")),
+                granted: Arc::from(Vec::new()),
+            },
+        );
+        HostServer::new(services.shared.clone())
+    }
+
+    fn request() -> Request<()> {
+        let mut request = Request::new(());
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {TOKEN}").parse().expect("ascii"),
+        );
+        request
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_past_the_hosts_bound_is_unavailable_naming_it() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let server = server(state.path(), 4);
+        let status = server
+            .call("KvGet", request(), |_, _, ()| {
+                std::future::pending::<Result<(), Status>>()
+            })
+            .await
+            .expect_err("cut off");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(
+            status.message().contains("call timeout"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().contains("\"p\""), "{}", status.message());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_beyond_the_instances_bound_wait_then_are_refused() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let server = server(state.path(), 1);
+        let (release, released) = oneshot::channel::<()>();
+        let (entered, entered_rx) = oneshot::channel::<()>();
+        let first = {
+            let server = server.clone();
+            tokio::spawn(async move {
+                server
+                    .call("KvSet", request(), |_, _, ()| async move {
+                        let _ = entered.send(());
+                        let _ = released.await;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        entered_rx.await.expect("the first call runs");
+        let status = server
+            .call("KvGet", request(), |_, _, ()| async { Ok(()) })
+            .await
+            .expect_err("no place");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            status.message().contains("max_concurrent_calls"),
+            "{}",
+            status.message()
+        );
+        // Once the first ends, its place is free again.
+        let _ = release.send(());
+        first.await.expect("joined").expect("first call");
+        server
+            .call("KvGet", request(), |_, _, ()| async { Ok(()) })
+            .await
+            .expect("a place again");
+    }
+
+    #[tokio::test]
+    async fn a_stopping_host_refuses_calls() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let server = server(state.path(), 1);
+        server.shared.stopping.store(true, Ordering::SeqCst);
+        let status = server
+            .call("KvGet", request(), |_, _, ()| async { Ok(()) })
+            .await
+            .expect_err("stopping");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+    }
+}

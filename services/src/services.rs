@@ -83,9 +83,10 @@ impl Services {
         Arc::new(HostAttach::new(self.shared.clone()))
     }
 
-    /// From now on events are fanned out and delivered to `host`'s plugins,
-    /// and the host's own events published. Called once the host has
-    /// started.
+    /// Called once the host has started: what needs the running host
+    /// (delivering events to `host`'s plugins, publishing the host's own)
+    /// starts here. The key-value calls need nothing of it: they are served
+    /// from each launch on.
     pub fn serve(self: &Arc<Self>, host: &Host) {
         self.shared.events.serve(host);
     }

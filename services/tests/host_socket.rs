@@ -84,6 +84,10 @@ async fn the_socket_is_private_and_inside_the_runtime_directory() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     assert_eq!(plugin.token.len(), 64);
+    // The token is a secret: not in the services' debug output either.
+    let debug = format!("{:?}", world.services);
+    assert!(debug.contains("\"p\""), "{debug}");
+    assert!(!debug.contains(&plugin.token), "the token leaked: {debug}");
 }
 
 #[tokio::test]
@@ -435,4 +439,41 @@ async fn many_launches_leak_no_socket_descriptor_or_task() {
         "tasks: {} after, {tasks} before",
         metrics.num_alive_tasks()
     );
+}
+
+#[tokio::test]
+async fn a_flood_of_connections_is_capped_and_passes() {
+    use tokio::io::AsyncReadExt;
+    let world = World::new();
+    let plugin = world.attach("flooder", &["kv"]);
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(
+            tokio::net::UnixStream::connect(&plugin.socket)
+                .await
+                .expect("connect"),
+        );
+    }
+    // The ninth is accepted and closed at once.
+    let mut ninth = tokio::net::UnixStream::connect(&plugin.socket)
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), ninth.read(&mut buf))
+        .await
+        .expect("closed within 5 s");
+    assert_eq!(read.expect("read"), 0, "the ninth connection was served");
+    // Once the flood goes, a client is served again.
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut client = plugin.client().await;
+        match client.kv_get(authed(get("k"), &plugin.token)).await {
+            Ok(_) => break,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("not served after the flood: {status:?}"),
+        }
+    }
 }

@@ -242,7 +242,10 @@ fn released_leases_are_claimable_at_once() {
             .expect("claim")
             .is_some()
     );
+    assert_eq!(db.lease_owners("s").expect("owners"), ["stopping"]);
+    assert!(db.lease_owners("other").expect("owners").is_empty());
     assert_eq!(db.release("stopping").expect("release"), 1);
+    assert!(db.lease_owners("s").expect("owners").is_empty());
     let next = db
         .claim("s", "sub", "next", LEASE)
         .expect("claim")

@@ -53,6 +53,9 @@ pub(crate) async fn run(args: InvokeArgs, mut signals: Signals) -> anyhow::Resul
             None
         }
     };
+    // Event delivery stops before the plugins do: a delivery cut off by
+    // their stop would count as a failed attempt.
+    services.events().shutdown().await;
     let groups = stop::Groups::of(&host);
     stop::stop_or_kill(host.shutdown(), &groups, &mut signals).await;
     services.shutdown().await;

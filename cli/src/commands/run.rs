@@ -80,8 +80,10 @@ pub(crate) async fn run(args: RunArgs, mut signals: Signals) -> u8 {
         // due now get a bounded chance before it stops; the rest stay
         // pending for the next host of this configuration.
         services.events().settle(EVENTS_SETTLE).await;
+        // Then delivery stops while the plugins still answer: a delivery
+        // cut off by their stop would count as a failed attempt.
+        services.events().shutdown().await;
     }
-    services.events().shutdown().await;
     let groups = stop::Groups::of(&host);
     let Some(report) = report else {
         say!("outboard: interrupted twice; killing plugins now");

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::columns::aligned;
 
-/// The longest error shown in the table (JSON has it whole).
+/// The longest error shown in the table, of its first line (JSON has it
+/// whole, the plugin's stderr tail included).
 const ERROR_WIDTH: usize = 100;
 
 /// Prints `letters` to `out`.
@@ -43,7 +44,8 @@ fn write(out: &mut impl Write, letters: &[DeadLetter], json: bool) -> io::Result
     let rows: Vec<[String; 7]> = letters
         .iter()
         .map(|d| {
-            let error: String = d.last_error.chars().take(ERROR_WIDTH).collect();
+            let first = d.last_error.lines().next().unwrap_or_default();
+            let error: String = first.chars().take(ERROR_WIDTH).collect();
             [
                 d.id.clone(),
                 Escaped::line(&d.event).to_string(),

@@ -86,6 +86,17 @@ impl Daemon {
         Daemon::start_on(work, config_path, &args, env)
     }
 
+    /// Starts a daemon on a config file the test keeps (so that daemons
+    /// started one after the other on it are one configuration: the same
+    /// events scope), with `args` added to `outboard up`'s.
+    pub fn start_on_file(config: &Path, args: &[String]) -> Daemon {
+        let work = tempfile::Builder::new()
+            .prefix("obd-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        Daemon::start_on(work, config.to_owned(), args, &[])
+    }
+
     fn start_on(
         work: tempfile::TempDir,
         config: PathBuf,
@@ -143,6 +154,11 @@ impl Daemon {
             socket.display()
         );
         daemon
+    }
+
+    /// Where its plugins' runtime directories are (`OUTBOARD_RUNTIME_DIR`).
+    pub fn runtime_base(&self) -> &Path {
+        self.sandbox.path()
     }
 
     /// The daemon's pid.

@@ -5,6 +5,7 @@ pub(crate) mod deadline;
 pub(crate) mod describe;
 pub(crate) mod handshake;
 pub(crate) mod health;
+pub(crate) mod host_services;
 pub(crate) mod invoke;
 pub(crate) mod run_by_hand;
 pub(crate) mod shutdown;

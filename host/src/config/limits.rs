@@ -97,21 +97,21 @@ pub(super) const RETRY_ATTEMPTS: CountBounds = CountBounds {
 pub(super) const KV_VALUE_SIZE: CountBounds = CountBounds {
     min: 1,
     max: 1024 * 1024,
-    meaning: "bytes (a value this size is refused)",
+    meaning: " byte (a value is at most this many bytes)",
 };
 
 /// `[services] kv_namespace_total`.
 pub(super) const KV_NAMESPACE_TOTAL: CountBounds = CountBounds {
     min: 1024,
     max: u32::MAX,
-    meaning: "bytes of keys plus values in one namespace",
+    meaning: " bytes (of keys plus values in one namespace)",
 };
 
 /// `[services] max_concurrent_calls`.
 pub(super) const MAX_CONCURRENT_CALLS: CountBounds = CountBounds {
     min: 1,
     max: 1024,
-    meaning: "host-service calls in flight per plugin instance",
+    meaning: " (calls in flight per plugin instance)",
 };
 
 /// `[events] max_attempts`: deliveries of one event to one plugin, the

@@ -16,7 +16,7 @@ from outboard_plugin.testing import FakeHost, Harness
 
 from .conftest import Hook
 
-FINISHED = {"job": "6f1c2d3e-aaaa", "command": ["make", "test"], "status": "failed", "exit_code": 2, "duration_ms": 1320}
+FINISHED = {"job": "6f1c2d3e-aaaa", "command": ["make", "test"], "status": "exit_code", "exit_code": 2, "duration_ms": 1320}
 
 
 def harness(config: dict[str, Any]) -> Harness:
@@ -85,5 +85,7 @@ def test_other_events_have_no_handler(tmp_path: Path) -> None:
 
 def test_texts_tolerate_partial_payloads() -> None:
     assert job_text({}) == ":x: job ? failed"
+    vetoed = {"job": "j", "command": ["sudo", "true"], "status": "vetoed", "exit_code": None}
+    assert job_text(vetoed) == ":x: job j failed (vetoed): `sudo true`"
     assert plugin_text({"plugin": "p", "reason": "x" * 1000}).endswith("x…")
     assert len(plugin_text({"plugin": "p", "reason": "x" * 1000})) < 400

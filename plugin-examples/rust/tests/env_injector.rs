@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use outboard_proto::handshake::{self, HandshakeLine};
@@ -15,7 +15,7 @@ use outboard_proto::json::json_to_struct;
 use outboard_proto::patch;
 use outboard_proto::v1::{self, plugin_service_client::PluginServiceClient};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncReadExt, BufReader};
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -76,27 +76,12 @@ async fn launch() -> Launched {
         .tempdir_in("/tmp")
         .unwrap();
     let socket = dir.path().join("plugin.sock");
-    let mut child = tokio::process::Command::new(BIN)
-        .env_clear()
-        .env(handshake::ENV_MAGIC_COOKIE, handshake::MAGIC_COOKIE_VALUE)
-        .env(handshake::ENV_PROTOCOL_VERSIONS, "1")
-        .env(handshake::ENV_SOCKET, &socket)
-        .env(handshake::ENV_TOKEN, TOKEN)
-        .env(handshake::ENV_PLUGIN_NAME, "env-injector")
+    let mut child = common::plugin_command(BIN, &socket, TOKEN, "env-injector")
         .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
-        .await
-        .expect("no handshake line within 10 s")
-        .unwrap();
-    let handshake: HandshakeLine = line.parse().unwrap();
+    let handshake = common::handshake(&mut stdout).await;
     assert_eq!(
         handshake,
         HandshakeLine {

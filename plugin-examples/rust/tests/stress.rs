@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use outboard_proto::handshake::{self, HandshakeLine};
+use outboard_proto::handshake;
 use outboard_proto::json::json_to_struct;
 use outboard_proto::patch;
 use outboard_proto::v1::{self, plugin_service_client::PluginServiceClient};
@@ -89,14 +89,7 @@ async fn launch(env: &[(&str, &str)]) -> Launched {
     let mut child = command(&socket, env).spawn().unwrap();
     let stderr = collect_stderr(&mut child);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
-        .await
-        .expect("no handshake line within 10 s")
-        .unwrap();
-    let handshake: HandshakeLine = line
-        .parse()
-        .unwrap_or_else(|e| panic!("not a handshake line ({e}): {line:?}"));
+    let handshake = common::handshake(&mut stdout).await;
     assert_eq!(handshake.socket_path, socket.to_str().unwrap());
     let channel = common::connect(&socket).await;
     Launched {

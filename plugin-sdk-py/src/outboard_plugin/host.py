@@ -75,12 +75,15 @@ class HostServicesNotOffered(HostError):
     """The host that started this plugin offers no host services."""
 
     def __init__(self, missing: str) -> None:
-        super().__init__(
-            "(any)",
-            grpc.StatusCode.FAILED_PRECONDITION,
+        message = (
             f"host services are not available: {missing} is not set or not usable (the host that "
-            "started this plugin offers none: it is older, or embedded without them)",
+            "started this plugin offers none: it is older, or embedded without them)"
         )
+        PluginError.__init__(self, message)
+        self.call = ""
+        self.host_code = grpc.StatusCode.FAILED_PRECONDITION
+        self.host_message = message
+        self.code = FailedPrecondition.code
         #: The variable that was absent or unusable.
         self.missing = missing
 

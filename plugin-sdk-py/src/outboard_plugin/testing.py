@@ -45,6 +45,8 @@ from .plugin import Plugin
 from .reply import Outcome, Reply
 from .service import call_plugin
 
+__all__ = ["FakeHost", "Harness", "Invoked", "Published", "RunningPlugin"]
+
 
 @dataclass
 class Invoked:
@@ -147,9 +149,6 @@ class Harness:
             raise
         except Exception as e:
             raise Failed(f"{type(e).__name__}: {e}") from e
-
-
-__all__ = ["FakeHost", "Harness", "Invoked", "Published", "RunningPlugin"]
 
 
 # --- a real plugin process ----------------------------------------------------

@@ -28,6 +28,7 @@ impl Events {
         let request = PublishRequest {
             name: name.to_owned(),
             payload: Some(json_to_value(&payload)),
+            idempotency_key: String::new(),
         };
         let response = self
             .host

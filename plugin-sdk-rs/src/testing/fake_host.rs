@@ -26,6 +26,10 @@ use crate::host::HostServices;
 /// Host services in memory. Clones share the same state, so a test keeps
 /// one to inspect while the plugin calls another.
 ///
+/// The `with_*` builders other than [`FakeHost::with_secret`] configure a
+/// fake not yet shared: they panic once it has been cloned or its
+/// [`services`](FakeHost::services) or [`server`](FakeHost::server) taken.
+///
 /// ```
 /// use outboard_plugin::testing::FakeHost;
 /// use std::time::Duration;
@@ -414,6 +418,9 @@ impl HostService for FakeHost {
             name: r.name,
             payload,
         });
-        Ok(Response::new(PublishResponse { event_id: id }))
+        Ok(Response::new(PublishResponse {
+            event_id: id,
+            duplicate: false,
+        }))
     }
 }

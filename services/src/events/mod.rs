@@ -18,6 +18,7 @@ mod backoff;
 mod deliver;
 mod fanout;
 mod host_events;
+mod owner;
 mod rules;
 mod subscribers;
 
@@ -79,7 +80,7 @@ impl Events {
     /// Events kept in `outbox`, for a host of `scope`, delivered as `spec`
     /// says.
     pub fn new(outbox: Arc<dyn Outbox>, scope: &str, spec: EventsSpec) -> Arc<Events> {
-        let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let owner = owner::mine();
         Arc::new(Events {
             outbox,
             scope: scope.into(),
@@ -210,6 +211,7 @@ impl Events {
             }
         }
         let mut tasks = vec![
+            tokio::spawn(release_the_dead(self.clone())),
             tokio::spawn(fanout::run(self.clone())),
             tokio::spawn(host_events::run(self.clone(), host.events(), handle)),
             tokio::spawn(fanout::prune(self.clone())),
@@ -332,6 +334,35 @@ impl Events {
     }
 }
 
+/// Releases the leases of this scope's owners that are gone (a crashed
+/// predecessor), then wakes the workers: its deliveries in flight are
+/// retried now, not when their leases would have run out.
+async fn release_the_dead(events: Arc<Events>) {
+    let (outbox, scope) = (events.outbox.clone(), events.scope.clone());
+    let released = tokio::task::spawn_blocking(move || {
+        let mut released = 0;
+        for dead in outbox
+            .lease_owners(&scope)?
+            .into_iter()
+            .filter(|o| owner::is_gone(o))
+        {
+            released += outbox.release(&dead)?;
+        }
+        Ok::<_, outboard_state::StateError>(released)
+    })
+    .await;
+    match released {
+        Ok(Ok(0)) | Err(_) => {}
+        Ok(Ok(n)) => {
+            tracing::info!(
+                "{n} event deliveries of a host that stopped without finishing them are retried"
+            );
+            events.wake_all();
+        }
+        Ok(Err(e)) => tracing::warn!("could not look for a crashed host's event deliveries: {e}"),
+    }
+}
+
 /// How long [`Events::shutdown`] lets deliveries in hand finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -344,4 +375,71 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use outboard_state::Database;
+
+    use super::*;
+
+    /// Events over a fresh database in `dir`, no host served.
+    fn events(dir: &std::path::Path) -> Arc<Events> {
+        let database = Database::open(dir).expect("open the state database");
+        Events::new(Arc::new(database), "scope", EventsSpec::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settling_returns_at_once_when_nothing_is_owed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events = events(dir.path());
+        let began = tokio::time::Instant::now();
+        events.settle(Duration::from_secs(5)).await;
+        assert_eq!(began.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settling_gives_up_at_its_bound_and_keeps_what_is_owed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events = events(dir.path());
+        let id = events
+            .emit("deploy.done", &serde_json::json!({"env": "prod"}))
+            .await
+            .expect("stored");
+        let began = tokio::time::Instant::now();
+        events.settle(Duration::from_secs(5)).await;
+        // Not fanned out (no host): the wait ran to its bound, and the
+        // event is still there for the next host.
+        assert!(
+            began.elapsed() >= Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
+        let pending = events.outbox.undistributed("scope", 10).expect("read");
+        assert_eq!(pending.len(), 1);
+        let database = Database::open(dir.path()).expect("reopen");
+        assert_eq!(
+            database.undistributed("scope", 10).expect("read").len(),
+            1,
+            "{id}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_operator_may_not_use_the_hosts_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events = events(dir.path());
+        let err = events
+            .emit("job.finished", &serde_json::Value::Null)
+            .await
+            .expect_err("reserved");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(
+            events
+                .outbox
+                .undistributed("scope", 10)
+                .expect("read")
+                .is_empty()
+        );
+    }
 }

@@ -167,6 +167,10 @@ pub trait Outbox: Send + Sync + 'static {
     /// had run out and another process claimed it (nothing is written).
     fn settle(&self, delivery: i64, owner: &str, outcome: &Outcome) -> Result<bool, StateError>;
 
+    /// The owners holding leases in `scope` now (expired ones included), so
+    /// that a starting host can release those of processes it knows dead.
+    fn lease_owners(&self, scope: &str) -> Result<Vec<String>, StateError>;
+
     /// Gives up every lease `owner` holds (a stopping host whose in-flight
     /// deliveries did not finish): they are claimable again at once, their
     /// attempts counted.

@@ -176,6 +176,17 @@ impl Outbox for Database {
         })
     }
 
+    fn lease_owners(&self, scope: &str) -> Result<Vec<String>, StateError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT lease_owner FROM outbox_deliveries \
+                 WHERE scope = ?1 AND lease_owner IS NOT NULL",
+            )?;
+            let rows = stmt.query_map(params![scope], |row| row.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
     fn release(&self, owner: &str) -> Result<u64, StateError> {
         self.write(|tx| {
             let released = tx.execute(

@@ -23,6 +23,20 @@
 //!
 //! A phase without a script answers CONTINUE with no patch.
 //!
+//! Events: it subscribes to the event patterns in `SCRIPTED_EVENTS` (a
+//! comma list; each also asks for `event:subscribe:<pattern>`), and its
+//! config's `"events"` script says what to do with each delivery, in this
+//! order:
+//!
+//! ```json
+//! {"events": {
+//!     "log": "<dir>/events.jsonl",      // append {"plugin","id","name","source","attempt","payload"}
+//!     "hold_while": "<dir>/hold",       // then wait while this file exists
+//!     "crash_while": "<dir>/crashing",  // then exit(101) while this file exists
+//!     "crash": true                     // or always
+//! }}
+//! ```
+//!
 //! `SCRIPTED_START_DELAY_MS` delays the start (before the handshake), for
 //! tests that need a plugin to take a while to come back.
 //!
@@ -40,7 +54,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use outboard_plugin::{Config, Invocation, Manifest, Plugin, PluginError, Reply};
+use outboard_plugin::{Config, Event, Invocation, Manifest, Plugin, PluginError, Reply};
 use serde_json::{Map, Value};
 
 struct Scripted {
@@ -48,6 +62,8 @@ struct Scripted {
     /// Lines written for `log_lines` so far, numbering them across calls.
     logged: AtomicU64,
     subscriptions: Vec<(String, i32, bool)>,
+    /// Event patterns, from `SCRIPTED_EVENTS`.
+    events: Vec<String>,
     /// `(name, requirement, optional)`, from `SCRIPTED_DEPENDS`.
     dependencies: Vec<(String, String, bool)>,
     scripts: Mutex<BTreeMap<String, Map<String, Value>>>,
@@ -63,6 +79,9 @@ impl Plugin for Scripted {
             } else {
                 manifest.subscribe(phase, *priority)
             };
+        }
+        for pattern in &self.events {
+            manifest = manifest.subscribe_event(pattern);
         }
         for (name, req, optional) in &self.dependencies {
             manifest = if *optional {
@@ -89,6 +108,46 @@ impl Plugin for Scripted {
             .lock()
             .map_err(|_| PluginError::internal("poisoned"))? = scripts;
         self.mark_configured().await
+    }
+
+    async fn on_event(&self, event: Event) -> Result<(), PluginError> {
+        let script = self
+            .scripts
+            .lock()
+            .map_err(|_| PluginError::internal("poisoned"))?
+            .get("events")
+            .cloned()
+            .unwrap_or_default();
+        let path = |key: &str| script.get(key).and_then(Value::as_str).map(str::to_owned);
+        if let Some(log) = path("log") {
+            let line = serde_json::json!({
+                "plugin": self.name,
+                "id": event.id,
+                "name": event.name,
+                "source": event.source,
+                "attempt": event.attempt,
+                "payload": event.payload,
+            });
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&log)
+                .map_err(|e| PluginError::internal(format!("cannot open {log}: {e}")))?;
+            writeln!(file, "{line}")
+                .map_err(|e| PluginError::internal(format!("cannot write {log}: {e}")))?;
+        }
+        if let Some(hold) = path("hold_while") {
+            while std::path::Path::new(&hold).exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let crash_while = path("crash_while").is_some_and(|p| std::path::Path::new(&p).exists());
+        if crash_while || script.get("crash").and_then(Value::as_bool) == Some(true) {
+            eprintln!("{}: crashing on purpose in event {}", self.name, event.name);
+            std::process::exit(101);
+        }
+        Ok(())
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Reply, PluginError> {
@@ -255,10 +314,18 @@ fn main() -> ExitCode {
             (name.to_owned(), req.to_owned(), optional)
         })
         .collect();
+    let events = std::env::var("SCRIPTED_EVENTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
     outboard_plugin::run(Scripted {
         name,
         logged: AtomicU64::new(0),
         subscriptions,
+        events,
         dependencies,
         scripts: Mutex::new(BTreeMap::new()),
     })

@@ -43,11 +43,18 @@ MAX_REASON = 300
 
 def job_text(payload: dict[str, Any]) -> str:
     """The message for ``job.finished``: ``{"job", "command", "status",
-    "exit_code", "duration_ms"}``; missing fields are left out."""
+    "exit_code", "duration_ms"}``, where ``status`` is ``succeeded`` or what
+    failed the job (``exit_code``, ``vetoed``, ``plugin_failed``, ...);
+    missing fields are left out."""
     job = str(payload.get("job", "?"))[:8]
-    succeeded = payload.get("status") == "succeeded"
-    icon, status = (":white_check_mark:", "succeeded") if succeeded else (":x:", "failed")
-    text = f"{icon} job {job} {status}"
+    status = payload.get("status")
+    if status == "succeeded":
+        text = f":white_check_mark: job {job} succeeded"
+    else:
+        text = f":x: job {job} failed"
+        # "exited with N" below says it for a command that failed.
+        if isinstance(status, str) and status not in ("failed", "exit_code"):
+            text += f" ({status.replace('_', ' ')})"
     command = payload.get("command")
     if isinstance(command, list) and all(isinstance(a, str) for a in command):
         text += f": `{shlex.join(command)}`"

@@ -10,8 +10,11 @@
 //! "recent", "flaky"}`, and when the command is flaky logs a warning and
 //! says so in its message. A record not updated for `forget_after` expires.
 //!
-//! It needs host services: without them (or without `kv`) its `Configure`
-//! fails with `FAILED_PRECONDITION` naming what is missing.
+//! Without host services (an older host, `outboard conformance`) it carries
+//! on counting nothing, as PROTOCOL.md §17.1 asks of a plugin that can do
+//! without them: one warning at `Configure`, and each run's message says
+//! it was not counted. With host services but without the `kv` grant, its
+//! `Configure` fails with `FAILED_PRECONDITION` naming the grant.
 
 mod record;
 #[cfg(test)]
@@ -59,7 +62,8 @@ fn default_forget_after() -> String {
 struct Settings {
     window: usize,
     forget_after: Duration,
-    host: HostServices,
+    /// `None` when the host offers no host services: nothing is counted.
+    host: Option<HostServices>,
 }
 
 /// The plugin; configured once.
@@ -95,17 +99,20 @@ impl Plugin for FlakyCounter {
         let forget_after = humantime::parse_duration(&raw.forget_after).map_err(|e| {
             PluginError::invalid_config(format!("forget_after: {:?}: {e}", raw.forget_after))
         })?;
-        if !config.host.is_offered() {
-            return Err(PluginError::failed_precondition(
-                "flaky-counter needs host services, and this host offers none \
-                 (OUTBOARD_HOST_SOCKET is not set): run it under a host that has them",
-            ));
-        }
-        config.require("kv")?;
+        let host = if config.host.is_offered() {
+            config.require("kv")?;
+            Some(config.host.clone())
+        } else {
+            tracing::warn!(
+                "this host offers no host services (OUTBOARD_HOST_SOCKET is not set): \
+                 counting nothing"
+            );
+            None
+        };
         let settings = Settings {
             window: raw.window,
             forget_after,
-            host: config.host.clone(),
+            host,
         };
         // A second Configure keeps the first settings; the host sends one.
         let _ = self.settings.set(settings);
@@ -121,8 +128,11 @@ impl Plugin for FlakyCounter {
         let Some(code) = exit_code(&invocation)? else {
             return Ok(Reply::ok());
         };
+        let Some(host) = &settings.host else {
+            return Ok(Reply::ok().with_message("not counted: this host offers no host services"));
+        };
         let command = command_argv(&invocation)?;
-        let record = count(&settings.host.kv(), &command, code == 0, settings).await?;
+        let record = count(&host.kv(), &command, code == 0, settings).await?;
         let shown = command.join(" ");
         let mut reply = Reply::ok().set(
             "/metadata/flaky_counter",
