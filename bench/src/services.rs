@@ -199,7 +199,12 @@ async fn in_turns(
             let who = (round + k) % CONTENDERS;
             let taken = match who {
                 0 => tokio::task::block_in_place(|| raw.samples(n))?,
-                1 | 2 => tokio::task::block_in_place(|| floor(database, who == 2, &value, n))?,
+                // On the blocking pool, as the services' handlers run it.
+                1 | 2 => {
+                    let (database, value) = (database.clone(), value.clone());
+                    tokio::task::spawn_blocking(move || floor(&database, who == 2, &value, n))
+                        .await??
+                }
                 3 | 4 => plugin_samples(host, RUST_PHASE, who == 4, n).await?,
                 _ if python => plugin_samples(host, PYTHON_PHASE, who == 6, n).await?,
                 _ => Vec::new(),
