@@ -6,8 +6,8 @@
 //! start it: [`Services::open`] on a fresh state directory, the host
 //! started with [`Services::launcher`], then [`Services::serve`]. For
 //! scale, in the same turns: the same get and set on the same
-//! [`Database`] straight from the harness (the storage floor), and (a)'s
-//! raw socket ping-pong.
+//! [`Database`] from the harness, on the blocking pool (the storage
+//! floor), and (a)'s raw socket ping-pong.
 //!
 //! A plugin times its calls itself (a dispatch carries `{"op", "calls"}`
 //! and its patch brings back each call's nanoseconds), so the figures hold
