@@ -22,7 +22,11 @@
 //! the example plugins and with 100 no-op plugins; (n) the cost of
 //! observability: `Invoke` through three daemons at concurrency 64, with
 //! nothing on, with `/metrics` served and scraped, and with traces
-//! exported over OTLP too. The contenders that are
+//! exported over OTLP too; host services, as a plugin sees them: (o) `KvGet`
+//! and `KvSet` timed inside a Rust and a Python plugin, beside the same on
+//! the state database from the harness and (a); (p) an event's publish to
+//! its delivery, to 1 and to 16 subscriber plugins (`--only services` runs
+//! these two alone). The contenders that are
 //! compared take their samples in turns, so that load from outside the run
 //! falls on all of them alike. It prints the figures, their ratios to (a),
 //! (b) and (j), and the targets, as markdown. See BENCHMARKS.md.
@@ -38,10 +42,13 @@
 //! - `daemon`: `outboard up` as a child process; `configs`: its configs.
 //! - `via_daemon`: (k), (l) and (m).
 //! - `observability`: (n).
+//! - `services`: (o), and the host with host services that (p) uses too;
+//!   `events`: (p).
 //! - `report`: the tables.
 
 mod configs;
 mod daemon;
+mod events;
 mod floor;
 mod goplugin;
 mod measure;
@@ -49,6 +56,7 @@ mod observability;
 mod outboard;
 mod procs;
 mod report;
+mod services;
 mod stats;
 mod via_daemon;
 
@@ -82,6 +90,10 @@ struct Args {
     /// Concurrent callers for `--soak tonic` and `--soak invoke`.
     #[arg(long, value_name = "N", default_value_t = 16)]
     soak_callers: usize,
+    /// Run only these items: `services` for (o) and (p), host services'
+    /// key-value store and events (with their floors, in their own turns).
+    #[arg(long, value_name = "ITEMS")]
+    only: Option<String>,
     /// How long `--soak` runs.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     soak_for: f64,
@@ -115,6 +127,10 @@ struct Plan {
     settle: Duration,
     /// Jobs `outboard run -- true` per contender in (k).
     job_runs: usize,
+    /// Timed key-value calls per contender in (o).
+    kv_calls: usize,
+    /// Events published per contender (1 and 16 subscribers) in (p).
+    events: usize,
 }
 
 const FULL: Plan = Plan {
@@ -129,6 +145,8 @@ const FULL: Plan = Plan {
     kills: 100,
     settle: Duration::from_secs(1),
     job_runs: 40,
+    kv_calls: 4_000,
+    events: 500,
 };
 
 const QUICK: Plan = Plan {
@@ -143,6 +161,8 @@ const QUICK: Plan = Plan {
     kills: 3,
     settle: Duration::from_millis(100),
     job_runs: 3,
+    kv_calls: 40,
+    events: 6,
 };
 
 /// The throughput concurrencies.
@@ -201,6 +221,20 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             duration,
         )
         .await?;
+        return Ok(0);
+    }
+    if let Some(only) = &args.only {
+        if only != "services" {
+            anyhow::bail!("--only {only:?}: the items that run alone are `services` ((o) and (p))");
+        }
+        let services = measure::host_services(&plan, &paths, scratch.path()).await;
+        drop(scratch);
+        let report = format!(
+            "{}\n{}",
+            machine(&args, "", load_before, began.elapsed()),
+            services.markdown()
+        );
+        write(&args, &report)?;
         return Ok(0);
     }
     let setup = measure::Setup {
@@ -268,14 +302,28 @@ fn write_report(
     load_before: String,
     took: Duration,
 ) -> anyhow::Result<()> {
+    let go = results.goplugin.as_ref().map_or_else(
+        |_| String::new(),
+        |g| {
+            format!(
+                ", {} with go-plugin {}",
+                g.info.go_version, g.info.go_plugin_version
+            )
+        },
+    );
     let report = format!(
         "{}\n{}",
-        machine(args, results, load_before, took),
+        machine(args, &go, load_before, took),
         results.markdown()
     );
+    write(args, &report)
+}
+
+/// Prints the report and writes it to `--markdown`'s file.
+fn write(args: &Args, report: &str) -> anyhow::Result<()> {
     println!("{report}");
     if let Some(path) = &args.markdown {
-        std::fs::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, report).with_context(|| format!("writing {}", path.display()))?;
         step(&format!("wrote {}", path.display()));
     }
     Ok(())
@@ -316,7 +364,7 @@ fn load_average() -> String {
 }
 
 /// The machine and the run, in a few lines.
-fn machine(args: &Args, results: &Results, load_before: String, took: Duration) -> String {
+fn machine(args: &Args, go: &str, load_before: String, took: Duration) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -334,15 +382,6 @@ fn machine(args: &Args, results: &Results, load_before: String, took: Duration) 
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "?".to_owned(), |k| k.trim().to_owned());
-    let go = results.goplugin.as_ref().map_or_else(
-        |_| String::new(),
-        |g| {
-            format!(
-                ", {} with go-plugin {}",
-                g.info.go_version, g.info.go_plugin_version
-            )
-        },
-    );
     format!(
         "Machine: {model}, {cpus} CPUs, {mem_gib:.0} GiB, Linux {kernel}{go}.\n\
          Run: {} build, {} mode, {:.0} s; load average {load_before} before, {} after.\n",

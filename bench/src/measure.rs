@@ -12,10 +12,11 @@ use crate::goplugin::{self, GoPluginHost};
 use crate::observability;
 use crate::outboard::{self, Single};
 use crate::procs::Paths;
-use crate::report::{DaemonResults, Results};
+use crate::report::{DaemonResults, HostServicesResults, Results};
 use crate::stats::Latency;
 use crate::via_daemon::{self, InvokeDaemon};
 use crate::{CONCURRENCY, FLOOR_FAN_OUT, MANY, Plan, step};
+use crate::{events, services};
 
 /// The go-plugin host, or why it could not be started.
 type GoHost = Result<GoPluginHost, String>;
@@ -116,6 +117,8 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
         .await
         .map_err(|e| format!("{e:#}"));
 
+    let services = host_services(plan, paths, dir).await;
+
     let goplugin = match goplugin {
         Ok(go) => Ok(go_results(go, go_samples, go_throughput, cold.go)?),
         Err(e) => Err(e),
@@ -140,7 +143,24 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
         goplugin,
         daemon,
         observability,
+        services,
     })
+}
+
+/// (o) and (p), each failing on its own (a branch without host services'
+/// events, a missing venv).
+pub(crate) async fn host_services(plan: &Plan, paths: &Paths, dir: &Path) -> HostServicesResults {
+    step(
+        "(o) host services: KvGet and KvSet from a Rust and a Python plugin, and their floors, in turns",
+    );
+    let kv = services::measure(paths, dir, plan.rounds, plan.kv_calls)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    step("(p) host services: event publish to delivery, 1 and 16 subscribers, in turns");
+    let events = events::measure(paths, dir, plan.rounds, plan.events)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    HostServicesResults { kv, events }
 }
 
 /// Starts the go-plugin host; its failure is an item's, not the run's.

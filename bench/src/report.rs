@@ -3,6 +3,7 @@
 
 mod daemon;
 mod observability;
+mod services;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use outboard_host::Mode;
 
 pub(crate) use self::daemon::{DaemonResults, JobRuns, Rss, note as daemon_note};
 pub(crate) use self::observability::{Observability, ObservedLoad};
+pub(crate) use self::services::{EventResults, HostServicesResults, KvResults};
 use crate::goplugin::GoPlugin;
 use crate::stats::Latency;
 
@@ -55,6 +57,8 @@ pub(crate) struct Results {
     pub daemon: DaemonResults,
     /// (n) the cost of observability, or why not.
     pub observability: Result<Observability, String>,
+    /// (o) and (p): host services.
+    pub services: HostServicesResults,
 }
 
 /// The most of an error a table cell shows.
@@ -449,6 +453,8 @@ impl Results {
         out.push('\n');
         out.push_str(&self.observability_markdown());
         out.push('\n');
+        out.push_str(&self.services.markdown());
+        out.push('\n');
         let mut targets = vec![vec![
             "target".to_owned(),
             "measured".to_owned(),
@@ -517,7 +523,9 @@ mod tests {
     use super::*;
     use crate::goplugin::Info;
 
-    fn latency(micros: u64) -> Latency {
+    /// A latency of `micros` p50 and three times that p99 (shared with
+    /// the sub-tables' tests).
+    pub(super) fn latency(micros: u64) -> Latency {
         Latency {
             n: 10,
             p50: Duration::from_micros(micros),
@@ -584,6 +592,10 @@ mod tests {
                 many_rss: Err("not ready".into()),
             },
             observability: Err("outboard up --http: no such option".into()),
+            services: HostServicesResults {
+                kv: Err("no venv".into()),
+                events: Err("not built".into()),
+            },
         }
     }
 
