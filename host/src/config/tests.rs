@@ -685,6 +685,11 @@ fn the_events_section_has_defaults_and_bounds() {
         err.contains("backoff_max") && err.contains("shorter"),
         "{err}"
     );
+    // An unset backoff_max follows a longer backoff_initial.
+    let config = HostConfig::parse("[events]\nbackoff_initial = \"10m\"\n", path)
+        .expect("a long initial wait alone");
+    assert_eq!(config.events.backoff_initial, Duration::from_secs(600));
+    assert_eq!(config.events.backoff_max, Duration::from_secs(600));
     let err = HostConfig::parse("[events]\nretries = 3\n", path)
         .expect_err("unknown key")
         .to_string();

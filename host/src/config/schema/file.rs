@@ -325,6 +325,12 @@ impl EventsToml {
     fn resolve(&self, src: &Source<'_>) -> Result<EventsSpec, ConfigError> {
         let scope = src.scope(Subject::Events);
         let d = EventsSpec::default();
+        let backoff_initial = scope.duration(
+            "backoff_initial",
+            &self.backoff_initial,
+            d.backoff_initial,
+            limits::EVENT_BACKOFF,
+        )?;
         let spec = EventsSpec {
             max_attempts: scope.count(
                 "max_attempts",
@@ -332,16 +338,13 @@ impl EventsToml {
                 d.max_attempts,
                 limits::EVENT_ATTEMPTS,
             )?,
-            backoff_initial: scope.duration(
-                "backoff_initial",
-                &self.backoff_initial,
-                d.backoff_initial,
-                limits::EVENT_BACKOFF,
-            )?,
+            backoff_initial,
+            // Unset, it is at least the given initial wait: a long
+            // `backoff_initial` alone is not an error about a key never set.
             backoff_max: scope.duration(
                 "backoff_max",
                 &self.backoff_max,
-                d.backoff_max.max(d.backoff_initial),
+                d.backoff_max.max(backoff_initial),
                 limits::EVENT_BACKOFF,
             )?,
             retention: scope.duration(
