@@ -140,6 +140,16 @@ def test_grants_secrets_and_publishes() -> None:
     assert [(p.id, p.name, p.payload) for p in host.published] == [(event_id, "build.flaky", {"cmd": "make"})]
 
 
+def test_a_publish_retried_with_its_key_publishes_once() -> None:
+    host = FakeHost()
+    events = host.services().events()
+    first = events.publish("build.flaky", 1, idempotency_key="run-7")
+    again = events.publish("build.flaky", 1, idempotency_key="run-7")
+    other = events.publish("build.flaky", 2, idempotency_key="run-8")
+    assert first == again and first != other
+    assert [p.id for p in host.published] == [first, other]
+
+
 def test_without_host_services_every_call_names_the_variable() -> None:
     services = Config().host
     assert not services.is_offered

@@ -222,6 +222,27 @@ async fn grants_are_checked_when_asked_and_secrets_stay_redacted() {
 }
 
 #[tokio::test]
+async fn a_publish_retried_with_its_key_publishes_once() {
+    let host = FakeHost::new();
+    let events = host.services().events();
+    let first = events
+        .publish_with_key("build.flaky", json!(1), "run-7")
+        .await
+        .unwrap();
+    let again = events
+        .publish_with_key("build.flaky", json!(1), "run-7")
+        .await
+        .unwrap();
+    let other = events
+        .publish_with_key("build.flaky", json!(2), "run-8")
+        .await
+        .unwrap();
+    assert_eq!(first, again, "the retry answers the first event's id");
+    assert_ne!(first, other);
+    assert_eq!(host.published().len(), 2, "{:?}", host.published());
+}
+
+#[tokio::test]
 async fn without_host_services_every_call_names_the_variable() {
     let services = Config::new(json!({})).host;
     assert!(!services.is_offered());

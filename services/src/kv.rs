@@ -223,13 +223,32 @@ where
     }
 }
 
+/// A store namespace as the plugin knows it: its own (empty `namespace`
+/// in its calls) or a shared one by name, not the store's prefixed key.
+fn shown(namespace: &str) -> String {
+    if let Some(plugin) = namespace.strip_prefix("plugin:") {
+        format!("the own namespace of plugin \"{plugin}\"")
+    } else if let Some(shared) = namespace.strip_prefix("shared:") {
+        format!("the shared namespace \"{shared}\"")
+    } else {
+        format!("namespace \"{namespace}\"")
+    }
+}
+
 /// The status for a store error: a limit is `RESOURCE_EXHAUSTED` naming
 /// it, a bad argument `INVALID_ARGUMENT` naming the field, anything else
 /// `UNAVAILABLE` (the operator reads the details in the host's log; the
 /// plugin is not told the host's paths).
 fn status(err: StateError) -> Status {
     match err {
-        StateError::Limit { .. } => Status::resource_exhausted(err.to_string()),
+        StateError::Limit {
+            limit,
+            value,
+            namespace,
+        } => Status::resource_exhausted(format!(
+            "{limit} limit of {value} bytes would be exceeded in {}; nothing was written",
+            shown(&namespace)
+        )),
         StateError::InvalidToken(_) | StateError::Invalid { .. } => {
             Status::invalid_argument(err.to_string())
         }
@@ -307,5 +326,12 @@ mod tests {
             status.message()
         );
         assert!(status.message().contains("65536"), "{}", status.message());
+        assert!(
+            status
+                .message()
+                .contains("in the own namespace of plugin \"p\""),
+            "{}",
+            status.message()
+        );
     }
 }

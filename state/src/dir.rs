@@ -28,7 +28,12 @@ pub(crate) fn prepare(dir: &Path) -> Result<PathBuf, StateError> {
     // judged like any other.
     let meta = fs::symlink_metadata(dir).map_err(|source| io(dir, source))?;
     check_dir(dir, &meta)?;
-    let file = dir.join(DB_FILE);
+    // The database is opened by its real path: SQLite's no-follow open
+    // refuses a symlink anywhere in the path, and a parent that is one
+    // (`/var/lib` on another disk) is the operator's business, judged by
+    // `check_ancestors` through its target.
+    let real = fs::canonicalize(dir).map_err(|source| io(dir, source))?;
+    let file = real.join(DB_FILE);
     prepare_file(&file)?;
     Ok(file)
 }

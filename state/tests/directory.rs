@@ -83,6 +83,29 @@ fn symlinks_are_refused_for_the_directory_and_the_file() {
 }
 
 #[test]
+fn a_directory_under_a_symlinked_parent_opens_and_keeps_its_data() {
+    // `/var/lib` on another disk, or a checkout whose `target` is a link:
+    // only the directory itself and its file must not be symlinks.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let real = dir.path().join("real");
+    fs::create_dir(&real).expect("mkdir");
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).expect("chmod");
+    let link = dir.path().join("link");
+    symlink(&real, &link).expect("symlink");
+    let state = link.join("state");
+    let db = Database::open(&state).expect("open under a symlinked parent");
+    db.set("ns", "k", b"v", None, &KvLimits::default())
+        .expect("set");
+    drop(db);
+    let again = Database::open(&state).expect("reopen");
+    assert_eq!(
+        again.get("ns", "k").expect("get").expect("kept").value,
+        b"v"
+    );
+    assert!(real.join("state").join(DB_FILE).is_file());
+}
+
+#[test]
 fn a_directory_owned_by_another_user_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("state");

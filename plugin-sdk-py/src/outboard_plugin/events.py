@@ -32,12 +32,17 @@ class Events:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    def publish(self, name: str, payload: Any = None) -> str:
+    def publish(self, name: str, payload: Any = None, idempotency_key: str = "") -> str:
         """Publishes the event ``name`` (1 to 128 characters of
         ``[a-z0-9_.-]``, not starting with the host's own ``plugin.``,
         ``job.``, ``reload.``, ``host.``) with a JSON ``payload``; returns
-        its id."""
-        request = host_pb2.PublishRequest(name=name, payload=python_to_value(payload))
+        its id. With an ``idempotency_key`` (at most 128 bytes) the publish
+        is safe to retry: a second one by this plugin with the same key,
+        within the host's retention, stores nothing and returns the first
+        event's id."""
+        request = host_pb2.PublishRequest(
+            name=name, payload=python_to_value(payload), idempotency_key=idempotency_key
+        )
         return str(self._transport.call("Publish", request).event_id)
 
 

@@ -95,6 +95,7 @@ class FakeHost:
         self._lock = threading.Lock()
         self._store: dict[str, dict[str, _Stored]] = {}
         self._ids = itertools.count(1)
+        self._keys: dict[str, str] = {}
 
     def advance(self, seconds: float) -> None:
         """Moves the clock forward: keys whose expiry passes vanish."""
@@ -214,9 +215,14 @@ class FakeHost:
         size = len(request.payload.SerializeToString())
         if size > PAYLOAD_SIZE:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"event payload size: {size} bytes > limit {PAYLOAD_SIZE}")
+        key = request.idempotency_key
         with self._lock:
+            if key in self._keys:
+                return host_pb2.PublishResponse(event_id=self._keys[key], duplicate=True)
             published = Published(f"fake-{next(self._ids)}", name, payload)
             self.published.append(published)
+            if key:
+                self._keys[key] = published.id
         return host_pb2.PublishResponse(event_id=published.id)
 
     # --- the rules ---------------------------------------------------------

@@ -25,10 +25,24 @@ impl Events {
     /// not starting with the host's own `plugin.`, `job.`, `reload.` or
     /// `host.`) with a JSON `payload`, and returns its id.
     pub async fn publish(&self, name: &str, payload: Value) -> Result<String, HostError> {
+        self.publish_with_key(name, payload, "").await
+    }
+
+    /// [`Events::publish`] that is safe to retry: a second publish by this
+    /// plugin with the same `key` (at most 128 bytes; empty: none) within
+    /// the host's retention stores nothing and returns the first event's
+    /// id. Use it when a publish may have reached the host though the call
+    /// failed (a timeout), so that the retry does not publish twice.
+    pub async fn publish_with_key(
+        &self,
+        name: &str,
+        payload: Value,
+        key: &str,
+    ) -> Result<String, HostError> {
         let request = PublishRequest {
             name: name.to_owned(),
             payload: Some(json_to_value(&payload)),
-            idempotency_key: String::new(),
+            idempotency_key: key.to_owned(),
         };
         let response = self
             .host

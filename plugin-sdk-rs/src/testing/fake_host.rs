@@ -58,6 +58,8 @@ struct State {
     store: Mutex<Store>,
     secrets: Mutex<HashMap<String, Vec<u8>>>,
     published: Mutex<Vec<Published>>,
+    /// The id of each idempotency key's first publish.
+    keys: Mutex<std::collections::HashMap<String, String>>,
     /// `None`: everything is allowed.
     grants: Option<Vec<String>>,
     limits: Limits,
@@ -103,6 +105,7 @@ impl FakeHost {
                 store: Mutex::default(),
                 secrets: Mutex::default(),
                 published: Mutex::default(),
+                keys: Mutex::default(),
                 grants: None,
                 limits: Limits {
                     value_size: VALUE_SIZE,
@@ -409,10 +412,20 @@ impl HostService for FakeHost {
                 rules::PAYLOAD_SIZE
             )));
         }
+        let mut keys = lock(&self.state.keys);
+        if let Some(first) = keys.get(&r.idempotency_key) {
+            return Ok(Response::new(PublishResponse {
+                event_id: first.clone(),
+                duplicate: true,
+            }));
+        }
         let id = format!(
             "fake-{}",
             self.state.next_id.fetch_add(1, Ordering::Relaxed)
         );
+        if !r.idempotency_key.is_empty() {
+            keys.insert(r.idempotency_key, id.clone());
+        }
         lock(&self.state.published).push(Published {
             id: id.clone(),
             name: r.name,
