@@ -383,3 +383,52 @@ fn a_job_run_through_the_daemon_is_two_host_events_there() {
     assert_eq!(finished["payload"]["exit_code"], Value::Null);
     daemon.stop();
 }
+
+#[test]
+fn a_delivery_pending_when_its_subscribe_grant_is_removed_is_not_delivered() {
+    let (dir, state) = workdir();
+    let log = dir.path().join("events.jsonl");
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let script = json!({"log": log, "hold_while": hold});
+    let config = dir.path().join("outboard.toml");
+    let granted = subscriber("sub", "deploy.*", &script);
+    std::fs::write(&config, format!("{}{granted}", events_section(3))).unwrap();
+    let args = vec!["--state-dir".to_owned(), state.display().to_string()];
+
+    let first = Daemon::start_on_file(&config, &args);
+    let id = emit(&first, "deploy.done", &json!({"env": "prod"}));
+    // Fanned out to `sub` (granted then); its first attempt is held.
+    wait_for_delivery(&log, |d| d["id"] == json!(id));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(first.pid() as libc::pid_t, libc::SIGKILL) };
+    drop(first);
+    std::fs::remove_file(&hold).unwrap();
+
+    // The operator takes the subscribe grant away: the pending delivery
+    // must not reach the plugin any more.
+    let revoked = granted.replace("grant = [\"*\"]", "grant = [\"kv\"]");
+    assert_ne!(revoked, granted);
+    std::fs::write(&config, format!("{}{revoked}", events_section(3))).unwrap();
+    let second = Daemon::start_on_file(&config, &args);
+    assert!(
+        wait_until(DELIVERY, || dead_letters(&second).len() == 1),
+        "dead letters: {:?}; deliveries: {:?}",
+        dead_letters(&second),
+        deliveries(&log)
+    );
+    let dead = dead_letters(&second);
+    assert!(
+        dead[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("event:subscribe:"),
+        "{dead:?}"
+    );
+    let ours: Vec<Value> = deliveries(&log)
+        .into_iter()
+        .filter(|d| d["id"] == json!(id))
+        .collect();
+    assert_eq!(ours.len(), 1, "delivered again without the grant: {ours:?}");
+    second.stop();
+}

@@ -15,7 +15,8 @@ use outboard_state::{Claimed, Outcome};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use super::{Events, backoff};
+use super::{Events, backoff, subscribers};
+use crate::permissions::EVENT_SUBSCRIBE;
 
 /// How long a worker sleeps at most without being woken: a delivery made
 /// due by another process (a retried dead letter, an expired lease) is
@@ -57,7 +58,12 @@ pub(super) async fn run(events: Arc<Events>, subscriber: String, wake: Arc<Notif
                 })
                 .flatten();
         if let Some(claimed) = claimed {
-            let outcome = attempt(&events, &plugin, &claimed, call_timeout).await;
+            // Fanned out under the grants of its time: a reload (or a
+            // restart with another config) may have taken them away since.
+            let outcome = match refused(&plugin, &claimed) {
+                None => attempt(&events, &plugin, &claimed, call_timeout).await,
+                Some(why) => Err(Refused(why)),
+            };
             record(&events, &subscriber, &claimed, outcome).await;
             continue;
         }
@@ -90,13 +96,43 @@ async fn next_wait(events: &Events, subscriber: &str) -> Duration {
     })
 }
 
+/// Why a delivery failed: an attempt that may succeed later, or the
+/// plugin no longer receiving the event at all (never attempted).
+enum Failure {
+    /// The attempt failed; retried after a backoff.
+    Attempt(String),
+    /// The plugin's current manifest or grants exclude the event.
+    Refused(String),
+}
+use Failure::Refused;
+
+impl From<String> for Failure {
+    fn from(error: String) -> Failure {
+        Failure::Attempt(error)
+    }
+}
+
+/// Why `plugin` may not receive the claimed event under its current
+/// manifest and grants; `None` if it may.
+fn refused(plugin: &outboard_host::Supervisor, claimed: &Claimed) -> Option<String> {
+    let granted = subscribers::granted(plugin);
+    let name = &claimed.event.name;
+    (!subscribers::receives(&plugin.manifest(), &granted, name)).then(|| {
+        format!(
+            "not delivered: plugin {:?} no longer receives {name:?} (its event_subscriptions \
+             or its {EVENT_SUBSCRIBE}GLOB grants changed since the event was fanned out)",
+            plugin.name()
+        )
+    })
+}
+
 /// One attempt: `Ok` if the plugin answered `OK`, else why not.
 async fn attempt(
     events: &Events,
     plugin: &outboard_host::Supervisor,
     claimed: &Claimed,
     call_timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + call_timeout;
     let instance = plugin.ready(deadline).await.map_err(|e| e.to_string())?;
     let context = context(claimed)?;
@@ -147,11 +183,20 @@ fn context(claimed: &Claimed) -> Result<prost_types::Struct, String> {
 
 /// Records `result` for the claimed delivery: delivered, retried after a
 /// backoff, or dead after the last attempt.
-async fn record(events: &Events, subscriber: &str, claimed: &Claimed, result: Result<(), String>) {
+async fn record(events: &Events, subscriber: &str, claimed: &Claimed, result: Result<(), Failure>) {
     let spec = events.spec;
     let outcome = match result {
         Ok(()) => Outcome::Delivered,
-        Err(error) if claimed.attempt >= spec.max_attempts => {
+        Err(Refused(error)) => {
+            tracing::warn!(
+                plugin = subscriber,
+                event = %claimed.event.name,
+                id = %claimed.event.id,
+                "{error}; it is in the dead-letter list"
+            );
+            Outcome::Dead { error }
+        }
+        Err(Failure::Attempt(error)) if claimed.attempt >= spec.max_attempts => {
             tracing::warn!(
                 plugin = subscriber,
                 event = %claimed.event.name,
@@ -162,7 +207,7 @@ async fn record(events: &Events, subscriber: &str, claimed: &Claimed, result: Re
             );
             Outcome::Dead { error }
         }
-        Err(error) => {
+        Err(Failure::Attempt(error)) => {
             let wait = backoff::random_after_attempt(
                 claimed.attempt,
                 spec.backoff_initial,
