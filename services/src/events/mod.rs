@@ -37,7 +37,7 @@ use tonic::Status;
 use crate::caller::Caller;
 use crate::permissions::EVENT_PUBLISH;
 
-pub use rules::{MAX_PAYLOAD_BYTES, RESERVED_PREFIXES};
+pub use rules::{MAX_PAYLOAD_BYTES, MAX_PLUGIN_OUTBOX_BYTES, RESERVED_PREFIXES};
 
 /// The source of the events an operator emits.
 pub const OPERATOR_SOURCE: &str = "operator";
@@ -116,7 +116,10 @@ impl Events {
             .map(value_to_json)
             .unwrap_or_default();
         let source = format!("plugin:{}", caller.plugin);
-        let stored = self.store(&request.name, &source, &payload, key).await?;
+        let quota = Some(rules::MAX_PLUGIN_OUTBOX_BYTES);
+        let stored = self
+            .store(&request.name, &source, &payload, key, quota)
+            .await?;
         if !stored.duplicate {
             tracing::debug!(plugin = %caller.plugin, event = %request.name, id = %stored.id, "event published");
         }
@@ -130,7 +133,9 @@ impl Events {
     /// the rules of `Publish` without a grant; source `operator`.
     pub async fn emit(&self, name: &str, payload: &serde_json::Value) -> Result<String, Status> {
         rules::check_name(name)?;
-        let stored = self.store(name, OPERATOR_SOURCE, payload, None).await?;
+        let stored = self
+            .store(name, OPERATOR_SOURCE, payload, None, None)
+            .await?;
         tracing::info!(event = name, id = %stored.id, "event emitted by the operator");
         Ok(stored.id)
     }
@@ -138,7 +143,7 @@ impl Events {
     /// One of the host's own events (§17.6's table), source `host`. A
     /// failure is logged, not returned: the host's work goes on without it.
     pub async fn publish_host(&self, name: &str, payload: serde_json::Value) {
-        if let Err(status) = self.store(name, HOST_SOURCE, &payload, None).await {
+        if let Err(status) = self.store(name, HOST_SOURCE, &payload, None, None).await {
             tracing::warn!(
                 event = name,
                 "the host's event was not stored: {}",
@@ -147,13 +152,15 @@ impl Events {
         }
     }
 
-    /// Stores an event and wakes the fan-out.
+    /// Stores an event, within `quota` bytes kept for its source, and
+    /// wakes the fan-out.
     async fn store(
         &self,
         name: &str,
         source: &str,
         payload: &serde_json::Value,
         key: Option<&str>,
+        quota: Option<u64>,
     ) -> Result<Published, Status> {
         let payload = rules::payload_text(payload)?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -167,6 +174,7 @@ impl Events {
                 source: &source,
                 payload: &payload,
                 idempotency_key: key.as_deref(),
+                quota,
             })
         })
         .await

@@ -13,6 +13,12 @@ pub const RESERVED_PREFIXES: [&str; 4] = ["plugin.", "job.", "reload.", "host."]
 /// The largest payload, as JSON text (§17.5 `event payload size`).
 pub const MAX_PAYLOAD_BYTES: usize = 262_144;
 
+/// The most a plugin instance may keep in the outbox (§17.5 `event outbox
+/// per plugin`): payloads plus `EVENT_OVERHEAD_BYTES` each, until pruned
+/// after the retention. Bounds a plugin that publishes until the disk is
+/// full.
+pub const MAX_PLUGIN_OUTBOX_BYTES: u64 = 256 << 20;
+
 /// The longest idempotency key.
 pub(super) const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
 
@@ -73,6 +79,9 @@ pub(super) fn idempotency_key(key: &str) -> Result<Option<&str>, Status> {
 /// A state failure as `UNAVAILABLE`, naming what failed (a retry may
 /// succeed: the disk may have room again).
 pub(super) fn unavailable(error: &StateError) -> Status {
+    if let StateError::Limit { .. } = error {
+        return Status::resource_exhausted(error.to_string());
+    }
     Status::unavailable(format!("the events outbox failed: {error}"))
 }
 
@@ -138,6 +147,22 @@ mod tests {
         assert_eq!(
             payload_text(&deep).expect_err("deep").code(),
             Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn an_outbox_limit_is_resource_exhausted_naming_it() {
+        let status = unavailable(&StateError::Limit {
+            limit: "event outbox per plugin",
+            value: MAX_PLUGIN_OUTBOX_BYTES,
+            namespace: "plugin:flood".into(),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().contains("event outbox per plugin")
+                && status.message().contains("plugin:flood"),
+            "{}",
+            status.message()
         );
     }
 
