@@ -23,6 +23,11 @@ use crate::permissions::EVENT_SUBSCRIBE;
 /// found within this.
 const POLL: Duration = Duration::from_secs(5);
 
+/// How long a worker waits before claiming again after a claim failed (a
+/// full disk, a broken database): the failure would otherwise repeat at
+/// once, in a busy loop that also floods the log.
+const CLAIM_FAILED_PAUSE: Duration = POLL;
+
 /// Added to a delivery's own bound (waiting for the plugin, then its call)
 /// to make its lease: a lease must outlast the attempt it covers.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
@@ -51,12 +56,22 @@ pub(super) async fn run(events: Arc<Events>, subscriber: String, wake: Arc<Notif
         let claimed =
             tokio::task::spawn_blocking(move || outbox.claim(&scope, &name, &owner, lease))
                 .await
-                .ok()
-                .and_then(|r| {
-                    r.map_err(|e| tracing::warn!("claiming an event delivery failed: {e}"))
-                        .ok()
-                })
-                .flatten();
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(
+                    plugin = subscriber,
+                    "claiming an event delivery failed, trying again in {}s: {e}",
+                    CLAIM_FAILED_PAUSE.as_secs()
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(CLAIM_FAILED_PAUSE) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
         if let Some(claimed) = claimed {
             // Fanned out under the grants of its time: a reload (or a
             // restart with another config) may have taken them away since.
@@ -240,5 +255,133 @@ async fn record(events: &Events, subscriber: &str, claimed: &Claimed, result: Re
         ),
         Ok(Err(e)) => tracing::warn!("recording an event delivery failed: {e}"),
         Err(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use outboard_host::testing::FakeLauncher;
+    use outboard_host::{EventsSpec, Host, HostConfig, PluginSpec};
+    use outboard_state::{
+        Database, DeadLetter, NewEvent, Outbox, Pruned, Published, StateError, Undistributed,
+    };
+
+    use super::*;
+
+    /// The database, except that every claim fails as on a full disk.
+    struct FailingClaims {
+        inner: Database,
+        claims: AtomicUsize,
+    }
+
+    impl Outbox for FailingClaims {
+        fn publish(&self, event: &NewEvent<'_>) -> Result<Published, StateError> {
+            self.inner.publish(event)
+        }
+        fn undistributed(
+            &self,
+            scope: &str,
+            limit: usize,
+        ) -> Result<Vec<Undistributed>, StateError> {
+            self.inner.undistributed(scope, limit)
+        }
+        fn fan_out(&self, scope: &str, seq: i64, subscribers: &[&str]) -> Result<bool, StateError> {
+            self.inner.fan_out(scope, seq, subscribers)
+        }
+        fn claim(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Duration,
+        ) -> Result<Option<Claimed>, StateError> {
+            self.claims.fetch_add(1, Ordering::SeqCst);
+            Err(StateError::Full {
+                path: "/state/state.db".into(),
+            })
+        }
+        fn next_due(
+            &self,
+            scope: &str,
+            subscriber: &str,
+        ) -> Result<Option<SystemTime>, StateError> {
+            self.inner.next_due(scope, subscriber)
+        }
+        fn settle(
+            &self,
+            delivery: i64,
+            owner: &str,
+            outcome: &Outcome,
+        ) -> Result<bool, StateError> {
+            self.inner.settle(delivery, owner, outcome)
+        }
+        fn lease_owners(&self, scope: &str) -> Result<Vec<String>, StateError> {
+            self.inner.lease_owners(scope)
+        }
+        fn release(&self, owner: &str) -> Result<u64, StateError> {
+            self.inner.release(owner)
+        }
+        fn dead_letters(
+            &self,
+            scope: &str,
+            after: i64,
+            limit: usize,
+        ) -> Result<Vec<DeadLetter>, StateError> {
+            self.inner.dead_letters(scope, after, limit)
+        }
+        fn retry_dead(&self, scope: &str, id: Option<i64>) -> Result<u64, StateError> {
+            self.inner.retry_dead(scope, id)
+        }
+        fn prune(
+            &self,
+            retention: Duration,
+            dead_retention: Duration,
+        ) -> Result<Pruned, StateError> {
+            self.inner.prune(retention, dead_retention)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_claim_is_tried_again_after_a_pause_not_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = Database::open(dir.path()).expect("open");
+        // One delivery due for `sub`.
+        database
+            .publish(&NewEvent {
+                id: "e1",
+                scope: "scope",
+                name: "deploy.done",
+                source: "operator",
+                payload: "null",
+                idempotency_key: None,
+                quota: None,
+            })
+            .expect("publish");
+        let seq = database.undistributed("scope", 1).expect("read")[0].seq;
+        assert!(database.fan_out("scope", seq, &["sub"]).expect("fan out"));
+        let outbox = Arc::new(FailingClaims {
+            inner: database,
+            claims: AtomicUsize::new(0),
+        });
+        let launcher = FakeLauncher::new();
+        launcher.plugin("sub", &[("p", 0, false)]);
+        let config = HostConfig {
+            plugins: vec![PluginSpec::new("sub", "/fake/sub")],
+            ..HostConfig::default()
+        };
+        let host = Host::start_with(&config, launcher.clone())
+            .await
+            .expect("start");
+        let events = Events::new(outbox.clone(), "scope", EventsSpec::default());
+        events.serve(&host);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        events.shutdown().await;
+        // The delivery stayed due all along: without a pause the worker
+        // would claim in a busy loop, logging each failure.
+        let claims = outbox.claims.load(Ordering::SeqCst) as u64;
+        let most = 60 / CLAIM_FAILED_PAUSE.as_secs() + 2;
+        assert!((1..=most).contains(&claims), "{claims} claims in 60 s");
     }
 }
