@@ -101,6 +101,22 @@ fn workdir() -> (tempfile::TempDir, PathBuf) {
     (dir, state)
 }
 
+/// Starts a daemon on `config`, emits `deploy.done`, waits until its
+/// delivery has begun and is held by the subscriber (`hold_while` = `hold`),
+/// then SIGKILLs the daemon and lets go of the hold: the event's id.
+fn emit_held_then_kill(config: &Path, args: &[String], log: &Path, hold: &Path) -> String {
+    let first = Daemon::start_on_file(config, args);
+    let id = emit(&first, "deploy.done", &json!({"env": "prod"}));
+    // Acknowledged; its delivery has begun and is held by the subscriber,
+    // so it cannot complete before the kill.
+    wait_for_delivery(log, |d| d["id"] == json!(id));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(first.pid() as libc::pid_t, libc::SIGKILL) };
+    drop(first);
+    std::fs::remove_file(hold).unwrap();
+    id
+}
+
 #[test]
 fn an_event_acknowledged_before_a_sigkill_is_delivered_after_the_restart() {
     let (dir, state) = workdir();
@@ -112,15 +128,7 @@ fn an_event_acknowledged_before_a_sigkill_is_delivered_after_the_restart() {
     std::fs::write(&config, subscriber("sub", "deploy.*", &script)).unwrap();
     let args = vec!["--state-dir".to_owned(), state.display().to_string()];
 
-    let first = Daemon::start_on_file(&config, &args);
-    let id = emit(&first, "deploy.done", &json!({"env": "prod"}));
-    // Acknowledged; its delivery has begun and is held by the subscriber,
-    // so it cannot complete before the kill.
-    wait_for_delivery(&log, |d| d["id"] == json!(id));
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(first.pid() as libc::pid_t, libc::SIGKILL) };
-    drop(first);
-    std::fs::remove_file(&hold).unwrap();
+    let id = emit_held_then_kill(&config, &args, &log, &hold);
 
     let second = Daemon::start_on_file(&config, &args);
     let all = wait_for_delivery(&log, |d| d["id"] == json!(id) && d["attempt"] == json!(2));
@@ -396,14 +404,8 @@ fn a_delivery_pending_when_its_subscribe_grant_is_removed_is_not_delivered() {
     std::fs::write(&config, format!("{}{granted}", events_section(3))).unwrap();
     let args = vec!["--state-dir".to_owned(), state.display().to_string()];
 
-    let first = Daemon::start_on_file(&config, &args);
-    let id = emit(&first, "deploy.done", &json!({"env": "prod"}));
-    // Fanned out to `sub` (granted then); its first attempt is held.
-    wait_for_delivery(&log, |d| d["id"] == json!(id));
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(first.pid() as libc::pid_t, libc::SIGKILL) };
-    drop(first);
-    std::fs::remove_file(&hold).unwrap();
+    // Fanned out to `sub` (granted then); its first attempt was held.
+    let id = emit_held_then_kill(&config, &args, &log, &hold);
 
     // The operator takes the subscribe grant away: the pending delivery
     // must not reach the plugin any more.
