@@ -136,6 +136,9 @@ async fn accept_loop(
     listener: UnixListener,
     mut stopped: oneshot::Receiver<()>,
 ) {
+    // A stream may hold a request of up to 4 MiB while it is received,
+    // before its call is admitted: no more streams than calls in flight.
+    let streams = u32::try_from(shared.options.max_concurrent_calls.max(1)).unwrap_or(u32::MAX);
     let routes = Routes::new(HostServiceServer::new(HostServer::new(shared)));
     let mut connections = JoinSet::new();
     loop {
@@ -144,7 +147,7 @@ async fn accept_loop(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) if connections.len() < MAX_CONNECTIONS => {
-                    connections.spawn(serve_connection(stream, routes.clone()));
+                    connections.spawn(serve_connection(stream, routes.clone(), streams));
                 }
                 Ok((stream, _)) => {
                     tracing::debug!("host socket: {MAX_CONNECTIONS} connections open; closing another");
@@ -160,10 +163,12 @@ async fn accept_loop(
     connections.shutdown().await;
 }
 
-/// Serves one connection over HTTP/2 (gRPC) until it closes.
-async fn serve_connection(stream: UnixStream, routes: Routes) {
+/// Serves one connection over HTTP/2 (gRPC) until it closes, with at most
+/// `streams` streams open on it at once.
+async fn serve_connection(stream: UnixStream, routes: Routes, streams: u32) {
     let service = TowerToHyperService::new(routes);
     let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .max_concurrent_streams(streams)
         .serve_connection(TokioIo::new(stream), service)
         .await;
     if let Err(err) = served {
