@@ -223,11 +223,12 @@ where
     }
 }
 
-/// The status for a store error: a limit is `RESOURCE_EXHAUSTED` naming
-/// it, a bad argument `INVALID_ARGUMENT` naming the field, anything else
-/// `UNAVAILABLE` (the operator reads the details in the host's log; the
-/// plugin is not told the host's paths).
-fn status(err: StateError) -> Status {
+/// The status a plugin gets for a store error (the key-value store's, the
+/// outbox's): a limit is `RESOURCE_EXHAUSTED` naming it, a bad argument
+/// `INVALID_ARGUMENT` naming the field, anything else `UNAVAILABLE` (the
+/// operator reads the details in the host's log; the plugin is not told
+/// the host's paths).
+pub(crate) fn status(err: StateError) -> Status {
     match err {
         StateError::Limit { .. } => Status::resource_exhausted(err.to_string()),
         StateError::InvalidToken(_) | StateError::Invalid { .. } => {

@@ -260,88 +260,14 @@ async fn record(events: &Events, subscriber: &str, claimed: &Claimed, result: Re
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
     use outboard_host::testing::FakeLauncher;
     use outboard_host::{EventsSpec, Host, HostConfig, PluginSpec};
-    use outboard_state::{
-        Database, DeadLetter, NewEvent, Outbox, Pruned, Published, StateError, Undistributed,
-    };
+    use outboard_state::{Database, NewEvent, Outbox};
 
+    use super::super::failing::Failing;
     use super::*;
-
-    /// The database, except that every claim fails as on a full disk.
-    struct FailingClaims {
-        inner: Database,
-        claims: AtomicUsize,
-    }
-
-    impl Outbox for FailingClaims {
-        fn publish(&self, event: &NewEvent<'_>) -> Result<Published, StateError> {
-            self.inner.publish(event)
-        }
-        fn undistributed(
-            &self,
-            scope: &str,
-            limit: usize,
-        ) -> Result<Vec<Undistributed>, StateError> {
-            self.inner.undistributed(scope, limit)
-        }
-        fn fan_out(&self, scope: &str, seq: i64, subscribers: &[&str]) -> Result<bool, StateError> {
-            self.inner.fan_out(scope, seq, subscribers)
-        }
-        fn claim(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-            _: Duration,
-        ) -> Result<Option<Claimed>, StateError> {
-            self.claims.fetch_add(1, Ordering::SeqCst);
-            Err(StateError::Full {
-                path: "/state/state.db".into(),
-            })
-        }
-        fn next_due(
-            &self,
-            scope: &str,
-            subscriber: &str,
-        ) -> Result<Option<SystemTime>, StateError> {
-            self.inner.next_due(scope, subscriber)
-        }
-        fn settle(
-            &self,
-            delivery: i64,
-            owner: &str,
-            outcome: &Outcome,
-        ) -> Result<bool, StateError> {
-            self.inner.settle(delivery, owner, outcome)
-        }
-        fn lease_owners(&self, scope: &str) -> Result<Vec<String>, StateError> {
-            self.inner.lease_owners(scope)
-        }
-        fn release(&self, owner: &str) -> Result<u64, StateError> {
-            self.inner.release(owner)
-        }
-        fn dead_letters(
-            &self,
-            scope: &str,
-            after: i64,
-            limit: usize,
-        ) -> Result<Vec<DeadLetter>, StateError> {
-            self.inner.dead_letters(scope, after, limit)
-        }
-        fn retry_dead(&self, scope: &str, id: Option<i64>) -> Result<u64, StateError> {
-            self.inner.retry_dead(scope, id)
-        }
-        fn prune(
-            &self,
-            retention: Duration,
-            dead_retention: Duration,
-        ) -> Result<Pruned, StateError> {
-            self.inner.prune(retention, dead_retention)
-        }
-    }
 
     #[tokio::test(start_paused = true)]
     async fn a_failing_claim_is_tried_again_after_a_pause_not_at_once() {
@@ -361,10 +287,7 @@ mod tests {
             .expect("publish");
         let seq = database.undistributed("scope", 1).expect("read")[0].seq;
         assert!(database.fan_out("scope", seq, &["sub"]).expect("fan out"));
-        let outbox = Arc::new(FailingClaims {
-            inner: database,
-            claims: AtomicUsize::new(0),
-        });
+        let outbox = Arc::new(Failing::claims(database));
         let launcher = FakeLauncher::new();
         launcher.plugin("sub", &[("p", 0, false)]);
         let config = HostConfig {

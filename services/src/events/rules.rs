@@ -79,9 +79,6 @@ pub(super) fn idempotency_key(key: &str) -> Result<Option<&str>, Status> {
 /// A state failure as `UNAVAILABLE`, naming what failed (a retry may
 /// succeed: the disk may have room again).
 pub(super) fn unavailable(error: &StateError) -> Status {
-    if let StateError::Limit { .. } = error {
-        return Status::resource_exhausted(error.to_string());
-    }
     Status::unavailable(format!("the events outbox failed: {error}"))
 }
 
@@ -147,22 +144,6 @@ mod tests {
         assert_eq!(
             payload_text(&deep).expect_err("deep").code(),
             Code::InvalidArgument
-        );
-    }
-
-    #[test]
-    fn an_outbox_limit_is_resource_exhausted_naming_it() {
-        let status = unavailable(&StateError::Limit {
-            limit: "event outbox per plugin",
-            value: MAX_PLUGIN_OUTBOX_BYTES,
-            namespace: "plugin:flood".into(),
-        });
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        assert!(
-            status.message().contains("event outbox per plugin")
-                && status.message().contains("plugin:flood"),
-            "{}",
-            status.message()
         );
     }
 
