@@ -73,12 +73,7 @@ pub(super) async fn run(events: Arc<Events>, subscriber: String, wake: Arc<Notif
             }
         };
         if let Some(claimed) = claimed {
-            // Fanned out under the grants of its time: a reload (or a
-            // restart with another config) may have taken them away since.
-            let outcome = match refused(&plugin, &claimed) {
-                None => attempt(&events, &plugin, &claimed, call_timeout).await,
-                Some(why) => Err(Refused(why)),
-            };
+            let outcome = attempt(&events, &plugin, &claimed, call_timeout).await;
             record(&events, &subscriber, &claimed, outcome).await;
             continue;
         }
@@ -127,12 +122,18 @@ impl From<String> for Failure {
     }
 }
 
-/// Why `plugin` may not receive the claimed event under its current
-/// manifest and grants; `None` if it may.
-fn refused(plugin: &outboard_host::Supervisor, claimed: &Claimed) -> Option<String> {
-    let granted = subscribers::granted(plugin);
+/// Why `plugin`'s ready `instance` may not receive the claimed event under
+/// its manifest and the grants of the plugin's current config; `None` if it
+/// may.
+fn refused(
+    plugin: &outboard_host::Supervisor,
+    instance: &dyn outboard_host::Instance,
+    claimed: &Claimed,
+) -> Option<String> {
+    let manifest = instance.manifest();
+    let granted = manifest.allowed(&plugin.spec().grant);
     let name = &claimed.event.name;
-    (!subscribers::receives(&plugin.manifest(), &granted, name)).then(|| {
+    (!subscribers::receives(manifest, &granted, name)).then(|| {
         format!(
             "not delivered: plugin {:?} no longer receives {name:?} (its event_subscriptions \
              or its {EVENT_SUBSCRIBE}GLOB grants changed since the event was fanned out)",
@@ -150,6 +151,12 @@ async fn attempt(
 ) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + call_timeout;
     let instance = plugin.ready(deadline).await.map_err(|e| e.to_string())?;
+    // Fanned out under the grants of its time: a reload (or a restart with
+    // another config) may have taken them away since. Checked once the
+    // plugin is ready, so against the manifest of the instance invoked.
+    if let Some(why) = refused(plugin, &*instance, claimed) {
+        return Err(Refused(why));
+    }
     let context = context(claimed)?;
     let phase = format!("event:{}", claimed.event.name);
     let reply = instance
