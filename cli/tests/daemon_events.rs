@@ -49,10 +49,12 @@ fn events_section(attempts: u32) -> String {
     )
 }
 
-/// The deliveries logged in `log` so far.
+/// The deliveries logged in `log` so far (a last line still being written
+/// is not one yet).
 fn deliveries(log: &Path) -> Vec<Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
@@ -68,7 +70,13 @@ fn wait_for_delivery(log: &Path, wanted: impl Fn(&Value) -> bool) -> Vec<Value> 
 
 /// `outboard emit NAME --data DATA` to `daemon`: the event's id.
 fn emit(daemon: &Daemon, name: &str, data: &Value) -> String {
-    let out = daemon.cli(&["emit", name, "--data", &data.to_string()]);
+    // Without a state directory: `emit` given one writes into it directly
+    // instead of asking the daemon.
+    let out = daemon
+        .cli_command(&["emit", name, "--data", &data.to_string()])
+        .env_remove("OUTBOARD_STATE_DIR")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "emit: {}", text(&out.stderr));
     text(&out.stdout).trim().to_owned()
 }
@@ -93,6 +101,22 @@ fn workdir() -> (tempfile::TempDir, PathBuf) {
     (dir, state)
 }
 
+/// Starts a daemon on `config`, emits `deploy.done`, waits until its
+/// delivery has begun and is held by the subscriber (`hold_while` = `hold`),
+/// then SIGKILLs the daemon and lets go of the hold: the event's id.
+fn emit_held_then_kill(config: &Path, args: &[String], log: &Path, hold: &Path) -> String {
+    let first = Daemon::start_on_file(config, args);
+    let id = emit(&first, "deploy.done", &json!({"env": "prod"}));
+    // Acknowledged; its delivery has begun and is held by the subscriber,
+    // so it cannot complete before the kill.
+    wait_for_delivery(log, |d| d["id"] == json!(id));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(first.pid() as libc::pid_t, libc::SIGKILL) };
+    drop(first);
+    std::fs::remove_file(hold).unwrap();
+    id
+}
+
 #[test]
 fn an_event_acknowledged_before_a_sigkill_is_delivered_after_the_restart() {
     let (dir, state) = workdir();
@@ -104,15 +128,7 @@ fn an_event_acknowledged_before_a_sigkill_is_delivered_after_the_restart() {
     std::fs::write(&config, subscriber("sub", "deploy.*", &script)).unwrap();
     let args = vec!["--state-dir".to_owned(), state.display().to_string()];
 
-    let first = Daemon::start_on_file(&config, &args);
-    let id = emit(&first, "deploy.done", &json!({"env": "prod"}));
-    // Acknowledged; its delivery has begun and is held by the subscriber,
-    // so it cannot complete before the kill.
-    wait_for_delivery(&log, |d| d["id"] == json!(id));
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(first.pid() as libc::pid_t, libc::SIGKILL) };
-    drop(first);
-    std::fs::remove_file(&hold).unwrap();
+    let id = emit_held_then_kill(&config, &args, &log, &hold);
 
     let second = Daemon::start_on_file(&config, &args);
     let all = wait_for_delivery(&log, |d| d["id"] == json!(id) && d["attempt"] == json!(2));
@@ -374,4 +390,47 @@ fn a_job_run_through_the_daemon_is_two_host_events_there() {
     // exit code.
     assert_eq!(finished["payload"]["exit_code"], Value::Null);
     daemon.stop();
+}
+
+#[test]
+fn a_delivery_pending_when_its_subscribe_grant_is_removed_is_not_delivered() {
+    let (dir, state) = workdir();
+    let log = dir.path().join("events.jsonl");
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let script = json!({"log": log, "hold_while": hold});
+    let config = dir.path().join("outboard.toml");
+    let granted = subscriber("sub", "deploy.*", &script);
+    std::fs::write(&config, format!("{}{granted}", events_section(3))).unwrap();
+    let args = vec!["--state-dir".to_owned(), state.display().to_string()];
+
+    // Fanned out to `sub` (granted then); its first attempt was held.
+    let id = emit_held_then_kill(&config, &args, &log, &hold);
+
+    // The operator takes the subscribe grant away: the pending delivery
+    // must not reach the plugin any more.
+    let revoked = granted.replace("grant = [\"*\"]", "grant = [\"kv\"]");
+    assert_ne!(revoked, granted);
+    std::fs::write(&config, format!("{}{revoked}", events_section(3))).unwrap();
+    let second = Daemon::start_on_file(&config, &args);
+    assert!(
+        wait_until(DELIVERY, || dead_letters(&second).len() == 1),
+        "dead letters: {:?}; deliveries: {:?}",
+        dead_letters(&second),
+        deliveries(&log)
+    );
+    let dead = dead_letters(&second);
+    assert!(
+        dead[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("event:subscribe:"),
+        "{dead:?}"
+    );
+    let ours: Vec<Value> = deliveries(&log)
+        .into_iter()
+        .filter(|d| d["id"] == json!(id))
+        .collect();
+    assert_eq!(ours.len(), 1, "delivered again without the grant: {ours:?}");
+    second.stop();
 }

@@ -23,6 +23,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tonic::service::Routes;
+use tower::timeout::Timeout;
 
 use crate::auth;
 use crate::registry::Described;
@@ -40,6 +41,10 @@ const MAX_CONNECTIONS: usize = 8;
 /// How long the accept loop pauses when accepting fails (out of
 /// descriptors): the error would otherwise repeat at once, in a busy loop.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Added to the longest a call may take (its wait for `Describe`, then its
+/// bound) for receiving its request: past that, the stream is reset.
+const RECEIVE_MARGIN: Duration = Duration::from_secs(5);
 
 /// Gives each launch its socket and token.
 #[derive(Debug)]
@@ -136,7 +141,16 @@ async fn accept_loop(
     listener: UnixListener,
     mut stopped: oneshot::Receiver<()>,
 ) {
-    let routes = Routes::new(HostServiceServer::new(HostServer::new(shared)));
+    // A stream may hold a request of up to 4 MiB while it is received,
+    // before its call is admitted: no more streams than calls in flight.
+    let streams = u32::try_from(shared.options.max_concurrent_calls.max(1)).unwrap_or(u32::MAX);
+    // And a request still not received when even a call that waited for
+    // `Describe` would have ended is reset, its buffer freed.
+    let bound = shared.options.describe_wait + shared.options.call_timeout + RECEIVE_MARGIN;
+    let routes = Timeout::new(
+        Routes::new(HostServiceServer::new(HostServer::new(shared))),
+        bound,
+    );
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -144,7 +158,7 @@ async fn accept_loop(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) if connections.len() < MAX_CONNECTIONS => {
-                    connections.spawn(serve_connection(stream, routes.clone()));
+                    connections.spawn(serve_connection(stream, routes.clone(), streams));
                 }
                 Ok((stream, _)) => {
                     tracing::debug!("host socket: {MAX_CONNECTIONS} connections open; closing another");
@@ -160,10 +174,12 @@ async fn accept_loop(
     connections.shutdown().await;
 }
 
-/// Serves one connection over HTTP/2 (gRPC) until it closes.
-async fn serve_connection(stream: UnixStream, routes: Routes) {
+/// Serves one connection over HTTP/2 (gRPC) until it closes, with at most
+/// `streams` streams open on it at once.
+async fn serve_connection(stream: UnixStream, routes: Timeout<Routes>, streams: u32) {
     let service = TowerToHyperService::new(routes);
     let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .max_concurrent_streams(streams)
         .serve_connection(TokioIo::new(stream), service)
         .await;
     if let Err(err) = served {

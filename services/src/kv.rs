@@ -223,31 +223,37 @@ where
     }
 }
 
-/// A store namespace as the plugin knows it: its own (empty `namespace`
-/// in its calls) or a shared one by name, not the store's prefixed key.
-fn shown(namespace: &str) -> String {
+/// Where a limit was hit, as the plugin knows it: a key-value namespace of
+/// its own (empty `namespace` in its calls) or a shared one by name, or
+/// the plugin whose events fill the outbox; not the store's prefixed key.
+fn shown(limit: &str, namespace: &str) -> String {
     if let Some(plugin) = namespace.strip_prefix("plugin:") {
-        format!("the own namespace of plugin \"{plugin}\"")
+        if limit.starts_with("kv") {
+            format!("in the own namespace of plugin \"{plugin}\"")
+        } else {
+            format!("for plugin \"{plugin}\"")
+        }
     } else if let Some(shared) = namespace.strip_prefix("shared:") {
-        format!("the shared namespace \"{shared}\"")
+        format!("in the shared namespace \"{shared}\"")
     } else {
-        format!("namespace \"{namespace}\"")
+        format!("for \"{namespace}\"")
     }
 }
 
-/// The status for a store error: a limit is `RESOURCE_EXHAUSTED` naming
-/// it, a bad argument `INVALID_ARGUMENT` naming the field, anything else
-/// `UNAVAILABLE` (the operator reads the details in the host's log; the
-/// plugin is not told the host's paths).
-fn status(err: StateError) -> Status {
+/// The status a plugin gets for a store error (the key-value store's, the
+/// outbox's): a limit is `RESOURCE_EXHAUSTED` naming it, a bad argument
+/// `INVALID_ARGUMENT` naming the field, anything else `UNAVAILABLE` (the
+/// operator reads the details in the host's log; the plugin is not told
+/// the host's paths).
+pub(crate) fn status(err: StateError) -> Status {
     match err {
         StateError::Limit {
             limit,
             value,
             namespace,
         } => Status::resource_exhausted(format!(
-            "{limit} limit of {value} bytes would be exceeded in {}; nothing was written",
-            shown(&namespace)
+            "{limit} limit of {value} bytes would be exceeded {}; nothing was written",
+            shown(limit, &namespace)
         )),
         StateError::InvalidToken(_) | StateError::Invalid { .. } => {
             Status::invalid_argument(err.to_string())

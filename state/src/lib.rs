@@ -37,5 +37,6 @@ pub use dir::DB_FILE;
 pub use error::StateError;
 pub use kv::{CasResult, Expected, KvEntry, KvLimits, KvPage, KvStore, MAX_KEY_BYTES, PageRequest};
 pub use outbox::{
-    Claimed, DeadLetter, NewEvent, Outbox, Outcome, Pruned, Published, StoredEvent, Undistributed,
+    Claimed, DeadLetter, EVENT_OVERHEAD_BYTES, NewEvent, Outbox, Outcome, Pruned, Published,
+    StoredEvent, Undistributed,
 };

@@ -31,6 +31,10 @@ pub(crate) const STEPS: &[Step] = &[
         name: "outbox",
         sql: crate::outbox::SCHEMA,
     },
+    Step {
+        name: "outbox usage",
+        sql: crate::outbox::USAGE,
+    },
 ];
 
 /// The schema version of a fully migrated database.

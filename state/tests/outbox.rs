@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use outboard_state::{Clock, Database, ManualClock, NewEvent, Outbox, Outcome};
+use outboard_state::{
+    Clock, Database, EVENT_OVERHEAD_BYTES, ManualClock, NewEvent, Outbox, Outcome, StateError,
+};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -17,6 +19,7 @@ fn event<'a>(id: &'a str, scope: &'a str, key: Option<&'a str>) -> NewEvent<'a> 
         source: "plugin:builder",
         payload: r#"{"n":1}"#,
         idempotency_key: key,
+        quota: None,
     }
 }
 
@@ -279,4 +282,52 @@ fn pruning_keeps_what_is_still_owed() {
             .expect("publish")
             .duplicate
     );
+}
+
+#[test]
+fn a_source_over_its_quota_stores_nothing_until_its_events_are_pruned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = clock();
+    let db = open(dir.path(), &clock);
+    let big = "x".repeat(1000);
+    let payload = format!("{big:?}");
+    let cost = (payload.len() + EVENT_OVERHEAD_BYTES) as u64;
+    let flood = |id: &'static str, source: &'static str| NewEvent {
+        source,
+        payload: &payload,
+        quota: Some(3 * cost),
+        ..event(id, "s", None)
+    };
+    for id in ["e1", "e2", "e3"] {
+        db.publish(&flood(id, "plugin:flood"))
+            .expect("within the quota");
+    }
+    let refused = db.publish(&flood("e4", "plugin:flood")).expect_err("over");
+    assert!(
+        matches!(
+            refused,
+            StateError::Limit {
+                limit: "event outbox per plugin",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("plugin:flood"), "{refused}");
+    // Nothing of it was stored; another source has its own quota.
+    assert_eq!(db.undistributed("s", 10).expect("read").len(), 3);
+    db.publish(&flood("e5", "plugin:other"))
+        .expect("its own quota");
+    // Kept across reopening, and freed when the events are pruned.
+    drop(db);
+    let db = open(dir.path(), &clock);
+    assert!(db.publish(&flood("e6", "plugin:flood")).is_err());
+    for event in db.undistributed("s", 10).expect("read") {
+        assert!(db.fan_out("s", event.seq, &[]).expect("fan out"));
+    }
+    clock.advance(Duration::from_secs(7200));
+    db.prune(Duration::from_secs(3600), Duration::from_secs(3600))
+        .expect("prune");
+    db.publish(&flood("e7", "plugin:flood"))
+        .expect("room again");
 }

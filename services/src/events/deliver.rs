@@ -15,12 +15,18 @@ use outboard_state::{Claimed, Outcome};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use super::{Events, backoff};
+use super::{Events, backoff, subscribers};
+use crate::permissions::EVENT_SUBSCRIBE;
 
 /// How long a worker sleeps at most without being woken: a delivery made
 /// due by another process (a retried dead letter, an expired lease) is
 /// found within this.
 const POLL: Duration = Duration::from_secs(5);
+
+/// How long a worker waits before claiming again after a claim failed (a
+/// full disk, a broken database): the failure would otherwise repeat at
+/// once, in a busy loop that also floods the log.
+const CLAIM_FAILED_PAUSE: Duration = POLL;
 
 /// Added to a delivery's own bound (waiting for the plugin, then its call)
 /// to make its lease: a lease must outlast the attempt it covers.
@@ -50,12 +56,22 @@ pub(super) async fn run(events: Arc<Events>, subscriber: String, wake: Arc<Notif
         let claimed =
             tokio::task::spawn_blocking(move || outbox.claim(&scope, &name, &owner, lease))
                 .await
-                .ok()
-                .and_then(|r| {
-                    r.map_err(|e| tracing::warn!("claiming an event delivery failed: {e}"))
-                        .ok()
-                })
-                .flatten();
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(
+                    plugin = subscriber,
+                    "claiming an event delivery failed, trying again in {}s: {e}",
+                    CLAIM_FAILED_PAUSE.as_secs()
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(CLAIM_FAILED_PAUSE) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
         if let Some(claimed) = claimed {
             let outcome = attempt(&events, &plugin, &claimed, call_timeout).await;
             record(&events, &subscriber, &claimed, outcome).await;
@@ -90,15 +106,57 @@ async fn next_wait(events: &Events, subscriber: &str) -> Duration {
     })
 }
 
+/// Why a delivery failed: an attempt that may succeed later, or the
+/// plugin no longer receiving the event at all (never attempted).
+enum Failure {
+    /// The attempt failed; retried after a backoff.
+    Attempt(String),
+    /// The plugin's current manifest or grants exclude the event.
+    Refused(String),
+}
+use Failure::Refused;
+
+impl From<String> for Failure {
+    fn from(error: String) -> Failure {
+        Failure::Attempt(error)
+    }
+}
+
+/// Why `plugin`'s ready `instance` may not receive the claimed event under
+/// its manifest and the grants of the plugin's current config; `None` if it
+/// may.
+fn refused(
+    plugin: &outboard_host::Supervisor,
+    instance: &dyn outboard_host::Instance,
+    claimed: &Claimed,
+) -> Option<String> {
+    let manifest = instance.manifest();
+    let granted = manifest.allowed(&plugin.spec().grant);
+    let name = &claimed.event.name;
+    (!subscribers::receives(manifest, &granted, name)).then(|| {
+        format!(
+            "not delivered: plugin {:?} no longer receives {name:?} (its event_subscriptions \
+             or its {EVENT_SUBSCRIBE}GLOB grants changed since the event was fanned out)",
+            plugin.name()
+        )
+    })
+}
+
 /// One attempt: `Ok` if the plugin answered `OK`, else why not.
 async fn attempt(
     events: &Events,
     plugin: &outboard_host::Supervisor,
     claimed: &Claimed,
     call_timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + call_timeout;
     let instance = plugin.ready(deadline).await.map_err(|e| e.to_string())?;
+    // Fanned out under the grants of its time: a reload (or a restart with
+    // another config) may have taken them away since. Checked once the
+    // plugin is ready, so against the manifest of the instance invoked.
+    if let Some(why) = refused(plugin, &*instance, claimed) {
+        return Err(Refused(why));
+    }
     let context = context(claimed)?;
     let phase = format!("event:{}", claimed.event.name);
     let reply = instance
@@ -147,11 +205,20 @@ fn context(claimed: &Claimed) -> Result<prost_types::Struct, String> {
 
 /// Records `result` for the claimed delivery: delivered, retried after a
 /// backoff, or dead after the last attempt.
-async fn record(events: &Events, subscriber: &str, claimed: &Claimed, result: Result<(), String>) {
+async fn record(events: &Events, subscriber: &str, claimed: &Claimed, result: Result<(), Failure>) {
     let spec = events.spec;
     let outcome = match result {
         Ok(()) => Outcome::Delivered,
-        Err(error) if claimed.attempt >= spec.max_attempts => {
+        Err(Refused(error)) => {
+            tracing::warn!(
+                plugin = subscriber,
+                event = %claimed.event.name,
+                id = %claimed.event.id,
+                "{error}; it is in the dead-letter list"
+            );
+            Outcome::Dead { error }
+        }
+        Err(Failure::Attempt(error)) if claimed.attempt >= spec.max_attempts => {
             tracing::warn!(
                 plugin = subscriber,
                 event = %claimed.event.name,
@@ -162,7 +229,7 @@ async fn record(events: &Events, subscriber: &str, claimed: &Claimed, result: Re
             );
             Outcome::Dead { error }
         }
-        Err(error) => {
+        Err(Failure::Attempt(error)) => {
             let wait = backoff::random_after_attempt(
                 claimed.attempt,
                 spec.backoff_initial,
@@ -195,5 +262,56 @@ async fn record(events: &Events, subscriber: &str, claimed: &Claimed, result: Re
         ),
         Ok(Err(e)) => tracing::warn!("recording an event delivery failed: {e}"),
         Err(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use outboard_host::testing::FakeLauncher;
+    use outboard_host::{EventsSpec, Host, HostConfig, PluginSpec};
+    use outboard_state::{Database, NewEvent, Outbox};
+
+    use super::super::failing::Failing;
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_claim_is_tried_again_after_a_pause_not_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = Database::open(dir.path()).expect("open");
+        // One delivery due for `sub`.
+        database
+            .publish(&NewEvent {
+                id: "e1",
+                scope: "scope",
+                name: "deploy.done",
+                source: "operator",
+                payload: "null",
+                idempotency_key: None,
+                quota: None,
+            })
+            .expect("publish");
+        let seq = database.undistributed("scope", 1).expect("read")[0].seq;
+        assert!(database.fan_out("scope", seq, &["sub"]).expect("fan out"));
+        let outbox = Arc::new(Failing::claims(database));
+        let launcher = FakeLauncher::new();
+        launcher.plugin("sub", &[("p", 0, false)]);
+        let config = HostConfig {
+            plugins: vec![PluginSpec::new("sub", "/fake/sub")],
+            ..HostConfig::default()
+        };
+        let host = Host::start_with(&config, launcher.clone())
+            .await
+            .expect("start");
+        let events = Events::new(outbox.clone(), "scope", EventsSpec::default());
+        events.serve(&host);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        events.shutdown().await;
+        // The delivery stayed due all along: without a pause the worker
+        // would claim in a busy loop, logging each failure.
+        let claims = outbox.claims.load(Ordering::SeqCst) as u64;
+        let most = 60 / CLAIM_FAILED_PAUSE.as_secs() + 2;
+        assert!((1..=most).contains(&claims), "{claims} claims in 60 s");
     }
 }

@@ -16,6 +16,8 @@
 
 mod backoff;
 mod deliver;
+#[cfg(test)]
+mod failing;
 mod fanout;
 mod host_events;
 mod owner;
@@ -29,7 +31,7 @@ use std::time::Duration;
 use outboard_host::{EventsSpec, Host, HostHandle};
 use outboard_proto::json::value_to_json;
 use outboard_proto::v1;
-use outboard_state::{DeadLetter, NewEvent, Outbox, Published};
+use outboard_state::{DeadLetter, NewEvent, Outbox, Published, StateError};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tonic::Status;
@@ -37,7 +39,7 @@ use tonic::Status;
 use crate::caller::Caller;
 use crate::permissions::EVENT_PUBLISH;
 
-pub use rules::{MAX_PAYLOAD_BYTES, RESERVED_PREFIXES};
+pub use rules::{MAX_PAYLOAD_BYTES, MAX_PLUGIN_OUTBOX_BYTES, RESERVED_PREFIXES};
 
 /// The source of the events an operator emits.
 pub const OPERATOR_SOURCE: &str = "operator";
@@ -116,7 +118,11 @@ impl Events {
             .map(value_to_json)
             .unwrap_or_default();
         let source = format!("plugin:{}", caller.plugin);
-        let stored = self.store(&request.name, &source, &payload, key).await?;
+        let quota = Some(rules::MAX_PLUGIN_OUTBOX_BYTES);
+        let stored = self
+            .store(&request.name, &source, &payload, key, quota)
+            .await?
+            .map_err(crate::kv::status)?;
         if !stored.duplicate {
             tracing::debug!(plugin = %caller.plugin, event = %request.name, id = %stored.id, "event published");
         }
@@ -130,7 +136,10 @@ impl Events {
     /// the rules of `Publish` without a grant; source `operator`.
     pub async fn emit(&self, name: &str, payload: &serde_json::Value) -> Result<String, Status> {
         rules::check_name(name)?;
-        let stored = self.store(name, OPERATOR_SOURCE, payload, None).await?;
+        let stored = self
+            .store(name, OPERATOR_SOURCE, payload, None, None)
+            .await?
+            .map_err(|e| rules::unavailable(&e))?;
         tracing::info!(event = name, id = %stored.id, "event emitted by the operator");
         Ok(stored.id)
     }
@@ -138,7 +147,8 @@ impl Events {
     /// One of the host's own events (§17.6's table), source `host`. A
     /// failure is logged, not returned: the host's work goes on without it.
     pub async fn publish_host(&self, name: &str, payload: serde_json::Value) {
-        if let Err(status) = self.store(name, HOST_SOURCE, &payload, None).await {
+        let stored = self.store(name, HOST_SOURCE, &payload, None, None).await;
+        if let Err(status) = stored.and_then(|s| s.map_err(|e| rules::unavailable(&e))) {
             tracing::warn!(
                 event = name,
                 "the host's event was not stored: {}",
@@ -147,14 +157,17 @@ impl Events {
         }
     }
 
-    /// Stores an event and wakes the fan-out.
+    /// Stores an event, within `quota` bytes kept for its source, and
+    /// wakes the fan-out. The outer error is the event's (its payload); the
+    /// inner one the outbox's, for the caller to word for its audience.
     async fn store(
         &self,
         name: &str,
         source: &str,
         payload: &serde_json::Value,
         key: Option<&str>,
-    ) -> Result<Published, Status> {
+        quota: Option<u64>,
+    ) -> Result<Result<Published, StateError>, Status> {
         let payload = rules::payload_text(payload)?;
         let id = uuid::Uuid::new_v4().to_string();
         let (outbox, scope) = (self.outbox.clone(), self.scope.clone());
@@ -167,12 +180,14 @@ impl Events {
                 source: &source,
                 payload: &payload,
                 idempotency_key: key.as_deref(),
+                quota,
             })
         })
         .await
-        .map_err(|_| Status::unavailable("the events outbox's writer stopped"))?
-        .map_err(|e| rules::unavailable(&e))?;
-        self.stored.notify_one();
+        .map_err(|_| Status::unavailable("the events outbox's writer stopped"))?;
+        if stored.is_ok() {
+            self.stored.notify_one();
+        }
         Ok(stored)
     }
 
@@ -422,6 +437,58 @@ mod tests {
             database.undistributed("scope", 10).expect("read").len(),
             1,
             "{id}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_publish_tells_the_plugin_what_but_not_where() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = Database::open(dir.path()).expect("open");
+        let outbox = Arc::new(failing::Failing::publishes(database));
+        let events = Events::new(outbox, "scope", EventsSpec::default());
+        let granted: Arc<[String]> = Arc::from(vec!["event:publish:*".to_owned()]);
+        let manifest = v1::Manifest {
+            name: "p".into(),
+            version: "1.0.0".into(),
+            protocol_version: 1,
+            ..Default::default()
+        };
+        let caller = Caller::new(
+            "p".into(),
+            crate::registry::Described {
+                manifest: Arc::new(outboard_host::Manifest::from_proto(manifest, 1).expect("ok")),
+                granted,
+            },
+            Arc::new(tokio::sync::Semaphore::new(1)),
+            Arc::default(),
+        );
+        let request = v1::PublishRequest {
+            name: "build.done".into(),
+            ..Default::default()
+        };
+        let status = events.publish(&caller, request).await.expect_err("full");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("full"), "{}", status.message());
+        assert!(
+            !status.message().contains(failing::PATH),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn an_outbox_limit_is_resource_exhausted_naming_it() {
+        let status = crate::kv::status(StateError::Limit {
+            limit: "event outbox per plugin",
+            value: rules::MAX_PLUGIN_OUTBOX_BYTES,
+            namespace: "plugin:flood".into(),
+        });
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            status.message().contains("event outbox per plugin")
+                && status.message().contains("plugin:flood"),
+            "{}",
+            status.message()
         );
     }
 

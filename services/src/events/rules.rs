@@ -13,6 +13,12 @@ pub const RESERVED_PREFIXES: [&str; 4] = ["plugin.", "job.", "reload.", "host."]
 /// The largest payload, as JSON text (§17.5 `event payload size`).
 pub const MAX_PAYLOAD_BYTES: usize = 262_144;
 
+/// The most a plugin instance may keep in the outbox (§17.5 `event outbox
+/// per plugin`): payloads plus `EVENT_OVERHEAD_BYTES` each, until pruned
+/// after the retention. Bounds a plugin that publishes until the disk is
+/// full.
+pub const MAX_PLUGIN_OUTBOX_BYTES: u64 = 256 << 20;
+
 /// The longest idempotency key.
 pub(super) const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
 

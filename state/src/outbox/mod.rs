@@ -23,6 +23,13 @@ use crate::StateError;
 /// The outbox's tables: one migration step.
 pub(crate) const SCHEMA: &str = include_str!("schema.sql");
 
+/// The schema step that counts what each source keeps (`usage.sql`).
+pub(crate) const USAGE: &str = include_str!("usage.sql");
+
+/// What one event costs its source's quota beyond its payload: its id,
+/// name, source, indexes and delivery rows (`usage.sql` says the same).
+pub const EVENT_OVERHEAD_BYTES: usize = 256;
+
 /// An event to store.
 #[derive(Debug, Clone, Copy)]
 pub struct NewEvent<'a> {
@@ -39,6 +46,11 @@ pub struct NewEvent<'a> {
     /// With a key: a second event of the same scope and source with the same
     /// key, while the first is kept, is not stored.
     pub idempotency_key: Option<&'a str>,
+    /// The most bytes (payloads plus [`EVENT_OVERHEAD_BYTES`] each) the
+    /// source may keep in the scope's outbox, this event included; `None`
+    /// for no bound. Past it nothing is stored and [`Outbox::publish`]
+    /// fails with [`StateError::Limit`] `event outbox per plugin`.
+    pub quota: Option<u64>,
 }
 
 /// What [`Outbox::publish`] did.

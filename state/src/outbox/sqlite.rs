@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::{
-    Claimed, DeadLetter, NewEvent, Outbox, Outcome, Pruned, Published, StoredEvent, Undistributed,
+    Claimed, DeadLetter, EVENT_OVERHEAD_BYTES, NewEvent, Outbox, Outcome, Pruned, Published,
+    StoredEvent, Undistributed,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::database::Fail;
@@ -47,6 +48,9 @@ impl Outbox for Database {
                         duplicate: true,
                     });
                 }
+            }
+            if let Some(quota) = event.quota {
+                check_quota(tx, event, quota)?;
             }
             tx.execute(
                 "INSERT INTO outbox_events \
@@ -247,6 +251,26 @@ impl Outbox for Database {
             })
         })
     }
+}
+
+/// Refuses `event` when its source would keep more than `quota` bytes in
+/// the scope's outbox (a plugin publishing until the disk is full).
+fn check_quota(tx: &Transaction<'_>, event: &NewEvent<'_>, quota: u64) -> Result<(), Fail> {
+    let kept: Option<i64> = tx
+        .prepare_cached("SELECT bytes FROM outbox_usage WHERE scope = ?1 AND source = ?2")?
+        .query_row(params![event.scope, event.source], |row| row.get(0))
+        .optional()?;
+    let kept = kept.map_or(0, |bytes| u64::try_from(bytes).unwrap_or(0));
+    let cost = (event.payload.len() + EVENT_OVERHEAD_BYTES) as u64;
+    if kept.saturating_add(cost) > quota {
+        return Err(StateError::Limit {
+            limit: "event outbox per plugin",
+            value: quota,
+            namespace: event.source.to_owned(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Event row `seq`.
