@@ -6,16 +6,23 @@
 //! socket lives exactly as long as its instance, so ending the loop closes
 //! the listener and every connection on it at once (they are tasks of the
 //! loop's own set, aborted with it), and a flood of connections on one
-//! socket is capped there without touching the others. The token, not
-//! the socket, still says who calls (`registry`).
+//! socket is capped there without touching the others.
+//!
+//! Who may call: the token says which instance, and both the socket and
+//! the peer must agree. Plugins run as one user, so one could read
+//! another's token in `/proc/<pid>/environ`; a connection is therefore
+//! accepted only from the instance's own process or its descendants (the
+//! peer's pid, `SO_PEERCRED`, walked up `/proc`), and on an instance's
+//! socket only that instance's token is known (`registry`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
+use outboard_host::launch::ProcStat;
 use outboard_host::{Attach, Attachment, Manifest};
 use outboard_proto::handshake::{ENV_HOST_SOCKET, ENV_HOST_TOKEN};
 use outboard_proto::v1::host_service_server::HostServiceServer;
@@ -41,6 +48,9 @@ const MAX_CONNECTIONS: usize = 8;
 /// How long the accept loop pauses when accepting fails (out of
 /// descriptors): the error would otherwise repeat at once, in a busy loop.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Refused connections logged per socket; the rest are not.
+const REFUSALS_LOGGED: u32 = 3;
 
 /// Added to the longest a call may take (its wait for `Describe`, then its
 /// bound) for receiving its request: past that, the stream is reset.
@@ -69,10 +79,17 @@ impl Attach for HostAttach {
             self.shared.options.max_concurrent_calls,
         );
         let (stop, stopped) = oneshot::channel();
-        tokio::spawn(accept_loop(self.shared.clone(), listener, stopped));
+        let pid = Arc::new(OnceLock::new());
+        let socket = Socket {
+            id,
+            plugin: name.to_owned(),
+            pid: pid.clone(),
+        };
+        tokio::spawn(accept_loop(self.shared.clone(), listener, socket, stopped));
         Ok(Box::new(Hosted {
             shared: self.shared.clone(),
             id,
+            pid,
             path,
             token,
             stop: Some(stop),
@@ -95,6 +112,8 @@ struct Hosted {
     shared: Arc<Shared>,
     /// Its entry in the registry.
     id: u64,
+    /// The plugin's pid, once spawned (shared with the accept loop).
+    pid: Arc<OnceLock<u32>>,
     /// The socket.
     path: PathBuf,
     /// The token, for the plugin's environment only: never logged.
@@ -109,6 +128,10 @@ impl Attachment for Hosted {
             (ENV_HOST_SOCKET.to_owned(), self.path.display().to_string()),
             (ENV_HOST_TOKEN.to_owned(), self.token.clone()),
         ]
+    }
+
+    fn spawned(&self, pid: u32) {
+        let _ = self.pid.set(pid);
     }
 
     fn described(&self, manifest: &Manifest, granted: &[String]) {
@@ -134,11 +157,62 @@ impl Drop for Hosted {
     }
 }
 
+/// Whose socket an accept loop serves.
+struct Socket {
+    /// The instance's registry id.
+    id: u64,
+    /// The instance name, for the log.
+    plugin: String,
+    /// Its plugin's pid, once spawned.
+    pid: Arc<OnceLock<u32>>,
+}
+
+impl Socket {
+    /// Whether the peer of `stream` is the plugin's process or one of its
+    /// descendants; says why not otherwise.
+    fn admits(&self, stream: &UnixStream) -> Result<(), String> {
+        let plugin = *self
+            .pid
+            .get()
+            .ok_or("the plugin has not been spawned yet")?;
+        let peer = stream
+            .peer_cred()
+            .ok()
+            .and_then(|cred| cred.pid())
+            .and_then(|pid| u32::try_from(pid).ok())
+            .ok_or("the peer's pid is unknown")?;
+        if descends_from(peer, plugin) {
+            Ok(())
+        } else {
+            Err(format!(
+                "pid {peer} is not the plugin's process ({plugin}) or one of its descendants"
+            ))
+        }
+    }
+}
+
+/// Whether `pid` is `root` or a descendant of it, by the parents in
+/// `/proc` (a process gone meanwhile is not).
+fn descends_from(mut pid: u32, root: u32) -> bool {
+    // Bounded: a parent chain longer than this is not a plugin's.
+    for _ in 0..64 {
+        if pid == root {
+            return true;
+        }
+        match ProcStat::read(pid) {
+            Some(stat) if stat.ppid > 1 && stat.ppid != pid => pid = stat.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// Accepts connections on `listener` and serves each, until `stopped`;
 /// then drops the listener and aborts every connection.
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: UnixListener,
+    socket: Socket,
     mut stopped: oneshot::Receiver<()>,
 ) {
     // A stream may hold a request of up to 4 MiB while it is received,
@@ -148,15 +222,26 @@ async fn accept_loop(
     // `Describe` would have ended is reset, its buffer freed.
     let bound = shared.options.describe_wait + shared.options.call_timeout + RECEIVE_MARGIN;
     let routes = Timeout::new(
-        Routes::new(HostServiceServer::new(HostServer::new(shared))),
+        Routes::new(HostServiceServer::new(HostServer::on_socket(
+            shared, socket.id,
+        ))),
         bound,
     );
     let mut connections = JoinSet::new();
+    let mut refused = 0_u32;
     loop {
         tokio::select! {
             _ = &mut stopped => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if let Err(why) = socket.admits(&stream) => {
+                    refused += 1;
+                    // A few lines, not a flood: whoever was refused may retry.
+                    if refused <= REFUSALS_LOGGED {
+                        tracing::warn!(plugin = %socket.plugin, "host socket: refused a connection: {why}");
+                    }
+                    drop(stream);
+                }
                 Ok((stream, _)) if connections.len() < MAX_CONNECTIONS => {
                     connections.spawn(serve_connection(stream, routes.clone(), streams));
                 }

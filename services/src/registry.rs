@@ -117,13 +117,21 @@ impl Registry {
     }
 
     /// The caller holding `token`, once its instance is described; waits
-    /// up to `wait` for `Describe`, then `UNAVAILABLE`.
+    /// up to `wait` for `Describe`, then `UNAVAILABLE`. On the socket of
+    /// instance `socket` (`None`: any, for tests), only that instance's
+    /// token is known: a token read from another plugin's environment is
+    /// no use on the reader's own socket (and its socket refuses the
+    /// reader, `hosted`).
     pub(crate) async fn caller(
         &self,
         token: &str,
         wait: Duration,
+        socket: Option<u64>,
     ) -> Result<Caller, tonic::Status> {
-        let entry = self.find(token).ok_or(Refusal::Unknown.status())?;
+        let entry = self
+            .find(token)
+            .filter(|entry| socket.is_none_or(|id| id == entry.id))
+            .ok_or(Refusal::Unknown.status())?;
         let (plugin, calls) = (entry.plugin.clone(), entry.calls.clone());
         let mut described = entry.described.subscribe();
         // Not held while waiting: a revoke must drop the sender to wake us.

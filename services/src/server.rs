@@ -20,11 +20,26 @@ use crate::services::Shared;
 #[derive(Debug, Clone)]
 pub(crate) struct HostServer {
     shared: Arc<Shared>,
+    /// The registry id of the instance whose socket this serves; `None`
+    /// serves any token (tests).
+    socket: Option<u64>,
 }
 
 impl HostServer {
+    #[cfg(test)]
     pub(crate) fn new(shared: Arc<Shared>) -> HostServer {
-        HostServer { shared }
+        HostServer {
+            shared,
+            socket: None,
+        }
+    }
+
+    /// The handlers for the socket of instance `id`: only its token counts.
+    pub(crate) fn on_socket(shared: Arc<Shared>, id: u64) -> HostServer {
+        HostServer {
+            shared,
+            socket: Some(id),
+        }
     }
 
     /// Authenticates `request`, waits for a place among the caller's calls
@@ -47,7 +62,7 @@ impl HostServer {
         let caller = self
             .shared
             .registry
-            .caller(token, options.describe_wait)
+            .caller(token, options.describe_wait, self.socket)
             .await?;
         let deadline = Instant::now() + options.call_timeout;
         let permit = tokio::time::timeout_at(deadline, caller.calls.clone().acquire_owned())

@@ -207,7 +207,7 @@ async fn a_shared_namespace_needs_its_grant_and_is_shared_by_those_holding_it() 
 }
 
 #[tokio::test]
-async fn a_token_acts_as_its_own_plugin_even_on_another_plugins_socket() {
+async fn a_token_counts_only_on_its_own_instances_socket() {
     let world = World::new();
     let victim = world.attach("victim", &["kv"]);
     let thief = world.attach("thief", &["kv"]);
@@ -218,25 +218,21 @@ async fn a_token_acts_as_its_own_plugin_even_on_another_plugins_socket() {
         .await
         .expect("victim writes");
 
-    // The thief connects to the victim's socket path with its own token.
+    // The thief's token on the victim's socket, and the victim's token
+    // (read from its environment) on the thief's own socket: both unknown.
     let mut on_victims_socket = victim.client().await;
-    let got = on_victims_socket
+    let refused = on_victims_socket
         .kv_get(authed(get("secret"), &thief.token))
         .await
-        .expect("served as the thief")
-        .into_inner();
-    assert!(!got.found, "the thief read the victim's key");
-    let listed = on_victims_socket
-        .kv_list(authed(v1::KvListRequest::default(), &thief.token))
+        .expect_err("another instance's token");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let refused = thief
+        .client()
         .await
-        .expect("list")
-        .into_inner();
-    assert!(listed.entries.is_empty(), "{listed:?}");
-    // What it writes there lands in its own namespace.
-    on_victims_socket
-        .kv_set(authed(set("secret", b"overwritten"), &thief.token))
+        .kv_get(authed(get("secret"), &victim.token))
         .await
-        .expect("thief writes its own");
+        .expect_err("a stolen token on the thief's socket");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     let victims = victim
         .client()
         .await
@@ -245,6 +241,28 @@ async fn a_token_acts_as_its_own_plugin_even_on_another_plugins_socket() {
         .expect("victim reads")
         .into_inner();
     assert_eq!(victims.value, b"mine");
+}
+
+#[tokio::test]
+async fn a_process_that_is_not_the_plugin_or_its_descendant_is_refused() {
+    // The instance's plugin is a child of this test; the test itself is
+    // not its descendant, so it plays another plugin of the same user that
+    // read the token and the socket path from /proc/<pid>/environ.
+    let world = World::new();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn");
+    let plugin = world.attach_spawned("victim", &["kv"], child.id());
+    let refused = plugin
+        .client()
+        .await
+        .kv_get(authed(get("k"), &plugin.token))
+        .await
+        .expect_err("not the plugin's process");
+    assert_ne!(refused.code(), Code::Ok, "{refused:?}");
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[tokio::test]

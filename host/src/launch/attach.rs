@@ -5,7 +5,7 @@
 //!
 //! The order, for one launch: [`Attach::attach`] in the fresh runtime
 //! directory → the spawn, with [`Attachment::env`] added to the handshake
-//! variables → `Describe` → [`Attachment::described`] → … → the process
+//! variables → [`Attachment::spawned`] with its pid → `Describe` → [`Attachment::described`] → … → the process
 //! exits (or the launch is dropped): the attachment is dropped. A restart
 //! is a new launch, so it gets a new attachment.
 
@@ -31,6 +31,13 @@ pub trait Attachment: Send + Sync {
     /// The variables to add (layer 3: configuration cannot set or override
     /// them).
     fn env(&self) -> Vec<(String, String)>;
+
+    /// Right after the spawn: the plugin's pid (also its process group's),
+    /// so that what was bound can tell the plugin's processes from others
+    /// of the same user.
+    fn spawned(&self, pid: u32) {
+        let _ = pid;
+    }
 
     /// After `Describe`: the manifest and the permissions granted.
     fn described(&self, manifest: &Manifest, granted: &[String]);

@@ -110,6 +110,9 @@ pub async fn launch_attached(
                     source,
                 })
             })?;
+    if let Some(attachment) = &attachment {
+        attachment.spawned(process.pid());
+    }
     let attachment = attachment.map(|a| Held::until_exit(a, process.exit_watch()));
     // From here on, dropping `process` kills the plugin's group and dropping
     // `runtime_dir` removes the directory: an early return cleans up (and

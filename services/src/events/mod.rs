@@ -486,7 +486,7 @@ mod tests {
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert!(
             status.message().contains("event outbox per plugin")
-                && status.message().contains("plugin:flood"),
+                && status.message().contains("for plugin \"flood\""),
             "{}",
             status.message()
         );

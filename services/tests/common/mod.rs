@@ -46,8 +46,21 @@ impl World {
         }
     }
 
-    /// Attaches instance `name`, not yet described.
+    /// Attaches instance `name`, not yet described, whose plugin is this
+    /// test's process.
     pub fn attach_only(&self, name: &str) -> Attached {
+        self.attach_as(name, std::process::id())
+    }
+
+    /// Attaches and describes instance `name` whose plugin is process `pid`.
+    pub fn attach_spawned(&self, name: &str, granted: &[&str], pid: u32) -> Attached {
+        let attached = self.attach_as(name, pid);
+        attached.describe(granted);
+        attached
+    }
+
+    /// Attaches instance `name` whose plugin is process `pid`.
+    fn attach_as(&self, name: &str, pid: u32) -> Attached {
         let dir = tempfile::Builder::new()
             .prefix("obs-")
             .tempdir_in("/tmp")
@@ -60,6 +73,7 @@ impl World {
             .attacher()
             .attach(name, dir.path())
             .expect("attach");
+        attachment.spawned(pid);
         let env: std::collections::HashMap<_, _> = attachment.env().into_iter().collect();
         Attached {
             socket: PathBuf::from(&env[ENV_HOST_SOCKET]),
