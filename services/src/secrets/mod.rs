@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use outboard_host::SecretSpecs;
-use outboard_host::config::{MAX_SECRET_NAME_LEN, SecretSpec, is_valid_secret_name};
+use outboard_host::config::{MAX_SECRET_NAME_LEN, SecretSource, SecretSpec, is_valid_secret_name};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::Status;
@@ -203,7 +203,15 @@ impl Secrets {
                 "secret {name:?} is unavailable: its {} source failed: {why}",
                 slot.spec.source.kind()
             );
-            tracing::warn!(plugin = &*caller.plugin, "{message}");
+            // The operator's log also names the file (never the value).
+            match &slot.spec.source {
+                SecretSource::File(path) => tracing::warn!(
+                    plugin = &*caller.plugin,
+                    file = %path.display(),
+                    "{message}"
+                ),
+                _ => tracing::warn!(plugin = &*caller.plugin, "{message}"),
+            }
             Status::unavailable(message)
         })
     }

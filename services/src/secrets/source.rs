@@ -2,7 +2,8 @@
 //! regular file, or a command's output ([`super::command`]). The value is
 //! bounded in size, loses one trailing newline, and must not be empty.
 //! A failure says what failed in the source's terms (the variable's name,
-//! the path, the exit status), never what it read.
+//! the exit status; a file's path only in the host's log), never what it
+//! read.
 
 use std::fs;
 use std::io::Read;
@@ -74,9 +75,10 @@ fn env(var: &str) -> Result<Vec<u8>, SourceError> {
 /// cannot hang the host) and checked before a byte is read (a device cannot
 /// feed it forever); a file that grows past the limit meanwhile is noticed.
 pub(super) fn file(path: &Path) -> Result<Vec<u8>, SourceError> {
-    let failed = |e: std::io::Error| {
-        SourceError(format!("cannot read {}: {}", path.display(), io_reason(&e)))
-    };
+    // The path is not in the messages: they reach the plugin, which need
+    // not learn the host's layout (the host's log names the file).
+    let failed =
+        |e: std::io::Error| SourceError(format!("cannot read the file: {}", io_reason(&e)));
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -84,15 +86,11 @@ pub(super) fn file(path: &Path) -> Result<Vec<u8>, SourceError> {
         .map_err(failed)?;
     let meta = file.metadata().map_err(failed)?;
     if !meta.is_file() {
-        return Err(SourceError(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+        return Err(SourceError("the file is not a regular file".to_owned()));
     }
     let too_large = || {
         SourceError(format!(
-            "{} is larger than {} KiB",
-            path.display(),
+            "the file is larger than {} KiB",
             MAX_SECRET_BYTES >> 10
         ))
     };
