@@ -331,3 +331,39 @@ fn a_source_over_its_quota_stores_nothing_until_its_events_are_pruned() {
     db.publish(&flood("e7", "plugin:flood"))
         .expect("room again");
 }
+
+#[test]
+fn deliveries_to_a_removed_plugin_become_dead_letters_after_the_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = clock();
+    let db = open(dir.path(), &clock);
+    published(&db, "e1", "s", &["kept", "removed", "busy"]);
+    let retention = Duration::from_secs(3600);
+    let live = ["kept".to_owned()];
+    // Not yet past the retention: nothing changes.
+    assert_eq!(db.abandon("s", &live, retention).expect("abandon"), 0);
+    // A lease held by a live host is left alone.
+    let busy = db
+        .claim("s", "busy", "host-a", retention * 2)
+        .expect("claim")
+        .expect("due");
+    assert_eq!(busy.attempt, 1);
+    clock.advance(retention + Duration::from_secs(1));
+    assert_eq!(db.abandon("other", &live, retention).expect("abandon"), 0);
+    assert_eq!(db.abandon("s", &live, retention).expect("abandon"), 1);
+    let letters = db.dead_letters("s", 0, 10).expect("dead letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].subscriber, "removed");
+    assert!(
+        letters[0]
+            .last_error
+            .contains("no longer in the configuration"),
+        "{letters:?}"
+    );
+    // The configured subscriber's delivery is still owed.
+    assert!(
+        db.claim("s", "kept", "host-a", LEASE)
+            .expect("claim")
+            .is_some()
+    );
+}

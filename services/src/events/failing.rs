@@ -99,4 +99,12 @@ impl Outbox for Failing {
     fn prune(&self, retention: Duration, dead_retention: Duration) -> Result<Pruned, StateError> {
         self.inner.prune(retention, dead_retention)
     }
+    fn abandon(
+        &self,
+        scope: &str,
+        live: &[String],
+        older_than: Duration,
+    ) -> Result<u64, StateError> {
+        self.inner.abandon(scope, live, older_than)
+    }
 }

@@ -90,10 +90,13 @@ fn receivers(host: &HostHandle, event: &Undistributed) -> Vec<String> {
         .collect()
 }
 
-/// Prunes the outbox now and every [`PRUNE_EVERY`] until delivery stops.
+/// Prunes the outbox now and every [`PRUNE_EVERY`] until delivery stops;
+/// deliveries to plugins no longer configured become dead letters once
+/// their event is past the retention.
 pub(super) async fn prune(events: Arc<Events>) {
     let mut stop = events.stop.subscribe();
     loop {
+        abandon(&events).await;
         let (outbox, spec) = (events.outbox.clone(), events.spec);
         let pruned =
             tokio::task::spawn_blocking(move || outbox.prune(spec.retention, spec.dead_retention))
@@ -111,5 +114,29 @@ pub(super) async fn prune(events: Arc<Events>) {
             () = tokio::time::sleep(PRUNE_EVERY) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Dead-letters the deliveries of this scope to subscribers the host no
+/// longer runs, once older than the retention (`Outbox::abandon`).
+async fn abandon(events: &Arc<Events>) {
+    let Some(host) = events.host_handle() else {
+        return;
+    };
+    let live: Vec<String> = host.plugins().iter().map(|p| p.name().to_owned()).collect();
+    let (outbox, scope, retention) = (
+        events.outbox.clone(),
+        events.scope.clone(),
+        events.spec.retention,
+    );
+    let abandoned =
+        tokio::task::spawn_blocking(move || outbox.abandon(&scope, &live, retention)).await;
+    match abandoned {
+        Ok(Ok(0)) | Err(_) => {}
+        Ok(Ok(n)) => tracing::warn!(
+            "{n} event deliveries to plugins no longer configured are now dead letters \
+             (outboard events --dead)"
+        ),
+        Ok(Err(e)) => tracing::warn!("dead-lettering deliveries to removed plugins failed: {e}"),
     }
 }

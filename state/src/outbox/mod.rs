@@ -205,4 +205,18 @@ pub trait Outbox: Send + Sync + 'static {
     /// Removes events older than `retention` that have no delivery left,
     /// and dead letters older than `dead_retention`, across scopes.
     fn prune(&self, retention: Duration, dead_retention: Duration) -> Result<Pruned, StateError>;
+
+    /// Makes dead letters of the pending deliveries of `scope` whose
+    /// subscriber is none of `live` (a plugin removed from the
+    /// configuration) and whose event is older than `older_than`, unless
+    /// leased: otherwise they, and their events, would be kept for ever.
+    /// As dead letters the operator sees them, may retry them once the
+    /// plugin is back, and they are pruned after their own retention. The
+    /// number made dead.
+    fn abandon(
+        &self,
+        scope: &str,
+        live: &[String],
+        older_than: Duration,
+    ) -> Result<u64, StateError>;
 }

@@ -251,6 +251,28 @@ impl Outbox for Database {
             })
         })
     }
+
+    fn abandon(
+        &self,
+        scope: &str,
+        live: &[String],
+        older_than: Duration,
+    ) -> Result<u64, StateError> {
+        let now = to_millis(self.now());
+        let live = serde_json::to_string(live).unwrap_or_else(|_| "[]".to_owned());
+        self.write(|tx| {
+            let abandoned = tx.execute(
+                "UPDATE outbox_deliveries SET dead_since = ?1, \
+                 last_error = 'its subscriber is no longer in the configuration' \
+                 WHERE scope = ?2 AND dead_since IS NULL \
+                 AND (lease_until IS NULL OR lease_until < ?1) \
+                 AND subscriber NOT IN (SELECT value FROM json_each(?3)) \
+                 AND event IN (SELECT seq FROM outbox_events WHERE time < ?4)",
+                params![now, scope, live, now.saturating_sub(millis(older_than))],
+            )?;
+            Ok(abandoned as u64)
+        })
+    }
 }
 
 /// Refuses `event` when its source would keep more than `quota` bytes in
