@@ -148,6 +148,7 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         supervision,
         // Taken by the running plugin without a restart (see `reload`).
         optional: _,
+        sandbox,
     } = old;
     let Supervision {
         restart,
@@ -167,6 +168,7 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         ("config", *config == new.config),
         ("grant", *grant == new.grant),
         ("working_dir", *working_dir == new.working_dir),
+        ("sandbox", *sandbox == new.sandbox),
         (
             "handshake_timeout",
             *handshake_timeout == new.handshake_timeout,
