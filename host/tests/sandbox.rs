@@ -13,6 +13,7 @@ use std::time::Duration;
 use outboard_host::config::{Network, SandboxSpec};
 use outboard_host::launch::{Exit, Launch, PluginProcess};
 use outboard_host::sandbox;
+use outboard_host::{Host, HostConfig, RestartPolicy, State};
 use tokio::io::AsyncReadExt;
 
 /// How long a plugin has to hit its wall and exit.
@@ -378,4 +379,49 @@ async fn a_plugin_dropped_to_nobody_runs_as_nobody() {
     assert_eq!(lines[1], group.value, "gid: {}", ran.out);
     assert_eq!(lines[2], group.value, "no other group: {}", ran.out);
     assert!(lines[3].ends_with('1'), "{}", ran.out);
+}
+
+#[tokio::test]
+async fn an_out_of_memory_kill_is_a_crash_the_supervisor_reports_as_such() {
+    let sb = outboard_test_support::Sandbox::new();
+    let mut spec = sb.stress("hungry", "stress:0", serde_json::json!({}));
+    spec.env
+        .insert("STRESS_AT_START".into(), "alloc-after-ms:200".into());
+    spec.sandbox.memory = Some(64 << 20);
+    let walls = sandbox::plan("hungry", &spec.sandbox, sandbox::offers()).expect("plan");
+    if walls[0].mechanism == sandbox::RLIMIT_AS_MECHANISM {
+        eprintln!("skipped: this machine offers no writable memory cgroup (see docs/SECURITY.md)");
+        return;
+    }
+    spec.supervision.restart = RestartPolicy::OnFailure;
+    spec.supervision.crash_loop_starts = 2;
+    spec.supervision.crash_loop_window = Duration::from_secs(600);
+    spec.supervision.backoff_initial = Duration::from_millis(10);
+    spec.supervision.backoff_max = Duration::from_millis(100);
+    let host = Host::start(&HostConfig {
+        plugins: vec![spec],
+        ..HostConfig::default()
+    })
+    .await
+    .expect("start");
+    let sup = host.plugin("hungry").expect("supervised");
+    // Killed, restarted as after a crash, killed again: a crash loop.
+    assert!(
+        sup.wait_for_state(State::Failed, WITHIN).await,
+        "{:?}",
+        sup.status()
+    );
+    let status = sup.status();
+    assert_eq!(status.starts, 2, "{status:?}");
+    assert_eq!(
+        status.reason.as_deref(),
+        Some(
+            "crash loop: 2 starts within 10m, the last failure: exited with signal 9 (SIGKILL), \
+             out of memory: the kernel killed it for going over its sandbox.memory limit of 64Mi"
+        ),
+        "{status:?}"
+    );
+    host.stop().await;
+    assert_eq!(cgroups_named("hungry"), Vec::<PathBuf>::new());
+    sb.assert_empty();
 }
