@@ -7,13 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use outboard_host::config::{Network, SandboxSpec};
 use outboard_host::launch::{Exit, Launch, PluginProcess};
 use outboard_host::sandbox;
-use outboard_host::{Host, HostConfig, RestartPolicy, State};
+use outboard_host::{Host, HostConfig, RestartPolicy, State, Verdict};
 use tokio::io::AsyncReadExt;
 
 /// How long a plugin has to hit its wall and exit.
@@ -423,5 +424,48 @@ async fn an_out_of_memory_kill_is_a_crash_the_supervisor_reports_as_such() {
     );
     host.stop().await;
     assert_eq!(cgroups_named("hungry"), Vec::<PathBuf>::new());
+    sb.assert_empty();
+}
+
+#[tokio::test]
+async fn a_plugin_dropped_to_nobody_shakes_hands_and_answers_calls() {
+    let sb = outboard_test_support::Sandbox::new();
+    let mut spec = sb.stress("as-nobody", "stress:0", serde_json::json!({}));
+    spec.sandbox.user = Some("nobody".into());
+    let Ok(Some((uid, gid))) = sandbox::runs_as("as-nobody", &spec.sandbox, sandbox::offers())
+    else {
+        eprintln!("skipped: the test runs as root with a user nobody");
+        return;
+    };
+    // The runtime directory's base must be searchable by the plugin's user.
+    std::fs::set_permissions(sb.path(), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod the base");
+    let host = Host::start(&HostConfig {
+        plugins: vec![spec],
+        ..HostConfig::default()
+    })
+    .await
+    .expect("start as nobody");
+    let pid = host
+        .plugin("as-nobody")
+        .expect("supervised")
+        .status()
+        .pid
+        .expect("ready");
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let ids = |key: &str| {
+        proc_status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(ids("Uid:"), vec![uid.to_string(); 4], "{proc_status}");
+    assert_eq!(ids("Gid:"), vec![gid.to_string(); 4], "{proc_status}");
+    assert_eq!(ids("Groups:"), vec![gid.to_string()], "{proc_status}");
+    let report = host.dispatch("stress", serde_json::Map::new()).await;
+    assert_eq!(report.verdict, Verdict::Passed, "{:?}", report.entries);
+    assert_eq!(report.entries.len(), 1, "the plugin was called: {report:?}");
+    host.stop().await;
     sb.assert_empty();
 }

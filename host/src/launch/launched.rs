@@ -26,6 +26,7 @@ use crate::launch::process::{Launch, PluginProcess};
 use crate::launch::runtime_dir::RuntimeDir;
 use crate::manifest::Manifest;
 use crate::output::{self, Stream, Tail};
+use crate::sandbox;
 
 /// How long a killed plugin's leader and then its group get to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(2);
@@ -95,6 +96,17 @@ pub async fn launch_attached(
         ),
         None => None,
     };
+    // The user the plugin runs as, if the host drops it to one: its
+    // directory and sockets become that user's. A refusal is left to the
+    // spawn, which says it with the rest of the sandbox.
+    let runs_as = sandbox::runs_as(&name, &spec.sandbox, sandbox::offers())
+        .ok()
+        .flatten();
+    if let Some((uid, gid)) = runs_as {
+        runtime_dir
+            .hand_to(uid, gid)
+            .map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
+    }
     let mut launch = launch_for(spec, &socket, &token);
     if let Some(attachment) = &attachment {
         launch.handshake_env.extend(attachment.env());
@@ -142,7 +154,10 @@ pub async fn launch_attached(
         process,
         stderr,
         handshake,
-        peer: Arc::new(PeerCheck::new(&socket)),
+        peer: Arc::new(match runs_as {
+            Some((uid, _)) => PeerCheck::for_uid(&socket, uid),
+            None => PeerCheck::new(&socket),
+        }),
         socket,
         token,
         handshake_after,

@@ -125,6 +125,20 @@ pub fn plan(plugin: &str, spec: &SandboxSpec, offers: &Offers) -> Result<Vec<Wal
     decide(plugin, spec, offers).map(|d| d.walls)
 }
 
+/// The uid and gid `plugin` runs as if the host drops it to another user
+/// or group (`sandbox.user`, `sandbox.group`, a root host); `None` if it
+/// runs as the host.
+pub fn runs_as(
+    plugin: &str,
+    spec: &SandboxSpec,
+    offers: &Offers,
+) -> Result<Option<(libc::uid_t, libc::gid_t)>, SandboxError> {
+    if spec.user.is_none() && spec.group.is_none() {
+        return Ok(None);
+    }
+    decide(plugin, spec, offers).map(|d| d.ids.map(|i| (i.uid, i.gid)))
+}
+
 /// What `RLIMIT_AS` is and is not, for the memory row when it is the
 /// fallback.
 pub const RLIMIT_AS_MECHANISM: &str = "RLIMIT_AS per process (weaker: caps each process's \
