@@ -429,10 +429,20 @@ async fn an_out_of_memory_kill_is_a_crash_the_supervisor_reports_as_such() {
 }
 
 #[tokio::test]
-async fn a_plugin_dropped_to_nobody_shakes_hands_and_answers_calls() {
+async fn a_plugin_dropped_to_nobody_without_a_network_shakes_hands_and_answers_calls() {
     let sb = outboard_test_support::Sandbox::new();
     let mut spec = sb.stress("as-nobody", "stress:0", serde_json::json!({}));
-    spec.sandbox.user = Some("nobody".into());
+    spec.sandbox = SandboxSpec {
+        user: Some("nobody".into()),
+        // The host reaches it over its socket's path all the same.
+        network: Network::None,
+        memory: Some(256 << 20),
+        pids: Some(64),
+        open_files: Some(256),
+        core_dumps: Some(false),
+        best_effort: true,
+        ..SandboxSpec::default()
+    };
     let Ok(Some((uid, gid))) = sandbox::runs_as("as-nobody", &spec.sandbox, sandbox::offers())
     else {
         eprintln!("skipped: the test runs as root with a user nobody");
@@ -468,5 +478,24 @@ async fn a_plugin_dropped_to_nobody_shakes_hands_and_answers_calls() {
     assert_eq!(report.verdict, Verdict::Passed, "{:?}", report.entries);
     assert_eq!(report.entries.len(), 1, "the plugin was called: {report:?}");
     host.stop().await;
+    assert_eq!(cgroups_named("as-nobody"), Vec::<PathBuf>::new());
+    sb.assert_empty();
+}
+
+#[tokio::test]
+async fn a_wall_that_cannot_be_had_refuses_the_start_naming_plugin_and_setting() {
+    let sb = outboard_test_support::Sandbox::new();
+    let mut spec = sb.stress("stranger", "stress:0", serde_json::json!({}));
+    spec.sandbox.user = Some("no-such-user-here".into());
+    // Best effort does not make up a user.
+    spec.sandbox.best_effort = true;
+    let err = outboard_host::launch::launch(&spec)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "plugin stranger: sandbox.user \"no-such-user-here\" is not a user on this machine"
+    );
     sb.assert_empty();
 }

@@ -85,6 +85,15 @@ pub async fn launch_attached(
     let fail = |kind: ErrorKind| Error::new(&*name, kind);
     spec.check()
         .map_err(|why| fail(ErrorKind::InvalidSpec(why)))?;
+    // Refused before anything is made, naming the setting; the spawn
+    // builds what this decides.
+    let offers = sandbox::offers();
+    sandbox::plan(&name, &spec.sandbox, offers).map_err(|e| {
+        fail(ErrorKind::Sandbox {
+            setting: e.setting,
+            problem: e.problem,
+        })
+    })?;
     let runtime_dir = runtime_dir_for(spec).map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
     let socket = runtime_dir.socket_path();
     let token = new_token();
@@ -97,9 +106,8 @@ pub async fn launch_attached(
         None => None,
     };
     // The user the plugin runs as, if the host drops it to one: its
-    // directory and sockets become that user's. A refusal is left to the
-    // spawn, which says it with the rest of the sandbox.
-    let runs_as = sandbox::runs_as(&name, &spec.sandbox, sandbox::offers())
+    // directory and sockets become that user's.
+    let runs_as = sandbox::runs_as(&name, &spec.sandbox, offers)
         .ok()
         .flatten();
     if let Some((uid, gid)) = runs_as {
