@@ -489,10 +489,9 @@ async fn a_wall_that_cannot_be_had_refuses_the_start_naming_plugin_and_setting()
     spec.sandbox.user = Some("no-such-user-here".into());
     // Best effort does not make up a user.
     spec.sandbox.best_effort = true;
-    let err = outboard_host::launch::launch(&spec)
-        .await
-        .err()
-        .expect("refused");
+    let Err(err) = outboard_host::launch::launch(&spec).await else {
+        panic!("a user that does not exist is refused");
+    };
     assert_eq!(
         err.to_string(),
         "plugin stranger: sandbox.user \"no-such-user-here\" is not a user on this machine"
