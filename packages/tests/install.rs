@@ -1,0 +1,487 @@
+//! Packages end to end: real files, real tar.gz archives, a real Rust
+//! example plugin started as a subprocess.
+//!
+//! The packaged executable is a two-line `run` script that execs the
+//! example's binary from `target/`: the package carries a real executable
+//! without gzipping a 100 MB debug build in every test.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Cursor, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use outboard_packages::{
+    InstallOptions, MANIFEST_FILE, PackageError, PackageMeta, SIGNATURE_FILE, SigningKey,
+    TrustedKey, generate_key_pair, install, installed, pack, uninstall,
+};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+/// One test's files: keys, plugin sources, packages and the plugin directory.
+struct Bench {
+    /// Everything lives here.
+    root: TempDir,
+    /// The trusted key's secret file.
+    key: PathBuf,
+    /// The trusted key's public file.
+    public: PathBuf,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let root = tempfile::Builder::new()
+            .prefix("obpkg-")
+            .tempdir()
+            .expect("temp dir");
+        fs::create_dir(root.path().join("plugins")).expect("plugin dir");
+        let key = root.path().join("trusted.key");
+        let pair = generate_key_pair(&key).expect("keygen");
+        Bench {
+            key,
+            public: pair.public,
+            root,
+        }
+    }
+
+    fn plugin_dir(&self) -> PathBuf {
+        self.root.path().join("plugins")
+    }
+
+    /// A plugin source folder `name` whose `run` script writes what the
+    /// shell line `before` says, then execs the env-injector example.
+    fn source(&self, name: &str, before: &str, extra: &str) -> PathBuf {
+        let dir = self.root.path().join("src").join(name);
+        fs::create_dir_all(dir.join("data")).expect("source dir");
+        fs::write(dir.join("plugin.toml"), "command = \"./run\"\n").expect("plugin.toml");
+        let exe = outboard_test_support::bin("env-injector");
+        let script = format!("#!/bin/sh\n{before}\nexec '{}' \"$@\"\n", exe.display());
+        fs::write(dir.join("run"), script).expect("run");
+        fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::write(dir.join("data/notes.txt"), extra).expect("data");
+        dir
+    }
+
+    /// Packs `source` as `name` 0.1.0 (env-injector's version), signed with `key`.
+    fn pack(&self, source: &Path, name: &str, key: Option<&Path>) -> PathBuf {
+        let out = self
+            .root
+            .path()
+            .join(format!("{name}-{}.tar.gz", rand_suffix()));
+        let meta = PackageMeta {
+            name: name.to_owned(),
+            version: env_injector_version(),
+        };
+        let key = key.map(|k| SigningKey::from_file(k).expect("signing key"));
+        pack(source, &meta, key.as_ref(), &out).expect("pack");
+        out
+    }
+
+    fn options(&self) -> InstallOptions {
+        InstallOptions {
+            plugin_dir: self.plugin_dir(),
+            trusted: vec![TrustedKey::parse(&self.public.display().to_string()).expect("trusted")],
+            allow_unsigned: false,
+        }
+    }
+}
+
+/// A unique suffix for file names within one bench.
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+/// The example's crate version, which its `Describe` reports.
+fn env_injector_version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
+/// Every path under `dir` with its kind, mode and content hash: equal
+/// listings mean an untouched directory.
+fn listing(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let meta = fs::symlink_metadata(&path).expect("metadata");
+            let key = path
+                .strip_prefix(base)
+                .expect("under base")
+                .display()
+                .to_string();
+            let value = if meta.is_dir() {
+                walk(&path, base, out);
+                format!("dir {:o}", meta.mode())
+            } else if meta.is_file() {
+                let hash = hex::encode(Sha256::digest(fs::read(&path).expect("read")));
+                format!("file {:o} {hash}", meta.mode())
+            } else {
+                format!("other {:o}", meta.mode())
+            };
+            out.insert(key, value);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// One archive entry, as a test rewrites it.
+struct Raw {
+    name: Vec<u8>,
+    kind: tar::EntryType,
+    link: Vec<u8>,
+    mode: u32,
+    data: Vec<u8>,
+}
+
+/// The entries of `package`.
+fn read_raw(package: &Path) -> Vec<Raw> {
+    let file = fs::File::open(package).expect("open package");
+    let mut archive = tar::Archive::new(GzDecoder::new(file));
+    let mut out = Vec::new();
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).expect("read entry");
+        out.push(Raw {
+            name: entry.path_bytes().into_owned(),
+            kind: entry.header().entry_type(),
+            link: entry
+                .link_name_bytes()
+                .map(|l| l.into_owned())
+                .unwrap_or_default(),
+            mode: entry.header().mode().expect("mode"),
+            data,
+        });
+    }
+    out
+}
+
+/// Writes `entries` to `package` with raw header names, so a test can
+/// write what a careful archiver would refuse (`..`, absolute paths).
+fn write_raw(package: &Path, entries: &[Raw]) {
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    for raw in entries {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..raw.name.len()].copy_from_slice(&raw.name);
+        header.as_old_mut().linkname[..raw.link.len()].copy_from_slice(&raw.link);
+        header.set_entry_type(raw.kind);
+        header.set_mode(raw.mode);
+        header.set_size(raw.data.len() as u64);
+        header.set_cksum();
+        builder
+            .append(&header, Cursor::new(&raw.data))
+            .expect("append");
+    }
+    let bytes = builder
+        .into_inner()
+        .and_then(GzEncoder::finish)
+        .expect("finish");
+    fs::write(package, bytes).expect("write package");
+}
+
+/// Installs `package`, expects a refusal whose message holds `needle`,
+/// and checks the plugin directory is exactly as it was.
+async fn refused(
+    bench: &Bench,
+    package: &Path,
+    options: &InstallOptions,
+    needle: &str,
+) -> PackageError {
+    let before = listing(&bench.plugin_dir());
+    let error = install(package, options).await.expect_err(needle);
+    let message = error.to_string();
+    assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    assert_eq!(
+        listing(&bench.plugin_dir()),
+        before,
+        "the plugin directory changed"
+    );
+    error
+}
+
+/// A bench with `env-injector` 0.1.0 installed from a signed package.
+async fn installed_bench() -> Bench {
+    let bench = Bench::new();
+    let source = bench.source("env-injector", "", "first");
+    let package = bench.pack(&source, "env-injector", Some(&bench.key));
+    install(&package, &bench.options())
+        .await
+        .expect("first install");
+    bench
+}
+
+#[tokio::test]
+async fn a_signed_package_installs_lists_and_uninstalls() {
+    let bench = installed_bench().await;
+    let target = bench.plugin_dir().join("env-injector");
+    assert_eq!(
+        fs::read_to_string(target.join("data/notes.txt")).expect("data"),
+        "first"
+    );
+    assert_eq!(
+        fs::metadata(target.join("run")).expect("run").mode() & 0o777,
+        0o755
+    );
+    let pair_id = SigningKey::from_file(&bench.key).expect("key").key_id();
+    let list = installed(&bench.plugin_dir()).expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].name, "env-injector");
+    assert_eq!(list[0].version, env_injector_version());
+    assert_eq!(list[0].signer.as_deref(), Some(pair_id.as_str()));
+    assert_eq!(list[0].path, target);
+    let gone = uninstall(&bench.plugin_dir(), "env-injector").expect("uninstall");
+    assert_eq!(gone.name, "env-injector");
+    assert!(
+        listing(&bench.plugin_dir()).is_empty(),
+        "uninstall left files behind"
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_file_is_refused_naming_it() {
+    let bench = installed_bench().await;
+    let source = bench.source("v2", "", "second");
+    let package = bench.pack(&source, "env-injector", Some(&bench.key));
+    let mut entries = read_raw(&package);
+    let notes = entries
+        .iter_mut()
+        .find(|e| e.name == b"plugin/data/notes.txt")
+        .expect("notes entry");
+    notes.data = b"tampered".to_vec();
+    write_raw(&package, &entries);
+    let error = refused(&bench, &package, &bench.options(), "data/notes.txt").await;
+    assert!(matches!(error, PackageError::Checksum { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_signature_of_other_content_is_refused() {
+    let bench = installed_bench().await;
+    let package = bench.pack(
+        &bench.source("v2", "", "second"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let other = bench.pack(
+        &bench.source("v3", "", "third"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let foreign = read_raw(&other)
+        .into_iter()
+        .find(|e| e.name == SIGNATURE_FILE.as_bytes())
+        .expect("sig");
+    let mut entries = read_raw(&package);
+    entries.retain(|e| e.name != SIGNATURE_FILE.as_bytes());
+    entries.push(foreign);
+    write_raw(&package, &entries);
+    let error = refused(&bench, &package, &bench.options(), "does not verify").await;
+    assert!(
+        matches!(error, PackageError::BadSignature { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_signer_and_an_unsigned_package_are_refused() {
+    let bench = installed_bench().await;
+    let stranger = bench.root.path().join("stranger.key");
+    let stranger_id = generate_key_pair(&stranger).expect("keygen").key_id;
+    let source = bench.source("v2", "", "second");
+    let package = bench.pack(&source, "env-injector", Some(&stranger));
+    let error = refused(&bench, &package, &bench.options(), &stranger_id).await;
+    assert!(
+        matches!(error, PackageError::UnknownSigner { .. }),
+        "{error:?}"
+    );
+    let unsigned = bench.pack(&source, "env-injector", None);
+    refused(&bench, &unsigned, &bench.options(), "--allow-unsigned").await;
+}
+
+#[tokio::test]
+async fn paths_escaping_the_package_are_refused() {
+    let bench = installed_bench().await;
+    let package = bench.pack(
+        &bench.source("v2", "", "second"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let file = |name: &str, kind, link: &str| Raw {
+        name: name.as_bytes().to_vec(),
+        kind,
+        link: link.as_bytes().to_vec(),
+        mode: 0o644,
+        data: if kind == tar::EntryType::Regular {
+            b"x".to_vec()
+        } else {
+            Vec::new()
+        },
+    };
+    for (extra, needle) in [
+        (
+            file("plugin/../../escaped", tar::EntryType::Regular, ""),
+            "plugin/../../escaped",
+        ),
+        (
+            file("/tmp/obpkg-absolute", tar::EntryType::Regular, ""),
+            "absolute",
+        ),
+        (
+            file("plugin/data/link", tar::EntryType::Symlink, "/etc/passwd"),
+            "symlink",
+        ),
+        (
+            file("plugin/data/hard", tar::EntryType::Link, "plugin/run"),
+            "hard link",
+        ),
+        (file("plugin/data/dev", tar::EntryType::Char, ""), "device"),
+    ] {
+        let mut entries = read_raw(&package);
+        // First in the archive, so nothing else is unpacked before it.
+        entries.insert(0, extra);
+        let bad = bench.root.path().join("bad.tar.gz");
+        write_raw(&bad, &entries);
+        let error = refused(&bench, &bad, &bench.options(), needle).await;
+        assert!(matches!(error, PackageError::Entry { .. }), "{error:?}");
+    }
+    assert!(!bench.root.path().join("escaped").exists());
+    assert!(!Path::new("/tmp/obpkg-absolute").exists());
+}
+
+#[tokio::test]
+async fn a_name_the_plugin_does_not_give_is_refused() {
+    let bench = installed_bench().await;
+    let package = bench.pack(
+        &bench.source("other", "", "x"),
+        "not-env-injector",
+        Some(&bench.key),
+    );
+    let error = refused(
+        &bench,
+        &package,
+        &bench.options(),
+        "Describe names it \"env-injector\"",
+    )
+    .await;
+    assert!(matches!(error, PackageError::Mismatch { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn an_upgrade_keeps_the_old_version_until_the_new_one_has_started() {
+    let bench = installed_bench().await;
+    let target = bench.plugin_dir().join("env-injector");
+    // A new version that cannot start is refused; the old one stays whole.
+    let broken = bench.pack(
+        &bench.source("broken", "exit 3", "broken"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let error = refused(&bench, &broken, &bench.options(), "did not start").await;
+    assert!(matches!(error, PackageError::Start { .. }), "{error:?}");
+    // A new version that starts sees the old one in place while it does.
+    let seen = bench.root.path().join("seen");
+    let before = format!(
+        "/bin/cat '{}' > '{}'",
+        target.join("data/notes.txt").display(),
+        seen.display()
+    );
+    let next = bench.pack(
+        &bench.source("next", &before, "second"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let done = install(&next, &bench.options()).await.expect("upgrade");
+    assert_eq!(
+        done.replaced.as_deref(),
+        Some(env_injector_version().as_str())
+    );
+    assert_eq!(
+        fs::read_to_string(&seen).expect("the new version ran"),
+        "first"
+    );
+    assert_eq!(
+        fs::read_to_string(target.join("data/notes.txt")).expect("data"),
+        "second"
+    );
+    let names: Vec<_> = fs::read_dir(bench.plugin_dir())
+        .expect("dir")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["env-injector"],
+        "staging or the old version was left behind"
+    );
+}
+
+#[test]
+fn the_signature_verifies_as_minisign_does() {
+    let bench = Bench::new();
+    let package = bench.pack(
+        &bench.source("p", "", "x"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let entries = read_raw(&package);
+    let find = |name: &str| {
+        &entries
+            .iter()
+            .find(|e| e.name == name.as_bytes())
+            .expect(name)
+            .data
+    };
+    let manifest = find(MANIFEST_FILE);
+    let signature = String::from_utf8(find(SIGNATURE_FILE).clone()).expect("utf-8");
+    let public = fs::read_to_string(&bench.public).expect("public key");
+    let public = minisign::PublicKeyBox::from_string(&public)
+        .and_then(minisign::PublicKeyBox::into_public_key)
+        .expect("minisign public key file");
+    let signature = minisign::SignatureBox::from_string(&signature).expect("minisig file");
+    assert!(
+        signature
+            .trusted_comment()
+            .expect("comment")
+            .starts_with("outboard package env-injector ")
+    );
+    minisign::verify(
+        &public,
+        &signature,
+        Cursor::new(manifest),
+        true,
+        false,
+        false,
+    )
+    .expect("verifies");
+    let mut altered = manifest.clone();
+    altered.push(b'\n');
+    assert!(
+        minisign::verify(
+            &public,
+            &signature,
+            Cursor::new(altered),
+            true,
+            false,
+            false
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn keygen_refuses_to_overwrite_and_keeps_the_secret_private() {
+    let bench = Bench::new();
+    assert_eq!(fs::metadata(&bench.key).expect("key").mode() & 0o777, 0o600);
+    let before = fs::read(&bench.key).expect("key");
+    let error = generate_key_pair(&bench.key).expect_err("overwrite");
+    assert!(error.to_string().contains("never overwrites"), "{error}");
+    assert_eq!(fs::read(&bench.key).expect("key"), before);
+}
