@@ -9,14 +9,13 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-
-use outboard_host::config::discover;
 
 use crate::error::PackageError;
 use crate::keys::TrustedKey;
 use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, PackageManifest, SIGNATURE_FILE};
-use crate::probe::describe_once;
+use crate::probe::{describe_once, spec_of};
 use crate::swap::{exchange, rename_noreplace};
 use crate::unpack::{PLUGIN_PREFIX, unpack};
 use crate::verify::{check_files, check_signature, signer_of};
@@ -70,16 +69,21 @@ pub async fn install(package: &Path, options: &InstallOptions) -> Result<Install
     let unpacked = root.join(PLUGIN_PREFIX.trim_end_matches('/'));
     fs::create_dir_all(&unpacked).map_err(PackageError::io(&unpacked))?;
     check_files(&manifest, &unpacked)?;
-    // The folder takes the plugin's name, so discovery names it as install will.
+    // The folder takes the plugin's name: a plugin.toml without `name` is
+    // then named as it will be once installed.
     let candidate = root.join(&manifest.name);
     fs::rename(&unpacked, &candidate).map_err(PackageError::io(&candidate))?;
     for file in [MANIFEST_FILE, SIGNATURE_FILE] {
         let from = root.join(file);
         if from.exists() {
-            fs::rename(&from, candidate.join(file)).map_err(PackageError::io(&from))?;
+            let to = candidate.join(file);
+            fs::rename(&from, &to).map_err(PackageError::io(&from))?;
+            // Public data, for `outboard plugins` and a check by hand.
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o644))
+                .map_err(PackageError::io(&to))?;
         }
     }
-    check_plugin(&manifest, root).await?;
+    check_plugin(&manifest, &candidate).await?;
     let target = dir.join(&manifest.name);
     let replaced = place(&candidate, &target)?;
     Ok(Installed {
@@ -93,26 +97,24 @@ pub async fn install(package: &Path, options: &InstallOptions) -> Result<Install
 
 /// Starts the staged plugin once and checks its `plugin.toml` and its
 /// `Describe` agree with the manifest.
-async fn check_plugin(manifest: &PackageManifest, staging: &Path) -> Result<(), PackageError> {
+async fn check_plugin(manifest: &PackageManifest, folder: &Path) -> Result<(), PackageError> {
     let mismatch = |reason: String| PackageError::Mismatch {
         expected: manifest.name.clone(),
         reason,
     };
-    let specs = discover(&[staging.to_owned()])
-        .map_err(|e| mismatch(format!("its plugin.toml is not usable: {e}")))?;
-    let [spec] = specs.as_slice() else {
-        return Err(mismatch("the package holds no plugin.toml".to_owned()));
-    };
+    let spec = spec_of(folder).map_err(mismatch)?;
     if spec.name != manifest.name {
         return Err(mismatch(format!(
             "its plugin.toml names it {:?}, the manifest {:?}",
             spec.name, manifest.name
         )));
     }
-    let described = describe_once(spec).await.map_err(|e| PackageError::Start {
-        name: manifest.name.clone(),
-        reason: e.to_string(),
-    })?;
+    let described = describe_once(&spec)
+        .await
+        .map_err(|e| PackageError::Start {
+            name: manifest.name.clone(),
+            reason: e.to_string(),
+        })?;
     if described.name != manifest.name {
         return Err(mismatch(format!(
             "the plugin's Describe names it {:?}, the manifest {:?}",

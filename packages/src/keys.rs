@@ -167,3 +167,44 @@ impl TrustedKey {
         key_id(self.key.keynum())
     }
 }
+
+/// The keys `[trust] keys = [...]` lists in the host config `file`; a
+/// key file's relative path is relative to `file`'s folder. No `[trust]`
+/// table means no keys.
+pub fn trusted_keys_in_config(file: &Path) -> Result<Vec<TrustedKey>, PackageError> {
+    let config_error = |reason: String| PackageError::Key {
+        source_name: format!("{} [trust] keys", file.display()),
+        reason,
+    };
+    let meta = fs::metadata(file).map_err(PackageError::io(file))?;
+    if !meta.is_file() || meta.len() > 4 * 1024 * 1024 {
+        return Err(config_error(
+            "the config is not a regular file of at most 4 MiB".to_owned(),
+        ));
+    }
+    let text = fs::read_to_string(file).map_err(PackageError::io(file))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| config_error(e.to_string()))?;
+    let Some(trust) = table.get("trust") else {
+        return Ok(Vec::new());
+    };
+    let keys = trust
+        .get("keys")
+        .and_then(toml::Value::as_array)
+        .ok_or_else(|| {
+            config_error("[trust] needs `keys = [...]`, a list of strings".to_owned())
+        })?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    keys.iter()
+        .map(|key| {
+            let key = key.as_str().ok_or_else(|| {
+                config_error("every key is a string: `RW...` or a .pub file".to_owned())
+            })?;
+            let resolved = if key.trim().starts_with("RW") || Path::new(key).is_absolute() {
+                key.to_owned()
+            } else {
+                base.join(key).display().to_string()
+            };
+            TrustedKey::parse(&resolved)
+        })
+        .collect()
+}

@@ -32,6 +32,8 @@ mod verify;
 pub use build::{PackageMeta, pack, package_file_name};
 pub use error::PackageError;
 pub use install::{InstallOptions, Installed, install, installed, uninstall};
-pub use keys::{KeyPairFiles, SigningKey, TrustedKey, generate_key_pair, key_id};
+pub use keys::{
+    KeyPairFiles, SigningKey, TrustedKey, generate_key_pair, key_id, trusted_keys_in_config,
+};
 pub use manifest::{FileEntry, MANIFEST_FILE, PackageManifest, SIGNATURE_FILE};
-pub use probe::{Described, describe_once};
+pub use probe::{Described, describe_folder, describe_once};

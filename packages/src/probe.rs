@@ -9,6 +9,9 @@
 //! to be applied: set the spec's sandbox to the strict preset (network
 //! `none`, filesystem limited to the plugin's folder) before starting it.
 
+use std::path::Path;
+
+use outboard_host::config::load_plugin_folder;
 use outboard_host::{Plugin, PluginSpec};
 
 /// What a plugin, started once, says about itself.
@@ -30,4 +33,28 @@ pub async fn describe_once(spec: &PluginSpec) -> Result<Described, outboard_host
     };
     plugin.stop().await;
     Ok(described)
+}
+
+/// The plugin the folder `folder` holds, as its `plugin.toml` describes
+/// it with built-in defaults; the error says why there is none.
+pub(crate) fn spec_of(folder: &Path) -> Result<PluginSpec, String> {
+    match load_plugin_folder(folder) {
+        Ok(Some(spec)) => Ok(spec),
+        Ok(None) => Err("its plugin.toml disables it (enabled = false)".to_owned()),
+        Err(e) => Err(format!("its plugin.toml is not usable: {e}")),
+    }
+}
+
+/// Starts the plugin in `folder` once and says what it says about itself:
+/// how `outboard package` learns the name and version to record.
+pub async fn describe_folder(folder: &Path) -> Result<Described, crate::PackageError> {
+    let spec = spec_of(folder).map_err(|reason| {
+        crate::PackageError::Malformed(format!("{}: {reason}", folder.display()))
+    })?;
+    describe_once(&spec)
+        .await
+        .map_err(|e| crate::PackageError::Start {
+            name: spec.name.clone(),
+            reason: e.to_string(),
+        })
 }

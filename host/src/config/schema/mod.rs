@@ -54,6 +54,10 @@ struct FileToml {
     secrets: BTreeMap<Spanned<String>, Spanned<SecretToml>>,
     #[serde(default)]
     events: EventsToml,
+    /// `[trust] keys = [...]`: the package signers `outboard install`
+    /// accepts. Read by outboard-packages; the host only lets it through.
+    #[serde(default, rename = "trust")]
+    _trust: Option<toml::Table>,
 }
 
 /// A `[secrets.NAME]` table: exactly one source.
