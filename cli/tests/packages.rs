@@ -1,0 +1,83 @@
+//! `outboard keygen`, `package --sign`, `install`, `plugins`, `uninstall`
+//! end to end: the real binary, real files, the env-injector example
+//! started as a subprocess, and the signature checked by the `minisign`
+//! tool itself (installed by scripts/tools).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::{outboard, text};
+use serde_json::Value;
+
+/// A plugin folder whose `run` script execs the env-injector example.
+fn plugin_source(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("plugin.toml"), "command = \"./run\"\n").unwrap();
+    let exe = common::bin("env-injector");
+    fs::write(dir.join("run"), format!("#!/bin/sh\nexec '{}' \"$@\"\n", exe.display())).unwrap();
+    fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Runs `outboard args`, expecting success; its stdout.
+fn ok(args: &[&str]) -> String {
+    let out = outboard(args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn a_signed_package_verifies_with_minisign_installs_lists_and_uninstalls() {
+    let work = tempfile::tempdir().unwrap();
+    let path = |p: &str| work.path().join(p).display().to_string();
+    let key = path("signer.key");
+    let keygen = ok(&["keygen", "-o", &key]);
+    let again = outboard(&["keygen", "-o", &key]);
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("never overwrites"), "{}", text(&again.stderr));
+
+    plugin_source(&work.path().join("src/env-injector"));
+    let package = path("env-injector.tar.gz");
+    let packed = ok(&["package", &path("src/env-injector"), "-o", &package, "--sign", &key]);
+    assert!(packed.contains("env-injector"), "{packed}");
+
+    // The minisign tool verifies the manifest's signature as outboard made it.
+    let unpacked = work.path().join("unpacked");
+    fs::create_dir(&unpacked).unwrap();
+    let tar = Command::new("tar").args(["-xzf", &package, "-C"]).arg(&unpacked).status().unwrap();
+    assert!(tar.success());
+    let minisign = Command::new("minisign")
+        .args(["-V", "-p", &format!("{key}.pub"), "-m"])
+        .arg(unpacked.join("outboard-package.toml"))
+        .output()
+        .expect("the minisign tool (scripts/tools installs it)");
+    assert!(minisign.status.success(), "minisign: {}", text(&minisign.stderr));
+    assert!(text(&minisign.stdout).contains("outboard package env-injector"));
+
+    // [trust] in outboard.toml, relative to the file; the host reads the
+    // same file without complaint.
+    fs::write(work.path().join("outboard.toml"), "[trust]\nkeys = [\"signer.key.pub\"]\n").unwrap();
+    fs::create_dir(work.path().join("plugins")).unwrap();
+    let plugins = path("plugins");
+    let config = path("outboard.toml");
+    let unsigned_refused = outboard(&["install", &package, "--plugin-dir", &plugins]);
+    assert!(!unsigned_refused.status.success());
+    assert!(text(&unsigned_refused.stderr).contains("not trusted"));
+    ok(&["install", &package, "--plugin-dir", &plugins, "-c", &config]);
+
+    let id = keygen.lines().next().unwrap().trim_start_matches("key id ").to_owned();
+    let listed: Value = serde_json::from_str(&ok(&["plugins", "--plugin-dir", &plugins, "--json"])).unwrap();
+    assert_eq!(listed["name"], "env-injector");
+    assert_eq!(listed["signer"], id.as_str());
+    let ls: Value = serde_json::from_str(&ok(&["ls", "-c", &config, "--plugin-dir", &plugins, "--json"])).unwrap();
+    assert_eq!(ls[0]["name"], "env-injector");
+
+    ok(&["uninstall", "env-injector", "--plugin-dir", &plugins]);
+    assert_eq!(ok(&["plugins", "--plugin-dir", &plugins]), "");
+    assert_eq!(fs::read_dir(&plugins).unwrap().count(), 0);
+}
