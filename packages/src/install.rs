@@ -73,17 +73,11 @@ pub async fn install(package: &Path, options: &InstallOptions) -> Result<Install
     // then named as it will be once installed.
     let candidate = root.join(&manifest.name);
     fs::rename(&unpacked, &candidate).map_err(PackageError::io(&candidate))?;
-    for file in [MANIFEST_FILE, SIGNATURE_FILE] {
-        let from = root.join(file);
-        if from.exists() {
-            let to = candidate.join(file);
-            fs::rename(&from, &to).map_err(PackageError::io(&from))?;
-            // Public data, for `outboard plugins` and a check by hand.
-            fs::set_permissions(&to, fs::Permissions::from_mode(0o644))
-                .map_err(PackageError::io(&to))?;
-        }
-    }
     check_plugin(&manifest, &candidate).await?;
+    // The plugin has run: what it may have changed in its own folder is
+    // not what was signed.
+    check_files(&manifest, &candidate)?;
+    keep_record(root, &candidate)?;
     let target = dir.join(&manifest.name);
     let replaced = place(&candidate, &target)?;
     Ok(Installed {
@@ -93,6 +87,22 @@ pub async fn install(package: &Path, options: &InstallOptions) -> Result<Install
         path: target,
         replaced,
     })
+}
+
+/// Moves the manifest and its signature from the staging root into the
+/// plugin's folder, readable by all: `outboard plugins` reads them, and
+/// anyone can check the installed files against them by hand.
+fn keep_record(root: &Path, folder: &Path) -> Result<(), PackageError> {
+    for file in [MANIFEST_FILE, SIGNATURE_FILE] {
+        let from = root.join(file);
+        if from.exists() {
+            let to = folder.join(file);
+            fs::rename(&from, &to).map_err(PackageError::io(&from))?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o644))
+                .map_err(PackageError::io(&to))?;
+        }
+    }
+    Ok(())
 }
 
 /// Starts the staged plugin once and checks its `plugin.toml` and its

@@ -376,6 +376,19 @@ async fn a_name_the_plugin_does_not_give_is_refused() {
 }
 
 #[tokio::test]
+async fn a_plugin_that_changes_its_own_files_when_started_is_refused() {
+    let bench = installed_bench().await;
+    let source = bench.source(
+        "writer",
+        "echo changed > data/notes.txt; echo new > extra",
+        "x",
+    );
+    let package = bench.pack(&source, "env-injector", Some(&bench.key));
+    let error = refused(&bench, &package, &bench.options(), "data/notes.txt").await;
+    assert!(matches!(error, PackageError::Checksum { .. }), "{error:?}");
+}
+
+#[tokio::test]
 async fn an_upgrade_keeps_the_old_version_until_the_new_one_has_started() {
     let bench = installed_bench().await;
     let target = bench.plugin_dir().join("env-injector");
