@@ -187,6 +187,14 @@ pub fn trusted_keys_in_config(file: &Path) -> Result<Vec<TrustedKey>, PackageErr
     let Some(trust) = table.get("trust") else {
         return Ok(Vec::new());
     };
+    if let Some(unknown) = trust
+        .as_table()
+        .and_then(|t| t.keys().find(|k| *k != "keys"))
+    {
+        return Err(config_error(format!(
+            "unknown key {unknown:?}; [trust] has only `keys`"
+        )));
+    }
     let keys = trust
         .get("keys")
         .and_then(toml::Value::as_array)

@@ -498,3 +498,25 @@ fn keygen_refuses_to_overwrite_and_keeps_the_secret_private() {
     assert!(error.to_string().contains("never overwrites"), "{error}");
     assert_eq!(fs::read(&bench.key).expect("key"), before);
 }
+
+#[test]
+fn trusted_keys_come_from_the_config_relative_to_it() {
+    let bench = Bench::new();
+    let config = bench.root.path().join("outboard.toml");
+    let id = SigningKey::from_file(&bench.key).expect("key").key_id();
+    fs::write(&config, "[trust]\nkeys = [\"trusted.key.pub\"]\n").expect("config");
+    let keys = outboard_packages::trusted_keys_in_config(&config).expect("keys");
+    assert_eq!(
+        keys.iter().map(TrustedKey::key_id).collect::<Vec<_>>(),
+        [id]
+    );
+    fs::write(&config, "[trust]\nkey = [\"trusted.key.pub\"]\n").expect("config");
+    let error = outboard_packages::trusted_keys_in_config(&config).expect_err("typo");
+    assert!(error.to_string().contains("unknown key \"key\""), "{error}");
+    fs::write(&config, "[daemon]\n").expect("config");
+    assert!(
+        outboard_packages::trusted_keys_in_config(&config)
+            .expect("no table")
+            .is_empty()
+    );
+}
