@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::error::PackageError;
 use crate::keys::SigningKey;
 use crate::manifest::{ALLOWED_MODE, FileEntry, MANIFEST_FILE, PackageManifest, SIGNATURE_FILE};
+use crate::paths::escape_reason;
 use crate::unpack::{MAX_ENTRIES, MAX_TOTAL_BYTES, PLUGIN_PREFIX};
 
 /// What a package says about its plugin (the CLI asks the plugin).
@@ -113,6 +114,9 @@ pub(crate) fn collect(
             )));
         };
         let relative = format!("{prefix}{name}");
+        if let Some(reason) = escape_reason(&relative) {
+            return Err(PackageError::entry(&relative, reason));
+        }
         if prefix.is_empty() && (name == MANIFEST_FILE || name == SIGNATURE_FILE) {
             return Err(PackageError::entry(
                 &relative,

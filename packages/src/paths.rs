@@ -3,8 +3,8 @@
 /// Why `path` (as an archive or a manifest spells it) cannot name a file
 /// inside the package, or `None` when it is a plain relative path of
 /// normal components: not empty, not absolute, no `.` or `..`, no empty
-/// component, no NUL or backslash (which another tool may read as a
-/// separator).
+/// component, no backslash (which another tool may read as a separator),
+/// no control character.
 pub(crate) fn escape_reason(path: &str) -> Option<&'static str> {
     if path.is_empty() {
         return Some("the path is empty");
@@ -12,8 +12,13 @@ pub(crate) fn escape_reason(path: &str) -> Option<&'static str> {
     if path.starts_with('/') {
         return Some("the path is absolute");
     }
-    if path.contains('\0') || path.contains('\\') {
-        return Some("the path holds a NUL or a backslash");
+    if path.contains('\\') {
+        return Some("the path holds a backslash");
+    }
+    // Control characters (NUL, newlines, terminal escapes) would reach
+    // the operator's terminal in an error naming the file.
+    if path.chars().any(char::is_control) {
+        return Some("the path holds a control character");
     }
     for component in path.trim_end_matches('/').split('/') {
         match component {
@@ -49,7 +54,15 @@ mod tests {
         assert_eq!(escape_reason(""), Some("the path is empty"));
         assert_eq!(
             escape_reason("a\\..\\b"),
-            Some("the path holds a NUL or a backslash")
+            Some("the path holds a backslash")
+        );
+        assert_eq!(
+            escape_reason("plugin/\u{1b}[2Jx"),
+            Some("the path holds a control character")
+        );
+        assert_eq!(
+            escape_reason("plugin/a\0b"),
+            Some("the path holds a control character")
         );
     }
 }
