@@ -11,16 +11,22 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use common::{outboard, text};
+use common::{alive, outboard, outboard_command, sigterm, text, wait_until};
 use serde_json::Value;
 
 /// A plugin folder whose `run` script execs the env-injector example.
 fn plugin_source(dir: &Path) {
+    let exe = common::bin("env-injector");
+    plugin_script(dir, &format!("exec '{}' \"$@\"", exe.display()));
+}
+
+/// A plugin folder whose `run` script is `body`.
+fn plugin_script(dir: &Path, body: &str) {
     fs::create_dir_all(dir).unwrap();
     fs::write(dir.join("plugin.toml"), "command = \"./run\"\n").unwrap();
-    let exe = common::bin("env-injector");
-    fs::write(dir.join("run"), format!("#!/bin/sh\nexec '{}' \"$@\"\n", exe.display())).unwrap();
+    fs::write(dir.join("run"), format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -39,29 +45,52 @@ fn a_signed_package_verifies_with_minisign_installs_lists_and_uninstalls() {
     let keygen = ok(&["keygen", "-o", &key]);
     let again = outboard(&["keygen", "-o", &key]);
     assert!(!again.status.success());
-    assert!(text(&again.stderr).contains("never overwrites"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("never overwrites"),
+        "{}",
+        text(&again.stderr)
+    );
 
     plugin_source(&work.path().join("src/env-injector"));
     let package = path("env-injector.tar.gz");
-    let packed = ok(&["package", &path("src/env-injector"), "-o", &package, "--sign", &key]);
+    let packed = ok(&[
+        "package",
+        &path("src/env-injector"),
+        "-o",
+        &package,
+        "--sign",
+        &key,
+    ]);
     assert!(packed.contains("env-injector"), "{packed}");
 
     // The minisign tool verifies the manifest's signature as outboard made it.
     let unpacked = work.path().join("unpacked");
     fs::create_dir(&unpacked).unwrap();
-    let tar = Command::new("tar").args(["-xzf", &package, "-C"]).arg(&unpacked).status().unwrap();
+    let tar = Command::new("tar")
+        .args(["-xzf", &package, "-C"])
+        .arg(&unpacked)
+        .status()
+        .unwrap();
     assert!(tar.success());
     let minisign = Command::new("minisign")
         .args(["-V", "-p", &format!("{key}.pub"), "-m"])
         .arg(unpacked.join("outboard-package.toml"))
         .output()
         .expect("the minisign tool (scripts/tools installs it)");
-    assert!(minisign.status.success(), "minisign: {}", text(&minisign.stderr));
+    assert!(
+        minisign.status.success(),
+        "minisign: {}",
+        text(&minisign.stderr)
+    );
     assert!(text(&minisign.stdout).contains("outboard package env-injector"));
 
     // [trust] in outboard.toml, relative to the file; the host reads the
     // same file without complaint.
-    fs::write(work.path().join("outboard.toml"), "[trust]\nkeys = [\"signer.key.pub\"]\n").unwrap();
+    fs::write(
+        work.path().join("outboard.toml"),
+        "[trust]\nkeys = [\"signer.key.pub\"]\n",
+    )
+    .unwrap();
     fs::create_dir(work.path().join("plugins")).unwrap();
     let plugins = path("plugins");
     let config = path("outboard.toml");
@@ -70,14 +99,83 @@ fn a_signed_package_verifies_with_minisign_installs_lists_and_uninstalls() {
     assert!(text(&unsigned_refused.stderr).contains("not trusted"));
     ok(&["install", &package, "--plugin-dir", &plugins, "-c", &config]);
 
-    let id = keygen.lines().next().unwrap().trim_start_matches("key id ").to_owned();
-    let listed: Value = serde_json::from_str(&ok(&["plugins", "--plugin-dir", &plugins, "--json"])).unwrap();
+    let id = keygen
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("key id ")
+        .to_owned();
+    let listed: Value =
+        serde_json::from_str(&ok(&["plugins", "--plugin-dir", &plugins, "--json"])).unwrap();
     assert_eq!(listed["name"], "env-injector");
     assert_eq!(listed["signer"], id.as_str());
-    let ls: Value = serde_json::from_str(&ok(&["ls", "-c", &config, "--plugin-dir", &plugins, "--json"])).unwrap();
+    let ls: Value = serde_json::from_str(&ok(&[
+        "ls",
+        "-c",
+        &config,
+        "--plugin-dir",
+        &plugins,
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(ls[0]["name"], "env-injector");
 
     ok(&["uninstall", "env-injector", "--plugin-dir", &plugins]);
     assert_eq!(ok(&["plugins", "--plugin-dir", &plugins]), "");
     assert_eq!(fs::read_dir(&plugins).unwrap().count(), 0);
+}
+
+#[test]
+fn an_install_interrupted_while_the_plugin_starts_leaves_nothing_behind() {
+    let work = tempfile::tempdir().unwrap();
+    let path = |p: &str| work.path().join(p).display().to_string();
+    let package = path("p.tar.gz");
+    let pid_file = work.path().join("plugin.pid");
+    // A plugin that records its pid and never shakes hands, packed
+    // unsigned through the library (the point is the interruption).
+    plugin_script(
+        &work.path().join("src/hang"),
+        &format!("echo $$ > '{}'\nexec /bin/sleep 60", pid_file.display()),
+    );
+    let meta = outboard_packages::PackageMeta {
+        name: "env-injector".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    outboard_packages::pack(
+        &work.path().join("src/hang"),
+        &meta,
+        None,
+        Path::new(&package),
+    )
+    .unwrap();
+    let plugins = work.path().join("plugins");
+    fs::create_dir(&plugins).unwrap();
+    let mut child = outboard_command()
+        .args(["install", &package, "--allow-unsigned", "--plugin-dir"])
+        .arg(&plugins)
+        .env("OUTBOARD_RUNTIME_DIR", "/tmp")
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || fs::read_to_string(&pid_file)
+            .is_ok_and(|p| p.ends_with('\n'))),
+        "the plugin never started"
+    );
+    let plugin_pid: u32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    sigterm(child.id());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        wait_until(Duration::from_secs(10), || !alive(plugin_pid)),
+        "the plugin outlived the install"
+    );
+    assert_eq!(
+        fs::read_dir(&plugins).unwrap().count(),
+        0,
+        "staging left behind"
+    );
 }

@@ -75,8 +75,10 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Events(args) => events::run(args, Signals::listen()).await,
         Command::Emit(args) => emit::run(args).await,
         Command::Keygen(args) => packages::keygen(args),
-        Command::Package(args) => packages::package(args).await,
-        Command::Install(args) => packages::install_package(args).await,
+        // Both start the plugin once; on a signal the work is dropped, which
+        // kills that plugin and removes the staging folder.
+        Command::Package(args) => packages::package(args, Signals::listen().first()).await,
+        Command::Install(args) => packages::install_package(args, Signals::listen().first()).await,
         Command::Uninstall(args) => packages::uninstall_plugin(args),
         Command::Plugins(args) => packages::plugins(args),
     }

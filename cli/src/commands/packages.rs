@@ -2,6 +2,7 @@
 //! `plugins`. The work is outboard-packages'; this file picks the paths
 //! and keys from the flags and says what happened.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,9 @@ use outboard_packages::{
     uninstall,
 };
 
+use super::unless_interrupted;
 use crate::args::{InstallArgs, InstallPlace, KeygenArgs, PackageArgs, PluginsArgs, UninstallArgs};
+use crate::exit::EXIT_INTERRUPTED;
 
 /// `outboard keygen`.
 pub(crate) fn keygen(args: KeygenArgs) -> anyhow::Result<u8> {
@@ -33,14 +36,20 @@ pub(crate) fn keygen(args: KeygenArgs) -> anyhow::Result<u8> {
 }
 
 /// `outboard package`.
-pub(crate) async fn package(args: PackageArgs) -> anyhow::Result<u8> {
+pub(crate) async fn package(
+    args: PackageArgs,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<u8> {
     // The key first: a bad key fails before the plugin is started.
     let key = args
         .sign
         .as_deref()
         .map(SigningKey::from_file)
         .transpose()?;
-    let described = describe_folder(&args.dir).await?;
+    let Some(described) = unless_interrupted(describe_folder(&args.dir), shutdown).await else {
+        return Ok(EXIT_INTERRUPTED);
+    };
+    let described = described?;
     let meta = PackageMeta {
         name: described.name,
         version: described.version,
@@ -65,7 +74,10 @@ pub(crate) async fn package(args: PackageArgs) -> anyhow::Result<u8> {
 }
 
 /// `outboard install`.
-pub(crate) async fn install_package(args: InstallArgs) -> anyhow::Result<u8> {
+pub(crate) async fn install_package(
+    args: InstallArgs,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<u8> {
     let plugin_dir = plugin_dir(&args.place)?;
     let mut trusted = match config_file(args.config.as_deref())? {
         Some(file) => trusted_keys_in_config(&file)?,
@@ -79,9 +91,10 @@ pub(crate) async fn install_package(args: InstallArgs) -> anyhow::Result<u8> {
         trusted,
         allow_unsigned: args.allow_unsigned,
     };
-    let done = install(&args.package, &options)
-        .await
-        .with_context(|| format!("{} not installed", args.package.display()))?;
+    let Some(done) = unless_interrupted(install(&args.package, &options), shutdown).await else {
+        return Ok(EXIT_INTERRUPTED);
+    };
+    let done = done.with_context(|| format!("{} not installed", args.package.display()))?;
     let replaced = match &done.replaced {
         Some(old) => format!(", replacing {old}"),
         None => String::new(),
