@@ -66,6 +66,8 @@ pub async fn install(package: &Path, options: &InstallOptions) -> Result<Install
         options.allow_unsigned,
     )?;
     let manifest = PackageManifest::parse(&manifest_text)?;
+    let target = dir.join(&manifest.name);
+    check_replaceable(&target)?;
     let unpacked = root.join(PLUGIN_PREFIX.trim_end_matches('/'));
     fs::create_dir_all(&unpacked).map_err(PackageError::io(&unpacked))?;
     check_files(&manifest, &unpacked)?;
@@ -78,7 +80,6 @@ pub async fn install(package: &Path, options: &InstallOptions) -> Result<Install
     // not what was signed.
     check_files(&manifest, &candidate)?;
     keep_record(root, &candidate)?;
-    let target = dir.join(&manifest.name);
     let replaced = place(&candidate, &target)?;
     Ok(Installed {
         name: manifest.name,
@@ -138,6 +139,29 @@ async fn check_plugin(manifest: &PackageManifest, folder: &Path) -> Result<(), P
         )));
     }
     Ok(())
+}
+
+/// Refuses to replace what a package did not install: a plugin folder
+/// put there by hand, a file, a symlink.
+fn check_replaceable(target: &Path) -> Result<(), PackageError> {
+    let refuse = |reason: &str| PackageError::NotInstalled {
+        path: target.to_owned(),
+        reason: reason.to_owned(),
+    };
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(PackageError::Io {
+            path: target.to_owned(),
+            error,
+        }),
+        Ok(meta) if !meta.is_dir() => Err(refuse(
+            "is in the way and is not a folder; move it away first",
+        )),
+        Ok(_) if read_installed(target).is_none() => Err(refuse(
+            "holds a plugin no package installed; install will not replace it: move it away first",
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Moves `candidate` to `target` in one rename: exchanged with the folder

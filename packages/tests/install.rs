@@ -358,6 +358,24 @@ async fn paths_escaping_the_package_are_refused() {
 }
 
 #[tokio::test]
+async fn a_plugin_folder_no_package_installed_is_not_replaced() {
+    let bench = Bench::new();
+    let by_hand = bench.plugin_dir().join("env-injector");
+    fs::create_dir(&by_hand).expect("folder");
+    fs::write(by_hand.join("plugin.toml"), "command = \"./run\"\n").expect("plugin.toml");
+    let package = bench.pack(
+        &bench.source("p", "", "x"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let error = refused(&bench, &package, &bench.options(), "no package installed").await;
+    assert!(
+        matches!(error, PackageError::NotInstalled { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_name_the_plugin_does_not_give_is_refused() {
     let bench = installed_bench().await;
     let package = bench.pack(
