@@ -54,8 +54,8 @@ pub(crate) fn unpack(package: &Path, staging: &Path) -> Result<(), PackageError>
         }
         let kind = entry.header().entry_type();
         let top_level = name == MANIFEST_FILE || name == SIGNATURE_FILE;
-        if !top_level && !name.starts_with(PLUGIN_PREFIX) && name.trim_end_matches('/') != "plugin"
-        {
+        let plugin_folder = kind == EntryType::Directory && name.trim_end_matches('/') == "plugin";
+        if !top_level && !plugin_folder && !name.starts_with(PLUGIN_PREFIX) {
             return Err(PackageError::entry(
                 &name,
                 format!("a package holds only {MANIFEST_FILE}, {SIGNATURE_FILE} and plugin/"),

@@ -344,6 +344,8 @@ async fn paths_escaping_the_package_are_refused() {
             "hard link",
         ),
         (file("plugin/data/dev", tar::EntryType::Char, ""), "device"),
+        (file("plugin", tar::EntryType::Regular, ""), "holds only"),
+        (file("elsewhere", tar::EntryType::Regular, ""), "holds only"),
     ] {
         let mut entries = read_raw(&package);
         // First in the archive, so nothing else is unpacked before it.
