@@ -107,8 +107,20 @@ fn a_signed_package_verifies_with_minisign_installs_lists_and_uninstalls() {
         .to_owned();
     let listed: Value =
         serde_json::from_str(&ok(&["plugins", "--plugin-dir", &plugins, "--json"])).unwrap();
-    assert_eq!(listed["name"], "env-injector");
-    assert_eq!(listed["signer"], id.as_str());
+    assert_eq!(listed[0]["name"], "env-injector");
+    assert_eq!(listed[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(listed[0]["signer"], id.as_str());
+    assert_eq!(listed[0]["path"], format!("{plugins}/env-injector"));
+    let table = ok(&["plugins", "--plugin-dir", &plugins]);
+    let rows: Vec<&str> = table.lines().collect();
+    assert!(
+        rows[0].starts_with("NAME") && rows[0].contains("SIGNER"),
+        "{table}"
+    );
+    assert!(
+        rows[1].starts_with("env-injector") && rows[1].contains(&id),
+        "{table}"
+    );
     let ls: Value = serde_json::from_str(&ok(&[
         "ls",
         "-c",
@@ -121,7 +133,11 @@ fn a_signed_package_verifies_with_minisign_installs_lists_and_uninstalls() {
     assert_eq!(ls[0]["name"], "env-injector");
 
     ok(&["uninstall", "env-injector", "--plugin-dir", &plugins]);
-    assert_eq!(ok(&["plugins", "--plugin-dir", &plugins]), "");
+    assert_eq!(
+        ok(&["plugins", "--plugin-dir", &plugins]),
+        format!("no package is installed in {plugins}\n")
+    );
+    assert_eq!(ok(&["plugins", "--plugin-dir", &plugins, "--json"]), "[]\n");
     assert_eq!(fs::read_dir(&plugins).unwrap().count(), 0);
 }
 

@@ -9,7 +9,7 @@ use crate::paths::escape_reason;
 
 /// The manifest's name, at the archive's top level and, once installed,
 /// in the plugin's folder.
-pub const MANIFEST_FILE: &str = "outboard-package.toml";
+pub const MANIFEST_FILE: &str = outboard_host::config::PACKAGE_MANIFEST_FILE;
 /// The detached minisign signature of the manifest, beside it.
 pub const SIGNATURE_FILE: &str = "outboard-package.toml.minisig";
 /// The only manifest format this build reads and writes.

@@ -78,7 +78,8 @@ pub(crate) struct PluginsArgs {
     /// Where to look.
     #[command(flatten)]
     pub(crate) place: InstallPlace,
-    /// One JSON object per plugin, one per line.
+    /// A JSON array of {name, version, signer, path} (signer null if
+    /// unsigned).
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -17,6 +17,7 @@ use outboard_packages::{
 use super::unless_interrupted;
 use crate::args::{InstallArgs, InstallPlace, KeygenArgs, PackageArgs, PluginsArgs, UninstallArgs};
 use crate::exit::EXIT_INTERRUPTED;
+use crate::render::packages::{InstalledRow, table};
 
 /// `outboard keygen`.
 pub(crate) fn keygen(args: KeygenArgs) -> anyhow::Result<u8> {
@@ -125,28 +126,17 @@ pub(crate) fn uninstall_plugin(args: UninstallArgs) -> anyhow::Result<u8> {
 
 /// `outboard plugins`.
 pub(crate) fn plugins(args: PluginsArgs) -> anyhow::Result<u8> {
-    let list = installed(&plugin_dir(&args.place)?)?;
+    let dir = plugin_dir(&args.place)?;
+    let rows: Vec<InstalledRow> = installed(&dir)?.iter().map(InstalledRow::from).collect();
     let mut out = std::io::stdout().lock();
-    for one in &list {
-        if args.json {
-            let row = serde_json::json!({
-                "name": one.name,
-                "version": one.version,
-                "signer": one.signer,
-                "path": one.path,
-            });
-            writeln!(out, "{row}")?;
-        } else {
-            writeln!(
-                out,
-                "{}\t{}\t{}\t{}",
-                one.name,
-                one.version,
-                signer(one),
-                one.path.display()
-            )?;
-        }
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+    } else if rows.is_empty() {
+        writeln!(out, "no package is installed in {}", dir.display())?;
+    } else {
+        table(&mut out, &rows)?;
     }
+    out.flush().context("cannot print the list on stdout")?;
     Ok(0)
 }
 

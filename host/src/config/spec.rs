@@ -59,6 +59,10 @@ pub struct PluginSpec {
     /// whether every plugin is ready leaves it out. A reload that changes
     /// only this does not restart the plugin.
     pub optional: bool,
+    /// For a plugin folder that `outboard install` installed, the SHA-256
+    /// of its package manifest (`outboard-package.toml`): a new version
+    /// installed in the same folder differs here, so a reload replaces it.
+    pub package: Option<String>,
 }
 
 impl PluginSpec {
@@ -82,6 +86,7 @@ impl PluginSpec {
             subscriptions: BTreeMap::new(),
             supervision: Supervision::default(),
             optional: false,
+            package: None,
         }
     }
 }

@@ -28,7 +28,7 @@ mod source;
 mod state;
 
 pub(super) use file::load_plugin_file;
-pub use file::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
+pub use file::{CONFIG_FILE_NAME, PACKAGE_MANIFEST_FILE, PLUGIN_FILE_NAME, load};
 #[cfg(test)]
 pub(super) use lines::probes;
 

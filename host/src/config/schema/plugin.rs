@@ -87,6 +87,8 @@ impl PluginToml {
             source: src.path.to_owned(),
             runtime_base: None,
             optional: self.optional,
+            // Set by `load_plugin_file` for a folder a package installed.
+            package: None,
         }))
     }
 
