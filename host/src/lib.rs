@@ -26,6 +26,7 @@
 //!   snapshots swapped whole, reload plans applied blue/green, an
 //!   operator's disable and enable, [`HostEvent`]s.
 //! - [`job`]: the job profile's phases around a command.
+//! - [`sandbox`]: a plugin's walls: what the machine offers.
 //! - `error`: the errors, each naming the plugin and what went wrong.
 //! - [`trace`]: the spans a trace is made of (`outboard.job`,
 //!   `outboard.dispatch`, `outboard.invoke`) and W3C context in and out.
@@ -44,6 +45,7 @@ pub mod job;
 pub mod launch;
 mod manifest;
 mod output;
+pub mod sandbox;
 mod supervisor;
 pub mod trace;
 

@@ -149,3 +149,19 @@ pub(super) const EVENT_RETENTION: DurationBounds = DurationBounds {
 /// than thousands of plugins need, and a `/dev/zero` or a runaway generator
 /// is refused before it fills the memory.
 pub const MAX_CONFIG_FILE_BYTES: u64 = 4 << 20;
+
+/// `sandbox.pids`: a plugin needs a few threads (its runtime's workers);
+/// the kernel's own ceiling is 4 million.
+pub(super) const SANDBOX_PIDS: CountBounds = CountBounds {
+    min: 1,
+    max: 4 << 20,
+    meaning: " (processes and threads at once)",
+};
+
+/// `sandbox.open_files`: below 16 a plugin cannot even serve its socket
+/// and log.
+pub(super) const SANDBOX_OPEN_FILES: CountBounds = CountBounds {
+    min: 16,
+    max: 1 << 20,
+    meaning: " (descriptors per process)",
+};

@@ -28,6 +28,17 @@
 //! crash_loop_starts = 5            # this many starts within crash_loop_window and
 //! crash_loop_window = "60s"        # the next failure quarantines the plugin
 //!
+//! [plugin.sandbox]                 # optional; walls the kernel enforces ([defaults.sandbox] too)
+//! memory = "100Mi"                 # all its processes together; Ki/Mi/Gi or K/M/G or bytes
+//! cpu = 0.5                        # a fraction of a core
+//! pids = 64                        # processes and threads at once
+//! open_files = 256                 # descriptors per process
+//! core_dumps = false
+//! network = "none"                 # or "loopback" (own namespace, lo up), "host" (the default)
+//! filesystem = { read = ["/etc/ssl"], write = ["/var/tmp/x"] }   # Landlock; plus its own files
+//! best_effort = false              # true: a weaker wall where the machine lacks one
+//! user = "nobody"                  # host running as root only; also group = "..."
+//!
 //! [plugin.subscriptions.post_container]   # the host's say over one subscription
 //! priority = 5                     # replaces the manifest's
 //! timeout = "1s"                   # replaces the phase's and call_timeout
@@ -97,6 +108,8 @@
 //!   [`RestartPolicy`].
 //! - `schema`: the TOML format and its resolution into specs.
 //! - `discover`: plugin directories.
+//! - `sandbox`: [`SandboxSpec`]: `[plugin.sandbox]`, the walls around a
+//!   plugin.
 //! - `secret`: [`SecretSpec`]: where a `[secrets.NAME]` is read.
 //! - `command`: a `command` as an executable's absolute path.
 //! - `limits`: the bounds of every duration and count, and of a file's size.
@@ -109,6 +122,7 @@ mod discover;
 mod error;
 mod limits;
 mod phase;
+mod sandbox;
 mod schema;
 mod secret;
 mod spec;
@@ -127,6 +141,7 @@ pub use discover::{
 pub use error::{ConfigError, Location, Subject};
 pub use limits::{MAX_CONFIG_FILE_BYTES, MAX_DRAIN_TIMEOUT};
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
+pub use sandbox::{FilesystemSpec, Network, SandboxSpec};
 pub use schema::{CONFIG_FILE_NAME, PACKAGE_MANIFEST_FILE, PLUGIN_FILE_NAME, load};
 pub use secret::{
     DEFAULT_SECRET_CACHE, DEFAULT_SECRET_TIMEOUT, MAX_SECRET_NAME_LEN, SecretSource, SecretSpec,

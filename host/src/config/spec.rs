@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::phase::PhaseSpec;
+use super::sandbox::SandboxSpec;
 use super::secret::SecretSpec;
 use super::state::{ServicesSpec, StateSpec};
 use super::subscription::SubscriptionOverride;
@@ -59,6 +60,9 @@ pub struct PluginSpec {
     /// whether every plugin is ready leaves it out. A reload that changes
     /// only this does not restart the plugin.
     pub optional: bool,
+    /// The walls the kernel puts around it (`[plugin.sandbox]` over
+    /// `[defaults.sandbox]`).
+    pub sandbox: SandboxSpec,
     /// For a plugin folder that `outboard install` installed, the SHA-256
     /// of its package manifest (`outboard-package.toml`): a new version
     /// installed in the same folder differs here, so a reload replaces it.
@@ -86,13 +90,14 @@ impl PluginSpec {
             subscriptions: BTreeMap::new(),
             supervision: Supervision::default(),
             optional: false,
+            sandbox: defaults.sandbox,
             package: None,
         }
     }
 }
 
 /// Values a plugin gets when it does not set its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Defaults {
     /// See [`PluginSpec::handshake_timeout`].
     pub handshake_timeout: Duration,
@@ -100,6 +105,8 @@ pub struct Defaults {
     pub call_timeout: Duration,
     /// See [`PluginSpec::stop_grace`].
     pub stop_grace: Duration,
+    /// See [`PluginSpec::sandbox`].
+    pub sandbox: SandboxSpec,
 }
 
 impl Default for Defaults {
@@ -108,6 +115,7 @@ impl Default for Defaults {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             stop_grace: DEFAULT_STOP_GRACE,
+            sandbox: SandboxSpec::default(),
         }
     }
 }

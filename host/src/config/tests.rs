@@ -220,6 +220,7 @@ stop_grace = "1s 500ms"
             handshake_timeout: Duration::from_secs(3),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             stop_grace: Duration::ZERO,
+            sandbox: SandboxSpec::default(),
         }
     );
     let a = cfg.plugin("a").expect("a");
@@ -630,6 +631,7 @@ fn discover_errors() {
 }
 
 mod hardening;
+mod sandbox;
 mod secrets;
 mod services;
 

@@ -149,6 +149,7 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         supervision,
         // Taken by the running plugin without a restart (see `reload`).
         optional: _,
+        sandbox,
         package,
     } = old;
     let Supervision {
@@ -169,6 +170,7 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         ("config", *config == new.config),
         ("grant", *grant == new.grant),
         ("working_dir", *working_dir == new.working_dir),
+        ("sandbox", *sandbox == new.sandbox),
         ("package", *package == new.package),
         (
             "handshake_timeout",

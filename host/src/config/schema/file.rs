@@ -260,15 +260,20 @@ fn key_before(text: &str, offset: usize) -> Option<&str> {
 
 impl DefaultsToml {
     fn resolve(&self, src: &Source<'_>) -> Result<Defaults, ConfigError> {
-        timeouts(
+        let scope = src.scope(Subject::Defaults);
+        let mut defaults = timeouts(
             [
                 &self.handshake_timeout,
                 &self.call_timeout,
                 &self.stop_grace,
             ],
             &Defaults::default(),
-            &src.scope(Subject::Defaults),
-        )
+            &scope,
+        )?;
+        if let Some(sandbox) = &self.sandbox {
+            defaults.sandbox = sandbox.resolve(&defaults.sandbox, &src.base_dir(), &scope)?;
+        }
+        Ok(defaults)
     }
 }
 
@@ -293,6 +298,7 @@ pub(super) fn timeouts(
             limits::TIMEOUT,
         )?,
         stop_grace: scope.duration("stop_grace", stop, fallback.stop_grace, limits::STOP_GRACE)?,
+        sandbox: fallback.sandbox.clone(),
     })
 }
 

@@ -6,6 +6,7 @@
 //!   `[phases.NAME]`.
 //! - `lines`: byte offsets to line numbers, in logarithmic time.
 //! - `plugin`: a `[[plugin]]` table, resolved step by step.
+//! - `sandbox`: a `sandbox` table, of a plugin or of `[defaults]`.
 //! - `secret`: a `[secrets.NAME]` table.
 //! - `state`: the `[state]` and `[services]` tables.
 //! - `source`: the file being resolved, for error locations and relative
@@ -23,6 +24,7 @@ use super::value::DurationText;
 mod file;
 mod lines;
 mod plugin;
+mod sandbox;
 mod secret;
 mod source;
 mod state;
@@ -104,6 +106,7 @@ struct DefaultsToml {
     handshake_timeout: Option<Spanned<DurationText>>,
     call_timeout: Option<Spanned<DurationText>>,
     stop_grace: Option<Spanned<DurationText>>,
+    sandbox: Option<sandbox::SandboxToml>,
 }
 
 /// A `[[plugin]]` table, or a whole `plugin.toml`.
@@ -135,6 +138,7 @@ struct PluginToml {
     backoff_reset_after: Option<Spanned<DurationText>>,
     crash_loop_starts: Option<Spanned<u32>>,
     crash_loop_window: Option<Spanned<DurationText>>,
+    sandbox: Option<sandbox::SandboxToml>,
 }
 
 /// A `[phases.NAME]` table.

@@ -71,6 +71,10 @@ impl PluginToml {
         let working_dir = self.working_dir(&base, folder.is_some(), &scope)?;
         let supervision = self.supervision(&scope)?;
         let subscriptions = self.subscriptions(&scope)?;
+        let sandbox = match &self.sandbox {
+            Some(table) => table.resolve(&defaults.sandbox, &base, &scope)?,
+            None => defaults.sandbox.clone(),
+        };
         Ok(Some(PluginSpec {
             name,
             command,
@@ -87,6 +91,7 @@ impl PluginToml {
             source: src.path.to_owned(),
             runtime_base: None,
             optional: self.optional,
+            sandbox,
             // Set by `load_plugin_file` for a folder a package installed.
             package: None,
         }))
