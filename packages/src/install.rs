@@ -120,12 +120,7 @@ async fn check_plugin(manifest: &PackageManifest, folder: &Path) -> Result<(), P
             spec.name, manifest.name
         )));
     }
-    let described = describe_once(&spec)
-        .await
-        .map_err(|e| PackageError::Start {
-            name: manifest.name.clone(),
-            reason: e.to_string(),
-        })?;
+    let described = describe_once(&spec).await?;
     if described.name != manifest.name {
         return Err(mismatch(format!(
             "the plugin's Describe names it {:?}, the manifest {:?}",

@@ -1,18 +1,18 @@
 //! The one start install makes: the plugin says its own name and version.
 //!
-//! # The sandbox seam
-//!
-//! Issue 15 asks for this start to run "in a sandbox with
-//! `network = "none"`". The sandbox is built on another branch; until it
-//! lands, `describe_once` starts the plugin with the ordinary launcher
-//! (`Plugin::start`). `describe_once` is the single place the sandbox is
-//! to be applied: set the spec's sandbox to the strict preset (network
-//! `none`, filesystem limited to the plugin's folder) before starting it.
+//! It runs in a sandbox with `network = "none"`: its own network
+//! namespace with no interface up, whatever its `plugin.toml` asks for,
+//! so code from a package that is not installed yet reaches no network.
+//! The rest of its `[sandbox]` applies as written. A host that may not
+//! create a network namespace refuses the start, whatever `best_effort`
+//! says, rather than run the plugin on the host's network.
 
 use std::path::Path;
 
-use outboard_host::config::load_plugin_folder;
-use outboard_host::{Plugin, PluginSpec};
+use outboard_host::config::{Network, load_plugin_folder};
+use outboard_host::{Plugin, PluginSpec, sandbox};
+
+use crate::error::PackageError;
 
 /// What a plugin, started once, says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,16 +23,36 @@ pub struct Described {
     pub version: String,
 }
 
-/// Starts the plugin `spec` to ready, reads its manifest and stops it.
-/// The sandbox seam (module docs): today the ordinary launcher.
-pub async fn describe_once(spec: &PluginSpec) -> Result<Described, outboard_host::Error> {
-    let plugin = Plugin::start(spec).await?;
+/// Starts the plugin `spec` to ready in the probe's sandbox (module
+/// docs), reads its manifest and stops it.
+pub async fn describe_once(spec: &PluginSpec) -> Result<Described, PackageError> {
+    let not_started = |reason: String| PackageError::Start {
+        name: spec.name.clone(),
+        reason,
+    };
+    if !sandbox::offers().network_namespace {
+        return Err(not_started(
+            "install starts it once without network (network = \"none\"), and this process \
+             may not create a network namespace (that takes CAP_SYS_ADMIN): install as root"
+                .to_owned(),
+        ));
+    }
+    let plugin = Plugin::start(&probe_spec(spec))
+        .await
+        .map_err(|e| not_started(e.to_string()))?;
     let described = Described {
         name: plugin.manifest().name.clone(),
         version: plugin.manifest().version.to_string(),
     };
     plugin.stop().await;
     Ok(described)
+}
+
+/// `spec` walled in for the probe: no network.
+fn probe_spec(spec: &PluginSpec) -> PluginSpec {
+    let mut probe = spec.clone();
+    probe.sandbox.network = Network::None;
+    probe
 }
 
 /// The plugin the folder `folder` holds, as its `plugin.toml` describes
@@ -47,14 +67,8 @@ pub(crate) fn spec_of(folder: &Path) -> Result<PluginSpec, String> {
 
 /// Starts the plugin in `folder` once and says what it says about itself:
 /// how `outboard package` learns the name and version to record.
-pub async fn describe_folder(folder: &Path) -> Result<Described, crate::PackageError> {
-    let spec = spec_of(folder).map_err(|reason| {
-        crate::PackageError::Malformed(format!("{}: {reason}", folder.display()))
-    })?;
-    describe_once(&spec)
-        .await
-        .map_err(|e| crate::PackageError::Start {
-            name: spec.name.clone(),
-            reason: e.to_string(),
-        })
+pub async fn describe_folder(folder: &Path) -> Result<Described, PackageError> {
+    let spec = spec_of(folder)
+        .map_err(|reason| PackageError::Malformed(format!("{}: {reason}", folder.display())))?;
+    describe_once(&spec).await
 }

@@ -135,6 +135,7 @@ fn listing(dir: &Path) -> BTreeMap<String, String> {
 }
 
 /// One archive entry, as a test rewrites it.
+#[derive(Clone)]
 struct Raw {
     name: Vec<u8>,
     kind: tar::EntryType,
@@ -347,13 +348,21 @@ async fn paths_escaping_the_package_are_refused() {
         (file("plugin", tar::EntryType::Regular, ""), "holds only"),
         (file("elsewhere", tar::EntryType::Regular, ""), "holds only"),
     ] {
-        let mut entries = read_raw(&package);
-        // First in the archive, so nothing else is unpacked before it.
-        entries.insert(0, extra);
-        let bad = bench.root.path().join("bad.tar.gz");
-        write_raw(&bad, &entries);
-        let error = refused(&bench, &bad, &bench.options(), needle).await;
-        assert!(matches!(error, PackageError::Entry { .. }), "{error:?}");
+        // First in the archive (nothing unpacked before it), and last
+        // (everything else unpacked in staging first, then thrown away).
+        for first in [true, false] {
+            let mut entries = read_raw(&package);
+            let extra = extra.clone();
+            if first {
+                entries.insert(0, extra);
+            } else {
+                entries.push(extra);
+            }
+            let bad = bench.root.path().join("bad.tar.gz");
+            write_raw(&bad, &entries);
+            let error = refused(&bench, &bad, &bench.options(), needle).await;
+            assert!(matches!(error, PackageError::Entry { .. }), "{error:?}");
+        }
     }
     assert!(!bench.root.path().join("escaped").exists());
     assert!(!Path::new("/tmp/obpkg-absolute").exists());
@@ -406,6 +415,62 @@ async fn a_plugin_that_changes_its_own_files_when_started_is_refused() {
     let package = bench.pack(&source, "env-injector", Some(&bench.key));
     let error = refused(&bench, &package, &bench.options(), "data/notes.txt").await;
     assert!(matches!(error, PackageError::Checksum { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn the_one_start_runs_without_network() {
+    let bench = Bench::new();
+    let seen = bench.root.path().join("netns");
+    let interfaces = bench.root.path().join("interfaces");
+    // What the plugin's process sees: its network namespace, and the
+    // interfaces in it (the first two lines of /proc/net/dev are headers).
+    let before = format!(
+        "readlink /proc/self/ns/net > '{}'; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > '{}'",
+        seen.display(),
+        interfaces.display()
+    );
+    let package = bench.pack(
+        &bench.source("p", &before, "x"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    install(&package, &bench.options()).await.expect("install");
+    let ours = fs::read_link("/proc/self/ns/net").expect("our network namespace");
+    let theirs = fs::read_to_string(&seen).expect("the plugin ran");
+    assert_ne!(
+        theirs.trim(),
+        ours.display().to_string(),
+        "the plugin ran in the host's network namespace"
+    );
+    assert_eq!(
+        fs::read_to_string(&interfaces).expect("interfaces"),
+        "lo\n",
+        "only a loopback interface (down) in its namespace"
+    );
+}
+
+#[tokio::test]
+async fn a_version_the_plugin_does_not_give_is_refused() {
+    let bench = installed_bench().await;
+    let source = bench.source("other-version", "", "x");
+    let out = bench.root.path().join("wrong-version.tar.gz");
+    let meta = PackageMeta {
+        name: "env-injector".to_owned(),
+        version: "9.9.9".to_owned(),
+    };
+    let key = SigningKey::from_file(&bench.key).expect("signing key");
+    pack(&source, &meta, Some(&key), &out).expect("pack");
+    let error = refused(
+        &bench,
+        &out,
+        &bench.options(),
+        &format!(
+            "Describe gives version {}, the manifest 9.9.9",
+            env_injector_version()
+        ),
+    )
+    .await;
+    assert!(matches!(error, PackageError::Mismatch { .. }), "{error:?}");
 }
 
 #[tokio::test]
