@@ -6,10 +6,16 @@
 //! The rest of its `[sandbox]` applies as written. A host that may not
 //! create a network namespace refuses the start, whatever `best_effort`
 //! says, rather than run the plugin on the host's network.
+//!
+//! Where the host can give it a cgroup, it gets one (a `pids` limit, if
+//! its `plugin.toml` sets none): what the plugin leaves behind, even
+//! outside its process group (`setsid`), is killed with the cgroup when
+//! it stops, so nothing it started can change its files after install
+//! has checked them again.
 
 use std::path::Path;
 
-use outboard_host::config::{Network, load_plugin_folder};
+use outboard_host::config::{Network, SandboxSpec, load_plugin_folder};
 use outboard_host::{Plugin, PluginSpec, sandbox};
 
 use crate::error::PackageError;
@@ -48,10 +54,25 @@ pub async fn describe_once(spec: &PluginSpec) -> Result<Described, PackageError>
     Ok(described)
 }
 
-/// `spec` walled in for the probe: no network.
+/// The processes and threads the probe may have when its `plugin.toml`
+/// sets no `pids`: enough for any plugin's start, and a cgroup to kill
+/// whatever it leaves behind.
+const PROBE_PIDS: u32 = 4096;
+
+/// `spec` walled in for the probe: no network, and a cgroup if the host
+/// can make one.
 fn probe_spec(spec: &PluginSpec) -> PluginSpec {
     let mut probe = spec.clone();
     probe.sandbox.network = Network::None;
+    let pids_only = SandboxSpec {
+        pids: Some(PROBE_PIDS),
+        ..SandboxSpec::default()
+    };
+    if probe.sandbox.pids.is_none()
+        && sandbox::plan(&spec.name, &pids_only, sandbox::offers()).is_ok()
+    {
+        probe.sandbox.pids = pids_only.pids;
+    }
     probe
 }
 

@@ -450,6 +450,40 @@ async fn the_one_start_runs_without_network() {
 }
 
 #[tokio::test]
+async fn what_the_one_start_leaves_behind_cannot_change_the_files_later() {
+    let bench = Bench::new();
+    let pid_file = bench.root.path().join("escaped.pid");
+    // A child in a session of its own (out of the plugin's process group)
+    // that would rewrite a file once install has checked it.
+    let before = format!(
+        "setsid sh -c 'echo $$ > \"{pid}.tmp\"; mv \"{pid}.tmp\" \"{pid}\"; sleep 5; echo evil > data/notes.txt' &\n\
+         while [ ! -e '{pid}' ]; do sleep 0.01; done",
+        pid = pid_file.display()
+    );
+    let package = bench.pack(
+        &bench.source("p", &before, "x"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    install(&package, &bench.options()).await.expect("install");
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .expect("the child ran")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // Gone, or a zombie waiting for whoever inherited it to reap it.
+    let state = fs::read_to_string(format!("/proc/{pid}/stat")).map(|stat| {
+        stat.rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .unwrap_or('?')
+    });
+    assert!(
+        matches!(state, Err(_) | Ok('Z')),
+        "the child {pid} the plugin left outlived install: {state:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_version_the_plugin_does_not_give_is_refused() {
     let bench = installed_bench().await;
     let source = bench.source("other-version", "", "x");
