@@ -195,3 +195,65 @@ fn an_install_interrupted_while_the_plugin_starts_leaves_nothing_behind() {
         "staging left behind"
     );
 }
+
+#[test]
+fn without_the_right_to_make_a_network_namespace_install_refuses_and_package_works() {
+    // The commands run as nobody, who may not create a network namespace;
+    // everything they touch is nobody's.
+    let work = tempfile::Builder::new()
+        .prefix("obpk-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let nobody = |p: &Path| std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    nobody(work.path());
+    let source = work.path().join("src");
+    plugin_source(&source);
+    for file in [
+        source.as_path(),
+        &source.join("plugin.toml"),
+        &source.join("run"),
+    ] {
+        nobody(file);
+    }
+    let plugins = work.path().join("plugins");
+    fs::create_dir(&plugins).unwrap();
+    nobody(&plugins);
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_outboard"))
+            .args(args)
+            .env("OUTBOARD_RUNTIME_DIR", "/tmp")
+            .env("OUTBOARD_STATE_DIR", work.path().join("state"))
+            .env_remove("OUTBOARD_PLUGIN_DIR")
+            .current_dir(work.path())
+            .output()
+            .expect("setpriv")
+    };
+    let package = work.path().join("p.tar.gz").display().to_string();
+    let packed = as_nobody(&["package", &source.display().to_string(), "-o", &package]);
+    assert!(packed.status.success(), "{}", text(&packed.stderr));
+
+    let refused = as_nobody(&[
+        "install",
+        &package,
+        "--allow-unsigned",
+        "--plugin-dir",
+        &plugins.display().to_string(),
+    ]);
+    assert!(!refused.status.success());
+    let said = text(&refused.stderr);
+    assert!(
+        said.contains("may not create a network namespace"),
+        "{said}"
+    );
+    assert_eq!(fs::read_dir(&plugins).unwrap().count(), 0, "{said}");
+    // As root, the same package installs.
+    ok(&[
+        "install",
+        &package,
+        "--allow-unsigned",
+        "--plugin-dir",
+        &plugins.display().to_string(),
+    ]);
+}

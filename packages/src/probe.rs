@@ -1,4 +1,7 @@
 //! The one start install makes: the plugin says its own name and version.
+//! (`outboard package` starts the author's own plugin the same way, but
+//! without network only where the host can do that: see
+//! [`describe_folder`].)
 //!
 //! It runs in a sandbox with `network = "none"`: its own network
 //! namespace with no interface up, whatever its `plugin.toml` asks for,
@@ -32,18 +35,28 @@ pub struct Described {
 /// Starts the plugin `spec` to ready in the probe's sandbox (module
 /// docs), reads its manifest and stops it.
 pub async fn describe_once(spec: &PluginSpec) -> Result<Described, PackageError> {
+    start_once(spec, true).await
+}
+
+/// [`describe_once`]; with `strict` false, the walls the host cannot
+/// build are left out (best effort), the network namespace included,
+/// instead of the plugin not starting at all.
+async fn start_once(spec: &PluginSpec, strict: bool) -> Result<Described, PackageError> {
     let not_started = |reason: String| PackageError::Start {
         name: spec.name.clone(),
         reason,
     };
-    if !sandbox::offers().network_namespace {
+    let offline = sandbox::offers().network_namespace;
+    if strict && !offline {
         return Err(not_started(
             "install starts it once without network (network = \"none\"), and this process \
              may not create a network namespace (that takes CAP_SYS_ADMIN): install as root"
                 .to_owned(),
         ));
     }
-    let plugin = Plugin::start(&probe_spec(spec))
+    let mut probe = probe_spec(spec, offline);
+    probe.sandbox.best_effort |= !strict;
+    let plugin = Plugin::start(&probe)
         .await
         .map_err(|e| not_started(e.to_string()))?;
     let described = Described {
@@ -59,11 +72,13 @@ pub async fn describe_once(spec: &PluginSpec) -> Result<Described, PackageError>
 /// whatever it leaves behind.
 const PROBE_PIDS: u32 = 4096;
 
-/// `spec` walled in for the probe: no network, and a cgroup if the host
-/// can make one.
-fn probe_spec(spec: &PluginSpec) -> PluginSpec {
+/// `spec` walled in for the probe: no network (if `offline`), and a
+/// cgroup if the host can make one.
+fn probe_spec(spec: &PluginSpec, offline: bool) -> PluginSpec {
     let mut probe = spec.clone();
-    probe.sandbox.network = Network::None;
+    if offline {
+        probe.sandbox.network = Network::None;
+    }
     let pids_only = SandboxSpec {
         pids: Some(PROBE_PIDS),
         ..SandboxSpec::default()
@@ -87,9 +102,12 @@ pub(crate) fn spec_of(folder: &Path) -> Result<PluginSpec, String> {
 }
 
 /// Starts the plugin in `folder` once and says what it says about itself:
-/// how `outboard package` learns the name and version to record.
+/// how `outboard package` learns the name and version to record. The
+/// author's own plugin, on the author's machine: without network where
+/// the host can do that, each wall only where it can (packaging needs no
+/// root).
 pub async fn describe_folder(folder: &Path) -> Result<Described, PackageError> {
     let spec = spec_of(folder)
         .map_err(|reason| PackageError::Malformed(format!("{}: {reason}", folder.display())))?;
-    describe_once(&spec).await
+    start_once(&spec, false).await
 }
