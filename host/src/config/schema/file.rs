@@ -127,6 +127,11 @@ pub(in crate::config) fn load_plugin_file(
     folder: &Path,
     defaults: &Defaults,
 ) -> Result<Option<PluginSpec>, ConfigError> {
+    // The package's digest before anything else: an install swapping the
+    // folder meanwhile then leaves a digest older than the files the
+    // plugin starts from, and the next reload replaces it again, never
+    // the reverse (a newer digest over an older process, never replaced).
+    let package = package_digest(folder)?;
     let text = read(file)?;
     let table: PluginToml = from_toml(&text, file)?;
     let src = Source::new(file, &text, folder);
@@ -149,7 +154,7 @@ pub(in crate::config) fn load_plugin_file(
     let Some(mut spec) = table.resolve(name, &src, defaults, Some(folder))? else {
         return Ok(None);
     };
-    spec.package = package_digest(folder)?;
+    spec.package = package;
     Ok(Some(spec))
 }
 
