@@ -127,10 +127,10 @@ pub(in crate::config) fn load_plugin_file(
     folder: &Path,
     defaults: &Defaults,
 ) -> Result<Option<PluginSpec>, ConfigError> {
-    // The package's digest before anything else: an install swapping the
-    // folder meanwhile then leaves a digest older than the files the
-    // plugin starts from, and the next reload replaces it again, never
-    // the reverse (a newer digest over an older process, never replaced).
+    // The package's digest before plugin.toml: with an install swapping
+    // the folder meanwhile, the spec pairs an older digest with a newer
+    // plugin.toml (the next reload replaces the plugin once more), never
+    // a newer digest with the older plugin.toml.
     let package = package_digest(folder)?;
     let text = read(file)?;
     let table: PluginToml = from_toml(&text, file)?;
