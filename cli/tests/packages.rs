@@ -194,6 +194,31 @@ fn an_install_interrupted_while_the_plugin_starts_leaves_nothing_behind() {
         0,
         "staging left behind"
     );
+    // Nor the cgroup the start was given (named after the install's pid).
+    let prefix = format!("outboard-env-injector-{}-", child.id());
+    let left = cgroups_named(Path::new("/sys/fs/cgroup"), &prefix, 6);
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+}
+
+/// The cgroup directories under `dir`, at most `depth` levels down, whose
+/// names start with `prefix`.
+fn cgroups_named(dir: &Path, prefix: &str, depth: usize) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            found.push(path);
+        } else if depth > 0 {
+            found.extend(cgroups_named(&path, prefix, depth - 1));
+        }
+    }
+    found
 }
 
 #[test]
