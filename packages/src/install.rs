@@ -17,7 +17,7 @@ use crate::keys::TrustedKey;
 use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, PackageManifest, SIGNATURE_FILE};
 use crate::probe::{describe_once, spec_of};
 use crate::swap::{exchange, rename_noreplace};
-use crate::unpack::{PLUGIN_PREFIX, unpack};
+use crate::unpack::{PLUGIN_PREFIX, read_record, unpack};
 use crate::verify::{check_files, check_signature, signer_of};
 
 /// How to install a package.
@@ -49,25 +49,38 @@ pub struct Installed {
 /// Installs `package` into `options.plugin_dir` (module docs).
 pub async fn install(package: &Path, options: &InstallOptions) -> Result<Installed, PackageError> {
     let dir = &options.plugin_dir;
-    let staging = tempfile::Builder::new()
-        .prefix(".outboard-install-")
-        .tempdir_in(dir)
-        .map_err(PackageError::io(dir))?;
-    let root = staging.path();
-    unpack(package, root)?;
-    let manifest_text = read_small(&root.join(MANIFEST_FILE))?
+    // The signature first, read without writing anything: nothing of an
+    // untrusted package is believed, nor written.
+    let record = read_record(package)?;
+    let manifest_text = record
+        .manifest
         .ok_or_else(|| PackageError::Malformed(format!("the package holds no {MANIFEST_FILE}")))?;
-    let signature = read_small(&root.join(SIGNATURE_FILE))?;
-    // The signature first: nothing of an untrusted manifest is believed.
     let signer = check_signature(
         manifest_text.as_bytes(),
-        signature.as_deref(),
+        record.signature.as_deref(),
         &options.trusted,
         options.allow_unsigned,
     )?;
     let manifest = PackageManifest::parse(&manifest_text)?;
     let target = dir.join(&manifest.name);
     check_replaceable(&target)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".outboard-install-")
+        .tempdir_in(dir)
+        .map_err(PackageError::io(dir))?;
+    let root = staging.path();
+    unpack(package, root)?;
+    // The file is read twice: what was unpacked must be what was verified.
+    let unpacked_record = (
+        read_small(&root.join(MANIFEST_FILE))?,
+        read_small(&root.join(SIGNATURE_FILE))?,
+    );
+    if unpacked_record != (Some(manifest_text), record.signature) {
+        return Err(PackageError::Malformed(format!(
+            "{} changed while it was read; install it again",
+            package.display()
+        )));
+    }
     let unpacked = root.join(PLUGIN_PREFIX.trim_end_matches('/'));
     fs::create_dir_all(&unpacked).map_err(PackageError::io(&unpacked))?;
     check_files(&manifest, &unpacked)?;

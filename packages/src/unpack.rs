@@ -25,15 +25,7 @@ pub(crate) const MAX_TOTAL_BYTES: u64 = 1 << 30;
 /// written 0600 (their modes come from the signed manifest later, not from
 /// the archive's headers).
 pub(crate) fn unpack(package: &Path, staging: &Path) -> Result<(), PackageError> {
-    let file = File::open(package).map_err(PackageError::io(package))?;
-    let meta = file.metadata().map_err(PackageError::io(package))?;
-    if !meta.is_file() {
-        return Err(PackageError::Malformed(format!(
-            "{} is not a regular file",
-            package.display()
-        )));
-    }
-    let mut archive = tar::Archive::new(GzDecoder::new(file));
+    let mut archive = open(package)?;
     let entries = archive.entries().map_err(|e| corrupt(package, &e))?;
     let mut budget = Budget {
         entries: 0,
@@ -78,6 +70,77 @@ pub(crate) fn unpack(package: &Path, staging: &Path) -> Result<(), PackageError>
         }
     }
     Ok(())
+}
+
+/// A package's manifest and signature, as its archive holds them.
+#[derive(Debug, Default)]
+pub(crate) struct Record {
+    /// The text of `outboard-package.toml`, if the archive holds one.
+    pub(crate) manifest: Option<String>,
+    /// The text of its `.minisig`, if the archive holds one.
+    pub(crate) signature: Option<String>,
+}
+
+/// Reads the manifest and its signature from `package`, writing nothing:
+/// the first of install's two passes, so that the signature is checked
+/// before a file of the package is written anywhere.
+pub(crate) fn read_record(package: &Path) -> Result<Record, PackageError> {
+    let mut archive = open(package)?;
+    let entries = archive.entries().map_err(|e| corrupt(package, &e))?;
+    let mut record = Record::default();
+    for (n, entry) in entries.enumerate() {
+        let entry = entry.map_err(|e| corrupt(package, &e))?;
+        if n >= MAX_ENTRIES {
+            return Err(PackageError::Malformed(format!(
+                "more than {MAX_ENTRIES} entries"
+            )));
+        }
+        let slot = match &*entry.path_bytes() {
+            name if name == MANIFEST_FILE.as_bytes() => &mut record.manifest,
+            name if name == SIGNATURE_FILE.as_bytes() => &mut record.signature,
+            // Everything else is checked by `unpack`, once the signature is.
+            _ => continue,
+        };
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if slot.is_some() {
+            return Err(PackageError::entry(
+                &name,
+                "the path appears twice in the archive",
+            ));
+        }
+        if !matches!(
+            entry.header().entry_type(),
+            EntryType::Regular | EntryType::Continuous
+        ) {
+            return Err(PackageError::entry(&name, "not a regular file"));
+        }
+        let mut text = String::new();
+        entry
+            .take(MAX_MANIFEST_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| corrupt(package, &e))?;
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(PackageError::entry(
+                &name,
+                format!("larger than {MAX_MANIFEST_BYTES} bytes"),
+            ));
+        }
+        *slot = Some(text);
+    }
+    Ok(record)
+}
+
+/// The archive in the regular file `package`.
+fn open(package: &Path) -> Result<tar::Archive<GzDecoder<File>>, PackageError> {
+    let file = File::open(package).map_err(PackageError::io(package))?;
+    let meta = file.metadata().map_err(PackageError::io(package))?;
+    if !meta.is_file() {
+        return Err(PackageError::Malformed(format!(
+            "{} is not a regular file",
+            package.display()
+        )));
+    }
+    Ok(tar::Archive::new(GzDecoder::new(file)))
 }
 
 /// How much has been unpacked so far.

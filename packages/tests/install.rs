@@ -306,6 +306,17 @@ async fn an_unknown_signer_and_an_unsigned_package_are_refused() {
     );
     let unsigned = bench.pack(&source, "env-injector", None);
     refused(&bench, &unsigned, &bench.options(), "--allow-unsigned").await;
+    // Refused before anything is written: not even the plugin directory
+    // is looked at (a missing one is not what the error says).
+    let nowhere = InstallOptions {
+        plugin_dir: bench.root.path().join("missing"),
+        ..bench.options()
+    };
+    let error = install(&package, &nowhere).await.expect_err("untrusted");
+    assert!(
+        matches!(error, PackageError::UnknownSigner { .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
