@@ -282,3 +282,33 @@ fn without_the_right_to_make_a_network_namespace_install_refuses_and_package_wor
         &plugins.display().to_string(),
     ]);
 }
+
+#[test]
+fn an_install_under_a_strict_umask_still_opens_the_plugin_folder() {
+    let work = tempfile::tempdir().unwrap();
+    plugin_source(&work.path().join("src"));
+    let package = work.path().join("p.tar.gz");
+    ok(&[
+        "package",
+        &work.path().join("src").display().to_string(),
+        "-o",
+        &package.display().to_string(),
+    ]);
+    let plugins = work.path().join("plugins");
+    fs::create_dir(&plugins).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"umask 077 && exec "$0" install "$1" --allow-unsigned --plugin-dir "$2""#)
+        .arg(env!("CARGO_BIN_EXE_outboard"))
+        .arg(&package)
+        .arg(&plugins)
+        .env("OUTBOARD_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let folder = plugins.join("env-injector");
+    assert_eq!(mode(&folder), 0o755, "the folder");
+    assert_eq!(mode(&folder.join("run")), 0o755, "the executable");
+    assert_eq!(mode(&folder.join("plugin.toml")), 0o644, "plugin.toml");
+}

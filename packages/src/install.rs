@@ -69,6 +69,9 @@ pub async fn install(package: &Path, options: &InstallOptions) -> Result<Install
         .tempdir_in(dir)
         .map_err(PackageError::io(dir))?;
     let root = staging.path();
+    // Searchable, so that a plugin run as another user reaches its folder
+    // in it when started once.
+    fs::set_permissions(root, fs::Permissions::from_mode(0o755)).map_err(PackageError::io(root))?;
     unpack(package, root)?;
     // The file is read twice: what was unpacked must be what was verified.
     let unpacked_record = (

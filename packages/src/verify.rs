@@ -103,6 +103,25 @@ pub(crate) fn check_files(manifest: &PackageManifest, dir: &Path) -> Result<(), 
         fs::set_permissions(&file, fs::Permissions::from_mode(entry.mode_bits()))
             .map_err(PackageError::io(&file))?;
     }
+    open_folders(dir)
+}
+
+/// Gives `dir` and every folder under it mode 755, whatever the umask: the
+/// plugin, perhaps run as another user (`sandbox.user`), must reach its
+/// files. (Folders carry no mode in the manifest; unpack makes nothing but
+/// files and folders.)
+pub(crate) fn open_folders(dir: &Path) -> Result<(), PackageError> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(PackageError::io(dir))?;
+    for entry in fs::read_dir(dir).map_err(PackageError::io(dir))? {
+        let entry = entry.map_err(PackageError::io(dir))?;
+        if entry
+            .file_type()
+            .map_err(PackageError::io(entry.path()))?
+            .is_dir()
+        {
+            open_folders(&entry.path())?;
+        }
+    }
     Ok(())
 }
 

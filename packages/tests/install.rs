@@ -495,6 +495,31 @@ async fn what_the_one_start_leaves_behind_cannot_change_the_files_later() {
 }
 
 #[tokio::test]
+async fn a_plugin_that_runs_as_another_user_installs() {
+    let bench = Bench::new();
+    // Searchable by that user down to the plugin directory, as a plugin
+    // directory for such plugins must be.
+    fs::set_permissions(bench.root.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Where that user may write what it ran as.
+    let out = bench.root.path().join("out");
+    fs::create_dir(&out).expect("mkdir");
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let uid = out.join("uid");
+    let source = bench.source("p", &format!("id -u > '{}'", uid.display()), "x");
+    fs::write(
+        source.join("plugin.toml"),
+        "command = \"./run\"\n[sandbox]\nuser = \"nobody\"\n",
+    )
+    .expect("plugin.toml");
+    let package = bench.pack(&source, "env-injector", Some(&bench.key));
+    let done = install(&package, &bench.options())
+        .await
+        .expect("installs, started once as nobody");
+    assert_eq!(done.name, "env-injector");
+    assert_eq!(fs::read_to_string(&uid).expect("it ran"), "65534\n");
+}
+
+#[tokio::test]
 async fn a_version_the_plugin_does_not_give_is_refused() {
     let bench = installed_bench().await;
     let source = bench.source("other-version", "", "x");
