@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod packages;
+pub(crate) use packages::{
+    InstallArgs, InstallPlace, KeygenArgs, PackageArgs, PluginsArgs, UninstallArgs,
+};
+
 const AFTER_HELP: &str = "\
 Plugins come from a config file (--config outboard.toml: [[plugin]] tables with a name, a command, \
 args, env and a config table) or from plugin directories (--plugin-dir DIR, or OUTBOARD_PLUGIN_DIR: \
@@ -249,6 +254,34 @@ pub(crate) enum Command {
     /// delivered when a host of that configuration next runs (or at once,
     /// by its daemon, if one runs). Prints the event's id.
     Emit(EmitArgs),
+    /// Make a minisign key pair to sign plugin packages with.
+    ///
+    /// The secret key (unencrypted, mode 0600) goes to --out, the public
+    /// key to --out.pub; an existing file is never overwritten. Prints the
+    /// key id and the public key to give to those who install.
+    Keygen(KeygenArgs),
+    /// Build a plugin package (.tar.gz) from a plugin folder.
+    ///
+    /// The plugin is started once to ask its name and version. The package
+    /// holds the folder's regular files and outboard-package.toml listing
+    /// each file's path, mode and SHA-256; with --sign, also the manifest's
+    /// minisign signature (`minisign -V` verifies it). Symlinks and special
+    /// files are refused.
+    Package(PackageArgs),
+    /// Verify a plugin package and install it into a plugin directory.
+    ///
+    /// Checks, before anything is written in place: the signature against
+    /// the trusted keys (--trust, [trust] keys), every file's checksum, that
+    /// no entry escapes the package (absolute, `..`, symlinks, hard links,
+    /// devices), and that the plugin, started once, gives the manifest's name
+    /// and version. Then renames it into place in one step; a previous version
+    /// stays until then. A running daemon picks it up on `outboard reload`.
+    Install(InstallArgs),
+    /// Remove a plugin that `outboard install` installed.
+    Uninstall(UninstallArgs),
+    /// List the plugins installed from packages: name, version, signer key
+    /// id, path.
+    Plugins(PluginsArgs),
 }
 
 /// The arguments of `outboard run`.

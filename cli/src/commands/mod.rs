@@ -8,6 +8,9 @@
 //! start, `reload`, `events`) are clients of a running daemon, through
 //! `crate::client`.
 //!
+//! `packages`: keygen, package, install, uninstall and plugins, over
+//! outboard-packages.
+//!
 //! Beside them: `services`, host services for the commands that start
 //! plugins; `stop`, stopping plugins while a signal can cut the stop
 //! short (for every command that stops plugins); `report_file`, where
@@ -23,6 +26,7 @@ mod job_events;
 mod logs;
 mod ls;
 mod manage;
+mod packages;
 mod reload;
 mod report_file;
 mod run;
@@ -70,6 +74,13 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Reload(args) => reload::run(args, Signals::listen()).await,
         Command::Events(args) => events::run(args, Signals::listen()).await,
         Command::Emit(args) => emit::run(args).await,
+        Command::Keygen(args) => packages::keygen(args),
+        // Both start the plugin once; on a signal the work is dropped, which
+        // kills that plugin and removes the staging folder.
+        Command::Package(args) => packages::package(args, Signals::listen().first()).await,
+        Command::Install(args) => packages::install_package(args, Signals::listen().first()).await,
+        Command::Uninstall(args) => packages::uninstall_plugin(args),
+        Command::Plugins(args) => packages::plugins(args),
     }
 }
 

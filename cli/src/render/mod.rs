@@ -22,6 +22,7 @@ pub(crate) mod job;
 pub(crate) mod logs;
 pub(crate) mod ls;
 mod outcome;
+pub(crate) mod packages;
 pub(crate) mod reload;
 pub(crate) mod report;
 pub(crate) mod state;

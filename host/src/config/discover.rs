@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, Location};
 use super::schema::{PLUGIN_FILE_NAME, load_plugin_file};
@@ -73,6 +73,13 @@ pub fn discover_with(
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
+}
+
+/// The one plugin folder `folder` (its `plugin.toml`), with built-in
+/// defaults; `None` if the file disables it. Used by package builds and
+/// installs, which handle a single folder rather than a plugin directory.
+pub fn load_plugin_folder(folder: &Path) -> Result<Option<PluginSpec>, ConfigError> {
+    load_plugin_file(&folder.join(PLUGIN_FILE_NAME), folder, &Defaults::default())
 }
 
 /// The plugin directories named by `OUTBOARD_PLUGIN_DIR`, in order.

@@ -135,12 +135,14 @@ mod value;
 mod tests;
 
 pub use command::{COMMAND_LINE_SOURCE, spec_for_command};
-pub use discover::{ENV_PLUGIN_DIR, dirs_from_env, discover, discover_with, split_dirs};
+pub use discover::{
+    ENV_PLUGIN_DIR, dirs_from_env, discover, discover_with, load_plugin_folder, split_dirs,
+};
 pub use error::{ConfigError, Location, Subject};
 pub use limits::{MAX_CONFIG_FILE_BYTES, MAX_DRAIN_TIMEOUT};
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
 pub use sandbox::{FilesystemSpec, Network, SandboxSpec};
-pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
+pub use schema::{CONFIG_FILE_NAME, PACKAGE_MANIFEST_FILE, PLUGIN_FILE_NAME, load};
 pub use secret::{
     DEFAULT_SECRET_CACHE, DEFAULT_SECRET_TIMEOUT, MAX_SECRET_NAME_LEN, SecretSource, SecretSpec,
     is_valid_secret_name,

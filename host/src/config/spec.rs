@@ -63,6 +63,10 @@ pub struct PluginSpec {
     /// The walls the kernel puts around it (`[plugin.sandbox]` over
     /// `[defaults.sandbox]`).
     pub sandbox: SandboxSpec,
+    /// For a plugin folder that `outboard install` installed, the SHA-256
+    /// of its package manifest (`outboard-package.toml`): a new version
+    /// installed in the same folder differs here, so a reload replaces it.
+    pub package: Option<String>,
 }
 
 impl PluginSpec {
@@ -87,6 +91,7 @@ impl PluginSpec {
             supervision: Supervision::default(),
             optional: false,
             sandbox: defaults.sandbox,
+            package: None,
         }
     }
 }

@@ -519,6 +519,29 @@ fn discover_plugin_folders() {
 }
 
 #[test]
+fn a_folder_a_package_installed_carries_its_manifest_digest() {
+    let root = plugin_dir();
+    let one = |root: &Path| {
+        discover(&[root.to_owned()])
+            .map(|specs| specs[0].package.clone())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(one(root.path()), Ok(None), "not installed from a package");
+    let manifest = root.path().join("one").join(PACKAGE_MANIFEST_FILE);
+    fs::write(&manifest, "version = \"1\"\n").expect("write");
+    let first = one(root.path()).expect("discovers").expect("a digest");
+    assert_eq!(first.len(), 64);
+    fs::write(&manifest, "version = \"2\"\n").expect("write");
+    let second = one(root.path()).expect("discovers").expect("a digest");
+    assert_ne!(first, second, "another package, another digest");
+    // One that cannot be read is an error naming it, not a package ignored.
+    fs::remove_file(&manifest).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", &manifest).expect("symlink");
+    let err = one(root.path()).expect_err("a device");
+    assert!(err.contains("one/outboard-package.toml"), "{err}");
+}
+
+#[test]
 fn discover_rejects_duplicates_across_dirs_and_config() {
     let a = plugin_dir();
     let b = plugin_dir();

@@ -46,7 +46,8 @@ pub struct PluginChange {
     pub name: String,
     /// What differs, by the config's key names: `command`, `args`, `env`,
     /// `config`, `grant`, `working_dir`, `handshake_timeout`,
-    /// `call_timeout`, `stop_grace`, `runtime_base`, `subscriptions`, and
+    /// `call_timeout`, `stop_grace`, `runtime_base`, `subscriptions`,
+    /// `package` (another package installed in its folder), and
     /// the supervision keys (`restart`, `health_interval`, ...).
     pub fields: Vec<String>,
 }
@@ -149,6 +150,7 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         // Taken by the running plugin without a restart (see `reload`).
         optional: _,
         sandbox,
+        package,
     } = old;
     let Supervision {
         restart,
@@ -169,6 +171,7 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         ("grant", *grant == new.grant),
         ("working_dir", *working_dir == new.working_dir),
         ("sandbox", *sandbox == new.sandbox),
+        ("package", *package == new.package),
         (
             "handshake_timeout",
             *handshake_timeout == new.handshake_timeout,

@@ -136,6 +136,18 @@ fn a_plan_sorts_plugins_into_unchanged_added_removed_changed_and_disabled() {
 }
 
 #[test]
+fn another_package_in_the_same_folder_is_a_change() {
+    let mut old = spec("p");
+    old.package = Some("1".repeat(64));
+    let mut new = old.clone();
+    assert!(plan::differences(&old, &new).is_empty());
+    new.package = Some("2".repeat(64));
+    assert_eq!(plan::differences(&old, &new), ["package"]);
+    new.package = None;
+    assert_eq!(plan::differences(&old, &new), ["package"]);
+}
+
+#[test]
 fn a_plan_names_phases_declared_added_removed_or_changed() {
     let parallel = PhaseSpec {
         mode: Mode::Parallel,

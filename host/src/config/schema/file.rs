@@ -10,6 +10,7 @@ use std::path::Path;
 
 use outboard_proto::names::{invalid_phase_name, is_valid_phase_name};
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::lines::LineIndex;
@@ -25,6 +26,9 @@ use crate::config::value::DurationText;
 pub const CONFIG_FILE_NAME: &str = "outboard.toml";
 /// The file that makes a folder in a plugin directory a plugin.
 pub const PLUGIN_FILE_NAME: &str = "plugin.toml";
+/// The manifest `outboard install` leaves in a plugin folder it installed
+/// (every file's SHA-256, the plugin's name and version).
+pub const PACKAGE_MANIFEST_FILE: &str = "outboard-package.toml";
 
 /// Reads and resolves an `outboard.toml`. Relative paths in it are relative
 /// to the directory the file really is in: through a symlink, the target's.
@@ -123,6 +127,11 @@ pub(in crate::config) fn load_plugin_file(
     folder: &Path,
     defaults: &Defaults,
 ) -> Result<Option<PluginSpec>, ConfigError> {
+    // The package's digest before plugin.toml: with an install swapping
+    // the folder meanwhile, the spec pairs an older digest with a newer
+    // plugin.toml (the next reload replaces the plugin once more), never
+    // a newer digest with the older plugin.toml.
+    let package = package_digest(folder)?;
     let text = read(file)?;
     let table: PluginToml = from_toml(&text, file)?;
     let src = Source::new(file, &text, folder);
@@ -142,7 +151,25 @@ pub(in crate::config) fn load_plugin_file(
             }
         },
     };
-    table.resolve(name, &src, defaults, Some(folder))
+    let Some(mut spec) = table.resolve(name, &src, defaults, Some(folder))? else {
+        return Ok(None);
+    };
+    spec.package = package;
+    Ok(Some(spec))
+}
+
+/// The SHA-256 of the package manifest in `folder`, if a package installed
+/// it. The manifest lists every file's checksum and install checked them,
+/// so a new version installed gives a new digest, and a reload replaces
+/// the plugin even though its `plugin.toml` did not change.
+fn package_digest(folder: &Path) -> Result<Option<String>, ConfigError> {
+    let file = folder.join(PACKAGE_MANIFEST_FILE);
+    match fs::symlink_metadata(&file) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        // Anything else there (unreadable, not a file, too large) is the
+        // error `read` names, never a package silently ignored.
+        _ => Ok(Some(hex::encode(Sha256::digest(read(&file)?)))),
+    }
 }
 
 /// The text of a config file. Only a regular file of at most

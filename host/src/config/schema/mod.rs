@@ -30,7 +30,7 @@ mod source;
 mod state;
 
 pub(super) use file::load_plugin_file;
-pub use file::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
+pub use file::{CONFIG_FILE_NAME, PACKAGE_MANIFEST_FILE, PLUGIN_FILE_NAME, load};
 #[cfg(test)]
 pub(super) use lines::probes;
 
@@ -56,6 +56,10 @@ struct FileToml {
     secrets: BTreeMap<Spanned<String>, Spanned<SecretToml>>,
     #[serde(default)]
     events: EventsToml,
+    /// `[trust] keys = [...]`: the package signers `outboard install`
+    /// accepts. Read by outboard-packages; the host only lets it through.
+    #[serde(default, rename = "trust")]
+    _trust: Option<toml::Table>,
 }
 
 /// A `[secrets.NAME]` table: exactly one source.

@@ -92,6 +92,8 @@ impl PluginToml {
             runtime_base: None,
             optional: self.optional,
             sandbox,
+            // Set by `load_plugin_file` for a folder a package installed.
+            package: None,
         }))
     }
 

@@ -16,6 +16,7 @@
 //!     "abort": "message",               // veto
 //!     "copy": {"/to": "/from"},         // set /to to the context's /from (null if absent)
 //!     "set": {"/path": "value"},        // set
+//!     "version_at": "/path",            // set /path to its manifest's version
 //!     "append": {"/list": "value"},     // set /list/- (append)
 //!     "remove": ["/path"]               // remove
 //! }}
@@ -36,6 +37,9 @@
 //!     "crash": true                     // or always
 //! }}
 //! ```
+//!
+//! `SCRIPTED_VERSION` is the version its manifest gives (default `0.1.0`),
+//! for tests that install one version over another.
 //!
 //! `SCRIPTED_START_DELAY_MS` delays the start (before the handshake), for
 //! tests that need a plugin to take a while to come back.
@@ -59,6 +63,8 @@ use serde_json::{Map, Value};
 
 struct Scripted {
     name: String,
+    /// Its manifest's version, from `SCRIPTED_VERSION`.
+    version: String,
     /// Lines written for `log_lines` so far, numbering them across calls.
     logged: AtomicU64,
     subscriptions: Vec<(String, i32, bool)>,
@@ -72,7 +78,7 @@ struct Scripted {
 impl Plugin for Scripted {
     fn manifest(&self) -> Manifest {
         let mut manifest =
-            Manifest::new(&self.name, "0.1.0").describe("Answers as its config scripts");
+            Manifest::new(&self.name, &self.version).describe("Answers as its config scripts");
         for (phase, priority, idempotent) in &self.subscriptions {
             manifest = if *idempotent {
                 manifest.subscribe_idempotent(phase, *priority)
@@ -213,6 +219,9 @@ impl Plugin for Scripted {
         {
             reply = reply.set(path, value.clone());
         }
+        if let Some(path) = script.get("version_at").and_then(Value::as_str) {
+            reply = reply.set(path, Value::String(self.version.clone()));
+        }
         for (path, value) in script
             .get("append")
             .and_then(Value::as_object)
@@ -323,6 +332,7 @@ fn main() -> ExitCode {
         .collect();
     outboard_plugin::run(Scripted {
         name,
+        version: std::env::var("SCRIPTED_VERSION").unwrap_or_else(|_| "0.1.0".to_owned()),
         logged: AtomicU64::new(0),
         subscriptions,
         events,
