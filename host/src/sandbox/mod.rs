@@ -7,5 +7,6 @@
 //!   runtime.
 
 pub mod detect;
+pub mod landlock;
 
 pub use detect::{Offers, detect};
