@@ -139,7 +139,7 @@ pub use discover::{ENV_PLUGIN_DIR, dirs_from_env, discover, discover_with, split
 pub use error::{ConfigError, Location, Subject};
 pub use limits::{MAX_CONFIG_FILE_BYTES, MAX_DRAIN_TIMEOUT};
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
-pub use sandbox::{FilesystemSpec, Network, SandboxSpec};
+pub use sandbox::{FilesystemSpec, Network, STRICT_MEMORY, SandboxSpec};
 pub use schema::{CONFIG_FILE_NAME, PLUGIN_FILE_NAME, load};
 pub use secret::{
     DEFAULT_SECRET_CACHE, DEFAULT_SECRET_TIMEOUT, MAX_SECRET_NAME_LEN, SecretSource, SecretSpec,
