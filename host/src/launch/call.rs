@@ -193,20 +193,13 @@ fn is_expiry(code: tonic::Code) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::launch::process::Launch;
 
     /// A process to race calls against: `sh -c script`.
     async fn process(script: &str) -> PluginProcess {
-        let launch = Launch {
-            command: "/bin/sh".into(),
-            args: vec!["-c".into(), script.into()],
-            env: BTreeMap::new(),
-            handshake_env: vec![],
-            working_dir: None,
-        };
+        let launch = Launch::new("sh", "/bin/sh", vec!["-c".into(), script.into()]);
         PluginProcess::spawn(&launch).await.expect("spawn").0
     }
 

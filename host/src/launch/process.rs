@@ -8,14 +8,17 @@ use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::process::{Child, ChildStderr, ChildStdout};
 use tokio::sync::watch;
 
-use crate::config::PluginSpec;
+use crate::config::{PluginSpec, SandboxSpec};
 use crate::launch::exit::Exit;
 use crate::launch::spawner::{reap_orphans, spawn_on_long_lived_thread};
+use crate::sandbox;
 
 /// Tells the host that an init reaps every orphan, so it need not become a
 /// child subreaper; the `outboard` init calls it here.
@@ -69,9 +72,28 @@ pub struct Launch {
     pub handshake_env: Vec<(String, String)>,
     /// The working directory; the host's when `None`.
     pub working_dir: Option<PathBuf>,
+    /// The plugin's name, which its cgroup and sandbox errors carry.
+    pub name: String,
+    /// The walls to put up around it.
+    pub sandbox: SandboxSpec,
 }
 
 impl Launch {
+    /// `command` with `args`, nothing added to the scrubbed environment, in
+    /// the host's directory, with no sandbox: for code that embeds the
+    /// host, and tests; the fields are public to change the rest.
+    pub fn new(name: impl Into<String>, command: impl Into<PathBuf>, args: Vec<String>) -> Launch {
+        Launch {
+            command: command.into(),
+            args,
+            env: BTreeMap::new(),
+            handshake_env: Vec::new(),
+            working_dir: None,
+            name: name.into(),
+            sandbox: SandboxSpec::default(),
+        }
+    }
+
     /// What to spawn for `spec` as a person would run it by hand: its
     /// command, arguments, variables and working directory, without the
     /// handshake variables.
@@ -85,6 +107,8 @@ impl Launch {
             env,
             handshake_env: Vec::new(),
             working_dir: spec.working_dir.clone(),
+            name: spec.name.clone(),
+            sandbox: spec.sandbox.clone(),
         }
     }
 
@@ -116,6 +140,11 @@ impl Launch {
 pub struct PluginProcess {
     pid: u32,
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// Set, before the exit is published, if the kernel killed a process
+    /// of the plugin for going over its memory limit.
+    out_of_memory: Arc<AtomicBool>,
+    /// The walls put up around it, as the sandbox's plan describes them.
+    walls: Vec<sandbox::Wall>,
 }
 
 /// The pipes of a freshly spawned process, taken once by the caller.
@@ -147,6 +176,7 @@ impl PluginProcess {
             cmd.current_dir(dir);
         }
         die_with_host(&mut cmd);
+        let walls = sandbox::apply(&launch.name, &launch.sandbox, sandbox::offers(), &mut cmd)?;
 
         let mut child = spawn_on_long_lived_thread(cmd, true).await?;
         let pid = child
@@ -156,6 +186,11 @@ impl PluginProcess {
             return Err(io::Error::other("the child's pipes were not created"));
         };
         let (tx, exit) = watch::channel(None);
+        let out_of_memory = Arc::new(AtomicBool::new(false));
+        let oom = Arc::clone(&out_of_memory);
+        let sandbox::Walls {
+            walls, mut cgroup, ..
+        } = walls;
         tokio::spawn(async move {
             let status = match child.wait().await {
                 Ok(status) => status,
@@ -163,9 +198,31 @@ impl PluginProcess {
                 // lost; report it as killed rather than hang the host.
                 Err(_) => ExitStatus::from_raw(libc::SIGKILL),
             };
+            if let Some(cgroup) = cgroup.as_mut() {
+                oom.store(cgroup.out_of_memory(), Ordering::Release);
+                cgroup.remove();
+            }
             let _ = tx.send(Some(status));
         });
-        Ok((PluginProcess { pid, exit }, Pipes { stdout, stderr }))
+        let process = PluginProcess {
+            pid,
+            exit,
+            out_of_memory,
+            walls,
+        };
+        Ok((process, Pipes { stdout, stderr }))
+    }
+
+    /// True if the kernel killed a process of the plugin for going over its
+    /// `sandbox.memory` limit; known once the exit is.
+    pub fn out_of_memory(&self) -> bool {
+        self.out_of_memory.load(Ordering::Acquire)
+    }
+
+    /// The walls put up around the plugin, one row per setting (and
+    /// `no_new_privs`, always), as [`sandbox::plan`] describes them.
+    pub fn sandbox(&self) -> &[sandbox::Wall] {
+        &self.walls
     }
 
     /// The plugin's pid, which is also its process group id.
@@ -315,6 +372,8 @@ mod tests {
             ]),
             handshake_env: vec![("OUTBOARD_TOKEN".into(), "real".into())],
             working_dir: None,
+            name: "sh".into(),
+            sandbox: SandboxSpec::default(),
         };
         let host = [
             ("PATH", "/bin"),
@@ -416,6 +475,8 @@ mod tests {
             env: BTreeMap::new(),
             handshake_env: vec![],
             working_dir: None,
+            name: "sh".into(),
+            sandbox: SandboxSpec::default(),
         };
         let (process, _pipes) = PluginProcess::spawn(&launch).await.expect("spawn");
         let pid = process.pid() as libc::pid_t;

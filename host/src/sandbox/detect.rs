@@ -30,6 +30,9 @@ pub struct Offers {
     /// system (`CAP_SYS_ADMIN`), which creating a cgroup or a network
     /// namespace without a user namespace needs.
     pub privileged: bool,
+    /// True if the host runs as root (effective uid 0), which dropping a
+    /// plugin to another user or group needs.
+    pub root: bool,
     /// True if unprivileged users may create user namespaces (and so
     /// network namespaces inside them).
     pub unprivileged_user_namespaces: bool,
@@ -116,6 +119,8 @@ pub fn detect() -> Offers {
         landlock_abi: landlock_abi(),
         network_namespace: can_unshare_network(),
         privileged: has_sys_admin(),
+        // SAFETY: geteuid has no preconditions.
+        root: unsafe { libc::geteuid() } == 0,
         unprivileged_user_namespaces: unprivileged_user_namespaces(),
     }
 }

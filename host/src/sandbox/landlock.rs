@@ -36,6 +36,7 @@ use landlock::{
 };
 
 use crate::config::{FilesystemSpec, SandboxSpec};
+use crate::sandbox::plan::SandboxError;
 
 /// The lowest ABI that builds the whole wall: before ABI 3 a plugin may
 /// truncate any file its user may write, even outside `filesystem.write`.
@@ -112,6 +113,14 @@ impl Decision {
             Decision::NotEnforced => "not enforced: best_effort and no Landlock".to_owned(),
         }
     }
+
+    /// The ABI to build the wall at; `None` if it is not built.
+    pub fn abi(&self) -> Option<u32> {
+        match self {
+            Decision::Enforce { abi } => Some(*abi),
+            Decision::NotEnforced => None,
+        }
+    }
 }
 
 /// The setting's value as the operator wrote it, counted: "2 read, 1 write
@@ -132,25 +141,17 @@ pub fn decide(
     plugin: &str,
     spec: &SandboxSpec,
     landlock_abi: Option<u32>,
-) -> io::Result<Option<Decision>> {
+) -> Result<Option<Decision>, SandboxError> {
     if spec.filesystem.is_none() {
         return Ok(None);
     }
-    let refuse = |why: String| {
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!(
-                "plugin {plugin:?}: sandbox.filesystem cannot be enforced here ({why}); \
-                 set sandbox.best_effort = true to run it without"
-            ),
-        )
-    };
+    let refuse = |why: &str| SandboxError::cannot_enforce(plugin, "filesystem", why);
     match landlock_abi {
         None if spec.best_effort => Ok(Some(Decision::NotEnforced)),
         None => Err(refuse(
-            "the kernel has no Landlock, or it is disabled at boot".to_owned(),
+            "the kernel has no Landlock, or it is disabled at boot",
         )),
-        Some(abi) if abi < MIN_FULL_ABI && !spec.best_effort => Err(refuse(format!(
+        Some(abi) if abi < MIN_FULL_ABI && !spec.best_effort => Err(refuse(&format!(
             "the kernel's Landlock ABI is {abi}, and truncating a file is restricted only \
              from ABI {MIN_FULL_ABI} on"
         ))),

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::walls::Wall;
+
 /// The subscriptions when `STRESS_PHASES` is unset.
 const DEFAULT_PHASES: &str = "stress:0";
 /// The variable naming the subscriptions.
@@ -13,7 +15,7 @@ const ENV_AT_START: &str = "STRESS_AT_START";
 const ENV_IGNORE_SIGTERM: &str = "STRESS_IGNORE_SIGTERM";
 
 /// A fault that acts independently of calls, chosen by `STRESS_AT_START`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AtStart {
     /// Exit 3 at once, before the handshake.
     Exit,
@@ -21,6 +23,8 @@ pub(crate) enum AtStart {
     ExitAfter(Duration),
     /// Never print the handshake.
     Hang,
+    /// Push against a sandbox wall, then exit.
+    Wall(Wall),
 }
 
 /// One subscription from `STRESS_PHASES`.
@@ -76,7 +80,11 @@ impl Launch {
 
 /// `exit`, `exit-after-ms:N`, `hang`, or empty for none.
 fn parse_at_start(value: &str) -> Result<Option<AtStart>, String> {
-    const EXPECTED: &str = "expected exit, exit-after-ms:N or hang";
+    const EXPECTED: &str = "expected exit, exit-after-ms:N, hang, alloc-mib:N, forkbomb, \
+                            connect:ADDR or read:PATH";
+    if let Some(wall) = Wall::parse(value.trim()) {
+        return wall.map(|w| Some(AtStart::Wall(w)));
+    }
     match value.trim() {
         "" => Ok(None),
         "exit" => Ok(Some(AtStart::Exit)),
@@ -203,6 +211,19 @@ pub(crate) mod tests {
             Some(AtStart::Hang)
         );
         assert_eq!(launch(&[(ENV_AT_START, "")]).at_start, None);
+        assert_eq!(
+            launch(&[(ENV_AT_START, "alloc-mib:64")]).at_start,
+            Some(AtStart::Wall(Wall::Alloc(64)))
+        );
+        assert_eq!(
+            launch(&[(ENV_AT_START, "read:/etc/hostname")]).at_start,
+            Some(AtStart::Wall(Wall::Read("/etc/hostname".into())))
+        );
+        let err = Launch::from_lookup(lookup(&[(ENV_AT_START, "alloc-mib:x")])).unwrap_err();
+        assert_eq!(
+            err,
+            r#"STRESS_AT_START is "alloc-mib:x": "x" is not a number of MiB"#
+        );
         assert!(!launch(&[(ENV_IGNORE_SIGTERM, "0")]).ignore_sigterm);
     }
 
@@ -211,7 +232,7 @@ pub(crate) mod tests {
         let cases = [
             (
                 (ENV_AT_START, "boom"),
-                r#"STRESS_AT_START is "boom": expected exit, exit-after-ms:N or hang"#,
+                r#"STRESS_AT_START is "boom": expected exit, exit-after-ms:N, hang, alloc-mib:N, forkbomb, connect:ADDR or read:PATH"#,
             ),
             (
                 (ENV_AT_START, "exit-after-ms:soon"),

@@ -21,7 +21,10 @@
 //!   and exit 3 at once), `exit-after-ms:N` (serve normally, then write
 //!   `stress: exiting N ms after start on purpose` and exit 3 N ms after
 //!   the process started), `hang` (never print the handshake; sleep until
-//!   killed).
+//!   killed); or push against a sandbox wall and exit (0: it gave way, 4:
+//!   it held, saying which on stderr): `alloc-mib:N` (allocate and touch N
+//!   MiB), `forkbomb` (start `sleep`s until one fails), `connect:ADDR` (a
+//!   TCP connection), `read:PATH` (read a file).
 //! - `STRESS_IGNORE_SIGTERM=1`: log SIGTERM and carry on. The SDK's own
 //!   SIGTERM/SIGINT handling is off (SIGINT then kills at once); only
 //!   `Shutdown` or SIGKILL stop the plugin.
@@ -104,6 +107,7 @@ mod health;
 mod launch;
 mod plugin;
 mod side_effects;
+mod walls;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
             eprintln!("stress: exiting at start on purpose");
             return ExitCode::from(EXIT_AT_START);
         }
+        Some(AtStart::Wall(wall)) => return wall.push(),
         Some(AtStart::Hang) => loop {
             // No handlers: SIGTERM's default action ends it.
             std::thread::sleep(Duration::from_secs(3600));

@@ -1,0 +1,139 @@
+//! The walls put up around one plugin process: decided in the host before
+//! the fork ([`decide`]: what the machine offers, which fallback, which
+//! refusal), then built in the child between fork and exec with system
+//! calls only.
+//!
+//! In the child, in order: `no_new_privs` (always: a setuid program the
+//! plugin runs gains nothing), the cgroups joined (so everything after is
+//! charged to them), the resource limits, a network namespace of its own
+//! for `network = "none"` or `"loopback"` (with `lo` up for the latter),
+//! the Landlock domain of `filesystem` (its ruleset made before the fork),
+//! and last the drop to another group and user (everything before needs
+//! root), after which the parent-death signal, which the kernel clears on
+//! a change of credentials, is set again.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+
+use crate::config::{Network, SandboxSpec};
+use crate::sandbox::cgroup::{self, Cgroup};
+use crate::sandbox::detect::Offers;
+use crate::sandbox::landlock;
+use crate::sandbox::netns;
+use crate::sandbox::plan::{Ids, Wall, decide};
+
+/// What a plugin's sandbox left in the host: the walls as built, and the
+/// cgroup, kept until the plugin has exited.
+#[derive(Debug, Default)]
+pub struct Walls {
+    /// The walls, as [`plan`](super::plan) describes them.
+    pub walls: Vec<Wall>,
+    /// The instance's cgroup, if limits asked for one.
+    pub cgroup: Option<Cgroup>,
+    /// The uid and gid the plugin runs as, if the host dropped to them:
+    /// what its runtime directory must belong to.
+    pub ids: Option<(libc::uid_t, libc::gid_t)>,
+}
+
+/// Decides how `spec` is enforced on this machine and arranges for the
+/// child of `cmd` to build it. The cgroup is made now; the rest happens in
+/// the child. Errors name the plugin and the setting that cannot be had.
+pub fn apply(
+    plugin: &str,
+    spec: &SandboxSpec,
+    offers: &Offers,
+    cmd: &mut std::process::Command,
+) -> io::Result<Walls> {
+    let decisions = decide(plugin, spec, offers)?;
+    // Before the cgroup, so that a missing path leaves nothing to undo.
+    let landlock = match (decisions.landlock, &spec.filesystem) {
+        (Some(abi), Some(fs)) => Some(landlock::prepare(plugin, fs, abi, cmd)?),
+        _ => None,
+    };
+    let cgroup = match &decisions.cgroup {
+        Some(plan) => Some(Cgroup::create(plugin, spec, plan, offers).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("plugin {plugin:?}: cannot make its cgroup: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    let files: Vec<OwnedFd> = match &cgroup {
+        Some(cgroup) => cgroup.procs_files()?,
+        None => Vec::new(),
+    };
+    let raw = cgroup::raw(&files);
+    let rlimits = decisions.rlimits.clone();
+    let network = decisions.network;
+    let ids = decisions.ids;
+    let host_pid = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only system calls (prctl, write, setrlimit, unshare, socket, ioctl,
+    // close, setgroups, setgid, setuid, getppid, open, landlock_add_rule,
+    // landlock_restrict_self) on values prepared before
+    // the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Owned by the closure, so open until the command is dropped.
+            let _keep = &files;
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            cgroup::join(&raw)?;
+            for &(resource, value) in &rlimits {
+                let limit = libc::rlimit {
+                    rlim_cur: value,
+                    rlim_max: value,
+                };
+                if libc::setrlimit(resource, &limit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            match network {
+                Some(Network::None) => netns::unshare()?,
+                Some(Network::Loopback) => {
+                    netns::unshare()?;
+                    netns::loopback_up()?;
+                }
+                _ => {}
+            }
+            if let Some(ruleset) = &landlock {
+                ruleset.restrict()?;
+            }
+            if let Some(ids) = ids {
+                drop_to(ids, host_pid)?;
+            }
+            Ok(())
+        });
+    }
+    Ok(Walls {
+        walls: decisions.walls,
+        cgroup,
+        ids: ids.map(|i| (i.uid, i.gid)),
+    })
+}
+
+/// Drops the calling process to `ids` for good (supplementary groups, then
+/// the group, then the user: each step needs the privilege the next one
+/// gives up), then sets the parent-death signal again and checks that the
+/// host is still its parent. System calls only.
+fn drop_to(ids: Ids, host_pid: libc::pid_t) -> io::Result<()> {
+    // SAFETY: system calls on plain values; setgroups reads one gid.
+    unsafe {
+        if libc::setgroups(1, &ids.gid) != 0
+            || libc::setgid(ids.gid) != 0
+            || libc::setuid(ids.uid) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() != host_pid {
+            return Err(io::Error::other("the host exited during spawn"));
+        }
+    }
+    Ok(())
+}
