@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use outboard_conformance::{Options, Setting, run as run_checks};
+use outboard_host::sandbox;
 
 use super::target::Target;
 use crate::args::{ConformanceArgs, SandboxPreset};
@@ -17,6 +18,15 @@ pub(crate) async fn run(args: ConformanceArgs) -> anyhow::Result<u8> {
     if args.sandbox == Some(SandboxPreset::Strict) {
         let spec = target.spec_mut();
         spec.sandbox = spec.sandbox.strict();
+        // What the battery runs under, or why it cannot: the launches would
+        // fail with the same error, check after check.
+        let walls = sandbox::plan(&spec.name, &spec.sandbox, sandbox::offers())?;
+        for wall in walls {
+            eprintln!(
+                "sandbox: {} = {} ({})",
+                wall.setting, wall.value, wall.mechanism
+            );
+        }
     }
     let options = match target {
         Target::Configured(spec) => Options {
