@@ -341,23 +341,40 @@ fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Vec<Rule> {
             .iter()
             .map(|p| rule(p, true, Source::Write)),
     );
+    // The runtime directory is the socket's: the handshake variable, which
+    // a plugin's configured `env` cannot set.
+    let socket = env_of(cmd, outboard_proto::handshake::ENV_SOCKET);
+    let runtime_dir = socket.as_deref().and_then(|s| Path::new(s).parent());
+    // What the plugin may write must not widen its wall at its next start:
+    // a `#!` line, `pyvenv.cfg` or `.pth` file beneath a writable path is
+    // not followed.
+    let writable: Vec<PathBuf> = filesystem
+        .write
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(runtime_dir)
+        .map(canonical)
+        .collect();
+    let trusted = |path: &Path| {
+        let path = canonical(path);
+        !writable.iter().any(|w| path.starts_with(w))
+    };
     let program = Path::new(cmd.get_program());
     let path_var = env_of(cmd, "PATH");
-    let chain = interpreters(program, path_var.as_deref());
+    let chain = interpreters(program, path_var.as_deref(), &trusted);
     if let Some((command, interpreters)) = chain.split_first() {
         rules.push(rule(command, false, Source::Own));
         for interpreter in interpreters {
             rules.push(rule(interpreter, false, Source::Automatic));
         }
     }
-    for dir in chain.iter().flat_map(|p| python_environment(p)) {
+    for dir in chain.iter().flat_map(|p| python_environment(p, &trusted)) {
         rules.push(rule(&dir, false, Source::Automatic));
     }
     if let Some(dir) = cmd.get_current_dir() {
         rules.push(rule(dir, false, Source::Automatic));
     }
-    let socket = env_of(cmd, outboard_proto::handshake::ENV_SOCKET);
-    if let Some(dir) = socket.as_deref().and_then(|s| Path::new(s).parent()) {
+    if let Some(dir) = runtime_dir {
         rules.push(rule(dir, true, Source::Automatic));
     }
     for path in SYSTEM_READ.iter().chain(DEVICES_READ) {
@@ -378,13 +395,23 @@ fn env_of(cmd: &Command, name: &str) -> Option<String> {
         .map(|v| v.to_string_lossy().into_owned())
 }
 
+/// The path with every link resolved, or as it is if it cannot be.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// `program`, then each interpreter its `#!` line runs it with, in turn
 /// (at most [`MAX_INTERPRETERS`]); `/usr/bin/env NAME` is followed to
-/// `NAME` on `path_var`.
-fn interpreters(program: &Path, path_var: Option<&str>) -> Vec<PathBuf> {
+/// `NAME` on `path_var`. The `#!` line of a file that is not `trusted` is
+/// not read.
+fn interpreters(
+    program: &Path,
+    path_var: Option<&str>,
+    trusted: &dyn Fn(&Path) -> bool,
+) -> Vec<PathBuf> {
     let mut chain = vec![program.to_path_buf()];
     while chain.len() <= MAX_INTERPRETERS {
-        let Some(next) = chain.last().and_then(|p| shebang(p)) else {
+        let Some(next) = chain.last().filter(|p| trusted(p)).and_then(|p| shebang(p)) else {
             break;
         };
         let (interpreter, arg) = next;
@@ -442,12 +469,17 @@ fn lookup(name: &str, path_var: Option<&str>) -> Option<PathBuf> {
 
 /// For an interpreter inside a Python virtual environment (`BIN/../pyvenv.cfg`
 /// exists): the environment, the prefix of the Python it was made from,
-/// and the directories its `.pth` files add to the import path.
-fn python_environment(interpreter: &Path) -> Vec<PathBuf> {
+/// and the directories its `.pth` files add to the import path; files that
+/// are not `trusted` are not read.
+fn python_environment(interpreter: &Path, trusted: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
     let Some(venv) = interpreter.parent().and_then(Path::parent) else {
         return Vec::new();
     };
-    let Ok(config) = std::fs::read_to_string(venv.join("pyvenv.cfg")) else {
+    let config_file = venv.join("pyvenv.cfg");
+    if !trusted(&config_file) {
+        return Vec::new();
+    }
+    let Ok(config) = std::fs::read_to_string(config_file) else {
         return Vec::new();
     };
     let mut dirs = vec![venv.to_path_buf()];
@@ -477,7 +509,7 @@ fn python_environment(interpreter: &Path) -> Vec<PathBuf> {
             .flatten()
             .flatten()
             .map(|entry| entry.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "pth"));
+            .filter(|p| p.extension().is_some_and(|e| e == "pth") && trusted(p));
         for pth in pth_files {
             let text = std::fs::read_to_string(&pth).unwrap_or_default();
             dirs.extend(pth_dirs(&site, &text));

@@ -90,8 +90,9 @@ fn a_script_brings_its_interpreters_through_env_and_path() {
     let script = dir.path().join("plugin");
     executable(&script, "#!/usr/bin/env -S python3 -u\nprint()\n");
     let path_var = format!("/nonexistent:{}", bin.display());
+    let all = |_: &Path| true;
     assert_eq!(
-        interpreters(&script, Some(&path_var)),
+        interpreters(&script, Some(&path_var), &all),
         [
             script.clone(),
             PathBuf::from("/usr/bin/env"),
@@ -101,12 +102,19 @@ fn a_script_brings_its_interpreters_through_env_and_path() {
     );
     // A binary has no interpreter; a name not on PATH stops the chain.
     assert_eq!(
-        interpreters(Path::new("/bin/sh"), None),
+        interpreters(Path::new("/bin/sh"), None, &all),
         [PathBuf::from("/bin/sh")]
     );
     assert_eq!(
-        interpreters(&script, Some("/nonexistent")),
-        [script, PathBuf::from("/usr/bin/env")]
+        interpreters(&script, Some("/nonexistent"), &all),
+        [script.clone(), PathBuf::from("/usr/bin/env")]
+    );
+    // A file the plugin may write is not followed: it could name any file
+    // as its interpreter, to read it at its next start.
+    let not_bin = |p: &Path| !p.starts_with(&bin);
+    assert_eq!(
+        interpreters(&script, Some(&path_var), &not_bin),
+        [script, PathBuf::from("/usr/bin/env"), bin.join("python3")]
     );
 }
 
@@ -134,14 +142,45 @@ fn a_python_virtual_environment_brings_its_base_and_editable_sources() {
     .expect(".pth");
     std::fs::write(site.join("inside.pth"), "pkg\n").expect(".pth");
     std::fs::create_dir(site.join("pkg")).expect("pkg");
+    let all = |_: &Path| true;
     assert_eq!(
-        python_environment(&venv.join("bin/python")),
+        python_environment(&venv.join("bin/python"), &all),
         [venv.clone(), PathBuf::from("/opt/python/3.11"), source]
     );
     assert_eq!(
-        python_environment(Path::new("/usr/bin/python3")),
+        python_environment(Path::new("/usr/bin/python3"), &all),
         Vec::<PathBuf>::new()
     );
+    // Files the plugin may write widen nothing.
+    let not_site = |p: &Path| !p.starts_with(&site);
+    assert_eq!(
+        python_environment(&venv.join("bin/python"), &not_site),
+        [venv.clone(), PathBuf::from("/opt/python/3.11")]
+    );
+    let not_venv = |p: &Path| !p.starts_with(&venv);
+    assert_eq!(
+        python_environment(&venv.join("bin/python"), &not_venv),
+        Vec::<PathBuf>::new()
+    );
+}
+
+#[test]
+fn a_script_beneath_a_write_path_brings_no_interpreter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("plugin");
+    executable(&script, "#!/etc/shadow\n");
+    let cmd = Command::new(&script);
+    let named = |spec: &FilesystemSpec| {
+        rules(spec, &cmd)
+            .iter()
+            .any(|r| r.path == Path::new("/etc/shadow"))
+    };
+    assert!(named(&FilesystemSpec::default()), "followed when read-only");
+    let writable = FilesystemSpec {
+        read: vec![],
+        write: vec![dir.path().to_path_buf()],
+    };
+    assert!(!named(&writable), "not followed beneath a write path");
 }
 
 #[test]
