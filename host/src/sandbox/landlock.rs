@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use landlock::{
-    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, Scope,
+    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, PathFdError, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, Scope,
 };
 
 use crate::config::{FilesystemSpec, SandboxSpec};
@@ -236,12 +236,15 @@ pub fn prepare(
                     Source::Write => "sandbox.filesystem.write",
                     _ => "its command",
                 };
+                let (kind, why) = match &e {
+                    PathFdError::OpenCall { source, .. } => (source.kind(), source.to_string()),
+                    other => (io::ErrorKind::Other, other.to_string()),
+                };
                 return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
+                    kind,
                     format!(
-                        "plugin {plugin:?}: {setting}: cannot open {}: {}",
-                        rule.path.display(),
-                        std::error::Error::source(&e).map_or(e.to_string(), ToString::to_string)
+                        "plugin {plugin:?}: {setting}: cannot open {}: {why}",
+                        rule.path.display()
                     ),
                 ));
             }
