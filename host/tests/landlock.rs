@@ -180,6 +180,32 @@ async fn landlock_allows_what_the_setting_lists_and_denies_the_rest() {
     sandbox.assert_empty();
 }
 
+/// What docs/SECURITY.md says Landlock does not cover before ABI 9: a
+/// Unix socket by path outside the lists can still be connected to; from
+/// ABI 9 on it cannot.
+#[tokio::test]
+async fn a_unix_socket_outside_the_lists_is_reachable_only_before_abi_9() {
+    let Some(abi) = sandbox::offers().landlock_abi else {
+        eprintln!("skipped: this kernel has no Landlock");
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let tree = Tree::new();
+    let socket = tree.path("outside/service.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let plugin = Plugin::start(&stress(&sandbox, tree.filesystem()))
+        .await
+        .expect("starts");
+    let results = attempt(&plugin, &[("connect", &socket)]).await;
+    if abi < 9 {
+        assert_eq!(results, [(true, String::new())]);
+    } else {
+        assert_eq!(results, [(false, DENIED.to_owned())]);
+    }
+    plugin.stop().await;
+    sandbox.assert_empty();
+}
+
 #[tokio::test]
 async fn a_missing_path_is_refused_naming_the_plugin_the_setting_and_the_path() {
     if !landlock_here() {

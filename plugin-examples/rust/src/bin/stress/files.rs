@@ -1,7 +1,8 @@
 //! File operations an `Invoke` asks for, to test a filesystem wall from
 //! inside a running plugin: the context's `stress_files` is a list of
-//! `{"read": PATH}` (read the file) and `{"write": PATH}` (create or
-//! truncate it and write `stress`), tried in turn. The reply then sets
+//! `{"read": PATH}` (read the file), `{"write": PATH}` (create or truncate
+//! it and write `stress`) and `{"connect": PATH}` (connect to the Unix
+//! socket there, then close), tried in turn. The reply then sets
 //! `/metadata/stress_files` to one result per operation, in order:
 //! `{"op": "read", "path": PATH, "ok": true, "error": null}`, or with
 //! `"ok": false` and the error's text (`"Permission denied (os error 13)"`).
@@ -26,18 +27,20 @@ pub(crate) fn attempt(context: &Map<String, Value>, reply: Reply) -> Reply {
 /// Tries one operation.
 fn one(operation: &Value) -> Value {
     let (op, path) = match operation.as_object().and_then(|o| o.iter().next()) {
-        Some((op, Value::String(path))) if op == "read" || op == "write" => (op.as_str(), path),
+        Some((op, Value::String(path))) if ["read", "write", "connect"].contains(&op.as_str()) => {
+            (op.as_str(), path)
+        }
         _ => {
             return json!({
                 "op": null, "path": null, "ok": false,
-                "error": format!("not {{\"read\": PATH}} or {{\"write\": PATH}}: {operation}"),
+                "error": format!("not {{\"read\" | \"write\" | \"connect\": PATH}}: {operation}"),
             });
         }
     };
-    let outcome = if op == "read" {
-        std::fs::read(path).map(drop)
-    } else {
-        std::fs::write(path, "stress")
+    let outcome = match op {
+        "read" => std::fs::read(path).map(drop),
+        "write" => std::fs::write(path, "stress"),
+        _ => std::os::unix::net::UnixStream::connect(path).map(drop),
     };
     json!({
         "op": op,
@@ -57,11 +60,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         let missing = dir.path().join("missing/f");
+        let socket = dir.path().join("s.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let context = json!({KEY: [
             {"write": file},
             {"read": file},
             {"read": missing},
             {"delete": file},
+            {"connect": socket},
         ]});
         let reply = attempt(context.as_object().unwrap(), Reply::ok());
         let patch = reply.patch().unwrap();
@@ -78,6 +84,7 @@ mod tests {
         );
         assert_eq!(results[3]["op"], Value::Null);
         assert!(results[3]["error"].as_str().unwrap().contains("delete"));
+        assert_eq!(results[4]["ok"], json!(true), "{results}");
     }
 
     #[test]
