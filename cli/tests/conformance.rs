@@ -554,7 +554,7 @@ fn the_strict_sandbox_keeps_a_configured_plugins_paths() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     let expected = format!(
-        "plugin \"injector\": sandbox.filesystem.read: cannot open {}: No such file or directory",
+        "plugin \"injector\": sandbox.filesystem.read names {}, which cannot be opened: No such file or directory",
         data.display()
     );
     assert!(

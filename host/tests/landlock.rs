@@ -219,9 +219,10 @@ async fn a_missing_path_is_refused_naming_the_plugin_the_setting_and_the_path() 
         .await
         .expect_err("refused");
     let text = error.to_string();
+    assert!(text.contains("walled"), "{text}");
     assert!(
         text.contains(&format!(
-            "plugin \"walled\": sandbox.filesystem.write: cannot open {}: No such file or directory",
+            "sandbox.filesystem.write names {}, which cannot be opened: No such file or directory",
             tree.path("gone").display()
         )),
         "{text}"

@@ -136,7 +136,9 @@ pub fn value(filesystem: &FilesystemSpec) -> String {
 /// Decides how `spec`'s filesystem wall is built given the kernel's
 /// Landlock ABI (`None`: no Landlock); `Ok(None)` if it asks for none. A
 /// kernel without Landlock, or with an ABI below [`MIN_FULL_ABI`], is
-/// refused unless `best_effort`, with an error naming the plugin.
+/// refused unless `best_effort`, with an error naming the plugin; so is a
+/// wall naming a path that does not exist (looked up, nothing opened:
+/// [`prepare`] opens them).
 pub fn decide(
     plugin: &str,
     spec: &SandboxSpec,
@@ -155,7 +157,38 @@ pub fn decide(
             "the kernel's Landlock ABI is {abi}, and truncating a file is restricted only \
              from ABI {MIN_FULL_ABI} on"
         ))),
-        Some(abi) => Ok(Some(Decision::Enforce { abi })),
+        Some(abi) => {
+            if let Some(filesystem) = &spec.filesystem {
+                for (setting, path) in listed(filesystem) {
+                    if let Err(why) = std::fs::metadata(path) {
+                        return Err(unopenable(plugin, setting, path, &why));
+                    }
+                }
+            }
+            Ok(Some(Decision::Enforce { abi }))
+        }
+    }
+}
+
+/// The operator's paths, each with its setting.
+fn listed(filesystem: &FilesystemSpec) -> impl Iterator<Item = (&'static str, &Path)> {
+    let read = filesystem
+        .read
+        .iter()
+        .map(|p| ("filesystem.read", p.as_path()));
+    let write = filesystem
+        .write
+        .iter()
+        .map(|p| ("filesystem.write", p.as_path()));
+    read.chain(write)
+}
+
+/// The error for a listed `path` of `setting` that cannot be opened.
+fn unopenable(plugin: &str, setting: &str, path: &Path, why: &io::Error) -> SandboxError {
+    SandboxError {
+        plugin: plugin.to_owned(),
+        setting: setting.to_owned(),
+        problem: format!("names {}, which cannot be opened: {why}", path.display()),
     }
 }
 
@@ -231,22 +264,24 @@ pub fn prepare(
             Ok(fd) => fd,
             Err(_) if rule.source == Source::Automatic => continue,
             Err(e) => {
-                let setting = match rule.source {
-                    Source::Read => "sandbox.filesystem.read",
-                    Source::Write => "sandbox.filesystem.write",
-                    _ => "its command",
+                let why = match e {
+                    PathFdError::OpenCall { source, .. } => source,
+                    other => io::Error::other(other.to_string()),
                 };
-                let (kind, why) = match &e {
-                    PathFdError::OpenCall { source, .. } => (source.kind(), source.to_string()),
-                    other => (io::ErrorKind::Other, other.to_string()),
+                let message = match rule.source {
+                    Source::Read => unopenable(plugin, "filesystem.read", &rule.path, &why),
+                    Source::Write => unopenable(plugin, "filesystem.write", &rule.path, &why),
+                    _ => {
+                        return Err(io::Error::new(
+                            why.kind(),
+                            format!(
+                                "plugin {plugin:?}: its command {} cannot be opened: {why}",
+                                rule.path.display()
+                            ),
+                        ));
+                    }
                 };
-                return Err(io::Error::new(
-                    kind,
-                    format!(
-                        "plugin {plugin:?}: {setting}: cannot open {}: {why}",
-                        rule.path.display()
-                    ),
-                ));
+                return Err(io::Error::new(why.kind(), message.to_string()));
             }
         };
         let mut access = if rule.write { write } else { read };

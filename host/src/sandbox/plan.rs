@@ -738,7 +738,7 @@ mod tests {
     fn filesystem_is_landlock_or_refused_without_it() {
         let spec = SandboxSpec {
             filesystem: Some(FilesystemSpec {
-                read: vec!["/srv".into()],
+                read: vec!["/".into()],
                 write: vec![],
             }),
             ..SandboxSpec::default()

@@ -5,7 +5,7 @@ use super::*;
 fn with_filesystem(best_effort: bool) -> SandboxSpec {
     SandboxSpec {
         filesystem: Some(FilesystemSpec {
-            read: vec![PathBuf::from("/srv/data")],
+            read: vec![PathBuf::from("/")],
             write: vec![],
         }),
         best_effort,
@@ -225,25 +225,31 @@ fn a_missing_path_names_the_plugin_the_setting_and_the_path() {
                 read: vec!["/nonexistent/data".into()],
                 write: vec![],
             },
-            "sandbox.filesystem.read",
+            "filesystem.read",
         ),
         (
             FilesystemSpec {
                 read: vec![],
                 write: vec!["/nonexistent/data".into()],
             },
-            "sandbox.filesystem.write",
+            "filesystem.write",
         ),
     ] {
         let error = prepare("scrubber", &spec, abi, &cmd).expect_err("missing path");
         assert_eq!(error.kind(), io::ErrorKind::NotFound);
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "plugin \"scrubber\": {setting}: cannot open /nonexistent/data: \
-                 No such file or directory (os error 2)"
-            )
+        let expected = format!(
+            "plugin \"scrubber\": sandbox.{setting} names /nonexistent/data, which cannot be \
+             opened: No such file or directory (os error 2)"
         );
+        assert_eq!(error.to_string(), expected);
+        // The plan says so first, without opening anything.
+        let spec = SandboxSpec {
+            filesystem: Some(spec),
+            ..SandboxSpec::default()
+        };
+        let refused = decide("scrubber", &spec, Some(abi)).expect_err("refused");
+        assert_eq!(refused.to_string(), expected);
+        assert_eq!(refused.setting, setting);
     }
     // The automatic paths that do not exist here (/lib32, /etc/pki, ...)
     // are left out without a word.
