@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::Sandbox;
 use outboard_host::config::{FilesystemSpec, SandboxSpec};
+use outboard_host::launch::{Launch, PluginProcess};
 use outboard_host::{Plugin, Reply, sandbox};
 use outboard_proto::json::json_to_struct;
 use outboard_proto::patch::PatchOp;
@@ -249,10 +250,8 @@ async fn a_child_of_the_plugin_stays_inside_the_wall() {
         ),
     ];
     spec.env.clear();
-    let launch = outboard_host::launch::Launch::by_hand(&spec);
-    let (process, mut pipes) = outboard_host::launch::PluginProcess::spawn(&launch)
-        .await
-        .expect("spawn");
+    let launch = Launch::by_hand(&spec);
+    let (process, mut pipes) = PluginProcess::spawn(&launch).await.expect("spawn");
     let (mut out, mut err) = (String::new(), String::new());
     let (a, b) = tokio::join!(
         pipes.stdout.read_to_string(&mut out),
@@ -266,4 +265,46 @@ async fn a_child_of_the_plugin_stays_inside_the_wall() {
     assert_eq!(out, "inside", "{err}");
     assert!(err.contains("Permission denied"), "{err}");
     assert!(!exit.success(), "{exit}");
+}
+
+/// The wall is up before the plugin's first instruction: the stress
+/// plugin reading a file at start (`STRESS_AT_START=read:PATH`, before it
+/// has set anything up) exits 4, refused, outside the lists, and 0 inside.
+#[tokio::test]
+async fn the_wall_is_up_before_the_plugins_first_instruction() {
+    if !landlock_here() {
+        return;
+    }
+    let tree = Tree::new();
+    for (file, refused) in [("outside/secret.txt", true), ("allowed/in.txt", false)] {
+        let path = tree.path(file);
+        let launch = Launch {
+            env: [(
+                "STRESS_AT_START".to_owned(),
+                format!("read:{}", path.display()),
+            )]
+            .into(),
+            sandbox: SandboxSpec {
+                filesystem: Some(tree.filesystem()),
+                ..SandboxSpec::default()
+            },
+            ..Launch::new("stress", common::bin("stress"), vec![])
+        };
+        let (process, mut pipes) = PluginProcess::spawn(&launch).await.expect("spawn");
+        let mut err = String::new();
+        pipes
+            .stderr
+            .read_to_string(&mut err)
+            .await
+            .expect("read stderr");
+        let exit = process
+            .exited_within(Duration::from_secs(30))
+            .await
+            .expect("exits");
+        let expected = if refused { 4 } else { 0 };
+        assert_eq!(exit.code(), Some(expected), "{file}: {err}");
+        if refused {
+            assert!(err.contains("Permission denied"), "{err}");
+        }
+    }
 }
