@@ -724,3 +724,48 @@ fn describe_takes_a_configured_plugin_or_a_config() {
     assert_eq!(manifest["name"], "policy-gate");
     sandbox.assert_empty();
 }
+
+/// A plugin dropped to another user (a root host, `sandbox.user`) is
+/// certified under the strict preset: every dial of the battery checks the
+/// socket against the user the plugin runs as, not the host's.
+#[test]
+fn a_plugin_dropped_to_another_user_passes_under_the_strict_sandbox() {
+    let _serial = one_at_a_time();
+    if !strict_here() {
+        return;
+    }
+    if !outboard_host::sandbox::offers().root {
+        eprintln!("skipped: the host is not root, so it cannot drop a plugin to another user");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"injector\"\ncommand = {:?}\n\n[plugin.sandbox]\nuser = \"nobody\"\n",
+            bin("env-injector"),
+        ),
+    )
+    .unwrap();
+    let args = [
+        "--sandbox",
+        "strict",
+        "--plugin",
+        "injector",
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let (code, checks, stderr) = conformance_args(&sandbox, &args);
+    assert!(
+        failed(&checks).is_empty(),
+        "{:#?}\n{stderr}",
+        failed(&checks)
+    );
+    assert_eq!(code, 0);
+    assert_strict_walls("injector", &stderr);
+    assert!(
+        stderr.contains("sandbox: user = nobody (setuid to uid "),
+        "{stderr}"
+    );
+}
