@@ -143,6 +143,16 @@ pub(crate) enum Command {
     /// ("skipped: ..."); one that does not apply passes ("skipped: ...").
     /// Nothing is left running afterwards.
     ///
+    /// --sandbox strict runs every instance of the battery under the strict
+    /// preset: memory = "256Mi" (a smaller configured limit stays), network
+    /// = "none", and a filesystem wall (Landlock) limiting the plugin to its
+    /// own files (its command, its interpreters and their Python
+    /// environment, its working directory), its runtime directory
+    /// (read-write) and the system's libraries, plus the filesystem paths
+    /// its configuration lists; best_effort off, so a wall this machine
+    /// cannot build fails the battery. The walls and how the kernel
+    /// enforces each are listed on stderr first.
+    ///
     /// Exit status: 0 every check passed; 1 some check failed.
     Conformance(ConformanceArgs),
     /// Start every configured plugin, list them, and stop them.
@@ -364,9 +374,21 @@ pub(crate) struct ConformanceArgs {
     /// Print the results as a JSON array of {name, passed, detail}.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Run the plugin under a sandbox preset over its configured walls:
+    /// `strict` (256Mi of memory, no network, only its own files).
+    #[arg(long, value_name = "PRESET")]
+    pub(crate) sandbox: Option<SandboxPreset>,
     /// Which plugin, and how it is set up.
     #[command(flatten)]
     pub(crate) target: TargetArgs,
+}
+
+/// A sandbox preset for `outboard conformance --sandbox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SandboxPreset {
+    /// memory = "256Mi", network = "none", filesystem limited to the
+    /// plugin's own files.
+    Strict,
 }
 
 /// The one plugin `describe` and `conformance` work on: a configured one

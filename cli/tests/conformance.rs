@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{Sandbox, bin};
 use serde_json::Value;
@@ -24,25 +24,28 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn conformance(sandbox: &Sandbox, command: &[&str]) -> (i32, Vec<Value>) {
-    conformance_with(sandbox, None, command)
+    let (code, checks, _) = conformance_with(sandbox, &[], None, command);
+    (code, checks)
 }
 
-/// As [`conformance`], with `--config-json CONFIG` for a plugin whose
-/// schema requires keys.
+/// As [`conformance`], with `flags` (`--sandbox strict`) and
+/// `--config-json CONFIG` for a plugin whose schema requires keys; stderr
+/// too.
 fn conformance_with(
     sandbox: &Sandbox,
+    flags: &[&str],
     config: Option<&Value>,
     command: &[&str],
-) -> (i32, Vec<Value>) {
-    let mut args = vec!["--handshake-timeout".to_owned(), "5s".to_owned()];
+) -> (i32, Vec<Value>, String) {
+    let mut args: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+    args.extend(["--handshake-timeout".to_owned(), "5s".to_owned()]);
     if let Some(config) = config {
         args.extend(["--config-json".to_owned(), config.to_string()]);
     }
     args.push("--".to_owned());
     args.extend(command.iter().map(|a| (*a).to_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, checks, _) = conformance_args(sandbox, &args);
-    (code, checks)
+    conformance_args(sandbox, &args)
 }
 
 /// Runs `outboard conformance --json ARGS...` with its runtime directories
@@ -247,8 +250,24 @@ fn a_plugin_ignoring_shutdown_and_sigterm_fails_and_is_killed() {
 /// check of the battery runs, with one invoke check per phase in `phases`,
 /// and passes; the exit status is 0, nothing is left behind.
 fn passes_every_check(plugin: &Path, config: Option<Value>, phases: &[&str]) {
+    passes_every_check_with(&[], plugin, config, phases);
+}
+
+/// [`passes_every_check`] with `flags` given to `outboard conformance`;
+/// stderr.
+fn passes_every_check_with(
+    flags: &[&str],
+    plugin: &Path,
+    config: Option<Value>,
+    phases: &[&str],
+) -> String {
     let sandbox = Sandbox::new();
-    let (code, checks) = conformance_with(&sandbox, config.as_ref(), &[plugin.to_str().unwrap()]);
+    let (code, checks, stderr) = conformance_with(
+        &sandbox,
+        flags,
+        config.as_ref(),
+        &[plugin.to_str().unwrap()],
+    );
     let name = plugin.display();
     assert!(
         failed(&checks).is_empty(),
@@ -260,6 +279,7 @@ fn passes_every_check(plugin: &Path, config: Option<Value>, phases: &[&str]) {
     assert_eq!(names(&checks), battery(&invokes), "{name}");
     assert_eq!(code, 0, "{name}");
     sandbox.assert_empty();
+    stderr
 }
 
 /// Every bundled Rust example plugin is certified, each with a config its
@@ -268,9 +288,17 @@ fn passes_every_check(plugin: &Path, config: Option<Value>, phases: &[&str]) {
 fn every_rust_example_plugin_passes_every_check() {
     let _serial = one_at_a_time();
     let scratch = tempfile::tempdir().expect("scratch dir");
-    let audit = scratch.path().join("audit.jsonl");
-    let events = scratch.path().join("events.jsonl");
-    let examples: [(&str, Option<Value>, &[&str]); 8] = [
+    for (name, config, phases) in rust_examples(scratch.path()) {
+        passes_every_check(&bin(name), config, phases);
+    }
+}
+
+/// The bundled Rust example plugins, each with a config its schema accepts
+/// (files under `scratch`) and its phases.
+fn rust_examples(scratch: &Path) -> [(&'static str, Option<Value>, &'static [&'static str]); 8] {
+    let audit = scratch.join("audit.jsonl");
+    let events = scratch.join("events.jsonl");
+    [
         ("env-injector", None, &["pre_container"]),
         (
             "resource-limiter",
@@ -295,21 +323,24 @@ fn every_rust_example_plugin_passes_every_check() {
         ),
         ("payload-transformer", None, &["submit"]),
         ("stress", None, &["stress"]),
-    ];
-    for (name, config, phases) in examples {
-        passes_every_check(&bin(name), config, phases);
-    }
+    ]
 }
 
 /// The Go example plugin, written from PROTOCOL.md without an SDK.
 #[test]
 fn the_go_example_plugin_passes_every_check() {
     let _serial = one_at_a_time();
-    passes_every_check(
-        &common::go_plugin(),
+    let (plugin, config, phases) = go_example();
+    passes_every_check(&plugin, config, phases);
+}
+
+/// The Go example plugin, a config its schema accepts, and its phases.
+fn go_example() -> (PathBuf, Option<Value>, &'static [&'static str]) {
+    (
+        common::go_plugin(),
         Some(serde_json::json!({"required": ["PATH"], "forbidden": ["LD_PRELOAD"]})),
         &["pre_validation"],
-    );
+    )
 }
 
 /// The Python example plugins, written with the Python SDK. A Python
@@ -319,16 +350,26 @@ fn the_go_example_plugin_passes_every_check() {
 fn the_python_example_plugins_pass_every_check() {
     let _serial = one_at_a_time();
     let scratch = tempfile::tempdir().expect("scratch dir");
-    passes_every_check(
-        &common::python_plugin("secret-scrubber"),
-        None,
-        &["pre_container"],
-    );
-    passes_every_check(
-        &common::python_plugin("chat-notifier"),
-        Some(serde_json::json!({"file": scratch.path().join("chat.jsonl")})),
-        &["post_container"],
-    );
+    for (plugin, config, phases) in python_examples(scratch.path()) {
+        passes_every_check(&plugin, config, phases);
+    }
+}
+
+/// The Python example plugins, each with a config its schema accepts
+/// (files under `scratch`) and its phases.
+fn python_examples(scratch: &Path) -> [(PathBuf, Option<Value>, &'static [&'static str]); 2] {
+    [
+        (
+            common::python_plugin("secret-scrubber"),
+            None,
+            &["pre_container"],
+        ),
+        (
+            common::python_plugin("chat-notifier"),
+            Some(serde_json::json!({"file": scratch.join("chat.jsonl")})),
+            &["post_container"],
+        ),
+    ]
 }
 
 /// The example config, as the operator's file.
@@ -359,15 +400,22 @@ fn example_plugins() -> Vec<String> {
 #[test]
 fn every_plugin_of_the_example_config_passes_as_configured() {
     let _serial = one_at_a_time();
+    every_plugin_of_the_example_config_passes_with(&[]);
+}
+
+/// Every plugin of `examples/outboard.toml` passes every check as
+/// configured, with `flags` given to `outboard conformance`; each one's
+/// stderr.
+fn every_plugin_of_the_example_config_passes_with(flags: &[&str]) -> Vec<String> {
     let config = examples_config();
     let plugins = example_plugins();
     assert!(plugins.iter().any(|p| p == "notifier"), "{plugins:?}");
+    let mut stderrs = Vec::new();
     for name in &plugins {
         let sandbox = Sandbox::new();
-        let (code, checks, stderr) = conformance_args(
-            &sandbox,
-            &["--plugin", name, "--config", config.to_str().unwrap()],
-        );
+        let mut args = flags.to_vec();
+        args.extend(["--plugin", name, "--config", config.to_str().unwrap()]);
+        let (code, checks, stderr) = conformance_args(&sandbox, &args);
         assert!(
             failed(&checks).is_empty(),
             "{name} failed: {:#?}\n{stderr}",
@@ -377,7 +425,142 @@ fn every_plugin_of_the_example_config_passes_as_configured() {
         let describe = check(&checks, "describe")["detail"].as_str().unwrap();
         assert!(describe.starts_with(&format!("{name} ")), "{describe}");
         sandbox.assert_empty();
+        stderrs.push(stderr);
     }
+    stderrs
+}
+
+// === The strict sandbox preset ===
+
+/// `outboard conformance --sandbox strict`.
+const STRICT: &[&str] = &["--sandbox", "strict"];
+
+/// True if this machine builds every wall of the strict preset. If it
+/// cannot, checks that `--sandbox strict` refuses, naming the wall, and
+/// says so: there is then nothing to certify under it.
+fn strict_here() -> bool {
+    let strict = outboard_host::config::SandboxSpec::default().strict();
+    let Err(why) = outboard_host::sandbox::plan("probe", &strict, outboard_host::sandbox::offers())
+    else {
+        return true;
+    };
+    let sandbox = Sandbox::new();
+    let output = common::outboard_command()
+        .args(["conformance", "--sandbox", "strict", "--"])
+        .arg(bin("env-injector"))
+        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
+        .output()
+        .expect("run outboard conformance");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&why.problem), "{stderr}");
+    eprintln!("skipped: this machine cannot build the strict preset: {why}");
+    false
+}
+
+/// Asserts that `stderr` lists the strict preset's walls as this machine
+/// builds them: the battery ran inside them.
+fn assert_strict_walls(name: &str, stderr: &str) {
+    for wall in [
+        "sandbox: memory = 256Mi (",
+        "sandbox: network = none (network namespace of its own, no interface up)",
+        "sandbox: filesystem = 0 read, 0 write paths (Landlock ABI ",
+        "sandbox: no_new_privs = always (",
+    ] {
+        assert!(stderr.contains(wall), "{name}: no {wall:?} in\n{stderr}");
+    }
+}
+
+/// Every example plugin, Rust, Go and Python, passes every check under the
+/// strict preset: 256Mi, no network, only its own files (for a Python
+/// console script: the script, the venv, the base Python and the editable
+/// sources; for the Go binary: itself) and the system's libraries.
+#[test]
+fn every_example_plugin_passes_every_check_under_the_strict_sandbox() {
+    let _serial = one_at_a_time();
+    if !strict_here() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let rust =
+        rust_examples(scratch.path()).map(|(name, config, phases)| (bin(name), config, phases));
+    let examples = rust
+        .into_iter()
+        .chain([go_example()])
+        .chain(python_examples(scratch.path()));
+    for (plugin, config, phases) in examples {
+        let stderr = passes_every_check_with(STRICT, &plugin, config, phases);
+        assert_strict_walls(&plugin.display().to_string(), &stderr);
+    }
+}
+
+/// Every plugin of the example config passes as configured under the
+/// strict preset (their configured walls, none here, under it).
+#[test]
+fn every_plugin_of_the_example_config_passes_as_configured_under_the_strict_sandbox() {
+    let _serial = one_at_a_time();
+    if !strict_here() {
+        return;
+    }
+    for stderr in every_plugin_of_the_example_config_passes_with(STRICT) {
+        assert_strict_walls("a configured plugin", &stderr);
+    }
+}
+
+/// A configured plugin keeps its own filesystem paths under the strict
+/// preset, and one that does not exist is an error naming the plugin, the
+/// setting and the path, before any check runs.
+#[test]
+fn the_strict_sandbox_keeps_a_configured_plugins_paths() {
+    let _serial = one_at_a_time();
+    if !strict_here() {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    let data = sandbox.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let write = |path: &Path| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[plugin]]\nname = \"injector\"\ncommand = {:?}\n\n\
+                 [plugin.sandbox]\nfilesystem.read = [{:?}]\n",
+                bin("env-injector"),
+                path,
+            ),
+        )
+        .unwrap();
+    };
+    write(&data);
+    let args = ["--sandbox", "strict", "--plugin", "injector", "--config"];
+    let mut with_config = args.to_vec();
+    with_config.push(config.to_str().unwrap());
+    let (code, checks, stderr) = conformance_args(&sandbox, &with_config);
+    assert!(failed(&checks).is_empty(), "{:#?}", failed(&checks));
+    assert_eq!(code, 0);
+    assert!(
+        stderr.contains("sandbox: filesystem = 1 read, 0 write paths (Landlock ABI "),
+        "{stderr}"
+    );
+    std::fs::remove_dir(&data).unwrap();
+    let output = common::outboard_command()
+        .arg("conformance")
+        .args(&with_config)
+        .env("OUTBOARD_RUNTIME_DIR", sandbox.path())
+        .output()
+        .expect("run outboard conformance");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let expected = format!(
+        "plugin \"injector\": sandbox.filesystem.read names {}, which cannot be opened: No such file or directory",
+        data.display()
+    );
+    assert!(
+        stdout.contains(&expected) || stderr.contains(&expected),
+        "{stdout}\n{stderr}"
+    );
 }
 
 /// As configured, a plugin gets its own config, not `{}`: one its schema
@@ -540,4 +723,49 @@ fn describe_takes_a_configured_plugin_or_a_config() {
     );
     assert_eq!(manifest["name"], "policy-gate");
     sandbox.assert_empty();
+}
+
+/// A plugin dropped to another user (a root host, `sandbox.user`) is
+/// certified under the strict preset: every dial of the battery checks the
+/// socket against the user the plugin runs as, not the host's.
+#[test]
+fn a_plugin_dropped_to_another_user_passes_under_the_strict_sandbox() {
+    let _serial = one_at_a_time();
+    if !strict_here() {
+        return;
+    }
+    if !outboard_host::sandbox::offers().root {
+        eprintln!("skipped: the host is not root, so it cannot drop a plugin to another user");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"injector\"\ncommand = {:?}\n\n[plugin.sandbox]\nuser = \"nobody\"\n",
+            bin("env-injector"),
+        ),
+    )
+    .unwrap();
+    let args = [
+        "--sandbox",
+        "strict",
+        "--plugin",
+        "injector",
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let (code, checks, stderr) = conformance_args(&sandbox, &args);
+    assert!(
+        failed(&checks).is_empty(),
+        "{:#?}\n{stderr}",
+        failed(&checks)
+    );
+    assert_eq!(code, 0);
+    assert_strict_walls("injector", &stderr);
+    assert!(
+        stderr.contains("sandbox: user = nobody (setuid to uid "),
+        "{stderr}"
+    );
 }

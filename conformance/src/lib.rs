@@ -12,7 +12,10 @@
 //! The plugin is launched, called and bounded exactly as the host does it
 //! (`outboard_host::launch`), so what passes here starts in a host; given
 //! as the operator configured it ([`Setting::Configured`]), it runs with its
-//! configured env, args, config and grants. Its instance name is the same
+//! configured env, args, config and grants. Every launch of the battery,
+//! run-by-hand included, is inside the spec's sandbox: set it to
+//! `SandboxSpec::strict` (as `outboard conformance --sandbox strict` does)
+//! to certify the plugin under the strict preset. Its instance name is the same
 //! in `OUTBOARD_PLUGIN_NAME` and in `Configure` (PROTOCOL.md §2.1): the
 //! configured name, or for a command line the manifest's name.
 //!

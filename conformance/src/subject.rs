@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use outboard_host::launch::{self, Clients, Launched};
+use outboard_host::launch::{Clients, Launched};
 use outboard_host::{Error, ErrorKind};
 use tonic::transport::Channel;
 
@@ -26,12 +26,16 @@ impl<'a> Subject<'a> {
         launched: &'a Launched,
         timeout: Duration,
     ) -> Result<Subject<'a>, String> {
-        let raw = launch::dial(launched.socket(), timeout)
+        // Through the launch, whose checks know the user the plugin runs
+        // as (`sandbox.user`), not the host's.
+        let raw = launched
+            .dial(timeout)
             .await
             .map_err(|e| format!("cannot connect to the socket: {e}"))?;
-        let clients = launch::connect(launched.socket(), launched.token(), timeout)
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
+        let clients = launched.connect(timeout).await.map_err(|e| match e.kind {
+            ErrorKind::Connect { reason, .. } => format!("cannot connect: {reason}"),
+            other => format!("cannot connect: {other}"),
+        })?;
         Ok(Subject {
             launched,
             clients,

@@ -4,16 +4,30 @@
 use std::io::Write;
 
 use outboard_conformance::{Options, Setting, run as run_checks};
+use outboard_host::sandbox;
 
 use super::target::Target;
-use crate::args::ConformanceArgs;
+use crate::args::{ConformanceArgs, SandboxPreset};
 use crate::exit::EXIT_CHECK_FAILED;
 use crate::render::checks::{summary, table};
 
 /// Runs the checks, prints them (a table, or JSON with the summary on
 /// stderr), and returns 0 if all passed, else 1.
 pub(crate) async fn run(args: ConformanceArgs) -> anyhow::Result<u8> {
-    let target = Target::from_args(&args.target)?;
+    let mut target = Target::from_args(&args.target)?;
+    if args.sandbox == Some(SandboxPreset::Strict) {
+        let spec = target.spec_mut();
+        spec.sandbox = spec.sandbox.strict();
+        // What the battery runs under, or why it cannot: the launches would
+        // fail with the same error, check after check.
+        let walls = sandbox::plan(&spec.name, &spec.sandbox, sandbox::offers())?;
+        for wall in walls {
+            eprintln!(
+                "sandbox: {} = {} ({})",
+                wall.setting, wall.value, wall.mechanism
+            );
+        }
+    }
     let options = match target {
         Target::Configured(spec) => Options {
             handshake_timeout: spec.handshake_timeout,

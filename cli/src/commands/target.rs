@@ -30,6 +30,13 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// The plugin's spec, to change before it is launched.
+    pub(crate) fn spec_mut(&mut self) -> &mut PluginSpec {
+        match self {
+            Target::Configured(spec) | Target::Command { spec, .. } => spec,
+        }
+    }
+
     /// The plugin `flags` name; an error names what is missing or wrong.
     pub(crate) fn from_args(flags: &TargetArgs) -> anyhow::Result<Target> {
         if let Some(file) = &flags.source.config

@@ -141,7 +141,7 @@ pub use discover::{
 pub use error::{ConfigError, Location, Subject};
 pub use limits::{MAX_CONFIG_FILE_BYTES, MAX_DRAIN_TIMEOUT};
 pub use phase::{FailurePolicy, JOB_PHASES, Mode, PhaseSpec, job_profile};
-pub use sandbox::{FilesystemSpec, Network, SandboxSpec};
+pub use sandbox::{FilesystemSpec, Network, STRICT_MEMORY, SandboxSpec};
 pub use schema::{CONFIG_FILE_NAME, PACKAGE_MANIFEST_FILE, PLUGIN_FILE_NAME, load};
 pub use secret::{
     DEFAULT_SECRET_CACHE, DEFAULT_SECRET_TIMEOUT, MAX_SECRET_NAME_LEN, SecretSource, SecretSpec,

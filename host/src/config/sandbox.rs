@@ -40,7 +40,26 @@ impl SandboxSpec {
     pub fn is_empty(&self) -> bool {
         self == &SandboxSpec::default()
     }
+
+    /// The strict preset over these settings: at most [`STRICT_MEMORY`]
+    /// (a smaller configured limit stays), no network, and a filesystem
+    /// wall, so the plugin reads only its own files, its runtime directory
+    /// and the system's libraries, plus the paths these settings already
+    /// list; no best effort, so a wall this machine cannot build is an
+    /// error. The other settings (cpu, pids, user, ...) stay as they are.
+    pub fn strict(&self) -> SandboxSpec {
+        SandboxSpec {
+            memory: Some(self.memory.map_or(STRICT_MEMORY, |m| m.min(STRICT_MEMORY))),
+            network: Network::None,
+            filesystem: Some(self.filesystem.clone().unwrap_or_default()),
+            best_effort: false,
+            ..self.clone()
+        }
+    }
 }
+
+/// The memory limit of the strict preset ([`SandboxSpec::strict`]): 256 MiB.
+pub const STRICT_MEMORY: u64 = 256 << 20;
 
 /// The network a plugin reaches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +159,37 @@ mod tests {
                 .expect_err("refused")
                 .contains("not a size")
         );
+    }
+
+    #[test]
+    fn the_strict_preset_tightens_and_keeps_the_rest() {
+        let strict = SandboxSpec::default().strict();
+        assert_eq!(strict.memory, Some(256 << 20));
+        assert_eq!(strict.network, Network::None);
+        assert_eq!(strict.filesystem, Some(FilesystemSpec::default()));
+        assert!(!strict.best_effort);
+        let configured = SandboxSpec {
+            memory: Some(64 << 20),
+            pids: Some(32),
+            network: Network::Loopback,
+            filesystem: Some(FilesystemSpec {
+                read: vec!["/srv/data".into()],
+                write: vec![],
+            }),
+            best_effort: true,
+            ..SandboxSpec::default()
+        };
+        let strict = configured.strict();
+        assert_eq!(strict.memory, Some(64 << 20), "a smaller limit stays");
+        assert_eq!(strict.pids, Some(32));
+        assert_eq!(strict.network, Network::None);
+        assert_eq!(strict.filesystem, configured.filesystem);
+        assert!(!strict.best_effort);
+        let larger = SandboxSpec {
+            memory: Some(1 << 30),
+            ..SandboxSpec::default()
+        };
+        assert_eq!(larger.strict().memory, Some(STRICT_MEMORY));
     }
 
     #[test]

@@ -90,7 +90,10 @@ pub async fn dial(socket: &Path, timeout: Duration) -> Result<Channel, String> {
 }
 
 /// [`dial`], every dial checked by `check`.
-async fn dial_checked(check: Arc<PeerCheck>, timeout: Duration) -> Result<Channel, String> {
+pub(crate) async fn dial_checked(
+    check: Arc<PeerCheck>,
+    timeout: Duration,
+) -> Result<Channel, String> {
     let path: PathBuf = check.socket().to_owned();
     // The URI is required by the API but unused: the connector below always
     // dials the socket.

@@ -236,6 +236,13 @@ impl Launched {
             })
     }
 
+    /// A plain channel to its socket, no token on its calls (conformance
+    /// checks that the plugin demands one), every dial checked as
+    /// [`Launched::connect`]'s are: against the user it runs as.
+    pub async fn dial(&self, timeout: Duration) -> Result<tonic::transport::Channel, String> {
+        channel::dial_checked(self.peer.clone(), timeout).await
+    }
+
     /// Tells its attachment, if it has one, what `Describe` said and what
     /// was granted.
     pub fn described(&self, manifest: &Manifest, granted: &[String]) {

@@ -7,6 +7,7 @@
 //! plugin runs gains nothing), the cgroups joined (so everything after is
 //! charged to them), the resource limits, a network namespace of its own
 //! for `network = "none"` or `"loopback"` (with `lo` up for the latter),
+//! the Landlock domain of `filesystem` (its ruleset made before the fork),
 //! and last the drop to another group and user (everything before needs
 //! root), after which the parent-death signal, which the kernel clears on
 //! a change of credentials, is set again.
@@ -18,6 +19,7 @@ use std::os::unix::process::CommandExt;
 use crate::config::{Network, SandboxSpec};
 use crate::sandbox::cgroup::{self, Cgroup};
 use crate::sandbox::detect::Offers;
+use crate::sandbox::landlock;
 use crate::sandbox::netns;
 use crate::sandbox::plan::{Ids, Wall, decide};
 
@@ -44,6 +46,11 @@ pub fn apply(
     cmd: &mut std::process::Command,
 ) -> io::Result<Walls> {
     let decisions = decide(plugin, spec, offers)?;
+    // Before the cgroup, so that a missing path leaves nothing to undo.
+    let landlock = match (decisions.landlock, &spec.filesystem) {
+        (Some(abi), Some(fs)) => Some(landlock::prepare(plugin, fs, abi, cmd)?),
+        _ => None,
+    };
     let cgroup = match &decisions.cgroup {
         Some(plan) => Some(Cgroup::create(plugin, spec, plan, offers).map_err(|e| {
             io::Error::new(
@@ -64,7 +71,8 @@ pub fn apply(
     let host_pid = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and makes
     // only system calls (prctl, write, setrlimit, unshare, socket, ioctl,
-    // close, setgroups, setgid, setuid, getppid) on values prepared before
+    // close, setgroups, setgid, setuid, getppid, open, landlock_add_rule,
+    // landlock_restrict_self) on values prepared before
     // the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
@@ -90,6 +98,9 @@ pub fn apply(
                     netns::loopback_up()?;
                 }
                 _ => {}
+            }
+            if let Some(ruleset) = &landlock {
+                ruleset.restrict()?;
             }
             if let Some(ids) = ids {
                 drop_to(ids, host_pid)?;

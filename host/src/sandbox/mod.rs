@@ -14,10 +14,13 @@
 //! - `enforce`: [`apply`], building what the plan decided: the cgroup
 //!   before the fork; in the child `no_new_privs`, joining the cgroup,
 //!   rlimits, the network namespace, the drop to another user.
+//! - [`landlock`]: the `filesystem` wall, a Landlock ruleset prepared
+//!   before the fork and entered in the child.
 
 mod cgroup;
 pub mod detect;
 mod enforce;
+pub mod landlock;
 mod netns;
 mod plan;
 

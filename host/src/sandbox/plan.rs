@@ -10,6 +10,7 @@ use std::ffi::CString;
 
 use crate::config::{Network, SandboxSpec};
 use crate::sandbox::detect::Offers;
+use crate::sandbox::landlock;
 
 /// One wall as enforced on this machine, for `describe`, `status` and errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +116,8 @@ pub(crate) struct Decisions {
     /// A network namespace of its own: `None` or `Loopback`; `None` here:
     /// the host's network.
     pub network: Option<Network>,
+    /// The Landlock ABI to build the filesystem wall at, if it is built.
+    pub landlock: Option<u32>,
     /// The ids to drop to, if any.
     pub ids: Option<Ids>,
 }
@@ -237,10 +240,13 @@ pub(crate) fn decide(
             }
         }
     };
-    if let Some(fs) = &spec.filesystem {
-        let value = format!("{} read, {} write paths", fs.read.len(), fs.write.len());
-        let mechanism = not_enforced("filesystem", "this build has no filesystem wall")?;
-        walls.push(Wall::new("filesystem", value, mechanism));
+    let landlock = landlock::decide(plugin, spec, offers.landlock_abi)?;
+    if let (Some(fs), Some(decision)) = (&spec.filesystem, landlock) {
+        walls.push(Wall::new(
+            "filesystem",
+            landlock::value(fs),
+            decision.mechanism(),
+        ));
     }
     walls.push(Wall::new(
         "no_new_privs",
@@ -253,6 +259,7 @@ pub(crate) fn decide(
         cgroup,
         rlimits,
         network,
+        landlock: landlock.and_then(|d| d.abi()),
         ids,
     })
 }
@@ -728,13 +735,36 @@ mod tests {
     }
 
     #[test]
-    fn filesystem_is_refused_until_a_wall_enforces_it() {
+    fn filesystem_is_landlock_or_refused_without_it() {
         let spec = SandboxSpec {
-            filesystem: Some(FilesystemSpec::default()),
+            filesystem: Some(FilesystemSpec {
+                read: vec!["/".into()],
+                write: vec![],
+            }),
             ..SandboxSpec::default()
         };
+        let offers = Offers {
+            landlock_abi: Some(7),
+            ..hybrid()
+        };
+        let d = decide("fs", &spec, &offers).expect("plan");
+        assert_eq!(d.landlock, Some(7));
+        assert_eq!(
+            row(&d.walls, "filesystem"),
+            &Wall::new("filesystem", "1 read, 0 write paths", "Landlock ABI 7")
+        );
         let err = plan("fs", &spec, &hybrid()).expect_err("refused");
         assert_eq!(err.setting, "filesystem");
+        let lenient = SandboxSpec {
+            best_effort: true,
+            ..spec
+        };
+        let d = decide("fs", &lenient, &hybrid()).expect("best effort");
+        assert_eq!(d.landlock, None);
+        assert_eq!(
+            row(&d.walls, "filesystem").mechanism,
+            "not enforced: best_effort and no Landlock"
+        );
     }
 
     #[test]

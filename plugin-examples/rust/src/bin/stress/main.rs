@@ -97,11 +97,14 @@
 //!
 //! - `launch`: the `STRESS_*` environment, read before the handshake.
 //! - `faults`: the config, checked key by key, and its JSON Schema.
+//! - `files`: the file operations an `Invoke`'s context asks for
+//!   (`stress_files`), for the filesystem wall's tests.
 //! - `health`: what the health service reports, and when that changes.
 //! - `plugin`: the [`Plugin`](outboard_plugin::Plugin) that commits the faults.
 //! - `side_effects`: floods, newline-free output and grandchildren.
 
 mod faults;
+mod files;
 mod health;
 mod launch;
 mod plugin;

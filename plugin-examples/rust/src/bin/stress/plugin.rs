@@ -104,7 +104,7 @@ impl Plugin for Stress {
         Ok(())
     }
 
-    async fn invoke(&self, _invocation: Invocation) -> Result<Reply, PluginError> {
+    async fn invoke(&self, invocation: Invocation) -> Result<Reply, PluginError> {
         let count = self.invocations.fetch_add(1, Ordering::SeqCst) + 1;
         let state = self.state();
         if let (Some(change), Some(health)) =
@@ -131,7 +131,8 @@ impl Plugin for Stress {
             tracing::warn!(invocations = count, "stress: hanging in Invoke on purpose");
             std::future::pending::<()>().await;
         }
-        Ok(Reply::ok().set(&count_pointer(&state.instance), count))
+        let reply = Reply::ok().set(&count_pointer(&state.instance), count);
+        Ok(crate::files::attempt(&invocation.context, reply))
     }
 
     async fn shutdown(&self) {

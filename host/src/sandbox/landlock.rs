@@ -1,0 +1,583 @@
+//! `filesystem`: the paths a plugin may read and write, enforced with
+//! Landlock. The ruleset is made in the host before the fork, each path
+//! opened there (so a missing one is an error naming the plugin, the
+//! setting and the path); the child only adds its own `/proc/self` and
+//! restricts itself, with raw system calls on the prepared descriptor.
+//!
+//! Besides the operator's `filesystem.read` and `filesystem.write`, a
+//! plugin may always:
+//!
+//! - read and execute its own files: its command; for a script, each
+//!   interpreter of its `#!` line (looked up on the plugin's `PATH` behind
+//!   `/usr/bin/env`); for an interpreter in a Python virtual environment,
+//!   the environment, the prefix of the Python it was made from (`home` in
+//!   `pyvenv.cfg`) and the directories its `.pth` files add to the import
+//!   path (editable installs); and its working directory, when one is set;
+//! - read, write, and create files and sockets in its runtime directory
+//!   (where it binds its socket);
+//! - read [`SYSTEM_READ`] (the system's programs and libraries, the dynamic
+//!   linker's cache, time zone, name resolution and CA certificates, CPU
+//!   topology) and `/proc/self`; read and write [`DEVICES_WRITE`], read
+//!   [`DEVICES_READ`].
+//!
+//! A writable path never lets the plugin make a device node (which would
+//! reopen a disk it may not read), and from ABI 6 on the domain also keeps
+//! the plugin from signalling processes outside it and from connecting to
+//! abstract Unix sockets outside it.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use landlock::{
+    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, PathFdError, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, Scope,
+};
+
+use crate::config::{FilesystemSpec, SandboxSpec};
+use crate::sandbox::plan::SandboxError;
+
+/// The lowest ABI that builds the whole wall: before ABI 3 a plugin may
+/// truncate any file its user may write, even outside `filesystem.write`.
+pub const MIN_FULL_ABI: u32 = 3;
+
+/// The ABI from which the domain is also scoped (signals and abstract Unix
+/// sockets stay inside it).
+const SCOPE_ABI: u32 = 6;
+
+/// System paths every plugin under a filesystem wall may read and execute,
+/// those that exist: programs and shared libraries (`/bin`, `/lib*` and
+/// `/sbin` are `/usr`'s on a merged system), the dynamic linker's cache and
+/// preloads, the time zone, name resolution, CA certificates (public
+/// keys only: not `/etc/ssl/private`), and the CPU topology runtimes size
+/// their thread pools by. Not the rest of `/etc` (`shadow`, keys, the
+/// host's own config), not `/home`, `/root`, `/tmp`, `/var` or `/run`.
+pub const SYSTEM_READ: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.preload",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/ssl/certs",
+    "/etc/ca-certificates",
+    "/etc/pki/ca-trust/extracted",
+    "/sys/devices/system/cpu",
+];
+
+/// Devices every plugin under a filesystem wall may read and write.
+pub const DEVICES_WRITE: &[&str] = &["/dev/null", "/dev/zero", "/dev/full"];
+
+/// Devices every plugin under a filesystem wall may read.
+pub const DEVICES_READ: &[&str] = &["/dev/urandom", "/dev/random"];
+
+/// How many `#!` interpreters deep a command is followed: the kernel's own
+/// limit.
+const MAX_INTERPRETERS: usize = 4;
+
+/// How the filesystem wall is built on this machine, decided without side
+/// effects from the Landlock ABI the kernel reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Landlock at this ABI; below [`MIN_FULL_ABI`] only because the
+    /// operator allowed best effort.
+    Enforce {
+        /// The kernel's Landlock ABI.
+        abi: u32,
+    },
+    /// Not enforced: the kernel has no Landlock and the operator allowed
+    /// best effort.
+    NotEnforced,
+}
+
+impl Decision {
+    /// How the kernel enforces it, for `describe`, `status` and logs.
+    pub fn mechanism(&self) -> String {
+        match self {
+            Decision::Enforce { abi } if *abi < MIN_FULL_ABI => format!(
+                "Landlock ABI {abi} (weaker: truncating a file is not restricted before ABI {MIN_FULL_ABI})"
+            ),
+            Decision::Enforce { abi } => format!("Landlock ABI {abi}"),
+            Decision::NotEnforced => "not enforced: best_effort and no Landlock".to_owned(),
+        }
+    }
+
+    /// The ABI to build the wall at; `None` if it is not built.
+    pub fn abi(&self) -> Option<u32> {
+        match self {
+            Decision::Enforce { abi } => Some(*abi),
+            Decision::NotEnforced => None,
+        }
+    }
+}
+
+/// The setting's value as the operator wrote it, counted: "2 read, 1 write
+/// paths".
+pub fn value(filesystem: &FilesystemSpec) -> String {
+    format!(
+        "{} read, {} write paths",
+        filesystem.read.len(),
+        filesystem.write.len()
+    )
+}
+
+/// Decides how `spec`'s filesystem wall is built given the kernel's
+/// Landlock ABI (`None`: no Landlock); `Ok(None)` if it asks for none. A
+/// kernel without Landlock, or with an ABI below [`MIN_FULL_ABI`], is
+/// refused unless `best_effort`, with an error naming the plugin; so is a
+/// wall naming a path that does not exist (looked up, nothing opened:
+/// [`prepare`] opens them).
+pub fn decide(
+    plugin: &str,
+    spec: &SandboxSpec,
+    landlock_abi: Option<u32>,
+) -> Result<Option<Decision>, SandboxError> {
+    if spec.filesystem.is_none() {
+        return Ok(None);
+    }
+    let refuse = |why: &str| SandboxError::cannot_enforce(plugin, "filesystem", why);
+    match landlock_abi {
+        None if spec.best_effort => Ok(Some(Decision::NotEnforced)),
+        None => Err(refuse(
+            "the kernel has no Landlock, or it is disabled at boot",
+        )),
+        Some(abi) if abi < MIN_FULL_ABI && !spec.best_effort => Err(refuse(&format!(
+            "the kernel's Landlock ABI is {abi}, and truncating a file is restricted only \
+             from ABI {MIN_FULL_ABI} on"
+        ))),
+        Some(abi) => {
+            if let Some(filesystem) = &spec.filesystem {
+                for (setting, path) in listed(filesystem) {
+                    if let Err(why) = std::fs::metadata(path) {
+                        return Err(unopenable(plugin, setting, path, &why));
+                    }
+                }
+            }
+            Ok(Some(Decision::Enforce { abi }))
+        }
+    }
+}
+
+/// The operator's paths, each with its setting.
+fn listed(filesystem: &FilesystemSpec) -> impl Iterator<Item = (&'static str, &Path)> {
+    let read = filesystem
+        .read
+        .iter()
+        .map(|p| ("filesystem.read", p.as_path()));
+    let write = filesystem
+        .write
+        .iter()
+        .map(|p| ("filesystem.write", p.as_path()));
+    read.chain(write)
+}
+
+/// The error for a listed `path` of `setting` that cannot be opened.
+fn unopenable(plugin: &str, setting: &str, path: &Path, why: &io::Error) -> SandboxError {
+    SandboxError {
+        plugin: plugin.to_owned(),
+        setting: setting.to_owned(),
+        problem: format!("names {}, which cannot be opened: {why}", path.display()),
+    }
+}
+
+/// A Landlock ruleset made in the host for one spawn, applied in the child
+/// by [`Prepared::restrict`].
+#[derive(Debug)]
+pub struct Prepared {
+    /// The ruleset (close-on-exec: the plugin never holds it).
+    ruleset: OwnedFd,
+    /// What the child's `/proc/self` is allowed, in the kernel's bits.
+    proc_self: u64,
+}
+
+/// Why a path is in the ruleset, for the error when it cannot be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `filesystem.read`.
+    Read,
+    /// `filesystem.write`.
+    Write,
+    /// The plugin's command or an interpreter of it.
+    Own,
+    /// Added automatically when it exists.
+    Automatic,
+}
+
+/// One path and what it allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    path: PathBuf,
+    write: bool,
+    source: Source,
+}
+
+/// Makes the ruleset of `filesystem` for the plugin `cmd` runs, at `abi`:
+/// the operator's paths, the plugin's own files and runtime directory (its
+/// socket's directory), and the automatic ones. Every descriptor it opens
+/// is closed before it returns, but the ruleset's.
+pub fn prepare(
+    plugin: &str,
+    filesystem: &FilesystemSpec,
+    abi: u32,
+    cmd: &Command,
+) -> io::Result<Prepared> {
+    let rules = rules(filesystem, cmd);
+    let landlock_abi = ABI::from(i32::try_from(abi).unwrap_or(i32::MAX));
+    let handled = AccessFs::from_all(landlock_abi);
+    let read = AccessFs::from_read(landlock_abi);
+    // A device node made in a writable directory would reopen a disk or a
+    // terminal the plugin may not read.
+    let write = handled & !(AccessFs::MakeChar | AccessFs::MakeBlock);
+    let failed = |what: String, e: &dyn std::fmt::Display| {
+        io::Error::other(format!(
+            "plugin {plugin:?}: cannot build sandbox.filesystem ({what}): {e}"
+        ))
+    };
+    // A hard requirement: the kernel must handle every right of the ABI
+    // that detection found, or the wall would be weaker than it says.
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(handled)
+        .map_err(|e| failed(format!("Landlock ABI {abi}"), &e))?;
+    if abi >= SCOPE_ABI {
+        ruleset = ruleset
+            .scope(Scope::AbstractUnixSocket | Scope::Signal)
+            .map_err(|e| failed(format!("Landlock ABI {abi} scopes"), &e))?;
+    }
+    let mut created = ruleset
+        .create()
+        .map_err(|e| failed(format!("Landlock ABI {abi}"), &e))?;
+    for rule in &rules {
+        let fd = match PathFd::new(&rule.path) {
+            Ok(fd) => fd,
+            Err(_) if rule.source == Source::Automatic => continue,
+            Err(e) => {
+                let why = match e {
+                    PathFdError::OpenCall { source, .. } => source,
+                    other => io::Error::other(other.to_string()),
+                };
+                let message = match rule.source {
+                    Source::Read => unopenable(plugin, "filesystem.read", &rule.path, &why),
+                    Source::Write => unopenable(plugin, "filesystem.write", &rule.path, &why),
+                    _ => {
+                        return Err(io::Error::new(
+                            why.kind(),
+                            format!(
+                                "plugin {plugin:?}: its command {} cannot be opened: {why}",
+                                rule.path.display()
+                            ),
+                        ));
+                    }
+                };
+                return Err(io::Error::new(why.kind(), message.to_string()));
+            }
+        };
+        let mut access = if rule.write { write } else { read };
+        if !is_directory(fd.as_fd()) {
+            access &= AccessFs::from_file(landlock_abi);
+        }
+        created = created
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| failed(rule.path.display().to_string(), &e))?;
+    }
+    let ruleset: Option<OwnedFd> = created.into();
+    let ruleset = ruleset.ok_or_else(|| {
+        io::Error::other(format!(
+            "plugin {plugin:?}: cannot build sandbox.filesystem: the kernel made no ruleset"
+        ))
+    })?;
+    Ok(Prepared {
+        ruleset,
+        proc_self: read.bits(),
+    })
+}
+
+/// The kernel's `struct landlock_path_beneath_attr` (packed).
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// `LANDLOCK_RULE_PATH_BENEATH`.
+const RULE_PATH_BENEATH: libc::c_long = 1;
+
+impl Prepared {
+    /// Restricts the calling process: adds its own `/proc/self` (which,
+    /// opened in the host, would be the host's) and enters the domain. For
+    /// the child between fork and exec: system calls only, nothing
+    /// allocated. `no_new_privs` must be set already (or the caller be
+    /// privileged), as the kernel requires.
+    pub fn restrict(&self) -> io::Result<()> {
+        let ruleset: RawFd = self.ruleset.as_raw_fd();
+        // SAFETY: a NUL-terminated static path; the descriptor is closed
+        // below on every path.
+        let proc_self = unsafe {
+            libc::open(
+                c"/proc/self".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if proc_self < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let attr = PathBeneathAttr {
+            allowed_access: self.proc_self,
+            parent_fd: proc_self,
+        };
+        // SAFETY: the ruleset descriptor is owned by `self`; `attr` is the
+        // packed structure the kernel reads for this rule type.
+        let added = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset,
+                RULE_PATH_BENEATH,
+                &raw const attr,
+                0u32,
+            )
+        };
+        let add_error = (added != 0).then(io::Error::last_os_error);
+        // SAFETY: `proc_self` was opened above and is closed once.
+        unsafe { libc::close(proc_self) };
+        if let Some(error) = add_error {
+            return Err(error);
+        }
+        // SAFETY: restricts only the calling process (and its future
+        // children) with the ruleset `self` owns.
+        let restricted = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) };
+        if restricted != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Every path of the ruleset for `filesystem` and the plugin `cmd` runs.
+fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Vec<Rule> {
+    let rule = |path: &Path, write, source| Rule {
+        path: path.to_path_buf(),
+        write,
+        source,
+    };
+    let mut rules: Vec<Rule> = Vec::new();
+    rules.extend(filesystem.read.iter().map(|p| rule(p, false, Source::Read)));
+    rules.extend(
+        filesystem
+            .write
+            .iter()
+            .map(|p| rule(p, true, Source::Write)),
+    );
+    // The runtime directory is the socket's: the handshake variable, which
+    // a plugin's configured `env` cannot set.
+    let socket = env_of(cmd, outboard_proto::handshake::ENV_SOCKET);
+    let runtime_dir = socket.as_deref().and_then(|s| Path::new(s).parent());
+    // What the plugin may write must not widen its wall at its next start:
+    // a `#!` line, `pyvenv.cfg` or `.pth` file beneath a writable path is
+    // not followed.
+    let writable: Vec<PathBuf> = filesystem
+        .write
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(runtime_dir)
+        .map(canonical)
+        .collect();
+    let trusted = |path: &Path| {
+        let path = canonical(path);
+        !writable.iter().any(|w| path.starts_with(w))
+    };
+    let program = Path::new(cmd.get_program());
+    let path_var = env_of(cmd, "PATH");
+    let chain = interpreters(program, path_var.as_deref(), &trusted);
+    if let Some((command, interpreters)) = chain.split_first() {
+        rules.push(rule(command, false, Source::Own));
+        for interpreter in interpreters {
+            rules.push(rule(interpreter, false, Source::Automatic));
+        }
+    }
+    for dir in chain.iter().flat_map(|p| python_environment(p, &trusted)) {
+        rules.push(rule(&dir, false, Source::Automatic));
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        rules.push(rule(dir, false, Source::Automatic));
+    }
+    if let Some(dir) = runtime_dir {
+        rules.push(rule(dir, true, Source::Automatic));
+    }
+    for path in SYSTEM_READ.iter().chain(DEVICES_READ) {
+        rules.push(rule(Path::new(path), false, Source::Automatic));
+    }
+    for path in DEVICES_WRITE {
+        rules.push(rule(Path::new(path), true, Source::Automatic));
+    }
+    rules
+}
+
+/// The value `cmd` gives the variable `name`, if it sets one (the launch
+/// clears the environment and sets every variable the plugin gets).
+fn env_of(cmd: &Command, name: &str) -> Option<String> {
+    cmd.get_envs()
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v)
+        .map(|v| v.to_string_lossy().into_owned())
+}
+
+/// The path with every link resolved, or as it is if it cannot be.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `program`, then each interpreter its `#!` line runs it with, in turn
+/// (at most [`MAX_INTERPRETERS`]); `/usr/bin/env NAME` is followed to
+/// `NAME` on `path_var`. The `#!` line of a file that is not `trusted` is
+/// not read.
+fn interpreters(
+    program: &Path,
+    path_var: Option<&str>,
+    trusted: &dyn Fn(&Path) -> bool,
+) -> Vec<PathBuf> {
+    let mut chain = vec![program.to_path_buf()];
+    while chain.len() <= MAX_INTERPRETERS {
+        let Some(next) = chain.last().filter(|p| trusted(p)).and_then(|p| shebang(p)) else {
+            break;
+        };
+        let (interpreter, arg) = next;
+        chain.push(interpreter.clone());
+        let is_env = interpreter.file_name().is_some_and(|n| n == "env");
+        let named = arg
+            .as_deref()
+            .into_iter()
+            .flat_map(str::split_whitespace)
+            .find(|word| !word.starts_with('-') && !word.contains('='));
+        if let (true, Some(name)) = (is_env, named) {
+            match lookup(name, path_var) {
+                Some(found) => chain.push(found),
+                None => break,
+            }
+        }
+    }
+    chain
+}
+
+/// The interpreter and its optional argument on `file`'s `#!` line.
+fn shebang(file: &Path) -> Option<(PathBuf, Option<String>)> {
+    let mut head = [0u8; 256];
+    let mut opened = std::fs::File::open(file).ok()?;
+    let mut len = 0;
+    while len < head.len() {
+        match opened.read(&mut head[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    let line = head[..len].strip_prefix(b"#!")?;
+    let line = line.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim();
+    let (interpreter, arg) = match line.split_once([' ', '\t']) {
+        Some((i, a)) => (i, Some(a.trim().to_owned()).filter(|a| !a.is_empty())),
+        None => (line, None),
+    };
+    Path::new(interpreter)
+        .is_absolute()
+        .then(|| (PathBuf::from(interpreter), arg))
+}
+
+/// `name` looked up on `path_var` (a `:` list), or itself if it has a `/`.
+fn lookup(name: &str, path_var: Option<&str>) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    path_var?
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// For an interpreter inside a Python virtual environment (`BIN/../pyvenv.cfg`
+/// exists): the environment, the prefix of the Python it was made from,
+/// and the directories its `.pth` files add to the import path; files that
+/// are not `trusted` are not read.
+fn python_environment(interpreter: &Path, trusted: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let Some(venv) = interpreter.parent().and_then(Path::parent) else {
+        return Vec::new();
+    };
+    let config_file = venv.join("pyvenv.cfg");
+    if !trusted(&config_file) {
+        return Vec::new();
+    }
+    let Ok(config) = std::fs::read_to_string(config_file) else {
+        return Vec::new();
+    };
+    let mut dirs = vec![venv.to_path_buf()];
+    let home = config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "home").then(|| PathBuf::from(value.trim()))
+    });
+    if let Some(home) = home {
+        // `home` is the base Python's `bin`; its prefix holds the standard
+        // library.
+        let prefix = match home.file_name() {
+            Some(name) if name == "bin" => home.parent().map(Path::to_path_buf),
+            _ => Some(home),
+        };
+        dirs.extend(prefix);
+    }
+    let lib = venv.join("lib");
+    let site_packages = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("site-packages"))
+        .filter(|dir| dir.is_dir());
+    for site in site_packages {
+        let pth_files = std::fs::read_dir(&site)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pth") && trusted(p));
+        for pth in pth_files {
+            let text = std::fs::read_to_string(&pth).unwrap_or_default();
+            dirs.extend(pth_dirs(&site, &text));
+        }
+    }
+    dirs
+}
+
+/// The directories a `.pth` file in `site` adds to the import path: its
+/// lines that are neither comments nor `import` statements, relative to
+/// `site`, when they are directories outside it.
+fn pth_dirs(site: &Path, text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with("import"))
+        .map(|line| site.join(line))
+        .filter(|dir| dir.is_dir() && !dir.starts_with(site))
+        .collect()
+}
+
+/// True if `fd` is a directory (`fstat`); a failed call counts as not one,
+/// so that only file rights are asked for.
+fn is_directory(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills `stat` on success, which is checked before it is
+    // read.
+    let ok = unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) } == 0;
+    // SAFETY: initialized by the successful fstat.
+    ok && (unsafe { stat.assume_init() }.st_mode & libc::S_IFMT) == libc::S_IFDIR
+}
+
+#[cfg(test)]
+mod tests;
