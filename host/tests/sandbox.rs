@@ -81,20 +81,9 @@ async fn run(launch: &Launch) -> Ran {
     Ran { exit, out, err }
 }
 
-/// The cgroups of plugin `name` made by this test process that exist, in
-/// every hierarchy the host makes cgroups in.
+/// The cgroups of plugin `name` made by this test process that exist.
 fn cgroups_named(name: &str) -> Vec<PathBuf> {
-    let offers = sandbox::offers();
-    let prefix = format!("outboard-{name}-{}-", std::process::id());
-    let mut parents: Vec<PathBuf> = offers.cgroup_v1.iter().map(|c| c.own.clone()).collect();
-    parents.extend(offers.cgroup_v2.as_ref().map(|v2| v2.own.clone()));
-    parents
-        .iter()
-        .filter_map(|p| std::fs::read_dir(p).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
+    sandbox::cgroups_of(name, std::process::id(), sandbox::offers())
 }
 
 #[tokio::test]

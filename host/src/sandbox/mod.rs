@@ -23,7 +23,7 @@ mod plan;
 
 use std::sync::OnceLock;
 
-pub use cgroup::Cgroup;
+pub use cgroup::{Cgroup, cgroups_of};
 pub use detect::{Offers, detect};
 pub use enforce::{Walls, apply};
 pub use plan::{RLIMIT_AS_MECHANISM, SandboxError, Wall, plan, runs_as, size};
