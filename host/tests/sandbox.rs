@@ -348,13 +348,21 @@ async fn a_plugin_dropped_to_nobody_runs_as_nobody() {
         .expect("a group row");
     let ran = run(&shell(
         "nobody",
-        "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status",
+        "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; echo \"$USER $LOGNAME $HOME\"",
         spec,
     ))
     .await;
     assert!(ran.exit.success(), "{}: {}", ran.exit, ran.err);
     let lines: Vec<&str> = ran.out.lines().collect();
-    assert_eq!(lines.len(), 4, "{}", ran.out);
+    assert_eq!(lines.len(), 5, "{}", ran.out);
+    // Its own account's variables, not the host's.
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("passwd");
+    let home = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix("nobody:"))
+        .and_then(|l| l.split(':').nth(4))
+        .expect("nobody's home");
+    assert_eq!(lines[4], format!("nobody nobody {home}"), "{}", ran.out);
     let user = walls
         .iter()
         .find(|w| w.setting == "user")
