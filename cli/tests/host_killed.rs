@@ -310,21 +310,9 @@ fn a_killed_keeper_is_reaped_and_replaced() {
     assert_all_gone(&now, "the host was SIGKILLed with a second keeper");
 }
 
-/// The cgroups of plugin `name` made by host `host_pid`, in every hierarchy
-/// the host makes them in.
+/// The cgroups of plugin `name` made by host `host_pid`.
 fn cgroups_of(name: &str, host_pid: u32) -> Vec<std::path::PathBuf> {
-    let offers = outboard_host::sandbox::offers();
-    let prefix = format!("outboard-{name}-{host_pid}-");
-    let mut parents: Vec<std::path::PathBuf> =
-        offers.cgroup_v1.iter().map(|c| c.own.clone()).collect();
-    parents.extend(offers.cgroup_v2.as_ref().map(|v2| v2.own.clone()));
-    parents
-        .iter()
-        .filter_map(|p| std::fs::read_dir(p).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
+    outboard_host::sandbox::cgroups_of(name, host_pid, outboard_host::sandbox::offers())
 }
 
 /// The processes in the cgroups `dirs`.

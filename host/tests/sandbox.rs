@@ -81,20 +81,9 @@ async fn run(launch: &Launch) -> Ran {
     Ran { exit, out, err }
 }
 
-/// The cgroups of plugin `name` made by this test process that exist, in
-/// every hierarchy the host makes cgroups in.
+/// The cgroups of plugin `name` made by this test process that exist.
 fn cgroups_named(name: &str) -> Vec<PathBuf> {
-    let offers = sandbox::offers();
-    let prefix = format!("outboard-{name}-{}-", std::process::id());
-    let mut parents: Vec<PathBuf> = offers.cgroup_v1.iter().map(|c| c.own.clone()).collect();
-    parents.extend(offers.cgroup_v2.as_ref().map(|v2| v2.own.clone()));
-    parents
-        .iter()
-        .filter_map(|p| std::fs::read_dir(p).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
+    sandbox::cgroups_of(name, std::process::id(), sandbox::offers())
 }
 
 #[tokio::test]
@@ -359,13 +348,21 @@ async fn a_plugin_dropped_to_nobody_runs_as_nobody() {
         .expect("a group row");
     let ran = run(&shell(
         "nobody",
-        "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status",
+        "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; echo \"$USER $LOGNAME $HOME\"",
         spec,
     ))
     .await;
     assert!(ran.exit.success(), "{}: {}", ran.exit, ran.err);
     let lines: Vec<&str> = ran.out.lines().collect();
-    assert_eq!(lines.len(), 4, "{}", ran.out);
+    assert_eq!(lines.len(), 5, "{}", ran.out);
+    // Its own account's variables, not the host's.
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("passwd");
+    let home = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix("nobody:"))
+        .and_then(|l| l.split(':').nth(4))
+        .expect("nobody's home");
+    assert_eq!(lines[4], format!("nobody nobody {home}"), "{}", ran.out);
     let user = walls
         .iter()
         .find(|w| w.setting == "user")
