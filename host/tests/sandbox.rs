@@ -1,39 +1,52 @@
 //! The sandbox's walls around real plugin processes: the stress plugin
 //! pushes against each (`STRESS_AT_START`), and the kernel holds. A test
 //! whose mechanism this machine lacks says so and returns; the detection
-//! it relies on is `outboard_host::sandbox::offers()`.
+//! it relies on is `outboard_host::sandbox::offers()`. Each test names its
+//! plugin differently, so that it can check that none of its cgroups is
+//! left while other tests run theirs.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use outboard_host::config::{Network, SandboxSpec};
 use outboard_host::launch::{Exit, Launch, PluginProcess};
 use outboard_host::sandbox;
+use outboard_host::{Host, HostConfig, RestartPolicy, State};
 use tokio::io::AsyncReadExt;
 
 /// How long a plugin has to hit its wall and exit.
 const WITHIN: Duration = Duration::from_secs(60);
 
-/// A launch of the stress plugin pushing against `at_start`.
-fn stress(at_start: &str, sandbox: SandboxSpec) -> Launch {
+/// A launch of the stress plugin, known as `name`, pushing against
+/// `at_start`.
+fn stress(name: &str, at_start: &str, sandbox: SandboxSpec) -> Launch {
     Launch {
         env: BTreeMap::from([("STRESS_AT_START".to_owned(), at_start.to_owned())]),
         sandbox,
-        ..Launch::new("stress", outboard_test_support::bin("stress"), vec![])
+        ..Launch::new(name, outboard_test_support::bin("stress"), vec![])
     }
 }
 
-/// A launch of `sh -c script`.
-fn shell(script: &str, sandbox: SandboxSpec) -> Launch {
+/// A launch of `sh -c script`, known as `name`.
+fn shell(name: &str, script: &str, sandbox: SandboxSpec) -> Launch {
     Launch {
         sandbox,
-        ..Launch::new("sh", "/bin/sh", vec!["-c".into(), script.into()])
+        ..Launch::new(name, "/bin/sh", vec!["-c".into(), script.into()])
     }
 }
 
-/// Runs `launch` to its exit: the exit, stdout, stderr, and whether the
-/// kernel killed it for memory.
-async fn run(launch: &Launch) -> (Exit, String, String, bool) {
+/// What a run of a plugin left: its exit, stdout and stderr.
+struct Ran {
+    exit: Exit,
+    out: String,
+    err: String,
+}
+
+/// Runs `launch` to its exit, then checks that nothing of it is left: no
+/// process of its group, no cgroup of its name.
+async fn run(launch: &Launch) -> Ran {
     let (process, mut pipes) = PluginProcess::spawn(launch).await.expect("spawn");
     let (mut out, mut err) = (String::new(), String::new());
     let read = async {
@@ -43,14 +56,44 @@ async fn run(launch: &Launch) -> (Exit, String, String, bool) {
         );
         a.and(b).expect("read the pipes");
     };
-    tokio::time::timeout(WITHIN, read)
-        .await
-        .expect("the plugin closes its pipes");
+    // The pipes close when the last process holding them is gone: a fork
+    // bomb's children hold them until the cgroup's removal kills them, so
+    // the exit comes first.
     let exit = process
         .exited_within(WITHIN)
         .await
         .expect("the plugin exits");
-    (exit, out, err, process.out_of_memory())
+    tokio::time::timeout(WITHIN, read)
+        .await
+        .expect("the plugin's pipes close");
+    assert_eq!(
+        cgroups_named(&launch.name),
+        Vec::<PathBuf>::new(),
+        "{}: its cgroups are gone once its exit is known",
+        launch.name
+    );
+    assert!(
+        process.group_gone_within(WITHIN).await,
+        "{}: nothing of its process group is left",
+        launch.name
+    );
+    Ran { exit, out, err }
+}
+
+/// The cgroups of plugin `name` made by this test process that exist, in
+/// every hierarchy the host makes cgroups in.
+fn cgroups_named(name: &str) -> Vec<PathBuf> {
+    let offers = sandbox::offers();
+    let prefix = format!("outboard-{name}-{}-", std::process::id());
+    let mut parents: Vec<PathBuf> = offers.cgroup_v1.iter().map(|c| c.own.clone()).collect();
+    parents.extend(offers.cgroup_v2.as_ref().map(|v2| v2.own.clone()));
+    parents
+        .iter()
+        .filter_map(|p| std::fs::read_dir(p).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
 }
 
 #[tokio::test]
@@ -61,90 +104,202 @@ async fn no_new_privs_always_and_rlimits_as_asked() {
         ..SandboxSpec::default()
     };
     let script = "grep NoNewPrivs /proc/self/status; ulimit -n; ulimit -c";
-    let (exit, out, _, _) = run(&shell(script, spec)).await;
-    assert!(exit.success(), "{exit}");
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[0].ends_with('1'), "{out}");
-    assert_eq!(&lines[1..], ["64", "0"], "{out}");
-    let (_, out, _, _) = run(&shell(
+    let ran = run(&shell("rlimits", script, spec)).await;
+    assert!(ran.exit.success(), "{}", ran.exit);
+    let lines: Vec<&str> = ran.out.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", ran.out);
+    assert!(lines[0].ends_with('1'), "{}", ran.out);
+    assert_eq!(&lines[1..], ["64", "0"], "{}", ran.out);
+    let ran = run(&shell(
+        "nnp",
         "grep NoNewPrivs /proc/self/status",
         SandboxSpec::default(),
     ))
     .await;
     assert!(
-        out.trim_end().ends_with('1'),
-        "no sandbox still sets it: {out}"
+        ran.out.trim_end().ends_with('1'),
+        "no sandbox still sets it: {}",
+        ran.out
     );
 }
 
 #[tokio::test]
 async fn going_past_the_memory_limit_is_an_out_of_memory_kill() {
-    let offers = sandbox::offers();
-    if !offers.cgroup_v2_usable() && offers.cgroup_v1("memory").is_none() {
-        eprintln!("skipped: this machine offers no writable memory cgroup (see docs/SECURITY.md)");
-        return;
-    }
     let spec = SandboxSpec {
         memory: Some(64 << 20),
         ..SandboxSpec::default()
     };
-    let (exit, _, err, oom) = run(&stress("alloc-mib:512", spec)).await;
-    assert_eq!(exit.signal(), Some(libc::SIGKILL), "{exit}: {err}");
-    assert!(oom, "the kill is reported as out of memory");
-    let (exit, _, err, oom) = run(&stress(
-        "alloc-mib:16",
-        SandboxSpec {
-            memory: Some(64 << 20),
-            ..SandboxSpec::default()
-        },
-    ))
-    .await;
-    assert!(exit.success() && !oom, "{exit}: {err}");
+    let walls = sandbox::plan("oom", &spec, sandbox::offers()).expect("plan");
+    if walls[0].mechanism == sandbox::RLIMIT_AS_MECHANISM {
+        eprintln!("skipped: this machine offers no writable memory cgroup (see docs/SECURITY.md)");
+        return;
+    }
+    let ran = run(&stress("oom", "alloc-mib:512", spec.clone())).await;
+    assert_eq!(
+        ran.exit.signal(),
+        Some(libc::SIGKILL),
+        "{}: {}",
+        ran.exit,
+        ran.err
+    );
+    assert_eq!(ran.exit.out_of_memory(), Some(64 << 20), "{}", ran.exit);
+    assert_eq!(
+        ran.exit.to_string(),
+        "signal 9 (SIGKILL), out of memory: the kernel killed it for going over its \
+         sandbox.memory limit of 64Mi"
+    );
+    // Under the limit, the same plugin is left alone.
+    let ran = run(&stress("oom-under", "alloc-mib:16", spec)).await;
+    assert!(ran.exit.success(), "{}: {}", ran.exit, ran.err);
+    assert_eq!(ran.exit.out_of_memory(), None);
+}
+
+#[tokio::test]
+async fn without_a_memory_cgroup_rlimit_as_refuses_the_allocation() {
+    // The fallback, forced: a plan on a machine offering no cgroup.
+    let spec = SandboxSpec {
+        memory: Some(64 << 20),
+        best_effort: false,
+        ..SandboxSpec::default()
+    };
+    let mut offers = sandbox::offers().clone();
+    offers.cgroup_v1.clear();
+    offers.cgroup_v2 = None;
+    let walls = sandbox::plan("as", &spec, &offers).expect("memory has a fallback");
+    assert_eq!(walls[0].mechanism, sandbox::RLIMIT_AS_MECHANISM);
+    // Built by the same apply as a launch, with those offers.
+    let mut cmd = std::process::Command::new(outboard_test_support::bin("stress"));
+    cmd.env("STRESS_AT_START", "alloc-mib:512")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let walls = sandbox::apply("as", &spec, &offers, &mut cmd).expect("apply");
+    assert!(walls.cgroup.is_none());
+    let out = cmd.output().expect("run the stress plugin");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{}: {err}", out.status);
+    assert!(err.contains("allocation refused after"), "{err}");
 }
 
 #[tokio::test]
 async fn a_fork_bomb_stops_at_the_pids_limit() {
-    let offers = sandbox::offers();
-    if !offers.cgroup_v2_usable() && offers.cgroup_v1("pids").is_none() {
-        eprintln!("skipped: this machine offers no writable pids cgroup (see docs/SECURITY.md)");
-        return;
-    }
     let spec = SandboxSpec {
         pids: Some(24),
         ..SandboxSpec::default()
     };
-    let (exit, _, err, _) = run(&stress("forkbomb", spec)).await;
-    assert_eq!(exit.code(), Some(4), "{exit}: {err}");
-    let started: u32 = err
+    if sandbox::plan("forkbomb", &spec, sandbox::offers()).is_err() {
+        eprintln!("skipped: this machine offers no writable pids cgroup (see docs/SECURITY.md)");
+        return;
+    }
+    let ran = run(&stress("forkbomb", "forkbomb", spec)).await;
+    assert_eq!(ran.exit.code(), Some(4), "{}: {}", ran.exit, ran.err);
+    let started: u32 = ran
+        .err
         .split("fork bomb stopped after ")
         .nth(1)
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("stderr says how far it got: {err}"));
+        .unwrap_or_else(|| panic!("stderr says how far it got: {}", ran.err));
+    // The plugin itself counts, and its runtime's threads.
     assert!(started < 24, "{started} processes under a limit of 24");
+    assert!(started > 0, "some started: {}", ran.err);
+}
+
+/// A non-loopback IPv4 address of this machine's, if it has one.
+fn non_loopback_address() -> Option<IpAddr> {
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cursor = addrs;
+    while !cursor.is_null() && found.is_none() {
+        // SAFETY: a node of the list getifaddrs returned.
+        let ifa = unsafe { &*cursor };
+        cursor = ifa.ifa_next;
+        if ifa.ifa_addr.is_null()
+            || ifa.ifa_flags & libc::IFF_UP as u32 == 0
+            || ifa.ifa_flags & libc::IFF_LOOPBACK as u32 != 0
+        {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points at a sockaddr.
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: an AF_INET address is a sockaddr_in.
+        let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+        found = Some(IpAddr::from(
+            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+        ));
+    }
+    // SAFETY: the list getifaddrs returned, freed once.
+    unsafe { libc::freeifaddrs(addrs) };
+    found
+}
+
+/// Runs the stress plugin connecting to `addr` with `network`: true if it
+/// connected, false if the kernel refused (saying why).
+async fn connects(name: &str, addr: SocketAddr, network: Network) -> bool {
+    let spec = SandboxSpec {
+        network,
+        ..SandboxSpec::default()
+    };
+    let ran = run(&stress(name, &format!("connect:{addr}"), spec)).await;
+    match ran.exit.code() {
+        Some(0) => true,
+        Some(4) => {
+            assert!(
+                ran.err.contains("cannot connect"),
+                "{network:?}: {}",
+                ran.err
+            );
+            false
+        }
+        _ => panic!("{network:?}: {}: {}", ran.exit, ran.err),
+    }
 }
 
 #[tokio::test]
-async fn network_none_and_loopback_cannot_reach_the_hosts_listener() {
-    if !sandbox::offers().network_namespace {
+async fn network_none_cannot_reach_a_loopback_listener() {
+    let spec = SandboxSpec {
+        network: Network::None,
+        ..SandboxSpec::default()
+    };
+    if sandbox::plan("net-none", &spec, sandbox::offers()).is_err() {
         eprintln!("skipped: this host may not create network namespaces (see docs/SECURITY.md)");
         return;
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let addr = listener.local_addr().expect("address");
-    let at_start = format!("connect:{addr}");
-    let (exit, _, err, _) = run(&stress(&at_start, SandboxSpec::default())).await;
-    assert!(exit.success(), "the host network reaches it: {exit}: {err}");
-    for network in [Network::None, Network::Loopback] {
-        let spec = SandboxSpec {
-            network,
-            ..SandboxSpec::default()
-        };
-        let (exit, _, err, _) = run(&stress(&at_start, spec)).await;
-        assert_eq!(exit.code(), Some(4), "{network:?}: {exit}: {err}");
-        assert!(err.contains("cannot connect"), "{network:?}: {err}");
+    assert!(
+        connects("net-host", addr, Network::Host).await,
+        "the host's network reaches it"
+    );
+    assert!(!connects("net-none", addr, Network::None).await);
+}
+
+#[tokio::test]
+async fn network_loopback_cannot_reach_a_non_loopback_address() {
+    let spec = SandboxSpec {
+        network: Network::Loopback,
+        ..SandboxSpec::default()
+    };
+    if sandbox::plan("net-lo", &spec, sandbox::offers()).is_err() {
+        eprintln!("skipped: this host may not create network namespaces (see docs/SECURITY.md)");
+        return;
     }
+    let Some(ip) = non_loopback_address() else {
+        eprintln!("skipped: this machine has no non-loopback IPv4 address up (`ip addr`)");
+        return;
+    };
+    let listener = TcpListener::bind((ip, 0)).expect("listen on the non-loopback address");
+    let addr = listener.local_addr().expect("address");
+    assert!(
+        connects("net-lo-host", addr, Network::Host).await,
+        "the host's network reaches {addr}"
+    );
+    assert!(!connects("net-lo", addr, Network::Loopback).await);
 }
 
 /// Read in the plugin's namespace: `lo` lists `::1` there once it is up
@@ -165,17 +320,108 @@ async fn loopback_has_lo_up_and_none_has_it_down() {
         );
         return;
     }
-    for (network, up) in [(Network::Loopback, "1"), (Network::None, "0")] {
+    for (name, network, up) in [
+        ("lo-up", Network::Loopback, "1"),
+        ("lo-down", Network::None, "0"),
+    ] {
         let spec = SandboxSpec {
             network,
             ..SandboxSpec::default()
         };
-        let (_, out, err, _) = run(&shell(LO_STATE, spec)).await;
-        let lines: Vec<&str> = out.lines().collect();
+        let ran = run(&shell(name, LO_STATE, spec)).await;
+        let lines: Vec<&str> = ran.out.lines().collect();
         assert_eq!(
             lines,
             [up, "1"],
-            "{network:?}: lo's addresses, then the interfaces: {err}"
+            "{network:?}: lo's addresses, then the interfaces: {}",
+            ran.err
         );
     }
+}
+
+#[tokio::test]
+async fn a_plugin_dropped_to_nobody_runs_as_nobody() {
+    let spec = SandboxSpec {
+        user: Some("nobody".into()),
+        ..SandboxSpec::default()
+    };
+    let walls = match sandbox::plan("nobody", &spec, sandbox::offers()) {
+        Ok(walls) if sandbox::offers().root => walls,
+        other => {
+            eprintln!("skipped: the test runs as root with a user nobody: {other:?}");
+            return;
+        }
+    };
+    let group = walls
+        .iter()
+        .find(|w| w.setting == "group")
+        .expect("a group row");
+    let ran = run(&shell(
+        "nobody",
+        "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status",
+        spec,
+    ))
+    .await;
+    assert!(ran.exit.success(), "{}: {}", ran.exit, ran.err);
+    let lines: Vec<&str> = ran.out.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", ran.out);
+    let user = walls
+        .iter()
+        .find(|w| w.setting == "user")
+        .expect("a user row");
+    assert_eq!(
+        user.mechanism,
+        format!("setuid to uid {}", lines[0]),
+        "uid: {}",
+        ran.out
+    );
+    assert_ne!(lines[0], "0");
+    assert_eq!(lines[1], group.value, "gid: {}", ran.out);
+    assert_eq!(lines[2], group.value, "no other group: {}", ran.out);
+    assert!(lines[3].ends_with('1'), "{}", ran.out);
+}
+
+#[tokio::test]
+async fn an_out_of_memory_kill_is_a_crash_the_supervisor_reports_as_such() {
+    let sb = outboard_test_support::Sandbox::new();
+    let mut spec = sb.stress("hungry", "stress:0", serde_json::json!({}));
+    spec.env
+        .insert("STRESS_AT_START".into(), "alloc-after-ms:200".into());
+    spec.sandbox.memory = Some(64 << 20);
+    let walls = sandbox::plan("hungry", &spec.sandbox, sandbox::offers()).expect("plan");
+    if walls[0].mechanism == sandbox::RLIMIT_AS_MECHANISM {
+        eprintln!("skipped: this machine offers no writable memory cgroup (see docs/SECURITY.md)");
+        return;
+    }
+    spec.supervision.restart = RestartPolicy::OnFailure;
+    spec.supervision.crash_loop_starts = 2;
+    spec.supervision.crash_loop_window = Duration::from_secs(600);
+    spec.supervision.backoff_initial = Duration::from_millis(10);
+    spec.supervision.backoff_max = Duration::from_millis(100);
+    let host = Host::start(&HostConfig {
+        plugins: vec![spec],
+        ..HostConfig::default()
+    })
+    .await
+    .expect("start");
+    let sup = host.plugin("hungry").expect("supervised");
+    // Killed, restarted as after a crash, killed again: a crash loop.
+    assert!(
+        sup.wait_for_state(State::Failed, WITHIN).await,
+        "{:?}",
+        sup.status()
+    );
+    let status = sup.status();
+    assert_eq!(status.starts, 2, "{status:?}");
+    assert_eq!(
+        status.reason.as_deref(),
+        Some(
+            "crash loop: 2 starts within 10m, the last failure: exited with signal 9 (SIGKILL), \
+             out of memory: the kernel killed it for going over its sandbox.memory limit of 64Mi"
+        ),
+        "{status:?}"
+    );
+    host.stop().await;
+    assert_eq!(cgroups_named("hungry"), Vec::<PathBuf>::new());
+    sb.assert_empty();
 }

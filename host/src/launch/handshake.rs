@@ -6,7 +6,6 @@
 //! so a stray `println!` in a plugin does not break its start.
 
 use std::path::Path;
-use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ pub struct Expect<'a> {
 pub async fn read<R: AsyncBufRead + Unpin>(
     expect: &Expect<'_>,
     stdout: &mut R,
-    mut exit: watch::Receiver<Option<ExitStatus>>,
+    mut exit: watch::Receiver<Option<Exit>>,
     stderr: &Tail,
 ) -> Result<HandshakeLine, ErrorKind> {
     let deadline = Instant::now() + expect.timeout;
@@ -63,7 +62,7 @@ pub async fn read<R: AsyncBufRead + Unpin>(
             status = async { exit.wait_for(Option::is_some).await.ok().and_then(|s| *s) } => {
                 tokio::time::sleep(STDERR_DRAIN).await;
                 return Err(ErrorKind::ExitedBeforeHandshake {
-                    status: Exit::describe(status.map(Exit::from)),
+                    status: Exit::describe(status),
                     stderr: stderr.lines(),
                 });
             }

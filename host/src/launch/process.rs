@@ -8,8 +8,6 @@ use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::process::{Child, ChildStderr, ChildStdout};
@@ -139,10 +137,8 @@ impl Launch {
 #[derive(Debug)]
 pub struct PluginProcess {
     pid: u32,
-    exit: watch::Receiver<Option<ExitStatus>>,
-    /// Set, before the exit is published, if the kernel killed a process
-    /// of the plugin for going over its memory limit.
-    out_of_memory: Arc<AtomicBool>,
+    /// The exit, once the process is reaped and its cgroup (if any) gone.
+    exit: watch::Receiver<Option<Exit>>,
     /// The walls put up around it, as the sandbox's plan describes them.
     walls: Vec<sandbox::Wall>,
 }
@@ -186,11 +182,7 @@ impl PluginProcess {
             return Err(io::Error::other("the child's pipes were not created"));
         };
         let (tx, exit) = watch::channel(None);
-        let out_of_memory = Arc::new(AtomicBool::new(false));
-        let oom = Arc::clone(&out_of_memory);
-        let sandbox::Walls {
-            walls, mut cgroup, ..
-        } = walls;
+        let sandbox::Walls { walls, cgroup, .. } = walls;
         tokio::spawn(async move {
             let status = match child.wait().await {
                 Ok(status) => status,
@@ -198,25 +190,19 @@ impl PluginProcess {
                 // lost; report it as killed rather than hang the host.
                 Err(_) => ExitStatus::from_raw(libc::SIGKILL),
             };
-            if let Some(cgroup) = cgroup.as_mut() {
-                oom.store(cgroup.out_of_memory(), Ordering::Release);
-                cgroup.remove();
+            let mut exit = Exit::from(status);
+            if let Some(mut cgroup) = cgroup {
+                if let Some(limit) = cgroup.out_of_memory() {
+                    exit = exit.out_of_memory_at(limit);
+                }
+                // Gone before the exit is told: whoever waits for the exit
+                // finds no cgroup and nothing of the plugin left in one.
+                let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
             }
-            let _ = tx.send(Some(status));
+            let _ = tx.send(Some(exit));
         });
-        let process = PluginProcess {
-            pid,
-            exit,
-            out_of_memory,
-            walls,
-        };
+        let process = PluginProcess { pid, exit, walls };
         Ok((process, Pipes { stdout, stderr }))
-    }
-
-    /// True if the kernel killed a process of the plugin for going over its
-    /// `sandbox.memory` limit; known once the exit is.
-    pub fn out_of_memory(&self) -> bool {
-        self.out_of_memory.load(Ordering::Acquire)
     }
 
     /// The walls put up around the plugin, one row per setting (and
@@ -232,11 +218,11 @@ impl PluginProcess {
 
     /// The exit status, if the process has exited (and been reaped).
     pub fn exit_status(&self) -> Option<Exit> {
-        self.exit.borrow().map(Exit::from)
+        *self.exit.borrow()
     }
 
     /// A receiver that changes once, when the process exits.
-    pub fn exit_watch(&self) -> watch::Receiver<Option<ExitStatus>> {
+    pub fn exit_watch(&self) -> watch::Receiver<Option<Exit>> {
         self.exit.clone()
     }
 
@@ -245,7 +231,7 @@ impl PluginProcess {
         let mut exit = self.exit.clone();
         // The reaper task is gone only if the runtime is shutting down.
         let status = exit.wait_for(Option::is_some).await.ok().and_then(|s| *s);
-        Exit::from(status.unwrap_or_else(|| ExitStatus::from_raw(libc::SIGKILL)))
+        status.unwrap_or_else(|| Exit::killed_by(libc::SIGKILL))
     }
 
     /// Waits up to `timeout` for the process to exit.

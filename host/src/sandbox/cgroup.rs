@@ -11,7 +11,9 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::config::SandboxSpec;
 use crate::sandbox::detect::Offers;
@@ -30,8 +32,9 @@ pub struct Cgroup {
     kind: CgroupKind,
     /// The directories, the memory controller's first when it has one.
     dirs: Vec<PathBuf>,
-    /// The directory holding the memory controller's files, if limited.
-    memory: Option<PathBuf>,
+    /// The directory holding the memory controller's files, and the
+    /// limit written there, if memory is limited.
+    memory: Option<(PathBuf, u64)>,
 }
 
 impl Cgroup {
@@ -42,6 +45,7 @@ impl Cgroup {
         plan: &CgroupPlan,
         offers: &Offers,
     ) -> io::Result<Cgroup> {
+        sweep_once(offers);
         let name = name(plugin);
         if plan.kind == CgroupKind::V2 {
             let own = offers
@@ -72,7 +76,7 @@ impl Cgroup {
             match controller {
                 "memory" => {
                     cgroup.limit_memory_v1(&dir, spec)?;
-                    cgroup.memory = Some(dir);
+                    cgroup.memory = spec.memory.map(|limit| (dir, limit));
                 }
                 "pids" => write_limit(&dir, "pids.max", spec.pids)?,
                 _ => {
@@ -124,7 +128,7 @@ impl Cgroup {
         let cgroup = Cgroup {
             kind: CgroupKind::V2,
             dirs: vec![dir.clone()],
-            memory: spec.memory.map(|_| dir.clone()),
+            memory: spec.memory.map(|limit| (dir.clone(), limit)),
         };
         write_limit(&dir, "memory.max", spec.memory)?;
         if spec.memory.is_some() && dir.join("memory.swap.max").exists() {
@@ -154,13 +158,11 @@ impl Cgroup {
             .collect()
     }
 
-    /// True if the kernel killed a process of the cgroup for going over
-    /// its memory limit (`oom_kill` in v2's `memory.events`, in v1's
+    /// The memory limit, if the kernel killed a process of the cgroup for
+    /// going over it (`oom_kill` in v2's `memory.events`, in v1's
     /// `memory.oom_control`).
-    pub fn out_of_memory(&self) -> bool {
-        let Some(dir) = &self.memory else {
-            return false;
-        };
+    pub fn out_of_memory(&self) -> Option<u64> {
+        let (dir, limit) = self.memory.as_ref()?;
         let file = match self.kind {
             CgroupKind::V2 => "memory.events",
             CgroupKind::V1 => "memory.oom_control",
@@ -169,6 +171,7 @@ impl Cgroup {
         text.lines()
             .filter_map(|l| l.strip_prefix("oom_kill "))
             .any(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0))
+            .then_some(*limit)
     }
 
     /// The directories, for tests and reports.
@@ -176,25 +179,102 @@ impl Cgroup {
         &self.dirs
     }
 
-    /// Kills what is left in the cgroup and removes its directories.
-    /// Members that outlived the plugin are what the cgroup was for: none
-    /// may stay behind unlimited once it is gone.
+    /// Kills what is left in the cgroup and removes its directories,
+    /// waiting (blocking, up to [`REMOVE_WAIT`] each) for the killed to be
+    /// gone. Members that outlived the plugin are what the cgroup was for:
+    /// none may stay behind unlimited once it is gone.
     pub fn remove(&mut self) {
         for dir in self.dirs.drain(..).rev() {
-            for _ in 0..100 {
-                let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
-                    // SAFETY: kill has no memory-safety preconditions; the
-                    // pid is a member of this plugin's cgroup.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-                match fs::remove_dir(&dir) {
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::yield_now(),
-                    _ => break,
-                }
+            if let Err(err) = remove_dir(&dir) {
+                tracing::warn!("cannot remove the cgroup {}: {err}", dir.display());
             }
         }
     }
+}
+
+/// How long a cgroup's killed members have to be gone before its removal
+/// is given up (and left to the next host's sweep).
+const REMOVE_WAIT: Duration = Duration::from_secs(10);
+
+/// Kills every member of the cgroup `dir` until it is empty, then removes
+/// it. A directory already gone is fine.
+fn remove_dir(dir: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + REMOVE_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let procs = match fs::read_to_string(dir.join("cgroup.procs")) {
+            Ok(procs) => procs,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            // SAFETY: kill has no memory-safety preconditions; the pid is
+            // a member of this plugin's cgroup.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Removes, once per process, the cgroups a host that died left behind
+/// (a SIGKILLed host cannot remove its own): in each hierarchy this host
+/// makes cgroups in, those named `outboard-<plugin>-<pid>-<n>` whose
+/// host pid is not a live process, their members killed first. A pid
+/// reused by another process since keeps its cgroup until a later sweep.
+fn sweep_once(offers: &Offers) {
+    static SWEPT: Once = Once::new();
+    SWEPT.call_once(|| {
+        let mut parents: Vec<&Path> = offers.cgroup_v1.iter().map(|c| c.own.as_path()).collect();
+        parents.extend(offers.cgroup_v2.as_ref().map(|v2| v2.own.as_path()));
+        for parent in parents {
+            sweep(parent);
+        }
+    });
+}
+
+/// The sweep of one parent cgroup directory.
+fn sweep(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(host) = name.to_str().and_then(host_pid) else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks that the pid exists.
+        let alive = unsafe { libc::kill(host, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        if alive {
+            continue;
+        }
+        let dir = entry.path();
+        match remove_dir(&dir) {
+            Ok(()) => tracing::info!(
+                "removed the cgroup {} left by a host that died",
+                dir.display()
+            ),
+            Err(err) => tracing::warn!("cannot remove the stale cgroup {}: {err}", dir.display()),
+        }
+    }
+}
+
+/// The host pid in a cgroup name this module made, `outboard-<plugin>-<pid>-<n>`.
+fn host_pid(name: &str) -> Option<libc::pid_t> {
+    let rest = name.strip_prefix("outboard-")?;
+    let mut fields = rest.rsplitn(3, '-');
+    let _n: u64 = fields.next()?.parse().ok()?;
+    let pid = fields.next()?.parse().ok()?;
+    let _plugin = fields.next()?;
+    Some(pid).filter(|&p| p > 0)
 }
 
 impl Drop for Cgroup {
@@ -227,7 +307,7 @@ fn name(plugin: &str) -> String {
     let plugin: String = plugin
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
                 c
             } else {
                 '_'
@@ -262,4 +342,21 @@ fn write_file(dir: &Path, file: &str, value: &str) -> io::Result<()> {
 /// `err` with the path it concerns.
 fn annotate(err: io::Error, path: &Path) -> io::Error {
     io::Error::new(err.kind(), format!("{}: {err}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_host_pid_back() {
+        let made = name("my-plugin/../x y");
+        assert!(made.starts_with("outboard-my-plugin_.._x_y-"), "{made}");
+        assert_eq!(host_pid(&made), Some(std::process::id() as libc::pid_t));
+        assert_eq!(host_pid("outboard-a-b-12-3"), Some(12));
+        assert_eq!(host_pid("outboard-12-3"), None, "no plugin");
+        assert_eq!(host_pid("outboard-p-x-3"), None);
+        assert_eq!(host_pid("other-p-12-3"), None);
+        assert_eq!(host_pid("outboard-p-0-3"), None);
+    }
 }

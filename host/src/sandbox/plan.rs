@@ -405,7 +405,7 @@ fn lookup_group(name: &str) -> Option<libc::gid_t> {
 
 /// A size as an operator would write it: the largest binary suffix that
 /// divides it, else bytes.
-fn size(bytes: u64) -> String {
+pub fn size(bytes: u64) -> String {
     for (suffix, shift) in [("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)] {
         if bytes.is_multiple_of(1 << shift) {
             return format!("{}{suffix}", bytes >> shift);

@@ -25,6 +25,8 @@ pub(crate) enum AtStart {
     Hang,
     /// Push against a sandbox wall, then exit.
     Wall(Wall),
+    /// Serve normally, then allocate without end this long after start.
+    AllocAfter(Duration),
 }
 
 /// One subscription from `STRESS_PHASES`.
@@ -80,8 +82,8 @@ impl Launch {
 
 /// `exit`, `exit-after-ms:N`, `hang`, or empty for none.
 fn parse_at_start(value: &str) -> Result<Option<AtStart>, String> {
-    const EXPECTED: &str = "expected exit, exit-after-ms:N, hang, alloc-mib:N, forkbomb, \
-                            connect:ADDR or read:PATH";
+    const EXPECTED: &str = "expected exit, exit-after-ms:N, hang, alloc-mib:N, \
+                            alloc-after-ms:N, forkbomb, connect:ADDR or read:PATH";
     if let Some(wall) = Wall::parse(value.trim()) {
         return wall.map(|w| Some(AtStart::Wall(w)));
     }
@@ -89,14 +91,21 @@ fn parse_at_start(value: &str) -> Result<Option<AtStart>, String> {
         "" => Ok(None),
         "exit" => Ok(Some(AtStart::Exit)),
         "hang" => Ok(Some(AtStart::Hang)),
-        other => match other.strip_prefix("exit-after-ms:") {
-            Some(ms) => ms
-                .trim()
-                .parse::<u64>()
-                .map(|ms| Some(AtStart::ExitAfter(Duration::from_millis(ms))))
-                .map_err(|_| format!("{ms:?} is not a number of milliseconds")),
-            None => Err(EXPECTED.to_owned()),
-        },
+        other => {
+            let millis = |ms: &str| {
+                ms.trim()
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| format!("{ms:?} is not a number of milliseconds"))
+            };
+            if let Some(ms) = other.strip_prefix("exit-after-ms:") {
+                millis(ms).map(|d| Some(AtStart::ExitAfter(d)))
+            } else if let Some(ms) = other.strip_prefix("alloc-after-ms:") {
+                millis(ms).map(|d| Some(AtStart::AllocAfter(d)))
+            } else {
+                Err(EXPECTED.to_owned())
+            }
+        }
     }
 }
 
@@ -212,6 +221,10 @@ pub(crate) mod tests {
         );
         assert_eq!(launch(&[(ENV_AT_START, "")]).at_start, None);
         assert_eq!(
+            launch(&[(ENV_AT_START, "alloc-after-ms:300")]).at_start,
+            Some(AtStart::AllocAfter(Duration::from_millis(300)))
+        );
+        assert_eq!(
             launch(&[(ENV_AT_START, "alloc-mib:64")]).at_start,
             Some(AtStart::Wall(Wall::Alloc(64)))
         );
@@ -232,7 +245,7 @@ pub(crate) mod tests {
         let cases = [
             (
                 (ENV_AT_START, "boom"),
-                r#"STRESS_AT_START is "boom": expected exit, exit-after-ms:N, hang, alloc-mib:N, forkbomb, connect:ADDR or read:PATH"#,
+                r#"STRESS_AT_START is "boom": expected exit, exit-after-ms:N, hang, alloc-mib:N, alloc-after-ms:N, forkbomb, connect:ADDR or read:PATH"#,
             ),
             (
                 (ENV_AT_START, "exit-after-ms:soon"),

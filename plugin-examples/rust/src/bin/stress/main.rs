@@ -23,7 +23,9 @@
 //!   the process started), `hang` (never print the handshake; sleep until
 //!   killed); or push against a sandbox wall and exit (0: it gave way, 4:
 //!   it held, saying which on stderr): `alloc-mib:N` (allocate and touch N
-//!   MiB), `forkbomb` (start `sleep`s until one fails), `connect:ADDR` (a
+//!   MiB), `alloc-after-ms:N` (serve normally, then N ms after start
+//!   allocate and touch memory without end, until killed or refused: exit
+//!   4), `forkbomb` (start `sleep`s until one fails), `connect:ADDR` (a
 //!   TCP connection), `read:PATH` (read a file).
 //! - `STRESS_IGNORE_SIGTERM=1`: log SIGTERM and carry on. The SDK's own
 //!   SIGTERM/SIGINT handling is off (SIGINT then kills at once); only
@@ -137,6 +139,23 @@ fn main() -> ExitCode {
             // No handlers: SIGTERM's default action ends it.
             std::thread::sleep(Duration::from_secs(3600));
         },
+        Some(AtStart::AllocAfter(after)) => {
+            let spawned = std::thread::Builder::new()
+                .name("stress-alloc-after".into())
+                .spawn(move || {
+                    std::thread::sleep(after);
+                    eprintln!(
+                        "stress: allocating without end {} ms after start on purpose",
+                        after.as_millis()
+                    );
+                    walls::Wall::Alloc(u64::MAX).push();
+                    std::process::exit(i32::from(walls::EXIT_REFUSED));
+                });
+            if let Err(e) = spawned {
+                eprintln!("{NAME}: cannot start the alloc-after thread: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         Some(AtStart::ExitAfter(after)) => {
             let started = Instant::now();
             let spawned = std::thread::Builder::new()

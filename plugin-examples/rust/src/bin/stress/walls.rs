@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The exit status when the wall held.
-const EXIT_REFUSED: u8 = 4;
+pub(crate) const EXIT_REFUSED: u8 = 4;
 
 /// A wall to push against, chosen by `STRESS_AT_START`.
 #[derive(Debug, Clone, PartialEq, Eq)]
