@@ -37,6 +37,16 @@ pub enum ErrorKind {
     /// value past the limits of docs/CONFIG.md §2.
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+    /// A wall of its sandbox cannot be had: not enforceable on this
+    /// machine (and not `best_effort`), or a user or group that does not
+    /// exist.
+    #[error("sandbox.{setting} {problem}")]
+    Sandbox {
+        /// The setting, as in outboard.toml.
+        setting: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// Its private runtime directory could not be created.
     #[error("cannot create its runtime directory: {0}")]
     RuntimeDir(std::io::Error),

@@ -26,6 +26,7 @@ use crate::launch::process::{Launch, PluginProcess};
 use crate::launch::runtime_dir::RuntimeDir;
 use crate::manifest::Manifest;
 use crate::output::{self, Stream, Tail};
+use crate::sandbox;
 
 /// How long a killed plugin's leader and then its group get to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(2);
@@ -84,6 +85,15 @@ pub async fn launch_attached(
     let fail = |kind: ErrorKind| Error::new(&*name, kind);
     spec.check()
         .map_err(|why| fail(ErrorKind::InvalidSpec(why)))?;
+    // Refused before anything is made, naming the setting; the spawn
+    // builds what this decides.
+    let offers = sandbox::offers();
+    sandbox::plan(&name, &spec.sandbox, offers).map_err(|e| {
+        fail(ErrorKind::Sandbox {
+            setting: e.setting,
+            problem: e.problem,
+        })
+    })?;
     let runtime_dir = runtime_dir_for(spec).map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
     let socket = runtime_dir.socket_path();
     let token = new_token();
@@ -95,6 +105,16 @@ pub async fn launch_attached(
         ),
         None => None,
     };
+    // The user the plugin runs as, if the host drops it to one: its
+    // directory and sockets become that user's.
+    let runs_as = sandbox::runs_as(&name, &spec.sandbox, offers)
+        .ok()
+        .flatten();
+    if let Some((uid, gid)) = runs_as {
+        runtime_dir
+            .hand_to(uid, gid)
+            .map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
+    }
     let mut launch = launch_for(spec, &socket, &token);
     if let Some(attachment) = &attachment {
         launch.handshake_env.extend(attachment.env());
@@ -142,7 +162,10 @@ pub async fn launch_attached(
         process,
         stderr,
         handshake,
-        peer: Arc::new(PeerCheck::new(&socket)),
+        peer: Arc::new(match runs_as {
+            Some((uid, _)) => PeerCheck::for_uid(&socket, uid),
+            None => PeerCheck::new(&socket),
+        }),
         socket,
         token,
         handshake_after,

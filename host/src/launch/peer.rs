@@ -82,6 +82,8 @@ struct Identity {
 #[derive(Debug)]
 pub(crate) struct PeerCheck {
     socket: PathBuf,
+    /// The uid the plugin runs as: the host's, or the one it dropped to.
+    uid: u32,
     /// Recorded at the first connection, right after the handshake, while
     /// the directory is certainly the host's.
     first: Mutex<Option<Identity>>,
@@ -92,8 +94,15 @@ pub(crate) struct PeerCheck {
 impl PeerCheck {
     /// A check for connections to `socket`.
     pub(crate) fn new(socket: &Path) -> PeerCheck {
+        PeerCheck::for_uid(socket, euid())
+    }
+
+    /// A check for connections to `socket`, bound by a plugin running as
+    /// `uid`.
+    pub(crate) fn for_uid(socket: &Path, uid: u32) -> PeerCheck {
         PeerCheck {
             socket: socket.to_owned(),
+            uid,
             first: Mutex::new(None),
             refused: Mutex::new(None),
         }
@@ -165,7 +174,7 @@ impl PeerCheck {
         let cred = stream
             .peer_cred()
             .map_err(|err| self.refused(format!("cannot read its peer's credentials: {err}")))?;
-        let me = euid();
+        let me = self.uid;
         if cred.uid() != me {
             return Err(self.refused(format!(
                 "its peer runs as uid {}, not {me} (the plugin's)",
@@ -181,7 +190,7 @@ impl PeerCheck {
         let dir_path = self.socket.parent().unwrap_or(Path::new("/"));
         let dir = std::fs::symlink_metadata(dir_path)
             .map_err(|err| self.refused(format!("its directory: {err}")))?;
-        let me = euid();
+        let me = self.uid;
         if !dir.is_dir() || dir.uid() != me || dir.mode() & 0o077 != 0 {
             return Err(self.refused(format!(
                 "its directory is not a private directory of uid {me} (owner {}, mode {:o})",
@@ -211,7 +220,8 @@ impl PeerCheck {
     }
 }
 
-/// The host's effective uid, which its plugins run as.
+/// The host's effective uid, which its plugins run as unless it drops them
+/// to another.
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -56,8 +56,14 @@ fn sweep_once(base: &Path) {
     let me = unsafe { libc::geteuid() };
     for entry in entries.flatten() {
         let path = entry.path();
+        // Ours: a directory of this user's, or one handed to a plugin's
+        // user whose `host.lock` (which stays the host's) is this user's.
+        let owned = |p: &Path, dir: bool| {
+            std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir() == dir && m.uid() == me)
+        };
         let ours = entry.file_name().to_string_lossy().starts_with("ob-")
-            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me);
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
+            && (owned(&path, true) || owned(&path.join(HOST_LOCK_FILE), false));
         if !ours {
             continue;
         }
@@ -149,6 +155,42 @@ impl RuntimeDir {
     /// Where the plugin must bind its socket.
     pub fn socket_path(&self) -> PathBuf {
         self.path.join(SOCKET_NAME)
+    }
+
+    /// Gives the directory, and the sockets already in it (an attachment's),
+    /// to the user and group a plugin runs as when the host drops to them:
+    /// the plugin binds its socket there and connects to those. `host.lock`
+    /// stays the host's, which is how a later sweep knows the directory.
+    /// Refused, saying which, if a directory above is not searchable by
+    /// that user: the plugin could not reach its socket.
+    pub fn hand_to(&self, uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
+        for dir in self.path.ancestors().skip(1) {
+            let meta = std::fs::metadata(dir)?;
+            let mode = meta.mode();
+            let searchable = mode & 0o001 != 0
+                || (meta.uid() == uid && mode & 0o100 != 0)
+                || (meta.gid() == gid && mode & 0o010 != 0);
+            if !searchable {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} (mode {:o}, owner {}) is not searchable by uid {uid}, which the \
+                         plugin runs as (sandbox.user): it could not reach its socket; make it \
+                         searchable (chmod o+x) or set {ENV_RUNTIME_DIR} to a directory that is",
+                        dir.display(),
+                        mode & 0o7777,
+                        meta.uid()
+                    ),
+                ));
+            }
+        }
+        std::os::unix::fs::lchown(&self.path, Some(uid), Some(gid))?;
+        for entry in std::fs::read_dir(&self.path)?.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_socket()) {
+                std::os::unix::fs::lchown(entry.path(), Some(uid), Some(gid))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -269,6 +311,57 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         child
+    }
+
+    #[test]
+    fn a_directory_handed_to_a_plugins_user_is_its_and_still_swept() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: handing a directory to another user needs root");
+            return;
+        }
+        let base = tempfile::Builder::new()
+            .prefix("obh-")
+            .tempdir_in("/tmp")
+            .expect("base");
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let dir = RuntimeDir::create_in(base.path()).expect("create");
+        let err = dir.hand_to(65534, 65534).expect_err("base not searchable");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{} (mode 700, owner 0) is not searchable by uid 65534",
+                base.path().display()
+            )),
+            "{err}"
+        );
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o711))
+            .expect("chmod");
+        let host_socket = std::os::unix::net::UnixListener::bind(dir.path().join("host.sock"))
+            .expect("an attachment's socket");
+        dir.hand_to(65534, 65534).expect("handed");
+        let owner = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .map(|m| (m.uid(), m.gid()))
+                .expect("stat")
+        };
+        assert_eq!(owner(dir.path()), (65534, 65534));
+        assert_eq!(owner(&dir.path().join("host.sock")), (65534, 65534));
+        assert_eq!(
+            owner(&dir.path().join(HOST_LOCK_FILE)),
+            (0, 0),
+            "the lock stays ours"
+        );
+        // Its host gone (the lock let go without removing it), the next
+        // sweep knows it by the lock, though the directory is not root's.
+        let path = dir.path().to_owned();
+        drop(host_socket);
+        let mut dir = dir;
+        dir.lock = None;
+        std::mem::forget(dir);
+        SWEPT.lock().expect("swept").remove(base.path());
+        let _next = RuntimeDir::create_in(base.path()).expect("create");
+        assert!(!path.exists(), "swept");
     }
 
     #[test]

@@ -359,4 +359,48 @@ mod tests {
         assert_eq!(host_pid("other-p-12-3"), None);
         assert_eq!(host_pid("outboard-p-0-3"), None);
     }
+
+    /// A pid no process has: one that just exited and was reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        child.wait().expect("reap");
+        pid
+    }
+
+    #[test]
+    fn a_dead_hosts_cgroups_are_swept_with_what_is_left_in_them() {
+        let offers = crate::sandbox::detect();
+        let Some(parent) = offers.cgroup_v1("pids").map(|c| c.own.clone()).or_else(|| {
+            offers
+                .cgroup_v2
+                .as_ref()
+                .filter(|v2| v2.writable)
+                .map(|v2| v2.own.clone())
+        }) else {
+            eprintln!("skipped: no writable cgroup here");
+            return;
+        };
+        let stale = parent.join(format!("outboard-swept-{}-0", dead_pid()));
+        let live = parent.join(format!("outboard-kept-{}-0", std::process::id()));
+        for dir in [&stale, &live] {
+            fs::create_dir(dir).expect("mkdir");
+        }
+        // A leftover of the dead host's plugin, still running in it.
+        let mut leftover = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("spawn");
+        write_file(&stale, "cgroup.procs", &leftover.id().to_string()).expect("join");
+        sweep(&parent);
+        assert!(!stale.exists(), "a dead host's cgroup is removed");
+        let status = leftover.wait().expect("wait");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "what was left in it is killed"
+        );
+        assert!(live.exists(), "a live host's cgroup is kept");
+        remove_dir(&live).expect("remove");
+    }
 }

@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 pub use cgroup::Cgroup;
 pub use detect::{Offers, detect};
 pub use enforce::{Walls, apply};
-pub use plan::{RLIMIT_AS_MECHANISM, SandboxError, Wall, plan, size};
+pub use plan::{RLIMIT_AS_MECHANISM, SandboxError, Wall, plan, runs_as, size};
 
 /// What this machine offers, detected once per process: mounts and
 /// privileges do not change under a running host.

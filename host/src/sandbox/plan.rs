@@ -125,6 +125,20 @@ pub fn plan(plugin: &str, spec: &SandboxSpec, offers: &Offers) -> Result<Vec<Wal
     decide(plugin, spec, offers).map(|d| d.walls)
 }
 
+/// The uid and gid `plugin` runs as if the host drops it to another user
+/// or group (`sandbox.user`, `sandbox.group`, a root host); `None` if it
+/// runs as the host.
+pub fn runs_as(
+    plugin: &str,
+    spec: &SandboxSpec,
+    offers: &Offers,
+) -> Result<Option<(libc::uid_t, libc::gid_t)>, SandboxError> {
+    if spec.user.is_none() && spec.group.is_none() {
+        return Ok(None);
+    }
+    decide(plugin, spec, offers).map(|d| d.ids.map(|i| (i.uid, i.gid)))
+}
+
 /// What `RLIMIT_AS` is and is not, for the memory row when it is the
 /// fallback.
 pub const RLIMIT_AS_MECHANISM: &str = "RLIMIT_AS per process (weaker: caps each process's \
@@ -342,7 +356,10 @@ fn ids(
         };
         walls.push(Wall::new("user", name.clone(), mechanism));
     }
-    let group = spec.group.clone().unwrap_or_else(|| gid.to_string());
+    let group = spec
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("{gid} (the user's group)"));
     let mechanism = if enforced {
         format!("setgid to gid {gid}, supplementary groups dropped")
     } else {
@@ -736,7 +753,10 @@ mod tests {
             row(&d.walls, "user").mechanism,
             format!("setuid to uid {uid}")
         );
-        assert_eq!(row(&d.walls, "group").value, gid.to_string());
+        assert_eq!(
+            row(&d.walls, "group").value,
+            format!("{gid} (the user's group)")
+        );
         // By number, and a group given by number.
         let spec = SandboxSpec {
             user: Some("4321".into()),
@@ -798,6 +818,31 @@ mod tests {
         assert_eq!(
             plan("p", &spec, &hybrid()).expect_err("unknown").setting,
             "group"
+        );
+    }
+
+    /// Prints how this machine enforces a sandbox with every limit
+    /// (`cargo test -p outboard-host --lib sandbox::plan::tests::prints --
+    /// --nocapture`), as docs/SECURITY.md records, and checks what holds
+    /// everywhere: memory always has a wall, no_new_privs is always there.
+    #[test]
+    fn prints_the_plan_on_this_machine() {
+        let spec = SandboxSpec {
+            open_files: Some(256),
+            core_dumps: Some(false),
+            network: Network::Loopback,
+            best_effort: true,
+            user: Some("nobody".into()),
+            ..limits()
+        };
+        let walls = plan("example", &spec, &crate::sandbox::detect()).expect("best effort");
+        for wall in &walls {
+            println!("{:<13} {:<9} {}", wall.setting, wall.value, wall.mechanism);
+        }
+        assert!(!row(&walls, "memory").mechanism.starts_with("not enforced"));
+        assert_eq!(
+            row(&walls, "no_new_privs").mechanism,
+            "prctl PR_SET_NO_NEW_PRIVS"
         );
     }
 
