@@ -26,7 +26,9 @@
 //! and `KvSet` timed inside a Rust and a Python plugin, beside the same on
 //! the state database from the harness and (a); (p) an event's publish to
 //! its delivery, to 1 and to 16 subscriber plugins (`--only services` runs
-//! these two alone). The contenders that are
+//! these two alone); (q) spawn to ready of the no-op plugin with no
+//! sandbox, with memory and pids limits, and with the strict preset
+//! (`--only sandbox` runs it alone). The contenders that are
 //! compared take their samples in turns, so that load from outside the run
 //! falls on all of them alike. It prints the figures, their ratios to (a),
 //! (b) and (j), and the targets, as markdown. See BENCHMARKS.md.
@@ -44,6 +46,7 @@
 //! - `observability`: (n).
 //! - `services`: (o), and the host with host services that (p) uses too;
 //!   `events`: (p).
+//! - `sandbox`: (q).
 //! - `report`: the tables.
 
 mod configs;
@@ -56,6 +59,7 @@ mod observability;
 mod outboard;
 mod procs;
 mod report;
+mod sandbox;
 mod services;
 mod stats;
 mod via_daemon;
@@ -91,7 +95,8 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 16)]
     soak_callers: usize,
     /// Run only these items: `services` for (o) and (p), host services'
-    /// key-value store and events (with their floors, in their own turns).
+    /// key-value store and events (with their floors, in their own turns);
+    /// `sandbox` for (q), spawn to ready by sandbox.
     #[arg(long, value_name = "ITEMS")]
     only: Option<String>,
     /// How long `--soak` runs.
@@ -224,15 +229,23 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if let Some(only) = &args.only {
-        if only != "services" {
-            anyhow::bail!("--only {only:?}: the items that run alone are `services` ((o) and (p))");
-        }
-        let services = measure::host_services(&plan, &paths, scratch.path()).await;
+        let table = match only.as_str() {
+            "services" => measure::host_services(&plan, &paths, scratch.path())
+                .await
+                .markdown(),
+            "sandbox" => report::sandbox_markdown(
+                &measure::sandbox_starts(&plan, &paths, scratch.path()).await,
+            ),
+            _ => anyhow::bail!(
+                "--only {only:?}: the items that run alone are `services` ((o) and (p)) and \
+                 `sandbox` ((q))"
+            ),
+        };
         drop(scratch);
         let report = format!(
             "{}\n{}",
             machine(&args, "", load_before, began.elapsed()),
-            services.markdown()
+            table
         );
         write(&args, &report)?;
         return Ok(0);
@@ -284,6 +297,10 @@ fn say_what_is_missing(results: &Results) {
         (
             "(n) the cost of observability",
             results.observability.as_ref().err(),
+        ),
+        (
+            "(q) spawn to ready by sandbox",
+            results.sandbox.as_ref().err(),
         ),
     ] {
         if let Some(why) = result {

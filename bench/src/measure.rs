@@ -12,11 +12,11 @@ use crate::goplugin::{self, GoPluginHost};
 use crate::observability;
 use crate::outboard::{self, Single};
 use crate::procs::Paths;
-use crate::report::{DaemonResults, HostServicesResults, Results};
+use crate::report::{DaemonResults, HostServicesResults, Results, SandboxResults};
 use crate::stats::Latency;
 use crate::via_daemon::{self, InvokeDaemon};
 use crate::{CONCURRENCY, FLOOR_FAN_OUT, MANY, Plan, step};
-use crate::{events, services};
+use crate::{events, sandbox, services};
 
 /// The go-plugin host, or why it could not be started.
 type GoHost = Result<GoPluginHost, String>;
@@ -118,6 +118,7 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
         .map_err(|e| format!("{e:#}"));
 
     let services = host_services(plan, paths, dir).await;
+    let sandbox = sandbox_starts(plan, paths, dir).await;
 
     let goplugin = match goplugin {
         Ok(go) => Ok(go_results(go, go_samples, go_throughput, cold.go)?),
@@ -144,7 +145,20 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
         daemon,
         observability,
         services,
+        sandbox,
     })
+}
+
+/// (q), failing on its own (a machine that cannot build a wall).
+pub(crate) async fn sandbox_starts(
+    plan: &Plan,
+    paths: &Paths,
+    dir: &Path,
+) -> Result<SandboxResults, String> {
+    step("(q) spawn to ready of the no-op plugin: no sandbox, memory + pids, strict, in turns");
+    sandbox::measure(paths, dir, plan.rounds, plan.cold_starts)
+        .await
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// (o) and (p), each failing on its own (a branch without host services'

@@ -3,6 +3,7 @@
 
 mod daemon;
 mod observability;
+mod sandbox;
 mod services;
 
 use std::fmt::Write as _;
@@ -12,6 +13,7 @@ use outboard_host::Mode;
 
 pub(crate) use self::daemon::{DaemonResults, JobRuns, Rss, note as daemon_note};
 pub(crate) use self::observability::{Observability, ObservedLoad};
+pub(crate) use self::sandbox::{SandboxResults, SandboxRow};
 pub(crate) use self::services::{EventResults, HostServicesResults, KvResults};
 use crate::goplugin::GoPlugin;
 use crate::stats::Latency;
@@ -59,6 +61,8 @@ pub(crate) struct Results {
     pub observability: Result<Observability, String>,
     /// (o) and (p): host services.
     pub services: HostServicesResults,
+    /// (q) spawn to ready by sandbox, or why not.
+    pub sandbox: Result<SandboxResults, String>,
 }
 
 /// The most of an error a table cell shows.
@@ -455,6 +459,8 @@ impl Results {
         out.push('\n');
         out.push_str(&self.services.markdown());
         out.push('\n');
+        out.push_str(&sandbox_markdown(&self.sandbox));
+        out.push('\n');
         let mut targets = vec![vec![
             "target".to_owned(),
             "measured".to_owned(),
@@ -473,6 +479,14 @@ impl Results {
         }
         table(&mut out, &targets, &[false, true, false]);
         out
+    }
+}
+
+/// (q)'s table, or why it is missing.
+pub(crate) fn sandbox_markdown(sandbox: &Result<SandboxResults, String>) -> String {
+    match sandbox {
+        Ok(results) => results.markdown(),
+        Err(why) => format!("(q) spawn to ready by sandbox: not measured: {why}\n"),
     }
 }
 
@@ -596,6 +610,7 @@ mod tests {
                 kv: Err("no venv".into()),
                 events: Err("not built".into()),
             },
+            sandbox: Err("no cgroup".into()),
         }
     }
 

@@ -121,6 +121,12 @@ pub(crate) enum Command {
     /// with the config of --config-json (default {}), every permission it
     /// asks for granted, under its manifest's name (a first launch asks
     /// it).
+    ///
+    /// --sandbox starts nothing: it prints the walls the plugin gets on
+    /// this machine ([plugin.sandbox] over [defaults.sandbox]), each
+    /// setting with its value and how the kernel enforces it here (--json:
+    /// an array of {setting, value, mechanism}); exit status 1 if a wall
+    /// it asks for cannot be built here (and best_effort is not set).
     Describe(DescribeArgs),
     /// Run a battery of conformance checks against a plugin executable.
     ///
@@ -363,6 +369,14 @@ pub(crate) struct UpArgs {
 /// The arguments of `outboard describe`.
 #[derive(Debug, Args)]
 pub(crate) struct DescribeArgs {
+    /// Print the walls the plugin would get here instead of its manifest,
+    /// without starting it.
+    #[arg(long)]
+    pub(crate) sandbox: bool,
+    /// With --sandbox, print the walls as a JSON array of {setting, value,
+    /// mechanism}.
+    #[arg(long, requires = "sandbox")]
+    pub(crate) json: bool,
     /// Which plugin, and how it is set up.
     #[command(flatten)]
     pub(crate) target: TargetArgs,

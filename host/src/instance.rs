@@ -188,6 +188,12 @@ impl Plugin {
         self.process().pid()
     }
 
+    /// The walls around its process, as the sandbox's plan describes them
+    /// (`no_new_privs` at least).
+    pub fn sandbox(&self) -> &[crate::sandbox::Wall] {
+        self.process().sandbox()
+    }
+
     /// How long it took from spawn to ready.
     pub fn ready_after(&self) -> Duration {
         self.ready_after

@@ -12,6 +12,7 @@
 //! - `logs`: a plugin's log lines from the daemon, with gap markers.
 //! - `events`: the daemon's Watch stream as lines.
 //! - `reload`: a reload's plan.
+//! - `sandbox`: a plugin's walls (`describe --sandbox`, `status`).
 //! - `columns`: aligned columns, for every table.
 
 pub(crate) mod checks;
@@ -25,5 +26,6 @@ mod outcome;
 pub(crate) mod packages;
 pub(crate) mod reload;
 pub(crate) mod report;
+pub(crate) mod sandbox;
 pub(crate) mod state;
 pub(crate) mod status;

@@ -11,6 +11,8 @@ use outboard_host::Escaped;
 use outboard_proto::control::v1 as wire;
 use serde::Serialize;
 
+pub(crate) use super::sandbox::WallView;
+
 /// The daemon itself, for `status --json`.
 #[derive(Debug, Serialize)]
 pub(crate) struct DaemonView {
@@ -83,6 +85,9 @@ pub(crate) struct PluginView {
     pub(crate) cpu_percent: Option<f64>,
     /// CPU time of its process group's live processes, in ms.
     pub(crate) cpu_time_ms: u64,
+    /// The walls around its latest start, as the daemon's machine enforces
+    /// them; empty before any start.
+    pub(crate) sandbox: Vec<WallView>,
 }
 
 /// Calls by outcome; each call counts once.
@@ -165,6 +170,7 @@ impl PluginView {
                 .cpu_time
                 .and_then(duration)
                 .map_or(0, |d| d.as_millis() as u64),
+            sandbox: p.sandbox.iter().map(WallView::of).collect(),
         }
     }
 }
@@ -340,11 +346,27 @@ fn bytes(n: u64) -> String {
     format!("{value:.1}{}", UNITS[unit])
 }
 
-/// The plugins as an aligned table, then each one's last exit reason and
-/// stderr lines.
+/// The plugins as an aligned table, then the walls of each one that has
+/// more than `no_new_privs`, then each one's last exit reason and stderr
+/// lines.
 pub(crate) fn table(out: &mut impl Write, plugins: &[PluginView]) -> std::io::Result<()> {
     let rows: Vec<[String; 12]> = plugins.iter().map(cells).collect();
     super::columns::aligned(out, HEADER, &rows)?;
+    let walled: Vec<&PluginView> = plugins
+        .iter()
+        .filter(|p| super::sandbox::any_beyond_the_default(&p.sandbox))
+        .collect();
+    if !walled.is_empty() {
+        writeln!(out)?;
+    }
+    for p in walled {
+        writeln!(
+            out,
+            "{}: sandbox: {}",
+            Escaped::line(&p.name),
+            super::sandbox::line(&p.sandbox)
+        )?;
+    }
     for p in plugins {
         if let Some(reason) = &p.last_exit_reason {
             writeln!(

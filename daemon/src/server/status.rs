@@ -75,6 +75,7 @@ pub(crate) fn status_of(
     let stats = plugin.stats().snapshot();
     // The host's figures of this plugin: the store `Host::figures` reads.
     let figures = plugin.stats().figures(plugin.name());
+    let sandbox = plugin.sandbox();
     plugin_status(PluginFacts {
         name: plugin.name(),
         manifest: &manifest,
@@ -83,6 +84,7 @@ pub(crate) fn status_of(
         figures: &figures,
         logs: logs.counts(plugin.name()),
         usage,
+        sandbox: &sandbox,
         now: SystemTime::now(),
     })
 }

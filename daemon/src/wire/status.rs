@@ -5,6 +5,7 @@
 
 use std::time::SystemTime;
 
+use outboard_host::sandbox::Wall;
 use outboard_host::{Manifest, PluginFigures, State, StatsSnapshot, Status};
 use outboard_proto::control::v1 as wire;
 
@@ -29,6 +30,8 @@ pub struct PluginFacts<'a> {
     pub logs: LogCounts,
     /// Its process group's figures, if it runs.
     pub usage: Option<&'a GroupUsage>,
+    /// The walls around its latest start.
+    pub sandbox: &'a [Wall],
     /// The moment this describes (uptime is measured to it).
     pub now: SystemTime,
 }
@@ -43,6 +46,7 @@ pub fn plugin_status(facts: PluginFacts<'_>) -> wire::PluginStatus {
         figures,
         logs,
         usage,
+        sandbox,
         now,
     } = facts;
     let mut phases: Vec<String> = manifest
@@ -89,6 +93,16 @@ pub fn plugin_status(facts: PluginFacts<'_>) -> wire::PluginStatus {
             .last_restart
             .map(|r| r.as_str().to_owned())
             .unwrap_or_default(),
+        sandbox: sandbox.iter().map(wall_to_proto).collect(),
+    }
+}
+
+/// A wall of the host's plan as the wire's.
+fn wall_to_proto(wall: &Wall) -> wire::SandboxWall {
+    wire::SandboxWall {
+        setting: wall.setting.clone(),
+        value: wall.value.clone(),
+        mechanism: wall.mechanism.clone(),
     }
 }
 

@@ -24,6 +24,7 @@ use crate::error::{CallError, Error};
 use crate::instance::{Plugin, Reply};
 use crate::launch::{Attach, Exit};
 use crate::manifest::Manifest;
+use crate::sandbox::Wall;
 
 /// One running plugin, ready for calls: what the supervisor watches and
 /// what dispatch calls.
@@ -39,6 +40,12 @@ pub trait Instance: fmt::Debug + Send + Sync + 'static {
 
     /// Its process id.
     fn pid(&self) -> u32;
+
+    /// The walls around its process; none for an instance that is not a
+    /// process of its own.
+    fn sandbox(&self) -> &[Wall] {
+        &[]
+    }
 
     /// How long its start took, from spawn to ready.
     fn ready_after(&self) -> Duration;
@@ -164,6 +171,10 @@ impl Instance for Plugin {
 
     fn pid(&self) -> u32 {
         Plugin::pid(self)
+    }
+
+    fn sandbox(&self) -> &[Wall] {
+        Plugin::sandbox(self)
     }
 
     fn ready_after(&self) -> Duration {

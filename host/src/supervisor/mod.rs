@@ -65,6 +65,7 @@ use crate::error::CallError;
 use crate::figures::Stats;
 use crate::instance::Plugin;
 use crate::manifest::Manifest;
+use crate::sandbox::Wall;
 
 pub use health::HealthCheck;
 pub use instance::{Instance, Launcher, PluginLauncher};
@@ -145,6 +146,8 @@ struct Current {
     /// The latest start's manifest (the first start's until another
     /// succeeds).
     manifest: Arc<Manifest>,
+    /// The walls around the latest start's process (none before a start).
+    sandbox: Arc<[Wall]>,
     /// When the ready instance became ready.
     since: Option<SystemTime>,
 }
@@ -208,6 +211,7 @@ impl Supervisor {
     ) -> Arc<Supervisor> {
         stats.started_in(instance.ready_after());
         let manifest = Arc::new(instance.manifest().clone());
+        let sandbox = Arc::from(instance.sandbox());
         let spec = instance.spec().clone();
         let current = Current {
             state: State::Ready,
@@ -217,6 +221,7 @@ impl Supervisor {
             reason: None,
             stderr: Vec::new(),
             manifest,
+            sandbox,
             since: Some(SystemTime::now()),
         };
         Supervisor::spawn(
@@ -329,6 +334,13 @@ impl Supervisor {
     /// in place, the new binary's.
     pub fn manifest(&self) -> Arc<Manifest> {
         self.status.borrow().manifest.clone()
+    }
+
+    /// The walls around its latest start's process, as the sandbox's plan
+    /// describes them; none before a start succeeded. Like the manifest,
+    /// they stay those of the latest start while it restarts.
+    pub fn sandbox(&self) -> Arc<[Wall]> {
+        self.status.borrow().sandbox.clone()
     }
 
     /// The spec it runs from.
@@ -502,6 +514,7 @@ impl Current {
             reason: None,
             stderr: Vec::new(),
             manifest,
+            sandbox: Arc::from([]),
             since: None,
         }
     }

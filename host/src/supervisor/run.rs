@@ -446,6 +446,7 @@ impl Run {
             s.state = state;
             if let Some(instance) = &instance {
                 s.manifest = Arc::new(instance.manifest().clone());
+                s.sandbox = Arc::from(instance.sandbox());
             }
             s.since = (state == State::Ready).then(SystemTime::now);
             s.plugin = instance;

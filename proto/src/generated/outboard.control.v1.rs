@@ -118,6 +118,26 @@ pub struct PluginStatus {
     /// before any.
     #[prost(string, tag = "22")]
     pub last_restart_reason: ::prost::alloc::string::String,
+    /// The walls the kernel put around its latest start (`\[plugin.sandbox\]`),
+    /// one per setting, in the order the host builds them; empty before any
+    /// start. `no_new_privs`, always on, is listed too.
+    #[prost(message, repeated, tag = "23")]
+    pub sandbox: ::prost::alloc::vec::Vec<SandboxWall>,
+}
+/// One wall around a plugin, as enforced on the daemon's machine.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SandboxWall {
+    /// The setting, as in outboard.toml: `memory`, `cpu`, `pids`, `open_files`,
+    /// `core_dumps`, `network`, `filesystem`, `no_new_privs`, `user`, `group`.
+    #[prost(string, tag = "1")]
+    pub setting: ::prost::alloc::string::String,
+    /// Its value as the operator wrote it: `256Mi`, `0.5`, `none`.
+    #[prost(string, tag = "2")]
+    pub value: ::prost::alloc::string::String,
+    /// How the kernel enforces it there (`cgroup v1 memory`, `network  namespace`, `Landlock ABI 7`), or `not enforced: ...` and why, when
+    /// `best_effort` let the plugin start without it.
+    #[prost(string, tag = "3")]
+    pub mechanism: ::prost::alloc::string::String,
 }
 /// Calls to a plugin since the daemon started it, by outcome. Each call counts
 /// once: `failed` holds the failures other than a timeout or a crash (an error

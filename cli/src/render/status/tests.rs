@@ -46,6 +46,15 @@ fn plugin(name: &str) -> wire::PluginStatus {
         log_lines: 120,
         log_lines_dropped: 20,
         last_restart_reason: "crashed".into(),
+        sandbox: vec![],
+    }
+}
+
+fn wall(setting: &str, value: &str, mechanism: &str) -> wire::SandboxWall {
+    wire::SandboxWall {
+        setting: setting.into(),
+        value: value.into(),
+        mechanism: mechanism.into(),
     }
 }
 
@@ -95,6 +104,7 @@ fn the_json_has_a_stable_shape() {
                 "crashed": 0, "skipped": 0},
             "latency_p50_ms": 1.3, "latency_p99_ms": 9.0, "latency_window": 13,
             "rss_bytes": 12_890_112, "cpu_percent": 1.3, "cpu_time_ms": 2500,
+            "sandbox": [],
         })
     );
     let none = serde_json::to_value(PluginView::of(&stopped("gate"))).expect("JSON");
@@ -111,6 +121,33 @@ fn the_json_has_a_stable_shape() {
     assert_eq!(fresh["rss_bytes"], json!(null));
     assert_eq!(fresh["cpu_percent"], json!(null));
     assert_eq!(none["state"], json!("disabled"));
+}
+
+#[test]
+fn the_walls_follow_the_table_for_plugins_with_more_than_no_new_privs() {
+    let mut walled = plugin("audit");
+    walled.last_exit_reason.clear();
+    walled.sandbox = vec![
+        wall("no_new_privs", "", "prctl(PR_SET_NO_NEW_PRIVS)"),
+        wall("memory", "256Mi", "cgroup v1 memory"),
+        wall("network", "none", "network namespace"),
+    ];
+    let mut plain = plugin("gate");
+    plain.last_exit_reason.clear();
+    plain.sandbox = vec![wall("no_new_privs", "", "prctl(PR_SET_NO_NEW_PRIVS)")];
+    let out = text(&[walled.clone(), plain]);
+    assert!(
+        out.ends_with(
+            "\n\naudit: sandbox: no_new_privs (prctl(PR_SET_NO_NEW_PRIVS)); memory 256Mi (cgroup v1 memory); network none (network namespace)\n"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("gate: sandbox"), "{out}");
+    let json = serde_json::to_value(PluginView::of(&walled)).expect("JSON");
+    assert_eq!(
+        json["sandbox"][1],
+        json!({"setting": "memory", "value": "256Mi", "mechanism": "cgroup v1 memory"})
+    );
 }
 
 #[test]
