@@ -309,3 +309,138 @@ fn a_killed_keeper_is_reaped_and_replaced() {
     up.host.wait().unwrap();
     assert_all_gone(&now, "the host was SIGKILLed with a second keeper");
 }
+
+/// The cgroups of plugin `name` made by host `host_pid`.
+fn cgroups_of(name: &str, host_pid: u32) -> Vec<std::path::PathBuf> {
+    outboard_host::sandbox::cgroups_of(name, host_pid, outboard_host::sandbox::offers())
+}
+
+/// The processes in the cgroups `dirs`.
+fn members(dirs: &[std::path::PathBuf]) -> Vec<u32> {
+    let mut pids: Vec<u32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|procs| {
+            procs
+                .lines()
+                .filter_map(|p| p.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+#[test]
+fn a_sigkilled_hosts_walled_plugin_dies_and_the_next_host_sweeps_its_cgroups() {
+    use outboard_host::config::SandboxSpec;
+    use outboard_host::sandbox;
+    // SAFETY: prctl with integer arguments has no memory-safety preconditions.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    let spec = SandboxSpec {
+        memory: Some(64 << 20),
+        pids: Some(64),
+        user: Some("nobody".into()),
+        ..SandboxSpec::default()
+    };
+    let walls = sandbox::plan("walled", &spec, sandbox::offers());
+    let cgroups = walls.as_ref().is_ok_and(|w| {
+        w.iter()
+            .filter(|w| w.mechanism.starts_with("cgroup"))
+            .count()
+            == 2
+    });
+    if !cgroups
+        || sandbox::runs_as("walled", &spec, sandbox::offers())
+            .ok()
+            .flatten()
+            .is_none()
+    {
+        eprintln!(
+            "skipped: needs memory and pids cgroups and a root host with a user nobody: {walls:?}"
+        );
+        return;
+    }
+    let sb = Sandbox::new();
+    let config = format!(
+        "[[plugin]]\nname = \"walled\"\ncommand = {:?}\nenv = {{ STRESS_PHASES = \"x:0\" }}\n\n\
+         [plugin.sandbox]\nmemory = \"64Mi\"\npids = 64\nuser = \"nobody\"\n",
+        bin("stress")
+    );
+    let start = |sb: &Sandbox| {
+        let config_path = sb.path().join("outboard.toml");
+        std::fs::write(&config_path, &config).unwrap();
+        // Searchable by the plugin's user, which must reach its directory.
+        let runtime = tempfile::Builder::new()
+            .prefix("obw-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o711))
+            .tempdir_in("/tmp")
+            .unwrap();
+        let host = common::outboard_command()
+            .args([
+                "run",
+                "--config",
+                config_path.to_str().unwrap(),
+                "--",
+                "sleep",
+                "60",
+            ])
+            .env("OUTBOARD_RUNTIME_DIR", runtime.path())
+            .env(
+                "OUTBOARD_CONTROL_SOCKET",
+                sb.path().join("ctl/control.sock"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (host, runtime)
+    };
+    let (mut host, _runtime) = start(&sb);
+    let host_pid = host.id();
+    let up = wait_until(Duration::from_secs(20), || {
+        !members(&cgroups_of("walled", host_pid)).is_empty()
+    });
+    let first = cgroups_of("walled", host_pid);
+    assert!(up, "the plugin never ran in its cgroups: {first:?}");
+    let plugin = members(&first);
+
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(host_pid as libc::pid_t, libc::SIGKILL) };
+    host.wait().unwrap();
+    // Dropped to nobody, it still gets its parent-death signal.
+    wait_until(Duration::from_secs(2), || !plugin.iter().any(|&p| alive(p)));
+    let survivors: Vec<u32> = plugin.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(
+        survivors.is_empty(),
+        "alive 2 s after the host was killed: {survivors:?}"
+    );
+    for &pid in &plugin {
+        let mut status = 0;
+        // SAFETY: waitpid on a specific pid.
+        unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+    }
+    assert!(
+        first.iter().all(|d| d.exists()),
+        "a SIGKILLed host cannot remove its cgroups: {first:?}"
+    );
+
+    // The next host sweeps them when it makes its first cgroup.
+    let (mut next, _runtime) = start(&sb);
+    let up = wait_until(Duration::from_secs(20), || {
+        !members(&cgroups_of("walled", next.id())).is_empty()
+    });
+    assert!(up, "the next host's plugin never ran in its cgroups");
+    let left: Vec<_> = first.iter().filter(|d| d.exists()).collect();
+    assert!(
+        left.is_empty(),
+        "the dead host's cgroups are swept: {left:?}"
+    );
+    common::sigterm(next.id());
+    next.wait().unwrap();
+    assert_eq!(
+        cgroups_of("walled", next.id()),
+        Vec::<std::path::PathBuf>::new()
+    );
+}

@@ -81,20 +81,9 @@ async fn run(launch: &Launch) -> Ran {
     Ran { exit, out, err }
 }
 
-/// The cgroups of plugin `name` made by this test process that exist, in
-/// every hierarchy the host makes cgroups in.
+/// The cgroups of plugin `name` made by this test process that exist.
 fn cgroups_named(name: &str) -> Vec<PathBuf> {
-    let offers = sandbox::offers();
-    let prefix = format!("outboard-{name}-{}-", std::process::id());
-    let mut parents: Vec<PathBuf> = offers.cgroup_v1.iter().map(|c| c.own.clone()).collect();
-    parents.extend(offers.cgroup_v2.as_ref().map(|v2| v2.own.clone()));
-    parents
-        .iter()
-        .filter_map(|p| std::fs::read_dir(p).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
+    sandbox::cgroups_of(name, std::process::id(), sandbox::offers())
 }
 
 #[tokio::test]
@@ -359,13 +348,21 @@ async fn a_plugin_dropped_to_nobody_runs_as_nobody() {
         .expect("a group row");
     let ran = run(&shell(
         "nobody",
-        "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status",
+        "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; echo \"$USER $LOGNAME $HOME\"",
         spec,
     ))
     .await;
     assert!(ran.exit.success(), "{}: {}", ran.exit, ran.err);
     let lines: Vec<&str> = ran.out.lines().collect();
-    assert_eq!(lines.len(), 4, "{}", ran.out);
+    assert_eq!(lines.len(), 5, "{}", ran.out);
+    // Its own account's variables, not the host's.
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("passwd");
+    let home = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix("nobody:"))
+        .and_then(|l| l.split(':').nth(4))
+        .expect("nobody's home");
+    assert_eq!(lines[4], format!("nobody nobody {home}"), "{}", ran.out);
     let user = walls
         .iter()
         .find(|w| w.setting == "user")
@@ -497,4 +494,50 @@ async fn a_wall_that_cannot_be_had_refuses_the_start_naming_plugin_and_setting()
         "plugin stranger: sandbox.user \"no-such-user-here\" is not a user on this machine"
     );
     sb.assert_empty();
+}
+
+#[tokio::test]
+async fn the_plugins_own_cgroups_carry_its_limits() {
+    let spec = SandboxSpec {
+        memory: Some(96 << 20),
+        cpu_millis: Some(250),
+        pids: Some(32),
+        ..SandboxSpec::default()
+    };
+    let walls = sandbox::plan("limits", &spec, sandbox::offers()).expect("plan");
+    let offers = sandbox::offers();
+    let at_usual_place = ["memory", "pids", "cpu"].iter().all(|c| {
+        offers
+            .cgroup_v1(c)
+            .is_some_and(|v1| v1.mount == std::path::Path::new(&format!("/sys/fs/cgroup/{c}")))
+    });
+    if walls.iter().any(|w| !w.mechanism.starts_with("cgroup v1")) || !at_usual_place {
+        eprintln!("skipped: this reads cgroup v1 files at /sys/fs/cgroup/<controller>: {walls:?}");
+        return;
+    }
+    // Read from inside: the plugin's own cgroup per controller (from
+    // /proc/self/cgroup), and the limit there.
+    let script = "for c in memory pids cpu; do \
+        p=$(grep -E \"^[0-9]+:([^:]*,)?$c(,[^:]*)?:\" /proc/self/cgroup | cut -d: -f3); \
+        d=/sys/fs/cgroup/$c$p; echo \"${p##*/}\"; \
+        case $c in memory) cat $d/memory.limit_in_bytes;; pids) cat $d/pids.max;; \
+        cpu) echo $(cat $d/cpu.cfs_quota_us) $(cat $d/cpu.cfs_period_us);; esac; done";
+    let ran = run(&shell("limits", script, spec)).await;
+    assert!(ran.exit.success(), "{}: {}", ran.exit, ran.err);
+    let lines: Vec<&str> = ran.out.lines().collect();
+    assert_eq!(lines.len(), 6, "{}: {}", ran.out, ran.err);
+    for name in [lines[0], lines[2], lines[4]] {
+        assert!(
+            name.starts_with("outboard-limits-"),
+            "its own cgroup: {}",
+            ran.out
+        );
+    }
+    let memory = (96u64 << 20).to_string();
+    assert_eq!(
+        [lines[1], lines[3], lines[5]],
+        [memory.as_str(), "32", "25000 100000"],
+        "{}",
+        ran.err
+    );
 }

@@ -88,7 +88,7 @@ pub async fn launch_attached(
     // Refused before anything is made, naming the setting; the spawn
     // builds what this decides.
     let offers = sandbox::offers();
-    sandbox::plan(&name, &spec.sandbox, offers).map_err(|e| {
+    let walls = sandbox::plan(&name, &spec.sandbox, offers).map_err(|e| {
         fail(ErrorKind::Sandbox {
             setting: e.setting,
             problem: e.problem,
@@ -114,6 +114,16 @@ pub async fn launch_attached(
         runtime_dir
             .hand_to(uid, gid)
             .map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
+    }
+    let kernel_walls = walls
+        .iter()
+        .any(|w| w.mechanism.starts_with("cgroup") || w.mechanism.starts_with("network namespace"));
+    if offers.root && kernel_walls && runs_as.is_none_or(|(uid, _)| uid == 0) {
+        tracing::warn!(
+            plugin = &*name,
+            "runs as root: a root plugin can leave its cgroups and its network namespace; \
+             set sandbox.user to hold it"
+        );
     }
     let mut launch = launch_for(spec, &socket, &token);
     if let Some(attachment) = &attachment {

@@ -173,6 +173,16 @@ impl PluginProcess {
         }
         die_with_host(&mut cmd);
         let walls = sandbox::apply(&launch.name, &launch.sandbox, sandbox::offers(), &mut cmd)?;
+        if let Some((uid, _)) = walls.ids.filter(|_| launch.sandbox.user.is_some()) {
+            // The user's own account, not the host's, unless configured.
+            if let Some((user, home)) = sandbox::account_of(uid) {
+                for (key, value) in [("HOME", &home), ("USER", &user), ("LOGNAME", &user)] {
+                    if !launch.env.contains_key(key) {
+                        cmd.env(key, value);
+                    }
+                }
+            }
+        }
 
         let mut child = spawn_on_long_lived_thread(cmd, true).await?;
         let pid = child

@@ -232,12 +232,36 @@ fn remove_dir(dir: &Path) -> io::Result<()> {
 fn sweep_once(offers: &Offers) {
     static SWEPT: Once = Once::new();
     SWEPT.call_once(|| {
-        let mut parents: Vec<&Path> = offers.cgroup_v1.iter().map(|c| c.own.as_path()).collect();
-        parents.extend(offers.cgroup_v2.as_ref().map(|v2| v2.own.as_path()));
-        for parent in parents {
+        for parent in parents(offers) {
             sweep(parent);
         }
     });
+}
+
+/// Where this host makes cgroups: its own cgroup in each hierarchy.
+fn parents(offers: &Offers) -> Vec<&Path> {
+    let mut parents: Vec<&Path> = offers.cgroup_v1.iter().map(|c| c.own.as_path()).collect();
+    parents.extend(offers.cgroup_v2.as_ref().map(|v2| v2.own.as_path()));
+    parents
+}
+
+/// The cgroups that exist for `plugin`, made by the host whose pid is
+/// `host_pid`, in every hierarchy a host on this machine makes them in:
+/// none once the plugin has exited and its exit is known.
+pub fn cgroups_of(plugin: &str, host_pid: u32, offers: &Offers) -> Vec<PathBuf> {
+    let prefix = format!("outboard-{}-{host_pid}-", sanitize(plugin));
+    parents(offers)
+        .into_iter()
+        .filter_map(|p| fs::read_dir(p).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// The sweep of one parent cgroup directory.
@@ -304,7 +328,17 @@ pub(crate) fn raw(files: &[OwnedFd]) -> Vec<RawFd> {
 /// A new cgroup's name: `outboard-<plugin>-<host pid>-<n>`, the plugin's
 /// name kept to characters a directory name and a later parse take.
 fn name(plugin: &str) -> String {
-    let plugin: String = plugin
+    format!(
+        "outboard-{}-{}-{}",
+        sanitize(plugin),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The plugin's name kept to characters a directory name takes.
+fn sanitize(plugin: &str) -> String {
+    plugin
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
@@ -313,12 +347,7 @@ fn name(plugin: &str) -> String {
                 '_'
             }
         })
-        .collect();
-    format!(
-        "outboard-{plugin}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+        .collect()
 }
 
 /// Writes `limit` into `dir/file`, if set.

@@ -23,9 +23,10 @@ mod plan;
 
 use std::sync::OnceLock;
 
-pub use cgroup::Cgroup;
+pub use cgroup::{Cgroup, cgroups_of};
 pub use detect::{Offers, detect};
 pub use enforce::{Walls, apply};
+pub(crate) use plan::account_of;
 pub use plan::{RLIMIT_AS_MECHANISM, SandboxError, Wall, plan, runs_as, size};
 
 /// What this machine offers, detected once per process: mounts and

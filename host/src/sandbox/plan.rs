@@ -397,6 +397,28 @@ fn lookup_user(name: &str) -> Option<(libc::uid_t, Option<libc::gid_t>)> {
     Some((uid, (rc == 0 && !result.is_null()).then_some(pwd.pw_gid)))
 }
 
+/// The name and home directory of the user `uid` in the user database,
+/// for the variables of a plugin dropped to it.
+pub(crate) fn account_of(uid: libc::uid_t) -> Option<(String, String)> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain data; zeroed is a valid value.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; the strings read below
+    // point into buf, which outlives them.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() || pwd.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: non-null NUL-terminated strings in buf, filled by the call.
+    let text = |p: *const libc::c_char| {
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    Some((text(pwd.pw_name), text(pwd.pw_dir)))
+}
+
 /// A group by name or number.
 fn lookup_group(name: &str) -> Option<libc::gid_t> {
     let c = CString::new(name).ok()?;
