@@ -30,6 +30,7 @@ use crate::error::{CallError, Error, ErrorKind};
 use crate::instance::Reply;
 use crate::launch::Exit;
 use crate::manifest::{Dependency, Manifest};
+use crate::sandbox::Wall;
 
 /// Launches fake plugins, each registered by name with
 /// [`FakeLauncher::plugin`].
@@ -97,6 +98,8 @@ pub enum Ending {
 pub struct FakePlugin {
     /// The manifest its next starts describe themselves with.
     manifest: Mutex<Manifest>,
+    /// The walls its next starts are put up in.
+    walls: Mutex<Vec<Wall>>,
     /// What the next starts do; then [`FakeStart::Ready`].
     starts: Mutex<VecDeque<FakeStart>>,
     /// What the next calls do, across instances; then an empty `CONTINUE`.
@@ -114,6 +117,7 @@ pub struct FakePlugin {
 pub struct FakeInstance {
     spec: PluginSpec,
     manifest: Manifest,
+    walls: Vec<Wall>,
     pid: u32,
     /// Its exit, once it has exited.
     exit: watch::Sender<Option<Exit>>,
@@ -203,6 +207,7 @@ impl FakePlugin {
     fn new(manifest: Manifest) -> FakePlugin {
         FakePlugin {
             manifest: Mutex::new(manifest),
+            walls: Mutex::default(),
             starts: Mutex::default(),
             calls: Arc::default(),
             launched: watch::Sender::new(Vec::new()),
@@ -216,6 +221,12 @@ impl FakePlugin {
     pub fn upgrade(&self, subscriptions: &[(&str, i32, bool)]) {
         let mut manifest = lock(&self.manifest);
         *manifest = self::manifest(&manifest.name, subscriptions);
+    }
+
+    /// Its next starts are put up inside `walls` (as a changed sandbox
+    /// would be).
+    pub fn walled(&self, walls: Vec<Wall>) {
+        *lock(&self.walls) = walls;
     }
 
     /// Its next starts require the plugins `names` (any version).
@@ -298,6 +309,7 @@ impl FakePlugin {
         let instance = Arc::new(FakeInstance {
             spec: spec.clone(),
             manifest: lock(&self.manifest).clone(),
+            walls: lock(&self.walls).clone(),
             pid: NEXT_PID.fetch_add(1, Ordering::SeqCst),
             exit: watch::Sender::new(None),
             health: Mutex::new(FakeHealth::Serving),
@@ -417,6 +429,10 @@ impl Instance for FakeInstance {
 
     fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    fn sandbox(&self) -> &[Wall] {
+        &self.walls
     }
 
     fn pid(&self) -> u32 {

@@ -25,6 +25,7 @@ use crate::dispatch::{FailureKind, Outcome, Verdict};
 use crate::error::{CallError, ErrorKind};
 use crate::host::Host;
 use crate::instance::Reply;
+use crate::sandbox::Wall;
 
 const MS: Duration = Duration::from_millis(1);
 const SECOND: Duration = Duration::from_secs(1);
@@ -94,6 +95,45 @@ fn failed_start() -> FakeStart {
         status: "status 3".into(),
         stderr: vec!["cannot start".into()],
     })
+}
+
+/// A wall of `setting` with `value`, built by `mechanism`.
+fn wall(setting: &str, value: &str, mechanism: &str) -> Wall {
+    Wall {
+        setting: setting.into(),
+        value: value.into(),
+        mechanism: mechanism.into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_walls_shown_are_the_latest_starts_and_outlast_its_exit() {
+    let launcher = FakeLauncher::new();
+    let plugin = launcher.plugin("walled", &[("x", 0, false)]);
+    let first = vec![wall("memory", "64Mi", "cgroup v1 memory.limit_in_bytes")];
+    plugin.walled(first.clone());
+    let spec = PluginSpec::new("walled", "/fake/walled");
+    let started = plugin.start(&spec).await.unwrap();
+    let supervisor = Supervisor::supervise(started, launcher);
+    assert_eq!(&*supervisor.sandbox(), first.as_slice());
+
+    // Crashed, and its next start failed: still the walls of the start
+    // that ran.
+    let second = vec![wall("network", "none", "network namespace of its own")];
+    plugin.walled(second.clone());
+    plugin.script_starts([failed_start()]);
+    plugin.instance().crash();
+    plugin.wait_for_starts(2).await;
+    until(&supervisor, |s| {
+        s.state == State::Restarting && s.starts == 2
+    })
+    .await;
+    assert_eq!(&*supervisor.sandbox(), first.as_slice());
+
+    // The next start that succeeds brings its own.
+    ready_after(&supervisor, 3).await;
+    assert_eq!(&*supervisor.sandbox(), second.as_slice());
+    supervisor.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
