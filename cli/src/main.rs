@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         return status;
     }
     let cli = args::Cli::parse();
+    refuse_ptrace();
     // Only the daemon keeps plugins' lines, for `outboard logs`.
     let keep_plugin_logs = matches!(cli.command, args::Command::Up(_));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -82,4 +83,19 @@ fn main() -> ExitCode {
     // that nothing of the host is left running once it has exited.
     outboard_host::launch::retire_keeper();
     status
+}
+
+/// Makes this process undumpable: a plugin running as the host's user can
+/// then neither `ptrace` the host nor read its memory or descriptors
+/// through `/proc` (the kernel gives those files to root). Plugins do not
+/// inherit it: `execve` makes a process dumpable again.
+fn refuse_ptrace() {
+    // SAFETY: prctl with PR_SET_DUMPABLE and a constant has no
+    // memory-safety preconditions.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        let err = std::io::Error::last_os_error();
+        say!(
+            "outboard: warning: cannot make this process undumpable ({err}): plugins running as this user could trace it"
+        );
+    }
 }
