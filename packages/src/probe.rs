@@ -79,15 +79,34 @@ async fn start_once(
             probe
         }
     };
-    let plugin = Plugin::start(&probe)
-        .await
-        .map_err(|e| not_started(e.to_string()))?;
+    let plugin = Plugin::start(&probe).await.map_err(|e| {
+        let mut reason = e.to_string();
+        if let Some(user) = &probe.sandbox.user
+            && let Some(dir) = unsearchable(&probe.command)
+        {
+            reason.push_str(&format!(
+                " ({} is not searchable by other users, and install starts the plugin as \
+                 {user:?}: chmod o+x it, or install into a plugin directory that user can reach)",
+                dir.display()
+            ));
+        }
+        not_started(reason)
+    })?;
     let described = Described {
         name: plugin.manifest().name.clone(),
         version: plugin.manifest().version.to_string(),
     };
     plugin.stop().await;
     Ok(described)
+}
+
+/// The first directory above `path` that other users may not search
+/// (no `o+x`), if any.
+fn unsearchable(path: &Path) -> Option<&Path> {
+    use std::os::unix::fs::PermissionsExt;
+    path.ancestors().skip(1).find(|dir| {
+        std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0)
+    })
 }
 
 /// The processes and threads the probe may have at most: enough for any
