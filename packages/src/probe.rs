@@ -85,9 +85,10 @@ async fn start_once(
             && let Some(dir) = unsearchable(&probe.command)
         {
             reason.push_str(&format!(
-                " ({} is not searchable by other users, and install starts the plugin as \
-                 {user:?}: chmod o+x it, or install into a plugin directory that user can reach)",
-                dir.display()
+                " ({dir} is not searchable by other users, and install starts the plugin as \
+                 {user:?}, who must reach its command and its folder: chmod o+x {dir}, or \
+                 name another user with --probe-user)",
+                dir = dir.display()
             ));
         }
         not_started(reason)
@@ -100,13 +101,16 @@ async fn start_once(
     Ok(described)
 }
 
-/// The first directory above `path` that other users may not search
-/// (no `o+x`), if any.
-fn unsearchable(path: &Path) -> Option<&Path> {
+/// The first directory above the file `path` leads to that other users
+/// may not search (no `o+x`), if any.
+fn unsearchable(path: &Path) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    path.ancestors().skip(1).find(|dir| {
-        std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0)
-    })
+    // Through symlinks: the user must reach the file they lead to.
+    let real = std::fs::canonicalize(path).ok()?;
+    real.ancestors()
+        .skip(1)
+        .find(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+        .map(Path::to_owned)
 }
 
 /// The processes and threads the probe may have at most: enough for any
