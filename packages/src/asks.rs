@@ -48,6 +48,8 @@ struct Asked {
     grant: Option<Spanned<toml::Value>>,
     env: Option<BTreeMap<String, Spanned<toml::Value>>>,
     sandbox: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    subscriptions: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    optional: Option<Spanned<toml::Value>>,
 }
 
 /// What the `plugin.toml` in `folder` asks (module docs), in the file's
@@ -102,6 +104,14 @@ pub(crate) fn config_asks(folder: &Path, spec: &PluginSpec) -> Result<Vec<Config
     }
     for (key, value) in asked.env.iter().flatten() {
         ask(&format!("env.{key}"), value, None);
+    }
+    // How the host treats its phases (order, timeout, failure policy):
+    // the operator's choice too, shown, not refused.
+    for (phase, value) in asked.subscriptions.iter().flatten() {
+        ask(&format!("subscriptions.{phase}"), value, None);
+    }
+    if let Some(optional) = &asked.optional {
+        ask("optional", optional, None);
     }
     for (key, value) in asked.sandbox.iter().flatten() {
         let operator_only = match (key.as_str(), value.get_ref()) {

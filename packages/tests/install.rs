@@ -542,7 +542,8 @@ async fn install_starts_it_as_nobody_whatever_user_its_plugin_toml_names() {
     let source = bench.source("p", &format!("id -u > '{}'", uid.display()), "x");
     fs::write(
         source.join("plugin.toml"),
-        "command = \"./run\"\n[sandbox]\nuser = \"root\"\nbest_effort = true\nnetwork = \"host\"\n",
+        "command = \"./run\"\noptional = true\n[subscriptions.pre_container]\nfailure_policy = \"fail_closed\"\n\
+         [sandbox]\nuser = \"root\"\nbest_effort = true\nnetwork = \"host\"\n",
     )
     .expect("plugin.toml");
     let package = bench.pack(&source, "env-injector", Some(&bench.key));
@@ -556,8 +557,13 @@ async fn install_starts_it_as_nobody_whatever_user_its_plugin_toml_names() {
     assert_eq!(done.name, "env-injector");
     assert_eq!(fs::read_to_string(&uid).expect("it ran"), "65534\n");
     let asked: Vec<String> = done.asks.iter().map(|a| a.describe()).collect();
-    assert_eq!(asked.len(), 4, "{asked:?}");
-    assert!(asked[1].starts_with("line 3: sandbox.user = \"root\" (operator-only:"));
+    assert_eq!(asked.len(), 6, "{asked:?}");
+    assert_eq!(asked[1], "line 2: optional = true");
+    assert_eq!(
+        asked[2],
+        "line 3: subscriptions.pre_container = { failure_policy = \"fail_closed\" }"
+    );
+    assert!(asked[3].starts_with("line 6: sandbox.user = \"root\" (operator-only:"));
 }
 
 #[tokio::test]
