@@ -103,12 +103,17 @@ pub(crate) fn config_asks(folder: &Path, spec: &PluginSpec) -> Result<Vec<Config
         );
     }
     for (key, value) in asked.env.iter().flatten() {
-        ask(&format!("env.{key}"), value, None);
+        // Escaped: the name reaches the operator's terminal.
+        ask(&format!("env.{}", key.escape_debug()), value, None);
     }
     // How the host treats its phases (order, timeout, failure policy):
     // the operator's choice too, shown, not refused.
     for (phase, value) in asked.subscriptions.iter().flatten() {
-        ask(&format!("subscriptions.{phase}"), value, None);
+        ask(
+            &format!("subscriptions.{}", phase.escape_debug()),
+            value,
+            None,
+        );
     }
     if let Some(optional) = &asked.optional {
         ask("optional", optional, None);
@@ -127,7 +132,11 @@ pub(crate) fn config_asks(folder: &Path, spec: &PluginSpec) -> Result<Vec<Config
             }
             _ => None,
         };
-        ask(&format!("sandbox.{key}"), value, operator_only);
+        ask(
+            &format!("sandbox.{}", key.escape_debug()),
+            value,
+            operator_only,
+        );
     }
     asks.sort_by_key(|a| a.line);
     Ok(asks)
