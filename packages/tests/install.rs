@@ -567,6 +567,42 @@ async fn install_starts_it_as_nobody_whatever_user_its_plugin_toml_names() {
 }
 
 #[tokio::test]
+async fn the_probe_user_named_is_the_one_the_plugin_runs_as() {
+    let bench = Bench::new();
+    let Some(daemon) = uid_of("daemon") else {
+        eprintln!("skipped: no user daemon here");
+        return;
+    };
+    let ids = bench.out("ids");
+    let before = format!("id -u > '{0}'; id -g >> '{0}'", ids.display());
+    let package = bench.pack(
+        &bench.source("p", &before, "x"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let options = InstallOptions {
+        probe_user: Some("daemon".to_owned()),
+        ..bench.options()
+    };
+    install(&package, &options).await.expect("install");
+    assert_eq!(
+        fs::read_to_string(&ids).expect("it ran"),
+        format!("{}\n{}\n", daemon.0, daemon.1)
+    );
+}
+
+/// The uid and primary gid of `user`, from `getent`.
+fn uid_of(user: &str) -> Option<(u32, u32)> {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .ok()?;
+    let line = String::from_utf8(out.stdout).ok()?;
+    let mut fields = line.trim().split(':').skip(2);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+#[tokio::test]
 async fn a_probe_user_that_does_not_exist_or_is_root_refuses_the_install() {
     let bench = Bench::new();
     let package = bench.pack(
