@@ -603,6 +603,30 @@ fn uid_of(user: &str) -> Option<(u32, u32)> {
 }
 
 #[tokio::test]
+async fn a_plugin_directory_every_user_may_write_is_refused_unless_sticky() {
+    let bench = Bench::new();
+    let package = bench.pack(
+        &bench.source("p", "", "x"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let dir = bench.plugin_dir();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let error = refused(
+        &bench,
+        &package,
+        &bench.options(),
+        "is writable by every user",
+    )
+    .await;
+    assert!(matches!(error, PackageError::Unsafe { .. }), "{error:?}");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).expect("chmod");
+    install(&package, &bench.options())
+        .await
+        .expect("a sticky directory: its entries are only their owners' to move");
+}
+
+#[tokio::test]
 async fn a_probe_user_that_does_not_exist_or_is_root_refuses_the_install() {
     let bench = Bench::new();
     let package = bench.pack(
