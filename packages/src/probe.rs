@@ -11,10 +11,11 @@
 //! namespace refuses the start rather than run the plugin on the host's
 //! network. The package's `user`, `group`, `network` and `best_effort`
 //! are ignored: an installer running as root (which a network namespace
-//! needs) starts it as an unprivileged user instead, `nobody` unless
-//! [`PROBE_USER`] is replaced, so that it holds no capability (it cannot
-//! leave its namespace or its cgroup) and cannot write the staged files,
-//! which belong to root and are writable by no one else. A probe user
+//! needs) starts it as an unprivileged user instead, [`PROBE_USER`]
+//! (`nobody`) unless the installer names another, so that it holds no
+//! capability (it cannot leave its namespace or its cgroup) and cannot
+//! write the staged files, which belong to root and are writable by no
+//! one else. A probe user
 //! that does not exist, or is root, refuses the install.
 //!
 //! Where the host can give it a cgroup, it gets one, with a `pids` and a
