@@ -146,7 +146,11 @@ fn an_install_interrupted_while_the_plugin_starts_leaves_nothing_behind() {
     let work = tempfile::tempdir().unwrap();
     let path = |p: &str| work.path().join(p).display().to_string();
     let package = path("p.tar.gz");
-    let pid_file = work.path().join("plugin.pid");
+    // Install starts the plugin as nobody: where nobody may write.
+    let out = work.path().join("out");
+    fs::create_dir(&out).unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).unwrap();
+    let pid_file = out.join("plugin.pid");
     // A plugin that records its pid and never shakes hands, packed
     // unsigned through the library (the point is the interruption).
     plugin_script(
@@ -311,4 +315,59 @@ fn an_install_under_a_strict_umask_still_opens_the_plugin_folder() {
     assert_eq!(mode(&folder), 0o755, "the folder");
     assert_eq!(mode(&folder.join("run")), 0o755, "the executable");
     assert_eq!(mode(&folder.join("plugin.toml")), 0o644, "plugin.toml");
+}
+
+#[test]
+fn install_prints_what_plugin_toml_asks_and_refuses_operator_keys_unless_accepted() {
+    let work = tempfile::tempdir().unwrap();
+    let path = |p: &str| work.path().join(p).display().to_string();
+    let source = work.path().join("src/env-injector");
+    plugin_source(&source);
+    fs::write(
+        source.join("plugin.toml"),
+        "command = \"./run\"\ngrant = [\"secret:*\"]\n\n[sandbox]\nmemory = \"256Mi\"\nuser = \"root\"\n",
+    )
+    .unwrap();
+    let package = path("env-injector.tar.gz");
+    ok(&["package", &path("src/env-injector"), "-o", &package]);
+    fs::create_dir(work.path().join("plugins")).unwrap();
+    let plugins = path("plugins");
+    let install = |more: &[&str]| {
+        let mut args = vec![
+            "install",
+            &package,
+            "--allow-unsigned",
+            "--plugin-dir",
+            &plugins,
+        ];
+        args.extend_from_slice(more);
+        outboard(&args)
+    };
+    let refused = install(&[]);
+    assert!(!refused.status.success());
+    let error = text(&refused.stderr);
+    assert!(
+        error.contains(
+            "env-injector/plugin.toml: the package sets what only the operator should set: \
+             line 2: grant = [\"secret:*\"] (operator-only: grants it what its Describe asks for"
+        ) && error.contains("line 6: sandbox.user = \"root\" (operator-only:")
+            && error.contains("--accept-config"),
+        "{error}"
+    );
+    assert_eq!(fs::read_dir(&plugins).unwrap().count(), 0);
+    let accepted = install(&["--accept-config"]);
+    assert!(accepted.status.success(), "{}", text(&accepted.stderr));
+    let out = text(&accepted.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[1..],
+        [
+            format!("{plugins}/env-injector/plugin.toml sets:").as_str(),
+            "  line 1: command = \"./run\"",
+            "  line 2: grant = [\"secret:*\"] (operator-only: grants it what its Describe asks for (secrets, kv, network))",
+            "  line 5: sandbox.memory = \"256Mi\"",
+            "  line 6: sandbox.user = \"root\" (operator-only: runs it as that user, any account on this machine, root included)",
+        ],
+        "{out}"
+    );
 }

@@ -83,6 +83,28 @@ pub enum PackageError {
         /// The host's error.
         reason: String,
     },
+    /// The package's `plugin.toml` sets keys only the operator should set,
+    /// and the operator did not accept them.
+    #[error(
+        "{file}: the package sets what only the operator should set: {}; \
+         install it anyway, accepting them, with --accept-config",
+        .refused.join("; ")
+    )]
+    OperatorConfig {
+        /// The package's `plugin.toml`, as the package names it.
+        file: String,
+        /// Each refused key: its line, key, value and why.
+        refused: Vec<String>,
+    },
+    /// The staged files could be changed by another user than the
+    /// installer, who would then change what install checked.
+    #[error("{path}: {reason}")]
+    Unsafe {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Uninstall was asked for a plugin that no package installed.
     #[error("{path}: {reason}")]
     NotInstalled {

@@ -12,13 +12,15 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::asks::{ConfigAsk, config_asks};
 use crate::error::PackageError;
 use crate::keys::TrustedKey;
 use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, PackageManifest, SIGNATURE_FILE};
-use crate::probe::{describe_once, spec_of};
+use crate::probe::{PROBE_USER, describe_once, spec_of};
 use crate::swap::{exchange, rename_noreplace};
 use crate::unpack::{PLUGIN_PREFIX, read_record, unpack};
 use crate::verify::{check_files, check_signature, signer_of};
+use outboard_host::PluginSpec;
 
 /// How to install a package.
 #[derive(Debug, Clone)]
@@ -29,6 +31,12 @@ pub struct InstallOptions {
     pub trusted: Vec<TrustedKey>,
     /// Install a package that carries no signature.
     pub allow_unsigned: bool,
+    /// The user install starts the plugin as when it runs as root;
+    /// `None`: [`PROBE_USER`].
+    pub probe_user: Option<String>,
+    /// Install a package whose `plugin.toml` sets keys only the operator
+    /// should set (grants, `sandbox.user`, ...).
+    pub accept_config: bool,
 }
 
 /// A plugin installed from a package.
@@ -44,6 +52,9 @@ pub struct Installed {
     pub path: PathBuf,
     /// The version it replaced, if it replaced one.
     pub replaced: Option<String>,
+    /// What its `plugin.toml` asks beyond its code (grants, sandbox,
+    /// ...), in the file's order; empty when listed rather than installed.
+    pub asks: Vec<ConfigAsk>,
 }
 
 /// Installs `package` into `options.plugin_dir` (module docs).
@@ -91,7 +102,31 @@ pub async fn install(package: &Path, options: &InstallOptions) -> Result<Install
     // then named as it will be once installed.
     let candidate = root.join(&manifest.name);
     fs::rename(&unpacked, &candidate).map_err(PackageError::io(&candidate))?;
-    check_plugin(&manifest, &candidate).await?;
+    let spec = spec_of(&candidate).map_err(|reason| PackageError::Mismatch {
+        expected: manifest.name.clone(),
+        reason,
+    })?;
+    let asks = config_asks(&candidate, &spec).map_err(PackageError::Malformed)?;
+    let refused: Vec<String> = (asks.iter())
+        .filter(|a| a.operator_only.is_some())
+        .map(ConfigAsk::describe)
+        .collect();
+    if !refused.is_empty() && !options.accept_config {
+        return Err(PackageError::OperatorConfig {
+            file: format!(
+                "{}/{}",
+                manifest.name,
+                outboard_host::config::PLUGIN_FILE_NAME
+            ),
+            refused,
+        });
+    }
+    // The plugin runs next, as another user when install is root: nothing
+    // it runs as may change what was checked.
+    only_ours(dir, true)?;
+    only_ours(root, false)?;
+    let probe_user = options.probe_user.as_deref().unwrap_or(PROBE_USER);
+    check_plugin(&manifest, spec, probe_user).await?;
     // The plugin has run: what it may have changed in its own folder is
     // not what was signed.
     check_files(&manifest, &candidate)?;
@@ -103,7 +138,46 @@ pub async fn install(package: &Path, options: &InstallOptions) -> Result<Install
         signer,
         path: target,
         replaced,
+        asks,
     })
+}
+
+/// Refuses if anyone but this process's user may change `path` (and,
+/// with `!shallow`, all it holds): it must belong to this user, and be
+/// writable by no group or other, save a sticky directory when `shallow`
+/// (the plugin directory: its entries are then only their owners' to
+/// move).
+fn only_ours(path: &Path, shallow: bool) -> Result<(), PackageError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).map_err(PackageError::io(path))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let unsafe_because = |reason: String| PackageError::Unsafe {
+        path: path.to_owned(),
+        reason,
+    };
+    if shallow {
+        if meta.mode() & 0o002 != 0 && meta.mode() & 0o1000 == 0 {
+            return Err(unsafe_because(
+                "is writable by every user and not sticky (chmod o-w or +t): another user                  could replace what install checks"
+                    .to_owned(),
+            ));
+        }
+        return Ok(());
+    }
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(unsafe_because(format!(
+            "is owned by uid {} with mode {:o}; install needs its staged files owned by uid              {me} and writable by no one else",
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
+    if meta.is_dir() {
+        for entry in fs::read_dir(path).map_err(PackageError::io(path))? {
+            only_ours(&entry.map_err(PackageError::io(path))?.path(), false)?;
+        }
+    }
+    Ok(())
 }
 
 /// Moves the manifest and its signature from the staging root into the
@@ -124,19 +198,22 @@ fn keep_record(root: &Path, folder: &Path) -> Result<(), PackageError> {
 
 /// Starts the staged plugin once and checks its `plugin.toml` and its
 /// `Describe` agree with the manifest.
-async fn check_plugin(manifest: &PackageManifest, folder: &Path) -> Result<(), PackageError> {
+async fn check_plugin(
+    manifest: &PackageManifest,
+    spec: PluginSpec,
+    probe_user: &str,
+) -> Result<(), PackageError> {
     let mismatch = |reason: String| PackageError::Mismatch {
         expected: manifest.name.clone(),
         reason,
     };
-    let spec = spec_of(folder).map_err(mismatch)?;
     if spec.name != manifest.name {
         return Err(mismatch(format!(
             "its plugin.toml names it {:?}, the manifest {:?}",
             spec.name, manifest.name
         )));
     }
-    let described = describe_once(&spec).await?;
+    let described = describe_once(&spec, probe_user).await?;
     if described.name != manifest.name {
         return Err(mismatch(format!(
             "the plugin's Describe names it {:?}, the manifest {:?}",
@@ -263,6 +340,7 @@ fn read_installed(path: &Path) -> Option<Installed> {
         signer,
         path: path.to_owned(),
         replaced: None,
+        asks: Vec::new(),
     })
 }
 

@@ -37,7 +37,14 @@ impl Bench {
             .prefix("obpkg-")
             .tempdir()
             .expect("temp dir");
+        // Searchable by the user install starts a plugin as (nobody), as
+        // a plugin directory must be.
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         fs::create_dir(root.path().join("plugins")).expect("plugin dir");
+        // Where a plugin started by install may write what it saw.
+        fs::create_dir(root.path().join("out")).expect("out dir");
+        fs::set_permissions(root.path().join("out"), fs::Permissions::from_mode(0o777))
+            .expect("chmod");
         let key = root.path().join("trusted.key");
         let pair = generate_key_pair(&key).expect("keygen");
         Bench {
@@ -49,6 +56,11 @@ impl Bench {
 
     fn plugin_dir(&self) -> PathBuf {
         self.root.path().join("plugins")
+    }
+
+    /// `name` in the directory every user may write to.
+    fn out(&self, name: &str) -> PathBuf {
+        self.root.path().join("out").join(name)
     }
 
     /// A plugin source folder `name` whose `run` script writes what the
@@ -85,6 +97,8 @@ impl Bench {
             plugin_dir: self.plugin_dir(),
             trusted: vec![TrustedKey::parse(&self.public.display().to_string()).expect("trusted")],
             allow_unsigned: false,
+            probe_user: None,
+            accept_config: false,
         }
     }
 }
@@ -416,23 +430,50 @@ async fn a_name_the_plugin_does_not_give_is_refused() {
 }
 
 #[tokio::test]
-async fn a_plugin_that_changes_its_own_files_when_started_is_refused() {
+async fn a_plugin_started_by_install_cannot_change_its_own_files() {
     let bench = installed_bench().await;
-    let source = bench.source(
-        "writer",
-        "echo changed > data/notes.txt; echo new > extra",
-        "x",
+    let failed = bench.out("failed");
+    // Each attempt that fails leaves a line; a write that succeeds, none.
+    let before = format!(
+        "id -u > '{f}.uid'\n\
+         {{ echo changed > data/notes.txt || echo notes >> '{f}'; }} 2>/dev/null\n\
+         {{ echo new > extra || echo extra >> '{f}'; }} 2>/dev/null\n\
+         {{ chmod 777 data || echo chmod >> '{f}'; }} 2>/dev/null\n\
+         {{ mv data data2 || echo mv >> '{f}'; }} 2>/dev/null",
+        f = failed.display()
     );
+    let source = bench.source("writer", &before, "x");
     let package = bench.pack(&source, "env-injector", Some(&bench.key));
-    let error = refused(&bench, &package, &bench.options(), "data/notes.txt").await;
-    assert!(matches!(error, PackageError::Checksum { .. }), "{error:?}");
+    install(&package, &bench.options())
+        .await
+        .expect("installs: its writes failed");
+    assert_eq!(
+        fs::read_to_string(failed.with_extension("uid")).expect("it ran"),
+        "65534\n",
+        "started as nobody"
+    );
+    assert_eq!(
+        fs::read_to_string(&failed).expect("its attempts failed"),
+        "notes\nextra\nchmod\nmv\n"
+    );
+    let target = bench.plugin_dir().join("env-injector");
+    assert_eq!(
+        fs::read_to_string(target.join("data/notes.txt")).expect("data"),
+        "x"
+    );
+    assert!(!target.join("extra").exists());
+    // Owned by root, writable by no one else.
+    for (path, mode) in [(&target, 0o755), (&target.join("data/notes.txt"), 0o644)] {
+        let meta = fs::metadata(path).expect("metadata");
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, mode), "{path:?}");
+    }
 }
 
 #[tokio::test]
 async fn the_one_start_runs_without_network() {
     let bench = Bench::new();
-    let seen = bench.root.path().join("netns");
-    let interfaces = bench.root.path().join("interfaces");
+    let seen = bench.out("netns");
+    let interfaces = bench.out("interfaces");
     // What the plugin's process sees: its network namespace, and the
     // interfaces in it (the first two lines of /proc/net/dev are headers).
     let before = format!(
@@ -463,7 +504,7 @@ async fn the_one_start_runs_without_network() {
 #[tokio::test]
 async fn what_the_one_start_leaves_behind_cannot_change_the_files_later() {
     let bench = Bench::new();
-    let pid_file = bench.root.path().join("escaped.pid");
+    let pid_file = bench.out("escaped.pid");
     // A child in a session of its own (out of the plugin's process group)
     // that would rewrite a file once install has checked it.
     let before = format!(
@@ -495,28 +536,192 @@ async fn what_the_one_start_leaves_behind_cannot_change_the_files_later() {
 }
 
 #[tokio::test]
-async fn a_plugin_that_runs_as_another_user_installs() {
+async fn install_starts_it_as_nobody_whatever_user_its_plugin_toml_names() {
     let bench = Bench::new();
-    // Searchable by that user down to the plugin directory, as a plugin
-    // directory for such plugins must be.
-    fs::set_permissions(bench.root.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-    // Where that user may write what it ran as.
-    let out = bench.root.path().join("out");
-    fs::create_dir(&out).expect("mkdir");
-    fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).expect("chmod");
-    let uid = out.join("uid");
+    let uid = bench.out("uid");
     let source = bench.source("p", &format!("id -u > '{}'", uid.display()), "x");
     fs::write(
         source.join("plugin.toml"),
-        "command = \"./run\"\n[sandbox]\nuser = \"nobody\"\n",
+        "command = \"./run\"\noptional = true\n[subscriptions.pre_container]\nfailure_policy = \"fail_closed\"\n\
+         [sandbox]\nuser = \"root\"\nbest_effort = true\nnetwork = \"host\"\n",
     )
     .expect("plugin.toml");
     let package = bench.pack(&source, "env-injector", Some(&bench.key));
-    let done = install(&package, &bench.options())
+    let options = InstallOptions {
+        accept_config: true,
+        ..bench.options()
+    };
+    let done = install(&package, &options)
         .await
-        .expect("installs, started once as nobody");
+        .expect("installs, its plugin.toml accepted");
     assert_eq!(done.name, "env-injector");
     assert_eq!(fs::read_to_string(&uid).expect("it ran"), "65534\n");
+    let asked: Vec<String> = done.asks.iter().map(|a| a.describe()).collect();
+    assert_eq!(asked.len(), 6, "{asked:?}");
+    assert_eq!(asked[1], "line 2: optional = true");
+    assert_eq!(
+        asked[2],
+        "line 3: subscriptions.pre_container = { failure_policy = \"fail_closed\" }"
+    );
+    assert!(asked[3].starts_with("line 6: sandbox.user = \"root\" (operator-only:"));
+}
+
+#[tokio::test]
+async fn the_probe_user_named_is_the_one_the_plugin_runs_as() {
+    let bench = Bench::new();
+    let Some(daemon) = uid_of("daemon") else {
+        eprintln!("skipped: no user daemon here");
+        return;
+    };
+    let ids = bench.out("ids");
+    let before = format!("id -u > '{0}'; id -g >> '{0}'", ids.display());
+    let package = bench.pack(
+        &bench.source("p", &before, "x"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let options = InstallOptions {
+        probe_user: Some("daemon".to_owned()),
+        ..bench.options()
+    };
+    install(&package, &options).await.expect("install");
+    assert_eq!(
+        fs::read_to_string(&ids).expect("it ran"),
+        format!("{}\n{}\n", daemon.0, daemon.1)
+    );
+}
+
+/// The uid and primary gid of `user`, from `getent`.
+fn uid_of(user: &str) -> Option<(u32, u32)> {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .ok()?;
+    let line = String::from_utf8(out.stdout).ok()?;
+    let mut fields = line.trim().split(':').skip(2);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+#[tokio::test]
+async fn a_plugin_directory_every_user_may_write_is_refused_unless_sticky() {
+    let bench = Bench::new();
+    let package = bench.pack(
+        &bench.source("p", "", "x"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    let dir = bench.plugin_dir();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let error = refused(
+        &bench,
+        &package,
+        &bench.options(),
+        "is writable by every user",
+    )
+    .await;
+    assert!(matches!(error, PackageError::Unsafe { .. }), "{error:?}");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).expect("chmod");
+    install(&package, &bench.options())
+        .await
+        .expect("a sticky directory: its entries are only their owners' to move");
+}
+
+#[tokio::test]
+async fn a_probe_user_that_does_not_exist_or_is_root_refuses_the_install() {
+    let bench = Bench::new();
+    let package = bench.pack(
+        &bench.source("p", "", "x"),
+        "env-injector",
+        Some(&bench.key),
+    );
+    for (user, needle) in [
+        (
+            "no-such-user-ob",
+            "\"no-such-user-ob\" (--probe-user), which is not usable",
+        ),
+        ("root", "\"root\" is root"),
+        ("0", "\"0\" is root"),
+    ] {
+        let options = InstallOptions {
+            probe_user: Some(user.to_owned()),
+            ..bench.options()
+        };
+        let error = refused(&bench, &package, &options, needle).await;
+        assert!(matches!(error, PackageError::Start { .. }), "{error:?}");
+    }
+}
+
+#[tokio::test]
+async fn operator_only_keys_in_plugin_toml_are_refused_naming_line_and_key() {
+    let bench = installed_bench().await;
+    let outside = bench.root.path().join("elsewhere");
+    fs::create_dir(&outside).expect("mkdir");
+    let cases = [
+        ("grant = [\"*\"]\n", "line 2: grant = [\"*\"]"),
+        (
+            "[sandbox]\nuser = \"root\"\n",
+            "line 3: sandbox.user = \"root\"",
+        ),
+        (
+            "[sandbox]\ngroup = \"0\"\n",
+            "line 3: sandbox.group = \"0\"",
+        ),
+        (
+            "[sandbox]\nbest_effort = true\n",
+            "line 3: sandbox.best_effort = true",
+        ),
+        (
+            "[sandbox]\nnetwork = \"host\"\n",
+            "line 3: sandbox.network = \"host\"",
+        ),
+        (
+            "working_dir = \"/\"\n",
+            "line 2: working_dir = \"/\" (operator-only: runs in /,",
+        ),
+        (
+            "working_dir = \"..\"\n",
+            "line 2: working_dir = \"..\" (operator-only: runs in",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let source = bench.source("p", "", "x");
+        fs::write(
+            source.join("plugin.toml"),
+            format!("command = \"./run\"\n{extra}"),
+        )
+        .expect("plugin.toml");
+        let package = bench.pack(&source, "env-injector", Some(&bench.key));
+        let error = refused(&bench, &package, &bench.options(), needle).await;
+        assert!(
+            matches!(error, PackageError::OperatorConfig { .. }),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.starts_with("env-injector/plugin.toml: ")
+                && message.contains("--accept-config"),
+            "{message}"
+        );
+    }
+    // A command outside the folder: the example's binary itself.
+    let source = bench.source("p", "", "x");
+    let exe = outboard_test_support::bin("env-injector");
+    fs::write(
+        source.join("plugin.toml"),
+        format!("command = {:?}\n", exe.display().to_string()),
+    )
+    .expect("plugin.toml");
+    let package = bench.pack(&source, "env-injector", Some(&bench.key));
+    refused(
+        &bench,
+        &package,
+        &bench.options(),
+        &format!(
+            "line 1: command = {:?} (operator-only: runs",
+            exe.display().to_string()
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -556,7 +761,7 @@ async fn an_upgrade_keeps_the_old_version_until_the_new_one_has_started() {
     let error = refused(&bench, &broken, &bench.options(), "did not start").await;
     assert!(matches!(error, PackageError::Start { .. }), "{error:?}");
     // A new version that starts sees the old one in place while it does.
-    let seen = bench.root.path().join("seen");
+    let seen = bench.out("seen");
     let before = format!(
         "/bin/cat '{}' > '{}'",
         target.join("data/notes.txt").display(),

@@ -59,6 +59,16 @@ pub(crate) struct InstallArgs {
     /// there is still checked).
     #[arg(long)]
     pub(crate) allow_unsigned: bool,
+    /// Install a package whose plugin.toml sets what only the operator
+    /// should set (grant, sandbox.user, sandbox.group, sandbox.best_effort,
+    /// sandbox.network = "host", a command or working_dir outside its
+    /// folder); install prints them either way.
+    #[arg(long)]
+    pub(crate) accept_config: bool,
+    /// The unprivileged user install starts the plugin as, once, when it
+    /// runs as root.
+    #[arg(long, value_name = "USER", default_value = outboard_packages::PROBE_USER)]
+    pub(crate) probe_user: String,
 }
 
 /// The arguments of `outboard uninstall`.

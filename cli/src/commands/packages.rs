@@ -91,6 +91,8 @@ pub(crate) async fn install_package(
         plugin_dir,
         trusted,
         allow_unsigned: args.allow_unsigned,
+        probe_user: Some(args.probe_user.clone()),
+        accept_config: args.accept_config,
     };
     let Some(done) = unless_interrupted(install(&args.package, &options), shutdown).await else {
         return Ok(EXIT_INTERRUPTED);
@@ -108,7 +110,28 @@ pub(crate) async fn install_package(
         signer(&done),
         done.path.display()
     )?;
+    print_asks(&done)?;
     Ok(0)
+}
+
+/// What the installed plugin's `plugin.toml` asks beyond its code, for
+/// the operator to review.
+fn print_asks(done: &Installed) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let file = done
+        .path
+        .join(outboard_host::config::PLUGIN_FILE_NAME)
+        .display()
+        .to_string();
+    if done.asks.is_empty() {
+        writeln!(out, "{file} sets no command, grant, env or sandbox keys")?;
+        return Ok(());
+    }
+    writeln!(out, "{file} sets:")?;
+    for ask in &done.asks {
+        writeln!(out, "  {}", ask.describe())?;
+    }
+    Ok(())
 }
 
 /// `outboard uninstall`.
