@@ -2,12 +2,8 @@
 //! can neither read the host's `/proc` files (its environment, memory,
 //! descriptors) nor trace it.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-
-use common::outboard_command;
 
 /// The uid and gid the host runs as in this test: `nobody`, so that the
 /// kernel's rules for an ordinary user apply (root may read any `/proc`).
@@ -32,7 +28,7 @@ fn a_job_of_the_same_user_cannot_read_the_hosts_proc_files() {
     // The job's parent is the host: the job reads the host's environ.
     let script = "stat -c %u /proc/$PPID/environ; \
                   if cat /proc/$PPID/environ >/dev/null 2>&1; then echo readable; else echo unreadable; fi";
-    let output = outboard_command()
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_outboard"))
         .env("OUTBOARD_STATE_DIR", work.path().join("state"))
         .env("OUTBOARD_RUNTIME_DIR", work.path())
         .env_remove("OUTBOARD_PLUGIN_DIR")
