@@ -12,7 +12,14 @@
 //!   `/usr/bin/env`); for an interpreter in a Python virtual environment,
 //!   the environment, the prefix of the Python it was made from (`home` in
 //!   `pyvenv.cfg`) and the directories its `.pth` files add to the import
-//!   path (editable installs); and its working directory, when one is set;
+//!   path (editable installs); and its working directory, when one is set.
+//!   The `#!` line, `pyvenv.cfg` and `.pth` files are the plugin author's:
+//!   what they name is a request. An interpreter is granted only as a
+//!   regular executable file (file rights, never a directory); a
+//!   directory (and the working directory) is refused, failing the start,
+//!   when it is `/`, above a system path or the runtime base
+//!   ([`guarded`]). An `env` line whose options this does not understand
+//!   is refused too;
 //! - read, write, and create files and sockets in its runtime directory
 //!   (where it binds its socket);
 //! - read [`SYSTEM_READ`] (the system's programs and libraries, the dynamic
