@@ -221,6 +221,9 @@ enum Source {
     /// An interpreter of the command's `#!` line: an executable file
     /// (checked by [`interpreters`]), given file rights only.
     Interpreter,
+    /// A directory the plugin's files or its working directory ask for,
+    /// with every link resolved, checked by [`guarded`].
+    Derived,
     /// Added automatically when it exists.
     Automatic,
 }
@@ -305,21 +308,34 @@ pub fn prepare(
                 return Err(io::Error::new(why.kind(), message.to_string()));
             }
         };
-        let mut access = if rule.write { write } else { read };
-        if is_directory(fd.as_fd()) {
-            // Checked when the `#!` line was read; a directory put in its
-            // place since would be readable beneath with file rights.
-            if rule.source == Source::Interpreter {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!(
-                        "plugin {plugin:?}: sandbox.filesystem refuses the interpreter {}: it \
-                         is a directory, and only an executable file is granted",
-                        rule.path.display()
-                    ),
-                ));
+        let mode = mode_of(fd.as_fd());
+        let directory = mode.is_some_and(|m| m & libc::S_IFMT == libc::S_IFDIR);
+        // What the plugin's files asked for was checked by path; the
+        // descriptor must still be what was checked, or a link or rename
+        // put in between would widen the wall.
+        let changed = match rule.source {
+            Source::Interpreter => {
+                !mode.is_some_and(|m| m & libc::S_IFMT == libc::S_IFREG && m & 0o111 != 0)
             }
-        } else {
+            Source::Derived => {
+                let opened =
+                    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()));
+                !directory || opened.ok().as_deref() != Some(rule.path.as_path())
+            }
+            _ => false,
+        };
+        if changed {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "plugin {plugin:?}: sandbox.filesystem refuses {}: it changed while the \
+                     wall was built",
+                    rule.path.display()
+                ),
+            ));
+        }
+        let mut access = if rule.write { write } else { read };
+        if !directory {
             access &= AccessFs::from_file(landlock_abi);
         }
         created = created
@@ -445,11 +461,14 @@ fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Result<Vec<Rule>, String
         }
     }
     for interpreter in &chain {
-        for (dir, asker) in python_environment(interpreter, &trusted) {
+        // One that does not exist (a base Python since removed) is left
+        // out, as the automatic paths are.
+        let asked = python_environment(interpreter, &trusted);
+        for (dir, asker) in asked.into_iter().filter(|(dir, _)| dir.exists()) {
             let dir = guarded(&dir, runtime_base).map_err(|why| {
                 format!("refuses {}, which {asker} asks for: {why}", dir.display())
             })?;
-            rules.push(rule(&dir, false, Source::Automatic));
+            rules.push(rule(&dir, false, Source::Derived));
         }
     }
     if let Some(dir) = cmd.get_current_dir() {
@@ -459,7 +478,7 @@ fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Result<Vec<Rule>, String
                 dir.display()
             )
         })?;
-        rules.push(rule(&dir, false, Source::Automatic));
+        rules.push(rule(&dir, false, Source::Derived));
     }
     if let Some(dir) = runtime_dir {
         rules.push(rule(dir, true, Source::Automatic));
@@ -479,6 +498,9 @@ fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Result<Vec<Rule>, String
 /// A system path itself is fine: it is readable anyway.
 fn guarded(dir: &Path, runtime_base: Option<&Path>) -> Result<PathBuf, String> {
     let resolved = canonical(dir);
+    if !resolved.is_dir() {
+        return Err("it is not a directory".to_owned());
+    }
     if resolved == Path::new("/") {
         return Err("it is the root directory, which holds every file".to_owned());
     }
@@ -809,15 +831,15 @@ fn pth_dirs(site: &Path, text: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// True if `fd` is a directory (`fstat`); a failed call counts as not one,
-/// so that only file rights are asked for.
-fn is_directory(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+/// The mode of `fd` (`fstat`: its type and permissions); `None` if the
+/// call fails, which counts as neither a directory nor an executable file.
+fn mode_of(fd: std::os::fd::BorrowedFd<'_>) -> Option<u32> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat fills `stat` on success, which is checked before it is
     // read.
     let ok = unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) } == 0;
     // SAFETY: initialized by the successful fstat.
-    ok && (unsafe { stat.assume_init() }.st_mode & libc::S_IFMT) == libc::S_IFDIR
+    ok.then(|| unsafe { stat.assume_init() }.st_mode)
 }
 
 #[cfg(test)]

@@ -192,13 +192,15 @@ fn a_script_beneath_a_write_path_brings_no_interpreter() {
 
 #[test]
 fn the_runtime_directory_is_writable_and_the_working_directory_readable() {
+    let dir = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+    let own = canonical(dir.path());
     let mut cmd = Command::new("/bin/true");
     cmd.env_clear()
         .env(
             outboard_proto::handshake::ENV_SOCKET,
             "/tmp/ob-x/plugin.sock",
         )
-        .current_dir("/srv/plugin");
+        .current_dir(&own);
     let spec = FilesystemSpec {
         read: vec!["/data".into()],
         write: vec!["/spool".into()],
@@ -213,7 +215,8 @@ fn the_runtime_directory_is_writable_and_the_working_directory_readable() {
     assert!(!find("/data").write && find("/data").source == Source::Read);
     assert!(find("/spool").write && find("/spool").source == Source::Write);
     assert!(!find("/bin/true").write && find("/bin/true").source == Source::Own);
-    assert!(!find("/srv/plugin").write);
+    let own = own.to_str().expect("UTF-8");
+    assert!(!find(own).write && find(own).source == Source::Derived);
     assert!(find("/tmp/ob-x").write);
     assert!(!find("/usr").write && find("/dev/null").write && !find("/dev/urandom").write);
     assert!(rules.iter().all(|r| !r.path.starts_with("/proc")));
@@ -413,6 +416,17 @@ fn a_python_environment_asking_for_the_root_or_a_system_parent_is_refused() {
             venv.display()
         )
     );
+    // A file is no prefix: granted, it would be readable.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (venv, _) = venv_with(dir.path(), "home = /etc/shadow\n", "");
+    let error = rules_for(&dir.path().join("plugin"), "/usr/bin").expect_err("a file");
+    assert_eq!(
+        error,
+        format!(
+            "refuses /etc/shadow, which {}/pyvenv.cfg (home) asks for: it is not a directory",
+            venv.display()
+        )
+    );
     // A system prefix itself is fine: it is readable anyway.
     let dir = tempfile::tempdir().expect("tempdir");
     venv_with(dir.path(), "home = /usr/bin\n", "");
@@ -476,6 +490,14 @@ fn a_working_directory_above_system_paths_or_the_runtime_base_is_refused() {
         "refuses its working_dir /tmp: it holds the runtime directories of every plugin \
          (/tmp); run it in a directory of its own"
     );
-    let rules = rules_in("/srv/plugin").expect("its own directory");
-    assert!(rules.iter().any(|r| r.path == Path::new("/srv/plugin")));
+    let own = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+    let own = canonical(own.path());
+    let rules = rules_in(own.to_str().expect("UTF-8")).expect("its own directory");
+    assert!(rules.iter().any(|r| r.path == own));
+    // Not a directory: a file named by `home` would be readable.
+    assert_eq!(
+        rules_in("/etc/shadow").expect_err("a file"),
+        "refuses its working_dir /etc/shadow: it is not a directory; run it in a directory \
+         of its own"
+    );
 }
