@@ -632,8 +632,7 @@ fn env_command(
     };
     let split = arg
         .strip_prefix("-S")
-        .or_else(|| arg.strip_prefix("--split-string="))
-        .or_else(|| arg.strip_prefix("--split-string "));
+        .or_else(|| arg.strip_prefix("--split-string="));
     let words: Vec<&str> = match split {
         Some(rest) => {
             if let Some(c) = rest.chars().find(|c| "\\'\"$#".contains(*c)) {

@@ -326,6 +326,10 @@ fn env_forms_not_understood_are_refused() {
         ("-S ${X} sh", "env -S with '$' is not handled"),
         ("-S bin/sh", "the relative command bin/sh is not handled"),
         (
+            "--split-string sh",
+            "env options without -S are not handled (the kernel passes them as one word)",
+        ),
+        (
             "-u / sh",
             "env options without -S are not handled (the kernel passes them as one word)",
         ),
