@@ -492,10 +492,23 @@ fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Result<Vec<Rule>, String
     Ok(rules)
 }
 
-/// `dir` with every link resolved, if a plugin may read beneath it: not
-/// `/`, not above a system path ([`SYSTEM_READ`], the devices) and not the
-/// runtime base (where every plugin's runtime directory is) nor above it.
-/// A system path itself is fine: it is readable anyway.
+/// Directories nothing a plugin's files ask for may be in: other
+/// processes' `/proc` entries (the host's `environ`), `/sys`, devices,
+/// `/etc` (`/etc/ssl/private`, `shadow`), `/run` and `/boot`.
+const KERNEL_AND_CONFIG: &[&str] = &["/proc", "/sys", "/dev", "/etc", "/run", "/boot"];
+
+/// Directories shared by users and programs: what a plugin's files ask for
+/// may be beneath them (`/root/.pyenv/versions/3.11`, `/opt/python`), not
+/// one of them or above.
+const SHARED: &[&str] = &[
+    "/home", "/root", "/var", "/tmp", "/srv", "/mnt", "/media", "/opt",
+];
+
+/// `dir` with every link resolved, if a plugin may read beneath it: a
+/// directory, not `/`, not above a system path ([`SYSTEM_READ`], the
+/// devices), not in [`KERNEL_AND_CONFIG`], not one of [`SHARED`] nor above
+/// one, and not the runtime base (where every plugin's runtime directory
+/// is) nor above it. A system path itself is fine: it is readable anyway.
 fn guarded(dir: &Path, runtime_base: Option<&Path>) -> Result<PathBuf, String> {
     let resolved = canonical(dir);
     if !resolved.is_dir() {
@@ -520,6 +533,26 @@ fn guarded(dir: &Path, runtime_base: Option<&Path>) -> Result<PathBuf, String> {
         return Err(format!(
             "it holds the runtime directories of every plugin ({})",
             base.display()
+        ));
+    }
+    if let Some(top) = KERNEL_AND_CONFIG
+        .iter()
+        .map(Path::new)
+        .find(|top| resolved.starts_with(top))
+    {
+        return Err(format!(
+            "it is beneath {}, which holds other processes' state, keys or devices",
+            top.display()
+        ));
+    }
+    if let Some(top) = SHARED
+        .iter()
+        .map(Path::new)
+        .find(|top| top.starts_with(&resolved))
+    {
+        return Err(format!(
+            "it holds {}, which holds other users' and programs' files",
+            top.display()
         ));
     }
     Ok(resolved)

@@ -494,6 +494,37 @@ fn a_working_directory_above_system_paths_or_the_runtime_base_is_refused() {
         "refuses its working_dir /tmp: it holds the runtime directories of every plugin \
          (/tmp); run it in a directory of its own"
     );
+    for (dir, why) in [
+        (
+            "/proc",
+            "it is beneath /proc, which holds other processes' state, keys or devices",
+        ),
+        (
+            "/proc/1",
+            "it is beneath /proc, which holds other processes' state, keys or devices",
+        ),
+        (
+            "/etc/ssl/private",
+            "it is beneath /etc, which holds other processes' state, keys or devices",
+        ),
+        (
+            "/home",
+            "it holds /home, which holds other users' and programs' files",
+        ),
+        (
+            "/var",
+            "it holds /var, which holds other users' and programs' files",
+        ),
+    ] {
+        if !Path::new(dir).is_dir() {
+            eprintln!("{dir} is not here: not tried");
+            continue;
+        }
+        assert_eq!(
+            rules_in(dir).expect_err(dir),
+            format!("refuses its working_dir {dir}: {why}; run it in a directory of its own")
+        );
+    }
     let own = tempfile::tempdir_in("/var/tmp").expect("tempdir");
     let own = canonical(own.path());
     let rules = rules_in(own.to_str().expect("UTF-8")).expect("its own directory");
