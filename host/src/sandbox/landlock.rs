@@ -17,8 +17,8 @@
 //!   what they name is a request. An interpreter is granted only as a
 //!   regular executable file (file rights, never a directory); a
 //!   directory (and the working directory) is refused, failing the start,
-//!   when it is `/`, above a system path or the runtime base
-//!   ([`guarded`]). An `env` line whose options this does not understand
+//!   when it is `/`, above a system path or the runtime base, in `/proc`,
+//!   `/etc` and the like, or a shared directory such as `/home` ([`guarded`]). An `env` line whose options this does not understand
 //!   is refused too;
 //! - read, write, and create files and sockets in its runtime directory
 //!   (where it binds its socket);
