@@ -308,3 +308,73 @@ async fn the_wall_is_up_before_the_plugins_first_instruction() {
         }
     }
 }
+
+/// A `#!` line is the plugin author's: `env`'s options name a directory or
+/// a variable, never something to grant. `#!/usr/bin/env -S -u / sh` once
+/// had `/` taken for the interpreter and granted with everything beneath
+/// it; now `-u /` is read as `env` reads it and only `sh` is granted, so
+/// the plugin runs walled. A line naming a directory as its interpreter is
+/// refused at launch, naming the plugin, the file and the path.
+#[tokio::test]
+async fn a_shebang_cannot_widen_the_wall() {
+    if !landlock_here() {
+        return;
+    }
+    let tree = Tree::new();
+    let script = tree.path("plugin.sh");
+    let launch = || Launch {
+        sandbox: SandboxSpec {
+            filesystem: Some(tree.filesystem()),
+            ..SandboxSpec::default()
+        },
+        ..Launch::new("shebang", script.clone(), vec![])
+    };
+    for line in ["#!/usr/bin/env -S -u / sh", "#!/usr/bin/env -S -C / sh"] {
+        let body = format!(
+            "{line}\ncat {} && cat {} /etc/passwd; ls /\n",
+            tree.path("allowed/in.txt").display(),
+            tree.path("outside/secret.txt").display()
+        );
+        std::fs::write(&script, body).expect("write");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let (process, mut pipes) = PluginProcess::spawn(&launch()).await.expect("spawn");
+        let (mut out, mut err) = (String::new(), String::new());
+        let (a, b) = tokio::join!(
+            pipes.stdout.read_to_string(&mut out),
+            pipes.stderr.read_to_string(&mut err)
+        );
+        a.and(b).expect("read the pipes");
+        let exit = process
+            .exited_within(Duration::from_secs(30))
+            .await
+            .expect("exits");
+        // It ran (its own files and the allowed one are readable), and
+        // nothing outside the lists is.
+        assert_eq!(out, "inside", "{line}: {err}");
+        for path in [
+            tree.path("outside/secret.txt").display().to_string(),
+            "/etc/passwd".to_owned(),
+            "'/'".to_owned(),
+        ] {
+            assert!(
+                err.lines()
+                    .any(|l| l.contains(&path) && l.contains("Permission denied")),
+                "{line}: {path} in {err}"
+            );
+        }
+        assert!(!exit.success(), "{line}: {exit}");
+    }
+    std::fs::write(&script, "#!/usr/bin/env -S -C / /\n").expect("write");
+    let error = PluginProcess::spawn(&launch())
+        .await
+        .expect_err("refused at launch");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "plugin \"shebang\": sandbox.filesystem refuses /, which the #! line of {} asks for \
+             as an interpreter: it is a directory, and only an executable file is granted",
+            script.display()
+        )
+    );
+}

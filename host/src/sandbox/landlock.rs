@@ -12,7 +12,14 @@
 //!   `/usr/bin/env`); for an interpreter in a Python virtual environment,
 //!   the environment, the prefix of the Python it was made from (`home` in
 //!   `pyvenv.cfg`) and the directories its `.pth` files add to the import
-//!   path (editable installs); and its working directory, when one is set;
+//!   path (editable installs); and its working directory, when one is set.
+//!   The `#!` line, `pyvenv.cfg` and `.pth` files are the plugin author's:
+//!   what they name is a request. An interpreter is granted only as a
+//!   regular executable file (file rights, never a directory); a
+//!   directory (and the working directory) is refused, failing the start,
+//!   when it is `/`, above a system path or the runtime base, in `/proc`,
+//!   `/etc` and the like, or a shared directory such as `/home` ([`guarded`]). An `env` line whose options this does not understand
+//!   is refused too;
 //! - read, write, and create files and sockets in its runtime directory
 //!   (where it binds its socket);
 //! - read [`SYSTEM_READ`] (the system's programs and libraries, the dynamic
@@ -209,8 +216,14 @@ enum Source {
     Read,
     /// `filesystem.write`.
     Write,
-    /// The plugin's command or an interpreter of it.
+    /// The plugin's command.
     Own,
+    /// An interpreter of the command's `#!` line: an executable file
+    /// (checked by [`interpreters`]), given file rights only.
+    Interpreter,
+    /// A directory the plugin's files or its working directory ask for,
+    /// with every link resolved, checked by [`guarded`].
+    Derived,
     /// Added automatically when it exists.
     Automatic,
 }
@@ -233,7 +246,18 @@ pub fn prepare(
     abi: u32,
     cmd: &Command,
 ) -> io::Result<Prepared> {
-    let rules = rules(filesystem, cmd);
+    let rules = rules(filesystem, cmd).map_err(|why| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("plugin {plugin:?}: sandbox.filesystem {why}"),
+        )
+    })?;
+    for rule in rules
+        .iter()
+        .filter(|r| !matches!(r.source, Source::Read | Source::Write))
+    {
+        tracing::debug!(plugin, path = %rule.path.display(), write = rule.write, "sandbox.filesystem: automatic path");
+    }
     let landlock_abi = ABI::from(i32::try_from(abi).unwrap_or(i32::MAX));
     let handled = AccessFs::from_all(landlock_abi);
     let read = AccessFs::from_read(landlock_abi);
@@ -262,7 +286,7 @@ pub fn prepare(
     for rule in &rules {
         let fd = match PathFd::new(&rule.path) {
             Ok(fd) => fd,
-            Err(_) if rule.source == Source::Automatic => continue,
+            Err(_) if matches!(rule.source, Source::Automatic | Source::Interpreter) => continue,
             Err(e) => {
                 let why = match e {
                     PathFdError::OpenCall { source, .. } => source,
@@ -284,8 +308,34 @@ pub fn prepare(
                 return Err(io::Error::new(why.kind(), message.to_string()));
             }
         };
+        let mode = mode_of(fd.as_fd());
+        let directory = mode.is_some_and(|m| m & libc::S_IFMT == libc::S_IFDIR);
+        // What the plugin's files asked for was checked by path; the
+        // descriptor must still be what was checked, or a link or rename
+        // put in between would widen the wall.
+        let changed = match rule.source {
+            Source::Interpreter => {
+                !mode.is_some_and(|m| m & libc::S_IFMT == libc::S_IFREG && m & 0o111 != 0)
+            }
+            Source::Derived => {
+                let opened =
+                    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()));
+                !directory || opened.ok().as_deref() != Some(rule.path.as_path())
+            }
+            _ => false,
+        };
+        if changed {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "plugin {plugin:?}: sandbox.filesystem refuses {}: it changed while the \
+                     wall was built",
+                    rule.path.display()
+                ),
+            ));
+        }
         let mut access = if rule.write { write } else { read };
-        if !is_directory(fd.as_fd()) {
+        if !directory {
             access &= AccessFs::from_file(landlock_abi);
         }
         created = created
@@ -364,8 +414,11 @@ impl Prepared {
     }
 }
 
-/// Every path of the ruleset for `filesystem` and the plugin `cmd` runs.
-fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Vec<Rule> {
+/// Every path of the ruleset for `filesystem` and the plugin `cmd` runs;
+/// `Err` (the reason, to follow "plugin NAME: sandbox.filesystem ") when a
+/// path derived from the plugin's own files, or its working directory,
+/// would open more than its own files (see [`protected`]).
+fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Result<Vec<Rule>, String> {
     let rule = |path: &Path, write, source| Rule {
         path: path.to_path_buf(),
         write,
@@ -397,20 +450,35 @@ fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Vec<Rule> {
         let path = canonical(path);
         !writable.iter().any(|w| path.starts_with(w))
     };
+    let runtime_base = runtime_dir.and_then(Path::parent);
     let program = Path::new(cmd.get_program());
     let path_var = env_of(cmd, "PATH");
-    let chain = interpreters(program, path_var.as_deref(), &trusted);
+    let chain = interpreters(program, path_var.as_deref(), &trusted)?;
     if let Some((command, interpreters)) = chain.split_first() {
         rules.push(rule(command, false, Source::Own));
         for interpreter in interpreters {
-            rules.push(rule(interpreter, false, Source::Automatic));
+            rules.push(rule(interpreter, false, Source::Interpreter));
         }
     }
-    for dir in chain.iter().flat_map(|p| python_environment(p, &trusted)) {
-        rules.push(rule(&dir, false, Source::Automatic));
+    for interpreter in &chain {
+        // One that does not exist (a base Python since removed) is left
+        // out, as the automatic paths are.
+        let asked = python_environment(interpreter, &trusted);
+        for (dir, asker) in asked.into_iter().filter(|(dir, _)| dir.exists()) {
+            let dir = guarded(&dir, runtime_base).map_err(|why| {
+                format!("refuses {}, which {asker} asks for: {why}", dir.display())
+            })?;
+            rules.push(rule(&dir, false, Source::Derived));
+        }
     }
     if let Some(dir) = cmd.get_current_dir() {
-        rules.push(rule(dir, false, Source::Automatic));
+        let dir = guarded(dir, runtime_base).map_err(|why| {
+            format!(
+                "refuses its working_dir {}: {why}; run it in a directory of its own",
+                dir.display()
+            )
+        })?;
+        rules.push(rule(&dir, false, Source::Derived));
     }
     if let Some(dir) = runtime_dir {
         rules.push(rule(dir, true, Source::Automatic));
@@ -421,7 +489,73 @@ fn rules(filesystem: &FilesystemSpec, cmd: &Command) -> Vec<Rule> {
     for path in DEVICES_WRITE {
         rules.push(rule(Path::new(path), true, Source::Automatic));
     }
-    rules
+    Ok(rules)
+}
+
+/// Directories nothing a plugin's files ask for may be in: other
+/// processes' `/proc` entries (the host's `environ`), `/sys`, devices,
+/// `/etc` (`/etc/ssl/private`, `shadow`), `/run` and `/boot`.
+const KERNEL_AND_CONFIG: &[&str] = &["/proc", "/sys", "/dev", "/etc", "/run", "/boot"];
+
+/// Directories shared by users and programs: what a plugin's files ask for
+/// may be beneath them (`/root/.pyenv/versions/3.11`, `/opt/python`), not
+/// one of them or above.
+const SHARED: &[&str] = &[
+    "/home", "/root", "/var", "/tmp", "/srv", "/mnt", "/media", "/opt",
+];
+
+/// `dir` with every link resolved, if a plugin may read beneath it: a
+/// directory, not `/`, not above a system path ([`SYSTEM_READ`], the
+/// devices), not in [`KERNEL_AND_CONFIG`], not one of [`SHARED`] nor above
+/// one, and not the runtime base (where every plugin's runtime directory
+/// is) nor above it. A system path itself is fine: it is readable anyway.
+fn guarded(dir: &Path, runtime_base: Option<&Path>) -> Result<PathBuf, String> {
+    let resolved = canonical(dir);
+    if !resolved.is_dir() {
+        return Err("it is not a directory".to_owned());
+    }
+    if resolved == Path::new("/") {
+        return Err("it is the root directory, which holds every file".to_owned());
+    }
+    let system = SYSTEM_READ.iter().chain(DEVICES_READ).chain(DEVICES_WRITE);
+    if let Some(path) = system
+        .map(Path::new)
+        .find(|p| p.starts_with(&resolved) && *p != resolved)
+    {
+        return Err(format!(
+            "it holds {} and more than the plugin's own files",
+            path.display()
+        ));
+    }
+    if let Some(base) = runtime_base.map(canonical)
+        && base.starts_with(&resolved)
+    {
+        return Err(format!(
+            "it holds the runtime directories of every plugin ({})",
+            base.display()
+        ));
+    }
+    if let Some(top) = KERNEL_AND_CONFIG
+        .iter()
+        .map(Path::new)
+        .find(|top| resolved.starts_with(top))
+    {
+        return Err(format!(
+            "it is beneath {}, which holds other processes' state, keys or devices",
+            top.display()
+        ));
+    }
+    if let Some(top) = SHARED
+        .iter()
+        .map(Path::new)
+        .find(|top| top.starts_with(&resolved))
+    {
+        return Err(format!(
+            "it holds {}, which holds other users' and programs' files",
+            top.display()
+        ));
+    }
+    Ok(resolved)
 }
 
 /// The value `cmd` gives the variable `name`, if it sets one (the launch
@@ -438,36 +572,185 @@ fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The search path `execvp` uses when `PATH` is not set (glibc's).
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
+
 /// `program`, then each interpreter its `#!` line runs it with, in turn
-/// (at most [`MAX_INTERPRETERS`]); `/usr/bin/env NAME` is followed to
-/// `NAME` on `path_var`. The `#!` line of a file that is not `trusted` is
-/// not read.
+/// (at most [`MAX_INTERPRETERS`]); `/usr/bin/env`'s command is followed
+/// (see [`env_command`]) to the file it names, looked up on `path_var`.
+/// The `#!` line of a file that is not `trusted` is not read. The line is
+/// the plugin author's: an interpreter is a request, followed only to a
+/// regular executable file (a missing one ends the chain: the start fails
+/// by itself); anything else, and an `env` line this does not understand,
+/// is an `Err` naming the file and what it asks for.
 fn interpreters(
     program: &Path,
     path_var: Option<&str>,
     trusted: &dyn Fn(&Path) -> bool,
-) -> Vec<PathBuf> {
+) -> Result<Vec<PathBuf>, String> {
     let mut chain = vec![program.to_path_buf()];
     while chain.len() <= MAX_INTERPRETERS {
-        let Some(next) = chain.last().filter(|p| trusted(p)).and_then(|p| shebang(p)) else {
+        let Some(script) = chain.last().filter(|p| trusted(p)).cloned() else {
             break;
         };
-        let (interpreter, arg) = next;
+        let Some((interpreter, arg)) = shebang(&script) else {
+            break;
+        };
+        let asker = format!("the #! line of {}", script.display());
+        if !executable_file(&interpreter, &asker)? {
+            break;
+        }
         chain.push(interpreter.clone());
-        let is_env = interpreter.file_name().is_some_and(|n| n == "env");
-        let named = arg
-            .as_deref()
-            .into_iter()
-            .flat_map(str::split_whitespace)
-            .find(|word| !word.starts_with('-') && !word.contains('='));
-        if let (true, Some(name)) = (is_env, named) {
-            match lookup(name, path_var) {
-                Some(found) => chain.push(found),
-                None => break,
+        if interpreter.file_name().is_some_and(|n| n == "env") {
+            let target = env_command(arg.as_deref(), path_var)
+                .map_err(|why| format!("cannot follow {asker} (#!{} {}): {why}; name the interpreter by its absolute path", interpreter.display(), arg.as_deref().unwrap_or_default()))?;
+            let Some((name, search)) = target else {
+                break;
+            };
+            let Some(found) = lookup(&name, search.as_deref()) else {
+                break;
+            };
+            if !executable_file(&found, &asker)? {
+                break;
             }
+            chain.push(found);
         }
     }
-    chain
+    Ok(chain)
+}
+
+/// Whether `path`, which `asker` names as an interpreter, may be granted:
+/// `Ok(true)` for a regular file someone may execute, `Ok(false)` if it
+/// does not exist, `Err` for anything else (a directory above all).
+fn executable_file(path: &Path, asker: &str) -> Result<bool, String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(true),
+        Ok(meta) => {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else if meta.is_file() {
+                "a file nobody may execute"
+            } else {
+                "not a regular file"
+            };
+            Err(format!(
+                "refuses {}, which {asker} asks for as an interpreter: it is {what}, and only \
+                 an executable file is granted",
+                path.display()
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!(
+            "refuses {}, which {asker} asks for as an interpreter: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// What `/usr/bin/env` runs, given the argument of a `#!` line (the kernel
+/// passes everything after the interpreter as one argument): the command's
+/// name and the `PATH` it is looked up on (`path_var` unless the line
+/// changes it), or `None` if the line runs no command. GNU `env`'s options
+/// are understood as far as they matter to which file runs: `-S` (split the
+/// rest on blanks: no quotes, escapes or `${VAR}`), `-i`/`-`, `-u NAME`,
+/// `-C DIR`, `-v`, `--debug`, the signal options, `--`, and `NAME=VALUE`;
+/// anything else is an `Err`, as is a name that is a relative path.
+fn env_command(
+    arg: Option<&str>,
+    path_var: Option<&str>,
+) -> Result<Option<(String, Option<String>)>, String> {
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    let split = arg
+        .strip_prefix("-S")
+        .or_else(|| arg.strip_prefix("--split-string="));
+    let words: Vec<&str> = match split {
+        Some(rest) => {
+            if let Some(c) = rest.chars().find(|c| "\\'\"$#".contains(*c)) {
+                return Err(format!("env -S with {c:?} is not handled"));
+            }
+            rest.split_whitespace().collect()
+        }
+        None if arg.starts_with('-') => {
+            return Err(
+                "env options without -S are not handled (the kernel passes them as one word)"
+                    .to_owned(),
+            );
+        }
+        None if arg.contains(char::is_whitespace) => {
+            return Err("without -S, env takes the whole line as one command name".to_owned());
+        }
+        None => vec![arg],
+    };
+    let mut search = path_var.map(str::to_owned);
+    let mut words = words.into_iter();
+    let mut options = true;
+    while let Some(word) = words.next() {
+        if options {
+            let mut operand = |inline: &str, option: &str| match inline {
+                "" => words
+                    .next()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("env {option} without its value")),
+                value => Ok(value.to_owned()),
+            };
+            match word {
+                "--" => {
+                    options = false;
+                    continue;
+                }
+                "-" | "-i" | "--ignore-environment" => {
+                    search = None;
+                    continue;
+                }
+                "-v" | "--debug" | "-0" | "--null" => continue,
+                _ if ["--default-signal", "--ignore-signal", "--block-signal"]
+                    .iter()
+                    .any(|o| word == *o || word.starts_with(&format!("{o}="))) =>
+                {
+                    continue;
+                }
+                _ if word.starts_with("-u") || word.starts_with("--unset") => {
+                    let inline = word
+                        .strip_prefix("--unset=")
+                        .or_else(|| word.strip_prefix("--unset"))
+                        .or_else(|| word.strip_prefix("-u"))
+                        .unwrap_or_default();
+                    if operand(inline, "-u")? == "PATH" {
+                        search = None;
+                    }
+                    continue;
+                }
+                _ if word.starts_with("-C") || word.starts_with("--chdir") => {
+                    let inline = word
+                        .strip_prefix("--chdir=")
+                        .or_else(|| word.strip_prefix("--chdir"))
+                        .or_else(|| word.strip_prefix("-C"))
+                        .unwrap_or_default();
+                    operand(inline, "-C")?;
+                    continue;
+                }
+                _ if word.starts_with('-') => {
+                    return Err(format!("env option {word} is not handled"));
+                }
+                _ => options = false,
+            }
+        }
+        if let Some((name, value)) = word.split_once('=') {
+            if name == "PATH" {
+                search = Some(value.to_owned());
+            }
+            continue;
+        }
+        if word.contains('/') && !word.starts_with('/') {
+            return Err(format!("the relative command {word} is not handled"));
+        }
+        let search = search.or_else(|| Some(DEFAULT_PATH.to_owned()));
+        return Ok(Some((word.to_owned(), search)));
+    }
+    Ok(None)
 }
 
 /// The interpreter and its optional argument on `file`'s `#!` line.
@@ -493,23 +776,29 @@ fn shebang(file: &Path) -> Option<(PathBuf, Option<String>)> {
         .then(|| (PathBuf::from(interpreter), arg))
 }
 
-/// `name` looked up on `path_var` (a `:` list), or itself if it has a `/`.
+/// `name` looked up on `path_var` (a `:` list; relative entries are
+/// skipped), or itself if it has a `/`.
 fn lookup(name: &str, path_var: Option<&str>) -> Option<PathBuf> {
     if name.contains('/') {
         return Some(PathBuf::from(name));
     }
     path_var?
         .split(':')
-        .filter(|dir| !dir.is_empty())
+        .filter(|dir| dir.starts_with('/'))
         .map(|dir| Path::new(dir).join(name))
         .find(|candidate| candidate.is_file())
 }
 
 /// For an interpreter inside a Python virtual environment (`BIN/../pyvenv.cfg`
 /// exists): the environment, the prefix of the Python it was made from,
-/// and the directories its `.pth` files add to the import path; files that
-/// are not `trusted` are not read.
-fn python_environment(interpreter: &Path, trusted: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
+/// and the directories its `.pth` files add to the import path, each with
+/// the file that asks for it; files that are not `trusted` are not read.
+/// These are requests: [`rules`] grants only those [`guarded`] lets
+/// through.
+fn python_environment(
+    interpreter: &Path,
+    trusted: &dyn Fn(&Path) -> bool,
+) -> Vec<(PathBuf, String)> {
     let Some(venv) = interpreter.parent().and_then(Path::parent) else {
         return Vec::new();
     };
@@ -517,10 +806,11 @@ fn python_environment(interpreter: &Path, trusted: &dyn Fn(&Path) -> bool) -> Ve
     if !trusted(&config_file) {
         return Vec::new();
     }
-    let Ok(config) = std::fs::read_to_string(config_file) else {
+    let Ok(config) = std::fs::read_to_string(&config_file) else {
         return Vec::new();
     };
-    let mut dirs = vec![venv.to_path_buf()];
+    let asker = config_file.display().to_string();
+    let mut dirs = vec![(venv.to_path_buf(), asker.clone())];
     let home = config.lines().find_map(|line| {
         let (key, value) = line.split_once('=')?;
         (key.trim() == "home").then(|| PathBuf::from(value.trim()))
@@ -532,7 +822,7 @@ fn python_environment(interpreter: &Path, trusted: &dyn Fn(&Path) -> bool) -> Ve
             Some(name) if name == "bin" => home.parent().map(Path::to_path_buf),
             _ => Some(home),
         };
-        dirs.extend(prefix);
+        dirs.extend(prefix.map(|p| (p, format!("{asker} (home)"))));
     }
     let lib = venv.join("lib");
     let site_packages = std::fs::read_dir(&lib)
@@ -550,7 +840,12 @@ fn python_environment(interpreter: &Path, trusted: &dyn Fn(&Path) -> bool) -> Ve
             .filter(|p| p.extension().is_some_and(|e| e == "pth") && trusted(p));
         for pth in pth_files {
             let text = std::fs::read_to_string(&pth).unwrap_or_default();
-            dirs.extend(pth_dirs(&site, &text));
+            let asker = pth.display().to_string();
+            dirs.extend(
+                pth_dirs(&site, &text)
+                    .into_iter()
+                    .map(|d| (d, asker.clone())),
+            );
         }
     }
     dirs
@@ -568,15 +863,15 @@ fn pth_dirs(site: &Path, text: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// True if `fd` is a directory (`fstat`); a failed call counts as not one,
-/// so that only file rights are asked for.
-fn is_directory(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+/// The mode of `fd` (`fstat`: its type and permissions); `None` if the
+/// call fails, which counts as neither a directory nor an executable file.
+fn mode_of(fd: std::os::fd::BorrowedFd<'_>) -> Option<u32> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat fills `stat` on success, which is checked before it is
     // read.
     let ok = unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) } == 0;
     // SAFETY: initialized by the successful fstat.
-    ok && (unsafe { stat.assume_init() }.st_mode & libc::S_IFMT) == libc::S_IFDIR
+    ok.then(|| unsafe { stat.assume_init() }.st_mode)
 }
 
 #[cfg(test)]
