@@ -32,7 +32,7 @@ mod keeper;
 mod launched;
 mod peer;
 pub mod process;
-mod runtime_dir;
+pub(crate) mod runtime_dir;
 mod setup;
 mod spawner;
 
