@@ -379,7 +379,7 @@ fn a_sigkilled_hosts_walled_plugin_dies_and_the_next_host_sweeps_its_cgroups() {
     let start = |sb: &Sandbox| {
         let config_path = sb.path().join("outboard.toml");
         std::fs::write(&config_path, &config).unwrap();
-        let host = common::outboard_command()
+        common::outboard_command()
             .args([
                 "run",
                 "--config",
