@@ -139,6 +139,31 @@ pub fn runs_as(
     decide(plugin, spec, offers).map(|d| d.ids.map(|i| (i.uid, i.gid)))
 }
 
+/// The users other than the host's that more than one of `plugins` is
+/// dropped to, each with those plugins' names: they can reach each other's
+/// runtime directories (the host still refuses a socket not bound by the
+/// plugin's own process or a descendant, but they can signal, trace and
+/// read each other).
+pub fn shared_users<'a>(
+    plugins: impl IntoIterator<Item = (&'a str, &'a SandboxSpec)>,
+    offers: &Offers,
+) -> Vec<(libc::uid_t, Vec<&'a str>)> {
+    // SAFETY: geteuid has no preconditions.
+    let host = unsafe { libc::geteuid() };
+    let mut by_uid: std::collections::BTreeMap<libc::uid_t, Vec<&str>> = Default::default();
+    for (name, spec) in plugins {
+        if let Ok(Some((uid, _))) = runs_as(name, spec, offers)
+            && uid != host
+        {
+            by_uid.entry(uid).or_default().push(name);
+        }
+    }
+    by_uid
+        .into_iter()
+        .filter(|(_, names)| names.len() > 1)
+        .collect()
+}
+
 /// What `RLIMIT_AS` is and is not, for the memory row when it is the
 /// fallback.
 pub const RLIMIT_AS_MECHANISM: &str = "RLIMIT_AS per process (weaker: caps each process's \
@@ -757,6 +782,28 @@ mod tests {
         };
         let err = plan("fs", &spec, &hybrid()).expect_err("refused");
         assert_eq!(err.setting, "filesystem");
+    }
+
+    #[test]
+    fn plugins_dropped_to_one_user_are_found() {
+        let nobody = SandboxSpec {
+            user: Some("nobody".into()),
+            ..SandboxSpec::default()
+        };
+        let other = SandboxSpec {
+            user: Some("4321".into()),
+            ..SandboxSpec::default()
+        };
+        let Some((uid, _)) = lookup_user("nobody") else {
+            eprintln!("skipped: no user nobody here");
+            return;
+        };
+        let none = SandboxSpec::default();
+        let plugins = [("a", &nobody), ("b", &other), ("c", &nobody), ("d", &none)];
+        assert_eq!(
+            shared_users(plugins, &hybrid()),
+            vec![(uid, vec!["a", "c"])]
+        );
     }
 
     #[test]
