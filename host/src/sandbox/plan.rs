@@ -167,7 +167,7 @@ pub fn shared_users<'a>(
 /// What a cgroup row of a plugin that runs as the (non-root) host's own
 /// uid says after its mechanism: the cgroup directory is that uid's, so the
 /// plugin can raise its own limits or move itself out.
-pub const OWN_CGROUP: &str = "(not enforced against the plugin: it runs as the host's uid, \
+pub(crate) const OWN_CGROUP: &str = "(not enforced against the plugin: it runs as the host's uid, \
      which owns its cgroup, so it can raise the limit or leave the cgroup; a limit only holds \
      against a plugin dropped to another user)";
 
