@@ -368,16 +368,18 @@ fn a_sigkilled_hosts_walled_plugin_dies_and_the_next_host_sweeps_its_cgroups() {
          [plugin.sandbox]\nmemory = \"64Mi\"\npids = 64\nuser = \"nobody\"\n",
         bin("stress")
     );
+    // Searchable by the plugin's user, which must reach its directory;
+    // shared by both hosts: the next one finds the dead one's cgroup lock
+    // there.
+    let runtime = tempfile::Builder::new()
+        .prefix("obw-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o711))
+        .tempdir_in("/tmp")
+        .unwrap();
     let start = |sb: &Sandbox| {
         let config_path = sb.path().join("outboard.toml");
         std::fs::write(&config_path, &config).unwrap();
-        // Searchable by the plugin's user, which must reach its directory.
-        let runtime = tempfile::Builder::new()
-            .prefix("obw-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o711))
-            .tempdir_in("/tmp")
-            .unwrap();
-        let host = common::outboard_command()
+        common::outboard_command()
             .args([
                 "run",
                 "--config",
@@ -394,10 +396,9 @@ fn a_sigkilled_hosts_walled_plugin_dies_and_the_next_host_sweeps_its_cgroups() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
-        (host, runtime)
+            .unwrap()
     };
-    let (mut host, _runtime) = start(&sb);
+    let mut host = start(&sb);
     let host_pid = host.id();
     let up = wait_until(Duration::from_secs(20), || {
         !members(&cgroups_of("walled", host_pid)).is_empty()
@@ -427,7 +428,7 @@ fn a_sigkilled_hosts_walled_plugin_dies_and_the_next_host_sweeps_its_cgroups() {
     );
 
     // The next host sweeps them when it makes its first cgroup.
-    let (mut next, _runtime) = start(&sb);
+    let mut next = start(&sb);
     let up = wait_until(Duration::from_secs(20), || {
         !members(&cgroups_of("walled", next.id())).is_empty()
     });

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use outboard_host::launch::ProcStat;
+use outboard_host::launch::descends_from;
 use outboard_host::{Attach, Attachment, Manifest};
 use outboard_proto::handshake::{ENV_HOST_SOCKET, ENV_HOST_TOKEN};
 use outboard_proto::v1::host_service_server::HostServiceServer;
@@ -189,22 +189,6 @@ impl Socket {
             ))
         }
     }
-}
-
-/// Whether `pid` is `root` or a descendant of it, by the parents in
-/// `/proc` (a process gone meanwhile is not).
-fn descends_from(mut pid: u32, root: u32) -> bool {
-    // Bounded: a parent chain longer than this is not a plugin's.
-    for _ in 0..64 {
-        if pid == root {
-            return true;
-        }
-        match ProcStat::read(pid) {
-            Some(stat) if stat.ppid > 1 && stat.ppid != pid => pid = stat.ppid,
-            _ => return false,
-        }
-    }
-    false
 }
 
 /// Accepts connections on `listener` and serves each, until `stopped`;

@@ -197,6 +197,14 @@ impl Host {
         config: &HostConfig,
         launcher: Arc<dyn Launcher>,
     ) -> Result<Host, StartFailures> {
+        let sandboxes = config.plugins.iter().map(|p| (p.name.as_str(), &p.sandbox));
+        for (uid, names) in crate::sandbox::shared_users(sandboxes, crate::sandbox::offers()) {
+            tracing::warn!(
+                "plugins {} all run as uid {uid} (sandbox.user): they can reach each other's \
+                 runtime directories, signal and trace each other; give each its own user",
+                names.join(", ")
+            );
+        }
         let starter = launcher.clone();
         let (instances, failures) =
             start::start_each(config.plugins.clone(), Vec::new(), move |spec, turn| {

@@ -21,7 +21,7 @@ use crate::launch::attach::{Attach, Held};
 use crate::launch::call::Guard;
 use crate::launch::channel::{self, Clients};
 use crate::launch::handshake;
-use crate::launch::peer::PeerCheck;
+use crate::launch::peer::{self, PeerCheck};
 use crate::launch::process::{Launch, PluginProcess};
 use crate::launch::runtime_dir::RuntimeDir;
 use crate::manifest::Manifest;
@@ -167,15 +167,17 @@ pub async fn launch_attached(
         output::forward(name.clone(), Stream::Stdout, stdout, None),
         gone_rx,
     ));
+    let peer = PeerCheck::for_plugin(
+        &socket,
+        runs_as.map_or_else(peer::euid, |(uid, _)| uid),
+        process.pid(),
+    );
     Ok(Launched {
         name,
         process,
         stderr,
         handshake,
-        peer: Arc::new(match runs_as {
-            Some((uid, _)) => PeerCheck::for_uid(&socket, uid),
-            None => PeerCheck::new(&socket),
-        }),
+        peer: Arc::new(peer),
         socket,
         token,
         handshake_after,

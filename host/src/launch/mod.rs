@@ -32,7 +32,7 @@ mod keeper;
 mod launched;
 mod peer;
 pub mod process;
-mod runtime_dir;
+pub(crate) mod runtime_dir;
 mod setup;
 mod spawner;
 
@@ -46,4 +46,4 @@ pub(crate) use peer::refusal_in;
 pub use process::{Launch, PluginProcess};
 pub use runtime_dir::{ENV_RUNTIME_DIR, HOST_LOCK_FILE, MAX_SOCKET_PATH, RuntimeDir};
 pub use setup::{Configuration, describe_request};
-pub use spawner::{ProcStat, group_members, reap_orphans};
+pub use spawner::{ProcStat, descends_from, group_members, reap_orphans};

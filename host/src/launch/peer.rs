@@ -2,7 +2,9 @@
 //! whenever its connection drops; by then the runtime directory may be gone
 //! and the path someone else's. Before anything is sent on a new connection
 //! the host checks that the directory and the socket are still the ones of
-//! the handshake, and that the peer runs as the host's user (the plugin's).
+//! the handshake, that the peer runs as the plugin's user, and, for a
+//! launched plugin, that it is the plugin's process or one of its
+//! descendants: another plugin dropped to the same user is neither.
 
 use std::fmt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -10,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use tokio::net::UnixStream;
+
+use crate::launch::spawner::descends_from;
 
 /// Why the host refused a socket; found in a failed call's error chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +88,9 @@ pub(crate) struct PeerCheck {
     socket: PathBuf,
     /// The uid the plugin runs as: the host's, or the one it dropped to.
     uid: u32,
+    /// The plugin's pid, when the host launched it: the peer must be it
+    /// or one of its descendants.
+    pid: Option<u32>,
     /// Recorded at the first connection, right after the handshake, while
     /// the directory is certainly the host's.
     first: Mutex<Option<Identity>>,
@@ -103,8 +110,18 @@ impl PeerCheck {
         PeerCheck {
             socket: socket.to_owned(),
             uid,
+            pid: None,
             first: Mutex::new(None),
             refused: Mutex::new(None),
+        }
+    }
+
+    /// A check for connections to `socket`, bound by the plugin whose
+    /// process is `pid` (or a descendant of it), running as `uid`.
+    pub(crate) fn for_plugin(socket: &Path, uid: u32, pid: u32) -> PeerCheck {
+        PeerCheck {
+            pid: Some(pid),
+            ..PeerCheck::for_uid(socket, uid)
         }
     }
 
@@ -169,7 +186,8 @@ impl PeerCheck {
         Ok(())
     }
 
-    /// After connecting, before sending: the peer runs as our user.
+    /// After connecting, before sending: the peer runs as the plugin's
+    /// user and, if its pid is known, is the plugin or a descendant.
     pub(crate) fn after_dial(&self, stream: &UnixStream) -> Result<(), PeerRefused> {
         let cred = stream
             .peer_cred()
@@ -180,6 +198,16 @@ impl PeerCheck {
                 "its peer runs as uid {}, not {me} (the plugin's)",
                 cred.uid()
             )));
+        }
+        if let Some(plugin) = self.pid {
+            let peer = cred.pid().and_then(|pid| u32::try_from(pid).ok());
+            if !peer.is_some_and(|peer| descends_from(peer, plugin)) {
+                return Err(self.refused(format!(
+                    "its peer (pid {}) is not the plugin's process ({plugin}) or one of its \
+                     descendants",
+                    peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+                )));
+            }
         }
         Ok(())
     }
@@ -222,7 +250,7 @@ impl PeerCheck {
 
 /// The host's effective uid, which its plugins run as unless it drops them
 /// to another.
-fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
 }
@@ -282,6 +310,40 @@ mod tests {
         // Remembered: never trusted again.
         assert!(check.remember(check.before_dial()).is_err());
         assert_eq!(check.refusal(), Some(err));
+    }
+
+    #[tokio::test]
+    async fn a_peer_of_the_same_user_that_is_not_the_plugin_is_refused() {
+        let dir = tempfile::Builder::new()
+            .prefix("obp-")
+            .tempdir_in("/tmp")
+            .expect("dir");
+        let socket = dir.path().join("plugin.sock");
+        // Bound by this process: the plugin when it is us, an impostor of
+        // the same user (another plugin dropped to it) when the plugin is
+        // a child of ours.
+        let _listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        let stream = UnixStream::connect(&socket).await.expect("connect");
+        PeerCheck::for_plugin(&socket, euid(), std::process::id())
+            .after_dial(&stream)
+            .expect("the plugin itself");
+        let mut plugin = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("spawn");
+        let err = PeerCheck::for_plugin(&socket, euid(), plugin.id())
+            .after_dial(&stream)
+            .expect_err("not the plugin");
+        let _ = plugin.kill();
+        let _ = plugin.wait();
+        assert_eq!(
+            err.reason,
+            format!(
+                "its peer (pid {}) is not the plugin's process ({}) or one of its descendants",
+                std::process::id(),
+                plugin.id()
+            )
+        );
     }
 
     #[test]

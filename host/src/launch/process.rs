@@ -318,7 +318,9 @@ fn die_with_host(cmd: &mut std::process::Command) {
             // The host may have died between fork and prctl; then the
             // signal will never come, so refuse to run orphaned.
             if libc::getppid() != host_pid {
-                return Err(io::Error::other("the host exited during spawn"));
+                // ESRCH: the host is gone. A raw code allocates nothing
+                // (and is all std hands the parent anyway).
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

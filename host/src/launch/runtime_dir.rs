@@ -81,7 +81,7 @@ fn sweep_once(base: &Path) {
 /// The lock at `path`, if it is a regular file nobody holds a lock on.
 /// Opened without following links or blocking on a FIFO: the directory may
 /// be anything a stranger left.
-fn take_abandoned_lock(path: &Path) -> Option<File> {
+pub(crate) fn take_abandoned_lock(path: &Path) -> Option<File> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -93,6 +93,14 @@ fn take_abandoned_lock(path: &Path) -> Option<File> {
     // SAFETY: flock on a descriptor we own.
     let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
     taken.then_some(file)
+}
+
+/// Where runtime directories (and the hosts' cgroup locks) are created:
+/// `$OUTBOARD_RUNTIME_DIR`, or `/tmp`.
+pub(crate) fn base() -> PathBuf {
+    std::env::var_os(ENV_RUNTIME_DIR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
 }
 
 /// A private directory (mode 0700) for one plugin launch, holding its
@@ -108,10 +116,7 @@ pub struct RuntimeDir {
 impl RuntimeDir {
     /// Creates a fresh directory under `$OUTBOARD_RUNTIME_DIR`, or `/tmp`.
     pub fn create() -> io::Result<RuntimeDir> {
-        let base = std::env::var_os(ENV_RUNTIME_DIR)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/tmp"));
-        RuntimeDir::create_in(&base)
+        RuntimeDir::create_in(&base())
     }
 
     /// Creates a fresh directory under `base`; refuses a base so long that
@@ -270,7 +275,7 @@ fn make_private_dir(base: &Path) -> io::Result<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
@@ -293,7 +298,7 @@ mod tests {
     }
 
     /// Holds the `flock` on `lock` in another process until killed.
-    fn hold_lock_elsewhere(lock: &Path) -> std::process::Child {
+    pub(crate) fn hold_lock_elsewhere(lock: &Path) -> std::process::Child {
         let child = std::process::Command::new("flock")
             .arg("--exclusive")
             .arg(lock)

@@ -145,6 +145,22 @@ impl ProcStat {
     }
 }
 
+/// Whether `pid` is `root` or a descendant of it, by the parents in
+/// `/proc` (a process gone meanwhile is not).
+pub fn descends_from(mut pid: u32, root: u32) -> bool {
+    // Bounded: a parent chain longer than this is not a plugin's.
+    for _ in 0..64 {
+        if pid == root {
+            return true;
+        }
+        match ProcStat::read(pid) {
+            Some(stat) if stat.ppid > 1 && stat.ppid != pid => pid = stat.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// The pids of every process, zombies included, in process group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
     processes_where(|stat| stat.pgrp == pgid)

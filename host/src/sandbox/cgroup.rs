@@ -4,18 +4,27 @@
 //! v2 when the unified hierarchy offers `memory`, `pids` and `cpu` and the
 //! host may write there; otherwise one directory per v1 controller asked
 //! for. Each directory is made under the host's own cgroup (a nested one
-//! in a container), named `outboard-<plugin>-<host pid>-<n>` so that two
-//! hosts, or two instances of one plugin, never share one.
+//! in a container), named `outboard-<plugin>-<host pid>-<host id>-<n>` so
+//! that two hosts, or two instances of one plugin, never share one.
+//!
+//! The host id is random, and names the host's cgroup lock,
+//! `outboard-cg-<host id>.lock` in the runtime base, which the host
+//! `flock`s for its whole life: the kernel lets go when it dies, however it
+//! dies. A later host sweeps a cgroup only if it can take that lock. The
+//! pid in the name is for people: across pid namespaces sharing one
+//! hierarchy it means nothing.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::SandboxSpec;
+use crate::launch::runtime_dir::{self, take_abandoned_lock};
 use crate::sandbox::detect::Offers;
 use crate::sandbox::plan::{CgroupKind, CgroupPlan};
 
@@ -46,7 +55,7 @@ impl Cgroup {
         offers: &Offers,
     ) -> io::Result<Cgroup> {
         sweep_once(offers);
-        let name = name(plugin);
+        let name = name(plugin, host_id()?);
         if plan.kind == CgroupKind::V2 {
             let own = offers
                 .cgroup_v2
@@ -197,20 +206,22 @@ impl Cgroup {
 const REMOVE_WAIT: Duration = Duration::from_secs(10);
 
 /// Kills every member of the cgroup `dir` until it is empty, then removes
-/// it. A directory already gone is fine.
+/// it. A directory already gone is fine. v2's `cgroup.kill` (Linux 5.14)
+/// kills them all at once, pids unseen; elsewhere [`kill_members`].
 fn remove_dir(dir: &Path) -> io::Result<()> {
     let deadline = Instant::now() + REMOVE_WAIT;
     let mut pause = Duration::from_millis(1);
+    let atomic = dir.join("cgroup.kill").exists();
     loop {
-        let procs = match fs::read_to_string(dir.join("cgroup.procs")) {
-            Ok(procs) => procs,
+        let killed = if atomic {
+            write_file(dir, "cgroup.kill", "1")
+        } else {
+            kill_members(dir)
+        };
+        match killed {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
-        };
-        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
-            // SAFETY: kill has no memory-safety preconditions; the pid is
-            // a member of this plugin's cgroup.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         match fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
@@ -224,18 +235,137 @@ fn remove_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes, once per process, the cgroups a host that died left behind
-/// (a SIGKILLed host cannot remove its own): in each hierarchy this host
-/// makes cgroups in, those named `outboard-<plugin>-<pid>-<n>` whose
-/// host pid is not a live process, their members killed first. A pid
-/// reused by another process since keeps its cgroup until a later sweep.
+/// SIGKILLs the members `cgroup.procs` lists in `dir`, each only if it is
+/// still a member once pinned: a pidfd is opened on each pid, then the list
+/// is read again, and only a pid still listed is signalled, through its
+/// pidfd. A pid that was reused in between names another process by then,
+/// which its pidfd does not reach. A `0` (a member outside this pid
+/// namespace) is never a pid to signal: `kill(0)` is our own process group.
+fn kill_members(dir: &Path) -> io::Result<()> {
+    let procs = dir.join("cgroup.procs");
+    let pinned: Vec<(libc::pid_t, OwnedFd)> = members(&fs::read_to_string(&procs)?)
+        .into_iter()
+        .filter_map(|pid| pidfd_open(pid).map(|fd| (pid, fd)))
+        .collect();
+    if pinned.is_empty() {
+        return Ok(());
+    }
+    let still = members(&fs::read_to_string(&procs)?);
+    for (pid, fd) in pinned.iter().filter(|(pid, _)| still.contains(pid)) {
+        // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if sent != 0 {
+            tracing::debug!(
+                "cannot kill {pid} in the cgroup {}: {}",
+                dir.display(),
+                io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A pidfd on `pid`, if it names a live process (`None` too on a kernel
+/// without pidfds, older than 5.3: then members outlive the sweep and
+/// their cgroup stays, which is safer than a kill by a pid maybe reused).
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open with a pid and no flags returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = RawFd::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: a descriptor the kernel just gave us, owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The pids a `cgroup.procs` lists, without `0`s (members outside the
+/// reader's pid namespace) or anything else that is not a process's pid.
+fn members(procs: &str) -> Vec<libc::pid_t> {
+    procs
+        .lines()
+        .filter_map(|p| p.trim().parse::<libc::pid_t>().ok())
+        .filter(|&p| p > 0)
+        .collect()
+}
+
+/// This host's cgroup lock: its id, and the `flock`ed file, held (open)
+/// for the process's whole life.
+struct HostLock {
+    id: String,
+    _file: File,
+}
+
+/// The random id of this host instance that its cgroups' names carry,
+/// its lock taken in the runtime base at the first call.
+fn host_id() -> io::Result<&'static str> {
+    static LOCK: OnceLock<Result<HostLock, (io::ErrorKind, String)>> = OnceLock::new();
+    match LOCK
+        .get_or_init(|| take_host_lock(&runtime_dir::base()).map_err(|e| (e.kind(), e.to_string())))
+    {
+        Ok(lock) => Ok(&lock.id),
+        Err((kind, msg)) => Err(io::Error::new(
+            *kind,
+            format!("cannot take the host's cgroup lock: {msg}"),
+        )),
+    }
+}
+
+/// The lock file's name for host id `id`.
+fn lock_name(id: &str) -> String {
+    format!("outboard-cg-{id}.lock")
+}
+
+/// Makes and locks a new host lock in `base`: written and locked under a
+/// temporary name, and only then given its own, so that a sweep never
+/// finds it unlocked while the host lives.
+fn take_host_lock(base: &Path) -> io::Result<HostLock> {
+    let id = format!("{:016x}", rand::random::<u64>());
+    let path = base.join(lock_name(&id));
+    let new = base.join(format!("{}.new", lock_name(&id)));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&new)
+        .map_err(|e| annotate(e, &new))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = io::Error::last_os_error();
+        let _ = fs::remove_file(&new);
+        return Err(annotate(err, &new));
+    }
+    let written = file
+        .write_all(std::process::id().to_string().as_bytes())
+        .and_then(|()| fs::rename(&new, &path));
+    if let Err(err) = written {
+        let _ = fs::remove_file(&new);
+        return Err(annotate(err, &path));
+    }
+    Ok(HostLock { id, _file: file })
+}
+
+/// A host id as [`take_host_lock`] makes them: 16 lowercase hex digits.
+fn is_host_id(id: &str) -> bool {
+    id.len() == 16
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Removes, once per process, the cgroups hosts that died left behind (a
+/// SIGKILLed host cannot remove its own): those, in each hierarchy this
+/// host makes cgroups in, of a host whose lock in the runtime base is
+/// this user's and nobody holds; their members are killed first.
 fn sweep_once(offers: &Offers) {
     static SWEPT: Once = Once::new();
-    SWEPT.call_once(|| {
-        for parent in parents(offers) {
-            sweep(parent);
-        }
-    });
+    SWEPT.call_once(|| sweep(&parents(offers), &runtime_dir::base()));
 }
 
 /// Where this host makes cgroups: its own cgroup in each hierarchy.
@@ -249,56 +379,87 @@ fn parents(offers: &Offers) -> Vec<&Path> {
 /// `host_pid`, in every hierarchy a host on this machine makes them in:
 /// none once the plugin has exited and its exit is known.
 pub fn cgroups_of(plugin: &str, host_pid: u32, offers: &Offers) -> Vec<PathBuf> {
-    let prefix = format!("outboard-{}-{host_pid}-", sanitize(plugin));
-    parents(offers)
-        .into_iter()
+    let plugin = sanitize(plugin);
+    cgroups(&parents(offers), |name| {
+        parse_name(name).is_some_and(|n| n.plugin == plugin && n.pid == host_pid)
+    })
+}
+
+/// The cgroups under `parents` whose names `wanted`.
+fn cgroups(parents: &[&Path], wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    parents
+        .iter()
         .filter_map(|p| fs::read_dir(p).ok())
         .flat_map(|entries| entries.flatten())
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix(&prefix))
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
+        .filter(|e| e.file_name().to_str().is_some_and(&wanted))
         .map(|e| e.path())
         .collect()
 }
 
-/// The sweep of one parent cgroup directory.
-fn sweep(parent: &Path) {
-    let Ok(entries) = fs::read_dir(parent) else {
+/// The sweep of the cgroups under `parents` whose hosts' locks are in
+/// `base`: for each lock there that this user owns and nobody holds (its
+/// host is dead), held while its host's cgroups go; then the lock file
+/// goes too, unless a cgroup stayed. A cgroup whose lock is elsewhere or
+/// missing is left alone: nothing here says its host is dead.
+fn sweep(parents: &[&Path], base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
         return;
     };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(host) = name.to_str().and_then(host_pid) else {
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("outboard-cg-"))
+            .and_then(|n| n.strip_suffix(".lock"))
+            .filter(|id| is_host_id(id))
+        else {
             continue;
         };
-        // SAFETY: kill with signal 0 only checks that the pid exists.
-        let alive = unsafe { libc::kill(host, 0) } == 0
-            || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
-        if alive {
+        let path = entry.path();
+        let Some(lock) = take_abandoned_lock(&path) else {
+            continue;
+        };
+        if !lock.metadata().is_ok_and(|m| m.uid() == me) {
             continue;
         }
-        let dir = entry.path();
-        match remove_dir(&dir) {
-            Ok(()) => tracing::info!(
-                "removed the cgroup {} left by a host that died",
-                dir.display()
-            ),
-            Err(err) => tracing::warn!("cannot remove the stale cgroup {}: {err}", dir.display()),
+        let mut left = false;
+        for dir in cgroups(parents, |n| parse_name(n).is_some_and(|n| n.id == id)) {
+            match remove_dir(&dir) {
+                Ok(()) => tracing::info!(
+                    "removed the cgroup {} left by a host that died",
+                    dir.display()
+                ),
+                Err(err) => {
+                    left = true;
+                    tracing::warn!("cannot remove the stale cgroup {}: {err}", dir.display());
+                }
+            }
+        }
+        if !left && let Err(err) = fs::remove_file(&path) {
+            tracing::debug!("cannot remove {}: {err}", path.display());
         }
     }
 }
 
-/// The host pid in a cgroup name this module made, `outboard-<plugin>-<pid>-<n>`.
-fn host_pid(name: &str) -> Option<libc::pid_t> {
+/// What a cgroup name this module made says.
+#[derive(Debug, PartialEq)]
+struct Name<'a> {
+    plugin: &'a str,
+    pid: u32,
+    id: &'a str,
+}
+
+/// Reads `outboard-<plugin>-<pid>-<host id>-<n>`.
+fn parse_name(name: &str) -> Option<Name<'_>> {
     let rest = name.strip_prefix("outboard-")?;
-    let mut fields = rest.rsplitn(3, '-');
+    let mut fields = rest.rsplitn(4, '-');
     let _n: u64 = fields.next()?.parse().ok()?;
+    let id = fields.next().filter(|id| is_host_id(id))?;
     let pid = fields.next()?.parse().ok()?;
-    let _plugin = fields.next()?;
-    Some(pid).filter(|&p| p > 0)
+    let plugin = fields.next().filter(|p| !p.is_empty())?;
+    Some(Name { plugin, pid, id })
 }
 
 impl Drop for Cgroup {
@@ -325,11 +486,11 @@ pub(crate) fn raw(files: &[OwnedFd]) -> Vec<RawFd> {
     files.iter().map(AsRawFd::as_raw_fd).collect()
 }
 
-/// A new cgroup's name: `outboard-<plugin>-<host pid>-<n>`, the plugin's
-/// name kept to characters a directory name and a later parse take.
-fn name(plugin: &str) -> String {
+/// A new cgroup's name: `outboard-<plugin>-<host pid>-<host id>-<n>`, the
+/// plugin's name kept to characters a directory name and a later parse take.
+fn name(plugin: &str, host_id: &str) -> String {
     format!(
-        "outboard-{}-{}-{}",
+        "outboard-{}-{}-{host_id}-{}",
         sanitize(plugin),
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
@@ -376,17 +537,43 @@ fn annotate(err: io::Error, path: &Path) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::launch::runtime_dir::tests::hold_lock_elsewhere;
 
     #[test]
-    fn names_carry_the_host_pid_back() {
-        let made = name("my-plugin/../x y");
+    fn names_carry_the_host_id_back() {
+        let made = name("my-plugin/../x y", "0123456789abcdef");
         assert!(made.starts_with("outboard-my-plugin_.._x_y-"), "{made}");
-        assert_eq!(host_pid(&made), Some(std::process::id() as libc::pid_t));
-        assert_eq!(host_pid("outboard-a-b-12-3"), Some(12));
-        assert_eq!(host_pid("outboard-12-3"), None, "no plugin");
-        assert_eq!(host_pid("outboard-p-x-3"), None);
-        assert_eq!(host_pid("other-p-12-3"), None);
-        assert_eq!(host_pid("outboard-p-0-3"), None);
+        assert_eq!(
+            parse_name(&made),
+            Some(Name {
+                plugin: "my-plugin_.._x_y",
+                pid: std::process::id(),
+                id: "0123456789abcdef"
+            })
+        );
+        let id = "00000000000000ff";
+        assert_eq!(
+            parse_name(&format!("outboard-a-b-12-{id}-3")).map(|n| (n.plugin, n.pid)),
+            Some(("a-b", 12))
+        );
+        assert_eq!(
+            parse_name(&format!("outboard-12-{id}-3")),
+            None,
+            "no plugin"
+        );
+        assert_eq!(
+            parse_name("outboard-p-12-3"),
+            None,
+            "an older host's: no id"
+        );
+        assert_eq!(parse_name(&format!("outboard-p-x-{id}-3")), None);
+        assert_eq!(parse_name("outboard-p-12-0123456789ABCDEF-3"), None);
+        assert_eq!(parse_name(&format!("other-p-12-{id}-3")), None);
+    }
+
+    #[test]
+    fn pid_0_and_junk_in_cgroup_procs_are_no_members() {
+        assert_eq!(members("12\n0\n\n-3\nx\n 7 \n"), vec![12, 7]);
     }
 
     /// A pid no process has: one that just exited and was reaped.
@@ -397,8 +584,18 @@ mod tests {
         pid
     }
 
+    /// A `sleep` in the cgroup `dir`, standing for a plugin left in it.
+    fn member_of(dir: &Path) -> std::process::Child {
+        let child = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("spawn");
+        write_file(dir, "cgroup.procs", &child.id().to_string()).expect("join");
+        child
+    }
+
     #[test]
-    fn a_dead_hosts_cgroups_are_swept_with_what_is_left_in_them() {
+    fn only_cgroups_of_hosts_whose_lock_nobody_holds_are_swept() {
         let offers = crate::sandbox::detect();
         let Some(parent) = offers.cgroup_v1("pids").map(|c| c.own.clone()).or_else(|| {
             offers
@@ -410,18 +607,35 @@ mod tests {
             eprintln!("skipped: no writable cgroup here");
             return;
         };
-        let stale = parent.join(format!("outboard-swept-{}-0", dead_pid()));
-        let live = parent.join(format!("outboard-kept-{}-0", std::process::id()));
-        for dir in [&stale, &live] {
+        let base = tempfile::Builder::new()
+            .prefix("obc-")
+            .tempdir_in("/tmp")
+            .expect("base");
+        let id = || format!("{:016x}", rand::random::<u64>());
+        let (dead, elsewhere, unknown) = (id(), id(), id());
+        // All three hosts' pids are dead here. `elsewhere` stands for a
+        // live host in another pid namespace: it holds its lock. `unknown`
+        // has no lock in this base.
+        let dead_host = dead_pid();
+        let dir =
+            |plugin: &str, id: &str| parent.join(format!("outboard-{plugin}-{dead_host}-{id}-0"));
+        let (stale, kept, foreign) = (
+            dir("swept", &dead),
+            dir("kept", &elsewhere),
+            dir("foreign", &unknown),
+        );
+        for dir in [&stale, &kept, &foreign] {
             fs::create_dir(dir).expect("mkdir");
         }
-        // A leftover of the dead host's plugin, still running in it.
-        let mut leftover = std::process::Command::new("sleep")
-            .arg("600")
-            .spawn()
-            .expect("spawn");
-        write_file(&stale, "cgroup.procs", &leftover.id().to_string()).expect("join");
-        sweep(&parent);
+        for id in [&dead, &elsewhere] {
+            fs::write(base.path().join(lock_name(id)), dead_host.to_string()).expect("lock file");
+        }
+        let mut holder = hold_lock_elsewhere(&base.path().join(lock_name(&elsewhere)));
+        let mut leftover = member_of(&stale);
+        let mut live = member_of(&kept);
+        sweep(&[parent.as_path()], base.path());
+        let _ = holder.kill();
+        let _ = holder.wait();
         assert!(!stale.exists(), "a dead host's cgroup is removed");
         let status = leftover.wait().expect("wait");
         assert_eq!(
@@ -429,7 +643,43 @@ mod tests {
             Some(libc::SIGKILL),
             "what was left in it is killed"
         );
-        assert!(live.exists(), "a live host's cgroup is kept");
-        remove_dir(&live).expect("remove");
+        assert!(
+            !base.path().join(lock_name(&dead)).exists(),
+            "its lock goes with its cgroups"
+        );
+        assert!(
+            kept.exists(),
+            "a live host's cgroup is kept, whatever its pid"
+        );
+        assert!(
+            live.try_wait().expect("try_wait").is_none(),
+            "what runs in it is left running"
+        );
+        assert!(
+            foreign.exists(),
+            "a cgroup whose lock is not here is left alone"
+        );
+        let _ = live.kill();
+        let _ = live.wait();
+        for dir in [&kept, &foreign] {
+            remove_dir(dir).expect("remove");
+        }
+    }
+
+    #[test]
+    fn a_hosts_own_lock_is_held_while_it_lives() {
+        let base = tempfile::Builder::new()
+            .prefix("obc-")
+            .tempdir_in("/tmp")
+            .expect("base");
+        let lock = take_host_lock(base.path()).expect("lock");
+        let path = base.path().join(lock_name(&lock.id));
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            std::process::id().to_string()
+        );
+        assert!(take_abandoned_lock(&path).is_none(), "held");
+        drop(lock);
+        assert!(take_abandoned_lock(&path).is_some(), "let go when it dies");
     }
 }

@@ -30,7 +30,7 @@ pub use cgroup::{Cgroup, cgroups_of};
 pub use detect::{Offers, detect};
 pub use enforce::{Walls, apply};
 pub(crate) use plan::account_of;
-pub use plan::{RLIMIT_AS_MECHANISM, SandboxError, Wall, plan, runs_as, size};
+pub use plan::{RLIMIT_AS_MECHANISM, SandboxError, Wall, plan, runs_as, shared_users, size};
 
 /// What this machine offers, detected once per process: mounts and
 /// privileges do not change under a running host.

@@ -142,6 +142,51 @@ pub fn runs_as(
     decide(plugin, spec, offers).map(|d| d.ids.map(|i| (i.uid, i.gid)))
 }
 
+/// The users other than the host's that more than one of `plugins` is
+/// dropped to, each with those plugins' names: they can reach each other's
+/// runtime directories (the host still refuses a socket not bound by the
+/// plugin's own process or a descendant, but they can signal, trace and
+/// read each other).
+pub fn shared_users<'a>(
+    plugins: impl IntoIterator<Item = (&'a str, &'a SandboxSpec)>,
+    offers: &Offers,
+) -> Vec<(libc::uid_t, Vec<&'a str>)> {
+    // SAFETY: geteuid has no preconditions.
+    let host = unsafe { libc::geteuid() };
+    let mut by_uid: std::collections::BTreeMap<libc::uid_t, Vec<&str>> = Default::default();
+    for (name, spec) in plugins {
+        if let Ok(Some((uid, _))) = runs_as(name, spec, offers)
+            && uid != host
+        {
+            by_uid.entry(uid).or_default().push(name);
+        }
+    }
+    by_uid
+        .into_iter()
+        .filter(|(_, names)| names.len() > 1)
+        .collect()
+}
+
+/// What a cgroup row of a plugin that runs as the (non-root) host's own
+/// uid says after its mechanism: the cgroup directory is that uid's, so the
+/// plugin can raise its own limits or move itself out.
+pub(crate) const OWN_CGROUP: &str = "(not enforced against the plugin: it runs as the host's uid, \
+     which owns its cgroup, so it can raise the limit or leave the cgroup; a limit only holds \
+     against a plugin dropped to another user)";
+
+/// Marks every cgroup row with [`OWN_CGROUP`]. Marked, not refused: the
+/// limit still holds against a plugin that does not lift it (a runaway
+/// rather than a hostile one), and refusing would leave a non-root host
+/// with no cgroup limits at all.
+fn mark_own_cgroup(walls: &mut [Wall]) {
+    for wall in walls
+        .iter_mut()
+        .filter(|w| w.mechanism.starts_with("cgroup "))
+    {
+        wall.mechanism = format!("{} {OWN_CGROUP}", wall.mechanism);
+    }
+}
+
 /// What `RLIMIT_AS` is and is not, for the memory row when it is the
 /// fallback.
 pub const RLIMIT_AS_MECHANISM: &str = "RLIMIT_AS per process (weaker: caps each process's \
@@ -254,6 +299,9 @@ pub(crate) fn decide(
         "prctl PR_SET_NO_NEW_PRIVS",
     ));
     let ids = ids(plugin, spec, offers, &mut walls, &not_enforced)?;
+    if !offers.root && ids.is_none() {
+        mark_own_cgroup(&mut walls);
+    }
     Ok(Decisions {
         walls,
         cgroup,
@@ -600,6 +648,31 @@ mod tests {
     }
 
     #[test]
+    fn a_non_root_hosts_own_cgroup_is_not_enforced_against_its_plugin() {
+        // A user's delegated v2 tree (a systemd user slice): the plugin runs
+        // as the host's uid, which owns the cgroup it is placed in.
+        let offers = Offers {
+            root: false,
+            privileged: false,
+            ..unified()
+        };
+        let d = decide("p", &limits(), &offers).expect("marked, not refused");
+        assert_eq!(d.cgroup.map(|c| c.kind), Some(CgroupKind::V2));
+        assert_eq!(
+            row(&d.walls, "memory").mechanism,
+            format!("cgroup v2 memory.max {OWN_CGROUP}")
+        );
+        assert_eq!(
+            row(&d.walls, "pids").mechanism,
+            format!("cgroup v2 pids.max {OWN_CGROUP}")
+        );
+        // A root host's root plugin is warned about at each start instead
+        // (it can leave any wall), one dropped to another user is held.
+        let d = decide("p", &limits(), &unified()).expect("plan");
+        assert!(d.walls.iter().all(|w| !w.mechanism.contains(OWN_CGROUP)));
+    }
+
+    #[test]
     fn memory_falls_back_to_rlimit_as_without_a_cgroup() {
         let spec = SandboxSpec {
             memory: Some(100 << 20),
@@ -786,6 +859,28 @@ mod tests {
         assert_eq!(
             row(&d.walls, "filesystem").mechanism,
             "not enforced: best_effort and no Landlock"
+        );
+    }
+
+    #[test]
+    fn plugins_dropped_to_one_user_are_found() {
+        let nobody = SandboxSpec {
+            user: Some("nobody".into()),
+            ..SandboxSpec::default()
+        };
+        let other = SandboxSpec {
+            user: Some("4321".into()),
+            ..SandboxSpec::default()
+        };
+        let Some((uid, _)) = lookup_user("nobody") else {
+            eprintln!("skipped: no user nobody here");
+            return;
+        };
+        let none = SandboxSpec::default();
+        let plugins = [("a", &nobody), ("b", &other), ("c", &nobody), ("d", &none)];
+        assert_eq!(
+            shared_users(plugins, &hybrid()),
+            vec![(uid, vec!["a", "c"])]
         );
     }
 
