@@ -91,6 +91,15 @@ impl PackageManifest {
         if manifest.version.is_empty() || manifest.version.len() > 128 {
             return Err(malformed("version must be 1 to 128 characters".to_owned()));
         }
+        // A plugin's Describe gives a semantic version; anything else (a
+        // control character for the operator's terminal, say) is refused
+        // before it is shown anywhere.
+        if semver::Version::parse(&manifest.version).is_err() {
+            return Err(malformed(format!(
+                "version {:?} is not a semantic version (such as 1.2.3)",
+                manifest.version
+            )));
+        }
         let mut seen = BTreeSet::new();
         for file in &manifest.files {
             file.validate()
@@ -167,5 +176,21 @@ mod tests {
             let error = PackageManifest::parse(&text).expect_err(needle).to_string();
             assert!(error.contains(needle), "{error}");
         }
+    }
+
+    #[test]
+    fn a_version_that_is_not_semantic_is_refused_quoted() {
+        let text = PackageManifest::new(
+            "p".to_owned(),
+            "1.0.0\u{1b}[2K\rinstalled OK".to_owned(),
+            vec![entry("x", "644")],
+        )
+        .to_toml()
+        .expect("serialises");
+        let error = PackageManifest::parse(&text)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("not a semantic version"), "{error}");
+        assert!(!error.contains('\u{1b}'), "quoted, not raw: {error}");
     }
 }
