@@ -19,8 +19,8 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::SandboxSpec;
@@ -44,6 +44,10 @@ pub struct Cgroup {
     /// The directory holding the memory controller's files, and the
     /// limit written there, if memory is limited.
     memory: Option<(PathBuf, u64)>,
+    /// Its hold on the host's cgroup lock, let go once every directory is
+    /// gone (kept for ever if one could not be removed, so that the lock
+    /// file stays for the next host's sweep).
+    hold: Option<HostHold>,
 }
 
 impl Cgroup {
@@ -55,19 +59,21 @@ impl Cgroup {
         offers: &Offers,
     ) -> io::Result<Cgroup> {
         sweep_once(offers);
-        let name = name(plugin, host_id()?);
+        let hold = HostHold::take(&HOST_LOCK)?;
+        let name = name(plugin, &hold.id);
         if plan.kind == CgroupKind::V2 {
             let own = offers
                 .cgroup_v2
                 .as_ref()
                 .map(|v2| v2.own.clone())
                 .ok_or_else(|| io::Error::other("no cgroup v2 hierarchy"))?;
-            return Cgroup::create_v2(&own, &name, spec, plan);
+            return Cgroup::create_v2(&own, &name, spec, plan, hold);
         }
         let mut cgroup = Cgroup {
             kind: CgroupKind::V1,
             dirs: Vec::new(),
             memory: None,
+            hold: Some(hold),
         };
         let controllers = [
             ("memory", plan.memory),
@@ -116,6 +122,7 @@ impl Cgroup {
         name: &str,
         spec: &SandboxSpec,
         plan: &CgroupPlan,
+        hold: HostHold,
     ) -> io::Result<Cgroup> {
         let delegated = fs::read_to_string(own.join("cgroup.subtree_control")).unwrap_or_default();
         let asked = [
@@ -138,6 +145,7 @@ impl Cgroup {
             kind: CgroupKind::V2,
             dirs: vec![dir.clone()],
             memory: spec.memory.map(|limit| (dir.clone(), limit)),
+            hold: Some(hold),
         };
         write_limit(&dir, "memory.max", spec.memory)?;
         if spec.memory.is_some() && dir.join("memory.swap.max").exists() {
@@ -193,10 +201,16 @@ impl Cgroup {
     /// gone. Members that outlived the plugin are what the cgroup was for:
     /// none may stay behind unlimited once it is gone.
     pub fn remove(&mut self) {
+        let mut all_gone = true;
         for dir in self.dirs.drain(..).rev() {
             if let Err(err) = remove_dir(&dir) {
                 tracing::warn!("cannot remove the cgroup {}: {err}", dir.display());
+                all_gone = false;
             }
+        }
+        match self.hold.take() {
+            Some(hold) if !all_gone => std::mem::forget(hold),
+            hold => drop(hold),
         }
     }
 }
@@ -294,25 +308,80 @@ fn members(procs: &str) -> Vec<libc::pid_t> {
         .collect()
 }
 
-/// This host's cgroup lock: its id, and the `flock`ed file, held (open)
-/// for the process's whole life.
+/// This host's cgroup lock: its id, the `flock`ed file (held open) and
+/// its path.
+#[derive(Debug)]
 struct HostLock {
     id: String,
+    path: PathBuf,
     _file: File,
 }
 
-/// The random id of this host instance that its cgroups' names carry,
-/// its lock taken in the runtime base at the first call.
-fn host_id() -> io::Result<&'static str> {
-    static LOCK: OnceLock<Result<HostLock, (io::ErrorKind, String)>> = OnceLock::new();
-    match LOCK
-        .get_or_init(|| take_host_lock(&runtime_dir::base()).map_err(|e| (e.kind(), e.to_string())))
-    {
-        Ok(lock) => Ok(&lock.id),
-        Err((kind, msg)) => Err(io::Error::new(
-            *kind,
-            format!("cannot take the host's cgroup lock: {msg}"),
-        )),
+/// The host's cgroup lock while any of its cgroups exists: taken in the
+/// runtime base with the first, and, once the last is gone, its file
+/// removed and the lock let go, so that a host leaves no lock file behind
+/// (a later cgroup takes a new lock, with a new id).
+#[derive(Debug, Default)]
+struct HostLocks {
+    /// The lock and how many cgroups hold it.
+    held: std::sync::Mutex<Option<(HostLock, usize)>>,
+}
+
+/// This process's [`HostLocks`], in the runtime base.
+static HOST_LOCK: HostLocks = HostLocks {
+    held: std::sync::Mutex::new(None),
+};
+
+/// One cgroup's hold on the host's lock, given back when dropped.
+#[derive(Debug)]
+struct HostHold {
+    /// The host id the cgroup's name carries.
+    id: String,
+    locks: &'static HostLocks,
+}
+
+impl HostHold {
+    /// A hold on `locks`' lock, taken in the runtime base if none is held.
+    fn take(locks: &'static HostLocks) -> io::Result<HostHold> {
+        HostHold::take_in(locks, &runtime_dir::base())
+    }
+
+    /// A hold on `locks`' lock, taken in `base` if none is held.
+    fn take_in(locks: &'static HostLocks, base: &Path) -> io::Result<HostHold> {
+        let mut held = locks
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (lock, count) = match held.take() {
+            Some(lock) => lock,
+            None => {
+                let lock = take_host_lock(base).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot take the host's cgroup lock: {e}"))
+                })?;
+                (lock, 0)
+            }
+        };
+        let id = lock.id.clone();
+        *held = Some((lock, count + 1));
+        Ok(HostHold { id, locks })
+    }
+}
+
+impl Drop for HostHold {
+    fn drop(&mut self) {
+        let mut held = self
+            .locks
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match held.take() {
+            Some((lock, count)) if count > 1 => *held = Some((lock, count - 1)),
+            // The last: the file goes while still locked, then the lock.
+            Some((lock, _)) => {
+                let _ = fs::remove_file(&lock.path);
+            }
+            None => {}
+        }
     }
 }
 
@@ -348,7 +417,11 @@ fn take_host_lock(base: &Path) -> io::Result<HostLock> {
         let _ = fs::remove_file(&new);
         return Err(annotate(err, &path));
     }
-    Ok(HostLock { id, _file: file })
+    Ok(HostLock {
+        id,
+        path,
+        _file: file,
+    })
 }
 
 /// A host id as [`take_host_lock`] makes them: 16 lowercase hex digits.
@@ -664,6 +737,28 @@ mod tests {
         for dir in [&kept, &foreign] {
             remove_dir(dir).expect("remove");
         }
+    }
+
+    #[test]
+    fn the_lock_file_stays_while_a_cgroup_holds_it_and_goes_with_the_last() {
+        let base = tempfile::tempdir().expect("base");
+        let locks: &'static HostLocks = Box::leak(Box::default());
+        let first = HostHold::take_in(locks, base.path()).expect("first");
+        let second = HostHold::take_in(locks, base.path()).expect("second");
+        assert_eq!(first.id, second.id, "one lock for the host's cgroups");
+        let path = base.path().join(lock_name(&first.id));
+        assert!(path.exists());
+        drop(first);
+        assert!(path.exists(), "held by the second");
+        assert!(take_abandoned_lock(&path).is_none(), "and still locked");
+        drop(second);
+        assert!(!path.exists(), "the last hold takes the file with it");
+        assert_eq!(fs::read_dir(base.path()).expect("list").count(), 0);
+        let again = HostHold::take_in(locks, base.path()).expect("again");
+        assert!(
+            base.path().join(lock_name(&again.id)).exists(),
+            "a new lock"
+        );
     }
 
     #[test]
