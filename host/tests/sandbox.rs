@@ -329,6 +329,46 @@ async fn loopback_has_lo_up_and_none_has_it_down() {
     }
 }
 
+/// Bit 21 of a `/proc/self/status` capability line: `CAP_SYS_ADMIN`.
+fn has_sys_admin(status: &str, line: &str) -> bool {
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix(line))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {line} in {status}"));
+    let caps = u64::from_str_radix(hex, 16).expect("hex");
+    caps & (1 << 21) != 0
+}
+
+#[tokio::test]
+async fn a_walled_plugin_that_stays_root_loses_the_capabilities_that_climb_walls() {
+    let walled = SandboxSpec {
+        network: Network::None,
+        ..SandboxSpec::default()
+    };
+    if !sandbox::offers().root || sandbox::plan("root", &walled, sandbox::offers()).is_err() {
+        eprintln!("skipped: needs a root host that can make a network namespace");
+        return;
+    }
+    let script = "grep -E '^Cap(Eff|Bnd|Inh|Amb):' /proc/self/status; \
+                  if nsenter --net=/proc/1/ns/net true 2>/dev/null; then echo left; else echo held; fi";
+    let ran = run(&shell("root", script, walled)).await;
+    assert!(ran.exit.success(), "{}: {}", ran.exit, ran.err);
+    assert!(!has_sys_admin(&ran.out, "CapEff:"), "{}", ran.out);
+    assert!(!has_sys_admin(&ran.out, "CapBnd:"), "{}", ran.out);
+    assert!(ran.out.contains("CapInh:\t0000000000000000"), "{}", ran.out);
+    assert!(ran.out.contains("CapAmb:\t0000000000000000"), "{}", ran.out);
+    assert!(
+        ran.out.trim_end().ends_with("held"),
+        "cannot enter the host's network namespace: {}",
+        ran.out
+    );
+    // Without walls a root plugin is root, as before.
+    let ran = run(&shell("root", script, SandboxSpec::default())).await;
+    assert!(ran.exit.success(), "{}: {}", ran.exit, ran.err);
+    assert!(has_sys_admin(&ran.out, "CapEff:"), "{}", ran.out);
+}
+
 #[tokio::test]
 async fn a_plugin_dropped_to_nobody_runs_as_nobody() {
     let spec = SandboxSpec {

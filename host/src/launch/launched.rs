@@ -115,14 +115,18 @@ pub async fn launch_attached(
             .hand_to(uid, gid)
             .map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
     }
-    let kernel_walls = walls
+    // A walled root plugin loses the capabilities that climb walls, but
+    // root owns the cgroup files: without a filesystem wall it can still
+    // write itself into another cgroup.
+    let in_cgroup = walls.iter().any(|w| w.mechanism.starts_with("cgroup"));
+    let in_landlock = walls
         .iter()
-        .any(|w| w.mechanism.starts_with("cgroup") || w.mechanism.starts_with("network namespace"));
-    if offers.root && kernel_walls && runs_as.is_none_or(|(uid, _)| uid == 0) {
+        .any(|w| w.setting == "filesystem" && w.mechanism.starts_with("Landlock"));
+    if offers.root && in_cgroup && !in_landlock && runs_as.is_none_or(|(uid, _)| uid == 0) {
         tracing::warn!(
             plugin = &*name,
-            "runs as root: a root plugin can leave its cgroups and its network namespace; \
-             set sandbox.user to hold it"
+            "runs as root without a filesystem wall: it can move itself out of its cgroups \
+             (root owns their files); set sandbox.user or sandbox.filesystem to hold it"
         );
     }
     let mut launch = launch_for(spec, &socket, &token);

@@ -8,7 +8,8 @@
 //! charged to them), the resource limits, a network namespace of its own
 //! for `network = "none"` or `"loopback"` (with `lo` up for the latter),
 //! the Landlock domain of `filesystem` (its ruleset made before the fork),
-//! and last the drop to another group and user (everything before needs
+//! for a plugin that stays root the capabilities that climb walls taken
+//! away (bounding set, ambient and inheritable sets), and last the drop to another group and user (everything before needs
 //! root), after which the parent-death signal, which the kernel clears on
 //! a change of credentials, is set again.
 
@@ -69,10 +70,17 @@ pub fn apply(
     let network = decisions.network;
     let ids = decisions.ids;
     let host_pid = std::process::id() as libc::pid_t;
+    // A root plugin inside walls keeps root's files but not the
+    // capabilities that climb walls.
+    let walled = decisions.cgroup.is_some()
+        || network.is_some()
+        || landlock.is_some()
+        || !rlimits.is_empty();
+    let drop_caps = walled && offers.root && ids.is_none_or(|i| i.uid == 0);
     // SAFETY: the closure runs in the forked child before exec and makes
     // only system calls (prctl, write, setrlimit, unshare, socket, ioctl,
     // close, setgroups, setgid, setuid, getppid, open, landlock_add_rule,
-    // landlock_restrict_self) on values prepared before
+    // landlock_restrict_self, capget, capset) on values prepared before
     // the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
@@ -102,6 +110,9 @@ pub fn apply(
             if let Some(ruleset) = &landlock {
                 ruleset.restrict()?;
             }
+            if drop_caps {
+                drop_wall_climbing_capabilities()?;
+            }
             if let Some(ids) = ids {
                 drop_to(ids, host_pid)?;
             }
@@ -113,6 +124,96 @@ pub fn apply(
         cgroup,
         ids: ids.map(|i| (i.uid, i.gid)),
     })
+}
+
+/// The capabilities that would let a root plugin climb its walls: leave
+/// its network namespace or mount over its files (`CAP_SYS_ADMIN`),
+/// reconfigure the network (`CAP_NET_ADMIN`), raise its resource limits
+/// (`CAP_SYS_RESOURCE`), trace other processes (`CAP_SYS_PTRACE`), open
+/// files by handle around Landlock (`CAP_DAC_READ_SEARCH`), load code into
+/// the kernel (`CAP_SYS_MODULE`, `CAP_BPF`, `CAP_PERFMON`), raw devices and
+/// I/O (`CAP_MKNOD`, `CAP_SYS_RAWIO`), the clock, reboot, the kernel log,
+/// security modules and checkpointing. Numbers from `linux/capability.h`.
+const WALL_CLIMBING: [libc::c_int; 16] = [
+    2,  // CAP_DAC_READ_SEARCH
+    12, // CAP_NET_ADMIN
+    16, // CAP_SYS_MODULE
+    17, // CAP_SYS_RAWIO
+    19, // CAP_SYS_PTRACE
+    21, // CAP_SYS_ADMIN
+    22, // CAP_SYS_BOOT
+    24, // CAP_SYS_RESOURCE
+    25, // CAP_SYS_TIME
+    27, // CAP_MKNOD
+    32, // CAP_MAC_OVERRIDE
+    33, // CAP_MAC_ADMIN
+    34, // CAP_SYSLOG
+    38, // CAP_PERFMON
+    39, // CAP_BPF
+    40, // CAP_CHECKPOINT_RESTORE
+];
+
+/// Removes [`WALL_CLIMBING`] from the bounding set (so that the plugin's
+/// `execve` as root does not give them back) and clears the ambient and
+/// inheritable sets, which could carry capabilities across it. A
+/// capability this kernel does not know (`EINVAL`) is none to drop.
+/// System calls only.
+fn drop_wall_climbing_capabilities() -> io::Result<()> {
+    /// `struct __user_cap_header_struct`.
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    /// `struct __user_cap_data_struct`.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    /// `_LINUX_CAPABILITY_VERSION_3`: two `Data`, 64 capabilities.
+    const VERSION_3: u32 = 0x2008_0522;
+    // SAFETY: prctl with constants; capget and capset on a header and a
+    // two-element array laid out as the kernel's structs.
+    unsafe {
+        for cap in WALL_CLIMBING {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
+                && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut data = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        data[0].inheritable = 0;
+        data[1].inheritable = 0;
+        if libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Drops the calling process to `ids` for good (supplementary groups, then
