@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::Sandbox;
 use outboard_host::config::{FilesystemSpec, SandboxSpec};
-use outboard_host::launch::{Launch, PluginProcess};
+use outboard_host::launch::{Exit, Launch, PluginProcess};
 use outboard_host::{Plugin, Reply, sandbox};
 use outboard_proto::json::json_to_struct;
 use outboard_proto::patch::PatchOp;
@@ -63,6 +63,23 @@ impl Tree {
             write: vec![self.path("writable")],
         }
     }
+}
+
+/// Runs `launch` to its exit: the exit, and all it wrote on stdout and
+/// stderr.
+async fn run(launch: &Launch) -> (Exit, String, String) {
+    let (process, mut pipes) = PluginProcess::spawn(launch).await.expect("spawn");
+    let (mut out, mut err) = (String::new(), String::new());
+    let (a, b) = tokio::join!(
+        pipes.stdout.read_to_string(&mut out),
+        pipes.stderr.read_to_string(&mut err)
+    );
+    a.and(b).expect("read the pipes");
+    let exit = process
+        .exited_within(Duration::from_secs(30))
+        .await
+        .expect("exits");
+    (exit, out, err)
 }
 
 /// The stress plugin with `filesystem` as its wall.
@@ -251,17 +268,7 @@ async fn a_child_of_the_plugin_stays_inside_the_wall() {
     ];
     spec.env.clear();
     let launch = Launch::by_hand(&spec);
-    let (process, mut pipes) = PluginProcess::spawn(&launch).await.expect("spawn");
-    let (mut out, mut err) = (String::new(), String::new());
-    let (a, b) = tokio::join!(
-        pipes.stdout.read_to_string(&mut out),
-        pipes.stderr.read_to_string(&mut err)
-    );
-    a.and(b).expect("read the pipes");
-    let exit = process
-        .exited_within(Duration::from_secs(30))
-        .await
-        .expect("exits");
+    let (exit, out, err) = run(&launch).await;
     assert_eq!(out, "inside", "{err}");
     assert!(err.contains("Permission denied"), "{err}");
     assert!(!exit.success(), "{exit}");
@@ -290,17 +297,7 @@ async fn the_wall_is_up_before_the_plugins_first_instruction() {
             },
             ..Launch::new("stress", common::bin("stress"), vec![])
         };
-        let (process, mut pipes) = PluginProcess::spawn(&launch).await.expect("spawn");
-        let mut err = String::new();
-        pipes
-            .stderr
-            .read_to_string(&mut err)
-            .await
-            .expect("read stderr");
-        let exit = process
-            .exited_within(Duration::from_secs(30))
-            .await
-            .expect("exits");
+        let (exit, _, err) = run(&launch).await;
         let expected = if refused { 4 } else { 0 };
         assert_eq!(exit.code(), Some(expected), "{file}: {err}");
         if refused {
@@ -338,17 +335,7 @@ async fn a_shebang_cannot_widen_the_wall() {
         std::fs::write(&script, body).expect("write");
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
-        let (process, mut pipes) = PluginProcess::spawn(&launch()).await.expect("spawn");
-        let (mut out, mut err) = (String::new(), String::new());
-        let (a, b) = tokio::join!(
-            pipes.stdout.read_to_string(&mut out),
-            pipes.stderr.read_to_string(&mut err)
-        );
-        a.and(b).expect("read the pipes");
-        let exit = process
-            .exited_within(Duration::from_secs(30))
-            .await
-            .expect("exits");
+        let (exit, out, err) = run(&launch()).await;
         // It ran (its own files and the allowed one are readable), and
         // nothing outside the lists is.
         assert_eq!(out, "inside", "{line}: {err}");
