@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use outboard_conformance::{Options, Setting, run as run_checks};
-use outboard_host::sandbox;
+use outboard_host::{Escaped, sandbox};
 
 use super::target::Target;
 use crate::args::{ConformanceArgs, SandboxPreset};
@@ -22,9 +22,12 @@ pub(crate) async fn run(args: ConformanceArgs) -> anyhow::Result<u8> {
         // fail with the same error, check after check.
         let walls = sandbox::plan(&spec.name, &spec.sandbox, sandbox::offers())?;
         for wall in walls {
+            // A user or group name comes from a plugin.toml, maybe a package's.
             eprintln!(
                 "sandbox: {} = {} ({})",
-                wall.setting, wall.value, wall.mechanism
+                Escaped::line(&wall.setting),
+                Escaped::line(&wall.value),
+                Escaped::line(&wall.mechanism)
             );
         }
     }

@@ -129,7 +129,9 @@ fn print_asks(done: &Installed) -> anyhow::Result<()> {
     }
     writeln!(out, "{file} sets:")?;
     for ask in &done.asks {
-        writeln!(out, "  {}", ask.describe())?;
+        // The package chose these values: nothing of them reaches the
+        // terminal as a control character.
+        writeln!(out, "  {}", outboard_host::Escaped::line(&ask.describe()))?;
     }
     Ok(())
 }

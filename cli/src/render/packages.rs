@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use outboard_host::Escaped;
 use outboard_packages::Installed;
 use serde::Serialize;
 
@@ -39,11 +40,12 @@ pub(crate) fn table(out: &mut impl Write, rows: &[InstalledRow]) -> std::io::Res
     let cells: Vec<[String; 4]> = rows
         .iter()
         .map(|row| {
+            // Folder names in the plugin directory are anyone's text.
             [
-                row.name.clone(),
-                row.version.clone(),
+                Escaped::line(&row.name).to_string(),
+                Escaped::line(&row.version).to_string(),
                 row.signer.clone().unwrap_or_else(|| "unsigned".to_owned()),
-                row.path.display().to_string(),
+                Escaped::line(&row.path.display().to_string()).to_string(),
             ]
         })
         .collect();
