@@ -159,7 +159,7 @@ fn only_ours(path: &Path, shallow: bool) -> Result<(), PackageError> {
     if shallow {
         if meta.mode() & 0o002 != 0 && meta.mode() & 0o1000 == 0 {
             return Err(unsafe_because(
-                "is writable by every user and not sticky (chmod o-w or +t): another user                  could replace what install checks"
+                "is writable by every user and not sticky (chmod o-w or +t): another user could replace what install checks"
                     .to_owned(),
             ));
         }
@@ -167,7 +167,7 @@ fn only_ours(path: &Path, shallow: bool) -> Result<(), PackageError> {
     }
     if meta.uid() != me || meta.mode() & 0o022 != 0 {
         return Err(unsafe_because(format!(
-            "is owned by uid {} with mode {:o}; install needs its staged files owned by uid              {me} and writable by no one else",
+            "is owned by uid {} with mode {:o}; install needs its staged files owned by uid {me} and writable by no one else",
             meta.uid(),
             meta.mode() & 0o7777
         )));
