@@ -191,11 +191,6 @@ impl Cgroup {
             .then_some(*limit)
     }
 
-    /// The directories, for tests and reports.
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
     /// Kills what is left in the cgroup and removes its directories,
     /// waiting (blocking, up to [`REMOVE_WAIT`] each) for the killed to be
     /// gone. Members that outlived the plugin are what the cgroup was for:
