@@ -16,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{alive, outboard, text, wait_until};
+use common::{alive, ok, text, wait_until};
 use daemon::{Client, Daemon, scripted};
 use outboard_proto::control::v1::{EntryOutcome, PluginState, verdict};
 
@@ -56,18 +56,6 @@ fn package(work: &Path, version: &str, key: &Path) -> String {
         &key.display().to_string(),
     ]);
     out.display().to_string()
-}
-
-/// Runs `outboard args`, expecting success; its stdout.
-fn ok(args: &[&str]) -> String {
-    let out = outboard(args);
-    assert!(
-        out.status.success(),
-        "outboard {}: {}",
-        args.join(" "),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// Invokes `work` and returns the version the one plugin answered with.

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{alive, outboard, outboard_command, sigterm, text, wait_until};
+use common::{alive, ok, outboard, outboard_command, sigterm, text, wait_until};
 use serde_json::Value;
 
 /// A plugin folder whose `run` script execs the env-injector example.
@@ -28,13 +28,6 @@ fn plugin_script(dir: &Path, body: &str) {
     fs::write(dir.join("plugin.toml"), "command = \"./run\"\n").unwrap();
     fs::write(dir.join("run"), format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// Runs `outboard args`, expecting success; its stdout.
-fn ok(args: &[&str]) -> String {
-    let out = outboard(args);
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
 }
 
 #[test]
@@ -186,6 +179,15 @@ fn an_install_interrupted_while_the_plugin_starts_leaves_nothing_behind() {
         .trim()
         .parse()
         .unwrap();
+    // The start has its cgroups (named after the install's pid) while it runs.
+    let offers = outboard_host::sandbox::offers();
+    let during = outboard_host::sandbox::cgroups_of("env-injector", child.id(), offers);
+    let cgroups_here =
+        offers.root && (offers.cgroup_v1("pids").is_some() || offers.cgroup_v2_usable());
+    assert!(
+        !cgroups_here || !during.is_empty(),
+        "the plugin's start got no cgroup"
+    );
     sigterm(child.id());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -198,31 +200,9 @@ fn an_install_interrupted_while_the_plugin_starts_leaves_nothing_behind() {
         0,
         "staging left behind"
     );
-    // Nor the cgroup the start was given (named after the install's pid).
-    let prefix = format!("outboard-env-injector-{}-", child.id());
-    let left = cgroups_named(Path::new("/sys/fs/cgroup"), &prefix, 6);
+    // Nor the cgroups the start was given.
+    let left: Vec<_> = during.iter().filter(|d| d.exists()).collect();
     assert!(left.is_empty(), "cgroups left behind: {left:?}");
-}
-
-/// The cgroup directories under `dir`, at most `depth` levels down, whose
-/// names start with `prefix`.
-fn cgroups_named(dir: &Path, prefix: &str, depth: usize) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        if entry.file_name().to_string_lossy().starts_with(prefix) {
-            found.push(path);
-        } else if depth > 0 {
-            found.extend(cgroups_named(&path, prefix, depth - 1));
-        }
-    }
-    found
 }
 
 #[test]

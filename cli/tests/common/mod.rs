@@ -36,6 +36,19 @@ pub fn outboard(args: &[&str]) -> std::process::Output {
         .expect("run outboard")
 }
 
+/// Runs the `outboard` binary with `args` as [`outboard`] does, expecting
+/// success; its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = outboard(args);
+    assert!(
+        out.status.success(),
+        "outboard {}: {}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
 /// Polls `done` every 10 ms until it holds or `timeout` has passed; true if
 /// it held.
 pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
