@@ -21,6 +21,11 @@ pub const ENV_PROTOCOL_VERSIONS: &str = "OUTBOARD_PROTOCOL_VERSIONS";
 /// must bind.
 pub const ENV_SOCKET: &str = "OUTBOARD_SOCKET";
 
+/// Environment variable with the absolute path of the Unix socket on which a
+/// plugin listing the `invoke-fastpath/1` feature serves the invoke fast
+/// path (docs/PROTOCOL.md §18); absent when the host does not want it.
+pub const ENV_FASTPATH_SOCKET: &str = "OUTBOARD_FASTPATH_SOCKET";
+
 /// Environment variable with the token every host call carries.
 pub const ENV_TOKEN: &str = "OUTBOARD_TOKEN";
 

@@ -13,6 +13,8 @@
 //!   host and the Rust SDK ([`manifest::check`]).
 //! - [`patch`]: JSON Pointer set / remove patches, their wire form and how
 //!   they apply.
+//! - [`fastpath`]: the invoke fast path's frames (feature
+//!   `invoke-fastpath/1`).
 //! - [`handshake`]: the environment variables, the handshake line a plugin
 //!   prints, the token metadata and protocol version negotiation.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
@@ -20,6 +22,7 @@
 //! This crate does no I/O: it is types and pure functions only, so that both
 //! sides of the protocol can share it without sharing behaviour.
 
+pub mod fastpath;
 pub mod handshake;
 pub mod json;
 pub mod manifest;

@@ -184,6 +184,44 @@ pub struct ShutdownRequest {
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ShutdownResponse {}
+/// The payload of a HELLO frame. The host's first frame on a connection
+/// carries the launch token; the plugin answers with a HELLO of its own
+/// (token empty) before anything else, or with an ERROR (UNAUTHENTICATED)
+/// and closes the connection.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FastpathHello {
+    /// OUTBOARD_TOKEN, from the host; empty in the plugin's answer.
+    #[prost(string, tag = "1")]
+    pub token: ::prost::alloc::string::String,
+    /// The fast path's version the sender speaks: 1.
+    #[prost(uint32, tag = "2")]
+    pub version: u32,
+}
+/// The payload of an INVOKE frame: the same request as the gRPC call, and the
+/// call's timeout counted from when the plugin receives the frame (as gRPC's
+/// grpc-timeout is).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct FastpathInvoke {
+    /// The request, exactly as the gRPC Invoke would carry it.
+    #[prost(message, optional, tag = "1")]
+    pub request: ::core::option::Option<InvokeRequest>,
+    /// How long the host waits for the answer; absent means no timeout.
+    #[prost(message, optional, tag = "2")]
+    pub timeout: ::core::option::Option<::prost_types::Duration>,
+}
+/// The payload of an ERROR frame: the call failed, as a gRPC call fails with
+/// this status. With call id 0 it is about the connection, and the sender
+/// closes the connection after it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FastpathError {
+    /// A gRPC status code (e.g. 3 INVALID_ARGUMENT, 4 DEADLINE_EXCEEDED,
+    /// 8 RESOURCE_EXHAUSTED, 13 INTERNAL, 14 UNAVAILABLE, 16 UNAUTHENTICATED).
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// What went wrong, for the host's report.
+    #[prost(string, tag = "2")]
+    pub message: ::prost::alloc::string::String,
+}
 /// What the plugin decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]

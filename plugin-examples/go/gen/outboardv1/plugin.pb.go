@@ -1027,6 +1027,179 @@ func (*ShutdownResponse) Descriptor() ([]byte, []int) {
 	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
+// The payload of a HELLO frame. The host's first frame on a connection
+// carries the launch token; the plugin answers with a HELLO of its own
+// (token empty) before anything else, or with an ERROR (UNAUTHENTICATED)
+// and closes the connection.
+type FastpathHello struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// OUTBOARD_TOKEN, from the host; empty in the plugin's answer.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The fast path's version the sender speaks: 1.
+	Version       uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FastpathHello) Reset() {
+	*x = FastpathHello{}
+	mi := &file_outboard_v1_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FastpathHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FastpathHello) ProtoMessage() {}
+
+func (x *FastpathHello) ProtoReflect() protoreflect.Message {
+	mi := &file_outboard_v1_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FastpathHello.ProtoReflect.Descriptor instead.
+func (*FastpathHello) Descriptor() ([]byte, []int) {
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *FastpathHello) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *FastpathHello) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// The payload of an INVOKE frame: the same request as the gRPC call, and the
+// call's timeout counted from when the plugin receives the frame (as gRPC's
+// grpc-timeout is).
+type FastpathInvoke struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request, exactly as the gRPC Invoke would carry it.
+	Request *InvokeRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// How long the host waits for the answer; absent means no timeout.
+	Timeout       *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FastpathInvoke) Reset() {
+	*x = FastpathInvoke{}
+	mi := &file_outboard_v1_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FastpathInvoke) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FastpathInvoke) ProtoMessage() {}
+
+func (x *FastpathInvoke) ProtoReflect() protoreflect.Message {
+	mi := &file_outboard_v1_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FastpathInvoke.ProtoReflect.Descriptor instead.
+func (*FastpathInvoke) Descriptor() ([]byte, []int) {
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *FastpathInvoke) GetRequest() *InvokeRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *FastpathInvoke) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+// The payload of an ERROR frame: the call failed, as a gRPC call fails with
+// this status. With call id 0 it is about the connection, and the sender
+// closes the connection after it.
+type FastpathError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A gRPC status code (e.g. 3 INVALID_ARGUMENT, 4 DEADLINE_EXCEEDED,
+	// 8 RESOURCE_EXHAUSTED, 13 INTERNAL, 14 UNAVAILABLE, 16 UNAUTHENTICATED).
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// What went wrong, for the host's report.
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FastpathError) Reset() {
+	*x = FastpathError{}
+	mi := &file_outboard_v1_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FastpathError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FastpathError) ProtoMessage() {}
+
+func (x *FastpathError) ProtoReflect() protoreflect.Message {
+	mi := &file_outboard_v1_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FastpathError.ProtoReflect.Descriptor instead.
+func (*FastpathError) Descriptor() ([]byte, []int) {
+	return file_outboard_v1_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *FastpathError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *FastpathError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_outboard_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_outboard_v1_plugin_proto_rawDesc = "" +
@@ -1094,7 +1267,16 @@ const file_outboard_v1_plugin_proto_rawDesc = "" +
 	"\x0fShutdownRequest\x12/\n" +
 	"\x05grace\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05grace\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x12\n" +
-	"\x10ShutdownResponse*K\n" +
+	"\x10ShutdownResponse\"?\n" +
+	"\rFastpathHello\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"{\n" +
+	"\x0eFastpathInvoke\x124\n" +
+	"\arequest\x18\x01 \x01(\v2\x1a.outboard.v1.InvokeRequestR\arequest\x123\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"=\n" +
+	"\rFastpathError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage*K\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10OUTCOME_CONTINUE\x10\x01\x12\x11\n" +
@@ -1122,7 +1304,7 @@ func file_outboard_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_outboard_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_outboard_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_outboard_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_outboard_v1_plugin_proto_goTypes = []any{
 	(Outcome)(0),                  // 0: outboard.v1.Outcome
 	(PatchOp)(0),                  // 1: outboard.v1.PatchOp
@@ -1140,41 +1322,46 @@ var file_outboard_v1_plugin_proto_goTypes = []any{
 	(*PatchOperation)(nil),        // 13: outboard.v1.PatchOperation
 	(*ShutdownRequest)(nil),       // 14: outboard.v1.ShutdownRequest
 	(*ShutdownResponse)(nil),      // 15: outboard.v1.ShutdownResponse
-	nil,                           // 16: outboard.v1.InvokeRequest.TraceContextEntry
-	(*structpb.Struct)(nil),       // 17: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*structpb.Value)(nil),        // 19: google.protobuf.Value
-	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(*FastpathHello)(nil),         // 16: outboard.v1.FastpathHello
+	(*FastpathInvoke)(nil),        // 17: outboard.v1.FastpathInvoke
+	(*FastpathError)(nil),         // 18: outboard.v1.FastpathError
+	nil,                           // 19: outboard.v1.InvokeRequest.TraceContextEntry
+	(*structpb.Struct)(nil),       // 20: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*structpb.Value)(nil),        // 22: google.protobuf.Value
+	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
 }
 var file_outboard_v1_plugin_proto_depIdxs = []int32{
 	4,  // 0: outboard.v1.DescribeResponse.manifest:type_name -> outboard.v1.Manifest
 	5,  // 1: outboard.v1.Manifest.subscriptions:type_name -> outboard.v1.Subscription
 	7,  // 2: outboard.v1.Manifest.permissions:type_name -> outboard.v1.Permission
 	8,  // 3: outboard.v1.Manifest.dependencies:type_name -> outboard.v1.Dependency
-	17, // 4: outboard.v1.Manifest.config_schema:type_name -> google.protobuf.Struct
+	20, // 4: outboard.v1.Manifest.config_schema:type_name -> google.protobuf.Struct
 	6,  // 5: outboard.v1.Manifest.event_subscriptions:type_name -> outboard.v1.EventSubscription
-	17, // 6: outboard.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
-	18, // 7: outboard.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
-	16, // 8: outboard.v1.InvokeRequest.trace_context:type_name -> outboard.v1.InvokeRequest.TraceContextEntry
-	17, // 9: outboard.v1.InvokeRequest.context:type_name -> google.protobuf.Struct
+	20, // 6: outboard.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
+	21, // 7: outboard.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
+	19, // 8: outboard.v1.InvokeRequest.trace_context:type_name -> outboard.v1.InvokeRequest.TraceContextEntry
+	20, // 9: outboard.v1.InvokeRequest.context:type_name -> google.protobuf.Struct
 	0,  // 10: outboard.v1.InvokeResponse.outcome:type_name -> outboard.v1.Outcome
 	13, // 11: outboard.v1.InvokeResponse.patch:type_name -> outboard.v1.PatchOperation
 	1,  // 12: outboard.v1.PatchOperation.op:type_name -> outboard.v1.PatchOp
-	19, // 13: outboard.v1.PatchOperation.value:type_name -> google.protobuf.Value
-	20, // 14: outboard.v1.ShutdownRequest.grace:type_name -> google.protobuf.Duration
-	2,  // 15: outboard.v1.PluginService.Describe:input_type -> outboard.v1.DescribeRequest
-	9,  // 16: outboard.v1.PluginService.Configure:input_type -> outboard.v1.ConfigureRequest
-	11, // 17: outboard.v1.PluginService.Invoke:input_type -> outboard.v1.InvokeRequest
-	14, // 18: outboard.v1.PluginService.Shutdown:input_type -> outboard.v1.ShutdownRequest
-	3,  // 19: outboard.v1.PluginService.Describe:output_type -> outboard.v1.DescribeResponse
-	10, // 20: outboard.v1.PluginService.Configure:output_type -> outboard.v1.ConfigureResponse
-	12, // 21: outboard.v1.PluginService.Invoke:output_type -> outboard.v1.InvokeResponse
-	15, // 22: outboard.v1.PluginService.Shutdown:output_type -> outboard.v1.ShutdownResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	22, // 13: outboard.v1.PatchOperation.value:type_name -> google.protobuf.Value
+	23, // 14: outboard.v1.ShutdownRequest.grace:type_name -> google.protobuf.Duration
+	11, // 15: outboard.v1.FastpathInvoke.request:type_name -> outboard.v1.InvokeRequest
+	23, // 16: outboard.v1.FastpathInvoke.timeout:type_name -> google.protobuf.Duration
+	2,  // 17: outboard.v1.PluginService.Describe:input_type -> outboard.v1.DescribeRequest
+	9,  // 18: outboard.v1.PluginService.Configure:input_type -> outboard.v1.ConfigureRequest
+	11, // 19: outboard.v1.PluginService.Invoke:input_type -> outboard.v1.InvokeRequest
+	14, // 20: outboard.v1.PluginService.Shutdown:input_type -> outboard.v1.ShutdownRequest
+	3,  // 21: outboard.v1.PluginService.Describe:output_type -> outboard.v1.DescribeResponse
+	10, // 22: outboard.v1.PluginService.Configure:output_type -> outboard.v1.ConfigureResponse
+	12, // 23: outboard.v1.PluginService.Invoke:output_type -> outboard.v1.InvokeResponse
+	15, // 24: outboard.v1.PluginService.Shutdown:output_type -> outboard.v1.ShutdownResponse
+	21, // [21:25] is the sub-list for method output_type
+	17, // [17:21] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_outboard_v1_plugin_proto_init() }
@@ -1188,7 +1375,7 @@ func file_outboard_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_outboard_v1_plugin_proto_rawDesc), len(file_outboard_v1_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
