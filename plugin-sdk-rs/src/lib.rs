@@ -26,6 +26,9 @@
 //! - `server`, `service`, `auth`, `deadline` (private): [`serve_with`], the
 //!   `PluginService` implementation, the token interceptor and the call
 //!   deadlines.
+//! - `fastpath` (private): the invoke fast path (PROTOCOL.md §18), served
+//!   beside gRPC when the host sets `OUTBOARD_FASTPATH_SOCKET`; its calls
+//!   run the same `Invoke` code as gRPC's.
 //! - `environment` (private): the `OUTBOARD_*` variables, taken out of the
 //!   environment before children can inherit them.
 //! - [`logging`]: JSON log lines on stderr, as the host parses them.
@@ -94,6 +97,7 @@ pub mod testing;
 mod auth;
 mod deadline;
 mod environment;
+mod fastpath;
 mod server;
 mod service;
 mod telemetry;

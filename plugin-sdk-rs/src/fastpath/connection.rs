@@ -1,0 +1,413 @@
+//! One fast-path connection: the HELLO, then a reader that turns INVOKE
+//! frames into one task per call, CANCEL frames into dropped tasks, and bad
+//! frames into ERROR frames, while the writer sends the answers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use outboard_proto::fastpath::{self, Header, Kind, MAX_PAYLOAD};
+use outboard_proto::v1;
+use prost::Message;
+use tokio::io::AsyncRead;
+use tokio::net::UnixStream;
+use tokio::sync::{Notify, watch};
+use tokio::task::AbortHandle;
+use tonic::Code;
+
+use super::frames::{Frame, FrameReader};
+use super::writer::{self, Outbox};
+use crate::Plugin;
+use crate::auth::constant_time_eq;
+use crate::service::{PluginServer, StopRequest};
+
+/// How long a new connection may take to send its HELLO.
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
+
+/// What every connection of one server shares.
+pub(crate) struct Shared<P> {
+    /// The plugin service: the one implementation of `Invoke`.
+    pub(crate) server: Arc<PluginServer<P>>,
+    /// `OUTBOARD_TOKEN`, which the HELLO must carry.
+    pub(crate) token: Arc<str>,
+    /// Set once, when the plugin starts stopping.
+    pub(crate) stop: watch::Receiver<Option<StopRequest>>,
+}
+
+/// One call in flight.
+#[derive(Debug)]
+struct Call {
+    /// Tells this call from an earlier one that had the same id.
+    seq: u64,
+    /// Cancels the call's task.
+    task: AbortHandle,
+}
+
+/// The calls in flight on one connection, by id.
+#[derive(Debug, Default)]
+struct Calls {
+    /// The calls.
+    by_id: HashMap<u64, Call>,
+    /// The next call's [`Call::seq`].
+    next_seq: u64,
+}
+
+/// What a connection's reader and its call tasks share.
+struct Connection<P> {
+    /// The plugin service.
+    server: Arc<PluginServer<P>>,
+    /// The calls in flight. Its lock also orders a call's answer against a
+    /// CANCEL for it: once the reader has taken a call out, nothing is sent
+    /// for it.
+    calls: Mutex<Calls>,
+    /// Notified when the last call in flight ends.
+    idle: Notify,
+    /// The frames to send.
+    outbox: Arc<Outbox>,
+}
+
+/// What the reader does after a frame.
+enum Flow {
+    /// Reads on.
+    Go,
+    /// Closes the connection (after sending what is queued).
+    Close,
+}
+
+/// Serves one accepted connection until the host closes it, it breaks, or
+/// the plugin stops and its last call has been answered.
+pub(crate) async fn serve<P: Plugin>(stream: UnixStream, shared: Arc<Shared<P>>) {
+    let (read, write) = stream.into_split();
+    let outbox = Arc::new(Outbox::default());
+    let mut writer = tokio::spawn(writer::run(write, outbox.clone()));
+    let mut frames = FrameReader::new(read);
+
+    let greeted = tokio::time::timeout(HELLO_WITHIN, hello(&mut frames, &shared.token)).await;
+    let opened = match greeted {
+        Ok(Ok(())) => {
+            outbox.push(
+                Kind::Hello,
+                0,
+                &v1::FastpathHello {
+                    token: String::new(),
+                    version: fastpath::VERSION,
+                },
+            );
+            true
+        }
+        Ok(Err(Refused::Closed)) => false,
+        Ok(Err(Refused::Unauthenticated(why))) => {
+            tracing::warn!(why, "fast-path connection refused");
+            outbox.error(0, Code::Unauthenticated, why);
+            false
+        }
+        Err(_) => {
+            let why = format!("no HELLO within {} s", HELLO_WITHIN.as_secs());
+            tracing::warn!(why, "fast-path connection refused");
+            outbox.error(0, Code::Unauthenticated, why);
+            false
+        }
+    };
+    if !opened {
+        outbox.close();
+        let _ = writer.await;
+        return;
+    }
+    tracing::debug!("fast-path connection open");
+
+    let connection = Arc::new(Connection {
+        server: shared.server.clone(),
+        calls: Mutex::new(Calls::default()),
+        idle: Notify::new(),
+        outbox: outbox.clone(),
+    });
+    // Whatever ends the connection, no call of it keeps running.
+    let _cancel_rest = CancelOnDrop(connection.clone());
+    let mut stop = shared.stop.clone();
+    let mut stopping = stop.borrow().is_some();
+    let why = loop {
+        // Read each round, not only when the stop branch wins: an INVOKE
+        // read in the same wake as the stop must be refused too.
+        stopping = stopping || stop.borrow().is_some();
+        let mut close = false;
+        while let Some(frame) = frames.next_buffered() {
+            if let Flow::Close = connection.handle(frame, stopping) {
+                close = true;
+                break;
+            }
+        }
+        if close {
+            break "an INVOKE with call id 0";
+        }
+        if stopping && connection.is_idle() {
+            break "the plugin is stopping and its last call was answered";
+        }
+        tokio::select! {
+            read = frames.fill() => match read {
+                Ok(0) => break "the host closed it",
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "fast-path connection: read failed");
+                    break "a read failed";
+                }
+            },
+            () = super::stop_begun(&mut stop), if !stopping => stopping = true,
+            () = connection.idle.notified(), if stopping => {}
+            written = &mut writer => {
+                if let Ok(Err(e)) = written {
+                    tracing::debug!(error = %e, "fast-path connection: write failed");
+                }
+                tracing::debug!("fast-path connection closed: a write failed");
+                return;
+            }
+        }
+    };
+    tracing::debug!(why, "fast-path connection closed");
+    outbox.close();
+    let _ = writer.await;
+}
+
+/// Why a connection's first frame did not open it.
+enum Refused {
+    /// The host closed the connection (or it broke) first: nothing to say.
+    Closed,
+    /// The first frame was not a HELLO with the launch token; the message
+    /// goes back in an ERROR frame.
+    Unauthenticated(String),
+}
+
+/// Reads the connection's first frame: a HELLO carrying the launch token.
+async fn hello<R: AsyncRead + Unpin>(
+    frames: &mut FrameReader<R>,
+    token: &str,
+) -> Result<(), Refused> {
+    loop {
+        if let Some(frame) = frames.next_buffered() {
+            return check_hello(frame, token).map_err(Refused::Unauthenticated);
+        }
+        match frames.fill().await {
+            Ok(0) | Err(_) => return Err(Refused::Closed),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Whether `frame` is a HELLO carrying `token`; if not, why not.
+fn check_hello(frame: Frame<'_>, token: &str) -> Result<(), String> {
+    let (header, payload) = match frame {
+        Frame::Whole { header, payload } => (header, payload),
+        Frame::TooLong { header } => {
+            return Err(format!(
+                "the first frame must be a HELLO, not a frame of {} bytes",
+                header.len
+            ));
+        }
+    };
+    if header.kind != Kind::Hello {
+        return Err(format!(
+            "the first frame must be a HELLO carrying OUTBOARD_TOKEN, not {}",
+            kind_name(header.kind)
+        ));
+    }
+    let hello = v1::FastpathHello::decode(payload)
+        .map_err(|e| format!("malformed frame: the HELLO does not decode: {e}"))?;
+    if !constant_time_eq(hello.token.as_bytes(), token.as_bytes()) {
+        return Err("wrong token in the HELLO: it is not this launch's OUTBOARD_TOKEN".to_owned());
+    }
+    Ok(())
+}
+
+/// A frame kind as the messages name it.
+fn kind_name(kind: Kind) -> String {
+    match kind {
+        Kind::Hello => "HELLO".to_owned(),
+        Kind::Invoke => "INVOKE".to_owned(),
+        Kind::Result => "RESULT".to_owned(),
+        Kind::Error => "ERROR".to_owned(),
+        Kind::Cancel => "CANCEL".to_owned(),
+        Kind::Unknown(byte) => format!("a frame of unknown kind {byte}"),
+    }
+}
+
+impl<P: Plugin> Connection<P> {
+    /// Acts on one frame after the HELLO.
+    fn handle(self: &Arc<Self>, frame: Frame<'_>, stopping: bool) -> Flow {
+        let (header, payload) = match frame {
+            Frame::Whole { header, payload } => (header, payload),
+            Frame::TooLong { header } => {
+                tracing::warn!(
+                    id = header.id,
+                    len = header.len,
+                    "fast path: frame over the limit"
+                );
+                self.outbox.error(
+                    header.id,
+                    Code::ResourceExhausted,
+                    format!(
+                        "frame of {} bytes is over the {MAX_PAYLOAD}-byte limit",
+                        header.len
+                    ),
+                );
+                return Flow::Go;
+            }
+        };
+        match header.kind {
+            Kind::Invoke => return self.invoke(header, payload, stopping),
+            Kind::Cancel => self.cancel(header.id),
+            Kind::Unknown(byte) => {
+                tracing::warn!(id = header.id, kind = byte, "fast path: unknown frame kind");
+                self.outbox.error(
+                    header.id,
+                    Code::Unimplemented,
+                    format!("unknown frame kind {byte}: this plugin speaks invoke-fastpath/1"),
+                );
+            }
+            kind @ (Kind::Hello | Kind::Result | Kind::Error) => {
+                let why = match kind {
+                    Kind::Hello => "HELLO is only the connection's first frame".to_owned(),
+                    other => format!("{} frames go from the plugin to the host", kind_name(other)),
+                };
+                tracing::warn!(id = header.id, why, "fast path: unexpected frame");
+                self.outbox.error(header.id, Code::InvalidArgument, why);
+            }
+        }
+        Flow::Go
+    }
+
+    /// Starts a call: its own task, registered under its id before it can
+    /// answer.
+    fn invoke(self: &Arc<Self>, header: Header, payload: &[u8], stopping: bool) -> Flow {
+        let received = Instant::now();
+        let id = header.id;
+        if id == 0 {
+            tracing::warn!("fast path: INVOKE with call id 0; closing the connection");
+            self.outbox.error(
+                0,
+                Code::InvalidArgument,
+                "INVOKE with call id 0: call ids start at 1; closing the connection",
+            );
+            return Flow::Close;
+        }
+        let message = match v1::FastpathInvoke::decode(payload) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!(id, error = %e, "fast path: malformed INVOKE");
+                self.outbox.error(
+                    id,
+                    Code::InvalidArgument,
+                    format!("malformed frame: the INVOKE payload is not a FastpathInvoke: {e}"),
+                );
+                return Flow::Go;
+            }
+        };
+        let Some(request) = message.request else {
+            self.outbox.error(
+                id,
+                Code::InvalidArgument,
+                "malformed frame: the FastpathInvoke has no request",
+            );
+            return Flow::Go;
+        };
+        if stopping {
+            self.outbox.error(
+                id,
+                Code::Unavailable,
+                format!(
+                    "{} is shutting down and takes no new calls",
+                    self.server.name()
+                ),
+            );
+            return Flow::Go;
+        }
+        // Counted from the frame's arrival, as gRPC counts grpc-timeout; a
+        // negative timeout has already run out.
+        let call_deadline = message.timeout.and_then(|timeout| {
+            let timeout = Duration::try_from(timeout).unwrap_or(Duration::ZERO);
+            // Beyond what an Instant holds it means no deadline.
+            received.checked_add(timeout)
+        });
+
+        let mut calls = self.calls.lock().expect("no code panics holding this lock");
+        if calls.by_id.contains_key(&id) {
+            drop(calls);
+            tracing::warn!(id, "fast path: INVOKE with an id already in flight");
+            self.outbox.error(
+                id,
+                Code::InvalidArgument,
+                format!("call id {id} is already in flight on this connection"),
+            );
+            return Flow::Go;
+        }
+        let seq = calls.next_seq;
+        calls.next_seq += 1;
+        let connection = self.clone();
+        // Spawned with the lock held: the call cannot finish (and look for
+        // itself) before it is registered.
+        let task = tokio::spawn(async move {
+            let answer = connection.server.invoke_call(request, call_deadline).await;
+            connection.finish(id, seq, &answer);
+        });
+        calls.by_id.insert(
+            id,
+            Call {
+                seq,
+                task: task.abort_handle(),
+            },
+        );
+        Flow::Go
+    }
+
+    /// Sends a call's answer, unless the call was cancelled meanwhile.
+    fn finish(&self, id: u64, seq: u64, answer: &Result<v1::InvokeResponse, tonic::Status>) {
+        let mut calls = self.calls.lock().expect("no code panics holding this lock");
+        match calls.by_id.get(&id) {
+            Some(call) if call.seq == seq => {}
+            // Cancelled: the host wants nothing for it.
+            _ => return,
+        }
+        calls.by_id.remove(&id);
+        // Queued under the lock, so that a CANCEL the reader takes after
+        // this finds no call, and one it took before left none to answer.
+        self.outbox.answer(id, answer);
+        if calls.by_id.is_empty() {
+            self.idle.notify_one();
+        }
+    }
+
+    /// Drops the call's future; nothing is sent for it. An unknown id (a
+    /// call already answered) is ignored.
+    fn cancel(&self, id: u64) {
+        let mut calls = self.calls.lock().expect("no code panics holding this lock");
+        if let Some(call) = calls.by_id.remove(&id) {
+            call.task.abort();
+            tracing::debug!(id, "fast path: call cancelled by the host");
+            if calls.by_id.is_empty() {
+                self.idle.notify_one();
+            }
+        }
+    }
+
+    /// Whether no call is in flight.
+    fn is_idle(&self) -> bool {
+        self.calls
+            .lock()
+            .expect("no code panics holding this lock")
+            .by_id
+            .is_empty()
+    }
+}
+
+/// Cancels every call still in flight when the connection ends.
+struct CancelOnDrop<P>(Arc<Connection<P>>);
+
+impl<P> Drop for CancelOnDrop<P> {
+    fn drop(&mut self) {
+        let mut calls = match self.0.calls.lock() {
+            Ok(calls) => calls,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (_, call) in calls.by_id.drain() {
+            call.task.abort();
+        }
+    }
+}
