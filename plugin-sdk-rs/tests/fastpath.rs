@@ -88,7 +88,15 @@ impl Plugin for Fixture {
         if inv.get("/metadata/fail").is_some() {
             return Err(PluginError::invalid_context("metadata.fail is set"));
         }
-        Ok(Reply::ok()
+        let pad = inv
+            .get("/metadata/answer_kib")
+            .and_then(Value::as_u64)
+            .map(|kib| "x".repeat(kib as usize * 1024));
+        let reply = match pad {
+            Some(pad) => Reply::ok().set("/metadata/pad", pad),
+            None => Reply::ok(),
+        };
+        Ok(reply
             .set("/metadata/echo", inv.invocation_id.clone())
             .set("/metadata/attempt", inv.attempt)
             .set("/metadata/had_deadline", inv.deadline.is_some())
@@ -700,4 +708,41 @@ async fn the_host_going_away_cancels_its_calls() {
     assert_eq!(dropped.as_deref(), Some("orphan"));
     let mut again = Raw::open(&s.fast_socket).await;
     again.still_answers(3).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_does_not_read_its_answers_stops_the_plugin_reading() {
+    let mut s = serve().await;
+    let mut raw = Raw::open(&s.fast_socket).await;
+    // 40 answers of 256 KiB: 10 MiB, more than the plugin queues.
+    const BIG: u64 = 40;
+    let mut burst = Vec::new();
+    for id in 1..=BIG {
+        let metadata = json!({"answer_kib": 256});
+        burst.extend(invoke(id, &request(&format!("big-{id}"), metadata), None));
+    }
+    raw.send(&burst).await;
+    for _ in 1..=BIG {
+        tokio::time::timeout(PATIENCE, s.started.recv())
+            .await
+            .expect("a call did not start");
+    }
+    raw.send(&invoke(BIG + 1, &request("waits", json!({})), None))
+        .await;
+    // With the clock paused this returns only once every task is idle:
+    // the plugin has done all it would do without the host reading.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        s.started.try_recv().is_err(),
+        "the plugin took a new call while its answers were not read"
+    );
+    let mut answered = Vec::new();
+    for _ in 0..=BIG {
+        let (header, _) = raw.recv().await.expect("an answer");
+        assert_eq!(header.kind, Kind::Result, "{header:?}");
+        answered.push(header.id);
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, (1..=BIG + 1).collect::<Vec<_>>());
+    assert_eq!(s.started.recv().await.as_deref(), Some("waits"));
 }

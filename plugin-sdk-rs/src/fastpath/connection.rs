@@ -130,11 +130,15 @@ pub(crate) async fn serve<P: Plugin>(stream: UnixStream, shared: Arc<Shared<P>>)
         // read in the same wake as the stop must be refused too.
         stopping = stopping || stop.borrow().is_some();
         let mut close = false;
-        while let Some(frame) = frames.next_buffered() {
+        // Frames are taken only while the host reads its answers; those
+        // left wait in the buffer (and the host's writes in the socket).
+        let mut backlogged = outbox.backlogged();
+        while !backlogged && let Some(frame) = frames.next_buffered() {
             if let Flow::Close = connection.handle(frame, stopping) {
                 close = true;
                 break;
             }
+            backlogged = outbox.backlogged();
         }
         if close {
             break "an INVOKE with call id 0";
@@ -143,7 +147,7 @@ pub(crate) async fn serve<P: Plugin>(stream: UnixStream, shared: Arc<Shared<P>>)
             break "the plugin is stopping and its last call was answered";
         }
         tokio::select! {
-            read = frames.fill() => match read {
+            read = frames.fill(), if !backlogged => match read {
                 Ok(0) => break "the host closed it",
                 Ok(_) => {}
                 Err(e) => {
@@ -151,6 +155,7 @@ pub(crate) async fn serve<P: Plugin>(stream: UnixStream, shared: Arc<Shared<P>>)
                     break "a read failed";
                 }
             },
+            () = outbox.room(), if backlogged => {}
             () = super::stop_begun(&mut stop), if !stopping => stopping = true,
             () = connection.idle.notified(), if stopping => {}
             written = &mut writer => {

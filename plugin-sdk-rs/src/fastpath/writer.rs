@@ -14,6 +14,12 @@ use tonic::{Code, Status};
 /// A buffer that grew past this (a large answer) is not kept for reuse.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
+/// Past this many bytes queued or being written, the connection stops
+/// taking new frames until the host reads: a host that sends calls but
+/// does not read their answers cannot make the plugin buffer without end.
+/// Two of the largest frames, so that one large answer never stalls it.
+const HIGH_WATER: usize = 2 * MAX_PAYLOAD as usize;
+
 /// The frames waiting to be written on one connection.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
@@ -22,6 +28,9 @@ pub(crate) struct Outbox {
     state: Mutex<Pending>,
     /// Wakes the writer: something was queued or the outbox closed.
     wake: Notify,
+    /// Wakes the reader: the writer finished a write, so the backlog
+    /// shrank.
+    room: Notify,
 }
 
 /// What [`Outbox::state`] guards.
@@ -29,6 +38,8 @@ pub(crate) struct Outbox {
 struct Pending {
     /// Whole frames, back to back.
     frames: Vec<u8>,
+    /// The size of the batch the writer is writing.
+    writing: usize,
     /// `true` once [`Outbox::close`] was called: the writer sends what is
     /// queued, then shuts the write half down; later frames are dropped.
     closed: bool,
@@ -100,6 +111,19 @@ impl Outbox {
         }
     }
 
+    /// Whether more is queued or being written than the connection should
+    /// hold: the reader then waits for [`Outbox::room`] before taking more
+    /// frames.
+    pub(crate) fn backlogged(&self) -> bool {
+        let pending = self.state.lock().expect("no code panics holding this lock");
+        pending.frames.len() + pending.writing > HIGH_WATER
+    }
+
+    /// Waits until the writer has written a batch.
+    pub(crate) async fn room(&self) {
+        self.room.notified().await;
+    }
+
     /// Sends what is queued, then shuts the write half down.
     pub(crate) fn close(&self) {
         self.state
@@ -115,6 +139,7 @@ impl Outbox {
         let mut pending = self.state.lock().expect("no code panics holding this lock");
         if !pending.frames.is_empty() {
             std::mem::swap(&mut pending.frames, spare);
+            pending.writing = spare.len();
             Taken::Frames
         } else if pending.closed {
             Taken::Closed
@@ -146,6 +171,12 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         match outbox.take(&mut batch) {
             Taken::Frames => {
                 write.write_all(&batch).await?;
+                outbox
+                    .state
+                    .lock()
+                    .expect("no code panics holding this lock")
+                    .writing = 0;
+                outbox.room.notify_one();
                 batch.clear();
                 if batch.capacity() > KEEP_CAPACITY {
                     batch = Vec::new();
