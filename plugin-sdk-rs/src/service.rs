@@ -94,13 +94,14 @@ impl<P: Plugin> PluginServer<P> {
     /// passes (`None`), or the shutdown grace runs out (an `UNAVAILABLE`
     /// error). Dropping the work drops the plugin's future: that is how a
     /// call past its deadline or past the grace is cancelled.
+    /// `phase` and `id` are the invocation's, for the messages.
     async fn run_bounded(
         &self,
         invocation: Invocation,
         deadline: Option<Instant>,
+        phase: &str,
+        id: &str,
     ) -> Result<Option<Result<Reply, PluginError>>, Status> {
-        let phase = invocation.phase.clone();
-        let id = invocation.invocation_id.clone();
         let work = crate::plugin::dispatch(&*self.plugin, &self.event_patterns, invocation);
         let timed = async {
             match deadline {
@@ -163,7 +164,7 @@ impl<P: Plugin> PluginServer<P> {
         let phase = invocation.phase.clone();
         let id = invocation.invocation_id.clone();
         let started = tokio::time::Instant::now();
-        let outcome = self.run_bounded(invocation, deadline).await?;
+        let outcome = self.run_bounded(invocation, deadline, &phase, &id).await?;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let reply = match outcome {
             None => {

@@ -81,6 +81,10 @@ impl Plugin for Fixture {
         if let Some(ms) = inv.get("/metadata/sleep_ms").and_then(Value::as_u64) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        if inv.get("/metadata/panic").is_some() {
+            guard.finished = true;
+            panic!("asked to panic");
+        }
         if inv.get("/metadata/gate").is_some() {
             self.0.gate.acquire().await.unwrap().forget();
         }
@@ -393,6 +397,17 @@ async fn hello_with_the_token_opens_and_anything_else_is_refused() {
             raw_frame(Kind::Hello, 0, &[0xFF, 0xFF, 0xFF]),
             "malformed frame: the HELLO does not decode",
         ),
+        (
+            // Refused on its header: the payload is never awaited.
+            Header {
+                len: MAX_PAYLOAD,
+                kind: Kind::Hello,
+                id: 0,
+            }
+            .encode()
+            .to_vec(),
+            "a HELLO of 4194304 bytes is over the 4096-byte limit for a HELLO",
+        ),
     ] {
         let mut raw = Raw::connect(&s.fast_socket).await;
         raw.send(&first).await;
@@ -629,6 +644,17 @@ async fn bad_frames_are_answered_with_errors_and_the_connection_goes_on() {
     s.probe.gate.add_permits(1);
     let held = raw.result_for(21).await;
     assert_eq!(held.message, "fasty was here");
+
+    // A call whose plugin code panics is answered, and the plugin goes on.
+    raw.send(&invoke(22, &request("boom", json!({"panic": true})), None))
+        .await;
+    let (code, message) = raw.error_for(22).await;
+    assert_eq!(code, Code::Internal);
+    assert_eq!(
+        message,
+        "fasty failed the call without an answer: the plugin panicked (its stderr says where)"
+    );
+    raw.still_answers(23).await;
 
     // Call id 0: refused, and the connection closed.
     raw.send(&invoke(0, &request("zero", json!({})), None))

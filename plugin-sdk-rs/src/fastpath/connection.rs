@@ -24,6 +24,10 @@ use crate::service::{PluginServer, StopRequest};
 /// How long a new connection may take to send its HELLO.
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
 
+/// The longest HELLO payload read: a token and a version take far less,
+/// and a peer that has not shown the token gets no 4 MiB buffer.
+const HELLO_MAX: u32 = 4096;
+
 /// What every connection of one server shares.
 pub(crate) struct Shared<P> {
     /// The plugin service: the one implementation of `Invoke`.
@@ -187,6 +191,9 @@ async fn hello<R: AsyncRead + Unpin>(
     token: &str,
 ) -> Result<(), Refused> {
     loop {
+        if let Some(header) = frames.next_header() {
+            check_hello_header(header).map_err(Refused::Unauthenticated)?;
+        }
         if let Some(frame) = frames.next_buffered() {
             return check_hello(frame, token).map_err(Refused::Unauthenticated);
         }
@@ -197,23 +204,34 @@ async fn hello<R: AsyncRead + Unpin>(
     }
 }
 
-/// Whether `frame` is a HELLO carrying `token`; if not, why not.
-fn check_hello(frame: Frame<'_>, token: &str) -> Result<(), String> {
-    let (header, payload) = match frame {
-        Frame::Whole { header, payload } => (header, payload),
-        Frame::TooLong { header } => {
-            return Err(format!(
-                "the first frame must be a HELLO, not a frame of {} bytes",
-                header.len
-            ));
-        }
-    };
+/// Whether a first frame with `header` may be a HELLO, before its payload
+/// is read; if not, why not.
+fn check_hello_header(header: Header) -> Result<(), String> {
     if header.kind != Kind::Hello {
         return Err(format!(
             "the first frame must be a HELLO carrying OUTBOARD_TOKEN, not {}",
             kind_name(header.kind)
         ));
     }
+    if header.len > HELLO_MAX {
+        return Err(format!(
+            "a HELLO of {} bytes is over the {HELLO_MAX}-byte limit for a HELLO",
+            header.len
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `frame`, whose header passed [`check_hello_header`], is a HELLO
+/// carrying `token`; if not, why not.
+fn check_hello(frame: Frame<'_>, token: &str) -> Result<(), String> {
+    let payload = match frame {
+        Frame::Whole { payload, .. } => payload,
+        // Not reached: check_hello_header refused it already.
+        Frame::TooLong { header } => {
+            return Err(format!("a HELLO of {} bytes is too long", header.len));
+        }
+    };
     let hello = v1::FastpathHello::decode(payload)
         .map_err(|e| format!("malformed frame: the HELLO does not decode: {e}"))?;
     if !constant_time_eq(hello.token.as_bytes(), token.as_bytes()) {
@@ -349,8 +367,19 @@ impl<P: Plugin> Connection<P> {
         // Spawned with the lock held: the call cannot finish (and look for
         // itself) before it is registered.
         let task = tokio::spawn(async move {
-            let answer = connection.server.invoke_call(request, call_deadline).await;
-            connection.finish(id, seq, &answer);
+            let mut guard = Unanswered {
+                connection,
+                id,
+                seq,
+                answered: false,
+            };
+            let answer = guard
+                .connection
+                .server
+                .invoke_call(request, call_deadline)
+                .await;
+            guard.connection.finish(id, seq, &answer);
+            guard.answered = true;
         });
         calls.by_id.insert(
             id,
@@ -399,6 +428,34 @@ impl<P: Plugin> Connection<P> {
             .expect("no code panics holding this lock")
             .by_id
             .is_empty()
+    }
+}
+
+/// Answers a call whose task ended without answering. A CANCEL, or the
+/// connection ending, takes the call out of the map before aborting its
+/// task, so [`Connection::finish`] then sends nothing; what is left is a
+/// panic in the plugin's code, which would otherwise leave the host
+/// waiting for its timeout: it gets `INTERNAL`.
+struct Unanswered<P: Plugin> {
+    /// The call's connection.
+    connection: Arc<Connection<P>>,
+    /// The call's id.
+    id: u64,
+    /// The call's [`Call::seq`].
+    seq: u64,
+    /// Set once the call's answer went to [`Connection::finish`].
+    answered: bool,
+}
+
+impl<P: Plugin> Drop for Unanswered<P> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let status = tonic::Status::internal(format!(
+                "{} failed the call without an answer: the plugin panicked (its stderr says where)",
+                self.connection.server.name()
+            ));
+            self.connection.finish(self.id, self.seq, &Err(status));
+        }
     }
 }
 

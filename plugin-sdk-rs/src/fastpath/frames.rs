@@ -64,13 +64,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return None;
             }
         }
+        let header = self.next_header()?;
         let available = self.end - self.start;
-        if available < HEADER_LEN {
-            return None;
-        }
-        let mut head = [0u8; HEADER_LEN];
-        head.copy_from_slice(&self.buf[self.start..self.start + HEADER_LEN]);
-        let header = Header::decode(&head);
         if header.too_long() {
             self.start += HEADER_LEN;
             self.discard = u64::from(header.len);
@@ -86,6 +81,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             header,
             payload: &self.buf[at + HEADER_LEN..at + total],
         })
+    }
+
+    /// The header of the next frame, once its 16 bytes are in the buffer
+    /// (its payload may not be): to refuse a frame before buffering it.
+    pub(crate) fn next_header(&self) -> Option<Header> {
+        if self.discard > 0 || self.end - self.start < HEADER_LEN {
+            return None;
+        }
+        let mut head = [0u8; HEADER_LEN];
+        head.copy_from_slice(&self.buf[self.start..self.start + HEADER_LEN]);
+        Some(Header::decode(&head))
     }
 
     /// Reads once into the buffer, making room for the frame being read
