@@ -736,24 +736,32 @@ async fn the_host_going_away_cancels_its_calls() {
     again.still_answers(3).await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_host_that_does_not_read_its_answers_stops_the_plugin_reading() {
-    let mut s = serve().await;
-    let mut raw = Raw::open(&s.fast_socket).await;
-    // 40 answers of 256 KiB: 10 MiB, more than the plugin queues.
-    const BIG: u64 = 40;
+/// How many calls [`big_answers_unread`] sends.
+const BIG_CALLS: u64 = 40;
+
+/// Sends [`BIG_CALLS`] calls answered with 256 KiB each (10 MiB, more than
+/// the plugin queues) and reads none of the answers; returns once every
+/// call has started.
+async fn big_answers_unread(s: &mut Served, raw: &mut Raw) {
     let mut burst = Vec::new();
-    for id in 1..=BIG {
+    for id in 1..=BIG_CALLS {
         let metadata = json!({"answer_kib": 256});
         burst.extend(invoke(id, &request(&format!("big-{id}"), metadata), None));
     }
     raw.send(&burst).await;
-    for _ in 1..=BIG {
+    for _ in 1..=BIG_CALLS {
         tokio::time::timeout(PATIENCE, s.started.recv())
             .await
             .expect("a call did not start");
     }
-    raw.send(&invoke(BIG + 1, &request("waits", json!({})), None))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_does_not_read_its_answers_stops_the_plugin_reading() {
+    let mut s = serve().await;
+    let mut raw = Raw::open(&s.fast_socket).await;
+    big_answers_unread(&mut s, &mut raw).await;
+    raw.send(&invoke(BIG_CALLS + 1, &request("waits", json!({})), None))
         .await;
     // With the clock paused this returns only once every task is idle:
     // the plugin has done all it would do without the host reading.
@@ -763,12 +771,33 @@ async fn a_host_that_does_not_read_its_answers_stops_the_plugin_reading() {
         "the plugin took a new call while its answers were not read"
     );
     let mut answered = Vec::new();
-    for _ in 0..=BIG {
+    for _ in 0..=BIG_CALLS {
         let (header, _) = raw.recv().await.expect("an answer");
         assert_eq!(header.kind, Kind::Result, "{header:?}");
         answered.push(header.id);
     }
     answered.sort_unstable();
-    assert_eq!(answered, (1..=BIG + 1).collect::<Vec<_>>());
+    assert_eq!(answered, (1..=BIG_CALLS + 1).collect::<Vec<_>>());
     assert_eq!(s.started.recv().await.as_deref(), Some("waits"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_does_not_wait_past_the_grace_for_a_host_that_does_not_read() {
+    let mut s = serve().await;
+    let mut raw = Raw::open(&s.fast_socket).await;
+    big_answers_unread(&mut s, &mut raw).await;
+    shutdown(&mut s, Duration::from_secs(1)).await;
+    stopped(s.task).await;
+    assert!(!s.fast_socket.exists());
+    // Nothing of the connection outlives the server: what was written can
+    // be read, and then the stream ends.
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, raw.read.read_to_end(&mut rest))
+        .await
+        .expect("the connection outlived the server")
+        .unwrap();
+    assert!(
+        rest.len() < (BIG_CALLS as usize) * 256 * 1024,
+        "all was written"
+    );
 }

@@ -83,7 +83,9 @@ enum Flow {
 pub(crate) async fn serve<P: Plugin>(stream: UnixStream, shared: Arc<Shared<P>>) {
     let (read, write) = stream.into_split();
     let outbox = Arc::new(Outbox::default());
-    let mut writer = tokio::spawn(writer::run(write, outbox.clone()));
+    // Aborted with the connection, should it be dropped (the end of the
+    // grace) while the writer waits on a host that does not read.
+    let mut writer = WriterTask(tokio::spawn(writer::run(write, outbox.clone())));
     let mut frames = FrameReader::new(read);
 
     let greeted = tokio::time::timeout(HELLO_WITHIN, hello(&mut frames, &shared.token)).await;
@@ -114,7 +116,7 @@ pub(crate) async fn serve<P: Plugin>(stream: UnixStream, shared: Arc<Shared<P>>)
     };
     if !opened {
         outbox.close();
-        let _ = writer.await;
+        let _ = (&mut writer.0).await;
         return;
     }
     tracing::debug!("fast-path connection open");
@@ -162,7 +164,7 @@ pub(crate) async fn serve<P: Plugin>(stream: UnixStream, shared: Arc<Shared<P>>)
             () = outbox.room(), if backlogged => {}
             () = super::stop_begun(&mut stop), if !stopping => stopping = true,
             () = connection.idle.notified(), if stopping => {}
-            written = &mut writer => {
+            written = &mut writer.0 => {
                 if let Ok(Err(e)) = written {
                     tracing::debug!(error = %e, "fast-path connection: write failed");
                 }
@@ -173,7 +175,17 @@ pub(crate) async fn serve<P: Plugin>(stream: UnixStream, shared: Arc<Shared<P>>)
     };
     tracing::debug!(why, "fast-path connection closed");
     outbox.close();
-    let _ = writer.await;
+    let _ = (&mut writer.0).await;
+}
+
+/// A connection's writer task, aborted when the connection's task ends or
+/// is dropped.
+struct WriterTask(tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for WriterTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Why a connection's first frame did not open it.
