@@ -801,3 +801,36 @@ async fn a_stop_does_not_wait_past_the_grace_for_a_host_that_does_not_read() {
         "all was written"
     );
 }
+
+#[tokio::test]
+async fn a_frame_refused_for_call_id_0_closes_the_connection() {
+    let s = serve().await;
+    for (frame, code, says) in [
+        (
+            hello(TOKEN),
+            Code::InvalidArgument,
+            "HELLO is only the connection's first frame",
+        ),
+        (
+            raw_frame(Kind::Unknown(200), 0, b""),
+            Code::Unimplemented,
+            "unknown frame kind 200",
+        ),
+        (
+            fastpath::error_frame(0, 13, "from the host?"),
+            Code::InvalidArgument,
+            "ERROR frames go from the plugin to the host",
+        ),
+    ] {
+        let mut raw = Raw::open(&s.fast_socket).await;
+        raw.send(&frame).await;
+        let (got, message) = raw.error_for(0).await;
+        assert_eq!(got, code, "{message}");
+        assert!(message.starts_with(says), "{message}");
+        assert!(raw.recv().await.is_none(), "still open after {says:?}");
+    }
+    // A CANCEL for id 0 names no call: ignored, the connection goes on.
+    let mut raw = Raw::open(&s.fast_socket).await;
+    raw.send(&fastpath::cancel_frame(0)).await;
+    raw.still_answers(1).await;
+}

@@ -147,7 +147,7 @@ pub(crate) async fn serve<P: Plugin>(stream: UnixStream, shared: Arc<Shared<P>>)
             backlogged = outbox.backlogged();
         }
         if close {
-            break "an INVOKE with call id 0";
+            break "a frame for call id 0 was refused";
         }
         if stopping && connection.is_idle() {
             break "the plugin is stopping and its last call was answered";
@@ -270,43 +270,43 @@ impl<P: Plugin> Connection<P> {
         let (header, payload) = match frame {
             Frame::Whole { header, payload } => (header, payload),
             Frame::TooLong { header } => {
-                tracing::warn!(
-                    id = header.id,
-                    len = header.len,
-                    "fast path: frame over the limit"
+                let why = format!(
+                    "frame of {} bytes is over the {MAX_PAYLOAD}-byte limit",
+                    header.len
                 );
-                self.outbox.error(
-                    header.id,
-                    Code::ResourceExhausted,
-                    format!(
-                        "frame of {} bytes is over the {MAX_PAYLOAD}-byte limit",
-                        header.len
-                    ),
-                );
-                return Flow::Go;
+                return self.refuse(header.id, Code::ResourceExhausted, why);
             }
         };
         match header.kind {
-            Kind::Invoke => return self.invoke(header, payload, stopping),
-            Kind::Cancel => self.cancel(header.id),
-            Kind::Unknown(byte) => {
-                tracing::warn!(id = header.id, kind = byte, "fast path: unknown frame kind");
-                self.outbox.error(
-                    header.id,
-                    Code::Unimplemented,
-                    format!("unknown frame kind {byte}: this plugin speaks invoke-fastpath/1"),
-                );
+            Kind::Invoke => self.invoke(header, payload, stopping),
+            Kind::Cancel => {
+                self.cancel(header.id);
+                Flow::Go
             }
-            kind @ (Kind::Hello | Kind::Result | Kind::Error) => {
-                let why = match kind {
-                    Kind::Hello => "HELLO is only the connection's first frame".to_owned(),
-                    other => format!("{} frames go from the plugin to the host", kind_name(other)),
-                };
-                tracing::warn!(id = header.id, why, "fast path: unexpected frame");
-                self.outbox.error(header.id, Code::InvalidArgument, why);
+            Kind::Unknown(byte) => {
+                let why =
+                    format!("unknown frame kind {byte}: this plugin speaks invoke-fastpath/1");
+                self.refuse(header.id, Code::Unimplemented, why)
+            }
+            Kind::Hello => self.refuse(
+                header.id,
+                Code::InvalidArgument,
+                "HELLO is only the connection's first frame",
+            ),
+            other @ (Kind::Result | Kind::Error) => {
+                let why = format!("{} frames go from the plugin to the host", kind_name(other));
+                self.refuse(header.id, Code::InvalidArgument, why)
             }
         }
-        Flow::Go
+    }
+
+    /// Answers a bad frame for call `id` with an ERROR. An ERROR for id 0
+    /// is about the connection, which its sender closes (PROTOCOL.md §18.6).
+    fn refuse(&self, id: u64, code: Code, why: impl Into<String>) -> Flow {
+        let why = why.into();
+        tracing::warn!(id, code = ?code, why, "fast path: frame refused");
+        self.outbox.error(id, code, why);
+        if id == 0 { Flow::Close } else { Flow::Go }
     }
 
     /// Starts a call: its own task, registered under its id before it can
@@ -315,44 +315,33 @@ impl<P: Plugin> Connection<P> {
         let received = Instant::now();
         let id = header.id;
         if id == 0 {
-            tracing::warn!("fast path: INVOKE with call id 0; closing the connection");
-            self.outbox.error(
+            return self.refuse(
                 0,
                 Code::InvalidArgument,
                 "INVOKE with call id 0: call ids start at 1; closing the connection",
             );
-            return Flow::Close;
         }
         let message = match v1::FastpathInvoke::decode(payload) {
             Ok(message) => message,
             Err(e) => {
-                tracing::warn!(id, error = %e, "fast path: malformed INVOKE");
-                self.outbox.error(
-                    id,
-                    Code::InvalidArgument,
-                    format!("malformed frame: the INVOKE payload is not a FastpathInvoke: {e}"),
-                );
-                return Flow::Go;
+                let why =
+                    format!("malformed frame: the INVOKE payload is not a FastpathInvoke: {e}");
+                return self.refuse(id, Code::InvalidArgument, why);
             }
         };
         let Some(request) = message.request else {
-            self.outbox.error(
+            return self.refuse(
                 id,
                 Code::InvalidArgument,
                 "malformed frame: the FastpathInvoke has no request",
             );
-            return Flow::Go;
         };
         if stopping {
-            self.outbox.error(
-                id,
-                Code::Unavailable,
-                format!(
-                    "{} is shutting down and takes no new calls",
-                    self.server.name()
-                ),
+            let why = format!(
+                "{} is shutting down and takes no new calls",
+                self.server.name()
             );
-            return Flow::Go;
+            return self.refuse(id, Code::Unavailable, why);
         }
         // Counted from the frame's arrival, as gRPC counts grpc-timeout; a
         // negative timeout has already run out.
@@ -365,13 +354,8 @@ impl<P: Plugin> Connection<P> {
         let mut calls = self.calls.lock().expect("no code panics holding this lock");
         if calls.by_id.contains_key(&id) {
             drop(calls);
-            tracing::warn!(id, "fast path: INVOKE with an id already in flight");
-            self.outbox.error(
-                id,
-                Code::InvalidArgument,
-                format!("call id {id} is already in flight on this connection"),
-            );
-            return Flow::Go;
+            let why = format!("call id {id} is already in flight on this connection");
+            return self.refuse(id, Code::InvalidArgument, why);
         }
         let seq = calls.next_seq;
         calls.next_seq += 1;
