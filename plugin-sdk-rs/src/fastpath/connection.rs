@@ -312,7 +312,6 @@ impl<P: Plugin> Connection<P> {
     /// Starts a call: its own task, registered under its id before it can
     /// answer.
     fn invoke(self: &Arc<Self>, header: Header, payload: &[u8], stopping: bool) -> Flow {
-        let received = Instant::now();
         let id = header.id;
         if id == 0 {
             return self.refuse(
@@ -348,7 +347,7 @@ impl<P: Plugin> Connection<P> {
         let call_deadline = message.timeout.and_then(|timeout| {
             let timeout = Duration::try_from(timeout).unwrap_or(Duration::ZERO);
             // Beyond what an Instant holds it means no deadline.
-            received.checked_add(timeout)
+            Instant::now().checked_add(timeout)
         });
 
         let mut calls = self.calls.lock().expect("no code panics holding this lock");
