@@ -146,8 +146,30 @@ mod tests {
     use super::*;
     use outboard_proto::fastpath::{Kind, cancel_frame, error_frame};
 
+    /// A stream that gives at most `chunk` bytes per read, as a socket may.
+    struct Chunked<'a> {
+        rest: &'a [u8],
+        chunk: usize,
+    }
+
+    impl AsyncRead for Chunked<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let n = self.chunk.min(self.rest.len()).min(buf.remaining());
+            let (now, later) = self.rest.split_at(n);
+            buf.put_slice(now);
+            self.rest = later;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
     /// Every frame `reader` yields until the stream ends, as owned values.
-    async fn all(mut reader: FrameReader<&[u8]>) -> Vec<(Header, Option<Vec<u8>>)> {
+    async fn all<R: AsyncRead + Unpin>(
+        mut reader: FrameReader<R>,
+    ) -> Vec<(Header, Option<Vec<u8>>)> {
         let mut out = Vec::new();
         loop {
             while let Some(frame) = reader.next_buffered() {
@@ -180,6 +202,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn frames_split_across_many_small_reads_come_out_whole() {
+        let mut wire = Vec::new();
+        for id in 1..=50u64 {
+            wire.extend(error_frame(id, 3, "y".repeat(id as usize * 997)));
+        }
+        wire.extend(cancel_frame(51));
+        for chunk in [1, 7, 16, 4099, READ_CHUNK + 3] {
+            let frames = all(FrameReader::new(Chunked { rest: &wire, chunk })).await;
+            let ids: Vec<u64> = frames.iter().map(|(h, _)| h.id).collect();
+            assert_eq!(ids, (1..=51).collect::<Vec<_>>(), "chunks of {chunk}");
+            for (header, payload) in &frames[..50] {
+                let expected = error_frame(header.id, 3, "y".repeat(header.id as usize * 997));
+                assert_eq!(
+                    payload.as_deref(),
+                    Some(&expected[HEADER_LEN..]),
+                    "chunks of {chunk}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn an_over_size_frame_is_skipped_and_the_next_one_read() {
         let mut wire = Header {
             len: MAX_PAYLOAD + 1,
@@ -190,20 +234,16 @@ mod tests {
         .to_vec();
         wire.resize(wire.len() + MAX_PAYLOAD as usize + 1, 0xAB);
         wire.extend(error_frame(8, 3, "after"));
-        let frames = all(FrameReader::new(&wire[..])).await;
-        assert_eq!(
-            frames.len(),
-            2,
-            "{:?}",
-            frames.iter().map(|f| f.0).collect::<Vec<_>>()
-        );
-        assert_eq!(frames[0].0.id, 7);
-        assert_eq!(frames[0].1, None);
-        assert_eq!(frames[1].0.id, 8);
-        assert_eq!(
-            frames[1].1.as_deref(),
-            Some(&error_frame(8, 3, "after")[HEADER_LEN..])
-        );
+        for chunk in [wire.len(), 10_007] {
+            let frames = all(FrameReader::new(Chunked { rest: &wire, chunk })).await;
+            let ids: Vec<u64> = frames.iter().map(|f| f.0.id).collect();
+            assert_eq!(ids, [7, 8], "chunks of {chunk}");
+            assert_eq!(frames[0].1, None, "skipped, not buffered");
+            assert_eq!(
+                frames[1].1.as_deref(),
+                Some(&error_frame(8, 3, "after")[HEADER_LEN..])
+            );
+        }
     }
 
     #[tokio::test]
