@@ -14,6 +14,10 @@ use tonic::{Code, Status};
 /// A buffer that grew past this (a large answer) is not kept for reuse.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
+/// The longest error message sent whole: room is left for the rest of
+/// the `FastpathError` and the note that it was cut.
+const MAX_ERROR_MESSAGE: usize = MAX_PAYLOAD as usize - 1024;
+
 /// Past this many bytes queued or being written, the connection stops
 /// taking new frames until the host reads: a host that sends calls but
 /// does not read their answers cannot make the plugin buffer without end.
@@ -56,11 +60,21 @@ impl Outbox {
         });
     }
 
-    /// Queues an ERROR frame for call `id`.
+    /// Queues an ERROR frame for call `id`. A message that would not fit
+    /// in a frame (a plugin's error can say anything) is cut short.
     pub(crate) fn error(&self, id: u64, code: Code, message: impl Into<String>) {
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_MESSAGE {
+            let mut end = MAX_ERROR_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str("… (cut short: over the frame limit)");
+        }
         let error = v1::FastpathError {
             code: code as i32,
-            message: message.into(),
+            message,
         };
         self.push(Kind::Error, id, &error);
     }
@@ -216,6 +230,35 @@ mod tests {
         ]
         .concat();
         assert_eq!(wire, expected);
+    }
+
+    #[tokio::test]
+    async fn an_error_message_too_long_for_a_frame_is_cut_short() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let outbox = Arc::new(Outbox::default());
+        // Multi-byte characters, so that the cut must find a boundary.
+        let long = "é".repeat(MAX_PAYLOAD as usize);
+        outbox.answer(6, &Err(Status::internal(long)));
+        outbox.close();
+        let writer = tokio::spawn(run(ours, outbox));
+        let mut wire = Vec::new();
+        theirs.read_to_end(&mut wire).await.expect("read");
+        writer.await.expect("no panic").expect("written");
+        assert!(
+            wire.len() - HEADER_LEN <= MAX_PAYLOAD as usize,
+            "{}",
+            wire.len()
+        );
+        let error = v1::FastpathError::decode(&wire[HEADER_LEN..]).expect("decodes");
+        assert_eq!(error.code, Code::Internal as i32);
+        assert!(error.message.starts_with("éé"));
+        assert!(
+            error
+                .message
+                .ends_with("é… (cut short: over the frame limit)"),
+            "…{}",
+            error.message.chars().rev().take(40).collect::<String>()
+        );
     }
 
     #[tokio::test]
