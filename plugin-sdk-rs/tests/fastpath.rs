@@ -834,3 +834,47 @@ async fn a_frame_refused_for_call_id_0_closes_the_connection() {
     raw.send(&fastpath::cancel_frame(0)).await;
     raw.still_answers(1).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_says_nothing_is_refused_after_10_s() {
+    let s = serve().await;
+    let mut raw = Raw::connect(&s.fast_socket).await;
+    // Half a HELLO: the header promises more than ever comes.
+    raw.send(&hello(TOKEN)[..HEADER_LEN + 2]).await;
+    let (code, message) = raw.error_for(0).await;
+    assert_eq!(code, Code::Unauthenticated);
+    assert_eq!(message, "no HELLO within 10 s");
+    assert!(raw.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn an_occupied_fast_path_socket_is_an_error_naming_it() {
+    let dir = tempfile::Builder::new()
+        .prefix("ob-fp-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let grpc = dir.path().join("p.sock");
+    let fast = dir.path().join("fast.sock");
+    std::fs::write(&fast, b"").unwrap();
+    let (started, _) = mpsc::unbounded_channel();
+    let (dropped, _) = mpsc::unbounded_channel();
+    let probe = Arc::new(Probe {
+        started,
+        dropped,
+        barrier: Barrier::new(1),
+        gate: Semaphore::new(0),
+    });
+    let settings = Settings::new(&grpc, TOKEN)
+        .handle_signals(false)
+        .with_fastpath_socket(&fast);
+    let err = outboard_plugin::serve_with(Fixture(probe), settings)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("fasty: cannot bind socket {}", fast.display())),
+        "{err}"
+    );
+    assert!(!grpc.exists(), "the gRPC socket was left behind");
+    assert!(fast.exists(), "not ours, so not removed");
+}
