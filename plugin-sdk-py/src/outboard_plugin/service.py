@@ -21,6 +21,7 @@ from .auth import PLUGIN_SERVICE_PREFIX
 from .config import Config
 from .errors import PluginError
 from .events import handler_for
+from .fastpath import FEATURE as FASTPATH_FEATURE
 from .health import Health
 from .host import HostServices
 from .invocation import Invocation
@@ -81,7 +82,9 @@ async def call_plugin(executor: Executor | None, method: Callable[..., Any], *ar
 
 class PluginServicer:
     """The four calls. Registered with the generated
-    ``add_PluginServiceServicer_to_server``."""
+    ``add_PluginServiceServicer_to_server``; :meth:`answer` also answers
+    the fast path's calls (:mod:`.fastpath`), whose feature the served
+    manifest lists when ``fastpath`` is true."""
 
     def __init__(
         self,
@@ -92,6 +95,7 @@ class PluginServicer:
         executor: Executor | None,
         stop: Callable[[float, str], None],
         host: HostServices | None = None,
+        fastpath: bool = False,
     ) -> None:
         self._plugin = plugin
         #: The host's services, handed to the plugin in every call.
@@ -100,6 +104,14 @@ class PluginServicer:
         self._event_patterns = list(manifest.event_subscriptions)
         self._name = manifest.name
         self._manifest = manifest.to_proto(protocol_version)
+        # The SDK serves the fast path, so the SDK says whether it does
+        # (PROTOCOL.md §18): listed only when its socket is bound.
+        features = [f for f in self._manifest.features if f != FASTPATH_FEATURE]
+        if fastpath:
+            features.append(FASTPATH_FEATURE)
+        if features != list(self._manifest.features):
+            del self._manifest.features[:]
+            self._manifest.features.extend(features)
         self._protocol_version = protocol_version
         self._health = health
         self._executor = executor
