@@ -151,11 +151,19 @@ def test_hello_with_the_token_is_answered_with_the_plugins_hello(fast: RunningPl
 @pytest.mark.parametrize(
     "first, says",
     [
-        ((HELLO, 0, plugin_pb2.FastpathHello(token="nope", version=1).SerializeToString()), "wrong token in HELLO"),
-        ((HELLO, 0, plugin_pb2.FastpathHello(version=1).SerializeToString()), "wrong token in HELLO"),
-        ((HELLO, 0, b"\xff\xff"), "malformed HELLO"),
-        ((INVOKE, 1, plugin_pb2.FastpathInvoke().SerializeToString()), "the first frame must be HELLO, not a INVOKE frame"),
-        ((HELLO, 3, b""), "HELLO must have call id 0, not 3"),
+        (
+            (HELLO, 0, plugin_pb2.FastpathHello(token="nope", version=1).SerializeToString()),
+            "wrong token in the HELLO: it is not this launch's OUTBOARD_TOKEN",
+        ),
+        (
+            (HELLO, 0, plugin_pb2.FastpathHello(version=1).SerializeToString()),
+            "wrong token in the HELLO: it is not this launch's OUTBOARD_TOKEN",
+        ),
+        ((HELLO, 0, b"\xff\xff"), "malformed frame: the HELLO does not decode: "),
+        (
+            (INVOKE, 1, plugin_pb2.FastpathInvoke().SerializeToString()),
+            "the first frame must be a HELLO carrying OUTBOARD_TOKEN, not INVOKE",
+        ),
     ],
 )
 def test_anything_but_hello_with_the_token_is_unauthenticated_and_closes(first: tuple[int, int, bytes], says: str) -> None:
@@ -169,7 +177,7 @@ def test_anything_but_hello_with_the_token_is_unauthenticated_and_closes(first: 
         assert refused.id == 0
         error = refused.error()
         assert error.code == UNAUTHENTICATED
-        assert error.message.startswith("sample: ") and says in error.message, error.message
+        assert error.message.startswith(says), error.message
         # The plugin goes on serving whoever has the token.
         with connect(plugin) as client:
             assert greeting(client.call(1, job("ada"))) == "hello, ada"
@@ -181,7 +189,7 @@ def test_an_over_size_first_frame_is_not_read(fast: RunningPlugin) -> None:
         client.send(HELLO, 0, length=MAX_PAYLOAD + 1)
         [refused] = client.read_to_eof()
     assert refused.error().code == UNAUTHENTICATED
-    assert "frame of 4194305 bytes is over the 4194304-byte limit" in refused.error().message
+    assert refused.error().message == "the first frame must be a HELLO, not a frame of 4194305 bytes"
 
 
 # --- calls ---------------------------------------------------------------------
@@ -326,11 +334,14 @@ def test_bad_frames_are_answered_with_errors_and_the_connection_goes_on(fast: Ru
         client.send(9, 6, b"whatever")
         unknown = client.read()
         assert (unknown.id, unknown.error().code) == (6, UNIMPLEMENTED)
-        assert unknown.error().message == (
-            "sample takes INVOKE and CANCEL frames on its fast path, not a frame of unknown kind 9"
-        )
+        assert unknown.error().message == "unknown frame kind 9: this plugin speaks invoke-fastpath/1"
         client.send(RESULT, 6, b"")
-        assert client.read().error().code == UNIMPLEMENTED
+        backwards = client.read().error()
+        assert (backwards.code, backwards.message) == (INVALID_ARGUMENT, "RESULT frames go from the plugin to the host")
+
+        client.send(INVOKE, 4, plugin_pb2.FastpathInvoke().SerializeToString())
+        empty = client.read().error()
+        assert (empty.code, empty.message) == (INVALID_ARGUMENT, "malformed frame: the FastpathInvoke has no request")
 
         # Over the limit: read and dropped, then the next frame is read as a frame.
         client.send(INVOKE, 7, b"\0" * (MAX_PAYLOAD + 1))
@@ -356,6 +367,7 @@ def test_bad_frames_are_answered_with_errors_and_the_connection_goes_on(fast: Ru
         client.invoke(0, job("ada"))
         [refused] = client.read_to_eof()
         assert (refused.id, refused.error().code) == (0, INVALID_ARGUMENT)
+        assert refused.error().message == "INVOKE with call id 0: call ids start at 1; closing the connection"
 
     # None of it hurt the plugin.
     with connect(fast) as client:
@@ -399,3 +411,37 @@ def test_sigterm_stops_and_removes_both_sockets(fast: RunningPlugin) -> None:
     assert fast.process.wait(timeout=3) == 0
     assert os.listdir(fast.directory) == []
 
+
+
+# --- in process ----------------------------------------------------------------
+
+
+def test_a_connection_without_hello_is_closed_after_a_while(runtime_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from outboard_plugin import fastpath
+
+    monkeypatch.setattr(fastpath, "HELLO_WITHIN", 0.1)
+    plugin = Listed()
+    servicer = PluginServicer(plugin, plugin.manifest(), 1, Health(), None, lambda grace, reason: None, fastpath=True)
+    path = os.path.join(runtime_dir, "fast.sock")
+
+    async def silent_client() -> bytes:
+        server = fastpath.FastpathServer(servicer, "t0ken", "listed")
+        await server.start(path)
+        try:
+            reader, writer = await asyncio.open_unix_connection(path)
+            # Nothing sent: the plugin gives up, says why, and closes.
+            data = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return data
+        finally:
+            server.close()
+
+    data = asyncio.run(silent_client())
+    from .fastclient import HEADER
+
+    length, kind, ident = HEADER.unpack_from(data)
+    assert (kind, ident, len(data)) == (ERROR, 0, HEADER.size + length)
+    error = plugin_pb2.FastpathError.FromString(data[HEADER.size :])
+    assert (error.code, error.message) == (UNAUTHENTICATED, "no HELLO within 0.1 s")

@@ -43,6 +43,8 @@ VERSION = 1
 HEADER = struct.Struct(">IB3xQ")
 #: The largest payload either side accepts (gRPC's default largest message).
 MAX_PAYLOAD = 4 * 1024 * 1024
+#: How long a new connection has to send its ``HELLO`` (seconds).
+HELLO_WITHIN = 10.0
 
 HELLO = 1
 INVOKE = 2
@@ -146,6 +148,8 @@ class _Connection(asyncio.Protocol):
         self._closing = False
         #: The calls in flight by id: the task answering each.
         self.calls: dict[int, asyncio.Task[None]] = {}
+        #: Closes the connection if no HELLO comes in time.
+        self._hello_timer: asyncio.TimerHandle | None = None
 
     # --- the connection --------------------------------------------------------
 
@@ -153,15 +157,28 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._server._connections.add(self)
+        self._hello_timer = asyncio.get_running_loop().call_later(HELLO_WITHIN, self._no_hello)
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The host went away (or the plugin is exiting): nobody waits for
         # the answers, so the calls stop.
         self._closing = True
         self._server._connections.discard(self)
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
         for task in self.calls.values():
             task.cancel()
         self.calls.clear()
+
+    # A host that does not read its answers is not sent more calls' worth:
+    # reading stops while the transport's write buffer is over its limit.
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.resume_reading()
 
     def close(self) -> None:
         self._closing = True
@@ -216,7 +233,7 @@ class _Connection(asyncio.Protocol):
             if self._greeted:
                 self._frame(kind, ident, payload)
             else:
-                self._hello(kind, ident, payload)
+                self._hello(kind, payload)
         if buffer is self._buffer:
             del self._buffer[:pos]
         elif pos < end and not self._closing:
@@ -226,34 +243,37 @@ class _Connection(asyncio.Protocol):
         message = f"frame of {length} bytes is over the {MAX_PAYLOAD}-byte limit"
         if not self._greeted:
             # Not worth reading: nothing that large is a HELLO.
-            self._refuse(0, grpc.StatusCode.UNAUTHENTICATED, f"{self._server.name}: the first frame must be HELLO: {message}")
+            self._refuse(0, grpc.StatusCode.UNAUTHENTICATED, f"the first frame must be a HELLO, not a frame of {length} bytes")
             return
         # The payload is read and dropped as it comes; the connection goes on.
         self._discard = length
         self._refuse(ident, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
-    def _hello(self, kind: int, ident: int, payload: bytes) -> None:
+    def _hello(self, kind: int, payload: bytes) -> None:
         """The connection's first frame: a ``HELLO`` carrying the launch
         token, answered with the plugin's; anything else closes it."""
-        name = self._server.name
         if kind != HELLO:
-            problem = f"the first frame must be HELLO, not {_kind_name(kind)}"
-        elif ident != 0:
-            problem = f"HELLO must have call id 0, not {ident}"
+            problem = f"the first frame must be a HELLO carrying OUTBOARD_TOKEN, not {_kind_name(kind)}"
         else:
             try:
                 hello = plugin_pb2.FastpathHello.FromString(payload)
             except DecodeError as e:
-                problem = f"malformed HELLO: {e}"
+                problem = f"malformed frame: the HELLO does not decode: {e}"
             else:
                 # The same constant-time comparison as the gRPC token check.
                 if hmac.compare_digest(hello.token.encode(), self._server._token):
                     self._greeted = True
+                    if self._hello_timer is not None:
+                        self._hello_timer.cancel()
                     reply = plugin_pb2.FastpathHello(token="", version=VERSION).SerializeToString()
                     self._write(frame(HELLO, 0, reply))
                     return
-                problem = "wrong token in HELLO: it is not this launch's OUTBOARD_TOKEN"
-        self._refuse(0, grpc.StatusCode.UNAUTHENTICATED, f"{name}: {problem}")
+                problem = "wrong token in the HELLO: it is not this launch's OUTBOARD_TOKEN"
+        self._refuse(0, grpc.StatusCode.UNAUTHENTICATED, problem)
+
+    def _no_hello(self) -> None:
+        if not self._greeted:
+            self._refuse(0, grpc.StatusCode.UNAUTHENTICATED, f"no HELLO within {HELLO_WITHIN:g} s")
 
     def _frame(self, kind: int, ident: int, payload: bytes) -> None:
         if kind == INVOKE:
@@ -265,34 +285,38 @@ class _Connection(asyncio.Protocol):
                 task.cancel()
         elif kind == HELLO:
             self._refuse(ident, grpc.StatusCode.INVALID_ARGUMENT, "HELLO is only the connection's first frame")
+        elif kind in _KIND_NAMES:
+            self._refuse(ident, grpc.StatusCode.INVALID_ARGUMENT, f"{_KIND_NAMES[kind]} frames go from the plugin to the host")
         else:
             self._refuse(
-                ident,
-                grpc.StatusCode.UNIMPLEMENTED,
-                f"{self._server.name} takes INVOKE and CANCEL frames on its fast path, not {_kind_name(kind)}",
+                ident, grpc.StatusCode.UNIMPLEMENTED, f"unknown frame kind {kind}: this plugin speaks {FEATURE}"
             )
 
     def _invoke(self, ident: int, payload: bytes) -> None:
         received = time.time()
         if ident == 0:
-            self._refuse(0, grpc.StatusCode.INVALID_ARGUMENT, "INVOKE with call id 0: call ids start at 1")
-            return
-        if ident in self.calls:
-            self._refuse(ident, grpc.StatusCode.INVALID_ARGUMENT, f"call id {ident} is already in flight on this connection")
+            self._refuse(
+                0, grpc.StatusCode.INVALID_ARGUMENT, "INVOKE with call id 0: call ids start at 1; closing the connection"
+            )
             return
         try:
             invoke = plugin_pb2.FastpathInvoke.FromString(payload)
         except DecodeError as e:
             self._refuse(
-                ident,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"malformed frame: the INVOKE payload ({len(payload)} bytes) does not decode: {e}",
+                ident, grpc.StatusCode.INVALID_ARGUMENT, f"malformed frame: the INVOKE payload is not a FastpathInvoke: {e}"
             )
+            return
+        if not invoke.HasField("request"):
+            self._refuse(ident, grpc.StatusCode.INVALID_ARGUMENT, "malformed frame: the FastpathInvoke has no request")
             return
         if self._server.stopping:
             self._refuse(ident, grpc.StatusCode.UNAVAILABLE, f"{self._server.name} is shutting down and takes no new calls")
             return
-        # The timeout counts from here, as gRPC's from the call's arrival.
+        if ident in self.calls:
+            self._refuse(ident, grpc.StatusCode.INVALID_ARGUMENT, f"call id {ident} is already in flight on this connection")
+            return
+        # The timeout counts from the frame's arrival, as gRPC's from the
+        # call's; a negative one has already run out.
         timeout_at = received + invoke.timeout.ToNanoseconds() / 1e9 if invoke.HasField("timeout") else None
         self.calls[ident] = asyncio.get_running_loop().create_task(self._call(ident, invoke.request, timeout_at))
 
@@ -316,9 +340,7 @@ class _Connection(asyncio.Protocol):
             return
         payload = outcome.SerializeToString()
         if len(payload) > MAX_PAYLOAD:
-            message = (
-                f"{self._server.name}: the answer is {len(payload)} bytes, over the fast path's {MAX_PAYLOAD}-byte limit"
-            )
+            message = f"the plugin's answer of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte frame limit"
             log.error("answer too large", extra={"error": message})
             self._write(error_frame(ident, grpc.StatusCode.RESOURCE_EXHAUSTED, message))
             return
@@ -326,8 +348,8 @@ class _Connection(asyncio.Protocol):
 
 
 def _kind_name(kind: int) -> str:
-    name = _KIND_NAMES.get(kind)
-    return f"a {name} frame" if name else f"a frame of unknown kind {kind}"
+    """A frame kind as the messages name it."""
+    return _KIND_NAMES.get(kind) or f"a frame of unknown kind {kind}"
 
 
 def _unlink(path: str) -> None:
