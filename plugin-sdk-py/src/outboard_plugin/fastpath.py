@@ -109,10 +109,6 @@ class FastpathServer:
         if self._server is not None:
             self._server.close()
 
-    def calls_in_flight(self) -> int:
-        """How many calls have not been answered (or cancelled) yet."""
-        return sum(len(c.calls) for c in self._connections)
-
     async def drain(self) -> None:
         """Returns once every call in flight is over (new ones being
         refused, this ends when the slowest call does)."""
@@ -210,30 +206,32 @@ class _Connection(asyncio.Protocol):
             buffer = self._buffer
         end = len(buffer)
         pos = 0
-        while not self._closing:
-            if self._discard:
-                skipped = min(self._discard, end - pos)
-                self._discard -= skipped
-                pos += skipped
+        # Each payload is copied once, out of the view (the handlers below
+        # never touch the buffer, so it can be viewed meanwhile).
+        with memoryview(buffer) as view:
+            while not self._closing:
                 if self._discard:
+                    skipped = min(self._discard, end - pos)
+                    self._discard -= skipped
+                    pos += skipped
+                    if self._discard:
+                        break
+                if end - pos < _HEADER_LEN:
                     break
-            if end - pos < _HEADER_LEN:
-                break
-            length, kind, ident = _unpack_from(buffer, pos)
-            if length > MAX_PAYLOAD:
-                pos += _HEADER_LEN
-                self._over_size(length, kind, ident)
-                continue
-            stop = pos + _HEADER_LEN + length
-            if stop > end:
-                break
-            # A copy only if it comes from the buffer (bytes(bytes) is itself).
-            payload = bytes(buffer[pos + _HEADER_LEN : stop])
-            pos = stop
-            if self._greeted:
-                self._frame(kind, ident, payload)
-            else:
-                self._hello(kind, payload)
+                length, kind, ident = _unpack_from(view, pos)
+                if length > MAX_PAYLOAD:
+                    pos += _HEADER_LEN
+                    self._over_size(length, kind, ident)
+                    continue
+                stop = pos + _HEADER_LEN + length
+                if stop > end:
+                    break
+                payload = bytes(view[pos + _HEADER_LEN : stop])
+                pos = stop
+                if self._greeted:
+                    self._frame(kind, ident, payload)
+                else:
+                    self._hello(kind, payload)
         if buffer is self._buffer:
             del self._buffer[:pos]
         elif pos < end and not self._closing:
