@@ -183,13 +183,24 @@ def test_anything_but_hello_with_the_token_is_unauthenticated_and_closes(first: 
             assert greeting(client.call(1, job("ada"))) == "hello, ada"
 
 
-def test_an_over_size_first_frame_is_not_read(fast: RunningPlugin) -> None:
+@pytest.mark.parametrize(
+    "kind, length, says",
+    [
+        (HELLO, MAX_PAYLOAD + 1, "a HELLO of 4194305 bytes is over the 4096-byte limit for a HELLO"),
+        (HELLO, 4097, "a HELLO of 4097 bytes is over the 4096-byte limit for a HELLO"),
+        (INVOKE, 100, "the first frame must be a HELLO carrying OUTBOARD_TOKEN, not INVOKE"),
+        (9, 0, "the first frame must be a HELLO carrying OUTBOARD_TOKEN, not a frame of unknown kind 9"),
+    ],
+)
+def test_a_first_frame_is_refused_on_its_header_before_its_payload_is_sent(
+    fast: RunningPlugin, kind: int, length: int, says: str
+) -> None:
     assert fast.fastpath_socket is not None
     with FastClient(fast.fastpath_socket) as client:
-        client.send(HELLO, 0, length=MAX_PAYLOAD + 1)
+        # The header alone: the plugin does not wait for the payload.
+        client.send(kind, 0, length=length)
         [refused] = client.read_to_eof()
-    assert refused.error().code == UNAUTHENTICATED
-    assert refused.error().message == "the first frame must be a HELLO, not a frame of 4194305 bytes"
+    assert (refused.id, refused.error().code, refused.error().message) == (0, UNAUTHENTICATED, says)
 
 
 # --- calls ---------------------------------------------------------------------
@@ -401,6 +412,23 @@ def test_a_graceful_stop_lets_calls_finish_refuses_new_ones_and_cancels_the_rest
     assert (frames[3].error().code, frames[3].error().message) == (UNAVAILABLE, "sample is shutting down and takes no new calls")
     assert fast.process.wait(timeout=3) == 0
     assert os.listdir(fast.directory) == []
+
+
+def test_when_stopping_each_connection_closes_once_its_last_call_is_answered(fast: RunningPlugin, tmp_path: Path) -> None:
+    release, started = tmp_path / "release", tmp_path / "started"
+    with connect(fast) as busy, connect(fast) as idle:
+        busy.invoke(1, job("ada", wait_for=str(release), started=str(started)))
+        wait_for_file(started)
+        request = plugin_pb2.ShutdownRequest(grace=duration_pb2.Duration(seconds=30))
+        fast.stub.Shutdown(request, metadata=fast.metadata, timeout=5)
+        # The idle connection closes at once, while the plugin still runs
+        # (it waits for call 1, which waits for the test).
+        assert idle.read_to_eof() == []
+        assert fast.process.poll() is None
+        release.touch()
+        [answer] = busy.read_to_eof()
+        assert answer.id == 1 and answer.kind == RESULT
+    assert fast.process.wait(timeout=10) == 0
 
 
 def test_sigterm_stops_and_removes_both_sockets(fast: RunningPlugin) -> None:
