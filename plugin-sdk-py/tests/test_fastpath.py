@@ -473,3 +473,67 @@ def test_a_connection_without_hello_is_closed_after_a_while(runtime_dir: str, mo
     assert (kind, ident, len(data)) == (ERROR, 0, HEADER.size + length)
     error = plugin_pb2.FastpathError.FromString(data[HEADER.size :])
     assert (error.code, error.message) == (UNAUTHENTICATED, "no HELLO within 0.1 s")
+
+
+class Big(Plugin):
+    """Answers every call with a 64 KiB value, counting the calls it got."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def manifest(self) -> Manifest:
+        return Manifest("big", "0.1.0").subscribe("pre_container", 5)
+
+    async def invoke(self, invocation: Any) -> Reply:  # type: ignore[override]
+        self.calls += 1
+        return Reply.ok().set("/big", "x" * 65536)
+
+
+def test_a_host_that_does_not_read_its_answers_is_not_read_either(runtime_dir: str) -> None:
+    import asyncio
+
+    from outboard_plugin import fastpath
+
+    plugin = Big()
+    servicer = PluginServicer(plugin, plugin.manifest(), 1, Health(), None, lambda grace, reason: None, fastpath=True)
+    path = os.path.join(runtime_dir, "fast.sock")
+    sent = 64
+
+    async def scenario() -> tuple[int, list[int]]:
+        server = fastpath.FastpathServer(servicer, "t0ken", "big")
+        await server.start(path)
+        try:
+            reader, writer = await asyncio.open_unix_connection(path)
+            hello = plugin_pb2.FastpathHello(token="t0ken", version=1).SerializeToString()
+            invoke = plugin_pb2.FastpathInvoke(request=job("ada")).SerializeToString()
+            writer.write(fastpath.frame(fastpath.HELLO, 0, hello))
+            # One call at a time, each given the loop to be read and
+            # answered: 64 answers of 64 KiB are more than the socket and
+            # the transport's buffer hold, so the plugin stops reading
+            # calls before the last ones, which stay in the socket.
+            for i in range(1, sent + 1):
+                writer.write(fastpath.frame(fastpath.INVOKE, i, invoke))
+                await writer.drain()
+                await asyncio.sleep(0.001)
+            [connection] = server._connections
+            transport = connection._transport
+            assert transport is not None
+            while transport.is_reading():
+                await asyncio.sleep(0.01)
+            started_while_paused = plugin.calls
+            # Reading the answers lets the rest in.
+            ids = []
+            await reader.readexactly(fastpath.HEADER.size + 2)  # the HELLO
+            for _ in range(sent):
+                length, kind, ident = fastpath.HEADER.unpack(await reader.readexactly(fastpath.HEADER.size))
+                await reader.readexactly(length)
+                assert kind == fastpath.RESULT
+                ids.append(ident)
+            writer.close()
+            return started_while_paused, ids
+        finally:
+            server.close()
+
+    started_while_paused, ids = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert started_while_paused < sent
+    assert sorted(ids) == list(range(1, sent + 1))
