@@ -76,7 +76,7 @@ async fn chaos_kills_while_dispatching_and_leaves_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kills_during_fast_path_calls_and_loses_no_outcome() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    chaos(5_000, true).await;
+    chaos(15_000, true).await;
 }
 
 /// `dispatches` dispatches while plugins are killed, the plugins offered
