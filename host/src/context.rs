@@ -77,3 +77,29 @@ impl<'a> SentContext<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn each_form_is_made_once_and_both_say_the_same() {
+        let value = json!({"env": {"A": "1"}, "args": ["x", 2, null, true]});
+        let sent = SentContext::of(&value);
+        let first = sent.encoded();
+        // Every fast-path call of the phase shares these very bytes.
+        assert!(std::ptr::eq(first, sent.encoded()));
+        assert_eq!(first, sent.to_struct().encode_to_vec().as_slice());
+        let Value::Object(map) = &value else {
+            unreachable!()
+        };
+        assert_eq!(sent.to_struct(), json_to_struct(map));
+        // A context that is not an object is sent empty, as before.
+        let empty = Value::Null;
+        let sent = SentContext::of(&empty);
+        assert_eq!(sent.to_struct(), prost_types::Struct::default());
+        assert!(sent.encoded().is_empty());
+    }
+}

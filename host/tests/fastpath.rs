@@ -284,7 +284,9 @@ async fn a_plugin_listing_the_fast_path_that_never_binds_it_fails_its_start_nami
         err.starts_with(
             "plugin broken-fast-never-binds: lists invoke-fastpath/1 but its fast path at "
         ) && err.contains("/fast.sock failed: ")
-            && err.contains("No such file or directory"),
+            && err.ends_with(
+                "/fast.sock failed: nothing is bound there (No such file or directory (os error 2))"
+            ),
         "{err}"
     );
     sb.assert_empty();

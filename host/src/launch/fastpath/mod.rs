@@ -68,7 +68,13 @@ impl FastPath {
         timeout: Duration,
     ) -> Result<FastPath, String> {
         let connect = async {
-            check.before_dial().map_err(|refused| refused.reason)?;
+            check.before_dial().map_err(|refused| {
+                if check.socket().exists() {
+                    refused.reason
+                } else {
+                    format!("nothing is bound there ({})", refused.reason)
+                }
+            })?;
             let mut stream = UnixStream::connect(check.socket())
                 .await
                 .map_err(|e| format!("cannot connect: {e}"))?;
