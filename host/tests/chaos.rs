@@ -3,6 +3,10 @@
 //! Every dispatch must return a complete report; every killed plugin must be
 //! ready again; at the end nothing is left: no zombie, no orphan, no runtime
 //! directory, no extra file descriptor. Bounded in count and in time.
+//!
+//! The same over gRPC and, fewer, over the invoke fast path (its
+//! connection dies with each kill). The two run one after the other: each
+//! counts the test process's descriptors and children.
 
 #![allow(clippy::unwrap_used)]
 
@@ -24,9 +28,12 @@ use rand::Rng;
 use serde_json::json;
 
 const PLUGINS: usize = 10;
-const DISPATCHES: usize = 20_000;
 const CALLERS: usize = 16;
 const TIME_LIMIT: Duration = Duration::from_secs(240);
+
+/// One scenario at a time in this binary: each counts descriptors and
+/// children of the whole test process.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -62,6 +69,19 @@ fn stress_processes() -> Vec<u32> {
 // a screen on purpose: its steps share most of their state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kills_while_dispatching_and_leaves_nothing_behind() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    chaos(20_000, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_kills_during_fast_path_calls_and_loses_no_outcome() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    chaos(5_000, true).await;
+}
+
+/// `dispatches` dispatches while plugins are killed, the plugins offered
+/// the fast path or not.
+async fn chaos(dispatches_wanted: usize, fastpath: bool) {
     let sb = Sandbox::new();
     // Warm up what the runtime creates once (the SIGCHLD pipe, the spawner
     // thread) so that the descriptor count compares like with like.
@@ -86,6 +106,7 @@ async fn chaos_kills_while_dispatching_and_leaves_nothing_behind() {
             spec.supervision.backoff_reset_after = Duration::from_millis(200);
             spec.supervision.crash_loop_starts = 100_000;
             spec.supervision.health_interval = Duration::from_secs(1);
+            spec.fastpath = fastpath;
             spec
         })
         .collect();
@@ -109,6 +130,10 @@ async fn chaos_kills_while_dispatching_and_leaves_nothing_behind() {
         .await
         .unwrap(),
     );
+    let path = if fastpath { "fastpath" } else { "grpc" };
+    for plugin in host.plugins() {
+        assert_eq!(plugin.status().invoke_path, Some(path), "{}", plugin.name());
+    }
 
     let started = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
@@ -136,7 +161,7 @@ async fn chaos_kills_while_dispatching_and_leaves_nothing_behind() {
             tokio::spawn(async move {
                 let mut tally: BTreeMap<String, usize> = BTreeMap::new();
                 let mut calls = 0usize;
-                while issued.fetch_add(1, Ordering::Relaxed) < DISPATCHES
+                while issued.fetch_add(1, Ordering::Relaxed) < dispatches_wanted
                     && started.elapsed() < TIME_LIMIT
                 {
                     let fan_out = rand::rng().random_ratio(1, 10);
@@ -181,15 +206,15 @@ async fn chaos_kills_while_dispatching_and_leaves_nothing_behind() {
             *tally.entry(k).or_default() += v;
         }
     }
-    let dispatches = issued.load(Ordering::Relaxed).min(DISPATCHES);
+    let dispatches = issued.load(Ordering::Relaxed).min(dispatches_wanted);
     done.store(true, Ordering::Relaxed);
     let kills = killer.await.unwrap();
     let elapsed = started.elapsed();
     eprintln!(
-        "chaos: {dispatches} dispatches ({calls} plugin calls) in {elapsed:.1?} with {kills} SIGKILLs; outcomes: {tally:?}"
+        "chaos over {path}: {dispatches} dispatches ({calls} plugin calls) in {elapsed:.1?} with {kills} SIGKILLs; outcomes: {tally:?}"
     );
     assert!(
-        dispatches >= DISPATCHES,
+        dispatches >= dispatches_wanted,
         "only {dispatches} dispatches within {TIME_LIMIT:?}"
     );
     assert!(kills >= 10, "the killer ran only {kills} times");
@@ -210,6 +235,7 @@ async fn chaos_kills_while_dispatching_and_leaves_nothing_behind() {
             plugin.name(),
             plugin.status()
         );
+        assert_eq!(plugin.status().invoke_path, Some(path), "{}", plugin.name());
     }
 
     host.shutdown().await;
