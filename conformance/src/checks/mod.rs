@@ -3,8 +3,6 @@
 pub(crate) mod configure;
 pub(crate) mod deadline;
 pub(crate) mod describe;
-// Not in the battery until the launch offers the fast path.
-#[allow(dead_code)]
 pub(crate) mod fastpath;
 pub(crate) mod handshake;
 pub(crate) mod health;

@@ -48,6 +48,11 @@ use wire::{Conn, Frame, Silence, show};
 /// how long any other frame may take to come.
 const SLACK: Duration = Duration::from_secs(1);
 
+/// How long after a failed check the process may take to be seen gone:
+/// longer than the host's own settle, the machine may be busy, and it is
+/// only waited for after a failure.
+const CRASH_SETTLE: Duration = Duration::from_secs(1);
+
 /// The checks, in the order they run.
 pub(crate) const CHECKS: [CheckName; 10] = CheckName::FASTPATH;
 
@@ -69,6 +74,10 @@ pub(crate) trait FastPlugin {
     fn token(&self) -> &str;
     /// How its process ended, if it has.
     fn exit(&self) -> Option<String>;
+    /// How its process ended, if it has or does within a short while:
+    /// asked after a failure, when a closed connection may be a crash
+    /// whose exit the host has not noticed yet.
+    fn settled_exit(&self) -> impl Future<Output = Option<String>>;
     /// Whether `peer`, at the other end of a connection to the socket, is
     /// the plugin.
     fn owns(&self, peer: &UCred) -> Result<(), String>;
@@ -274,27 +283,31 @@ async fn normal_call<P: FastPlugin>(
 /// Runs every check against `plugin`, invoking `phase` (the first
 /// subscription; `None` if it has none): a check that needs a phase is
 /// then not applicable. Once the plugin has exited the rest are blocked.
-pub(crate) async fn run<P: FastPlugin>(plugin: &P, phase: Option<&str>) -> Vec<Check> {
+pub(crate) async fn run<P: FastPlugin>(plugin: &P, phase: Option<&str>) -> Vec<(CheckName, Check)> {
     let probe = Probe::new(plugin, phase);
     let mut checks = Vec::new();
     for name in CHECKS {
         if let Some(exit) = plugin.exit() {
-            checks.push(Check::blocked(name, &format!("the plugin exited ({exit})")));
+            let why = format!("the plugin exited ({exit})");
+            checks.push((name, Check::blocked(name, &why)));
             continue;
         }
         if phase.is_none() && NEED_A_PHASE.contains(&name) {
-            checks.push(Check::not_applicable(name, "no subscriptions"));
+            checks.push((name, Check::not_applicable(name, "no subscriptions")));
             continue;
         }
-        let result = one(&probe, name).await.map_err(|why| match plugin.exit() {
-            Some(exit) => format!("{why}; the plugin exited ({exit})"),
-            None => why,
-        });
+        let result = match one(&probe, name).await {
+            Ok(detail) => Ok(detail),
+            Err(why) => Err(match plugin.settled_exit().await {
+                Some(exit) => format!("{why}; the plugin exited ({exit})"),
+                None => why,
+            }),
+        };
         let failed_hello = name == CheckName::FastpathHello && result.is_err();
-        checks.push(Check::of(name, result));
+        checks.push((name, Check::of(name, result)));
         if failed_hello {
             for rest in &CHECKS[1..] {
-                checks.push(Check::blocked(*rest, "no fast-path hello"));
+                checks.push((*rest, Check::blocked(*rest, "no fast-path hello")));
             }
             break;
         }
@@ -321,10 +334,10 @@ async fn one<P: FastPlugin>(probe: &Probe<'_, P>, name: CheckName) -> Result<Str
 }
 
 /// Every check skipped, saying `why`.
-pub(crate) fn skipped(why: &str) -> Vec<Check> {
+pub(crate) fn skipped(why: &str) -> Vec<(CheckName, Check)> {
     CHECKS
         .iter()
-        .map(|name| Check::not_applicable(*name, why))
+        .map(|name| (*name, Check::not_applicable(*name, why)))
         .collect()
 }
 
@@ -378,6 +391,14 @@ impl FastPlugin for Launched<'_, '_> {
             .launched
             .process()
             .exit_status()
+            .map(|exit| Exit::describe(Some(exit)))
+    }
+
+    async fn settled_exit(&self) -> Option<String> {
+        let process = self.subject.launched.process();
+        process
+            .exited_within(CRASH_SETTLE)
+            .await
             .map(|exit| Exit::describe(Some(exit)))
     }
 

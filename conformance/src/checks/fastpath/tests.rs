@@ -114,6 +114,10 @@ impl FastPlugin for TestPlugin {
         self.exit.lock().expect("exit lock").clone()
     }
 
+    async fn settled_exit(&self) -> Option<String> {
+        self.exit()
+    }
+
     fn owns(&self, peer: &UCred) -> Result<(), String> {
         match peer.pid() {
             Some(pid) if pid as u32 == std::process::id() => Ok(()),
@@ -324,7 +328,14 @@ impl Server {
 async fn checks(fault: Fault) -> Vec<Check> {
     let plugin = TestPlugin::start(fault);
     assert_eq!(plugin.fault, fault);
-    run(&plugin, Some(PHASE)).await
+    run(&plugin, Some(PHASE))
+        .await
+        .into_iter()
+        .map(|(name, check)| {
+            assert_eq!(check.name, name.as_str());
+            check
+        })
+        .collect()
 }
 
 /// The result of `name` in `checks`.
@@ -579,7 +590,11 @@ async fn a_server_closing_on_an_oversize_frame_fails_oversize() {
 #[tokio::test]
 async fn without_subscriptions_the_calls_are_not_applicable() {
     let plugin = TestPlugin::start(Fault::None);
-    let checks = run(&plugin, None).await;
+    let checks: Vec<Check> = run(&plugin, None)
+        .await
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
     for check in &checks {
         assert!(check.passed, "{check:#?}");
     }
@@ -613,7 +628,7 @@ fn skips_say_why() {
             .expect_err("not offered")
             .contains("was not offered (--fastpath off)")
     );
-    for check in super::skipped("why") {
+    for (_, check) in super::skipped("why") {
         assert_eq!(check.outcome, Outcome::NotApplicable);
         assert_eq!(check.detail, "skipped: why");
     }
