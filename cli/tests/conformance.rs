@@ -159,7 +159,9 @@ fn assert_fast(checks: &[Value], fast: Fast, name: &str) {
             Fast::Off => {
                 assert_eq!(c["outcome"], "not-applicable", "{name}: {c}");
                 assert!(
-                    detail.contains("the fast path was not offered (--fastpath off)"),
+                    detail.contains(
+                        "the fast path was not offered (--fastpath off, or fastpath = false"
+                    ),
                     "{name}: {c}"
                 );
             }
@@ -975,4 +977,35 @@ fn a_plugin_crashing_on_a_malformed_frame_fails_that_check() {
     }
     sandbox.assert_empty();
     assert_eq!(processes_using(sandbox.path()), Vec::<u32>::new());
+}
+
+/// A plugin configured with `fastpath = false` is checked as configured,
+/// on gRPC alone; `--fastpath on` offers it the fast path all the same.
+#[test]
+fn a_plugin_configured_without_the_fast_path_is_checked_on_grpc_unless_told() {
+    let _serial = one_at_a_time();
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"injector\"\ncommand = {:?}\nfastpath = false\n",
+            bin("env-injector"),
+        ),
+    )
+    .unwrap();
+    let file = config.to_str().unwrap();
+    let (code, checks, _) = conformance_args(&sandbox, &["--plugin", "injector", "--config", file]);
+    assert!(failed(&checks).is_empty(), "{:#?}", failed(&checks));
+    assert_eq!(code, 0);
+    assert_fast(&checks, Fast::Off, "injector");
+    let (code, checks, _) = conformance_args(
+        &sandbox,
+        &["--fastpath", "on", "--plugin", "injector", "--config", file],
+    );
+    assert!(failed(&checks).is_empty(), "{:#?}", failed(&checks));
+    assert_eq!(code, 0);
+    assert_fast(&checks, Fast::Checked, "injector");
+    std::fs::remove_file(&config).unwrap();
+    sandbox.assert_empty();
 }

@@ -352,11 +352,12 @@ pub(crate) fn offered(features: &[String], socket: Option<&Path>) -> Result<Path
             "the plugin does not list {FEATURE}: Invoke stays on gRPC"
         )),
         (None, true) => Err(format!(
-            "the fast path was not offered (--fastpath off): the plugin lists {FEATURE}, \
-             but without OUTBOARD_FASTPATH_SOCKET the host ignores it"
+            "the fast path was not offered (--fastpath off, or fastpath = false in its config): \
+             the plugin lists {FEATURE}, but without OUTBOARD_FASTPATH_SOCKET the host ignores it"
         )),
         (None, false) => Err(format!(
-            "the fast path was not offered (--fastpath off), and the plugin does not list {FEATURE}"
+            "the fast path was not offered (--fastpath off, or fastpath = false in its config), \
+             and the plugin does not list {FEATURE}"
         )),
     }
 }

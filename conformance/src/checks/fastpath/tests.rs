@@ -626,7 +626,7 @@ fn skips_say_why() {
     assert!(
         super::offered(&features, None)
             .expect_err("not offered")
-            .contains("was not offered (--fastpath off)")
+            .contains("was not offered (--fastpath off, or fastpath = false in its config)")
     );
     for (_, check) in super::skipped("why") {
         assert_eq!(check.outcome, Outcome::NotApplicable);
