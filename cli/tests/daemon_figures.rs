@@ -111,6 +111,8 @@ async fn status_counts_exactly_what_happened() {
     assert_eq!(ok["invocations"], only("ok", 2), "{ok:#}");
     assert_eq!(ok["optional"], json!(true));
     assert_eq!(ok["state"], "ready");
+    // An SDK plugin, offered the fast path by default, takes it.
+    assert_eq!(ok["invoke_path"], "fastpath");
     assert_eq!(ok["restarts"], 0);
     assert_eq!(ok["restarts_by_reason"], reasons(&[]));
     assert_eq!(ok["last_restart_reason"], Value::Null);

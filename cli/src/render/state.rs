@@ -59,6 +59,7 @@ mod tests {
             stderr: Vec::new(),
             since,
             optional: false,
+            invoke_path: None,
         }
     }
 
@@ -72,6 +73,7 @@ mod tests {
             stderr: Vec::new(),
             since: None,
             optional: false,
+            invoke_path: None,
         };
         let mut out = Vec::new();
         state_line(&mut out, "p", &status, false).expect("write");

@@ -51,6 +51,9 @@ pub(crate) struct PluginView {
     pub(crate) uptime_ms: Option<u64>,
     /// True if the daemon's readiness does not wait for it.
     pub(crate) optional: bool,
+    /// How `Invoke` reaches it: `"fastpath"` or `"grpc"`; `None` when no
+    /// instance runs (or the daemon does not say).
+    pub(crate) invoke_path: Option<String>,
     /// Starts after the first since the daemon started.
     pub(crate) restarts: u32,
     /// Those by reason (every reason, zeros included).
@@ -143,6 +146,7 @@ impl PluginView {
             pid: (p.pid != 0).then_some(p.pid),
             uptime_ms: p.uptime.and_then(duration).map(|d| d.as_millis() as u64),
             optional: p.optional,
+            invoke_path: (!p.invoke_path.is_empty()).then(|| p.invoke_path.clone()),
             restarts: p.restarts,
             restarts_by_reason: p.restarts_by_reason.clone().into_iter().collect(),
             last_restart_reason: (!p.last_restart_reason.is_empty())

@@ -94,6 +94,7 @@ pub fn plugin_status(facts: PluginFacts<'_>) -> wire::PluginStatus {
             .map(|r| r.as_str().to_owned())
             .unwrap_or_default(),
         sandbox: sandbox.iter().map(wall_to_proto).collect(),
+        invoke_path: status.invoke_path.unwrap_or_default().to_owned(),
     }
 }
 

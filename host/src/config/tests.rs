@@ -720,3 +720,31 @@ fn the_events_section_has_defaults_and_bounds() {
         .to_string();
     assert!(err.contains("retries"), "{err}");
 }
+
+#[test]
+fn the_fast_path_is_offered_unless_a_plugin_turns_it_off() {
+    let dir = fixture();
+    let path = write_config(
+        dir.path(),
+        "[[plugin]]\nname = \"a\"\ncommand = \"bin/plug\"\n\n[[plugin]]\nname = \"b\"\ncommand = \"bin/plug\"\nfastpath = false\n",
+    );
+    let config = load(&path).expect("valid");
+    let fastpath: Vec<bool> = config.plugins.iter().map(|p| p.fastpath).collect();
+    assert_eq!(fastpath, [true, false]);
+    let err = load_err(
+        dir.path(),
+        "[[plugin]]\nname = \"a\"\ncommand = \"bin/plug\"\nfastpath = \"no\"\n",
+    );
+    assert!(
+        err.contains(":4:12: fastpath: invalid type: string \"no\", expected a boolean"),
+        "{err}"
+    );
+    let err = load_err(
+        dir.path(),
+        "[[plugin]]\nname = \"a\"\ncommand = \"bin/plug\"\nenv = { OUTBOARD_FASTPATH_SOCKET = \"/tmp/x\" }\n",
+    );
+    assert!(
+        err.contains("env.OUTBOARD_FASTPATH_SOCKET is set by the host"),
+        "{err}"
+    );
+}

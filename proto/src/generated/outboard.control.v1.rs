@@ -123,6 +123,11 @@ pub struct PluginStatus {
     /// start. `no_new_privs`, always on, is listed too.
     #[prost(message, repeated, tag = "23")]
     pub sandbox: ::prost::alloc::vec::Vec<SandboxWall>,
+    /// How Invoke reaches the running instance: "fastpath" (the plugin lists
+    /// invoke-fastpath/1 and the host offered it, PROTOCOL.md §18) or "grpc";
+    /// empty when none runs.
+    #[prost(string, tag = "24")]
+    pub invoke_path: ::prost::alloc::string::String,
 }
 /// One wall around a plugin, as enforced on the daemon's machine.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

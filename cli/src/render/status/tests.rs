@@ -47,6 +47,7 @@ fn plugin(name: &str) -> wire::PluginStatus {
         log_lines_dropped: 20,
         last_restart_reason: "crashed".into(),
         sandbox: vec![],
+        invoke_path: "fastpath".into(),
     }
 }
 
@@ -93,7 +94,7 @@ fn the_json_has_a_stable_shape() {
         serde_json::to_value(&view).expect("JSON"),
         json!({
             "name": "audit", "version": "1.2.0", "state": "ready", "pid": 4242,
-            "uptime_ms": 3_723_000, "optional": true, "restarts": 2,
+            "uptime_ms": 3_723_000, "optional": true, "invoke_path": "fastpath", "restarts": 2,
             "restarts_by_reason": {"crashed": 1, "operator": 1},
             "last_restart_reason": "crashed", "last_start_ms": 41.3,
             "log_lines": 120, "log_lines_dropped": 20,
@@ -112,6 +113,7 @@ fn the_json_has_a_stable_shape() {
     assert_eq!(none["uptime_ms"], json!(null));
     assert_eq!(none["latency_p50_ms"], json!(null));
     assert_eq!(none["last_exit_reason"], json!(null));
+    assert_eq!(none["invoke_path"], json!(null));
     assert_eq!(none["rss_bytes"], json!(null));
     assert_eq!(none["cpu_percent"], json!(null));
     // Running but not sampled yet: null, not a measured zero.

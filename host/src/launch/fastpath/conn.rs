@@ -23,6 +23,13 @@ const READ_BUFFER: usize = 64 * 1024;
 /// kept for the next.
 const KEEP_BATCH: usize = 1024 * 1024;
 
+/// The most bytes queued for a plugin that does not read them: past this,
+/// it has stopped reading its fast path (eight of the largest frames wait
+/// behind a write it does not take), and the connection is closed, which
+/// makes the plugin dead to its supervisor, rather than the host's memory
+/// growing with every call.
+const MAX_QUEUED: usize = 8 * MAX_PAYLOAD as usize;
+
 /// What the plugin answered to one call.
 type Answer = Result<v1::InvokeResponse, Failure>;
 
@@ -167,12 +174,24 @@ impl Shared {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `bytes` for the writer and wakes it.
+    /// Queues `bytes` for the writer and wakes it; closes the connection
+    /// instead if the plugin has stopped reading (see [`MAX_QUEUED`]).
     fn queue(&self, bytes: &[u8]) {
-        self.out
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(bytes);
+        let queued = {
+            let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+            if out.len() + bytes.len() > MAX_QUEUED {
+                Err(out.len())
+            } else {
+                out.extend_from_slice(bytes);
+                Ok(())
+            }
+        };
+        if let Err(waiting) = queued {
+            self.close(format!(
+                "it stopped reading: {waiting} bytes of calls wait to be written"
+            ));
+            return;
+        }
         // A permit is stored if the writer is busy: no wake is lost.
         self.wake.notify_one();
     }

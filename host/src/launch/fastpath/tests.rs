@@ -301,6 +301,27 @@ async fn a_closed_connection_fails_the_calls_in_flight_and_every_call_after() {
 }
 
 #[tokio::test]
+async fn a_plugin_that_stops_reading_has_its_connection_closed_not_the_hosts_memory_grown() {
+    let (_server, client, stream) = connected().await;
+    let serde_json::Value::Object(big) = json!({"blob": "x".repeat(1024 * 1024)}) else {
+        unreachable!()
+    };
+    let big = struct_bytes(&big);
+    // 40 MiB of calls, none read.
+    let request = request("p");
+    let calls = (0..40).map(|_| client.invoke(&request, &big, WAIT));
+    let failed = futures_util::future::join_all(calls).await;
+    for failed in failed {
+        let Err(Failure::Closed(why)) = failed else {
+            panic!("{failed:?}")
+        };
+        assert!(why.starts_with("it stopped reading: "), "{why}");
+        assert!(why.ends_with(" bytes of calls wait to be written"), "{why}");
+    }
+    drop(stream);
+}
+
+#[tokio::test]
 async fn an_error_for_the_connection_closes_it_with_the_plugins_words() {
     let (_server, client, mut stream) = connected().await;
     stream
