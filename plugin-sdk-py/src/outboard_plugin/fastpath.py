@@ -242,7 +242,7 @@ class _Connection(asyncio.Protocol):
                     break
                 if length > MAX_PAYLOAD:
                     pos += _HEADER_LEN
-                    self._over_size(length, kind, ident)
+                    self._over_size(length, ident)
                     continue
                 stop = pos + _HEADER_LEN + length
                 if stop > end:
@@ -258,7 +258,7 @@ class _Connection(asyncio.Protocol):
         elif pos < end and not self._closing:
             self._buffer += data[pos:]
 
-    def _over_size(self, length: int, kind: int, ident: int) -> None:
+    def _over_size(self, length: int, ident: int) -> None:
         # The payload is read and dropped as it comes; the connection goes on.
         self._discard = length
         self._refuse(
