@@ -183,13 +183,24 @@ def test_anything_but_hello_with_the_token_is_unauthenticated_and_closes(first: 
             assert greeting(client.call(1, job("ada"))) == "hello, ada"
 
 
-def test_an_over_size_first_frame_is_not_read(fast: RunningPlugin) -> None:
+@pytest.mark.parametrize(
+    "kind, length, says",
+    [
+        (HELLO, MAX_PAYLOAD + 1, "a HELLO of 4194305 bytes is over the 4096-byte limit for a HELLO"),
+        (HELLO, 4097, "a HELLO of 4097 bytes is over the 4096-byte limit for a HELLO"),
+        (INVOKE, 100, "the first frame must be a HELLO carrying OUTBOARD_TOKEN, not INVOKE"),
+        (9, 0, "the first frame must be a HELLO carrying OUTBOARD_TOKEN, not a frame of unknown kind 9"),
+    ],
+)
+def test_a_first_frame_is_refused_on_its_header_before_its_payload_is_sent(
+    fast: RunningPlugin, kind: int, length: int, says: str
+) -> None:
     assert fast.fastpath_socket is not None
     with FastClient(fast.fastpath_socket) as client:
-        client.send(HELLO, 0, length=MAX_PAYLOAD + 1)
+        # The header alone: the plugin does not wait for the payload.
+        client.send(kind, 0, length=length)
         [refused] = client.read_to_eof()
-    assert refused.error().code == UNAUTHENTICATED
-    assert refused.error().message == "the first frame must be a HELLO, not a frame of 4194305 bytes"
+    assert (refused.id, refused.error().code, refused.error().message) == (0, UNAUTHENTICATED, says)
 
 
 # --- calls ---------------------------------------------------------------------
@@ -403,6 +414,23 @@ def test_a_graceful_stop_lets_calls_finish_refuses_new_ones_and_cancels_the_rest
     assert os.listdir(fast.directory) == []
 
 
+def test_when_stopping_each_connection_closes_once_its_last_call_is_answered(fast: RunningPlugin, tmp_path: Path) -> None:
+    release, started = tmp_path / "release", tmp_path / "started"
+    with connect(fast) as busy, connect(fast) as idle:
+        busy.invoke(1, job("ada", wait_for=str(release), started=str(started)))
+        wait_for_file(started)
+        request = plugin_pb2.ShutdownRequest(grace=duration_pb2.Duration(seconds=30))
+        fast.stub.Shutdown(request, metadata=fast.metadata, timeout=5)
+        # The idle connection closes at once, while the plugin still runs
+        # (it waits for call 1, which waits for the test).
+        assert idle.read_to_eof() == []
+        assert fast.process.poll() is None
+        release.touch()
+        [answer] = busy.read_to_eof()
+        assert answer.id == 1 and answer.kind == RESULT
+    assert fast.process.wait(timeout=10) == 0
+
+
 def test_sigterm_stops_and_removes_both_sockets(fast: RunningPlugin) -> None:
     with connect(fast) as client:
         assert greeting(client.call(1, job("ada"))) == "hello, ada"
@@ -445,3 +473,86 @@ def test_a_connection_without_hello_is_closed_after_a_while(runtime_dir: str, mo
     assert (kind, ident, len(data)) == (ERROR, 0, HEADER.size + length)
     error = plugin_pb2.FastpathError.FromString(data[HEADER.size :])
     assert (error.code, error.message) == (UNAUTHENTICATED, "no HELLO within 0.1 s")
+
+
+class Big(Plugin):
+    """Answers every call with a 64 KiB value, counting the calls it got."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def manifest(self) -> Manifest:
+        return Manifest("big", "0.1.0").subscribe("pre_container", 5)
+
+    async def invoke(self, invocation: Any) -> Reply:  # type: ignore[override]
+        self.calls += 1
+        return Reply.ok().set("/big", "x" * 65536)
+
+
+def test_a_host_that_does_not_read_its_answers_is_not_read_either(runtime_dir: str) -> None:
+    import asyncio
+
+    from outboard_plugin import fastpath
+
+    plugin = Big()
+    servicer = PluginServicer(plugin, plugin.manifest(), 1, Health(), None, lambda grace, reason: None, fastpath=True)
+    path = os.path.join(runtime_dir, "fast.sock")
+    sent = 64
+
+    async def scenario() -> tuple[int, list[int]]:
+        server = fastpath.FastpathServer(servicer, "t0ken", "big")
+        await server.start(path)
+        try:
+            reader, writer = await asyncio.open_unix_connection(path)
+            hello = plugin_pb2.FastpathHello(token="t0ken", version=1).SerializeToString()
+            invoke = plugin_pb2.FastpathInvoke(request=job("ada")).SerializeToString()
+            writer.write(fastpath.frame(fastpath.HELLO, 0, hello))
+            # One call at a time, each given the loop to be read and
+            # answered: 64 answers of 64 KiB are more than the socket and
+            # the transport's buffer hold, so the plugin stops reading
+            # calls before the last ones, which stay in the socket.
+            for i in range(1, sent + 1):
+                writer.write(fastpath.frame(fastpath.INVOKE, i, invoke))
+                await writer.drain()
+                await asyncio.sleep(0.001)
+            [connection] = server._connections
+            transport = connection._transport
+            assert transport is not None
+            while transport.is_reading():
+                await asyncio.sleep(0.01)
+            started_while_paused = plugin.calls
+            # Reading the answers lets the rest in.
+            ids = []
+            await reader.readexactly(fastpath.HEADER.size + 2)  # the HELLO
+            for _ in range(sent):
+                length, kind, ident = fastpath.HEADER.unpack(await reader.readexactly(fastpath.HEADER.size))
+                await reader.readexactly(length)
+                assert kind == fastpath.RESULT
+                ids.append(ident)
+            writer.close()
+            return started_while_paused, ids
+        finally:
+            server.close()
+
+    started_while_paused, ids = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert started_while_paused < sent
+    assert sorted(ids) == list(range(1, sent + 1))
+
+
+def test_an_error_message_too_long_for_a_frame_is_cut_short() -> None:
+    from outboard_plugin import fastpath
+
+    from .fastclient import HEADER
+
+    # Multi-byte characters, so that the cut must find a boundary.
+    data = fastpath.error_frame(6, grpc.StatusCode.INTERNAL, "é" * MAX_PAYLOAD)
+    length, kind, ident = HEADER.unpack_from(data)
+    assert (kind, ident, length, len(data)) == (ERROR, 6, len(data) - HEADER.size, HEADER.size + length)
+    assert length <= MAX_PAYLOAD
+    error = plugin_pb2.FastpathError.FromString(data[HEADER.size :])
+    assert error.code == grpc.StatusCode.INTERNAL.value[0]
+    assert error.message.startswith("éé")
+    assert error.message.endswith("é… (cut short: over the frame limit)")
+    # A message that fits is sent whole.
+    short = fastpath.error_frame(7, grpc.StatusCode.INTERNAL, "é" * 1000)
+    assert plugin_pb2.FastpathError.FromString(short[HEADER.size :]).message == "é" * 1000

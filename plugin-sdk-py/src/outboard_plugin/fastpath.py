@@ -45,6 +45,9 @@ HEADER = struct.Struct(">IB3xQ")
 MAX_PAYLOAD = 4 * 1024 * 1024
 #: How long a new connection has to send its ``HELLO`` (seconds).
 HELLO_WITHIN = 10.0
+#: The longest ``HELLO`` payload read: a token and a version take far less,
+#: and a peer that has not shown the token gets no larger buffer.
+HELLO_MAX = 4096
 
 HELLO = 1
 INVOKE = 2
@@ -52,6 +55,10 @@ RESULT = 3
 ERROR = 4
 CANCEL = 5
 _KIND_NAMES = {HELLO: "HELLO", INVOKE: "INVOKE", RESULT: "RESULT", ERROR: "ERROR", CANCEL: "CANCEL"}
+
+#: The longest error message sent whole (in UTF-8 bytes): room is left for
+#: the rest of the ``FastpathError`` and the note that it was cut.
+_MAX_ERROR_MESSAGE = MAX_PAYLOAD - 1024
 
 _pack = HEADER.pack
 _unpack_from = HEADER.unpack_from
@@ -64,7 +71,13 @@ def frame(kind: int, ident: int, payload: bytes) -> bytes:
 
 
 def error_frame(ident: int, code: grpc.StatusCode, message: str) -> bytes:
-    """An ``ERROR`` frame for call ``ident`` failing with ``code`` and ``message``."""
+    """An ``ERROR`` frame for call ``ident`` failing with ``code`` and
+    ``message``; a message that would not fit in a frame (a plugin's error
+    can say anything) is cut short at a character boundary."""
+    if len(message) > _MAX_ERROR_MESSAGE // 4:
+        encoded = message.encode()
+        if len(encoded) > _MAX_ERROR_MESSAGE:
+            message = encoded[:_MAX_ERROR_MESSAGE].decode(errors="ignore") + "… (cut short: over the frame limit)"
     payload = plugin_pb2.FastpathError(code=code.value[0], message=message).SerializeToString()
     return frame(ERROR, ident, payload)
 
@@ -103,11 +116,15 @@ class FastpathServer:
             raise
 
     def refuse_new_calls(self) -> None:
-        """The plugin is stopping: no new connections, and a new ``INVOKE``
-        is answered ``UNAVAILABLE``; calls in flight go on."""
+        """The plugin is stopping: no new connections, a new ``INVOKE`` is
+        answered ``UNAVAILABLE``, calls in flight go on, and each connection
+        closes once its last call is answered (at once if it has none)."""
         self.stopping = True
         if self._server is not None:
             self._server.close()
+        for connection in list(self._connections):
+            if not connection.calls:
+                connection.close()
 
     async def drain(self) -> None:
         """Returns once every call in flight is over (new ones being
@@ -219,9 +236,13 @@ class _Connection(asyncio.Protocol):
                 if end - pos < _HEADER_LEN:
                     break
                 length, kind, ident = _unpack_from(view, pos)
+                if not self._greeted and (kind != HELLO or length > HELLO_MAX):
+                    # Refused on its header: its payload is never read.
+                    self._refuse(0, grpc.StatusCode.UNAUTHENTICATED, _not_a_hello(kind, length))
+                    break
                 if length > MAX_PAYLOAD:
                     pos += _HEADER_LEN
-                    self._over_size(length, kind, ident)
+                    self._over_size(length, ident)
                     continue
                 stop = pos + _HEADER_LEN + length
                 if stop > end:
@@ -231,42 +252,37 @@ class _Connection(asyncio.Protocol):
                 if self._greeted:
                     self._frame(kind, ident, payload)
                 else:
-                    self._hello(kind, payload)
+                    self._hello(payload)
         if buffer is self._buffer:
             del self._buffer[:pos]
         elif pos < end and not self._closing:
             self._buffer += data[pos:]
 
-    def _over_size(self, length: int, kind: int, ident: int) -> None:
-        message = f"frame of {length} bytes is over the {MAX_PAYLOAD}-byte limit"
-        if not self._greeted:
-            # Not worth reading: nothing that large is a HELLO.
-            self._refuse(0, grpc.StatusCode.UNAUTHENTICATED, f"the first frame must be a HELLO, not a frame of {length} bytes")
-            return
+    def _over_size(self, length: int, ident: int) -> None:
         # The payload is read and dropped as it comes; the connection goes on.
         self._discard = length
-        self._refuse(ident, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+        self._refuse(
+            ident, grpc.StatusCode.RESOURCE_EXHAUSTED, f"frame of {length} bytes is over the {MAX_PAYLOAD}-byte limit"
+        )
 
-    def _hello(self, kind: int, payload: bytes) -> None:
-        """The connection's first frame: a ``HELLO`` carrying the launch
-        token, answered with the plugin's; anything else closes it."""
-        if kind != HELLO:
-            problem = f"the first frame must be a HELLO carrying OUTBOARD_TOKEN, not {_kind_name(kind)}"
+    def _hello(self, payload: bytes) -> None:
+        """The connection's first frame, a ``HELLO`` (its header checked):
+        answered with the plugin's if it carries the launch token; else the
+        connection closes."""
+        try:
+            hello = plugin_pb2.FastpathHello.FromString(payload)
+        except DecodeError as e:
+            problem = f"malformed frame: the HELLO does not decode: {e}"
         else:
-            try:
-                hello = plugin_pb2.FastpathHello.FromString(payload)
-            except DecodeError as e:
-                problem = f"malformed frame: the HELLO does not decode: {e}"
-            else:
-                # The same constant-time comparison as the gRPC token check.
-                if hmac.compare_digest(hello.token.encode(), self._server._token):
-                    self._greeted = True
-                    if self._hello_timer is not None:
-                        self._hello_timer.cancel()
-                    reply = plugin_pb2.FastpathHello(token="", version=VERSION).SerializeToString()
-                    self._write(frame(HELLO, 0, reply))
-                    return
-                problem = "wrong token in the HELLO: it is not this launch's OUTBOARD_TOKEN"
+            # The same constant-time comparison as the gRPC token check.
+            if hmac.compare_digest(hello.token.encode(), self._server._token):
+                self._greeted = True
+                if self._hello_timer is not None:
+                    self._hello_timer.cancel()
+                reply = plugin_pb2.FastpathHello(token="", version=VERSION).SerializeToString()
+                self._write(frame(HELLO, 0, reply))
+                return
+            problem = "wrong token in the HELLO: it is not this launch's OUTBOARD_TOKEN"
         self._refuse(0, grpc.StatusCode.UNAUTHENTICATED, problem)
 
     def _no_hello(self) -> None:
@@ -281,6 +297,7 @@ class _Connection(asyncio.Protocol):
             task = self.calls.pop(ident, None)
             if task is not None:
                 task.cancel()
+                self._close_if_done()
         elif kind == HELLO:
             self._refuse(ident, grpc.StatusCode.INVALID_ARGUMENT, "HELLO is only the connection's first frame")
         elif kind in _KIND_NAMES:
@@ -309,6 +326,7 @@ class _Connection(asyncio.Protocol):
             return
         if self._server.stopping:
             self._refuse(ident, grpc.StatusCode.UNAVAILABLE, f"{self._server.name} is shutting down and takes no new calls")
+            self._close_if_done()
             return
         if ident in self.calls:
             self._refuse(ident, grpc.StatusCode.INVALID_ARGUMENT, f"call id {ident} is already in flight on this connection")
@@ -335,14 +353,28 @@ class _Connection(asyncio.Protocol):
                 del calls[ident]
         if type(outcome) is tuple:
             self._write(error_frame(ident, *outcome))
-            return
-        payload = outcome.SerializeToString()
-        if len(payload) > MAX_PAYLOAD:
-            message = f"the plugin's answer of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte frame limit"
-            log.error("answer too large", extra={"error": message})
-            self._write(error_frame(ident, grpc.StatusCode.RESOURCE_EXHAUSTED, message))
-            return
-        self._write(_pack(len(payload), RESULT, ident) + payload)
+        else:
+            payload = outcome.SerializeToString()
+            if len(payload) <= MAX_PAYLOAD:
+                self._write(_pack(len(payload), RESULT, ident) + payload)
+            else:
+                message = f"the plugin's answer of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte frame limit"
+                log.error("answer too large", extra={"error": message})
+                self._write(error_frame(ident, grpc.StatusCode.RESOURCE_EXHAUSTED, message))
+        self._close_if_done()
+
+    def _close_if_done(self) -> None:
+        """Closes the connection if the plugin is stopping and its last
+        call has been answered (PROTOCOL.md §18.7)."""
+        if self._server.stopping and not self.calls:
+            self.close()
+
+
+def _not_a_hello(kind: int, length: int) -> str:
+    """Why a first frame with this header is not a ``HELLO`` worth reading."""
+    if kind != HELLO:
+        return f"the first frame must be a HELLO carrying OUTBOARD_TOKEN, not {_kind_name(kind)}"
+    return f"a HELLO of {length} bytes is over the {HELLO_MAX}-byte limit for a HELLO"
 
 
 def _kind_name(kind: int) -> str:
