@@ -392,9 +392,23 @@ pub(crate) struct ConformanceArgs {
     /// `strict` (256Mi of memory, no network, only its own files).
     #[arg(long, value_name = "PRESET")]
     pub(crate) sandbox: Option<SandboxPreset>,
+    /// Offer the plugin the invoke fast path (`on`) and check it if the
+    /// plugin lists it, or not (`off`: the plugin stays on gRPC). Default:
+    /// as configured for --plugin (`fastpath`, on unless set off), else on.
+    #[arg(long, value_name = "SWITCH")]
+    pub(crate) fastpath: Option<Switch>,
     /// Which plugin, and how it is set up.
     #[command(flatten)]
     pub(crate) target: TargetArgs,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// A sandbox preset for `outboard conformance --sandbox`.

@@ -105,14 +105,68 @@ fn battery<'a>(invokes: &[&'a str]) -> Vec<&'a str> {
         "health",
     ];
     names.extend(invokes);
-    names.extend([
-        "unknown fields tolerated",
-        "deadline honoured",
-        "shutdown",
-        "sigterm",
-        "host services tolerated",
-    ]);
+    names.extend(["unknown fields tolerated", "deadline honoured"]);
+    names.extend(FASTPATH);
+    names.extend(["shutdown", "sigterm", "host services tolerated"]);
     names
+}
+
+/// The fast path's checks, in order.
+const FASTPATH: [&str; 10] = [
+    "fastpath hello",
+    "fastpath framing",
+    "fastpath same answer as grpc",
+    "fastpath multiplexing",
+    "fastpath deadline",
+    "fastpath cancellation",
+    "fastpath malformed payload",
+    "fastpath unknown kind",
+    "fastpath over-size frame",
+    "fastpath no crash",
+];
+
+/// What the fast path's checks of a battery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fast {
+    /// They ran and passed: the plugin lists the feature, it was offered.
+    Checked,
+    /// Skipped: the plugin does not list the feature.
+    NotListed,
+    /// Skipped: `--fastpath off`.
+    Off,
+}
+
+/// `outboard conformance --fastpath off`.
+const FASTPATH_OFF: &[&str] = &["--fastpath", "off"];
+
+/// Asserts that the fast path's checks of `checks` did what `fast` says.
+fn assert_fast(checks: &[Value], fast: Fast, name: &str) {
+    for fastpath in FASTPATH {
+        let c = check(checks, fastpath);
+        let detail = c["detail"].as_str().unwrap();
+        match fast {
+            Fast::Checked => {
+                assert_eq!(c["outcome"], "passed", "{name}: {c}");
+                assert!(!detail.starts_with("skipped"), "{name}: {c}");
+            }
+            Fast::NotListed => {
+                assert_eq!(c["outcome"], "not-applicable", "{name}: {c}");
+                assert!(
+                    detail.contains("does not list invoke-fastpath/1"),
+                    "{name}: {c}"
+                );
+            }
+            Fast::Off => {
+                assert_eq!(c["outcome"], "not-applicable", "{name}: {c}");
+                assert!(
+                    detail.contains(
+                        "the fast path was not offered (--fastpath off, or fastpath = false"
+                    ),
+                    "{name}: {c}"
+                );
+            }
+        }
+    }
 }
 
 fn failed(checks: &[Value]) -> Vec<&Value> {
@@ -248,9 +302,11 @@ fn a_plugin_ignoring_shutdown_and_sigterm_fails_and_is_killed() {
 
 /// Certifies `plugin` (with `config`, if its schema requires keys): every
 /// check of the battery runs, with one invoke check per phase in `phases`,
-/// and passes; the exit status is 0, nothing is left behind.
-fn passes_every_check(plugin: &Path, config: Option<Value>, phases: &[&str]) {
-    passes_every_check_with(&[], plugin, config, phases);
+/// and passes, the fast path's as `fast` says; the exit status is 0,
+/// nothing is left behind.
+fn passes_every_check(plugin: &Path, config: Option<Value>, phases: &[&str], fast: Fast) {
+    let flags = if fast == Fast::Off { FASTPATH_OFF } else { &[] };
+    passes_every_check_with(flags, plugin, config, phases, fast);
 }
 
 /// [`passes_every_check`] with `flags` given to `outboard conformance`;
@@ -260,6 +316,7 @@ fn passes_every_check_with(
     plugin: &Path,
     config: Option<Value>,
     phases: &[&str],
+    fast: Fast,
 ) -> String {
     let sandbox = Sandbox::new();
     let (code, checks, stderr) = conformance_with(
@@ -277,19 +334,32 @@ fn passes_every_check_with(
     let invokes: Vec<String> = phases.iter().map(|p| format!("invoke {p}")).collect();
     let invokes: Vec<&str> = invokes.iter().map(String::as_str).collect();
     assert_eq!(names(&checks), battery(&invokes), "{name}");
+    assert_fast(&checks, fast, &name.to_string());
     assert_eq!(code, 0, "{name}");
     sandbox.assert_empty();
     stderr
 }
 
 /// Every bundled Rust example plugin is certified, each with a config its
-/// schema accepts (those that require keys get them).
+/// schema accepts (those that require keys get them), its fast path
+/// checked.
 #[test]
 fn every_rust_example_plugin_passes_every_check() {
     let _serial = one_at_a_time();
     let scratch = tempfile::tempdir().expect("scratch dir");
     for (name, config, phases) in rust_examples(scratch.path()) {
-        passes_every_check(&bin(name), config, phases);
+        passes_every_check(&bin(name), config, phases, Fast::Checked);
+    }
+}
+
+/// The same with `--fastpath off`: offered no fast path, each stays on
+/// gRPC and passes the rest.
+#[test]
+fn every_rust_example_plugin_passes_every_check_with_the_fast_path_off() {
+    let _serial = one_at_a_time();
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    for (name, config, phases) in rust_examples(scratch.path()) {
+        passes_every_check(&bin(name), config, phases, Fast::Off);
     }
 }
 
@@ -331,7 +401,7 @@ fn rust_examples(scratch: &Path) -> [(&'static str, Option<Value>, &'static [&'s
 fn the_go_example_plugin_passes_every_check() {
     let _serial = one_at_a_time();
     let (plugin, config, phases) = go_example();
-    passes_every_check(&plugin, config, phases);
+    passes_every_check(&plugin, config, phases, Fast::NotListed);
 }
 
 /// The Go example plugin, a config its schema accepts, and its phases.
@@ -351,7 +421,17 @@ fn the_python_example_plugins_pass_every_check() {
     let _serial = one_at_a_time();
     let scratch = tempfile::tempdir().expect("scratch dir");
     for (plugin, config, phases) in python_examples(scratch.path()) {
-        passes_every_check(&plugin, config, phases);
+        passes_every_check(&plugin, config, phases, Fast::Checked);
+    }
+}
+
+/// The same with `--fastpath off`.
+#[test]
+fn the_python_example_plugins_pass_every_check_with_the_fast_path_off() {
+    let _serial = one_at_a_time();
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    for (plugin, config, phases) in python_examples(scratch.path()) {
+        passes_every_check(&plugin, config, phases, Fast::Off);
     }
 }
 
@@ -482,14 +562,17 @@ fn every_example_plugin_passes_every_check_under_the_strict_sandbox() {
         return;
     }
     let scratch = tempfile::tempdir().expect("scratch dir");
-    let rust =
-        rust_examples(scratch.path()).map(|(name, config, phases)| (bin(name), config, phases));
+    let rust = rust_examples(scratch.path())
+        .map(|(name, config, phases)| (bin(name), config, phases, Fast::Checked));
+    let (go, config, phases) = go_example();
+    let python = python_examples(scratch.path())
+        .map(|(plugin, config, phases)| (plugin, config, phases, Fast::Checked));
     let examples = rust
         .into_iter()
-        .chain([go_example()])
-        .chain(python_examples(scratch.path()));
-    for (plugin, config, phases) in examples {
-        let stderr = passes_every_check_with(STRICT, &plugin, config, phases);
+        .chain([(go, config, phases, Fast::NotListed)])
+        .chain(python);
+    for (plugin, config, phases, fast) in examples {
+        let stderr = passes_every_check_with(STRICT, &plugin, config, phases, fast);
         assert_strict_walls(&plugin.display().to_string(), &stderr);
     }
 }
@@ -768,4 +851,161 @@ fn a_plugin_dropped_to_another_user_passes_under_the_strict_sandbox() {
         stderr.contains("sandbox: user = nobody (setuid to uid "),
         "{stderr}"
     );
+}
+
+// === The fast path's negative fixtures ===
+
+/// The fast-path checks of `checks` that did not pass, by name.
+fn fast_failures(checks: &[Value]) -> Vec<(&str, &str)> {
+    failed(checks)
+        .into_iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["outcome"].as_str().unwrap()))
+        .filter(|(name, _)| name.starts_with("fastpath "))
+        .collect()
+}
+
+/// A plugin that lists the fast path but never binds its socket fails the
+/// hello check, naming the socket; the other fast-path checks are blocked,
+/// the gRPC checks pass. Not offered the fast path, it passes: the host
+/// ignores a feature it did not offer.
+#[test]
+fn a_plugin_listing_the_fast_path_without_binding_it_fails_hello() {
+    let _serial = one_at_a_time();
+    let sandbox = Sandbox::new();
+    let exe = bin("broken-plugin");
+    let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap(), "fast-never-binds"]);
+    assert_eq!(code, 1);
+    assert_eq!(names(&checks), battery(&["invoke test"]));
+    let hello = check(&checks, "fastpath hello");
+    let detail = hello["detail"].as_str().unwrap();
+    assert!(detail.contains("fast.sock"), "{hello}");
+    let mut blocked: Vec<(&str, &str)> = FASTPATH[1..].iter().map(|n| (*n, "blocked")).collect();
+    blocked.insert(0, ("fastpath hello", "failed"));
+    assert_eq!(fast_failures(&checks), blocked, "{checks:#?}");
+    assert_eq!(
+        failed(&checks).len(),
+        FASTPATH.len(),
+        "only the fast path fails: {checks:#?}"
+    );
+    sandbox.assert_empty();
+
+    let (code, checks, _) = conformance_with(
+        &sandbox,
+        FASTPATH_OFF,
+        None,
+        &[exe.to_str().unwrap(), "fast-never-binds"],
+    );
+    assert!(failed(&checks).is_empty(), "{:#?}", failed(&checks));
+    assert_eq!(code, 0);
+    assert!(
+        check(&checks, "fastpath hello")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the plugin lists invoke-fastpath/1, but without OUTBOARD_FASTPATH_SOCKET"),
+        "{checks:#?}"
+    );
+    sandbox.assert_empty();
+}
+
+/// A plugin that answers the fast path's HELLO whatever the token fails
+/// the hello check, which says what was sent and what came back.
+#[test]
+fn a_plugin_answering_any_token_on_the_fast_path_fails_hello() {
+    let _serial = one_at_a_time();
+    let sandbox = Sandbox::new();
+    let exe = bin("broken-plugin");
+    let (code, checks) = conformance(&sandbox, &[exe.to_str().unwrap(), "fast-garbage"]);
+    assert_eq!(code, 1);
+    let hello = check(&checks, "fastpath hello");
+    assert_eq!(hello["outcome"], "failed", "{hello}");
+    let detail = hello["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(
+            "sent HELLO id 0 with a wrong token; expected ERROR id 0 code 16 UNAUTHENTICATED, \
+             came back HELLO id 0 {token: \"\", version: 1}"
+        ),
+        "{detail}"
+    );
+    sandbox.assert_empty();
+}
+
+/// A plugin whose process dies on a malformed fast-path frame fails the
+/// malformed-payload check, which names the frame sent and the exit; the
+/// checks after it are blocked, and nothing is left running.
+#[test]
+fn a_plugin_crashing_on_a_malformed_frame_fails_that_check() {
+    let _serial = one_at_a_time();
+    let sandbox = Sandbox::new();
+    let exe = bin("broken-plugin");
+    let (code, checks) = conformance(
+        &sandbox,
+        &[exe.to_str().unwrap(), "fast-crash-on-malformed"],
+    );
+    assert_eq!(code, 1);
+    let malformed = check(&checks, "fastpath malformed payload");
+    assert_eq!(malformed["outcome"], "failed", "{checks:#?}");
+    let detail = malformed["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "sent HELLO, then INVOKE id 21 with the payload 0a 05 01 (a FastpathInvoke cut \
+             short); expected ERROR id 21 code 3 InvalidArgument, but the plugin closed the \
+             connection; the plugin exited ("
+        ),
+        "{detail}"
+    );
+    for name in [
+        "fastpath hello",
+        "fastpath framing",
+        "fastpath multiplexing",
+    ] {
+        assert_eq!(check(&checks, name)["outcome"], "passed", "{checks:#?}");
+    }
+    for name in [
+        "fastpath unknown kind",
+        "fastpath over-size frame",
+        "fastpath no crash",
+    ] {
+        let c = check(&checks, name);
+        assert_eq!(c["outcome"], "blocked", "{c}");
+        assert!(
+            c["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("skipped: the plugin exited ("),
+            "{c}"
+        );
+    }
+    sandbox.assert_empty();
+    assert_eq!(processes_using(sandbox.path()), Vec::<u32>::new());
+}
+
+/// A plugin configured with `fastpath = false` is checked as configured,
+/// on gRPC alone; `--fastpath on` offers it the fast path all the same.
+#[test]
+fn a_plugin_configured_without_the_fast_path_is_checked_on_grpc_unless_told() {
+    let _serial = one_at_a_time();
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("outboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"injector\"\ncommand = {:?}\nfastpath = false\n",
+            bin("env-injector"),
+        ),
+    )
+    .unwrap();
+    let file = config.to_str().unwrap();
+    let (code, checks, _) = conformance_args(&sandbox, &["--plugin", "injector", "--config", file]);
+    assert!(failed(&checks).is_empty(), "{:#?}", failed(&checks));
+    assert_eq!(code, 0);
+    assert_fast(&checks, Fast::Off, "injector");
+    let (code, checks, _) = conformance_args(
+        &sandbox,
+        &["--fastpath", "on", "--plugin", "injector", "--config", file],
+    );
+    assert!(failed(&checks).is_empty(), "{:#?}", failed(&checks));
+    assert_eq!(code, 0);
+    assert_fast(&checks, Fast::Checked, "injector");
+    std::fs::remove_file(&config).unwrap();
+    sandbox.assert_empty();
 }

@@ -5,8 +5,8 @@ use outboard_host::launch::Launched;
 
 use crate::check::{Check, CheckName};
 use crate::checks::{
-    configure, deadline, describe, handshake, health, host_services, invoke, run_by_hand, shutdown,
-    sigterm, socket, token, unknown_fields,
+    configure, deadline, describe, fastpath, handshake, health, host_services, invoke, run_by_hand,
+    shutdown, sigterm, socket, token, unknown_fields,
 };
 use crate::probe::manifest_name;
 use crate::subject::Subject;
@@ -105,6 +105,7 @@ async fn on_one_launch(
     results.record(CheckName::ConfigureInvalid, check);
     results.record(CheckName::Health, health::check(&subject).await);
     invocations(&subject, &manifest, results).await;
+    fast_path(&subject, &manifest, results).await;
     results.record(CheckName::Shutdown, shutdown::check(&subject).await);
     Ok(())
 }
@@ -131,6 +132,23 @@ async fn invocations(subject: &Subject<'_>, manifest: &Manifest, results: &mut R
     results.record(CheckName::UnknownFields, check);
     let check = deadline::check(subject, &first.phase).await;
     results.record(CheckName::Deadline, check);
+}
+
+/// The fast path's checks, when the launch offered it and the plugin lists
+/// it; skipped, saying why, when not.
+async fn fast_path(subject: &Subject<'_>, manifest: &Manifest, results: &mut Results) {
+    let offered = fastpath::offered(&manifest.features, subject.launched.fastpath_socket());
+    let checks = match offered {
+        Ok(socket) => {
+            let plugin = fastpath::Launched::new(subject, socket);
+            let phase = manifest.subscriptions.first().map(|s| s.phase.as_str());
+            fastpath::run(&plugin, phase).await
+        }
+        Err(why) => fastpath::skipped(&why),
+    };
+    for (name, check) in checks {
+        results.record(name, check);
+    }
 }
 
 /// The checks so far, and which have run.

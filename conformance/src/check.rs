@@ -32,6 +32,29 @@ pub enum CheckName {
     UnknownFields,
     /// An `Invoke` with a short deadline is answered in time (§8.1).
     Deadline,
+    /// The fast path (§18): its socket is mode 0600; `HELLO` with the right
+    /// token is answered, a wrong token or no `HELLO` refused and closed.
+    FastpathHello,
+    /// An `INVOKE` is answered with its id; id 0 is refused.
+    FastpathFraming,
+    /// The same request gets the same answer as over gRPC.
+    FastpathSameAnswer,
+    /// 16 calls in one write: every id answered exactly once.
+    FastpathMultiplexing,
+    /// A past deadline or a spent timeout is answered as on gRPC.
+    FastpathDeadline,
+    /// A `CANCEL`ed call does not stop the next one being answered.
+    FastpathCancellation,
+    /// A payload that does not decode: `ERROR` INVALID_ARGUMENT, and the
+    /// connection goes on.
+    FastpathMalformed,
+    /// An unknown frame kind: `ERROR` UNIMPLEMENTED, and it goes on.
+    FastpathUnknownKind,
+    /// A frame over the size limit: `ERROR` RESOURCE_EXHAUSTED, and it
+    /// goes on.
+    FastpathOversize,
+    /// After all of it, the process still runs and answers.
+    FastpathAlive,
     /// `Shutdown` is answered, then it exits with status 0 (§8.6).
     Shutdown,
     /// A fresh instance exits soon after SIGTERM (§12).
@@ -43,21 +66,50 @@ pub enum CheckName {
 }
 
 impl CheckName {
+    /// The fast-path checks (§18), in order; on the one launch, after the
+    /// deadline check.
+    pub const FASTPATH: [CheckName; 10] = [
+        CheckName::FastpathHello,
+        CheckName::FastpathFraming,
+        CheckName::FastpathSameAnswer,
+        CheckName::FastpathMultiplexing,
+        CheckName::FastpathDeadline,
+        CheckName::FastpathCancellation,
+        CheckName::FastpathMalformed,
+        CheckName::FastpathUnknownKind,
+        CheckName::FastpathOversize,
+        CheckName::FastpathAlive,
+    ];
+
     /// The checks run on the one launch after the handshake, in order: what
     /// is left of them is blocked when one of them cannot go on.
-    pub const ON_ONE_LAUNCH: [CheckName; 11] = [
-        CheckName::Handshake,
-        CheckName::SocketPermissions,
-        CheckName::TokenRequired,
-        CheckName::Describe,
-        CheckName::ConfigureValid,
-        CheckName::ConfigureInvalid,
-        CheckName::Health,
-        CheckName::Invoke,
-        CheckName::UnknownFields,
-        CheckName::Deadline,
-        CheckName::Shutdown,
-    ];
+    pub const ON_ONE_LAUNCH: [CheckName; 21] = {
+        let grpc = [
+            CheckName::Handshake,
+            CheckName::SocketPermissions,
+            CheckName::TokenRequired,
+            CheckName::Describe,
+            CheckName::ConfigureValid,
+            CheckName::ConfigureInvalid,
+            CheckName::Health,
+            CheckName::Invoke,
+            CheckName::UnknownFields,
+            CheckName::Deadline,
+        ];
+        // Shutdown last; the fast path after the gRPC checks.
+        let mut all = [CheckName::Shutdown; 21];
+        let mut i = 0;
+        while i < grpc.len() {
+            all[i] = grpc[i];
+            i += 1;
+        }
+        let mut j = 0;
+        while j < CheckName::FASTPATH.len() {
+            all[i + j] = CheckName::FASTPATH[j];
+            j += 1;
+        }
+        all
+    };
 
     /// The stable name, as printed.
     pub fn as_str(self) -> &'static str {
@@ -73,6 +125,16 @@ impl CheckName {
             CheckName::Invoke => "invoke",
             CheckName::UnknownFields => "unknown fields tolerated",
             CheckName::Deadline => "deadline honoured",
+            CheckName::FastpathHello => "fastpath hello",
+            CheckName::FastpathFraming => "fastpath framing",
+            CheckName::FastpathSameAnswer => "fastpath same answer as grpc",
+            CheckName::FastpathMultiplexing => "fastpath multiplexing",
+            CheckName::FastpathDeadline => "fastpath deadline",
+            CheckName::FastpathCancellation => "fastpath cancellation",
+            CheckName::FastpathMalformed => "fastpath malformed payload",
+            CheckName::FastpathUnknownKind => "fastpath unknown kind",
+            CheckName::FastpathOversize => "fastpath over-size frame",
+            CheckName::FastpathAlive => "fastpath no crash",
             CheckName::Shutdown => "shutdown",
             CheckName::Sigterm => "sigterm",
             CheckName::HostServices => "host services tolerated",

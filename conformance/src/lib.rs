@@ -3,8 +3,10 @@
 //!
 //! The checks follow PROTOCOL.md: started by hand (§3), the handshake (§6),
 //! the socket (§5), the token (§7), `Describe` (§8.2), `Configure` (§8.3),
-//! health (§10), `Invoke` (§8.4, §8.5, §13), deadlines (§8.1), `Shutdown`
-//! (§8.6) and SIGTERM (§12). A check that cannot run because an earlier one
+//! health (§10), `Invoke` (§8.4, §8.5, §13), deadlines (§8.1), the invoke
+//! fast path when the plugin lists it and the launch offers it (§18, over
+//! its socket with a raw-frame client: framing, multiplexing, deadlines,
+//! cancellation, bad frames), `Shutdown` (§8.6) and SIGTERM (§12). A check that cannot run because an earlier one
 //! failed is [`Outcome::Blocked`] (failed); one that does not apply to this
 //! plugin (no schema, no subscription) is [`Outcome::NotApplicable`]
 //! (passed); both say `skipped:` and why in their detail.

@@ -537,3 +537,22 @@ def test_a_host_that_does_not_read_its_answers_is_not_read_either(runtime_dir: s
     started_while_paused, ids = asyncio.run(asyncio.wait_for(scenario(), 30))
     assert started_while_paused < sent
     assert sorted(ids) == list(range(1, sent + 1))
+
+
+def test_an_error_message_too_long_for_a_frame_is_cut_short() -> None:
+    from outboard_plugin import fastpath
+
+    from .fastclient import HEADER
+
+    # Multi-byte characters, so that the cut must find a boundary.
+    data = fastpath.error_frame(6, grpc.StatusCode.INTERNAL, "é" * MAX_PAYLOAD)
+    length, kind, ident = HEADER.unpack_from(data)
+    assert (kind, ident, length, len(data)) == (ERROR, 6, len(data) - HEADER.size, HEADER.size + length)
+    assert length <= MAX_PAYLOAD
+    error = plugin_pb2.FastpathError.FromString(data[HEADER.size :])
+    assert error.code == grpc.StatusCode.INTERNAL.value[0]
+    assert error.message.startswith("éé")
+    assert error.message.endswith("é… (cut short: over the frame limit)")
+    # A message that fits is sent whole.
+    short = fastpath.error_frame(7, grpc.StatusCode.INTERNAL, "é" * 1000)
+    assert plugin_pb2.FastpathError.FromString(short[HEADER.size :]).message == "é" * 1000

@@ -7,7 +7,7 @@ use outboard_conformance::{Options, Setting, run as run_checks};
 use outboard_host::{Escaped, sandbox};
 
 use super::target::Target;
-use crate::args::{ConformanceArgs, SandboxPreset};
+use crate::args::{ConformanceArgs, SandboxPreset, Switch};
 use crate::exit::EXIT_CHECK_FAILED;
 use crate::render::checks::{summary, table};
 
@@ -15,6 +15,9 @@ use crate::render::checks::{summary, table};
 /// stderr), and returns 0 if all passed, else 1.
 pub(crate) async fn run(args: ConformanceArgs) -> anyhow::Result<u8> {
     let mut target = Target::from_args(&args.target)?;
+    if let Some(switch) = args.fastpath {
+        target.spec_mut().fastpath = switch == Switch::On;
+    }
     if args.sandbox == Some(SandboxPreset::Strict) {
         let spec = target.spec_mut();
         spec.sandbox = spec.sandbox.strict();

@@ -3,6 +3,7 @@
 pub(crate) mod configure;
 pub(crate) mod deadline;
 pub(crate) mod describe;
+pub(crate) mod fastpath;
 pub(crate) mod handshake;
 pub(crate) mod health;
 pub(crate) mod host_services;

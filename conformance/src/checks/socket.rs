@@ -2,6 +2,7 @@
 //! handshake.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
 
 use outboard_host::launch::Launched;
 
@@ -13,7 +14,13 @@ pub(crate) fn check(launched: &Launched) -> Check {
 }
 
 fn permissions(launched: &Launched) -> Result<String, String> {
-    let socket = launched.socket();
+    let mode = mode(launched.socket(), "the socket", "§5")?;
+    Ok(format!("a socket, mode {mode:04o}"))
+}
+
+/// The mode of `socket` (`what`, in the error, which cites `section`): a
+/// socket of mode 0600 or stricter, set before the handshake.
+pub(crate) fn mode(socket: &Path, what: &str, section: &str) -> Result<u32, String> {
     let meta = std::fs::symlink_metadata(socket)
         .map_err(|e| format!("cannot stat {}: {e}", socket.display()))?;
     let mode = meta.permissions().mode() & 0o7777;
@@ -25,8 +32,8 @@ fn permissions(launched: &Launched) -> Result<String, String> {
     }
     if mode & !0o600 != 0 {
         return Err(format!(
-            "the socket's mode is {mode:04o}; it must be 0600 or stricter, set before the handshake (§5)"
+            "{what}'s mode is {mode:04o}; it must be 0600 or stricter, set before the handshake ({section})"
         ));
     }
-    Ok(format!("a socket, mode {mode:04o}"))
+    Ok(mode)
 }

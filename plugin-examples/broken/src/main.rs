@@ -152,7 +152,7 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
     let fast = fastpath::lists_feature(mode)
         && match &launch.fastpath {
             Some(fast) => {
-                fastpath::serve(mode, fast)?;
+                fastpath::serve(mode, fast, &launch.token)?;
                 true
             }
             None => mode == Mode::FastNeverBinds,

@@ -57,6 +57,10 @@ pub(crate) enum Mode {
     /// Lists `invoke-fastpath/1`, answers the HELLO, then closes the
     /// fast-path connection in its first call (the process lives on).
     FastClosesMidCall,
+    /// Lists `invoke-fastpath/1` and serves it well (the token checked,
+    /// every call answered) until an INVOKE payload does not decode: then
+    /// the process exits with status 70.
+    FastCrashOnMalformed,
 }
 
 /// Every mode: its argument and what it does, for the usage message.
@@ -137,6 +141,11 @@ pub(crate) const MODES: &[(&str, Mode, &str)] = &[
         "fast-closes-mid-call",
         Mode::FastClosesMidCall,
         "lists invoke-fastpath/1, closes the fast-path connection in its first call",
+    ),
+    (
+        "fast-crash-on-malformed",
+        Mode::FastCrashOnMalformed,
+        "lists invoke-fastpath/1, serves it, exits 70 on a malformed frame",
     ),
 ];
 

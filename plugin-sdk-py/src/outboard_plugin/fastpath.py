@@ -56,6 +56,10 @@ ERROR = 4
 CANCEL = 5
 _KIND_NAMES = {HELLO: "HELLO", INVOKE: "INVOKE", RESULT: "RESULT", ERROR: "ERROR", CANCEL: "CANCEL"}
 
+#: The longest error message sent whole (in UTF-8 bytes): room is left for
+#: the rest of the ``FastpathError`` and the note that it was cut.
+_MAX_ERROR_MESSAGE = MAX_PAYLOAD - 1024
+
 _pack = HEADER.pack
 _unpack_from = HEADER.unpack_from
 _HEADER_LEN = HEADER.size
@@ -67,7 +71,13 @@ def frame(kind: int, ident: int, payload: bytes) -> bytes:
 
 
 def error_frame(ident: int, code: grpc.StatusCode, message: str) -> bytes:
-    """An ``ERROR`` frame for call ``ident`` failing with ``code`` and ``message``."""
+    """An ``ERROR`` frame for call ``ident`` failing with ``code`` and
+    ``message``; a message that would not fit in a frame (a plugin's error
+    can say anything) is cut short at a character boundary."""
+    if len(message) > _MAX_ERROR_MESSAGE // 4:
+        encoded = message.encode()
+        if len(encoded) > _MAX_ERROR_MESSAGE:
+            message = encoded[:_MAX_ERROR_MESSAGE].decode(errors="ignore") + "… (cut short: over the frame limit)"
     payload = plugin_pb2.FastpathError(code=code.value[0], message=message).SerializeToString()
     return frame(ERROR, ident, payload)
 
@@ -232,7 +242,7 @@ class _Connection(asyncio.Protocol):
                     break
                 if length > MAX_PAYLOAD:
                     pos += _HEADER_LEN
-                    self._over_size(length, kind, ident)
+                    self._over_size(length, ident)
                     continue
                 stop = pos + _HEADER_LEN + length
                 if stop > end:
@@ -248,7 +258,7 @@ class _Connection(asyncio.Protocol):
         elif pos < end and not self._closing:
             self._buffer += data[pos:]
 
-    def _over_size(self, length: int, kind: int, ident: int) -> None:
+    def _over_size(self, length: int, ident: int) -> None:
         # The payload is read and dropped as it comes; the connection goes on.
         self._discard = length
         self._refuse(
