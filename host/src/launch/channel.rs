@@ -215,3 +215,67 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic_health::ServingStatus;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus as Status;
+
+    use super::*;
+
+    /// A health server on `socket`, answering `status` for the service
+    /// `which`.
+    async fn serve(socket: &Path, status: ServingStatus) {
+        let listener = tokio::net::UnixListener::bind(socket).expect("bind");
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter.set_service_status("which", status).await;
+        let incoming = futures_util::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(stream, _)| stream);
+            Some((accepted, listener))
+        });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming),
+        );
+    }
+
+    #[tokio::test]
+    async fn calls_take_the_connections_in_turn() {
+        // Private, as a plugin's runtime directory is: the dial checks it.
+        let dir = crate::launch::peer::private_dir("obc-");
+        let (a, b) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+        serve(&a, ServingStatus::Serving).await;
+        serve(&b, ServingStatus::NotServing).await;
+        let timeout = Duration::from_secs(10);
+        let all = vec![
+            dial(&a, timeout).await.expect("a"),
+            dial(&b, timeout).await.expect("b"),
+        ];
+        let pool = Pool::new(all);
+        let mut client = HealthClient::new(InterceptedService::new(
+            pool,
+            TokenInterceptor::new("token").expect("ascii"),
+        ));
+        let mut seen = Vec::new();
+        for i in 0..6 {
+            // Half the calls through a clone each, as `Plugin::invoke`
+            // makes them, half through the same client.
+            let mut clone = client.clone();
+            let caller = if i < 3 { &mut clone } else { &mut client };
+            let request = HealthCheckRequest {
+                service: "which".into(),
+            };
+            let status = caller.check(request).await.expect("check").into_inner();
+            seen.push(Status::try_from(status.status).expect("a status"));
+        }
+        use Status::{NotServing, Serving};
+        assert_eq!(
+            seen,
+            [
+                Serving, NotServing, Serving, NotServing, Serving, NotServing
+            ]
+        );
+    }
+}
