@@ -28,7 +28,10 @@
 //! its delivery, to 1 and to 16 subscriber plugins (`--only services` runs
 //! these two alone); (q) spawn to ready of the no-op plugin with no
 //! sandbox, with memory and pids limits, and with the strict preset
-//! (`--only sandbox` runs it alone). The contenders that are
+//! (`--only sandbox` runs it alone); `--only grpc` runs the gRPC
+//! Invoke path's figures alone ((b), (c), (d) Go, (e) parallel 16, (f) at
+//! 16 and 64), short enough to run builds against each other in turns. The
+//! contenders that are
 //! compared take their samples in turns, so that load from outside the run
 //! falls on all of them alike. It prints the figures, their ratios to (a),
 //! (b) and (j), and the targets, as markdown. See BENCHMARKS.md.
@@ -44,6 +47,7 @@
 //! - `daemon`: `outboard up` as a child process; `configs`: its configs.
 //! - `via_daemon`: (k), (l) and (m).
 //! - `observability`: (n).
+//! - `grpc`: `--only grpc`.
 //! - `services`: (o), and the host with host services that (p) uses too;
 //!   `events`: (p).
 //! - `sandbox`: (q).
@@ -54,6 +58,7 @@ mod daemon;
 mod events;
 mod floor;
 mod goplugin;
+mod grpc;
 mod measure;
 mod observability;
 mod outboard;
@@ -96,7 +101,10 @@ struct Args {
     soak_callers: usize,
     /// Run only these items: `services` for (o) and (p), host services'
     /// key-value store and events (with their floors, in their own turns);
-    /// `sandbox` for (q), spawn to ready by sandbox.
+    /// `sandbox` for (q), spawn to ready by sandbox; `grpc` for the gRPC
+    /// Invoke path's figures alone, to compare builds: (b) and (c) latency,
+    /// (b) and (f) throughput at 16 and 64, (d) the Go example, (e) a
+    /// parallel fan-out to 16.
     #[arg(long, value_name = "ITEMS")]
     only: Option<String>,
     /// How long `--soak` runs.
@@ -236,9 +244,16 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             "sandbox" => report::sandbox_markdown(
                 &measure::sandbox_starts(&plan, &paths, scratch.path()).await,
             ),
+            "grpc" => {
+                let go = go_example_build
+                    .is_ok()
+                    .then_some(go_env_guard.as_path())
+                    .filter(|p| p.exists());
+                grpc::measure(&plan, &paths, scratch.path(), go).await?
+            }
             _ => anyhow::bail!(
-                "--only {only:?}: the items that run alone are `services` ((o) and (p)) and \
-                 `sandbox` ((q))"
+                "--only {only:?}: the items that run alone are `services` ((o) and (p)), \
+                 `sandbox` ((q)) and `grpc` ((b), (c), (d) Go, (e) parallel 16, (f) 16 and 64)"
             ),
         };
         drop(scratch);

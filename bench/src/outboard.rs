@@ -203,6 +203,34 @@ pub(crate) async fn fan_out(
     }
 }
 
+/// A host with `count` no-op plugins all subscribed to the parallel phase
+/// `soak`.
+async fn fan_out_host(paths: &Paths, dir: &Path, count: usize) -> anyhow::Result<Host> {
+    let plugins = (0..count)
+        .map(|i| noop(paths, dir, &format!("noop-{i:02}"), &["soak".to_owned()]))
+        .collect();
+    let phase = PhaseSpec {
+        mode: Mode::Parallel,
+        ..PhaseSpec::default()
+    };
+    start(&config(plugins, [("soak".to_owned(), phase)].into())).await
+}
+
+/// `--only grpc`'s fan-out: the latency of `calls` dispatches of a parallel
+/// phase with `count` no-op subscribers, one at a time.
+pub(crate) async fn parallel_fan_out(
+    paths: &Paths,
+    dir: &Path,
+    count: usize,
+    calls: usize,
+) -> anyhow::Result<Latency> {
+    let host = fan_out_host(paths, dir, count).await?;
+    let context = small_context();
+    let latency = Latency::measure(calls, || dispatch_ok(&host, "soak", context.clone())).await;
+    host.shutdown().await;
+    latency
+}
+
 /// `--soak fan-out`: dispatches per second of a parallel phase with
 /// `count` no-op subscribers, one dispatch at a time.
 pub(crate) async fn soak_fan_out(
@@ -211,14 +239,7 @@ pub(crate) async fn soak_fan_out(
     count: usize,
     duration: Duration,
 ) -> anyhow::Result<f64> {
-    let plugins = (0..count)
-        .map(|i| noop(paths, dir, &format!("noop-{i:02}"), &["soak".to_owned()]))
-        .collect();
-    let phase = PhaseSpec {
-        mode: Mode::Parallel,
-        ..PhaseSpec::default()
-    };
-    let host = Arc::new(start(&config(plugins, [("soak".to_owned(), phase)].into())).await?);
+    let host = Arc::new(fan_out_host(paths, dir, count).await?);
     let context = small_context();
     let rate = {
         let host = host.clone();

@@ -274,21 +274,29 @@ pub(crate) fn refusal_in(err: &(dyn std::error::Error + 'static)) -> Option<Peer
     None
 }
 
+/// A temporary directory under `/tmp` (short socket paths) that only its
+/// owner may enter, as a plugin's runtime directory is, for tests that dial.
+#[cfg(test)]
+pub(crate) fn private_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("dir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
     async fn a_socket_replaced_at_the_path_is_refused_before_dialing() {
-        let dir = tempfile::Builder::new()
-            .prefix("obp-")
-            .tempdir_in("/tmp")
-            .expect("dir");
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .expect("chmod");
+        let dir = private_dir("obp-");
         let socket = dir.path().join("plugin.sock");
         let first = tokio::net::UnixListener::bind(&socket).expect("bind");
         let check = PeerCheck::new(&socket);
