@@ -23,6 +23,11 @@ const READ_BUFFER: usize = 64 * 1024;
 /// kept for the next.
 const KEEP_BATCH: usize = 1024 * 1024;
 
+/// How many bytes of frames may wait for the writer before a new call
+/// waits for room: a plugin that stops reading holds the host's memory
+/// to this (and one frame), as HTTP/2's flow control does on gRPC.
+pub(super) const QUEUE_LIMIT: usize = 8 * 1024 * 1024;
+
 /// What the plugin answered to one call.
 type Answer = Result<v1::InvokeResponse, Failure>;
 
@@ -37,6 +42,9 @@ pub(super) struct Shared {
     out: Mutex<Vec<u8>>,
     /// Wakes the writer: frames queued, or the connection closed.
     wake: Notify,
+    /// Wakes the calls waiting for room in `out`: the writer wrote, or the
+    /// connection closed.
+    room: Notify,
     /// Why the connection closed, once it has.
     closed: watch::Sender<Option<String>>,
     /// The next call's id; ids start at 1 (0 is the connection's).
@@ -87,6 +95,7 @@ impl Shared {
             calls: Mutex::default(),
             out: Mutex::default(),
             wake: Notify::new(),
+            room: Notify::new(),
             closed,
             next: AtomicU64::new(1),
         });
@@ -104,19 +113,36 @@ impl Shared {
     /// Sends `frame`, the INVOKE of call `id`, and waits for its answer.
     pub(super) async fn call(&self, id: u64, frame: Vec<u8>) -> Answer {
         let (tx, rx) = oneshot::channel();
-        {
-            let mut calls = self.lock_calls();
-            if let Some(reason) = &calls.closed {
-                return Err(Failure::Closed(reason.clone()));
+        let mut tx = Some(tx);
+        // Registered and queued together, once there is room: a call that
+        // gives up while waiting was never sent and needs no CANCEL.
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut calls = self.lock_calls();
+                if let Some(reason) = &calls.closed {
+                    return Err(Failure::Closed(reason.clone()));
+                }
+                let mut out = self.lock_out();
+                if out.len() < QUEUE_LIMIT {
+                    out.extend_from_slice(&frame);
+                    if let Some(tx) = tx.take() {
+                        calls.waiting.insert(id, tx);
+                    }
+                    break;
+                }
             }
-            calls.waiting.insert(id, tx);
+            room.await;
         }
         let mut pending = Pending {
             shared: self,
             id,
             armed: true,
         };
-        self.queue(&frame);
+        // A permit is stored if the writer is busy: no wake is lost.
+        self.wake.notify_one();
         drop(frame);
         let answer = rx.await;
         // Answered, or failed by the close: nothing to cancel either way.
@@ -135,6 +161,18 @@ impl Shared {
             // The sender lives in `self`: not reached.
             Err(_) => self.reason(),
         }
+    }
+
+    /// How many bytes of frames wait for the writer.
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.out.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// How many calls wait for their answer.
+    #[cfg(test)]
+    pub(super) fn in_flight(&self) -> usize {
+        self.lock_calls().waiting.len()
     }
 
     /// True once the connection has closed.
@@ -157,6 +195,7 @@ impl Shared {
         drop(waiting);
         self.closed.send_replace(Some(reason));
         self.wake.notify_one();
+        self.room.notify_waiters();
     }
 
     fn reason(&self) -> String {
@@ -167,12 +206,14 @@ impl Shared {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `bytes` for the writer and wakes it.
+    fn lock_out(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `bytes` for the writer, whatever is queued already (a CANCEL:
+    /// one per call sent, so bounded as the calls are), and wakes it.
     fn queue(&self, bytes: &[u8]) {
-        self.out
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(bytes);
+        self.lock_out().extend_from_slice(bytes);
         // A permit is stored if the writer is busy: no wake is lost.
         self.wake.notify_one();
     }
@@ -253,22 +294,27 @@ async fn reader(shared: Arc<Shared>, read: OwnedReadHalf) {
 /// close or an error.
 async fn writer(shared: Arc<Shared>, mut write: OwnedWriteHalf) {
     let mut batch = Vec::new();
+    let mut closed = shared.closed.subscribe();
     loop {
         if shared.is_closed() {
             return;
         }
-        std::mem::swap(
-            &mut *shared.out.lock().unwrap_or_else(|p| p.into_inner()),
-            &mut batch,
-        );
+        std::mem::swap(&mut *shared.lock_out(), &mut batch);
         if batch.is_empty() {
             shared.wake.notified().await;
             continue;
         }
-        if let Err(e) = write.write_all(&batch).await {
+        // A plugin that does not read keeps this write waiting: the close
+        // ends it all the same, and the socket with it.
+        let written = tokio::select! {
+            written = write.write_all(&batch) => written,
+            _ = closed.wait_for(Option::is_some) => return,
+        };
+        if let Err(e) = written {
             shared.close(format!("writing failed: {e}"));
             return;
         }
+        shared.room.notify_waiters();
         batch.clear();
         if batch.capacity() > KEEP_BATCH {
             batch = Vec::new();
