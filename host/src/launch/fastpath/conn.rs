@@ -261,6 +261,12 @@ fn answer(header: Header, payload: Result<Vec<u8>, u32>) -> Answer {
             Err(e) => invalid(format!("a RESULT that does not decode ({e})")),
         },
         Kind::Error => match v1::FastpathError::decode(payload.as_slice()) {
+            // A failure that says it is not one: no status to report (gRPC
+            // never shows an OK status as a failure either).
+            Ok(e) if e.code == tonic::Code::Ok as i32 => invalid(format!(
+                "an ERROR with code 0 (OK): {}",
+                Escaped::line(&e.message)
+            )),
             // The status the same call fails with on gRPC.
             Ok(e) => Err(Failure::Status(tonic::Status::new(
                 tonic::Code::from(e.code),

@@ -252,6 +252,11 @@ async fn malformed_answers_fail_their_call_naming_the_fast_path_and_the_connecti
             Box::new(|id| header(Kind::Invoke, id, 0)),
             "a frame of kind 2",
         ),
+        (
+            // A failure that says it is not one: not a status to report.
+            Box::new(|id| wire::error_frame(id, tonic::Code::Ok as i32, "all fine")),
+            "an ERROR with code 0 (OK): all fine",
+        ),
     ];
     for (answer, what) in cases {
         let failed = answered_with(&client, &mut stream, answer).await;
