@@ -116,23 +116,13 @@ impl Shared {
         let mut tx = Some(tx);
         // Registered and queued together, once there is room: a call that
         // gives up while waiting was never sent and needs no CANCEL.
-        loop {
+        while !self.try_send(id, &frame, &mut tx)? {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            {
-                let mut calls = self.lock_calls();
-                if let Some(reason) = &calls.closed {
-                    return Err(Failure::Closed(reason.clone()));
-                }
-                let mut out = self.lock_out();
-                if out.len() < QUEUE_LIMIT {
-                    out.extend_from_slice(&frame);
-                    if let Some(tx) = tx.take() {
-                        calls.waiting.insert(id, tx);
-                    }
-                    break;
-                }
+            // The writer may have made room before this waited.
+            if self.try_send(id, &frame, &mut tx)? {
+                break;
             }
             room.await;
         }
@@ -151,6 +141,30 @@ impl Shared {
             Ok(answer) => answer,
             Err(_) => Err(Failure::Closed(self.reason())),
         }
+    }
+
+    /// Registers call `id` with `tx` (taken) and queues its `frame` if
+    /// fewer than [`QUEUE_LIMIT`] bytes wait for the writer; `Ok(false)`
+    /// if they do not, the call's error if the connection has closed.
+    fn try_send(
+        &self,
+        id: u64,
+        frame: &[u8],
+        tx: &mut Option<oneshot::Sender<Answer>>,
+    ) -> Result<bool, Failure> {
+        let mut calls = self.lock_calls();
+        if let Some(reason) = &calls.closed {
+            return Err(Failure::Closed(reason.clone()));
+        }
+        let mut out = self.lock_out();
+        if out.len() >= QUEUE_LIMIT {
+            return Ok(false);
+        }
+        out.extend_from_slice(frame);
+        if let Some(tx) = tx.take() {
+            calls.waiting.insert(id, tx);
+        }
+        Ok(true)
     }
 
     /// Resolves once the connection has closed, with why.
