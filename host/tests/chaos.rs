@@ -135,6 +135,17 @@ async fn chaos(dispatches_wanted: usize, fastpath: bool) {
         assert_eq!(plugin.status().invoke_path, Some(path), "{}", plugin.name());
     }
 
+    // The kills land during fast-path calls: the stress plugin serves
+    // Invoke there when offered it (PluginSpec::fastpath, on by default).
+    for plugin in host.plugins() {
+        assert_eq!(
+            plugin.status().invoke_path,
+            Some("fastpath"),
+            "{}",
+            plugin.name()
+        );
+    }
+
     let started = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
     let killer = {

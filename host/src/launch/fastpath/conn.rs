@@ -23,12 +23,10 @@ const READ_BUFFER: usize = 64 * 1024;
 /// kept for the next.
 const KEEP_BATCH: usize = 1024 * 1024;
 
-/// The most bytes queued for a plugin that does not read them: past this,
-/// it has stopped reading its fast path (eight of the largest frames wait
-/// behind a write it does not take), and the connection is closed, which
-/// makes the plugin dead to its supervisor, rather than the host's memory
-/// growing with every call.
-const MAX_QUEUED: usize = 8 * MAX_PAYLOAD as usize;
+/// How many bytes of frames may wait for the writer before a new call
+/// waits for room: a plugin that stops reading holds the host's memory
+/// to this (and one frame), as HTTP/2's flow control does on gRPC.
+pub(super) const QUEUE_LIMIT: usize = 8 * 1024 * 1024;
 
 /// What the plugin answered to one call.
 type Answer = Result<v1::InvokeResponse, Failure>;
@@ -44,6 +42,9 @@ pub(super) struct Shared {
     out: Mutex<Vec<u8>>,
     /// Wakes the writer: frames queued, or the connection closed.
     wake: Notify,
+    /// Wakes the calls waiting for room in `out`: the writer wrote, or the
+    /// connection closed.
+    room: Notify,
     /// Why the connection closed, once it has.
     closed: watch::Sender<Option<String>>,
     /// The next call's id; ids start at 1 (0 is the connection's).
@@ -94,6 +95,7 @@ impl Shared {
             calls: Mutex::default(),
             out: Mutex::default(),
             wake: Notify::new(),
+            room: Notify::new(),
             closed,
             next: AtomicU64::new(1),
         });
@@ -111,19 +113,26 @@ impl Shared {
     /// Sends `frame`, the INVOKE of call `id`, and waits for its answer.
     pub(super) async fn call(&self, id: u64, frame: Vec<u8>) -> Answer {
         let (tx, rx) = oneshot::channel();
-        {
-            let mut calls = self.lock_calls();
-            if let Some(reason) = &calls.closed {
-                return Err(Failure::Closed(reason.clone()));
+        let mut tx = Some(tx);
+        // Registered and queued together, once there is room: a call that
+        // gives up while waiting was never sent and needs no CANCEL.
+        while !self.try_send(id, &frame, &mut tx)? {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            // The writer may have made room before this waited.
+            if self.try_send(id, &frame, &mut tx)? {
+                break;
             }
-            calls.waiting.insert(id, tx);
+            room.await;
         }
         let mut pending = Pending {
             shared: self,
             id,
             armed: true,
         };
-        self.queue(&frame);
+        // A permit is stored if the writer is busy: no wake is lost.
+        self.wake.notify_one();
         drop(frame);
         let answer = rx.await;
         // Answered, or failed by the close: nothing to cancel either way.
@@ -134,6 +143,30 @@ impl Shared {
         }
     }
 
+    /// Registers call `id` with `tx` (taken) and queues its `frame` if
+    /// fewer than [`QUEUE_LIMIT`] bytes wait for the writer; `Ok(false)`
+    /// if they do not, the call's error if the connection has closed.
+    fn try_send(
+        &self,
+        id: u64,
+        frame: &[u8],
+        tx: &mut Option<oneshot::Sender<Answer>>,
+    ) -> Result<bool, Failure> {
+        let mut calls = self.lock_calls();
+        if let Some(reason) = &calls.closed {
+            return Err(Failure::Closed(reason.clone()));
+        }
+        let mut out = self.lock_out();
+        if out.len() >= QUEUE_LIMIT {
+            return Ok(false);
+        }
+        out.extend_from_slice(frame);
+        if let Some(tx) = tx.take() {
+            calls.waiting.insert(id, tx);
+        }
+        Ok(true)
+    }
+
     /// Resolves once the connection has closed, with why.
     pub(super) async fn closed(&self) -> String {
         let mut closed = self.closed.subscribe();
@@ -142,6 +175,18 @@ impl Shared {
             // The sender lives in `self`: not reached.
             Err(_) => self.reason(),
         }
+    }
+
+    /// How many bytes of frames wait for the writer.
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.out.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// How many calls wait for their answer.
+    #[cfg(test)]
+    pub(super) fn in_flight(&self) -> usize {
+        self.lock_calls().waiting.len()
     }
 
     /// True once the connection has closed.
@@ -164,6 +209,7 @@ impl Shared {
         drop(waiting);
         self.closed.send_replace(Some(reason));
         self.wake.notify_one();
+        self.room.notify_waiters();
     }
 
     fn reason(&self) -> String {
@@ -174,24 +220,14 @@ impl Shared {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `bytes` for the writer and wakes it; closes the connection
-    /// instead if the plugin has stopped reading (see [`MAX_QUEUED`]).
+    fn lock_out(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `bytes` for the writer, whatever is queued already (a CANCEL:
+    /// one per call sent, so bounded as the calls are), and wakes it.
     fn queue(&self, bytes: &[u8]) {
-        let queued = {
-            let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-            if out.len() + bytes.len() > MAX_QUEUED {
-                Err(out.len())
-            } else {
-                out.extend_from_slice(bytes);
-                Ok(())
-            }
-        };
-        if let Err(waiting) = queued {
-            self.close(format!(
-                "it stopped reading: {waiting} bytes of calls wait to be written"
-            ));
-            return;
-        }
+        self.lock_out().extend_from_slice(bytes);
         // A permit is stored if the writer is busy: no wake is lost.
         self.wake.notify_one();
     }
@@ -239,6 +275,12 @@ fn answer(header: Header, payload: Result<Vec<u8>, u32>) -> Answer {
             Err(e) => invalid(format!("a RESULT that does not decode ({e})")),
         },
         Kind::Error => match v1::FastpathError::decode(payload.as_slice()) {
+            // A failure that says it is not one: no status to report (gRPC
+            // never shows an OK status as a failure either).
+            Ok(e) if e.code == tonic::Code::Ok as i32 => invalid(format!(
+                "an ERROR with code 0 (OK): {}",
+                Escaped::line(&e.message)
+            )),
             // The status the same call fails with on gRPC.
             Ok(e) => Err(Failure::Status(tonic::Status::new(
                 tonic::Code::from(e.code),
@@ -272,22 +314,27 @@ async fn reader(shared: Arc<Shared>, read: OwnedReadHalf) {
 /// close or an error.
 async fn writer(shared: Arc<Shared>, mut write: OwnedWriteHalf) {
     let mut batch = Vec::new();
+    let mut closed = shared.closed.subscribe();
     loop {
         if shared.is_closed() {
             return;
         }
-        std::mem::swap(
-            &mut *shared.out.lock().unwrap_or_else(|p| p.into_inner()),
-            &mut batch,
-        );
+        std::mem::swap(&mut *shared.lock_out(), &mut batch);
         if batch.is_empty() {
             shared.wake.notified().await;
             continue;
         }
-        if let Err(e) = write.write_all(&batch).await {
+        // A plugin that does not read keeps this write waiting: the close
+        // ends it all the same, and the socket with it.
+        let written = tokio::select! {
+            written = write.write_all(&batch) => written,
+            _ = closed.wait_for(Option::is_some) => return,
+        };
+        if let Err(e) = written {
             shared.close(format!("writing failed: {e}"));
             return;
         }
+        shared.room.notify_waiters();
         batch.clear();
         if batch.capacity() > KEEP_BATCH {
             batch = Vec::new();

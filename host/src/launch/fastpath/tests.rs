@@ -252,6 +252,11 @@ async fn malformed_answers_fail_their_call_naming_the_fast_path_and_the_connecti
             Box::new(|id| header(Kind::Invoke, id, 0)),
             "a frame of kind 2",
         ),
+        (
+            // A failure that says it is not one: not a status to report.
+            Box::new(|id| wire::error_frame(id, tonic::Code::Ok as i32, "all fine")),
+            "an ERROR with code 0 (OK): all fine",
+        ),
     ];
     for (answer, what) in cases {
         let failed = answered_with(&client, &mut stream, answer).await;
@@ -298,27 +303,6 @@ async fn a_closed_connection_fails_the_calls_in_flight_and_every_call_after() {
         matches!(&after, Err(Failure::Closed(why)) if why == "end of stream"),
         "{after:?}"
     );
-}
-
-#[tokio::test]
-async fn a_plugin_that_stops_reading_has_its_connection_closed_not_the_hosts_memory_grown() {
-    let (_server, client, stream) = connected().await;
-    let serde_json::Value::Object(big) = json!({"blob": "x".repeat(1024 * 1024)}) else {
-        unreachable!()
-    };
-    let big = struct_bytes(&big);
-    // 40 MiB of calls, none read.
-    let request = request("p");
-    let calls = (0..40).map(|_| client.invoke(&request, &big, WAIT));
-    let failed = futures_util::future::join_all(calls).await;
-    for failed in failed {
-        let Err(Failure::Closed(why)) = failed else {
-            panic!("{failed:?}")
-        };
-        assert!(why.starts_with("it stopped reading: "), "{why}");
-        assert!(why.ends_with(" bytes of calls wait to be written"), "{why}");
-    }
-    drop(stream);
 }
 
 #[tokio::test]
@@ -405,4 +389,125 @@ async fn a_plugin_that_never_answers_hello_fails_the_connect_at_the_timeout() {
         .await
         .expect_err("no answer");
     assert_eq!(why, "no connection and HELLO within 1s");
+}
+
+/// A context of a little over `bytes` bytes.
+fn big_context(bytes: usize) -> Vec<u8> {
+    let serde_json::Value::Object(map) = json!({"blob": "x".repeat(bytes)}) else {
+        unreachable!()
+    };
+    struct_bytes(&map)
+}
+
+#[tokio::test]
+async fn a_plugin_that_does_not_read_gets_no_unbounded_queue_and_every_call_goes_once_it_reads() {
+    let (_server, client, mut stream) = connected().await;
+    let context = big_context(1024 * 1024);
+    let requests: Vec<_> = (0..40).map(|i| request(&format!("p{i}"))).collect();
+    let mut calls: Vec<_> = requests
+        .iter()
+        .map(|request| Box::pin(client.invoke(request, &context, WAIT)))
+        .collect();
+    // Each call goes as far as it can while the plugin reads nothing (the
+    // writer does not run in between: one thread, no await).
+    std::future::poll_fn(|cx| {
+        for call in &mut calls {
+            assert!(call.as_mut().poll(cx).is_pending());
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let queued = client.conn.queued();
+    assert!(
+        queued <= conn::QUEUE_LIMIT + MAX_PAYLOAD as usize,
+        "{queued} bytes queued for a plugin that reads nothing"
+    );
+    // Once the plugin reads, every call is sent and answered.
+    let plugin = async {
+        for _ in 0..requests.len() {
+            let (id, request) = invoked(&mut stream).await;
+            stream
+                .write_all(&result(id, &request.phase))
+                .await
+                .expect("write");
+        }
+    };
+    let (answers, ()) = tokio::join!(futures_util::future::join_all(calls), plugin);
+    for (answer, request) in answers.into_iter().zip(&requests) {
+        assert_eq!(answer.expect("answered").message, request.phase);
+    }
+    assert_eq!(client.conn.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn calls_that_time_out_waiting_for_room_leave_no_entry_and_send_nothing() {
+    let (_server, client, mut stream) = connected().await;
+    let context = big_context(1024 * 1024);
+    let request = request("p");
+    let gave_up = (0..24).map(|_| {
+        tokio::time::timeout(
+            Duration::from_millis(50),
+            client.invoke(&request, &context, WAIT),
+        )
+    });
+    let gave_up = futures_util::future::join_all(gave_up).await;
+    assert!(gave_up.iter().all(Result::is_err), "every call timed out");
+    assert_eq!(client.conn.in_flight(), 0, "no call left in the id map");
+    // The plugin reads: an INVOKE then a CANCEL for each call that was
+    // sent, nothing for those that never were; then a new call works.
+    let mut sent = std::collections::HashSet::new();
+    let plugin = async {
+        loop {
+            let frame = next(&mut stream).await;
+            match frame.header.kind {
+                Kind::Invoke => {
+                    let invoke =
+                        v1::FastpathInvoke::decode(frame.payload.expect("small").as_slice())
+                            .expect("invoke");
+                    let phase = invoke.request.expect("a request").phase;
+                    if phase == "last" {
+                        stream
+                            .write_all(&result(frame.header.id, "last"))
+                            .await
+                            .expect("write");
+                        break;
+                    }
+                    assert!(sent.insert(frame.header.id));
+                }
+                Kind::Cancel => assert!(sent.remove(&frame.header.id), "CANCEL after INVOKE"),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let (last, ()) = tokio::join!(call(&client, "last"), plugin);
+    assert_eq!(last.expect("answered").message, "last");
+    assert!(sent.is_empty(), "every INVOKE sent was cancelled: {sent:?}");
+}
+
+#[tokio::test]
+async fn dropping_the_client_ends_a_writer_stuck_on_a_plugin_that_does_not_read() {
+    let (_server, client, _stream) = connected().await;
+    let context = big_context(1024 * 1024);
+    let request = request("p");
+    let mut call = Box::pin(client.invoke(&request, &context, WAIT));
+    std::future::poll_fn(|cx| {
+        assert!(call.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    // The writer takes the frame and waits on the full socket.
+    while client.conn.queued() > 0 {
+        tokio::task::yield_now().await;
+    }
+    drop(call);
+    let shared = std::sync::Arc::downgrade(&client.conn);
+    drop(client);
+    // Both tasks end, with the connection's state and its socket.
+    tokio::time::timeout(WAIT, async {
+        while shared.strong_count() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the writer let go of the connection");
 }
