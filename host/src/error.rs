@@ -129,6 +129,19 @@ pub enum ErrorKind {
         /// Why the connection failed.
         reason: String,
     },
+    /// It lists the invoke fast path's feature, but its fast-path socket
+    /// cannot be connected to, or did not answer the HELLO.
+    #[error(
+        "lists {} but its fast path at {} failed: {reason}",
+        outboard_proto::fastpath::FEATURE,
+        socket.display()
+    )]
+    Fastpath {
+        /// The fast path's socket.
+        socket: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// `Describe` failed.
     #[error("Describe failed: {0}")]
     Describe(CallError),

@@ -1,7 +1,7 @@
 //! One running plugin: start it until it is ready, call it, stop it.
 //!
 //! Start is spawn → handshake → connect → `Describe` → manifest validation →
-//! config validation → (its turn: the plugins it depends on ready) →
+//! the fast path (if offered and listed) → config validation → (its turn: the plugins it depends on ready) →
 //! `Configure` → health check. Any failure on the way
 //! kills the plugin's process group and removes its runtime directory before
 //! the error is returned, so a failed start leaves nothing behind.
@@ -15,8 +15,10 @@ use outboard_proto::patch::{self, PatchOp};
 use outboard_proto::v1;
 
 use crate::config::PluginSpec;
+use crate::context::SentContext;
 use crate::depends::Turn;
 use crate::error::{CallError, Error, ErrorKind};
+use crate::launch::fastpath::FastPath;
 use crate::launch::{
     Attach, Clients, Configuration, Deadline, Exit, Launched, PluginProcess, group_members,
     launch_attached,
@@ -35,6 +37,9 @@ pub struct Plugin {
     manifest: Manifest,
     /// Its services, on one connection.
     clients: Clients,
+    /// Its fast path for `Invoke`, when the host offered it and the plugin
+    /// lists the feature.
+    fast: Option<FastPath>,
     /// How long it took from spawn to ready.
     ready_after: Duration,
     /// The process and its runtime directory; declared last so that the
@@ -108,13 +113,14 @@ impl Plugin {
         let started = Instant::now();
         let launched = launch_attached(spec, attach).await?;
         let clients = launched.connect(spec.handshake_timeout).await?;
-        let manifest = Plugin::set_up(&launched, &clients, spec, turn)
+        let (manifest, fast) = Plugin::set_up(&launched, &clients, spec, turn)
             .await
             .map_err(|kind| Error::new(&**launched.name(), kind))?;
         let plugin = Plugin {
             spec: spec.clone(),
             manifest,
             clients,
+            fast,
             ready_after: started.elapsed(),
             launched,
         };
@@ -123,22 +129,31 @@ impl Plugin {
             pid = plugin.pid(),
             version = %plugin.manifest.version,
             ready_ms = plugin.ready_after.as_secs_f64() * 1000.0,
+            invoke_path = plugin.invoke_path(),
             "ready"
         );
         Ok(plugin)
     }
 
     /// From a connection to ready: `Describe` and the manifest's checks,
-    /// the config against the declared schema, `Configure`, one health
-    /// check; each bounded by the handshake timeout.
+    /// the fast path's connection if the host offered it and the manifest
+    /// lists it, the config against the declared schema, `Configure`, one
+    /// health check; each bounded by the handshake timeout.
     async fn set_up(
         launched: &Launched,
         clients: &Clients,
         spec: &PluginSpec,
         turn: Option<&Turn>,
-    ) -> Result<Manifest, ErrorKind> {
+    ) -> Result<(Manifest, Option<FastPath>), ErrorKind> {
         let timeout = spec.handshake_timeout;
         let manifest = launched.describe(clients, timeout).await?;
+        // A plugin that lists the feature without having been offered the
+        // socket is not wrong: it stays on gRPC.
+        let fast = if manifest.has_feature(outboard_proto::fastpath::FEATURE) {
+            launched.connect_fastpath(timeout).await.transpose()?
+        } else {
+            None
+        };
         manifest.validate_config(&serde_json::Value::Object(spec.config.clone()))?;
         if let Some(turn) = turn {
             turn.wait(&manifest).await?;
@@ -165,7 +180,7 @@ impl Plugin {
             .health(&clients.health, timeout)
             .await
             .map_err(ErrorKind::Unhealthy)?;
-        Ok(manifest)
+        Ok((manifest, fast))
     }
 
     /// The name the host knows the plugin by.
@@ -209,8 +224,32 @@ impl Plugin {
         self.process().exit_status()
     }
 
+    /// How `Invoke` reaches it: `"fastpath"` or `"grpc"`.
+    pub fn invoke_path(&self) -> &'static str {
+        if self.fast.is_some() {
+            "fastpath"
+        } else {
+            "grpc"
+        }
+    }
+
+    /// Resolves when its fast-path connection closes, with why; never for
+    /// a plugin on gRPC. The supervisor takes it for the plugin's death.
+    pub async fn fastpath_closed(&self) -> String {
+        match &self.fast {
+            Some(fast) => fast.closed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// True once its fast-path connection has closed (never for a plugin
+    /// on gRPC).
+    pub fn fastpath_lost(&self) -> bool {
+        self.fast.as_ref().is_some_and(FastPath::is_closed)
+    }
+
     /// Runs `phase` with `context`, cut off after `timeout` (also sent to
-    /// the plugin as the call's gRPC deadline).
+    /// the plugin as the call's deadline).
     pub async fn invoke(
         &self,
         phase: &str,
@@ -219,41 +258,47 @@ impl Plugin {
         context: prost_types::Struct,
         timeout: Duration,
     ) -> Result<Reply, CallError> {
+        let context = SentContext::proto(context);
+        self.invoke_shared(phase, invocation_id, attempt, &context, timeout)
+            .await
+    }
+
+    /// [`Plugin::invoke`] with a context shared by the calls of a phase:
+    /// converted once for all of them. Over the fast path when it has one,
+    /// else gRPC; the answer is judged the same either way.
+    pub async fn invoke_shared(
+        &self,
+        phase: &str,
+        invocation_id: &str,
+        attempt: u32,
+        context: &SentContext<'_>,
+        timeout: Duration,
+    ) -> Result<Reply, CallError> {
         let deadline = Deadline::after(timeout);
-        let request = v1::InvokeRequest {
+        let mut request = v1::InvokeRequest {
             phase: phase.to_owned(),
             invocation_id: invocation_id.to_owned(),
             attempt,
             deadline: Some(deadline.timestamp()),
             // The caller's `outboard.invoke` span, when traces are exported.
             trace_context: crate::trace::headers(&tracing::Span::current()),
-            context: Some(context),
+            context: None,
         };
-        let mut client = self.clients.plugin.clone();
-        let response = self
-            .launched
-            .guard()
-            .call(deadline, client.invoke(deadline.request(request)))
-            .await?;
-        match v1::Outcome::try_from(response.outcome) {
-            Ok(v1::Outcome::Unspecified | v1::Outcome::Continue) => Ok(Reply::Continue {
-                patch: patch::from_proto(&response.patch).map_err(|e| {
-                    CallError::InvalidResponse(format!("its patch is invalid: {e}"))
-                })?,
-                message: response.message,
-            }),
-            Ok(v1::Outcome::Abort) => Ok(Reply::Abort {
-                message: if response.message.is_empty() {
-                    "(vetoed without a message)".to_owned()
-                } else {
-                    response.message
-                },
-            }),
-            Err(_) => Err(CallError::InvalidResponse(format!(
-                "unknown outcome {} (expected OUTCOME_CONTINUE or OUTCOME_ABORT)",
-                response.outcome
-            ))),
-        }
+        let guard = self.launched.guard();
+        let response = match &self.fast {
+            Some(fast) => {
+                let call = fast.invoke(&request, context.encoded(), deadline.timeout());
+                guard.bounded(deadline, call).await?
+            }
+            None => {
+                request.context = Some(context.to_struct());
+                let mut client = self.clients.plugin.clone();
+                guard
+                    .call(deadline, client.invoke(deadline.request(request)))
+                    .await?
+            }
+        };
+        reply(response)
     }
 
     /// Asks the plugin's health service about the whole server.
@@ -372,6 +417,28 @@ impl Plugin {
         let _ = self.process().signal_group(libc::SIGKILL);
         let _ = self.process().exited_within(TERM_GRACE).await;
         StopMethod::Killed
+    }
+}
+
+/// What a plugin's answer to `Invoke` says, or why it cannot be used.
+fn reply(response: v1::InvokeResponse) -> Result<Reply, CallError> {
+    match v1::Outcome::try_from(response.outcome) {
+        Ok(v1::Outcome::Unspecified | v1::Outcome::Continue) => Ok(Reply::Continue {
+            patch: patch::from_proto(&response.patch)
+                .map_err(|e| CallError::InvalidResponse(format!("its patch is invalid: {e}")))?,
+            message: response.message,
+        }),
+        Ok(v1::Outcome::Abort) => Ok(Reply::Abort {
+            message: if response.message.is_empty() {
+                "(vetoed without a message)".to_owned()
+            } else {
+                response.message
+            },
+        }),
+        Err(_) => Err(CallError::InvalidResponse(format!(
+            "unknown outcome {} (expected OUTCOME_CONTINUE or OUTCOME_ABORT)",
+            response.outcome
+        ))),
     }
 }
 

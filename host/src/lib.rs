@@ -14,6 +14,8 @@
 //! - `depends`: the plugins' dependency graph: start order, stop order,
 //!   and the missing, unsatisfied or cyclic dependencies that refuse a start.
 //! - `instance`: one running plugin: start → ready, call, stop.
+//! - `context`: [`SentContext`], a call's context converted once per form
+//!   (gRPC's `Struct`, the fast path's bytes) for all of a phase's calls.
 //! - `supervisor`: a plugin kept ready: restarts with backoff, health
 //!   checks, crash-loop quarantine; its policy is pure, and its seam
 //!   ([`Launcher`], [`Instance`]) lets tests run it in memory (the
@@ -35,6 +37,7 @@
 //! (crate `outboard-cli`) decides what a person sees.
 
 pub mod config;
+mod context;
 mod depends;
 mod dispatch;
 mod error;
@@ -53,6 +56,7 @@ pub use config::{
     Defaults, EventsSpec, FailurePolicy, HostConfig, Mode, PhaseSpec, PluginSpec, RestartPolicy,
     Retry, ServicesSpec, StateSpec, SubscriptionOverride, Supervision,
 };
+pub use context::SentContext;
 pub use depends::{DependencyError, DependencyErrors, Turn};
 pub use dispatch::{
     Entry, FailureKind, Outcome, Report, Route, Subscriber, Verdict, patch_to_json,

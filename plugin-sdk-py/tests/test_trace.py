@@ -27,6 +27,8 @@ from outboard_plugin._proto import plugin_pb2
 from outboard_plugin.jsonvalue import dict_to_struct
 from outboard_plugin.testing import RunningPlugin
 
+from .fastclient import ERROR, FastClient
+
 TRACED = Path(__file__).parent / "plugins" / "traced.py"
 # The host's `outboard.invoke` span, as the host would send it.
 HOST_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -109,10 +111,15 @@ def start_traced(endpoint: str, *args: str) -> RunningPlugin:
     return RunningPlugin(
         [sys.executable, str(TRACED), *args],
         env={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "traced"},
+        fastpath=True,
     )
 
 
-def invoke(plugin: RunningPlugin, trace_context: dict[str, str], metadata: dict[str, Any] | None = None) -> None:
+def invoke(
+    plugin: RunningPlugin, trace_context: dict[str, str], metadata: dict[str, Any] | None = None, *, fast: bool = False
+) -> str | None:
+    """Calls ``Invoke`` over gRPC (raising ``grpc.RpcError`` if it fails)
+    or over the fast path (returning the ``ERROR`` frame's message, if any)."""
     request = plugin_pb2.InvokeRequest(
         phase="pre_container",
         invocation_id="inv-1",
@@ -120,7 +127,13 @@ def invoke(plugin: RunningPlugin, trace_context: dict[str, str], metadata: dict[
         context=dict_to_struct({"metadata": metadata or {}}),
         trace_context=trace_context,
     )
-    plugin.stub.Invoke(request, metadata=plugin.metadata, timeout=10)
+    if not fast:
+        plugin.stub.Invoke(request, metadata=plugin.metadata, timeout=10)
+        return None
+    assert plugin.fastpath_socket is not None
+    with FastClient(plugin.fastpath_socket).greeted(plugin.token) as client:
+        answer = client.call(1, request, timeout=10)
+    return answer.error().message if answer.kind == ERROR else None
 
 
 def the(spans: list[Span], name: str) -> Span:
@@ -141,11 +154,14 @@ def author_line(stderr: str) -> dict[str, Any]:
     pytest.fail(f"no author log line on stderr:\n{stderr}")
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["grpc", "fastpath"])
 @pytest.mark.parametrize("mode", [[], ["async"]], ids=["plain-def", "async-def"])
-def test_invoke_continues_the_hosts_trace_and_shutdown_flushes(receiver: tuple[Receiver, str], mode: list[str]) -> None:
+def test_invoke_continues_the_hosts_trace_and_shutdown_flushes(
+    receiver: tuple[Receiver, str], mode: list[str], fast: bool
+) -> None:
     service, endpoint = receiver
     with start_traced(endpoint, *mode) as plugin:
-        invoke(plugin, {"traceparent": TRACEPARENT, "tracestate": "vendor=x"})
+        assert invoke(plugin, {"traceparent": TRACEPARENT, "tracestate": "vendor=x"}, fast=fast) is None
         assert plugin.shutdown() == 0
         stderr = plugin.stderr()
     # The process has exited: the spans left with the flush at shutdown
@@ -172,11 +188,13 @@ def test_a_failed_invoke_marks_its_span(receiver: tuple[Receiver, str]) -> None:
     with start_traced(endpoint) as plugin:
         with pytest.raises(grpc.RpcError) as failed:
             invoke(plugin, {"traceparent": TRACEPARENT}, {"traced": {"fail": "no such job"}})
+        over_fast = invoke(plugin, {"traceparent": TRACEPARENT}, {"traced": {"fail": "no such job"}}, fast=True)
         assert plugin.shutdown() == 0
-    spans = service.wait_for(lambda s: len(s) >= 2)
-    invoked = the(spans, "outboard.plugin.invoke")
-    assert invoked.error == failed.value.details()
-    assert "no such job" in (invoked.error or "")
+    spans = service.wait_for(lambda s: len([x for x in s if x.name == "outboard.plugin.invoke"]) >= 2)
+    invoked = [s for s in spans if s.name == "outboard.plugin.invoke"]
+    # The same message on both paths, and on both spans.
+    assert [s.error for s in invoked] == [failed.value.details(), over_fast]
+    assert "no such job" in (over_fast or "")
 
 
 def test_sigterm_flushes_the_spans(receiver: tuple[Receiver, str]) -> None:

@@ -71,7 +71,7 @@ impl Interceptor for TokenCheck {
 /// Compares without an early exit, so the time taken does not tell how many
 /// leading bytes of a guess were right. Only the length can leak, and the
 /// host's tokens all have the same length.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

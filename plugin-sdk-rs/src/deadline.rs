@@ -9,8 +9,8 @@
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
+use tonic::codegen::Service;
 use tonic::codegen::http;
-use tonic::codegen::{Service, http::Extensions};
 use tower::Layer;
 
 /// The gRPC header carrying the client's timeout.
@@ -89,10 +89,11 @@ pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-/// The earlier of the call's `grpc-timeout` deadline and the deadline in the
+/// The earlier of the transport's deadline for the call (gRPC's
+/// `grpc-timeout`, the fast path's frame timeout) and the deadline in the
 /// message, as an `Instant`.
-pub(crate) fn effective(extensions: &Extensions, message: Option<SystemTime>) -> Option<Instant> {
-    let header = extensions.get::<CallDeadline>().map(|d| d.0);
+pub(crate) fn effective(call: Option<Instant>, message: Option<SystemTime>) -> Option<Instant> {
+    let header = call;
     let message = message.map(|at| {
         let now = Instant::now();
         // A deadline already past is "now"; the call gets one poll.
@@ -129,17 +130,15 @@ mod tests {
 
     #[test]
     fn effective_deadline_is_the_earlier_one() {
-        let mut ext = Extensions::new();
-        assert_eq!(effective(&ext, None), None);
+        assert_eq!(effective(None, None), None);
         let soon = Instant::now() + Duration::from_millis(100);
-        ext.insert(CallDeadline(soon));
-        assert_eq!(effective(&ext, None), Some(soon));
+        assert_eq!(effective(Some(soon), None), Some(soon));
         let later = SystemTime::now() + Duration::from_secs(60);
-        assert_eq!(effective(&ext, Some(later)), Some(soon));
+        assert_eq!(effective(Some(soon), Some(later)), Some(soon));
         let past = SystemTime::now() - Duration::from_secs(1);
-        let got = effective(&ext, Some(past)).expect("deadline");
+        let got = effective(Some(soon), Some(past)).expect("deadline");
         assert!(got < soon && got <= Instant::now());
-        let only_message = effective(&Extensions::new(), Some(later)).expect("deadline");
+        let only_message = effective(None, Some(later)).expect("deadline");
         let left = only_message - Instant::now();
         assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60));
     }

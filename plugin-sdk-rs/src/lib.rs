@@ -26,6 +26,9 @@
 //! - `server`, `service`, `auth`, `deadline` (private): [`serve_with`], the
 //!   `PluginService` implementation, the token interceptor and the call
 //!   deadlines.
+//! - `fastpath` (private): the invoke fast path (PROTOCOL.md §18), served
+//!   beside gRPC when the host sets `OUTBOARD_FASTPATH_SOCKET`; its calls
+//!   run the same `Invoke` code as gRPC's.
 //! - `environment` (private): the `OUTBOARD_*` variables, taken out of the
 //!   environment before children can inherit them.
 //! - [`logging`]: JSON log lines on stderr, as the host parses them.
@@ -49,6 +52,16 @@
 //! it are its children; log lines carry `trace_id` and `span_id`; and the
 //! spans still queued are sent (for at most 400 ms) when serving stops.
 //! Without the environment, nothing of this runs.
+//!
+//! # The invoke fast path
+//!
+//! When the host sets `OUTBOARD_FASTPATH_SOCKET` (PROTOCOL.md §18), the
+//! server also binds that socket before the handshake line, lists
+//! `invoke-fastpath/1` in the manifest it serves, and answers `Invoke` there
+//! as length-prefixed protobuf frames, many calls at once on one
+//! connection, with the same code, deadlines, shutdown grace and spans as
+//! on gRPC: the plugin sees no difference. [`Settings::fastpath`]`(false)`
+//! declines it (nothing bound, the feature not listed).
 
 //! # Example
 //!
@@ -94,6 +107,7 @@ pub mod testing;
 mod auth;
 mod deadline;
 mod environment;
+mod fastpath;
 mod server;
 mod service;
 mod telemetry;

@@ -15,12 +15,14 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tower::layer::util::{Identity, Stack};
 
 use crate::auth::TokenCheck;
 use crate::deadline::StampDeadlineLayer;
+use crate::fastpath::FastPath;
 use crate::service::{PluginServer, StopRequest};
 use crate::{Health, Plugin, ServeError, Settings};
 
@@ -59,6 +61,12 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
     };
 
     let (listener, socket) = bind(&name, &settings.socket_path)?;
+    // The fast path's socket too is bound before the handshake line: the
+    // host may connect to it as soon as it reads the line.
+    let fast_socket = settings
+        .fastpath_to_serve()
+        .map(|path| bind(&name, path))
+        .transpose()?;
     // Listen for signals before the handshake, so that a SIGTERM right
     // after it is not lost (nor kills the process without cleanup).
     let mut signals = if settings.handle_signals {
@@ -74,15 +82,25 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
     let (abandon_tx, abandon_rx) = watch::channel(false);
     // SERVING from the start; the plugin gets a handle in `Configure`.
     let health = Health::new();
-    let service = PluginServer::new(
+    let service = Arc::new(PluginServer::new(
         plugin.clone(),
         &manifest,
         settings.protocol_version,
+        fast_socket.is_some(),
         stop_tx.clone(),
         abandon_rx,
         health.clone(),
         settings.host_services(),
-    );
+    ));
+    let mut fast = fast_socket.map(|(listener, socket)| {
+        FastPath::start(
+            listener,
+            socket,
+            service.clone(),
+            &settings.token,
+            stop_rx.clone(),
+        )
+    });
     let router = routes(service, &settings.token, &health);
     announce(&name, &settings)?;
 
@@ -101,13 +119,16 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
         request = stop_requested(stop_rx, &stop_tx, signals.as_mut()) => request,
     };
     if let Some(request) = request {
-        drain(server, request, &health, &abandon_tx)
+        drain(server, fast.as_mut(), request, &health, &abandon_tx)
             .await
             .map_err(server_error)?;
     }
 
     plugin.shutdown().await;
     socket.remove();
+    if let Some(fast) = &mut fast {
+        fast.remove_socket();
+    }
     tracing::debug!("stopped");
     // Blocking, but bounded; the process is about to exit.
     crate::telemetry::shutdown();
@@ -115,7 +136,7 @@ pub async fn serve_with<P: Plugin>(plugin: P, settings: Settings) -> Result<(), 
 }
 
 /// Binds the socket and makes it private to the host's user (mode 0600).
-fn bind(name: &str, path: &Path) -> Result<(UnixListener, SocketFile), ServeError> {
+pub(crate) fn bind(name: &str, path: &Path) -> Result<(UnixListener, SocketFile), ServeError> {
     let socket_error = |action, source| ServeError::Socket {
         plugin: name.to_owned(),
         action,
@@ -132,7 +153,7 @@ fn bind(name: &str, path: &Path) -> Result<(UnixListener, SocketFile), ServeErro
 /// The gRPC services a plugin serves behind the deadline layer: health and
 /// reflection open to anyone on the socket, the plugin service behind the
 /// token check.
-fn routes<P: Plugin>(service: PluginServer<P>, token: &str, health: &Health) -> Routes {
+fn routes<P: Plugin>(service: Arc<PluginServer<P>>, token: &str, health: &Health) -> Routes {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(outboard_proto::FILE_DESCRIPTOR_SET)
@@ -155,8 +176,8 @@ fn routes<P: Plugin>(service: PluginServer<P>, token: &str, health: &Health) -> 
         .add_service(health.server())
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(PluginServiceServer::with_interceptor(
-            service,
+        .add_service(InterceptedService::new(
+            PluginServiceServer::from_arc(service),
             TokenCheck::new(token),
         ))
 }
@@ -206,11 +227,13 @@ async fn stop_requested(
     }
 }
 
-/// Reports `NOT_SERVING`, lets calls in flight finish within most of the
-/// grace (the server has stopped accepting), then cancels those still
-/// running and gives them the rest of it to answer and close.
+/// Reports `NOT_SERVING`, lets calls in flight (on gRPC and on the fast
+/// path) finish within most of the grace (neither accepts new connections
+/// any more), then cancels those still running and gives them the rest of
+/// it to answer and close.
 async fn drain<F>(
     mut server: Pin<&mut F>,
+    fast: Option<&mut FastPath>,
     StopRequest { grace, reason }: StopRequest,
     health: &Health,
     abandon_tx: &watch::Sender<bool>,
@@ -225,21 +248,33 @@ where
     );
     health.set_serving(false);
     let reserve = CLOSE_RESERVE.min(grace / 4);
-    match tokio::time::timeout(grace - reserve, server.as_mut()).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                grace_ms = grace.as_millis() as u64,
-                "calls still running at the end of the grace period; cancelling them"
-            );
-            abandon_tx.send_replace(true);
-            // Past this, connections still open are dropped with the
-            // server; the process is about to exit anyway.
-            tokio::time::timeout(reserve, server)
-                .await
-                .unwrap_or(Ok(()))
+    let all_closed = async {
+        let fast_drained = async {
+            if let Some(fast) = fast {
+                fast.drained().await;
+            }
+        };
+        let (served, ()) = tokio::join!(server.as_mut(), fast_drained);
+        served
+    };
+    let abandon_late = async {
+        tokio::time::sleep(grace - reserve).await;
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "calls still running at the end of the grace period; cancelling them"
+        );
+        abandon_tx.send_replace(true);
+        std::future::pending::<()>().await;
+    };
+    let closing = async {
+        tokio::select! {
+            served = all_closed => served,
+            () = abandon_late => unreachable!("abandon_late never ends"),
         }
-    }
+    };
+    // Past the grace, connections still open are dropped with the server
+    // and the fast path; the process is about to exit anyway.
+    tokio::time::timeout(grace, closing).await.unwrap_or(Ok(()))
 }
 
 fn print_handshake(line: &HandshakeLine) -> std::io::Result<()> {
@@ -250,7 +285,7 @@ fn print_handshake(line: &HandshakeLine) -> std::io::Result<()> {
 
 /// The bound socket's file, removed when the server stops or fails.
 #[derive(Debug)]
-struct SocketFile(PathBuf);
+pub(crate) struct SocketFile(PathBuf);
 
 impl SocketFile {
     fn remove(self) {

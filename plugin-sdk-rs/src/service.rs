@@ -2,8 +2,9 @@
 //! friendly types to the plugin, wire types out.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use outboard_proto::fastpath;
 use outboard_proto::json::struct_to_json;
 use outboard_proto::v1::{self, plugin_service_server::PluginService};
 use tokio::sync::watch;
@@ -57,20 +58,29 @@ impl<P> std::fmt::Debug for PluginServer<P> {
 }
 
 impl<P: Plugin> PluginServer<P> {
-    /// Serves `plugin`, whose validated manifest is `manifest`.
+    /// Serves `plugin`, whose validated manifest is `manifest`; `fastpath`
+    /// says whether the invoke fast path is served, which the manifest's
+    /// features then list (and only then).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         plugin: Arc<P>,
         manifest: &crate::Manifest,
         protocol_version: u32,
+        fastpath: bool,
         stop: Arc<watch::Sender<Option<StopRequest>>>,
         abandon: watch::Receiver<bool>,
         health: Health,
         host: HostServices,
     ) -> PluginServer<P> {
+        let mut served = manifest.to_proto(protocol_version);
+        served.features.retain(|f| f != fastpath::FEATURE);
+        if fastpath {
+            served.features.push(fastpath::FEATURE.to_owned());
+        }
         PluginServer {
             plugin,
             name: Arc::from(manifest.name()),
-            manifest: manifest.to_proto(protocol_version),
+            manifest: served,
             protocol_version,
             stop,
             abandon,
@@ -84,13 +94,14 @@ impl<P: Plugin> PluginServer<P> {
     /// passes (`None`), or the shutdown grace runs out (an `UNAVAILABLE`
     /// error). Dropping the work drops the plugin's future: that is how a
     /// call past its deadline or past the grace is cancelled.
+    /// `phase` and `id` are the invocation's, for the messages.
     async fn run_bounded(
         &self,
         invocation: Invocation,
-        deadline: Option<std::time::Instant>,
+        deadline: Option<Instant>,
+        phase: &str,
+        id: &str,
     ) -> Result<Option<Result<Reply, PluginError>>, Status> {
-        let phase = invocation.phase.clone();
-        let id = invocation.invocation_id.clone();
         let work = crate::plugin::dispatch(&*self.plugin, &self.event_patterns, invocation);
         let timed = async {
             match deadline {
@@ -112,17 +123,48 @@ impl<P: Plugin> PluginServer<P> {
         }
     }
 
+    /// One `Invoke`, whichever way it came (gRPC or the fast path): the
+    /// request checked and handed to the plugin inside the call's span, cut
+    /// off at the earlier of `call_deadline` (the transport's timeout,
+    /// counted from the call's arrival) and the request's own deadline, and
+    /// at the end of the shutdown grace; the answer, or the status the call
+    /// fails with.
+    pub(crate) async fn invoke_call(
+        &self,
+        request: v1::InvokeRequest,
+        call_deadline: Option<Instant>,
+    ) -> Result<v1::InvokeResponse, Status> {
+        let invocation = invocation_from(request)?.with_host(self.host.clone());
+        let deadline = deadline::effective(call_deadline, invocation.deadline);
+        // The host's trace continues here: the plugin's work, its spans and
+        // the log lines about this call are inside this span.
+        let span = telemetry::invoke_span(&self.name, &invocation);
+        let answered = self
+            .answer(invocation, deadline)
+            .instrument(span.clone())
+            .await;
+        if let Err(status) = &answered {
+            telemetry::record_error(&span, status.message());
+        }
+        answered
+    }
+
+    /// The manifest name, for messages.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Runs the plugin's `invoke` within its deadline and the shutdown
     /// grace and turns the outcome into the answer.
     async fn answer(
         &self,
         invocation: Invocation,
-        deadline: Option<std::time::Instant>,
-    ) -> Result<Response<v1::InvokeResponse>, Status> {
+        deadline: Option<Instant>,
+    ) -> Result<v1::InvokeResponse, Status> {
         let phase = invocation.phase.clone();
         let id = invocation.invocation_id.clone();
         let started = tokio::time::Instant::now();
-        let outcome = self.run_bounded(invocation, deadline).await?;
+        let outcome = self.run_bounded(invocation, deadline, &phase, &id).await?;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let reply = match outcome {
             None => {
@@ -155,7 +197,7 @@ impl<P: Plugin> PluginServer<P> {
             ops = response.patch.len(),
             "invoked"
         );
-        Ok(Response::new(response))
+        Ok(response)
     }
 }
 
@@ -211,19 +253,10 @@ impl<P: Plugin> PluginService for PluginServer<P> {
         request: Request<v1::InvokeRequest>,
     ) -> Result<Response<v1::InvokeResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let invocation = invocation_from(request)?.with_host(self.host.clone());
-        let deadline = deadline::effective(&extensions, invocation.deadline);
-        // The host's trace continues here: the plugin's work, its spans and
-        // the log lines about this call are inside this span.
-        let span = telemetry::invoke_span(&self.name, &invocation);
-        let answered = self
-            .answer(invocation, deadline)
-            .instrument(span.clone())
-            .await;
-        if let Err(status) = &answered {
-            telemetry::record_error(&span, status.message());
-        }
-        answered
+        let call_deadline = extensions.get::<deadline::CallDeadline>().map(|d| d.0);
+        self.invoke_call(request, call_deadline)
+            .await
+            .map(Response::new)
     }
 
     async fn shutdown(

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use crate::host::{ENV_HOST_SOCKET, HostEndpoint, HostServices};
 
 use outboard_proto::handshake::{
-    self, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS, ENV_SOCKET, ENV_TOKEN,
-    MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS,
+    self, ENV_FASTPATH_SOCKET, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS,
+    ENV_SOCKET, ENV_TOKEN, MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS,
 };
 
 /// How [`serve_with`](crate::serve_with) runs one plugin launch.
@@ -28,6 +28,13 @@ pub struct Settings {
     /// Where the host serves host services (`OUTBOARD_HOST_SOCKET`,
     /// `OUTBOARD_HOST_TOKEN`), if it offers them.
     pub host: Option<HostEndpoint>,
+    /// Where the host wants the invoke fast path served
+    /// (`OUTBOARD_FASTPATH_SOCKET`, PROTOCOL.md §18), if it does.
+    pub fastpath_socket: Option<PathBuf>,
+    /// `false` to stay on gRPC even when the host offers the fast path
+    /// (default `true`): nothing is bound and the manifest does not list
+    /// the feature.
+    pub fastpath: bool,
     /// Without [`Settings::host`]: the variable that was missing or
     /// unusable, for the error every host-service call then gives.
     host_missing: &'static str,
@@ -43,6 +50,8 @@ impl std::fmt::Debug for Settings {
             .field("instance_name", &self.instance_name)
             .field("handle_signals", &self.handle_signals)
             .field("host", &self.host)
+            .field("fastpath_socket", &self.fastpath_socket)
+            .field("fastpath", &self.fastpath)
             .finish()
     }
 }
@@ -93,8 +102,30 @@ impl Settings {
             instance_name: None,
             handle_signals: true,
             host: None,
+            fastpath_socket: None,
+            fastpath: true,
             host_missing: ENV_HOST_SOCKET,
         }
+    }
+
+    /// Serves the invoke fast path on `socket` too (what
+    /// `OUTBOARD_FASTPATH_SOCKET` says when a host sets it).
+    pub fn with_fastpath_socket(mut self, socket: impl Into<PathBuf>) -> Settings {
+        self.fastpath_socket = Some(socket.into());
+        self
+    }
+
+    /// Sets whether the invoke fast path is served when the host offers it
+    /// (default `true`). Off, the plugin answers `Invoke` on gRPC only.
+    pub fn fastpath(mut self, on: bool) -> Settings {
+        self.fastpath = on;
+        self
+    }
+
+    /// The socket to serve the fast path on: the host offers it and the
+    /// plugin did not turn it off.
+    pub(crate) fn fastpath_to_serve(&self) -> Option<&std::path::Path> {
+        self.fastpath_socket.as_deref().filter(|_| self.fastpath)
     }
 
     /// Offers host services at `endpoint` (what `OUTBOARD_HOST_SOCKET` and
@@ -162,6 +193,17 @@ impl Settings {
             });
         }
         let token = required(ENV_TOKEN)?;
+        // Optional: a host that does not want the fast path leaves it out.
+        let fastpath_socket = match lookup(ENV_FASTPATH_SOCKET).filter(|v| !v.is_empty()) {
+            Some(path) if !path.starts_with('/') => {
+                return Err(SettingsError::Invalid {
+                    var: ENV_FASTPATH_SOCKET,
+                    value: path,
+                    why: "the socket path must be absolute".into(),
+                });
+            }
+            path => path.map(PathBuf::from),
+        };
         let instance_name = lookup(ENV_PLUGIN_NAME).filter(|n| !n.is_empty());
         // Host services are optional: a host that sets only one of the two
         // variables offers none, and only the calls say so.
@@ -177,6 +219,8 @@ impl Settings {
             instance_name,
             handle_signals: true,
             host,
+            fastpath_socket,
+            fastpath: true,
             host_missing,
         })
     }
@@ -248,6 +292,35 @@ mod tests {
         assert_eq!(s.instance_name.as_deref(), Some("envy"));
         assert!(s.handle_signals);
         assert!(!format!("{s:?}").contains("s3cret"), "token leaked: {s:?}");
+        assert_eq!(s.fastpath_socket, None, "not offered");
+        assert_eq!(s.fastpath_to_serve(), None);
+    }
+
+    #[test]
+    fn the_fast_path_socket_is_read_and_can_be_turned_off() {
+        let mut env = host_env();
+        env.push((ENV_FASTPATH_SOCKET, "/tmp/ob-abc/fast.sock"));
+        let s = Settings::from_lookup(lookup(&env)).expect("valid");
+        assert_eq!(
+            s.fastpath_to_serve(),
+            Some(std::path::Path::new("/tmp/ob-abc/fast.sock"))
+        );
+        let off = s.fastpath(false);
+        assert_eq!(off.fastpath_to_serve(), None, "turned off by the plugin");
+        assert!(off.fastpath_socket.is_some(), "still known");
+
+        env.pop();
+        env.push((ENV_FASTPATH_SOCKET, ""));
+        let s = Settings::from_lookup(lookup(&env)).expect("empty means not offered");
+        assert_eq!(s.fastpath_to_serve(), None);
+
+        env.pop();
+        env.push((ENV_FASTPATH_SOCKET, "fast.sock"));
+        let err = Settings::from_lookup(lookup(&env)).expect_err("relative");
+        assert_eq!(
+            err.to_string(),
+            r#"OUTBOARD_FASTPATH_SOCKET is "fast.sock": the socket path must be absolute"#
+        );
     }
 
     #[test]

@@ -15,7 +15,6 @@ use outboard_plugin::{
     Config, Health, Invocation, Manifest, Plugin, PluginError, Reply, ServeError, Settings,
     serve_with,
 };
-use outboard_proto::handshake::{TOKEN_METADATA_KEY, bearer};
 use outboard_proto::json::{json_to_struct, struct_to_json};
 use outboard_proto::patch;
 use outboard_proto::v1::{self, plugin_service_client::PluginServiceClient};
@@ -28,7 +27,7 @@ use tonic::transport::{Channel, Uri};
 use tonic::{Code, Request};
 
 mod common;
-use common::connect;
+use common::{connect, stopped, with_token};
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -173,17 +172,6 @@ async fn invoke_started(s: &Served) {
         .expect("the call never reached the plugin");
 }
 
-/// A request carrying `token` (none if `None`).
-fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Some(token) = token {
-        request
-            .metadata_mut()
-            .insert(TOKEN_METADATA_KEY, bearer(token).parse().unwrap());
-    }
-    request
-}
-
 fn authed<T>(message: T) -> Request<T> {
     with_token(message, Some(TOKEN))
 }
@@ -210,22 +198,7 @@ fn invoke_request(phase: &str, context: Value) -> v1::InvokeRequest {
 }
 
 async fn shutdown(s: &mut Served, grace: Duration) {
-    s.client
-        .shutdown(authed(v1::ShutdownRequest {
-            grace: Some(grace.try_into().unwrap()),
-            reason: "test".into(),
-        }))
-        .await
-        .unwrap();
-}
-
-/// Waits for `serve_with` to return, failing the test after `within`.
-async fn stopped(task: JoinHandle<Result<(), ServeError>>, within: Duration) {
-    let result = tokio::time::timeout(within, task)
-        .await
-        .unwrap_or_else(|_| panic!("serve_with still running after {within:?}"))
-        .unwrap();
-    assert!(result.is_ok(), "serve_with failed: {result:?}");
+    common::shutdown(&mut s.client, TOKEN, grace).await;
 }
 
 #[tokio::test]

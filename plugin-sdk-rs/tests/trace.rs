@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use outboard_plugin::{Invocation, Manifest, Plugin, PluginError, Reply};
+use outboard_proto::fastpath::{self, HEADER_LEN, Header, Kind};
 use outboard_proto::handshake::{TOKEN_METADATA_KEY, bearer};
 use outboard_proto::v1::{self, plugin_service_client::PluginServiceClient};
 use outboard_test_support::otlp::{self, Receiver};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -79,6 +80,8 @@ fn main() -> ExitCode {
         println!("test without_the_environment_nothing_is_exported ... ok");
         at_trace_level_the_export_machinery_is_not_exported().await;
         println!("test at_trace_level_the_export_machinery_is_not_exported ... ok");
+        a_fast_path_invoke_continues_the_hosts_trace().await;
+        println!("test a_fast_path_invoke_continues_the_hosts_trace ... ok");
     });
     ExitCode::SUCCESS
 }
@@ -201,6 +204,32 @@ async fn at_trace_level_the_export_machinery_is_not_exported() {
     );
 }
 
+async fn a_fast_path_invoke_continues_the_hosts_trace() {
+    let receiver = Receiver::start().await;
+    let mut plugin = Started::start(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint()),
+            ("OTEL_SERVICE_NAME", NAME),
+        ],
+        true,
+    )
+    .await;
+    let traceparent = format!("00-{HOST_TRACE}-{HOST_SPAN}-01");
+    plugin.invoke_fast(&[("traceparent", &traceparent)]).await;
+    plugin.shutdown().await;
+    plugin.exited().await;
+    let spans = receiver.wait_for(|s| s.len() >= 2, WAIT).await;
+    let invoke = find(&spans, "outboard.plugin.invoke");
+    assert_eq!(invoke.trace_id, HOST_TRACE, "{}", otlp::render(&spans));
+    assert_eq!(invoke.parent_span_id.as_deref(), Some(HOST_SPAN));
+    assert_eq!(invoke.attr("outboard.invocation_id"), Some("inv-0001"));
+    let author = find(&spans, "author.work");
+    assert_eq!(
+        author.parent_span_id.as_deref(),
+        Some(invoke.span_id.as_str())
+    );
+}
+
 /// The one span named `name`.
 fn find<'a>(spans: &'a [otlp::Span], name: &str) -> &'a otlp::Span {
     let found: Vec<&otlp::Span> = spans.iter().filter(|s| s.name == name).collect();
@@ -247,6 +276,12 @@ impl Started {
 
     /// Started with `env` on top of the host's variables.
     async fn with_env(env: &[(&str, &str)]) -> Started {
+        Started::start(env, false).await
+    }
+
+    /// Started with `env` on top of the host's variables, and offered the
+    /// invoke fast path if `fastpath`.
+    async fn start(env: &[(&str, &str)], fastpath: bool) -> Started {
         let dir = tempfile::Builder::new()
             .prefix("ob-trace-")
             .tempdir_in("/tmp")
@@ -267,6 +302,9 @@ impl Started {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         command.envs(env.iter().copied());
+        if fastpath {
+            command.env("OUTBOARD_FASTPATH_SOCKET", dir.path().join("fast.sock"));
+        }
         let mut child = command.spawn().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let stderr = tokio::spawn(async move {
@@ -292,18 +330,36 @@ impl Started {
 
     /// Invokes `pre_container` with `trace_context`; the call must succeed.
     async fn invoke(&mut self, trace_context: &[(&str, &str)]) {
-        let request = v1::InvokeRequest {
-            phase: "pre_container".into(),
-            invocation_id: "inv-0001".into(),
-            attempt: 2,
-            deadline: None,
-            trace_context: trace_context
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            context: None,
+        self.client
+            .invoke(authed(invoke_request(trace_context)))
+            .await
+            .unwrap();
+    }
+
+    /// [`Started::invoke`] on the fast path, with raw frames.
+    async fn invoke_fast(&mut self, trace_context: &[(&str, &str)]) {
+        let mut stream = UnixStream::connect(self._dir.path().join("fast.sock"))
+            .await
+            .unwrap();
+        let hello = v1::FastpathHello {
+            token: TOKEN.into(),
+            version: fastpath::VERSION,
         };
-        self.client.invoke(authed(request)).await.unwrap();
+        stream
+            .write_all(&fastpath::frame(Kind::Hello, 0, &hello))
+            .await
+            .unwrap();
+        assert_eq!(read_frame(&mut stream).await.0.kind, Kind::Hello);
+        let call = v1::FastpathInvoke {
+            request: Some(invoke_request(trace_context)),
+            timeout: None,
+        };
+        stream
+            .write_all(&fastpath::frame(Kind::Invoke, 1, &call))
+            .await
+            .unwrap();
+        let (header, payload) = read_frame(&mut stream).await;
+        assert_eq!((header.kind, header.id), (Kind::Result, 1), "{payload:?}");
     }
 
     async fn shutdown(&mut self) {
@@ -324,6 +380,34 @@ impl Started {
         assert!(status.success(), "{status}\n{stderr}");
         stderr
     }
+}
+
+/// The `pre_container` request every case sends, with `trace_context`.
+fn invoke_request(trace_context: &[(&str, &str)]) -> v1::InvokeRequest {
+    v1::InvokeRequest {
+        phase: "pre_container".into(),
+        invocation_id: "inv-0001".into(),
+        attempt: 2,
+        deadline: None,
+        trace_context: trace_context
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        context: None,
+    }
+}
+
+/// Reads one fast-path frame.
+async fn read_frame(stream: &mut UnixStream) -> (Header, Vec<u8>) {
+    let mut head = [0u8; HEADER_LEN];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut head))
+        .await
+        .expect("a frame in time")
+        .unwrap();
+    let header = Header::decode(&head);
+    let mut payload = vec![0; header.len as usize];
+    stream.read_exact(&mut payload).await.unwrap();
+    (header, payload)
 }
 
 fn authed<T>(message: T) -> tonic::Request<T> {

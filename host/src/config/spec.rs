@@ -67,6 +67,11 @@ pub struct PluginSpec {
     /// of its package manifest (`outboard-package.toml`): a new version
     /// installed in the same folder differs here, so a reload replaces it.
     pub package: Option<String>,
+    /// True if the host offers the plugin the invoke fast path
+    /// (`OUTBOARD_FASTPATH_SOCKET`, docs/PROTOCOL.md §18) and uses it when
+    /// the plugin lists its feature; `fastpath = false` keeps `Invoke` on
+    /// gRPC.
+    pub fastpath: bool,
 }
 
 impl PluginSpec {
@@ -92,6 +97,7 @@ impl PluginSpec {
             optional: false,
             sandbox: defaults.sandbox,
             package: None,
+            fastpath: true,
         }
     }
 }

@@ -9,6 +9,7 @@ use tracing::field::Empty;
 
 use super::report::FailureKind;
 use super::route::Subscriber;
+use crate::context::SentContext;
 use crate::error::CallError;
 use crate::instance::Reply;
 use crate::supervisor::State;
@@ -32,7 +33,7 @@ impl Subscriber {
         &self,
         phase: &str,
         invocation_id: &str,
-        request: prost_types::Struct,
+        context: &SentContext<'_>,
     ) -> Call {
         let started = Instant::now();
         let allowed = self.retry.map_or(1, |r| r.attempts.max(1));
@@ -51,7 +52,7 @@ impl Subscriber {
                 outboard.patch.ops = Empty,
             );
             let reply = self
-                .attempt(phase, invocation_id, attempt, request.clone())
+                .attempt(phase, invocation_id, attempt, context)
                 .instrument(span.clone())
                 .await;
             record_attempt(&span, &reply);
@@ -83,7 +84,7 @@ impl Subscriber {
         phase: &str,
         invocation_id: &str,
         attempt: u32,
-        request: prost_types::Struct,
+        context: &SentContext<'_>,
     ) -> Result<Reply, CallError> {
         // A phase's timeout can come from code, unchecked: saturate rather
         // than overflow the clock.
@@ -98,7 +99,7 @@ impl Subscriber {
                 phase,
                 invocation_id,
                 attempt,
-                request,
+                context,
                 left.max(Duration::from_millis(1)),
             )
             .await

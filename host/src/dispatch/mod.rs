@@ -42,7 +42,6 @@ mod sequential;
 
 use std::time::{Duration, Instant};
 
-use outboard_proto::json::json_to_struct;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -133,13 +132,5 @@ pub(crate) fn refused(phase: &str, context: Map<String, Value>, why: &str) -> Re
         entries: Vec::new(),
         context: Value::Object(context),
         duration: Duration::ZERO,
-    }
-}
-
-/// The context as the request every subscriber is sent.
-fn request(context: &Value) -> prost_types::Struct {
-    match context {
-        Value::Object(map) => json_to_struct(map),
-        _ => Default::default(),
     }
 }

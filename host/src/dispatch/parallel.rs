@@ -5,8 +5,9 @@
 use outboard_proto::patch::{self, PatchOp};
 use serde_json::Value;
 
+use super::Route;
 use super::report::{Entry, FailureKind, Outcome, Verdict};
-use super::{Route, request};
+use crate::context::SentContext;
 
 /// Calls every subscriber of `route` at once, then merges and applies what
 /// those that continued want to write. A failed phase leaves `context` as
@@ -17,13 +18,15 @@ pub(super) async fn run(
     context: &mut Value,
     entries: &mut [Entry],
 ) -> Verdict {
-    // One conversion for everyone; each call needs its own copy to send.
-    let request = request(context);
+    // One conversion for everyone, per transport: the fast path's
+    // subscribers share one encoding of the context, gRPC's one `Struct`.
+    let shared = SentContext::of(context);
     let calls = route
         .subscribers
         .iter()
-        .map(|sub| sub.call(&route.phase, invocation_id, request.clone()));
+        .map(|sub| sub.call(&route.phase, invocation_id, &shared));
     let calls = futures_util::future::join_all(calls).await;
+    drop(shared);
     for (entry, call) in entries.iter_mut().zip(calls) {
         entry.record(call);
     }

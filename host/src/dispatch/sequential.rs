@@ -4,8 +4,9 @@
 use outboard_proto::patch;
 use serde_json::Value;
 
+use super::Route;
 use super::report::{Entry, Outcome, Verdict};
-use super::{Route, request};
+use crate::context::SentContext;
 
 /// Runs `route`'s subscribers in order on `context`, applying each patch as
 /// it comes; the first that stops the phase is the verdict and the ones
@@ -18,7 +19,7 @@ pub(super) async fn run(
 ) -> Verdict {
     for (sub, entry) in route.subscribers.iter().zip(entries.iter_mut()) {
         let call = sub
-            .call(&route.phase, invocation_id, request(context))
+            .call(&route.phase, invocation_id, &SentContext::of(context))
             .await;
         entry.record(call);
         if entry.outcome == Outcome::Ok

@@ -151,6 +151,7 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         optional: _,
         sandbox,
         package,
+        fastpath,
     } = old;
     let Supervision {
         restart,
@@ -172,6 +173,7 @@ pub(super) fn differences(old: &PluginSpec, new: &PluginSpec) -> Vec<String> {
         ("working_dir", *working_dir == new.working_dir),
         ("sandbox", *sandbox == new.sandbox),
         ("package", *package == new.package),
+        ("fastpath", *fastpath == new.fastpath),
         (
             "handshake_timeout",
             *handshake_timeout == new.handshake_timeout,

@@ -26,7 +26,7 @@ use crate::output::Tail;
 
 /// How long to wait for a plugin's exit to be noticed after its connection
 /// broke, to tell a crash from a network hiccup.
-const CRASH_SETTLE: Duration = Duration::from_millis(100);
+pub(crate) const CRASH_SETTLE: Duration = Duration::from_millis(100);
 
 /// How long to let stderr drain after a crash, so the error shows the
 /// plugin's last words.
@@ -78,6 +78,18 @@ impl Deadline {
     }
 }
 
+/// How a call failed before the guard classified it.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// A gRPC status: the plugin's answer (an ERROR frame on the fast
+    /// path) or the host's own transport's.
+    Status(tonic::Status),
+    /// The fast path's connection closed, for this reason.
+    Closed(String),
+    /// The answer cannot be read (what is wrong with it).
+    Invalid(String),
+}
+
 /// Bounds calls to one plugin by their deadline and by the plugin's exit.
 #[derive(Debug, Clone, Copy)]
 pub struct Guard<'a> {
@@ -121,6 +133,22 @@ impl<'a> Guard<'a> {
         deadline: Deadline,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, CallError> {
+        let call = async {
+            call.await
+                .map(tonic::Response::into_inner)
+                .map_err(Failure::Status)
+        };
+        self.bounded(deadline, call).await
+    }
+
+    /// [`Guard::call`] for a call on any transport (gRPC, the fast path):
+    /// one classification of its outcome for both, so that the same answer
+    /// makes the same report whichever way it came.
+    pub(crate) async fn bounded<T>(
+        &self,
+        deadline: Deadline,
+        call: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, CallError> {
         // Once refused, the path is not the plugin's: do not even try.
         if let Some(refused) = self.refused() {
             return Err(refused);
@@ -136,19 +164,26 @@ impl<'a> Guard<'a> {
         }
         match result {
             Err(_) => Err(CallError::Timeout(deadline.timeout)),
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) if is_expiry(status.code()) && deadline.passed() => {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(Failure::Status(status))) if is_expiry(status.code()) && deadline.passed() => {
                 Err(CallError::Timeout(deadline.timeout))
             }
-            Ok(Err(status)) => {
+            Ok(Err(Failure::Invalid(why))) => Err(CallError::InvalidResponse(why)),
+            Ok(Err(failure)) => {
                 // A broken connection surfaces as UNAVAILABLE or UNKNOWN
-                // ("transport error") and usually means the plugin died; the
+                // ("transport error") on gRPC, as a closed connection on
+                // the fast path, and usually means the plugin died; the
                 // reaper needs a moment to notice.
                 if self.process.exited_within(CRASH_SETTLE).await.is_some() {
-                    Err(self.crashed().await)
-                } else {
-                    Err(CallError::from_status(&status))
+                    return Err(self.crashed().await);
                 }
+                Err(match failure {
+                    Failure::Status(status) => CallError::from_status(&status),
+                    Failure::Closed(why) => {
+                        CallError::Unavailable(format!("its fast-path connection closed: {why}"))
+                    }
+                    Failure::Invalid(why) => CallError::InvalidResponse(why),
+                })
             }
         }
     }

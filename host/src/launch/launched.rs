@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outboard_proto::handshake::{
-    self as wire, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS, ENV_SOCKET, ENV_TOKEN,
-    HandshakeLine, MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS,
+    self as wire, ENV_FASTPATH_SOCKET, ENV_MAGIC_COOKIE, ENV_PLUGIN_NAME, ENV_PROTOCOL_VERSIONS,
+    ENV_SOCKET, ENV_TOKEN, HandshakeLine, MAGIC_COOKIE_VALUE, SUPPORTED_PROTOCOL_VERSIONS,
 };
 use rand::Rng;
 use tokio::io::BufReader;
@@ -20,6 +20,7 @@ use crate::error::{Error, ErrorKind};
 use crate::launch::attach::{Attach, Held};
 use crate::launch::call::Guard;
 use crate::launch::channel::{self, Clients};
+use crate::launch::fastpath::{self, FastPath};
 use crate::launch::handshake;
 use crate::launch::peer::{self, PeerCheck};
 use crate::launch::process::{Launch, PluginProcess};
@@ -55,6 +56,9 @@ pub struct Launched {
     token: String,
     /// The check of every dial to its socket.
     peer: Arc<PeerCheck>,
+    /// The check of the connection to its fast path's socket, when the
+    /// host offered it one (`PluginSpec::fastpath`).
+    fast_peer: Option<PeerCheck>,
     /// How long from spawn to the handshake line.
     handshake_after: Duration,
     /// Dropped with the instance: its output is then read for at most
@@ -96,6 +100,9 @@ pub async fn launch_attached(
     })?;
     let runtime_dir = runtime_dir_for(spec).map_err(|e| fail(ErrorKind::RuntimeDir(e)))?;
     let socket = runtime_dir.socket_path();
+    let fast_socket = spec
+        .fastpath
+        .then(|| fastpath::socket_in(runtime_dir.path()));
     let token = new_token();
     let attachment = match attach {
         Some(attach) => Some(
@@ -129,7 +136,7 @@ pub async fn launch_attached(
              (root owns their files); set sandbox.user or sandbox.filesystem to hold it"
         );
     }
-    let mut launch = launch_for(spec, &socket, &token);
+    let mut launch = launch_for(spec, &socket, fast_socket.as_deref(), &token);
     if let Some(attachment) = &attachment {
         launch.handshake_env.extend(attachment.env());
     }
@@ -171,17 +178,16 @@ pub async fn launch_attached(
         output::forward(name.clone(), Stream::Stdout, stdout, None),
         gone_rx,
     ));
-    let peer = PeerCheck::for_plugin(
-        &socket,
-        runs_as.map_or_else(peer::euid, |(uid, _)| uid),
-        process.pid(),
-    );
+    let uid = runs_as.map_or_else(peer::euid, |(uid, _)| uid);
+    let peer = PeerCheck::for_plugin(&socket, uid, process.pid());
+    let fast_peer = fast_socket.map(|fast| PeerCheck::for_plugin(&fast, uid, process.pid()));
     Ok(Launched {
         name,
         process,
         stderr,
         handshake,
         peer: Arc::new(peer),
+        fast_peer,
         socket,
         token,
         handshake_after,
@@ -250,6 +256,29 @@ impl Launched {
                     },
                 )
             })
+    }
+
+    /// The fast path's socket, if the host offered it one.
+    pub fn fastpath_socket(&self) -> Option<&Path> {
+        self.fast_peer.as_ref().map(PeerCheck::socket)
+    }
+
+    /// Connects to its fast path's socket and says HELLO, within
+    /// `timeout`: for a plugin that was offered the fast path and lists
+    /// its feature. `None` if it was not offered one.
+    pub(crate) async fn connect_fastpath(
+        &self,
+        timeout: Duration,
+    ) -> Option<Result<FastPath, ErrorKind>> {
+        let check = self.fast_peer.as_ref()?;
+        Some(
+            FastPath::connect(check, &self.token, timeout)
+                .await
+                .map_err(|reason| ErrorKind::Fastpath {
+                    socket: check.socket().to_owned(),
+                    reason,
+                }),
+        )
     }
 
     /// A plain channel to its socket, no token on its calls (conformance
@@ -324,9 +353,10 @@ fn runtime_dir_for(spec: &PluginSpec) -> std::io::Result<RuntimeDir> {
 }
 
 /// What to spawn for `spec`, with the handshake variables for a launch on
-/// `socket` with `token` (set last, so configuration cannot override them).
-fn launch_for(spec: &PluginSpec, socket: &Path, token: &str) -> Launch {
-    Launch {
+/// `socket` with `token`, offering the fast path on `fast` if given (set
+/// last, so configuration cannot override them).
+fn launch_for(spec: &PluginSpec, socket: &Path, fast: Option<&Path>, token: &str) -> Launch {
+    let mut launch = Launch {
         handshake_env: vec![
             (ENV_MAGIC_COOKIE.into(), MAGIC_COOKIE_VALUE.into()),
             (
@@ -338,5 +368,11 @@ fn launch_for(spec: &PluginSpec, socket: &Path, token: &str) -> Launch {
             (ENV_PLUGIN_NAME.into(), spec.name.clone()),
         ],
         ..Launch::by_hand(spec)
+    };
+    if let Some(fast) = fast {
+        launch
+            .handshake_env
+            .push((ENV_FASTPATH_SOCKET.into(), fast.display().to_string()));
     }
+    launch
 }

@@ -22,11 +22,14 @@
 //! - `call`: [`Guard`], a call bounded by its [`Deadline`] and the plugin's
 //!   exit, its status classified.
 //! - `setup`: `Describe` and `Configure` on a [`Launched`] plugin.
+//! - `fastpath`: the invoke fast path's connection, for a plugin that
+//!   lists its feature (docs/PROTOCOL.md §18).
 
 mod attach;
 mod call;
 pub mod channel;
 mod exit;
+pub mod fastpath;
 pub mod handshake;
 mod keeper;
 mod launched;
@@ -37,6 +40,7 @@ mod setup;
 mod spawner;
 
 pub use attach::{Attach, Attachment};
+pub(crate) use call::CRASH_SETTLE;
 pub use call::{Deadline, Guard};
 pub use channel::{Clients, connect, dial};
 pub use exit::Exit;

@@ -473,7 +473,7 @@ impl Instance for FakeInstance {
         _phase: &'a str,
         _invocation_id: &'a str,
         _attempt: u32,
-        _context: prost_types::Struct,
+        _context: &'a crate::context::SentContext<'_>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Reply, CallError>> {
         Box::pin(async move {

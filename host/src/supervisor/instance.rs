@@ -19,6 +19,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::config::PluginSpec;
+use crate::context::SentContext;
 use crate::depends::Turn;
 use crate::error::{CallError, Error};
 use crate::instance::{Plugin, Reply};
@@ -56,16 +57,29 @@ pub trait Instance: fmt::Debug + Send + Sync + 'static {
     /// Resolves when its process exits.
     fn wait_exit(&self) -> BoxFuture<'_, Exit>;
 
+    /// Resolves, with why, when a connection it cannot work without is
+    /// lost while its process runs on (its fast path's): the supervisor
+    /// takes that for its death. Never, by default.
+    fn wait_lost(&self) -> BoxFuture<'_, String> {
+        Box::pin(std::future::pending())
+    }
+
+    /// How `Invoke` reaches it: `"fastpath"` or `"grpc"`.
+    fn invoke_path(&self) -> &'static str {
+        "grpc"
+    }
+
     /// Asks it whether it is serving, within `timeout`; why not otherwise.
     fn check_health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>>;
 
-    /// Runs `phase` with `context`, cut off after `timeout`.
+    /// Runs `phase` with `context` (shared by the calls of a phase),
+    /// cut off after `timeout`.
     fn invoke<'a>(
         &'a self,
         phase: &'a str,
         invocation_id: &'a str,
         attempt: u32,
-        context: prost_types::Struct,
+        context: &'a SentContext<'_>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Reply, CallError>>;
 
@@ -182,11 +196,23 @@ impl Instance for Plugin {
     }
 
     fn has_exited(&self) -> bool {
-        self.exited().is_some()
+        // A dead fast path is a dead plugin: calls wait for the next one.
+        self.exited().is_some() || self.fastpath_lost()
     }
 
     fn wait_exit(&self) -> BoxFuture<'_, Exit> {
         Box::pin(Plugin::wait_exit(self))
+    }
+
+    fn wait_lost(&self) -> BoxFuture<'_, String> {
+        Box::pin(async move {
+            let why = Plugin::fastpath_closed(self).await;
+            format!("its fast-path connection closed: {why}")
+        })
+    }
+
+    fn invoke_path(&self) -> &'static str {
+        Plugin::invoke_path(self)
     }
 
     fn check_health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
@@ -198,10 +224,10 @@ impl Instance for Plugin {
         phase: &'a str,
         invocation_id: &'a str,
         attempt: u32,
-        context: prost_types::Struct,
+        context: &'a SentContext<'_>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Reply, CallError>> {
-        Box::pin(Plugin::invoke(
+        Box::pin(Plugin::invoke_shared(
             self,
             phase,
             invocation_id,

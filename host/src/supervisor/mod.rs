@@ -115,6 +115,9 @@ pub struct Status {
     /// True if the plugin is optional (`optional = true`): a readiness
     /// check does not wait for it.
     pub optional: bool,
+    /// How `Invoke` reaches the running instance: `"fastpath"` (docs/PROTOCOL.md §18)
+    /// or `"grpc"`; `None` when none runs.
+    pub invoke_path: Option<&'static str>,
 }
 
 /// `Some(time)` as an RFC 3339 string, `None` as null.
@@ -529,6 +532,7 @@ impl Current {
             reason: self.reason.clone(),
             stderr: self.stderr.clone(),
             since: self.since,
+            invoke_path: self.plugin.as_ref().map(|p| p.invoke_path()),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::policy::{self, Health, Next, Policy};
 use super::{Command, Current, Instance, Launcher, State, Status};
 use crate::config::PluginSpec;
 use crate::figures::{RestartReason, Stats};
-use crate::launch::Exit;
+use crate::launch::{CRASH_SETTLE, Exit};
 
 /// The reason recorded when someone asked for the restart.
 const RESTART_REQUESTED: &str = "restart requested";
@@ -37,6 +37,9 @@ enum Asked {
 enum Lost {
     /// Its process exited.
     Exited(Exit),
+    /// A connection it cannot work without was lost (its fast path's),
+    /// its process still running: a crash, for this reason.
+    Broken(String),
     /// It missed too many health checks.
     Unhealthy(String),
     /// Someone asked for a restart.
@@ -148,6 +151,12 @@ impl Run {
         loop {
             tokio::select! {
                 exit = instance.wait_exit() => return Lost::Exited(exit),
+                why = instance.wait_lost() => {
+                    // A crash closes the connection too, often just before
+                    // the exit is reaped: then it is the exit.
+                    let settle = tokio::time::timeout(CRASH_SETTLE, instance.wait_exit()).await;
+                    return settle.map_or(Lost::Broken(why), Lost::Exited);
+                }
                 command = next_command(&mut self.inbox) => return match command {
                     Asked::Restart => Lost::Restart,
                     Asked::Stop(done) => Lost::Stop(done),
@@ -220,35 +229,54 @@ impl Run {
                 Some((RestartReason::Health, reason))
             }
             Lost::Exited(exit) => {
-                let reason = format!("exited with {}", exit);
-                // Leftovers of its process group go before anything else.
-                instance.kill().await;
-                drop(instance);
-                if self.ending() {
-                    return self.until_stopped(reason, stderr).await;
-                }
-                let restart = self.spec.supervision.restart;
-                if policy::restarts_after_exit(restart, exit.success()) {
-                    tracing::warn!(plugin = &*self.name, "{reason}; restarting");
-                    self.set(State::Restarting, None, Some(reason.clone()), stderr);
-                    self.policy.failed();
-                    let cause = if exit.success() {
-                        RestartReason::Exited
-                    } else {
-                        RestartReason::Crashed
-                    };
-                    return Some((cause, reason));
-                }
-                tracing::warn!(
-                    plugin = &*self.name,
-                    "{reason}; not restarted (restart = {restart:?})"
-                );
-                self.set(State::Failed, None, Some(reason), stderr);
-                let cause = self.wait_for_restart().await?;
-                self.policy.reset();
-                Some(asked(cause))
+                self.crashed(
+                    format!("exited with {}", exit),
+                    exit.success(),
+                    instance,
+                    stderr,
+                )
+                .await
             }
+            Lost::Broken(reason) => self.crashed(reason, false, instance, stderr).await,
         }
+    }
+
+    /// Deals with an instance whose process exited (`success`: with status
+    /// 0), or that is as good as dead, for `reason`: kills what is left of
+    /// it, then restarts it as its policy says.
+    async fn crashed(
+        &mut self,
+        reason: String,
+        success: bool,
+        instance: Arc<dyn Instance>,
+        stderr: Vec<String>,
+    ) -> Option<Why> {
+        // Leftovers of its process group go before anything else.
+        instance.kill().await;
+        drop(instance);
+        if self.ending() {
+            return self.until_stopped(reason, stderr).await;
+        }
+        let restart = self.spec.supervision.restart;
+        if policy::restarts_after_exit(restart, success) {
+            tracing::warn!(plugin = &*self.name, "{reason}; restarting");
+            self.set(State::Restarting, None, Some(reason.clone()), stderr);
+            self.policy.failed();
+            let cause = if success {
+                RestartReason::Exited
+            } else {
+                RestartReason::Crashed
+            };
+            return Some((cause, reason));
+        }
+        tracing::warn!(
+            plugin = &*self.name,
+            "{reason}; not restarted (restart = {restart:?})"
+        );
+        self.set(State::Failed, None, Some(reason), stderr);
+        let cause = self.wait_for_restart().await?;
+        self.policy.reset();
+        Some(asked(cause))
     }
 
     /// Starts the plugin again after `why`, with backoff, until it is ready,

@@ -14,6 +14,8 @@ pub(crate) struct Launch {
     pub(crate) token: String,
     /// The newest version both sides speak.
     pub(crate) protocol_version: u32,
+    /// Where to serve the invoke fast path, if the host offers it.
+    pub(crate) fastpath: Option<PathBuf>,
 }
 
 impl Launch {
@@ -47,10 +49,14 @@ impl Launch {
                 handshake::format_versions(handshake::SUPPORTED_PROTOCOL_VERSIONS)
             )
         })?;
+        let fastpath = std::env::var_os(handshake::ENV_FASTPATH_SOCKET)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
         Ok(Launch {
             socket,
             token,
             protocol_version,
+            fastpath,
         })
     }
 }

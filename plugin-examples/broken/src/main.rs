@@ -25,6 +25,7 @@
 //! - `service`: the plugin service, faults included, and the token check.
 //! - this file: the process: start, serve, stop.
 
+mod fastpath;
 mod launch;
 mod mode;
 mod service;
@@ -146,6 +147,16 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
 
     let listener = bind(&launch.socket)?;
     let socket = launch.socket.display().to_string();
+    // Bound before the handshake line, as §18 asks, when it binds at all.
+    // `fast-never-binds` lists the feature even when not offered it.
+    let fast = fastpath::lists_feature(mode)
+        && match &launch.fastpath {
+            Some(fast) => {
+                fastpath::serve(mode, fast)?;
+                true
+            }
+            None => mode == Mode::FastNeverBinds,
+        };
     print_before_handshake(mode, &socket).await;
 
     // `None` while running; `Some(drain)` once asked to stop, with how long
@@ -161,6 +172,7 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
         protocol_version: launch.protocol_version,
         description,
         stop: stop_tx,
+        fastpath: fast,
     };
     let router = services(service, &launch.token).await?;
 
@@ -179,6 +191,9 @@ async fn run(mode: Mode, launch: Launch) -> Result<(), String> {
         signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     serve_until_stopped(router, listener, stop_rx).await?;
     let _ = std::fs::remove_file(&launch.socket);
+    if let Some(fast) = launch.fastpath.as_ref().filter(|_| fast) {
+        let _ = std::fs::remove_file(fast);
+    }
     if mode == Mode::DropsConnection {
         eprintln!("no longer serving; alive until SIGTERM");
         term_after.recv().await;
@@ -210,7 +225,7 @@ fn spawn_grandchild(own_group: bool) -> Result<std::process::Child, String> {
 }
 
 /// Binds the socket, readable and writable by its owner only.
-fn bind(socket: &Path) -> Result<UnixListener, String> {
+pub(crate) fn bind(socket: &Path) -> Result<UnixListener, String> {
     let listener =
         UnixListener::bind(socket).map_err(|e| format!("cannot bind {}: {e}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))

@@ -45,6 +45,18 @@ pub(crate) enum Mode {
     /// it) and holding the plugin's pipes. The pid is in the manifest's
     /// description as `helper_pid=<pid>`.
     EscapesGroup,
+    /// Lists `invoke-fastpath/1`, whether offered the fast path or not,
+    /// but never binds its fast-path socket.
+    FastNeverBinds,
+    /// Lists `invoke-fastpath/1`, binds its fast-path socket and closes
+    /// every connection to it at once.
+    FastClosesAtOnce,
+    /// Lists `invoke-fastpath/1`, answers the HELLO, then answers every
+    /// fast-path call with a RESULT that is not protobuf.
+    FastGarbage,
+    /// Lists `invoke-fastpath/1`, answers the HELLO, then closes the
+    /// fast-path connection in its first call (the process lives on).
+    FastClosesMidCall,
 }
 
 /// Every mode: its argument and what it does, for the usage message.
@@ -105,6 +117,26 @@ pub(crate) const MODES: &[(&str, Mode, &str)] = &[
         "escapes-group",
         Mode::EscapesGroup,
         "spawns `sleep 300` in its own process group holding the pipes, then works",
+    ),
+    (
+        "fast-never-binds",
+        Mode::FastNeverBinds,
+        "lists invoke-fastpath/1 but never binds its fast-path socket",
+    ),
+    (
+        "fast-closes-at-once",
+        Mode::FastClosesAtOnce,
+        "lists invoke-fastpath/1, closes every fast-path connection at once",
+    ),
+    (
+        "fast-garbage",
+        Mode::FastGarbage,
+        "lists invoke-fastpath/1, answers fast-path calls with garbage",
+    ),
+    (
+        "fast-closes-mid-call",
+        Mode::FastClosesMidCall,
+        "lists invoke-fastpath/1, closes the fast-path connection in its first call",
     ),
 ];
 

@@ -45,6 +45,9 @@ pub(crate) struct Broken {
     pub(crate) description: String,
     /// Set to ask `run` to stop.
     pub(crate) stop: Arc<watch::Sender<Option<Duration>>>,
+    /// True if it serves (a broken) fast path: the host offered one and
+    /// the mode is a fast-path fault.
+    pub(crate) fastpath: bool,
 }
 
 impl Broken {
@@ -60,7 +63,11 @@ impl Broken {
             version: "0.1.0".into(),
             protocol_version: self.protocol_version,
             description: self.description.clone(),
-            features: Vec::new(),
+            features: if self.fastpath {
+                vec![outboard_proto::fastpath::FEATURE.to_owned()]
+            } else {
+                Vec::new()
+            },
             subscriptions: vec![v1::Subscription {
                 phase: "test".into(),
                 priority: 0,

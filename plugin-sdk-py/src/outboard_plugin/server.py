@@ -4,6 +4,7 @@ the handshake line, serve gRPC until asked to stop, then stop gracefully."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ import grpc.aio
 from . import trace as _trace
 from .auth import TokenGate
 from .errors import NotStartedByHost, ServeError, SettingsError
+from .fastpath import FastpathServer
 from .health import Health
 from .manifest import ManifestError
 from .plugin import Plugin
@@ -50,6 +52,12 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
     removes the socket file. Raises :class:`ServeError` naming the plugin if
     it cannot serve.
 
+    When the host offers the invoke fast path (``OUTBOARD_FASTPATH_SOCKET``)
+    and ``settings.fastpath`` is true, its socket is bound (0600) before the
+    handshake line too, the served manifest lists ``invoke-fastpath/1``,
+    its calls get the same grace, and its socket file is removed as well
+    (:mod:`.fastpath`).
+
     When the ``OTEL_*`` environment asks for span export (:mod:`.trace`),
     every ``Invoke`` runs in a span continuing the host's trace, and the
     spans still queued are sent (for at most 0.4 s) when serving ends.
@@ -66,11 +74,17 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
     stopping = asyncio.Event()
     request: list[tuple[float, str]] = []
 
+    fast: FastpathServer | None = None
+
     def stop(grace: float, reason: str) -> None:
         # The first request wins.
         if not request:
             request.append((grace, reason))
             stopping.set()
+            # At once, not when the loop gets to it: a call the host sends
+            # after the Shutdown call was answered is refused.
+            if fast is not None:
+                fast.refuse_new_calls()
 
     # Imported here, not at the top: only the server needs them.
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -84,7 +98,14 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
     health._attach(health_servicer, loop)
 
     servicer = PluginServicer(
-        plugin, manifest, settings.protocol_version, health, executor, stop, settings.host_services()
+        plugin,
+        manifest,
+        settings.protocol_version,
+        health,
+        executor,
+        stop,
+        settings.host_services(),
+        fastpath=settings.serves_fastpath,
     )
     # The token check is the generic handler serving PluginService (not an
     # interceptor, which costs a coroutine on every call), so PluginService
@@ -113,6 +134,16 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
         except OSError as e:
             raise ServeError(f"{name}: cannot set permissions on socket {path}: {e.strerror}") from None
         await server.start()
+        if settings.serves_fastpath:
+            assert settings.fastpath_socket is not None
+            fast_path = settings.fastpath_socket
+            fast = FastpathServer(servicer, settings.token, name)
+            try:
+                await fast.start(fast_path)
+            except OSError as e:
+                problem = _bind_problem(fast_path) or e.strerror or str(e)
+                fast = None
+                raise ServeError(f"{name}: cannot bind the fast-path socket {fast_path}: {problem}") from None
         # Listen for signals before the handshake, so that a SIGTERM right
         # after it is not lost (nor kills the process without cleanup).
         if settings.handle_signals:
@@ -123,7 +154,14 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
             sys.stdout.flush()
         except OSError as e:
             raise ServeError(f"{name}: cannot write the handshake line to stdout: {e}") from None
-        log.debug("serving", extra={"socket": path, "protocol_version": settings.protocol_version})
+        log.debug(
+            "serving",
+            extra={
+                "socket": path,
+                "fastpath_socket": settings.fastpath_socket if fast is not None else None,
+                "protocol_version": settings.protocol_version,
+            },
+        )
 
         await stopping.wait()
         grace, reason = request[0]
@@ -136,20 +174,26 @@ async def serve_with(plugin: Plugin, settings: Settings) -> None:
         # The server stops taking calls now and cancels those still running
         # when `grace - reserve` is over.
         drain = asyncio.ensure_future(server.stop(grace - reserve))
-        done, _ = await asyncio.wait({drain}, timeout=grace - reserve)
-        if not done or busy.count:
+        # The fast path's calls in flight get the same grace.
+        draining = {drain} if fast is None else {drain, asyncio.ensure_future(fast.drain())}
+        done, _ = await asyncio.wait(draining, timeout=grace - reserve)
+        if len(done) < len(draining) or busy.count:
             log.warning(
                 "calls still running at the end of the grace period; cancelling them",
                 extra={"grace_ms": round(grace * 1000)},
             )
+        # Those still waiting answer UNAVAILABLE, over gRPC and the fast path.
         servicer.abandon()
-        await asyncio.wait({drain}, timeout=reserve)
+        await asyncio.wait(draining, timeout=reserve)
         await _call_shutdown(plugin, executor)
     finally:
         if settings.handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         await server.stop(0)
+        if fast is not None:
+            fast.close()
+            _remove_socket(settings.fastpath_socket or "")
         # Idle workers exit at once; a call still blocked in one is left
         # behind (run() then exits without waiting for it).
         executor.shutdown(wait=busy.count == 0, cancel_futures=True)
@@ -192,11 +236,13 @@ def _remove_socket(path: str) -> None:
         log.warning("cannot remove the socket file", extra={"socket": path, "error": e.strerror})
 
 
-async def serve(plugin: Plugin) -> None:
+async def serve(plugin: Plugin, *, fastpath: bool = True) -> None:
     """Serves ``plugin`` for the host that started this process: reads the
     ``OUTBOARD_*`` environment (:meth:`Settings.from_env`) and calls
     :func:`serve_with`. Raises :class:`ServeError` if this process was not
-    started by a host (run by hand) or cannot serve."""
+    started by a host (run by hand) or cannot serve. ``fastpath=False``
+    declines the invoke fast path even if the host offers it
+    (:attr:`Settings.fastpath`)."""
     name = plugin.manifest().name
     try:
         settings = Settings.from_env()
@@ -206,6 +252,8 @@ async def serve(plugin: Plugin) -> None:
         raise ServeError(f"{name}: {e}") from None
     # Read once, kept in `settings`: a child the plugin starts must not see the token.
     remove_from_environment()
+    if not fastpath:
+        settings = dataclasses.replace(settings, fastpath=False)
     await serve_with(plugin, settings)
 
 
@@ -219,12 +267,13 @@ def by_hand_message(name: str) -> str:
     )
 
 
-def run(plugin: Plugin) -> int:
+def run(plugin: Plugin, *, fastpath: bool = True) -> int:
     """The whole ``main`` of a plugin: logs JSON lines to stderr
     (:func:`outboard_plugin.log.init`), :func:`serve`\\ s, and returns the
     exit status: 0 after a graceful stop, 1 with one line on stderr
     otherwise (run by hand included). Use it as
-    ``raise SystemExit(run(MyPlugin()))``."""
+    ``raise SystemExit(run(MyPlugin()))``; ``fastpath=False`` keeps every
+    ``Invoke`` on gRPC even when the host offers the fast path."""
     from . import log as _log
 
     _log.init()
@@ -232,7 +281,7 @@ def run(plugin: Plugin) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     try:
-        asyncio.run(serve(plugin))
+        asyncio.run(serve(plugin, fastpath=fastpath))
         status = 0
     except ServeError as e:
         sys.stderr.write(f"{e}\n")

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -21,6 +21,7 @@ from .auth import PLUGIN_SERVICE_PREFIX
 from .config import Config
 from .errors import PluginError
 from .events import handler_for
+from .fastpath import FEATURE as FASTPATH_FEATURE
 from .health import Health
 from .host import HostServices
 from .invocation import Invocation
@@ -36,6 +37,10 @@ log = logging.getLogger("outboard_plugin")
 DEFAULT_GRACE = 5.0
 
 Context = grpc.aio.ServicerContext[Any, Any]
+#: How an ``Invoke`` fails: the gRPC status code and message.
+Failure = tuple[grpc.StatusCode, str]
+#: How :meth:`PluginServicer.answer` answers an ``Invoke``.
+Answer = plugin_pb2.InvokeResponse | Failure
 
 
 class _Busy:
@@ -77,7 +82,9 @@ async def call_plugin(executor: Executor | None, method: Callable[..., Any], *ar
 
 class PluginServicer:
     """The four calls. Registered with the generated
-    ``add_PluginServiceServicer_to_server``."""
+    ``add_PluginServiceServicer_to_server``; :meth:`answer` also answers
+    the fast path's calls (:mod:`.fastpath`), whose feature the served
+    manifest lists when ``fastpath`` is true."""
 
     def __init__(
         self,
@@ -88,6 +95,7 @@ class PluginServicer:
         executor: Executor | None,
         stop: Callable[[float, str], None],
         host: HostServices | None = None,
+        fastpath: bool = False,
     ) -> None:
         self._plugin = plugin
         #: The host's services, handed to the plugin in every call.
@@ -96,6 +104,14 @@ class PluginServicer:
         self._event_patterns = list(manifest.event_subscriptions)
         self._name = manifest.name
         self._manifest = manifest.to_proto(protocol_version)
+        # The SDK serves the fast path, so the SDK says whether it does
+        # (PROTOCOL.md §18): listed only when its socket is bound.
+        features = [f for f in self._manifest.features if f != FASTPATH_FEATURE]
+        if fastpath:
+            features.append(FASTPATH_FEATURE)
+        if features != list(self._manifest.features):
+            del self._manifest.features[:]
+            self._manifest.features.extend(features)
         self._protocol_version = protocol_version
         self._health = health
         self._executor = executor
@@ -129,17 +145,28 @@ class PluginServicer:
         return plugin_pb2.ConfigureResponse()
 
     async def Invoke(self, request: plugin_pb2.InvokeRequest, context: Context) -> plugin_pb2.InvokeResponse:
-        now = time.time()
-        deadlines = []
-        if request.HasField("deadline"):
-            deadlines.append(request.deadline.ToNanoseconds() / 1e9)
         remaining = context.time_remaining()
-        if remaining is not None:
-            deadlines.append(now + remaining)
-        deadline = min(deadlines) if deadlines else None
+        outcome = await self.answer(request, None if remaining is None else time.time() + remaining)
+        if isinstance(outcome, tuple):
+            await context.abort(*outcome)
+        return outcome
+
+    async def answer(self, request: plugin_pb2.InvokeRequest, timeout_at: float | None) -> Answer:
+        """Answers one ``Invoke``, whichever way it came (gRPC or the fast
+        path): the response, or the status the call fails with as a
+        ``(code, message)`` tuple. ``timeout_at`` is the transport's own
+        deadline (``time.time()`` based: the gRPC call's timeout, the
+        fast-path frame's), if any; the earlier of it and the request's
+        ``deadline`` applies. Cancelling the awaiting task (the host gave
+        up) cancels an ``async def`` plugin method and abandons a plain one
+        in its worker thread."""
+        now = time.time()
+        deadline = request.deadline.ToNanoseconds() / 1e9 if request.HasField("deadline") else None
+        if timeout_at is not None and (deadline is None or timeout_at < deadline):
+            deadline = timeout_at
         phase = request.phase
         if deadline is not None and deadline <= now:
-            await context.abort(
+            return (
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"{self._name}: the deadline of the call for phase {phase!r} had passed when it arrived",
             )
@@ -156,33 +183,33 @@ class PluginServicer:
         # the log lines about this call are inside this span.
         span = _trace.invoke_span(self._name, invocation)
         if span is None:
-            return await self._answer(invocation, deadline, context)
+            return await self._answer(invocation, deadline)
         with span:
-            return await self._answer(invocation, deadline, context)
+            return await self._answer(invocation, deadline)
 
-    async def _answer(
-        self, invocation: Invocation, deadline: float | None, context: Context
-    ) -> plugin_pb2.InvokeResponse:
+    async def _answer(self, invocation: Invocation, deadline: float | None) -> Answer:
         """Runs ``plugin.invoke`` within its deadline and the shutdown grace
-        and turns the outcome into the answer (or the call's abort)."""
-        phase = invocation.phase
+        and turns the outcome into the response, or into the failure (which
+        marks the ``Invoke`` span, if any, as failed)."""
         started = time.monotonic()
         timeout = None if deadline is None else max(0.0, deadline - time.time())
         outcome = await self._invoke(invocation, timeout)
         elapsed_ms = round((time.monotonic() - started) * 1000)
-        fields = {"phase": phase, "invocation_id": invocation.invocation_id, "elapsed_ms": elapsed_ms}
+        phase = invocation.phase
         if outcome is _ABANDONED:
-            log.warning("invoke cancelled: the shutdown grace is over", extra=fields)
-            await _abort(
-                context,
+            return self._failed(
+                "invoke cancelled: the shutdown grace is over",
+                invocation,
+                elapsed_ms,
                 grpc.StatusCode.UNAVAILABLE,
                 f"{self._name} is shutting down and cancelled the call for phase {phase!r} "
                 "when the grace period ran out",
             )
         if outcome is _DEADLINE:
-            log.warning("invoke cut off at its deadline", extra=fields)
-            await _abort(
-                context,
+            return self._failed(
+                "invoke cut off at its deadline",
+                invocation,
+                elapsed_ms,
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"{self._name} did not finish phase {phase!r} before the deadline "
                 f"(cancelled after {elapsed_ms} ms)",
@@ -191,23 +218,35 @@ class PluginServicer:
         reply, failure = outcome
         if failure is not None:
             code, message = failure
-            log.warning("invoke failed", extra={**fields, "error": message})
-            await _abort(context, code, message)
+            return self._failed("invoke failed", invocation, elapsed_ms, code, message)
         if not isinstance(reply, Reply):
             message = (
                 f"invoke returned {type(reply).__name__}, not a Reply "
                 "(return Reply.ok() for no change)"
             )
-            log.error("invalid reply", extra={**fields, "error": message})
-            await _abort(context, grpc.StatusCode.INTERNAL, message)
+            return self._failed("invalid reply", invocation, elapsed_ms, grpc.StatusCode.INTERNAL, message, logging.ERROR)
         try:
             response = reply.to_proto()
         except PluginError as e:
-            log.error("invalid reply", extra={**fields, "error": e.status_message})
-            await _abort(context, e.code, e.status_message)
+            return self._failed("invalid reply", invocation, elapsed_ms, e.code, e.status_message, logging.ERROR)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("invoked", extra={**fields, "ops": len(response.patch)})
+            log.debug("invoked", extra={**_fields(invocation, elapsed_ms), "ops": len(response.patch)})
         return response
+
+    def _failed(
+        self,
+        what: str,
+        invocation: Invocation,
+        elapsed_ms: int,
+        code: grpc.StatusCode,
+        message: str,
+        level: int = logging.WARNING,
+    ) -> Failure:
+        """Logs why the call fails, marks its span as failed, and returns the
+        status to answer with."""
+        log.log(level, what, extra={**_fields(invocation, elapsed_ms), "error": message})
+        _trace.failed(message)
+        return code, message
 
     async def Shutdown(self, request: plugin_pb2.ShutdownRequest, context: Context) -> plugin_pb2.ShutdownResponse:
         # No grace at all means the default; a negative one means none.
@@ -311,11 +350,9 @@ class PluginServicer:
             return None, self._internal(what, e)
 
 
-async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
-    """Ends the call with ``code`` and ``message``, marking the ``Invoke``
-    span (if any) as failed with the same message."""
-    _trace.failed(message)
-    await context.abort(code, message)
+def _fields(invocation: Invocation, elapsed_ms: int) -> dict[str, Any]:
+    """The fields of the log records about one ``Invoke``."""
+    return {"phase": invocation.phase, "invocation_id": invocation.invocation_id, "elapsed_ms": elapsed_ms}
 
 
 #: What :meth:`PluginServicer._invoke` returns when the deadline came first.

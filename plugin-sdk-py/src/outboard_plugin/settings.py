@@ -1,5 +1,5 @@
 """What the host tells a plugin through its environment (PROTOCOL.md §2.1,
-§4, §12.4), read and checked before anything is bound or printed."""
+§4, §12.4, §18), read and checked before anything is bound or printed."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ ENV_PROTOCOL_VERSIONS = "OUTBOARD_PROTOCOL_VERSIONS"
 ENV_SOCKET = "OUTBOARD_SOCKET"
 ENV_TOKEN = "OUTBOARD_TOKEN"
 ENV_PLUGIN_NAME = "OUTBOARD_PLUGIN_NAME"
+ENV_FASTPATH_SOCKET = "OUTBOARD_FASTPATH_SOCKET"
 
 #: The protocol versions this SDK speaks.
 SUPPORTED_PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
@@ -45,6 +46,20 @@ class Settings:
     #: Without :attr:`host`: the variable that was missing or unusable, for
     #: the error every host-service call then raises.
     host_missing: str = ENV_HOST_SOCKET
+    #: Where the host offers the invoke fast path (``OUTBOARD_FASTPATH_SOCKET``,
+    #: PROTOCOL.md §18), if it does.
+    fastpath_socket: str | None = None
+    #: ``False`` to leave the fast path alone even when the host offers it:
+    #: the socket is not bound, the manifest does not list the feature, and
+    #: every ``Invoke`` comes over gRPC.
+    fastpath: bool = True
+
+    @property
+    def serves_fastpath(self) -> bool:
+        """``True`` if this launch binds :attr:`fastpath_socket` and lists
+        the fast path's feature: the host offers it and the plugin did not
+        turn it off."""
+        return self.fastpath and self.fastpath_socket is not None
 
     def host_services(self) -> HostServices:
         """The handle every configure, invocation and event of this launch
@@ -81,6 +96,9 @@ class Settings:
             raise SettingsError(f"{ENV_SOCKET} is not set, but an Outboard host always sets it")
         if not socket_path.startswith("/"):
             raise SettingsError(f"{ENV_SOCKET} is {socket_path!r}: the socket path must be absolute")
+        fastpath_socket = lookup(ENV_FASTPATH_SOCKET) or None
+        if fastpath_socket is not None and not fastpath_socket.startswith("/"):
+            raise SettingsError(f"{ENV_FASTPATH_SOCKET} is {fastpath_socket!r}: the socket path must be absolute")
         token = lookup(ENV_TOKEN) or ""
         if not token:
             raise SettingsError(f"{ENV_TOKEN} is not set, but an Outboard host always sets it")
@@ -94,6 +112,7 @@ class Settings:
             instance_name=lookup(ENV_PLUGIN_NAME) or None,
             host=endpoint if isinstance(endpoint, HostEndpoint) else None,
             host_missing=endpoint if isinstance(endpoint, str) else ENV_HOST_SOCKET,
+            fastpath_socket=fastpath_socket,
         )
 
 

@@ -161,7 +161,8 @@ class RunningPlugin:
     """A plugin executable started as a host starts it (own process group,
     a private 0700 directory for its socket, the ``OUTBOARD_*`` variables,
     stdin from ``/dev/null``), past its handshake line, with a gRPC channel
-    to its socket. Use it as a context manager: on exit the process group
+    to its socket. With ``fastpath=True`` it also offers the invoke fast
+    path at :attr:`fastpath_socket` (calls over it are the test's own). Use it as a context manager: on exit the process group
     is killed if it still runs and the directory is removed::
 
         with RunningPlugin([".tools/venv/bin/secret-scrubber"]) as plugin:
@@ -176,6 +177,7 @@ class RunningPlugin:
         *,
         env: dict[str, str] | None = None,
         handshake_timeout: float = 10.0,
+        fastpath: bool = False,
     ) -> None:
         import os
         import secrets
@@ -193,6 +195,9 @@ class RunningPlugin:
         self.socket = os.path.join(self.directory, "plugin.sock")
         #: The token given in ``OUTBOARD_TOKEN``.
         self.token = secrets.token_hex(32)
+        #: The fast-path socket offered in ``OUTBOARD_FASTPATH_SOCKET``
+        #: (with ``fastpath=True``), else ``None``.
+        self.fastpath_socket = os.path.join(self.directory, "fast.sock") if fastpath else None
         base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR")}
         base.update(env or {})
         base.update(
@@ -202,6 +207,8 @@ class RunningPlugin:
             OUTBOARD_TOKEN=self.token,
             OUTBOARD_PLUGIN_NAME="under-test",
         )
+        if self.fastpath_socket is not None:
+            base["OUTBOARD_FASTPATH_SOCKET"] = self.fastpath_socket
         #: The process.
         self.process = subprocess.Popen(
             command,

@@ -6,6 +6,10 @@ It subscribes to ``pre_container`` and answers from its context:
   so that a test knows the call is in flight;
 - ``metadata.sample.sleep``: seconds to sleep first, blocking its worker
   thread (for deadline and shutdown tests);
+- ``metadata.sample.wait_for``: a file to wait for (polling, blocking its
+  worker thread) before answering, so that a test decides when the call ends;
+- ``metadata.sample.finished``: a file to create when the call is done
+  waiting and sleeping;
 - ``metadata.sample.unhealthy``: report ``NOT_SERVING`` (ask for a restart);
 - ``metadata.sample.abort``: a message to abort with;
 - ``metadata.sample.fail``: a message to fail with (``INVALID_ARGUMENT``);
@@ -13,11 +17,14 @@ It subscribes to ``pre_container`` and answers from its context:
   ``/metadata/child_env`` to the names of the variables it saw;
 - otherwise it sets ``/env/GREETING`` to ``hello, <USER>``.
 
-Its config schema accepts ``greeting`` (a string) and nothing else.
+Its config schema accepts ``greeting`` (a string) and nothing else. With
+``SAMPLE_FASTPATH=off`` in its environment it declines the invoke fast path
+(``run(..., fastpath=False)``).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from typing import Any
@@ -65,8 +72,14 @@ class Sample(Plugin):
         if not isinstance(sample, dict):
             sample = {}
         mark_started(sample)
+        if "wait_for" in sample:
+            while not os.path.exists(str(sample["wait_for"])):
+                time.sleep(0.005)
         if "sleep" in sample:
             time.sleep(float(sample["sleep"]))
+        if "finished" in sample:
+            with open(str(sample["finished"]), "x"):
+                pass
         if "unhealthy" in sample and self.health is not None:
             self.health.set_serving(False)
         if "abort" in sample:
@@ -82,4 +95,4 @@ class Sample(Plugin):
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(Sample()))
+    raise SystemExit(run(Sample(), fastpath=os.environ.get("SAMPLE_FASTPATH") != "off"))

@@ -6,8 +6,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
+use outboard_plugin::ServeError;
 use outboard_plugin::host::{Cas, Expected, HostError, Kv};
+use outboard_proto::handshake::{TOKEN_METADATA_KEY, bearer};
+use outboard_proto::v1::{self, plugin_service_client::PluginServiceClient};
 use tokio::net::UnixStream;
+use tokio::task::JoinHandle;
+use tonic::Request;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Connects to the socket, retrying while the server is still binding.
@@ -28,6 +33,44 @@ pub(crate) async fn connect(socket: &Path) -> Channel {
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
+}
+
+/// A request carrying `token` (none if `None`).
+pub(crate) fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert(TOKEN_METADATA_KEY, bearer(token).parse().unwrap());
+    }
+    request
+}
+
+/// Asks the plugin to stop with `grace`, as the host does.
+pub(crate) async fn shutdown(
+    client: &mut PluginServiceClient<Channel>,
+    token: &str,
+    grace: Duration,
+) {
+    client
+        .shutdown(with_token(
+            v1::ShutdownRequest {
+                grace: Some(grace.try_into().unwrap()),
+                reason: "test".into(),
+            },
+            Some(token),
+        ))
+        .await
+        .unwrap();
+}
+
+/// Waits for `serve_with` to return, failing the test after `within`.
+pub(crate) async fn stopped(task: JoinHandle<Result<(), ServeError>>, within: Duration) {
+    let result = tokio::time::timeout(within, task)
+        .await
+        .unwrap_or_else(|_| panic!("serve_with still running after {within:?}"))
+        .unwrap();
+    assert!(result.is_ok(), "serve_with failed: {result:?}");
 }
 
 /// Adds one to the decimal counter at `key` with a compare-and-set loop;

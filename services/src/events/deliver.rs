@@ -157,14 +157,14 @@ async fn attempt(
     if let Some(why) = refused(plugin, &*instance, claimed) {
         return Err(Refused(why));
     }
-    let context = context(claimed)?;
+    let context = outboard_host::SentContext::proto(context(claimed)?);
     let phase = format!("event:{}", claimed.event.name);
     let reply = instance
         .invoke(
             &phase,
             &claimed.event.id,
             claimed.attempt,
-            context,
+            &context,
             call_timeout,
         )
         .await

@@ -119,6 +119,7 @@ mod tests {
             stderr: Vec::new(),
             since: None,
             optional: false,
+            invoke_path: None,
         }
     }
 

@@ -130,6 +130,7 @@ struct PluginToml {
     enabled: Option<bool>,
     #[serde(default)]
     optional: bool,
+    fastpath: Option<bool>,
     restart: Option<RestartPolicy>,
     health_interval: Option<Spanned<DurationText>>,
     health_misses: Option<Spanned<u32>>,

@@ -33,6 +33,7 @@ const RESERVED_ENV: &[&str] = &[
     handshake::ENV_PLUGIN_NAME,
     handshake::ENV_HOST_SOCKET,
     handshake::ENV_HOST_TOKEN,
+    handshake::ENV_FASTPATH_SOCKET,
 ];
 
 /// The wait before a retry's second attempt when `retry_backoff` is left
@@ -94,6 +95,7 @@ impl PluginToml {
             sandbox,
             // Set by `load_plugin_file` for a folder a package installed.
             package: None,
+            fastpath: self.fastpath.unwrap_or(true),
         }))
     }
 

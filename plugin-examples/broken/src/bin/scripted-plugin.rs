@@ -12,7 +12,11 @@
 //!     "log_width": 4096,                //   each padded with dots to this many bytes
 //!     "crash": true,                    // exit(101) mid-call
 //!     "crash_once_marker": "<dir>/m",   // crash if <dir>/m is absent, creating it (0600)
+//!     "from_context": "/do",            // first: take the keys of the context's
+//!                                       //   /do/<its name> over these ones
 //!     "error": "message",               // fail with INTERNAL
+//!     "error_kind": "unavailable",      //   or: invalid_context, failed_precondition,
+//!                                       //   unimplemented, unavailable
 //!     "abort": "message",               // veto
 //!     "copy": {"/to": "/from"},         // set /to to the context's /from (null if absent)
 //!     "set": {"/path": "value"},        // set
@@ -157,13 +161,18 @@ impl Plugin for Scripted {
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Reply, PluginError> {
-        let script = self
+        let mut script = self
             .scripts
             .lock()
             .map_err(|_| PluginError::internal("poisoned"))?
             .get(&invocation.phase)
             .cloned()
             .unwrap_or_default();
+        if let Some(at) = script.get("from_context").and_then(Value::as_str)
+            && let Some(Value::Object(given)) = invocation.get(&format!("{at}/{}", self.name))
+        {
+            script.extend(given.clone());
+        }
         if let Some(ms) = script.get("sleep_ms").and_then(Value::as_u64) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
@@ -192,7 +201,14 @@ impl Plugin for Scripted {
             std::process::exit(101);
         }
         if let Some(message) = script.get("error").and_then(Value::as_str) {
-            return Err(PluginError::internal(message));
+            let kind = script.get("error_kind").and_then(Value::as_str);
+            return Err(match kind {
+                Some("invalid_context") => PluginError::invalid_context(message),
+                Some("failed_precondition") => PluginError::failed_precondition(message),
+                Some("unimplemented") => PluginError::unimplemented(message),
+                Some("unavailable") => PluginError::unavailable(message),
+                _ => PluginError::internal(message),
+            });
         }
         if let Some(message) = script.get("abort").and_then(Value::as_str) {
             return Ok(Reply::abort(message));
