@@ -339,10 +339,16 @@ async fn examples(plan: &Plan, setup: &Setup<'_>) -> (Result<Latency, String>, P
                 config: &go_config,
                 phase: "pre_validation",
             };
-            outboard::example(setup.dir, example, &[InvokePath::Fast], plan.rounds, plan.example_calls)
-                .await
-                .map(|mut l| l.remove(0))
-                .map_err(failed)
+            outboard::example(
+                setup.dir,
+                example,
+                &[InvokePath::Fast],
+                plan.rounds,
+                plan.example_calls,
+            )
+            .await
+            .map(|mut l| l.remove(0))
+            .map_err(failed)
         }
     };
     let scrubber = setup.paths.root.join(".tools/venv/bin/secret-scrubber");

@@ -104,7 +104,11 @@ pub(crate) struct Single {
 
 impl Single {
     /// Starts the host and its plugin, called over `path`.
-    pub(crate) async fn start(paths: &Paths, dir: &Path, path: InvokePath) -> anyhow::Result<Single> {
+    pub(crate) async fn start(
+        paths: &Paths,
+        dir: &Path,
+        path: InvokePath,
+    ) -> anyhow::Result<Single> {
         let spec = noop(paths, dir, "noop", &[PHASE.to_owned()], path);
         let host = Arc::new(start(&config(vec![spec], BTreeMap::new())).await?);
         Ok(Single {
@@ -190,9 +194,14 @@ pub(crate) async fn example(
         for k in 0..hosts.len() {
             let who = (round + k) % hosts.len();
             // Round 0 warms up, uncounted.
-            let calls = if round == 0 { per_round / 4 + 1 } else { per_round };
+            let calls = if round == 0 {
+                per_round / 4 + 1
+            } else {
+                per_round
+            };
             let host = &hosts[who];
-            match Latency::samples(calls, || dispatch_ok(host, example.phase, context.clone())).await
+            match Latency::samples(calls, || dispatch_ok(host, example.phase, context.clone()))
+                .await
             {
                 Ok(taken) if round > 0 => samples[who].extend(taken),
                 Ok(_) => {}
@@ -235,7 +244,7 @@ pub(crate) async fn fan_out(
     'all: for mode in FAN_OUT_MODES {
         for n in FAN_OUT {
             let name = fan_out_phase(mode, n);
-            for (path, host) in &hosts {
+            for (_, host) in &hosts {
                 if host.subscribers(&name).len() != n {
                     failed = Some(anyhow::anyhow!("phase {name} has the wrong subscribers"));
                     break 'all;

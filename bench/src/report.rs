@@ -724,7 +724,7 @@ mod tests {
         let targets = results(true).daemon_targets();
         assert_eq!(targets[0].measured, "22.2×");
         assert_eq!(targets[0].pass, Some(true));
-        assert_eq!(targets[1].measured, "+80.0 µs per call (2.00× (c))");
+        assert_eq!(targets[1].measured, "+120.0 µs per call (4.00× (c))");
         assert_eq!(targets[1].pass, None);
         let missing = results(false).daemon_targets();
         assert_eq!(missing[1].measured, "—");
