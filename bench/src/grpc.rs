@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::floor::TonicFloor;
-use crate::outboard::{self, Single};
+use crate::outboard::{self, Example, InvokePath, Single};
 use crate::procs::Paths;
 use crate::stats::Latency;
 use crate::{Plan, step};
@@ -35,7 +35,7 @@ pub(crate) async fn measure(
 
     step("(b) tonic echo and (c) Outboard with one no-op plugin: latency, in turns");
     let tonic = TonicFloor::start(paths, dir, "tonic").await?;
-    let single = Single::start(paths, dir).await?;
+    let single = Single::start(paths, dir, InvokePath::Grpc).await?;
     let per_round = (plan.invoke_calls / plan.rounds).max(1);
     let (mut b, mut c) = (Vec::new(), Vec::new());
     for round in 0..=plan.rounds {
@@ -103,15 +103,22 @@ pub(crate) async fn measure(
     match go_env_guard {
         Some(command) => {
             step("(d) the Go example env-guard");
+            let config = json!({"required": ["CI"], "forbidden": ["AWS_SECRET_ACCESS_KEY"]});
+            let example = Example {
+                name: "env-guard",
+                command,
+                config: &config,
+                phase: "pre_validation",
+            };
             let go = outboard::example(
                 dir,
-                "env-guard",
-                command,
-                json!({"required": ["CI"], "forbidden": ["AWS_SECRET_ACCESS_KEY"]}),
-                "pre_validation",
+                example,
+                &[InvokePath::Grpc],
+                plan.rounds,
                 plan.example_calls,
             )
-            .await?;
+            .await?
+            .remove(0);
             figures.push(("d_go_p50_us", "(d) Go env-guard p50".into(), micros(go.p50)));
         }
         None => step("(d) the Go example is not built: skipped"),

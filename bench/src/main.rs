@@ -10,10 +10,11 @@
 //! It builds what it runs (its sibling binaries with the same cargo
 //! profile, the Go example plugin and the go-plugin module), then measures:
 //! (a) a raw Unix-socket 64-byte ping-pong; (b) a bare tonic `Invoke` over a
-//! Unix socket; (c) Outboard's `Host::dispatch` to one Rust no-op plugin;
-//! (d) the same to the Go and Python example plugins; (e) fan-out to 1, 4,
-//! 16 and 64 no-op plugins, parallel and sequential; (f) throughput at
-//! concurrency 1, 16 and 64; (g) cold start of one plugin and of 100 at
+//! Unix socket; (c) Outboard's `Host::dispatch` to one Rust no-op plugin,
+//! over the fast path and over gRPC; (d) the same to the Go (gRPC) and
+//! Python (both paths) example plugins; (e) fan-out to 1, 4, 16 and 64
+//! no-op plugins, parallel and sequential, over both paths; (f) throughput
+//! at concurrency 1, 16 and 64, over both paths; (g) cold start of one plugin and of 100 at
 //! once; (h) SIGKILL to ready again; (i) host RSS with 0 and 100 plugins and
 //! one plugin's RSS; (j) go-plugin: call latency, throughput, cold start
 //! of one and of 100 plugins, host and plugin RSS; the daemon, `outboard
@@ -92,7 +93,8 @@ struct Args {
     no_build: bool,
     /// For profiling: only keep one workload busy for `--soak-for`
     /// (`tonic`: the bare tonic floor; `invoke`: Outboard with one no-op
-    /// plugin, each with `--soak-callers` callers; `fan-out`: parallel fan-out
+    /// plugin over the fast path, `invoke-grpc` over gRPC, each with
+    /// `--soak-callers` callers; `fan-out`, `fan-out-grpc`: parallel fan-out
     /// to 16 no-op plugins, one dispatch at a time), print the rate, exit.
     #[arg(long, value_name = "WORKLOAD")]
     soak: Option<String>,
@@ -295,7 +297,14 @@ fn build(paths: &Paths, go_env_guard: &Path) -> anyhow::Result<Result<(), String
 fn say_what_is_missing(results: &Results) {
     for (what, result) in [
         ("(d) Go example", results.go_example.as_ref().err()),
-        ("(d) Python example", results.python_example.as_ref().err()),
+        (
+            "(d) Python example, fast path",
+            results.python_example.as_ref().err(),
+        ),
+        (
+            "(d) Python example, gRPC",
+            results.python_example_grpc.as_ref().err(),
+        ),
         ("(j) go-plugin", results.goplugin.as_ref().err()),
         (
             "(k) outboard run --daemon",
@@ -375,14 +384,27 @@ async fn soak(
             tonic.throughput(callers, duration).await?
         }
         "tonic-direct" => floor::soak_direct(paths, dir, callers, duration).await?,
-        "invoke" => {
-            let single = outboard::Single::start(paths, dir).await?;
+        "invoke" | "invoke-grpc" => {
+            let path = if workload == "invoke" {
+                outboard::InvokePath::Fast
+            } else {
+                outboard::InvokePath::Grpc
+            };
+            let single = outboard::Single::start(paths, dir, path).await?;
             let rate = single.throughput(callers, duration).await;
             single.stop().await;
             rate?
         }
-        "fan-out" => outboard::soak_fan_out(paths, dir, 16, duration).await?,
-        other => anyhow::bail!("unknown workload {other:?}: tonic, invoke or fan-out"),
+        "fan-out" => {
+            outboard::soak_fan_out(paths, dir, 16, outboard::InvokePath::Fast, duration).await?
+        }
+        "fan-out-grpc" => {
+            outboard::soak_fan_out(paths, dir, 16, outboard::InvokePath::Grpc, duration).await?
+        }
+        other => anyhow::bail!(
+            "unknown workload {other:?}: tonic, tonic-direct, invoke, invoke-grpc, fan-out or \
+             fan-out-grpc"
+        ),
     };
     println!("{workload}: {rate:.0}/s");
     Ok(())

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::floor::{self, RawFloor, TonicFloor};
 use crate::goplugin::{self, GoPluginHost};
 use crate::observability;
-use crate::outboard::{self, Single};
+use crate::outboard::{self, Example, InvokePath, Single};
 use crate::procs::Paths;
 use crate::report::{DaemonResults, HostServicesResults, Results, SandboxResults};
 use crate::stats::Latency;
@@ -48,17 +48,19 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
     );
     let mut raw = RawFloor::start(paths, dir)?;
     let tonic = TonicFloor::start(paths, dir, "tonic").await?;
-    let single = Single::start(paths, dir).await?;
+    let single = Single::start(paths, dir, InvokePath::Fast).await?;
+    let single_grpc = Single::start(paths, dir, InvokePath::Grpc).await?;
     let mut goplugin = start_goplugin(paths, setup.build).await?;
     let daemon = InvokeDaemon::start(paths, dir)
         .await
         .map_err(|e| format!("{e:#}"));
 
-    step("(a, b, c, j, l) latency, in turns");
+    step("(a, b, c, j, l) latency, in turns (c over the fast path and over gRPC)");
     let contenders = Contenders {
         raw: &mut raw,
         tonic: &tonic,
         single: &single,
+        single_grpc: &single_grpc,
         goplugin: &mut goplugin,
         daemon: daemon.as_ref(),
     };
@@ -66,6 +68,7 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
         raw_samples,
         tonic_samples,
         invoke_samples,
+        invoke_grpc_samples,
         go_samples,
         daemon_samples,
     ] = latency(plan, contenders).await?;
@@ -73,16 +76,21 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
     let daemon_invoke = stop_daemon(daemon, daemon_samples);
 
     step("(b, f, j) throughput at concurrency 1, 16, 64, in turns");
-    let [tonic_throughput, outboard_throughput, go_throughput] =
-        throughput(plan, &tonic, &single, &mut goplugin).await?;
+    let [
+        tonic_throughput,
+        outboard_throughput,
+        outboard_grpc_throughput,
+        go_throughput,
+    ] = throughput(plan, &tonic, [&single, &single_grpc], &mut goplugin).await?;
     drop(tonic);
     let plugin_rss_kib = single.plugin_rss_kib()?;
     single.stop().await;
+    single_grpc.stop().await;
 
     step("(d) Outboard: the Go and Python example plugins");
     let (go_example, python_example) = examples(plan, &setup).await;
 
-    step("(e) fan-out to 1, 4, 16, 64 no-op plugins");
+    step("(e) fan-out to 1, 4, 16, 64 no-op plugins, the fast path and gRPC in turns");
     let fan_out =
         outboard::fan_out(paths, dir, |n| (plan.fan_budget / n).max(plan.fan_min)).await?;
 
@@ -129,10 +137,13 @@ pub(crate) async fn all(plan: &Plan, setup: Setup<'_>) -> anyhow::Result<Results
         tonic: Latency::of(tonic_samples),
         tonic_throughput,
         invoke: Latency::of(invoke_samples),
+        invoke_grpc: Latency::of(invoke_grpc_samples),
         outboard_throughput,
+        outboard_grpc_throughput,
         plugin_rss_kib,
         go_example,
-        python_example,
+        python_example: python_example.0,
+        python_example_grpc: python_example.1,
         fan_out,
         tonic_fan_out: (FLOOR_FAN_OUT, tonic_fan_out),
         cold_one: Latency::of(cold.one),
@@ -192,18 +203,20 @@ struct Contenders<'a> {
     raw: &'a mut RawFloor,
     tonic: &'a TonicFloor,
     single: &'a Single,
+    single_grpc: &'a Single,
     goplugin: &'a mut GoHost,
     daemon: Result<&'a InvokeDaemon, &'a String>,
 }
 
-/// (a, b, c, j, l) latency samples, taken in turns: raw, tonic, Outboard,
-/// go-plugin, the daemon's control API. Round 0 is a warm-up, not counted.
-async fn latency(plan: &Plan, c: Contenders<'_>) -> anyhow::Result<[Vec<Duration>; 5]> {
+/// (a, b, c, j, l) latency samples, taken in turns: raw, tonic, Outboard
+/// over the fast path, Outboard over gRPC, go-plugin, the daemon's control
+/// API. Round 0 is a warm-up, not counted.
+async fn latency(plan: &Plan, c: Contenders<'_>) -> anyhow::Result<[Vec<Duration>; 6]> {
     let per_round = (plan.invoke_calls / plan.rounds).max(1);
-    let mut samples: [Vec<Duration>; 5] = Default::default();
+    let mut samples: [Vec<Duration>; 6] = Default::default();
     for round in 0..=plan.rounds {
-        for k in 0..5 {
-            let who = (round + k) % 5;
+        for k in 0..6 {
+            let who = (round + k) % 6;
             let calls = if round == 0 {
                 per_round / 4 + 1
             } else {
@@ -213,7 +226,8 @@ async fn latency(plan: &Plan, c: Contenders<'_>) -> anyhow::Result<[Vec<Duration
                 0 => tokio::task::block_in_place(|| c.raw.samples(calls))?,
                 1 => c.tonic.samples(calls).await?,
                 2 => c.single.samples(calls).await?,
-                3 => match c.goplugin {
+                3 => c.single_grpc.samples(calls).await?,
+                4 => match c.goplugin {
                     Ok(go) => tokio::task::block_in_place(|| go.latency(calls))?,
                     Err(_) => Vec::new(),
                 },
@@ -270,25 +284,26 @@ async fn daemon_items(
     .map_err(Into::into)
 }
 
-/// (b, f, j) throughput at each concurrency, in turns: tonic, Outboard,
-/// go-plugin.
+/// (b, f, j) throughput at each concurrency, in turns: tonic, Outboard
+/// over the fast path and over gRPC, go-plugin.
 async fn throughput(
     plan: &Plan,
     tonic: &TonicFloor,
-    single: &Single,
+    [single, single_grpc]: [&Single; 2],
     goplugin: &mut GoHost,
-) -> anyhow::Result<[Rates; 3]> {
+) -> anyhow::Result<[Rates; 4]> {
     let turns = plan.rounds.min(4);
     let slice = plan.throughput_for / turns as u32;
-    let mut all: [Rates; 3] = Default::default();
+    let mut all: [Rates; 4] = Default::default();
     for c in CONCURRENCY {
-        let mut rates = [0.0f64; 3];
+        let mut rates = [0.0f64; 4];
         for round in 0..turns {
-            for k in 0..3 {
-                let who = (round + k) % 3;
+            for k in 0..4 {
+                let who = (round + k) % 4;
                 rates[who] += match who {
                     0 => tonic.throughput(c, slice).await?,
                     1 => single.throughput(c, slice).await?,
+                    2 => single_grpc.throughput(c, slice).await?,
                     _ => match goplugin {
                         Ok(go) => tokio::task::block_in_place(|| go.throughput(c, slice))?,
                         Err(_) => 0.0,
@@ -303,41 +318,66 @@ async fn throughput(
     Ok(all)
 }
 
-/// (d) the Go and Python example plugins, each or why not.
-async fn examples(
-    plan: &Plan,
-    setup: &Setup<'_>,
-) -> (Result<Latency, String>, Result<Latency, String>) {
+/// The Python example's two figures: over the fast path and over gRPC.
+type PythonExample = (Result<Latency, String>, Result<Latency, String>);
+
+/// (d) the Go and Python example plugins, each or why not: the Go one over
+/// gRPC (it does not offer the fast path), the Python one over both, in
+/// turns.
+async fn examples(plan: &Plan, setup: &Setup<'_>) -> (Result<Latency, String>, PythonExample) {
+    let failed = |e: anyhow::Error| format!("failed: {e:#}");
+    let go_config = json!({"required": ["CI"], "forbidden": ["AWS_SECRET_ACCESS_KEY"]});
     let go_example = match &setup.go_example_build {
         Err(why) => Err(format!("not built: {why}")),
         Ok(()) if !setup.go_env_guard.exists() => Err(
             "not built (cd plugin-examples/go && go build -o ../../target/go/env-guard .)".into(),
         ),
-        Ok(()) => outboard::example(
-            setup.dir,
-            "env-guard",
-            setup.go_env_guard,
-            json!({"required": ["CI"], "forbidden": ["AWS_SECRET_ACCESS_KEY"]}),
-            "pre_validation",
-            plan.example_calls,
-        )
-        .await
-        .map_err(|e| format!("failed: {e:#}")),
+        Ok(()) => {
+            let example = Example {
+                name: "env-guard",
+                command: setup.go_env_guard,
+                config: &go_config,
+                phase: "pre_validation",
+            };
+            outboard::example(
+                setup.dir,
+                example,
+                &[InvokePath::Fast],
+                plan.rounds,
+                plan.example_calls,
+            )
+            .await
+            .map(|mut l| l.remove(0))
+            .map_err(failed)
+        }
     };
     let scrubber = setup.paths.root.join(".tools/venv/bin/secret-scrubber");
     let python_example = if scrubber.exists() {
-        outboard::example(
+        let example = Example {
+            name: "secret-scrubber",
+            command: &scrubber,
+            config: &json!({}),
+            phase: "pre_container",
+        };
+        match outboard::example(
             setup.dir,
-            "secret-scrubber",
-            &scrubber,
-            json!({}),
-            "pre_container",
+            example,
+            &InvokePath::BOTH,
+            plan.rounds,
             plan.example_calls,
         )
         .await
-        .map_err(|e| format!("failed: {e:#}"))
+        {
+            Ok(mut both) => {
+                let grpc = both.pop().ok_or_else(|| "no gRPC figure".to_owned());
+                let fast = both.pop().ok_or_else(|| "no fast-path figure".to_owned());
+                (fast, grpc)
+            }
+            Err(e) => (Err(failed(e)), Err("the fast path's host failed".into())),
+        }
     } else {
-        Err("not built (run scripts/tools)".into())
+        let why = "not built (run scripts/tools)".to_owned();
+        (Err(why.clone()), Err(why))
     };
     (go_example, python_example)
 }

@@ -16,6 +16,7 @@ pub(crate) use self::observability::{Observability, ObservedLoad};
 pub(crate) use self::sandbox::{SandboxResults, SandboxRow};
 pub(crate) use self::services::{EventResults, HostServicesResults, KvResults};
 use crate::goplugin::GoPlugin;
+use crate::outboard::{FanOut, InvokePath};
 use crate::stats::Latency;
 
 /// Everything one run measured.
@@ -27,18 +28,24 @@ pub(crate) struct Results {
     pub tonic: Latency,
     /// (b) its throughput by concurrency.
     pub tonic_throughput: Vec<(usize, f64)>,
-    /// (c) one dispatch to one no-op plugin.
+    /// (c) one dispatch to one no-op plugin over the fast path.
     pub invoke: Latency,
-    /// (f) Outboard's throughput by concurrency.
+    /// (c) the same over gRPC.
+    pub invoke_grpc: Latency,
+    /// (f) Outboard's throughput by concurrency, over the fast path.
     pub outboard_throughput: Vec<(usize, f64)>,
+    /// (f) the same over gRPC.
+    pub outboard_grpc_throughput: Vec<(usize, f64)>,
     /// (i) the no-op plugin's RSS, KiB.
     pub plugin_rss_kib: u64,
     /// (d) the Go example plugin, or why not.
     pub go_example: Result<Latency, String>,
-    /// (d) the Python example plugin, or why not.
+    /// (d) the Python example plugin over the fast path, or why not.
     pub python_example: Result<Latency, String>,
-    /// (e) by mode and N.
-    pub fan_out: Vec<(Mode, usize, Latency)>,
+    /// (d) the same over gRPC, or why not.
+    pub python_example_grpc: Result<Latency, String>,
+    /// (e) by mode, N and path.
+    pub fan_out: Vec<FanOut>,
     /// (b) parallel fan-out to N bare tonic servers: N and the latency.
     pub tonic_fan_out: (usize, Latency),
     /// (g) one plugin.
@@ -191,15 +198,24 @@ impl Results {
             ),
             self.latency_row(
                 "c",
-                "Outboard `Host::dispatch`, 1 Rust no-op plugin".into(),
+                "Outboard `Host::dispatch`, 1 Rust no-op plugin, fast path".into(),
                 &self.invoke,
+            ),
+            self.latency_row(
+                "c",
+                "Outboard `Host::dispatch`, 1 Rust no-op plugin, gRPC".into(),
+                &self.invoke_grpc,
             ),
         ];
         for (what, result) in [
-            ("Go `env-guard` (pre_validation)", &self.go_example),
+            ("Go `env-guard` (pre_validation), gRPC", &self.go_example),
             (
-                "Python `secret-scrubber` (pre_container)",
+                "Python `secret-scrubber` (pre_container), fast path",
                 &self.python_example,
+            ),
+            (
+                "Python `secret-scrubber` (pre_container), gRPC",
+                &self.python_example_grpc,
             ),
         ] {
             let what = format!("Outboard `Host::dispatch`, {what}");
@@ -208,9 +224,9 @@ impl Results {
                 Err(why) => Self::missing_row("d", what, why),
             });
         }
-        for (mode, n, l) in &self.fan_out {
-            let mode = mode.as_str();
-            rows.push(self.latency_row("e", format!("fan-out, {mode}, N = {n}"), l));
+        for (mode, n, path, l) in &self.fan_out {
+            let (mode, path) = (mode.as_str(), path.label());
+            rows.push(self.latency_row("e", format!("fan-out, {mode}, N = {n}, {path}"), l));
         }
         let (n, l) = &self.tonic_fan_out;
         rows.push(self.latency_row(
@@ -226,7 +242,8 @@ impl Results {
         let mut rows = Vec::new();
         for (item, who, series) in [
             ("b", "bare tonic", &self.tonic_throughput),
-            ("f", "Outboard", &self.outboard_throughput),
+            ("f", "Outboard, fast path", &self.outboard_throughput),
+            ("f", "Outboard, gRPC", &self.outboard_grpc_throughput),
         ] {
             for &(c, r) in series {
                 let go = self.go().and_then(|g| g.throughput(c)).map(|g| r / g);
@@ -359,42 +376,93 @@ impl Results {
         }
     }
 
-    fn targets(&self) -> Vec<Target> {
-        let c = secs(self.invoke.p50);
-        let mut targets = Vec::new();
-        let r = c / secs(self.tonic.p50);
-        targets.push(Target {
-            what: "invoke p50 ≤ 1.3× bare tonic (c / b)",
-            measured: format!("{r:.2}×"),
-            pass: Some(r <= 1.3),
-        });
-        let go = self.go_p50().map(|g| c / g);
-        targets.push(Target {
-            what: "invoke p50 ≤ 0.8× go-plugin (c / j)",
-            measured: ratio(go),
-            pass: go.map(|r| r <= 0.8),
-        });
-        let par16 = self
-            .fan_out
+    /// (e) parallel to 16 over `path`, against one dispatch over it.
+    fn parallel_16(&self, path: InvokePath, one: &Latency) -> Option<f64> {
+        self.fan_out
             .iter()
-            .find(|(m, n, _)| *m == Mode::Parallel && *n == 16)
-            .map(|(_, _, l)| secs(l.p50) / c);
+            .find(|(m, n, p, _)| *m == Mode::Parallel && *n == 16 && *p == path)
+            .map(|(_, _, _, l)| secs(l.p50) / secs(one.p50))
+    }
+
+    /// The invoke targets: the fast path against go-plugin, the raw socket
+    /// and its own gRPC figures; gRPC against bare tonic.
+    fn invoke_targets(&self) -> Vec<Target> {
+        let fast = secs(self.invoke.p50);
+        let grpc = secs(self.invoke_grpc.p50);
+        let mut targets = Vec::new();
+        let go = self.go_p50().map(|g| fast / g);
+        targets.push(Target {
+            what: "dispatch p50, fast path ≤ 0.5× go-plugin (c / j)",
+            measured: ratio(go),
+            pass: go.map(|r| r <= 0.5),
+        });
+        let raw = fast / secs(self.raw.p50);
+        targets.push(Target {
+            what: "dispatch p50, fast path ≤ 10× the raw socket (c / a)",
+            measured: format!("{raw:.2}×"),
+            pass: Some(raw <= 10.0),
+        });
+        let at = |series: &[(usize, f64)]| series.iter().find(|(n, _)| *n == 64).map(|(_, r)| *r);
+        let tp_go = at(&self.outboard_throughput)
+            .zip(self.go().and_then(|g| g.throughput(64)))
+            .map(|(o, g)| o / g);
+        targets.push(Target {
+            what: "throughput at concurrency 64, fast path ≥ 1.5× go-plugin (f / j)",
+            measured: ratio(tp_go),
+            pass: tp_go.map(|r| r >= 1.5),
+        });
+        let par16 = self.parallel_16(InvokePath::Fast, &self.invoke);
+        let par16_grpc = self.parallel_16(InvokePath::Grpc, &self.invoke_grpc);
         let floor16 = (self.tonic_fan_out.0 == 16)
             .then(|| secs(self.tonic_fan_out.1.p50) / secs(self.tonic.p50));
         targets.push(Target {
-            what: "parallel fan-out to 16 p50 ≤ 4× one invoke (e / c)",
-            measured: format!("{} (bare tonic: {})", ratio(par16), ratio(floor16)),
+            what: "parallel fan-out to 16 p50 ≤ 4× one dispatch, fast path (e / c)",
+            measured: format!(
+                "{} (gRPC: {}, bare tonic: {})",
+                ratio(par16),
+                ratio(par16_grpc),
+                ratio(floor16)
+            ),
             pass: par16.map(|r| r <= 4.0),
         });
-        let at = |series: &[(usize, f64)]| series.iter().find(|(n, _)| *n == 64).map(|(_, r)| *r);
-        let tp = at(&self.outboard_throughput)
+        let python = match (&self.python_example, &self.python_example_grpc) {
+            (Ok(fast), Ok(grpc)) => Some(secs(fast.p50) / secs(grpc.p50)),
+            _ => None,
+        };
+        targets.push(Target {
+            what: "Python example p50, fast path ≤ 0.5× its gRPC (d / d)",
+            measured: ratio(python),
+            pass: python.map(|r| r <= 0.5),
+        });
+        let go_example = self
+            .go_example
+            .as_ref()
+            .ok()
+            .map(|l| secs(l.p50) / secs(self.tonic.p50));
+        targets.push(Target {
+            what: "Go example (gRPC) p50 ≤ 1.67× bare tonic, its ratio before the fast path (d / b)",
+            measured: ratio(go_example),
+            pass: go_example.map(|r| r <= 1.67),
+        });
+        let r = grpc / secs(self.tonic.p50);
+        targets.push(Target {
+            what: "dispatch p50, gRPC ≤ 1.3× bare tonic (c / b)",
+            measured: format!("{r:.2}×"),
+            pass: Some(r <= 1.3),
+        });
+        let tp = at(&self.outboard_grpc_throughput)
             .zip(at(&self.tonic_throughput))
             .map(|(o, t)| o / t);
         targets.push(Target {
-            what: "throughput at concurrency 64 ≥ 0.8× bare tonic (f / b)",
+            what: "throughput at concurrency 64, gRPC ≥ 0.8× bare tonic (f / b)",
             measured: ratio(tp),
             pass: tp.map(|r| r >= 0.8),
         });
+        targets
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let mut targets = self.invoke_targets();
         targets.push(Target {
             what: "cold start of a Rust plugin p50 ≤ 10 ms",
             measured: time(self.cold_one.p50),
@@ -566,14 +634,19 @@ mod tests {
             raw: latency(10),
             tonic: latency(60),
             tonic_throughput: vec![(1, 15_000.0), (16, 60_000.0), (64, 70_000.0)],
-            invoke: latency(80),
-            outboard_throughput: vec![(1, 11_000.0), (16, 50_000.0), (64, 52_000.0)],
+            invoke: latency(40),
+            invoke_grpc: latency(80),
+            outboard_throughput: vec![(1, 25_000.0), (16, 90_000.0), (64, 95_000.0)],
+            outboard_grpc_throughput: vec![(1, 11_000.0), (16, 50_000.0), (64, 52_000.0)],
             plugin_rss_kib: 6_000,
             go_example: Ok(latency(120)),
-            python_example: Err("not built (run scripts/tools)".into()),
+            python_example: Ok(latency(300)),
+            python_example_grpc: Err("not built (run scripts/tools)".into()),
             fan_out: vec![
-                (Mode::Parallel, 16, latency(400)),
-                (Mode::Sequential, 16, latency(1_200)),
+                (Mode::Parallel, 16, InvokePath::Fast, latency(150)),
+                (Mode::Parallel, 16, InvokePath::Grpc, latency(400)),
+                (Mode::Sequential, 16, InvokePath::Fast, latency(600)),
+                (Mode::Sequential, 16, InvokePath::Grpc, latency(1_200)),
             ],
             tonic_fan_out: (16, latency(300)),
             cold_one: latency(9_000),
@@ -617,10 +690,33 @@ mod tests {
     #[test]
     fn rows_come_in_item_order() {
         let items = |go| -> String { results(go).rows().iter().map(|r| r.item).collect() };
-        assert_eq!(items(true), "abcddeebbbbfffgghiiijjjjjjjjjkklmmm");
-        assert_eq!(items(false), "abcddeebbbbfffgghiiijkklmmm");
+        assert_eq!(items(true), "abccdddeeeebbbbffffffgghiiijjjjjjjjjkklmmm");
+        assert_eq!(items(false), "abccdddeeeebbbbffffffgghiiijkklmmm");
         println!("{}", results(true).markdown());
         println!("{}", results(false).markdown());
+    }
+
+    #[test]
+    fn the_invoke_targets_compare_the_fast_path_with_go_plugin_the_socket_and_grpc() {
+        let targets = results(true).invoke_targets();
+        let measured: Vec<(&str, Option<bool>)> = targets
+            .iter()
+            .map(|t| (t.measured.as_str(), t.pass))
+            .collect();
+        assert_eq!(
+            measured,
+            [
+                ("0.44×", Some(true)),
+                ("4.00×", Some(true)),
+                ("2.11×", Some(true)),
+                ("3.75× (gRPC: 5.00×, bare tonic: 5.00×)", Some(true)),
+                ("—", None),
+                ("2.00×", Some(false)),
+                ("1.33×", Some(false)),
+                ("0.74×", Some(false)),
+            ]
+        );
+        assert_eq!(results(false).invoke_targets()[0].pass, None);
     }
 
     #[test]
@@ -628,7 +724,7 @@ mod tests {
         let targets = results(true).daemon_targets();
         assert_eq!(targets[0].measured, "22.2×");
         assert_eq!(targets[0].pass, Some(true));
-        assert_eq!(targets[1].measured, "+80.0 µs per call (2.00× (c))");
+        assert_eq!(targets[1].measured, "+120.0 µs per call (4.00× (c))");
         assert_eq!(targets[1].pass, None);
         let missing = results(false).daemon_targets();
         assert_eq!(missing[1].measured, "—");
