@@ -194,7 +194,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let code = runtime.block_on(run(args))?;
+    // On a worker thread, as a server's handlers run (the daemon's do):
+    // awaited from `block_on`'s own thread, every answer would take one
+    // more hop, from the worker that reads the socket to this thread.
+    let code = runtime.block_on(async { tokio::spawn(run(args)).await })??;
     std::process::exit(code)
 }
 
