@@ -103,9 +103,15 @@ class FastClient:
         return Frame(kind, ident, payload)
 
     def read_to_eof(self) -> list[Frame]:
+        """Every frame until the plugin closes the connection. A close with
+        frames of ours still unread on the plugin's side reaches us as a
+        reset (Linux), after what it sent: that is a close too."""
         frames = []
-        while (frame := self.read_or_eof()) is not None:
-            frames.append(frame)
+        try:
+            while (frame := self.read_or_eof()) is not None:
+                frames.append(frame)
+        except ConnectionResetError:
+            pass
         return frames
 
     def _exactly(self, n: int) -> bytes | None:

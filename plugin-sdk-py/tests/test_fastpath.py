@@ -171,8 +171,12 @@ def test_anything_but_hello_with_the_token_is_unauthenticated_and_closes(first: 
         assert plugin.fastpath_socket is not None
         with FastClient(plugin.fastpath_socket) as client:
             client.send(*first)
-            # An INVOKE after it is not answered: the connection is closed.
-            client.invoke(2, job("ada"))
+            # An INVOKE after it is not answered: the connection is closed,
+            # perhaps already (then the INVOKE cannot even be sent).
+            try:
+                client.invoke(2, job("ada"))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
             [refused] = client.read_to_eof()
         assert refused.id == 0
         error = refused.error()
