@@ -116,6 +116,12 @@ impl Plugin {
         let (manifest, fast) = Plugin::set_up(&launched, &clients, spec, turn)
             .await
             .map_err(|kind| Error::new(&**launched.name(), kind))?;
+        // `Invoke` takes the fast path: one connection serves the rest.
+        let clients = if fast.is_some() {
+            clients.first_only()
+        } else {
+            clients
+        };
         let plugin = Plugin {
             spec: spec.clone(),
             manifest,

@@ -131,6 +131,32 @@ pub struct Clients {
     pub plugin: PluginServiceClient<AuthChannel>,
     /// `grpc.health.v1.Health`.
     pub health: HealthClient<AuthChannel>,
+    /// The connections under both, for [`Clients::first_only`].
+    channels: Arc<[Channel]>,
+    /// The token on every call.
+    interceptor: TokenInterceptor,
+}
+
+impl Clients {
+    /// Clients taking the connections in `channels` in turn.
+    fn over(channels: Arc<[Channel]>, interceptor: TokenInterceptor) -> Clients {
+        let channel = InterceptedService::new(Pool::new(channels.to_vec()), interceptor.clone());
+        Clients {
+            plugin: PluginServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+            channels,
+            interceptor,
+        }
+    }
+
+    /// The same clients on the first connection alone; the others close
+    /// once nothing else holds them. For a plugin whose `Invoke` takes its
+    /// fast path, gRPC carries a few calls (health, `Shutdown`), and a
+    /// second connection would cost the host tens of KiB per plugin for
+    /// nothing.
+    pub(crate) fn first_only(&self) -> Clients {
+        Clients::over(self.channels[..1].into(), self.interceptor.clone())
+    }
 }
 
 /// Connects to the socket at `socket` ([`CONNECTIONS`] connections) with
@@ -153,11 +179,7 @@ pub(crate) async fn connect_checked(
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         all.push(dial_checked(check.clone(), left.max(Duration::from_millis(1))).await?);
     }
-    let channel = InterceptedService::new(Pool::new(all), interceptor);
-    Ok(Clients {
-        plugin: PluginServiceClient::new(channel.clone()),
-        health: HealthClient::new(channel),
-    })
+    Ok(Clients::over(all.into(), interceptor))
 }
 
 /// A plain HTTP/2 channel to the socket at `socket`, with no token on its

@@ -16,8 +16,10 @@ use tokio::sync::{Notify, oneshot, watch};
 use crate::launch::call::Failure;
 use crate::output::Escaped;
 
-/// How many bytes the reader asks the kernel for at once.
-const READ_BUFFER: usize = 64 * 1024;
+/// How many bytes the reader asks the kernel for at once: a few hundred
+/// answers. Every plugin's connection holds one, zeroed, for as long as it
+/// runs: at 64 KiB, 100 plugins cost the host 6 MB of RSS.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// A batch buffer larger than this is let go after its write rather than
 /// kept for the next.
