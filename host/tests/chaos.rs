@@ -130,20 +130,11 @@ async fn chaos(dispatches_wanted: usize, fastpath: bool) {
         .await
         .unwrap(),
     );
+    // The kills land during calls on the path under test: the stress
+    // plugin serves Invoke on the fast path when offered it.
     let path = if fastpath { "fastpath" } else { "grpc" };
     for plugin in host.plugins() {
         assert_eq!(plugin.status().invoke_path, Some(path), "{}", plugin.name());
-    }
-
-    // The kills land during fast-path calls: the stress plugin serves
-    // Invoke there when offered it (PluginSpec::fastpath, on by default).
-    for plugin in host.plugins() {
-        assert_eq!(
-            plugin.status().invoke_path,
-            Some("fastpath"),
-            "{}",
-            plugin.name()
-        );
     }
 
     let started = Instant::now();
