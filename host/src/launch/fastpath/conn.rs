@@ -13,6 +13,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, oneshot, watch};
 
+use super::encode::InvokeFrame;
 use crate::launch::call::Failure;
 use crate::output::Escaped;
 
@@ -113,7 +114,7 @@ impl Shared {
     }
 
     /// Sends `frame`, the INVOKE of call `id`, and waits for its answer.
-    pub(super) async fn call(&self, id: u64, frame: Vec<u8>) -> Answer {
+    pub(super) async fn call(&self, id: u64, frame: InvokeFrame<'_>) -> Answer {
         let (tx, rx) = oneshot::channel();
         let mut tx = Some(tx);
         // Registered and queued together, once there is room: a call that
@@ -151,7 +152,7 @@ impl Shared {
     fn try_send(
         &self,
         id: u64,
-        frame: &[u8],
+        frame: &InvokeFrame<'_>,
         tx: &mut Option<oneshot::Sender<Answer>>,
     ) -> Result<bool, Failure> {
         let mut calls = self.lock_calls();
@@ -162,7 +163,7 @@ impl Shared {
         if out.len() >= QUEUE_LIMIT {
             return Ok(false);
         }
-        out.extend_from_slice(frame);
+        frame.write_to(&mut out);
         if let Some(tx) = tx.take() {
             calls.waiting.insert(id, tx);
         }

@@ -30,12 +30,12 @@ pub(crate) fn struct_bytes(map: &Map<String, Value>) -> Vec<u8> {
 /// `None`) with `context`, the encoded `Struct`, as its context, and
 /// `timeout`. `Err` with the payload's size when it is over
 /// [`MAX_PAYLOAD`]: nothing is sent then.
-pub(crate) fn invoke_frame(
+pub(crate) fn invoke_frame<'a>(
     id: u64,
     request: &v1::InvokeRequest,
-    context: &[u8],
+    context: &'a [u8],
     timeout: Duration,
-) -> Result<Vec<u8>, usize> {
+) -> Result<InvokeFrame<'a>, usize> {
     debug_assert!(request.context.is_none(), "the context is spliced in");
     let request_len = request.encoded_len() + delimited_len(CONTEXT_FIELD, context.len());
     let timeout = prost_types::Duration::try_from(timeout).ok();
@@ -48,24 +48,64 @@ pub(crate) fn invoke_frame(
         .ok()
         .filter(|&l| l <= MAX_PAYLOAD)
         .ok_or_else(too_long)?;
-    let mut frame = Vec::with_capacity(HEADER_LEN + len);
+    let mut head = Vec::with_capacity(HEADER_LEN + len - context.len() - timeout_len);
     let header = Header {
         len: header_len,
         kind: Kind::Invoke,
         id,
     };
-    frame.extend_from_slice(&header.encode());
-    encode_key(REQUEST_FIELD, WireType::LengthDelimited, &mut frame);
-    encode_varint(request_len as u64, &mut frame);
-    request.encode_raw(&mut frame);
-    encode_key(CONTEXT_FIELD, WireType::LengthDelimited, &mut frame);
-    encode_varint(context.len() as u64, &mut frame);
-    frame.extend_from_slice(context);
+    head.extend_from_slice(&header.encode());
+    encode_key(REQUEST_FIELD, WireType::LengthDelimited, &mut head);
+    encode_varint(request_len as u64, &mut head);
+    request.encode_raw(&mut head);
+    encode_key(CONTEXT_FIELD, WireType::LengthDelimited, &mut head);
+    encode_varint(context.len() as u64, &mut head);
+    let mut tail = Vec::with_capacity(timeout_len);
     if let Some(timeout) = &timeout {
-        prost::encoding::message::encode(TIMEOUT_FIELD, timeout, &mut frame);
+        prost::encoding::message::encode(TIMEOUT_FIELD, timeout, &mut tail);
     }
+    let frame = InvokeFrame {
+        head,
+        context,
+        tail,
+    };
     debug_assert_eq!(frame.len(), HEADER_LEN + len);
     Ok(frame)
+}
+
+/// An INVOKE frame in three parts, the phase's shared context borrowed, so
+/// that it is copied once, into the writer's queue.
+#[derive(Debug)]
+pub(crate) struct InvokeFrame<'a> {
+    /// The header, the request's own fields and the context's key.
+    head: Vec<u8>,
+    /// The encoded context.
+    context: &'a [u8],
+    /// The timeout, if any.
+    tail: Vec<u8>,
+}
+
+impl InvokeFrame<'_> {
+    /// The frame's size, header included.
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.context.len() + self.tail.len()
+    }
+
+    /// Appends the frame to `out`.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len());
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(self.context);
+        out.extend_from_slice(&self.tail);
+    }
+
+    /// The frame as one buffer.
+    #[cfg(test)]
+    fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
 }
 
 /// The size of a length-delimited field `tag` with a `len`-byte body.
@@ -217,7 +257,8 @@ mod tests {
                 context: None,
             };
             let timeout = Duration::from_millis(ms);
-            let frame = invoke_frame(9, &request, &struct_bytes(&map), timeout).expect("fits");
+            let context = struct_bytes(&map);
+            let frame = invoke_frame(9, &request, &context, timeout).expect("fits").to_vec();
             let mut head = [0u8; HEADER_LEN];
             head.copy_from_slice(&frame[..HEADER_LEN]);
             let header = Header::decode(&head);
